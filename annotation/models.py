@@ -1,0 +1,308 @@
+"""The annotation domain: projects, people and their roles, guidelines, items and the work done on them.
+
+Invariants live in the database wherever it can hold them (unique and check constraints, partial
+indexes); the services in `annotation/services/` are the only code that writes these tables.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+
+
+class TaskType(models.TextChoices):
+    SINGLE_LABEL = "single_label", "Single-label classification"
+    MULTI_LABEL = "multi_label", "Multi-label classification"
+    INSTRUCTION = "instruction", "Instruction → response"
+
+    @property
+    def is_classification(self) -> bool:
+        return self in (TaskType.SINGLE_LABEL, TaskType.MULTI_LABEL)
+
+
+class GoalMetric(models.TextChoices):
+    ACCURACY = "accuracy", "Accuracy"
+    MACRO_F1 = "macro_f1", "Macro F1"
+    ROUGE_L = "rouge_l", "ROUGE-L"
+    BLEU = "bleu", "BLEU"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    task_type = models.CharField(max_length=32, choices=TaskType.choices, default=TaskType.SINGLE_LABEL)
+    goal_metric = models.CharField(max_length=32, choices=GoalMetric.choices, default=GoalMetric.MACRO_F1)
+    overlap = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(20)],
+        help_text="How many distinct annotators label each item, blind to each other.",
+    )
+    lease_seconds = models.PositiveIntegerField(
+        default=900,
+        validators=[MinValueValidator(30), MaxValueValidator(24 * 3600)],
+        help_text="How long a claimed item stays reserved for its annotator before it returns to the pool.",
+    )
+    audit_rate = models.FloatField(
+        default=0.1,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of agreed items that still go to review as an audit sample.",
+    )
+    review_all = models.BooleanField(default=False, help_text="Send every annotated item to review.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
+            models.CheckConstraint(condition=Q(audit_rate__gte=0) & Q(audit_rate__lte=1), name="project_audit_rate_0_1"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def task(self) -> TaskType:
+        return TaskType(self.task_type)
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} as {self.role} in {self.project}"
+
+
+hex_colour = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a hex colour such as #1f77b4.")
+
+
+class Label(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=100)
+    color = models.CharField(max_length=7, default="#4f6bed", validators=[hex_colour])
+    hotkey = models.CharField(max_length=1, blank=True, help_text="One key, 1-9 or a letter.")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="label_unique_name"),
+            models.UniqueConstraint(
+                fields=["project", "hotkey"], condition=~Q(hotkey=""), name="label_unique_hotkey"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GuidelineVersion(models.Model):
+    """One published version of a project's annotation guidelines; never edited after publishing."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="guideline_versions")
+    version = models.PositiveIntegerField()
+    body = models.TextField(help_text="Markdown; rendered with every tag outside a safe list removed.")
+    change_note = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "version"], name="guideline_unique_version"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="guideline_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} guidelines v{self.version}"
+
+
+class GuidelineAcknowledgement(models.Model):
+    guideline_version = models.ForeignKey(GuidelineVersion, on_delete=models.CASCADE, related_name="acknowledgements")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    acknowledged_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["guideline_version", "user"], name="guideline_ack_unique"),
+        ]
+
+
+class ImportStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class ImportJob(models.Model):
+    """One import of a JSONL or CSV file; the row, not Redis, is the source of truth for its status."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    file_name = models.CharField(max_length=255)
+    file_path = models.CharField(max_length=1024, blank=True, help_text="Stored upload the job reads.")
+    file_format = models.CharField(max_length=8, choices=[("jsonl", "JSONL"), ("csv", "CSV")])
+    mapping = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=ImportStatus.choices, default=ImportStatus.PENDING)
+    total_bytes = models.BigIntegerField(default=0)
+    processed_bytes = models.BigIntegerField(default=0)
+    rows_read = models.PositiveIntegerField(default=0)
+    rows_imported = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    duplicate_examples = models.JSONField(default=list, blank=True)
+    errors = models.JSONField(default=list, blank=True, help_text="[{line, field, message}], at most a few hundred.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"import {self.file_name} into {self.project}"
+
+
+class ItemStatus(models.TextChoices):
+    NEW = "new", "New"
+    IN_ANNOTATION = "in_annotation", "In annotation"
+    ANNOTATED = "annotated", "Annotated"
+    IN_REVIEW = "in_review", "In review"
+    APPROVED = "approved", "Approved"
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "Train"
+    VALIDATION = "validation", "Validation"
+    TEST = "test", "Test"
+
+
+class Item(models.Model):
+    """One thing to label: a text, or a prompt with an optional reference response."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    external_id = models.CharField(max_length=255, blank=True)
+    text = models.TextField(help_text="The text to classify, or the prompt for instruction projects.")
+    response = models.TextField(blank=True, help_text="Instruction projects: a response to edit or judge.")
+    metadata = models.JSONField(default=dict, blank=True)
+    group_key = models.CharField(max_length=255, blank=True, help_text="Items sharing it always share a split.")
+    content_hash = models.CharField(max_length=32, help_text="Digest of the normalised text: exact duplicates.")
+    prelabel = models.JSONField(null=True, blank=True)
+    import_job = models.ForeignKey(ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
+    status = models.CharField(max_length=16, choices=ItemStatus.choices, default=ItemStatus.NEW)
+    # Overlap bookkeeping, changed only by conditional UPDATEs in services/annotations.py:
+    # slots_taken counts live claims plus submissions; is_open mirrors slots_taken < project.overlap
+    # so that the next-item query runs on a partial index.
+    slots_taken = models.PositiveSmallIntegerField(default=0)
+    submitted_count = models.PositiveSmallIntegerField(default=0)
+    is_open = models.BooleanField(default=True)
+    priority = models.FloatField(default=0.0, help_text="Higher is labelled first (active learning).")
+    split = models.CharField(max_length=16, choices=Split.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "content_hash"], name="item_unique_content"),
+            models.UniqueConstraint(
+                fields=["project", "external_id"], condition=~Q(external_id=""), name="item_unique_external_id"
+            ),
+            models.CheckConstraint(condition=Q(submitted_count__lte=F("slots_taken")), name="item_submitted_le_taken"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["project", "-priority", "id"], condition=Q(is_open=True), name="item_open_queue"
+            ),
+            models.Index(fields=["project", "status"], name="item_project_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.pk}"
+
+
+class ClaimStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUBMITTED = "submitted", "Submitted"
+    SKIPPED = "skipped", "Skipped"
+    EXPIRED = "expired", "Expired"
+
+
+class Claim(models.Model):
+    """An annotator's hold on one overlap slot of an item: at most one per (item, annotator), ever."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="claims")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="claims")
+    status = models.CharField(max_length=16, choices=ClaimStatus.choices, default=ClaimStatus.ACTIVE)
+    claimed_at = models.DateTimeField()
+    lease_expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="claim_unique_annotator")]
+        indexes = [
+            models.Index(fields=["annotator", "project", "status"], name="claim_annotator_status"),
+            models.Index(
+                fields=["project", "lease_expires_at"], condition=Q(status="active"), name="claim_active_lease"
+            ),
+        ]
+
+
+class AnnotationStatus(models.TextChoices):
+    SUBMITTED = "submitted", "Submitted"
+    RETRACTED = "retracted", "Retracted by its annotator (undo)"
+
+
+class Annotation(models.Model):
+    """A submitted label. Rows are only ever added; an undo marks a row retracted and keeps it."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
+    value = models.JSONField(help_text='{"label": ...}, {"labels": [...]} or {"response": ...}')
+    unsure = models.BooleanField(default=False)
+    note = models.TextField(blank=True)
+    guideline_version = models.ForeignKey(
+        GuidelineVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations"
+    )
+    seconds_spent = models.FloatField(default=0.0)
+    status = models.CharField(max_length=16, choices=AnnotationStatus.choices, default=AnnotationStatus.SUBMITTED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    retracted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "annotator"], condition=Q(status="submitted"), name="annotation_once_per_annotator"
+            ),
+        ]
+        indexes = [models.Index(fields=["annotator", "status", "-created_at"], name="annotation_by_annotator")]
+
+
+class Draft(models.Model):
+    """Autosaved work in progress: one per (item, annotator), replaced on every save, removed on submit."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="drafts")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    value = models.JSONField(default=dict)
+    unsure = models.BooleanField(default=False)
+    note = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="draft_unique")]

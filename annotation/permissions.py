@@ -1,0 +1,56 @@
+"""Role checks shared by views and the API: fetch and authorise in one call.
+
+A user outside a project gets `Http404` (ids reveal nothing); a member whose role does not allow the
+action gets `PermissionDenied`. Owners may do everything in their project.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from .models import Item, Membership, Project, Role
+
+ANY_ROLE: frozenset[str] = frozenset(Role.values)
+ANNOTATE: frozenset[str] = frozenset({Role.OWNER, Role.ANNOTATOR})
+REVIEW: frozenset[str] = frozenset({Role.OWNER, Role.REVIEWER})
+MANAGE: frozenset[str] = frozenset({Role.OWNER})
+
+NOT_FOUND = "No such project."
+ROLE_REQUIRED = "Your role in this project does not allow this."
+
+
+def membership_get(*, user: AbstractBaseUser | AnonymousUser, project_id: int) -> Membership | None:
+    if not user.is_authenticated:
+        return None
+    return (
+        Membership.objects.select_related("project")
+        .filter(user=user, project_id=project_id, project__archived_at__isnull=True)
+        .first()
+    )
+
+
+def access_project(
+    *, user: AbstractBaseUser | AnonymousUser, project_id: int, roles: Iterable[str] = ANY_ROLE
+) -> tuple[Project, str]:
+    """Return (project, the user's role) or raise: 404 for outsiders, 403 for the wrong role."""
+    membership = membership_get(user=user, project_id=project_id)
+    if membership is None:
+        raise Http404(NOT_FOUND)
+    if membership.role not in roles:
+        raise PermissionDenied(ROLE_REQUIRED)
+    return membership.project, membership.role
+
+
+def access_item(
+    *, user: AbstractBaseUser | AnonymousUser, project_id: int, item_id: int, roles: Iterable[str] = ANY_ROLE
+) -> tuple[Item, str]:
+    project, role = access_project(user=user, project_id=project_id, roles=roles)
+    item = Item.objects.filter(project=project, pk=item_id).first()
+    if item is None:
+        raise Http404("No such item.")
+    item.project = project
+    return item, role

@@ -1,0 +1,23 @@
+"""The test suite: fast hashing, a throwaway var/ directory, the same database and Redis switches."""
+
+import os
+import tempfile
+from pathlib import Path
+
+from .base import *  # noqa: F403
+
+SECRET_KEY = "test-secret-key"  # noqa: S105
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+ALLOWED_HOSTS = ["*"]
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="labelloop-media-"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if not os.environ.get("REDIS_URL"):
+    # Each test run gets its own embedded Redis, so a running `make demo` is never touched.
+    EMBEDDED_REDIS_SOCKET = Path(tempfile.mkdtemp(prefix="labelloop-redis-")) / "redis.sock"
+    RQ_REDIS_URL = f"unix://{EMBEDDED_REDIS_SOCKET}"
+    for _queue in RQ_QUEUES.values():  # noqa: F405
+        _queue["URL"] = RQ_REDIS_URL

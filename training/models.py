@@ -1,0 +1,1 @@
+"""Training runs and their outputs (see the training backend issue)."""
