@@ -306,3 +306,202 @@ class Draft(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="draft_unique")]
+
+
+# =================================================================================================
+# Review, data quality and snapshots.
+#
+# Decisions and snapshots are append-only: no service updates their rows, and migration 0002 adds
+# database triggers that refuse any UPDATE of a Decision, Snapshot or SnapshotItem row and any change
+# to an Item's split once it has one (promises 3, 6 and 7). On SQLite a table rebuilt by a later
+# migration loses its triggers: a migration that alters these tables must create them again.
+# =================================================================================================
+
+
+class DecisionSource(models.TextChoices):
+    REVIEWER = "reviewer", "Reviewer"
+    AGREEMENT = "agreement", "Annotators agreed"
+    IMPORT = "import", "Imported"
+    MODEL_CORRECTED = "model_corrected", "Model output corrected by a reviewer"
+
+
+class ReviewReason(models.TextChoices):
+    DISAGREEMENT = "disagreement", "Annotators disagree"
+    UNSURE = "unsure", "An annotator was unsure"
+    AUDIT = "audit", "Audit sample"
+    NOISE = "noise", "Noise scan suspect"
+
+
+class ReviewStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    DONE = "done", "Decided"
+    SENT_BACK = "sent_back", "Sent back to the annotators"
+    WITHDRAWN = "withdrawn", "Withdrawn: an annotator took their label back"
+
+
+class ReviewTask(models.Model):
+    """Why an item waits for a reviewer. At most one open task per item; closed tasks stay as history."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="review_tasks")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="review_tasks")
+    reasons = models.JSONField(default=list, help_text="ReviewReason values, most important first.")
+    status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.OPEN)
+    priority = models.IntegerField(default=0, help_text="Higher is reviewed first.")
+    noise_score = models.FloatField(null=True, blank=True, help_text="Label quality from a noise scan: low is suspect.")
+    suggested_value = models.JSONField(null=True, blank=True)
+    comment = models.TextField(blank=True, help_text="The reviewer's note when sending the item back.")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-priority", "created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item"], condition=Q(status="open"), name="review_one_open_per_item"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["project", "-priority", "created_at", "id"],
+                condition=Q(status="open"),
+                name="review_open_queue",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"review of item {self.item_id} ({self.status})"
+
+
+class Decision(models.Model):
+    """A final value for an item. Rows are only added: the latest one is the item's current final value."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="decisions")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="decisions",
+        help_text="Empty when the annotators' agreement or an import made the decision.",
+    )
+    value = models.JSONField()
+    reason = models.TextField(blank=True)
+    source = models.CharField(max_length=16, choices=DecisionSource.choices)
+    guideline_version = models.ForeignKey(
+        GuidelineVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="decisions"
+    )
+    review_task = models.ForeignKey(
+        ReviewTask, null=True, blank=True, on_delete=models.PROTECT, related_name="decisions"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["item", "created_at", "id"], name="decision_item_latest")]
+
+    def __str__(self) -> str:
+        return f"decision {self.pk} on item {self.item_id} ({self.source})"
+
+
+class ScanStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class NoiseScan(models.Model):
+    """One label-noise scan of a project; the row, not Redis, is the source of truth for its status."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="noise_scans")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=ScanStatus.choices, default=ScanStatus.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0 to 1.")
+    message = models.CharField(max_length=1000, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(status__in=["queued", "running"]), name="noise_scan_one_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"noise scan {self.pk} of {self.project} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (ScanStatus.QUEUED, ScanStatus.RUNNING)
+
+
+class NoiseFlag(models.Model):
+    """An item whose given label a scan's out-of-fold model doubts."""
+
+    scan = models.ForeignKey(NoiseScan, on_delete=models.CASCADE, related_name="flags")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="noise_flags")
+    score = models.FloatField(help_text="Label quality, 0 to 1: low means the given label is likely wrong.")
+    given = models.JSONField()
+    suggested = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["score", "id"]
+        constraints = [models.UniqueConstraint(fields=["scan", "item"], name="noise_flag_once_per_scan")]
+
+    def __str__(self) -> str:
+        return f"noise flag on item {self.item_id} ({self.score:.2f})"
+
+
+class ItemEmbedding(models.Model):
+    """Cached sentence embedding of an item's text (float32 bytes), so a re-scan only embeds new items."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    model_name = models.CharField(max_length=200)
+    vector = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "model_name"], name="item_embedding_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} embedding of item {self.item_id}"
+
+
+class Snapshot(models.Model):
+    """A frozen, content-hashed dataset: sha256 of its canonical JSONL, which its rows reproduce."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="snapshots")
+    name = models.CharField(max_length=200)
+    content_hash = models.CharField(max_length=64, db_index=True, help_text="sha256 of the canonical JSONL.")
+    item_count = models.PositiveIntegerField()
+    seed = models.IntegerField(help_text="Seed of the split assignment for items that had no split yet.")
+    manifest = models.JSONField(help_text="Counts per label and split, agreement, noise, guideline versions.")
+    file_path = models.CharField(max_length=1024, help_text="The JSONL, relative to MEDIA_ROOT.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.content_hash[:12]})"
+
+
+class SnapshotItem(models.Model):
+    """One row of a snapshot: exactly what its JSONL line says, together with the item's text."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="rows")
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="snapshot_rows")
+    value = models.JSONField()
+    split = models.CharField(max_length=16, choices=Split.choices)
+    guideline_version = models.PositiveIntegerField(null=True, blank=True)
+    provenance = models.JSONField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["snapshot", "item"], name="snapshot_item_unique")]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} in snapshot {self.snapshot_id}"
