@@ -33,11 +33,12 @@ from ..models import (
     Project,
 )
 from ..values import InvalidValue, normalise_value
-from . import ServiceError
+from . import ServiceError, reviews
 
 CLAIM_ATTEMPTS = 5
-# An item can be taken back by its annotator until review starts on it or it is approved.
-UNDOABLE_STATUSES = (ItemStatus.IN_ANNOTATION, ItemStatus.ANNOTATED)
+# An item can be taken back by its annotator until a reviewer decides on it or it is approved;
+# an undo while it waits in review withdraws its review task (see services/reviews.py).
+UNDOABLE_STATUSES = (ItemStatus.IN_ANNOTATION, ItemStatus.ANNOTATED, ItemStatus.IN_REVIEW)
 EXPIRY_SWEEP_BATCH = 200
 
 LEASE_LOST = (
@@ -244,6 +245,7 @@ def annotation_submit(
                     default=Value(ItemStatus.IN_ANNOTATION),
                 ),
             )
+            reviews.item_route(item=item)
     except _LeaseLost:
         # Outside the rolled-back transaction, so the annotator's work survives as a draft.
         draft_save(annotator=annotator, item=item, value=value, unsure=unsure, note=note)
@@ -296,6 +298,9 @@ def annotation_undo(*, annotator: AbstractBaseUser, project: Project, now: dt.da
             raise ServiceError(NOTHING_TO_UNDO)
         item = last.item
         if item.status not in UNDOABLE_STATUSES:
+            raise ServiceError(UNDO_TOO_LATE)
+        in_review = item.status == ItemStatus.IN_REVIEW
+        if in_review and not reviews.review_withdraw(item=item, since=last.created_at, now=now):
             raise ServiceError(UNDO_TOO_LATE)
         undone = Annotation.objects.filter(pk=last.pk, status=AnnotationStatus.SUBMITTED).update(
             status=AnnotationStatus.RETRACTED, retracted_at=now

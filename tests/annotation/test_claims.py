@@ -40,7 +40,8 @@ def test_each_item_gets_exactly_overlap_distinct_annotators(project, annotator, 
     for item in Item.objects.filter(project=project):
         annotators = list(Annotation.objects.filter(item=item).values_list("annotator_id", flat=True))
         assert len(annotators) == 2 == len(set(annotators))
-        assert item.status == ItemStatus.ANNOTATED and not item.is_open
+        # Fully annotated, then routed at once (services/reviews.py): agreed items are approved or audited.
+        assert item.status in (ItemStatus.APPROVED, ItemStatus.IN_REVIEW) and not item.is_open
 
 
 def test_next_returns_the_same_claim_until_submitted(project, annotator):
@@ -106,10 +107,10 @@ def test_undo_keeps_the_retracted_row_and_restores_the_draft(project, annotator)
     assert again.status == AnnotationStatus.SUBMITTED
 
 
-def test_undo_is_refused_once_the_item_is_in_review(project, annotator):
+def test_undo_is_refused_once_the_item_is_approved(project, annotator):
     acknowledge_guidelines(project, annotator)
     ann = submit_next(annotator, project)
-    Item.objects.filter(pk=ann.item_id).update(status=ItemStatus.IN_REVIEW)
+    Item.objects.filter(pk=ann.item_id).update(status=ItemStatus.APPROVED)
     with pytest.raises(ServiceError, match="reviewed"):
         svc.annotation_undo(annotator=annotator, project=project)
 

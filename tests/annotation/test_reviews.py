@@ -1,0 +1,254 @@
+"""Routing, append-only decisions, send-back and undo: services/reviews.py through the real submit path."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from annotation.models import (
+    Annotation,
+    AnnotationStatus,
+    Claim,
+    ClaimStatus,
+    Decision,
+    DecisionSource,
+    Draft,
+    Item,
+    ItemStatus,
+    Project,
+    ReviewReason,
+    ReviewStatus,
+    ReviewTask,
+)
+from annotation.services import ServiceError, reviews
+from annotation.services import annotations as ann_svc
+from annotation.services.projects import membership_set
+from tests.conftest import acknowledge_guidelines, make_user
+
+LABELS = ["positive", "negative", "neutral"]
+
+
+def submit(user, project: Project, label: str, *, unsure: bool = False) -> Annotation:
+    nxt = ann_svc.claim_next(annotator=user, project=project)
+    assert nxt.claim is not None
+    return ann_svc.annotation_submit(
+        annotator=user, item=nxt.item, value={"label": label}, label_names=LABELS, unsure=unsure
+    )
+
+
+def annotate_pair(project, annotator, annotator2, first: str, second: str, *, unsure: bool = False) -> Item:
+    """Both annotators label the same (first open) item; returns it fresh from the database."""
+    a = submit(annotator, project, first)
+    b = submit(annotator2, project, second, unsure=unsure)
+    assert a.item_id == b.item_id
+    return Item.objects.get(pk=a.item_id)
+
+
+@pytest.fixture
+def quiet(project, annotator, annotator2) -> Project:
+    """The sentiment project with no audit sampling, its annotators past the guidelines."""
+    Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
+    project.refresh_from_db()
+    acknowledge_guidelines(project, annotator, annotator2)
+    return project
+
+
+def open_task(item: Item) -> ReviewTask:
+    return ReviewTask.objects.select_related("item__project").get(item=item, status=ReviewStatus.OPEN)
+
+
+def test_agreement_is_approved_with_an_agreement_decision(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "positive")
+    assert item.status == ItemStatus.APPROVED
+    decision = Decision.objects.get(item=item)
+    assert decision.source == DecisionSource.AGREEMENT and decision.reviewer is None
+    assert decision.value == {"label": "positive"}
+    assert decision.guideline_version.version == 1
+    assert not ReviewTask.objects.exists()
+
+
+def test_disagreement_goes_to_review_without_a_decision(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    assert item.status == ItemStatus.IN_REVIEW
+    task = open_task(item)
+    assert task.reasons == [ReviewReason.DISAGREEMENT]
+    assert not Decision.objects.filter(item=item).exists()
+
+
+def test_unsure_goes_to_review_even_when_the_labels_agree(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "neutral", "neutral", unsure=True)
+    assert item.status == ItemStatus.IN_REVIEW
+    assert open_task(item).reasons == [ReviewReason.UNSURE]
+
+
+def test_disagreement_and_unsure_are_both_reasons_disagreement_first(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "neutral", "negative", unsure=True)
+    assert open_task(item).reasons == [ReviewReason.DISAGREEMENT, ReviewReason.UNSURE]
+
+
+def test_review_all_sends_agreed_items_to_audit(quiet, annotator, annotator2):
+    Project.objects.filter(pk=quiet.pk).update(review_all=True)
+    quiet.refresh_from_db()
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "positive")
+    assert item.status == ItemStatus.IN_REVIEW
+    assert open_task(item).reasons == [ReviewReason.AUDIT]
+
+
+def test_audit_sample_is_deterministic_and_close_to_the_rate():
+    picked = [reviews.audit_sampled(item_id=i, rate=0.1) for i in range(20_000)]
+    assert picked == [reviews.audit_sampled(item_id=i, rate=0.1) for i in range(20_000)]
+    assert 0.09 < sum(picked) / len(picked) < 0.11
+    assert not any(reviews.audit_sampled(item_id=i, rate=0.0) for i in range(1000))
+    assert all(reviews.audit_sampled(item_id=i, rate=1.0) for i in range(1000))
+
+
+def test_audit_rate_routes_exactly_the_sampled_item(quiet, annotator, annotator2):
+    Project.objects.filter(pk=quiet.pk).update(audit_rate=0.5)
+    quiet.refresh_from_db()
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "positive")
+    expected = ItemStatus.IN_REVIEW if reviews.audit_sampled(item_id=item.pk, rate=0.5) else ItemStatus.APPROVED
+    assert item.status == expected
+
+
+def test_accepting_one_annotation_approves_the_item(quiet, annotator, annotator2, reviewer):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    task = open_task(item)
+    chosen = Annotation.objects.get(item=item, annotator=annotator2)
+    decision = reviews.review_accept(reviewer=reviewer, task=task, annotation_id=chosen.pk, reason="sarcasm")
+    assert decision.value == {"label": "negative"} and decision.source == DecisionSource.REVIEWER
+    assert decision.reviewer == reviewer and decision.review_task == task and decision.reason == "sarcasm"
+    assert decision.guideline_version.version == 1
+    item.refresh_from_db()
+    task.refresh_from_db()
+    assert item.status == ItemStatus.APPROVED
+    assert task.status == ReviewStatus.DONE and task.resolved_by == reviewer and task.resolved_at is not None
+
+
+def test_accepting_an_annotation_of_another_item_is_refused(quiet, annotator, annotator2, reviewer):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    other = annotate_pair(quiet, annotator, annotator2, "neutral", "neutral")
+    stranger = Annotation.objects.filter(item=other).first()
+    with pytest.raises(ServiceError) as exc:
+        reviews.review_accept(reviewer=reviewer, task=open_task(item), annotation_id=stranger.pk)
+    assert exc.value.message == reviews.NOT_AN_ANNOTATION
+    assert not Decision.objects.filter(item=item).exists()
+
+
+def test_fix_with_an_unknown_label_names_the_field_and_writes_nothing(quiet, annotator, annotator2, reviewer):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    task = open_task(item)
+    with pytest.raises(ServiceError) as exc:
+        reviews.review_decide(reviewer=reviewer, task=task, value={"label": "furious"})
+    assert exc.value.field == "label" and "furious" in exc.value.message
+    assert not Decision.objects.filter(item=item).exists()
+    assert open_task(item).pk == task.pk
+
+
+def test_a_second_reviewer_on_the_same_task_loses(quiet, annotator, annotator2, reviewer, owner):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    stale = open_task(item)
+    also_stale = open_task(item)
+    reviews.review_decide(reviewer=reviewer, task=stale, value={"label": "neutral"})
+    with pytest.raises(ServiceError) as exc:
+        reviews.review_decide(reviewer=owner, task=also_stale, value={"label": "positive"})
+    assert exc.value.message == reviews.TASK_CLOSED
+    assert list(Decision.objects.filter(item=item).values_list("value", flat=True)) == [{"label": "neutral"}]
+
+
+def test_a_new_decision_supersedes_and_both_stay(quiet, annotator, annotator2, reviewer):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "positive")
+    Item.objects.filter(pk=item.pk).update(status=ItemStatus.IN_REVIEW)
+    task = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], noise_score=0.1,
+                                    suggested_value={"label": "negative"})
+    reviews.review_decide(reviewer=reviewer, task=task, value={"label": "negative"})
+    history = list(Decision.objects.filter(item=item).order_by("created_at", "id"))
+    assert [d.source for d in history] == [DecisionSource.AGREEMENT, DecisionSource.REVIEWER]
+    assert history[-1].value == {"label": "negative"}
+
+
+def test_decisions_cannot_be_updated_in_the_database(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "positive")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Decision.objects.filter(item=item).update(value={"label": "negative"})
+    assert Decision.objects.get(item=item).value == {"label": "positive"}
+
+
+def test_reasons_merge_into_the_one_open_task(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    merged = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], noise_score=0.2,
+                                      suggested_value={"label": "neutral"})
+    assert ReviewTask.objects.filter(item=item).count() == 1
+    assert merged.reasons == [ReviewReason.DISAGREEMENT, ReviewReason.NOISE]
+    assert open_task(item).suggested_value == {"label": "neutral"}
+
+
+def test_send_back_reopens_the_item_to_the_same_annotators(quiet, annotator, annotator2, reviewer):
+    third = make_user("annotator3")
+    membership_set(project=quiet, user=third, role="annotator")
+    acknowledge_guidelines(quiet, third)
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    task = open_task(item)
+    reviews.review_send_back(reviewer=reviewer, task=task, comment="Read rule 3 on sarcasm.")
+    task.refresh_from_db()
+    item.refresh_from_db()
+    assert task.status == ReviewStatus.SENT_BACK and task.comment == "Read rule 3 on sarcasm."
+    assert item.status == ItemStatus.IN_ANNOTATION and item.submitted_count == 0 and item.slots_taken == 2
+    assert not item.is_open
+    assert set(Annotation.objects.filter(item=item).values_list("status", flat=True)) == {AnnotationStatus.RETRACTED}
+    assert Draft.objects.get(item=item, annotator=annotator).value == {"label": "positive"}
+    assert set(Claim.objects.filter(item=item).values_list("status", flat=True)) == {ClaimStatus.ACTIVE}
+
+    # A third annotator is never offered it: its slots belong to the first round's annotators.
+    third_item = ann_svc.claim_next(annotator=third, project=quiet).item
+    assert third_item.pk != item.pk
+    # The original annotators get it back first and label it again; this round agrees.
+    again = annotate_pair(quiet, annotator, annotator2, "negative", "negative")
+    assert again.pk == item.pk and again.status == ItemStatus.APPROVED
+    assert Annotation.objects.filter(item=item).count() == 4
+    assert Annotation.objects.filter(item=item, status=AnnotationStatus.SUBMITTED).count() == 2
+    assert Decision.objects.get(item=item).value == {"label": "negative"}
+
+
+def test_send_back_needs_a_comment(quiet, annotator, annotator2, reviewer):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    with pytest.raises(ServiceError) as exc:
+        reviews.review_send_back(reviewer=reviewer, task=open_task(item), comment="  ")
+    assert exc.value.message == reviews.COMMENT_REQUIRED and exc.value.field == "comment"
+    assert Item.objects.get(pk=item.pk).status == ItemStatus.IN_REVIEW
+
+
+def test_undo_in_review_withdraws_the_task(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    claim = ann_svc.annotation_undo(annotator=annotator2, project=quiet)
+    assert claim.item_id == item.pk
+    item.refresh_from_db()
+    assert item.status == ItemStatus.IN_ANNOTATION and item.submitted_count == 1
+    assert ReviewTask.objects.get(item=item).status == ReviewStatus.WITHDRAWN
+    # Re-submitting routes the item afresh.
+    ann_svc.annotation_submit(annotator=annotator2, item=item, value={"label": "positive"}, label_names=LABELS)
+    assert Item.objects.get(pk=item.pk).status == ItemStatus.APPROVED
+
+
+def test_undo_after_a_decision_is_refused(quiet, annotator, annotator2, reviewer):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    reviews.review_decide(reviewer=reviewer, task=open_task(item), value={"label": "positive"})
+    with pytest.raises(ServiceError) as exc:
+        ann_svc.annotation_undo(annotator=annotator2, project=quiet)
+    assert exc.value.message == ann_svc.UNDO_TOO_LATE
+
+
+def test_undo_of_a_reviewed_noise_suspect_is_refused(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "positive")
+    Item.objects.filter(pk=item.pk).update(status=ItemStatus.IN_REVIEW)
+    reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE])
+    with pytest.raises(ServiceError):
+        ann_svc.annotation_undo(annotator=annotator2, project=quiet)
+    assert open_task(item).status == ReviewStatus.OPEN
+
+
+def test_a_decided_task_cannot_be_withdrawn(quiet, annotator, annotator2, reviewer):
+    """The race between an undo and a decision: whoever closes the open task first wins."""
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    since = Annotation.objects.get(item=item, annotator=annotator2).created_at
+    reviews.review_decide(reviewer=reviewer, task=open_task(item), value={"label": "positive"})
+    assert reviews.review_withdraw(item=item, since=since, now=since) is False
