@@ -1,1 +1,99 @@
-"""Training runs and their outputs (see the training backend issue)."""
+"""Training runs, their progress events, and the outputs a trained model produces.
+
+A run's status lives here, not in Redis: queued → running → succeeded | failed | cancelled. A running run
+has a heartbeat; one whose heartbeat stops is marked failed (abandoned) and can be resumed, which creates
+a new run that continues from the old one's last checkpoint. Nothing is deleted: runs are history.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from annotation.models import Item, Project, Snapshot
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class TrainingRun(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="training_runs")
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.PROTECT, related_name="training_runs")
+    snapshot_hash = models.CharField(max_length=64, help_text="The content hash of the snapshot it trained on.")
+    name = models.CharField(max_length=200, blank=True)
+    task = models.CharField(max_length=32)
+    base_model = models.CharField(max_length=500)
+    spec = models.JSONField(help_text="The validated TrainingSpec (training/spec.py) as JSON.")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    cancel_requested = models.BooleanField(default=False)
+    resumed_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="resumes")
+    progress = models.JSONField(default=dict, blank=True, help_text="Latest step, epoch, lr, losses, ETA.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Test-split evaluation and baselines.")
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    rq_job_id = models.CharField(max_length=100, blank=True)
+    artifact_dir = models.CharField(max_length=1024, blank=True, help_text="Relative to MEDIA_ROOT.")
+    checkpoint_dir = models.CharField(max_length=1024, blank=True, help_text="Relative to MEDIA_ROOT.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="run_status_known"),
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat")]
+
+    def __str__(self) -> str:
+        return self.name or f"run {self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+class RunEvent(models.Model):
+    """One point of a run's live charts: a training step's figures or a validation evaluation."""
+
+    class Kind(models.TextChoices):
+        TRAIN = "train", "Training step"
+        EVAL = "eval", "Validation"
+        LOG = "log", "Message"
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    step = models.PositiveIntegerField(default=0)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["run", "id"], name="run_event_order")]
+
+
+class ModelOutput(models.Model):
+    """What a trained model said about an item: a predicted label with probabilities, or generated text."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.PROTECT, related_name="outputs")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="model_outputs")
+    value = models.JSONField(help_text='{"label": ...} / {"labels": [...]} / {"response": ...}')
+    probabilities = models.JSONField(null=True, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    uncertainty = models.FloatField(null=True, blank=True, help_text="Entropy of the predicted distribution.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "item"], name="model_output_once_per_run")]
