@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -11,6 +12,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from ..models import (
+    Annotation,
     GuidelineAcknowledgement,
     GuidelineVersion,
     Item,
@@ -132,7 +134,9 @@ def guideline_current(*, project: Project) -> GuidelineVersion | None:
     return GuidelineVersion.objects.filter(project=project).order_by("-version").first()
 
 
-def guideline_publish(*, project: Project, author: AbstractBaseUser, body: str, change_note: str = "") -> GuidelineVersion:
+def guideline_publish(
+    *, project: Project, author: AbstractBaseUser, body: str, change_note: str = ""
+) -> GuidelineVersion:
     """Publish a new version; annotators must acknowledge it before their next item."""
     if not body.strip():
         raise ServiceError(GUIDELINE_EMPTY, field="body")
@@ -172,3 +176,58 @@ def guideline_needs_ack(*, user: AbstractBaseUser, project: Project) -> Guidelin
     if GuidelineAcknowledgement.objects.filter(guideline_version=current, user=user).exists():
         return None
     return current
+
+
+# --- Settings page writes ---------------------------------------------------------------------------
+
+LABEL_RENAME_IN_USE = "Labels cannot be renamed once the project has annotations: their values name the label."
+LAST_OWNER = "A project needs at least one owner: make someone else owner first."
+USER_NOT_FOUND = "No user with this username."
+LEASE_MIN_SECONDS = 30
+LEASE_MAX_SECONDS = 24 * 3600
+
+
+def project_set_lease(*, project: Project, lease_seconds: int) -> Project:
+    """Change how long a claim is held; claims already taken keep the expiry they were given."""
+    if not LEASE_MIN_SECONDS <= lease_seconds <= LEASE_MAX_SECONDS:
+        raise ServiceError(
+            f"The lease must be between {LEASE_MIN_SECONDS} and {LEASE_MAX_SECONDS} seconds.", field="lease_seconds"
+        )
+    Project.objects.filter(pk=project.pk).update(lease_seconds=lease_seconds)
+    project.lease_seconds = lease_seconds
+    return project
+
+
+def label_update(*, label: Label, name: str, color: str, hotkey: str) -> Label:
+    """Edit a label's look and hotkey; its name only while no annotation can refer to it."""
+    name = name.strip()
+    if not name:
+        raise ServiceError("A label needs a name.", field="name")
+    if name != label.name and Annotation.objects.filter(item__project_id=label.project_id).exists():
+        raise ServiceError(LABEL_RENAME_IN_USE, field="name")
+    label.name, label.color, label.hotkey = name, color, hotkey.strip()
+    try:
+        label.full_clean(exclude=["project"], validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise ServiceError(f"{field}: {' '.join(messages)}", field=field) from exc
+    try:
+        with transaction.atomic():
+            label.save(update_fields=["name", "color", "hotkey"])
+    except IntegrityError as exc:
+        raise ServiceError(DUPLICATE_LABEL, field="name") from exc
+    return label
+
+
+def membership_set_role(*, project: Project, username: str, role: str) -> Membership:
+    """Add a user by username or change their role, never leaving the project without an owner."""
+    user = get_user_model().objects.filter(username=username.strip()).first()
+    if user is None:
+        raise ServiceError(USER_NOT_FOUND, field="username")
+    with transaction.atomic():
+        current = Membership.objects.select_for_update().filter(project=project, user=user).first()
+        demotes_owner = current is not None and current.role == Role.OWNER and role != Role.OWNER
+        other_owners = Membership.objects.filter(project=project, role=Role.OWNER).exclude(user=user)
+        if demotes_owner and not other_owners.exists():
+            raise ServiceError(LAST_OWNER, field="role")
+        return membership_set(project=project, user=user, role=role)

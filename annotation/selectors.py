@@ -1,0 +1,126 @@
+"""Reads for pages and the API: each returns plain objects, runs a fixed number of queries, and writes nothing.
+
+Views call these instead of building querysets, so templates never touch the ORM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
+
+from .models import (
+    Claim,
+    ClaimStatus,
+    Draft,
+    GuidelineAcknowledgement,
+    GuidelineVersion,
+    Item,
+    ItemStatus,
+    Label,
+    Membership,
+    Project,
+)
+
+# Once an item has all its annotations it counts as done, whatever review does with it afterwards.
+DONE_STATUSES = (ItemStatus.ANNOTATED, ItemStatus.IN_REVIEW, ItemStatus.APPROVED)
+
+
+# --- Browser pages: progress, settings, guidelines, the annotate workspace ------------------------
+
+
+@dataclass(frozen=True)
+class ProjectProgress:
+    total: int
+    done: int
+    in_annotation: int
+    new: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0
+
+
+@dataclass(frozen=True)
+class AnnotatorProgress:
+    submitted: int
+    skipped: int
+    holding: int
+    open_for_me: int
+
+    @property
+    def percent(self) -> int:
+        """Share of what this annotator can still reach that is done: an estimate, others fill slots too."""
+        reachable = self.submitted + self.holding + self.open_for_me
+        return round(100 * self.submitted / reachable) if reachable else 100
+
+
+def project_progress(*, project: Project) -> ProjectProgress:
+    """Item counts by stage. One aggregate query over the project's items (uses the status index)."""
+    counts = Item.objects.filter(project=project).aggregate(
+        total=Count("pk"),
+        done=Count("pk", filter=Q(status__in=DONE_STATUSES)),
+        in_annotation=Count("pk", filter=Q(status=ItemStatus.IN_ANNOTATION)),
+        new=Count("pk", filter=Q(status=ItemStatus.NEW)),
+    )
+    return ProjectProgress(**counts)
+
+
+def annotator_progress(*, user: AbstractBaseUser, project: Project) -> AnnotatorProgress:
+    """What one annotator has done and how much is still open to them. Two queries."""
+    mine = Claim.objects.filter(project=project, annotator=user).aggregate(
+        submitted=Count("pk", filter=Q(status=ClaimStatus.SUBMITTED)),
+        skipped=Count("pk", filter=Q(status=ClaimStatus.SKIPPED)),
+        holding=Count("pk", filter=Q(status=ClaimStatus.ACTIVE)),
+    )
+    never_claimed = ~Exists(Claim.objects.filter(item=OuterRef("pk"), annotator=user))
+    open_for_me = Item.objects.filter(project=project, is_open=True).filter(never_claimed).count()
+    return AnnotatorProgress(open_for_me=open_for_me, **mine)
+
+
+def label_list(*, project: Project) -> list[Label]:
+    return list(Label.objects.filter(project=project).order_by("position", "pk"))
+
+
+def membership_list(*, project: Project) -> list[Membership]:
+    return list(Membership.objects.filter(project=project).select_related("user").order_by("role", "user__username"))
+
+
+def project_memberships_for_user(*, user: AbstractBaseUser) -> list[Membership]:
+    return list(
+        Membership.objects.select_related("project")
+        .filter(user=user, project__archived_at__isnull=True)
+        .order_by("-project__created_at")
+    )
+
+
+def guideline_versions(*, project: Project) -> list[GuidelineVersion]:
+    """Every published version, newest first, with its author."""
+    return list(GuidelineVersion.objects.filter(project=project).select_related("created_by").order_by("-version"))
+
+
+def guideline_last_acknowledged(*, user: AbstractBaseUser, project: Project) -> GuidelineVersion | None:
+    """The newest version this user acknowledged: the base of the diff they are shown for a new one."""
+    acked = GuidelineAcknowledgement.objects.filter(guideline_version=OuterRef("pk"), user=user)
+    return GuidelineVersion.objects.filter(project=project).filter(Exists(acked)).order_by("-version").first()
+
+
+def draft_get(*, user: AbstractBaseUser, item: Item) -> Draft | None:
+    return Draft.objects.filter(item=item, annotator=user).first()
+
+
+def claim_active_get(
+    *, user: AbstractBaseUser, project: Project, item_id: int, now: dt.datetime | None = None
+) -> Claim | None:
+    """The user's live claim on one item (with the item), or None: drafts and deep links need one."""
+    now = now or timezone.now()
+    return (
+        Claim.objects.select_related("item")
+        .filter(
+            annotator=user, project=project, item_id=item_id, status=ClaimStatus.ACTIVE, lease_expires_at__gt=now
+        )
+        .first()
+    )
