@@ -8,6 +8,25 @@ urlpatterns = [
     path("", views.project_list, name="project-list"),
 ]
 
+# --- Projects, settings, guidelines and the annotate workspace (views.py) ---
+urlpatterns += [
+    path("projects/new/", views.project_create_view, name="project-create"),
+    path("projects/<int:project_id>/", views.project_detail, name="project-detail"),
+    path("projects/<int:project_id>/settings/", views.project_settings, name="project-settings"),
+    path("projects/<int:project_id>/settings/labels/", views.label_create_view, name="label-create"),
+    path("projects/<int:project_id>/settings/labels/<int:label_id>/", views.label_update_view, name="label-update"),
+    path("projects/<int:project_id>/settings/members/", views.member_set_view, name="member-set"),
+    path("projects/<int:project_id>/guidelines/", views.guideline_detail, name="guideline-detail"),
+    path("projects/<int:project_id>/guidelines/publish/", views.guideline_publish_view, name="guideline-publish"),
+    path("projects/<int:project_id>/guidelines/acknowledge/", views.guideline_ack_view, name="guideline-ack"),
+    path("projects/<int:project_id>/annotate/", views.annotate, name="annotate"),
+    path("projects/<int:project_id>/annotate/progress/", views.annotate_progress, name="annotate-progress"),
+    path("projects/<int:project_id>/annotate/undo/", views.annotate_undo, name="annotate-undo"),
+    path("projects/<int:project_id>/items/<int:item_id>/submit/", views.annotate_submit, name="annotate-submit"),
+    path("projects/<int:project_id>/items/<int:item_id>/skip/", views.annotate_skip, name="annotate-skip"),
+    path("projects/<int:project_id>/items/<int:item_id>/draft/", views.annotate_draft, name="annotate-draft"),
+]
+
 # --- Review, quality and snapshots (views_review.py) ---
 urlpatterns += [
     path("projects/<int:project_id>/review/", views_review.review_queue, name="review-queue"),

@@ -1,0 +1,534 @@
+"""The browser pages through Django's test client: create, settings, guidelines (safe rendering,
+publish with a diff preview, acknowledgement) and the annotate loop (submit → next in one round trip,
+autosave, skip, undo, unsure, lease lost, all done, blind)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from html.parser import HTMLParser
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import escape
+
+from annotation.forms import HOTKEY_RESERVED, LABEL_LISTED_TWICE, PREVIEW_STALE, body_digest
+from annotation.models import (
+    Annotation,
+    AnnotationStatus,
+    Claim,
+    ClaimStatus,
+    Draft,
+    GuidelineAcknowledgement,
+    GuidelineVersion,
+    Label,
+    Membership,
+    Project,
+    Role,
+    TaskType,
+)
+from annotation.services import annotations as svc
+from annotation.services.annotations import LEASE_LOST, NOTHING_TO_UNDO, SKIP_REASON_REQUIRED
+from annotation.services.projects import (
+    LABEL_RENAME_IN_USE,
+    LAST_OWNER,
+    USER_NOT_FOUND,
+    guideline_publish,
+    membership_set,
+    project_create,
+)
+from annotation.views import DRAFT_NOT_HELD, PROGRESS_EVENT
+from tests.conftest import acknowledge_guidelines, add_items, make_user
+
+LABELS = ["positive", "negative", "neutral"]
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def url(name: str, *args) -> str:
+    return reverse(name, args=args)
+
+
+def held_item(user, project):
+    """The item the annotate page shows the user now (claims it, as opening the page would)."""
+    return svc.claim_next(annotator=user, project=project).item
+
+
+@pytest.fixture
+def annotating(client, project, annotator):
+    """An annotator who has read the guidelines, logged in."""
+    acknowledge_guidelines(project, annotator)
+    client.force_login(annotator)
+    return client
+
+
+# --- Create, detail, settings --------------------------------------------------------------------
+
+
+def test_create_project_makes_the_user_its_owner(client, outsider):
+    client.force_login(outsider)
+    response = client.post(
+        url("project-create"),
+        {
+            "name": "Toxicity",
+            "task_type": TaskType.SINGLE_LABEL,
+            "labels": "toxic, fine",
+            "overlap": 3,
+            "lease_seconds": 600,
+            "goal_metric": "",
+            "guidelines": "# Toxic\n\nInsults count.",
+        },
+    )
+    project = Project.objects.get(name="Toxicity")
+    assert response.status_code == 302 and response["Location"] == url("project-detail", project.pk)
+    assert Membership.objects.get(project=project, user=outsider).role == Role.OWNER
+    assert [lb.name for lb in project.labels.all()] == ["toxic", "fine"]
+    assert (project.overlap, project.lease_seconds) == (3, 600)
+    assert GuidelineVersion.objects.get(project=project).version == 1
+
+
+def test_create_project_accepts_one_label_per_line_with_commas_inside(client, outsider):
+    client.force_login(outsider)
+    client.post(
+        url("project-create"),
+        {"name": "Places", "task_type": TaskType.MULTI_LABEL, "labels": "Paris, France\nLyon, France\n",
+         "overlap": 2, "lease_seconds": 900},
+    )
+    assert [lb.name for lb in Label.objects.filter(project__name="Places")] == ["Paris, France", "Lyon, France"]
+
+
+def test_create_project_refuses_bad_input_and_writes_nothing(client, outsider):
+    client.force_login(outsider)
+    twice = client.post(
+        url("project-create"),
+        {"name": "X", "task_type": TaskType.SINGLE_LABEL, "labels": "a, b, A", "overlap": 2, "lease_seconds": 900},
+    )
+    assert twice.status_code == 400
+    assert escape(LABEL_LISTED_TWICE.format(name="A")) in twice.content.decode()
+    instruction_with_labels = client.post(
+        url("project-create"),
+        {"name": "Y", "task_type": TaskType.INSTRUCTION, "labels": "a, b", "overlap": 2, "lease_seconds": 900},
+    )
+    assert instruction_with_labels.status_code == 400
+    assert "Instruction projects have no labels" in instruction_with_labels.content.decode()
+    assert not Project.objects.exists()
+
+
+def test_project_detail_shows_progress_labels_and_owner_links(client, project, owner, annotator):
+    acknowledge_guidelines(project, annotator)
+    item = held_item(annotator, project)
+    svc.annotation_submit(annotator=annotator, item=item, value={"label": "positive"}, label_names=LABELS)
+    client.force_login(owner)
+    page = client.get(url("project-detail", project.pk)).content.decode()
+    assert "Start annotating" in page and url("project-settings", project.pk) in page
+    assert all(name in page for name in LABELS)
+    assert "<strong>5</strong>" in page  # items
+    assert "<strong>1</strong>" in page  # in annotation (one of two annotations done)
+
+
+def test_project_detail_hides_settings_and_annotate_from_a_reviewer(client, project, reviewer):
+    client.force_login(reviewer)
+    page = client.get(url("project-detail", project.pk)).content.decode()
+    assert url("project-settings", project.pk) not in page
+    assert url("annotate", project.pk) not in page
+
+
+def test_settings_change_overlap_and_lease(client, project, owner):
+    client.force_login(owner)
+    response = client.post(url("project-settings", project.pk), {"overlap": 3, "lease_seconds": 120})
+    assert response.status_code == 302
+    project.refresh_from_db()
+    assert (project.overlap, project.lease_seconds) == (3, 120)
+    bad = client.post(url("project-settings", project.pk), {"overlap": 0, "lease_seconds": 5})
+    assert bad.status_code == 400
+    project.refresh_from_db()
+    assert (project.overlap, project.lease_seconds) == (3, 120)
+
+
+def test_settings_add_and_edit_labels(client, project, owner):
+    client.force_login(owner)
+    added = client.post(
+        url("label-create", project.pk), {"new-name": "mixed", "new-color": "#123456", "new-hotkey": "4"}
+    )
+    assert added.status_code == 302
+    mixed = Label.objects.get(project=project, name="mixed")
+    assert (mixed.color, mixed.hotkey) == ("#123456", "4")
+    prefix = f"label-{mixed.pk}"
+    edited = client.post(
+        url("label-update", project.pk, mixed.pk),
+        {f"{prefix}-name": "mixed feelings", f"{prefix}-color": "#abcdef", f"{prefix}-hotkey": "m"},
+    )
+    assert edited.status_code == 302
+    mixed.refresh_from_db()
+    assert (mixed.name, mixed.color, mixed.hotkey) == ("mixed feelings", "#abcdef", "m")
+
+
+def test_settings_refuse_reserved_and_taken_hotkeys(client, project, owner):
+    client.force_login(owner)
+    reserved = client.post(url("label-create", project.pk), {"new-name": "spam", "new-hotkey": "s"})
+    assert reserved.status_code == 400 and escape(HOTKEY_RESERVED) in reserved.content.decode()
+    taken = client.post(url("label-create", project.pk), {"new-name": "other", "new-hotkey": "1"})
+    assert taken.status_code == 400 and "already exists" in taken.content.decode()
+    assert not Label.objects.filter(project=project, name__in=["spam", "other"]).exists()
+
+
+def test_labels_cannot_be_renamed_once_annotated(client, project, owner, annotator):
+    acknowledge_guidelines(project, annotator)
+    item = held_item(annotator, project)
+    svc.annotation_submit(annotator=annotator, item=item, value={"label": "positive"}, label_names=LABELS)
+    label = Label.objects.get(project=project, name="positive")
+    client.force_login(owner)
+    prefix = f"label-{label.pk}"
+    response = client.post(
+        url("label-update", project.pk, label.pk),
+        {f"{prefix}-name": "good", f"{prefix}-color": "#00aa00", f"{prefix}-hotkey": "1"},
+    )
+    assert response.status_code == 400 and LABEL_RENAME_IN_USE in response.content.decode()
+    label.refresh_from_db()
+    assert label.name == "positive"
+
+
+def test_settings_add_member_and_keep_an_owner(client, project, owner, outsider):
+    client.force_login(owner)
+    assert client.post(url("member-set", project.pk), {"username": "outsider", "role": "annotator"}).status_code == 302
+    assert Membership.objects.get(project=project, user=outsider).role == Role.ANNOTATOR
+    unknown = client.post(url("member-set", project.pk), {"username": "nobody", "role": "annotator"})
+    assert unknown.status_code == 400 and USER_NOT_FOUND in unknown.content.decode()
+    demote = client.post(url("member-set", project.pk), {"username": "owner", "role": "annotator"})
+    assert demote.status_code == 400 and LAST_OWNER in demote.content.decode()
+    assert Membership.objects.get(project=project, user=owner).role == Role.OWNER
+
+
+# --- Guidelines ----------------------------------------------------------------------------------
+
+XSS_BODY = """# Rules
+
+<script>alert("owned")</script>
+<img src="x" onerror="alert('img')">
+[click me](javascript:alert('link'))
+<a href="#" onclick="steal()">hover</a>
+
+Keep **this** text.
+"""
+
+
+class _ActiveContent(HTMLParser):
+    """Collects what a browser would run: inline scripts, on* handlers and javascript: URLs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name.startswith("on"):
+                self.found.append(f"<{tag} {name}>")
+            if name in ("href", "src") and (value or "").strip().lower().startswith("javascript:"):
+                self.found.append(f"<{tag} {name}={value}>")
+        self._in_script = tag == "script" and not dict(attrs).get("src")
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script and data.strip():
+            self.found.append(f"inline script {data.strip()[:40]!r}")
+
+
+def _assert_no_script(html: str) -> None:
+    parser = _ActiveContent()
+    parser.feed(html)
+    assert parser.found == []
+
+
+def test_guidelines_are_rendered_without_any_script(client, project, owner, annotator):
+    guideline_publish(project=project, author=owner, body=XSS_BODY)
+    client.force_login(owner)
+    page = client.get(url("guideline-detail", project.pk)).content.decode()
+    assert "<strong>this</strong>" in page
+    _assert_no_script(page)
+    # The same body reaches annotators in the acknowledgement panel and beside the item.
+    client.force_login(annotator)
+    ack_page = client.get(url("annotate", project.pk)).content.decode()
+    assert "I have read version 2" in ack_page
+    _assert_no_script(ack_page)
+    acknowledge_guidelines(project, annotator)
+    work_page = client.get(url("annotate", project.pk)).content.decode()
+    assert 'id="guide-panel"' in work_page and "<strong>this</strong>" in work_page
+    _assert_no_script(work_page)
+
+
+def test_publish_previews_the_diff_before_publishing(client, project, owner):
+    client.force_login(owner)
+    new_body = "# Sentiment\n\nPick the feeling the *writer* expresses.\nSarcasm counts as negative."
+    preview = client.post(url("guideline-publish", project.pk), {"body": new_body, "action": "preview"})
+    page = preview.content.decode()
+    assert preview.status_code == 200
+    assert '<pre class="added">' in page and "Sarcasm counts as negative." in page
+    assert "Publish version 2" in page and body_digest(new_body) in page
+    assert GuidelineVersion.objects.filter(project=project).count() == 1  # a preview publishes nothing
+
+    published = client.post(
+        url("guideline-publish", project.pk),
+        {"body": new_body, "change_note": "sarcasm", "previewed": body_digest(new_body), "action": "publish"},
+    )
+    assert published.status_code == 302
+    latest = GuidelineVersion.objects.filter(project=project).order_by("-version").first()
+    assert (latest.version, latest.change_note) == (2, "sarcasm")
+
+
+def test_publish_refuses_text_that_was_not_previewed(client, project, owner):
+    client.force_login(owner)
+    response = client.post(
+        url("guideline-publish", project.pk),
+        {"body": "Something else entirely", "previewed": body_digest("what was previewed"), "action": "publish"},
+    )
+    assert response.status_code == 200 and PREVIEW_STALE in response.content.decode()
+    assert GuidelineVersion.objects.filter(project=project).count() == 1
+
+
+def test_guideline_history_shows_every_version_and_its_changes(client, project, owner):
+    guideline_publish(project=project, author=owner, body="Version two text", change_note="rewrite")
+    client.force_login(owner)
+    page = client.get(url("guideline-detail", project.pk) + "?v=1").content.decode()
+    assert "Version 1" in page and "Version 2" in page and "older version" in page
+    latest = client.get(url("guideline-detail", project.pk)).content.decode()
+    assert "Changes from version 1" in latest and "rewrite" in latest
+
+
+def test_annotator_acknowledges_a_new_version_seeing_the_diff_first(client, project, owner, annotator):
+    acknowledge_guidelines(project, annotator)
+    v2 = guideline_publish(
+        project=project, author=owner, body="# Sentiment\n\nIrony flips the label.", change_note="irony"
+    )
+    client.force_login(annotator)
+    page = client.get(url("annotate", project.pk)).content.decode()
+    assert "The guidelines changed: version 2" in page
+    assert "Changes since version 1" in page and "Irony flips the label." in page
+    assert 'id="annotate-form"' not in page  # no item until acknowledged
+    response = client.post(url("guideline-ack", project.pk), {"version": v2.pk, "next": url("annotate", project.pk)})
+    assert response.status_code == 302 and response["Location"] == url("annotate", project.pk)
+    assert GuidelineAcknowledgement.objects.filter(guideline_version=v2, user=annotator).exists()
+    assert 'id="annotate-form"' in client.get(url("annotate", project.pk)).content.decode()
+
+
+def test_first_acknowledgement_shows_the_full_text(client, project, annotator):
+    client.force_login(annotator)
+    page = client.get(url("annotate", project.pk)).content.decode()
+    assert "Read the guidelines before you start" in page and "<em>writer</em>" in page
+
+
+def test_acknowledge_ignores_a_redirect_to_another_site(client, project, annotator):
+    client.force_login(annotator)
+    version = GuidelineVersion.objects.get(project=project)
+    response = client.post(url("guideline-ack", project.pk), {"version": version.pk, "next": "https://evil.example/"})
+    assert response["Location"] == url("annotate", project.pk)
+
+
+# --- Annotate ------------------------------------------------------------------------------------
+
+
+def test_annotate_page_shows_item_labels_hotkeys_progress_and_guidelines(annotating, project):
+    page = annotating.get(url("annotate", project.pk)).content.decode()
+    item = Claim.objects.get(annotator__username="annotator1", status=ClaimStatus.ACTIVE).item
+    assert item.text in page
+    for label in Label.objects.filter(project=project):
+        assert f'value="{label.name}" data-hotkey="{label.hotkey}"' in page
+        assert f"--c: {label.color}" in page
+    assert 'id="progress"' in page and f'hx-trigger="{PROGRESS_EVENT} from:body"' in page
+    assert 'id="guide-panel"' in page and "<em>writer</em>" in page
+    assert 'hx-trigger="change delay:500ms"' in page  # the autosave
+
+
+def test_submit_answers_with_the_next_item_in_one_round_trip(annotating, project, annotator):
+    first = held_item(annotator, project)
+    response = annotating.post(url("annotate-submit", project.pk, first.pk), {"label": "negative"}, **HTMX)
+    assert response.status_code == 200
+    assert response["HX-Trigger"] == PROGRESS_EVENT
+    html = response.content.decode()
+    assert html.lstrip().startswith("{#") is False and 'id="workspace"' in html and "<html" not in html
+    ann = Annotation.objects.get(item=first, annotator=annotator)
+    assert ann.value == {"label": "negative"} and ann.guideline_version.version == 1
+    nxt = Claim.objects.get(annotator=annotator, status=ClaimStatus.ACTIVE).item
+    assert nxt.pk != first.pk and nxt.text in html and f">{first.text}<" not in html
+    assert f"Saved item #{first.pk}" in html
+
+
+def test_submit_without_javascript_redirects_to_the_next_item(annotating, project, annotator):
+    first = held_item(annotator, project)
+    response = annotating.post(url("annotate-submit", project.pk, first.pk), {"label": "neutral"})
+    assert response.status_code == 302 and response["Location"] == url("annotate", project.pk)
+    assert Annotation.objects.filter(item=first, annotator=annotator).exists()
+
+
+def test_submit_records_unsure_and_the_note(annotating, project, annotator):
+    item = held_item(annotator, project)
+    annotating.post(
+        url("annotate-submit", project.pk, item.pk), {"label": "neutral", "unsure": "1", "note": "mixed tone"}, **HTMX
+    )
+    ann = Annotation.objects.get(item=item, annotator=annotator)
+    assert ann.unsure and ann.note == "mixed tone"
+
+
+def test_a_refused_submit_keeps_the_item_and_what_was_picked(annotating, project, annotator):
+    item = held_item(annotator, project)
+    response = annotating.post(
+        url("annotate-submit", project.pk, item.pk), {"label": "furious", "note": "kept"}, **HTMX
+    )
+    html = response.content.decode()
+    assert response.status_code == 200  # htmx swaps 2xx only: the refusal is shown inside the workspace
+    assert "Unknown label" in html and 'role="alert"' in html
+    assert item.text in html and ">kept</textarea>" in html
+    assert not Annotation.objects.exists()
+
+
+def test_lease_lost_is_explained_and_the_next_item_shown(client, project, annotator, annotator2):
+    third = make_user("annotator3")
+    membership_set(project=project, user=third, role=Role.ANNOTATOR)
+    acknowledge_guidelines(project, annotator, annotator2, third)
+    t0 = timezone.now() - dt.timedelta(seconds=project.lease_seconds + 5)
+    stale = svc.claim_next(annotator=annotator, project=project, now=t0).item
+    for user in (annotator2, third):  # both slots go to others once the lease has expired
+        claimed = svc.claim_next(annotator=user, project=project).item
+        assert claimed.pk == stale.pk
+        svc.annotation_submit(annotator=user, item=claimed, value={"label": "positive"}, label_names=LABELS)
+    client.force_login(annotator)
+    response = client.post(url("annotate-submit", project.pk, stale.pk), {"label": "negative"}, **HTMX)
+    html = response.content.decode()
+    assert LEASE_LOST.split(":")[0] in html
+    assert Draft.objects.get(item=stale, annotator=annotator).value == {"label": "negative"}
+    assert 'id="annotate-form"' in html and f"items/{stale.pk}/submit" not in html
+
+
+def test_autosave_keeps_a_draft_and_the_page_restores_it(annotating, project, annotator):
+    item = held_item(annotator, project)
+    response = annotating.post(
+        url("annotate-draft", project.pk, item.pk), {"label": "neutral", "unsure": "1", "note": "half sure"}, **HTMX
+    )
+    assert response.status_code == 200 and "Draft saved" in response.content.decode()
+    draft = Draft.objects.get(item=item, annotator=annotator)
+    assert (draft.value, draft.unsure, draft.note) == ({"label": "neutral"}, True, "half sure")
+    page = annotating.get(url("annotate", project.pk)).content.decode()
+    assert 'value="neutral" data-hotkey="3" checked' in page
+    assert 'id="unsure" checked' in page and ">half sure</textarea>" in page and "Draft restored" in page
+
+
+def test_autosave_refuses_an_item_not_held(annotating, project, annotator):
+    item = held_item(annotator, project)
+    annotating.post(url("annotate-submit", project.pk, item.pk), {"label": "positive"}, **HTMX)
+    late = annotating.post(url("annotate-draft", project.pk, item.pk), {"label": "negative"}, **HTMX)
+    assert DRAFT_NOT_HELD in late.content.decode()
+    assert not Draft.objects.filter(item=item).exists()
+
+
+def test_skip_needs_a_reason_then_moves_on(annotating, project, annotator):
+    item = held_item(annotator, project)
+    refused = annotating.post(url("annotate-skip", project.pk, item.pk), {"reason": "  "}, **HTMX)
+    html = refused.content.decode()
+    assert SKIP_REASON_REQUIRED in html and 'id="skip-panel" open' in html and item.text in html
+    skipped = annotating.post(url("annotate-skip", project.pk, item.pk), {"reason": "not English"}, **HTMX)
+    assert skipped["HX-Trigger"] == PROGRESS_EVENT
+    claim = Claim.objects.get(item=item, annotator=annotator)
+    assert (claim.status, claim.skip_reason) == (ClaimStatus.SKIPPED, "not English")
+    assert f"Skipped item #{item.pk}" in skipped.content.decode()
+
+
+def test_undo_brings_the_last_item_back_with_its_value(annotating, project, annotator):
+    first = held_item(annotator, project)
+    annotating.post(url("annotate-submit", project.pk, first.pk), {"label": "negative"}, **HTMX)
+    response = annotating.post(url("annotate-undo", project.pk), **HTMX)
+    html = response.content.decode()
+    assert response["HX-Trigger"] == PROGRESS_EVENT
+    assert first.text in html and 'value="negative" data-hotkey="2" checked' in html
+    assert Annotation.objects.get(item=first).status == AnnotationStatus.RETRACTED
+    # Submitting again stores the new value; the next item is the one held before the undo.
+    again = annotating.post(url("annotate-submit", project.pk, first.pk), {"label": "positive"}, **HTMX)
+    assert Annotation.objects.get(item=first, status=AnnotationStatus.SUBMITTED).value == {"label": "positive"}
+    assert f">{first.text}<" not in again.content.decode()
+
+
+def test_undo_without_javascript_links_back_to_the_item(annotating, project, annotator):
+    first = held_item(annotator, project)
+    annotating.post(url("annotate-submit", project.pk, first.pk), {"label": "negative"})
+    response = annotating.post(url("annotate-undo", project.pk))
+    assert response["Location"] == f"{url('annotate', project.pk)}?item={first.pk}"
+    page = annotating.get(response["Location"]).content.decode()
+    assert first.text in page and 'value="negative" data-hotkey="2" checked' in page
+
+
+def test_undo_with_nothing_to_undo_says_so(annotating, project):
+    response = annotating.post(url("annotate-undo", project.pk), **HTMX)
+    assert NOTHING_TO_UNDO in response.content.decode()
+
+
+def test_all_done_when_nothing_is_left(annotating, project, annotator):
+    while (item := svc.claim_next(annotator=annotator, project=project).item) is not None:
+        svc.annotation_submit(annotator=annotator, item=item, value={"label": "positive"}, label_names=LABELS)
+    page = annotating.get(url("annotate", project.pk)).content.decode()
+    assert "All done" in page and 'id="undo-button"' in page
+    progress = annotating.get(url("annotate-progress", project.pk)).content.decode()
+    assert '<strong id="my-submitted">5</strong>' in progress
+
+
+def test_progress_fragment_counts_mine_and_the_projects(annotating, project, annotator):
+    item = held_item(annotator, project)
+    annotating.post(url("annotate-submit", project.pk, item.pk), {"label": "negative"}, **HTMX)
+    html = annotating.get(url("annotate-progress", project.pk), **HTMX).content.decode()
+    assert '<strong id="my-submitted">1</strong>' in html and "1 in hand" in html
+    assert '<strong id="project-done">0</strong> of 5 items done' in html  # overlap 2: one annotation is not done
+
+
+def test_multi_label_submit_toggles_into_a_list(client, owner, annotator):
+    project = project_create(
+        owner=owner, name="Topics", task_type=TaskType.MULTI_LABEL, labels=["sport", "politics", "art"]
+    )
+    membership_set(project=project, user=annotator, role=Role.ANNOTATOR)
+    add_items(project, ["the match and the election"])
+    client.force_login(annotator)
+    page = client.get(url("annotate", project.pk)).content.decode()
+    assert 'type="checkbox" name="labels" value="sport"' in page
+    item = Claim.objects.get(annotator=annotator).item
+    client.post(url("annotate-submit", project.pk, item.pk), {"labels": ["politics", "sport"]}, **HTMX)
+    assert Annotation.objects.get(item=item).value == {"labels": ["sport", "politics"]}
+
+
+def test_instruction_item_prefills_the_response_and_submits_the_edit(client, owner, annotator):
+    project = project_create(owner=owner, name="Replies", task_type=TaskType.INSTRUCTION)
+    membership_set(project=project, user=annotator, role=Role.ANNOTATOR)
+    add_items(project, ["Say hello"], response="Hullo there")
+    client.force_login(annotator)
+    page = client.get(url("annotate", project.pk)).content.decode()
+    assert "Say hello" in page and ">Hullo there</textarea>" in page and "data-ctrl-enter" in page
+    item = Claim.objects.get(annotator=annotator).item
+    client.post(url("annotate-submit", project.pk, item.pk), {"response": "Hello! How can I help?"}, **HTMX)
+    assert Annotation.objects.get(item=item).value == {"response": "Hello! How can I help?"}
+
+
+def test_the_page_never_shows_another_annotators_value(client, owner, annotator, annotator2):
+    """Blind: annotator2's response and note on an item never reach annotator1's page for that item."""
+    project = project_create(owner=owner, name="Blind", task_type=TaskType.INSTRUCTION)
+    for user in (annotator, annotator2):
+        membership_set(project=project, user=user, role=Role.ANNOTATOR)
+    add_items(project, ["Prompt shared by both"], response="Original response")
+    item = svc.claim_next(annotator=annotator2, project=project).item
+    svc.draft_save(annotator=annotator2, item=item, value={"response": "DRAFT-OF-ANNOTATOR-TWO"})
+    svc.annotation_submit(
+        annotator=annotator2, item=item, value={"response": "SECRET-RESPONSE-TWO"}, label_names=[],
+        unsure=True, note="SECRET-NOTE-TWO",
+    )
+    client.force_login(annotator)
+    page = client.get(url("annotate", project.pk)).content.decode()
+    assert "Prompt shared by both" in page and ">Original response</textarea>" in page
+    for secret in ("SECRET-RESPONSE-TWO", "SECRET-NOTE-TWO", "DRAFT-OF-ANNOTATOR-TWO"):
+        assert secret not in page
+    progress = client.get(url("annotate-progress", project.pk)).content.decode()
+    assert "SECRET" not in progress
+
+
+def test_deep_link_shows_a_held_item_and_ignores_others(annotating, project, annotator, other_project):
+    first = held_item(annotator, project)
+    page = annotating.get(url("annotate", project.pk) + f"?item={first.pk}").content.decode()
+    assert first.text in page
+    foreign = other_project.items.get()
+    page = annotating.get(url("annotate", project.pk) + f"?item={foreign.pk}").content.decode()
+    assert foreign.text not in page and first.text in page
