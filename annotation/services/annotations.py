@@ -53,13 +53,21 @@ SKIP_REASON_REQUIRED = "Say why you skip this item."
 GUIDELINES_NOT_ACKNOWLEDGED = "Read and acknowledge the current guidelines first."
 
 
+# (current guideline version or None, whether the user still has to acknowledge it)
+GuidelineState = tuple[GuidelineVersion | None, bool]
+
+
 @dataclass(frozen=True)
 class NextItem:
-    """What the annotate page needs: the claim (with its item) or why there is none."""
+    """What the annotate page needs: the claim (with its item) or why there is none.
+
+    `fresh` means the claim was just made: the annotator never held this item, so no draft can exist.
+    """
 
     claim: Claim | None
     guideline: GuidelineVersion | None
     needs_ack: bool
+    fresh: bool = False
 
     @property
     def item(self) -> Item | None:
@@ -89,7 +97,7 @@ def _give_back_slots(*, item_ids: list[int], overlap: int) -> None:
         Item.objects.filter(pk__in=ids).update(slots_taken=F("slots_taken") - n, is_open=Value(True))
 
 
-def guideline_state(*, user: AbstractBaseUser, project: Project) -> tuple[GuidelineVersion | None, bool]:
+def guideline_state(*, user: AbstractBaseUser, project: Project) -> GuidelineState:
     """(current guideline version, whether the user still has to acknowledge it). One query."""
     current = (
         GuidelineVersion.objects.filter(project=project)
@@ -105,8 +113,10 @@ def guideline_state(*, user: AbstractBaseUser, project: Project) -> tuple[Guidel
 def claims_release_expired(*, project: Project, now: dt.datetime | None = None, limit: int = EXPIRY_SWEEP_BATCH) -> int:
     """Return expired leases' slots to the pool. Submitted work is never touched: only active claims expire."""
     now = now or timezone.now()
+    expired = Claim.objects.filter(project=project, status=ClaimStatus.ACTIVE, lease_expires_at__lt=now)
+    if not expired.exists():  # the usual case, answered from a partial index without a write transaction
+        return 0
     with transaction.atomic():
-        expired = Claim.objects.filter(project=project, status=ClaimStatus.ACTIVE, lease_expires_at__lt=now)
         if connection.features.has_select_for_update_skip_locked:
             expired = expired.select_for_update(skip_locked=True)
         rows = list(expired.values_list("pk", "item_id")[:limit])
@@ -119,10 +129,19 @@ def claims_release_expired(*, project: Project, now: dt.datetime | None = None, 
     return len(rows)
 
 
-def claim_next(*, annotator: AbstractBaseUser, project: Project, now: dt.datetime | None = None) -> NextItem:
-    """The annotator's current claim, or a newly claimed item; None when nothing is left for them."""
+def claim_next(
+    *,
+    annotator: AbstractBaseUser,
+    project: Project,
+    now: dt.datetime | None = None,
+    guideline: GuidelineState | None = None,
+) -> NextItem:
+    """The annotator's current claim, or a newly claimed item; None when nothing is left for them.
+
+    `guideline` is the caller's `guideline_state` when it has one already (saves a query in the loop).
+    """
     now = now or timezone.now()
-    guideline, needs_ack = guideline_state(user=annotator, project=project)
+    guideline, needs_ack = guideline or guideline_state(user=annotator, project=project)
     if needs_ack:
         return NextItem(claim=None, guideline=guideline, needs_ack=True)
 
@@ -139,7 +158,7 @@ def claim_next(*, annotator: AbstractBaseUser, project: Project, now: dt.datetim
     for _attempt in range(CLAIM_ATTEMPTS):
         claim, found = _claim_one(annotator=annotator, project=project, now=now)
         if claim is not None or not found:
-            return NextItem(claim=claim, guideline=guideline, needs_ack=False)
+            return NextItem(claim=claim, guideline=guideline, needs_ack=False, fresh=claim is not None)
     return NextItem(claim=None, guideline=guideline, needs_ack=False)
 
 
@@ -193,6 +212,7 @@ def annotation_submit(
     unsure: bool = False,
     note: str = "",
     now: dt.datetime | None = None,
+    guideline: GuidelineState | None = None,
 ) -> Annotation:
     """Store the annotator's label for an item they hold. Idempotent: a repeat returns the stored one."""
     project = item.project
@@ -201,7 +221,7 @@ def annotation_submit(
         value = normalise_value(project.task_type, value, label_names)
     except InvalidValue as exc:
         raise ServiceError(str(exc), field=exc.field) from exc
-    guideline, needs_ack = guideline_state(user=annotator, project=project)
+    guideline, needs_ack = guideline or guideline_state(user=annotator, project=project)
     if needs_ack:
         raise ServiceError(GUIDELINES_NOT_ACKNOWLEDGED, field="guidelines")
 
@@ -255,6 +275,25 @@ def annotation_submit(
 
 class _LeaseLost(Exception):
     pass
+
+
+def annotation_submit_and_next(
+    *,
+    annotator: AbstractBaseUser,
+    item: Item,
+    value: dict[str, Any],
+    label_names: list[str],
+    unsure: bool = False,
+    note: str = "",
+    now: dt.datetime | None = None,
+) -> tuple[Annotation, NextItem]:
+    """The annotate loop's one round trip: store this label, then hand out the next item."""
+    state = guideline_state(user=annotator, project=item.project)
+    annotation = annotation_submit(
+        annotator=annotator, item=item, value=value, label_names=label_names, unsure=unsure, note=note, now=now,
+        guideline=state,
+    )
+    return annotation, claim_next(annotator=annotator, project=item.project, now=now, guideline=state)
 
 
 def _submitted(*, annotator: AbstractBaseUser, item: Item) -> Annotation | None:
