@@ -8,6 +8,7 @@ annotate, never sees other people's values for an item still open to them).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,15 +24,21 @@ from .models import (
     ItemStatus,
     Label,
     NoiseFlag,
+    NoiseScan,
     Project,
     ReviewReason,
     ReviewStatus,
     ReviewTask,
+    Snapshot,
 )
 from .permissions import ANNOTATE
-from .values import value_display
+from .services import ServiceError
+from .values import value_display, value_key
 
 QUEUE_PAGE = 50
+
+STILL_ANNOTATABLE = "You can still annotate this item yourself; its history opens once you have."
+SNAPSHOT_PAIR_REQUIRED = "Choose two snapshots of this project to compare (old and new)."
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,11 @@ def still_annotatable(*, user: AbstractBaseUser) -> Q:
     return Q(is_open=True) & ~Exists(Claim.objects.filter(item=OuterRef("pk"), annotator=user))
 
 
+def blind_to(*, user: AbstractBaseUser, role: str, item: Item) -> bool:
+    """Whether showing this item's annotations to `user` would break the blind promise."""
+    return role in ANNOTATE and Item.objects.filter(pk=item.pk).filter(still_annotatable(user=user)).exists()
+
+
 def open_review_tasks(*, project: Project, user: AbstractBaseUser, role: str) -> QuerySet[ReviewTask]:
     tasks = ReviewTask.objects.filter(project=project, status=ReviewStatus.OPEN)
     if role in ANNOTATE:
@@ -100,6 +112,46 @@ def review_queue(
     panel = review_panel(task=current, project=project, next_task_id=(later or others or [None])[0])
     return ReviewQueue(total=total, tasks=tasks, panel=panel)
 
+@dataclass(frozen=True)
+class ReviewTaskRow:
+    task: ReviewTask
+    item: Item
+    annotations: list[AnnotationRow]
+
+
+def review_task_rows(
+    *, project: Project, user: AbstractBaseUser, role: str, limit: int = QUEUE_PAGE
+) -> list[ReviewTaskRow]:
+    """The first open tasks with every current annotation of their items. Two queries."""
+    tasks = list(open_review_tasks(project=project, user=user, role=role)[:limit])
+    by_item: dict[int, list[Annotation]] = {}
+    rows = (
+        Annotation.objects.filter(item_id__in=[t.item_id for t in tasks], status=AnnotationStatus.SUBMITTED)
+        .select_related("annotator", "guideline_version")
+        .order_by("created_at", "id")
+    )
+    for a in rows:
+        by_item.setdefault(a.item_id, []).append(a)
+    return [ReviewTaskRow(task=t, item=t.item, annotations=_annotation_rows(by_item.get(t.item_id, []))) for t in tasks]
+
+
+def _annotation_rows(annotations: Iterable[Annotation]) -> list[AnnotationRow]:
+    return [
+        AnnotationRow(
+            number=n,
+            id=a.pk,
+            annotator=a.annotator.get_username(),
+            value=a.value,
+            display=value_display(a.value),
+            unsure=a.unsure,
+            note=a.note,
+            guideline_version=a.guideline_version.version if a.guideline_version else None,
+            created_at=a.created_at,
+        )
+        for n, a in enumerate(annotations, start=1)
+    ]
+
+
 def review_task_get(*, project: Project, task_id: int) -> ReviewTask | None:
     return ReviewTask.objects.select_related("item").filter(project=project, pk=task_id).first()
 
@@ -113,20 +165,7 @@ def review_panel(*, task: ReviewTask, project: Project, next_task_id: int | None
         .select_related("annotator", "guideline_version")
         .order_by("created_at", "id")
     )
-    annotations = [
-        AnnotationRow(
-            number=n,
-            id=a.pk,
-            annotator=a.annotator.get_username(),
-            value=a.value,
-            display=value_display(a.value),
-            unsure=a.unsure,
-            note=a.note,
-            guideline_version=a.guideline_version.version if a.guideline_version else None,
-            created_at=a.created_at,
-        )
-        for n, a in enumerate(rows, start=1)
-    ]
+    annotations = _annotation_rows(rows)
     final = current_decision(item=item)
     return ReviewPanel(
         task=task,
@@ -201,3 +240,79 @@ def item_history(*, item: Item) -> list[HistoryEvent]:
                                    f"{value_display(f.suggested)}", value_display(f.given)))
     return sorted(events, key=lambda e: e.at)
 
+
+
+def snapshot_list(*, project: Project) -> QuerySet[Snapshot]:
+    return Snapshot.objects.filter(project=project).select_related("created_by").order_by("-created_at", "-id")
+
+
+def snapshot_get(*, project: Project, snapshot_id: int) -> Snapshot | None:
+    return Snapshot.objects.select_related("created_by", "project").filter(project=project, pk=snapshot_id).first()
+
+
+def snapshot_pair(*, project: Project, old_id: str | int | None, new_id: str | int | None) -> tuple[Snapshot, Snapshot]:
+    """Two snapshots of the project by id, or ServiceError naming what is missing."""
+    found = {}
+    for field, raw in (("old", old_id), ("new", new_id)):
+        try:
+            snapshot = snapshot_get(project=project, snapshot_id=int(raw)) if raw not in (None, "") else None
+        except (TypeError, ValueError):
+            snapshot = None
+        if snapshot is None:
+            raise ServiceError(SNAPSHOT_PAIR_REQUIRED, field=field)
+        found[field] = snapshot
+    return found["old"], found["new"]
+
+
+def manifest_label_rows(manifest: dict[str, Any]) -> list[tuple[str, list[int], int]]:
+    """(label, count per split in the manifest's split order, total) for the snapshot page's table."""
+    by_split = manifest.get("labels_by_split", {})
+    order = list(manifest.get("splits", {}))
+    return [
+        (label, [by_split.get(s, {}).get(label, 0) for s in order], total)
+        for label, total in manifest.get("labels", {}).items()
+    ]
+
+
+def diff_examples(diff: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The compare report's examples with values made readable."""
+    return [
+        (
+            kind,
+            [
+                {"item_id": e["item_id"], "old": value_display(e.get("old")), "new": value_display(e.get("new"))}
+                for e in diff["examples"][kind]
+            ],
+        )
+        for kind in ("relabelled", "added", "removed")
+    ]
+
+
+def noise_scan_latest(*, project: Project) -> NoiseScan | None:
+    return NoiseScan.objects.filter(project=project).order_by("-created_at", "-id").first()
+
+
+def noise_scan_get(*, project: Project, scan_id: int) -> NoiseScan | None:
+    return NoiseScan.objects.filter(project=project, pk=scan_id).first()
+
+
+def annotation_rows(*, project: Project) -> list[tuple[int, str, str, dt.datetime]]:
+    """(item id, annotator, value key, when) for every current annotation of the project, streamed from one query."""
+    rows = (
+        Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
+        .order_by("created_at", "id")
+        .values_list("item_id", "annotator__username", "value", "created_at")
+    )
+    return [(item_id, who, value_key(value), at) for item_id, who, value, at in rows.iterator(chunk_size=5000)]
+
+
+def agreement_rows(*, project: Project) -> tuple[list[tuple[int, str, str]], dict[int, str]]:
+    """The pure agreement module's input: annotation rows and {item id: final value key}."""
+    rows = [(item_id, who, key) for item_id, who, key, _ in annotation_rows(project=project)]
+    final = {
+        item_id: value_key(value)
+        for item_id, value in latest_decisions(project=project).values_list("item_id", "value").iterator(
+            chunk_size=5000
+        )
+    }
+    return rows, final

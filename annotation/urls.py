@@ -32,4 +32,21 @@ urlpatterns += [
     path("projects/<int:project_id>/review/", views_review.review_queue, name="review-queue"),
     path("projects/<int:project_id>/review/<int:task_id>/decide/", views_review.review_decide, name="review-decide"),
     path("projects/<int:project_id>/items/<int:item_id>/history/", views_review.item_history, name="item-history"),
+    path("projects/<int:project_id>/quality/", views_review.quality, name="quality"),
+    path("projects/<int:project_id>/quality/scans/", views_review.noise_scan_start, name="noise-scan-start"),
+    path(
+        "projects/<int:project_id>/quality/scans/<int:scan_id>/",
+        views_review.noise_scan_detail,
+        name="noise-scan-detail",
+    ),
+    path("projects/<int:project_id>/snapshots/", views_review.snapshot_list, name="snapshot-list"),
+    path("projects/<int:project_id>/snapshots/compare/", views_review.snapshot_compare, name="snapshot-compare"),
+    path(
+        "projects/<int:project_id>/snapshots/<int:snapshot_id>/", views_review.snapshot_detail, name="snapshot-detail"
+    ),
+    path(
+        "projects/<int:project_id>/snapshots/<int:snapshot_id>/download/",
+        views_review.snapshot_download,
+        name="snapshot-download",
+    ),
 ]

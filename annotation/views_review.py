@@ -6,22 +6,25 @@ everything works without JavaScript too.
 
 from __future__ import annotations
 
+import json
+
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from . import selectors_review
-from .models import Item, Project, TaskType
-from .permissions import ANNOTATE, REVIEW, access_item, access_project
-from .services import ServiceError, reviews
+from .models import Project, Snapshot, Split, TaskType
+from .permissions import MANAGE, REVIEW, ROLE_REQUIRED, access_item, access_project
+from .services import ServiceError, reviews, snapshots
+from .services import quality as quality_svc
 from .values import value_display
 
 UNKNOWN_ACTION = "Choose accept, fix or send back."
-STILL_ANNOTATABLE = "You can still annotate this item yourself; its history opens once you have."
 TASK_GONE = "No such review task."
 
 
@@ -104,10 +107,8 @@ def review_decide(request: HttpRequest, project_id: int, task_id: int) -> HttpRe
 def item_history(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
     """Everything that happened to one item: annotations, decisions, reviews and noise flags."""
     item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=REVIEW)
-    if role in ANNOTATE and (
-        Item.objects.filter(pk=item.pk).filter(selectors_review.still_annotatable(user=request.user)).exists()
-    ):
-        raise PermissionDenied(STILL_ANNOTATABLE)
+    if selectors_review.blind_to(user=request.user, role=role, item=item):
+        raise PermissionDenied(selectors_review.STILL_ANNOTATABLE)
     final = selectors_review.current_decision(item=item)
     context = {
         "project": item.project,
@@ -118,3 +119,174 @@ def item_history(request: HttpRequest, project_id: int, item_id: int) -> HttpRes
         "final_display": value_display(final.value) if final else "",
     }
     return render(request, "annotation/review_history.html", context)
+
+
+# --- Quality and noise scans ----------------------------------------------------------------------
+
+
+@login_required
+def quality(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Agreement, accuracy, confusion and trend for owners and reviewers; annotators see their own accuracy."""
+    project, role = access_project(user=request.user, project_id=project_id)
+    context = {
+        "project": project,
+        "role": role,
+        "can_review": role in REVIEW,
+        "report": selectors_review.quality_report(project=project, user=request.user, role=role),
+        "scan": selectors_review.noise_scan_latest(project=project) if role in REVIEW else None,
+    }
+    return render(request, "annotation/quality_report.html", context)
+
+
+@login_required
+@require_POST
+def noise_scan_start(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    error = ""
+    try:
+        scan = quality_svc.noise_scan_start(project=project, user=request.user)
+    except ServiceError as exc:
+        error = exc.message
+        scan = selectors_review.noise_scan_latest(project=project)
+    if request.htmx:
+        return render(request, "annotation/_quality_scan.html", {"project": project, "scan": scan, "error": error})
+    if error:
+        messages.error(request, error)
+    return redirect(reverse("quality", args=[project.pk]))
+
+
+@login_required
+def noise_scan_detail(request: HttpRequest, project_id: int, scan_id: int) -> HttpResponse:
+    """The scan's progress; the fragment keeps polling itself only while the scan is queued or running."""
+    project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    scan = selectors_review.noise_scan_get(project=project, scan_id=scan_id)
+    if scan is None:
+        raise Http404("No such scan.")
+    context = {"project": project, "scan": scan, "error": ""}
+    template = "annotation/_quality_scan.html" if request.htmx else "annotation/quality_scan.html"
+    return render(request, template, context)
+
+
+# --- Snapshots ------------------------------------------------------------------------------------
+
+
+class SnapshotForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    seed = forms.IntegerField(initial=0, help_text="Seeds the split of items that have none yet.")
+    train = forms.FloatField(initial=80, min_value=0, max_value=100, label="Train %")
+    validation = forms.FloatField(initial=10, min_value=0, max_value=100, label="Validation %")
+    test = forms.FloatField(initial=10, min_value=0, max_value=100, label="Test %")
+    group_field = forms.CharField(
+        required=False, max_length=100, label="Group by metadata field",
+        help_text="Empty: items sharing a group key share a split.",
+    )
+    balance_mode = forms.ChoiceField(
+        required=False, choices=[("", "No class-balance report"), *snapshots.BALANCE_MODES], label="Class balance"
+    )
+
+    def ratios(self) -> tuple[float, float, float]:
+        d = self.cleaned_data
+        return (d["train"] / 100, d["validation"] / 100, d["test"] / 100)
+
+
+def _snapshot_or_404(project: Project, snapshot_id: int) -> Snapshot:
+    snapshot = selectors_review.snapshot_get(project=project, snapshot_id=snapshot_id)
+    if snapshot is None:
+        raise Http404("No such snapshot.")
+    return snapshot
+
+
+@login_required
+def snapshot_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The project's snapshots; the owner creates a new one here."""
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    form = SnapshotForm(request.POST or None, initial={"name": f"{project.name} snapshot"})
+    status = 200
+    if request.method == "POST":
+        if role not in MANAGE:
+            raise PermissionDenied(ROLE_REQUIRED)
+        if form.is_valid():
+            d = form.cleaned_data
+            try:
+                snapshot = snapshots.snapshot_create(
+                    project=project, user=request.user, name=d["name"], seed=d["seed"], ratios=form.ratios(),
+                    group_field=d["group_field"], balance_mode=d["balance_mode"],
+                )
+            except ServiceError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(request, f"Snapshot {snapshot.name} created: {snapshot.item_count} items.")
+                return redirect(reverse("snapshot-detail", args=[project.pk, snapshot.pk]))
+        status = 400
+    context = {
+        "project": project,
+        "role": role,
+        "can_create": role in MANAGE,
+        "form": form,
+        "snapshots": selectors_review.snapshot_list(project=project),
+    }
+    return render(request, "annotation/snapshot_list.html", context, status=status)
+
+
+@login_required
+def snapshot_detail(request: HttpRequest, project_id: int, snapshot_id: int) -> HttpResponse:
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    snapshot = _snapshot_or_404(project, snapshot_id)
+    context = {
+        "project": project,
+        "role": role,
+        "snapshot": snapshot,
+        "manifest": snapshot.manifest,
+        "manifest_json": json.dumps(snapshot.manifest, indent=2, sort_keys=True),
+        "label_rows": selectors_review.manifest_label_rows(snapshot.manifest),
+        "others": selectors_review.snapshot_list(project=project).exclude(pk=snapshot.pk),
+        "splits": Split.values,
+    }
+    return render(request, "annotation/snapshot_detail.html", context)
+
+
+def snapshot_stream(*, snapshot: Snapshot, split: str = "") -> StreamingHttpResponse:
+    """The JSONL as a download, streamed line by line from its content-addressed file."""
+    lines = snapshots.snapshot_lines(snapshot=snapshot, split=split)
+    name = f"snapshot-{snapshot.pk}-{snapshot.content_hash[:12]}{'-' + split if split else ''}.jsonl"
+    response = StreamingHttpResponse(lines, content_type="application/jsonl; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["X-Content-SHA256"] = snapshot.content_hash if not split else ""
+    return response
+
+
+@login_required
+def snapshot_download(request: HttpRequest, project_id: int, snapshot_id: int) -> HttpResponse:
+    project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    snapshot = _snapshot_or_404(project, snapshot_id)
+    try:
+        return snapshot_stream(snapshot=snapshot, split=request.GET.get("split", ""))
+    except ServiceError as exc:
+        return HttpResponse(exc.message, status=400, content_type="text/plain")
+
+
+@login_required
+def snapshot_compare(request: HttpRequest, project_id: int) -> HttpResponse:
+    """What changed between two snapshots: items added, removed and relabelled."""
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    try:
+        old, new = selectors_review.snapshot_pair(
+            project=project, old_id=request.GET.get("old"), new_id=request.GET.get("new")
+        )
+    except ServiceError as exc:
+        return render(
+            request, "annotation/snapshot_compare.html",
+            {"project": project, "error": exc.message, "snapshots": selectors_review.snapshot_list(project=project)},
+            status=400,
+        )
+    diff = snapshots.snapshot_compare(old=old, new=new)
+    context = {
+        "project": project,
+        "role": role,
+        "old": old,
+        "new": new,
+        "diff": diff,
+        "examples": selectors_review.diff_examples(diff),
+        "snapshots": selectors_review.snapshot_list(project=project),
+    }
+    return render(request, "annotation/snapshot_compare.html", context)

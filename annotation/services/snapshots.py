@@ -1,0 +1,433 @@
+"""Snapshots: freeze the approved items' final values into a content-hashed, immutable dataset.
+
+`snapshot_create` runs in three streaming passes, so memory stays bounded by one batch of rows
+(plus the split assignment's per-item keys and texts when new items need a split):
+1. splits: items without a split get one from the pure `splits.assign` (existing splits, group keys
+   and near-duplicates respected) and it is stored with `UPDATE ... WHERE split = ''`, so a split
+   once set never changes (a database trigger refuses that too);
+2. the canonical JSONL is written to a temporary file while sha256 hashes it and the manifest counts;
+   the file is then named by its hash (content-addressed);
+3. the Snapshot row and its SnapshotItem rows are created in one transaction from the file itself,
+   so the rows are exactly what was hashed: nothing is ever updated afterwards.
+
+The canonical line of an item is `canonical_line(canonical_row(...))`: JSON with sorted keys and no
+spaces, UTF-8, one line per item in item id order. `snapshot_rows_hash` rebuilds the hash from the
+SnapshotItem rows alone (with the items' text), which is how immutability is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import F
+from django.db.models.fields.json import KeyTextTransform
+
+from ..models import (
+    Item,
+    NoiseScan,
+    Project,
+    ScanStatus,
+    Snapshot,
+    SnapshotItem,
+    Split,
+    TaskType,
+)
+from ..selectors_review import latest_decisions
+from ..values import value_key
+from . import ServiceError
+
+FORMAT = "labelloop-snapshot/1"
+SNAPSHOT_DIR = "snapshots"
+READ_CHUNK = 5000
+INSERT_BATCH = 5000
+SPLIT_UPDATE_BATCH = 900  # under SQLite's 999 query parameters
+VALUE_KEYS = ("label", "labels", "response")
+DEFAULT_RATIOS = (0.8, 0.1, 0.1)
+BALANCE_MODES = (("undersample", "Undersample the larger classes"), ("oversample", "Oversample the smaller classes"))
+
+NAME_REQUIRED = "Give the snapshot a name."
+NOTHING_APPROVED = "No approved item has a final value yet: review or approve some items first."
+BAD_RATIOS = "Split ratios must be three non-negative numbers (train, validation, test) that add up to 1."
+UNKNOWN_SPLIT = "Unknown split {split!r}; use one of train, validation, test."
+
+
+def text_key(task_type: str) -> str:
+    return "prompt" if task_type == TaskType.INSTRUCTION else "text"
+
+
+def canonical_row(
+    *,
+    task_type: str,
+    item_id: int,
+    external_id: str,
+    text: str,
+    value: dict[str, Any],
+    split: str,
+    guideline_version: int | None,
+    provenance: dict[str, Any],
+) -> dict[str, Any]:
+    """One snapshot row: the item, its final value's own keys (label / labels / response), split, provenance."""
+    return {
+        "id": item_id,
+        "external_id": external_id,
+        text_key(task_type): text,
+        **value,
+        "split": split,
+        "guideline_version": guideline_version,
+        "provenance": provenance,
+    }
+
+
+def canonical_line(row: dict[str, Any]) -> bytes:
+    return json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def value_of(row: dict[str, Any]) -> dict[str, Any]:
+    """The final value inside a canonical row (the inverse of `canonical_row`'s `**value`)."""
+    return {key: row[key] for key in VALUE_KEYS if key in row}
+
+
+def _check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(r) for r in ratios)
+    except (TypeError, ValueError):
+        raise ServiceError(BAD_RATIOS, field="ratios") from None
+    if len(values) != 3 or any(r < 0 for r in values) or abs(sum(values) - 1.0) > 1e-6:
+        raise ServiceError(BAD_RATIOS, field="ratios")
+    return values  # type: ignore[return-value]
+
+
+def _group_expression(group_field: str):
+    """Items share a split when they share this: the item's group key, or a metadata field."""
+    return KeyTextTransform(group_field, "item__metadata") if group_field else F("item__group_key")
+
+
+def splits_assign_missing(
+    *, project: Project, seed: int, ratios: Sequence[float] = DEFAULT_RATIOS, group_field: str = ""
+) -> dict[str, Any]:
+    """Give every approved item without a split one, keeping every split already assigned.
+
+    Returns a report: how many got a split now and the balance of the whole assignment.
+    """
+    from .. import splits
+
+    ratios = _check_ratios(ratios)
+    finals = latest_decisions(project=project)
+    if not finals.filter(item__split="").exists():
+        return {"assigned_now": 0}
+    keys: list[int] = []
+    labels: list[str] = []
+    groups: list[str | None] = []
+    texts: list[str] = []
+    existing: dict[int, str] = {}
+    classify = project.task_type != TaskType.INSTRUCTION
+    rows = finals.annotate(group=_group_expression(group_field)).values_list(
+        "item_id", "value", "item__split", "group", "item__text"
+    )
+    for item_id, value, split, group, text in rows.iterator(chunk_size=READ_CHUNK):
+        keys.append(item_id)
+        labels.append(sys.intern(value_key(value)) if classify else "")
+        groups.append(group or None)
+        texts.append(text)
+        if split:
+            existing[item_id] = split
+    assignment = splits.assign(keys, labels, groups, texts, seed, ratios=ratios, existing=existing)
+    del texts, groups
+    new: dict[str, list[int]] = {}
+    for key, split in assignment.items():
+        if key not in existing:
+            new.setdefault(split, []).append(key)
+    with transaction.atomic():
+        # One snapshot at a time assigns splits in a project; a concurrent one finds them set.
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        for split, ids in new.items():
+            for start in range(0, len(ids), SPLIT_UPDATE_BATCH):
+                Item.objects.filter(pk__in=ids[start : start + SPLIT_UPDATE_BATCH], split="").update(split=split)
+    return {
+        "assigned_now": sum(len(ids) for ids in new.values()),
+        "balance": splits.balance_report(assignment, dict(zip(keys, labels, strict=True))),
+    }
+
+
+def _final_rows(*, project: Project) -> Iterator[dict[str, Any]]:
+    """Canonical rows of every approved item that has a split, in item id order, streamed."""
+    rows = (
+        latest_decisions(project=project)
+        .exclude(item__split="")
+        .order_by("item_id")
+        .values_list(
+            "item_id",
+            "item__external_id",
+            "item__text",
+            "value",
+            "item__split",
+            "guideline_version__version",
+            "id",
+            "source",
+            "reviewer__username",
+            "created_at",
+        )
+    )
+    task_type = project.task_type
+    for item_id, external_id, text, value, split, version, decision_id, source, who, at in rows.iterator(
+        chunk_size=READ_CHUNK
+    ):
+        yield canonical_row(
+            task_type=task_type,
+            item_id=item_id,
+            external_id=external_id,
+            text=text,
+            value=value,
+            split=split,
+            guideline_version=version,
+            provenance={"decision_id": decision_id, "source": source, "decided_by": who, "decided_at": at.isoformat()},
+        )
+
+
+def _label_names(row: dict[str, Any]) -> list[str]:
+    if "label" in row:
+        return [row["label"]]
+    return list(row.get("labels", []))
+
+
+def _write_jsonl(*, project: Project, directory: Path) -> tuple[Path, str, dict[str, Any]]:
+    """Stream the rows to a temporary file while hashing; return (file, sha256, counts)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".tmp-{uuid.uuid4().hex}.jsonl"
+    digest = hashlib.sha256()
+    splits_count: Counter[str] = Counter()
+    labels_count: Counter[str] = Counter()
+    by_split: dict[str, Counter[str]] = {s: Counter() for s in Split.values}
+    versions: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    n = 0
+    try:
+        with tmp.open("wb") as out:
+            for row in _final_rows(project=project):
+                line = canonical_line(row)
+                digest.update(line)
+                out.write(line)
+                n += 1
+                splits_count[row["split"]] += 1
+                versions[str(row["guideline_version"])] += 1
+                sources[row["provenance"]["source"]] += 1
+                for name in _label_names(row):
+                    labels_count[name] += 1
+                    by_split[row["split"]][name] += 1
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    counts = {
+        "item_count": n,
+        "splits": {s: splits_count.get(s, 0) for s in Split.values},
+        "labels": dict(sorted(labels_count.items())),
+        "labels_by_split": {s: dict(sorted(c.items())) for s, c in by_split.items()},
+        "guideline_versions": dict(sorted(versions.items())),
+        "sources": dict(sorted(sources.items())),
+        "bytes": tmp.stat().st_size,
+    }
+    return tmp, digest.hexdigest(), counts
+
+
+def _agreement_figures(*, project: Project) -> dict[str, Any]:
+    from .. import agreement
+    from ..selectors_review import agreement_rows
+
+    rows, final = agreement_rows(project=project)
+    if not rows:
+        return {}
+    return agreement.agreement_summary(rows, final=final)["overall"]
+
+
+def _noise_figures(*, project: Project) -> dict[str, Any]:
+    scan = NoiseScan.objects.filter(project=project, status=ScanStatus.SUCCEEDED).order_by("-finished_at").first()
+    if scan is None:
+        return {}
+    return {"scan_id": scan.pk, "finished_at": scan.finished_at.isoformat(), **scan.summary}
+
+
+def _parsed_rows(path: Path, snapshot_id: int) -> Iterator[tuple[Any, ...]]:
+    with path.open("rb") as lines:
+        for line in lines:
+            row = json.loads(line)
+            yield (
+                snapshot_id,
+                row["id"],
+                json.dumps(value_of(row)),
+                row["split"],
+                row["guideline_version"],
+                json.dumps(row["provenance"]),
+            )
+
+
+def _insert_rows(*, path: Path, snapshot: Snapshot) -> None:
+    """SnapshotItem rows parsed back from the hashed file: COPY on PostgreSQL, executemany elsewhere.
+
+    Plain SQL rather than bulk_create: building a model instance per row cost more than the rest of a
+    million-row snapshot together. Runs inside the caller's transaction.
+    """
+    table = SnapshotItem._meta.db_table
+    columns = "snapshot_id, item_id, value, split, guideline_version, provenance"
+    rows = _parsed_rows(path, snapshot.pk)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s)"  # noqa: S608 - names from the model
+        batch: list[tuple[Any, ...]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= INSERT_BATCH:
+                cursor.executemany(sql, batch)
+                batch.clear()
+        if batch:
+            cursor.executemany(sql, batch)
+
+
+def snapshot_create(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    name: str,
+    seed: int = 0,
+    ratios: Sequence[float] = DEFAULT_RATIOS,
+    group_field: str = "",
+    balance_mode: str = "",
+) -> Snapshot:
+    """Assign missing splits, write and hash the JSONL, then create the immutable snapshot and its rows."""
+    name = name.strip()
+    if not name:
+        raise ServiceError(NAME_REQUIRED, field="name")
+    ratios = _check_ratios(ratios)
+    if not latest_decisions(project=project).exists():
+        raise ServiceError(NOTHING_APPROVED)
+    split_report = splits_assign_missing(project=project, seed=seed, ratios=ratios, group_field=group_field.strip())
+
+    directory = Path(settings.MEDIA_ROOT) / SNAPSHOT_DIR / f"project-{project.pk}"
+    tmp, content_hash, counts = _write_jsonl(project=project, directory=directory)
+    final_path = directory / f"{content_hash}.jsonl"
+    os.replace(tmp, final_path)  # same bytes whenever the name is the same: content-addressed
+
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "task_type": project.task_type,
+        "content_hash": content_hash,
+        **counts,
+        "split_params": {"seed": seed, "ratios": list(ratios), "group_field": group_field.strip()},
+        "split_assignment": split_report,
+        "agreement": _agreement_figures(project=project),
+        "noise": _noise_figures(project=project),
+    }
+    if balance_mode:
+        from .. import splits
+
+        train_labels = [label for label, n in counts["labels_by_split"][Split.TRAIN].items() for _ in range(n)]
+        manifest["class_balance"] = splits.class_balance(train_labels, balance_mode, seed)
+
+    with transaction.atomic():
+        snapshot = Snapshot.objects.create(
+            project=project,
+            name=name[:200],
+            content_hash=content_hash,
+            item_count=counts["item_count"],
+            seed=seed,
+            manifest=manifest,
+            file_path=str(final_path.relative_to(settings.MEDIA_ROOT)),
+            created_by=user,
+        )
+        _insert_rows(path=final_path, snapshot=snapshot)
+    return snapshot
+
+
+def snapshot_file(snapshot: Snapshot) -> Path:
+    return Path(settings.MEDIA_ROOT) / snapshot.file_path
+
+
+def snapshot_lines(*, snapshot: Snapshot, split: str = "") -> Iterator[bytes]:
+    """The snapshot's JSONL, whole or one split, streamed from its content-addressed file."""
+    if split and split not in Split.values:
+        raise ServiceError(UNKNOWN_SPLIT.format(split=split), field="split")
+    return _read_lines(snapshot_file(snapshot), split)
+
+
+def _read_lines(path: Path, split: str) -> Iterator[bytes]:
+    with path.open("rb") as lines:
+        for line in lines:
+            if not split or json.loads(line)["split"] == split:
+                yield line
+
+
+def snapshot_rows_hash(*, snapshot: Snapshot) -> str:
+    """sha256 rebuilt from the SnapshotItem rows and their items' text: equals `content_hash` while immutable."""
+    task_type = snapshot.manifest.get("task_type", snapshot.project.task_type)
+    digest = hashlib.sha256()
+    rows = (
+        SnapshotItem.objects.filter(snapshot=snapshot)
+        .order_by("item_id")
+        .values_list("item_id", "item__external_id", "item__text", "value", "split", "guideline_version", "provenance")
+    )
+    for item_id, external_id, text, value, split, version, provenance in rows.iterator(chunk_size=READ_CHUNK):
+        digest.update(
+            canonical_line(
+                canonical_row(
+                    task_type=task_type,
+                    item_id=item_id,
+                    external_id=external_id,
+                    text=text,
+                    value=value,
+                    split=split,
+                    guideline_version=version,
+                    provenance=provenance,
+                )
+            )
+        )
+    return digest.hexdigest()
+
+
+def snapshot_compare(*, old: Snapshot, new: Snapshot, examples: int = 100) -> dict[str, Any]:
+    """Items added, removed and relabelled from `old` to `new`: a merge of two id-ordered streams."""
+
+    def stream(snapshot: Snapshot) -> Iterator[tuple[int, dict[str, Any]]]:
+        rows = SnapshotItem.objects.filter(snapshot=snapshot).order_by("item_id").values_list("item_id", "value")
+        return rows.iterator(chunk_size=READ_CHUNK)
+
+    report: dict[str, Any] = {
+        "added": 0, "removed": 0, "relabelled": 0, "unchanged": 0,
+        "examples": {"added": [], "removed": [], "relabelled": []},
+    }
+
+    def note(kind: str, entry: dict[str, Any]) -> None:
+        report[kind] += 1
+        if len(report["examples"][kind]) < examples:
+            report["examples"][kind].append(entry)
+
+    old_rows, new_rows = stream(old), stream(new)
+    a, b = next(old_rows, None), next(new_rows, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):
+            note("removed", {"item_id": a[0], "old": a[1]})
+            a = next(old_rows, None)
+        elif a is None or b[0] < a[0]:
+            note("added", {"item_id": b[0], "new": b[1]})
+            b = next(new_rows, None)
+        else:
+            if a[1] != b[1]:
+                note("relabelled", {"item_id": a[0], "old": a[1], "new": b[1]})
+            else:
+                report["unchanged"] += 1
+            a, b = next(old_rows, None), next(new_rows, None)
+    return report
+

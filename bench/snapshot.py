@@ -1,0 +1,236 @@
+"""Seconds and peak memory of `snapshot_create` on a project of N approved items.
+
+For each database (SQLite file, PostgreSQL when reachable) and size, a fresh child process seeds N
+approved items with one imported decision each (COPY / executemany, not measured), then measures:
+- the first snapshot: every item gets a split (splits.assign over all N), JSONL written and hashed,
+  N SnapshotItem rows inserted;
+- a second snapshot: splits already assigned, so only the write and insert passes run;
+- the hash rebuilt from the SnapshotItem rows (must equal the stored one).
+Peak memory is the child's resident set size sampled every 10 ms during the call, reported both as
+the absolute peak and as the growth over the RSS just before the call (Django, numpy and the
+imported modules are already loaded then).
+
+    python bench/snapshot.py                          # 200k and 1M items, SQLite + PostgreSQL
+    python bench/snapshot.py --sizes 200000 --db sqlite
+
+Target: <= 60 s and <= 500 MB for 1M items.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/test")
+PG_BENCH_DB = "labelloop_bench_snapshot"
+LABELS = ["positive", "negative", "neutral"]
+WORDS = (
+    "service wait food staff price room clean slow friendly rude great awful fine okay late early cold warm "
+    "noisy quiet cheap costly fresh stale quick helpful manager booking table order delivery refund app "
+    "update crash login screen battery camera phone laptop screen sound music movie plot actor ending"
+).split()
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class PeakRss:
+    """Samples this process's RSS in a thread while the block runs."""
+
+    def __enter__(self) -> PeakRss:
+        self.start = rss_mb()
+        self.peak = self.start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, rss_mb())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mb())
+
+
+# --- child: one configuration -------------------------------------------------------------------
+
+
+def _setup_django(db_url: str, media: str) -> None:
+    os.environ["DATABASE_URL"] = db_url
+    os.environ["MEDIA_ROOT"] = media
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    os.environ.setdefault("SECRET_KEY", "bench")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def _seed(size: int):
+    """N approved items (a group key on every 50th pair) with one imported decision each."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from annotation.models import Decision, Item
+    from annotation.services.projects import project_create
+    from annotation.text import content_hash
+
+    owner = get_user_model().objects.create_user("bench-owner", password="x")
+    project = project_create(owner=owner, name="bench", labels=LABELS, guidelines="Label the sentiment.")
+    rng = random.Random(7)
+    now = timezone.now()
+    items = Item._meta.db_table
+    columns = (
+        "project_id, external_id, text, response, metadata, group_key, content_hash, status, slots_taken, "
+        "submitted_count, is_open, priority, split, created_at"
+    )
+
+    def rows():
+        for i in range(size):
+            text = f"{i} " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 20)))
+            group = f"g{i // 2}" if i % 50 < 2 else ""
+            yield (project.pk, f"ext-{i}", text, "", "{}", group, content_hash(text), "approved", 0, 0, False, 0.0,
+                   "", now)
+
+    t0 = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.connection.cursor().copy(f"COPY {items} ({columns}) FROM STDIN") as copy:
+                for row in rows():
+                    copy.write_row(row)
+        else:
+            sql = f"INSERT INTO {items} ({columns}) VALUES ({', '.join(['%s'] * 14)})"
+            batch = []
+            for row in rows():
+                batch.append(row)
+                if len(batch) == 20_000:
+                    cursor.executemany(sql, batch)
+                    batch.clear()
+            if batch:
+                cursor.executemany(sql, batch)
+        label_sql = " ".join(f"WHEN {k} THEN '{{\"label\": \"{name}\"}}'" for k, name in enumerate(LABELS))
+        cast = "::jsonb" if connection.vendor == "postgresql" else ""
+        cursor.execute(
+            f"INSERT INTO {Decision._meta.db_table} (item_id, value, reason, source, created_at) "
+            f"SELECT id, (CASE MOD(id, 3) {label_sql} END){cast}, 'bench import', 'import', %s "
+            f"FROM {items} WHERE project_id = %s",
+            [now, project.pk],
+        )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {items}")
+            cursor.execute(f"ANALYZE {Decision._meta.db_table}")
+    print(f"  seeded {size:,} approved items in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return project, owner
+
+
+def _run_child(db_url: str, size: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="labelloop-bench-media-") as media:
+        _setup_django(db_url, media)
+        from django.db import connection
+
+        from annotation.models import Item
+        from annotation.services import snapshots
+
+        project, owner = _seed(size)
+        out: dict = {"vendor": connection.vendor, "size": size}
+        for label in ("first", "second"):
+            with PeakRss() as mem:
+                t0 = time.perf_counter()
+                snap = snapshots.snapshot_create(project=project, user=owner, name=f"bench {label}", seed=1)
+                seconds = time.perf_counter() - t0
+            out[label] = {
+                "seconds": round(seconds, 1),
+                "peak_rss_mb": round(mem.peak),
+                "rss_growth_mb": round(mem.peak - mem.start),
+                "items": snap.item_count,
+                "file_mb": round(snap.manifest["bytes"] / 2**20, 1),
+                "splits": snap.manifest["splits"],
+            }
+        t0 = time.perf_counter()
+        out["rows_hash_matches"] = snapshots.snapshot_rows_hash(snapshot=snap) == snap.content_hash
+        out["rehash_seconds"] = round(time.perf_counter() - t0, 1)
+        out["unsplit_items_left"] = Item.objects.filter(project=project, split="").count()
+        return out
+
+
+# --- parent: orchestrate ---------------------------------------------------------------------------
+
+
+def _pg_fresh_url() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return None
+    try:
+        with psycopg.connect(PG_ADMIN_URL.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB}")
+            conn.execute(f"CREATE DATABASE {PG_BENCH_DB}")
+    except psycopg.Error as exc:
+        print(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}", file=sys.stderr)
+        return None
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_BENCH_DB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000])
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--child", nargs=2, metavar=("DB_URL", "SIZE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_run_child(args.child[0], int(args.child[1]))))
+        return
+
+    results = []
+    for size in args.sizes:
+        targets: list[tuple[str, str]] = []
+        tmp = None
+        if args.db in ("sqlite", "both"):
+            tmp = tempfile.mkdtemp(prefix="labelloop-bench-")
+            targets.append(("sqlite", f"sqlite:///{tmp}/bench.sqlite3"))
+        if args.db in ("postgres", "both") and (url := _pg_fresh_url()):
+            targets.append(("postgresql", url))
+        for name, url in targets:
+            print(f"{name}, {size:,} items ...", file=sys.stderr)
+            env = {**os.environ, "LABELLOOP_EMBEDDED_REDIS": "0"}
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", url, str(size)], capture_output=True, text=True, env=env
+            )
+            if proc.returncode != 0:
+                print(proc.stderr[-3000:], file=sys.stderr)
+                continue
+            sys.stderr.write(proc.stderr)
+            result = json.loads(proc.stdout.strip().splitlines()[-1])
+            results.append(result)
+            print(json.dumps(result), flush=True)
+    print("\nvendor      items      first: s / peak MB (+growth)   second: s / peak MB (+growth)   hash ok")
+    for r in results:
+        f, s = r["first"], r["second"]
+        print(
+            f"{r['vendor']:<11} {r['size']:>9,}  {f['seconds']:>6.1f} / {f['peak_rss_mb']:>5} (+{f['rss_growth_mb']})"
+            f"{'':>12}{s['seconds']:>6.1f} / {s['peak_rss_mb']:>5} (+{s['rss_growth_mb']}){'':>10}"
+            f"{r['rows_hash_matches']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
