@@ -33,11 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/test")
 PG_BENCH_DB = "labelloop_bench_snapshot"
 LABELS = ["positive", "negative", "neutral"]
-WORDS = (
+VOCABULARY = (
     "service wait food staff price room clean slow friendly rude great awful fine okay late early cold warm "
     "noisy quiet cheap costly fresh stale quick helpful manager booking table order delivery refund app "
     "update crash login screen battery camera phone laptop screen sound music movie plot actor ending"
-).split()
+)
+WORDS = VOCABULARY.split()
 
 
 def rss_mb() -> float:
@@ -93,7 +94,7 @@ def _seed(size: int):
     from annotation.services.projects import project_create
     from annotation.text import content_hash
 
-    owner = get_user_model().objects.create_user("bench-owner", password="x")
+    owner = get_user_model().objects.create_user("bench-owner", password="x")  # noqa: S106 - a throwaway bench user
     project = project_create(owner=owner, name="bench", labels=LABELS, guidelines="Label the sentiment.")
     rng = random.Random(7)
     now = timezone.now()
@@ -117,7 +118,7 @@ def _seed(size: int):
                 for row in rows():
                     copy.write_row(row)
         else:
-            sql = f"INSERT INTO {items} ({columns}) VALUES ({', '.join(['%s'] * 14)})"
+            sql = f"INSERT INTO {items} ({columns}) VALUES ({', '.join(['%s'] * 14)})"  # noqa: S608 - our names
             batch = []
             for row in rows():
                 batch.append(row)
@@ -129,7 +130,7 @@ def _seed(size: int):
         label_sql = " ".join(f"WHEN {k} THEN '{{\"label\": \"{name}\"}}'" for k, name in enumerate(LABELS))
         cast = "::jsonb" if connection.vendor == "postgresql" else ""
         cursor.execute(
-            f"INSERT INTO {Decision._meta.db_table} (item_id, value, reason, source, created_at) "
+            f"INSERT INTO {Decision._meta.db_table} (item_id, value, reason, source, created_at) "  # noqa: S608
             f"SELECT id, (CASE MOD(id, 3) {label_sql} END){cast}, 'bench import', 'import', %s "
             f"FROM {items} WHERE project_id = %s",
             [now, project.pk],
