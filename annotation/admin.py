@@ -71,3 +71,48 @@ class AnnotationAdmin(admin.ModelAdmin):
 class DraftAdmin(admin.ModelAdmin):
     list_display = ["item", "annotator", "updated_at"]
     raw_id_fields = ["item", "annotator"]
+
+
+# --- Review, noise scans and snapshots: append-only rows are shown, never edited here ---
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Decisions and snapshots are immutable (database triggers refuse updates): view them only."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(models.Decision)
+class DecisionAdmin(ReadOnlyAdmin):
+    list_display = ["item", "source", "reviewer", "created_at"]
+    list_filter = ["source"]
+    raw_id_fields = ["item", "reviewer", "guideline_version", "review_task"]
+    show_full_result_count = False
+
+
+@admin.register(models.ReviewTask)
+class ReviewTaskAdmin(admin.ModelAdmin):
+    list_display = ["item", "project", "status", "reasons", "priority", "created_at", "resolved_at"]
+    list_filter = ["status"]
+    raw_id_fields = ["project", "item", "resolved_by"]
+    show_full_result_count = False
+
+
+@admin.register(models.NoiseScan)
+class NoiseScanAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "status", "progress", "created_at", "finished_at"]
+    list_filter = ["status"]
+    raw_id_fields = ["project", "created_by"]
+
+
+@admin.register(models.Snapshot)
+class SnapshotAdmin(ReadOnlyAdmin):
+    list_display = ["name", "project", "item_count", "content_hash", "created_by", "created_at"]
+    raw_id_fields = ["project", "created_by"]
