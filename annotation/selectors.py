@@ -6,18 +6,23 @@ Views call these instead of building querysets, so templates never touch the ORM
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from .models import (
+    Annotation,
+    AnnotationStatus,
     Claim,
     ClaimStatus,
     Draft,
     GuidelineAcknowledgement,
     GuidelineVersion,
+    ImportJob,
     Item,
     ItemStatus,
     Label,
@@ -124,3 +129,68 @@ def claim_active_get(
         )
         .first()
     )
+
+
+# --- REST API: project overview, import status, the annotations export ------------------------------
+
+# Rows fetched per round trip while streaming an export: memory stays flat whatever the project's size.
+EXPORT_CHUNK_SIZE = 2000
+
+
+@dataclass(frozen=True)
+class ProjectOverview:
+    """A project as one member sees it: their role, its labels in order and the current guideline version."""
+
+    project: Project
+    role: str
+    labels: list[Label]
+    guideline_version: int | None
+
+
+def project_overview(*, project: Project, role: str) -> ProjectOverview:
+    """Two queries: labels, and the number of the newest guideline version."""
+    current = GuidelineVersion.objects.filter(project=project).order_by("-version").values_list("version", flat=True)
+    return ProjectOverview(
+        project=project, role=role, labels=label_list(project=project), guideline_version=current.first()
+    )
+
+
+def import_job_get(*, project: Project, job_id: int) -> ImportJob | None:
+    return ImportJob.objects.filter(project=project, pk=job_id).first()
+
+
+def annotations_export_rows(*, project: Project) -> Iterator[dict[str, Any]]:
+    """Every submitted annotation of the project, one dict per line of the JSONL export, item by item.
+
+    Everyone's values side by side: only roles that may see them (owner, reviewer) reach this. Retracted
+    annotations (undone by their annotator) are left out: they are history, not labels.
+    """
+    rows = (
+        Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
+        .order_by("item_id", "created_at", "pk")
+        .values_list(
+            "item_id",
+            "item__external_id",
+            "item__text",
+            "annotator__username",
+            "value",
+            "unsure",
+            "note",
+            "guideline_version__version",
+            "created_at",
+        )
+    )
+    for item_id, external_id, text, username, value, unsure, note, guideline, created_at in rows.iterator(
+        chunk_size=EXPORT_CHUNK_SIZE
+    ):
+        yield {
+            "item_id": item_id,
+            "external_id": external_id,
+            "text": text,
+            "annotator": username,
+            "value": value,
+            "unsure": unsure,
+            "note": note,
+            "guideline_version": guideline,
+            "created_at": created_at.isoformat(),
+        }
