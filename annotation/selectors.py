@@ -22,7 +22,6 @@ from .models import (
     Draft,
     GuidelineAcknowledgement,
     GuidelineVersion,
-    ImportJob,
     Item,
     ItemStatus,
     Label,
@@ -131,7 +130,7 @@ def claim_active_get(
     )
 
 
-# --- REST API: project overview, import status, the annotations export ------------------------------
+# --- REST API: project overview and the annotations export ------------------------------
 
 # Rows fetched per round trip while streaming an export: memory stays flat whatever the project's size.
 EXPORT_CHUNK_SIZE = 2000
@@ -153,10 +152,6 @@ def project_overview(*, project: Project, role: str) -> ProjectOverview:
     return ProjectOverview(
         project=project, role=role, labels=label_list(project=project), guideline_version=current.first()
     )
-
-
-def import_job_get(*, project: Project, job_id: int) -> ImportJob | None:
-    return ImportJob.objects.filter(project=project, pk=job_id).first()
 
 
 def annotations_export_rows(*, project: Project) -> Iterator[dict[str, Any]]:
