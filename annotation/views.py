@@ -38,7 +38,7 @@ from .permissions import ANNOTATE, MANAGE, access_item, access_project
 from .services import ServiceError
 from .services.annotations import (
     NextItem,
-    annotation_submit,
+    annotation_submit_and_next,
     annotation_undo,
     claim_next,
     claim_skip,
@@ -46,6 +46,7 @@ from .services.annotations import (
     guideline_state,
 )
 from .services.projects import (
+    DEFAULT_COLOURS,
     guideline_acknowledge,
     guideline_publish,
     label_create,
@@ -153,7 +154,8 @@ def _settings_response(
         "settings_form": settings_form
         or ProjectSettingsForm(initial={"overlap": project.overlap, "lease_seconds": project.lease_seconds}),
         "label_rows": label_rows,
-        "new_label_form": new_label_form or LabelForm(prefix="new"),
+        "new_label_form": new_label_form
+        or LabelForm(prefix="new", initial={"color": DEFAULT_COLOURS[len(labels) % len(DEFAULT_COLOURS)]}),
         "has_labels": project.task_type != TaskType.INSTRUCTION,
         "members": selectors.membership_list(project=project),
         "member_form": member_form or MemberForm(),
@@ -261,7 +263,6 @@ def guideline_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     if wanted.isdigit():
         shown = next((v for v in versions if v.version == int(wanted)), current)
     previous = next((v for v in versions if shown and v.version < shown.version), None)
-    _, needs_ack = guideline_state(user=request.user, project=project)
     context: dict[str, Any] = {
         "project": project,
         "role": role,
@@ -272,11 +273,12 @@ def guideline_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "shown_html": _safe_html(shown.body) if shown else "",
         "previous": previous,
         "changes": diff_lines(previous.body, shown.body) if previous and shown else None,
-        "needs_ack": needs_ack,
-        "ack_next": reverse("annotate", args=[project.pk]) if role in ANNOTATE else "",
     }
-    if needs_ack and current is not None:
-        context.update(_ack_context(request, project, current))
+    # Only those who annotate are held to the acknowledgement (claim_next asks for it); others just read.
+    if role in ANNOTATE and current is not None and guideline_state(user=request.user, project=project)[1]:
+        context.update(
+            _ack_context(request, project, current), ack_compact=True, ack_next=reverse("annotate", args=[project.pk])
+        )
     return render(request, "annotation/guideline_detail.html", context)
 
 
@@ -387,7 +389,8 @@ def _workspace_context(
     if item is None:
         return context
     if posted is None:
-        draft = selectors.draft_get(user=request.user, item=item)
+        # A claim made just now is the user's first hold on the item, so it cannot have a draft.
+        draft = None if state.fresh else selectors.draft_get(user=request.user, item=item)
         posted = {"value": draft.value, "unsure": draft.unsure, "note": draft.note} if draft else {"value": {}}
     value = posted["value"]
     context.update(
@@ -445,7 +448,7 @@ def annotate_submit(request: HttpRequest, project_id: int, item_id: int) -> Http
     value = annotation_value_from(request.POST, project.task_type)
     unsure, note = bool(request.POST.get("unsure")), request.POST.get("note", "")
     try:
-        annotation_submit(
+        _, state = annotation_submit_and_next(
             annotator=request.user,
             item=item,
             value=value,
@@ -460,7 +463,6 @@ def annotate_submit(request: HttpRequest, project_id: int, item_id: int) -> Http
         return _workspace_response(request, project, role, state, labels, error=exc.message, posted=posted, status=400)
     if not request.htmx:
         return redirect("annotate", project.pk)
-    state = claim_next(annotator=request.user, project=project)
     flash = f"Saved item #{item.pk}."
     return _after_write(request, _workspace_response(request, project, role, state, labels, flash=flash))
 

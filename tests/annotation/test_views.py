@@ -318,6 +318,14 @@ def test_first_acknowledgement_shows_the_full_text(client, project, annotator):
     assert "Read the guidelines before you start" in page and "<em>writer</em>" in page
 
 
+def test_guideline_page_asks_annotators_not_reviewers_to_acknowledge(client, project, annotator, reviewer):
+    client.force_login(annotator)
+    assert "I have read version 1" in client.get(url("guideline-detail", project.pk)).content.decode()
+    client.force_login(reviewer)
+    page = client.get(url("guideline-detail", project.pk)).content.decode()
+    assert "I have read version" not in page and "<em>writer</em>" in page
+
+
 def test_acknowledge_ignores_a_redirect_to_another_site(client, project, annotator):
     client.force_login(annotator)
     version = GuidelineVersion.objects.get(project=project)
