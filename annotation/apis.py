@@ -93,6 +93,8 @@ class ErrorSerializer(serializers.Serializer):
 
 def _first_error(detail: Any, field: str | None = None) -> tuple[str | None, str]:
     """The first (field path, message) of a DRF validation error, e.g. ("labels.1", "This field ...")."""
+    if not detail:
+        return field, "Invalid input."
     if isinstance(detail, Mapping):
         key, value = next(iter(detail.items()))
         path = None if key == "non_field_errors" else f"{field}.{key}" if field else str(key)
