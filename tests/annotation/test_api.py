@@ -650,3 +650,12 @@ def test_schema_names_every_operation_after_its_api(db):
         assert expected in ids
     components = schema["components"]["schemas"]
     assert {"LabelCreateInput", "GuidelinePublishOutput", "ClaimedItem", "Error"} <= set(components)
+
+
+def test_schema_and_docs_are_served(db):
+    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    assert "/api/projects/{project_id}/annotations/export/" in json.loads(schema.content)["paths"]
+    docs = APIClient().get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"swagger-ui" in docs.content
