@@ -8,7 +8,7 @@ import datetime as dt
 from html.parser import HTMLParser
 
 import pytest
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import escape
 
@@ -123,6 +123,17 @@ def test_project_detail_shows_progress_labels_and_owner_links(client, project, o
     assert all(name in page for name in LABELS)
     assert "<strong>5</strong>" in page  # items
     assert "<strong>1</strong>" in page  # in annotation (one of two annotations done)
+
+
+def test_project_detail_links_the_import_page_for_the_owner_only(client, project, owner, annotator):
+    try:
+        import_url = reverse("import-page", args=[project.pk])
+    except NoReverseMatch:
+        pytest.skip("the import page is not routed in this checkout")
+    client.force_login(owner)
+    assert import_url in client.get(url("project-detail", project.pk)).content.decode()
+    client.force_login(annotator)
+    assert import_url not in client.get(url("project-detail", project.pk)).content.decode()
 
 
 def test_project_detail_hides_settings_and_annotate_from_a_reviewer(client, project, reviewer):

@@ -1,5 +1,6 @@
 """The annotate loop in a real browser, by keyboard: log in, acknowledge the guidelines, label items
-with digit + Enter, and watch progress advance; autosave, unsure, skip and undo by their keys."""
+with digit + Enter, and watch progress advance; autosave, unsure, skip and undo by their keys; an
+instruction response edited and sent with Ctrl+Enter."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
-from annotation.models import Annotation, AnnotationStatus, Claim, ClaimStatus, Draft, Role
+from annotation.models import Annotation, AnnotationStatus, Claim, ClaimStatus, Draft, Role, TaskType
 from annotation.services.projects import membership_set, project_create
 from tests.conftest import acknowledge_guidelines, add_items, make_user
 
@@ -133,3 +134,28 @@ def test_autosave_unsure_skip_and_undo_by_keyboard(page: Page, sentiment):
     expect(page.locator(".workspace .msg.success")).to_have_text(re.compile(r"Skipped item #\d+"))
     skipped = Claim.objects.get(annotator=annotator, status=ClaimStatus.SKIPPED)
     assert skipped.item.text == first and skipped.skip_reason == "not a product review"
+
+
+def test_instruction_response_is_edited_and_sent_with_ctrl_enter(page: Page, transactional_db):
+    owner, annotator = make_user("owner"), make_user("annotator1")
+    project = project_create(owner=owner, name="Replies", task_type=TaskType.INSTRUCTION, overlap=1)
+    membership_set(project=project, user=annotator, role=Role.ANNOTATOR)
+    add_items(project, ["Say hello to a new user."], response="hi")
+    add_items(project, ["Explain what a lease is."], response="A lease reserves an item for a while.")
+    log_in(page, "annotator1", f"/projects/{project.pk}/annotate/")
+
+    response = page.locator("#response")
+    expect(response).to_be_focused()  # typing starts at once
+    expect(response).to_have_value("hi")
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type("Hello and welcome! Ask me anything.")
+    page.keyboard.press("Enter")  # a newline in the text, not a submit
+    page.keyboard.type("Have fun.")
+    page.keyboard.press("Control+Enter")
+
+    expect(page.locator("#item-text")).to_have_text("Explain what a lease is.")
+    expect(page.locator("#response")).to_have_value("A lease reserves an item for a while.")
+    expect(page.locator("#response")).to_be_focused()
+    expect(page.locator("#my-submitted")).to_have_text("1")
+    stored = Annotation.objects.get(annotator=annotator)
+    assert stored.value == {"response": "Hello and welcome! Ask me anything.\nHave fun."}
