@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from .. import noise
 from ..models import (
     Annotation,
     AnnotationStatus,
@@ -48,6 +49,7 @@ EMBED_BATCH = 64
 # A scan still "running" this long after it started lost its worker: the queue's own timeout.
 ABANDONED_AFTER = dt.timedelta(hours=6)
 EMBED_SHARE = 0.7  # of the progress bar
+LOW_CONSENSUS = 0.5  # crowdlab consensus quality under this is counted as doubtful in the summary
 
 SCAN_ACTIVE = "A noise scan is already queued or running for this project; wait for it to finish."
 NOT_CLASSIFICATION = "Noise scans look for wrong class labels: they need a single-label classification project."
@@ -56,6 +58,7 @@ SCAN_ABANDONED = "The worker running this scan stopped answering; start a new sc
 
 def minilm_embed(texts: Sequence[str]) -> np.ndarray:
     """Sentence embeddings from the all-MiniLM-L6-v2 encoder shipped in a wheel (no model hub)."""
+    # Imported here: torch and transformers take seconds to import, and only the worker embeds.
     from .. import embeddings
 
     return embeddings.embed(list(texts), embeddings.encoder_dir())
@@ -159,12 +162,12 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     X = _embeddings(scan=scan, items=[(item_id, text) for item_id, text, _ in finals])
     y = [value["label"] for _, _, value in finals]
     _progress(scan, EMBED_SHARE, "Out-of-fold predictions")
-    from .. import noise
-
-    suspects = noise.find_suspects(X, y, labels, seed=scan.params.get("seed", 0))
+    seed = scan.params.get("seed", 0)
+    suspects = noise.find_suspects(X, y, labels, seed=seed)
     summary: dict[str, Any] = {"scanned": len(finals), "flagged": len(suspects), "labels": labels}
-    _progress(scan, 0.9, f"Writing {len(suspects)} flags")
     item_ids = [item_id for item_id, _, _ in finals]
+    summary["crowdlab"] = _crowdlab(project=project, item_ids=item_ids, X=X, labels=labels, seed=seed)
+    _progress(scan, 0.9, f"Writing {len(suspects)} flags")
     with transaction.atomic():
         for suspect in suspects:
             item_id = item_ids[suspect.index]
@@ -189,12 +192,38 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     return summary
 
 
-def multi_annotated(*, project: Project) -> dict[int, dict[str, str]]:
-    """{item id: {annotator: label}} for items with more than one current annotation (for crowdlab)."""
+def _crowdlab(*, project: Project, item_ids: list[int], X: np.ndarray, labels: list[str], seed: int) -> dict[str, Any]:
+    """Annotator quality and consensus quality from items with annotations (cleanlab's CROWDLAB).
+
+    A second opinion for the report, not a source of flags: the final labels are judged by
+    `find_suspects`, and a reviewer's deliberate decision against the majority is not re-flagged here.
+    Data crowdlab cannot use (no item with two annotations, ...) is noted, and the scan still succeeds.
+    """
+    by_item = annotations_by_item(project=project)
+    rows = [i for i, item_id in enumerate(item_ids) if item_id in by_item]
+    if not rows:
+        return {"skipped": noise.NO_SHARED_ITEMS}
+    try:
+        matrix, annotators = noise.multi_label_matrix([by_item[item_ids[i]] for i in rows], labels)
+        result = noise.crowdlab(X[rows], matrix, labels, annotators=annotators, seed=seed)
+    except noise.NoiseScanError as exc:
+        return {"skipped": str(exc)}
+    quality = result["consensus_quality"]
+    return {
+        "items": len(rows),
+        "annotator_quality": result["annotator_quality"],
+        "agreement_with_consensus": result["annotator_agreement_with_consensus"],
+        "mean_consensus_quality": float(np.mean(quality)),
+        "low_consensus_items": sum(q < LOW_CONSENSUS for q in quality),
+    }
+
+
+def annotations_by_item(*, project: Project) -> dict[int, dict[str, str]]:
+    """{item id: {annotator: label}} over the project's current single-label annotations."""
     out: dict[int, dict[str, str]] = {}
     rows = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED).values_list(
         "item_id", "annotator__username", "value"
     )
     for item_id, who, value in rows.iterator(chunk_size=5000):
-        out.setdefault(item_id, {})[who] = value.get("label", "")
-    return {k: v for k, v in out.items() if len(v) > 1}
+        out.setdefault(item_id, {})[who] = value["label"]
+    return out

@@ -33,6 +33,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.fields.json import KeyTextTransform
 
+from .. import agreement
 from ..models import (
     Item,
     NoiseScan,
@@ -43,7 +44,7 @@ from ..models import (
     Split,
     TaskType,
 )
-from ..selectors_review import latest_decisions
+from ..selectors_review import agreement_rows, latest_decisions
 from ..values import value_key
 from . import ServiceError
 
@@ -241,9 +242,6 @@ def _write_jsonl(*, project: Project, directory: Path) -> tuple[Path, str, dict[
 
 
 def _agreement_figures(*, project: Project) -> dict[str, Any]:
-    from .. import agreement
-    from ..selectors_review import agreement_rows
-
     rows, final = agreement_rows(project=project)
     if not rows:
         return {}
