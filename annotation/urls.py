@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_review
+from . import views, views_imports, views_review
 
 urlpatterns = [
     path("", views.project_list, name="project-list"),
@@ -49,4 +49,10 @@ urlpatterns += [
         views_review.snapshot_download,
         name="snapshot-download",
     ),
+]
+
+# --- Imports (views_imports.py) ---
+urlpatterns += [
+    path("projects/<int:project_id>/import/", views_imports.import_create_view, name="import-page"),
+    path("projects/<int:project_id>/imports/<int:job_id>/", views_imports.import_detail, name="import-detail"),
 ]
