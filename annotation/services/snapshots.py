@@ -55,12 +55,19 @@ INSERT_BATCH = 5000
 SPLIT_UPDATE_BATCH = 900  # under SQLite's 999 query parameters
 VALUE_KEYS = ("label", "labels", "response")
 DEFAULT_RATIOS = (0.8, 0.1, 0.1)
-BALANCE_MODES = (("undersample", "Undersample the larger classes"), ("oversample", "Oversample the smaller classes"))
+# Class-balance reports a snapshot can carry (splits.class_balance); the splits themselves never change.
+BALANCE_MODES = (
+    ("downsample", "Downsample every class to the smallest"),
+    ("oversample", "Oversample every class to the largest"),
+    ("class_weights", "Balanced class weights"),
+)
 
 NAME_REQUIRED = "Give the snapshot a name."
 NOTHING_APPROVED = "No approved item has a final value yet: review or approve some items first."
 BAD_RATIOS = "Split ratios must be three non-negative numbers (train, validation, test) that add up to 1."
 UNKNOWN_SPLIT = "Unknown split {split!r}; use one of train, validation, test."
+UNKNOWN_BALANCE = "Unknown class-balance mode {mode!r}; use one of {modes}."
+BALANCE_NEEDS_LABELS = "Class balancing needs class labels; instruction data has none."
 
 
 def text_key(task_type: str) -> str:
@@ -202,8 +209,13 @@ def _label_names(row: dict[str, Any]) -> list[str]:
     return list(row.get("labels", []))
 
 
-def _write_jsonl(*, project: Project, directory: Path) -> tuple[Path, str, dict[str, Any]]:
-    """Stream the rows to a temporary file while hashing; return (file, sha256, counts)."""
+def _write_jsonl(
+    *, project: Project, directory: Path, keep_train_labels: bool = False
+) -> tuple[Path, str, dict[str, Any], list[str]]:
+    """Stream the rows to a temporary file while hashing; return (file, sha256, counts, train value keys).
+
+    The train value keys (in row order) are collected only when asked, for a class-balance report.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".tmp-{uuid.uuid4().hex}.jsonl"
     digest = hashlib.sha256()
@@ -212,6 +224,7 @@ def _write_jsonl(*, project: Project, directory: Path) -> tuple[Path, str, dict[
     by_split: dict[str, Counter[str]] = {s: Counter() for s in Split.values}
     versions: Counter[str] = Counter()
     sources: Counter[str] = Counter()
+    train_labels: list[str] = []
     n = 0
     try:
         with tmp.open("wb") as out:
@@ -226,6 +239,8 @@ def _write_jsonl(*, project: Project, directory: Path) -> tuple[Path, str, dict[
                 for name in _label_names(row):
                     labels_count[name] += 1
                     by_split[row["split"]][name] += 1
+                if keep_train_labels and row["split"] == Split.TRAIN:
+                    train_labels.append(sys.intern(value_key(value_of(row))))
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -238,7 +253,7 @@ def _write_jsonl(*, project: Project, directory: Path) -> tuple[Path, str, dict[
         "sources": dict(sorted(sources.items())),
         "bytes": tmp.stat().st_size,
     }
-    return tmp, digest.hexdigest(), counts
+    return tmp, digest.hexdigest(), counts, train_labels
 
 
 def _agreement_figures(*, project: Project) -> dict[str, Any]:
@@ -310,12 +325,19 @@ def snapshot_create(
     if not name:
         raise ServiceError(NAME_REQUIRED, field="name")
     ratios = _check_ratios(ratios)
+    if balance_mode and balance_mode not in dict(BALANCE_MODES):
+        modes = [mode for mode, _ in BALANCE_MODES]
+        raise ServiceError(UNKNOWN_BALANCE.format(mode=balance_mode, modes=modes), field="balance_mode")
+    if balance_mode and project.task_type == TaskType.INSTRUCTION:
+        raise ServiceError(BALANCE_NEEDS_LABELS, field="balance_mode")
     if not latest_decisions(project=project).exists():
         raise ServiceError(NOTHING_APPROVED)
     split_report = splits_assign_missing(project=project, seed=seed, ratios=ratios, group_field=group_field.strip())
 
     directory = Path(settings.MEDIA_ROOT) / SNAPSHOT_DIR / f"project-{project.pk}"
-    tmp, content_hash, counts = _write_jsonl(project=project, directory=directory)
+    tmp, content_hash, counts, train_labels = _write_jsonl(
+        project=project, directory=directory, keep_train_labels=bool(balance_mode)
+    )
     final_path = directory / f"{content_hash}.jsonl"
     os.replace(tmp, final_path)  # same bytes whenever the name is the same: content-addressed
 
@@ -332,8 +354,10 @@ def snapshot_create(
     if balance_mode:
         from .. import splits
 
-        train_labels = [label for label, n in counts["labels_by_split"][Split.TRAIN].items() for _ in range(n)]
-        manifest["class_balance"] = splits.class_balance(train_labels, balance_mode, seed)
+        # The report, not the row list: a training run recomputes `keep` from the train rows, which are
+        # in item id order in the file, with the same mode and seed.
+        balance = splits.class_balance(train_labels, balance_mode, seed)
+        manifest["class_balance"] = {k: v for k, v in balance.items() if k != "keep"}
 
     with transaction.atomic():
         snapshot = Snapshot.objects.create(

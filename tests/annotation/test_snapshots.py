@@ -1,0 +1,330 @@
+"""Snapshots: splits assigned once, canonical JSONL hashed while streamed, immutable rows, downloads, compare."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+
+from annotation.models import (
+    Decision,
+    DecisionSource,
+    Item,
+    ItemStatus,
+    ReviewReason,
+    Snapshot,
+    SnapshotItem,
+    TaskType,
+)
+from annotation.services import ServiceError, reviews, snapshots
+from annotation.services.projects import project_create
+from tests.conftest import add_items
+
+LABELS = ["positive", "negative", "neutral"]
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    """Each test writes its snapshot files under its own MEDIA_ROOT."""
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path
+
+
+def approve(items: list[Item], labels: list[str] | None = None, *, source: str = DecisionSource.IMPORT) -> None:
+    """Give items a final value the way an import with labels does: one decision each, status approved."""
+    for n, item in enumerate(items):
+        label = (labels or LABELS)[n % len(labels or LABELS)]
+        Decision.objects.create(item=item, value={"label": label}, source=source)
+    Item.objects.filter(pk__in=[i.pk for i in items]).update(status=ItemStatus.APPROVED)
+
+
+@pytest.fixture
+def corpus(project) -> list[Item]:
+    """The project's five items plus 55 more, all approved with labels cycling through the three."""
+    add_items(project, [f"a longer sentence number {i} about the weather and the food" for i in range(55)])
+    items = list(Item.objects.filter(project=project).order_by("pk"))
+    approve(items)
+    return items
+
+
+def file_bytes(snapshot: Snapshot) -> bytes:
+    return (Path(settings.MEDIA_ROOT) / snapshot.file_path).read_bytes()
+
+
+def test_snapshot_freezes_every_approved_item_with_a_split(project, owner, corpus):
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1", seed=3)
+    assert snap.item_count == len(corpus) == SnapshotItem.objects.filter(snapshot=snap).count()
+    assert not Item.objects.filter(project=project, split="").exists()
+    assert sum(snap.manifest["splits"].values()) == len(corpus)
+    assert snap.manifest["labels"] == {"negative": 20, "neutral": 20, "positive": 20}
+    assert snap.manifest["sources"] == {"import": 60}
+    assert snap.manifest["split_assignment"]["assigned_now"] == 60
+    for row in SnapshotItem.objects.filter(snapshot=snap).select_related("item"):
+        assert row.split == row.item.split
+        assert row.provenance["source"] == "import"
+
+
+def test_the_hash_is_the_sha256_of_the_file_and_rebuilds_from_the_rows(project, owner, corpus):
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1")
+    assert hashlib.sha256(file_bytes(snap)).hexdigest() == snap.content_hash
+    assert snapshots.snapshot_rows_hash(snapshot=snap) == snap.content_hash
+    assert Path(snap.file_path).name == f"{snap.content_hash}.jsonl"
+
+
+def test_jsonl_is_canonical_one_sorted_row_per_item(project, owner, corpus):
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1")
+    lines = file_bytes(snap).decode("utf-8").splitlines()
+    assert len(lines) == len(corpus)
+    rows = [json.loads(line) for line in lines]
+    assert [r["id"] for r in rows] == sorted(i.pk for i in corpus)
+    for line, row in zip(lines, rows, strict=True):
+        assert line == json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        assert set(row) == {"id", "external_id", "text", "label", "split", "guideline_version", "provenance"}
+
+
+def test_pandas_reads_the_download_whole_and_per_split(project, owner, corpus, client):
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1")
+    client.force_login(owner)
+    url = reverse("snapshot-download", args=[project.pk, snap.pk])
+    whole = b"".join(client.get(url).streaming_content)
+    assert hashlib.sha256(whole).hexdigest() == snap.content_hash
+    frame = pd.read_json(io.BytesIO(whole), lines=True)
+    assert len(frame) == len(corpus) and set(frame["label"]) == set(LABELS)
+    for split, count in snap.manifest["splits"].items():
+        part = b"".join(client.get(url, {"split": split}).streaming_content)
+        if count:
+            frame = pd.read_json(io.BytesIO(part), lines=True)
+            assert len(frame) == count and set(frame["split"]) == {split}
+        else:
+            assert part == b""
+    response = client.get(url, {"split": "holdout"})
+    assert response.status_code == 400 and b"holdout" in response.content
+
+
+def test_splits_never_change_in_later_snapshots(project, owner, corpus):
+    first = snapshots.snapshot_create(project=project, user=owner, name="v1", seed=1)
+    before = dict(Item.objects.filter(project=project).values_list("pk", "split"))
+    fresh = add_items(project, [f"new text {i} arriving after the first snapshot" for i in range(10)])
+    approve(fresh)
+    second = snapshots.snapshot_create(project=project, user=owner, name="v2", seed=99)
+    after = dict(Item.objects.filter(project=project).values_list("pk", "split"))
+    assert all(after[pk] == split for pk, split in before.items())
+    assert second.item_count == first.item_count + 10
+    assert second.manifest["split_assignment"]["assigned_now"] == 10
+    old_rows = dict(SnapshotItem.objects.filter(snapshot=first).values_list("item_id", "split"))
+    new_rows = dict(SnapshotItem.objects.filter(snapshot=second).values_list("item_id", "split"))
+    assert all(new_rows[pk] == split for pk, split in old_rows.items())
+
+
+def test_the_database_refuses_to_change_an_assigned_split(project, owner, corpus):
+    snapshots.snapshot_create(project=project, user=owner, name="v1")
+    item = corpus[0]
+    item.refresh_from_db()
+    other = "test" if item.split != "test" else "train"
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Item.objects.filter(pk=item.pk).update(split=other)
+    item.save()  # saving the same split again is fine
+
+
+def test_snapshots_and_their_rows_cannot_be_updated(project, owner, corpus):
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Snapshot.objects.filter(pk=snap.pk).update(name="renamed")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SnapshotItem.objects.filter(snapshot=snap).update(split="test")
+    snap.refresh_from_db()
+    assert snap.name == "v1"
+    assert snapshots.snapshot_rows_hash(snapshot=snap) == snap.content_hash
+
+
+def test_an_edited_item_text_shows_up_as_a_hash_mismatch(project, owner, corpus):
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1")
+    Item.objects.filter(pk=corpus[0].pk).update(text="tampered")
+    assert snapshots.snapshot_rows_hash(snapshot=snap) != snap.content_hash
+
+
+def test_same_data_gives_the_same_hash(project, owner, corpus):
+    a = snapshots.snapshot_create(project=project, user=owner, name="a", seed=1)
+    b = snapshots.snapshot_create(project=project, user=owner, name="b", seed=2)  # splits already fixed
+    assert a.content_hash == b.content_hash and a.file_path == b.file_path
+
+
+def test_only_approved_items_with_a_final_value_enter(project, owner, reviewer, corpus):
+    in_review = corpus[1]
+    Item.objects.filter(pk=in_review.pk).update(status=ItemStatus.IN_REVIEW)
+    reviews.review_task_open(item=in_review, reasons=[ReviewReason.NOISE])
+    unlabelled = add_items(project, ["never labelled at all"])[0]
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1")
+    ids = set(SnapshotItem.objects.filter(snapshot=snap).values_list("item_id", flat=True))
+    assert in_review.pk not in ids and unlabelled.pk not in ids
+    assert snap.item_count == len(corpus) - 1
+
+
+def test_the_latest_decision_is_the_value_in_the_snapshot(project, owner, reviewer, corpus):
+    item = corpus[0]
+    Item.objects.filter(pk=item.pk).update(status=ItemStatus.IN_REVIEW)
+    task = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE])
+    task.item.project = project
+    reviews.review_decide(reviewer=reviewer, task=task, value={"label": "neutral"})
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1")
+    row = SnapshotItem.objects.get(snapshot=snap, item=item)
+    assert row.value == {"label": "neutral"}
+    assert row.provenance["source"] == "reviewer" and row.provenance["decided_by"] == reviewer.username
+    assert row.guideline_version == 1
+
+
+def test_compare_reports_added_removed_and_relabelled(project, owner, reviewer, corpus):
+    old = snapshots.snapshot_create(project=project, user=owner, name="old")
+    relabel, drop = corpus[0], corpus[1]
+    for item, reason in ((relabel, ReviewReason.NOISE), (drop, ReviewReason.AUDIT)):
+        Item.objects.filter(pk=item.pk).update(status=ItemStatus.IN_REVIEW)
+        reviews.review_task_open(item=item, reasons=[reason])
+    task = reviews.review_task_open(item=relabel, reasons=[ReviewReason.NOISE])
+    task.item.project = project
+    reviews.review_decide(reviewer=reviewer, task=task, value={"label": "negative"})
+    new_item = add_items(project, ["a brand new approved text"])
+    approve(new_item, ["neutral"])
+    new = snapshots.snapshot_create(project=project, user=owner, name="new")
+    diff = snapshots.snapshot_compare(old=old, new=new)
+    assert (diff["added"], diff["removed"], diff["relabelled"]) == (1, 1, 1)
+    assert diff["unchanged"] == len(corpus) - 2
+    assert diff["examples"]["relabelled"] == [
+        {"item_id": relabel.pk, "old": {"label": "positive"}, "new": {"label": "negative"}}
+    ]
+    assert diff["examples"]["removed"][0]["item_id"] == drop.pk
+    assert diff["examples"]["added"][0]["item_id"] == new_item[0].pk
+
+
+def test_nothing_approved_is_refused_and_writes_nothing(project, owner):
+    with pytest.raises(ServiceError) as exc:
+        snapshots.snapshot_create(project=project, user=owner, name="empty")
+    assert exc.value.message == snapshots.NOTHING_APPROVED
+    assert not Snapshot.objects.exists()
+    assert not (Path(settings.MEDIA_ROOT) / snapshots.SNAPSHOT_DIR / f"project-{project.pk}").exists()
+
+
+@pytest.mark.parametrize("ratios", [(0.8, 0.1), (0.5, 0.5, 0.5), (1.2, -0.1, -0.1), ("a", 0, 1)])
+def test_bad_ratios_name_the_field(project, owner, corpus, ratios):
+    with pytest.raises(ServiceError) as exc:
+        snapshots.snapshot_create(project=project, user=owner, name="v1", ratios=ratios)
+    assert exc.value.field == "ratios" and exc.value.message == snapshots.BAD_RATIOS
+    assert not Item.objects.filter(project=project).exclude(split="").exists()
+
+
+def test_a_name_is_required(project, owner, corpus):
+    with pytest.raises(ServiceError) as exc:
+        snapshots.snapshot_create(project=project, user=owner, name="  ")
+    assert exc.value.field == "name"
+
+
+def test_instruction_rows_carry_prompt_and_response(owner, db):
+    project = project_create(owner=owner, name="Replies", task_type=TaskType.INSTRUCTION)
+    items = add_items(project, ["Say hello politely.", "Summarise: the cat sat."])
+    for item, text in zip(items, ["Hello, nice to meet you.", "A cat sat."], strict=True):
+        Decision.objects.create(item=item, value={"response": text}, source=DecisionSource.IMPORT)
+    Item.objects.filter(project=project).update(status=ItemStatus.APPROVED)
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1")
+    frame = pd.read_json(io.BytesIO(file_bytes(snap)), lines=True)
+    assert list(frame["prompt"]) == ["Say hello politely.", "Summarise: the cat sat."]
+    assert list(frame["response"]) == ["Hello, nice to meet you.", "A cat sat."]
+    assert snapshots.snapshot_rows_hash(snapshot=snap) == snap.content_hash
+
+
+def test_owner_creates_a_snapshot_from_the_page(project, owner, corpus, client):
+    client.force_login(owner)
+    response = client.post(
+        reverse("snapshot-list", args=[project.pk]),
+        {"name": "from the page", "seed": 5, "train": 70, "validation": 15, "test": 15},
+    )
+    snap = Snapshot.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("snapshot-detail", args=[project.pk, snap.pk])
+    assert snap.manifest["split_params"]["ratios"] == [0.7, 0.15, 0.15]
+    page = client.get(response["Location"]).content.decode()
+    assert snap.content_hash in page
+
+
+def test_the_page_shows_a_service_error_next_to_the_form(project, owner, client):
+    client.force_login(owner)
+    form = {"name": "v1", "seed": 0, "train": 80, "validation": 10, "test": 10}
+    response = client.post(reverse("snapshot-list", args=[project.pk]), form)
+    assert response.status_code == 400
+    assert snapshots.NOTHING_APPROVED in response.content.decode()
+
+
+def test_compare_page_and_api_agree(project, owner, corpus, client):
+    old = snapshots.snapshot_create(project=project, user=owner, name="old")
+    approve(add_items(project, ["one more approved text for the compare page"]))
+    new = snapshots.snapshot_create(project=project, user=owner, name="new")
+    client.force_login(owner)
+    page = client.get(reverse("snapshot-compare", args=[project.pk]), {"old": old.pk, "new": new.pk})
+    assert page.status_code == 200 and 'id="diff-added">1<' in page.content.decode()
+    api = client.get(reverse("api-snapshot-compare", args=[project.pk]), {"old": old.pk, "new": new.pk}).json()
+    assert api["added"] == 1 and api["removed"] == 0
+    missing = client.get(reverse("api-snapshot-compare", args=[project.pk]), {"old": old.pk})
+    assert missing.status_code == 400 and missing.json()["field"] == "new"
+
+
+def test_items_sharing_a_group_key_share_a_split(project, owner, corpus):
+    groups = {}
+    for n, item in enumerate(corpus):
+        groups[item.pk] = f"conversation-{n % 6}"
+    for pk, key in groups.items():
+        Item.objects.filter(pk=pk).update(group_key=key)
+    snapshots.snapshot_create(project=project, user=owner, name="v1", seed=4)
+    split_of_group: dict[str, set[str]] = {}
+    for pk, split in Item.objects.filter(project=project).values_list("pk", "split"):
+        split_of_group.setdefault(groups[pk], set()).add(split)
+    assert all(len(splits) == 1 for splits in split_of_group.values())
+
+
+def test_a_metadata_field_can_be_the_group(project, owner, corpus):
+    for n, item in enumerate(corpus):
+        Item.objects.filter(pk=item.pk).update(metadata={"speaker": f"s{n % 5}"})
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1", seed=2, group_field="speaker")
+    assert snap.manifest["split_params"]["group_field"] == "speaker"
+    by_speaker: dict[str, set[str]] = {}
+    for metadata, split in Item.objects.filter(project=project).values_list("metadata", "split"):
+        by_speaker.setdefault(metadata["speaker"], set()).add(split)
+    assert all(len(splits) == 1 for splits in by_speaker.values())
+
+
+def test_near_duplicate_texts_share_a_split(project, owner, corpus):
+    twins = add_items(project, [
+        "The delivery was late and the soup arrived cold, very disappointing evening.",
+        "The delivery was late and the soup arrived cold, very disappointing evening!!",
+    ])
+    approve(twins, ["negative", "negative"])
+    snapshots.snapshot_create(project=project, user=owner, name="v1", seed=8)
+    assert len({Item.objects.get(pk=t.pk).split for t in twins}) == 1
+
+
+def test_splits_follow_the_ratios_per_label(project, owner):
+    add_items(project, [f"distinct sentence {i} with its own words {i * 7919}" for i in range(300)])
+    approve(list(Item.objects.filter(project=project).order_by("pk")))
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1", seed=5)
+    train = snap.manifest["labels_by_split"]["train"]
+    for label in LABELS:
+        assert abs(train[label] - 0.8 * snap.manifest["labels"][label]) <= 2
+    assert snap.manifest["split_assignment"]["balance"]["totals"]["test"] == snap.manifest["splits"]["test"]
+
+
+def test_a_class_balance_report_rides_in_the_manifest(project, owner):
+    add_items(project, [f"unbalanced sentence {i} about {i * 31}" for i in range(40)])
+    items = list(Item.objects.filter(project=project).order_by("pk"))
+    approve(items, ["positive"] * 3 + ["negative"])
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1", balance_mode="class_weights")
+    balance = snap.manifest["class_balance"]
+    assert balance["mode"] == "class_weights" and "keep" not in balance
+    assert balance["class_weights"]["negative"] > balance["class_weights"]["positive"]
+    assert balance["report"]["before"] == snap.manifest["labels_by_split"]["train"]
+    with pytest.raises(ServiceError) as exc:
+        snapshots.snapshot_create(project=project, user=owner, name="v2", balance_mode="magic")
+    assert exc.value.field == "balance_mode"
