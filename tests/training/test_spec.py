@@ -39,9 +39,10 @@ def test_defaults_are_valid_for_every_task_and_method():
     assert TrainingSpec.defaults("classification").base_model == "minilm"
     assert TrainingSpec.defaults("causal_lm").base_model == "smollm2-135m"
     assert TrainingSpec.defaults("causal_lm").early_stopping_metric == "loss"
-    assert TrainingSpec.defaults("classification", method="full").learning_rate < TrainingSpec.defaults(
-        "classification"
-    ).learning_rate
+    assert (
+        TrainingSpec.defaults("classification", method="full").learning_rate
+        < TrainingSpec.defaults("classification").learning_rate
+    )
 
 
 def test_json_round_trip_keeps_every_field():

@@ -1,0 +1,191 @@
+"""Loading a base model and making the part of it that a spec trains trainable.
+
+LoRA and IA3 go through PEFT. For sequence classification the new head (and anything else the checkpoint did
+not contain, so was randomly initialised) is listed in `modules_to_save`: it is trained and saved with the
+adapter, otherwise a reloaded adapter would sit on a different random head. "full" trains every weight except
+the embeddings and the `freeze_layers` lowest transformer layers. Everything loads with `local_files_only=True`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from peft import IA3Config, LoraConfig, TaskType, get_peft_model
+from torch import nn
+from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from training.spec import METHOD_FULL, METHOD_IA3, METHOD_LORA, TASK_CLASSIFICATION, TrainingSpec
+
+# Used when a causal LM's tokenizer has none: one user turn, then the answer, each closed by the EOS token.
+PLAIN_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}### Instruction:\n{{ message['content'] }}\n\n"
+    "{% else %}### Response:\n{{ message['content'] }}{{ eos_token }}\n\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}### Response:\n{% endif %}"
+)
+
+# Module names that are an MLP's output projection in common architectures (IA3 scales their input).
+_FEEDFORWARD_NAMES = frozenset({"down_proj", "output.dense", "fc2", "c_proj", "dense_4h_to_h", "w2"})
+
+ERROR_NO_LAYERS = "cannot find the transformer layers of {model} to freeze"
+ERROR_TOO_MANY_FROZEN = "freeze_layers is {frozen} but the base model has only {layers} layers"
+ERROR_NO_EOS = "the tokenizer of {path} has neither a padding nor an end-of-sequence token"
+
+
+class ModelError(ValueError):
+    """A base model that does not fit the spec."""
+
+
+def load_tokenizer(model_dir: Path, *, task: str) -> PreTrainedTokenizerBase:
+    """The base model's tokenizer, ready to pad; a causal LM gets a chat template if it has none."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ModelError(ERROR_NO_EOS.format(path=model_dir))
+        tokenizer.pad_token = tokenizer.eos_token
+    if task != TASK_CLASSIFICATION and not tokenizer.chat_template:
+        tokenizer.chat_template = PLAIN_CHAT_TEMPLATE
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def load_base_model(
+    model_dir: Path,
+    *,
+    task: str,
+    label2id: Mapping[str, int] | None = None,
+    pad_token_id: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[PreTrainedModel, list[str]]:
+    """The base model with the task's head, and the names of modules the checkpoint did not initialise."""
+    if task == TASK_CLASSIFICATION:
+        label2id = dict(label2id or {})
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            model_dir,
+            num_labels=len(label2id),
+            label2id=label2id,
+            id2label={index: label for label, index in label2id.items()},
+            pad_token_id=pad_token_id,
+            local_files_only=True,
+            dtype=dtype,
+            output_loading_info=True,
+        )
+    else:
+        model, info = AutoModelForCausalLM.from_pretrained(
+            model_dir, local_files_only=True, dtype=dtype, output_loading_info=True
+        )
+    new_modules = sorted({key.rsplit(".", 1)[0] for key in info["missing_keys"]})
+    return model, new_modules
+
+
+def build_model(
+    spec: TrainingSpec,
+    model_dir: Path,
+    *,
+    label2id: Mapping[str, int] | None = None,
+    pad_token_id: int | None = None,
+) -> nn.Module:
+    """The model a run trains: base + adapter, or base with its lower layers frozen. Seeded, so heads repeat."""
+    torch.manual_seed(spec.seed)
+    model, new_modules = load_base_model(model_dir, task=spec.task, label2id=label2id, pad_token_id=pad_token_id)
+    if spec.method == METHOD_FULL:
+        freeze_lower_layers(model, spec.freeze_layers)
+        return model
+    return get_peft_model(model, peft_config(spec, modules_to_save=new_modules))
+
+
+def peft_config(spec: TrainingSpec, *, modules_to_save: Sequence[str] = ()) -> LoraConfig | IA3Config:
+    task_type = TaskType.SEQ_CLS if spec.task == TASK_CLASSIFICATION else TaskType.CAUSAL_LM
+    target = list(spec.target_modules) if spec.target_modules else None
+    to_save = list(modules_to_save) or None
+    if spec.method == METHOD_LORA:
+        return LoraConfig(
+            task_type=task_type,
+            r=spec.lora_r,
+            lora_alpha=spec.lora_alpha,
+            lora_dropout=spec.lora_dropout,
+            target_modules=target,
+            modules_to_save=to_save,
+        )
+    if spec.method == METHOD_IA3:
+        return IA3Config(
+            task_type=task_type,
+            target_modules=target,
+            # With explicit targets, the MLP output projections among them are scaled on their input.
+            feedforward_modules=[name for name in target if name in _FEEDFORWARD_NAMES] if target else None,
+            modules_to_save=to_save,
+        )
+    raise ModelError(f"method {spec.method!r} has no adapter")
+
+
+def transformer_layers(model: nn.Module) -> nn.ModuleList:
+    """The stack of transformer blocks, bottom first: the ModuleList as long as config.num_hidden_layers."""
+    expected = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    for _, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == expected:
+            return module
+    raise ModelError(ERROR_NO_LAYERS.format(model=type(model).__name__))
+
+
+def freeze_lower_layers(model: PreTrainedModel, count: int) -> None:
+    """Freeze the input embeddings and the `count` lowest layers (0 freezes nothing)."""
+    if count == 0:
+        return
+    layers = transformer_layers(model)
+    if count > len(layers):
+        raise ModelError(ERROR_TOO_MANY_FROZEN.format(frozen=count, layers=len(layers)))
+    frozen: list[nn.Module] = [model.get_input_embeddings(), *layers[:count]]
+    embeddings = getattr(model.base_model, "embeddings", None)
+    if embeddings is not None:
+        frozen.append(embeddings)
+    for module in frozen:
+        module.requires_grad_(False)
+
+
+def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """Trainable parameters by name; with tied weights each shared tensor appears once."""
+    return {name: param for name, param in model.named_parameters() if param.requires_grad}
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    total = sum(param.numel() for param in model.parameters())
+    trainable = sum(param.numel() for param in trainable_parameters(model).values())
+    return {"trainable": trainable, "total": total}
+
+
+@torch.no_grad()
+def embed_texts(
+    model_dir: Path,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    batch_size: int = 64,
+    device: torch.device | None = None,
+) -> np.ndarray:
+    """Frozen base-model sentence embeddings (mean over non-padding tokens, L2-normalised), for baselines."""
+    device = device or torch.device("cpu")
+    tokenizer = load_tokenizer(model_dir, task=TASK_CLASSIFICATION)
+    encoder = AutoModel.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32).to(device).eval()
+    chunks = []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(
+            list(texts[start : start + batch_size]),
+            truncation=True,
+            max_length=max_length,
+            padding=True,
+            return_tensors="pt",
+        ).to(device)
+        hidden = encoder(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        chunks.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy())
+    return np.concatenate(chunks) if chunks else np.zeros((0, encoder.config.hidden_size), dtype=np.float32)

