@@ -6,8 +6,8 @@
 
 `spec.json` is a TrainingSpec as JSON; `rows.jsonl` has one row per line with "split" set to train, validation
 or test. Under --out: checkpoints/ (running again resumes from the newest), events.jsonl (progress and
-validation events, one JSON object a line), artifact/ and result.json once done. Creating the file --out/CANCEL
-stops training at the next step, keeping a checkpoint. Rank 0 writes everything but the checkpoint reads.
+validation events, one JSON object a line), result.json, and artifact/ unless cancelled. Creating the file
+--out/CANCEL stops training at the next step, keeping a checkpoint. Rank 0 writes all of it.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from typing import Any
 import torch.distributed as dist
 
 from training.ml.data import DataError
-from training.ml.recipe import Recipe
+from training.ml.recipe import STATUS_CANCELLED, Recipe
 from training.ml.registry import ModelRegistry
 from training.spec import TrainingSpec
 
+ARTIFACT_DIR = "artifact"
 CANCEL_FILE = "CANCEL"
 EVENTS_FILE = "events.jsonl"
 RESULT_FILE = "result.json"
@@ -92,9 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     recipe.setup()
     outcome = recipe.train()
     if recipe.runtime.is_main:
-        metrics = recipe.evaluate(rows["test"], baselines=args.baselines) if rows["test"] else {}
-        recipe.save(out / "artifact", snapshot_hash=args.snapshot_hash, metrics=metrics)
-        result = {"outcome": asdict(outcome), "metrics": metrics, "world_size": recipe.runtime.world_size}
+        result: dict[str, Any] = {"outcome": asdict(outcome), "world_size": recipe.runtime.world_size}
+        if outcome.status != STATUS_CANCELLED:
+            metrics = recipe.evaluate(rows["test"], baselines=args.baselines) if rows["test"] else {}
+            recipe.save(out / ARTIFACT_DIR, snapshot_hash=args.snapshot_hash, metrics=metrics)
+            result["metrics"] = metrics
         (out / RESULT_FILE).write_text(json.dumps(result, indent=2))
     recipe.runtime.barrier()
     if dist.is_initialized():
