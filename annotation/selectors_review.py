@@ -312,18 +312,6 @@ def annotation_rows(
     return [(item_id, who, value_key(value), at) for item_id, who, value, at in rows.iterator(chunk_size=5000)]
 
 
-def agreement_rows(*, project: Project) -> tuple[list[tuple[int, str, str]], dict[int, str]]:
-    """The pure agreement module's input: annotation rows and {item id: final value key}."""
-    rows = [(item_id, who, key) for item_id, who, key, _ in annotation_rows(project=project)]
-    final = {
-        item_id: value_key(value)
-        for item_id, value in latest_decisions(project=project).values_list("item_id", "value").iterator(
-            chunk_size=5000
-        )
-    }
-    return rows, final
-
-
 def quality_report(*, project: Project, user: AbstractBaseUser, role: str) -> dict[str, Any]:
     """The quality page's figures as JSON types (the API returns the same dict).
 

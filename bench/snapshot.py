@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -33,12 +32,27 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/test")
 PG_BENCH_DB = "labelloop_bench_snapshot"
 LABELS = ["positive", "negative", "neutral"]
-VOCABULARY = (
-    "service wait food staff price room clean slow friendly rude great awful fine okay late early cold warm "
-    "noisy quiet cheap costly fresh stale quick helpful manager booking table order delivery refund app "
-    "update crash login screen battery camera phone laptop screen sound music movie plot actor ending"
-)
-WORDS = VOCABULARY.split()
+VOCABULARY_SIZE = 20_000
+
+
+def synthetic_texts(size: int, seed: int = 7) -> list[str]:
+    """Texts of 8-25 words drawn Zipf-like from 20,000 made-up words: as diverse as real short texts.
+
+    (A tiny vocabulary would make most texts near-duplicates of each other, which no real corpus is.)
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    vocab = ["".join(rng.choice(letters, size=int(k))) for k in rng.integers(2, 10, size=VOCABULARY_SIZE)]
+    p = 1.0 / np.arange(1, VOCABULARY_SIZE + 1)
+    lengths = rng.integers(8, 26, size=size)
+    words = rng.choice(VOCABULARY_SIZE, size=int(lengths.sum()), p=p / p.sum())
+    out, start = [], 0
+    for i, n in enumerate(lengths.tolist()):
+        out.append(f"{i} " + " ".join(vocab[w] for w in words[start : start + n].tolist()))
+        start += n
+    return out
 
 
 def rss_mb() -> float:
@@ -94,9 +108,9 @@ def _seed(size: int):
     from annotation.services.projects import project_create
     from annotation.text import content_hash
 
-    owner = get_user_model().objects.create_user("bench-owner", password="x")  # noqa: S106 - a throwaway bench user
+    owner = get_user_model().objects.create_user("bench-owner", password="x")
     project = project_create(owner=owner, name="bench", labels=LABELS, guidelines="Label the sentiment.")
-    rng = random.Random(7)
+    texts = synthetic_texts(size)
     now = timezone.now()
     items = Item._meta.db_table
     columns = (
@@ -105,8 +119,7 @@ def _seed(size: int):
     )
 
     def rows():
-        for i in range(size):
-            text = f"{i} " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 20)))
+        for i, text in enumerate(texts):
             group = f"g{i // 2}" if i % 50 < 2 else ""
             yield (project.pk, f"ext-{i}", text, "", "{}", group, content_hash(text), "approved", 0, 0, False, 0.0,
                    "", now)
@@ -118,7 +131,7 @@ def _seed(size: int):
                 for row in rows():
                     copy.write_row(row)
         else:
-            sql = f"INSERT INTO {items} ({columns}) VALUES ({', '.join(['%s'] * 14)})"  # noqa: S608 - our names
+            sql = f"INSERT INTO {items} ({columns}) VALUES ({', '.join(['%s'] * 14)})"
             batch = []
             for row in rows():
                 batch.append(row)
@@ -130,7 +143,7 @@ def _seed(size: int):
         label_sql = " ".join(f"WHEN {k} THEN '{{\"label\": \"{name}\"}}'" for k, name in enumerate(LABELS))
         cast = "::jsonb" if connection.vendor == "postgresql" else ""
         cursor.execute(
-            f"INSERT INTO {Decision._meta.db_table} (item_id, value, reason, source, created_at) "  # noqa: S608
+            f"INSERT INTO {Decision._meta.db_table} (item_id, value, reason, source, created_at) "
             f"SELECT id, (CASE MOD(id, 3) {label_sql} END){cast}, 'bench import', 'import', %s "
             f"FROM {items} WHERE project_id = %s",
             [now, project.pk],

@@ -44,7 +44,7 @@ from ..models import (
     Split,
     TaskType,
 )
-from ..selectors_review import agreement_rows, latest_decisions
+from ..selectors_review import annotation_rows, latest_decisions
 from ..values import value_key
 from . import ServiceError
 
@@ -52,7 +52,8 @@ FORMAT = "labelloop-snapshot/1"
 SNAPSHOT_DIR = "snapshots"
 READ_CHUNK = 5000
 INSERT_BATCH = 5000
-SPLIT_UPDATE_BATCH = 900  # under SQLite's 999 query parameters
+SPLIT_UPDATE_BATCH = 5000  # ids per UPDATE ... WHERE id IN (...)
+SPLIT_UPDATE_ROWS = 50_000  # rows per executemany on SQLite
 VALUE_KEYS = ("label", "labels", "response")
 DEFAULT_RATIOS = (0.8, 0.1, 0.1)
 # Class-balance reports a snapshot can carry (splits.class_balance); the splits themselves never change.
@@ -126,7 +127,8 @@ def splits_assign_missing(
 ) -> dict[str, Any]:
     """Give every approved item without a split one, keeping every split already assigned.
 
-    Returns a report: how many got a split now and the balance of the whole assignment.
+    Returns how many items got a split now. Memory: the per-item keys, labels, groups and texts that
+    `splits.assign` needs for stratification and near-duplicates, released once it has answered.
     """
     from .. import splits
 
@@ -139,33 +141,57 @@ def splits_assign_missing(
     groups: list[str | None] = []
     texts: list[str] = []
     existing: dict[int, str] = {}
+    single = project.task_type == TaskType.SINGLE_LABEL
     classify = project.task_type != TaskType.INSTRUCTION
-    rows = finals.annotate(group=_group_expression(group_field)).values_list(
-        "item_id", "value", "item__split", "group", "item__text"
+    rows = (
+        finals.annotate(
+            group=_group_expression(group_field),
+            # The database pulls the label out of the JSON: no per-row decoding for single-label data.
+            label=KeyTextTransform("label", "value") if single else F("value"),
+        )
+        .order_by("item_id")
+        .values_list("item_id", "label", "item__split", "group", "item__text")
     )
-    for item_id, value, split, group, text in rows.iterator(chunk_size=READ_CHUNK):
+    for item_id, label, split, group, text in rows.iterator(chunk_size=READ_CHUNK):
         keys.append(item_id)
-        labels.append(sys.intern(value_key(value)) if classify else "")
+        labels.append(sys.intern(label if single else value_key(label)) if classify else "")
         groups.append(group or None)
         texts.append(text)
         if split:
             existing[item_id] = split
     assignment = splits.assign(keys, labels, groups, texts, seed, ratios=ratios, existing=existing)
-    del texts, groups
-    new: dict[str, list[int]] = {}
-    for key, split in assignment.items():
-        if key not in existing:
-            new.setdefault(split, []).append(key)
+    del keys, labels, groups, texts
+    new = [(split, key) for key, split in assignment.items() if key not in existing]
+    del assignment
+    return {"assigned_now": _store_splits(project=project, new=new)}
+
+
+def _store_splits(*, project: Project, new: list[tuple[str, int]]) -> int:
+    """Write new splits with `WHERE split = ''`: a split already set (by a concurrent snapshot) is kept.
+
+    Returns how many items got their split from this call.
+    """
+    stored = 0
     with transaction.atomic():
         # One snapshot at a time assigns splits in a project; a concurrent one finds them set.
         Project.objects.select_for_update().filter(pk=project.pk).first()
-        for split, ids in new.items():
+        if connection.vendor == "sqlite":
+            # One prepared statement run per row in C: twice as fast as batches of `id IN (...)` here.
+            sql = f"UPDATE {Item._meta.db_table} SET split = %s WHERE id = %s AND split = ''"  # noqa: S608 - model name
+            with connection.cursor() as cursor:
+                for start in range(0, len(new), SPLIT_UPDATE_ROWS):
+                    cursor.executemany(sql, new[start : start + SPLIT_UPDATE_ROWS])
+                    stored += cursor.rowcount
+            return stored
+        by_split: dict[str, list[int]] = {}
+        for split, key in new:
+            by_split.setdefault(split, []).append(key)
+        for split, ids in by_split.items():
             for start in range(0, len(ids), SPLIT_UPDATE_BATCH):
-                Item.objects.filter(pk__in=ids[start : start + SPLIT_UPDATE_BATCH], split="").update(split=split)
-    return {
-        "assigned_now": sum(len(ids) for ids in new.values()),
-        "balance": splits.balance_report(assignment, dict(zip(keys, labels, strict=True))),
-    }
+                stored += Item.objects.filter(pk__in=ids[start : start + SPLIT_UPDATE_BATCH], split="").update(
+                    split=split
+                )
+    return stored
 
 
 def _final_rows(*, project: Project) -> Iterator[dict[str, Any]]:
@@ -247,6 +273,7 @@ def _write_jsonl(
     counts = {
         "item_count": n,
         "splits": {s: splits_count.get(s, 0) for s in Split.values},
+        "split_shares": {s: round(splits_count.get(s, 0) / n, 6) if n else 0.0 for s in Split.values},
         "labels": dict(sorted(labels_count.items())),
         "labels_by_split": {s: dict(sorted(c.items())) for s, c in by_split.items()},
         "guideline_versions": dict(sorted(versions.items())),
@@ -257,10 +284,11 @@ def _write_jsonl(
 
 
 def _agreement_figures(*, project: Project) -> dict[str, Any]:
-    rows, final = agreement_rows(project=project)
+    """The headline agreement figures; they need the annotations only, not the final values."""
+    rows = [row[:3] for row in annotation_rows(project=project)]
     if not rows:
         return {}
-    return agreement.agreement_summary(rows, final=final)["overall"]
+    return agreement.agreement_summary(rows)["overall"]
 
 
 def _noise_figures(*, project: Project) -> dict[str, Any]:
