@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-
-import torch.distributed as dist
 
 from training.ml.data import DataError
 from training.ml.recipe import STATUS_CANCELLED, Recipe
@@ -99,9 +98,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             recipe.save(out / ARTIFACT_DIR, snapshot_hash=args.snapshot_hash, metrics=metrics)
             result["metrics"] = metrics
         (out / RESULT_FILE).write_text(json.dumps(result, indent=2))
-    recipe.runtime.barrier()
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    if recipe.runtime.distributed:
+        # train() ended on the same step everywhere and no collective follows, so each process may leave as
+        # soon as its own work is written. It leaves without tearing the gloo process group down: that
+        # destructor joins threads while holding the GIL and can deadlock at exit (pytorch/pytorch#56297).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -61,17 +61,10 @@ from training.ml.data import (
     length_grouped_batches,
     make_collator,
     shard_batches,
-    sorted_batches,
 )
-from training.ml.metrics import (
-    classification_metrics,
-    generation_metrics,
-    logistic_regression_baseline,
-    majority_baseline,
-    perplexity,
-)
-from training.ml.modeling import build_model, embed_texts, load_base_model, load_tokenizer, trainable_parameters
-from training.ml.predict import class_probabilities, generate_responses
+from training.ml.evaluation import causal_lm_loss, classification_baselines, classification_report, generation_report
+from training.ml.metrics import perplexity
+from training.ml.modeling import build_model, load_base_model, load_tokenizer, trainable_parameters
 from training.ml.registry import ModelRegistry
 from training.ml.runtime import Runtime, runtime_start
 from training.spec import LOWER_IS_BETTER, TASK_CLASSIFICATION, TrainingSpec
@@ -82,7 +75,6 @@ STATUS_CANCELLED = "cancelled"
 
 KEEP_CHECKPOINTS = 2
 EVAL_BATCH_FACTOR = 2
-SAMPLE_COUNT = 5  # generated responses kept in the test metrics, for a reader to judge
 SCHEDULER_NAMES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 NO_DECAY_MARKERS = ("bias", "norm")
 
@@ -364,9 +356,17 @@ class Recipe:
         return self.runtime.any(patience_spent)
 
     def _validation_metrics(self) -> dict[str, Any]:
+        batch_size = self.spec.batch_size * EVAL_BATCH_FACTOR
         if self.spec.task == TASK_CLASSIFICATION:
-            return self._classification_metrics(self.model, self.validation_examples, self.validation_features)
-        loss = self._causal_lm_loss(self.model, self.validation_features)
+            return self._classification_report(self.model, self.validation_examples)
+        loss = causal_lm_loss(
+            self.model,
+            self.tokenizer,
+            self.validation_features,
+            batch_size=batch_size,
+            device=self.runtime.device,
+            bf16=self.runtime.bf16,
+        )
         return {"n": len(self.validation_features), "loss": loss, "perplexity": perplexity(loss)}
 
     def _checkpoint(self) -> None:
@@ -411,91 +411,50 @@ class Recipe:
         """
         self._require_setup("evaluate")
         examples = self._examples(rows, "test", required=True)
-        features = self._encode(examples, "test")
-        if self.spec.task == TASK_CLASSIFICATION:
-            metrics = self._classification_metrics(self.model, examples, features)
+        self._encode(examples, "test")  # reports unknown labels with the split and row
+        spec, device = self.spec, self.runtime.device
+        if spec.task == TASK_CLASSIFICATION:
+            metrics = self._classification_report(self.model, examples)
             if baselines:
-                metrics["baselines"] = self._classification_baselines(examples)
+                metrics["baselines"] = classification_baselines(
+                    self.model_dir,
+                    self.train_examples,
+                    examples,
+                    labels=self.labels,
+                    max_length=spec.max_length,
+                    device=device,
+                    seed=spec.seed,
+                )
             return metrics
-        metrics = self._generation_metrics(self.model, examples, features)
+        metrics = self._generation_report(self.model, examples)
         if baselines:
-            base, _ = load_base_model(self.model_dir, task=self.spec.task)
-            base = base.to(self.runtime.device)
-            metrics["baselines"] = {"base_model": self._generation_metrics(base, examples, features)}
-            del base
+            base, _ = load_base_model(self.model_dir, task=spec.task)
+            metrics["baselines"] = {"base_model": self._generation_report(base.to(device), examples)}
         return metrics
 
-    def _classification_metrics(
-        self, model: nn.Module, examples: Sequence[Example], features: Sequence[Mapping[str, Any]]
-    ) -> dict[str, Any]:
-        probabilities = class_probabilities(
+    def _classification_report(self, model: nn.Module, examples: Sequence[Example]) -> dict[str, Any]:
+        return classification_report(
             model,
             self.tokenizer,
-            [e.source for e in examples],
+            examples,
+            labels=self.labels,
             max_length=self.spec.max_length,
             batch_size=self.spec.batch_size * EVAL_BATCH_FACTOR,
             device=self.runtime.device,
             bf16=self.runtime.bf16,
         )
-        y_true = np.array([feature["labels"] for feature in features], dtype=int)
-        picked = probabilities[np.arange(len(y_true)), y_true]
-        loss = float(-np.log(np.clip(picked, 1e-12, 1.0)).mean())
-        return classification_metrics(y_true, probabilities, self.labels, loss=loss)
 
-    def _classification_baselines(self, examples: Sequence[Example]) -> dict[str, Any]:
-        train_y = [self.label2id[e.target] for e in self.train_examples]
-        test_y = [self.label2id[e.target] for e in examples]
-
-        def embed(texts: list[str]) -> np.ndarray:
-            return embed_texts(self.model_dir, texts, max_length=self.spec.max_length, device=self.runtime.device)
-
-        return {
-            "majority": majority_baseline(train_y, test_y, self.labels),
-            "logreg_embeddings": logistic_regression_baseline(
-                embed([e.source for e in self.train_examples]),
-                train_y,
-                embed([e.source for e in examples]),
-                test_y,
-                self.labels,
-                seed=self.spec.seed,
-            ),
-        }
-
-    def _generation_metrics(
-        self, model: nn.Module, examples: Sequence[Example], features: Sequence[Mapping[str, Any]]
-    ) -> dict[str, Any]:
-        loss = self._causal_lm_loss(model, features)
-        responses = generate_responses(
+    def _generation_report(self, model: nn.Module, examples: Sequence[Example]) -> dict[str, Any]:
+        return generation_report(
             model,
             self.tokenizer,
-            [e.source for e in examples],
+            examples,
             max_length=self.spec.max_length,
             max_new_tokens=self.spec.max_new_tokens,
             batch_size=self.spec.batch_size * EVAL_BATCH_FACTOR,
             device=self.runtime.device,
             bf16=self.runtime.bf16,
         )
-        metrics = generation_metrics(responses, [e.target for e in examples], loss=loss)
-        metrics["samples"] = [
-            {"prompt": e.source, "reference": e.target, "response": r}
-            for e, r in zip(examples[:SAMPLE_COUNT], responses[:SAMPLE_COUNT], strict=False)
-        ]
-        return metrics
-
-    @torch.no_grad()
-    def _causal_lm_loss(self, model: nn.Module, features: Sequence[Mapping[str, Any]]) -> float:
-        """Mean loss per response token over all examples (not a mean of batch means)."""
-        model.eval()
-        total, tokens = 0.0, 0
-        lengths = [len(feature["input_ids"]) for feature in features]
-        for indices in sorted_batches(lengths, self.spec.batch_size * EVAL_BATCH_FACTOR):
-            batch = self.collator([features[i] for i in indices]).to(self.runtime.device)
-            with self.runtime.autocast():
-                loss = model(**batch).loss
-            counted = int((batch["labels"][:, 1:] != -100).sum())
-            total += float(loss) * counted
-            tokens += counted
-        return total / max(tokens, 1)
 
     # --- save -------------------------------------------------------------------------------------
 
