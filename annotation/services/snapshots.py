@@ -33,7 +33,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.fields.json import KeyTextTransform
 
-from .. import agreement
+from .. import agreement, splits
 from ..models import (
     Item,
     NoiseScan,
@@ -130,8 +130,6 @@ def splits_assign_missing(
     Returns how many items got a split now. Memory: the per-item keys, labels, groups and texts that
     `splits.assign` needs for stratification and near-duplicates, released once it has answered.
     """
-    from .. import splits
-
     ratios = _check_ratios(ratios)
     finals = latest_decisions(project=project)
     if not finals.filter(item__split="").exists():
@@ -380,8 +378,6 @@ def snapshot_create(
         "noise": _noise_figures(project=project),
     }
     if balance_mode:
-        from .. import splits
-
         # The report, not the row list: a training run recomputes `keep` from the train rows, which are
         # in item id order in the file, with the same mode and seed.
         balance = splits.class_balance(train_labels, balance_mode, seed)

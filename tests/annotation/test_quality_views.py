@@ -309,3 +309,14 @@ def test_annotator_sees_only_their_own_accuracy(reviewed, annotator, client):
     html = client.get(reverse("quality", args=[reviewed.pk])).content.decode()
     assert "Your accuracy" in html and "0.667" in html
     assert "annotator2" not in html and "chart.umd.min.js" not in html
+
+
+def test_the_project_page_links_quality_and_snapshots(project, reviewer, annotator, client):
+    quality_url = reverse("quality", args=[project.pk])
+    snapshots_url = reverse("snapshot-list", args=[project.pk])
+    client.force_login(reviewer)
+    html = client.get(reverse("project-detail", args=[project.pk])).content.decode()
+    assert f'href="{quality_url}"' in html and f'href="{snapshots_url}"' in html
+    client.force_login(annotator)
+    html = client.get(reverse("project-detail", args=[project.pk])).content.decode()
+    assert f'href="{quality_url}"' in html and f'href="{snapshots_url}"' not in html
