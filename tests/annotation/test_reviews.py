@@ -252,3 +252,28 @@ def test_a_decided_task_cannot_be_withdrawn(quiet, annotator, annotator2, review
     since = Annotation.objects.get(item=item, annotator=annotator2).created_at
     reviews.review_decide(reviewer=reviewer, task=open_task(item), value={"label": "positive"})
     assert reviews.review_withdraw(item=item, since=since, now=since) is False
+
+
+def test_the_review_queue_page_runs_a_fixed_number_of_queries(quiet, annotator, annotator2, reviewer, client):
+    """The hot page for reviewers: its query count does not grow with the queue."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from tests.conftest import add_items
+
+    client.force_login(reviewer)
+    url = reverse("review-queue", args=[quiet.pk])
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    few = queries()
+    add_items(quiet, [f"another disputed text {i}" for i in range(8)])
+    for _ in range(8):
+        annotate_pair(quiet, annotator, annotator2, "neutral", "negative")
+    assert ReviewTask.objects.filter(status=ReviewStatus.OPEN).count() == 9
+    assert queries() == few <= 10
