@@ -1,13 +1,14 @@
 """Reading and validating JSONL and CSV import files (no Django).
 
-An import is two streaming passes over the stored upload:
+An import is two streaming passes:
 
 1. `scan` parses and validates every row, keeping only compact per-row facts (a 16-byte content digest,
    a 16-byte external-id digest, the line number) and the errors, so memory grows by ~40 bytes a row
-   whatever the size of the texts;
+   whatever the size of the texts. It also spills each valid row, parsed, to a temporary file in
+   marshalled chunks, so that the second pass neither reads nor parses the source again;
 2. `plan` finds exact duplicates (within the file and against the project's existing items) and
    repeated external ids with numpy over those digests;
-3. `iter_rows` reads the file again and yields the rows to insert.
+3. `read_spill` streams the parsed rows back, chunk by chunk, for the writer to skip or insert.
 
 Every error names the line and the field it is about; `RowError.describe(file_name)` spells it out
 as "data.jsonl line 17, field 'text': missing".
@@ -19,6 +20,7 @@ import codecs
 import csv
 import hashlib
 import json
+import marshal
 from array import array
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +55,9 @@ MAX_LINE_BYTES = 16 * 1024 * 1024  # one JSONL line, or one CSV physical line; l
 DIGEST_BYTES = 16
 NO_DIGEST = bytes(DIGEST_BYTES)
 PROGRESS_EVERY_ROWS = 5000
+SPILL_CHUNK_ROWS = 2000
+SPILL_LENGTH_BYTES = 8
+MEMBERSHIP_CHUNK = 100_000
 
 # Error messages (tests import them).
 EMPTY_FILE = "the file has no rows"
@@ -185,6 +190,10 @@ class Row:
     group_key: str
     metadata: dict[str, Any]
     prelabel: dict[str, Any] | None
+
+
+# What pass 1 spills for pass 2: (row index, text, response, external id, metadata, group key, pre-label).
+SpilledRow = tuple[int, str, str, str, dict[str, Any], str, dict[str, Any] | None]
 
 
 def _json_type(value: Any) -> str:
@@ -385,7 +394,7 @@ def _has_nul(value: Any) -> bool:
 
 class _JsonlReader(_Reader):
     def __iter__(self) -> Iterator[Record]:
-        loads = json.loads
+        loads = json.JSONDecoder(parse_constant=_reject_constant).decode  # one decoder, not one a line
         for text in self.lines:
             line = self.lines.line
             problems = self._line_problems()
@@ -395,7 +404,7 @@ class _JsonlReader(_Reader):
             if not text.strip():
                 continue
             try:
-                record = loads(text, parse_constant=_reject_constant)
+                record = loads(text)
             except ValueError as exc:
                 reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
                 yield line, None, [RowError(line, None, INVALID_JSON.format(reason=reason))]
@@ -515,12 +524,18 @@ def scan(
     mapping: Mapping,
     task_type: str,
     label_names: Sequence[str],
+    spill: BinaryIO | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Scan:
-    """Pass 1: read every row once, validate it, keep its digests; `on_progress(bytes, rows)` now and then."""
+    """Pass 1: read every row once, validate it, keep its digests; `on_progress(bytes, rows)` now and then.
+
+    With `spill`, every valid row goes there as (row index, text, response, external id, metadata,
+    group key, pre-label) until the first error (after which nothing will be written anyway).
+    """
     result = Scan()
     reader = _reader(stream, file_format)
     content, ids, lines = result.content, result.ids, result.lines
+    chunk: list[SpilledRow] = []
     for line, record, problems in reader:
         if record is not None and result.schema is None:
             result.schema, missing = _schema_for(reader, mapping, task_type, label_names)
@@ -544,8 +559,25 @@ def scan(
         else:
             content += bytes.fromhex(content_hash(row.text, row.response))
             ids += id_digest(row.external_id) if row.external_id else NO_DIGEST
+            if spill is not None and not result.error_count:
+                chunk.append(
+                    (
+                        result.rows - 1,
+                        row.text,
+                        row.response,
+                        row.external_id,
+                        row.metadata,
+                        row.group_key,
+                        row.prelabel,
+                    )
+                )
+                if len(chunk) >= SPILL_CHUNK_ROWS:
+                    _spill_chunk(spill, chunk)
+                    chunk = []
         if on_progress is not None and result.rows % PROGRESS_EVERY_ROWS == 0:
             on_progress(reader.bytes_read, result.rows)
+    if spill is not None and chunk and not result.error_count:
+        _spill_chunk(spill, chunk)
     result.bytes_read = reader.bytes_read
     if isinstance(reader, _CsvReader):
         for error in reader.header_errors:
@@ -588,9 +620,49 @@ class Plan:
 
 
 def digests(buffer: bytes | bytearray) -> np.ndarray:
-    """View a run of 16-byte digests as a numpy array that sorts and compares them (S16 is exact here:
-    every value has the same length, so the trailing-NUL stripping of bytes dtypes cannot merge two)."""
-    return np.frombuffer(bytes(buffer), dtype=f"S{DIGEST_BYTES}")
+    """View a run of 16-byte digests, without copying, as a numpy array that sorts and compares them.
+
+    S16 is exact here: every value has the same length, so the trailing-NUL stripping of bytes dtypes
+    can neither merge two values nor change their order.
+    """
+    return np.frombuffer(buffer, dtype=f"S{DIGEST_BYTES}")
+
+
+def _repeats(buffer: bytearray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Among `rows` (ascending), those whose digest an earlier one already had, and that earlier row.
+
+    One stable sort of the digests as (hi, lo) integer pairs: a few integer arrays of len(rows), where
+    np.unique on byte strings needs several times the memory.
+    """
+    if rows.size < 2:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    pairs = np.frombuffer(buffer, dtype=np.uint64).reshape(-1, 2)
+    hi, lo = pairs[rows, 0], pairs[rows, 1]
+    order = np.lexsort((lo, hi))  # stable: equal digests keep their file order
+    hi, lo, rows = hi[order], lo[order], rows[order]
+    del order
+    repeat = np.zeros(rows.size, dtype=bool)
+    np.logical_and(hi[1:] == hi[:-1], lo[1:] == lo[:-1], out=repeat[1:])
+    del hi, lo
+    starts = np.flatnonzero(~repeat)
+    positions = np.flatnonzero(repeat)
+    firsts = rows[starts[np.searchsorted(starts, positions, side="right") - 1]]
+    order = np.argsort(rows[positions], kind="stable")
+    return rows[positions][order], firsts[order]
+
+
+def _members(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Which `values` occur in `reference` (both S16): sort the reference once, then binary-search chunks."""
+    found = np.zeros(values.size, dtype=bool)
+    if reference.size == 0 or values.size == 0:
+        return found
+    reference = np.sort(reference)
+    last = reference.size - 1
+    for start in range(0, values.size, MEMBERSHIP_CHUNK):
+        chunk = values[start : start + MEMBERSHIP_CHUNK]
+        positions = np.minimum(np.searchsorted(reference, chunk), last)
+        found[start : start + chunk.size] = reference[positions] == chunk
+    return found
 
 
 def plan(result: Scan, *, existing_content: np.ndarray, existing_ids: np.ndarray) -> Plan:
@@ -606,45 +678,47 @@ def plan(result: Scan, *, existing_content: np.ndarray, existing_ids: np.ndarray
     lines = np.frombuffer(result.lines, dtype=np.uint32)
     valid = content != NO_DIGEST
 
-    _, first, inverse = np.unique(content, return_index=True, return_inverse=True)
-    first_of_row = first[inverse]
-    in_file = valid & (first_of_row != np.arange(n))
-    in_project = valid & np.isin(content, existing_content) if existing_content.size else np.zeros(n, dtype=bool)
-    skip = in_file | in_project
+    repeated, first_copies = _repeats(result.content, np.flatnonzero(valid))
+    in_project = _members(content, existing_content) & valid
+    skip = in_project.copy()
+    skip[repeated] = True
 
     examples: list[tuple[int, int | None, bytes]] = []
     for i in np.flatnonzero(skip)[:MAX_DUPLICATE_EXAMPLES]:
-        first_line = None if in_project[i] else int(lines[first_of_row[i]])
-        examples.append((int(lines[i]), first_line, bytes(content[i]).ljust(DIGEST_BYTES, b"\0")))
+        first_line = None if in_project[i] else int(lines[first_copies[np.searchsorted(repeated, i)]])
+        examples.append((int(lines[i]), first_line, content[i].ljust(DIGEST_BYTES, b"\0")))
 
     ids = digests(result.ids)
-    has_id = (ids != NO_DIGEST) & ~skip
-    rows_with_id = np.flatnonzero(has_id)
-    if rows_with_id.size:
-        _, first_id, inverse_id = np.unique(ids[rows_with_id], return_index=True, return_inverse=True)
-        first_row = rows_with_id[first_id[inverse_id]]
-        for i, f in zip(rows_with_id, first_row, strict=True):
-            if i != f:
-                message = DUPLICATE_EXTERNAL_ID.format(line=int(lines[f]))
-                result.add_error(RowError(int(lines[i]), result.schema.external_id, message))
-        if existing_ids.size:
-            clash = rows_with_id[np.isin(ids[rows_with_id], existing_ids)]
-            for i in clash:
-                result.add_error(RowError(int(lines[i]), result.schema.external_id, EXISTING_EXTERNAL_ID))
+    with_id = np.flatnonzero((ids != NO_DIGEST) & ~skip)
+    field = result.schema.external_id if result.schema else None
+    again, first_uses = _repeats(result.ids, with_id)
+    shown = again[:MAX_STORED_ERRORS], first_uses[:MAX_STORED_ERRORS]
+    for i, first in zip(*shown, strict=True):
+        result.add_error(RowError(int(lines[i]), field, DUPLICATE_EXTERNAL_ID.format(line=int(lines[first]))))
+    result.error_count += again.size - shown[0].size
+    taken = with_id[_members(ids[with_id], existing_ids)]
+    for i in taken[:MAX_STORED_ERRORS]:
+        result.add_error(RowError(int(lines[i]), field, EXISTING_EXTERNAL_ID))
+    result.error_count += max(taken.size - MAX_STORED_ERRORS, 0)
     return Plan(skip=skip, duplicates=int(skip.sum()), examples=examples)
 
 
 # --- Pass 2: the rows to write ----------------------------------------------------------------------
 
 
-def iter_rows(stream: BinaryIO, *, file_format: str, schema: Schema, skip: np.ndarray) -> Iterator[tuple[int, Row]]:
-    """Pass 2 over a file that `scan` accepted: (row index, row) for every row not skipped."""
-    rows = 0
-    for line, record, problems in _reader(stream, file_format):
-        index, rows = rows, rows + 1
-        if problems or record is None or rows > len(skip):
-            raise ValueError(f"line {line} changed since it was validated")
-        if not skip[index]:
-            yield index, schema.build(record)
-    if rows != len(skip):
-        raise ValueError("the file changed since it was validated")
+def _spill_chunk(spill: BinaryIO, chunk: list[SpilledRow]) -> None:
+    data = marshal.dumps(chunk)
+    spill.write(len(data).to_bytes(SPILL_LENGTH_BYTES, "little"))
+    spill.write(data)
+
+
+def read_spill(spill: BinaryIO) -> Iterator[list[SpilledRow]]:
+    """The chunks `scan` spilled, in file order.
+
+    marshal is the fastest exact round trip of JSON values, and it only ever reads a file this process
+    wrote a moment ago. Each chunk is length-prefixed and loaded from bytes: `marshal.load` on a file
+    would make one read call per value.
+    """
+    spill.seek(0)
+    while header := spill.read(SPILL_LENGTH_BYTES):
+        yield marshal.loads(spill.read(int.from_bytes(header, "little")))  # noqa: S302 - our own file

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import django_rq
-import numpy as np
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
@@ -478,18 +477,45 @@ def test_mapping_defaults_resolve_from_the_first_row():
 
 
 def test_switched_off_fields_go_to_metadata():
-    result = scan(jsonl({"text": "t", "label": "zzz", "id": "1"}), mapping={"prelabel": "", "metadata": "*"})
-    assert result.error_count == 0
-    assert result.schema.prelabel is None
-    rows = list(
-        importers.iter_rows(
-            io.BytesIO(jsonl({"text": "t", "label": "zzz", "id": "1"})),
-            file_format="jsonl",
-            schema=result.schema,
-            skip=np.zeros(1, dtype=bool),
-        )
+    spill = io.BytesIO()
+    result = importers.scan(
+        io.BytesIO(jsonl({"text": "t", "label": "zzz", "id": "1"})),
+        file_format="jsonl",
+        mapping=Mapping.from_dict({"prelabel": "", "metadata": "*"}),
+        task_type=TaskType.SINGLE_LABEL,
+        label_names=LABELS,
+        spill=spill,
     )
-    assert rows[0][1].metadata == {"label": "zzz"}
+    assert result.error_count == 0 and result.schema.prelabel is None
+    assert list(importers.read_spill(spill)) == [[(0, "t", "", "1", {"label": "zzz"}, "", None)]]
+
+
+def test_the_spill_holds_every_valid_row_in_order_and_stops_at_the_first_error(monkeypatch):
+    monkeypatch.setattr(importers, "SPILL_CHUNK_ROWS", 2)
+    spill = io.BytesIO()
+    data = jsonl(*({"text": f"t{i}", "user": i, "label": "positive"} for i in range(5)))
+    importers.scan(
+        io.BytesIO(data),
+        file_format="jsonl",
+        mapping=Mapping.from_dict({"group_key": "user"}),
+        task_type=TaskType.SINGLE_LABEL,
+        label_names=LABELS,
+        spill=spill,
+    )
+    chunks = list(importers.read_spill(spill))
+    assert [len(c) for c in chunks] == [2, 2, 1]
+    assert chunks[2] == [(4, "t4", "", "", {}, "4", {"label": "positive"})]
+
+    spill = io.BytesIO()
+    importers.scan(
+        io.BytesIO(jsonl({"text": "a"}, {"text": ""}, {"text": "c"})),
+        file_format="jsonl",
+        mapping=Mapping(),
+        task_type=TaskType.SINGLE_LABEL,
+        label_names=LABELS,
+        spill=spill,
+    )
+    assert list(importers.read_spill(spill)) == []  # one chunk was not full yet: nothing written
 
 
 def test_csv_errors_name_the_line_a_record_starts_on_and_reading_goes_on():
