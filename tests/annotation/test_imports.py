@@ -579,3 +579,54 @@ def test_command_queues_a_big_file(project, owner, tmp_path, settings, imports_q
     assert "queued" in out.getvalue()
     call_command("import_items", project=project.pk, file=str(path), now=True, metadata_fields="", stdout=out)
     assert "Imported 2 items" in out.getvalue()
+
+
+# --- Duplicates over digests: exact, not approximate ---------------------------------------------------
+
+
+def made_scan(content: list[bytes], ids: list[bytes] | None = None) -> importers.Scan:
+    from array import array
+
+    schema = Mapping().resolve({"text", "id"}, task_type=TaskType.SINGLE_LABEL, label_names=LABELS)
+    ids = ids or [importers.NO_DIGEST] * len(content)
+    return importers.Scan(
+        schema=schema,
+        rows=len(content),
+        content=bytearray(b"".join(content)),
+        ids=bytearray(b"".join(ids)),
+        lines=array("I", range(1, len(content) + 1)),
+    )
+
+
+NONE = importers.digests(bytearray())
+
+
+def test_digests_sharing_a_half_or_trailing_zero_bytes_are_not_duplicates():
+    a = b"\x01" * 8 + b"\x02" * 8
+    same_first_half = b"\x01" * 8 + b"\x03" * 8
+    trailing_zeros = b"\x05" * 14 + b"\x00\x00"
+    fewer_zeros = b"\x05" * 15 + b"\x00"
+    result = made_scan([a, same_first_half, trailing_zeros, fewer_zeros, a, trailing_zeros])
+    plan = importers.plan(result, existing_content=NONE, existing_ids=NONE)
+    assert plan.skip.tolist() == [False, False, False, False, True, True]
+    assert [(line, first) for line, first, _ in plan.examples] == [(5, 1), (6, 3)]
+    assert plan.examples[1][2] == trailing_zeros  # the full digest, zeros kept, to look the item up
+
+
+def test_rows_already_in_the_project_are_found_by_binary_search(monkeypatch):
+    monkeypatch.setattr(importers, "MEMBERSHIP_CHUNK", 2)  # several chunks
+    rows = [bytes([i]) * 16 for i in range(7)]
+    existing = importers.digests(bytearray(rows[5] + rows[1] + b"\xff" * 16))
+    plan = importers.plan(made_scan(rows), existing_content=existing, existing_ids=NONE)
+    assert plan.skip.tolist() == [False, True, False, False, False, True, False]
+    assert [(line, first) for line, first, _ in plan.examples] == [(2, None), (6, None)]
+
+
+def test_repeated_ids_beyond_the_stored_errors_are_counted():
+    n = importers.MAX_STORED_ERRORS + 21
+    result = made_scan([i.to_bytes(16, "big") for i in range(n)], [importers.id_digest("same")] * n)
+    importers.plan(result, existing_content=NONE, existing_ids=NONE)
+    assert result.error_count == n - 1
+    assert len(result.errors) == importers.MAX_STORED_ERRORS
+    assert result.errors[0] == RowError(2, "id", importers.DUPLICATE_EXTERNAL_ID.format(line=1))
+    assert result.error_summary()[-1].message == importers.MORE_ERRORS.format(count=20)
