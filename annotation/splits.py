@@ -9,8 +9,9 @@ per-label counts closest to `ratios` (greedy, largest components first, then in 
 Near-duplicates are found with MinHash LSH in numpy so that a million texts take seconds: one-
 permutation hashing (128 bins of one 64-bit hash per shingle, empty bins densified from random donors),
 16 bands of 8 bins, and every candidate pair that shares a band is checked against the exact Jaccard
-similarity of its shingle sets, so the threshold is exact for the pairs LSH proposes. A pair at the
-default 0.9 is proposed with probability > 0.9999.
+similarity of its shingle sets, so the threshold is exact for the pairs LSH proposes. With ideal
+MinHash, a pair at the default 0.9 is proposed with probability > 0.9999; tests/annotation/test_splits.py
+checks the densified version on one-edit copies of short and long texts.
 
 The result depends only on the set of (key, label, group, text) rows, the seed and the ratios, not on
 the order in which the rows are passed.
@@ -62,8 +63,6 @@ _VALUE_BITS = 57  # low bits of a shingle hash are its value; the top 7 pick one
 _VALUE_MASK = np.uint64((1 << _VALUE_BITS) - 1)
 _SENTINEL = _MASK64
 _BASE = np.uint64(0x100000001B3)
-# Donor bin for bin j at attempt t, the same for every text (densification must be consistent).
-_DONORS = np.random.default_rng(0x5EED).integers(0, BINS, size=(DENSIFY_ATTEMPTS, BINS))
 _BAND_MULTIPLIERS = np.array(
     [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
      0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9],
@@ -94,6 +93,15 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     x = x ^ (x >> np.uint64(27))
     x = x * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
+
+
+# Donor bin for bin j at attempt t: the same for every text and every numpy version (densification
+# must be consistent, and a random generator's stream is not guaranteed to stay the same).
+_DONORS = (
+    (_mix64(np.arange(DENSIFY_ATTEMPTS * BINS, dtype=np.uint64) + np.uint64(0x5EED)) % np.uint64(BINS))
+    .astype(np.intp)
+    .reshape(DENSIFY_ATTEMPTS, BINS)
+)
 
 
 def _padded(text: str) -> str:

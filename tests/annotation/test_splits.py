@@ -99,6 +99,42 @@ def test_near_duplicate_pairs_respects_the_threshold_exactly():
     assert near_duplicate_pairs([LONG, *variants], threshold=0.85) == [(0, 1), (0, 2), (1, 2)]
 
 
+@pytest.mark.parametrize("n_words", [3, 12, 60])
+def test_near_duplicate_pairs_finds_every_one_edit_copy_at_or_above_the_threshold(n_words):
+    # Short texts have few shingles and many empty MinHash bins: the densified sketch must still
+    # propose their one-edit copies. Every pair is checked against its exact Jaccard similarity.
+    rng = random.Random(n_words)
+    words = [
+        "alpha",
+        "bravo",
+        "charlie",
+        "delta",
+        "echo",
+        "foxtrot",
+        "golf",
+        "hotel",
+        "india",
+        "juliet",
+        "kilo",
+        "lima",
+        "mike",
+    ]
+    texts = [" ".join(rng.choice(words) for _ in range(n_words)) + f" no. {k}" for k in range(250)]
+    for k in range(250):
+        i = rng.randrange(len(texts[k]))
+        texts.append(texts[k] + "." if k % 2 else texts[k][:i] + "#" + texts[k][i + 1 :])
+    expected = {
+        (k, 250 + k)
+        for k in range(250)
+        if splits._jaccard(splits._shingles(texts[k]), splits._shingles(texts[250 + k])) >= 0.9
+    }
+    assert len(expected) > 100
+    found = set(near_duplicate_pairs(texts, 0.9))
+    assert expected <= found
+    for i, j in found:
+        assert splits._jaccard(splits._shingles(texts[i]), splits._shingles(texts[j])) >= 0.9
+
+
 def test_existing_items_keep_their_split_and_pull_their_group():
     keys = list(range(30))
     groups = [None] * 30
