@@ -277,3 +277,25 @@ def test_the_review_queue_page_runs_a_fixed_number_of_queries(quiet, annotator, 
         annotate_pair(quiet, annotator, annotator2, "neutral", "negative")
     assert ReviewTask.objects.filter(status=ReviewStatus.OPEN).count() == 9
     assert queries() == few <= 10
+
+
+def test_the_api_lists_tasks_with_every_label_and_accepts_one(quiet, annotator, annotator2, reviewer):
+    from django.urls import reverse
+    from rest_framework.test import APIClient
+
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    api = APIClient()
+    api.force_authenticate(reviewer)
+    (task,) = api.get(reverse("api-review-tasks", args=[quiet.pk])).json()
+    assert task["item_id"] == item.pk and task["reasons"] == ["disagreement"]
+    by_who = {a["annotator"]: a for a in task["annotations"]}
+    assert by_who["annotator1"]["value"] == {"label": "positive"} and by_who["annotator2"]["guideline_version"] == 1
+    url = reverse("api-review-decide", args=[quiet.pk, task["id"]])
+    missing = api.post(url, {"action": "fix"}, format="json")
+    assert missing.status_code == 400 and missing.json()["field"] == "value"
+    done = api.post(url, {"action": "accept", "annotation_id": by_who["annotator2"]["id"]}, format="json")
+    assert done.status_code == 200 and done.json()["value"] == {"label": "negative"}
+    again = api.post(url, {"action": "send_back", "comment": "late"}, format="json")
+    assert again.status_code == 400 and again.json()["detail"] == reviews.TASK_CLOSED
+    history = api.get(reverse("api-item-history", args=[quiet.pk, item.pk])).json()
+    assert [e["kind"] for e in history].count("decision") == 1
