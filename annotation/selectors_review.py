@@ -91,7 +91,8 @@ def blind_to(*, user: AbstractBaseUser, role: str, item: Item) -> bool:
 def open_review_tasks(*, project: Project, user: AbstractBaseUser, role: str) -> QuerySet[ReviewTask]:
     tasks = ReviewTask.objects.filter(project=project, status=ReviewStatus.OPEN)
     if role in ANNOTATE:
-        tasks = tasks.exclude(item__in=Item.objects.filter(project=project).filter(still_annotatable(user=user)))
+        claimed = Claim.objects.filter(item=OuterRef("item_id"), annotator=user)
+        tasks = tasks.exclude(Q(item__is_open=True) & ~Exists(claimed))
     return tasks.select_related("item").order_by("-priority", "created_at", "id")
 
 
