@@ -54,6 +54,10 @@ class TrainingRun(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="run_status_known"),
+            # Two clicks on "Resume" must not start two runs from the same checkpoint.
+            models.UniqueConstraint(
+                fields=["resumed_from"], condition=Q(status__in=ACTIVE_STATUSES), name="run_one_active_resume"
+            ),
         ]
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat")]
 
@@ -83,6 +87,9 @@ class RunEvent(models.Model):
         ordering = ["id"]
         indexes = [models.Index(fields=["run", "id"], name="run_event_order")]
 
+    def __str__(self) -> str:
+        return f"{self.kind} event of run {self.run_id} at step {self.step}"
+
 
 class ModelOutput(models.Model):
     """What a trained model said about an item: a predicted label with probabilities, or generated text."""
@@ -97,3 +104,54 @@ class ModelOutput(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "item"], name="model_output_once_per_run")]
+
+    def __str__(self) -> str:
+        return f"output of run {self.run_id} on item {self.item_id}"
+
+
+class PredictionStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class PredictionScope(models.TextChoices):
+    TEST = "test", "The snapshot's test split"
+    UNLABELLED = "unlabelled", "Items without a final label"
+    TEST_AND_UNLABELLED = "test_unlabelled", "Test split and items without a final label"
+
+
+class PredictionBatch(models.Model):
+    """One batch-prediction job of a trained run over a set of items; the row, not Redis, holds its status.
+
+    Its ModelOutput rows are unique per (run, item), so running a batch again adds only the missing ones.
+    """
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.PROTECT, related_name="prediction_batches")
+    scope = models.CharField(max_length=20, choices=PredictionScope.choices)
+    status = models.CharField(max_length=16, choices=PredictionStatus.choices, default=PredictionStatus.QUEUED)
+    total = models.PositiveIntegerField(default=0, help_text="Items in scope when the job started.")
+    done = models.PositiveIntegerField(default=0, help_text="Items with an output of this run so far.")
+    written = models.PositiveIntegerField(default=0, help_text="Outputs this batch added (the rest existed).")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run"], condition=Q(status__in=["queued", "running"]), name="prediction_batch_one_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"predictions {self.pk} of {self.run} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (PredictionStatus.QUEUED, PredictionStatus.RUNNING)

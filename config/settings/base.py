@@ -150,6 +150,20 @@ LABELLOOP_IMPORT_BATCH_SIZE = int(os.environ.get("LABELLOOP_IMPORT_BATCH_SIZE", 
 # Files with more rows than this go through the RQ import job rather than the request.
 LABELLOOP_IMPORT_INLINE_MAX_ROWS = int(os.environ.get("LABELLOOP_IMPORT_INLINE_MAX_ROWS", "2000"))
 
+# --- Training (training/) -----------------------------------------------------------------------
+# Extra base models, name -> local model directory, beside the shipped "minilm" and "smollm2-135m".
+LABELLOOP_MODEL_REGISTRY: dict[str, str] = {}
+# Where base models converted on first use (SmolLM2 from its GGUF file) are kept.
+LABELLOOP_MODEL_CACHE = Path(os.environ.get("LABELLOOP_MODEL_CACHE", VAR_DIR / "models"))
+# A running run's worker writes its heartbeat this often; a run silent for longer than
+# LABELLOOP_RUN_STALE_AFTER_S is marked failed (abandoned) and can be resumed from its last checkpoint.
+LABELLOOP_RUN_HEARTBEAT_S = float(os.environ.get("LABELLOOP_RUN_HEARTBEAT_S", "10"))
+LABELLOOP_RUN_STALE_AFTER_S = float(os.environ.get("LABELLOOP_RUN_STALE_AFTER_S", "60"))
+# RQ's limit for one training job: longer than any run, so RQ never kills a healthy run.
+LABELLOOP_TRAINING_JOB_TIMEOUT = int(os.environ.get("LABELLOOP_TRAINING_JOB_TIMEOUT", str(7 * 24 * 3600)))
+# Trained models kept loaded per web or worker process for predictions (least recently used goes first).
+LABELLOOP_PREDICTOR_CACHE_SIZE = int(os.environ.get("LABELLOOP_PREDICTOR_CACHE_SIZE", "2"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
