@@ -155,6 +155,12 @@ def _annotation_rows(annotations: Iterable[Annotation]) -> list[AnnotationRow]:
     ]
 
 
+def send_back_comment(*, item: Item) -> str:
+    """The reviewer's note when the item's latest review sent it back, for the annotators redoing it. One query."""
+    latest = ReviewTask.objects.filter(item=item).order_by("-created_at", "-id").only("status", "comment").first()
+    return latest.comment if latest is not None and latest.status == ReviewStatus.SENT_BACK else ""
+
+
 def review_task_get(*, project: Project, task_id: int) -> ReviewTask | None:
     return ReviewTask.objects.select_related("item").filter(project=project, pk=task_id).first()
 

@@ -20,7 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import selectors
+from . import selectors, selectors_review
 from .forms import (
     PREVIEW_STALE,
     GuidelinePublishForm,
@@ -392,6 +392,8 @@ def _workspace_context(
         # A claim made just now is the user's first hold on the item, so it cannot have a draft.
         draft = None if state.fresh else selectors.draft_get(user=request.user, item=item)
         posted = {"value": draft.value, "unsure": draft.unsure, "note": draft.note} if draft else {"value": {}}
+    if not state.fresh:  # a sent-back item comes back through its old claim, never a fresh one
+        context["review_comment"] = selectors_review.send_back_comment(item=item)
     value = posted["value"]
     context.update(
         selected=_selected_names(value),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import IntegrityError, transaction
 
@@ -299,3 +301,23 @@ def test_the_api_lists_tasks_with_every_label_and_accepts_one(quiet, annotator, 
     assert again.status_code == 400 and again.json()["detail"] == reviews.TASK_CLOSED
     history = api.get(reverse("api-item-history", args=[quiet.pk, item.pk])).json()
     assert [e["kind"] for e in history].count("decision") == 1
+
+
+def test_the_annotator_reads_the_send_back_note_and_only_their_own_label(
+    quiet, annotator, annotator2, reviewer, client
+):
+    from django.urls import reverse
+
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    reviews.review_send_back(reviewer=reviewer, task=open_task(item), comment="Is the writer being sarcastic?")
+    client.force_login(annotator)
+    html = client.get(reverse("annotate", args=[quiet.pk])).content.decode()
+    assert f'data-item="{item.pk}"' in html
+    assert "Is the writer being sarcastic?" in html
+    checked = re.findall(r'name="label" value="(\w+)"[^>]*? checked', html)
+    assert checked == ["positive"]  # their own earlier label, back as their draft
+    assert "annotator2" not in html
+    # Once they submit again, the note is gone from their next item.
+    ann_svc.annotation_submit(annotator=annotator, item=item, value={"label": "negative"}, label_names=LABELS)
+    html = client.get(reverse("annotate", args=[quiet.pk])).content.decode()
+    assert "Is the writer being sarcastic?" not in html
