@@ -93,12 +93,13 @@ def review_task_open(
             )
     except IntegrityError:
         pass  # an open task exists (the partial unique constraint): merge into it
-    task = ReviewTask.objects.select_for_update().get(item=item, status=ReviewStatus.OPEN)
-    merged = sorted(set(task.reasons) | set(ordered), key=lambda r: -REASON_PRIORITY[ReviewReason(r)])
-    updates: dict[str, Any] = {"reasons": merged, "priority": _priority(merged)}
-    if noise_score is not None:
-        updates.update(noise_score=noise_score, suggested_value=suggested_value)
-    ReviewTask.objects.filter(pk=task.pk).update(**updates)
+    with transaction.atomic():
+        task = ReviewTask.objects.select_for_update().get(item=item, status=ReviewStatus.OPEN)
+        merged = sorted(set(task.reasons) | set(ordered), key=lambda r: -REASON_PRIORITY[ReviewReason(r)])
+        updates: dict[str, Any] = {"reasons": merged, "priority": _priority(merged)}
+        if noise_score is not None:
+            updates.update(noise_score=noise_score, suggested_value=suggested_value)
+        ReviewTask.objects.filter(pk=task.pk).update(**updates)
     for field, value in updates.items():
         setattr(task, field, value)
     return task

@@ -321,3 +321,72 @@ def test_the_annotator_reads_the_send_back_note_and_only_their_own_label(
     ann_svc.annotation_submit(annotator=annotator, item=item, value={"label": "negative"}, label_names=LABELS)
     html = client.get(reverse("annotate", args=[quiet.pk])).content.decode()
     assert "Is the writer being sarcastic?" not in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_reviewers_and_an_undo_close_a_task_exactly_once(db):
+    """Four reviewers decide and the annotator undoes, all at once: one of them wins, nothing is half-done."""
+    import threading
+    import time
+
+    from django.db import OperationalError, connections
+
+    from annotation.services.projects import project_create
+    from tests.conftest import add_items
+
+    owner = make_user("race-owner")
+    project = project_create(owner=owner, name="Race", labels=LABELS, guidelines="Pick one.")
+    Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
+    project.refresh_from_db()
+    first, second = make_user("race-a"), make_user("race-b")
+    reviewers = [make_user(f"race-r{i}") for i in range(4)]
+    for user in (first, second):
+        membership_set(project=project, user=user, role="annotator")
+    for user in reviewers:
+        membership_set(project=project, user=user, role="reviewer")
+    add_items(project, ["a contested sentence"])
+    acknowledge_guidelines(project, first, second)
+    item = annotate_pair(project, first, second, "positive", "negative")
+    task_id = ReviewTask.objects.get(item=item).pk
+    outcomes: list[str] = []
+    barrier = threading.Barrier(5)
+
+    def attempt(fn) -> None:
+        try:
+            barrier.wait()
+            for _ in range(2000):
+                try:
+                    fn()
+                    outcomes.append("won")
+                    return
+                except OperationalError as exc:  # SQLite's shared in-memory test database: "locked", retry
+                    if "locked" not in str(exc):
+                        raise
+                    time.sleep(0.005)
+            outcomes.append("gave up")
+        except ServiceError:
+            outcomes.append("refused")
+        finally:
+            connections.close_all()
+
+    def decide(reviewer):
+        task = ReviewTask.objects.select_related("item__project").get(pk=task_id)
+        reviews.review_decide(reviewer=reviewer, task=task, value={"label": "neutral"})
+
+    threads = [threading.Thread(target=attempt, args=(lambda r=r: decide(r),)) for r in reviewers]
+    threads.append(
+        threading.Thread(target=attempt, args=(lambda: ann_svc.annotation_undo(annotator=second, project=project),))
+    )
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["refused"] * 4 + ["won"]
+    task = ReviewTask.objects.get(pk=task_id)
+    decisions = Decision.objects.filter(item=item).count()
+    if task.status == ReviewStatus.DONE:
+        assert decisions == 1 and Item.objects.get(pk=item.pk).status == ItemStatus.APPROVED
+        assert Annotation.objects.filter(item=item, status=AnnotationStatus.SUBMITTED).count() == 2
+    else:
+        assert task.status == ReviewStatus.WITHDRAWN and decisions == 0
+        assert Item.objects.get(pk=item.pk).status == ItemStatus.IN_ANNOTATION
