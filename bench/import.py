@@ -74,6 +74,20 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def server_cpu_seconds(connection) -> float | None:
+    """CPU time of this connection's PostgreSQL backend, when the server runs on this machine (Linux)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
@@ -124,6 +138,7 @@ def main() -> None:
         project = project_create(owner=owner, name="Import bench", labels=LABELS)
         before_mb = peak_rss_mb()
         cpu_before = cpu_seconds()
+        server_before = server_cpu_seconds(connection)
         started = time.perf_counter()
         with path.open("rb") as fileobj:
             job = import_create(
@@ -131,6 +146,7 @@ def main() -> None:
             )
         seconds = time.perf_counter() - started
         cpu = cpu_seconds() - cpu_before
+        server_after = server_cpu_seconds(connection)
         peak_mb = peak_rss_mb()
         count = Item.objects.filter(project=project).count()
 
@@ -141,6 +157,9 @@ def main() -> None:
         print(f"time: {seconds:.1f}s  ->  {args.rows / seconds:,.0f} rows/s (target >= {TARGET_ROWS_PER_S:,})")
         # on a busy machine wall time exceeds CPU time; the database server's CPU is not counted here
         print(f"CPU of this process: {cpu:.1f}s ({args.rows / cpu:,.0f} rows/CPU-s); load {os.getloadavg()[0]:.1f}")
+        if server_before is not None and server_after is not None:
+            server = server_after - server_before
+            print(f"CPU of the PostgreSQL backend: {server:.1f}s ({args.rows / server:,.0f} rows/CPU-s)")
         print(f"peak RSS: {peak_mb:.0f} MB (before the import: {before_mb:.0f} MB; target <= {TARGET_PEAK_MB})")
         assert count == job.rows_imported, (count, job.rows_imported)
         connections.close_all()

