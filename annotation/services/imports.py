@@ -279,6 +279,9 @@ class _Progress:
         self.job_id = job_id
         self.last = 0.0
         self.side: Any = None  # pass 2's own connection (PostgreSQL only)
+        # Inside a caller's transaction our claim keeps the job row locked until that transaction ends:
+        # a second connection updating the row would wait for us while we wait for it.
+        self.separate = connection.vendor != "sqlite" and not connection.in_atomic_block
 
     def _due(self) -> bool:
         now = time.monotonic()
@@ -292,7 +295,7 @@ class _Progress:
             ImportJob.objects.filter(pk=self.job_id).update(processed_bytes=processed_bytes, rows_read=rows)
 
     def written(self, rows: int) -> None:
-        if connection.vendor == "sqlite" or not self._due():
+        if not self.separate or not self._due():
             return
         if self.side is None:
             self.side = connections.create_connection(DEFAULT_DB_ALIAS)

@@ -10,7 +10,7 @@ import django_rq
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.http import Http404
 from rq import SimpleWorker
 
@@ -477,6 +477,23 @@ def test_pass_two_progress_is_visible_to_other_connections(project, owner, setti
     assert job.status == ImportStatus.SUCCEEDED
     # (rows_imported seen, items visible) after each batch: progress shows, the items do not until commit
     assert seen == [0, 0, 2, 0, 4, 0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_import_inside_a_callers_transaction_does_not_wait_for_itself(project, owner, settings, monkeypatch):
+    """The claim locks the job row until the caller commits: pass 2 must not update it from elsewhere."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite has no second writer to wait for")
+    settings.LABELLOOP_IMPORT_BATCH_SIZE = 1
+    monkeypatch.setattr(svc, "PROGRESS_INTERVAL_S", 0)
+    monkeypatch.setattr(svc, "_enqueue", lambda job: None)  # leave it pending, committed
+    settings.LABELLOOP_IMPORT_INLINE_MAX_ROWS = 0
+    job = run_import(project, owner, jsonl({"text": "a"}, {"text": "b"}))
+    monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=3000")  # new connections: a regression fails, not hangs
+    with transaction.atomic():
+        job = svc.import_run(job_id=job.pk)
+    assert job.status == ImportStatus.SUCCEEDED and job.rows_imported == 2
 
 
 # --- The pure reader ----------------------------------------------------------------------------------
