@@ -14,6 +14,7 @@ of Django; this module feeds it and writes what it reports, at a bounded rate:
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -138,6 +139,9 @@ def train(run: TrainingRun) -> RunResult:
         callbacks.progress["balance"] = data.balance
     resume = selectors.run_resume_point(run.resumed_from) if run.resumed_from is not None else None
     directory = selectors.run_dir(run)
+    # The claim makes this the run's only execution, so anything already here is foreign (a database restored
+    # with its ids reused) and must not be resumed from: a resume is a new run reading its parent's folder.
+    shutil.rmtree(directory, ignore_errors=True)
     recipe = Recipe(
         spec,
         train=data.train,
