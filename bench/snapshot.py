@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -157,16 +158,25 @@ def _seed(size: int):
     return project, owner
 
 
-def _run_child(db_url: str, size: int) -> dict:
+def _seed_child(db_url: str, size: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="labelloop-bench-media-") as media:
+        _setup_django(db_url, media)
+        _seed(size)
+    return {"seeded": size}
+
+
+def _measure_child(db_url: str, size: int) -> dict:
+    """Runs in a fresh process after seeding, so the seed's freed memory does not blur the baseline."""
     with tempfile.TemporaryDirectory(prefix="labelloop-bench-media-") as media:
         _setup_django(db_url, media)
         from django.db import connection
 
-        from annotation.models import Item
+        from annotation.models import Item, Project
         from annotation.services import snapshots
 
-        project, owner = _seed(size)
-        out: dict = {"vendor": connection.vendor, "size": size}
+        project = Project.objects.get(name="bench")
+        owner = project.created_by
+        out: dict = {"vendor": connection.vendor, "size": size, "baseline_rss_mb": round(rss_mb())}
         for label in ("first", "second"):
             with PeakRss() as mem:
                 t0, cpu0 = time.perf_counter(), time.process_time()
@@ -210,10 +220,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--child", nargs=2, metavar=("DB_URL", "SIZE"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, metavar=("STEP", "DB_URL", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_run_child(args.child[0], int(args.child[1]))))
+        step, db_url, size = args.child
+        print(json.dumps((_seed_child if step == "seed" else _measure_child)(db_url, int(size))))
         return
 
     results = []
@@ -228,17 +239,20 @@ def main() -> None:
         for name, url in targets:
             print(f"{name}, {size:,} items ...", file=sys.stderr)
             env = {**os.environ, "LABELLOOP_EMBEDDED_REDIS": "0"}
-            proc = subprocess.run(
-                [sys.executable, __file__, "--child", url, str(size)], capture_output=True, text=True, env=env
-            )
-            if proc.returncode != 0:
-                print(proc.stderr[-3000:], file=sys.stderr)
-                continue
-            sys.stderr.write(proc.stderr)
-            result = json.loads(proc.stdout.strip().splitlines()[-1])
-            results.append(result)
-            print(json.dumps(result), flush=True)
-    print("\nvendor      items      first: wall s (cpu s) / peak MB (+growth)   second: the same   hash ok")
+            for step in ("seed", "measure"):
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--child", step, url, str(size)], capture_output=True, text=True, env=env
+                )
+                sys.stderr.write(proc.stderr[-3000:])
+                if proc.returncode != 0:
+                    break
+            else:
+                result = json.loads(proc.stdout.strip().splitlines()[-1])
+                results.append(result)
+                print(json.dumps(result), flush=True)
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print("\nvendor      items      first: wall s (cpu s) / peak RSS MB (+growth)   second: the same   hash ok")
     for r in results:
         f, s = r["first"], r["second"]
         print(
