@@ -138,8 +138,8 @@ def find_suspects(
     """Items whose given label the out-of-fold model doubts, most suspect first.
 
     cleanlab's `find_label_issues` decides which items are flagged; `get_label_quality_scores`
-    (self-confidence) ranks them. The suggestion is the model's most likely label, or its runner-up
-    when the most likely one is the label already given.
+    (self-confidence) ranks them. The suggestion is the most likely label other than the given one
+    (cleanlab may flag an item whose given label the model still ranks first, by a thin margin).
     """
     if filter_by not in FILTER_METHODS:
         raise NoiseScanError(BAD_FILTER.format(methods=FILTER_METHODS, filter_by=filter_by))
@@ -150,12 +150,10 @@ def find_suspects(
     probs = out_of_fold_probs(X, codes, n_folds, seed, model=model)
     issues = find_label_issues(codes, probs, filter_by=filter_by, n_jobs=1)
     quality = get_label_quality_scores(codes, probs)
-    ranked = np.argsort(-probs, axis=1, kind="stable")
-    suspects = []
-    for index in np.flatnonzero(issues):
-        best, runner_up = ranked[index, 0], ranked[index, 1]
-        suggested = runner_up if best == codes[index] else best
-        suspects.append(Suspect(int(index), y[index], names[suggested], float(quality[index])))
+    others = probs.copy()
+    others[np.arange(len(codes)), codes] = -1.0  # a suggestion never repeats the given label
+    suggested = others.argmax(axis=1)
+    suspects = [Suspect(int(i), y[i], names[suggested[i]], float(quality[i])) for i in np.flatnonzero(issues).tolist()]
     suspects.sort(key=lambda s: (s.quality_score, s.index))
     return suspects
 

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.neighbors import KNeighborsClassifier
 
 from annotation import embeddings, noise
@@ -59,15 +60,35 @@ def test_find_suspects_ignores_a_project_label_nobody_used_and_is_deterministic(
     assert sorted(s.index for s in first) == FLIPPED
 
 
-def test_suggestion_is_the_runner_up_when_the_model_agrees_with_the_given_label():
-    # predicted_neq_given never flags an item the model agrees with, so use a filter that can:
-    # prune_by_class with a 1-nearest-neighbour model on two touching classes.
-    X = np.array([[0.0], [0.1], [0.2], [0.3], [0.4], [1.0], [1.1], [1.2], [1.3], [1.4]])
-    y = ["ham"] * 5 + ["spam"] * 5
+class ProbabilitiesAsFeatures(ClassifierMixin, BaseEstimator):
+    """A stand-in model whose "features" are the class probabilities it should return."""
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict_proba(self, X):
+        return np.asarray(X) / np.asarray(X).sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def test_the_suggestion_is_the_most_likely_label_other_than_the_given_one():
+    rng = np.random.default_rng(0)
+    given = np.repeat(np.arange(3), 10)
+    probs = np.full((30, 3), 0.05)
+    probs[np.arange(30), given] = 0.9 + rng.uniform(0, 0.05, size=30)
+    probs[3] = [0.10, 0.30, 0.60]  # labelled ham, looks like promo
+    probs[4] = [0.05, 0.90, 0.05]  # labelled ham, looks like spam
+    probs[15] = [0.70, 0.25, 0.05]  # labelled spam, looks like ham
+    y = [LABELS[c] for c in given]
     suspects = find_suspects(
-        X, y, ["ham", "spam"], n_folds=2, model=KNeighborsClassifier(1), filter_by="prune_by_class"
+        probs, y, LABELS, n_folds=3, model=ProbabilitiesAsFeatures(), filter_by="predicted_neq_given"
     )
-    assert all(s.suggested != s.given for s in suspects)
+    assert {s.index: s.suggested for s in suspects} == {3: "promo", 4: "spam", 15: "ham"}
+    # Ranked by self-confidence, the probability of the given label: 0.05 (item 4) < 0.10 (3) < 0.25 (15)
+    assert [(s.index, round(s.quality_score, 2)) for s in suspects] == [(4, 0.05), (3, 0.1), (15, 0.25)]
 
 
 def test_out_of_fold_probs_never_predict_an_item_with_a_model_that_saw_it():
