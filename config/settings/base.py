@@ -163,6 +163,10 @@ LABELLOOP_RUN_STALE_AFTER_S = float(os.environ.get("LABELLOOP_RUN_STALE_AFTER_S"
 LABELLOOP_TRAINING_JOB_TIMEOUT = int(os.environ.get("LABELLOOP_TRAINING_JOB_TIMEOUT", str(7 * 24 * 3600)))
 # Trained models kept loaded per web or worker process for predictions (least recently used goes first).
 LABELLOOP_PREDICTOR_CACHE_SIZE = int(os.environ.get("LABELLOOP_PREDICTOR_CACHE_SIZE", "2"))
+# Runs and prediction batches both have a "status" field: the API schema names their enums apart.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {"RunStatusEnum": "training.models.RunStatus", "PredictionStatusEnum": "training.models.PredictionStatus"}
+)
 
 LOGGING = {
     "version": 1,

@@ -6,15 +6,23 @@ from conftest.py, registered through settings.LABELLOOP_MODEL_REGISTRY as an ins
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import django_rq
 import pytest
+from django.conf import settings
 from rq import SimpleWorker
 
 from annotation.models import Annotation, Decision, DecisionSource, Item, ItemStatus, Role, Snapshot, TaskType
 from annotation.services.projects import membership_set, project_create
 from annotation.services.snapshots import snapshot_create
 from tests.conftest import add_items
-from training import services
+from training import selectors, services
+from training.models import PredictionBatch, PredictionScope, PredictionStatus, RunStatus, TrainingRun
+from training.spec import TrainingSpec
 
 from .conftest import qa_rows, sentiment_rows
 
@@ -130,3 +138,79 @@ def colours(owner, annotator, reviewer) -> Snapshot:
     snapshot = qa_snapshot(owner)
     team(snapshot.project, annotator, reviewer)
     return snapshot
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(one_torch_thread, registry, tmp_path_factory) -> Path:
+    """A real saved classifier (tiny BERT + LoRA, labels pos/neg), trained once for the whole session."""
+    from training.ml.recipe import Recipe
+    from training.spec import TrainingSpec
+
+    spec = TrainingSpec.from_dict({"task": "classification", **TINY_BERT_SPEC, "epochs": 1})
+    folder = tmp_path_factory.mktemp("tiny-artifact")
+    recipe = Recipe(spec, train=sentiment_rows(32, seed=1), labels=["pos", "neg"], checkpoint_dir=folder / "ck",
+                    registry=registry)
+    recipe.setup()
+    recipe.train()
+    return recipe.save(folder / "artifact", snapshot_hash="0" * 64, metrics={})
+
+
+@dataclass
+class World:
+    """A snapshot with runs in every state a permission check needs, built without training anything."""
+
+    snapshot: Snapshot
+    users: dict[str, Any]
+    done: TrainingRun
+    batch: PredictionBatch
+
+    @property
+    def project(self):
+        return self.snapshot.project
+
+    def queued(self) -> TrainingRun:
+        return fake_run(self.snapshot, self.users["owner"])
+
+    def cancelled_with_checkpoint(self) -> TrainingRun:
+        run = fake_run(self.snapshot, self.users["owner"], status=RunStatus.CANCELLED)
+        checkpoint = Path(settings.MEDIA_ROOT) / run.checkpoint_dir / "step-000003"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "state.json").write_text("{}")
+        return run
+
+
+def fake_run(snapshot: Snapshot, user, *, status: str = RunStatus.QUEUED, **fields) -> TrainingRun:
+    """A run row in any state, with the tiny model's spec for the snapshot's task; nothing trains."""
+    task = selectors.project_task(snapshot.project)
+    spec = TrainingSpec.from_dict({"task": task, **(TINY_BERT_SPEC if task == "classification" else TINY_LLAMA_SPEC)})
+    run = TrainingRun.objects.create(
+        project=snapshot.project, snapshot=snapshot, snapshot_hash=snapshot.content_hash, task=spec.task,
+        base_model=spec.base_model, spec=spec.to_dict(), created_by=user, status=status, **fields,
+    )
+    TrainingRun.objects.filter(pk=run.pk).update(checkpoint_dir=f"runs/{run.pk}/checkpoints")
+    run.refresh_from_db()
+    return run
+
+
+FAKE_TEST_METRICS = {
+    "n": 4, "accuracy": 0.75, "macro_f1": 0.73, "ece": 0.12, "loss": 0.5,
+    "per_class": {"pos": {"precision": 1.0, "recall": 0.5, "f1": 0.667, "support": 2},
+                  "neg": {"precision": 0.667, "recall": 1.0, "f1": 0.8, "support": 2}},
+    "confusion_matrix": {"labels": ["pos", "neg"], "matrix": [[1, 1], [0, 2]]},
+    "baselines": {"majority": {"n": 4, "accuracy": 0.5, "macro_f1": 0.333, "ece": 0.0},
+                  "logreg_embeddings": {"n": 4, "accuracy": 0.625, "macro_f1": 0.6, "ece": 0.2, "loss": 0.7}},
+}
+
+
+@pytest.fixture
+def world(tiny_models, tiny_artifact, sentiment, owner, annotator, reviewer, outsider) -> World:
+    users = {"owner": owner, "annotator": annotator, "reviewer": reviewer, "outsider": outsider}
+    done = fake_run(sentiment, owner, status=RunStatus.SUCCEEDED, metrics={"test": FAKE_TEST_METRICS},
+                    progress={"step": 10, "total_steps": 10, "phase": "done"})
+    target = Path(settings.MEDIA_ROOT) / "runs" / str(done.pk) / "artifact"
+    shutil.copytree(tiny_artifact, target)
+    TrainingRun.objects.filter(pk=done.pk).update(artifact_dir=f"runs/{done.pk}/artifact")
+    done.refresh_from_db()
+    batch = PredictionBatch.objects.create(run=done, scope=PredictionScope.TEST, created_by=owner,
+                                           status=PredictionStatus.SUCCEEDED)
+    return World(snapshot=sentiment, users=users, done=done, batch=batch)

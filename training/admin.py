@@ -1,0 +1,45 @@
+"""Admin: runs, their events, prediction batches and outputs are read-only history; the services change them."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from training.models import ModelOutput, PredictionBatch, RunEvent, TrainingRun
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(ReadOnlyAdmin):
+    list_display = ["id", "name", "project", "task", "base_model", "status", "created_by", "created_at", "finished_at"]
+    list_filter = ["status", "task"]
+    search_fields = ["name", "base_model", "snapshot_hash"]
+    raw_id_fields = ["snapshot", "resumed_from"]
+
+
+@admin.register(RunEvent)
+class RunEventAdmin(ReadOnlyAdmin):
+    list_display = ["id", "run", "kind", "step", "created_at"]
+    list_filter = ["kind"]
+
+
+@admin.register(PredictionBatch)
+class PredictionBatchAdmin(ReadOnlyAdmin):
+    list_display = ["id", "run", "scope", "status", "done", "total", "written", "created_at"]
+    list_filter = ["status", "scope"]
+
+
+@admin.register(ModelOutput)
+class ModelOutputAdmin(ReadOnlyAdmin):
+    list_display = ["id", "run", "item", "confidence", "uncertainty", "created_at"]
+    raw_id_fields = ["run", "item"]

@@ -1,0 +1,31 @@
+"""Fail training runs whose worker stopped (heartbeat lost) and requeue queued runs whose job was lost.
+
+Run it from cron, or once with --schedule to start the every-minute sweep job on the RQ scheduler
+(a worker started with --with-scheduler moves it onto the "default" queue each minute).
+"""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from training import services
+
+
+class Command(BaseCommand):
+    help = "Mark runs with a stale heartbeat failed (abandoned) and requeue queued runs whose RQ job is gone."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--stale-after", type=float, default=None,
+            help="Seconds without a heartbeat before a run counts as abandoned (default: LABELLOOP_RUN_STALE_AFTER_S).",
+        )
+        parser.add_argument("--schedule", action="store_true", help="Also make sure the every-minute sweep job exists.")
+
+    def handle(self, *args: object, stale_after: float | None, schedule: bool, **options: object) -> None:
+        swept = services.runs_mark_abandoned(stale_after_s=stale_after)
+        requeued = services.runs_requeue_lost()
+        if schedule:
+            services.runs_sweep_ensure()
+        self.stdout.write(
+            f"abandoned: {', '.join(map(str, swept)) or 'none'}; requeued: {', '.join(map(str, requeued)) or 'none'}"
+        )
