@@ -175,13 +175,16 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
             NoiseFlag.objects.create(
                 scan=scan, item_id=item_id, score=suspect.quality_score, given=given, suggested=suggested
             )
-            Item.objects.filter(pk=item_id, status=ItemStatus.APPROVED).update(status=ItemStatus.IN_REVIEW)
-            review_task_open(
-                item=Item(pk=item_id, project_id=project.pk),
-                reasons=[ReviewReason.NOISE],
-                noise_score=suspect.quality_score,
-                suggested_value=suggested,
-            )
+            # Only an item still decided goes (back) to review; one re-opened for annotation meanwhile keeps the flag.
+            if Item.objects.filter(pk=item_id, status__in=(ItemStatus.APPROVED, ItemStatus.IN_REVIEW)).update(
+                status=ItemStatus.IN_REVIEW
+            ):
+                review_task_open(
+                    item=Item(pk=item_id, project_id=project.pk),
+                    reasons=[ReviewReason.NOISE],
+                    noise_score=suspect.quality_score,
+                    suggested_value=suggested,
+                )
         NoiseScan.objects.filter(pk=scan.pk, status=ScanStatus.RUNNING).update(
             status=ScanStatus.SUCCEEDED,
             progress=1.0,
