@@ -251,7 +251,8 @@ def snapshot_stream(*, snapshot: Snapshot, split: str = "") -> StreamingHttpResp
     name = f"snapshot-{snapshot.pk}-{snapshot.content_hash[:12]}{'-' + split if split else ''}.jsonl"
     response = StreamingHttpResponse(lines, content_type="application/jsonl; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
-    response["X-Content-SHA256"] = snapshot.content_hash if not split else ""
+    if not split:
+        response["X-Content-SHA256"] = snapshot.content_hash  # the whole file is what the hash covers
     return response
 
 
