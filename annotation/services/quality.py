@@ -163,10 +163,11 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     y = [value["label"] for _, _, value in finals]
     _progress(scan, EMBED_SHARE, "Out-of-fold predictions")
     seed = scan.params.get("seed", 0)
-    suspects = noise.find_suspects(X, y, labels, seed=seed)
+    texts = [text for _, text, _ in finals]
+    suspects = noise.find_suspects(X, y, labels, seed=seed, texts=texts)
     summary: dict[str, Any] = {"scanned": len(finals), "flagged": len(suspects), "labels": labels}
     item_ids = [item_id for item_id, _, _ in finals]
-    summary["crowdlab"] = _crowdlab(project=project, item_ids=item_ids, X=X, labels=labels, seed=seed)
+    summary["crowdlab"] = _crowdlab(project=project, item_ids=item_ids, X=X, texts=texts, labels=labels, seed=seed)
     _progress(scan, 0.9, f"Writing {len(suspects)} flags")
     with transaction.atomic():
         for suspect in suspects:
@@ -195,7 +196,9 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     return summary
 
 
-def _crowdlab(*, project: Project, item_ids: list[int], X: np.ndarray, labels: list[str], seed: int) -> dict[str, Any]:
+def _crowdlab(
+    *, project: Project, item_ids: list[int], X: np.ndarray, texts: list[str], labels: list[str], seed: int
+) -> dict[str, Any]:
     """Annotator quality and consensus quality from items with annotations (cleanlab's CROWDLAB).
 
     A second opinion for the report, not a source of flags: the final labels are judged by
@@ -208,7 +211,9 @@ def _crowdlab(*, project: Project, item_ids: list[int], X: np.ndarray, labels: l
         return {"skipped": noise.NO_SHARED_ITEMS}
     try:
         matrix, annotators = noise.multi_label_matrix([by_item[item_ids[i]] for i in rows], labels)
-        result = noise.crowdlab(X[rows], matrix, labels, annotators=annotators, seed=seed)
+        result = noise.crowdlab(
+            X[rows], matrix, labels, annotators=annotators, seed=seed, texts=[texts[i] for i in rows]
+        )
     except noise.NoiseScanError as exc:
         return {"skipped": str(exc)}
     quality = result["consensus_quality"]

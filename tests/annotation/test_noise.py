@@ -104,6 +104,30 @@ def test_out_of_fold_probs_never_predict_an_item_with_a_model_that_saw_it():
     assert (probs[FLIPPED, y[FLIPPED]] == 1.0).all()
 
 
+def test_texts_add_word_features_that_find_what_the_embeddings_miss():
+    # The "embeddings" are all the same; only the words tell the classes apart.
+    truth = np.repeat(np.arange(3), 40)
+    words = ["refund delayed parcel", "winner claim prize", "discount coupon sale"]
+    texts = [f"{words[c]} note{i % 5}" for i, c in enumerate(truth)]
+    X = np.ones((120, 4))
+    noisy = [LABELS[c] for c in flip(truth, FLIPPED)]
+    with_words = find_suspects(X, noisy, LABELS, texts=texts)
+    assert sorted(s.index for s in with_words) == FLIPPED
+    assert all(s.suggested == LABELS[truth[s.index]] for s in with_words)
+    assert len({s.index for s in find_suspects(X, noisy, LABELS)} & set(FLIPPED)) < len(FLIPPED)
+
+
+def test_with_text_features_shapes_and_fallbacks():
+    X = np.ones((4, 2))
+    assert noise.with_text_features(X, None) is X
+    stacked = noise.with_text_features(X, ["my cat", "my dog", "my cat", "the dog"])
+    assert stacked.shape == (4, 2 + 4)  # "my", "cat", "dog", "my cat" occur in two texts or more
+    assert np.array_equal(noise.with_text_features(X, ["one", "two", "three", "four"]), X)  # nothing repeats
+    with pytest.raises(NoiseScanError) as caught:
+        noise.with_text_features(X, ["only", "three", "texts"])
+    assert str(caught.value) == noise.ROWS_MISMATCH.format(n_x=4, n_y=3)
+
+
 def test_out_of_fold_probs_are_reproducible_with_a_seed():
     X, y = blobs(per_class=15)
     assert np.array_equal(out_of_fold_probs(X, y, seed=7), out_of_fold_probs(X, y, seed=7))
