@@ -49,8 +49,9 @@ def test_lora_classification_trains_reports_and_evaluates(registry, tmp_path):
     )
     recipe.setup()
     names = list(recipe.params)
-    assert names and all("lora_" in n or "classifier" in n for n in names)
-    assert any("classifier" in n for n in names)  # the new head is trained (modules_to_save)
+    assert names and all("lora_" in n or "classifier" in n or "pooler" in n for n in names)
+    # The new head and the pooler it reads are trained and saved with the adapter (modules_to_save).
+    assert any("classifier" in n for n in names) and any("pooler" in n for n in names)
 
     outcome = recipe.train()
 
@@ -75,7 +76,7 @@ def test_lora_classification_trains_reports_and_evaluates(registry, tmp_path):
 def test_ia3_trains_only_scaling_vectors_and_the_head(registry, tmp_path):
     recipe = make_recipe(classification_spec("ia3", learning_rate=5e-2, epochs=2), registry, tmp_path / "ck")
     recipe.setup()
-    assert all("ia3_l" in n or "classifier" in n for n in recipe.params)
+    assert all("ia3_l" in n or "classifier" in n or "pooler" in n for n in recipe.params)
     before = trained_copy(recipe)
     assert recipe.train().status == STATUS_COMPLETED
     changed = [n for n, p in recipe.params.items() if not torch.equal(p, before[n])]
