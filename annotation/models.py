@@ -35,6 +35,18 @@ class GoalMetric(models.TextChoices):
     BLEU = "bleu", "BLEU"
 
 
+def default_rating_criteria() -> list[str]:
+    return ["correct", "helpful", "follows the guidelines"]
+
+
+class QueueOrder(models.TextChoices):
+    """How the next round orders unlabelled items for annotation, from the latest model's outputs."""
+
+    ENTROPY = "entropy", "Most uncertain first (entropy)"
+    MARGIN = "margin", "Smallest margin between the two likeliest labels first"
+    RANDOM = "random", "Random order"
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -56,6 +68,30 @@ class Project(models.Model):
         help_text="Share of agreed items that still go to review as an audit sample.",
     )
     review_all = models.BooleanField(default=False, help_text="Send every annotated item to review.")
+    # The next round (training/rounds.py): how model outputs feed annotation and review.
+    show_prelabels = models.BooleanField(
+        default=False,
+        help_text="Show annotators a pre-label (imported or from the latest model). Off by default: it biases blind labelling.",
+    )
+    show_model_confidence = models.BooleanField(
+        default=False, help_text="Show raters the model's confidence beside its output."
+    )
+    rating_criteria = models.JSONField(
+        default=default_rating_criteria,
+        blank=True,
+        help_text="Criteria rated 1-5 for generated responses.",
+    )
+    queue_order = models.CharField(max_length=16, choices=QueueOrder.choices, default=QueueOrder.ENTROPY)
+    random_share = models.FloatField(
+        default=0.2,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of the annotation queue kept in random order so the data stays representative.",
+    )
+    disagreement_confidence = models.FloatField(
+        default=0.9,
+        validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        help_text="A model this confident against an item's final label sends the item back to review.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     archived_at = models.DateTimeField(null=True, blank=True)
@@ -323,6 +359,7 @@ class DecisionSource(models.TextChoices):
     AGREEMENT = "agreement", "Annotators agreed"
     IMPORT = "import", "Imported"
     MODEL_CORRECTED = "model_corrected", "Model output corrected by a reviewer"
+    MODEL_RATED = "model_rated", "Model output rated well by a reviewer"
 
 
 class ReviewReason(models.TextChoices):
@@ -330,6 +367,8 @@ class ReviewReason(models.TextChoices):
     UNSURE = "unsure", "An annotator was unsure"
     AUDIT = "audit", "Audit sample"
     NOISE = "noise", "Noise scan suspect"
+    MODEL = "model", "The model confidently disagrees"
+    RATING = "rating", "A rater marked the model right against the final label"
 
 
 class ReviewStatus(models.TextChoices):

@@ -12,7 +12,11 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/", include("annotation.api_urls")),
     path("api/", include("training.api_urls")),
+    path("api/", include("training.api_urls_ratings")),
+    path("api/", include("training.api_urls_rounds")),
     path("django-rq/", include("django_rq.urls")),
     path("", include("annotation.urls")),
     path("", include("training.urls")),
+    path("", include("training.urls_ratings")),
+    path("", include("training.urls_rounds")),
 ]

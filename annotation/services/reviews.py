@@ -51,6 +51,8 @@ REASON_PRIORITY = {
     ReviewReason.DISAGREEMENT: 30,
     ReviewReason.UNSURE: 20,
     ReviewReason.NOISE: 10,
+    ReviewReason.MODEL: 10,
+    ReviewReason.RATING: 10,
     ReviewReason.AUDIT: 0,
 }
 

@@ -1,0 +1,3 @@
+"""REST API routes for the next round: ratings (training/apis_ratings.py), mounted under /api/."""
+
+urlpatterns: list = []

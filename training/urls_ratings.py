@@ -1,0 +1,3 @@
+"""Browser pages for the next round: ratings (training/views_ratings.py)."""
+
+urlpatterns: list = []
