@@ -7,7 +7,8 @@ role) and calls one service or selector; errors from services come back as 400 n
 from __future__ import annotations
 
 from django.http import Http404, StreamingHttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -126,6 +127,7 @@ class ItemHistoryApi(APIView):
 class QualityApi(APIView):
     """Agreement, accuracy, confusion and trend; an annotator gets only their own accuracy."""
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, project_id: int) -> Response:
         project, role = access_project(user=request.user, project_id=project_id, roles=ANY_ROLE)
         return Response(selectors_review.quality_report(project=project, user=request.user, role=role))
@@ -219,6 +221,10 @@ class SnapshotDetailApi(APIView):
 class SnapshotDownloadApi(APIView):
     """The canonical JSONL, whole or one split (?split=train|validation|test)."""
 
+    @extend_schema(
+        parameters=[OpenApiParameter("split", str, enum=["train", "validation", "test"], required=False)],
+        responses={(200, "application/jsonl"): OpenApiTypes.BINARY, 400: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request, project_id: int, snapshot_id: int) -> StreamingHttpResponse | Response:
         snapshot = _snapshot(project_id, snapshot_id, request)
         split = request.query_params.get("split", "")
@@ -231,6 +237,10 @@ class SnapshotDownloadApi(APIView):
 class SnapshotCompareApi(APIView):
     """Items added, removed and relabelled between two snapshots of the project (?old=&new=)."""
 
+    @extend_schema(
+        parameters=[OpenApiParameter("old", int, required=True), OpenApiParameter("new", int, required=True)],
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
         try:
