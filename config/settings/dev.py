@@ -4,8 +4,8 @@ import os
 
 os.environ.setdefault("DEBUG", "1")
 
-from .base import *  # noqa: E402,F403
-from .base import env_bool  # noqa: E402
+from .base import *  # noqa: F403
+from .base import env_bool
 
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = SECRET_KEY or "dev-insecure-labelloop-key-do-not-use-in-production"  # noqa: F405
