@@ -11,6 +11,7 @@ DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ALLOWED_HOSTS = ["*"]
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="labelloop-media-"))
+STATIC_ROOT = Path(tempfile.mkdtemp(prefix="labelloop-static-"))  # exists, so WhiteNoise does not warn on every request
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
