@@ -281,6 +281,9 @@ def run_finish(
         )
         if finished:
             log_event(run=run, message=message, step=int(progress.get("step") or 0))
+            if status == RunStatus.SUCCEEDED:
+                # The outputs people rate (training/ratings.py) are queued once the run's row is committed.
+                transaction.on_commit(lambda: prediction_batch_after_run(run_id=run.pk))
     return bool(finished)
 
 
@@ -411,6 +414,22 @@ def prediction_batch_start(*, run: TrainingRun, user: AbstractBaseUser, scope: s
     except IntegrityError:
         raise ServiceError(PREDICTIONS_ACTIVE) from None
     return batch
+
+
+def prediction_batch_after_run(*, run_id: int) -> PredictionBatch | None:
+    """Predict the test split and the unlabelled items of a run that just succeeded, for raters to judge.
+
+    Once per run: a run that has any batch already (a second call, or an owner who was quicker) gets none. A
+    refusal is logged on the run rather than raised, so it cannot fail the training job that succeeded.
+    """
+    run = TrainingRun.objects.select_related("created_by").get(pk=run_id)
+    if run.prediction_batches.exists():
+        return None
+    try:
+        return prediction_batch_start(run=run, user=run.created_by, scope=PredictionScope.TEST_AND_UNLABELLED)
+    except ServiceError as exc:
+        log_event(run=run, message=f"Predictions for rating not queued: {exc.message}")
+        return None
 
 
 def _enqueue_predictions(batch_id: int) -> None:
