@@ -31,7 +31,7 @@ from . import selectors
 from .forms import HOTKEY_RESERVED, LABEL_LISTED_TWICE, RESERVED_HOTKEYS
 from .guidelines import diff_lines, render_markdown
 from .importers import CSV, JSONL, MAPPING_KEYS
-from .models import Annotation, Claim, GoalMetric, ImportJob, Label, Role, TaskType
+from .models import Annotation, Claim, GoalMetric, ImportJob, Label, Project, Role, TaskType
 from .permissions import ANNOTATE, MANAGE, REVIEW, access_item, access_project
 from .services import ServiceError
 from .services.annotations import (
@@ -534,12 +534,16 @@ class ClaimedItemSerializer(serializers.Serializer):
     claimed_at = serializers.DateTimeField(source="claim.claimed_at")
     lease_expires_at = serializers.DateTimeField(source="claim.lease_expires_at")
     draft = DraftSerializer(allow_null=True)
+    prelabel = serializers.JSONField(
+        allow_null=True, help_text="A suggested value (imported or the model's); null unless the owner shows them."
+    )
 
 
-def _claimed(request: Request, claim: Claim, *, fresh: bool = False) -> dict[str, Any]:
+def _claimed(request: Request, claim: Claim, *, project: Project, fresh: bool = False) -> dict[str, Any]:
     """A claim with the caller's draft; a fresh claim cannot have one, so it costs no query."""
     draft = None if fresh else selectors.draft_get(user=request.user, item=claim.item)
-    return {"claim": claim, "draft": draft}
+    prelabel = claim.item.prelabel if project.show_prelabels else None
+    return {"claim": claim, "draft": draft, "prelabel": prelabel}
 
 
 class NextItemApi(ApiView):
@@ -572,7 +576,7 @@ class NextItemApi(ApiView):
             return Response(body, status=status.HTTP_409_CONFLICT)
         if state.claim is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(ClaimedItemSerializer(_claimed(request, state.claim, fresh=state.fresh)).data)
+        return Response(ClaimedItemSerializer(_claimed(request, state.claim, project=project, fresh=state.fresh)).data)
 
 
 class AnnotationSerializer(serializers.ModelSerializer):
@@ -636,7 +640,7 @@ class AnnotationUndoApi(ApiView):
     def post(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id, roles=ANNOTATE)
         claim = annotation_undo(annotator=request.user, project=project)
-        return Response(ClaimedItemSerializer(_claimed(request, claim)).data)
+        return Response(ClaimedItemSerializer(_claimed(request, claim, project=project)).data)
 
 
 class DraftSaveApi(ApiView):

@@ -56,6 +56,7 @@ from .services.projects import (
     project_set_lease,
     project_set_overlap,
 )
+from .values import value_display
 
 DRAFT_NOT_HELD = "Not saved: you no longer hold this item."
 PROGRESS_EVENT = "progress-changed"
@@ -388,10 +389,16 @@ def _workspace_context(
         context["ack_next"] = reverse("annotate", args=[project.pk])
     if item is None:
         return context
+    # A pre-label (imported, or the model's from the last round) only when the owner shows them: it biases
+    # blind labelling. The item row is already loaded, so this costs no query.
+    prelabel = item.prelabel if project.show_prelabels and isinstance(item.prelabel, dict) else None
+    if prelabel:
+        context["prelabel"] = value_display(prelabel)
     if posted is None:
         # A claim made just now is the user's first hold on the item, so it cannot have a draft.
         draft = None if state.fresh else selectors.draft_get(user=request.user, item=item)
-        posted = {"value": draft.value, "unsure": draft.unsure, "note": draft.note} if draft else {"value": {}}
+        blank = {"value": prelabel or {}}
+        posted = {"value": draft.value, "unsure": draft.unsure, "note": draft.note} if draft else blank
     if not state.fresh:  # a sent-back item comes back through its old claim, never a fresh one
         context["review_comment"] = selectors_review.send_back_comment(item=item)
     value = posted["value"]
@@ -400,7 +407,7 @@ def _workspace_context(
         response=value.get("response", item.response) if context["is_instruction"] else "",
         unsure=posted.get("unsure", False),
         note=posted.get("note", ""),
-        has_draft=bool(value) or bool(posted.get("note")),
+        has_draft=(bool(value) and value is not prelabel) or bool(posted.get("note")),
     )
     return context
 
