@@ -145,8 +145,8 @@ class BlindPairSerializer(serializers.Serializer):
 
     item_id = serializers.IntegerField()
     prompt = serializers.CharField()
-    response_1 = serializers.CharField(source="responses.0")
-    response_2 = serializers.CharField(source="responses.1")
+    response_1 = serializers.CharField()
+    response_2 = serializers.CharField()
 
 
 class ComparisonNextApi(ApiView):

@@ -382,6 +382,14 @@ class BlindPair:
     responses: tuple[str, str]
     remaining: int
 
+    @property
+    def response_1(self) -> str:
+        return self.responses[0]
+
+    @property
+    def response_2(self) -> str:
+        return self.responses[1]
+
 
 def comparison_next(*, comparison: Comparison, rater: AbstractBaseUser) -> BlindPair | None:
     """The next item with responses from both runs that this rater has not judged, in item order."""
