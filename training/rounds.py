@@ -952,6 +952,9 @@ SERIES = (
 )
 
 
+CHART_LABELS = {"agreement": "Agreement (Krippendorff's α)", "noise_rate": "Noise rate (flagged / scanned)"}
+
+
 def _series_name(key: str, figures: Mapping[str, Any]) -> str:
     if key == "main_metric":
         return METRIC_NAMES.get(figures.get("metric_name", ""), figures.get("metric_name", "the main metric"))
@@ -980,10 +983,16 @@ def rounds_charts(rounds: list[Round]) -> dict[str, Any]:
     """Chart.js data: one point per closed round for each figure (None where a round has none)."""
     closed = [r for r in rounds if r.closed_at is not None]
     last = closed[-1].figures if closed else {}
+    rating_name = last.get("rating_name", "")
+    labels = {**CHART_LABELS, "rating": f"Human ratings ({rating_name})" if rating_name else "Human ratings"}
     return {
         "labels": [f"Round {r.number}" for r in closed],
         "series": [
-            {"key": key, "label": _series_name(key, last), "values": [r.figures.get(key) for r in closed]}
+            {
+                "key": key,
+                "label": labels.get(key) or _series_name(key, last),
+                "values": [r.figures.get(key) for r in closed],
+            }
             for key, _ in SERIES
         ],
     }

@@ -12,7 +12,13 @@ from training.models import ModelOutput, Rating, RunStatus, TrainingRun
 
 def snapshot_row(project: Project, user, name: str = "s") -> Snapshot:
     return Snapshot.objects.create(
-        project=project, name=name, content_hash="0" * 64, item_count=0, seed=0, manifest={}, file_path="",
+        project=project,
+        name=name,
+        content_hash="0" * 64,
+        item_count=0,
+        seed=0,
+        manifest={},
+        file_path="",
         created_by=user,
     )
 
@@ -20,21 +26,39 @@ def snapshot_row(project: Project, user, name: str = "s") -> Snapshot:
 def run_row(project: Project, user, *, task: str = "classification", metrics: dict | None = None, snapshot=None):
     snapshot = snapshot or snapshot_row(project, user)
     return TrainingRun.objects.create(
-        project=project, snapshot=snapshot, snapshot_hash=snapshot.content_hash, task=task, base_model="tiny",
-        spec={}, status=RunStatus.SUCCEEDED, metrics=metrics or {}, created_by=user, finished_at=timezone.now(),
+        project=project,
+        snapshot=snapshot,
+        snapshot_hash=snapshot.content_hash,
+        task=task,
+        base_model="tiny",
+        spec={},
+        status=RunStatus.SUCCEEDED,
+        metrics=metrics or {},
+        created_by=user,
+        finished_at=timezone.now(),
     )
 
 
-def output_row(run: TrainingRun, item: Item, label: str | None = None, *, probabilities: dict | None = None,
-               response: str | None = None) -> ModelOutput:
+def output_row(
+    run: TrainingRun,
+    item: Item,
+    label: str | None = None,
+    *,
+    probabilities: dict | None = None,
+    response: str | None = None,
+) -> ModelOutput:
     if response is not None:
         return ModelOutput.objects.create(run=run, item=item, value={"response": response})
     probabilities = probabilities or {label: 1.0}
     label = label or max(probabilities, key=probabilities.get)
     entropy = -sum(p * math.log(p) for p in probabilities.values() if p > 0)
     return ModelOutput.objects.create(
-        run=run, item=item, value={"label": label}, probabilities=probabilities,
-        confidence=max(probabilities.values()), uncertainty=entropy,
+        run=run,
+        item=item,
+        value={"label": label},
+        probabilities=probabilities,
+        confidence=max(probabilities.values()),
+        uncertainty=entropy,
     )
 
 

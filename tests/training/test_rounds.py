@@ -156,8 +156,9 @@ def test_confident_disagreements_and_contradicting_ratings_go_to_review(project,
     output_row(run, sure, probabilities={"negative": 0.95, "positive": 0.03, "neutral": 0.02})
     output_row(run, unsure, probabilities={"negative": 0.6, "positive": 0.3, "neutral": 0.1})
     output_row(run, agreed, probabilities={"positive": 0.99, "negative": 0.01})
-    rating = rating_row(output_row(run, rated, probabilities={"neutral": 0.55, "positive": 0.45}), reviewer,
-                        verdict=Verdict.CORRECT)
+    rating = rating_row(
+        output_row(run, rated, probabilities={"neutral": 0.55, "positive": 0.45}), reviewer, verdict=Verdict.CORRECT
+    )
 
     plan = rounds.round_plan(project=project, options=options(project, disagreement_confidence=0.9))
     assert plan.label_error_count == 2
@@ -216,7 +217,7 @@ def test_the_queue_follows_entropy_with_every_fifth_slot_random(queue_project, o
     # Items without an output come after every scored item outside the random slots.
     unscored = {item.pk for item in all_items[20:]}
     tail = [pk for pk in others if pk in unscored]
-    assert others[-len(tail):] == tail
+    assert others[-len(tail) :] == tail
 
 
 def test_the_queue_by_margin_and_items_without_outputs_last(queue_project, owner):
@@ -256,8 +257,16 @@ def test_a_big_queue_is_written_in_batches_with_few_queries(owner, django_assert
     outputs = []
     for pk, p in zip(ids, rng.uniform(0.05, 0.95, n).tolist(), strict=True):
         entropy = -p * np.log(p) - (1 - p) * np.log(1 - p)
-        outputs.append(ModelOutput(run=run, item_id=pk, value={"label": "a"}, probabilities={"a": p, "b": 1 - p},
-                                   confidence=max(p, 1 - p), uncertainty=float(entropy)))
+        outputs.append(
+            ModelOutput(
+                run=run,
+                item_id=pk,
+                value={"label": "a"},
+                probabilities={"a": p, "b": 1 - p},
+                confidence=max(p, 1 - p),
+                uncertainty=float(entropy),
+            )
+        )
     ModelOutput.objects.bulk_create(outputs, batch_size=2000)
     with django_assert_max_num_queries(60):
         result = rounds.round_advance(project=project, user=owner, options=options(project, random_share=0.1))
@@ -319,8 +328,9 @@ def test_well_rated_responses_become_training_examples(instruction_project, owne
     criteria = project.rating_criteria
     good = {c: 5 for c in criteria}
     for rater in (reviewer, second):
-        rating_row(output_row(run, sky, response="the sky is blue"), rater, scores=good) if rater == reviewer else \
-            rating_row(sky.model_outputs.get(run=run), rater, scores={**good, criteria[0]: 4})
+        rating_row(
+            output_row(run, sky, response="the sky is blue"), rater, scores=good
+        ) if rater == reviewer else rating_row(sky.model_outputs.get(run=run), rater, scores={**good, criteria[0]: 4})
     rating_row(output_row(run, grass, response="grass is red"), reviewer, scores=good)
     rating_row(grass.model_outputs.get(run=run), second, scores={**good, criteria[1]: 3})  # one rater disagrees
     rating_row(output_row(run, snow, response="snow is cold"), reviewer, scores={criteria[0]: 5})  # criteria missing
@@ -405,8 +415,9 @@ def test_bad_options_name_the_field_and_change_nothing(project, owner, client):
     client.force_login(owner)
     response = client.post(reverse("round-advance", args=[project.pk]), {"round": "1", "random_share": "2"})
     assert response.status_code == 400 and "random_share" in response.content.decode()
-    api = client.post(reverse("api-round-advance", args=[project.pk]), {"queue_order": "loudest"},
-                      content_type="application/json")
+    api = client.post(
+        reverse("api-round-advance", args=[project.pk]), {"queue_order": "loudest"}, content_type="application/json"
+    )
     assert api.status_code == 400 and api.json()["field"] == "queue_order"
     assert state(project) == before
 

@@ -30,8 +30,10 @@ def world(project, owner, annotator, reviewer, outsider):
     run = run_row(project, owner, metrics={"test": {"macro_f1": 0.8}})
     output_row(run, items[0], probabilities={"negative": 0.95, "positive": 0.05})
     rating_row(output_row(run, items[1], "positive"), reviewer, verdict=Verdict.WRONG, correction={"label": "neutral"})
-    return {"project": project, "users": {"owner": owner, "annotator": annotator, "reviewer": reviewer,
-                                          "outsider": outsider}}
+    return {
+        "project": project,
+        "users": {"owner": owner, "annotator": annotator, "reviewer": reviewer, "outsider": outsider},
+    }
 
 
 def expected(role: str, allowed: tuple[str, ...], ok: int, *, api: bool = False) -> int:
