@@ -1,0 +1,92 @@
+"""An owner starts a training run from a snapshot in a real browser, watches it, and sees the final metrics.
+
+The run trains a tiny BERT (built from a config, tokenizer trained on the fly) through a real RQ worker
+(SimpleWorker, burst) on the embedded Redis; the page's htmx polling brings the result without a reload,
+and stops once the run has ended. A second run is cancelled from the page while queued.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from training.models import RunStatus, TrainingRun
+from tests.conftest import make_user
+from tests.training.conftest import tiny_bert, tiny_llama  # noqa: F401  (session fixtures the registry needs)
+from tests.training.run_fixtures import (  # noqa: F401
+    TINY_BERT_SPEC,
+    one_torch_thread,
+    queues,
+    run_worker,
+    sentiment_snapshot,
+    tiny_models,
+)
+
+pytestmark = pytest.mark.browser
+
+
+def log_in(page: Page, username: str, next_url: str) -> None:
+    page.goto(f"/accounts/login/?next={next_url}")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill("pw-" + username)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"**{next_url}")
+
+
+@pytest.fixture
+def snapshot(transactional_db, tiny_models, queues):
+    return sentiment_snapshot(make_user("owner"))
+
+
+def fill_run_form(page: Page, name: str) -> None:
+    page.select_option("#id_base_model", "tiny-bert")
+    page.fill("#id_name", name)
+    for field, value in TINY_BERT_SPEC.items():
+        if field != "base_model" and page.locator(f"#id_{field}").count():
+            page.fill(f"#id_{field}", str(value))
+
+
+def test_start_a_run_watch_it_and_read_the_evaluation(page: Page, snapshot, screenshot_dir):
+    project = snapshot.project
+    detail = f"/projects/{project.pk}/snapshots/{snapshot.pk}/"
+    log_in(page, "owner", detail)
+    page.get_by_role("link", name="Train a model").click()
+    page.wait_for_url(f"**/snapshots/{snapshot.pk}/train/")
+
+    page.fill("#id_learning_rate", "not a number")
+    page.get_by_role("button", name="Start training").click()
+    expect(page.locator(".field-error, .errorlist, [role=alert]").first).to_be_visible()
+    assert not TrainingRun.objects.exists()  # nothing queued on bad input
+
+    fill_run_form(page, "tiny lora")
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_url("**/runs/*/")
+    run = TrainingRun.objects.get()
+    live = page.locator("#run-live")
+    expect(page.locator("#run-status")).to_have_text("Queued")
+    assert live.get_attribute("hx-trigger")  # polling while the run is active
+
+    assert run_worker()
+    expect(page.locator("#run-status")).to_have_text("Succeeded", timeout=20_000)  # brought by the page's own polling
+    assert page.locator("#run-live").get_attribute("hx-trigger") is None  # and the polling stopped
+    evaluation = page.locator("#run-evaluation")
+    expect(evaluation).to_contain_text("Macro-F1")
+    expect(evaluation).to_contain_text("Majority class")  # beside its baselines
+    expect(page.locator("#run-download")).to_be_visible()
+    step = page.locator("#run-step").inner_text()
+    total = run.spec["epochs"]  # at least one step per epoch
+    assert int(step.split("/")[0]) >= total
+    page.screenshot(path=str(screenshot_dir / "training_run.png"), full_page=True)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.metrics
+
+
+def test_cancel_a_queued_run_from_its_page(page: Page, snapshot):
+    project = snapshot.project
+    log_in(page, "owner", f"/projects/{project.pk}/snapshots/{snapshot.pk}/train/")
+    fill_run_form(page, "to cancel")
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_url("**/runs/*/")
+    page.locator("#run-cancel").click()
+    expect(page.locator("#run-status")).to_have_text("Cancelled")
+    assert TrainingRun.objects.get().status == RunStatus.CANCELLED
