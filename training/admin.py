@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from training.models import ModelOutput, PredictionBatch, RunEvent, TrainingRun
+from training.models import Comparison, ModelOutput, PredictionBatch, Preference, Rating, RunEvent, TrainingRun
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -43,3 +43,21 @@ class PredictionBatchAdmin(ReadOnlyAdmin):
 class ModelOutputAdmin(ReadOnlyAdmin):
     list_display = ["id", "run", "item", "confidence", "uncertainty", "created_at"]
     raw_id_fields = ["run", "item"]
+
+
+@admin.register(Rating)
+class RatingAdmin(ReadOnlyAdmin):
+    list_display = ["id", "project", "run", "item", "rater", "verdict", "created_at"]
+    list_filter = ["verdict"]
+    raw_id_fields = ["output", "item", "run"]
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(ReadOnlyAdmin):
+    list_display = ["id", "project", "run_a", "run_b", "created_by", "created_at"]
+
+
+@admin.register(Preference)
+class PreferenceAdmin(ReadOnlyAdmin):
+    list_display = ["id", "comparison", "item", "rater", "tie", "created_at"]
+    raw_id_fields = ["item", "first", "chosen", "rejected"]

@@ -384,3 +384,15 @@ def test_schema_of_the_ratings_api_generates_without_warnings_and_validates(db):
     assert not GENERATOR_STATS, (GENERATOR_STATS._warn_cache, GENERATOR_STATS._error_cache)
     operations = [op["operationId"] for ops in schema["paths"].values() for op in ops.values()]
     assert len(operations) == len(set(operations)) == len(api_urls_ratings.urlpatterns)
+
+
+def test_a_succeeded_run_links_to_rating_its_outputs(cls, client):
+    client.force_login(cls.users["reviewer"])
+    page = client.get(reverse("run-detail", args=[cls.project.pk, cls.run.pk])).content.decode()
+    assert reverse("rating-page", args=[cls.project.pk, cls.run.pk]) in page and "Rate outputs" in page
+
+
+def test_rating_rows_are_read_only_in_the_admin(cls, admin_client):
+    ratings.rating_submit(rater=cls.users["reviewer"], output=cls.outputs[0], project=cls.project, verdict="correct")
+    assert admin_client.get(reverse("admin:training_rating_changelist")).status_code == 200
+    assert admin_client.get(reverse("admin:training_rating_add")).status_code == 403
