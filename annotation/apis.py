@@ -535,15 +535,17 @@ class ClaimedItemSerializer(serializers.Serializer):
     lease_expires_at = serializers.DateTimeField(source="claim.lease_expires_at")
     draft = DraftSerializer(allow_null=True)
     prelabel = serializers.JSONField(
-        allow_null=True, help_text="A suggested value (imported or the model's); null unless the owner shows them."
+        required=False, help_text="A suggested value (imported or the model's); only when the owner shows pre-labels."
     )
 
 
 def _claimed(request: Request, claim: Claim, *, project: Project, fresh: bool = False) -> dict[str, Any]:
     """A claim with the caller's draft; a fresh claim cannot have one, so it costs no query."""
     draft = None if fresh else selectors.draft_get(user=request.user, item=claim.item)
-    prelabel = claim.item.prelabel if project.show_prelabels else None
-    return {"claim": claim, "draft": draft, "prelabel": prelabel}
+    claimed: dict[str, Any] = {"claim": claim, "draft": draft}
+    if project.show_prelabels and claim.item.prelabel is not None:
+        claimed["prelabel"] = claim.item.prelabel  # pre-labels bias blind labelling: absent unless shown
+    return claimed
 
 
 class NextItemApi(ApiView):

@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.http import QueryDict
 
-from .models import GoalMetric, Role, TaskType
+from .models import GoalMetric, QueueOrder, Role, TaskType
 from .services import ServiceError
 from .services.projects import LEASE_MAX_SECONDS, LEASE_MIN_SECONDS
 
@@ -79,6 +79,26 @@ class ProjectSettingsForm(forms.Form):
     overlap = forms.IntegerField(min_value=1, max_value=20, help_text="Annotators per item.")
     lease_seconds = forms.IntegerField(
         min_value=LEASE_MIN_SECONDS, max_value=LEASE_MAX_SECONDS, label="Lease (seconds)"
+    )
+
+
+class NextRoundSettingsForm(forms.Form):
+    """How a model's outputs feed the next round (training/rounds.py); the plan page starts from these."""
+
+    queue_order = forms.ChoiceField(choices=QueueOrder.choices, label="Queue order")
+    random_share = forms.FloatField(
+        min_value=0.0, max_value=1.0, label="Random share", help_text="0.2 puts a random item in every 5th slot."
+    )
+    disagreement_confidence = forms.FloatField(
+        min_value=0.5,
+        max_value=1.0,
+        label="Disagreement confidence",
+        help_text="A model this sure against a final label sends the item back to review.",
+    )
+    show_prelabels = forms.BooleanField(
+        required=False,
+        label="Show annotators pre-labels",
+        help_text="Off by default: a suggestion biases blind labelling.",
     )
 
 

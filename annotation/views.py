@@ -26,6 +26,7 @@ from .forms import (
     GuidelinePublishForm,
     LabelForm,
     MemberForm,
+    NextRoundSettingsForm,
     ProjectCreateForm,
     ProjectSettingsForm,
     add_service_error,
@@ -135,6 +136,7 @@ def _settings_response(
     label_forms: dict[int, LabelForm] | None = None,
     new_label_form: LabelForm | None = None,
     member_form: MemberForm | None = None,
+    round_form: NextRoundSettingsForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     """The settings page, with any bound form that failed shown in place of its blank one."""
@@ -161,6 +163,15 @@ def _settings_response(
         "members": selectors.membership_list(project=project),
         "member_form": member_form or MemberForm(),
         "roles": MemberForm.base_fields["role"].choices,
+        "round_form": round_form
+        or NextRoundSettingsForm(
+            initial={
+                "queue_order": project.queue_order,
+                "random_share": project.random_share,
+                "disagreement_confidence": project.disagreement_confidence,
+                "show_prelabels": project.show_prelabels,
+            }
+        ),
     }
     return render(request, "annotation/project_settings.html", context, status=status)
 

@@ -180,6 +180,30 @@ def plan_options_parse(*, project: Project, data: Mapping[str, Any]) -> PlanOpti
     )
 
 
+def project_round_settings_set(
+    *, project: Project, queue_order: str, random_share: float, disagreement_confidence: float, show_prelabels: bool
+) -> Project:
+    """Save the project's next-round settings (the settings page); validated like the plan's options."""
+    options = plan_options_parse(
+        project=project,
+        data={
+            "queue_order": queue_order,
+            "random_share": random_share,
+            "disagreement_confidence": disagreement_confidence,
+            "prelabels": show_prelabels,
+        },
+    )
+    Project.objects.filter(pk=project.pk).update(
+        queue_order=options.queue_order,
+        random_share=options.random_share,
+        disagreement_confidence=options.disagreement_confidence,
+        show_prelabels=options.prelabels,
+    )
+    project.queue_order, project.random_share = options.queue_order, options.random_share
+    project.disagreement_confidence, project.show_prelabels = options.disagreement_confidence, options.prelabels
+    return project
+
+
 # --- Rounds --------------------------------------------------------------------------------------
 
 

@@ -10,4 +10,5 @@ urlpatterns = [
     path(ROUNDS, views_rounds.round_list, name="round-list"),
     path(ROUNDS + "plan/", views_rounds.round_plan, name="round-plan"),
     path(ROUNDS + "advance/", views_rounds.round_advance, name="round-advance"),
+    path(ROUNDS + "settings/", views_rounds.round_settings, name="round-settings"),
 ]

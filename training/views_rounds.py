@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from annotation.forms import NextRoundSettingsForm, add_service_error
 from annotation.models import Project, QueueOrder, TaskType
 from annotation.permissions import MANAGE, REVIEW, access_project
 from annotation.services import ServiceError
@@ -92,3 +93,22 @@ def round_list(request: HttpRequest, project_id: int) -> HttpResponse:
         "metric_name": rounds.METRIC_NAMES.get(project.goal_metric, project.goal_metric),
     }
     return render(request, "training/round_list.html", context)
+
+
+@login_required
+@require_POST
+def round_settings(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The settings page's "Next round" form: the options the plan page starts from."""
+    from annotation.views import _settings_response  # the settings page is the annotation app's
+
+    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    form = NextRoundSettingsForm(request.POST)
+    if form.is_valid():
+        try:
+            rounds.project_round_settings_set(project=project, **form.cleaned_data)
+        except ServiceError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, "Next-round settings saved.")
+            return redirect(reverse("project-settings", args=[project.pk]) + "#next-round")
+    return _settings_response(request, project, round_form=form, status=400)

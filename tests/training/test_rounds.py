@@ -305,7 +305,7 @@ def test_prelabels_are_written_only_when_on_and_shown_only_then(project, owner, 
     Project.objects.filter(pk=project.pk).update(show_prelabels=False)
     page = client.get(reverse("annotate", args=[project.pk])).content.decode()
     assert 'id="prelabel"' not in page
-    assert client.post(reverse("api-next", args=[project.pk])).json()["prelabel"] is None
+    assert "prelabel" not in client.post(reverse("api-next", args=[project.pk])).json()
 
 
 # --- Well-rated responses ---------------------------------------------------------------------------
@@ -457,3 +457,21 @@ def test_a_round_that_made_things_worse_is_said_plainly(project, owner, client):
     page = client.get(reverse("round-list", args=[project.pk])).content.decode()
     assert "Round 3 made macro-F1 worse: 0.81 → 0.77" in page
     assert 'id="rounds-chart-data"' in page and "Round 4 is open" in page
+
+
+def test_the_settings_page_saves_the_next_round_options(project, owner, client):
+    client.force_login(owner)
+    page = client.get(reverse("project-settings", args=[project.pk])).content.decode()
+    assert 'id="next-round"' in page and 'name="disagreement_confidence"' in page
+    url = reverse("round-settings", args=[project.pk])
+    data = {"queue_order": "margin", "random_share": "0.3", "disagreement_confidence": "0.8", "show_prelabels": "on"}
+    assert client.post(url, data).status_code == 302
+    project.refresh_from_db()
+    assert (project.queue_order, project.random_share, project.disagreement_confidence, project.show_prelabels) == (
+        "margin", 0.3, 0.8, True
+    )
+    assert rounds.plan_options_default(project=project).queue_order == "margin"
+    refused = client.post(url, {**data, "disagreement_confidence": "0.3"})
+    assert refused.status_code == 400 and "greater than or equal to 0.5" in refused.content.decode()
+    project.refresh_from_db()
+    assert project.disagreement_confidence == 0.8
