@@ -5,7 +5,17 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from training.models import Comparison, ModelOutput, PredictionBatch, Preference, Rating, RunEvent, TrainingRun
+from training.models import (
+    Comparison,
+    ModelOutput,
+    PredictionBatch,
+    Preference,
+    Rating,
+    Round,
+    RoundChange,
+    RunEvent,
+    TrainingRun,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -61,3 +71,16 @@ class ComparisonAdmin(ReadOnlyAdmin):
 class PreferenceAdmin(ReadOnlyAdmin):
     list_display = ["id", "comparison", "item", "rater", "tie", "created_at"]
     raw_id_fields = ["item", "first", "chosen", "rejected"]
+
+
+@admin.register(Round)
+class RoundAdmin(ReadOnlyAdmin):
+    list_display = ["id", "project", "number", "guideline_version", "snapshot", "started_at", "closed_at", "closed_by"]
+    raw_id_fields = ["snapshot"]
+
+
+@admin.register(RoundChange)
+class RoundChangeAdmin(ReadOnlyAdmin):
+    list_display = ["id", "round", "item", "kind", "rating", "output", "created_at"]
+    list_filter = ["kind"]
+    raw_id_fields = ["round", "item", "rating", "output"]
