@@ -468,7 +468,10 @@ def test_the_settings_page_saves_the_next_round_options(project, owner, client):
     assert client.post(url, data).status_code == 302
     project.refresh_from_db()
     assert (project.queue_order, project.random_share, project.disagreement_confidence, project.show_prelabels) == (
-        "margin", 0.3, 0.8, True
+        "margin",
+        0.3,
+        0.8,
+        True,
     )
     assert rounds.plan_options_default(project=project).queue_order == "margin"
     refused = client.post(url, {**data, "disagreement_confidence": "0.3"})
