@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from annotation import agreement
@@ -62,6 +62,7 @@ from annotation.services.projects import guideline_current
 from annotation.services.reviews import review_task_open
 from annotation.values import InvalidValue, normalise_value, value_display, value_key
 from training.models import ModelOutput, Rating, Round, RoundChange, RunStatus, TrainingRun, Verdict
+from training.ratings import ratings_current
 from training.spec import TASK_CLASSIFICATION
 
 EXAMPLES = 10
@@ -252,14 +253,6 @@ def plan_run(*, project: Project, run_id: int | None) -> TrainingRun | None:
 
 
 # --- Reads the plan is made of --------------------------------------------------------------------
-
-
-def ratings_current(*, project: Project) -> QuerySet[Rating]:
-    """The latest rating per (output, rater): ratings are appended, the newest is what the rater thinks now."""
-    newer = Rating.objects.filter(output_id=OuterRef("output_id"), rater_id=OuterRef("rater_id")).filter(
-        Q(created_at__gt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), id__gt=OuterRef("id"))
-    )
-    return Rating.objects.filter(project=project).filter(~Exists(newer))
 
 
 def _final_decision(item_ids: Iterable[int]) -> dict[int, Decision]:

@@ -76,7 +76,11 @@ def test_annotation_records_guideline_version_and_time(project, annotator):
     now = timezone.now()
     item = svc.claim_next(annotator=annotator, project=project, now=now).item
     ann = svc.annotation_submit(
-        annotator=annotator, item=item, value={"label": "positive"}, label_names=LABELS, now=now + dt.timedelta(seconds=7)
+        annotator=annotator,
+        item=item,
+        value={"label": "positive"},
+        label_names=LABELS,
+        now=now + dt.timedelta(seconds=7),
     )
     assert ann.guideline_version.version == 1
     assert ann.seconds_spent == pytest.approx(7)
@@ -133,7 +137,9 @@ def test_expired_lease_returns_the_item_and_never_loses_a_submission(project, an
     svc.annotation_submit(annotator=third, item=taken.item, value={"label": "neutral"}, label_names=LABELS, now=later)
     # The stale annotator's late submission finds the item full: refused, their work kept as a draft.
     with pytest.raises(ServiceError, match="expired"):
-        svc.annotation_submit(annotator=annotator2, item=stale.item, value={"label": "negative"}, label_names=LABELS, now=later)
+        svc.annotation_submit(
+            annotator=annotator2, item=stale.item, value={"label": "negative"}, label_names=LABELS, now=later
+        )
     assert Draft.objects.filter(item_id=stale.item_id, annotator=annotator2).exists()
     assert Annotation.objects.filter(item_id=stale.item_id, status=AnnotationStatus.SUBMITTED).count() == 2
 
@@ -144,6 +150,8 @@ def test_late_submission_counts_when_a_slot_is_still_free(project, annotator):
     claim = svc.claim_next(annotator=annotator, project=project, now=t0).claim
     later = t0 + dt.timedelta(seconds=project.lease_seconds + 1)
     assert svc.claims_release_expired(project=project, now=later) == 1
-    ann = svc.annotation_submit(annotator=annotator, item=claim.item, value={"label": "positive"}, label_names=LABELS, now=later)
+    ann = svc.annotation_submit(
+        annotator=annotator, item=claim.item, value={"label": "positive"}, label_names=LABELS, now=later
+    )
     item = Item.objects.get(pk=ann.item_id)
     assert (item.slots_taken, item.submitted_count) == (1, 1)

@@ -72,7 +72,9 @@ def test_eight_annotators_at_once_give_every_item_exactly_two(db):
     pairs = set(stored.values_list("item_id", "annotator_id"))
     assert len(pairs) == n_items * 2, "an annotator annotated an item twice"
     assert not Item.objects.filter(project=project, is_open=True).exists()
-    assert set(Item.objects.filter(project=project).values_list("slots_taken", "submitted_count").distinct()) == {(2, 2)}
+    assert set(Item.objects.filter(project=project).values_list("slots_taken", "submitted_count").distinct()) == {
+        (2, 2)
+    }
     # Work was shared, not done by one thread while others waited.
     by_user = Counter(stored.values_list("annotator_id", flat=True))
     assert len(by_user) == N_THREADS

@@ -81,7 +81,9 @@ def test_the_whole_loop(page: Page, loop_project, settings, screenshot_dir):
     # 1. The owner imports the data (no labels: people give them).
     log_in(page, "owner", f"/projects/{project.pk}/import/")
     data = "".join(json.dumps({"text": row["text"], "id": f"r{i}"}) + "\n" for i, row in enumerate(rows)).encode()
-    page.set_input_files("#id_file", files=[{"name": "reviews.jsonl", "mimeType": "application/x-ndjson", "buffer": data}])
+    page.set_input_files(
+        "#id_file", files=[{"name": "reviews.jsonl", "mimeType": "application/x-ndjson", "buffer": data}]
+    )
     page.get_by_role("button", name="Upload and import").click()
     drain()
     expect(page.locator("#import-status")).to_contain_text(f"Imported {len(rows)} items.")
@@ -181,8 +183,8 @@ def _rate_and_go_round_again(page, project, run, first, truth, screenshot_dir) -
     assert second.pk != first.pk
     row = SnapshotItem.objects.get(snapshot=second, item=corrected)
     assert row.value == {"label": right} and "model_corrected" in json.dumps(row.provenance)
-    assert SnapshotItem.objects.filter(snapshot=second).count() == SnapshotItem.objects.filter(snapshot=first).count() + (
-        0 if SnapshotItem.objects.filter(snapshot=first, item=corrected).exists() else 1
-    )
+    assert SnapshotItem.objects.filter(snapshot=second).count() == SnapshotItem.objects.filter(
+        snapshot=first
+    ).count() + (0 if SnapshotItem.objects.filter(snapshot=first, item=corrected).exists() else 1)
     page.goto(f"/projects/{project.pk}/rounds/")
     page.screenshot(path=str(screenshot_dir / "loop_rounds.png"), full_page=True)

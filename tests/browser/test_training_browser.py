@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from training.models import RunStatus, TrainingRun
 from tests.conftest import make_user
 from tests.training.conftest import tiny_bert, tiny_llama  # noqa: F401  (session fixtures the registry needs)
 from tests.training.run_fixtures import (  # noqa: F401
@@ -21,6 +20,7 @@ from tests.training.run_fixtures import (  # noqa: F401
     sentiment_snapshot,
     tiny_models,
 )
+from training.models import RunStatus, TrainingRun
 
 pytestmark = pytest.mark.browser
 
