@@ -23,6 +23,7 @@ import hashlib
 import random
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,7 @@ DUPLICATE_KEY = "Item key {key!r} appears more than once."
 BAD_RATIOS = "Split ratios must be three non-negative numbers (train, validation, test) that add up to 1; got {ratios}."
 UNKNOWN_SPLIT = "Item {key!r} has the split {split!r}; a split is one of {splits}."
 BAD_THRESHOLD = "near_duplicate_threshold must be between {low} and 1, or None to skip near-duplicates; got {value!r}."
+NO_BAND_KEYS = "Fingerprints made without near-duplicate band keys cannot find near-duplicates."
 UNKNOWN_BALANCE_MODE = "Class balance mode must be one of {modes}, not {mode!r}."
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -269,6 +271,38 @@ def _fingerprints(texts: Sequence[str], bands: bool) -> tuple[np.ndarray, np.nda
     return hashes, keys
 
 
+@dataclass(frozen=True)
+class Fingerprints:
+    """Texts reduced to what splitting needs, so a million of them need not stay in memory: per text the
+    hash of its normalised form and its LSH band keys (or None), and `text_of(i)` to fetch text i again
+    for the few candidate pairs that must be verified exactly. Build one with `fingerprints_of` chunk by
+    chunk; `assign(..., texts=Fingerprints(...))` gives the same splits as passing the texts."""
+
+    hashes: np.ndarray
+    band_keys: np.ndarray | None
+    text_of: Callable[[int], str]
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+
+def fingerprints_of(
+    chunks: Iterator[Sequence[str]], text_of: Callable[[int], str], near_duplicates: bool = True
+) -> Fingerprints:
+    """Fingerprints of texts that arrive in chunks (in item order), keeping only the arrays."""
+    hashes, keys = [], []
+    for chunk in chunks:
+        h, k = _fingerprints(chunk, bands=near_duplicates)
+        hashes.append(h)
+        if k is not None:
+            keys.append(k)
+    all_hashes = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
+    all_keys = None
+    if near_duplicates:
+        all_keys = np.concatenate(keys, axis=1) if keys else np.empty((BANDS, 0), dtype=np.uint32)
+    return Fingerprints(all_hashes, all_keys, text_of)
+
+
 def _ranks(keys: Sequence[Hashable], seed: int) -> np.ndarray:
     """A seeded pseudo-random rank per key that does not depend on the keys' order (uint64)."""
     salt = hashlib.blake2b(str(seed).encode(), digest_size=8).digest()
@@ -281,7 +315,9 @@ def _ranks(keys: Sequence[Hashable], seed: int) -> np.ndarray:
 # --- Components ------------------------------------------------------------------------------------
 
 
-def _components(groups: Sequence[str | None], texts: Sequence[str], threshold: float | None) -> tuple[int, np.ndarray]:
+def _components(
+    groups: Sequence[str | None], texts: Sequence[str] | Fingerprints, threshold: float | None
+) -> tuple[int, np.ndarray]:
     """Connected components of "same group", "same normalised text" and "near-duplicate text"."""
     n = len(texts)
     edges: list[np.ndarray] = []
@@ -290,7 +326,13 @@ def _components(groups: Sequence[str | None], texts: Sequence[str], threshold: f
     grouped = [pair for pair in grouped if pair[0] != pair[1]]
     if grouped:
         edges.append(np.array(grouped, dtype=np.int64))
-    hashes, band_keys = _fingerprints(texts, bands=threshold is not None)
+    if isinstance(texts, Fingerprints):
+        hashes, band_keys, text_of = texts.hashes, texts.band_keys, texts.text_of
+        if threshold is not None and band_keys is None:
+            raise ValueError(NO_BAND_KEYS)
+    else:
+        hashes, band_keys = _fingerprints(texts, bands=threshold is not None)
+        text_of = texts.__getitem__
     unique_hashes, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
     duplicate = first[inverse] != np.arange(n)
     if duplicate.any():
@@ -298,7 +340,7 @@ def _components(groups: Sequence[str | None], texts: Sequence[str], threshold: f
     if threshold is not None and band_keys is not None:
         # One text per exact-duplicate class, in hash order: canonical whatever the input order.
         reps = first[unique_hashes != np.uint64(_stable_hash(""))]  # empty texts are exact duplicates only
-        near = _verified_pairs(band_keys[:, reps], lambda r: normalise(texts[reps[r]]), threshold)
+        near = _verified_pairs(band_keys[:, reps], lambda r: normalise(text_of(int(reps[r]))), threshold)
         if near:
             edges.append(reps[np.array(near, dtype=np.int64)])
     if not edges:
@@ -316,7 +358,7 @@ def assign(
     keys: Sequence[Hashable],
     labels: Sequence[str],
     groups: Sequence[str | None],
-    texts: Sequence[str],
+    texts: Sequence[str] | Fingerprints,
     seed: int,
     ratios: Sequence[float] = (0.8, 0.1, 0.1),
     existing: Mapping[Hashable, str] | None = None,
@@ -326,7 +368,8 @@ def assign(
 
     Stratified by label: with no groups or duplicates, each label's count in each split is within one
     item of ratio x that label's total. A split with ratio 0 receives no new item. Keys in `existing`
-    but not in `keys` are ignored.
+    but not in `keys` are ignored. `texts` may be `Fingerprints` (from `fingerprints_of`) instead of
+    the texts themselves: the same splits, without holding every text in memory.
     """
     if len({len(keys), len(labels), len(groups), len(texts)}) != 1:
         sizes = {"keys": len(keys), "labels": len(labels), "groups": len(groups), "texts": len(texts)}

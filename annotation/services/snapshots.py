@@ -17,6 +17,7 @@ SnapshotItem rows alone (with the items' text), which is how immutability is che
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -127,8 +128,9 @@ def splits_assign_missing(
 ) -> dict[str, Any]:
     """Give every approved item without a split one, keeping every split already assigned.
 
-    Returns how many items got a split now. Memory: the per-item keys, labels, groups and texts that
-    `splits.assign` needs for stratification and near-duplicates, released once it has answered.
+    Returns how many items got a split now. Memory: the per-item keys, labels and groups that
+    `splits.assign` needs for stratification, and fingerprints of the texts instead of the texts
+    (a text is fetched again only to verify a near-duplicate candidate pair); released once it answers.
     """
     ratios = _check_ratios(ratios)
     finals = latest_decisions(project=project)
@@ -137,7 +139,6 @@ def splits_assign_missing(
     keys: list[int] = []
     labels: list[str] = []
     groups: list[str | None] = []
-    texts: list[str] = []
     existing: dict[int, str] = {}
     single = project.task_type == TaskType.SINGLE_LABEL
     classify = project.task_type != TaskType.INSTRUCTION
@@ -150,15 +151,34 @@ def splits_assign_missing(
         .order_by("item_id")
         .values_list("item_id", "label", "item__split", "group", "item__text")
     )
-    for item_id, label, split, group, text in rows.iterator(chunk_size=READ_CHUNK):
-        keys.append(item_id)
-        labels.append(sys.intern(label if single else value_key(label)) if classify else "")
-        groups.append(group or None)
-        texts.append(text)
-        if split:
-            existing[item_id] = split
+
+    def text_chunks() -> Iterator[list[str]]:
+        """Texts a chunk at a time, fingerprinted and dropped: a million texts never sit in memory at once."""
+        texts: list[str] = []
+        for item_id, label, split, group, text in rows.iterator(chunk_size=READ_CHUNK):
+            keys.append(item_id)
+            labels.append(sys.intern(label if single else value_key(label)) if classify else "")
+            groups.append(group or None)
+            texts.append(text)
+            if split:
+                existing[item_id] = split
+            if len(texts) == READ_CHUNK:
+                yield texts
+                texts = []
+        if texts:
+            yield texts
+
+    @functools.lru_cache(maxsize=4096)
+    def text_of(index: int) -> str:
+        """One text again, for a near-duplicate candidate pair (few of them): by its item's id."""
+        return Item.objects.values_list("text", flat=True).get(pk=keys[index])
+
+    texts = splits.fingerprints_of(text_chunks(), text_of)
     assignment = splits.assign(keys, labels, groups, texts, seed, ratios=ratios, existing=existing)
-    del keys, labels, groups, texts
+    for column in (keys, labels, groups):
+        column.clear()
+    del texts
+    text_of.cache_clear()
     new = [(split, key) for key, split in assignment.items() if key not in existing]
     del assignment
     return {"assigned_now": _store_splits(project=project, new=new)}

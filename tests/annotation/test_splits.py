@@ -286,3 +286,29 @@ def test_property_deterministic_and_stable_when_items_are_added(old, new, seed, 
     assert all(later[k] == first[k] for k in keys[:n_old])
     for group in {"g1", "g2", "g3"}:  # new members follow the group's existing split
         assert len({later[k] for k, g in zip(keys, groups, strict=True) if g == group}) <= 1
+
+
+def test_fingerprints_streamed_in_chunks_give_the_same_splits_as_the_texts():
+    rng = random.Random(3)
+    base = [" ".join(rng.choice(["red", "blue", "green", "cat", "dog", "sky"]) for _ in range(12)) for _ in range(300)]
+    texts = base + [t + "!" for t in base[:40]] + [t.upper() for t in base[40:60]]  # near and exact duplicates
+    keys = list(range(len(texts)))
+    labels = [rng.choice("ab") for _ in texts]
+    groups = [None] * len(texts)
+    fetched: list[int] = []
+
+    def text_of(i: int) -> str:
+        fetched.append(i)
+        return texts[i]
+
+    chunks = (texts[a : a + 64] for a in range(0, len(texts), 64))
+    prints = splits.fingerprints_of(chunks, text_of)
+    assert len(prints) == len(texts) and prints.band_keys.shape == (splits.BANDS, len(texts))
+    assert assign(keys, labels, groups, prints, seed=7) == assign(keys, labels, groups, texts, seed=7)
+    assert 0 < len(set(fetched)) < len(texts)  # only candidate pairs' texts were fetched again
+    no_bands = splits.fingerprints_of(iter([texts]), text_of, near_duplicates=False)
+    with pytest.raises(ValueError, match="band keys"):
+        assign(keys, labels, groups, no_bands, seed=7)
+    assert assign(keys, labels, groups, no_bands, seed=7, near_duplicate_threshold=None) == assign(
+        keys, labels, groups, texts, seed=7, near_duplicate_threshold=None
+    )
