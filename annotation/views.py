@@ -170,6 +170,8 @@ def _settings_response(
                 "random_share": project.random_share,
                 "disagreement_confidence": project.disagreement_confidence,
                 "show_prelabels": project.show_prelabels,
+                "show_model_confidence": project.show_model_confidence,
+                "rating_criteria": "\n".join(project.rating_criteria or []),
             }
         ),
     }

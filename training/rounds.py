@@ -182,7 +182,14 @@ def plan_options_parse(*, project: Project, data: Mapping[str, Any]) -> PlanOpti
 
 
 def project_round_settings_set(
-    *, project: Project, queue_order: str, random_share: float, disagreement_confidence: float, show_prelabels: bool
+    *,
+    project: Project,
+    queue_order: str,
+    random_share: float,
+    disagreement_confidence: float,
+    show_prelabels: bool,
+    show_model_confidence: bool | None = None,
+    rating_criteria: list[str] | None = None,
 ) -> Project:
     """Save the project's next-round settings (the settings page); validated like the plan's options."""
     options = plan_options_parse(
@@ -194,11 +201,17 @@ def project_round_settings_set(
             "prelabels": show_prelabels,
         },
     )
+    rating = {}
+    if show_model_confidence is not None:
+        rating["show_model_confidence"] = project.show_model_confidence = show_model_confidence
+    if rating_criteria is not None:
+        rating["rating_criteria"] = project.rating_criteria = list(rating_criteria)
     Project.objects.filter(pk=project.pk).update(
         queue_order=options.queue_order,
         random_share=options.random_share,
         disagreement_confidence=options.disagreement_confidence,
         show_prelabels=options.prelabels,
+        **rating,
     )
     project.queue_order, project.random_share = options.queue_order, options.random_share
     project.disagreement_confidence, project.show_prelabels = options.disagreement_confidence, options.prelabels

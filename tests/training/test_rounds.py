@@ -464,9 +464,17 @@ def test_the_settings_page_saves_the_next_round_options(project, owner, client):
     page = client.get(reverse("project-settings", args=[project.pk])).content.decode()
     assert 'id="next-round"' in page and 'name="disagreement_confidence"' in page
     url = reverse("round-settings", args=[project.pk])
-    data = {"queue_order": "margin", "random_share": "0.3", "disagreement_confidence": "0.8", "show_prelabels": "on"}
+    data = {
+        "queue_order": "margin",
+        "random_share": "0.3",
+        "disagreement_confidence": "0.8",
+        "show_prelabels": "on",
+        "show_model_confidence": "on",
+        "rating_criteria": "correct, concise\nsafe",
+    }
     assert client.post(url, data).status_code == 302
     project.refresh_from_db()
+    assert project.show_model_confidence and project.rating_criteria == ["correct", "concise", "safe"]
     assert (project.queue_order, project.random_share, project.disagreement_confidence, project.show_prelabels) == (
         "margin",
         0.3,
@@ -478,3 +486,8 @@ def test_the_settings_page_saves_the_next_round_options(project, owner, client):
     assert refused.status_code == 400 and "greater than or equal to 0.5" in refused.content.decode()
     project.refresh_from_db()
     assert project.disagreement_confidence == 0.8
+    for criteria, message in (("", "at least one criterion"), ("safe, safe", "Each criterion once")):
+        refused = client.post(url, {**data, "rating_criteria": criteria})
+        assert refused.status_code == 400 and message in refused.content.decode()
+    project.refresh_from_db()
+    assert project.rating_criteria == ["correct", "concise", "safe"]
