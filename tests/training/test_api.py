@@ -139,7 +139,7 @@ def test_a_run_started_through_the_api_is_queued_with_the_defaults_filled_in(
 ):
     client = api_as(world, "owner")
     defaults = client.get(reverse("api-run-defaults", kwargs={"project_id": world.project.pk}), {"method": "ia3"})
-    assert defaults.data["task"] == "classification" and defaults.data["spec"]["learning_rate"] == 3e-3
+    assert defaults.data["task"] == "classification" and defaults.data["spec"]["learning_rate"] == 1e-2
     assert defaults.data["base_models"][0] == "minilm" and "tiny-bert" in defaults.data["base_models"]
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
@@ -148,7 +148,7 @@ def test_a_run_started_through_the_api_is_queued_with_the_defaults_filled_in(
             format="json",
         )
     assert response.status_code == 201
-    assert response.data["status"] == "queued" and response.data["spec"]["learning_rate"] == 3e-3
+    assert response.data["status"] == "queued" and response.data["spec"]["learning_rate"] == 1e-2
     assert queues[services.QUEUE].fetch_job(f"train-{response.data['id']}") is not None
 
 

@@ -105,16 +105,16 @@ def test_the_form_is_prefilled_with_the_tasks_defaults_and_the_snapshots_class_w
     url = reverse("run-create", args=[world.project.pk, weighted.pk])
     html = client.get(url).content.decode()
     defaults = TrainingSpec.defaults("classification")
-    assert 'name="learning_rate" value="0.0005"' in html and defaults.learning_rate == 0.0005
+    assert 'name="learning_rate" value="0.003"' in html and defaults.learning_rate == 0.003
     assert '<option value="minilm" selected>' in html and '<option value="tiny-bert">' in html
     assert '<option value="macro_f1" selected>' in html and "max_new_tokens" not in html
     weights = weighted.manifest["class_balance"]["class_weights"]
     assert f"{weights['pos']}" in html and "class_weights" in html
 
     # Choosing another method (htmx) brings its learning rate and keeps what was typed.
-    fragment = client.get(url, {"method": "ia3", "changed": "method", "epochs": "7", "learning_rate": "0.0005"},
+    fragment = client.get(url, {"method": "ia3", "changed": "method", "epochs": "7", "learning_rate": "0.003"},
                           headers={"HX-Request": "true"}).content.decode()
-    assert "<form" not in fragment and 'name="learning_rate" value="0.003"' in fragment
+    assert "<form" not in fragment and 'name="learning_rate" value="0.01"' in fragment
     assert 'name="epochs" value="7"' in fragment and '<option value="ia3" selected>' in fragment
 
 
