@@ -849,8 +849,13 @@ def _write_column(column: str, rows: Iterable[tuple[Any, int]]) -> int:
 
 
 def _round_runs(*, project: Project, round_: Round, run: TrainingRun | None) -> list[TrainingRun]:
-    made_here = Snapshot.objects.filter(project=project, created_at__gte=round_.started_at)
-    runs = list(TrainingRun.objects.filter(project=project, snapshot__in=made_here))
+    """The runs started since the previous round closed (all of them for round 1, which opens lazily, often
+    after its first runs), plus the run the plan was made from."""
+    previous = Round.objects.filter(project=project, number__lt=round_.number).order_by("-number").first()
+    runs_here = TrainingRun.objects.filter(project=project).order_by("id")
+    if previous is not None and previous.closed_at is not None:
+        runs_here = runs_here.filter(created_at__gt=previous.closed_at)
+    runs = list(runs_here)
     if run is not None and all(r.pk != run.pk for r in runs):
         runs.append(run)
     return runs

@@ -442,6 +442,17 @@ def test_closing_a_round_records_its_figures(project, owner, reviewer, annotator
     assert result.closed.plan["run_id"] == run.pk
 
 
+def test_a_round_holds_the_runs_since_the_previous_round_closed(project, owner):
+    early = run_row(project, owner, metrics={"test": {"macro_f1": 0.9}})  # before round 1 was ever opened
+    later = run_row(project, owner, metrics={"test": {"macro_f1": 0.6}}, snapshot=early.snapshot)
+    first = rounds.round_advance(project=project, user=owner, options=options(project, run=later.pk)).closed
+    assert set(first.runs.values_list("pk", flat=True)) == {early.pk, later.pk}
+    assert first.figures["main_metric"] == 0.9 and first.figures["best_run"] == early.pk
+    newest = run_row(project, owner, metrics={"test": {"macro_f1": 0.7}}, snapshot=early.snapshot)
+    second = rounds.round_advance(project=project, user=owner, options=options(project, run=newest.pk)).closed
+    assert list(second.runs.values_list("pk", flat=True)) == [newest.pk]
+
+
 def test_a_round_that_made_things_worse_is_said_plainly(project, owner, client):
     now = rounds.timezone.now()
     figures = [
