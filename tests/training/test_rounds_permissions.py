@@ -51,7 +51,12 @@ PAGES = [
     (
         "round-settings",
         "post",
-        {"queue_order": "margin", "random_share": "0.3", "disagreement_confidence": "0.8"},
+        {
+            "queue_order": "margin",
+            "random_share": "0.3",
+            "disagreement_confidence": "0.8",
+            "rating_criteria": "correct, helpful",
+        },
         OWNER,
         302,
     ),
