@@ -16,11 +16,13 @@ from annotation.text import content_hash
 ROLES = ("owner", "annotator", "reviewer", "outsider")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _embedded_redis_cleanup():
-    """Stop this run's embedded redis-server (tests get their own socket, see config/settings/test.py)."""
-    yield
-    if not settings.REDIS_URL:
+def pytest_unconfigure(config):
+    """Stop this run's embedded redis-server (tests get their own socket, see config/settings/test.py).
+
+    A hook rather than a session fixture: Django's setup starts the server even when no test runs (a
+    collection error, a wrong path, -k that selects nothing), and a fixture's teardown would never come.
+    """
+    if settings.configured and not settings.REDIS_URL:
         from config.embedded_redis import shutdown
 
         shutdown(settings.EMBEDDED_REDIS_SOCKET)
