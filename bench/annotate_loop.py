@@ -25,8 +25,9 @@ import threading
 import time
 from pathlib import Path
 
+from _pg import fresh_database  # bench/_pg.py
+
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/test")
 PG_BENCH_DB = "labelloop_bench"
 LABELS = ["positive", "negative", "neutral"]
 SUBMIT_RE = re.compile(rb"/items/(\d+)/submit/")
@@ -190,21 +191,6 @@ def _run_child(db_url: str, size: int, n_annotators: int, loops: int) -> dict:
 # --- parent: orchestrate ---------------------------------------------------------------------------
 
 
-def _pg_fresh_url() -> str | None:
-    try:
-        import psycopg
-    except ImportError:
-        return None
-    try:
-        with psycopg.connect(PG_ADMIN_URL.replace("postgres://", "postgresql://"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB}")
-            conn.execute(f"CREATE DATABASE {PG_BENCH_DB}")
-    except psycopg.Error as exc:
-        print(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}", file=sys.stderr)
-        return None
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_BENCH_DB
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
@@ -231,7 +217,7 @@ def main() -> None:
                     tmp = tempfile.mkdtemp(prefix="labelloop-bench-")
                     db_url = f"sqlite:///{tmp}/bench.sqlite3"
                 else:
-                    db_url = _pg_fresh_url()
+                    db_url = fresh_database(PG_BENCH_DB)
                     if db_url is None:
                         continue
                 print(f"{db}: {size:,} items, {n_annotators} annotator(s)...", file=sys.stderr)

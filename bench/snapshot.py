@@ -30,8 +30,9 @@ import threading
 import time
 from pathlib import Path
 
+from _pg import fresh_database  # bench/_pg.py
+
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/test")
 PG_BENCH_DB = "labelloop_bench_snapshot"
 LABELS = ["positive", "negative", "neutral"]
 VOCABULARY_SIZE = 20_000
@@ -201,21 +202,6 @@ def _measure_child(db_url: str, size: int) -> dict:
 # --- parent: orchestrate ---------------------------------------------------------------------------
 
 
-def _pg_fresh_url() -> str | None:
-    try:
-        import psycopg
-    except ImportError:
-        return None
-    try:
-        with psycopg.connect(PG_ADMIN_URL.replace("postgres://", "postgresql://"), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB}")
-            conn.execute(f"CREATE DATABASE {PG_BENCH_DB}")
-    except psycopg.Error as exc:
-        print(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}", file=sys.stderr)
-        return None
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_BENCH_DB
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[200_000, 1_000_000])
@@ -234,7 +220,7 @@ def main() -> None:
         if args.db in ("sqlite", "both"):
             tmp = tempfile.mkdtemp(prefix="labelloop-bench-")
             targets.append(("sqlite", f"sqlite:///{tmp}/bench.sqlite3"))
-        if args.db in ("postgres", "both") and (url := _pg_fresh_url()):
+        if args.db in ("postgres", "both") and (url := fresh_database(PG_BENCH_DB)):
             targets.append(("postgresql", url))
         for name, url in targets:
             print(f"{name}, {size:,} items ...", file=sys.stderr)
