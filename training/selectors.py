@@ -33,7 +33,7 @@ from annotation.models import (
     TaskType,
 )
 from annotation.permissions import ANY_ROLE, access_project
-from annotation.values import value_key
+from annotation.values import value_display, value_key
 from training.ml.registry import ModelRegistry
 from training.models import (
     FINAL_STATUSES,
@@ -304,13 +304,17 @@ def prediction_batches(*, run: TrainingRun) -> list[PredictionBatch]:
 
 
 def run_outputs_most_uncertain(*, run: TrainingRun, limit: int = 20) -> list[ModelOutput]:
-    """The outputs the model was least sure of (highest entropy first): the next items worth labelling."""
+    """The outputs the model was least sure of (highest entropy first): the next items worth labelling.
+    Each carries `display`, its value as people read it."""
     outputs = ModelOutput.objects.filter(run=run).select_related("item")
     if run.task == TASK_CLASSIFICATION:
         outputs = outputs.order_by("-uncertainty", "item_id")
     else:
         outputs = outputs.order_by("item_id")
-    return list(outputs[:limit])
+    found = list(outputs[:limit])
+    for output in found:
+        output.display = value_display(output.value)
+    return found
 
 
 def run_output_count(*, run: TrainingRun) -> int:
