@@ -7,6 +7,7 @@ import json
 import random
 from collections import Counter
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -297,18 +298,45 @@ def test_fingerprints_streamed_in_chunks_give_the_same_splits_as_the_texts():
     groups = [None] * len(texts)
     fetched: list[int] = []
 
-    def text_of(i: int) -> str:
-        fetched.append(i)
-        return texts[i]
+    def texts_of(indices: list[int]) -> list[str]:
+        fetched.extend(indices)
+        return [texts[i] for i in indices]
 
     chunks = (texts[a : a + 64] for a in range(0, len(texts), 64))
-    prints = splits.fingerprints_of(chunks, text_of)
+    prints = splits.fingerprints_of(chunks, texts_of)
     assert len(prints) == len(texts) and prints.band_keys.shape == (splits.BANDS, len(texts))
     assert assign(keys, labels, groups, prints, seed=7) == assign(keys, labels, groups, texts, seed=7)
     assert 0 < len(set(fetched)) < len(texts)  # only candidate pairs' texts were fetched again
-    no_bands = splits.fingerprints_of(iter([texts]), text_of, near_duplicates=False)
+    for expected in (0, 100, len(texts), 1000):  # the arrays grow or are trimmed to what arrived
+        chunks = (texts[a : a + 64] for a in range(0, len(texts), 64))
+        again = splits.fingerprints_of(chunks, texts_of, expected=expected)
+        assert np.array_equal(again.hashes, prints.hashes) and np.array_equal(again.band_keys, prints.band_keys)
+    no_bands = splits.fingerprints_of(iter([texts]), texts_of, near_duplicates=False)
     with pytest.raises(ValueError, match="band keys"):
         assign(keys, labels, groups, no_bands, seed=7)
     assert assign(keys, labels, groups, no_bands, seed=7, near_duplicate_threshold=None) == assign(
         keys, labels, groups, texts, seed=7, near_duplicate_threshold=None
     )
+
+
+def test_candidate_pairs_are_those_of_a_stable_argsort():
+    """The packed (key, index) sort must give exactly what a stable argsort of the band keys gives."""
+    rng = np.random.default_rng(5)
+    keys = rng.integers(0, 40, size=(splits.BANDS, 3000)).astype(np.uint32)  # big buckets: the cap applies
+    keys[:, :100] = rng.integers(2**32 - 3, 2**32, size=(splits.BANDS, 100))  # keys near the top bit
+
+    def reference(keys: np.ndarray) -> np.ndarray:
+        found = []
+        for band_keys in keys:
+            order = np.argsort(band_keys, kind="stable")
+            ordered = band_keys[order]
+            same_as_next = ordered[1:] == ordered[:-1]
+            edge = np.concatenate(([False], same_as_next)) | np.concatenate((same_as_next, [False]))
+            in_bucket = np.flatnonzero(edge)
+            members, bucket = order[in_bucket], ordered[in_bucket]
+            for step in range(1, min(splits.MAX_PAIRS_PER_ITEM, len(members) - 1) + 1):
+                same = bucket[step:] == bucket[:-step]
+                found.append(np.stack((members[:-step][same], members[step:][same]), axis=1))
+        return np.unique(np.sort(np.concatenate(found), axis=1), axis=0)
+
+    assert np.array_equal(splits._candidate_pairs(keys), reference(keys))
