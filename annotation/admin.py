@@ -44,8 +44,8 @@ class ImportJobAdmin(admin.ModelAdmin):
 
 @admin.register(models.Item)
 class ItemAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "status", "submitted_count", "slots_taken", "split", "priority"]
-    list_filter = ["status", "split"]
+    list_display = ["id", "project", "status", "submitted_count", "slots_taken", "split_row__split", "priority"]
+    list_filter = ["status", "split_row__split"]
     search_fields = ["external_id", "text"]
     raw_id_fields = ["project", "import_job"]
     show_full_result_count = False

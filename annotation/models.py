@@ -256,7 +256,7 @@ class Item(models.Model):
     submitted_count = models.PositiveSmallIntegerField(default=0)
     is_open = models.BooleanField(default=True)
     priority = models.FloatField(default=0.0, help_text="Higher is labelled first (active learning).")
-    split = models.CharField(max_length=16, choices=Split.choices, blank=True)
+    # The item's split lives in ItemSplit (related name split_row), written once by its first snapshot.
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -364,9 +364,9 @@ class Draft(models.Model):
 # =================================================================================================
 # Review, data quality and snapshots.
 #
-# Decisions and snapshots are append-only: no service updates their rows, and migration 0002 adds
-# database triggers that refuse any UPDATE of a Decision, Snapshot or SnapshotItem row and any change
-# to an Item's split once it has one (promises 3, 6 and 7). On SQLite a table rebuilt by a later
+# Decisions, snapshots and item splits are append-only: no service updates their rows, and
+# migrations 0002 and 0004 add database triggers that refuse any UPDATE of a Decision, Snapshot,
+# SnapshotItem or ItemSplit row (promises 3, 6 and 7). On SQLite a table rebuilt by a later
 # migration loses its triggers: a migration that alters these tables must create them again.
 # =================================================================================================
 
@@ -526,6 +526,21 @@ class ItemEmbedding(models.Model):
         return f"{self.model_name} embedding of item {self.item_id}"
 
 
+class ItemSplit(models.Model):
+    """The split an item got in its first snapshot; it keeps it in every later one (promise 7).
+
+    A table of its own rather than a column of Item: the first snapshot of a million items inserts a
+    million small rows (COPY on PostgreSQL) instead of writing a new version of every item row and its
+    index entries, and insert-only storage is what "never changes" means. A trigger refuses UPDATE.
+    """
+
+    item = models.OneToOneField(Item, primary_key=True, on_delete=models.CASCADE, related_name="split_row")
+    split = models.CharField(max_length=16, choices=Split.choices)
+
+    def __str__(self) -> str:
+        return f"item {self.item_id}: {self.split}"
+
+
 class Snapshot(models.Model):
     """A frozen, content-hashed dataset: sha256 of its canonical JSONL, which its rows reproduce."""
 
@@ -549,7 +564,8 @@ class Snapshot(models.Model):
 class SnapshotItem(models.Model):
     """One row of a snapshot: exactly what its JSONL line says, together with the item's text."""
 
-    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="rows")
+    # No index of its own: snapshot_item_unique (snapshot, item) serves lookups by snapshot.
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="rows", db_index=False)
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="snapshot_rows")
     value = models.JSONField()
     split = models.CharField(max_length=16, choices=Split.choices)

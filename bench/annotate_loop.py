@@ -84,7 +84,7 @@ def _seed(size: int, n_annotators: int):
     table = Item._meta.db_table
     columns = (
         "project_id, external_id, text, response, metadata, group_key, content_hash, status, slots_taken, "
-        "submitted_count, is_open, priority, split, created_at"
+        "submitted_count, is_open, priority, created_at"
     )
     t0 = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
@@ -93,14 +93,14 @@ def _seed(size: int, n_annotators: int):
                 for i in range(size):
                     text = f"bench item {i}: the service was fine but the wait was long"
                     copy.write_row(
-                        (project.pk, "", text, "", "{}", "", content_hash(text), "new", 0, 0, True, 0.0, "", now)
+                        (project.pk, "", text, "", "{}", "", content_hash(text), "new", 0, 0, True, 0.0, now)
                     )
         else:
             batch = []
-            sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * 14)})"
+            sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * 13)})"
             for i in range(size):
                 text = f"bench item {i}: the service was fine but the wait was long"
-                batch.append((project.pk, "", text, "", "{}", "", content_hash(text), "new", 0, 0, True, 0.0, "", now))
+                batch.append((project.pk, "", text, "", "{}", "", content_hash(text), "new", 0, 0, True, 0.0, now))
                 if len(batch) == 20_000:
                     cursor.executemany(sql, batch)
                     batch.clear()

@@ -3,8 +3,8 @@
 `snapshot_create` runs in three streaming passes, so memory stays bounded by one batch of rows
 (plus the split assignment's per-item keys and texts when new items need a split):
 1. splits: items without a split get one from the pure `splits.assign` (existing splits, group keys
-   and near-duplicates respected) and it is stored with `UPDATE ... WHERE split = ''`, so a split
-   once set never changes (a database trigger refuses that too);
+   and near-duplicates respected) and it is stored as a new ItemSplit row (`ON CONFLICT DO NOTHING`),
+   so a split once set never changes (a database trigger refuses updates too);
 2. the canonical JSONL is written to a temporary file while sha256 hashes it and the manifest counts;
    the file is then named by its hash (content-addressed);
 3. the Snapshot row and its SnapshotItem rows are created in one transaction from the file itself,
@@ -19,24 +19,28 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import os
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, TextField
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from .. import agreement, splits
 from ..models import (
     Item,
+    ItemSplit,
     NoiseScan,
     Project,
     ScanStatus,
@@ -53,8 +57,9 @@ FORMAT = "labelloop-snapshot/1"
 SNAPSHOT_DIR = "snapshots"
 READ_CHUNK = 5000
 INSERT_BATCH = 5000
-SPLIT_UPDATE_BATCH = 5000  # ids per UPDATE ... WHERE id IN (...)
-SPLIT_UPDATE_ROWS = 50_000  # rows per executemany on SQLite
+COPY_BLOCK = 1 << 20  # bytes of the rows file per COPY write
+SPLIT_INSERT_ROWS = 50_000  # rows per executemany on SQLite
+TEXTS_PER_QUERY = 900  # ids per `IN (...)`: under SQLite's 999-parameter limit of older builds
 VALUE_KEYS = ("label", "labels", "response")
 DEFAULT_RATIOS = (0.8, 0.1, 0.1)
 # Class-balance reports a snapshot can carry (splits.class_balance); the splits themselves never change.
@@ -99,8 +104,13 @@ def canonical_row(
     }
 
 
+# One encoder for every line: json.dumps with options builds a new JSONEncoder per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def canonical_line(row: dict[str, Any]) -> bytes:
-    return json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    """JSON with sorted keys and no spaces, UTF-8, newline-terminated: what the content hash covers."""
+    return _CANONICAL.encode(row).encode("utf-8") + b"\n"
 
 
 def value_of(row: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +144,7 @@ def splits_assign_missing(
     """
     ratios = _check_ratios(ratios)
     finals = latest_decisions(project=project)
-    if not finals.filter(item__split="").exists():
+    if not finals.filter(item__split_row__isnull=True).exists():
         return {"assigned_now": 0}
     keys: list[int] = []
     labels: list[str] = []
@@ -149,7 +159,7 @@ def splits_assign_missing(
             label=KeyTextTransform("label", "value") if single else F("value"),
         )
         .order_by("item_id")
-        .values_list("item_id", "label", "item__split", "group", "item__text")
+        .values_list("item_id", "label", "item__split_row__split", "group", "item__text")
     )
 
     def text_chunks() -> Iterator[list[str]]:
@@ -168,126 +178,184 @@ def splits_assign_missing(
         if texts:
             yield texts
 
-    @functools.lru_cache(maxsize=4096)
-    def text_of(index: int) -> str:
-        """One text again, for a near-duplicate candidate pair (few of them): by its item's id."""
-        return Item.objects.values_list("text", flat=True).get(pk=keys[index])
+    def texts_of(indices: Sequence[int]) -> list[str]:
+        """Texts again, for near-duplicate candidate pairs (few of them): by their items' ids, one query."""
+        ids = [keys[i] for i in indices]
+        found: dict[int, str] = {}
+        for start in range(0, len(ids), TEXTS_PER_QUERY):
+            found.update(Item.objects.filter(pk__in=ids[start : start + TEXTS_PER_QUERY]).values_list("pk", "text"))
+        return [found[pk] for pk in ids]
 
-    texts = splits.fingerprints_of(text_chunks(), text_of)
+    texts = splits.fingerprints_of(text_chunks(), texts_of, expected=finals.count())
     assignment = splits.assign(keys, labels, groups, texts, seed, ratios=ratios, existing=existing)
     for column in (keys, labels, groups):
         column.clear()
     del texts
-    text_of.cache_clear()
-    new = [(split, key) for key, split in assignment.items() if key not in existing]
-    del assignment
+    new = ((key, split) for key, split in assignment.items() if key not in existing)
     return {"assigned_now": _store_splits(project=project, new=new)}
 
 
-def _store_splits(*, project: Project, new: list[tuple[str, int]]) -> int:
-    """Write new splits with `WHERE split = ''`: a split already set (by a concurrent snapshot) is kept.
+def _store_splits(*, project: Project, new: Iterable[tuple[int, str]]) -> int:
+    """Insert the new (item id, split) rows; an item that got a split meanwhile (a concurrent snapshot) keeps it.
 
-    Returns how many items got their split from this call.
+    Returns how many items got their split from this call. PostgreSQL: COPY into a temporary table,
+    then one INSERT ... ON CONFLICT DO NOTHING; SQLite: the same INSERT, executemany in batches.
     """
+    table = ItemSplit._meta.db_table
     stored = 0
-    with transaction.atomic():
+    with transaction.atomic(), connection.cursor() as cursor:
         # One snapshot at a time assigns splits in a project; a concurrent one finds them set.
         Project.objects.select_for_update().filter(pk=project.pk).first()
-        if connection.vendor == "sqlite":
-            # One prepared statement run per row in C: twice as fast as batches of `id IN (...)` here.
-            sql = f"UPDATE {Item._meta.db_table} SET split = %s WHERE id = %s AND split = ''"  # noqa: S608 - model name
-            with connection.cursor() as cursor:
-                for start in range(0, len(new), SPLIT_UPDATE_ROWS):
-                    cursor.executemany(sql, new[start : start + SPLIT_UPDATE_ROWS])
-                    stored += cursor.rowcount
+        if connection.vendor == "postgresql":
+            cursor.execute("CREATE TEMPORARY TABLE labelloop_new_split (item_id bigint, split text) ON COMMIT DROP")
+            with cursor.connection.cursor().copy("COPY labelloop_new_split (item_id, split) FROM STDIN") as copy:
+                for row in new:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO {table} (item_id, split) SELECT item_id, split FROM labelloop_new_split "  # noqa: S608 - model name
+                "ON CONFLICT (item_id) DO NOTHING"
+            )
+            stored = cursor.rowcount
+            cursor.execute("DROP TABLE labelloop_new_split")  # now, not at commit: the caller's transaction may go on
             return stored
-        by_split: dict[str, list[int]] = {}
-        for split, key in new:
-            by_split.setdefault(split, []).append(key)
-        for split, ids in by_split.items():
-            for start in range(0, len(ids), SPLIT_UPDATE_BATCH):
-                stored += Item.objects.filter(pk__in=ids[start : start + SPLIT_UPDATE_BATCH], split="").update(
-                    split=split
-                )
+        sql = f"INSERT INTO {table} (item_id, split) VALUES (%s, %s) ON CONFLICT (item_id) DO NOTHING"  # noqa: S608
+        rows = iter(new)
+        while batch := list(itertools.islice(rows, SPLIT_INSERT_ROWS)):
+            cursor.executemany(sql, batch)
+            stored += cursor.rowcount
     return stored
 
 
-def _final_rows(*, project: Project) -> Iterator[dict[str, Any]]:
-    """Canonical rows of every approved item that has a split, in item id order, streamed."""
+def _final_rows(*, project: Project) -> Iterator[tuple[dict[str, Any], str]]:
+    """(canonical row, its snapshot-row line) of every approved item that has a split, in item id order.
+
+    The snapshot-row line is the SnapshotItem row in PostgreSQL's COPY text format, less the snapshot
+    id (not known until the file is hashed): made here from the very values of the canonical row, so
+    the stored rows are what was hashed without reading the JSONL back. The value arrives as JSON text
+    and classification values repeat, so it is decoded once per distinct value.
+    """
     rows = (
         latest_decisions(project=project)
-        .exclude(item__split="")
+        .filter(item__split_row__isnull=False)
         .order_by("item_id")
         .values_list(
             "item_id",
             "item__external_id",
             "item__text",
-            "value",
-            "item__split",
+            Cast("value", output_field=TextField()),
+            "item__split_row__split",
             "guideline_version__version",
             "id",
             "source",
             "reviewer__username",
-            "created_at",
+            # As text, parsed by datetime.fromisoformat: Django's loader for PostgreSQL timestamps is
+            # pure Python and cost more than the rest of the row's decoding together.
+            Cast("created_at", output_field=TextField()),
         )
     )
     task_type = project.task_type
+    decode = functools.lru_cache(maxsize=1024)(json.loads)
+    quoted = functools.lru_cache(maxsize=1024)(json.dumps)  # sources and reviewer names: a few of each
     for item_id, external_id, text, value, split, version, decision_id, source, who, at in rows.iterator(
         chunk_size=READ_CHUNK
     ):
-        yield canonical_row(
+        decided_at = _iso_utc(at)
+        row = canonical_row(
             task_type=task_type,
             item_id=item_id,
             external_id=external_id,
             text=text,
-            value=value,
+            value=decode(value),
             split=split,
             guideline_version=version,
-            provenance={"decision_id": decision_id, "source": source, "decided_by": who, "decided_at": at.isoformat()},
+            provenance={"decision_id": decision_id, "source": source, "decided_by": who, "decided_at": decided_at},
         )
+        provenance = (
+            f'{{"decision_id": {decision_id}, "source": {quoted(source)}, "decided_by": {quoted(who)}, '
+            f'"decided_at": "{decided_at}"}}'
+        )
+        yield row, _copy_line(item_id, value, split, version, provenance)
 
 
-def _label_names(row: dict[str, Any]) -> list[str]:
+def _iso_utc(text: str) -> str:
+    """A stored timestamp as text (PostgreSQL: with its offset; SQLite: naive UTC) in ISO 8601, in UTC:
+    what `datetime.isoformat()` gives for the aware UTC datetime Django would have loaded."""
+    moment = datetime.fromisoformat(text)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat()
+
+
+def _copy_line(item_id: int, value: str, split: str, version: int | None, provenance: str) -> bytes:
+    """A SnapshotItem row (less its snapshot id) in COPY text format. JSON text holds no raw tab, newline
+    or carriage return (they are escaped inside strings), so doubling its backslashes is all it needs."""
+    version_text = "\\N" if version is None else version
+    value, provenance = value.replace("\\", "\\\\"), provenance.replace("\\", "\\\\")
+    return f"{item_id}\t{value}\t{split}\t{version_text}\t{provenance}\n".encode()
+
+
+def _copy_fields(line: bytes) -> tuple[int, str, str, int | None, str]:
+    """The inverse of `_copy_line`."""
+    item_id, value, split, version, provenance = line.decode("utf-8").rstrip("\n").split("\t")
+    return (
+        int(item_id),
+        value.replace("\\\\", "\\"),
+        split,
+        None if version == "\\N" else int(version),
+        provenance.replace("\\\\", "\\"),
+    )
+
+
+def _label_names(row: dict[str, Any]) -> tuple[str, ...]:
     if "label" in row:
-        return [row["label"]]
-    return list(row.get("labels", []))
+        return (row["label"],)
+    return tuple(row.get("labels", ()))
 
 
 def _write_jsonl(
     *, project: Project, directory: Path, keep_train_labels: bool = False
-) -> tuple[Path, str, dict[str, Any], list[str]]:
-    """Stream the rows to a temporary file while hashing; return (file, sha256, counts, train value keys).
+) -> tuple[Path, Path, str, dict[str, Any], list[str]]:
+    """Stream the rows to a temporary file while hashing; return (file, rows file, sha256, counts, train value keys).
 
-    The train value keys (in row order) are collected only when asked, for a class-balance report.
+    The rows file holds the SnapshotItem rows made from the same values (see `_final_rows`), for
+    `_insert_rows`. The train value keys (in row order) are collected only when asked, for a
+    class-balance report.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".tmp-{uuid.uuid4().hex}.jsonl"
+    name = uuid.uuid4().hex
+    tmp, rows_tmp = directory / f".tmp-{name}.jsonl", directory / f".tmp-{name}.rows"
     digest = hashlib.sha256()
+    # One count per (split, guideline version, source, labels) while streaming; the manifest's
+    # per-field counts are summed from it afterwards.
+    combos: Counter[tuple[str, int | None, str, tuple[str, ...]]] = Counter()
+    train_labels: list[str] = []
+    try:
+        with tmp.open("wb") as out, rows_tmp.open("wb") as rows_out:
+            for row, copy_line in _final_rows(project=project):
+                line = canonical_line(row)
+                digest.update(line)
+                out.write(line)
+                rows_out.write(copy_line)
+                split = row["split"]
+                combos[split, row["guideline_version"], row["provenance"]["source"], _label_names(row)] += 1
+                if keep_train_labels and split == Split.TRAIN:
+                    train_labels.append(sys.intern(value_key(value_of(row))))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        rows_tmp.unlink(missing_ok=True)
+        raise
     splits_count: Counter[str] = Counter()
     labels_count: Counter[str] = Counter()
     by_split: dict[str, Counter[str]] = {s: Counter() for s in Split.values}
     versions: Counter[str] = Counter()
     sources: Counter[str] = Counter()
-    train_labels: list[str] = []
-    n = 0
-    try:
-        with tmp.open("wb") as out:
-            for row in _final_rows(project=project):
-                line = canonical_line(row)
-                digest.update(line)
-                out.write(line)
-                n += 1
-                splits_count[row["split"]] += 1
-                versions[str(row["guideline_version"])] += 1
-                sources[row["provenance"]["source"]] += 1
-                for name in _label_names(row):
-                    labels_count[name] += 1
-                    by_split[row["split"]][name] += 1
-                if keep_train_labels and row["split"] == Split.TRAIN:
-                    train_labels.append(sys.intern(value_key(value_of(row))))
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    for (split, version, source, labels), k in combos.items():
+        splits_count[split] += k
+        versions[str(version)] += k
+        sources[source] += k
+        for label in labels:
+            labels_count[label] += k
+            by_split[split][label] += k
+    n = combos.total()
     counts = {
         "item_count": n,
         "splits": {s: splits_count.get(s, 0) for s in Split.values},
@@ -298,7 +366,7 @@ def _write_jsonl(
         "sources": dict(sorted(sources.items())),
         "bytes": tmp.stat().st_size,
     }
-    return tmp, digest.hexdigest(), counts, train_labels
+    return tmp, rows_tmp, digest.hexdigest(), counts, train_labels
 
 
 def _agreement_figures(*, project: Project) -> dict[str, Any]:
@@ -316,39 +384,26 @@ def _noise_figures(*, project: Project) -> dict[str, Any]:
     return {"scan_id": scan.pk, "finished_at": scan.finished_at.isoformat(), **scan.summary}
 
 
-def _parsed_rows(path: Path, snapshot_id: int) -> Iterator[tuple[Any, ...]]:
-    with path.open("rb") as lines:
-        for line in lines:
-            row = json.loads(line)
-            yield (
-                snapshot_id,
-                row["id"],
-                json.dumps(value_of(row)),
-                row["split"],
-                row["guideline_version"],
-                json.dumps(row["provenance"]),
-            )
-
-
-def _insert_rows(*, path: Path, snapshot: Snapshot) -> None:
-    """SnapshotItem rows parsed back from the hashed file: COPY on PostgreSQL, executemany elsewhere.
-
-    Plain SQL rather than bulk_create: building a model instance per row cost more than the rest of a
+def _insert_rows(*, rows_path: Path, snapshot: Snapshot) -> None:
+    """SnapshotItem rows from the rows file `_write_jsonl` wrote beside the hashed JSONL: COPY on
+    PostgreSQL (the file's blocks as they are, each line prefixed with the snapshot id), executemany
+    elsewhere. Plain SQL rather than bulk_create: a model instance per row cost more than the rest of a
     million-row snapshot together. Runs inside the caller's transaction.
     """
     table = SnapshotItem._meta.db_table
     columns = "snapshot_id, item_id, value, split, guideline_version, provenance"
-    rows = _parsed_rows(path, snapshot.pk)
-    with connection.cursor() as cursor:
+    prefix = f"{snapshot.pk}\t".encode()
+    with connection.cursor() as cursor, rows_path.open("rb") as lines:
         if connection.vendor == "postgresql":
             with cursor.connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+                while block := lines.read(COPY_BLOCK):
+                    block += lines.readline()  # whole lines only
+                    copy.write(prefix + block[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
             return
         sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s)"  # noqa: S608 - names from the model
         batch: list[tuple[Any, ...]] = []
-        for row in rows:
-            batch.append(row)
+        for line in lines:
+            batch.append((snapshot.pk, *_copy_fields(line)))
             if len(batch) >= INSERT_BATCH:
                 cursor.executemany(sql, batch)
                 batch.clear()
@@ -367,7 +422,7 @@ def snapshot_create(
     balance_mode: str = "",
 ) -> Snapshot:
     """Assign missing splits, write and hash the JSONL, then create the immutable snapshot and its rows."""
-    name = name.strip()
+    name, group_field = name.strip(), group_field.strip()
     if not name:
         raise ServiceError(NAME_REQUIRED, field="name")
     ratios = _check_ratios(ratios)
@@ -378,43 +433,45 @@ def snapshot_create(
         raise ServiceError(BALANCE_NEEDS_LABELS, field="balance_mode")
     if not latest_decisions(project=project).exists():
         raise ServiceError(NOTHING_APPROVED)
-    split_report = splits_assign_missing(project=project, seed=seed, ratios=ratios, group_field=group_field.strip())
+    split_report = splits_assign_missing(project=project, seed=seed, ratios=ratios, group_field=group_field)
 
     directory = Path(settings.MEDIA_ROOT) / SNAPSHOT_DIR / f"project-{project.pk}"
-    tmp, content_hash, counts, train_labels = _write_jsonl(
+    tmp, rows_path, content_hash, counts, train_labels = _write_jsonl(
         project=project, directory=directory, keep_train_labels=bool(balance_mode)
     )
     final_path = directory / f"{content_hash}.jsonl"
     os.replace(tmp, final_path)  # same bytes whenever the name is the same: content-addressed
+    try:
+        manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "task_type": project.task_type,
+            "content_hash": content_hash,
+            **counts,
+            "split_params": {"seed": seed, "ratios": list(ratios), "group_field": group_field},
+            "split_assignment": split_report,
+            "agreement": _agreement_figures(project=project),
+            "noise": _noise_figures(project=project),
+        }
+        if balance_mode:
+            # The report, not the row list: a training run recomputes `keep` from the train rows, which
+            # are in item id order in the file, with the same mode and seed.
+            balance = splits.class_balance(train_labels, balance_mode, seed)
+            manifest["class_balance"] = {k: v for k, v in balance.items() if k != "keep"}
 
-    manifest: dict[str, Any] = {
-        "format": FORMAT,
-        "task_type": project.task_type,
-        "content_hash": content_hash,
-        **counts,
-        "split_params": {"seed": seed, "ratios": list(ratios), "group_field": group_field.strip()},
-        "split_assignment": split_report,
-        "agreement": _agreement_figures(project=project),
-        "noise": _noise_figures(project=project),
-    }
-    if balance_mode:
-        # The report, not the row list: a training run recomputes `keep` from the train rows, which are
-        # in item id order in the file, with the same mode and seed.
-        balance = splits.class_balance(train_labels, balance_mode, seed)
-        manifest["class_balance"] = {k: v for k, v in balance.items() if k != "keep"}
-
-    with transaction.atomic():
-        snapshot = Snapshot.objects.create(
-            project=project,
-            name=name[:200],
-            content_hash=content_hash,
-            item_count=counts["item_count"],
-            seed=seed,
-            manifest=manifest,
-            file_path=str(final_path.relative_to(settings.MEDIA_ROOT)),
-            created_by=user,
-        )
-        _insert_rows(path=final_path, snapshot=snapshot)
+        with transaction.atomic():
+            snapshot = Snapshot.objects.create(
+                project=project,
+                name=name[:200],
+                content_hash=content_hash,
+                item_count=counts["item_count"],
+                seed=seed,
+                manifest=manifest,
+                file_path=str(final_path.relative_to(settings.MEDIA_ROOT)),
+                created_by=user,
+            )
+            _insert_rows(rows_path=rows_path, snapshot=snapshot)
+    finally:
+        rows_path.unlink(missing_ok=True)
     return snapshot
 
 

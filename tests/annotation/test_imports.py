@@ -71,7 +71,8 @@ def test_jsonl_import_with_default_mapping(project, owner):
     assert first.metadata == {"lang": "en"}
     assert first.prelabel == {"label": "positive"}
     assert first.content_hash == content_hash("Loved it")
-    assert (first.status, first.is_open, first.slots_taken, first.split) == (ItemStatus.NEW, True, 0, "")
+    assert (first.status, first.is_open, first.slots_taken) == (ItemStatus.NEW, True, 0)
+    assert not hasattr(first, "split_row")  # no split before its first snapshot
     assert first.import_job_id == job.pk and first.created_at is not None
     assert second.external_id == "7" and second.prelabel == {"label": "negative"}
     assert third.external_id == "" and third.prelabel is None and third.metadata == {}

@@ -17,6 +17,7 @@ from annotation.models import (
     Decision,
     DecisionSource,
     Item,
+    ItemSplit,
     ItemStatus,
     ReviewReason,
     Snapshot,
@@ -61,14 +62,35 @@ def file_bytes(snapshot: Snapshot) -> bytes:
 def test_snapshot_freezes_every_approved_item_with_a_split(project, owner, corpus):
     snap = snapshots.snapshot_create(project=project, user=owner, name="v1", seed=3)
     assert snap.item_count == len(corpus) == SnapshotItem.objects.filter(snapshot=snap).count()
-    assert not Item.objects.filter(project=project, split="").exists()
+    assert not Item.objects.filter(project=project, split_row__isnull=True).exists()
     assert sum(snap.manifest["splits"].values()) == len(corpus)
     assert snap.manifest["labels"] == {"negative": 20, "neutral": 20, "positive": 20}
     assert snap.manifest["sources"] == {"import": 60}
     assert snap.manifest["split_assignment"]["assigned_now"] == 60
-    for row in SnapshotItem.objects.filter(snapshot=snap).select_related("item"):
-        assert row.split == row.item.split
+    decided = dict(Decision.objects.filter(item__project=project).values_list("pk", "created_at"))
+    for row in SnapshotItem.objects.filter(snapshot=snap).select_related("item__split_row"):
+        assert row.split == row.item.split_row.split
         assert row.provenance["source"] == "import"
+        assert row.provenance["decided_at"] == decided[row.provenance["decision_id"]].isoformat()
+
+
+def test_decision_times_print_as_django_loads_them(project, owner, corpus):
+    """Provenance times are read as text and parsed: they must equal the datetime Django loads, whole
+    seconds (no fraction printed) included."""
+    from datetime import timedelta
+    from unittest import mock
+
+    from django.utils import timezone
+
+    moment = (timezone.now() + timedelta(seconds=1)).replace(microsecond=0)  # later than the import's decision
+    with mock.patch("django.utils.timezone.now", return_value=moment):  # auto_now_add reads the clock
+        Decision.objects.create(item=corpus[1], value={"label": "neutral"}, source=DecisionSource.IMPORT)
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1")
+    latest = Decision.objects.filter(item=corpus[1]).latest("pk")
+    row = SnapshotItem.objects.get(snapshot=snap, item=corpus[1])
+    assert row.provenance["decision_id"] == latest.pk
+    assert row.provenance["decided_at"] == latest.created_at.isoformat() == moment.isoformat()
+    assert "." not in row.provenance["decided_at"]
 
 
 def test_the_hash_is_the_sha256_of_the_file_and_rebuilds_from_the_rows(project, owner, corpus):
@@ -110,11 +132,11 @@ def test_pandas_reads_the_download_whole_and_per_split(project, owner, corpus, c
 
 def test_splits_never_change_in_later_snapshots(project, owner, corpus):
     first = snapshots.snapshot_create(project=project, user=owner, name="v1", seed=1)
-    before = dict(Item.objects.filter(project=project).values_list("pk", "split"))
+    before = dict(Item.objects.filter(project=project).values_list("pk", "split_row__split"))
     fresh = add_items(project, [f"new text {i} arriving after the first snapshot" for i in range(10)])
     approve(fresh)
     second = snapshots.snapshot_create(project=project, user=owner, name="v2", seed=99)
-    after = dict(Item.objects.filter(project=project).values_list("pk", "split"))
+    after = dict(Item.objects.filter(project=project).values_list("pk", "split_row__split"))
     assert all(after[pk] == split for pk, split in before.items())
     assert second.item_count == first.item_count + 10
     assert second.manifest["split_assignment"]["assigned_now"] == 10
@@ -125,12 +147,13 @@ def test_splits_never_change_in_later_snapshots(project, owner, corpus):
 
 def test_the_database_refuses_to_change_an_assigned_split(project, owner, corpus):
     snapshots.snapshot_create(project=project, user=owner, name="v1")
-    item = corpus[0]
-    item.refresh_from_db()
-    other = "test" if item.split != "test" else "train"
+    row = ItemSplit.objects.get(item=corpus[0])
+    other = "test" if row.split != "test" else "train"
     with pytest.raises(IntegrityError), transaction.atomic():
-        Item.objects.filter(pk=item.pk).update(split=other)
-    item.save()  # saving the same split again is fine
+        ItemSplit.objects.filter(pk=row.pk).update(split=other)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ItemSplit.objects.create(item=corpus[0], split=other)  # one split per item
+    corpus[0].save()  # the item itself still saves: its split is not one of its columns
 
 
 def test_snapshots_and_their_rows_cannot_be_updated(project, owner, corpus):
@@ -215,7 +238,7 @@ def test_bad_ratios_name_the_field(project, owner, corpus, ratios):
     with pytest.raises(ServiceError) as exc:
         snapshots.snapshot_create(project=project, user=owner, name="v1", ratios=ratios)
     assert exc.value.field == "ratios" and exc.value.message == snapshots.BAD_RATIOS
-    assert not Item.objects.filter(project=project).exclude(split="").exists()
+    assert not ItemSplit.objects.filter(item__project=project).exists()
 
 
 def test_a_name_is_required(project, owner, corpus):
@@ -234,6 +257,29 @@ def test_instruction_rows_carry_prompt_and_response(owner, db):
     frame = pd.read_json(io.BytesIO(file_bytes(snap)), lines=True)
     assert list(frame["prompt"]) == ["Say hello politely.", "Summarise: the cat sat."]
     assert list(frame["response"]) == ["Hello, nice to meet you.", "A cat sat."]
+    assert snapshots.snapshot_rows_hash(snapshot=snap) == snap.content_hash
+
+
+def test_rows_keep_backslashes_tabs_newlines_and_non_ascii_exactly(owner, db):
+    """The SnapshotItem rows travel in COPY text format: escapes in values and names must survive it."""
+    from tests.conftest import make_user
+
+    project = project_create(owner=owner, name="Escapes", task_type=TaskType.INSTRUCTION)
+    prompts = ["Path?\tC:\\new\\table", 'Quote "this"\nthen \\N stop', "Ünïcode ✓ 日本語 \\\\ \r\n end"]
+    responses = ["C:\\\\new\\table\t\\N", '{"json": "inside"}\n\\', "naïve — \u2028 line sep \x7f"]
+    items = add_items(project, prompts)
+    who = make_user("rëviewer\\tab")
+    for item, response in zip(items, responses, strict=True):
+        Decision.objects.create(item=item, value={"response": response}, source=DecisionSource.REVIEWER, reviewer=who)
+    Item.objects.filter(project=project).update(status=ItemStatus.APPROVED)
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1")
+    rows = {r.item_id: r for r in SnapshotItem.objects.filter(snapshot=snap)}
+    for item, response in zip(items, responses, strict=True):
+        row = rows[item.pk]
+        assert row.value == {"response": response} and row.guideline_version is None
+        assert row.provenance["decided_by"] == "rëviewer\\tab" and row.provenance["source"] == "reviewer"
+    lines = [json.loads(line) for line in file_bytes(snap).splitlines()]
+    assert [(line["prompt"], line["response"]) for line in lines] == list(zip(prompts, responses, strict=True))
     assert snapshots.snapshot_rows_hash(snapshot=snap) == snap.content_hash
 
 
@@ -280,7 +326,7 @@ def test_items_sharing_a_group_key_share_a_split(project, owner, corpus):
         Item.objects.filter(pk=pk).update(group_key=key)
     snapshots.snapshot_create(project=project, user=owner, name="v1", seed=4)
     split_of_group: dict[str, set[str]] = {}
-    for pk, split in Item.objects.filter(project=project).values_list("pk", "split"):
+    for pk, split in Item.objects.filter(project=project).values_list("pk", "split_row__split"):
         split_of_group.setdefault(groups[pk], set()).add(split)
     assert all(len(splits) == 1 for splits in split_of_group.values())
 
@@ -291,7 +337,7 @@ def test_a_metadata_field_can_be_the_group(project, owner, corpus):
     snap = snapshots.snapshot_create(project=project, user=owner, name="v1", seed=2, group_field="speaker")
     assert snap.manifest["split_params"]["group_field"] == "speaker"
     by_speaker: dict[str, set[str]] = {}
-    for metadata, split in Item.objects.filter(project=project).values_list("metadata", "split"):
+    for metadata, split in Item.objects.filter(project=project).values_list("metadata", "split_row__split"):
         by_speaker.setdefault(metadata["speaker"], set()).add(split)
     assert all(len(splits) == 1 for splits in by_speaker.values())
 
@@ -303,7 +349,7 @@ def test_near_duplicate_texts_share_a_split(project, owner, corpus):
     ])
     approve(twins, ["negative", "negative"])
     snapshots.snapshot_create(project=project, user=owner, name="v1", seed=8)
-    assert len({Item.objects.get(pk=t.pk).split for t in twins}) == 1
+    assert len({ItemSplit.objects.get(item=t).split for t in twins}) == 1
 
 
 def test_splits_follow_the_ratios_per_label(project, owner):
@@ -332,7 +378,7 @@ def test_a_class_balance_report_rides_in_the_manifest(project, owner):
 
 
 def test_a_split_set_concurrently_wins_over_the_new_assignment(project, owner, corpus, monkeypatch):
-    """Between reading and writing splits another snapshot may set one: `WHERE split = ''` keeps it."""
+    """Between reading and writing splits another snapshot may set one: `ON CONFLICT DO NOTHING` keeps it."""
     from annotation import splits
 
     real_assign = splits.assign
@@ -341,11 +387,11 @@ def test_a_split_set_concurrently_wins_over_the_new_assignment(project, owner, c
     def assign_while_another_snapshot_writes(*args, **kwargs):
         result = real_assign(*args, **kwargs)
         other = "test" if result[racer.pk] != "test" else "validation"
-        Item.objects.filter(pk=racer.pk).update(split=other)
+        ItemSplit.objects.create(item=racer, split=other)
         return result
 
     monkeypatch.setattr(splits, "assign", assign_while_another_snapshot_writes)
     snap = snapshots.snapshot_create(project=project, user=owner, name="v1")
-    stored = Item.objects.get(pk=racer.pk).split
+    stored = ItemSplit.objects.get(item=racer).split
     assert SnapshotItem.objects.get(snapshot=snap, item=racer).split == stored
     assert snap.manifest["split_assignment"]["assigned_now"] == len(corpus) - 1
