@@ -261,6 +261,9 @@ def annotation_submit(
             Item.objects.filter(pk=item.pk).update(
                 submitted_count=F("submitted_count") + 1,
                 status=Case(
+                    # Approved while this claim was out (a reviewer corrected the model's output for it):
+                    # the annotation still counts, the final value stays.
+                    When(status=ItemStatus.APPROVED, then=Value(ItemStatus.APPROVED)),
                     When(submitted_count__gte=project.overlap - 1, then=Value(ItemStatus.ANNOTATED)),
                     default=Value(ItemStatus.IN_ANNOTATION),
                 ),

@@ -155,3 +155,27 @@ def test_late_submission_counts_when_a_slot_is_still_free(project, annotator):
     )
     item = Item.objects.get(pk=ann.item_id)
     assert (item.slots_taken, item.submitted_count) == (1, 1)
+
+
+@pytest.mark.parametrize("holders", [1, 2])
+def test_a_late_submit_keeps_an_item_that_a_correction_approved(project, annotator, annotator2, reviewer, holders):
+    """A reviewer's correction of a model output approves an item someone still holds a claim on: their
+    submit is stored (it counts for agreement) but the item stays approved with the correction final."""
+    from annotation.models import Decision, DecisionSource, ReviewTask
+
+    acknowledge_guidelines(project, annotator, annotator2)
+    users = [annotator, annotator2][:holders]
+    claims = [svc.claim_next(annotator=user, project=project) for user in users]
+    item = claims[0].item
+    assert all(c.item.pk == item.pk for c in claims)  # the queue's first item, one overlap slot each
+    correction = Decision.objects.create(
+        item=item, value={"label": "neutral"}, source=DecisionSource.MODEL_CORRECTED, reviewer=reviewer
+    )
+    Item.objects.filter(pk=item.pk).update(status=ItemStatus.APPROVED, is_open=False)  # as a round applies it
+    for user, label in zip(users, ["positive", "negative"], strict=False):
+        svc.annotation_submit(annotator=user, item=item, value={"label": label}, label_names=LABELS)
+    item.refresh_from_db()
+    assert item.status == ItemStatus.APPROVED and item.submitted_count == holders
+    assert Annotation.objects.filter(item=item, status=AnnotationStatus.SUBMITTED).count() == holders
+    assert Decision.objects.filter(item=item).order_by("-created_at", "-id").first() == correction
+    assert not ReviewTask.objects.filter(item=item).exists()
