@@ -365,12 +365,11 @@ def test_the_dpo_export_reads_back_as_prompt_chosen_rejected_strings(gen):
         assert set(line) == {"prompt", "chosen", "rejected"}
         assert all(isinstance(value, str) and value for value in line.values())
         assert line["chosen"] != line["rejected"]
-    responses = {o.item_id: o.value["response"] for o in gen.outputs + gen.other_outputs}
     prompts = {o.item_id: o.item.text for o in gen.outputs}
-    second_shown = ratings.first_is_a(comparison_id=comparison.pk, item_id=items[0], rater_id=reviewer.pk)
-    winner = (gen.other_outputs if second_shown else gen.outputs)[0].value["response"]
-    assert lines[0] == {"prompt": prompts[items[0]], "chosen": winner,
-                        "rejected": ({responses[items[0]]} | {gen.other_outputs[0].value["response"]} - {winner}).pop()}
+    a_first = ratings.first_is_a(comparison_id=comparison.pk, item_id=items[0], rater_id=reviewer.pk)
+    a_and_b = [gen.outputs[0].value["response"], gen.other_outputs[0].value["response"]]
+    winner, loser = a_and_b[::-1] if a_first else a_and_b  # the final choice "2" picked the response shown second
+    assert lines[0] == {"prompt": prompts[items[0]], "chosen": winner, "rejected": loser}
     assert lines[2] == {"prompt": prompts[items[2]], "chosen": "It is purple.", "rejected": "blue number 2"}
 
 
