@@ -395,3 +395,13 @@ def test_a_split_set_concurrently_wins_over_the_new_assignment(project, owner, c
     stored = ItemSplit.objects.get(item=racer).split
     assert SnapshotItem.objects.get(snapshot=snap, item=racer).split == stored
     assert snap.manifest["split_assignment"]["assigned_now"] == len(corpus) - 1
+
+
+def test_the_item_history_page_shows_the_split_once_assigned(project, owner, reviewer, corpus, client):
+    url = reverse("item-history", args=[project.pk, corpus[0].pk])
+    client.force_login(reviewer)
+    before = client.get(url)
+    assert before.status_code == 200 and b"split:" not in before.content
+    snapshots.snapshot_create(project=project, user=owner, name="v1")
+    split = ItemSplit.objects.get(item=corpus[0]).split
+    assert f"split: {split}".encode() in client.get(url).content
