@@ -202,8 +202,9 @@ def test_class_weighted_loss_weights_each_example_by_its_class():
 
 def test_class_weights_change_the_training_loss_and_what_is_learnt(registry, tmp_path):
     # Texts without a sentiment word, labelled half and half: the best a model can say is the (weighted) prior,
-    # 0.5 unweighted and 10/11 with "pos" errors costing ten times more. Six epochs: with three, whether the
-    # weighted model had got there depended on the tiny model each test session builds (0.55 to 0.87).
+    # 0.5 unweighted and 10/11 with "pos" errors costing ten times more. Ten epochs: with three, whether the
+    # weighted model had got there depended on the tiny model each test session builds (0.55 to 0.87), and
+    # with six one CI session in ten stopped at 0.747.
     rng = random.Random(5)
     train = [{"text": " ".join(rng.sample(FILLER, 3)), "label": ("pos", "neg")[i % 2]} for i in range(32)]
     unseen = [" ".join(rng.sample(FILLER, 3)) for _ in range(16)]
@@ -211,7 +212,7 @@ def test_class_weights_change_the_training_loss_and_what_is_learnt(registry, tmp
     def fit(**changes) -> tuple[list[float], float]:
         progress = []
         recipe = make_recipe(
-            classification_spec(epochs=6, learning_rate=5e-3, **changes),
+            classification_spec(epochs=10, learning_rate=5e-3, **changes),
             registry,
             tmp_path / str(len(list(tmp_path.iterdir()))),
             validation=False,
@@ -231,7 +232,7 @@ def test_class_weights_change_the_training_loss_and_what_is_learnt(registry, tmp
     weighted_losses, weighted_pos = fit(class_weights={"pos": 10.0})
     assert weighted_losses != pytest.approx(plain_losses, rel=1e-4)
     assert abs(plain_pos - 0.5) < 0.15
-    assert weighted_pos > 0.75
+    assert weighted_pos > 0.75, (plain_pos, weighted_pos)
 
     unknown = make_recipe(classification_spec(class_weights={"maybe": 2.0}), registry, tmp_path / "x")
     with pytest.raises(DataError, match="'maybe'"):
