@@ -1,14 +1,15 @@
 """Snapshots: freeze the approved items' final values into a content-hashed, immutable dataset.
 
 `snapshot_create` runs in three streaming passes, so memory stays bounded by one batch of rows
-(plus the split assignment's per-item keys and texts when new items need a split):
+(plus the split assignment's per-item keys and text fingerprints when new items need a split):
 1. splits: items without a split get one from the pure `splits.assign` (existing splits, group keys
    and near-duplicates respected) and it is stored as a new ItemSplit row (`ON CONFLICT DO NOTHING`),
    so a split once set never changes (a database trigger refuses updates too);
 2. the canonical JSONL is written to a temporary file while sha256 hashes it and the manifest counts;
-   the file is then named by its hash (content-addressed);
-3. the Snapshot row and its SnapshotItem rows are created in one transaction from the file itself,
-   so the rows are exactly what was hashed: nothing is ever updated afterwards.
+   the same pass writes each SnapshotItem row, from the same values, to a rows file in COPY format;
+   the JSONL is then named by its hash (content-addressed);
+3. the Snapshot row and its SnapshotItem rows (COPYed from the rows file) are created in one
+   transaction, so the rows are exactly what was hashed: nothing is ever updated afterwards.
 
 The canonical line of an item is `canonical_line(canonical_row(...))`: JSON with sorted keys and no
 spaces, UTF-8, one line per item in item id order. `snapshot_rows_hash` rebuilds the hash from the
