@@ -282,18 +282,6 @@ def _stable_hash(value: str, salt: bytes = b"") -> int:
     return int.from_bytes(hashlib.blake2b(value.encode("utf-8"), digest_size=8, key=salt).digest(), "little")
 
 
-def _fingerprints(texts: Sequence[str], bands: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per text: a 64-bit hash of its normalised form and (when asked) its LSH band keys, in one pass."""
-    hashes = np.empty(len(texts), dtype=np.uint64)
-    keys = np.empty((BANDS, len(texts)), dtype=np.uint32) if bands else None
-    for a, b in _chunks(texts):
-        normalised = [normalise(t) for t in texts[a:b]]
-        hashes[a:b] = np.fromiter((_stable_hash(t) for t in normalised), dtype=np.uint64, count=b - a)
-        if keys is not None:
-            keys[:, a:b] = _band_keys(normalised)
-    return hashes, keys
-
-
 @dataclass(frozen=True)
 class Fingerprints:
     """Texts reduced to what splitting needs, so a million of them need not stay in memory: per text the
@@ -376,14 +364,14 @@ def _components(
     grouped = [pair for pair in grouped if pair[0] != pair[1]]
     if grouped:
         edges.append(np.array(grouped, dtype=np.int64))
-    if isinstance(texts, Fingerprints):
-        hashes, band_keys, texts_of = texts.hashes, texts.band_keys, texts.texts_of
-        if threshold is not None and band_keys is None:
-            raise ValueError(NO_BAND_KEYS)
-    else:
-        hashes, band_keys = _fingerprints(texts, bands=threshold is not None)
-        def texts_of(indices: Sequence[int], texts: Sequence[str] = texts) -> list[str]:
-            return [texts[i] for i in indices]
+    if not isinstance(texts, Fingerprints):
+        given = texts
+        texts = fingerprints_of(
+            iter([given]), lambda indices: [given[i] for i in indices], threshold is not None, expected=n
+        )
+    hashes, band_keys, texts_of = texts.hashes, texts.band_keys, texts.texts_of
+    if threshold is not None and band_keys is None:
+        raise ValueError(NO_BAND_KEYS)
     unique_hashes, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
     duplicate = first[inverse] != np.arange(n)
     if duplicate.any():
