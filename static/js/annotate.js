@@ -10,13 +10,7 @@
     return document.getElementById("workspace");
   }
 
-  // Keys typed into a text field are text, not commands.
-  function isTyping(target) {
-    return Boolean(
-      target.closest &&
-        target.closest('textarea, select, [contenteditable], input:not([type="radio"]):not([type="checkbox"])')
-    );
-  }
+  var isTyping = window.Labelloop.isTyping; // static/js/keys.js
 
   // Programmatic changes fire no event: announce them so the draft autosave (hx-trigger="change") sees them.
   function announce(input) {

@@ -13,13 +13,7 @@
     return document.getElementById("rating-workspace");
   }
 
-  // Keys typed into a text field are text, not commands; radios and checkboxes take commands.
-  function isTyping(target) {
-    return Boolean(
-      target.closest &&
-        target.closest('textarea, select, [contenteditable], input:not([type="radio"]):not([type="checkbox"])')
-    );
-  }
+  var isTyping = window.Labelloop.isTyping; // static/js/keys.js
 
   function check(input) {
     if (!input) return false;
