@@ -2,9 +2,12 @@
 
 `snapshot_create` runs in three streaming passes, so memory stays bounded by one batch of rows
 (plus the split assignment's per-item keys and text fingerprints when new items need a split):
-1. splits: items without a split get one from the pure `splits.assign` (existing splits, group keys
-   and near-duplicates respected) and it is stored as a new ItemSplit row (`ON CONFLICT DO NOTHING`),
-   so a split once set never changes (a database trigger refuses updates too);
+1. splits: items without a split get one from the pure `splits.assign_codes` (existing splits, group
+   keys and near-duplicates respected) and it is stored as a new ItemSplit row (`ON CONFLICT DO
+   NOTHING`), so a split once set never changes (a database trigger refuses updates too). On
+   PostgreSQL outside a transaction the store runs on a second connection during pass 2, which reads
+   the splits from the assignment in memory (9 bytes an item); should a concurrent snapshot have
+   stored some of them first, pass 2 runs again with the splits as stored;
 2. the canonical JSONL is written to a temporary file while sha256 hashes it and the manifest counts;
    the same pass writes each SnapshotItem row, from the same values, to a rows file in COPY format;
    the JSONL is then named by its hash (content-addressed);
@@ -18,23 +21,29 @@ SnapshotItem rows alone (with the items' text), which is how immutability is che
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import itertools
 import json
 import os
+import queue
 import sys
+import threading
 import uuid
+from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, wait
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
-from django.db.models import F, TextField
+from django.db import connection, connections, transaction
+from django.db.models import CharField, F, TextField, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
@@ -58,7 +67,8 @@ FORMAT = "labelloop-snapshot/1"
 SNAPSHOT_DIR = "snapshots"
 READ_CHUNK = 5000
 INSERT_BATCH = 5000
-COPY_BLOCK = 1 << 20  # bytes of the rows file per COPY write
+COPY_BLOCK = 1 << 20  # bytes of snapshot rows per COPY write
+ROW_COLUMNS = "snapshot_id, item_id, value, split, guideline_version, provenance"
 SPLIT_INSERT_ROWS = 50_000  # rows per executemany on SQLite
 TEXTS_PER_QUERY = 900  # ids per `IN (...)`: under SQLite's 999-parameter limit of older builds
 VALUE_KEYS = ("label", "labels", "response")
@@ -134,19 +144,34 @@ def _group_expression(group_field: str):
     return KeyTextTransform(group_field, "item__metadata") if group_field else F("item__group_key")
 
 
+@dataclass(frozen=True)
+class Assigned:
+    """Every approved item's split once `splits_assign_missing` ran, in item id order: 9 bytes an item.
+
+    The JSONL pass reads the splits from here instead of joining ItemSplit, so it need not wait for
+    the new ones to be stored (see `_store_in_background`).
+    """
+
+    ids: array  # array("q"): item ids, ascending
+    codes: bytes  # each item's split as its index in splits.SPLITS
+    new: int  # how many of them had no split before
+
+
 def splits_assign_missing(
     *, project: Project, seed: int, ratios: Sequence[float] = DEFAULT_RATIOS, group_field: str = ""
-) -> dict[str, Any]:
+) -> tuple[Assigned | None, Iterator[tuple[int, str]]]:
     """Give every approved item without a split one, keeping every split already assigned.
 
-    Returns how many items got a split now. Memory: the per-item keys, labels and groups that
-    `splits.assign` needs for stratification, and fingerprints of the texts instead of the texts
-    (a text is fetched again only to verify a near-duplicate candidate pair); released once it answers.
+    Returns the splits of all approved items (None when none lacked a split) and the new (item id,
+    split) rows, for `_store_splits`: nothing is stored here. Memory: the per-item keys, labels and
+    groups that `splits.assign_codes` needs for stratification, and fingerprints of the texts instead
+    of the texts (a text is fetched again only to verify a near-duplicate candidate pair); released
+    once it answers, but for the ids and splits.
     """
     ratios = _check_ratios(ratios)
     finals = latest_decisions(project=project)
     if not finals.filter(item__split_row__isnull=True).exists():
-        return {"assigned_now": 0}
+        return None, iter(())
     keys: list[int] = []
     labels: list[str] = []
     groups: list[str | None] = []
@@ -188,12 +213,52 @@ def splits_assign_missing(
         return [found[pk] for pk in ids]
 
     texts = splits.fingerprints_of(text_chunks(), texts_of, expected=finals.count())
-    assignment = splits.assign(keys, labels, groups, texts, seed, ratios=ratios, existing=existing)
-    for column in (keys, labels, groups):
-        column.clear()
+    codes = splits.assign_codes(keys, labels, groups, texts, seed, ratios=ratios, existing=existing)
     del texts
-    new = ((key, split) for key, split in assignment.items() if key not in existing)
-    return {"assigned_now": _store_splits(project=project, new=new)}
+    labels.clear()
+    groups.clear()
+    assigned = Assigned(ids=array("q", keys), codes=codes.tobytes(), new=len(keys) - len(existing))
+    keys.clear()
+
+    def new_rows() -> Iterator[tuple[int, str]]:
+        for item_id, code in zip(assigned.ids, assigned.codes, strict=True):
+            if item_id not in existing:
+                yield item_id, splits.SPLITS[code]
+
+    return assigned, new_rows()
+
+
+def _second_connection_allowed() -> bool:
+    """Whether a snapshot may write on second connections while this one reads: PostgreSQL, outside a
+    transaction. Inside one, a second connection would not see the caller's uncommitted rows, and what
+    it wrote would commit apart from them; SQLite allows one writer at a time and works in this process
+    anyway."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _in_thread(name: str, work: Callable[[], Any]) -> Future[Any]:
+    """Run `work` in a new thread, on that thread's own database connection (closed at the end)."""
+    future: Future[Any] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as exc:  # handed to whoever waits on the future
+            future.set_exception(exc)
+        finally:
+            connections.close_all()  # this thread's connections only
+
+    threading.Thread(target=run, name=name).start()
+    return future
+
+
+def _store_in_background(*, project: Project, new: Iterable[tuple[int, str]], background: bool) -> Future[int]:
+    """`_store_splits(new)` on a second connection while the caller writes the JSONL, or at once here."""
+    if background:
+        return _in_thread("labelloop-split-store", lambda: _store_splits(project=project, new=new))
+    future: Future[int] = Future()
+    future.set_result(_store_splits(project=project, new=new))
+    return future
 
 
 def _store_splits(*, project: Project, new: Iterable[tuple[int, str]]) -> int:
@@ -227,24 +292,44 @@ def _store_splits(*, project: Project, new: Iterable[tuple[int, str]]) -> int:
     return stored
 
 
-def _final_rows(*, project: Project) -> Iterator[tuple[dict[str, Any], str]]:
+def _split_walk(assigned: Assigned) -> Callable[[int], str | None]:
+    """split_of(item_id) for ascending item ids: a merge walk along the assignment, no lookup table.
+    None for an item the assignment does not hold (approved after it was made)."""
+    pairs = zip(assigned.ids, assigned.codes, strict=True)
+    at, code = -1, 0
+
+    def split_of(item_id: int) -> str | None:
+        nonlocal at, code
+        while at < item_id:
+            at, code = next(pairs, (sys.maxsize, 0))
+        return splits.SPLITS[code] if at == item_id else None
+
+    return split_of
+
+
+def _final_rows(*, project: Project, assigned: Assigned | None = None) -> Iterator[tuple[dict[str, Any], str]]:
     """(canonical row, its snapshot-row line) of every approved item that has a split, in item id order.
 
-    The snapshot-row line is the SnapshotItem row in PostgreSQL's COPY text format, less the snapshot
-    id (not known until the file is hashed): made here from the very values of the canonical row, so
-    the stored rows are what was hashed without reading the JSONL back. The value arrives as JSON text
-    and classification values repeat, so it is decoded once per distinct value.
+    The splits come from `assigned` when given (the items it holds), else from ItemSplit. The
+    snapshot-row line is the SnapshotItem row in PostgreSQL's COPY text format, less the snapshot id
+    (not known until the file is hashed): made here from the very values of the canonical row, so the
+    stored rows are what was hashed without reading the JSONL back. The value arrives as JSON text and
+    classification values repeat, so it is decoded once per distinct value.
     """
+    decisions = latest_decisions(project=project)
+    if assigned is None:
+        decisions, split_field = decisions.filter(item__split_row__isnull=False), "item__split_row__split"
+    else:
+        split_field = Value("", output_field=CharField())
+    split_of = _split_walk(assigned) if assigned is not None else None
     rows = (
-        latest_decisions(project=project)
-        .filter(item__split_row__isnull=False)
-        .order_by("item_id")
+        decisions.order_by("item_id")
         .values_list(
             "item_id",
             "item__external_id",
             "item__text",
             Cast("value", output_field=TextField()),
-            "item__split_row__split",
+            split_field,
             "guideline_version__version",
             "id",
             "source",
@@ -260,6 +345,8 @@ def _final_rows(*, project: Project) -> Iterator[tuple[dict[str, Any], str]]:
     for item_id, external_id, text, value, split, version, decision_id, source, who, at in rows.iterator(
         chunk_size=READ_CHUNK
     ):
+        if split_of is not None and (split := split_of(item_id)) is None:
+            continue
         decided_at = _iso_utc(at)
         row = canonical_row(
             task_type=task_type,
@@ -313,25 +400,29 @@ def _label_names(row: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _write_jsonl(
-    *, project: Project, directory: Path, keep_train_labels: bool = False
-) -> tuple[Path, Path, str, dict[str, Any], list[str]]:
-    """Stream the rows to a temporary file while hashing; return (file, rows file, sha256, counts, train value keys).
+    *,
+    project: Project,
+    directory: Path,
+    rows_out: BinaryIO,
+    keep_train_labels: bool = False,
+    assigned: Assigned | None = None,
+) -> tuple[Path, str, dict[str, Any], list[str]]:
+    """Stream the rows to a temporary file while hashing; return (file, sha256, counts, train value keys).
 
-    The rows file holds the SnapshotItem rows made from the same values (see `_final_rows`), for
-    `_insert_rows`. The train value keys (in row order) are collected only when asked, for a
+    The SnapshotItem rows made from the same values (see `_final_rows`) go to `rows_out` (a `_RowsFile`
+    or a `_RowsCopy`). The train value keys (in row order) are collected only when asked, for a
     class-balance report.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    name = uuid.uuid4().hex
-    tmp, rows_tmp = directory / f".tmp-{name}.jsonl", directory / f".tmp-{name}.rows"
+    tmp = directory / f".tmp-{uuid.uuid4().hex}.jsonl"
     digest = hashlib.sha256()
     # One count per (split, guideline version, source, labels) while streaming; the manifest's
     # per-field counts are summed from it afterwards.
     combos: Counter[tuple[str, int | None, str, tuple[str, ...]]] = Counter()
     train_labels: list[str] = []
     try:
-        with tmp.open("wb") as out, rows_tmp.open("wb") as rows_out:
-            for row, copy_line in _final_rows(project=project):
+        with tmp.open("wb") as out:
+            for row, copy_line in _final_rows(project=project, assigned=assigned):
                 line = canonical_line(row)
                 digest.update(line)
                 out.write(line)
@@ -342,7 +433,6 @@ def _write_jsonl(
                     train_labels.append(sys.intern(value_key(value_of(row))))
     except BaseException:
         tmp.unlink(missing_ok=True)
-        rows_tmp.unlink(missing_ok=True)
         raise
     splits_count: Counter[str] = Counter()
     labels_count: Counter[str] = Counter()
@@ -367,7 +457,7 @@ def _write_jsonl(
         "sources": dict(sorted(sources.items())),
         "bytes": tmp.stat().st_size,
     }
-    return tmp, rows_tmp, digest.hexdigest(), counts, train_labels
+    return tmp, digest.hexdigest(), counts, train_labels
 
 
 def _agreement_figures(*, project: Project) -> dict[str, Any]:
@@ -385,31 +475,116 @@ def _noise_figures(*, project: Project) -> dict[str, Any]:
     return {"scan_id": scan.pk, "finished_at": scan.finished_at.isoformat(), **scan.summary}
 
 
-def _insert_rows(*, rows_path: Path, snapshot: Snapshot) -> None:
-    """SnapshotItem rows from the rows file `_write_jsonl` wrote beside the hashed JSONL: COPY on
-    PostgreSQL (the file's blocks as they are, each line prefixed with the snapshot id), executemany
-    elsewhere. Plain SQL rather than bulk_create: a model instance per row cost more than the rest of a
-    million-row snapshot together. Runs inside the caller's transaction.
-    """
+def _copy_rows(cursor: Any, lines: BinaryIO, snapshot_id: int) -> None:
+    """COPY SnapshotItem rows from snapshot-row lines (see `_final_rows`) on PostgreSQL: a block of lines
+    at a time as they are, each line prefixed with the snapshot id."""
     table = SnapshotItem._meta.db_table
-    columns = "snapshot_id, item_id, value, split, guideline_version, provenance"
-    prefix = f"{snapshot.pk}\t".encode()
-    with connection.cursor() as cursor, rows_path.open("rb") as lines:
-        if connection.vendor == "postgresql":
-            with cursor.connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                while block := lines.read(COPY_BLOCK):
-                    block += lines.readline()  # whole lines only
-                    copy.write(prefix + block[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
-            return
-        sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s)"  # noqa: S608 - names from the model
-        batch: list[tuple[Any, ...]] = []
-        for line in lines:
-            batch.append((snapshot.pk, *_copy_fields(line)))
-            if len(batch) >= INSERT_BATCH:
-                cursor.executemany(sql, batch)
-                batch.clear()
-        if batch:
+    prefix = f"{snapshot_id}\t".encode()
+    with cursor.connection.cursor().copy(f"COPY {table} ({ROW_COLUMNS}) FROM STDIN") as copy:
+        while block := lines.read(COPY_BLOCK):
+            block += lines.readline()  # whole lines only
+            copy.write(prefix + block[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
+
+
+class _RowsFile:
+    """Snapshot rows kept in a file beside the JSONL, inserted with the Snapshot row once it is hashed.
+
+    Plain SQL rather than bulk_create: a model instance per row cost more than the rest of a
+    million-row snapshot together. COPY on PostgreSQL, executemany elsewhere.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f".tmp-{uuid.uuid4().hex}.rows"
+        self.out: BinaryIO = self.path.open("wb")
+
+    def create(self, **fields: Any) -> Snapshot:
+        self.out.close()
+        try:
+            with transaction.atomic():
+                snapshot = Snapshot.objects.create(**fields)
+                with connection.cursor() as cursor, self.path.open("rb") as lines:
+                    if connection.vendor == "postgresql":
+                        _copy_rows(cursor, lines, snapshot.pk)
+                    else:
+                        _insert_lines(cursor, lines, snapshot.pk)
+        finally:
+            self.path.unlink(missing_ok=True)
+        return snapshot
+
+    def discard(self) -> BaseException | None:
+        self.out.close()
+        self.path.unlink(missing_ok=True)
+        return None
+
+
+def _insert_lines(cursor: Any, lines: BinaryIO, snapshot_id: int) -> None:
+    sql = f"INSERT INTO {SnapshotItem._meta.db_table} ({ROW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"  # noqa: S608
+    batch: list[tuple[Any, ...]] = []
+    for line in lines:
+        batch.append((snapshot_id, *_copy_fields(line)))
+        if len(batch) >= INSERT_BATCH:
             cursor.executemany(sql, batch)
+            batch.clear()
+    if batch:
+        cursor.executemany(sql, batch)
+
+
+class _RowsCopy:
+    """Snapshot rows COPYed on a second connection while the JSONL pass makes them (PostgreSQL).
+
+    The rows travel through a pipe into a COPY that a thread runs in its own transaction, with the
+    snapshot id drawn from the id sequence beforehand; the rows' reference to their item is checked as
+    they arrive, the one to the Snapshot row (which needs the hash) when `create` adds that row and the
+    transaction commits. So the database inserts and checks the rows while this process hashes, instead
+    of after. `discard` rolls all of it back. If the COPY fails, its end of the pipe closes: the
+    writer gets a BrokenPipeError and `discard` returns the COPY's own error.
+    """
+
+    def __init__(self) -> None:
+        read_end, write_end = os.pipe()
+        self.out: BinaryIO = os.fdopen(write_end, "wb", buffering=COPY_BLOCK)
+        self._lines: BinaryIO = os.fdopen(read_end, "rb", buffering=COPY_BLOCK)
+        self._fields: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._done = _in_thread("labelloop-snapshot-rows", self._run)
+
+    def _run(self) -> Snapshot:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid = %s::regclass "
+                    "AND confrelid = %s::regclass",
+                    [SnapshotItem._meta.db_table, Item._meta.db_table],
+                )
+                for (name,) in cursor.fetchall():
+                    cursor.execute(f"SET CONSTRAINTS {connection.ops.quote_name(name)} IMMEDIATE")
+                cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [Snapshot._meta.db_table])
+                snapshot_id = cursor.fetchone()[0]
+                _copy_rows(cursor, self._lines, snapshot_id)
+                fields = self._fields.get()
+                if fields is None:
+                    raise _Discarded
+                return Snapshot.objects.create(pk=snapshot_id, **fields)
+        finally:
+            self._lines.close()
+
+    def create(self, **fields: Any) -> Snapshot:
+        with contextlib.suppress(BrokenPipeError):  # the COPY stopped early: its own error is raised below
+            self.out.close()  # end of the rows: the COPY completes
+        self._fields.put(fields)
+        return self._done.result()
+
+    def discard(self) -> BaseException | None:
+        with contextlib.suppress(BrokenPipeError):  # the COPY already stopped
+            self.out.close()
+        self._fields.put(None)
+        wait([self._done])
+        error = self._done.exception()
+        return None if isinstance(error, _Discarded) else error
+
+
+class _Discarded(Exception):
+    """Rolls back the rows of a snapshot that is not made after all."""
 
 
 def snapshot_create(
@@ -434,12 +609,35 @@ def snapshot_create(
         raise ServiceError(BALANCE_NEEDS_LABELS, field="balance_mode")
     if not latest_decisions(project=project).exists():
         raise ServiceError(NOTHING_APPROVED)
-    split_report = splits_assign_missing(project=project, seed=seed, ratios=ratios, group_field=group_field)
-
+    assigned, new = splits_assign_missing(project=project, seed=seed, ratios=ratios, group_field=group_field)
+    background = _second_connection_allowed()
     directory = Path(settings.MEDIA_ROOT) / SNAPSHOT_DIR / f"project-{project.pk}"
-    tmp, rows_path, content_hash, counts, train_labels = _write_jsonl(
-        project=project, directory=directory, keep_train_labels=bool(balance_mode)
-    )
+    write = functools.partial(_write_jsonl, project=project, directory=directory, keep_train_labels=bool(balance_mode))
+    rows: _RowsFile | _RowsCopy = _RowsCopy() if background else _RowsFile(directory)
+    tmp: Path | None = None
+    try:
+        stored = _store_in_background(project=project, new=new, background=background)
+        try:
+            tmp, content_hash, counts, train_labels = write(rows_out=rows.out, assigned=assigned)
+        finally:
+            wait([stored])  # the store would go on past a failed write otherwise
+        split_report = {"assigned_now": stored.result()}  # raises the store's failure
+        if assigned is not None and split_report["assigned_now"] != assigned.new:
+            # A concurrent snapshot stored some of these items' splits first, and they keep theirs: write
+            # the file again with the splits as stored.
+            tmp.unlink()
+            tmp = None
+            rows.discard()
+            rows = _RowsFile(directory)
+            tmp, content_hash, counts, train_labels = write(rows_out=rows.out)
+    except BaseException as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        failure = rows.discard()
+        if isinstance(exc, BrokenPipeError) and failure is not None:
+            raise failure from exc  # the COPY's own error says what went wrong
+        raise
+
     final_path = directory / f"{content_hash}.jsonl"
     os.replace(tmp, final_path)  # same bytes whenever the name is the same: content-addressed
     try:
@@ -458,22 +656,19 @@ def snapshot_create(
             # are in item id order in the file, with the same mode and seed.
             balance = splits.class_balance(train_labels, balance_mode, seed)
             manifest["class_balance"] = {k: v for k, v in balance.items() if k != "keep"}
-
-        with transaction.atomic():
-            snapshot = Snapshot.objects.create(
-                project=project,
-                name=name[:200],
-                content_hash=content_hash,
-                item_count=counts["item_count"],
-                seed=seed,
-                manifest=manifest,
-                file_path=str(final_path.relative_to(settings.MEDIA_ROOT)),
-                created_by=user,
-            )
-            _insert_rows(rows_path=rows_path, snapshot=snapshot)
-    finally:
-        rows_path.unlink(missing_ok=True)
-    return snapshot
+    except BaseException:
+        rows.discard()
+        raise
+    return rows.create(
+        project=project,
+        name=name[:200],
+        content_hash=content_hash,
+        item_count=counts["item_count"],
+        seed=seed,
+        manifest=manifest,
+        file_path=str(final_path.relative_to(settings.MEDIA_ROOT)),
+        created_by=user,
+    )
 
 
 def snapshot_file(snapshot: Snapshot) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -378,23 +379,29 @@ def test_a_class_balance_report_rides_in_the_manifest(project, owner):
 
 
 def test_a_split_set_concurrently_wins_over_the_new_assignment(project, owner, corpus, monkeypatch):
-    """Between reading and writing splits another snapshot may set one: `ON CONFLICT DO NOTHING` keeps it."""
+    """Between reading and writing splits another snapshot may set one: `ON CONFLICT DO NOTHING` keeps it,
+    and the file and rows carry the split as stored, not the one assigned in memory."""
     from annotation import splits
 
-    real_assign = splits.assign
+    real_assign = splits.assign_codes
     racer = corpus[0]
 
-    def assign_while_another_snapshot_writes(*args, **kwargs):
-        result = real_assign(*args, **kwargs)
-        other = "test" if result[racer.pk] != "test" else "validation"
+    def assign_while_another_snapshot_writes(keys, *args, **kwargs):
+        codes = real_assign(keys, *args, **kwargs)
+        assigned = splits.SPLITS[codes[list(keys).index(racer.pk)]]
+        other = "test" if assigned != "test" else "validation"
         ItemSplit.objects.create(item=racer, split=other)
-        return result
+        return codes
 
-    monkeypatch.setattr(splits, "assign", assign_while_another_snapshot_writes)
+    monkeypatch.setattr(splits, "assign_codes", assign_while_another_snapshot_writes)
     snap = snapshots.snapshot_create(project=project, user=owner, name="v1")
     stored = ItemSplit.objects.get(item=racer).split
     assert SnapshotItem.objects.get(snapshot=snap, item=racer).split == stored
+    rows = {row["id"]: row for row in map(json.loads, snapshots.snapshot_lines(snapshot=snap))}
+    assert rows[racer.pk]["split"] == stored
+    assert snapshots.snapshot_rows_hash(snapshot=snap) == snap.content_hash
     assert snap.manifest["split_assignment"]["assigned_now"] == len(corpus) - 1
+    assert snap.manifest["splits"] == dict(Counter(row["split"] for row in rows.values()))
 
 
 def test_the_item_history_page_shows_the_split_once_assigned(project, owner, reviewer, corpus, client):
@@ -405,3 +412,118 @@ def test_the_item_history_page_shows_the_split_once_assigned(project, owner, rev
     snapshots.snapshot_create(project=project, user=owner, name="v1")
     split = ItemSplit.objects.get(item=corpus[0]).split
     assert f"split: {split}".encode() in client.get(url).content
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("race", [False, True], ids=["alone", "racing"])
+def test_outside_a_transaction_postgresql_stores_splits_on_a_second_connection(
+    project, owner, corpus, monkeypatch, race
+):
+    """Not in a transaction (a request, a job), PostgreSQL stores the new splits on a second connection
+    while the JSONL is written from the splits in memory; SQLite stores them first, on its own. Either
+    way the rows, the file and ItemSplit agree, also when another snapshot stored a split meanwhile."""
+    import threading
+
+    from django.db import connection
+
+    from annotation import splits
+
+    real_store, real_assign, real_copy = snapshots._store_splits, splits.assign_codes, snapshots._copy_rows
+    threads: list[str] = []
+    copied_in: list[str] = []
+
+    def store(**kwargs):
+        threads.append(threading.current_thread().name)
+        return real_store(**kwargs)
+
+    def copy_rows(*args):
+        copied_in.append(threading.current_thread().name)
+        return real_copy(*args)
+
+    def assign(keys, *args, **kwargs):
+        codes = real_assign(keys, *args, **kwargs)
+        if race:
+            assigned = splits.SPLITS[codes[list(keys).index(corpus[0].pk)]]
+            ItemSplit.objects.create(item=corpus[0], split="test" if assigned != "test" else "validation")
+        return codes
+
+    monkeypatch.setattr(snapshots, "_store_splits", store)
+    monkeypatch.setattr(snapshots, "_copy_rows", copy_rows)
+    monkeypatch.setattr(splits, "assign_codes", assign)
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1", seed=5)
+    here = threading.current_thread().name
+    if connection.vendor == "postgresql":
+        assert threads == ["labelloop-split-store"]
+        # Racing, the rows streamed from the splits in memory are rolled back and the file written again.
+        assert copied_in == ["labelloop-snapshot-rows"] + [here] * race
+    else:
+        assert threads == [here] and copied_in == []
+    stored = dict(ItemSplit.objects.filter(item__project=project).values_list("item_id", "split"))
+    assert len(stored) == len(corpus)
+    rows = {row["id"]: row["split"] for row in map(json.loads, snapshots.snapshot_lines(snapshot=snap))}
+    assert rows == stored
+    assert dict(SnapshotItem.objects.filter(snapshot=snap).values_list("item_id", "split")) == stored
+    assert snapshots.snapshot_rows_hash(snapshot=snap) == snap.content_hash
+    assert snap.manifest["split_assignment"]["assigned_now"] == len(corpus) - race
+    assert list(Path(settings.MEDIA_ROOT).rglob(".tmp-*")) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_split_store_leaves_no_snapshot_and_no_file(project, owner, corpus, monkeypatch):
+    def store(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(snapshots, "_store_splits", store)
+    with pytest.raises(RuntimeError, match="went away"):
+        snapshots.snapshot_create(project=project, user=owner, name="v1")
+    assert not Snapshot.objects.exists()
+    assert [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_row_insert_leaves_no_snapshot_and_says_why(project, owner, corpus, monkeypatch):
+    """A snapshot row the database refuses (here: a malformed line) fails the snapshot with the database's
+    own error, whether the rows were streamed to a second connection or kept in a file."""
+    from django.db import connection
+
+    real_line = snapshots._copy_line
+    broken = corpus[7].pk
+
+    def copy_line(item_id, *args):
+        line = real_line(item_id, *args)
+        return line.replace(b"\t", b"|", 1) if item_id == broken else line
+
+    monkeypatch.setattr(snapshots, "_copy_line", copy_line)
+    with pytest.raises(Exception) as failure:
+        snapshots.snapshot_create(project=project, user=owner, name="v1")
+    assert not isinstance(failure.value, BrokenPipeError)
+    if connection.vendor == "postgresql":
+        assert str(broken) in str(failure.value)  # COPY names the line it refused
+    assert not Snapshot.objects.exists() and not SnapshotItem.objects.exists()
+    assert list(Path(settings.MEDIA_ROOT).rglob(".tmp-*")) == []
+    monkeypatch.setattr(snapshots, "_copy_line", real_line)
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1")
+    assert snap.item_count == len(corpus) == snap.rows.count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_while_writing_rolls_the_streamed_rows_back(project, owner, corpus, monkeypatch):
+    import threading
+
+    real_canonical = snapshots.canonical_line
+    written: list[bytes] = []
+
+    def canonical_line(row):
+        if len(written) == 30:
+            raise OSError("No space left on device")
+        written.append(real_canonical(row))
+        return written[-1]
+
+    monkeypatch.setattr(snapshots, "canonical_line", canonical_line)
+    with pytest.raises(OSError, match="No space left"):
+        snapshots.snapshot_create(project=project, user=owner, name="v1")
+    assert not Snapshot.objects.exists() and not SnapshotItem.objects.exists()
+    assert [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()] == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("labelloop-")]
+    # The splits were stored all the same: the next snapshot keeps them.
+    assert ItemSplit.objects.filter(item__project=project).count() == len(corpus)
