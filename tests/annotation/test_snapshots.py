@@ -527,3 +527,26 @@ def test_a_failure_while_writing_rolls_the_streamed_rows_back(project, owner, co
     assert not [t for t in threading.enumerate() if t.name.startswith("labelloop-")]
     # The splits were stored all the same: the next snapshot keeps them.
     assert ItemSplit.objects.filter(item__project=project).count() == len(corpus)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-22 00:10:00+00",
+        "2026-11-22 00:10:00.5+00",
+        "2026-11-22 00:10:00.12+00",
+        "2026-11-22 00:10:00.123456+00",
+        "2026-11-22 00:10:00.000001+00",
+        "2026-11-22 00:10:00",
+        "2026-11-22 00:10:00.120000",
+        "2026-11-22 00:10:00.000000",
+        "2026-11-22 05:40:00+05:30",
+        "2026-11-22 00:10:00.5-05",
+        "2026-11-22 00:10:00-05",
+        "2026-11-22T00:10:00+00:00",
+        "0999-01-01 00:00:00+00",
+    ],
+)
+def test_timestamps_as_text_become_what_isoformat_gives(text):
+    """The text fast path of `_iso_utc` agrees with parsing (and with Django's aware UTC datetimes)."""
+    assert snapshots._iso_utc(text) == snapshots._iso_utc_parsed(text)
