@@ -9,10 +9,12 @@
    the splits from the assignment in memory (9 bytes an item); should a concurrent snapshot have
    stored some of them first, pass 2 runs again with the splits as stored;
 2. the canonical JSONL is written to a temporary file while sha256 hashes it and the manifest counts;
-   the same pass writes each SnapshotItem row, from the same values, to a rows file in COPY format;
-   the JSONL is then named by its hash (content-addressed);
-3. the Snapshot row and its SnapshotItem rows (COPYed from the rows file) are created in one
-   transaction, so the rows are exactly what was hashed: nothing is ever updated afterwards.
+   the same pass makes each SnapshotItem row, from the same values, in COPY format; the JSONL is then
+   named by its hash (content-addressed);
+3. the Snapshot row and its SnapshotItem rows are created in one transaction, so the rows are exactly
+   what was hashed: nothing is ever updated afterwards. The rows wait in a file beside the JSONL
+   (`_RowsFile`), or, on PostgreSQL outside a transaction, stream during pass 2 into a COPY on a
+   second connection whose transaction adds the Snapshot row at the end (`_RowsCopy`).
 
 The canonical line of an item is `canonical_line(canonical_row(...))`: JSON with sorted keys and no
 spaces, UTF-8, one line per item in item id order. `snapshot_rows_hash` rebuilds the hash from the
