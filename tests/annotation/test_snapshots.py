@@ -550,3 +550,43 @@ def test_a_failure_while_writing_rolls_the_streamed_rows_back(project, owner, co
 def test_timestamps_as_text_become_what_isoformat_gives(text):
     """The text fast path of `_iso_utc` agrees with parsing (and with Django's aware UTC datetimes)."""
     assert snapshots._iso_utc(text) == snapshots._iso_utc_parsed(text)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_snapshots_made_at_once_agree_on_every_split(project, owner, corpus):
+    """Two owners snapshot the same project at the same moment: both succeed, neither blocks the other
+    for good, and an item has the same split in both (whichever stored it first), in rows and files."""
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite has one writer at a time")
+    start = threading.Barrier(2)
+    made: dict[str, Snapshot] = {}
+    failed: list[BaseException] = []
+
+    def snapshot(name: str, seed: int) -> None:
+        try:
+            start.wait()
+            made[name] = snapshots.snapshot_create(project=project, user=owner, name=name, seed=seed)
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=snapshot, args=(f"v{seed}", seed)) for seed in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failed and len(made) == 2
+    stored = dict(ItemSplit.objects.filter(item__project=project).values_list("item_id", "split"))
+    assert len(stored) == len(corpus)
+    assert sum(snap.manifest["split_assignment"]["assigned_now"] for snap in made.values()) == len(corpus)
+    for snap in made.values():
+        assert dict(snap.rows.values_list("item_id", "split")) == stored
+        lines = {row["id"]: row["split"] for row in map(json.loads, snapshots.snapshot_lines(snapshot=snap))}
+        assert lines == stored
+        assert snapshots.snapshot_rows_hash(snapshot=snap) == snap.content_hash
+    assert made["v1"].content_hash == made["v2"].content_hash  # same items, same splits: same bytes
