@@ -395,21 +395,10 @@ def _components(
 # --- Assignment ------------------------------------------------------------------------------------
 
 
-def assign(
-    keys: Sequence[Hashable],
-    labels: Sequence[str],
-    groups: Sequence[str | None],
-    texts: Sequence[str] | Fingerprints,
-    seed: int,
-    ratios: Sequence[float] = (0.8, 0.1, 0.1),
-    existing: Mapping[Hashable, str] | None = None,
-    near_duplicate_threshold: float | None = 0.9,
-) -> dict[Hashable, str]:
-    """{key: "train" | "validation" | "test"} for every key, keeping every split in `existing`.
-
-    See `assign_codes`, which this names.
-    """
-    codes = assign_codes(keys, labels, groups, texts, seed, ratios, existing, near_duplicate_threshold)
+def assign(keys: Sequence[Hashable], *args: Any, **kwargs: Any) -> dict[Hashable, str]:
+    """{key: "train" | "validation" | "test"} for every key, keeping every split in `existing`:
+    `assign_codes` (same arguments), with the splits named."""
+    codes = assign_codes(keys, *args, **kwargs)
     return dict(zip(keys, np.array(SPLITS, dtype=object)[codes].tolist(), strict=True))
 
 
