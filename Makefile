@@ -8,7 +8,7 @@ PORT ?= 8000
 DEMO_SETTINGS := DJANGO_SETTINGS_MODULE=config.settings.dev
 TEST_SETTINGS := DJANGO_SETTINGS_MODULE=config.settings.test
 
-.PHONY: install install-dev install-models demo run test test-postgres lint bench stop clean
+.PHONY: install install-dev install-models demo run test test-fast test-postgres lint bench stop clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ run:
 # install-models too: a few tests check the shipped MiniLM and demo data for real (they skip without them).
 test: install-dev install-models
 	$(TEST_SETTINGS) $(PY) -m pytest
+
+# While working: everything but the slow (real training, subprocess workers) and browser tests.
+test-fast: install-dev
+	$(TEST_SETTINGS) $(PY) -m pytest -m "not slow and not browser"
 
 # The same suite against real PostgreSQL and Redis servers (CI does both).
 test-postgres: install-dev install-models

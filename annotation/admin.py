@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from . import models
+from annotation import models
 
 
 @admin.register(models.Project)

@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from .models import Item, Membership, Project, Role
+from annotation.models import Item, Membership, Project, Role
 
 ANY_ROLE: frozenset[str] = frozenset(Role.values)
 ANNOTATE: frozenset[str] = frozenset({Role.OWNER, Role.ANNOTATOR})

@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from annotation import embeddings  # noqa: E402
+from annotation.quality import embeddings  # noqa: E402
 from annotation.text import normalise  # noqa: E402
 
 CACHE = ROOT / "var" / "bench-cache"

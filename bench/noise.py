@@ -28,7 +28,7 @@ import time
 import numpy as np
 from _data import DATASETS, embedded  # bench/_data.py: data sets, embedding cache; puts the repo on sys.path
 
-from annotation import noise
+from annotation.quality import noise
 
 
 def flip(labels: list[str], rate: float, seed: int) -> tuple[list[str], set[int]]:

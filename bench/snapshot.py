@@ -109,7 +109,7 @@ def _seed(size: int):
     from django.utils import timezone
 
     from annotation.models import Decision, Item
-    from annotation.services.projects import project_create
+    from annotation.projects.services import project_create
     from annotation.text import content_hash
 
     owner = get_user_model().objects.create_user("bench-owner", password="x")
@@ -177,8 +177,8 @@ def _measure_child(db_url: str, size: int) -> dict:
         _setup_django(db_url, media)
         from django.db import connection
 
+        from annotation.datasets import services as snapshots
         from annotation.models import Project
-        from annotation.services import snapshots
 
         project = Project.objects.get(name="bench")
         owner = project.created_by

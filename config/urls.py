@@ -1,7 +1,25 @@
+"""The site's routes: each sub-area package brings its pages (`urlpatterns`) and its API (`api_urlpatterns`)."""
+
+from importlib import import_module
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+# Every package that serves routes, in the order its pages are listed in the README's layout.
+AREAS = (
+    "annotation.projects",
+    "annotation.imports",
+    "annotation.annotate",
+    "annotation.review",
+    "annotation.quality",
+    "annotation.datasets",
+    "training.runs",
+    "training.ratings",
+    "training.rounds",
+)
+_area_urls = [import_module(f"{area}.urls") for area in AREAS]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -10,13 +28,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
-    path("api/", include("annotation.api_urls")),
-    path("api/", include("training.api_urls")),
-    path("api/", include("training.api_urls_ratings")),
-    path("api/", include("training.api_urls_rounds")),
+    *(path("api/", include(module.api_urlpatterns)) for module in _area_urls),
     path("django-rq/", include("django_rq.urls")),
-    path("", include("annotation.urls")),
-    path("", include("training.urls")),
-    path("", include("training.urls_ratings")),
-    path("", include("training.urls_rounds")),
+    *(path("", include(module.urlpatterns)) for module in _area_urls),
 ]

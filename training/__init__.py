@@ -1,0 +1,1 @@
+"""The training app: runs on snapshots, people's ratings of their outputs, and rounds of the loop."""

@@ -133,8 +133,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "annotation.apis.ApiSchema",  # distinct component names for nested serializers
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_SCHEMA_CLASS": "core.api.ApiSchema",  # distinct component names for nested serializers
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {
@@ -165,7 +166,7 @@ LABELLOOP_TRAINING_JOB_TIMEOUT = int(os.environ.get("LABELLOOP_TRAINING_JOB_TIME
 LABELLOOP_PREDICTOR_CACHE_SIZE = int(os.environ.get("LABELLOOP_PREDICTOR_CACHE_SIZE", "2"))
 # Runs and prediction batches both have a "status" field: the API schema names their enums apart.
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
-    {"RunStatusEnum": "training.models.RunStatus", "PredictionStatusEnum": "training.models.PredictionStatus"}
+    {"RunStatusEnum": "training.models.runs.RunStatus", "PredictionStatusEnum": "training.models.runs.PredictionStatus"}
 )
 
 LOGGING = {

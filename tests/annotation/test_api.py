@@ -19,9 +19,15 @@ from drf_spectacular.validation import validate_schema
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from annotation import api_urls, apis
-from annotation.apis import GUIDELINE_NOT_CURRENT, NO_GUIDELINES
-from annotation.forms import HOTKEY_RESERVED, LABEL_LISTED_TWICE
+from annotation.annotate import urls as annotate_urls
+from annotation.annotate.services import (
+    GUIDELINES_NOT_ACKNOWLEDGED,
+    NOT_YOUR_CLAIM,
+    NOTHING_TO_UNDO,
+    SKIP_REASON_REQUIRED,
+)
+from annotation.imports import urls as imports_urls
+from annotation.imports.services import import_create
 from annotation.management.commands.create_token import NO_SUCH_USER
 from annotation.models import (
     Annotation,
@@ -35,23 +41,21 @@ from annotation.models import (
     Role,
     TaskType,
 )
-from annotation.services.annotations import (
-    GUIDELINES_NOT_ACKNOWLEDGED,
-    NOT_YOUR_CLAIM,
-    NOTHING_TO_UNDO,
-    SKIP_REASON_REQUIRED,
-)
-from annotation.services.imports import import_create
-from annotation.services.projects import (
+from annotation.projects import urls as projects_urls
+from annotation.projects.apis import GUIDELINE_NOT_CURRENT, NO_GUIDELINES
+from annotation.projects.forms import HOTKEY_RESERVED, LABEL_LISTED_TWICE
+from annotation.projects.services import (
     DUPLICATE_LABEL,
     GUIDELINE_UNCHANGED,
     LAST_OWNER,
     USER_NOT_FOUND,
     guideline_publish,
+    token_issue,
 )
-from annotation.services.tokens import token_issue
-from annotation.views import DRAFT_NOT_HELD
-from tests.conftest import acknowledge_guidelines, add_items
+from annotation.projects.views import DRAFT_NOT_HELD
+from tests.fixtures.people import acknowledge_guidelines, add_items
+
+OUR_API_MODULES = {"annotation.projects.apis", "annotation.imports.apis", "annotation.annotate.apis"}
 
 
 def api_as(user) -> APIClient:
@@ -625,8 +629,8 @@ def _our_routes() -> list:
     """This module's routes (apis.py and the token endpoint), mounted where config/urls.py mounts them."""
     ours = [
         pattern
-        for pattern in api_urls.urlpatterns
-        if pattern.callback.cls.__module__ == apis.__name__ or pattern.name == "api-token"
+        for pattern in [*projects_urls.api_urlpatterns, *imports_urls.api_urlpatterns, *annotate_urls.api_urlpatterns]
+        if pattern.callback.cls.__module__ in OUR_API_MODULES or pattern.name == "api-token"
     ]
     return [path("api/", include(ours))]
 

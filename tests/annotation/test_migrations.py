@@ -7,7 +7,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 from annotation.models import ItemSplit
-from tests.conftest import add_items
+from tests.fixtures.people import add_items
 
 BEFORE = ("annotation", "0003_next_round_settings")
 AFTER = ("annotation", "0004_item_split_table")

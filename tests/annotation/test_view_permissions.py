@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from annotation.models import Item, Label
-from annotation.services.projects import guideline_current
+from annotation.projects.services import guideline_current
 
 LOGIN = "/accounts/login/"
 ALL_MEMBERS = frozenset({"owner", "annotator", "reviewer"})
@@ -108,7 +108,7 @@ def test_a_label_of_another_project_is_not_found(client, project, other_project,
 
 
 def test_a_guideline_version_of_another_project_cannot_be_acknowledged(client, project, other_project, annotator):
-    from annotation.services.projects import guideline_publish
+    from annotation.projects.services import guideline_publish
 
     stranger_version = guideline_publish(project=other_project, author=other_project.created_by, body="Theirs")
     client.force_login(annotator)

@@ -12,7 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from annotation.forms import HOTKEY_RESERVED, LABEL_LISTED_TWICE, PREVIEW_STALE, body_digest
+from annotation.annotate import services as svc
+from annotation.annotate.services import LEASE_LOST, NOTHING_TO_UNDO, SKIP_REASON_REQUIRED
 from annotation.models import (
     Annotation,
     AnnotationStatus,
@@ -27,9 +28,8 @@ from annotation.models import (
     Role,
     TaskType,
 )
-from annotation.services import annotations as svc
-from annotation.services.annotations import LEASE_LOST, NOTHING_TO_UNDO, SKIP_REASON_REQUIRED
-from annotation.services.projects import (
+from annotation.projects.forms import HOTKEY_RESERVED, LABEL_LISTED_TWICE, PREVIEW_STALE, body_digest
+from annotation.projects.services import (
     LABEL_RENAME_IN_USE,
     LAST_OWNER,
     USER_NOT_FOUND,
@@ -37,8 +37,8 @@ from annotation.services.projects import (
     membership_set,
     project_create,
 )
-from annotation.views import DRAFT_NOT_HELD, PROGRESS_EVENT
-from tests.conftest import acknowledge_guidelines, add_items, make_user
+from annotation.projects.views import DRAFT_NOT_HELD, PROGRESS_EVENT
+from tests.fixtures.people import acknowledge_guidelines, add_items, make_user
 
 LABELS = ["positive", "negative", "neutral"]
 HTMX = {"HTTP_HX_REQUEST": "true"}

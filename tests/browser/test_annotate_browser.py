@@ -12,8 +12,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from annotation.models import Annotation, AnnotationStatus, Claim, ClaimStatus, Draft, Role, TaskType
-from annotation.services.projects import membership_set, project_create
-from tests.conftest import acknowledge_guidelines, add_items, make_user
+from annotation.projects.services import membership_set, project_create
+from tests.fixtures.people import acknowledge_guidelines, add_items, make_user
 
 pytestmark = pytest.mark.browser
 

@@ -10,10 +10,10 @@ import pytest
 from playwright.sync_api import Page, expect
 from rq import SimpleWorker
 
+from annotation.imports.services import QUEUE_NAME
 from annotation.models import ImportStatus, Item
-from annotation.services.imports import QUEUE_NAME
-from annotation.services.projects import project_create
-from tests.conftest import make_user
+from annotation.projects.services import project_create
+from tests.fixtures.people import make_user
 
 pytestmark = pytest.mark.browser
 

@@ -17,10 +17,10 @@ from playwright.sync_api import Page, expect
 from rq import SimpleWorker
 
 from annotation.models import Decision, DecisionSource, Item, Project, Role, Snapshot, SnapshotItem
-from annotation.services.projects import membership_set, project_create
-from tests.conftest import make_user
-from tests.training.conftest import sentiment_rows, tiny_bert, tiny_llama  # noqa: F401
-from tests.training.run_fixtures import TINY_BERT_SPEC, one_torch_thread, queues, tiny_models  # noqa: F401
+from annotation.projects.services import membership_set, project_create
+from tests.fixtures.people import make_user
+from tests.fixtures.runs import TINY_BERT_SPEC, one_torch_thread, queues, tiny_models  # noqa: F401
+from tests.fixtures.tiny_models import sentiment_rows
 from training.models import ModelOutput, Rating, Round, RunStatus, TrainingRun
 
 pytestmark = pytest.mark.browser

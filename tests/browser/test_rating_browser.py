@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import make_user
-from tests.training.test_ratings import classification_world, generation_world
-from training import ratings
+from tests.fixtures.people import make_user
+from tests.fixtures.ratings import classification_world, generation_world
 from training.models import Preference, Rating
+from training.ratings.services import comparison_create
 
 pytestmark = pytest.mark.browser
 
@@ -66,7 +66,7 @@ def test_a_reviewer_rates_by_keyboard(page: Page, users, screenshot_dir):
     assert rating.scores == {"correct": 4, "helpful": 5, "follows the guidelines": 3}
     assert rating.correction == {"response": "The sky is blue."}
 
-    comparison = ratings.comparison_create(project=gen.project, user=users["owner"], run_a=gen.run,
+    comparison = comparison_create(project=gen.project, user=users["owner"], run_a=gen.run,
                                            run_b=gen.other_run)
     page.goto(f"/projects/{gen.project.pk}/ratings/comparisons/{comparison.pk}/")
     expect(page.locator("#response-1")).to_contain_text("number 0")

@@ -12,10 +12,10 @@ import shutil
 import pytest
 from django.urls import reverse
 
+from annotation.annotate import services as ann_svc
 from annotation.models import Decision, DecisionSource, ItemStatus, Project, ReviewStatus, ReviewTask, Role
-from annotation.services import annotations as ann_svc
-from annotation.services.projects import membership_set, project_create
-from tests.conftest import acknowledge_guidelines, add_items, make_user
+from annotation.projects.services import membership_set, project_create
+from tests.fixtures.people import acknowledge_guidelines, add_items, make_user
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LABELS = ["positive", "negative", "neutral"]

@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotation.models import Decision, DecisionSource, Item, ReviewTask, Role
-from annotation.services.projects import membership_set, project_create
-from tests.conftest import add_items, make_user
-from tests.training.rounds_fixtures import approve, output_row, rating_row, run_row
+from annotation.projects.services import membership_set, project_create
+from tests.fixtures.people import add_items, make_user
+from tests.fixtures.rounds import approve, output_row, rating_row, run_row
 from training.models import Round, Verdict
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -10,9 +10,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import make_user
-from tests.training.conftest import tiny_bert, tiny_llama  # noqa: F401  (session fixtures the registry needs)
-from tests.training.run_fixtures import (  # noqa: F401
+from tests.fixtures.people import make_user
+from tests.fixtures.runs import (  # noqa: F401
     TINY_BERT_SPEC,
     one_torch_thread,
     queues,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.services.tokens import token_issue
+from annotation.projects.services import token_issue
 
 NO_SUCH_USER = "No user named {username!r}."
 

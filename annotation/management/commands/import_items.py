@@ -10,10 +10,10 @@ from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.http import Http404
 
-from annotation.importers import ALL_OTHER_FIELDS, FORMATS
+from annotation.imports.importers import ALL_OTHER_FIELDS, FORMATS
+from annotation.imports.services import import_create
 from annotation.models import ImportStatus, Project
-from annotation.services import ServiceError
-from annotation.services.imports import import_create
+from core.errors import ServiceError
 
 MAPPING_OPTIONS = {
     "text_field": "text",

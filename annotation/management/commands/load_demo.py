@@ -17,9 +17,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from annotation.imports.services import import_create
 from annotation.models import Project, Role, TaskType
-from annotation.services.imports import import_create
-from annotation.services.projects import membership_set, project_create
+from annotation.projects.services import membership_set, project_create
 
 DEMO_USERS = {"owner": None, "annotator1": Role.ANNOTATOR, "annotator2": Role.ANNOTATOR, "reviewer": Role.REVIEWER}
 PASSWORD_SUFFIX = "-pass"  # noqa: S105 - demo logins, printed by `make demo` on purpose

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from training import services
+from training.runs import services
 
 
 class Command(BaseCommand):

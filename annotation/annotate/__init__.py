@@ -1,0 +1,1 @@
+"""The annotate loop: claims under the overlap promise, drafts, submissions, undo and progress."""

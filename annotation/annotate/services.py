@@ -1,0 +1,395 @@
+"""Claiming items and submitting annotations under the overlap promise.
+
+Every item is annotated by exactly `project.overlap` distinct annotators, whatever the concurrency:
+- a slot is taken by a conditional UPDATE (`slots_taken < overlap`); its rowcount says who won;
+- `Claim(item, annotator)` is unique, so an annotator holds at most one slot of an item, ever;
+- `Annotation(item, annotator, status=submitted)` is unique: a submission sent twice is stored once;
+- on PostgreSQL the candidate row is locked with SKIP LOCKED so concurrent annotators fan out;
+  SQLite runs write transactions one at a time (IMMEDIATE), which gives the same guarantee.
+Every function runs a constant number of queries, whatever the size of the project.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, Exists, F, OuterRef, Value, When
+from django.utils import timezone
+
+from annotation.models import (
+    Annotation,
+    AnnotationStatus,
+    Claim,
+    ClaimStatus,
+    Draft,
+    GuidelineAcknowledgement,
+    GuidelineVersion,
+    Item,
+    ItemStatus,
+    Project,
+)
+from annotation.review import services as reviews
+from annotation.values import InvalidValue, normalise_value
+from core.errors import ServiceError
+
+CLAIM_ATTEMPTS = 5
+
+
+# An item can be taken back by its annotator until a reviewer decides on it or it is approved;
+# an undo while it waits in review withdraws its review task (see services/reviews.py).
+UNDOABLE_STATUSES = (ItemStatus.IN_ANNOTATION, ItemStatus.ANNOTATED, ItemStatus.IN_REVIEW)
+
+
+EXPIRY_SWEEP_BATCH = 200
+
+
+LEASE_LOST = (
+    "Your lease on this item expired and other annotators took its places. Your draft is kept; "
+    "press Next for another item."
+)
+
+
+NOT_YOUR_CLAIM = "You do not hold this item."
+
+
+ALREADY_SKIPPED = "You skipped this item."
+
+
+NOTHING_TO_UNDO = "There is no submission to undo."
+
+
+UNDO_TOO_LATE = "This submission has been reviewed and can no longer be undone."
+
+
+SKIP_REASON_REQUIRED = "Say why you skip this item."
+
+
+GUIDELINES_NOT_ACKNOWLEDGED = "Read and acknowledge the current guidelines first."
+
+
+# (current guideline version or None, whether the user still has to acknowledge it)
+GuidelineState = tuple[GuidelineVersion | None, bool]
+
+
+@dataclass(frozen=True)
+class NextItem:
+    """What the annotate page needs: the claim (with its item) or why there is none.
+
+    `fresh` means the claim was just made: the annotator never held this item, so no draft can exist.
+    """
+
+    claim: Claim | None
+    guideline: GuidelineVersion | None
+    needs_ack: bool
+    fresh: bool = False
+
+    @property
+    def item(self) -> Item | None:
+        return self.claim.item if self.claim else None
+
+
+def _take_slot(*, item_id: int, overlap: int) -> bool:
+    """Take one overlap slot of an item; False when it was already full. One query."""
+    return bool(
+        Item.objects.filter(pk=item_id, slots_taken__lt=overlap).update(
+            slots_taken=F("slots_taken") + 1,
+            is_open=Case(When(slots_taken__lt=overlap - 1, then=Value(True)), default=Value(False)),
+            status=Case(When(status=ItemStatus.NEW, then=Value(ItemStatus.IN_ANNOTATION)), default=F("status")),
+        )
+    )
+
+
+def _give_back_slots(*, item_ids: list[int], overlap: int) -> None:
+    """Return one slot per listed item id (ids may repeat). Queries: one per distinct repeat count."""
+    counts: dict[int, int] = {}
+    for item_id in item_ids:
+        counts[item_id] = counts.get(item_id, 0) + 1
+    by_count: dict[int, list[int]] = {}
+    for item_id, n in counts.items():
+        by_count.setdefault(n, []).append(item_id)
+    for n, ids in by_count.items():
+        Item.objects.filter(pk__in=ids).update(slots_taken=F("slots_taken") - n, is_open=Value(True))
+
+
+def guideline_state(*, user: AbstractBaseUser, project: Project) -> GuidelineState:
+    """(current guideline version, whether the user still has to acknowledge it). One query."""
+    current = (
+        GuidelineVersion.objects.filter(project=project)
+        .annotate(acked=Exists(GuidelineAcknowledgement.objects.filter(guideline_version=OuterRef("pk"), user=user)))
+        .order_by("-version")
+        .first()
+    )
+    if current is None:
+        return None, False
+    return current, not current.acked
+
+
+def claims_release_expired(*, project: Project, now: dt.datetime | None = None, limit: int = EXPIRY_SWEEP_BATCH) -> int:
+    """Return expired leases' slots to the pool. Submitted work is never touched: only active claims expire."""
+    now = now or timezone.now()
+    expired = Claim.objects.filter(project=project, status=ClaimStatus.ACTIVE, lease_expires_at__lt=now)
+    if not expired.exists():  # the usual case, answered from a partial index without a write transaction
+        return 0
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            expired = expired.select_for_update(skip_locked=True)
+        rows = list(expired.values_list("pk", "item_id")[:limit])
+        if not rows:
+            return 0
+        Claim.objects.filter(pk__in=[pk for pk, _ in rows], status=ClaimStatus.ACTIVE).update(
+            status=ClaimStatus.EXPIRED, finished_at=now
+        )
+        _give_back_slots(item_ids=[item_id for _, item_id in rows], overlap=project.overlap)
+    return len(rows)
+
+
+def claim_next(
+    *,
+    annotator: AbstractBaseUser,
+    project: Project,
+    now: dt.datetime | None = None,
+    guideline: GuidelineState | None = None,
+) -> NextItem:
+    """The annotator's current claim, or a newly claimed item; None when nothing is left for them.
+
+    `guideline` is the caller's `guideline_state` when it has one already (saves a query in the loop).
+    """
+    now = now or timezone.now()
+    guideline, needs_ack = guideline or guideline_state(user=annotator, project=project)
+    if needs_ack:
+        return NextItem(claim=None, guideline=guideline, needs_ack=True)
+
+    current = (
+        Claim.objects.select_related("item")
+        .filter(annotator=annotator, project=project, status=ClaimStatus.ACTIVE, lease_expires_at__gt=now)
+        .order_by("claimed_at")
+        .first()
+    )
+    if current is not None:
+        return NextItem(claim=current, guideline=guideline, needs_ack=False)
+
+    claims_release_expired(project=project, now=now)
+    for _attempt in range(CLAIM_ATTEMPTS):
+        claim, found = _claim_one(annotator=annotator, project=project, now=now)
+        if claim is not None or not found:
+            return NextItem(claim=claim, guideline=guideline, needs_ack=False, fresh=claim is not None)
+    return NextItem(claim=None, guideline=guideline, needs_ack=False)
+
+
+def _candidates(*, annotator: AbstractBaseUser, project: Project):
+    mine = Claim.objects.filter(item=OuterRef("pk"), annotator=annotator)
+    return Item.objects.filter(project=project, is_open=True).filter(~Exists(mine)).order_by("-priority", "pk")
+
+
+def _claim_one(*, annotator: AbstractBaseUser, project: Project, now: dt.datetime) -> tuple[Claim | None, bool]:
+    """(claim, whether a candidate was found): a found candidate without a claim lost a race."""
+    with transaction.atomic():
+        candidates = _candidates(annotator=annotator, project=project)
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        item = candidates.first()
+        if item is None:
+            return None, False
+        if not _take_slot(item_id=item.pk, overlap=project.overlap):
+            return None, True  # filled between our read and our update; try the next one
+        try:
+            with transaction.atomic():
+                claim = Claim.objects.create(
+                    item=item,
+                    project=project,
+                    annotator=annotator,
+                    claimed_at=now,
+                    lease_expires_at=now + dt.timedelta(seconds=project.lease_seconds),
+                )
+        except IntegrityError:
+            # The unique (item, annotator) backstop: give the slot back and let the caller try again.
+            _give_back_slots(item_ids=[item.pk], overlap=project.overlap)
+            return None, True
+    item.slots_taken += 1
+    claim.item = item
+    return claim, True
+
+
+def _claim_for(*, annotator: AbstractBaseUser, item: Item) -> Claim:
+    claim = Claim.objects.filter(item=item, annotator=annotator).first()
+    if claim is None:
+        raise ServiceError(NOT_YOUR_CLAIM)
+    return claim
+
+
+def annotation_submit(
+    *,
+    annotator: AbstractBaseUser,
+    item: Item,
+    value: dict[str, Any],
+    label_names: list[str],
+    unsure: bool = False,
+    note: str = "",
+    now: dt.datetime | None = None,
+    guideline: GuidelineState | None = None,
+) -> Annotation:
+    """Store the annotator's label for an item they hold. Idempotent: a repeat returns the stored one."""
+    project = item.project
+    now = now or timezone.now()
+    try:
+        value = normalise_value(project.task_type, value, label_names)
+    except InvalidValue as exc:
+        raise ServiceError(str(exc), field=exc.field) from exc
+    guideline, needs_ack = guideline or guideline_state(user=annotator, project=project)
+    if needs_ack:
+        raise ServiceError(GUIDELINES_NOT_ACKNOWLEDGED, field="guidelines")
+
+    try:
+        with transaction.atomic():
+            claim = _claim_for(annotator=annotator, item=item)
+            existing = _submitted(annotator=annotator, item=item) if claim.status == ClaimStatus.SUBMITTED else None
+            if existing is not None:
+                return existing  # the same submission, sent twice
+            won = Claim.objects.filter(pk=claim.pk, status=ClaimStatus.ACTIVE).update(
+                status=ClaimStatus.SUBMITTED, finished_at=now
+            )
+            if not won:
+                status = Claim.objects.filter(pk=claim.pk).values_list("status", flat=True).first()
+                if status == ClaimStatus.SUBMITTED:
+                    existing = _submitted(annotator=annotator, item=item)
+                    if existing is not None:
+                        return existing
+                if status != ClaimStatus.EXPIRED:
+                    raise ServiceError(ALREADY_SKIPPED if status == ClaimStatus.SKIPPED else NOT_YOUR_CLAIM)
+                # The lease expired and its slot went back: a late submission counts if a slot is still free.
+                if not _take_slot(item_id=item.pk, overlap=project.overlap):
+                    raise _LeaseLost
+                Claim.objects.filter(pk=claim.pk, status=ClaimStatus.EXPIRED).update(
+                    status=ClaimStatus.SUBMITTED, finished_at=now
+                )
+            annotation = Annotation.objects.create(
+                item=item,
+                annotator=annotator,
+                value=value,
+                unsure=unsure,
+                note=note.strip(),
+                guideline_version=guideline,
+                seconds_spent=max(0.0, (now - claim.claimed_at).total_seconds()),
+            )
+            Draft.objects.filter(item=item, annotator=annotator).delete()
+            Item.objects.filter(pk=item.pk).update(
+                submitted_count=F("submitted_count") + 1,
+                status=Case(
+                    # Approved while this claim was out (a reviewer corrected the model's output for it):
+                    # the annotation still counts, the final value stays.
+                    When(status=ItemStatus.APPROVED, then=Value(ItemStatus.APPROVED)),
+                    When(submitted_count__gte=project.overlap - 1, then=Value(ItemStatus.ANNOTATED)),
+                    default=Value(ItemStatus.IN_ANNOTATION),
+                ),
+            )
+            reviews.item_route(item=item)
+    except _LeaseLost:
+        # Outside the rolled-back transaction, so the annotator's work survives as a draft.
+        draft_save(annotator=annotator, item=item, value=value, unsure=unsure, note=note)
+        raise ServiceError(LEASE_LOST) from None
+    return annotation
+
+
+class _LeaseLost(Exception):
+    pass
+
+
+def annotation_submit_and_next(
+    *,
+    annotator: AbstractBaseUser,
+    item: Item,
+    value: dict[str, Any],
+    label_names: list[str],
+    unsure: bool = False,
+    note: str = "",
+    now: dt.datetime | None = None,
+) -> tuple[Annotation, NextItem]:
+    """The annotate loop's one round trip: store this label, then hand out the next item."""
+    state = guideline_state(user=annotator, project=item.project)
+    annotation = annotation_submit(
+        annotator=annotator, item=item, value=value, label_names=label_names, unsure=unsure, note=note, now=now,
+        guideline=state,
+    )
+    return annotation, claim_next(annotator=annotator, project=item.project, now=now, guideline=state)
+
+
+def _submitted(*, annotator: AbstractBaseUser, item: Item) -> Annotation | None:
+    return Annotation.objects.filter(item=item, annotator=annotator, status=AnnotationStatus.SUBMITTED).first()
+
+
+def claim_skip(*, annotator: AbstractBaseUser, item: Item, reason: str, now: dt.datetime | None = None) -> Claim:
+    """Give the item back to the pool; the annotator will not be offered it again."""
+    reason = reason.strip()
+    if not reason:
+        raise ServiceError(SKIP_REASON_REQUIRED, field="reason")
+    now = now or timezone.now()
+    with transaction.atomic():
+        claim = _claim_for(annotator=annotator, item=item)
+        was_active = claim.status == ClaimStatus.ACTIVE
+        if claim.status not in (ClaimStatus.ACTIVE, ClaimStatus.EXPIRED):
+            raise ServiceError(f"This item is already {claim.status}.")
+        Claim.objects.filter(pk=claim.pk).update(status=ClaimStatus.SKIPPED, skip_reason=reason[:500], finished_at=now)
+        if was_active:
+            _give_back_slots(item_ids=[item.pk], overlap=item.project.overlap)
+        Draft.objects.filter(item=item, annotator=annotator).delete()
+    claim.status = ClaimStatus.SKIPPED
+    claim.skip_reason = reason
+    return claim
+
+
+def annotation_undo(*, annotator: AbstractBaseUser, project: Project, now: dt.datetime | None = None) -> Claim:
+    """Retract the annotator's latest submission while nobody has reviewed it; the item is theirs again.
+
+    The retracted row stays (status=retracted) and its value becomes the draft, so nothing is lost.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        last = (
+            Annotation.objects.select_related("item")
+            .filter(annotator=annotator, item__project=project, status=AnnotationStatus.SUBMITTED)
+            .order_by("-created_at", "-pk")
+            .first()
+        )
+        if last is None:
+            raise ServiceError(NOTHING_TO_UNDO)
+        item = last.item
+        if item.status not in UNDOABLE_STATUSES:
+            raise ServiceError(UNDO_TOO_LATE)
+        in_review = item.status == ItemStatus.IN_REVIEW
+        if in_review and not reviews.review_withdraw(item=item, since=last.created_at, now=now):
+            raise ServiceError(UNDO_TOO_LATE)
+        undone = Annotation.objects.filter(pk=last.pk, status=AnnotationStatus.SUBMITTED).update(
+            status=AnnotationStatus.RETRACTED, retracted_at=now
+        )
+        if not undone:
+            raise ServiceError(NOTHING_TO_UNDO)
+        Claim.objects.filter(item=item, annotator=annotator).update(
+            status=ClaimStatus.ACTIVE,
+            claimed_at=now,
+            lease_expires_at=now + dt.timedelta(seconds=project.lease_seconds),
+            finished_at=None,
+        )
+        Item.objects.filter(pk=item.pk).update(
+            submitted_count=F("submitted_count") - 1, status=ItemStatus.IN_ANNOTATION
+        )
+        Draft.objects.update_or_create(
+            item=item, annotator=annotator, defaults={"value": last.value, "unsure": last.unsure, "note": last.note}
+        )
+        claim = Claim.objects.select_related("item").get(item=item, annotator=annotator)
+    return claim
+
+
+def draft_save(
+    *, annotator: AbstractBaseUser, item: Item, value: dict[str, Any], unsure: bool = False, note: str = ""
+) -> Draft:
+    """Autosave: keep whatever the annotator has so far, valid or not yet."""
+    if not isinstance(value, dict):
+        raise ServiceError("A draft value must be a JSON object.", field="value")
+    draft, _ = Draft.objects.update_or_create(
+        item=item, annotator=annotator, defaults={"value": value, "unsure": unsure, "note": note[:5000]}
+    )
+    return draft

@@ -1,0 +1,1 @@
+"""Datasets: immutable content-hashed snapshots of approved items and their leakage-free splits."""

@@ -1,0 +1,143 @@
+"""Browser pages for snapshots: list and create, detail, download and compare."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from annotation.datasets import selectors as datasets_selectors
+from annotation.datasets import services as snapshots
+from annotation.datasets.selectors import diff_examples, manifest_label_rows, snapshot_get, snapshot_pair
+from annotation.models import Project, Snapshot, Split
+from annotation.permissions import MANAGE, REVIEW, ROLE_REQUIRED, access_project
+from core.errors import ServiceError
+
+
+class SnapshotForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    seed = forms.IntegerField(initial=0, help_text="Seeds the split of items that have none yet.")
+    train = forms.FloatField(initial=80, min_value=0, max_value=100, label="Train %")
+    validation = forms.FloatField(initial=10, min_value=0, max_value=100, label="Validation %")
+    test = forms.FloatField(initial=10, min_value=0, max_value=100, label="Test %")
+    group_field = forms.CharField(
+        required=False, max_length=100, label="Group by metadata field",
+        help_text="Empty: items sharing a group key share a split.",
+    )
+    balance_mode = forms.ChoiceField(
+        required=False, choices=[("", "No class-balance report"), *snapshots.BALANCE_MODES], label="Class balance"
+    )
+
+    def ratios(self) -> tuple[float, float, float]:
+        d = self.cleaned_data
+        return (d["train"] / 100, d["validation"] / 100, d["test"] / 100)
+
+
+def _snapshot_or_404(project: Project, snapshot_id: int) -> Snapshot:
+    snapshot = snapshot_get(project=project, snapshot_id=snapshot_id)
+    if snapshot is None:
+        raise Http404("No such snapshot.")
+    return snapshot
+
+
+@login_required
+def snapshot_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The project's snapshots; the owner creates a new one here."""
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    form = SnapshotForm(request.POST or None, initial={"name": f"{project.name} snapshot"})
+    status = 200
+    if request.method == "POST":
+        if role not in MANAGE:
+            raise PermissionDenied(ROLE_REQUIRED)
+        if form.is_valid():
+            d = form.cleaned_data
+            try:
+                snapshot = snapshots.snapshot_create(
+                    project=project, user=request.user, name=d["name"], seed=d["seed"], ratios=form.ratios(),
+                    group_field=d["group_field"], balance_mode=d["balance_mode"],
+                )
+            except ServiceError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(request, f"Snapshot {snapshot.name} created: {snapshot.item_count} items.")
+                return redirect(reverse("snapshot-detail", args=[project.pk, snapshot.pk]))
+        status = 400
+    context = {
+        "project": project,
+        "role": role,
+        "can_create": role in MANAGE,
+        "form": form,
+        "snapshots": datasets_selectors.snapshot_list(project=project),
+    }
+    return render(request, "annotation/snapshot_list.html", context, status=status)
+
+
+@login_required
+def snapshot_detail(request: HttpRequest, project_id: int, snapshot_id: int) -> HttpResponse:
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    snapshot = _snapshot_or_404(project, snapshot_id)
+    context = {
+        "project": project,
+        "role": role,
+        "snapshot": snapshot,
+        "manifest": snapshot.manifest,
+        "manifest_json": json.dumps(snapshot.manifest, indent=2, sort_keys=True),
+        "label_rows": manifest_label_rows(snapshot.manifest),
+        "others": datasets_selectors.snapshot_list(project=project).exclude(pk=snapshot.pk),
+        "splits": Split.values,
+    }
+    return render(request, "annotation/snapshot_detail.html", context)
+
+
+def snapshot_stream(*, snapshot: Snapshot, split: str = "") -> StreamingHttpResponse:
+    """The JSONL as a download, streamed line by line from its content-addressed file."""
+    lines = snapshots.snapshot_lines(snapshot=snapshot, split=split)
+    name = f"snapshot-{snapshot.pk}-{snapshot.content_hash[:12]}{'-' + split if split else ''}.jsonl"
+    response = StreamingHttpResponse(lines, content_type="application/jsonl; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    if not split:
+        response["X-Content-SHA256"] = snapshot.content_hash  # the whole file is what the hash covers
+    return response
+
+
+@login_required
+def snapshot_download(request: HttpRequest, project_id: int, snapshot_id: int) -> HttpResponse:
+    project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    snapshot = _snapshot_or_404(project, snapshot_id)
+    try:
+        return snapshot_stream(snapshot=snapshot, split=request.GET.get("split", ""))
+    except ServiceError as exc:
+        return HttpResponse(exc.message, status=400, content_type="text/plain")
+
+
+@login_required
+def snapshot_compare(request: HttpRequest, project_id: int) -> HttpResponse:
+    """What changed between two snapshots: items added, removed and relabelled."""
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    try:
+        old, new = snapshot_pair(
+            project=project, old_id=request.GET.get("old"), new_id=request.GET.get("new")
+        )
+    except ServiceError as exc:
+        return render(
+            request, "annotation/snapshot_compare.html",
+            {"project": project, "error": exc.message, "snapshots": datasets_selectors.snapshot_list(project=project)},
+            status=400,
+        )
+    diff = snapshots.snapshot_compare(old=old, new=new)
+    context = {
+        "project": project,
+        "role": role,
+        "old": old,
+        "new": new,
+        "diff": diff,
+        "examples": diff_examples(diff),
+        "snapshots": datasets_selectors.snapshot_list(project=project),
+    }
+    return render(request, "annotation/snapshot_compare.html", context)

@@ -1,0 +1,1 @@
+"""Bringing items in: JSONL/CSV files read and validated (importers.py), written by an RQ job."""

@@ -1,0 +1,89 @@
+"""REST API for imports: upload a file, then follow its job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import parsers, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from annotation.imports.importers import CSV, JSONL, MAPPING_KEYS
+from annotation.imports.services import import_create, import_get_for_user, import_progress
+from annotation.models import ImportJob
+from annotation.permissions import MANAGE, access_project
+from core.api import DENIED, REFUSED, ApiView, validated
+from core.errors import ServiceError
+
+
+class ImportProgressSerializer(serializers.Serializer):
+    percent = serializers.IntegerField()
+    phase = serializers.CharField()
+    done = serializers.BooleanField()
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    """An import and how far it got; `errors` name the line and field of every bad row (nothing is written then)."""
+
+    created_by = serializers.CharField(source="created_by.username")
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id", "file_name", "file_format", "mapping", "status", "progress", "total_bytes", "processed_bytes",
+            "rows_read", "rows_imported", "duplicates", "duplicate_examples", "errors", "created_by", "created_at",
+            "started_at", "finished_at",
+        ]
+
+    @extend_schema_field(ImportProgressSerializer)
+    def get_progress(self, job: ImportJob) -> dict[str, Any]:
+        return ImportProgressSerializer(import_progress(job)).data
+
+
+class ImportCreateApi(ApiView):
+    """Owner: upload a JSONL or CSV file of items. A small file is imported before the answer comes
+    (status succeeded or failed); a big one is queued: poll the import until it is done."""
+
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        file = serializers.FileField(help_text="JSONL (one JSON object a line) or CSV with a header row, UTF-8.")
+        file_format = serializers.ChoiceField(
+            choices=[JSONL, CSV], required=False, allow_null=True, default=None,
+            help_text="Left out: taken from the file's extension.",
+        )
+        mapping = serializers.JSONField(
+            binary=True, required=False, allow_null=True, default=None,
+            help_text=f'JSON object: which column holds what, e.g. {{"text": "prompt"}}; keys {list(MAPPING_KEYS)}.',
+        )
+
+    @extend_schema(request=InputSerializer, responses={201: ImportJobSerializer, **REFUSED})
+    def post(self, request: Request, project_id: int) -> Response:
+        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        data = validated(self.InputSerializer, request.data)
+        upload = data["file"]
+        try:
+            job = import_create(
+                project=project,
+                user=request.user,
+                file_name=upload.name,
+                fileobj=upload,
+                file_format=data["file_format"],
+                mapping=data["mapping"],
+            )
+        except ServiceError as exc:
+            if exc.field in MAPPING_KEYS:  # a mapping key: say where it sits in this request
+                raise ServiceError(exc.message, field=f"mapping.{exc.field}") from exc
+            raise
+        return Response(ImportJobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class ImportDetailApi(ApiView):
+    """Owner: an import's status and progress; poll it until `progress.done`."""
+
+    @extend_schema(responses={200: ImportJobSerializer, **DENIED})
+    def get(self, request: Request, project_id: int, job_id: int) -> Response:
+        job = import_get_for_user(user=request.user, project_id=project_id, job_id=job_id)
+        return Response(ImportJobSerializer(job).data)

@@ -1,0 +1,15 @@
+"""This package's routes: browser pages (`urlpatterns`) and REST API (`api_urlpatterns`, mounted under /api/)."""
+
+from django.urls import path
+
+from . import apis, views
+
+urlpatterns = [
+    path("projects/<int:project_id>/import/", views.import_create_view, name="import-page"),
+    path("projects/<int:project_id>/imports/<int:job_id>/", views.import_detail, name="import-detail"),
+]
+
+api_urlpatterns = [
+    path("projects/<int:project_id>/imports/create/", apis.ImportCreateApi.as_view(), name="api-import-create"),
+    path("projects/<int:project_id>/imports/<int:job_id>/", apis.ImportDetailApi.as_view(), name="api-import-detail"),
+]

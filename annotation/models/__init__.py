@@ -1,0 +1,61 @@
+"""The annotation tables, one module per sub-area, re-exported here: `from annotation.models import Item`.
+
+Invariants live in the database wherever it can hold them (unique and check constraints, partial
+indexes); each sub-area's services are the only code that writes its tables.
+"""
+
+from .annotate import Annotation, AnnotationStatus, Claim, ClaimStatus, Draft
+from .datasets import ItemSplit, Snapshot, SnapshotItem, Split
+from .imports import ImportJob, ImportStatus
+from .items import Item, ItemStatus
+from .projects import (
+    GoalMetric,
+    GuidelineAcknowledgement,
+    GuidelineVersion,
+    Label,
+    Membership,
+    Project,
+    QueueOrder,
+    Role,
+    TaskType,
+    default_rating_criteria,
+    hex_colour,
+)
+from .quality import ItemEmbedding, NoiseFlag, NoiseScan, ScanStatus
+from .review import Decision, DecisionSource, ReviewReason, ReviewStatus, ReviewTask
+
+__all__ = [
+    "Annotation",
+    "AnnotationStatus",
+    "Claim",
+    "ClaimStatus",
+    "Decision",
+    "DecisionSource",
+    "Draft",
+    "GoalMetric",
+    "GuidelineAcknowledgement",
+    "GuidelineVersion",
+    "ImportJob",
+    "ImportStatus",
+    "Item",
+    "ItemEmbedding",
+    "ItemSplit",
+    "ItemStatus",
+    "Label",
+    "Membership",
+    "NoiseFlag",
+    "NoiseScan",
+    "Project",
+    "QueueOrder",
+    "ReviewReason",
+    "ReviewStatus",
+    "ReviewTask",
+    "Role",
+    "ScanStatus",
+    "Snapshot",
+    "SnapshotItem",
+    "Split",
+    "TaskType",
+    "default_rating_criteria",
+    "hex_colour",
+]

@@ -1,0 +1,110 @@
+"""Browser forms of projects: parse and shape what a person typed; the services decide whether it is allowed."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django import forms
+
+from annotation.models import GoalMetric, Role, TaskType
+from annotation.projects.services import LEASE_MAX_SECONDS, LEASE_MIN_SECONDS
+
+# Keys the annotate page keeps for its own commands: a label cannot take them as a hotkey.
+RESERVED_HOTKEYS = frozenset("sSuUgG?")
+
+
+HOTKEY_RESERVED = "S, U, G and ? are the annotate page's own keys; pick another hotkey."
+
+
+LABEL_LISTED_TWICE = "Label {name!r} is listed twice."
+
+
+PREVIEW_STALE = "The text changed after the preview: check the new diff, then publish."
+
+
+def parse_label_names(raw: str) -> list[str]:
+    """One label per line; a single line may list them separated by commas instead."""
+    lines = [line.strip() for line in raw.splitlines() if line.strip()]
+    if len(lines) == 1:
+        lines = [part.strip() for part in lines[0].split(",") if part.strip()]
+    return lines
+
+
+def body_digest(body: str) -> str:
+    """Identifies the exact guideline text a preview showed, so publish can refuse text nobody previewed."""
+    return hashlib.sha256(body.strip().encode("utf-8")).hexdigest()[:32]
+
+
+class ProjectCreateForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    task_type = forms.ChoiceField(choices=TaskType.choices, initial=TaskType.SINGLE_LABEL, label="Task type")
+    labels = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "positive\nnegative\nneutral"}),
+        help_text="One per line, or comma-separated on one line. Leave empty for instruction → response.",
+    )
+    overlap = forms.IntegerField(
+        min_value=1, max_value=20, initial=2, help_text="How many annotators label each item, blind to each other."
+    )
+    lease_seconds = forms.IntegerField(
+        min_value=LEASE_MIN_SECONDS,
+        max_value=LEASE_MAX_SECONDS,
+        initial=900,
+        label="Lease (seconds)",
+        help_text="How long a claimed item stays reserved for its annotator.",
+    )
+    goal_metric = forms.ChoiceField(
+        choices=[("", "Default for the task"), *GoalMetric.choices], required=False, label="Goal metric"
+    )
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    guidelines = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "class": "mono"}),
+        help_text="Markdown. Published as version 1; annotators acknowledge it before their first item.",
+    )
+
+    def clean_labels(self) -> list[str]:
+        names = parse_label_names(self.cleaned_data["labels"])
+        seen: set[str] = set()
+        for name in names:
+            if name.casefold() in seen:
+                raise forms.ValidationError(LABEL_LISTED_TWICE.format(name=name))
+            seen.add(name.casefold())
+        return names
+
+
+class ProjectSettingsForm(forms.Form):
+    overlap = forms.IntegerField(min_value=1, max_value=20, help_text="Annotators per item.")
+    lease_seconds = forms.IntegerField(
+        min_value=LEASE_MIN_SECONDS, max_value=LEASE_MAX_SECONDS, label="Lease (seconds)"
+    )
+
+
+class LabelForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    color = forms.RegexField(
+        regex=r"^#[0-9a-fA-F]{6}$",
+        required=False,
+        widget=forms.TextInput(attrs={"type": "color"}),
+        error_messages={"invalid": "Use a hex colour such as #1f77b4."},
+    )
+    hotkey = forms.CharField(max_length=1, required=False, strip=True)
+
+    def clean_hotkey(self) -> str:
+        key = self.cleaned_data["hotkey"]
+        if key in RESERVED_HOTKEYS:
+            raise forms.ValidationError(HOTKEY_RESERVED)
+        return key
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
+
+
+class GuidelinePublishForm(forms.Form):
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 18, "class": "mono"}), strip=False, label="Guidelines")
+    change_note = forms.CharField(
+        max_length=300, required=False, label="What changed", help_text="Shown in the history and to annotators."
+    )
+    previewed = forms.CharField(required=False, widget=forms.HiddenInput)

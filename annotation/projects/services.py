@@ -1,0 +1,258 @@
+"""Projects, memberships, labels and guideline versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from annotation.models import (
+    Annotation,
+    GuidelineAcknowledgement,
+    GuidelineVersion,
+    Item,
+    Label,
+    Membership,
+    Project,
+    Role,
+    TaskType,
+)
+from core.errors import ServiceError
+
+LABELS_NOT_FOR_INSTRUCTION = "Instruction projects have no labels: annotators write responses."
+
+
+DUPLICATE_LABEL = "A label with this name or hotkey already exists in the project."
+
+
+GUIDELINE_UNCHANGED = "The new guidelines are identical to the current version."
+
+
+GUIDELINE_EMPTY = "Guidelines cannot be empty."
+
+
+DEFAULT_COLOURS = ("#2f6fde", "#d9480f", "#2b8a3e", "#862e9c", "#c2255c", "#1098ad", "#e67700", "#5c940d", "#495057")
+
+
+def project_create(
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    task_type: str = TaskType.SINGLE_LABEL,
+    labels: Sequence[str] = (),
+    description: str = "",
+    goal_metric: str | None = None,
+    overlap: int = 2,
+    lease_seconds: int = 900,
+    guidelines: str = "",
+) -> Project:
+    """Create a project with its owner, its labels (hotkeys 1-9 in order) and guidelines v1 if given."""
+    project = Project(
+        name=name.strip(),
+        description=description,
+        task_type=task_type,
+        overlap=overlap,
+        lease_seconds=lease_seconds,
+        created_by=owner,
+    )
+    if goal_metric:
+        project.goal_metric = goal_metric
+    elif task_type == TaskType.INSTRUCTION:
+        project.goal_metric = "rouge_l"
+    try:
+        project.full_clean(exclude=["created_by"])
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise ServiceError(f"{field}: {' '.join(messages)}", field=field) from exc
+    if task_type == TaskType.INSTRUCTION and labels:
+        raise ServiceError(LABELS_NOT_FOR_INSTRUCTION, field="labels")
+    if task_type != TaskType.INSTRUCTION and len(set(labels)) < 2:
+        raise ServiceError("A classification project needs at least two distinct labels.", field="labels")
+    with transaction.atomic():
+        project.save()
+        Membership.objects.create(project=project, user=owner, role=Role.OWNER)
+        for name_ in labels:
+            label_create(project=project, name=name_)
+        if guidelines.strip():
+            guideline_publish(project=project, author=owner, body=guidelines)
+    return project
+
+
+def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    if role not in Role.values:
+        raise ServiceError(f"Unknown role {role!r}; use one of {Role.values}.", field="role")
+    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    return membership
+
+
+def label_create(*, project: Project, name: str, color: str = "", hotkey: str | None = None) -> Label:
+    if project.task_type == TaskType.INSTRUCTION:
+        raise ServiceError(LABELS_NOT_FOR_INSTRUCTION, field="labels")
+    name = name.strip()
+    if not name:
+        raise ServiceError("A label needs a name.", field="name")
+    position = (project.labels.aggregate(m=Max("position"))["m"] or 0) + 1 if project.labels.exists() else 0
+    if hotkey is None:
+        hotkey = str(position + 1) if position < 9 else ""
+    label = Label(
+        project=project,
+        name=name,
+        color=color or DEFAULT_COLOURS[position % len(DEFAULT_COLOURS)],
+        hotkey=hotkey,
+        position=position,
+    )
+    try:
+        label.full_clean(exclude=["project"], validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise ServiceError(f"{field}: {' '.join(messages)}", field=field) from exc
+    try:
+        with transaction.atomic():
+            label.save()
+    except IntegrityError as exc:
+        raise ServiceError(DUPLICATE_LABEL, field="name") from exc
+    return label
+
+
+def project_set_overlap(*, project: Project, overlap: int) -> Project:
+    """Change overlap and re-open or close items to match; items already over the new overlap keep their work."""
+    if overlap < 1:
+        raise ServiceError("Overlap must be at least 1.", field="overlap")
+    with transaction.atomic():
+        Project.objects.filter(pk=project.pk).update(overlap=overlap)
+        Item.objects.filter(project=project, slots_taken__lt=overlap).update(is_open=True)
+        Item.objects.filter(project=project, slots_taken__gte=overlap).update(is_open=False)
+    project.overlap = overlap
+    return project
+
+
+def project_archive(*, project: Project) -> Project:
+    """Deleting a project archives it: nothing anyone did is removed."""
+    project.archived_at = timezone.now()
+    project.save(update_fields=["archived_at"])
+    return project
+
+
+def guideline_current(*, project: Project) -> GuidelineVersion | None:
+    return GuidelineVersion.objects.filter(project=project).order_by("-version").first()
+
+
+def guideline_publish(
+    *, project: Project, author: AbstractBaseUser, body: str, change_note: str = ""
+) -> GuidelineVersion:
+    """Publish a new version; annotators must acknowledge it before their next item."""
+    if not body.strip():
+        raise ServiceError(GUIDELINE_EMPTY, field="body")
+    for _attempt in range(3):
+        current = guideline_current(project=project)
+        if current is not None and current.body.strip() == body.strip():
+            raise ServiceError(GUIDELINE_UNCHANGED, field="body")
+        try:
+            with transaction.atomic():
+                return GuidelineVersion.objects.create(
+                    project=project,
+                    version=(current.version if current else 0) + 1,
+                    body=body,
+                    change_note=change_note.strip()[:300],
+                    created_by=author,
+                )
+        except IntegrityError:
+            continue  # someone published at the same moment; number after theirs
+    raise ServiceError("Could not publish: guidelines are being changed concurrently, try again.")
+
+
+def guideline_acknowledge(*, user: AbstractBaseUser, version: GuidelineVersion) -> GuidelineAcknowledgement:
+    ack, _ = GuidelineAcknowledgement.objects.get_or_create(guideline_version=version, user=user)
+    return ack
+
+
+def guideline_needs_ack(*, user: AbstractBaseUser, project: Project) -> GuidelineVersion | None:
+    """The current version if `user` has not acknowledged it yet, else None. One query."""
+    current = (
+        GuidelineVersion.objects.filter(project=project)
+        .order_by("-version")
+        .only("id", "version", "project_id")
+        .first()
+    )
+    if current is None:
+        return None
+    if GuidelineAcknowledgement.objects.filter(guideline_version=current, user=user).exists():
+        return None
+    return current
+
+
+LABEL_RENAME_IN_USE = "Labels cannot be renamed once the project has annotations: their values name the label."
+
+
+LAST_OWNER = "A project needs at least one owner: make someone else owner first."
+
+
+USER_NOT_FOUND = "No user with this username."
+
+
+LEASE_MIN_SECONDS = 30
+
+
+LEASE_MAX_SECONDS = 24 * 3600
+
+
+def project_set_lease(*, project: Project, lease_seconds: int) -> Project:
+    """Change how long a claim is held; claims already taken keep the expiry they were given."""
+    if not LEASE_MIN_SECONDS <= lease_seconds <= LEASE_MAX_SECONDS:
+        raise ServiceError(
+            f"The lease must be between {LEASE_MIN_SECONDS} and {LEASE_MAX_SECONDS} seconds.", field="lease_seconds"
+        )
+    Project.objects.filter(pk=project.pk).update(lease_seconds=lease_seconds)
+    project.lease_seconds = lease_seconds
+    return project
+
+
+def label_update(*, label: Label, name: str, color: str, hotkey: str) -> Label:
+    """Edit a label's look and hotkey; its name only while no annotation can refer to it."""
+    name = name.strip()
+    if not name:
+        raise ServiceError("A label needs a name.", field="name")
+    if name != label.name and Annotation.objects.filter(item__project_id=label.project_id).exists():
+        raise ServiceError(LABEL_RENAME_IN_USE, field="name")
+    label.name, label.color, label.hotkey = name, color, hotkey.strip()
+    try:
+        label.full_clean(exclude=["project"], validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise ServiceError(f"{field}: {' '.join(messages)}", field=field) from exc
+    try:
+        with transaction.atomic():
+            label.save(update_fields=["name", "color", "hotkey"])
+    except IntegrityError as exc:
+        raise ServiceError(DUPLICATE_LABEL, field="name") from exc
+    return label
+
+
+def membership_set_role(*, project: Project, username: str, role: str) -> Membership:
+    """Add a user by username or change their role, never leaving the project without an owner."""
+    user = get_user_model().objects.filter(username=username.strip()).first()
+    if user is None:
+        raise ServiceError(USER_NOT_FOUND, field="username")
+    with transaction.atomic():
+        current = Membership.objects.select_for_update().filter(project=project, user=user).first()
+        demotes_owner = current is not None and current.role == Role.OWNER and role != Role.OWNER
+        other_owners = Membership.objects.filter(project=project, role=Role.OWNER).exclude(user=user)
+        if demotes_owner and not other_owners.exists():
+            raise ServiceError(LAST_OWNER, field="role")
+        return membership_set(project=project, user=user, role=role)
+
+
+def token_issue(*, user: AbstractBaseUser, rotate: bool = False) -> Token:
+    """The user's token, created on first use; `rotate` replaces it, so the old key stops working at once."""
+    with transaction.atomic():
+        if rotate:
+            Token.objects.filter(user=user).delete()
+        token, _ = Token.objects.get_or_create(user=user)
+    return token

@@ -1,0 +1,335 @@
+"""Browser pages of projects: list, create, detail, settings, labels, members and guidelines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_http_methods, require_POST
+
+from annotation.annotate.selectors import annotator_progress, project_progress
+from annotation.annotate.services import (
+    guideline_state,
+)
+from annotation.models import GuidelineVersion, Label, Project, TaskType
+from annotation.permissions import ANNOTATE, MANAGE, access_project
+from annotation.projects.forms import (
+    PREVIEW_STALE,
+    GuidelinePublishForm,
+    LabelForm,
+    MemberForm,
+    ProjectCreateForm,
+    ProjectSettingsForm,
+    body_digest,
+)
+from annotation.projects.guidelines import diff_lines, render_markdown
+from annotation.projects.selectors import (
+    guideline_last_acknowledged,
+    guideline_versions,
+    label_list,
+    membership_list,
+    project_memberships_for_user,
+)
+from annotation.projects.services import (
+    DEFAULT_COLOURS,
+    guideline_acknowledge,
+    guideline_publish,
+    label_create,
+    label_update,
+    membership_set_role,
+    project_create,
+    project_set_lease,
+    project_set_overlap,
+)
+from core.errors import ServiceError
+from core.forms import add_service_error
+from training.rounds.forms import NextRoundSettingsForm
+
+DRAFT_NOT_HELD = "Not saved: you no longer hold this item."
+
+
+PROGRESS_EVENT = "progress-changed"
+
+
+def _safe_html(markdown_text: str) -> SafeString:
+    """Guideline Markdown as HTML: nh3 in `render_markdown` has already removed every unsafe tag and URL."""
+    return mark_safe(render_markdown(markdown_text))  # noqa: S308 - sanitised by nh3 just above
+
+
+@login_required
+def project_list(request: HttpRequest) -> HttpResponse:
+    memberships = project_memberships_for_user(user=request.user)
+    return render(request, "annotation/project_list.html", {"memberships": memberships})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_create_view(request: HttpRequest) -> HttpResponse:
+    """Any logged-in user may start a project; they become its owner."""
+    form = ProjectCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            project = project_create(
+                owner=request.user,
+                name=data["name"],
+                task_type=data["task_type"],
+                labels=data["labels"],
+                description=data["description"],
+                goal_metric=data["goal_metric"] or None,
+                overlap=data["overlap"],
+                lease_seconds=data["lease_seconds"],
+                guidelines=data["guidelines"],
+            )
+        except ServiceError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Project “{project.name}” created.")
+            return redirect("project-detail", project.pk)
+    status = 400 if form.is_bound else 200
+    return render(request, "annotation/project_create.html", {"form": form}, status=status)
+
+
+@login_required
+def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, role = access_project(user=request.user, project_id=project_id)
+    can_annotate = role in ANNOTATE
+    guideline, needs_ack = guideline_state(user=request.user, project=project)
+    context = {
+        "project": project,
+        "role": role,
+        "can_annotate": can_annotate,
+        "can_manage": role in MANAGE,
+        "progress": project_progress(project=project),
+        "mine": annotator_progress(user=request.user, project=project) if can_annotate else None,
+        "labels": label_list(project=project),
+        "guideline": guideline,
+        "needs_ack": needs_ack,
+        "members": membership_list(project=project),
+    }
+    return render(request, "annotation/project_detail.html", context)
+
+
+def _settings_response(
+    request: HttpRequest,
+    project: Project,
+    *,
+    settings_form: ProjectSettingsForm | None = None,
+    label_forms: dict[int, LabelForm] | None = None,
+    new_label_form: LabelForm | None = None,
+    member_form: MemberForm | None = None,
+    round_form: NextRoundSettingsForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The settings page, with any bound form that failed shown in place of its blank one."""
+    labels = label_list(project=project)
+    label_forms = label_forms or {}
+    label_rows = [
+        (
+            label,
+            label_forms.get(label.pk)
+            or LabelForm(
+                prefix=f"label-{label.pk}", initial={"name": label.name, "color": label.color, "hotkey": label.hotkey}
+            ),
+        )
+        for label in labels
+    ]
+    context = {
+        "project": project,
+        "settings_form": settings_form
+        or ProjectSettingsForm(initial={"overlap": project.overlap, "lease_seconds": project.lease_seconds}),
+        "label_rows": label_rows,
+        "new_label_form": new_label_form
+        or LabelForm(prefix="new", initial={"color": DEFAULT_COLOURS[len(labels) % len(DEFAULT_COLOURS)]}),
+        "has_labels": project.task_type != TaskType.INSTRUCTION,
+        "members": membership_list(project=project),
+        "member_form": member_form or MemberForm(),
+        "roles": MemberForm.base_fields["role"].choices,
+        "round_form": round_form
+        or NextRoundSettingsForm(
+            initial={
+                "queue_order": project.queue_order,
+                "random_share": project.random_share,
+                "disagreement_confidence": project.disagreement_confidence,
+                "show_prelabels": project.show_prelabels,
+                "show_model_confidence": project.show_model_confidence,
+                "rating_criteria": "\n".join(project.rating_criteria or []),
+            }
+        ),
+    }
+    return render(request, "annotation/project_settings.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    if request.method == "GET":
+        return _settings_response(request, project)
+    form = ProjectSettingsForm(request.POST)
+    if form.is_valid():
+        try:
+            if form.cleaned_data["overlap"] != project.overlap:
+                project_set_overlap(project=project, overlap=form.cleaned_data["overlap"])
+            if form.cleaned_data["lease_seconds"] != project.lease_seconds:
+                project_set_lease(project=project, lease_seconds=form.cleaned_data["lease_seconds"])
+        except ServiceError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("project-settings", project.pk)
+    return _settings_response(request, project, settings_form=form, status=400)
+
+
+@login_required
+@require_POST
+def label_create_view(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    form = LabelForm(request.POST, prefix="new")
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            label = label_create(project=project, name=data["name"], color=data["color"], hotkey=data["hotkey"] or None)
+        except ServiceError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Label “{label.name}” added.")
+            return redirect("project-settings", project.pk)
+    return _settings_response(request, project, new_label_form=form, status=400)
+
+
+@login_required
+@require_POST
+def label_update_view(request: HttpRequest, project_id: int, label_id: int) -> HttpResponse:
+    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    label = get_object_or_404(Label, project=project, pk=label_id)
+    form = LabelForm(request.POST, prefix=f"label-{label.pk}")
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            label_update(label=label, name=data["name"], color=data["color"] or label.color, hotkey=data["hotkey"])
+        except ServiceError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Label “{label.name}” saved.")
+            return redirect("project-settings", project.pk)
+    return _settings_response(request, project, label_forms={label.pk: form}, status=400)
+
+
+@login_required
+@require_POST
+def member_set_view(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    form = MemberForm(request.POST)
+    if form.is_valid():
+        try:
+            membership = membership_set_role(
+                project=project, username=form.cleaned_data["username"], role=form.cleaned_data["role"]
+            )
+        except ServiceError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"{membership.user.username} is now {membership.get_role_display().lower()}.")
+            return redirect("project-settings", project.pk)
+    return _settings_response(request, project, member_form=form, status=400)
+
+
+def _ack_context(request: HttpRequest, project: Project, guideline: GuidelineVersion) -> dict[str, Any]:
+    """What an annotator reads before acknowledging: the diff since their last acknowledged version, or all of it."""
+    last = guideline_last_acknowledged(user=request.user, project=project)
+    return {
+        "ack_guideline": guideline,
+        "ack_last": last,
+        "ack_diff": diff_lines(last.body, guideline.body) if last else None,
+        "ack_html": _safe_html(guideline.body),
+    }
+
+
+@login_required
+def guideline_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The current version (or ?v=N), its change against the previous one, the history, and the ack prompt."""
+    project, role = access_project(user=request.user, project_id=project_id)
+    versions = guideline_versions(project=project)
+    current = versions[0] if versions else None
+    shown = current
+    wanted = request.GET.get("v", "")
+    if wanted.isdigit():
+        shown = next((v for v in versions if v.version == int(wanted)), current)
+    previous = next((v for v in versions if shown and v.version < shown.version), None)
+    context: dict[str, Any] = {
+        "project": project,
+        "role": role,
+        "can_manage": role in MANAGE,
+        "versions": versions,
+        "current": current,
+        "shown": shown,
+        "shown_html": _safe_html(shown.body) if shown else "",
+        "previous": previous,
+        "changes": diff_lines(previous.body, shown.body) if previous and shown else None,
+    }
+    # Only those who annotate are held to the acknowledgement (claim_next asks for it); others just read.
+    if role in ANNOTATE and current is not None and guideline_state(user=request.user, project=project)[1]:
+        context.update(
+            _ack_context(request, project, current), ack_compact=True, ack_next=reverse("annotate", args=[project.pk])
+        )
+    return render(request, "annotation/guideline_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def guideline_publish_view(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Publishing takes two steps: a preview of the diff to the current version, then a confirm of that exact text."""
+    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    versions = guideline_versions(project=project)
+    current = versions[0] if versions else None
+    form = GuidelinePublishForm(request.POST or None, initial={"body": current.body if current else ""})
+    context: dict[str, Any] = {"project": project, "form": form, "current": current}
+    if request.method == "GET":
+        return render(request, "annotation/guideline_publish.html", context)
+    if not form.is_valid():
+        return render(request, "annotation/guideline_publish.html", context, status=400)
+    body, digest = form.cleaned_data["body"], body_digest(form.cleaned_data["body"])
+    if request.POST.get("action") == "publish":
+        if form.cleaned_data["previewed"] == digest:
+            try:
+                version = guideline_publish(
+                    project=project, author=request.user, body=body, change_note=form.cleaned_data["change_note"]
+                )
+            except ServiceError as exc:
+                add_service_error(form, exc)
+                return render(request, "annotation/guideline_publish.html", context, status=400)
+            messages.success(request, f"Guidelines v{version.version} published: annotators will be asked to read it.")
+            return redirect("guideline-detail", project.pk)
+        context["stale"] = PREVIEW_STALE
+    data = request.POST.copy()
+    data["previewed"] = digest
+    preview_diff = diff_lines(current.body if current else "", body)
+    context.update(
+        form=GuidelinePublishForm(data),
+        preview_html=_safe_html(body),
+        preview_diff=preview_diff,
+        preview_changed=any(kind != "same" for kind, _ in preview_diff),
+        next_version=(current.version if current else 0) + 1,
+    )
+    return render(request, "annotation/guideline_publish.html", context)
+
+
+@login_required
+@require_POST
+def guideline_ack_view(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Acknowledge the version the reader was shown (a newer one published meanwhile will be asked for next)."""
+    project, role = access_project(user=request.user, project_id=project_id)
+    version_id = request.POST.get("version", "")
+    version = get_object_or_404(GuidelineVersion, project=project, pk=int(version_id) if version_id.isdigit() else 0)
+    guideline_acknowledge(user=request.user, version=version)
+    messages.success(request, f"Thanks: you acknowledged guidelines version {version.version}.")
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return redirect(target)
+    return redirect("annotate" if role in ANNOTATE else "guideline-detail", project.pk)

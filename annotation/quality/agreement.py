@@ -1,0 +1,354 @@
+"""Inter-annotator agreement and per-annotator accuracy: pure functions over annotation rows (no Django).
+
+The input is a flat list of `(item_id, annotator, value_key)` rows, where `value_key` is the hashable
+form of a value (`annotation.values.value_key`: a label name, or sorted label names joined by "|" for
+multi-label values). An annotator who appears twice on one item counts once, with their last row.
+
+Every figure that is undefined for the data at hand (fewer than two shared items, a single category in
+use, no item with two ratings) is `None`, never NaN, so the summary stays JSON-serialisable and the
+pages can print "–" instead of a misleading number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from itertools import combinations
+from typing import Any, NamedTuple
+
+import krippendorff
+import numpy as np
+from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+MULTI_LABEL_SEPARATOR = "|"
+
+
+LEVELS = ("nominal", "ordinal", "interval", "ratio")
+
+
+BUCKETS = ("day", "week", "month")
+
+
+UNKNOWN_LEVEL = "Krippendorff's alpha level must be one of {levels}, not {level!r}."
+
+
+NOT_NUMERIC = "The {level} level needs numeric values; {value!r} is not a number."
+
+
+UNKNOWN_BUCKET = "A trend bucket must be one of {buckets}, not {bucket!r}."
+
+
+class AnnotationRow(NamedTuple):
+    item_id: int
+    annotator: str
+    value_key: str
+
+
+class PairKappa(NamedTuple):
+    annotator_a: str
+    annotator_b: str
+    kappa: float | None
+    n_items: int
+
+
+class AnnotatorAccuracy(NamedTuple):
+    annotator: str
+    accuracy: float | None
+    n: int
+
+
+Ratings = dict[Hashable, dict[str, str]]  # item id -> {annotator: value key}
+
+
+def _by_item(rows: Iterable[Sequence[Any]]) -> Ratings:
+    """Group rows by item; a repeated (item, annotator) pair keeps its last value."""
+    items: Ratings = {}
+    for item_id, annotator, value, *_ in rows:
+        items.setdefault(item_id, {})[annotator] = value
+    return items
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def pairwise_cohen_kappa(rows: Iterable[Sequence[Any]]) -> list[PairKappa]:
+    """Cohen's kappa for every pair of annotators over the items both labelled.
+
+    kappa is None when the pair shares fewer than two items or when it is undefined (both annotators
+    used one and the same category throughout, so chance agreement is 1).
+    """
+    per_annotator: dict[str, dict[Hashable, str]] = defaultdict(dict)
+    for item_id, ratings in _by_item(rows).items():
+        for annotator, value in ratings.items():
+            per_annotator[annotator][item_id] = value
+    pairs: list[PairKappa] = []
+    for a, b in combinations(sorted(per_annotator), 2):
+        left, right = per_annotator[a], per_annotator[b]
+        shared = [item for item in left if item in right]
+        kappa = None
+        if len(shared) >= 2:
+            y1 = [left[item] for item in shared]
+            y2 = [right[item] for item in shared]
+            if len(set(y1) | set(y2)) > 1:  # one category throughout: chance agreement is 1, kappa 0/0
+                kappa = _finite(cohen_kappa_score(y1, y2, replace_undefined_by=np.nan))
+        if shared:
+            pairs.append(PairKappa(a, b, kappa, len(shared)))
+    return pairs
+
+
+def _count_table(ratings: Ratings, min_ratings: int = 2) -> tuple[np.ndarray, list[str]]:
+    """Items x categories matrix of how many annotators chose each category (items with enough ratings)."""
+    categories = sorted({v for r in ratings.values() for v in r.values()})
+    column = {c: j for j, c in enumerate(categories)}
+    rated = [r for r in ratings.values() if len(r) >= min_ratings]
+    table = np.zeros((len(rated), len(categories)), dtype=np.int64)
+    for i, r in enumerate(rated):
+        for value in r.values():
+            table[i, column[value]] += 1
+    return table, categories
+
+
+def _fleiss_from_table(table: np.ndarray) -> float | None:
+    """Fleiss' kappa from an items x categories count table whose rows all sum to the same n >= 2."""
+    if table.shape[0] == 0:
+        return None
+    n = int(table[0].sum())
+    if n < 2:
+        return None
+    n_items = table.shape[0]
+    p_j = table.sum(axis=0) / (n_items * n)  # share of all ratings in each category
+    p_i = ((table * (table - 1)).sum(axis=1)) / (n * (n - 1))  # agreeing rater pairs per item
+    p_bar = p_i.mean()
+    p_e = float((p_j**2).sum())
+    if p_e >= 1.0 - 1e-12:
+        return None
+    return float((p_bar - p_e) / (1.0 - p_e))
+
+
+def fleiss_kappa(rows: Iterable[Sequence[Any]]) -> float | None:
+    """Fleiss' kappa over the items rated by the modal number of annotators.
+
+    Fleiss' formula needs the same number of ratings n on every item. With an overlap setting that is
+    the case for finished items; items still in progress (or over-annotated by an import) would bias it,
+    so only items whose rating count equals the most common count (>= 2) are used. On a tie between two
+    counts the larger wins, because more raters per item give a steadier estimate. None when no item has
+    two ratings or every rating used the same category.
+    """
+    return _fleiss_modal(_by_item(rows))
+
+
+def _fleiss_modal(ratings: Ratings) -> float | None:
+    counts = Counter(len(r) for r in ratings.values() if len(r) >= 2)
+    if not counts:
+        return None
+    modal = max(counts, key=lambda n: (counts[n], n))
+    return _fleiss_from_table(_count_table({k: r for k, r in ratings.items() if len(r) == modal})[0])
+
+
+def krippendorff_alpha(rows: Iterable[Sequence[Any]], level: str = "nominal") -> float | None:
+    """Krippendorff's alpha: any number of annotators per item, missing ratings allowed.
+
+    Items with one rating carry no pairable information and are ignored by the statistic. Non-nominal
+    levels need numeric value keys. None when no item has two ratings or only one value was used.
+    """
+    return _alpha(_by_item(rows), level)
+
+
+def _alpha(ratings: Ratings, level: str = "nominal") -> float | None:
+    if level not in LEVELS:
+        raise ValueError(UNKNOWN_LEVEL.format(levels=LEVELS, level=level))
+    ratings = {k: r for k, r in ratings.items() if len(r) >= 2}
+    if not ratings:
+        return None
+    values = sorted({v for r in ratings.values() for v in r.values()})
+    if len(values) < 2:
+        return None
+    if level == "nominal":
+        code = {v: float(i) for i, v in enumerate(values)}
+    else:
+        code = {}
+        for v in values:
+            try:
+                code[v] = float(v)
+            except (TypeError, ValueError):
+                raise ValueError(NOT_NUMERIC.format(level=level, value=v)) from None
+    annotators = sorted({a for r in ratings.values() for a in r})
+    row_of = {a: i for i, a in enumerate(annotators)}
+    data = np.full((len(annotators), len(ratings)), np.nan)
+    for j, r in enumerate(ratings.values()):
+        for annotator, value in r.items():
+            data[row_of[annotator], j] = code[value]
+    domain = sorted(set(code.values()))
+    return _finite(krippendorff.alpha(reliability_data=data, value_domain=domain, level_of_measurement=level))
+
+
+def _percent_agreement(ratings: Ratings) -> float | None:
+    """Observed agreement: the share of agreeing annotator pairs per item, averaged over items with 2+ ratings."""
+    shares = []
+    for r in ratings.values():
+        n = len(r)
+        if n < 2:
+            continue
+        same = sum(c * (c - 1) for c in Counter(r.values()).values())
+        shares.append(same / (n * (n - 1)))
+    return float(np.mean(shares)) if shares else None
+
+
+def _full_agreement(ratings: Ratings) -> float | None:
+    """Share of items with 2+ ratings on which every annotator gave the same value."""
+    multi = [r for r in ratings.values() if len(r) >= 2]
+    if not multi:
+        return None
+    return sum(len(set(r.values())) == 1 for r in multi) / len(multi)
+
+
+def _label_set(value: str, known: set[str], separator: str) -> set[str]:
+    """The labels inside a value key: the key itself when it names a label, else its "|"-joined parts."""
+    if value in known:
+        return {value}
+    return {part for part in value.split(separator) if part}
+
+
+def per_label_agreement(
+    rows: Iterable[Sequence[Any]], labels: Sequence[str] | None = None, *, separator: str = MULTI_LABEL_SEPARATOR
+) -> dict[str, dict[str, Any]]:
+    """Alpha and Fleiss' kappa per label, each rating binarised to "has this label" or not.
+
+    Multi-label value keys are split on `separator` (single-label names that contain it are matched
+    whole when `labels` lists them). `n` is how many ratings carry the label: its support.
+    """
+    ratings = _by_item(rows)
+    known = set(labels or ())
+    if labels is None:
+        names = sorted(
+            {label for r in ratings.values() for v in r.values() for label in _label_set(v, known, separator)}
+        )
+    else:
+        names = list(labels)
+    sets = {k: {a: _label_set(v, known, separator) for a, v in r.items()} for k, r in ratings.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        binary = {k: {a: "1" if name in s else "0" for a, s in r.items()} for k, r in sets.items()}
+        support = sum(v == "1" for r in binary.values() for v in r.values())
+        out[name] = {"alpha": _alpha(binary), "fleiss": _fleiss_modal(binary), "n": support}
+    return out
+
+
+def annotator_accuracy(rows: Iterable[Sequence[Any]], final: Mapping[Hashable, str]) -> list[AnnotatorAccuracy]:
+    """Each annotator's share of values equal to the item's final value, over their items that have one.
+
+    Every annotator in `rows` is listed, with accuracy None and n 0 when none of their items is final yet.
+    """
+    annotators: set[str] = set()
+    hits: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
+    for item_id, ratings in _by_item(rows).items():
+        annotators.update(ratings)
+        if item_id not in final:
+            continue
+        for annotator, value in ratings.items():
+            seen[annotator] += 1
+            hits[annotator] += value == final[item_id]
+    return [AnnotatorAccuracy(a, hits[a] / seen[a] if seen[a] else None, seen[a]) for a in sorted(annotators)]
+
+
+def annotator_confusion(
+    rows: Iterable[Sequence[Any]], final: Mapping[Hashable, str], labels: Sequence[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per annotator, a confusion matrix: rows are what the annotator said, columns the final value.
+
+    The axes are `labels` in their order, followed (sorted) by any value seen that `labels` lacks, so
+    nothing is silently dropped. Annotators with no finalised item are left out.
+    """
+    ratings = _by_item(rows)
+    said: dict[str, list[str]] = defaultdict(list)
+    truth: dict[str, list[str]] = defaultdict(list)
+    for item_id, r in ratings.items():
+        if item_id not in final:
+            continue
+        for annotator, value in r.items():
+            said[annotator].append(value)
+            truth[annotator].append(final[item_id])
+    axis = list(labels or ())
+    extra = {v for vs in said.values() for v in vs} | {v for vs in truth.values() for v in vs}
+    axis += sorted(extra - set(axis))
+    return {
+        a: {"labels": axis, "matrix": confusion_matrix(said[a], truth[a], labels=axis).astype(int).tolist()}
+        for a in sorted(said)
+    }
+
+
+def agreement_summary(
+    rows: Iterable[Sequence[Any]], final: Mapping[Hashable, str] | None = None, labels: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Everything the quality page and a snapshot manifest show, as plain JSON types.
+
+    `overall` holds the headline figures only (fleiss_kappa, krippendorff_alpha, percent_agreement,
+    full_agreement, mean_cohen_kappa), so it can be printed as a row of numbers.
+    """
+    rows = list(rows)
+    ratings = _by_item(rows)
+    pairs = pairwise_cohen_kappa(rows)
+    defined = [p.kappa for p in pairs if p.kappa is not None]
+    overall = {
+        "fleiss_kappa": _fleiss_modal(ratings),
+        "krippendorff_alpha": _alpha(ratings),
+        "percent_agreement": _percent_agreement(ratings),
+        "full_agreement": _full_agreement(ratings),
+        "mean_cohen_kappa": float(np.mean(defined)) if defined else None,
+    }
+    summary: dict[str, Any] = {
+        "n_items": len(ratings),
+        "n_items_multi": sum(len(r) >= 2 for r in ratings.values()),
+        "n_annotations": sum(len(r) for r in ratings.values()),
+        "n_annotators": len({a for r in ratings.values() for a in r}),
+        **overall,
+        "overall": overall,
+        "pairs": [p._asdict() for p in pairs],
+        "per_label": per_label_agreement(rows, labels),
+    }
+    if final is not None:
+        summary["annotators"] = [a._asdict() for a in annotator_accuracy(rows, final)]
+        summary["confusion"] = annotator_confusion(rows, final, labels)
+    return summary
+
+
+def _period(when: dt.datetime | dt.date, bucket: str) -> dt.date:
+    day = when.date() if isinstance(when, dt.datetime) else when
+    if bucket == "week":
+        return day - dt.timedelta(days=day.weekday())
+    if bucket == "month":
+        return day.replace(day=1)
+    return day
+
+
+def agreement_trend(rows_with_time: Iterable[Sequence[Any]], bucket: str = "day") -> list[dict[str, Any]]:
+    """Agreement per period, each item counted in the period of its latest rating (when it became complete).
+
+    Periods are days, ISO weeks (named by their Monday) or months (named by their first day); only
+    periods with at least one item rated twice are listed, oldest first.
+    """
+    if bucket not in BUCKETS:
+        raise ValueError(UNKNOWN_BUCKET.format(buckets=BUCKETS, bucket=bucket))
+    latest: dict[Hashable, dt.datetime] = {}
+    rows: list[tuple[Any, str, str]] = []
+    for item_id, annotator, value, when in rows_with_time:
+        rows.append((item_id, annotator, value))
+        if item_id not in latest or when > latest[item_id]:
+            latest[item_id] = when
+    by_period: dict[dt.date, Ratings] = defaultdict(dict)
+    for item_id, r in _by_item(rows).items():
+        if len(r) >= 2:
+            by_period[_period(latest[item_id], bucket)][item_id] = r
+    return [
+        {
+            "period": period.isoformat(),
+            "alpha": _alpha(ratings),
+            "percent_agreement": _percent_agreement(ratings),
+            "n_items": len(ratings),
+        }
+        for period, ratings in sorted(by_period.items())
+    ]

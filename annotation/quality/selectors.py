@@ -1,0 +1,117 @@
+"""Reads of quality: the agreement report and noise scans."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from annotation.models import (
+    Annotation,
+    AnnotationStatus,
+    Label,
+    NoiseScan,
+    Project,
+    TaskType,
+)
+from annotation.permissions import REVIEW
+from annotation.quality import agreement
+from annotation.review.selectors import latest_decisions
+from annotation.values import value_key
+
+
+def noise_scan_latest(*, project: Project) -> NoiseScan | None:
+    return NoiseScan.objects.filter(project=project).order_by("-created_at", "-id").first()
+
+
+def noise_scan_get(*, project: Project, scan_id: int) -> NoiseScan | None:
+    return NoiseScan.objects.filter(project=project, pk=scan_id).first()
+
+
+def annotation_rows(
+    *, project: Project, annotator: AbstractBaseUser | None = None
+) -> list[tuple[int, str, str, dt.datetime]]:
+    """(item id, annotator, value key, when) for the current annotations of the project (or of one annotator)."""
+    rows = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
+    if annotator is not None:
+        rows = rows.filter(annotator=annotator)
+    rows = (
+        rows.order_by("created_at", "id")
+        .values_list("item_id", "annotator__username", "value", "created_at")
+    )
+    return [(item_id, who, value_key(value), at) for item_id, who, value, at in rows.iterator(chunk_size=5000)]
+
+
+def quality_report(*, project: Project, user: AbstractBaseUser, role: str) -> dict[str, Any]:
+    """The quality page's figures as JSON types (the API returns the same dict).
+
+    Owners and reviewers get agreement (Cohen per pair, Fleiss, Krippendorff, per label), every
+    annotator's accuracy against the final labels, annotator x final-label confusion and the trend.
+    Anyone else gets only their own accuracy, computed from their own rows alone (blind promise).
+    """
+    final = {
+        item_id: value_key(value)
+        for item_id, value in latest_decisions(project=project).values_list("item_id", "value").iterator(
+            chunk_size=5000
+        )
+    }
+    if role not in REVIEW:
+        mine = [row[:3] for row in annotation_rows(project=project, annotator=user)]
+        own = [a._asdict() for a in agreement.annotator_accuracy(mine, final)]
+        return {"view": "own", "annotators": own or [{"annotator": user.get_username(), "accuracy": None, "n": 0}]}
+    timed = annotation_rows(project=project)
+    classify = project.task_type != TaskType.INSTRUCTION
+    labels = list(Label.objects.filter(project=project).values_list("name", flat=True)) if classify else []
+    summary = agreement.agreement_summary([row[:3] for row in timed], final=final, labels=labels)
+    trend = agreement.agreement_trend(timed, bucket="day")
+    accuracy = summary["annotators"]
+    report: dict[str, Any] = {
+        "view": "full",
+        "items": summary["n_items_multi"],
+        "n_items": summary["n_items"],
+        "n_annotations": summary["n_annotations"],
+        "n_annotators": summary["n_annotators"],
+        "overall": summary["overall"],
+        "pairs": [
+            {"a": p["annotator_a"], "b": p["annotator_b"], "cohen_kappa": p["kappa"], "n": p["n_items"]}
+            for p in summary["pairs"]
+        ],
+        "per_label": [
+            {"label": name, "fleiss_kappa": v["fleiss"], "krippendorff_alpha": v["alpha"], "n": v["n"]}
+            for name, v in summary["per_label"].items()
+        ],
+        "annotators": accuracy,
+        "confusion": [
+            {
+                "annotator": who,
+                "labels": c["labels"],
+                "rows": [
+                    {
+                        "label": said,
+                        "cells": [
+                            {"final": final_label, "n": n, "hit": said == final_label}
+                            for final_label, n in zip(c["labels"], counts, strict=True)
+                        ],
+                    }
+                    for said, counts in zip(c["labels"], c["matrix"], strict=True)
+                ],
+            }
+            for who, c in summary["confusion"].items()
+        ]
+        if classify
+        else [],
+        "trend": {
+            "labels": [t["period"] for t in trend],
+            "series": [
+                {"label": "Krippendorff's α", "values": [t["alpha"] for t in trend]},
+                {"label": "Raw agreement", "values": [t["percent_agreement"] for t in trend]},
+            ],
+            "items": [t["n_items"] for t in trend],
+        },
+    }
+    report["charts"] = {
+        "trend": report["trend"],
+        "accuracy": {"labels": [a["annotator"] for a in accuracy], "values": [a["accuracy"] for a in accuracy]},
+    }
+    return report

@@ -1,0 +1,252 @@
+"""Label-noise scans: start one (a row plus an RQ job enqueued on commit) and run it.
+
+A scan embeds the labelled items' texts (cached per item and encoder in ItemEmbedding), asks the pure
+`noise.find_suspects` for out-of-fold suspects among the approved items' final labels, and
+`noise.crowdlab` for items with several annotations; each suspect becomes a NoiseFlag and a review
+task (reason "noise") with its score and suggested label. An approved item goes back to review with
+its history kept. The NoiseScan row, not Redis, is the truth about a scan's status.
+
+The encoder is `settings.LABELLOOP_EMBEDDER` (a dotted path to `fn(texts) -> float array`), the
+shipped MiniLM by default; tests point it at a tiny deterministic embedder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import django_rq
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from annotation.models import (
+    Annotation,
+    AnnotationStatus,
+    Item,
+    ItemEmbedding,
+    ItemStatus,
+    Label,
+    NoiseFlag,
+    NoiseScan,
+    Project,
+    ReviewReason,
+    ScanStatus,
+    TaskType,
+)
+from annotation.quality import noise
+from annotation.review.selectors import latest_decisions
+from annotation.review.services import review_task_open
+from core.errors import ServiceError
+
+DEFAULT_EMBEDDER = "annotation.quality.services.minilm_embed"
+
+
+QUEUE = "quality"
+
+
+EMBED_BATCH = 64
+
+
+# A scan still "running" this long after it started lost its worker: the queue's own timeout.
+ABANDONED_AFTER = dt.timedelta(hours=6)
+
+
+EMBED_SHARE = 0.7  # of the progress bar
+
+
+LOW_CONSENSUS = 0.5  # crowdlab consensus quality under this is counted as doubtful in the summary
+
+
+SCAN_ACTIVE = "A noise scan is already queued or running for this project; wait for it to finish."
+
+
+NOT_CLASSIFICATION = "Noise scans look for wrong class labels: they need a single-label classification project."
+
+
+SCAN_ABANDONED = "The worker running this scan stopped answering; start a new scan."
+
+
+def minilm_embed(texts: Sequence[str]) -> np.ndarray:
+    """Sentence embeddings from the all-MiniLM-L6-v2 encoder shipped in a wheel (no model hub)."""
+    # Imported here: torch and transformers take seconds to import, and only the worker embeds.
+    from annotation.quality import embeddings
+
+    return embeddings.embed(list(texts), embeddings.encoder_dir())
+
+
+minilm_embed.model_name = "all-MiniLM-L6-v2"  # type: ignore[attr-defined]
+
+
+def embedder() -> tuple[Callable[[Sequence[str]], np.ndarray], str]:
+    """(embedding function, the name its cached vectors are stored under)."""
+    path = getattr(settings, "LABELLOOP_EMBEDDER", DEFAULT_EMBEDDER)
+    fn = import_string(path)
+    return fn, getattr(fn, "model_name", path)
+
+
+def job_id(scan_id: int) -> str:
+    return f"noise-scan-{scan_id}"
+
+
+def noise_scan_start(*, project: Project, user: AbstractBaseUser, params: dict[str, Any] | None = None) -> NoiseScan:
+    """Create the scan row and enqueue its job once the row is committed."""
+    if project.task_type != TaskType.SINGLE_LABEL:
+        raise ServiceError(NOT_CLASSIFICATION)
+    now = timezone.now()
+    NoiseScan.objects.filter(
+        project=project, status=ScanStatus.RUNNING, started_at__lt=now - ABANDONED_AFTER
+    ).update(status=ScanStatus.FAILED, message=SCAN_ABANDONED, finished_at=now)
+    try:
+        with transaction.atomic():
+            scan = NoiseScan.objects.create(project=project, created_by=user, params=params or {})
+            transaction.on_commit(lambda: _enqueue(scan.pk))
+    except IntegrityError:
+        raise ServiceError(SCAN_ACTIVE) from None
+    return scan
+
+
+def _enqueue(scan_id: int) -> None:
+    from annotation.quality.jobs import noise_scan_job
+
+    django_rq.get_queue(QUEUE).enqueue(noise_scan_job, scan_id, job_id=job_id(scan_id))
+
+
+def noise_scan_claim(*, scan_id: int) -> NoiseScan | None:
+    """queued → running; None when another delivery of the job already took it (safe to run twice)."""
+    now = timezone.now()
+    if not NoiseScan.objects.filter(pk=scan_id, status=ScanStatus.QUEUED).update(
+        status=ScanStatus.RUNNING, started_at=now, progress=0.0, message="Starting"
+    ):
+        return None
+    return NoiseScan.objects.select_related("project").get(pk=scan_id)
+
+
+def noise_scan_fail(*, scan: NoiseScan, message: str) -> None:
+    NoiseScan.objects.filter(pk=scan.pk, status=ScanStatus.RUNNING).update(
+        status=ScanStatus.FAILED, message=message[:1000], finished_at=timezone.now()
+    )
+
+
+def _progress(scan: NoiseScan, fraction: float, message: str) -> None:
+    NoiseScan.objects.filter(pk=scan.pk, status=ScanStatus.RUNNING).update(
+        progress=round(min(max(fraction, 0.0), 1.0), 4), message=message
+    )
+
+
+def _embeddings(*, scan: NoiseScan, items: list[tuple[int, str]]) -> np.ndarray:
+    """One float32 row per item, embedding only the items not cached for this encoder yet."""
+    fn, model_name = embedder()
+    ids = [item_id for item_id, _ in items]
+    cached: dict[int, np.ndarray] = {}
+    for start in range(0, len(ids), 900):
+        for item_id, blob in ItemEmbedding.objects.filter(
+            model_name=model_name, item_id__in=ids[start : start + 900]
+        ).values_list("item_id", "vector"):
+            cached[item_id] = np.frombuffer(bytes(blob), dtype=np.float32)
+    missing = [(item_id, text) for item_id, text in items if item_id not in cached]
+    for start in range(0, len(missing), EMBED_BATCH):
+        batch = missing[start : start + EMBED_BATCH]
+        vectors = np.asarray(fn([text for _, text in batch]), dtype=np.float32)
+        ItemEmbedding.objects.bulk_create(
+            [
+                ItemEmbedding(item_id=item_id, model_name=model_name, vector=vector.tobytes())
+                for (item_id, _), vector in zip(batch, vectors, strict=True)
+            ],
+            ignore_conflicts=True,
+        )
+        for (item_id, _), vector in zip(batch, vectors, strict=True):
+            cached[item_id] = vector
+        done = start + len(batch)
+        _progress(scan, EMBED_SHARE * done / len(missing), f"Embedded {done} of {len(missing)} new texts")
+    return np.stack([cached[item_id] for item_id in ids]) if ids else np.zeros((0, 0), dtype=np.float32)
+
+
+def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
+    """Embed, find out-of-fold suspects, write flags and review tasks. Raises noise.NoiseScanError."""
+    project = scan.project
+    labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
+    finals = list(
+        latest_decisions(project=project).order_by("item_id").values_list("item_id", "item__text", "value")
+    )
+    _progress(scan, 0.0, f"Embedding {len(finals)} approved items")
+    X = _embeddings(scan=scan, items=[(item_id, text) for item_id, text, _ in finals])
+    y = [value["label"] for _, _, value in finals]
+    _progress(scan, EMBED_SHARE, "Out-of-fold predictions")
+    seed = scan.params.get("seed", 0)
+    texts = [text for _, text, _ in finals]
+    suspects = noise.find_suspects(X, y, labels, seed=seed, texts=texts)
+    summary: dict[str, Any] = {"scanned": len(finals), "flagged": len(suspects), "labels": labels}
+    item_ids = [item_id for item_id, _, _ in finals]
+    summary["crowdlab"] = _crowdlab(project=project, item_ids=item_ids, X=X, texts=texts, labels=labels, seed=seed)
+    _progress(scan, 0.9, f"Writing {len(suspects)} flags")
+    with transaction.atomic():
+        for suspect in suspects:
+            item_id = item_ids[suspect.index]
+            given, suggested = {"label": suspect.given}, {"label": suspect.suggested}
+            NoiseFlag.objects.create(
+                scan=scan, item_id=item_id, score=suspect.quality_score, given=given, suggested=suggested
+            )
+            # Only an item still decided goes (back) to review; one re-opened for annotation meanwhile keeps the flag.
+            if Item.objects.filter(pk=item_id, status__in=(ItemStatus.APPROVED, ItemStatus.IN_REVIEW)).update(
+                status=ItemStatus.IN_REVIEW
+            ):
+                review_task_open(
+                    item=Item(pk=item_id, project_id=project.pk),
+                    reasons=[ReviewReason.NOISE],
+                    noise_score=suspect.quality_score,
+                    suggested_value=suggested,
+                )
+        NoiseScan.objects.filter(pk=scan.pk, status=ScanStatus.RUNNING).update(
+            status=ScanStatus.SUCCEEDED,
+            progress=1.0,
+            message=f"Done: {len(suspects)} of {len(finals)} items flagged",
+            summary=summary,
+            finished_at=timezone.now(),
+        )
+    return summary
+
+
+def _crowdlab(
+    *, project: Project, item_ids: list[int], X: np.ndarray, texts: list[str], labels: list[str], seed: int
+) -> dict[str, Any]:
+    """Annotator quality and consensus quality from items with annotations (cleanlab's CROWDLAB).
+
+    A second opinion for the report, not a source of flags: the final labels are judged by
+    `find_suspects`, and a reviewer's deliberate decision against the majority is not re-flagged here.
+    Data crowdlab cannot use (no item with two annotations, ...) is noted, and the scan still succeeds.
+    """
+    by_item = annotations_by_item(project=project)
+    rows = [i for i, item_id in enumerate(item_ids) if item_id in by_item]
+    if not rows:
+        return {"skipped": noise.NO_SHARED_ITEMS}
+    try:
+        matrix, annotators = noise.multi_label_matrix([by_item[item_ids[i]] for i in rows], labels)
+        result = noise.crowdlab(
+            X[rows], matrix, labels, annotators=annotators, seed=seed, texts=[texts[i] for i in rows]
+        )
+    except noise.NoiseScanError as exc:
+        return {"skipped": str(exc)}
+    quality = result["consensus_quality"]
+    return {
+        "items": len(rows),
+        "annotator_quality": result["annotator_quality"],
+        "agreement_with_consensus": result["annotator_agreement_with_consensus"],
+        "mean_consensus_quality": float(np.mean(quality)),
+        "low_consensus_items": sum(q < LOW_CONSENSUS for q in quality),
+    }
+
+
+def annotations_by_item(*, project: Project) -> dict[int, dict[str, str]]:
+    """{item id: {annotator: label}} over the project's current single-label annotations."""
+    out: dict[int, dict[str, str]] = {}
+    rows = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED).values_list(
+        "item_id", "annotator__username", "value"
+    )
+    for item_id, who, value in rows.iterator(chunk_size=5000):
+        out.setdefault(item_id, {})[who] = value["label"]
+    return out

@@ -1,0 +1,58 @@
+"""Browser pages of quality: the agreement report, and noise scans started and followed."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from annotation.permissions import REVIEW, access_project
+from annotation.quality import services as quality_svc
+from annotation.quality.selectors import noise_scan_get, noise_scan_latest, quality_report
+from core.errors import ServiceError
+
+
+@login_required
+def quality(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Agreement, accuracy, confusion and trend for owners and reviewers; annotators see their own accuracy."""
+    project, role = access_project(user=request.user, project_id=project_id)
+    context = {
+        "project": project,
+        "role": role,
+        "can_review": role in REVIEW,
+        "report": quality_report(project=project, user=request.user, role=role),
+        "scan": noise_scan_latest(project=project) if role in REVIEW else None,
+    }
+    return render(request, "annotation/quality_report.html", context)
+
+
+@login_required
+@require_POST
+def noise_scan_start(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    error = ""
+    try:
+        scan = quality_svc.noise_scan_start(project=project, user=request.user)
+    except ServiceError as exc:
+        error = exc.message
+        scan = noise_scan_latest(project=project)
+    if request.htmx:
+        return render(request, "annotation/_quality_scan.html", {"project": project, "scan": scan, "error": error})
+    if error:
+        messages.error(request, error)
+    return redirect(reverse("quality", args=[project.pk]))
+
+
+@login_required
+def noise_scan_detail(request: HttpRequest, project_id: int, scan_id: int) -> HttpResponse:
+    """The scan's progress; the fragment keeps polling itself only while the scan is queued or running."""
+    project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    scan = noise_scan_get(project=project, scan_id=scan_id)
+    if scan is None:
+        raise Http404("No such scan.")
+    context = {"project": project, "scan": scan, "error": ""}
+    template = "annotation/_quality_scan.html" if request.htmx else "annotation/quality_scan.html"
+    return render(request, template, context)

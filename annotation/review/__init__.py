@@ -1,0 +1,1 @@
+"""Review: routing annotated items, the review queue, append-only decisions and every item's history."""

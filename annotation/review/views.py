@@ -1,0 +1,117 @@
+"""Browser pages of review: the queue, deciding a task, and an item's history."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from annotation.models import Project, TaskType
+from annotation.permissions import REVIEW, access_item, access_project
+from annotation.review import selectors as review_selectors
+from annotation.review import services as reviews
+from annotation.review.selectors import STILL_ANNOTATABLE, blind_to, current_decision, review_task_get
+from annotation.values import value_display
+from core.errors import ServiceError
+
+UNKNOWN_ACTION = "Choose accept, fix or send back."
+
+
+TASK_GONE = "No such review task."
+
+
+def _int_or_none(raw: str | None) -> int | None:
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _fix_value(project: Project, post: QueryDict) -> dict:
+    """The reviewer's own final value from the fix form, in the shape of the project's task type."""
+    if project.task_type == TaskType.MULTI_LABEL:
+        return {"labels": post.getlist("labels")}
+    if project.task_type == TaskType.INSTRUCTION:
+        return {"response": post.get("response", "")}
+    return {"label": post.get("label", "")}
+
+
+def _review_page(
+    request: HttpRequest,
+    project: Project,
+    role: str,
+    *,
+    task_id: int | None,
+    error: str = "",
+    notice: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    queue = review_selectors.review_queue(project=project, user=request.user, role=role, task_id=task_id)
+    context = {"project": project, "role": role, "queue": queue, "panel": queue.panel, "error": error, "notice": notice}
+    template = "annotation/_review_workspace.html" if request.htmx else "annotation/review_queue.html"
+    return render(request, template, context, status=200 if request.htmx else status)
+
+
+@login_required
+def review_queue(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The queue of open review tasks and the current one, each saying why it is there."""
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    return _review_page(request, project, role, task_id=_int_or_none(request.GET.get("task")))
+
+
+@login_required
+@require_POST
+def review_decide(request: HttpRequest, project_id: int, task_id: int) -> HttpResponse:
+    """Accept one annotation, fix the value, or send the item back; then show the next task."""
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    task = review_task_get(project=project, task_id=task_id)
+    if task is None:
+        raise Http404(TASK_GONE)
+    task.item.project = project
+    action = request.POST.get("action", "")
+    reason = request.POST.get("reason", "")
+    try:
+        if action == "accept":
+            annotation_id = _int_or_none(request.POST.get("annotation"))
+            if annotation_id is None:
+                raise ServiceError(reviews.NOT_AN_ANNOTATION, field="annotation")
+            reviews.review_accept(reviewer=request.user, task=task, annotation_id=annotation_id, reason=reason)
+            done = "Accepted."
+        elif action == "fix":
+            reviews.review_decide(
+                reviewer=request.user, task=task, value=_fix_value(project, request.POST), reason=reason
+            )
+            done = "Fixed."
+        elif action == "send_back":
+            reviews.review_send_back(reviewer=request.user, task=task, comment=request.POST.get("comment", ""))
+            done = "Sent back to the annotators."
+        else:
+            raise ServiceError(UNKNOWN_ACTION, field="action")
+    except ServiceError as exc:
+        return _review_page(request, project, role, task_id=task.pk, error=exc.message, status=400)
+    if request.htmx:
+        return _review_page(request, project, role, task_id=None, notice=f"Item {task.item_id}: {done}")
+    messages.success(request, f"Item {task.item_id}: {done}")
+    return redirect(reverse("review-queue", args=[project.pk]))
+
+
+@login_required
+def item_history(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
+    """Everything that happened to one item: annotations, decisions, reviews and noise flags."""
+    item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=REVIEW)
+    if blind_to(user=request.user, role=role, item=item):
+        raise PermissionDenied(STILL_ANNOTATABLE)
+    final = current_decision(item=item)
+    context = {
+        "project": item.project,
+        "role": role,
+        "item": item,
+        "events": review_selectors.item_history(item=item),
+        "final": final,
+        "final_display": value_display(final.value) if final else "",
+    }
+    return render(request, "annotation/review_history.html", context)

@@ -1,0 +1,1 @@
+"""What every app shares: the API base class and error body, service errors, form helpers, streaming."""

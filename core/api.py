@@ -1,0 +1,200 @@
+"""The API's shared machinery: the base class, one error body, pagination, allow-listed filters, schema names.
+
+Every API class answers errors in one shape, `{"detail": message, "field": field-or-null}` (plus `errors`,
+every invalid field, when the input had several), whatever raised them: a service's `ServiceError`, a
+serializer, a filter, DRF itself (401, 403, 404, 405, 415, a parse error) or Django's `Http404`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.errors import ServiceError
+from core.pagination import Pagination
+
+UNKNOWN_FILTER = "{name!r} is not a filter of this list; use one of: {allowed}."
+BAD_FILTER_VALUE = "{value!r} is not a valid value: {reason}"
+
+
+class ApiSchema(AutoSchema):
+    """Names components and operations after the API class they belong to.
+
+    Every API nests classes called InputSerializer/OutputSerializer; without this they would all be one
+    `Input` component and the schema would be wrong (`LabelCreateApi.InputSerializer` → `LabelCreateInput`).
+    """
+
+    def get_serializer_name(self, serializer: serializers.BaseSerializer, direction: str) -> str:
+        parts = type(serializer).__qualname__.split(".")
+        return "".join(part.removesuffix("Api").removesuffix("Serializer") for part in parts)
+
+    def get_operation_id(self) -> str:
+        """The API's own name and method (`LabelListApi` GET → `label_list`, POST → `label_list_create`)."""
+        base = re.sub(r"(?<!^)(?=[A-Z])", "_", type(self.view).__name__.removesuffix("Api")).lower()
+        methods = [m for m in ("get", "post", "put", "patch", "delete") if hasattr(self.view, m)]
+        verb = {"get": "", "post": "_create", "put": "_replace", "patch": "_update", "delete": "_delete"}
+        return base if len(methods) == 1 else base + verb[self.method.lower()]
+
+
+class ErrorSerializer(serializers.Serializer):
+    """What every refusal looks like; `errors` lists every invalid field when the input had several."""
+
+    detail = serializers.CharField()
+    field = serializers.CharField(allow_null=True, required=False)
+    errors = serializers.JSONField(required=False)
+
+
+def _first_error(detail: Any, field: str | None = None) -> tuple[str | None, str]:
+    """The first (field path, message) of a DRF validation error, e.g. ("labels.1", "This field ...")."""
+    if not detail:
+        return field, "Invalid input."
+    if isinstance(detail, Mapping):
+        key, value = next(iter(detail.items()))
+        path = None if key == "non_field_errors" else f"{field}.{key}" if field else str(key)
+        return _first_error(value, path)
+    if isinstance(detail, list):
+        return _first_error(detail[0], field)
+    return field, str(detail)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """settings.REST_FRAMEWORK["EXCEPTION_HANDLER"]: every API error in the one body above."""
+    if isinstance(exc, ServiceError):
+        return Response({"detail": exc.message, "field": exc.field}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ValidationError):
+        field, message = _first_error(exc.detail)
+        return Response({"detail": message, "field": field, "errors": exc.detail}, status=status.HTTP_400_BAD_REQUEST)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, Mapping) and "detail" in response.data:
+        response.data = {"detail": str(response.data["detail"]), "field": None}
+    return response
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+    """The serializer's validated data, or a 400 naming the first invalid field."""
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+# --- Pagination --------------------------------------------------------------------------------------
+
+
+_page_serializers: dict[type, type[serializers.Serializer]] = {}
+
+
+def paginated(serializer_class: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """The schema of one page of `serializer_class` rows (for `extend_schema(responses=...)`)."""
+    if serializer_class not in _page_serializers:
+        name = serializer_class.__qualname__.replace(".", "") + "Page"
+        _page_serializers[serializer_class] = type(
+            name,
+            (serializers.Serializer,),
+            {
+                "count": serializers.IntegerField(),
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+                "results": serializer_class(many=True),
+                "__qualname__": name,
+                "__module__": serializer_class.__module__,
+            },
+        )
+    return _page_serializers[serializer_class]
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("limit", int, description="Rows per page (default 100, at most 1000)."),
+    OpenApiParameter("offset", int, description="Rows to skip."),
+]
+
+
+# --- Filters ---------------------------------------------------------------------------------------
+
+Parser = Callable[[str], Any]
+
+
+def choice(values: Sequence[str]) -> Parser:
+    def parse(raw: str) -> str:
+        if raw not in values:
+            raise ValueError(f"use one of: {', '.join(values)}")
+        return raw
+
+    return parse
+
+
+def boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes"):
+        return True
+    if lowered in ("0", "false", "no"):
+        return False
+    raise ValueError("use true or false")
+
+
+def whole_number(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise ValueError("use a whole number")
+    return int(raw)
+
+
+def text(raw: str) -> str:
+    if len(raw) > 200:
+        raise ValueError("at most 200 characters")
+    return raw
+
+
+class ApiView(APIView):
+    """Base of every API: one error body (see the handler above), distinct schema names, pagination.
+
+    `filters` is the allow-list of query parameters a list accepts, each with its parser; anything else
+    (other than limit and offset) is refused with a 400 naming it, so no request data reaches a query
+    unparsed.
+    """
+
+    schema = ApiSchema()
+    pagination_class = Pagination
+    filters: Mapping[str, Parser] = {}
+
+    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
+        return exception_handler
+
+    def filter_values(self, request: Request) -> dict[str, Any]:
+        allowed = {**self.filters, "limit": str, "offset": str, "format": str}
+        values: dict[str, Any] = {}
+        for name, raw in request.query_params.items():
+            if name not in allowed:
+                names = ", ".join(sorted(self.filters)) or "none"
+                raise ServiceError(UNKNOWN_FILTER.format(name=name, allowed=names), field=name)
+            if name in self.filters:
+                try:
+                    values[name] = self.filters[name](raw)
+                except ValueError as exc:
+                    raise ServiceError(BAD_FILTER_VALUE.format(value=raw, reason=exc), field=name) from exc
+        return values
+
+    def page(
+        self, request: Request, rows: QuerySet | Sequence[Any], serializer_class: type[serializers.Serializer]
+    ) -> Response:
+        """One page of `rows`, serialized: the answer of every list endpoint."""
+        paginator = self.pagination_class()
+        try:
+            chunk = paginator.paginate_queryset(rows, request, view=self)
+        except Exception as exc:
+            raise ServiceError(str(exc), field="offset") from exc
+        return paginator.get_paginated_response(serializer_class(chunk, many=True).data)
+
+
+# What a member with the wrong role (403) or an outsider (404) gets.
+DENIED = {403: ErrorSerializer, 404: ErrorSerializer}
+REFUSED = {400: ErrorSerializer, **DENIED}

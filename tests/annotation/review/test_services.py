@@ -1,0 +1,378 @@
+"""Routing, append-only decisions, send-back and undo: services/reviews.py through the real submit path."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from annotation.annotate import services as ann_svc
+from annotation.models import (
+    Annotation,
+    AnnotationStatus,
+    Claim,
+    ClaimStatus,
+    Decision,
+    DecisionSource,
+    Draft,
+    Item,
+    ItemStatus,
+    Project,
+    ReviewReason,
+    ReviewStatus,
+    ReviewTask,
+)
+from annotation.projects.services import membership_set
+from annotation.review import services as reviews
+from core.errors import ServiceError
+from tests.fixtures.people import acknowledge_guidelines, make_user
+from tests.fixtures.reviews import annotate_pair
+
+LABELS = ["positive", "negative", "neutral"]
+
+
+@pytest.fixture
+def quiet(project, annotator, annotator2) -> Project:
+    """The sentiment project with no audit sampling, its annotators past the guidelines."""
+    Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
+    project.refresh_from_db()
+    acknowledge_guidelines(project, annotator, annotator2)
+    return project
+
+
+def open_task(item: Item) -> ReviewTask:
+    return ReviewTask.objects.select_related("item__project").get(item=item, status=ReviewStatus.OPEN)
+
+
+def test_agreement_is_approved_with_an_agreement_decision(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "positive")
+    assert item.status == ItemStatus.APPROVED
+    decision = Decision.objects.get(item=item)
+    assert decision.source == DecisionSource.AGREEMENT and decision.reviewer is None
+    assert decision.value == {"label": "positive"}
+    assert decision.guideline_version.version == 1
+    assert not ReviewTask.objects.exists()
+
+
+def test_disagreement_goes_to_review_without_a_decision(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    assert item.status == ItemStatus.IN_REVIEW
+    task = open_task(item)
+    assert task.reasons == [ReviewReason.DISAGREEMENT]
+    assert not Decision.objects.filter(item=item).exists()
+
+
+def test_unsure_goes_to_review_even_when_the_labels_agree(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "neutral", "neutral", unsure=True)
+    assert item.status == ItemStatus.IN_REVIEW
+    assert open_task(item).reasons == [ReviewReason.UNSURE]
+
+
+def test_disagreement_and_unsure_are_both_reasons_disagreement_first(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "neutral", "negative", unsure=True)
+    assert open_task(item).reasons == [ReviewReason.DISAGREEMENT, ReviewReason.UNSURE]
+
+
+def test_review_all_sends_agreed_items_to_audit(quiet, annotator, annotator2):
+    Project.objects.filter(pk=quiet.pk).update(review_all=True)
+    quiet.refresh_from_db()
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "positive")
+    assert item.status == ItemStatus.IN_REVIEW
+    assert open_task(item).reasons == [ReviewReason.AUDIT]
+
+
+def test_audit_sample_is_deterministic_and_close_to_the_rate():
+    picked = [reviews.audit_sampled(item_id=i, rate=0.1) for i in range(20_000)]
+    assert picked == [reviews.audit_sampled(item_id=i, rate=0.1) for i in range(20_000)]
+    assert 0.09 < sum(picked) / len(picked) < 0.11
+    assert not any(reviews.audit_sampled(item_id=i, rate=0.0) for i in range(1000))
+    assert all(reviews.audit_sampled(item_id=i, rate=1.0) for i in range(1000))
+
+
+def test_audit_rate_routes_exactly_the_sampled_item(quiet, annotator, annotator2):
+    Project.objects.filter(pk=quiet.pk).update(audit_rate=0.5)
+    quiet.refresh_from_db()
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "positive")
+    expected = ItemStatus.IN_REVIEW if reviews.audit_sampled(item_id=item.pk, rate=0.5) else ItemStatus.APPROVED
+    assert item.status == expected
+
+
+def test_accepting_one_annotation_approves_the_item(quiet, annotator, annotator2, reviewer):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    task = open_task(item)
+    chosen = Annotation.objects.get(item=item, annotator=annotator2)
+    decision = reviews.review_accept(reviewer=reviewer, task=task, annotation_id=chosen.pk, reason="sarcasm")
+    assert decision.value == {"label": "negative"} and decision.source == DecisionSource.REVIEWER
+    assert decision.reviewer == reviewer and decision.review_task == task and decision.reason == "sarcasm"
+    assert decision.guideline_version.version == 1
+    item.refresh_from_db()
+    task.refresh_from_db()
+    assert item.status == ItemStatus.APPROVED
+    assert task.status == ReviewStatus.DONE and task.resolved_by == reviewer and task.resolved_at is not None
+
+
+def test_accepting_an_annotation_of_another_item_is_refused(quiet, annotator, annotator2, reviewer):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    other = annotate_pair(quiet, annotator, annotator2, "neutral", "neutral")
+    stranger = Annotation.objects.filter(item=other).first()
+    with pytest.raises(ServiceError) as exc:
+        reviews.review_accept(reviewer=reviewer, task=open_task(item), annotation_id=stranger.pk)
+    assert exc.value.message == reviews.NOT_AN_ANNOTATION
+    assert not Decision.objects.filter(item=item).exists()
+
+
+def test_fix_with_an_unknown_label_names_the_field_and_writes_nothing(quiet, annotator, annotator2, reviewer):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    task = open_task(item)
+    with pytest.raises(ServiceError) as exc:
+        reviews.review_decide(reviewer=reviewer, task=task, value={"label": "furious"})
+    assert exc.value.field == "label" and "furious" in exc.value.message
+    assert not Decision.objects.filter(item=item).exists()
+    assert open_task(item).pk == task.pk
+
+
+def test_a_second_reviewer_on_the_same_task_loses(quiet, annotator, annotator2, reviewer, owner):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    stale = open_task(item)
+    also_stale = open_task(item)
+    reviews.review_decide(reviewer=reviewer, task=stale, value={"label": "neutral"})
+    with pytest.raises(ServiceError) as exc:
+        reviews.review_decide(reviewer=owner, task=also_stale, value={"label": "positive"})
+    assert exc.value.message == reviews.TASK_CLOSED
+    assert list(Decision.objects.filter(item=item).values_list("value", flat=True)) == [{"label": "neutral"}]
+
+
+def test_a_new_decision_supersedes_and_both_stay(quiet, annotator, annotator2, reviewer):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "positive")
+    Item.objects.filter(pk=item.pk).update(status=ItemStatus.IN_REVIEW)
+    task = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], noise_score=0.1,
+                                    suggested_value={"label": "negative"})
+    reviews.review_decide(reviewer=reviewer, task=task, value={"label": "negative"})
+    history = list(Decision.objects.filter(item=item).order_by("created_at", "id"))
+    assert [d.source for d in history] == [DecisionSource.AGREEMENT, DecisionSource.REVIEWER]
+    assert history[-1].value == {"label": "negative"}
+
+
+def test_decisions_cannot_be_updated_in_the_database(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "positive")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Decision.objects.filter(item=item).update(value={"label": "negative"})
+    assert Decision.objects.get(item=item).value == {"label": "positive"}
+
+
+def test_reasons_merge_into_the_one_open_task(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    merged = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], noise_score=0.2,
+                                      suggested_value={"label": "neutral"})
+    assert ReviewTask.objects.filter(item=item).count() == 1
+    assert merged.reasons == [ReviewReason.DISAGREEMENT, ReviewReason.NOISE]
+    assert open_task(item).suggested_value == {"label": "neutral"}
+
+
+def test_send_back_reopens_the_item_to_the_same_annotators(quiet, annotator, annotator2, reviewer):
+    third = make_user("annotator3")
+    membership_set(project=quiet, user=third, role="annotator")
+    acknowledge_guidelines(quiet, third)
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    task = open_task(item)
+    reviews.review_send_back(reviewer=reviewer, task=task, comment="Read rule 3 on sarcasm.")
+    task.refresh_from_db()
+    item.refresh_from_db()
+    assert task.status == ReviewStatus.SENT_BACK and task.comment == "Read rule 3 on sarcasm."
+    assert item.status == ItemStatus.IN_ANNOTATION and item.submitted_count == 0 and item.slots_taken == 2
+    assert not item.is_open
+    assert set(Annotation.objects.filter(item=item).values_list("status", flat=True)) == {AnnotationStatus.RETRACTED}
+    assert Draft.objects.get(item=item, annotator=annotator).value == {"label": "positive"}
+    assert set(Claim.objects.filter(item=item).values_list("status", flat=True)) == {ClaimStatus.ACTIVE}
+
+    # A third annotator is never offered it: its slots belong to the first round's annotators.
+    third_item = ann_svc.claim_next(annotator=third, project=quiet).item
+    assert third_item.pk != item.pk
+    # The original annotators get it back first and label it again; this round agrees.
+    again = annotate_pair(quiet, annotator, annotator2, "negative", "negative")
+    assert again.pk == item.pk and again.status == ItemStatus.APPROVED
+    assert Annotation.objects.filter(item=item).count() == 4
+    assert Annotation.objects.filter(item=item, status=AnnotationStatus.SUBMITTED).count() == 2
+    assert Decision.objects.get(item=item).value == {"label": "negative"}
+
+
+def test_send_back_needs_a_comment(quiet, annotator, annotator2, reviewer):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    with pytest.raises(ServiceError) as exc:
+        reviews.review_send_back(reviewer=reviewer, task=open_task(item), comment="  ")
+    assert exc.value.message == reviews.COMMENT_REQUIRED and exc.value.field == "comment"
+    assert Item.objects.get(pk=item.pk).status == ItemStatus.IN_REVIEW
+
+
+def test_undo_in_review_withdraws_the_task(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    claim = ann_svc.annotation_undo(annotator=annotator2, project=quiet)
+    assert claim.item_id == item.pk
+    item.refresh_from_db()
+    assert item.status == ItemStatus.IN_ANNOTATION and item.submitted_count == 1
+    assert ReviewTask.objects.get(item=item).status == ReviewStatus.WITHDRAWN
+    # Re-submitting routes the item afresh.
+    ann_svc.annotation_submit(annotator=annotator2, item=item, value={"label": "positive"}, label_names=LABELS)
+    assert Item.objects.get(pk=item.pk).status == ItemStatus.APPROVED
+
+
+def test_undo_after_a_decision_is_refused(quiet, annotator, annotator2, reviewer):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    reviews.review_decide(reviewer=reviewer, task=open_task(item), value={"label": "positive"})
+    with pytest.raises(ServiceError) as exc:
+        ann_svc.annotation_undo(annotator=annotator2, project=quiet)
+    assert exc.value.message == ann_svc.UNDO_TOO_LATE
+
+
+def test_undo_of_a_reviewed_noise_suspect_is_refused(quiet, annotator, annotator2):
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "positive")
+    Item.objects.filter(pk=item.pk).update(status=ItemStatus.IN_REVIEW)
+    reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE])
+    with pytest.raises(ServiceError):
+        ann_svc.annotation_undo(annotator=annotator2, project=quiet)
+    assert open_task(item).status == ReviewStatus.OPEN
+
+
+def test_a_decided_task_cannot_be_withdrawn(quiet, annotator, annotator2, reviewer):
+    """The race between an undo and a decision: whoever closes the open task first wins."""
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    since = Annotation.objects.get(item=item, annotator=annotator2).created_at
+    reviews.review_decide(reviewer=reviewer, task=open_task(item), value={"label": "positive"})
+    assert reviews.review_withdraw(item=item, since=since, now=since) is False
+
+
+def test_the_review_queue_page_runs_a_fixed_number_of_queries(quiet, annotator, annotator2, reviewer, client):
+    """The hot page for reviewers: its query count does not grow with the queue."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from tests.fixtures.people import add_items
+
+    client.force_login(reviewer)
+    url = reverse("review-queue", args=[quiet.pk])
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    few = queries()
+    add_items(quiet, [f"another disputed text {i}" for i in range(8)])
+    for _ in range(8):
+        annotate_pair(quiet, annotator, annotator2, "neutral", "negative")
+    assert ReviewTask.objects.filter(status=ReviewStatus.OPEN).count() == 9
+    assert queries() == few <= 10
+
+
+def test_the_api_lists_tasks_with_every_label_and_accepts_one(quiet, annotator, annotator2, reviewer):
+    from django.urls import reverse
+    from rest_framework.test import APIClient
+
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    api = APIClient()
+    api.force_authenticate(reviewer)
+    (task,) = api.get(reverse("api-review-tasks", args=[quiet.pk])).json()
+    assert task["item_id"] == item.pk and task["reasons"] == ["disagreement"]
+    by_who = {a["annotator"]: a for a in task["annotations"]}
+    assert by_who["annotator1"]["value"] == {"label": "positive"} and by_who["annotator2"]["guideline_version"] == 1
+    url = reverse("api-review-decide", args=[quiet.pk, task["id"]])
+    missing = api.post(url, {"action": "fix"}, format="json")
+    assert missing.status_code == 400 and missing.json()["field"] == "value"
+    done = api.post(url, {"action": "accept", "annotation_id": by_who["annotator2"]["id"]}, format="json")
+    assert done.status_code == 200 and done.json()["value"] == {"label": "negative"}
+    again = api.post(url, {"action": "send_back", "comment": "late"}, format="json")
+    assert again.status_code == 400 and again.json()["detail"] == reviews.TASK_CLOSED
+    history = api.get(reverse("api-item-history", args=[quiet.pk, item.pk])).json()
+    assert [e["kind"] for e in history].count("decision") == 1
+
+
+def test_the_annotator_reads_the_send_back_note_and_only_their_own_label(
+    quiet, annotator, annotator2, reviewer, client
+):
+    from django.urls import reverse
+
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    reviews.review_send_back(reviewer=reviewer, task=open_task(item), comment="Is the writer being sarcastic?")
+    client.force_login(annotator)
+    html = client.get(reverse("annotate", args=[quiet.pk])).content.decode()
+    assert f'data-item="{item.pk}"' in html
+    assert "Is the writer being sarcastic?" in html
+    checked = re.findall(r'name="label" value="(\w+)"[^>]*? checked', html)
+    assert checked == ["positive"]  # their own earlier label, back as their draft
+    assert "annotator2" not in html
+    # Once they submit again, the note is gone from their next item.
+    ann_svc.annotation_submit(annotator=annotator, item=item, value={"label": "negative"}, label_names=LABELS)
+    html = client.get(reverse("annotate", args=[quiet.pk])).content.decode()
+    assert "Is the writer being sarcastic?" not in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_reviewers_and_an_undo_close_a_task_exactly_once(db):
+    """Four reviewers decide and the annotator undoes, all at once: one of them wins, nothing is half-done."""
+    import threading
+    import time
+
+    from django.db import OperationalError, connections
+
+    from annotation.projects.services import project_create
+    from tests.fixtures.people import add_items
+
+    owner = make_user("race-owner")
+    project = project_create(owner=owner, name="Race", labels=LABELS, guidelines="Pick one.")
+    Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
+    project.refresh_from_db()
+    first, second = make_user("race-a"), make_user("race-b")
+    reviewers = [make_user(f"race-r{i}") for i in range(4)]
+    for user in (first, second):
+        membership_set(project=project, user=user, role="annotator")
+    for user in reviewers:
+        membership_set(project=project, user=user, role="reviewer")
+    add_items(project, ["a contested sentence"])
+    acknowledge_guidelines(project, first, second)
+    item = annotate_pair(project, first, second, "positive", "negative")
+    task_id = ReviewTask.objects.get(item=item).pk
+    outcomes: list[str] = []
+    barrier = threading.Barrier(5)
+
+    def attempt(fn) -> None:
+        try:
+            barrier.wait()
+            for _ in range(2000):
+                try:
+                    fn()
+                    outcomes.append("won")
+                    return
+                except OperationalError as exc:  # SQLite's shared in-memory test database: "locked", retry
+                    if "locked" not in str(exc):
+                        raise
+                    time.sleep(0.005)
+            outcomes.append("gave up")
+        except ServiceError:
+            outcomes.append("refused")
+        finally:
+            connections.close_all()
+
+    def decide(reviewer):
+        task = ReviewTask.objects.select_related("item__project").get(pk=task_id)
+        reviews.review_decide(reviewer=reviewer, task=task, value={"label": "neutral"})
+
+    threads = [threading.Thread(target=attempt, args=(lambda r=r: decide(r),)) for r in reviewers]
+    threads.append(
+        threading.Thread(target=attempt, args=(lambda: ann_svc.annotation_undo(annotator=second, project=project),))
+    )
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["refused"] * 4 + ["won"]
+    task = ReviewTask.objects.get(pk=task_id)
+    decisions = Decision.objects.filter(item=item).count()
+    if task.status == ReviewStatus.DONE:
+        assert decisions == 1 and Item.objects.get(pk=item.pk).status == ItemStatus.APPROVED
+        assert Annotation.objects.filter(item=item, status=AnnotationStatus.SUBMITTED).count() == 2
+    else:
+        assert task.status == ReviewStatus.WITHDRAWN and decisions == 0
+        assert Item.objects.get(pk=item.pk).status == ItemStatus.IN_ANNOTATION

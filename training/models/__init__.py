@@ -1,0 +1,34 @@
+"""The training tables (runs, ratings, rounds), one module per sub-area, re-exported here.
+"""
+
+from .ratings import Comparison, Preference, Rating, Verdict
+from .rounds import Round, RoundChange
+from .runs import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    ModelOutput,
+    PredictionBatch,
+    PredictionScope,
+    PredictionStatus,
+    RunEvent,
+    RunStatus,
+    TrainingRun,
+)
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "FINAL_STATUSES",
+    "Comparison",
+    "ModelOutput",
+    "PredictionBatch",
+    "PredictionScope",
+    "PredictionStatus",
+    "Preference",
+    "Rating",
+    "Round",
+    "RoundChange",
+    "RunEvent",
+    "RunStatus",
+    "TrainingRun",
+    "Verdict",
+]

@@ -1,0 +1,257 @@
+"""Writes of ratings: a rating of one output, a blind comparison and its preferences."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+
+from annotation.models import Item, Label, Project, TaskType
+from annotation.projects.services import guideline_current
+from annotation.values import MAX_RESPONSE_CHARS
+from core.errors import ServiceError
+from training.models import Comparison, ModelOutput, Preference, Rating, RunStatus, TrainingRun, Verdict
+from training.ratings.selectors import NOT_IN_COMPARISON, RUN_NOT_FOUND, SECONDS_MAX, _ordered_outputs
+
+SCORE_MIN, SCORE_MAX = 1, 5
+
+
+NOTE_MAX = 2000
+
+
+
+
+
+
+CHOICE_FIRST, CHOICE_SECOND, CHOICE_TIE = "1", "2", "tie"
+
+
+CHOICES = (CHOICE_FIRST, CHOICE_SECOND, CHOICE_TIE)
+
+
+
+
+
+
+
+
+VERDICT_REQUIRED = "Say whether the model's output is correct or wrong."
+
+
+VERDICT_NOT_FOR_GENERATION = "Generated responses are rated per criterion, not correct / wrong."
+
+
+WRONG_NEEDS_LABEL = "A wrong output needs the right label."
+
+
+WRONG_NEEDS_LABELS = "A wrong output needs the right label set."
+
+
+CORRECT_TAKES_NO_CORRECTION = "A correct output needs no correction."
+
+
+UNKNOWN_LABEL = "Unknown label {label!r}; this project has {labels}."
+
+
+SAME_AS_MODEL = "The right value must differ from the model's: otherwise mark it correct."
+
+
+SCORES_NOT_FOR_CLASSIFICATION = "Classification outputs are rated correct / wrong, not with scores."
+
+
+UNKNOWN_CRITERION = "{name!r} is not one of this project's criteria ({criteria})."
+
+
+SCORE_MISSING = "Rate {name!r} from 1 to 5."
+
+
+SCORE_RANGE = "A score is a whole number from 1 to 5."
+
+
+RESPONSE_TOO_LONG = f"A corrected response is limited to {MAX_RESPONSE_CHARS} characters."
+
+
+NOTE_TOO_LONG = f"A note is limited to {NOTE_MAX} characters."
+
+
+NOT_GENERATION = (
+    "Blind A/B compares generated responses, so it needs an instruction project: "
+    "rate each classification run's outputs one by one instead."
+)
+
+
+SAME_RUN = "Pick two different runs."
+
+
+RUN_NOT_SUCCEEDED = "Only runs that succeeded can be compared."
+
+
+UNKNOWN_CHOICE = "Choose 1, 2 or tie."
+
+
+
+
+def _score(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int) and SCORE_MIN <= value <= SCORE_MAX:
+        return value
+    return None
+
+
+def _classification_correction(
+    project: Project, output: ModelOutput, verdict: str, correction: Mapping[str, Any] | None, labels: list[str]
+) -> dict[str, Any] | None:
+    if verdict not in Verdict.values:
+        raise ServiceError(VERDICT_REQUIRED, field="verdict")
+    if verdict == Verdict.CORRECT:
+        if correction:
+            raise ServiceError(CORRECT_TAKES_NO_CORRECTION, field="correction")
+        return None
+    correction = correction or {}
+    if project.task_type == TaskType.MULTI_LABEL:
+        chosen = correction.get("labels")
+        if not isinstance(chosen, list) or not all(isinstance(name, str) for name in chosen):
+            raise ServiceError(WRONG_NEEDS_LABELS, field="labels")
+        unknown = [name for name in chosen if name not in labels]
+        if unknown:
+            raise ServiceError(UNKNOWN_LABEL.format(label=unknown[0], labels=", ".join(labels)), field="labels")
+        value: dict[str, Any] = {"labels": [name for name in labels if name in set(chosen)]}
+        same = set(value["labels"]) == set(output.value.get("labels") or [])
+        field = "labels"
+    else:
+        label = correction.get("label")
+        if not isinstance(label, str) or not label:
+            raise ServiceError(WRONG_NEEDS_LABEL, field="label")
+        if label not in labels:
+            raise ServiceError(UNKNOWN_LABEL.format(label=label, labels=", ".join(labels)), field="label")
+        value = {"label": label}
+        same = label == output.value.get("label")
+        field = "label"
+    if same:
+        raise ServiceError(SAME_AS_MODEL, field=field)
+    return value
+
+
+def _generation_rating(
+    project: Project, output: ModelOutput, scores: Mapping[str, Any], correction: Mapping[str, Any] | None
+) -> tuple[dict[str, int], dict[str, Any] | None]:
+    criteria = [str(name) for name in (project.rating_criteria or [])]
+    for name in scores:
+        if name not in criteria:
+            raise ServiceError(UNKNOWN_CRITERION.format(name=name, criteria=", ".join(criteria)), field="scores")
+    clean: dict[str, int] = {}
+    for name in criteria:
+        if name not in scores or scores[name] in (None, ""):
+            raise ServiceError(SCORE_MISSING.format(name=name), field=f"scores.{name}")
+        score = _score(scores[name])
+        if score is None:
+            raise ServiceError(SCORE_RANGE, field=f"scores.{name}")
+        clean[name] = score
+    response = (correction or {}).get("response")
+    if response is None or (isinstance(response, str) and not response.strip()):
+        return clean, None
+    if not isinstance(response, str):
+        raise ServiceError("A corrected response is text.", field="response")
+    if len(response) > MAX_RESPONSE_CHARS:
+        raise ServiceError(RESPONSE_TOO_LONG, field="response")
+    response = response.strip()
+    if response == str(output.value.get("response", "")).strip():
+        return clean, None  # the response left as the model wrote it corrects nothing
+    return clean, {"response": response}
+
+
+def rating_submit(
+    *,
+    rater: AbstractBaseUser,
+    output: ModelOutput,
+    project: Project,
+    verdict: str = "",
+    correction: Mapping[str, Any] | None = None,
+    scores: Mapping[str, Any] | None = None,
+    note: str = "",
+    seconds_spent: float = 0.0,
+    labels: list[str] | None = None,
+) -> Rating:
+    """Validate a rating against the project's task, labels and criteria, then append it.
+
+    Classification: `verdict` correct | wrong, and for wrong `correction` {"label"} / {"labels"} naming the
+    right value. Instruction: `scores` {criterion: 1-5} for every project criterion, and optionally
+    `correction` {"response"}. Any invalid field raises ServiceError naming it, and nothing is written.
+    `labels` saves a query when the caller holds the project's label names already.
+    """
+    note = (note or "").strip()
+    if len(note) > NOTE_MAX:
+        raise ServiceError(NOTE_TOO_LONG, field="note")
+    if project.task_type == TaskType.INSTRUCTION:
+        if verdict:
+            raise ServiceError(VERDICT_NOT_FOR_GENERATION, field="verdict")
+        clean_scores, clean_correction = _generation_rating(project, output, scores or {}, correction)
+        verdict_value = ""
+    else:
+        if scores:
+            raise ServiceError(SCORES_NOT_FOR_CLASSIFICATION, field="scores")
+        if labels is None:
+            labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
+        clean_correction = _classification_correction(project, output, verdict, correction, labels)
+        clean_scores, verdict_value = {}, verdict
+    return Rating.objects.create(
+        project=project,
+        output=output,
+        item_id=output.item_id,
+        run_id=output.run_id,
+        rater=rater,
+        verdict=verdict_value,
+        scores=clean_scores,
+        correction=clean_correction,
+        note=note,
+        guideline_version=guideline_current(project=project),
+        seconds_spent=min(max(float(seconds_spent or 0.0), 0.0), SECONDS_MAX),
+    )
+
+
+def comparison_create(
+    *, project: Project, user: AbstractBaseUser, run_a: TrainingRun, run_b: TrainingRun
+) -> Comparison:
+    """A comparison of two succeeded runs of an instruction project; the same pair again returns the first one."""
+    if project.task_type != TaskType.INSTRUCTION:
+        raise ServiceError(NOT_GENERATION, field="project")
+    for field, run in (("run_a", run_a), ("run_b", run_b)):
+        if run.project_id != project.pk:
+            raise ServiceError(RUN_NOT_FOUND, field=field)
+        if run.status != RunStatus.SUCCEEDED:
+            raise ServiceError(RUN_NOT_SUCCEEDED, field=field)
+    if run_a.pk == run_b.pk:
+        raise ServiceError(SAME_RUN, field="run_b")
+    with transaction.atomic():
+        existing = Comparison.objects.filter(
+            Q(run_a=run_a, run_b=run_b) | Q(run_a=run_b, run_b=run_a), project=project
+        ).first()
+        if existing is not None:
+            return existing
+        return Comparison.objects.create(project=project, run_a=run_a, run_b=run_b, created_by=user)
+
+
+def preference_submit(*, comparison: Comparison, rater: AbstractBaseUser, item_id: int, choice: str) -> Preference:
+    """Store a choice by side ("1", "2" or "tie"); the side is mapped back to a run by the same keyed hash."""
+    if choice not in CHOICES:
+        raise ServiceError(UNKNOWN_CHOICE, field="choice")
+    if not Item.objects.filter(pk=item_id, project_id=comparison.project_id).exists():
+        raise ServiceError(NOT_IN_COMPARISON, field="item")
+    first, second = _ordered_outputs(comparison, item_id, rater.pk)
+    chosen, rejected = {CHOICE_FIRST: (first, second), CHOICE_SECOND: (second, first)}.get(choice, (None, None))
+    return Preference.objects.create(
+        comparison=comparison,
+        item_id=item_id,
+        rater=rater,
+        first=first,
+        chosen=chosen,
+        rejected=rejected,
+        tie=choice == CHOICE_TIE,
+        guideline_version=guideline_current(project=comparison.project),
+    )

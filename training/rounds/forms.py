@@ -1,0 +1,57 @@
+"""The next-round settings form (owners)."""
+
+from __future__ import annotations
+
+from django import forms
+
+from annotation.models import QueueOrder
+
+NO_CRITERIA = "Name at least one criterion to rate responses on."
+
+
+DUPLICATE_CRITERIA = "Each criterion once."
+
+
+LONG_CRITERION = "Keep each criterion under 60 characters."
+
+
+class NextRoundSettingsForm(forms.Form):
+    """How a model's outputs feed the next round (training/rounds.py); the plan page starts from these."""
+
+    queue_order = forms.ChoiceField(choices=QueueOrder.choices, label="Queue order")
+    random_share = forms.FloatField(
+        min_value=0.0, max_value=1.0, label="Random share", help_text="0.2 puts a random item in every 5th slot."
+    )
+    disagreement_confidence = forms.FloatField(
+        min_value=0.5,
+        max_value=1.0,
+        label="Disagreement confidence",
+        help_text="A model this sure against a final label sends the item back to review.",
+    )
+    show_prelabels = forms.BooleanField(
+        required=False,
+        label="Show annotators pre-labels",
+        help_text="Off by default: a suggestion biases blind labelling.",
+    )
+    show_model_confidence = forms.BooleanField(
+        required=False,
+        label="Show raters the model's confidence",
+        help_text="Off by default: raters judge the output, not how sure the model was.",
+    )
+    rating_criteria = forms.CharField(
+        required=False,
+        label="Rating criteria",
+        help_text="Generated responses are rated 1-5 on each; one per line or comma-separated.",
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+    def clean_rating_criteria(self) -> list[str]:
+        raw = self.cleaned_data["rating_criteria"]
+        names = [name.strip() for line in raw.splitlines() for name in line.split(",") if name.strip()]
+        if not names:
+            raise forms.ValidationError(NO_CRITERIA)
+        if len(set(names)) != len(names):
+            raise forms.ValidationError(DUPLICATE_CRITERIA)
+        if any(len(name) > 60 for name in names):
+            raise forms.ValidationError(LONG_CRITERION)
+        return names

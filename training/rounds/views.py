@@ -1,0 +1,123 @@
+"""Browser pages for rounds: the plan of the next round (owners), starting it, and the rounds so far.
+
+Owners see the plan and start the next round; reviewers see the rounds page only; annotators get 403
+(they stay blind to model outputs) and people outside the project 404. The plan page's options form asks
+for its preview fragment (`#plan-preview`) on every change: the plan is a selector and changes nothing.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from annotation.models import Project, QueueOrder, TaskType
+from annotation.permissions import MANAGE, REVIEW, access_project
+from core.errors import ServiceError
+from core.forms import add_service_error
+from training.rounds import services as rounds
+from training.rounds.charts import rounds_charts, rounds_worse
+from training.rounds.forms import NextRoundSettingsForm
+from training.rounds.services import (
+    METRIC_NAMES,
+    plan_options_default,
+    plan_options_parse,
+    project_round_settings_set,
+    runs_succeeded,
+)
+
+
+def _plan_context(project: Project, data: dict) -> tuple[dict, int]:
+    context: dict = {
+        "project": project,
+        "runs": list(runs_succeeded(project=project)[:50]),
+        "queue_orders": QueueOrder.choices,
+        "is_instruction": project.task_type == TaskType.INSTRUCTION,
+        "error": "",
+        "error_field": "",
+    }
+    try:
+        options = plan_options_parse(project=project, data=data)
+        plan = rounds.round_plan(project=project, options=options)
+    except ServiceError as exc:
+        options = plan_options_default(project=project)
+        context.update(error=exc.message, error_field=exc.field or "")
+        plan = rounds.round_plan(project=project, options=options)
+        status = 400
+    else:
+        status = 200
+    context.update(options=options, plan=plan.summary(), current=plan.round, chosen_run=plan.run)
+    return context, status
+
+
+@login_required
+def round_plan(request: HttpRequest, project_id: int) -> HttpResponse:
+    """What starting the next round would change, for the options in the query string."""
+    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    context, status = _plan_context(project, request.GET)
+    if request.htmx:
+        # htmx swaps 2xx only: a refused option is still a preview to show, its message inside.
+        return render(request, "training/_round_plan.html", context)
+    return render(request, "training/round_plan.html", context, status=status)
+
+
+@login_required
+@require_POST
+def round_advance(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Apply the plan for the options posted; a second click finds the round closed and does nothing more."""
+    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    raw = request.POST.get("round", "")
+    try:
+        options = plan_options_parse(project=project, data=request.POST)
+        result = rounds.round_advance(
+            project=project, user=request.user, options=options, round_number=int(raw) if raw.isdigit() else None
+        )
+    except ServiceError as exc:
+        context, _ = _plan_context(project, request.POST)
+        context.update(error=exc.message, error_field=exc.field or "")
+        return render(request, "training/round_plan.html", context, status=400)
+    if result.applied:
+        messages.success(request, f"Round {result.opened.number} started: round {result.closed.number} is closed.")
+    else:
+        messages.info(request, f"Round {result.closed.number} was already closed; nothing more was changed.")
+    return redirect(reverse("round-list", args=[project.pk]))
+
+
+@login_required
+def round_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Every round: its guidelines, snapshot, runs, figures and changes, charted across rounds."""
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    all_rounds = rounds.round_list(project=project)
+    context = {
+        "project": project,
+        "role": role,
+        "can_manage": role in MANAGE,
+        "rounds": all_rounds,
+        "current": all_rounds[-1],
+        "worse": rounds_worse(all_rounds),
+        "charts": rounds_charts(all_rounds),
+        "metric_name": METRIC_NAMES.get(project.goal_metric, project.goal_metric),
+    }
+    return render(request, "training/round_list.html", context)
+
+
+@login_required
+@require_POST
+def round_settings(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The settings page's "Next round" form: the options the plan page starts from."""
+    from annotation.projects.views import _settings_response
+
+    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    form = NextRoundSettingsForm(request.POST)
+    if form.is_valid():
+        try:
+            project_round_settings_set(project=project, **form.cleaned_data)
+        except ServiceError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, "Next-round settings saved.")
+            return redirect(reverse("project-settings", args=[project.pk]) + "#next-round")
+    return _settings_response(request, project, round_form=form, status=400)

@@ -1,0 +1,190 @@
+"""The run form: TrainingSpec's fields as grouped form fields, and posted text back into spec values.
+
+Validation is TrainingSpec's (plus the registry and snapshot checks in services): text that is not a number is
+passed on as text, so the spec itself reports "must be a whole number" next to the field, the same message the
+API gives. No Django form classes: the fields follow the dataclass, so a new spec field needs one line here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import QueryDict
+
+from training.spec import (
+    CURRICULA,
+    EARLY_STOPPING_METRICS,
+    LR_SCHEDULERS,
+    METHOD_FULL,
+    METHODS,
+    TASK_CAUSAL_LM,
+    TrainingSpec,
+)
+
+# spec.py postpones annotations, so a field's type is its annotation's text.
+INT_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainingSpec) if f.type == "int")
+
+
+FLOAT_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainingSpec) if f.type == "float")
+
+
+BF16_CHOICES = (("", "Automatic (on CUDA when supported)"), ("true", "On"), ("false", "Off"))
+
+
+# (title, fields): the order the form shows them in.
+GROUPS = (
+    ("Model and method", ("base_model", "method", "lora_r", "lora_alpha", "lora_dropout", "target_modules",
+                          "freeze_layers")),
+    ("Optimisation", ("learning_rate", "lr_scheduler", "warmup_ratio", "weight_decay", "max_grad_norm", "epochs",
+                      "batch_size", "grad_accum", "max_length", "seed", "bf16")),
+    ("Validation and checkpoints", ("eval_steps", "save_steps", "early_stopping_metric",
+                                    "early_stopping_patience")),
+    ("Data", ("class_weights", "curriculum")),
+    ("Generation", ("max_new_tokens",)),
+)
+
+
+HELP = {
+    "method": "LoRA trains small low-rank adapters; IA3 trains rescaling vectors; full trains every weight.",
+    "lora_r": "Rank of the LoRA matrices (LoRA only).",
+    "target_modules": "Comma-separated module names; empty for the model's usual ones.",
+    "freeze_layers": "Full fine-tuning only: the lowest layers that stay frozen.",
+    "learning_rate": "Changing the method resets this to the method's default.",
+    "max_length": "Tokens per example; longer ones are cut.",
+    "eval_steps": "0: validate at the end of every epoch.",
+    "save_steps": "0: checkpoint at the end of every epoch.",
+    "early_stopping_patience": "Validations without improvement before stopping; 0 turns it off.",
+    "class_weights": 'JSON such as {"spam": 2.5}; pre-filled from the snapshot\'s class-balance report.',
+    "curriculum": "agreement: learn the items annotators agreed on first, the disputed ones last.",
+    "max_new_tokens": "Tokens generated per prompt when evaluating.",
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    value: str
+    kind: str  # "select", "number", "text" or "textarea"
+    choices: tuple[tuple[str, str], ...] = ()
+    error: str = ""
+    help: str = ""
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ", ".join(value)
+    if isinstance(value, Mapping):
+        return json.dumps(dict(value))
+    return str(value)
+
+
+def _choices(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((v, v) for v in values)
+
+
+def form_fields(
+    *, task: str, values: Mapping[str, Any], errors: Mapping[str, str], base_models: list[str]
+) -> list[tuple[str, list[Field]]]:
+    """The grouped fields to render, each with its current value and its error."""
+    selects = {
+        "base_model": _choices(tuple(base_models)),
+        "method": _choices(METHODS),
+        "lr_scheduler": _choices(LR_SCHEDULERS),
+        "early_stopping_metric": _choices(EARLY_STOPPING_METRICS[task]),
+        "curriculum": _choices(CURRICULA),
+        "bf16": BF16_CHOICES,
+    }
+    groups = []
+    for title, names in GROUPS:
+        fields = []
+        for name in names:
+            if name == "class_weights" and task == TASK_CAUSAL_LM:
+                continue
+            if name == "max_new_tokens" and task != TASK_CAUSAL_LM:
+                continue
+            if name in selects:
+                kind = "select"
+            elif name in INT_FIELDS or name in FLOAT_FIELDS:
+                kind = "number"
+            else:
+                kind = "textarea" if name == "class_weights" else "text"
+            fields.append(
+                Field(
+                    name=name,
+                    label=name.replace("_", " ").capitalize(),
+                    value=_as_text(values.get(name)),
+                    kind=kind,
+                    choices=selects.get(name, ()),
+                    error=errors.get(name, ""),
+                    help=HELP.get(name, ""),
+                )
+            )
+        if fields:
+            groups.append((title, fields))
+    return groups
+
+
+def _number(raw: str, kind: type) -> Any:
+    try:
+        return kind(raw.strip())
+    except ValueError:
+        return raw  # the spec says what is wrong with it
+
+
+def spec_data_from_post(post: QueryDict, *, task: str) -> dict[str, Any]:
+    """The posted fields as spec values; unparseable text is kept as text for the spec to reject by name."""
+    data: dict[str, Any] = {}
+    for field in dataclasses.fields(TrainingSpec):
+        name = field.name
+        if name == "task" or name not in post:
+            continue
+        raw = post.get(name, "")
+        if name in INT_FIELDS:
+            data[name] = _number(raw, int)
+        elif name in FLOAT_FIELDS:
+            data[name] = _number(raw, float)
+        elif name == "bf16":
+            data[name] = {"": None, "true": True, "false": False}.get(raw, raw)
+        elif name == "target_modules":
+            modules = [part.strip() for part in raw.split(",") if part.strip()]
+            data[name] = modules or None
+        elif name == "class_weights":
+            data[name] = _json_or_text(raw) if raw.strip() else None
+        else:
+            data[name] = raw.strip()
+    return data
+
+
+def _json_or_text(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def initial_values(
+    *, task: str, method: str, class_weights: Mapping[str, float] | None, current: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Pre-filled values: the task's defaults for `method`, the snapshot's class weights, then what was typed.
+
+    When the method changes, its default learning rate replaces the old one (the rates differ by 100x), and
+    frozen layers are cleared unless the new method is full fine-tuning.
+    """
+    values = TrainingSpec.defaults(task, method=method).to_dict()
+    if class_weights and task != TASK_CAUSAL_LM:
+        values["class_weights"] = dict(class_weights)
+    if current:
+        values.update({k: v for k, v in current.items() if k != "learning_rate"})
+        values["method"] = method
+        if method != METHOD_FULL:
+            values["freeze_layers"] = 0
+    return values

@@ -1,0 +1,464 @@
+"""Reads for training: runs, their charts and checkpoints, and a snapshot's rows shaped for the recipe.
+
+Nothing here imports torch: the web process lists runs and renders charts without loading any ML library.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import zipfile
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import reduce
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from annotation.models import (
+    Annotation,
+    AnnotationStatus,
+    Item,
+    ItemStatus,
+    Label,
+    Project,
+    Snapshot,
+    SnapshotItem,
+    Split,
+    TaskType,
+)
+from annotation.permissions import ANY_ROLE, access_project
+from annotation.values import value_display, value_key
+from training.ml.registry import ModelRegistry
+from training.models import (
+    FINAL_STATUSES,
+    ModelOutput,
+    PredictionBatch,
+    PredictionScope,
+    RunEvent,
+    RunStatus,
+    TrainingRun,
+)
+from training.spec import DEFAULT_BASE_MODELS, TASK_CAUSAL_LM, TASK_CLASSIFICATION, TrainingSpec
+
+READ_CHUNK = 5000
+
+
+TASK_BY_PROJECT_TYPE = {TaskType.SINGLE_LABEL: TASK_CLASSIFICATION, TaskType.INSTRUCTION: TASK_CAUSAL_LM}
+
+
+# The recipe names its checkpoint folders step-000120 (training/ml/checkpoints.py); read here without torch.
+CHECKPOINT_DIR_PATTERN = re.compile(r"^step-(\d+)$")
+
+
+CHECKPOINT_STATE_FILE = "state.json"
+
+
+RUNS_DIR = "runs"
+
+
+RUN_NOT_FOUND = "No such run."
+
+
+# Chart series longer than this are thinned (every k-th point, the last one always kept).
+MAX_CHART_POINTS = 500
+
+
+EVAL_FIGURES = ("loss", "accuracy", "macro_f1", "perplexity", "ece")
+
+
+BALANCE_RESAMPLING = ("downsample", "undersample", "oversample")
+
+
+ZIP_READ_BLOCK = 1 << 20
+
+
+def model_registry() -> ModelRegistry:
+    """The base models this installation offers: the shipped ones plus settings.LABELLOOP_MODEL_REGISTRY."""
+    return ModelRegistry(extra=settings.LABELLOOP_MODEL_REGISTRY, cache_dir=Path(settings.LABELLOOP_MODEL_CACHE))
+
+
+def base_model_names(task: str) -> list[str]:
+    """Registered names, the task's default first."""
+    names = model_registry().names()
+    default = DEFAULT_BASE_MODELS[task]
+    return [default, *(n for n in names if n != default)] if default in names else names
+
+
+def project_task(project: Project) -> str | None:
+    """The recipe's task for a project's task type; None where the recipe has none (multi-label)."""
+    return TASK_BY_PROJECT_TYPE.get(project.task_type)
+
+
+def run_list(*, project: Project) -> QuerySet[TrainingRun]:
+    return TrainingRun.objects.filter(project=project).select_related("snapshot", "created_by", "resumed_from")
+
+
+def run_get(*, project: Project, run_id: int) -> TrainingRun:
+    run = run_list(project=project).filter(pk=run_id).first()
+    if run is None:
+        raise Http404(RUN_NOT_FOUND)
+    run.project = project
+    return run
+
+
+def run_get_for_user(
+    *, user: AbstractBaseUser | AnonymousUser, run_id: int, roles: frozenset[str] = ANY_ROLE
+) -> tuple[TrainingRun, str]:
+    """A run by id alone (the /api/runs/<id>/ routes): 404 when it does not exist or the user is outside."""
+    project_id = TrainingRun.objects.filter(pk=run_id).values_list("project_id", flat=True).first()
+    if project_id is None:
+        raise Http404(RUN_NOT_FOUND)
+    project, role = access_project(user=user, project_id=project_id, roles=roles)
+    return run_get(project=project, run_id=run_id), role
+
+
+def run_dir(run: TrainingRun) -> Path:
+    return Path(settings.MEDIA_ROOT) / RUNS_DIR / str(run.pk)
+
+
+def media_path(relative: str) -> Path | None:
+    return Path(settings.MEDIA_ROOT) / relative if relative else None
+
+
+def checkpoint_steps(directory: Path | None) -> list[int]:
+    """Steps of the complete checkpoints in a folder (those with their state file), oldest first."""
+    if directory is None or not directory.is_dir():
+        return []
+    steps = []
+    for child in directory.iterdir():
+        match = CHECKPOINT_DIR_PATTERN.match(child.name)
+        if match and (child / CHECKPOINT_STATE_FILE).is_file():
+            steps.append(int(match.group(1)))
+    return sorted(steps)
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    run: TrainingRun
+    directory: Path
+    step: int
+
+
+def run_resume_point(run: TrainingRun) -> ResumePoint | None:
+    """The newest checkpoint this run can continue from: its own, else the nearest ancestor's it resumed from."""
+    current: TrainingRun | None = run
+    while current is not None:
+        directory = media_path(current.checkpoint_dir)
+        steps = checkpoint_steps(directory)
+        if steps and directory is not None:
+            return ResumePoint(run=current, directory=directory, step=steps[-1])
+        current = current.resumed_from
+    return None
+
+
+def run_can_resume(run: TrainingRun) -> bool:
+    return run.status in (RunStatus.FAILED, RunStatus.CANCELLED) and run_resume_point(run) is not None
+
+
+def run_artifact_path(run: TrainingRun) -> Path | None:
+    path = media_path(run.artifact_dir)
+    return path if path is not None and path.is_dir() else None
+
+
+def run_chart_data(run: TrainingRun) -> dict[str, Any]:
+    """The live charts' series from the run's events: training loss and learning rate, validation figures."""
+    train = list(run.events.filter(kind=RunEvent.Kind.TRAIN).values_list("step", "data"))
+    if len(train) > MAX_CHART_POINTS:
+        stride = -(-len(train) // MAX_CHART_POINTS)
+        train = train[::stride] + ([train[-1]] if (len(train) - 1) % stride else [])
+    evals = list(run.events.filter(kind=RunEvent.Kind.EVAL).values_list("step", "data"))
+    figures = [name for name in EVAL_FIGURES if any(name in data for _, data in evals)]
+    return {
+        "train": {
+            "steps": [step for step, _ in train],
+            "loss": [data.get("train_loss") for _, data in train],
+            "lr": [data.get("lr") for _, data in train],
+        },
+        "eval": {
+            "steps": [step for step, _ in evals],
+            "series": {name: [data.get(name) for _, data in evals] for name in figures},
+        },
+    }
+
+
+def run_messages(run: TrainingRun) -> list[RunEvent]:
+    return list(run.events.filter(kind=RunEvent.Kind.LOG))
+
+
+def runs_for_compare(*, snapshot: Snapshot) -> list[TrainingRun]:
+    """The finished runs of one snapshot with test metrics, oldest first, for a side-by-side table."""
+    runs = TrainingRun.objects.filter(snapshot=snapshot, status__in=FINAL_STATUSES).exclude(metrics={})
+    return list(runs.order_by("created_at", "id"))
+
+
+@dataclass
+class TrainingData:
+    """Recipe rows per split, the class labels, and how the train rows were balanced (if at all)."""
+
+    train: list[dict[str, Any]] = field(default_factory=list)
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    test: list[dict[str, Any]] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    balance: dict[str, Any] | None = None
+
+    def counts(self) -> dict[str, int]:
+        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+
+
+def snapshot_labels(snapshot: Snapshot) -> list[str]:
+    """The snapshot's class labels in the project's label order (labels no longer in the project last)."""
+    present = set(snapshot.manifest.get("labels", {}))
+    ordered = [name for name in Label.objects.filter(project_id=snapshot.project_id).values_list("name", flat=True)]
+    return [name for name in ordered if name in present] + sorted(present - set(ordered))
+
+
+def snapshot_class_weights(snapshot: Snapshot) -> dict[str, float] | None:
+    """Class weights the snapshot's balance report computed, when it was made with "class_weights"."""
+    balance = snapshot.manifest.get("class_balance") or {}
+    return balance.get("class_weights") if balance.get("mode") == "class_weights" else None
+
+
+def snapshot_split_counts(snapshot: Snapshot) -> dict[str, int]:
+    return {split: int(snapshot.manifest.get("splits", {}).get(split, 0)) for split in Split.values}
+
+
+def item_agreement(*, snapshot: Snapshot) -> dict[int, float]:
+    """Per item: the share of its annotators whose value matches the snapshot's final value (0..1).
+
+    Items without annotations (imported labels) are left out: the recipe treats them as agreed.
+    """
+    finals = {
+        item_id: value_key(value)
+        for item_id, value in SnapshotItem.objects.filter(snapshot=snapshot).values_list("item_id", "value").iterator(
+            chunk_size=READ_CHUNK
+        )
+    }
+    votes: dict[int, list[bool]] = defaultdict(list)
+    annotations = Annotation.objects.filter(
+        item__snapshot_rows__snapshot=snapshot, status=AnnotationStatus.SUBMITTED
+    ).values_list("item_id", "value")
+    for item_id, value in annotations.iterator(chunk_size=READ_CHUNK):
+        votes[item_id].append(value_key(value) == finals.get(item_id))
+    return {item_id: round(sum(agrees) / len(agrees), 4) for item_id, agrees in votes.items()}
+
+
+def _recipe_row(task: str, text: str, value: dict[str, Any]) -> dict[str, Any]:
+    if task == TASK_CLASSIFICATION:
+        return {"text": text, "label": value["label"]}
+    return {"prompt": text, "response": value["response"]}
+
+
+def snapshot_training_data(*, snapshot: Snapshot, spec: TrainingSpec) -> TrainingData:
+    """The snapshot's rows as the recipe reads them, in item id order, split by split.
+
+    With `curriculum="agreement"` each row carries its item's annotator agreement. A snapshot made with a
+    downsample/oversample balance report gets its train rows resampled the same way (same mode and seed, rows
+    in the same order as in its file), so the run trains on exactly what the report described.
+    """
+    agreement = item_agreement(snapshot=snapshot) if spec.curriculum == "agreement" else {}
+    data = TrainingData(labels=snapshot_labels(snapshot) if spec.task == TASK_CLASSIFICATION else [])
+    rows = (
+        SnapshotItem.objects.filter(snapshot=snapshot)
+        .order_by("item_id")
+        .values_list("item_id", "item__text", "value", "split")
+    )
+    for item_id, text, value, split in rows.iterator(chunk_size=READ_CHUNK):
+        row = _recipe_row(spec.task, text, value)
+        if item_id in agreement:
+            row["agreement"] = agreement[item_id]
+        getattr(data, split).append(row)
+    balance = snapshot.manifest.get("class_balance") or {}
+    if spec.task == TASK_CLASSIFICATION and balance.get("mode") in BALANCE_RESAMPLING:
+        from annotation.datasets import splits
+
+        keep = splits.class_balance([row["label"] for row in data.train], balance["mode"], snapshot.seed)["keep"]
+        data.balance = {"mode": balance["mode"], "before": len(data.train), "after": len(keep)}
+        data.train = [data.train[index] for index in keep]
+    return data
+
+
+def prediction_scope(*, run: TrainingRun, scope: str) -> QuerySet[Item]:
+    """The items a batch covers: the run's test split, the project's items without a final label, or both."""
+    conditions = []
+    if scope in (PredictionScope.TEST, PredictionScope.TEST_AND_UNLABELLED):
+        test_items = SnapshotItem.objects.filter(snapshot_id=run.snapshot_id, split=Split.TEST).values("item_id")
+        conditions.append(Q(pk__in=test_items))
+    if scope in (PredictionScope.UNLABELLED, PredictionScope.TEST_AND_UNLABELLED):
+        conditions.append(Q(project_id=run.project_id) & ~Q(status=ItemStatus.APPROVED))
+    if not conditions:
+        return Item.objects.none()
+    return Item.objects.filter(reduce(operator.or_, conditions))
+
+
+def prediction_missing_ids(*, run: TrainingRun, scope: str) -> list[int]:
+    """Ids of the items in scope without an output of this run yet, in id order (read whole: the job writes
+    outputs while it works through them, which must not shift an open cursor)."""
+    done = ModelOutput.objects.filter(run=run).values("item_id")
+    missing = prediction_scope(run=run, scope=scope).exclude(pk__in=done)
+    return list(missing.order_by("pk").values_list("pk", flat=True))
+
+
+def item_texts(ids: list[int]) -> dict[int, str]:
+    return dict(Item.objects.filter(pk__in=ids).values_list("pk", "text"))
+
+
+def prediction_batches(*, run: TrainingRun) -> list[PredictionBatch]:
+    return list(run.prediction_batches.all()[:10])
+
+
+def run_outputs_most_uncertain(*, run: TrainingRun, limit: int = 20) -> list[ModelOutput]:
+    """The outputs the model was least sure of (highest entropy first): the next items worth labelling.
+    Each carries `display`, its value as people read it."""
+    outputs = ModelOutput.objects.filter(run=run).select_related("item")
+    if run.task == TASK_CLASSIFICATION:
+        outputs = outputs.order_by("-uncertainty", "item_id")
+    else:
+        outputs = outputs.order_by("item_id")
+    found = list(outputs[:limit])
+    for output in found:
+        output.display = value_display(output.value)
+    return found
+
+
+def run_output_count(*, run: TrainingRun) -> int:
+    return ModelOutput.objects.filter(run=run).count()
+
+
+CLASSIFICATION_FIGURES = (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1"), ("ece", "Calibration error (ECE)"),
+                          ("loss", "Loss"))
+
+
+GENERATION_FIGURES = (("loss", "Loss"), ("perplexity", "Perplexity"), ("rouge_l", "ROUGE-L"), ("bleu", "BLEU"))
+
+
+BASELINE_NAMES = {"majority": "Majority class", "logreg_embeddings": "Logistic regression on embeddings",
+                  "base_model": "Base model, not fine-tuned"}
+
+
+def run_evaluation(run: TrainingRun) -> dict[str, Any] | None:
+    """The test metrics laid out for the page: the model's figures beside each baseline's, per class, confusion."""
+    test = run.metrics.get("test") if run.metrics else None
+    if not test:
+        return None
+    baselines = test.get("baselines", {})
+    figures = CLASSIFICATION_FIGURES if run.task == TASK_CLASSIFICATION else GENERATION_FIGURES
+    columns = [BASELINE_NAMES.get(name, name) for name in baselines]
+    rows = [
+        {"label": label, "model": test.get(key), "baselines": [b.get(key) for b in baselines.values()]}
+        for key, label in figures
+        if key in test
+    ]
+    view: dict[str, Any] = {"n": test.get("n", 0), "columns": columns, "rows": rows, "samples": test.get("samples")}
+    if "per_class" in test:
+        view["per_class"] = [{"label": label, **figures} for label, figures in test["per_class"].items()]
+    confusion = test.get("confusion_matrix")
+    if confusion:
+        view["confusion"] = {
+            "labels": confusion["labels"],
+            "rows": [
+                {"label": label, "cells": [{"n": n, "hit": i == j} for j, n in enumerate(counts)]}
+                for i, (label, counts) in enumerate(zip(confusion["labels"], confusion["matrix"], strict=True))
+            ],
+        }
+    return view
+
+
+def compare_table(runs: list[TrainingRun]) -> dict[str, Any]:
+    """Runs side by side: settings that differ between them, then each test figure with the best one marked."""
+    specs = [run.spec for run in runs]
+    keys = sorted({key for spec in specs for key in spec})
+    differing = [key for key in keys if len({repr(spec.get(key)) for spec in specs}) > 1]
+    figures = CLASSIFICATION_FIGURES if runs and runs[0].task == TASK_CLASSIFICATION else GENERATION_FIGURES
+    lower = {"loss", "perplexity", "ece"}
+    metric_rows = []
+    for key, label in figures:
+        values = [(run.metrics.get("test") or {}).get(key) for run in runs]
+        known = [v for v in values if isinstance(v, int | float)]
+        best = (min(known) if key in lower else max(known)) if known else None
+        metric_rows.append({"label": label, "cells": [{"value": v, "best": v == best} for v in values]})
+    return {
+        "settings": [{"key": key, "values": [spec.get(key) for spec in specs]} for key in differing],
+        "metrics": metric_rows,
+    }
+
+
+class _ZipSink:
+    """A write-only file for zipfile that hands what was written to the generator streaming it."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._offset = 0
+
+    def write(self, data: bytes) -> int:
+        self._chunks.append(bytes(data))
+        self._offset += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._offset
+
+    def flush(self) -> None:
+        return None
+
+    def drain(self) -> Iterator[bytes]:
+        chunks, self._chunks = self._chunks, []
+        yield from chunks
+
+
+def zip_chunks(directory: Path) -> Iterator[bytes]:
+    """A zip of every file under `directory`, streamed as it is built (memory: one read block)."""
+    sink = _ZipSink()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
+        for path in sorted(directory.rglob("*")):
+            if not path.is_file():
+                continue
+            info = zipfile.ZipInfo.from_file(path, arcname=str(path.relative_to(directory)))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w") as entry, path.open("rb") as source:
+                while block := source.read(ZIP_READ_BLOCK):
+                    entry.write(block)
+                    yield from sink.drain()
+            yield from sink.drain()
+    yield from sink.drain()
+
+
+def duration_text(seconds: float | None) -> str:
+    """"1 h 05 min", "3 min 20 s", "12 s"; empty when unknown."""
+    if not isinstance(seconds, int | float) or seconds < 0:
+        return ""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def run_progress_view(run: TrainingRun) -> dict[str, Any]:
+    """The figures of the live panel from run.progress: step of total, percent, epoch, ETA, rate, losses."""
+    progress = run.progress or {}
+    step, total = progress.get("step") or 0, progress.get("total_steps") or 0
+    validation = progress.get("validation") or {}
+    return {
+        "phase": progress.get("phase", ""),
+        "step": step,
+        "total": total,
+        "percent": round(100 * step / total) if total else 0,
+        "epoch": progress.get("epoch"),
+        "epochs": run.spec.get("epochs"),
+        "eta": duration_text(progress.get("eta_s")) if run.is_active else "",
+        "elapsed": duration_text(progress.get("elapsed_s")),
+        "lr": progress.get("lr"),
+        "train_loss": progress.get("train_loss"),
+        "samples_per_s": progress.get("samples_per_s"),
+        "validation": {k: v for k, v in validation.items() if k in EVAL_FIGURES},
+        "rows": progress.get("rows") or {},
+        "balance": progress.get("balance"),
+        "resumed_from_step": progress.get("resumed_from_step"),
+    }

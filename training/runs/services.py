@@ -1,0 +1,516 @@
+"""Writes for training: start, claim, progress, finish, cancel, resume and sweep runs; prediction batches.
+
+Every status change is a conditional UPDATE on the status it expects (queued → running → succeeded | failed |
+cancelled), so a job delivered twice, a cancel racing a finish, or a sweep racing a late heartbeat each have
+exactly one winner, and the row in the database, never Redis, says what happened. Jobs are enqueued on commit
+with deterministic ids; the queue is only the way to reach a worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import django_rq
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from annotation.models import Snapshot
+from core.errors import ServiceError
+from training.ml.registry import SMOLLM2, RegistryError
+from training.models import (
+    ModelOutput,
+    PredictionBatch,
+    PredictionScope,
+    PredictionStatus,
+    RunEvent,
+    RunStatus,
+    TrainingRun,
+)
+from training.runs import selectors
+from training.spec import METHOD_FULL, TASK_CLASSIFICATION, SpecError, TrainingSpec
+
+QUEUE = "training"
+
+
+SWEEP_QUEUE = "default"  # not "training": a worker busy training must not delay the sweep
+
+
+SWEEP_EVERY = dt.timedelta(minutes=1)
+
+
+# The sweep job alternates between two fixed ids: it schedules its successor under the other id, because
+# RQ still writes the running job's own id when that job finishes. At most one of the two is ever pending.
+SWEEP_JOB_IDS = ("runs-sweep-a", "runs-sweep-b")
+
+
+PENDING_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED)
+
+
+NAME_MAX = 200
+
+
+MULTI_LABEL_UNSUPPORTED = (
+    "Multi-label projects cannot be trained yet: the training recipe learns one label per item. "
+    "Train a single-label or an instruction project."
+)
+
+
+INVALID_SETTINGS = "Some training settings are invalid; see the fields marked."
+
+
+UNKNOWN_BASE_MODEL = "must be one of the registered base models: {names}"
+
+
+FREEZE_TOO_MANY = "must be at most the base model's {layers} layers"
+
+
+CLASS_WEIGHT_LABEL = "{label!r} is not a label of this snapshot ({labels})"
+
+
+NO_TRAIN_ROWS = "This snapshot has no train-split rows to learn from."
+
+
+NAME_TOO_LONG = f"must be at most {NAME_MAX} characters"
+
+
+NOT_CANCELLABLE = "Only a queued or running run can be cancelled."
+
+
+NOT_RESUMABLE = "Only a failed or cancelled run can be resumed."
+
+
+NO_CHECKPOINT = "This run saved no checkpoint to resume from: start a new run instead."
+
+
+ALREADY_RESUMING = "This run is already being resumed by another run; wait for that one."
+
+
+NO_ARTIFACT = "This run has no saved model: only a run that trained and finished has one."
+
+
+PREDICTIONS_ACTIVE = "A prediction batch of this run is already queued or running."
+
+
+UNKNOWN_SCOPE = "Choose which items to predict: {choices}."
+
+
+ABANDONED = "abandoned: the worker stopped (heartbeat lost)"
+
+
+BATCH_ABANDONED = "abandoned: the worker stopped (heartbeat lost); start the batch again to finish it"
+
+
+class RunInputError(ServiceError):
+    """Training settings with one or more invalid fields; `errors` maps each field to its message."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        super().__init__(INVALID_SETTINGS, field=next(iter(errors), None))
+        self.errors = dict(errors)
+
+
+def job_id(run_id: int) -> str:
+    return f"train-{run_id}"
+
+
+def prediction_job_id(batch_id: int) -> str:
+    return f"predict-{batch_id}"
+
+
+def event_add(*, run: TrainingRun, kind: str, step: int = 0, data: Mapping[str, Any] | None = None) -> RunEvent:
+    return RunEvent.objects.create(run=run, kind=kind, step=step, data=dict(data or {}))
+
+
+def log_event(*, run: TrainingRun, message: str, step: int = 0) -> RunEvent:
+    return event_add(run=run, kind=RunEvent.Kind.LOG, step=step, data={"message": message})
+
+
+def _model_layers(name: str) -> int | None:
+    """The base model's layer count from its config.json; None when unknown here (not converted yet)."""
+    registry = selectors.model_registry()
+    if name == SMOLLM2 and not (registry.cache_dir / SMOLLM2 / "config.json").is_file():
+        return None  # converted from its GGUF file on first use, by the worker
+    try:
+        config = registry.resolve(name) / "config.json"
+    except RegistryError:
+        return None
+    layers = json.loads(config.read_text()).get("num_hidden_layers")
+    return layers if isinstance(layers, int) else None
+
+
+def _input_errors(*, snapshot: Snapshot, data: Mapping[str, Any], spec: TrainingSpec | None) -> dict[str, str]:
+    """What TrainingSpec cannot know: the registry, the model's depth, the snapshot's labels and rows."""
+    errors: dict[str, str] = {}
+    names = selectors.model_registry().names()
+    base_model = data.get("base_model")
+    if isinstance(base_model, str) and base_model.strip() and base_model not in names:
+        errors["base_model"] = UNKNOWN_BASE_MODEL.format(names=", ".join(names))
+    if spec is None:
+        return errors
+    if spec.method == METHOD_FULL and spec.freeze_layers and "base_model" not in errors:
+        layers = _model_layers(spec.base_model)
+        if layers is not None and spec.freeze_layers > layers:
+            errors["freeze_layers"] = FREEZE_TOO_MANY.format(layers=layers)
+    if spec.task == TASK_CLASSIFICATION and spec.class_weights:
+        labels = selectors.snapshot_labels(snapshot)
+        unknown = [label for label in spec.class_weights if label not in labels]
+        if unknown:
+            errors["class_weights"] = CLASS_WEIGHT_LABEL.format(label=unknown[0], labels=", ".join(labels))
+    return errors
+
+
+def run_spec_check(*, snapshot: Snapshot, data: Mapping[str, Any]) -> TrainingSpec:
+    """The validated spec for training on `snapshot`, or RunInputError naming every invalid field at once."""
+    task = selectors.project_task(snapshot.project)
+    if task is None:
+        raise ServiceError(MULTI_LABEL_UNSUPPORTED, field="task")
+    if not selectors.snapshot_split_counts(snapshot)["train"]:
+        raise ServiceError(NO_TRAIN_ROWS, field="snapshot")
+    data = {**data, "task": task}
+    spec: TrainingSpec | None = None
+    try:
+        spec = TrainingSpec.from_dict(data)
+        errors: dict[str, str] = {}
+    except SpecError as exc:
+        errors = dict(exc.errors)
+    errors.update(_input_errors(snapshot=snapshot, data=data, spec=spec))
+    if errors or spec is None:
+        raise RunInputError(errors)
+    return spec
+
+
+def run_start(
+    *, snapshot: Snapshot, user: AbstractBaseUser, spec_data: Mapping[str, Any], name: str = ""
+) -> TrainingRun:
+    """Validate everything, create the queued run, and enqueue its job once the row is committed.
+
+    Nothing is written or queued when any field is invalid.
+    """
+    name = (name or "").strip()
+    errors = {"name": NAME_TOO_LONG} if len(name) > NAME_MAX else {}
+    try:
+        spec = run_spec_check(snapshot=snapshot, data=spec_data)
+    except RunInputError as exc:
+        raise RunInputError({**exc.errors, **errors}) from None
+    if errors:
+        raise RunInputError(errors)
+    return _run_create(snapshot=snapshot, user=user, spec=spec, name=name)
+
+
+def _run_create(
+    *,
+    snapshot: Snapshot,
+    user: AbstractBaseUser,
+    spec: TrainingSpec,
+    name: str,
+    resumed_from: TrainingRun | None = None,
+) -> TrainingRun:
+    with transaction.atomic():
+        run = TrainingRun.objects.create(
+            project_id=snapshot.project_id,
+            snapshot=snapshot,
+            snapshot_hash=snapshot.content_hash,
+            name=name,
+            task=spec.task,
+            base_model=spec.base_model,
+            spec=spec.to_dict(),
+            created_by=user,
+            resumed_from=resumed_from,
+        )
+        run.rq_job_id = job_id(run.pk)
+        TrainingRun.objects.filter(pk=run.pk).update(rq_job_id=run.rq_job_id)
+        who = getattr(user, "username", "")
+        log_event(run=run, message=f"Queued by {who}" + (f", resuming run {resumed_from.pk}" if resumed_from else ""))
+        transaction.on_commit(lambda: _enqueue(run.pk))
+    return run
+
+
+def _enqueue(run_id: int) -> None:
+    # By dotted path: training.jobs imports this module, and the web process never imports the job code.
+    django_rq.get_queue(QUEUE).enqueue(
+        "training.runs.jobs.training_run_job",
+        run_id,
+        job_id=job_id(run_id),
+        job_timeout=settings.LABELLOOP_TRAINING_JOB_TIMEOUT,
+    )
+    runs_sweep_ensure()
+
+
+def run_claim(*, run_id: int, worker: str) -> TrainingRun | None:
+    """queued → running. None when another delivery took it, or it was cancelled before it started."""
+    now = timezone.now()
+    claimed = TrainingRun.objects.filter(pk=run_id, status=RunStatus.QUEUED, cancel_requested=False).update(
+        status=RunStatus.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        worker=worker[:255],
+        checkpoint_dir=f"{selectors.RUNS_DIR}/{run_id}/checkpoints",
+        progress={"phase": "starting"},
+    )
+    if not claimed:
+        return None
+    run = TrainingRun.objects.select_related("project", "snapshot", "resumed_from").get(pk=run_id)
+    log_event(run=run, message=f"Started on {worker}")
+    return run
+
+
+def run_heartbeat(*, run_id: int) -> bool:
+    """Stamp the heartbeat; False when the run is no longer running (cancelled, or swept as abandoned)."""
+    return bool(
+        TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+    )
+
+
+def run_should_stop(*, run_id: int) -> bool:
+    """True once a cancel was asked for, or the run stopped being "running" (a sweep marked it abandoned)."""
+    return not TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, cancel_requested=False).exists()
+
+
+def run_progress_set(*, run_id: int, progress: Mapping[str, Any]) -> None:
+    TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+        progress=_json_safe(progress), heartbeat_at=timezone.now()
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities (a diverged loss) become None: JSON columns and browsers reject them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def run_event_record(*, run: TrainingRun, kind: str, step: int, data: Mapping[str, Any]) -> None:
+    event_add(run=run, kind=kind, step=step, data=_json_safe(data))
+
+
+def run_finish(
+    *,
+    run: TrainingRun,
+    status: str,
+    metrics: Mapping[str, Any],
+    progress: Mapping[str, Any],
+    artifact_dir: Path | None,
+    message: str,
+) -> bool:
+    """running → succeeded | cancelled with the metrics and the artifact; False when the run was swept meanwhile."""
+    relative = str(artifact_dir.relative_to(settings.MEDIA_ROOT)) if artifact_dir is not None else ""
+    with transaction.atomic():
+        finished = TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            status=status,
+            metrics=_json_safe(metrics),
+            progress=_json_safe(progress),
+            artifact_dir=relative,
+            finished_at=timezone.now(),
+        )
+        if finished:
+            log_event(run=run, message=message, step=int(progress.get("step") or 0))
+            if status == RunStatus.SUCCEEDED:
+                # The outputs people rate (training/ratings.py) are queued once the run's row is committed.
+                transaction.on_commit(lambda: prediction_batch_after_run(run_id=run.pk))
+    return bool(finished)
+
+
+def run_fail(*, run: TrainingRun, error: str) -> bool:
+    with transaction.atomic():
+        failed = TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            status=RunStatus.FAILED, error=error[:5000], finished_at=timezone.now()
+        )
+        if failed:
+            log_event(run=run, message=f"Failed: {error[:500]}")
+    return bool(failed)
+
+
+def run_cancel(*, run: TrainingRun, user: AbstractBaseUser) -> TrainingRun:
+    """A queued run is cancelled at once; a running one is asked to stop and stops within one training step."""
+    now = timezone.now()
+    who = getattr(user, "username", "")
+    with transaction.atomic():
+        if TrainingRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+            status=RunStatus.CANCELLED, cancel_requested=True, finished_at=now
+        ):
+            log_event(run=run, message=f"Cancelled by {who} before it started")
+        elif TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, cancel_requested=False).update(
+            cancel_requested=True
+        ):
+            log_event(run=run, message=f"Cancel requested by {who}")
+        elif not TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists():
+            raise ServiceError(NOT_CANCELLABLE)
+    run.refresh_from_db()
+    return run
+
+
+def run_resume(*, run: TrainingRun, user: AbstractBaseUser) -> TrainingRun:
+    """A new run on the same snapshot and spec that continues from `run`'s newest checkpoint."""
+    if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
+        raise ServiceError(NOT_RESUMABLE)
+    if selectors.run_resume_point(run) is None:
+        raise ServiceError(NO_CHECKPOINT)
+    spec = TrainingSpec.from_dict(run.spec)
+    name = (run.name or f"run {run.pk}")[: NAME_MAX - 10] + " (resumed)"
+    try:
+        return _run_create(snapshot=run.snapshot, user=user, spec=spec, name=name, resumed_from=run)
+    except IntegrityError:
+        raise ServiceError(ALREADY_RESUMING) from None
+
+
+def runs_mark_abandoned(*, stale_after_s: float | None = None) -> list[int]:
+    """Fail every running run (and prediction batch) whose heartbeat is older than the stale threshold.
+
+    Cheap when nothing is stale (one indexed SELECT), so pages and APIs call it on every read.
+    """
+    stale = settings.LABELLOOP_RUN_STALE_AFTER_S if stale_after_s is None else stale_after_s
+    now = timezone.now()
+    cutoff = now - dt.timedelta(seconds=stale)
+    swept = []
+    for run_id in TrainingRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).values_list(
+        "pk", flat=True
+    ):
+        with transaction.atomic():
+            if TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
+                status=RunStatus.FAILED, error=ABANDONED, finished_at=now
+            ):
+                RunEvent.objects.create(run_id=run_id, kind=RunEvent.Kind.LOG, data={"message": ABANDONED})
+                swept.append(run_id)
+    PredictionBatch.objects.filter(status=PredictionStatus.RUNNING, heartbeat_at__lt=cutoff).update(
+        status=PredictionStatus.FAILED, error=BATCH_ABANDONED, finished_at=now
+    )
+    return swept
+
+
+def _job_pending(rq_job_id: str, connection: Any) -> bool:
+    try:
+        job = Job.fetch(rq_job_id, connection=connection)
+    except NoSuchJobError:
+        return False
+    return job.get_status(refresh=False) in PENDING_JOB_STATUSES
+
+
+def runs_requeue_lost() -> list[int]:
+    """Queued runs whose job is gone from Redis (flushed, or Redis was down at commit) get their job again."""
+    connection = django_rq.get_connection(QUEUE)
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.LABELLOOP_RUN_STALE_AFTER_S)
+    lost = [
+        run_id
+        for run_id in TrainingRun.objects.filter(status=RunStatus.QUEUED, created_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+        if not _job_pending(job_id(run_id), connection)
+    ]
+    for run_id in lost:
+        _enqueue(run_id)
+    return lost
+
+
+def runs_sweep_ensure() -> None:
+    """Schedule the every-minute sweep unless one of its two ids is pending already."""
+    queue = django_rq.get_queue(SWEEP_QUEUE)
+    if not any(_job_pending(sweep_id, queue.connection) for sweep_id in SWEEP_JOB_IDS):
+        runs_sweep_schedule(after=SWEEP_JOB_IDS[1])
+
+
+def runs_sweep_schedule(*, after: str) -> None:
+    """Schedule the next sweep a minute from now, under the id that is not `after`."""
+    next_id = SWEEP_JOB_IDS[0] if after == SWEEP_JOB_IDS[1] else SWEEP_JOB_IDS[1]
+    django_rq.get_queue(SWEEP_QUEUE).enqueue_in(
+        SWEEP_EVERY, "training.runs.jobs.runs_sweep_job", job_id=next_id, result_ttl=0, failure_ttl=3600
+    )
+
+
+def prediction_batch_start(*, run: TrainingRun, user: AbstractBaseUser, scope: str) -> PredictionBatch:
+    if scope not in PredictionScope.values:
+        raise ServiceError(UNKNOWN_SCOPE.format(choices=", ".join(PredictionScope.values)), field="scope")
+    if run.status not in (RunStatus.SUCCEEDED, RunStatus.CANCELLED) or selectors.run_artifact_path(run) is None:
+        raise ServiceError(NO_ARTIFACT)
+    try:
+        with transaction.atomic():
+            batch = PredictionBatch.objects.create(run=run, scope=scope, created_by=user)
+            transaction.on_commit(lambda: _enqueue_predictions(batch.pk))
+    except IntegrityError:
+        raise ServiceError(PREDICTIONS_ACTIVE) from None
+    return batch
+
+
+def prediction_batch_after_run(*, run_id: int) -> PredictionBatch | None:
+    """Predict the test split and the unlabelled items of a run that just succeeded, for raters to judge.
+
+    Once per run: a run that has any batch already (a second call, or an owner who was quicker) gets none. A
+    refusal is logged on the run rather than raised, so it cannot fail the training job that succeeded.
+    """
+    run = TrainingRun.objects.select_related("created_by").get(pk=run_id)
+    if run.prediction_batches.exists():
+        return None
+    try:
+        return prediction_batch_start(run=run, user=run.created_by, scope=PredictionScope.TEST_AND_UNLABELLED)
+    except ServiceError as exc:
+        log_event(run=run, message=f"Predictions for rating not queued: {exc.message}")
+        return None
+
+
+def _enqueue_predictions(batch_id: int) -> None:
+    django_rq.get_queue(QUEUE).enqueue(
+        "training.runs.jobs.prediction_batch_job",
+        batch_id,
+        job_id=prediction_job_id(batch_id),
+        job_timeout=settings.LABELLOOP_TRAINING_JOB_TIMEOUT,
+    )
+
+
+def prediction_batch_claim(*, batch_id: int) -> PredictionBatch | None:
+    now = timezone.now()
+    if not PredictionBatch.objects.filter(pk=batch_id, status=PredictionStatus.QUEUED).update(
+        status=PredictionStatus.RUNNING, started_at=now, heartbeat_at=now
+    ):
+        return None
+    batch = PredictionBatch.objects.select_related("run", "run__project", "run__snapshot").get(pk=batch_id)
+    scope = selectors.prediction_scope(run=batch.run, scope=batch.scope)
+    batch.total = scope.count()
+    batch.done = scope.filter(model_outputs__run_id=batch.run_id).count()
+    PredictionBatch.objects.filter(pk=batch_id).update(total=batch.total, done=batch.done)
+    return batch
+
+
+def prediction_batch_heartbeat(*, batch_id: int) -> bool:
+    return bool(
+        PredictionBatch.objects.filter(pk=batch_id, status=PredictionStatus.RUNNING).update(
+            heartbeat_at=timezone.now()
+        )
+    )
+
+
+def model_outputs_write(*, batch: PredictionBatch, outputs: Iterable[ModelOutput]) -> int:
+    """Store a chunk of outputs; the (run, item) constraint drops any another delivery wrote. Returns the new ones."""
+    outputs = list(outputs)
+    with transaction.atomic():
+        existing = ModelOutput.objects.filter(run_id=batch.run_id, item_id__in=[o.item_id for o in outputs]).count()
+        ModelOutput.objects.bulk_create(outputs, ignore_conflicts=True)
+        new = len(outputs) - existing
+        batch.written += new
+        batch.done += new
+        PredictionBatch.objects.filter(pk=batch.pk, status=PredictionStatus.RUNNING).update(
+            written=batch.written, done=batch.done, heartbeat_at=timezone.now()
+        )
+    return new
+
+
+def prediction_batch_finish(*, batch: PredictionBatch) -> None:
+    PredictionBatch.objects.filter(pk=batch.pk, status=PredictionStatus.RUNNING).update(
+        status=PredictionStatus.SUCCEEDED, finished_at=timezone.now()
+    )
+
+
+def prediction_batch_fail(*, batch: PredictionBatch, error: str) -> None:
+    PredictionBatch.objects.filter(pk=batch.pk, status=PredictionStatus.RUNNING).update(
+        status=PredictionStatus.FAILED, error=error[:5000], finished_at=timezone.now()
+    )

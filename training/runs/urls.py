@@ -1,0 +1,39 @@
+"""This package's routes: browser pages (`urlpatterns`) and REST API (`api_urlpatterns`, mounted under /api/)."""
+
+from django.urls import path
+
+from . import apis, views
+
+urlpatterns = [
+    path("projects/<int:project_id>/runs/", views.run_list, name="run-list"),
+    path("projects/<int:project_id>/runs/compare/", views.run_compare, name="run-compare"),
+    path("projects/<int:project_id>/snapshots/<int:snapshot_id>/train/", views.run_create, name="run-create"),
+    path("projects/<int:project_id>/runs/<int:run_id>/", views.run_detail, name="run-detail"),
+    path("projects/<int:project_id>/runs/<int:run_id>/cancel/", views.run_cancel, name="run-cancel"),
+    path("projects/<int:project_id>/runs/<int:run_id>/resume/", views.run_resume, name="run-resume"),
+    path("projects/<int:project_id>/runs/<int:run_id>/artifact/", views.run_artifact, name="run-artifact"),
+    path(
+        "projects/<int:project_id>/runs/<int:run_id>/predictions/",
+        views.prediction_batch_start,
+        name="prediction-batch-start",
+    ),
+]
+
+api_urlpatterns = [
+    path("projects/<int:project_id>/runs/", apis.RunListApi.as_view(), name="api-run-list"),
+    path("projects/<int:project_id>/runs/defaults/", apis.RunDefaultsApi.as_view(), name="api-run-defaults"),
+    path("projects/<int:project_id>/runs/create/", apis.RunStartApi.as_view(), name="api-run-start"),
+    path("runs/<int:run_id>/", apis.RunDetailApi.as_view(), name="api-run-detail"),
+    path("runs/<int:run_id>/events/", apis.RunEventsApi.as_view(), name="api-run-events"),
+    path("runs/<int:run_id>/cancel/", apis.RunCancelApi.as_view(), name="api-run-cancel"),
+    path("runs/<int:run_id>/resume/", apis.RunResumeApi.as_view(), name="api-run-resume"),
+    path("runs/<int:run_id>/artifact/", apis.RunArtifactApi.as_view(), name="api-run-artifact"),
+    path("runs/<int:run_id>/predict/", apis.RunPredictApi.as_view(), name="api-run-predict"),
+    path("runs/<int:run_id>/predictions/", apis.PredictionBatchStartApi.as_view(), name="api-prediction-batch-start"),
+    path(
+        "runs/<int:run_id>/predictions/<int:batch_id>/",
+        apis.PredictionBatchDetailApi.as_view(),
+        name="api-prediction-batch",
+    ),
+    path("runs/<int:run_id>/outputs/", apis.RunOutputsApi.as_view(), name="api-run-outputs"),
+]

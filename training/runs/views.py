@@ -1,0 +1,203 @@
+"""Browser pages for training: start a run on a snapshot, watch it live, cancel, resume, compare, download, predict.
+
+Owners start, cancel and resume runs, download models and start predictions; reviewers see runs; annotators
+get 403 everywhere here (they stay blind to model outputs) and people outside the project 404. Pages that show
+runs first sweep runs whose worker stopped (services.runs_mark_abandoned), so no run shows "running" forever.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.text import slugify
+from django.views.decorators.http import require_POST
+
+from annotation.models import Project, Snapshot
+from annotation.permissions import MANAGE, REVIEW, access_project
+from core.errors import ServiceError
+from training.models import PredictionScope, TrainingRun
+from training.runs import forms, selectors, services
+from training.spec import METHOD_LORA, METHODS
+
+SNAPSHOT_NOT_FOUND = "No such snapshot."
+
+
+POLL_EVERY = "every 2s"
+
+
+def _snapshot_or_404(project: Project, snapshot_id: int | str | None) -> Snapshot:
+    try:
+        snapshot = Snapshot.objects.filter(project=project, pk=int(snapshot_id or 0)).first()
+    except ValueError:
+        snapshot = None
+    if snapshot is None:
+        raise Http404(SNAPSHOT_NOT_FOUND)
+    snapshot.project = project
+    return snapshot
+
+
+@login_required
+def run_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    services.runs_mark_abandoned()
+    context = {
+        "project": project,
+        "role": role,
+        "runs": selectors.run_list(project=project),
+        "snapshots": Snapshot.objects.filter(project=project, training_runs__isnull=False).distinct(),
+    }
+    return render(request, "training/run_list.html", context)
+
+
+@login_required
+def run_create(request: HttpRequest, project_id: int, snapshot_id: int) -> HttpResponse:
+    """The run form with the task's defaults; posting starts the run, or shows every invalid field."""
+    project, role = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    snapshot = _snapshot_or_404(project, snapshot_id)
+    task = selectors.project_task(project)
+    context = {"project": project, "role": role, "snapshot": snapshot, "task": task, "groups": [], "errors": {}}
+    if task is None:
+        context["error"] = services.MULTI_LABEL_UNSUPPORTED
+        return render(request, "training/run_create.html", context, status=400 if request.method == "POST" else 200)
+    status = 200
+    if request.method == "POST":
+        values = forms.spec_data_from_post(request.POST, task=task)
+        name = request.POST.get("name", "")
+        try:
+            run = services.run_start(snapshot=snapshot, user=request.user, spec_data=values, name=name)
+        except services.RunInputError as exc:
+            context.update(errors=exc.errors, error=exc.message)
+            status = 400
+        except ServiceError as exc:
+            context["error"] = exc.message
+            status = 400
+        else:
+            messages.success(request, f"Run {run.pk} queued.")
+            return redirect(reverse("run-detail", args=[project.pk, run.pk]))
+        context["name"] = name
+    else:
+        method = request.GET.get("method", METHOD_LORA)
+        method = method if method in METHODS else METHOD_LORA
+        current = forms.spec_data_from_post(request.GET, task=task) if request.GET.get("changed") else None
+        values = forms.initial_values(
+            task=task, method=method, class_weights=selectors.snapshot_class_weights(snapshot), current=current
+        )
+        context["name"] = request.GET.get("name", "")
+    context["groups"] = forms.form_fields(
+        task=task, values=values, errors=context["errors"], base_models=selectors.base_model_names(task)
+    )
+    context["counts"] = selectors.snapshot_split_counts(snapshot)
+    template = "training/_run_form.html" if request.htmx else "training/run_create.html"
+    return render(request, template, context, status=status)
+
+
+def _detail_context(project: Project, role: str, run: TrainingRun) -> dict:
+    resume_point = selectors.run_resume_point(run) if run.status in ("failed", "cancelled") else None
+    batches = selectors.prediction_batches(run=run)
+    return {
+        "project": project,
+        "role": role,
+        "can_manage": role in MANAGE,
+        "run": run,
+        # The fragment polls while something can still change, and renders without hx-trigger once final.
+        "poll": POLL_EVERY if run.is_active or any(batch.is_active for batch in batches) else "",
+        "progress": selectors.run_progress_view(run),
+        "charts": selectors.run_chart_data(run),
+        "log": selectors.run_messages(run),
+        "evaluation": selectors.run_evaluation(run),
+        "resume_point": resume_point,
+        "has_artifact": selectors.run_artifact_path(run) is not None,
+        "batches": batches,
+        "scopes": PredictionScope.choices,
+        "output_count": selectors.run_output_count(run=run),
+        "uncertain": selectors.run_outputs_most_uncertain(run=run),
+    }
+
+
+@login_required
+def run_detail(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
+    """The run's live page; its htmx fragment polls every 2 s while the run is queued or running, then stops."""
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    services.runs_mark_abandoned()
+    run = selectors.run_get(project=project, run_id=run_id)
+    template = "training/_run_live.html" if request.htmx else "training/run_detail.html"
+    return render(request, template, _detail_context(project, role, run))
+
+
+@login_required
+@require_POST
+def run_cancel(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
+    project, role = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    run = selectors.run_get(project=project, run_id=run_id)
+    try:
+        run = services.run_cancel(run=run, user=request.user)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    if request.htmx:
+        return render(request, "training/_run_live.html", _detail_context(project, role, run))
+    return redirect(reverse("run-detail", args=[project.pk, run.pk]))
+
+
+@login_required
+@require_POST
+def run_resume(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
+    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    run = selectors.run_get(project=project, run_id=run_id)
+    try:
+        new = services.run_resume(run=run, user=request.user)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect(reverse("run-detail", args=[project.pk, run.pk]))
+    messages.success(request, f"Run {new.pk} queued: it continues run {run.pk} from its last checkpoint.")
+    return redirect(reverse("run-detail", args=[project.pk, new.pk]))
+
+
+def artifact_response(run: TrainingRun) -> StreamingHttpResponse:
+    """The run's model folder as a zip, streamed: safetensors, JSON, the tokenizer and the model card."""
+    path = selectors.run_artifact_path(run)
+    if path is None:
+        raise Http404(services.NO_ARTIFACT)
+    name = f"labelloop-run-{run.pk}-{slugify(run.name or run.base_model)[:40] or 'model'}.zip"
+    response = StreamingHttpResponse(selectors.zip_chunks(path), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@login_required
+def run_artifact(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
+    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    return artifact_response(selectors.run_get(project=project, run_id=run_id))
+
+
+@login_required
+def run_compare(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The finished runs of one snapshot side by side: the settings that differ and every test figure."""
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    services.runs_mark_abandoned()
+    snapshot = _snapshot_or_404(project, request.GET.get("snapshot"))
+    runs = selectors.runs_for_compare(snapshot=snapshot)
+    context = {
+        "project": project,
+        "role": role,
+        "snapshot": snapshot,
+        "runs": runs,
+        "table": selectors.compare_table(runs),
+    }
+    return render(request, "training/run_compare.html", context)
+
+
+@login_required
+@require_POST
+def prediction_batch_start(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
+    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    run = selectors.run_get(project=project, run_id=run_id)
+    try:
+        batch = services.prediction_batch_start(run=run, user=request.user, scope=request.POST.get("scope", ""))
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Prediction batch {batch.pk} queued ({batch.get_scope_display().lower()}).")
+    return redirect(reverse("run-detail", args=[project.pk, run.pk]) + "#predictions")
