@@ -7,6 +7,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from core.views import healthz
+
 # Every package that serves routes, in the order its pages are listed in the README's layout.
 AREAS = (
     "annotation.projects",
@@ -22,6 +24,7 @@ AREAS = (
 _area_urls = [import_module(f"{area}.urls") for area in AREAS]
 
 urlpatterns = [
+    path("healthz/", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.people",
     "tests.fixtures.tiny_models",
     "tests.fixtures.runs",
+    "tests.fixtures.production",
 ]
 
 

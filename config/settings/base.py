@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from our static files: no CDN
     "django_rq",
     "django_htmx",
     "annotation",
@@ -143,6 +144,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Annotation, review, snapshots and training: the human-in-the-loop data platform.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Labelloop ----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from rq import SimpleWorker
 from annotation.models import Decision, DecisionSource, Item, Project, Role, Snapshot, SnapshotItem
 from annotation.projects.services import membership_set, project_create
 from tests.fixtures.people import make_user
-from tests.fixtures.runs import TINY_BERT_SPEC, one_torch_thread, queues, tiny_models  # noqa: F401
+from tests.fixtures.runs import TINY_BERT_SPEC
 from tests.fixtures.tiny_models import sentiment_rows
 from training.models import ModelOutput, Rating, Round, RunStatus, TrainingRun
 

@@ -11,14 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.fixtures.people import make_user
-from tests.fixtures.runs import (  # noqa: F401
-    TINY_BERT_SPEC,
-    one_torch_thread,
-    queues,
-    run_worker,
-    sentiment_snapshot,
-    tiny_models,
-)
+from tests.fixtures.runs import TINY_BERT_SPEC, run_worker, sentiment_snapshot
 from training.models import RunStatus, TrainingRun
 
 pytestmark = pytest.mark.browser
