@@ -28,9 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-from sklearn.utils.class_weight import compute_class_weight
 
 from annotation.text import normalise
 
@@ -400,6 +397,9 @@ def _components(
     groups: Sequence[str | None], texts: Sequence[str] | Fingerprints, threshold: float | None
 ) -> tuple[int, np.ndarray]:
     """Connected components of "same group", "same normalised text" and "near-duplicate text"."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n = len(texts)
     edges: list[np.ndarray] = []
     first_in_group: dict[str, int] = {}
@@ -564,6 +564,8 @@ def class_balance(labels_in_train: Sequence[str], mode: str = "none", seed: int 
     - "class_weights": `class_weights` = n / (k x n_label), sklearn's "balanced" weights.
     `keep` holds indexes into `labels_in_train`, sorted (a list rather than a set, so it can be stored).
     """
+    from sklearn.utils.class_weight import compute_class_weight
+
     if mode not in BALANCE_MODES:
         raise ValueError(UNKNOWN_BALANCE_MODE.format(modes=BALANCE_MODES, mode=mode))
     before = Counter(labels_in_train)

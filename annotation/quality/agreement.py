@@ -18,9 +18,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from itertools import combinations
 from typing import Any, NamedTuple
 
-import krippendorff
 import numpy as np
-from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 MULTI_LABEL_SEPARATOR = "|"
 
@@ -80,6 +78,8 @@ def pairwise_cohen_kappa(rows: Iterable[Sequence[Any]]) -> list[PairKappa]:
     kappa is None when the pair shares fewer than two items or when it is undefined (both annotators
     used one and the same category throughout, so chance agreement is 1).
     """
+    from sklearn.metrics import cohen_kappa_score
+
     per_annotator: dict[str, dict[Hashable, str]] = defaultdict(dict)
     for item_id, ratings in _by_item(rows).items():
         for annotator, value in ratings.items():
@@ -158,6 +158,8 @@ def krippendorff_alpha(rows: Iterable[Sequence[Any]], level: str = "nominal") ->
 
 
 def _alpha(ratings: Ratings, level: str = "nominal") -> float | None:
+    import krippendorff
+
     if level not in LEVELS:
         raise ValueError(UNKNOWN_LEVEL.format(levels=LEVELS, level=level))
     ratings = {k: r for k, r in ratings.items() if len(r) >= 2}
@@ -263,6 +265,8 @@ def annotator_confusion(
     The axes are `labels` in their order, followed (sorted) by any value seen that `labels` lacks, so
     nothing is silently dropped. Annotators with no finalised item are left out.
     """
+    from sklearn.metrics import confusion_matrix
+
     ratings = _by_item(rows)
     said: dict[str, list[str]] = defaultdict(list)
     truth: dict[str, list[str]] = defaultdict(list)

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
-from cleanlab.filter import find_label_issues
-from cleanlab.multiannotator import get_label_quality_multiannotator, get_majority_vote_label
-from cleanlab.rank import get_label_quality_scores
-from sklearn.base import BaseEstimator, clone
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+    from sklearn.base import BaseEstimator
+    from sklearn.linear_model import LogisticRegression
 
 DEFAULT_FOLDS = 5
 
@@ -94,10 +90,13 @@ class Suspect(NamedTuple):
 
 
 def default_classifier(seed: int) -> LogisticRegression:
+    from sklearn.linear_model import LogisticRegression
     return LogisticRegression(C=DEFAULT_C, max_iter=2000, random_state=seed)
 
 
 def _check_X(X: Any, n: int) -> np.ndarray | sp.csr_matrix:
+    import scipy.sparse as sp
+
     X = sp.csr_matrix(X, dtype=np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] != n:
         raise NoiseScanError(ROWS_MISMATCH.format(n_x=X.shape[0] if X.ndim else 0, n_y=n))
@@ -114,6 +113,8 @@ def with_text_features(X: Any, texts: Sequence[str] | None) -> np.ndarray | sp.c
     scan's precision from 0.62 to 0.76 (bench/noise.py). The vocabulary and IDF are fitted on all
     texts: that uses no label, so every prediction stays out-of-fold with respect to the labels.
     """
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import TfidfVectorizer
     if texts is None:
         return X
     texts = list(texts)
@@ -153,6 +154,8 @@ def out_of_fold_probs(
     `y` holds integer codes 0..K-1, every code present; column j of the result is code j. Folds are
     stratified and shuffled with `seed`, so the result is reproducible.
     """
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
     codes = np.asarray(y, dtype=np.int64)
     X = _check_X(X, len(codes))
     top = int(codes.max(initial=0))
@@ -194,6 +197,8 @@ def find_suspects(
     (self-confidence) ranks them. The suggestion is the most likely label other than the given one
     (cleanlab may flag an item whose given label the model still ranks first, by a thin margin).
     """
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
     if filter_by not in FILTER_METHODS:
         raise NoiseScanError(BAD_FILTER.format(methods=FILTER_METHODS, filter_by=filter_by))
     y = list(y)
@@ -246,6 +251,8 @@ def crowdlab(
     own annotations never reach the classifier that judges them. Returns JSON-ready lists, one entry per
     item in input order, and annotator quality keyed by annotator name (`annotators`, or column numbers).
     """
+    import pandas as pd
+    from cleanlab.multiannotator import get_label_quality_multiannotator, get_majority_vote_label
     matrix = np.asarray(multi_labels, dtype=np.float64)
     if matrix.ndim != 2:
         raise NoiseScanError(NOT_A_MATRIX.format(ndim=matrix.ndim))
