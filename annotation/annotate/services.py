@@ -33,7 +33,7 @@ from annotation.models import (
     Project,
 )
 from annotation.review import services as reviews
-from annotation.values import InvalidValue, normalise_value
+from annotation.tasktypes import InvalidValue
 from core.errors import ServiceError
 
 CLAIM_ATTEMPTS = 5
@@ -236,7 +236,7 @@ def annotation_submit(
     project = item.project
     now = now or timezone.now()
     try:
-        value = normalise_value(project.task_type, value, label_names)
+        value = project.task_kind.normalise(value, label_names)
     except InvalidValue as exc:
         raise ServiceError(str(exc), field=exc.field) from exc
     guideline, needs_ack = guideline or guideline_state(user=annotator, project=project)

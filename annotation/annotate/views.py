@@ -11,7 +11,6 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from annotation.annotate.forms import annotation_value_from
 from annotation.annotate.selectors import annotator_progress, claim_active_get, draft_get, project_progress
 from annotation.annotate.services import (
     NextItem,
@@ -21,12 +20,12 @@ from annotation.annotate.services import (
     claim_skip,
     draft_save,
 )
-from annotation.models import Label, Project, TaskType
+from annotation.models import Label, Project
 from annotation.permissions import ANNOTATE, access_item, access_project
 from annotation.projects.selectors import label_list
 from annotation.projects.views import DRAFT_NOT_HELD, PROGRESS_EVENT, _ack_context, _safe_html
 from annotation.review.selectors import send_back_comment
-from annotation.values import value_display
+from annotation.tasktypes import value_display
 from core.errors import ServiceError
 
 
@@ -71,8 +70,7 @@ def _workspace_context(
         "error": error,
         "flash": flash,
         "skip_open": skip_open,
-        "is_instruction": project.task_type == TaskType.INSTRUCTION,
-        "is_multi": project.task_type == TaskType.MULTI_LABEL,
+        "kind": project.task_kind,
     }
     if state.needs_ack and state.guideline is not None:
         context.update(_ack_context(request, project, state.guideline))
@@ -94,7 +92,7 @@ def _workspace_context(
     value = posted["value"]
     context.update(
         selected=_selected_names(value),
-        response=value.get("response", item.response) if context["is_instruction"] else "",
+        response=value.get("response", item.response) if project.task_kind.generative else "",
         unsure=posted.get("unsure", False),
         note=posted.get("note", ""),
         has_draft=(bool(value) and value is not prelabel) or bool(posted.get("note")),
@@ -144,7 +142,7 @@ def annotate_submit(request: HttpRequest, project_id: int, item_id: int) -> Http
     item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=ANNOTATE)
     project = item.project
     labels = label_list(project=project)
-    value = annotation_value_from(request.POST, project.task_type)
+    value = project.task_kind.value_from_form(request.POST)
     unsure, note = bool(request.POST.get("unsure")), request.POST.get("note", "")
     try:
         _, state = annotation_submit_and_next(
@@ -218,7 +216,7 @@ def annotate_draft(request: HttpRequest, project_id: int, item_id: int) -> HttpR
     draft = draft_save(
         annotator=request.user,
         item=item,
-        value=annotation_value_from(request.POST, project.task_type),
+        value=project.task_kind.value_from_form(request.POST),
         unsure=bool(request.POST.get("unsure")),
         note=request.POST.get("note", ""),
     )

@@ -10,7 +10,7 @@ from annotation.models import (
     Project,
     Snapshot,
 )
-from annotation.values import value_display
+from annotation.tasktypes import value_display
 from core.errors import ServiceError
 
 SNAPSHOT_PAIR_REQUIRED = "Choose two snapshots of this project to compare (old and new)."

@@ -50,11 +50,11 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
 from annotation.datasets import splits
-from annotation.models import Item, ItemSplit, NoiseScan, Project, ScanStatus, Snapshot, SnapshotItem, Split, TaskType
+from annotation.models import Item, ItemSplit, NoiseScan, Project, ScanStatus, Snapshot, SnapshotItem, Split
 from annotation.quality import agreement
 from annotation.quality.selectors import annotation_rows
 from annotation.review.selectors import latest_decisions
-from annotation.values import value_key
+from annotation.tasktypes import task_kind, value_key
 from core.errors import ServiceError
 
 FORMAT = "labelloop-snapshot/1"
@@ -113,10 +113,6 @@ UNKNOWN_BALANCE = "Unknown class-balance mode {mode!r}; use one of {modes}."
 BALANCE_NEEDS_LABELS = "Class balancing needs class labels; instruction data has none."
 
 
-def text_key(task_type: str) -> str:
-    return "prompt" if task_type == TaskType.INSTRUCTION else "text"
-
-
 def canonical_row(
     *,
     task_type: str,
@@ -132,7 +128,7 @@ def canonical_row(
     return {
         "id": item_id,
         "external_id": external_id,
-        text_key(task_type): text,
+        task_kind(task_type).text_field: text,
         **value,
         "split": split,
         "guideline_version": guideline_version,
@@ -201,8 +197,8 @@ def splits_assign_missing(
     labels: list[str] = []
     groups: list[str | None] = []
     existing: dict[int, str] = {}
-    single = project.task_type == TaskType.SINGLE_LABEL
-    classify = project.task_type != TaskType.INSTRUCTION
+    single = project.task_kind.single_class
+    classify = project.task_kind.has_labels
     rows = (
         finals.annotate(
             group=_group_expression(group_field),
@@ -645,7 +641,7 @@ def snapshot_create(
     if balance_mode and balance_mode not in dict(BALANCE_MODES):
         modes = [mode for mode, _ in BALANCE_MODES]
         raise ServiceError(UNKNOWN_BALANCE.format(mode=balance_mode, modes=modes), field="balance_mode")
-    if balance_mode and project.task_type == TaskType.INSTRUCTION:
+    if balance_mode and not project.task_kind.has_labels:
         raise ServiceError(BALANCE_NEEDS_LABELS, field="balance_mode")
     if not latest_decisions(project=project).exists():
         raise ServiceError(NOTHING_APPROVED)

@@ -28,8 +28,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from annotation.tasktypes import InvalidValue, task_kind
 from annotation.text import content_hash
-from annotation.values import INSTRUCTION, MULTI_LABEL, InvalidValue, normalise_value
 
 JSONL = "jsonl"
 
@@ -59,7 +59,6 @@ DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
 MAPPING_KEYS = (*DEFAULT_FIELDS, "metadata")
 
 
-MULTI_LABEL_SEPARATOR = "|"  # CSV cells (and JSON strings) list several pre-labels as "a|b"
 
 
 MAX_STORED_ERRORS = 100
@@ -372,15 +371,9 @@ class Schema:
         raw = record.get(self.prelabel)
         if raw is None or raw == "" or raw == []:
             return None
-        if self.task_type == INSTRUCTION:
-            candidate: dict[str, Any] = {"response": raw}
-        elif self.task_type == MULTI_LABEL:
-            labels = [p.strip() for p in raw.split(MULTI_LABEL_SEPARATOR)] if isinstance(raw, str) else raw
-            candidate = {"labels": labels}
-        else:
-            candidate = {"label": raw}
+        kind = task_kind(self.task_type)
         try:
-            return normalise_value(self.task_type, candidate, self.label_names)
+            return kind.normalise(kind.value_from_cell(raw), self.label_names)
         except InvalidValue as exc:
             problems.append((self.prelabel, str(exc)))
             return None

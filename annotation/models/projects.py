@@ -7,6 +7,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from annotation.tasktypes import TaskKind, task_kind
+
 
 class Role(models.TextChoices):
     OWNER = "owner", "Owner"
@@ -18,10 +20,6 @@ class TaskType(models.TextChoices):
     SINGLE_LABEL = "single_label", "Single-label classification"
     MULTI_LABEL = "multi_label", "Multi-label classification"
     INSTRUCTION = "instruction", "Instruction → response"
-
-    @property
-    def is_classification(self) -> bool:
-        return self in (TaskType.SINGLE_LABEL, TaskType.MULTI_LABEL)
 
 
 class GoalMetric(models.TextChoices):
@@ -108,8 +106,9 @@ class Project(models.Model):
         return self.name
 
     @property
-    def task(self) -> TaskType:
-        return TaskType(self.task_type)
+    def task_kind(self) -> TaskKind:
+        """The rules of this project's task type: ask it instead of branching on `task_type`."""
+        return task_kind(self.task_type)
 
 
 class Membership(models.Model):

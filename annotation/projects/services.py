@@ -64,16 +64,17 @@ def project_create(
     )
     if goal_metric:
         project.goal_metric = goal_metric
-    elif task_type == TaskType.INSTRUCTION:
-        project.goal_metric = "rouge_l"
     try:
         project.full_clean(exclude=["created_by"])
     except ValidationError as exc:
         field, messages = next(iter(exc.message_dict.items()))
         raise ServiceError(f"{field}: {' '.join(messages)}", field=field) from exc
-    if task_type == TaskType.INSTRUCTION and labels:
+    kind = project.task_kind
+    if not goal_metric and kind.default_goal_metric:
+        project.goal_metric = kind.default_goal_metric
+    if not kind.has_labels and labels:
         raise ServiceError(LABELS_NOT_FOR_INSTRUCTION, field="labels")
-    if task_type != TaskType.INSTRUCTION and len(set(labels)) < 2:
+    if kind.has_labels and len(set(labels)) < 2:
         raise ServiceError("A classification project needs at least two distinct labels.", field="labels")
     with transaction.atomic():
         project.save()
@@ -93,7 +94,7 @@ def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Me
 
 
 def label_create(*, project: Project, name: str, color: str = "", hotkey: str | None = None) -> Label:
-    if project.task_type == TaskType.INSTRUCTION:
+    if not project.task_kind.has_labels:
         raise ServiceError(LABELS_NOT_FOR_INSTRUCTION, field="labels")
     name = name.strip()
     if not name:

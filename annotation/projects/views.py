@@ -17,7 +17,7 @@ from annotation.annotate.selectors import annotator_progress, project_progress
 from annotation.annotate.services import (
     guideline_state,
 )
-from annotation.models import GuidelineVersion, Label, Project, TaskType
+from annotation.models import GuidelineVersion, Label, Project
 from annotation.permissions import ANNOTATE, MANAGE, access_project
 from annotation.projects.forms import (
     PREVIEW_STALE,
@@ -147,7 +147,7 @@ def _settings_response(
         "label_rows": label_rows,
         "new_label_form": new_label_form
         or LabelForm(prefix="new", initial={"color": DEFAULT_COLOURS[len(labels) % len(DEFAULT_COLOURS)]}),
-        "has_labels": project.task_type != TaskType.INSTRUCTION,
+        "has_labels": project.task_kind.has_labels,
         "members": membership_list(project=project),
         "member_form": member_form or MemberForm(),
         "roles": MemberForm.base_fields["role"].choices,

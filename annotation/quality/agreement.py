@@ -1,7 +1,7 @@
 """Inter-annotator agreement and per-annotator accuracy: pure functions over annotation rows (no Django).
 
 The input is a flat list of `(item_id, annotator, value_key)` rows, where `value_key` is the hashable
-form of a value (`annotation.values.value_key`: a label name, or sorted label names joined by "|" for
+form of a value (`annotation.tasktypes.value_key`: a label name, or sorted label names joined by "|" for
 multi-label values). An annotator who appears twice on one item counts once, with their last row.
 
 Every figure that is undefined for the data at hand (fewer than two shared items, a single category in

@@ -13,12 +13,11 @@ from annotation.models import (
     Label,
     NoiseScan,
     Project,
-    TaskType,
 )
 from annotation.permissions import REVIEW
 from annotation.quality import agreement
 from annotation.review.selectors import latest_decisions
-from annotation.values import value_key
+from annotation.tasktypes import value_key
 
 
 def noise_scan_latest(*, project: Project) -> NoiseScan | None:
@@ -61,7 +60,7 @@ def quality_report(*, project: Project, user: AbstractBaseUser, role: str) -> di
         own = [a._asdict() for a in agreement.annotator_accuracy(mine, final)]
         return {"view": "own", "annotators": own or [{"annotator": user.get_username(), "accuracy": None, "n": 0}]}
     timed = annotation_rows(project=project)
-    classify = project.task_type != TaskType.INSTRUCTION
+    classify = project.task_kind.has_labels
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True)) if classify else []
     summary = agreement.agreement_summary([row[:3] for row in timed], final=final, labels=labels)
     trend = agreement.agreement_trend(timed, bucket="day")

@@ -36,7 +36,6 @@ from annotation.models import (
     Project,
     ReviewReason,
     ScanStatus,
-    TaskType,
 )
 from annotation.quality import noise
 from annotation.review.selectors import latest_decisions
@@ -95,7 +94,7 @@ def job_id(scan_id: int) -> str:
 
 def noise_scan_start(*, project: Project, user: AbstractBaseUser, params: dict[str, Any] | None = None) -> NoiseScan:
     """Create the scan row and enqueue its job once the row is committed."""
-    if project.task_type != TaskType.SINGLE_LABEL:
+    if not project.task_kind.single_class:
         raise ServiceError(NOT_CLASSIFICATION)
     now = timezone.now()
     NoiseScan.objects.filter(

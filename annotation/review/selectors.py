@@ -25,7 +25,7 @@ from annotation.models import (
     ReviewTask,
 )
 from annotation.permissions import ANNOTATE
-from annotation.values import value_display
+from annotation.tasktypes import value_display
 
 QUEUE_PAGE = 50
 

@@ -42,7 +42,7 @@ from annotation.models import (
     ReviewTask,
 )
 from annotation.projects.services import guideline_current
-from annotation.values import InvalidValue, normalise_value, value_key
+from annotation.tasktypes import InvalidValue, value_key
 from core.errors import ServiceError
 
 SEND_BACK_LEASE = dt.timedelta(days=7)
@@ -178,7 +178,7 @@ def review_decide(
     project = item.project
     label_names = list(Label.objects.filter(project=project).values_list("name", flat=True))
     try:
-        value = normalise_value(project.task_type, value, label_names)
+        value = project.task_kind.normalise(value, label_names)
     except InvalidValue as exc:
         raise ServiceError(str(exc), field=exc.field) from exc
     now = now or timezone.now()

@@ -5,17 +5,17 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation.models import Project, TaskType
+from annotation.models import Project
 from annotation.permissions import REVIEW, access_item, access_project
 from annotation.review import selectors as review_selectors
 from annotation.review import services as reviews
 from annotation.review.selectors import STILL_ANNOTATABLE, blind_to, current_decision, review_task_get
-from annotation.values import value_display
+from annotation.tasktypes import value_display
 from core.errors import ServiceError
 
 UNKNOWN_ACTION = "Choose accept, fix or send back."
@@ -29,15 +29,6 @@ def _int_or_none(raw: str | None) -> int | None:
         return int(raw) if raw else None
     except ValueError:
         return None
-
-
-def _fix_value(project: Project, post: QueryDict) -> dict:
-    """The reviewer's own final value from the fix form, in the shape of the project's task type."""
-    if project.task_type == TaskType.MULTI_LABEL:
-        return {"labels": post.getlist("labels")}
-    if project.task_type == TaskType.INSTRUCTION:
-        return {"response": post.get("response", "")}
-    return {"label": post.get("label", "")}
 
 
 def _review_page(
@@ -83,7 +74,7 @@ def review_decide(request: HttpRequest, project_id: int, task_id: int) -> HttpRe
             done = "Accepted."
         elif action == "fix":
             reviews.review_decide(
-                reviewer=request.user, task=task, value=_fix_value(project, request.POST), reason=reason
+                reviewer=request.user, task=task, value=project.task_kind.value_from_form(request.POST), reason=reason
             )
             done = "Fixed."
         elif action == "send_back":

@@ -9,9 +9,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
 
-from annotation.models import Item, Label, Project, TaskType
+from annotation.models import Item, Label, Project
 from annotation.projects.services import guideline_current
-from annotation.values import MAX_RESPONSE_CHARS
+from annotation.tasktypes import MAX_RESPONSE_CHARS, LabelKind
 from core.errors import ServiceError
 from training.models import Comparison, ModelOutput, Preference, Rating, RunStatus, TrainingRun, Verdict
 from training.ratings.selectors import NOT_IN_COMPARISON, RUN_NOT_FOUND, SECONDS_MAX, _ordered_outputs
@@ -113,27 +113,17 @@ def _classification_correction(
         if correction:
             raise ServiceError(CORRECT_TAKES_NO_CORRECTION, field="correction")
         return None
-    correction = correction or {}
-    if project.task_type == TaskType.MULTI_LABEL:
-        chosen = correction.get("labels")
-        if not isinstance(chosen, list) or not all(isinstance(name, str) for name in chosen):
-            raise ServiceError(WRONG_NEEDS_LABELS, field="labels")
-        unknown = [name for name in chosen if name not in labels]
-        if unknown:
-            raise ServiceError(UNKNOWN_LABEL.format(label=unknown[0], labels=", ".join(labels)), field="labels")
-        value: dict[str, Any] = {"labels": [name for name in labels if name in set(chosen)]}
-        same = set(value["labels"]) == set(output.value.get("labels") or [])
-        field = "labels"
-    else:
-        label = correction.get("label")
-        if not isinstance(label, str) or not label:
-            raise ServiceError(WRONG_NEEDS_LABEL, field="label")
-        if label not in labels:
-            raise ServiceError(UNKNOWN_LABEL.format(label=label, labels=", ".join(labels)), field="label")
-        value = {"label": label}
-        same = label == output.value.get("label")
-        field = "label"
-    if same:
+    kind = project.task_kind
+    assert isinstance(kind, LabelKind)  # rating_submit sends generative kinds to _generation_rating
+    field = kind.value_field
+    chosen = kind.chosen_labels(correction or {})
+    if chosen is None:
+        raise ServiceError(WRONG_NEEDS_LABELS if kind.multiple else WRONG_NEEDS_LABEL, field=field)
+    unknown = [name for name in chosen if name not in labels]
+    if unknown:
+        raise ServiceError(UNKNOWN_LABEL.format(label=unknown[0], labels=", ".join(labels)), field=field)
+    value = kind.labelled(chosen, labels)
+    if set(chosen) == set(kind.chosen_labels(output.value) or []):
         raise ServiceError(SAME_AS_MODEL, field=field)
     return value
 
@@ -188,7 +178,7 @@ def rating_submit(
     note = (note or "").strip()
     if len(note) > NOTE_MAX:
         raise ServiceError(NOTE_TOO_LONG, field="note")
-    if project.task_type == TaskType.INSTRUCTION:
+    if project.task_kind.generative:
         if verdict:
             raise ServiceError(VERDICT_NOT_FOR_GENERATION, field="verdict")
         clean_scores, clean_correction = _generation_rating(project, output, scores or {}, correction)
@@ -219,7 +209,7 @@ def comparison_create(
     *, project: Project, user: AbstractBaseUser, run_a: TrainingRun, run_b: TrainingRun
 ) -> Comparison:
     """A comparison of two succeeded runs of an instruction project; the same pair again returns the first one."""
-    if project.task_type != TaskType.INSTRUCTION:
+    if not project.task_kind.generative:
         raise ServiceError(NOT_GENERATION, field="project")
     for field, run in (("run_a", run_a), ("run_b", run_b)):
         if run.project_id != project.pk:

@@ -18,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation.models import Label, Project, TaskType
+from annotation.models import Label, Project
 from annotation.permissions import MANAGE, REVIEW, access_project
 from core.errors import ServiceError
 from core.streaming import jsonl_response
@@ -49,7 +49,8 @@ def _labels(project: Project) -> list[Label]:
 
 def _posted_rating(project: Project, post: QueryDict) -> dict[str, Any]:
     """The rating form's fields in the service's terms; the right value only counts when the verdict is wrong."""
-    if project.task_type == TaskType.INSTRUCTION:
+    kind = project.task_kind
+    if kind.generative:
         response = post.get("response", "")
         return {
             "scores": {key.removeprefix("score:"): value for key, value in post.items() if key.startswith("score:")},
@@ -59,11 +60,7 @@ def _posted_rating(project: Project, post: QueryDict) -> dict[str, Any]:
     verdict = post.get("verdict", "")
     correction = None
     if verdict == Verdict.WRONG:
-        correction = (
-            {"labels": post.getlist("labels")}
-            if project.task_type == TaskType.MULTI_LABEL
-            else {"label": post.get("label", "")}
-        )
+        correction = kind.value_from_form(post)
     return {"verdict": verdict, "correction": correction, "note": post.get("note", "")}
 
 
@@ -90,8 +87,7 @@ def _rating_context(
         "task": task,
         "output": task.output,
         "labels": labels,
-        "is_instruction": project.task_type == TaskType.INSTRUCTION,
-        "is_multi": project.task_type == TaskType.MULTI_LABEL,
+        "kind": project.task_kind,
         "criteria": [
             {"name": str(name), "score": str(scores.get(str(name), ""))} for name in project.rating_criteria or []
         ],
@@ -128,7 +124,7 @@ def rating_home(request: HttpRequest, project_id: int) -> HttpResponse:
         "runs": rateable_runs(project=project, rater=request.user),
         "comparisons": comparisons,
         "summaries": [comparison_summary(comparison=c) for c in comparisons] if role in MANAGE else [],
-        "can_compare": role in MANAGE and project.task_type == TaskType.INSTRUCTION,
+        "can_compare": role in MANAGE and project.task_kind.generative,
         "succeeded": TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED).order_by("-id"),
         "not_generation": NOT_GENERATION,
     }

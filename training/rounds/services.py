@@ -52,14 +52,13 @@ from annotation.models import (
     ReviewTask,
     ScanStatus,
     Snapshot,
-    TaskType,
 )
 from annotation.projects.services import guideline_current
 from annotation.quality import agreement
 from annotation.quality.selectors import annotation_rows
 from annotation.review.selectors import latest_decisions
 from annotation.review.services import review_task_open
-from annotation.values import InvalidValue, normalise_value, value_display, value_key
+from annotation.tasktypes import InvalidValue, value_display, value_key
 from core.errors import ServiceError
 from training.models import ModelOutput, Rating, Round, RoundChange, RunStatus, TrainingRun, Verdict
 from training.ratings.selectors import ratings_current
@@ -384,7 +383,7 @@ def plan_corrections(*, project: Project) -> list[Proposal]:
         if rating.pk in done:
             continue
         try:
-            value = normalise_value(project.task_type, rating.correction, names)
+            value = project.task_kind.normalise(rating.correction, names)
         except InvalidValue:
             continue  # a correction naming a label the project no longer has cannot become a value
         by_item[rating.item_id].append((rating, value))
@@ -425,7 +424,7 @@ def plan_corrections(*, project: Project) -> list[Proposal]:
 def plan_well_rated(*, project: Project, min_rating: int, run: TrainingRun | None) -> list[Proposal]:
     """Generated responses to prompts without a final value that every current rater scored well on every
     criterion: they become reference responses (MODEL_RATED). Corrected ones are corrections instead."""
-    if project.task_type != TaskType.INSTRUCTION:
+    if not project.task_kind.generative:
         return []
     criteria = list(project.rating_criteria or [])
     ratings = list(
@@ -495,7 +494,7 @@ def plan_label_errors(
 ) -> tuple[int, list[Proposal]]:
     """Final labels the chosen run confidently contradicts, and model labels raters called correct against
     the final label: (how many, the proposals — all of them when `limit` is None, else the first `limit`)."""
-    if project.task_type != TaskType.SINGLE_LABEL:
+    if not project.task_kind.single_class:
         return 0, []
     proposals: list[Proposal] = []
     count = 0
@@ -725,7 +724,7 @@ def round_plan(*, project: Project, options: PlanOptions, full: bool = False, ro
     current = round_ or round_current(project=project)
     run = plan_run(project=project, run_id=options.run_id)
     notes: list[str] = []
-    if project.task_type == TaskType.MULTI_LABEL:
+    if project.task_kind.multiple:
         notes.append(MULTI_LABEL_NOTE)
     corrections = plan_corrections(project=project)
     examples = plan_well_rated(project=project, min_rating=options.min_rating, run=run)
@@ -849,7 +848,7 @@ def round_figures(*, project: Project, runs: Iterable[TrainingRun]) -> dict[str,
     scanned = (scan.summary or {}).get("scanned") if scan else None
     figures["noise_rate"] = round(scan.summary.get("flagged", 0) / scanned, 6) if scanned else None
     ratings = ratings_current(project=project).filter(run__in=[r.pk for r in runs])
-    if project.task_type == TaskType.INSTRUCTION:
+    if project.task_kind.generative:
         totals: dict[str, list[float]] = defaultdict(list)
         for scores in ratings.values_list("scores", flat=True):
             for criterion, score in (scores or {}).items():

@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation.models import Project, QueueOrder, TaskType
+from annotation.models import Project, QueueOrder
 from annotation.permissions import MANAGE, REVIEW, access_project
 from core.errors import ServiceError
 from core.forms import add_service_error
@@ -35,7 +35,7 @@ def _plan_context(project: Project, data: dict) -> tuple[dict, int]:
         "project": project,
         "runs": list(runs_succeeded(project=project)[:50]),
         "queue_orders": QueueOrder.choices,
-        "is_instruction": project.task_type == TaskType.INSTRUCTION,
+        "kind": project.task_kind,
         "error": "",
         "error_field": "",
     }

@@ -30,10 +30,9 @@ from annotation.models import (
     Snapshot,
     SnapshotItem,
     Split,
-    TaskType,
 )
 from annotation.permissions import ANY_ROLE, access_project
-from annotation.values import value_display, value_key
+from annotation.tasktypes import value_display, value_key
 from training.ml.registry import ModelRegistry
 from training.models import (
     FINAL_STATUSES,
@@ -44,12 +43,9 @@ from training.models import (
     RunStatus,
     TrainingRun,
 )
-from training.spec import DEFAULT_BASE_MODELS, TASK_CAUSAL_LM, TASK_CLASSIFICATION, TrainingSpec
+from training.spec import DEFAULT_BASE_MODELS, TASK_CLASSIFICATION, TrainingSpec
 
 READ_CHUNK = 5000
-
-
-TASK_BY_PROJECT_TYPE = {TaskType.SINGLE_LABEL: TASK_CLASSIFICATION, TaskType.INSTRUCTION: TASK_CAUSAL_LM}
 
 
 # The recipe names its checkpoint folders step-000120 (training/ml/checkpoints.py); read here without torch.
@@ -92,7 +88,7 @@ def base_model_names(task: str) -> list[str]:
 
 def project_task(project: Project) -> str | None:
     """The recipe's task for a project's task type; None where the recipe has none (multi-label)."""
-    return TASK_BY_PROJECT_TYPE.get(project.task_type)
+    return project.task_kind.training_task
 
 
 def run_list(*, project: Project) -> QuerySet[TrainingRun]:
