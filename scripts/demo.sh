@@ -1,25 +1,43 @@
 #!/usr/bin/env bash
-# Start the web server and one RQ worker on the embedded Redis; Ctrl-C stops both.
+# Start the web server and one RQ worker on the embedded Redis; Ctrl-C (or `make stop`) stops both.
+# Each process's pid goes to var/<name>.pid, so `make stop` stops exactly what this script started.
+# The server listens on 127.0.0.1 only; HOST=0.0.0.0 makes it reachable from other machines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${1:-8000}"
+HOST="${HOST:-127.0.0.1}"
 PY=.venv/bin/python
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.dev}"
 mkdir -p var
+for name in web worker; do
+  if [ -f "var/$name.pid" ] && kill -0 "$(cat "var/$name.pid")" 2>/dev/null; then
+    echo "A $name started by this script is still running (pid $(cat "var/$name.pid")): run 'make stop' first." >&2
+    exit 1
+  fi
+done
+stop() {
+  for name in web worker; do
+    [ -f "var/$name.pid" ] && kill "$(cat "var/$name.pid")" 2>/dev/null || true
+    rm -f "var/$name.pid"
+  done
+}
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 $PY manage.py rqworker default imports quality training --with-scheduler > var/worker.log 2>&1 &
-WORKER=$!
-trap 'kill $WORKER 2>/dev/null; exit 0' INT TERM EXIT
+echo $! > var/worker.pid
 cat <<MSG
 
-  Labelloop is running:  http://127.0.0.1:${PORT}/
+  Labelloop is running:  http://${HOST}:${PORT}/
 
   Logins (password = username + "-pass"):
     owner        ML engineer, owns the demo projects
     annotator1   annotator
     annotator2   annotator
     reviewer     reviewer
-  Admin:  http://127.0.0.1:${PORT}/admin/   API docs: http://127.0.0.1:${PORT}/api/docs/
-  Worker log: var/worker.log     Stop: Ctrl-C
+  Admin:  http://${HOST}:${PORT}/admin/   API docs: http://${HOST}:${PORT}/api/docs/
+  Logs: var/web.log, var/worker.log     Stop: Ctrl-C or 'make stop'
 
 MSG
-$PY manage.py runserver "0.0.0.0:${PORT}"
+$PY manage.py runserver --noreload "${HOST}:${PORT}" > var/web.log 2>&1 &
+echo $! > var/web.pid
+wait "$(cat var/web.pid)"
