@@ -6,16 +6,12 @@ without it every page answers 500. These run the real commands in subprocesses w
 
 from __future__ import annotations
 
-import http.cookiejar
 import json
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import pytest
 
-from tests.fixtures.production import PASSWORD, manage, production_env
+from tests.fixtures.production import Session, manage, production_env
 
 pytestmark = pytest.mark.slow
 
@@ -33,32 +29,6 @@ def test_production_refuses_a_weak_secret(tmp_path):
     env = production_env(tmp_path) | {"SECRET_KEY": "dev-insecure"}
     done = manage(env, "check")
     assert done.returncode != 0 and "SECRET_KEY" in done.stderr
-
-
-class Session:
-    """A browser-like client: cookies kept, CSRF token sent back, redirects followed."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-
-    def get(self, path: str) -> tuple[int, str, dict[str, str]]:
-        try:
-            with self.opener.open(self.base + path, timeout=30) as response:
-                return response.status, response.read().decode(), dict(response.headers)
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode(), dict(error.headers)
-
-    def login(self, username: str) -> None:
-        _, body, _ = self.get("/accounts/login/")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', body).group(1)
-        data = urllib.parse.urlencode({"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token})
-        request = urllib.request.Request(
-            self.base + "/accounts/login/", data=data.encode(), headers={"Referer": self.base + "/accounts/login/"}
-        )
-        with self.opener.open(request, timeout=30) as response:
-            assert response.status == 200 and "/accounts/login/" not in response.url, "login failed"
 
 
 def test_pages_and_static_files_are_served_from_the_manifest(production_server):

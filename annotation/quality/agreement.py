@@ -72,14 +72,32 @@ def _finite(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
+def _confusion(rows: Sequence[str], columns: Sequence[str], axis: Sequence[str]) -> np.ndarray:
+    """Counts of (row value, column value) pairs, both indexed by `axis` (every value must be on it)."""
+    index = {value: i for i, value in enumerate(axis)}
+    matrix = np.zeros((len(axis), len(axis)), dtype=np.int64)
+    np.add.at(matrix, ([index[v] for v in rows], [index[v] for v in columns]), 1)
+    return matrix
+
+
+def _cohen_kappa(y1: Sequence[str], y2: Sequence[str]) -> float:
+    """Unweighted Cohen's kappa, (p_o - p_e) / (1 - p_e); NaN when chance agreement is 1.
+
+    Written out in numpy (it is two sums) so the quality page does not load scikit-learn into a web process.
+    """
+    matrix = _confusion(y1, y2, sorted(set(y1) | set(y2))).astype(np.float64)
+    total = matrix.sum()
+    observed = np.trace(matrix) / total
+    expected = float(matrix.sum(axis=1) @ matrix.sum(axis=0)) / total**2
+    return float("nan") if expected == 1 else (observed - expected) / (1 - expected)
+
+
 def pairwise_cohen_kappa(rows: Iterable[Sequence[Any]]) -> list[PairKappa]:
     """Cohen's kappa for every pair of annotators over the items both labelled.
 
     kappa is None when the pair shares fewer than two items or when it is undefined (both annotators
     used one and the same category throughout, so chance agreement is 1).
     """
-    from sklearn.metrics import cohen_kappa_score
-
     per_annotator: dict[str, dict[Hashable, str]] = defaultdict(dict)
     for item_id, ratings in _by_item(rows).items():
         for annotator, value in ratings.items():
@@ -93,7 +111,7 @@ def pairwise_cohen_kappa(rows: Iterable[Sequence[Any]]) -> list[PairKappa]:
             y1 = [left[item] for item in shared]
             y2 = [right[item] for item in shared]
             if len(set(y1) | set(y2)) > 1:  # one category throughout: chance agreement is 1, kappa 0/0
-                kappa = _finite(cohen_kappa_score(y1, y2, replace_undefined_by=np.nan))
+                kappa = _finite(_cohen_kappa(y1, y2))
         if shared:
             pairs.append(PairKappa(a, b, kappa, len(shared)))
     return pairs
@@ -265,8 +283,6 @@ def annotator_confusion(
     The axes are `labels` in their order, followed (sorted) by any value seen that `labels` lacks, so
     nothing is silently dropped. Annotators with no finalised item are left out.
     """
-    from sklearn.metrics import confusion_matrix
-
     ratings = _by_item(rows)
     said: dict[str, list[str]] = defaultdict(list)
     truth: dict[str, list[str]] = defaultdict(list)
@@ -280,7 +296,7 @@ def annotator_confusion(
     extra = {v for vs in said.values() for v in vs} | {v for vs in truth.values() for v in vs}
     axis += sorted(extra - set(axis))
     return {
-        a: {"labels": axis, "matrix": confusion_matrix(said[a], truth[a], labels=axis).astype(int).tolist()}
+        a: {"labels": axis, "matrix": _confusion(said[a], truth[a], axis).tolist()}
         for a in sorted(said)
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import numpy as np
 import pytest
 
 from annotation.quality import agreement
@@ -243,3 +244,17 @@ def test_agreement_trend_counts_an_item_in_the_period_it_was_completed():
     assert [p["period"] for p in monthly] == ["2025-03-01"]
     with pytest.raises(ValueError, match=agreement.UNKNOWN_BUCKET.split("{")[0]):
         agreement_trend(rows, bucket="hour")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_numpy_kappa_and_confusion_match_scikit_learn(seed):
+    """agreement.py computes these without scikit-learn (kept out of web processes); same figures."""
+    from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+    rng = np.random.default_rng(seed)
+    labels = ["a", "b", "c", "d"]
+    y1 = list(rng.choice(labels, 40))
+    y2 = [v if rng.random() < 0.6 else str(rng.choice(labels)) for v in y1]
+    assert agreement._cohen_kappa(y1, y2) == pytest.approx(cohen_kappa_score(y1, y2))
+    axis = sorted(set(y1) | set(y2))
+    assert agreement._confusion(y1, y2, axis).tolist() == confusion_matrix(y1, y2, labels=axis).tolist()
