@@ -368,7 +368,8 @@ def run_resume(*, run: TrainingRun, user: AbstractBaseUser) -> TrainingRun:
 def runs_mark_abandoned(*, stale_after_s: float | None = None) -> list[int]:
     """Fail every running run (and prediction batch) whose heartbeat is older than the stale threshold.
 
-    Cheap when nothing is stale (one indexed SELECT), so pages and APIs call it on every read.
+    Only the sweep calls it (`jobs.runs_sweep_job` every minute, `manage.py runs_sweep`): reads never write,
+    they show such a run as `heartbeat_lost` until then.
     """
     stale = settings.LABELLOOP_RUN_STALE_AFTER_S if stale_after_s is None else stale_after_s
     now = timezone.now()

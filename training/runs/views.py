@@ -1,8 +1,9 @@
 """Browser pages for training: start a run on a snapshot, watch it live, cancel, resume, compare, download, predict.
 
 Owners start, cancel and resume runs, download models and start predictions; reviewers see runs; annotators
-get 403 everywhere here (they stay blind to model outputs) and people outside the project 404. Pages that show
-runs first sweep runs whose worker stopped (services.runs_mark_abandoned), so no run shows "running" forever.
+get 403 everywhere here (they stay blind to model outputs) and people outside the project 404. Pages only read:
+a running run whose heartbeat stopped shows as "heartbeat lost" until the sweep (`runs_sweep_job` every minute,
+or `manage.py runs_sweep`) marks it failed (abandoned).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ def _snapshot_or_404(project: Project, snapshot_id: int | str | None) -> Snapsho
 @login_required
 def run_list(request: HttpRequest, project_id: int) -> HttpResponse:
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-    services.runs_mark_abandoned()
     context = {
         "project": project,
         "role": role,
@@ -121,7 +121,6 @@ def _detail_context(project: Project, role: str, run: TrainingRun) -> dict:
 def run_detail(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
     """The run's live page; its htmx fragment polls every 2 s while the run is queued or running, then stops."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-    services.runs_mark_abandoned()
     run = selectors.run_get(project=project, run_id=run_id)
     template = "training/_run_live.html" if request.htmx else "training/run_detail.html"
     return render(request, template, _detail_context(project, role, run))
@@ -176,7 +175,6 @@ def run_artifact(request: HttpRequest, project_id: int, run_id: int) -> HttpResp
 def run_compare(request: HttpRequest, project_id: int) -> HttpResponse:
     """The finished runs of one snapshot side by side: the settings that differ and every test figure."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-    services.runs_mark_abandoned()
     snapshot = _snapshot_or_404(project, request.GET.get("snapshot"))
     runs = selectors.runs_for_compare(snapshot=snapshot)
     context = {
