@@ -400,7 +400,7 @@ def _job_pending(rq_job_id: str, connection: Any) -> bool:
 
 def runs_requeue_lost() -> list[int]:
     """Queued runs whose job is gone from Redis (flushed, or Redis was down at commit) get their job again."""
-    connection = django_rq.get_connection(QUEUE)
+    connection = django_rq.get_queue(QUEUE).connection  # the queue starts the embedded Redis if need be
     cutoff = timezone.now() - dt.timedelta(seconds=settings.LABELLOOP_RUN_STALE_AFTER_S)
     lost = [
         run_id
