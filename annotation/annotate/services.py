@@ -38,6 +38,8 @@ from annotation.review import services as reviews
 from annotation.values import InvalidValue, normalise_value
 from core.errors import ServiceError
 
+DRAFT_NOT_HELD = "Not saved: you no longer hold this item."
+
 CLAIM_ATTEMPTS = 5
 
 

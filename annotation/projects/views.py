@@ -52,9 +52,6 @@ from core.errors import ServiceError
 from core.forms import add_service_error
 from training.rounds.forms import NextRoundSettingsForm
 
-DRAFT_NOT_HELD = "Not saved: you no longer hold this item."
-
-
 PROGRESS_EVENT = "progress-changed"
 
 

@@ -24,7 +24,7 @@ from core.api import DENIED, REFUSED, ApiView, ErrorSerializer, validated
 from core.errors import ServiceError
 from training.models import ModelOutput, PredictionBatch, PredictionScope, RunEvent, RunStatus, TrainingRun
 from training.runs import selectors, services
-from training.runs.views import artifact_response
+from training.runs.responses import artifact_response
 from training.spec import METHODS, TrainingSpec
 
 MAX_PREDICT_TEXTS = 64

@@ -32,8 +32,8 @@ from tests.fixtures.people import add_items, make_user
 from tests.fixtures.rounds import approve, output_row, rating_row, run_row
 from training.models import Round, RoundChange, Verdict
 from training.rounds.charts import rounds_worse
-from training.rounds.ordering import margin, random_slots
 from training.rounds.options import PlanOptions, plan_options_default, plan_options_parse
+from training.rounds.ordering import margin, random_slots
 from training.rounds.selectors import round_current, round_list, round_plan
 from training.rounds.services import round_advance, round_open
 
