@@ -2,20 +2,29 @@
 
 With REDIS_URL unset, Labelloop needs no Redis installed: the first process that needs Redis starts
 one daemonised server under var/ (a file lock keeps two processes from both starting it), and every
-other process - web, RQ workers, management commands - connects to the same socket.
+other process connects to the same socket. "Needs" is decided lazily, not at Django's setup: the web
+server starts it (config/wsgi.py, asgi.py), and every RQ queue is an `EmbeddedRedisQueue` (settings
+`RQ["QUEUE_CLASS"]`), so a worker, an enqueue or a test's queue starts it on first use, while
+`manage.py check`, `migrate` and the like start nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import subprocess
 import time
 from pathlib import Path
 
 import redis
+from django_rq.queues import DjangoRQ
 
 START_TIMEOUT_S = 10.0
+
+
+# Sockets this process has seen answer: one ping per process, not one per queue.
+_RUNNING: set[Path] = set()
 
 
 def _answers(socket_path: Path) -> bool:
@@ -62,6 +71,27 @@ def ensure_running(socket_path: Path) -> None:
 
 
 def shutdown(socket_path: Path) -> None:
+    _RUNNING.discard(socket_path)
     if _answers(socket_path):
         with contextlib.suppress(redis.ConnectionError):  # the server closes the connection as it exits
             redis.Redis(unix_socket_path=str(socket_path)).shutdown(nosave=True)
+
+
+def ensure_configured() -> None:
+    """Start the embedded server if the settings use it (no REDIS_URL, LABELLOOP_EMBEDDED_REDIS not 0)."""
+    from django.conf import settings
+
+    if settings.REDIS_URL or os.environ.get("LABELLOOP_EMBEDDED_REDIS", "1") == "0":
+        return
+    socket_path = Path(settings.EMBEDDED_REDIS_SOCKET)
+    if socket_path not in _RUNNING:
+        ensure_running(socket_path)
+        _RUNNING.add(socket_path)
+
+
+class EmbeddedRedisQueue(DjangoRQ):
+    """django-rq's queue, starting the embedded server the first time a process makes a queue."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        ensure_configured()
+        super().__init__(*args, **kwargs)

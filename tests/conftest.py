@@ -15,8 +15,8 @@ pytest_plugins = [
 def pytest_unconfigure(config):
     """Stop this run's embedded redis-server (tests get their own socket, see config/settings/test.py).
 
-    A hook rather than a session fixture: Django's setup starts the server even when no test runs (a
-    collection error, a wrong path, -k that selects nothing), and a fixture's teardown would never come.
+    The first queue a test makes starts it (config/embedded_redis.py); a hook rather than a session fixture,
+    so it is stopped however the run ends. `shutdown` does nothing when no test started it.
     """
     if settings.configured and not settings.REDIS_URL:
         from config.embedded_redis import shutdown

@@ -23,6 +23,7 @@ from annotation.annotate.selectors import (
     project_progress,
 )
 from annotation.annotate.services import (
+    DRAFT_NOT_HELD,
     GUIDELINES_NOT_ACKNOWLEDGED,
     annotation_submit,
     annotation_undo,
@@ -33,7 +34,6 @@ from annotation.annotate.services import (
 from annotation.models import Annotation, Claim, Project
 from annotation.permissions import ANNOTATE, REVIEW, access_item, access_project
 from annotation.projects.selectors import label_list
-from annotation.projects.views import DRAFT_NOT_HELD
 from core.api import DENIED, REFUSED, ApiView, ErrorSerializer, validated
 from core.streaming import JSONL_MEDIA_TYPE, JsonLinesRenderer, jsonl_lines
 

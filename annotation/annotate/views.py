@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from annotation.annotate.selectors import annotator_progress, claim_active_get, draft_get, project_progress
 from annotation.annotate.services import (
+    DRAFT_NOT_HELD,
     NextItem,
     annotation_submit_and_next,
     annotation_undo,
@@ -23,7 +24,7 @@ from annotation.annotate.services import (
 from annotation.models import Label, Project
 from annotation.permissions import ANNOTATE, access_item, access_project
 from annotation.projects.selectors import label_list
-from annotation.projects.views import DRAFT_NOT_HELD, PROGRESS_EVENT, _ack_context, _safe_html
+from annotation.projects.views import PROGRESS_EVENT, _ack_context, _safe_html
 from annotation.review.selectors import send_back_comment
 from annotation.tasktypes import value_display
 from core.errors import ServiceError

@@ -11,8 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.datasets import services as snapshots
+from annotation.datasets.responses import snapshot_stream
 from annotation.datasets.selectors import snapshot_get, snapshot_list, snapshot_pair
-from annotation.datasets.views import snapshot_stream
 from annotation.models import Snapshot
 from annotation.permissions import MANAGE, REVIEW, access_project
 from annotation.review.apis import _error

@@ -62,7 +62,8 @@ class Project(models.Model):
         help_text="Share of agreed items that still go to review as an audit sample.",
     )
     review_all = models.BooleanField(default=False, help_text="Send every annotated item to review.")
-    # The next round (training/rounds.py): how model outputs feed annotation and review.
+    # The next round (training/rounds/): how model outputs feed annotation and review; written by
+    # projects.services.project_round_settings_set.
     show_prelabels = models.BooleanField(
         default=False,
         help_text=(

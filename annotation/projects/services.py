@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from django.contrib.auth import get_user_model
@@ -21,6 +22,7 @@ from annotation.models import (
     Label,
     Membership,
     Project,
+    QueueOrder,
     Role,
     TaskType,
 )
@@ -36,6 +38,15 @@ GUIDELINE_UNCHANGED = "The new guidelines are identical to the current version."
 
 
 GUIDELINE_EMPTY = "Guidelines cannot be empty."
+
+
+BAD_QUEUE_ORDER = "queue_order must be one of: {choices}."
+
+
+BAD_SHARE = "random_share must be a number from 0 to 1."
+
+
+BAD_CONFIDENCE = "disagreement_confidence must be a number from 0.5 to 1."
 
 
 DEFAULT_COLOURS = ("#2f6fde", "#d9480f", "#2b8a3e", "#862e9c", "#c2255c", "#1098ad", "#e67700", "#5c940d", "#495057")
@@ -257,3 +268,49 @@ def token_issue(*, user: AbstractBaseUser, rotate: bool = False) -> Token:
             Token.objects.filter(user=user).delete()
         token, _ = Token.objects.get_or_create(user=user)
     return token
+
+
+def _round_number(raw: float, *, field: str, message: str, low: float, high: float) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ServiceError(message, field=field) from None
+    if math.isnan(value) or not (low <= value <= high):
+        raise ServiceError(message, field=field)
+    return value
+
+
+def project_round_settings_set(
+    *,
+    project: Project,
+    queue_order: str,
+    random_share: float,
+    disagreement_confidence: float,
+    show_prelabels: bool,
+    show_model_confidence: bool | None = None,
+    rating_criteria: list[str] | None = None,
+) -> Project:
+    """Save how model outputs feed the next round (the settings page, and a round's chosen options).
+
+    None for the two rating settings keeps them as they are.
+    """
+    if queue_order not in QueueOrder.values:
+        raise ServiceError(BAD_QUEUE_ORDER.format(choices=", ".join(QueueOrder.values)), field="queue_order")
+    share = _round_number(random_share, field="random_share", message=BAD_SHARE, low=0.0, high=1.0)
+    confidence = _round_number(
+        disagreement_confidence, field="disagreement_confidence", message=BAD_CONFIDENCE, low=0.5, high=1.0
+    )
+    updates: dict[str, object] = {
+        "queue_order": queue_order,
+        "random_share": share,
+        "disagreement_confidence": confidence,
+        "show_prelabels": bool(show_prelabels),
+    }
+    if show_model_confidence is not None:
+        updates["show_model_confidence"] = bool(show_model_confidence)
+    if rating_criteria is not None:
+        updates["rating_criteria"] = list(rating_criteria)
+    Project.objects.filter(pk=project.pk).update(**updates)
+    for name, value in updates.items():
+        setattr(project, name, value)
+    return project

@@ -13,6 +13,8 @@ urlpatterns = [
     path("projects/<int:project_id>/settings/labels/", views.label_create_view, name="label-create"),
     path("projects/<int:project_id>/settings/labels/<int:label_id>/", views.label_update_view, name="label-update"),
     path("projects/<int:project_id>/settings/members/", views.member_set_view, name="member-set"),
+    # The settings page's "Next round" form: the project's round settings (its fields are annotation's).
+    path("projects/<int:project_id>/rounds/settings/", views.round_settings_view, name="round-settings"),
     path("projects/<int:project_id>/guidelines/", views.guideline_detail, name="guideline-detail"),
     path("projects/<int:project_id>/guidelines/publish/", views.guideline_publish_view, name="guideline-publish"),
     path("projects/<int:project_id>/guidelines/acknowledge/", views.guideline_ack_view, name="guideline-ack"),

@@ -44,15 +44,13 @@ from annotation.projects.services import (
     label_update,
     membership_set_role,
     project_create,
+    project_round_settings_set,
     project_set_lease,
     project_set_overlap,
 )
 from core.errors import ServiceError
 from core.forms import add_service_error
 from training.rounds.forms import NextRoundSettingsForm
-
-DRAFT_NOT_HELD = "Not saved: you no longer hold this item."
-
 
 PROGRESS_EVENT = "progress-changed"
 
@@ -238,6 +236,23 @@ def member_set_view(request: HttpRequest, project_id: int) -> HttpResponse:
             messages.success(request, f"{membership.user.username} is now {membership.get_role_display().lower()}.")
             return redirect("project-settings", project.pk)
     return _settings_response(request, project, member_form=form, status=400)
+
+
+@login_required
+@require_POST
+def round_settings_view(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The settings page's "Next round" form: the options the next round's plan page starts from."""
+    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    form = NextRoundSettingsForm(request.POST)
+    if form.is_valid():
+        try:
+            project_round_settings_set(project=project, **form.cleaned_data)
+        except ServiceError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, "Next-round settings saved.")
+            return redirect(reverse("project-settings", args=[project.pk]) + "#next-round")
+    return _settings_response(request, project, round_form=form, status=400)
 
 
 def _ack_context(request: HttpRequest, project: Project, guideline: GuidelineVersion) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -34,9 +36,11 @@ from annotation.models import (
     Decision,
     DecisionSource,
     Draft,
+    GuidelineVersion,
     Item,
     ItemStatus,
     Label,
+    Project,
     ReviewReason,
     ReviewStatus,
     ReviewTask,
@@ -69,6 +73,13 @@ NOT_AN_ANNOTATION = "That is not one of this item's current annotations."
 
 
 NOTHING_TO_SEND_BACK = "Only items in review can be sent back."
+
+
+ONE_PROPOSAL_PER_ITEM = "Each item may appear once in one call; apply a second value for it in a later call."
+
+
+# Items written per batch by `proposals_apply`: a few queries per batch, memory bounded by the batch.
+PROPOSAL_BATCH = 1000
 
 
 def audit_sampled(*, item_id: int, rate: float) -> bool:
@@ -259,3 +270,164 @@ def review_withdraw(*, item: Item, since: dt.datetime, now: dt.datetime) -> bool
             status=ReviewStatus.WITHDRAWN, resolved_at=now
         )
     )
+
+
+@dataclass(frozen=True)
+class ValueProposal:
+    """A value for an item from outside review (a rater's correction, a well-rated model response, a model
+    or a rater disagreeing with the final label), with its provenance.
+
+    `decide` True records it as the item's final value (a Decision with `source`, made by `reviewer_id`,
+    under `guideline_version_id`); False opens a review task with it as the suggestion. A decision the
+    proposal would overwrite turns it into a review task instead: a decision made after `since`, or an
+    item waiting in review. `skip_if_final` leaves the item alone when its final value already equals it.
+    """
+
+    item_id: int
+    value: dict[str, Any]
+    reason: str
+    decide: bool
+    source: str = ""  # DecisionSource, when deciding
+    review_reason: str = ReviewReason.RATING  # why the item goes to review, when it does
+    since: dt.datetime | None = None
+    reviewer_id: int | None = None
+    guideline_version_id: int | None = None
+    skip_if_final: bool = True
+
+
+@dataclass(frozen=True)
+class ProposalOutcome:
+    """What `proposals_apply` did with one proposal: "decide", "review" or "unchanged"."""
+
+    item_id: int
+    action: str
+    review_reason: str = ""
+    decision_id: int | None = None
+    task_id: int | None = None
+
+
+def proposals_apply(*, project: Project, proposals: Sequence[ValueProposal]) -> list[ProposalOutcome]:
+    """Apply values proposed from outside review, in batches, re-checking each item under lock.
+
+    The only writer of decisions, review tasks and item status for model- and rating-driven changes (rounds
+    call it). Decisions are appended, never updated, so history stays; an item keeps one current final value
+    (the newest decision). Idempotent: run twice, the second call finds the value already final (unchanged)
+    or the review task already open (reasons merged, nothing duplicated). One outcome per proposal, in order.
+    """
+    if len({p.item_id for p in proposals}) != len(proposals):
+        raise ValueError(ONE_PROPOSAL_PER_ITEM)
+    current = guideline_current(project=project)
+    outcomes: list[ProposalOutcome] = []
+    for start in range(0, len(proposals), PROPOSAL_BATCH):
+        batch = proposals[start : start + PROPOSAL_BATCH]
+        with transaction.atomic():
+            outcomes.extend(_proposals_apply_batch(project=project, batch=batch, guideline=current))
+    return outcomes
+
+
+def _proposals_apply_batch(
+    *, project: Project, batch: Sequence[ValueProposal], guideline: GuidelineVersion | None
+) -> list[ProposalOutcome]:
+    ids = [p.item_id for p in batch]
+    # Lock the items (PostgreSQL; SQLite serialises writers anyway) so the re-check below holds until commit.
+    locked = set(Item.objects.select_for_update().filter(project=project, pk__in=ids).values_list("pk", flat=True))
+    finals: dict[int, Decision] = {}
+    for decision in Decision.objects.filter(item_id__in=ids).order_by("item_id", "created_at", "id"):
+        finals[decision.item_id] = decision
+    in_review = set(
+        ReviewTask.objects.filter(item_id__in=ids, status=ReviewStatus.OPEN).values_list("item_id", flat=True)
+    )
+    decide: list[ValueProposal] = []
+    review: list[ValueProposal] = []
+    plan: dict[int, tuple[str, str]] = {}
+    for proposal in batch:
+        final = finals.get(proposal.item_id)
+        if proposal.item_id not in locked or (
+            proposal.skip_if_final and final is not None and value_key(final.value) == value_key(proposal.value)
+        ):
+            plan[proposal.item_id] = ("unchanged", "")
+            continue
+        overwrites = proposal.item_id in in_review or (
+            final is not None and proposal.since is not None and final.created_at > proposal.since
+        )
+        if proposal.decide and not overwrites:
+            decide.append(proposal)
+            plan[proposal.item_id] = ("decide", "")
+        else:
+            reason = proposal.review_reason if not proposal.decide else ReviewReason.RATING
+            review.append(proposal)
+            plan[proposal.item_id] = ("review", reason)
+    decisions = Decision.objects.bulk_create(
+        [
+            Decision(
+                item_id=p.item_id,
+                reviewer_id=p.reviewer_id,
+                value=p.value,
+                reason=p.reason,
+                source=p.source,
+                guideline_version_id=p.guideline_version_id or (guideline.pk if guideline else None),
+            )
+            for p in decide
+        ]
+    )
+    decision_ids = {d.item_id: d.pk for d in decisions}  # SQLite and PostgreSQL return the new ids
+    if decide:
+        Item.objects.filter(pk__in=[p.item_id for p in decide]).update(status=ItemStatus.APPROVED, is_open=False)
+    reasons = {p.item_id: plan[p.item_id][1] for p in review}
+    task_ids = _review_tasks_open(project=project, proposals=review, reasons=reasons)
+    if review:
+        Item.objects.filter(pk__in=[p.item_id for p in review], status=ItemStatus.APPROVED).update(
+            status=ItemStatus.IN_REVIEW
+        )
+    return [
+        ProposalOutcome(
+            item_id=p.item_id,
+            action=plan[p.item_id][0],
+            review_reason=plan[p.item_id][1],
+            decision_id=decision_ids.get(p.item_id) if plan[p.item_id][0] == "decide" else None,
+            task_id=task_ids.get(p.item_id) if plan[p.item_id][0] == "review" else None,
+        )
+        for p in batch
+    ]
+
+
+def _review_tasks_open(
+    *, project: Project, proposals: Sequence[ValueProposal], reasons: dict[int, str]
+) -> dict[int, int]:
+    """Open one review task per proposal's item, suggesting its value, or merge into the task already open
+    (which keeps its suggestion, or takes this one if it had none). {item id: task id}."""
+    if not proposals:
+        return {}
+    ids = [p.item_id for p in proposals]
+    open_tasks = {t.item_id: t for t in ReviewTask.objects.filter(item_id__in=ids, status=ReviewStatus.OPEN)}
+    try:
+        with transaction.atomic():
+            created = ReviewTask.objects.bulk_create(
+                [
+                    ReviewTask(
+                        project=project,
+                        item_id=p.item_id,
+                        reasons=[reasons[p.item_id]],
+                        priority=_priority([reasons[p.item_id]]),
+                        suggested_value=p.value,
+                    )
+                    for p in proposals
+                    if p.item_id not in open_tasks
+                ]
+            )
+    except IntegrityError:  # a task opened concurrently for one of them: open or merge one by one instead
+        created = []
+    done = {task.item_id for task in created}
+    for proposal in proposals:
+        if proposal.item_id in done:
+            continue
+        task = open_tasks.get(proposal.item_id)
+        reason = reasons[proposal.item_id]
+        if task is None or reason not in task.reasons:
+            task = review_task_open(
+                item=Item(pk=proposal.item_id, project_id=project.pk), reasons=[reason], suggested_value=proposal.value
+            )
+        if task.suggested_value is None:  # a task already open keeps its suggestion; fill an empty one
+            ReviewTask.objects.filter(pk=task.pk, suggested_value__isnull=True).update(suggested_value=proposal.value)
+    found = ReviewTask.objects.filter(item_id__in=ids, status=ReviewStatus.OPEN).values_list("item_id", "pk")
+    return dict(found)

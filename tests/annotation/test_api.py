@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 
 from annotation.annotate import urls as annotate_urls
 from annotation.annotate.services import (
+    DRAFT_NOT_HELD,
     GUIDELINES_NOT_ACKNOWLEDGED,
     NOT_YOUR_CLAIM,
     NOTHING_TO_UNDO,
@@ -52,7 +53,6 @@ from annotation.projects.services import (
     guideline_publish,
     token_issue,
 )
-from annotation.projects.views import DRAFT_NOT_HELD
 from tests.fixtures.people import acknowledge_guidelines, add_items
 
 OUR_API_MODULES = {"annotation.projects.apis", "annotation.imports.apis", "annotation.annotate.apis"}

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from annotation.annotate import services as svc
-from annotation.annotate.services import LEASE_LOST, NOTHING_TO_UNDO, SKIP_REASON_REQUIRED
+from annotation.annotate.services import DRAFT_NOT_HELD, LEASE_LOST, NOTHING_TO_UNDO, SKIP_REASON_REQUIRED
 from annotation.models import (
     Annotation,
     AnnotationStatus,
@@ -37,7 +37,7 @@ from annotation.projects.services import (
     membership_set,
     project_create,
 )
-from annotation.projects.views import DRAFT_NOT_HELD, PROGRESS_EVENT
+from annotation.projects.views import PROGRESS_EVENT
 from tests.fixtures.people import acknowledge_guidelines, add_items, make_user
 
 LABELS = ["positive", "negative", "neutral"]

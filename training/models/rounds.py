@@ -14,7 +14,7 @@ from training.models.runs import ModelOutput, TrainingRun
 class Round(models.Model):
     """One turn of the loop: its guideline version, snapshot and runs, the ratings they got, its figures,
     and what starting the next round changed. Round 1 opens with the project's first use; an owner closes
-    the current round by starting the next one (training/rounds.py), which records `figures` and `changes`."""
+    the current round by starting the next one (training/rounds/services.py), which records `figures` and `changes`."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rounds")
     number = models.PositiveIntegerField()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from annotation.models import Item, Project, Snapshot
 
@@ -64,6 +67,13 @@ class TrainingRun(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def heartbeat_lost(self) -> bool:
+        """Running, but silent past LABELLOOP_RUN_STALE_AFTER_S: the next sweep marks it failed (abandoned)."""
+        if self.status != RunStatus.RUNNING or self.heartbeat_at is None:
+            return False
+        return timezone.now() - self.heartbeat_at > dt.timedelta(seconds=settings.LABELLOOP_RUN_STALE_AFTER_S)
 
 
 class RunEvent(models.Model):

@@ -17,7 +17,9 @@ from annotation.permissions import MANAGE, REVIEW, access_project
 from core.api import DENIED, REFUSED, ApiView, validated
 from training.models import Round
 from training.rounds.charts import rounds_worse
-from training.rounds.services import plan_options_parse, round_advance, round_list, round_plan
+from training.rounds.options import plan_options_parse
+from training.rounds.selectors import round_list, round_plan
+from training.rounds.services import round_advance
 
 PLAN_PARAMETERS = [
     OpenApiParameter("run", OpenApiTypes.INT, description="A succeeded run; default the latest one."),
@@ -43,6 +45,8 @@ class RoundSerializer(serializers.Serializer):
     closed_by = serializers.CharField(source="closed_by.username", allow_null=True, default=None)
 
     def get_runs(self, round_: Round) -> list[int]:
+        if round_.pk is None:  # the first round, not written yet
+            return []
         return sorted(run.pk for run in round_.runs.all())
 
 

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from training.models import Round
-from training.rounds.services import METRIC_NAMES
+
+METRIC_NAMES = {"macro_f1": "macro-F1", "accuracy": "accuracy", "rouge_l": "ROUGE-L", "bleu": "BLEU"}
+
 
 SERIES = (
     ("main_metric", True),

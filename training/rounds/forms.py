@@ -16,7 +16,7 @@ LONG_CRITERION = "Keep each criterion under 60 characters."
 
 
 class NextRoundSettingsForm(forms.Form):
-    """How a model's outputs feed the next round (training/rounds.py); the plan page starts from these."""
+    """How a model's outputs feed the next round; saved by annotation.projects.services.project_round_settings_set."""
 
     queue_order = forms.ChoiceField(choices=QueueOrder.choices, label="Queue order")
     random_share = forms.FloatField(

@@ -1,872 +1,47 @@
-"""Rounds: what a run's outputs and people's ratings change for the next turn of the loop.
+"""Writes for rounds: open the first round, and start the next one by applying a precomputed plan.
 
-A project always has one open round (created lazily as round 1). The owner closes it by starting the
-next one from a plan: `round_plan` (a selector, changes nothing) lists what would change, and
-`round_advance` applies exactly that plan in one transaction:
-
-- corrections: a rater's correction of a model output becomes the item's final value (a Decision with
-  source MODEL_CORRECTED), unless a reviewer decided after the rating or the item waits in review: then
-  it goes to review with the correction as the suggestion, so no reviewer's decision is overwritten;
-- possible label errors: the chosen run confidently disagreeing with a final label, or a rater marking
-  the model's label correct against it, opens a review task (ReviewReason.MODEL / RATING);
-- the annotation queue: unlabelled open items get `Item.priority` from the model's uncertainty (entropy
-  or margin) with a random share interleaved evenly, or a random order;
-- pre-labels (optional): the model's value becomes `Item.prelabel`, shown only under `show_prelabels`;
-- well-rated responses: prompts without a final value whose response every current rater scored at
-  or above the threshold on every criterion become Decisions with source MODEL_RATED.
-
-Every item-level change is recorded as a RoundChange with the rating or output that caused it, except
-pre-labels (a suggestion, never a value): those are counted in `Round.changes` with the run in `plan`.
-Queue ordering reads the candidates once into numpy arrays (16 bytes an item) and writes priorities
-with batched executemany, so 100k+ items stay within a few MiB and a few seconds.
+`round_advance` computes the plan (`selectors.round_plan`) before its transaction, then in one short
+transaction closes the open round (a conditional UPDATE, so two concurrent calls cannot both apply it),
+hands the item-level changes to annotation's review services (the only writers of decisions, review tasks
+and item status, which re-check each item under lock), sets the queue order and pre-labels through
+annotation's annotate services, saves the chosen options through annotation's project services, and
+records the round's figures and a RoundChange for every item-level change with the rating or output that
+caused it. Pre-labels are a suggestion, never a value: they are counted in `Round.changes` only.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
-import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from annotation.models import (
-    Decision,
-    DecisionSource,
-    Item,
-    ItemStatus,
-    Label,
-    NoiseScan,
-    Project,
-    QueueOrder,
-    ReviewReason,
-    ReviewStatus,
-    ReviewTask,
-    ScanStatus,
-    Snapshot,
-)
-from annotation.projects.services import guideline_current
-from annotation.quality import agreement
-from annotation.quality.selectors import annotation_rows
+from annotation.annotate.services import item_prelabels_set, item_priorities_set
+from annotation.models import Project, ReviewReason, Snapshot
+from annotation.projects.services import guideline_current, project_round_settings_set
 from annotation.review.selectors import latest_decisions
-from annotation.review.services import review_task_open
-from annotation.tasktypes import InvalidValue, value_display, value_key
+from annotation.review.services import proposals_apply
 from core.errors import ServiceError
-from training.models import ModelOutput, Rating, Round, RoundChange, RunStatus, TrainingRun, Verdict
-from training.ratings.selectors import ratings_current
-from training.rounds.ordering import entropy, margin, queue_order
-from training.spec import TASK_CLASSIFICATION
-
-EXAMPLES = 10
-
-
-MAX_EXAMPLES = 100
-
-
-DEFAULT_MIN_RATING = 4
-
-
-READ_CHUNK = 5000
-
-
-WRITE_BATCH = 5000
-
-
-TEXT_PREVIEW = 160
-
-
-# The statuses of an item still waiting for annotators: the queue orders these, pre-labels go on these.
-QUEUE_STATUSES = (ItemStatus.NEW, ItemStatus.IN_ANNOTATION)
-
-
-METRIC_NAMES = {"macro_f1": "macro-F1", "accuracy": "accuracy", "rouge_l": "ROUGE-L", "bleu": "BLEU"}
-
-
-NO_SUCH_RUN = "No succeeded run with this id in the project."
-
-
-BAD_QUEUE_ORDER = "queue_order must be one of: {choices}."
-
-
-BAD_SHARE = "random_share must be a number from 0 to 1."
-
-
-BAD_CONFIDENCE = "disagreement_confidence must be a number from 0.5 to 1."
-
-
-BAD_MIN_RATING = "min_rating must be a whole number from 1 to 5."
-
-
-BAD_EXAMPLES = f"examples must be a whole number from 0 to {MAX_EXAMPLES}."
-
+from training.models import Round, RoundChange
+from training.rounds.options import PlanOptions
+from training.rounds.selectors import Proposal, round_current, round_figures, round_plan, round_runs
 
 ROUND_MOVED_ON = "Round {number} is already closed: the plan you saw is out of date, look at it again."
 
 
-NO_RUN_NOTE = "No succeeded run yet: the queue keeps its order, and no model output can be checked."
-
-
-GENERATION_RANDOM_NOTE = (
-    "Run {run} generates responses and recorded no uncertainty: the queue is in random order instead."
-)
-
-
-MULTI_LABEL_NOTE = "Multi-label projects have no model disagreement check: the model predicts single labels."
-
-
-@dataclass(frozen=True)
-class PlanOptions:
-    """What the owner chooses on the plan page; `run_id` None means the project's latest succeeded run."""
-
-    run_id: int | None = None
-    queue_order: str = QueueOrder.ENTROPY
-    random_share: float = 0.2
-    prelabels: bool = False
-    disagreement_confidence: float = 0.9
-    min_rating: int = DEFAULT_MIN_RATING
-    examples: int = EXAMPLES
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def plan_options_default(*, project: Project) -> PlanOptions:
-    """The project's own settings: what the plan page starts from."""
-    return PlanOptions(
-        queue_order=project.queue_order,
-        random_share=project.random_share,
-        prelabels=project.show_prelabels,
-        disagreement_confidence=project.disagreement_confidence,
-    )
-
-
-def _number(raw: Any, *, field: str, message: str, low: float, high: float, whole: bool = False) -> float:
-    try:
-        value = int(str(raw).strip()) if whole else float(str(raw).strip())
-    except (TypeError, ValueError):
-        raise ServiceError(message, field=field) from None
-    if not (low <= value <= high) or (not whole and math.isnan(value)):
-        raise ServiceError(message, field=field)
-    return value
-
-
-def _flag(raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    return str(raw).strip().lower() in ("1", "true", "on", "yes")
-
-
-def plan_options_parse(*, project: Project, data: Mapping[str, Any]) -> PlanOptions:
-    """Options from a form or a query string; a missing one keeps the project's setting. Raises naming the field."""
-    default = plan_options_default(project=project)
-    run_raw = data.get("run")
-    run_id = None
-    if run_raw not in (None, ""):
-        run_id = int(_number(run_raw, field="run", message=NO_SUCH_RUN, low=1, high=2**62, whole=True))
-    order = data.get("queue_order") or default.queue_order
-    if order not in QueueOrder.values:
-        raise ServiceError(BAD_QUEUE_ORDER.format(choices=", ".join(QueueOrder.values)), field="queue_order")
-
-    def pick(key: str, fallback: Any) -> Any:
-        value = data.get(key)
-        return fallback if value in (None, "") else value
-
-    return PlanOptions(
-        run_id=run_id,
-        queue_order=order,
-        random_share=_number(
-            pick("random_share", default.random_share), field="random_share", message=BAD_SHARE, low=0.0, high=1.0
-        ),
-        prelabels=_flag(data["prelabels"]) if "prelabels" in data else default.prelabels,
-        disagreement_confidence=_number(
-            pick("disagreement_confidence", default.disagreement_confidence),
-            field="disagreement_confidence",
-            message=BAD_CONFIDENCE,
-            low=0.5,
-            high=1.0,
-        ),
-        min_rating=int(
-            _number(
-                pick("min_rating", DEFAULT_MIN_RATING),
-                field="min_rating",
-                message=BAD_MIN_RATING,
-                low=1,
-                high=5,
-                whole=True,
-            )
-        ),
-        examples=int(
-            _number(
-                pick("examples", EXAMPLES), field="examples", message=BAD_EXAMPLES, low=0, high=MAX_EXAMPLES, whole=True
-            )
-        ),
-    )
-
-
-def project_round_settings_set(
-    *,
-    project: Project,
-    queue_order: str,
-    random_share: float,
-    disagreement_confidence: float,
-    show_prelabels: bool,
-    show_model_confidence: bool | None = None,
-    rating_criteria: list[str] | None = None,
-) -> Project:
-    """Save the project's next-round settings (the settings page); validated like the plan's options."""
-    options = plan_options_parse(
-        project=project,
-        data={
-            "queue_order": queue_order,
-            "random_share": random_share,
-            "disagreement_confidence": disagreement_confidence,
-            "prelabels": show_prelabels,
-        },
-    )
-    rating = {}
-    if show_model_confidence is not None:
-        rating["show_model_confidence"] = project.show_model_confidence = show_model_confidence
-    if rating_criteria is not None:
-        rating["rating_criteria"] = project.rating_criteria = list(rating_criteria)
-    Project.objects.filter(pk=project.pk).update(
-        queue_order=options.queue_order,
-        random_share=options.random_share,
-        disagreement_confidence=options.disagreement_confidence,
-        show_prelabels=options.prelabels,
-        **rating,
-    )
-    project.queue_order, project.random_share = options.queue_order, options.random_share
-    project.disagreement_confidence, project.show_prelabels = options.disagreement_confidence, options.prelabels
-    return project
-
-
-def round_current(*, project: Project) -> Round:
-    """The project's open round, opened now as round 1 (with the current guidelines) if it has none."""
-    current = Round.objects.filter(project=project, closed_at__isnull=True).first()
-    if current is not None:
+def round_open(*, project: Project) -> Round:
+    """The project's open round, written now as round 1 (with the current guidelines) if it has none."""
+    current = round_current(project=project)
+    if current.pk is not None:
         return current
-    last = Round.objects.filter(project=project).order_by("-number").values_list("number", flat=True).first()
     try:
         with transaction.atomic():
-            return Round.objects.create(
-                project=project, number=(last or 0) + 1, guideline_version=guideline_current(project=project)
-            )
+            current.save()
+            return current
     except IntegrityError:  # opened by a concurrent request: one open round per project
         return Round.objects.get(project=project, closed_at__isnull=True)
-
-
-def round_list(*, project: Project) -> list[Round]:
-    """Every round of the project, oldest first, the open one last (opened if needed)."""
-    round_current(project=project)
-    found = list(
-        Round.objects.filter(project=project)
-        .select_related("guideline_version", "snapshot", "closed_by")
-        .prefetch_related("runs")
-        .order_by("number")
-    )
-    for round_ in found:  # what the page's table shows in one cell
-        round_.to_review = int(round_.changes.get("review_model", 0)) + int(round_.changes.get("review_rating", 0))
-    return found
-
-
-def runs_succeeded(*, project: Project) -> QuerySet[TrainingRun]:
-    return TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED).order_by("-finished_at", "-id")
-
-
-def plan_run(*, project: Project, run_id: int | None) -> TrainingRun | None:
-    """The run the plan reads outputs from: the one asked for, or the latest succeeded run."""
-    runs = runs_succeeded(project=project)
-    if run_id is None:
-        return runs.first()
-    run = runs.filter(pk=run_id).first()
-    if run is None:
-        raise ServiceError(NO_SUCH_RUN, field="run")
-    return run
-
-
-def _final_decision(item_ids: Iterable[int]) -> dict[int, Decision]:
-    """The latest decision of each listed item (approved or not), one query."""
-    latest: dict[int, Decision] = {}
-    for decision in Decision.objects.filter(item_id__in=list(item_ids)).order_by("item_id", "created_at", "id"):
-        latest[decision.item_id] = decision
-    return latest
-
-
-def _open_review_items(item_ids: Iterable[int]) -> set[int]:
-    tasks = ReviewTask.objects.filter(item_id__in=list(item_ids), status=ReviewStatus.OPEN)
-    return set(tasks.values_list("item_id", flat=True))
-
-
-def _preview(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= TEXT_PREVIEW else text[: TEXT_PREVIEW - 1] + "…"
-
-
-@dataclass
-class Proposal:
-    """One item-level change the plan proposes: a decision, or a review task when a decision would overwrite."""
-
-    kind: str  # RoundChange.Kind
-    item: Item
-    value: dict[str, Any]
-    reason: str
-    action: str  # "decide" or "review"
-    source: str = ""  # DecisionSource for "decide"
-    review_reason: str = ""  # ReviewReason for "review"
-    rating: Rating | None = None
-    output: ModelOutput | None = None
-    reviewer_id: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def example(self) -> dict[str, Any]:
-        row = {
-            "item_id": self.item.pk,
-            "text": _preview(self.item.text),
-            "value": value_display(self.value),
-            "action": self.action,
-            "reason": self.reason,
-        }
-        return {**row, **{k: v for k, v in self.extra.items() if k in ("final", "confidence", "raters")}}
-
-
-def _route(
-    proposal: Proposal, *, since: dt.datetime, finals: dict[int, Decision], in_review: set[int]
-) -> Proposal | None:
-    """Decide or review: never overwrite a reviewer's later decision or an item waiting in review."""
-    final = finals.get(proposal.item.pk)
-    if final is not None:
-        proposal.extra["final"] = value_display(final.value)
-    if final is not None and value_key(final.value) == value_key(proposal.value):
-        return None  # already the final value: nothing to change
-    if proposal.item.pk in in_review or (final is not None and final.created_at > since):
-        proposal.action, proposal.review_reason = "review", ReviewReason.RATING
-    return proposal
-
-
-def _label_names(project: Project) -> list[str]:
-    return list(Label.objects.filter(project=project).values_list("name", flat=True))
-
-
-def _applied(kind: str, *, ratings: Iterable[int] = (), outputs: Iterable[int] = ()) -> tuple[set[int], set[int]]:
-    """Ratings and outputs an earlier round already turned into this kind of change: never apply twice."""
-    done = RoundChange.objects.filter(kind=kind).filter(Q(rating_id__in=list(ratings)) | Q(output_id__in=list(outputs)))
-    pairs = list(done.values_list("rating_id", "output_id"))
-    return {r for r, _ in pairs if r}, {o for _, o in pairs if o}
-
-
-def plan_corrections(*, project: Project) -> list[Proposal]:
-    """Current ratings carrying a correction, as decisions (or reviews), one per item.
-
-    Raters who corrected the same item differently go to review with the first correction as suggestion.
-    """
-    ratings = list(
-        ratings_current(project=project)
-        .filter(correction__isnull=False)
-        .exclude(verdict=Verdict.CORRECT)
-        .select_related("item", "rater", "run", "output")
-        .order_by("created_at", "id")
-    )
-    if not ratings:
-        return []
-    done, _ = _applied(RoundChange.Kind.CORRECTION, ratings=[r.pk for r in ratings])
-    names = _label_names(project)
-    by_item: dict[int, list[tuple[Rating, dict[str, Any]]]] = defaultdict(list)
-    for rating in ratings:
-        if rating.pk in done:
-            continue
-        try:
-            value = project.task_kind.normalise(rating.correction, names)
-        except InvalidValue:
-            continue  # a correction naming a label the project no longer has cannot become a value
-        by_item[rating.item_id].append((rating, value))
-    finals = _final_decision(by_item)
-    in_review = _open_review_items(by_item)
-    proposals = []
-    for entries in by_item.values():
-        rating, value = entries[-1]
-        who = rating.rater.get_username()
-        reason = (
-            f"Rating {rating.pk} by {who} corrected the output of run {rating.run_id} "
-            f"({value_display(rating.output.value)} → {value_display(value)})."
-        )
-        proposal = Proposal(
-            kind=RoundChange.Kind.CORRECTION,
-            item=rating.item,
-            value=value,
-            reason=reason,
-            action="decide",
-            source=DecisionSource.MODEL_CORRECTED,
-            rating=rating,
-            output=rating.output,
-            reviewer_id=rating.rater_id,
-        )
-        if len({value_key(v) for _, v in entries}) > 1:
-            proposal.action, proposal.review_reason = "review", ReviewReason.RATING
-            proposal.reason = f"Raters corrected run {rating.run_id}'s output differently: " + ", ".join(
-                f"{r.rater.get_username()}: {value_display(v)}" for r, v in entries
-            )
-            proposals.append(proposal)
-            continue
-        routed = _route(proposal, since=rating.created_at, finals=finals, in_review=in_review)
-        if routed is not None:
-            proposals.append(routed)
-    return proposals
-
-
-def plan_well_rated(*, project: Project, min_rating: int, run: TrainingRun | None) -> list[Proposal]:
-    """Generated responses to prompts without a final value that every current rater scored well on every
-    criterion: they become reference responses (MODEL_RATED). Corrected ones are corrections instead."""
-    if not project.task_kind.generative:
-        return []
-    criteria = list(project.rating_criteria or [])
-    ratings = list(
-        ratings_current(project=project)
-        .exclude(item__status=ItemStatus.APPROVED)
-        .select_related("item", "rater", "output")
-        .order_by("created_at", "id")
-    )
-    by_output: dict[int, list[Rating]] = defaultdict(list)
-    for rating in ratings:
-        by_output[rating.output_id].append(rating)
-    _, done = _applied(RoundChange.Kind.EXAMPLE, outputs=list(by_output))
-
-    def good(rating: Rating) -> bool:
-        scores = rating.scores or {}
-        keys = criteria or list(scores)
-        return (
-            bool(keys)
-            and rating.correction is None
-            and all(isinstance(scores.get(k), int | float) and scores[k] >= min_rating for k in keys)
-        )
-
-    best: dict[int, tuple[tuple[int, float], list[Rating]]] = {}
-    for output_id, group in by_output.items():
-        output = group[0].output
-        if output_id in done or not all(good(r) for r in group) or not str(output.value.get("response", "")).strip():
-            continue
-        mean = float(np.mean([v for r in group for v in r.scores.values()]))
-        rank = (1 if run is not None and output.run_id == run.pk else 0, mean)
-        item_id = group[0].item_id
-        if item_id not in best or rank > best[item_id][0]:
-            best[item_id] = (rank, group)
-    finals = _final_decision(best)
-    in_review = _open_review_items(best)
-    proposals = []
-    for _, group in best.values():
-        output, last = group[0].output, group[-1]
-        raters = ", ".join(r.rater.get_username() for r in group)
-        reason = (
-            f"Run {output.run_id}'s response rated ≥ {min_rating} on every criterion by {raters} "
-            f"(ratings {', '.join(str(r.pk) for r in group)})."
-        )
-        proposal = Proposal(
-            kind=RoundChange.Kind.EXAMPLE,
-            item=last.item,
-            value={"response": output.value["response"].strip()},
-            reason=reason,
-            action="decide",
-            source=DecisionSource.MODEL_RATED,
-            rating=last,
-            output=output,
-            extra={"raters": raters, "ratings": [r.pk for r in group]},
-        )
-        routed = _route(proposal, since=last.created_at, finals=finals, in_review=in_review)
-        if routed is not None:
-            proposals.append(routed)
-    return proposals
-
-
-def _final_value_subquery() -> Subquery:
-    latest = Decision.objects.filter(item_id=OuterRef("item_id")).order_by("-created_at", "-id")
-    return Subquery(latest.values("value")[:1])
-
-
-def plan_label_errors(
-    *, project: Project, run: TrainingRun | None, confidence: float, skip_items: set[int], limit: int | None
-) -> tuple[int, list[Proposal]]:
-    """Final labels the chosen run confidently contradicts, and model labels raters called correct against
-    the final label: (how many, the proposals — all of them when `limit` is None, else the first `limit`)."""
-    if not project.task_kind.single_class:
-        return 0, []
-    proposals: list[Proposal] = []
-    count = 0
-    seen: set[int] = set(skip_items)
-
-    def keep(proposal: Proposal) -> None:
-        nonlocal count
-        count += 1
-        seen.add(proposal.item.pk)
-        if limit is None or len(proposals) < limit:
-            proposals.append(proposal)
-
-    # Raters first: a person saying the model is right weighs more than the model's own confidence.
-    rated = (
-        ratings_current(project=project)
-        .filter(verdict=Verdict.CORRECT, item__status=ItemStatus.APPROVED)
-        .annotate(final=_final_value_subquery())
-        .select_related("item", "rater", "output")
-        .order_by("id")
-    )
-    done_ratings, _ = _applied(RoundChange.Kind.REVIEW, ratings=rated.values_list("id", flat=True))
-    for rating in rated.iterator(chunk_size=READ_CHUNK):
-        model = rating.output.value
-        if rating.pk in done_ratings or rating.item_id in seen or not rating.final:
-            continue
-        if value_key(rating.final) == value_key(model) or not model.get("label"):
-            continue
-        reason = (
-            f"Rating {rating.pk} by {rating.rater.get_username()} marked run {rating.run_id}'s "
-            f"“{value_display(model)}” correct; the final label is “{value_display(rating.final)}”."
-        )
-        keep(
-            Proposal(
-                kind=RoundChange.Kind.REVIEW,
-                item=rating.item,
-                value={"label": model["label"]},
-                reason=reason,
-                action="review",
-                review_reason=ReviewReason.RATING,
-                rating=rating,
-                output=rating.output,
-                extra={"final": value_display(rating.final)},
-            )
-        )
-    if run is None:
-        return count, proposals
-    outputs = (
-        ModelOutput.objects.filter(run=run, confidence__gte=confidence, item__status=ItemStatus.APPROVED)
-        .annotate(final=_final_value_subquery())
-        .exclude(id__in=RoundChange.objects.filter(kind=RoundChange.Kind.REVIEW, output__run=run).values("output_id"))
-        .select_related("item")
-        .order_by("-confidence", "id")
-    )
-    for output in outputs.iterator(chunk_size=READ_CHUNK):
-        if output.item_id in seen or not output.final or not output.value.get("label"):
-            continue
-        if value_key(output.final) == value_key(output.value):
-            continue
-        reason = (
-            f"Run {run.pk} predicts “{value_display(output.value)}” with confidence {output.confidence:.2f}; "
-            f"the final label is “{value_display(output.final)}”."
-        )
-        keep(
-            Proposal(
-                kind=RoundChange.Kind.REVIEW,
-                item=output.item,
-                value={"label": output.value["label"]},
-                reason=reason,
-                action="review",
-                review_reason=ReviewReason.MODEL,
-                output=output,
-                extra={"final": value_display(output.final), "confidence": round(output.confidence, 4)},
-            )
-        )
-    return count, proposals
-
-
-def _queue_candidates(*, project: Project, exclude: set[int]) -> QuerySet[Item]:
-    items = Item.objects.filter(project=project, is_open=True, status__in=QUEUE_STATUSES)
-    return items.exclude(pk__in=exclude) if exclude else items
-
-
-@dataclass
-class QueuePlan:
-    order: str  # what is used: entropy, margin or random
-    ids: np.ndarray
-    random: np.ndarray
-    scored: int
-    notes: list[str]
-    outputs: dict[int, Any] = field(default_factory=dict)  # item id → output value, only when pre-labels are asked
-
-
-def plan_queue(
-    *, project: Project, run: TrainingRun | None, options: PlanOptions, seed: int, exclude: set[int], prelabels: bool
-) -> QueuePlan:
-    """Read each candidate once, streaming; keep only ids and scores (and values when pre-labelling)."""
-    notes: list[str] = []
-    ids = np.fromiter(
-        _queue_candidates(project=project, exclude=exclude)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-        .iterator(chunk_size=READ_CHUNK),
-        dtype=np.int64,
-    )
-    scores = np.full(len(ids), np.nan)
-    order = options.queue_order
-    outputs: dict[int, Any] = {}
-    if run is None:
-        order = QueueOrder.RANDOM if order != QueueOrder.RANDOM else order
-        notes.append(NO_RUN_NOTE)
-    scored = 0
-    if run is not None and len(ids):
-        rows = (
-            ModelOutput.objects.filter(run=run, item__in=_queue_candidates(project=project, exclude=exclude))
-            .order_by("item_id")
-            .values_list("item_id", "uncertainty", "probabilities", "value")
-        )
-        any_uncertainty = False
-        for item_id, uncertainty, probabilities, value in rows.iterator(chunk_size=READ_CHUNK):
-            position = int(np.searchsorted(ids, item_id))
-            if position >= len(ids) or ids[position] != item_id:
-                continue
-            if order == QueueOrder.MARGIN:
-                score = margin(probabilities)
-            else:
-                score = uncertainty if uncertainty is not None else entropy(probabilities)
-            if score is not None and not math.isnan(score):
-                scores[position] = score
-                any_uncertainty = True
-                scored += 1
-            if prelabels:
-                outputs[item_id] = value
-        if order != QueueOrder.RANDOM and not any_uncertainty and run.task != TASK_CLASSIFICATION:
-            notes.append(GENERATION_RANDOM_NOTE.format(run=run.pk))
-            order = QueueOrder.RANDOM
-    if order == QueueOrder.RANDOM:
-        ordered, random = queue_order(ids, np.full(len(ids), np.nan), 1.0, seed)
-    else:
-        ordered, random = queue_order(ids, scores, options.random_share, seed)
-    return QueuePlan(order=order, ids=ordered, random=random, scored=scored, notes=notes, outputs=outputs)
-
-
-@dataclass
-class RoundPlan:
-    round: Round
-    run: TrainingRun | None
-    options: PlanOptions
-    corrections: list[Proposal]
-    examples: list[Proposal]
-    label_errors: list[Proposal]
-    label_error_count: int
-    queue: QueuePlan
-    prelabel_count: int
-    notes: list[str]
-
-    def summary(self) -> dict[str, Any]:
-        """JSON for the page and the API: counts and the first `options.examples` of each change."""
-        n = self.options.examples
-        queue_rows = []
-        if n and len(self.queue.ids):
-            head = [int(i) for i in self.queue.ids[:n]]
-            texts = dict(Item.objects.filter(pk__in=head).values_list("pk", "text"))
-            scores = self._scores(head)
-            queue_rows = [
-                {
-                    "position": i + 1,
-                    "item_id": pk,
-                    "text": _preview(texts.get(pk, "")),
-                    "random": bool(self.queue.random[i]),
-                    "score": scores.get(pk),
-                }
-                for i, pk in enumerate(head)
-            ]
-        return {
-            "round": self.round.number,
-            "next_round": self.round.number + 1,
-            "run": self.run.pk if self.run else None,
-            "options": self.options.to_dict(),
-            "notes": self.notes + self.queue.notes,
-            "corrections": _section(self.corrections, n),
-            "examples": _section(self.examples, n),
-            "label_errors": {
-                "count": self.label_error_count,
-                "by_model": sum(p.review_reason == ReviewReason.MODEL for p in self.label_errors),
-                "examples": [p.example() for p in self.label_errors[:n]],
-            },
-            "queue": {
-                "count": len(self.queue.ids),
-                "order": self.queue.order,
-                "random": int(self.queue.random.sum()),
-                "scored": self.queue.scored,
-                "unscored": len(self.queue.ids) - self.queue.scored,
-                "examples": queue_rows,
-            },
-            "prelabels": {"enabled": self.options.prelabels, "count": self.prelabel_count},
-        }
-
-    def _scores(self, ids: list[int]) -> dict[int, float | None]:
-        if self.run is None:
-            return {}
-        out: dict[int, float | None] = {}
-        rows = ModelOutput.objects.filter(run=self.run, item_id__in=ids)
-        for item_id, uncertainty, probabilities in rows.values_list("item_id", "uncertainty", "probabilities"):
-            score = margin(probabilities) if self.queue.order == QueueOrder.MARGIN else uncertainty
-            out[item_id] = round(score, 4) if score is not None and not math.isnan(score) else None
-        return out
-
-
-def _section(proposals: list[Proposal], n: int) -> dict[str, Any]:
-    return {
-        "count": len(proposals),
-        "decide": sum(p.action == "decide" for p in proposals),
-        "review": sum(p.action == "review" for p in proposals),
-        "examples": [p.example() for p in proposals[:n]],
-    }
-
-
-def _seed(project: Project, number: int) -> int:
-    digest = hashlib.sha256(f"labelloop-queue:{project.pk}:{number}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
-def round_plan(*, project: Project, options: PlanOptions, full: bool = False, round_: Round | None = None) -> RoundPlan:
-    """What starting the next round would change, without changing anything (the open round aside,
-    which is opened lazily). `full` keeps every label-error proposal (advance needs them), not just the
-    first few the page shows."""
-    current = round_ or round_current(project=project)
-    run = plan_run(project=project, run_id=options.run_id)
-    notes: list[str] = []
-    if project.task_kind.multiple:
-        notes.append(MULTI_LABEL_NOTE)
-    corrections = plan_corrections(project=project)
-    examples = plan_well_rated(project=project, min_rating=options.min_rating, run=run)
-    touched = {p.item.pk for p in corrections} | {p.item.pk for p in examples}
-    error_count, errors = plan_label_errors(
-        project=project,
-        run=run,
-        confidence=options.disagreement_confidence,
-        skip_items=touched,
-        limit=None if full else options.examples,
-    )
-    decided = {p.item.pk for p in corrections + examples if p.action == "decide"}
-    queue = plan_queue(
-        project=project,
-        run=run,
-        options=options,
-        seed=_seed(project, current.number),
-        exclude=decided,
-        prelabels=options.prelabels and full,
-    )
-    prelabel_count = 0
-    if options.prelabels and run is not None:
-        prelabel_count = (
-            len(queue.outputs)
-            if full
-            else ModelOutput.objects.filter(
-                run=run, item__in=_queue_candidates(project=project, exclude=decided)
-            ).count()
-        )
-    return RoundPlan(
-        round=current,
-        run=run,
-        options=options,
-        corrections=corrections,
-        examples=examples,
-        label_errors=errors,
-        label_error_count=error_count,
-        queue=queue,
-        prelabel_count=prelabel_count,
-        notes=notes,
-    )
-
-
-def _apply_proposal(*, proposal: Proposal, round_: Round, guideline: Any) -> str:
-    """Write one proposal: a decision (item approved, out of the queue) or a review task. Returns what it did."""
-    item = proposal.item
-    data: dict[str, Any] = {"value": proposal.value, "reason": proposal.reason, **proposal.extra}
-    if proposal.action == "decide":
-        rated_under = proposal.rating.guideline_version if proposal.rating else None
-        version = rated_under or guideline
-        decision = Decision.objects.create(
-            item_id=item.pk,
-            reviewer_id=proposal.reviewer_id,
-            value=proposal.value,
-            reason=proposal.reason,
-            source=proposal.source,
-            guideline_version=version,
-        )
-        Item.objects.filter(pk=item.pk).update(status=ItemStatus.APPROVED, is_open=False)
-        data["decision_id"] = decision.pk
-        kind = proposal.kind
-    else:
-        task = review_task_open(item=item, reasons=[proposal.review_reason], suggested_value=proposal.value)
-        # A task already open keeps its suggestion (review_task_open merges reasons only); fill an empty one.
-        ReviewTask.objects.filter(pk=task.pk, suggested_value__isnull=True).update(suggested_value=proposal.value)
-        Item.objects.filter(pk=item.pk, status=ItemStatus.APPROVED).update(status=ItemStatus.IN_REVIEW)
-        data.update(task_id=task.pk, review_reason=proposal.review_reason, meant=proposal.kind)
-        kind = RoundChange.Kind.REVIEW
-    RoundChange.objects.create(
-        round=round_, item_id=item.pk, kind=kind, rating=proposal.rating, output=proposal.output, data=data
-    )
-    return kind
-
-
-def _write_column(column: str, rows: Iterable[tuple[Any, int]]) -> int:
-    """UPDATE item SET <column> = %s WHERE id = %s, in executemany batches: 100k rows in seconds, bounded memory."""
-    value = "CAST(%s AS jsonb)" if column == "prelabel" and connection.vendor == "postgresql" else "%s"
-    sql = f"UPDATE {Item._meta.db_table} SET {column} = {value} WHERE id = %s"  # noqa: S608 - names from the model
-    written = 0
-    batch: list[tuple[Any, int]] = []
-    with connection.cursor() as cursor:
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= WRITE_BATCH:
-                cursor.executemany(sql, batch)
-                written += len(batch)
-                batch.clear()
-        if batch:
-            cursor.executemany(sql, batch)
-            written += len(batch)
-    return written
-
-
-def _round_runs(*, project: Project, round_: Round, run: TrainingRun | None) -> list[TrainingRun]:
-    """The runs started since the previous round closed (all of them for round 1, which opens lazily, often
-    after its first runs), plus the run the plan was made from."""
-    previous = Round.objects.filter(project=project, number__lt=round_.number).order_by("-number").first()
-    runs_here = TrainingRun.objects.filter(project=project).order_by("id")
-    if previous is not None and previous.closed_at is not None:
-        runs_here = runs_here.filter(created_at__gt=previous.closed_at)
-    runs = list(runs_here)
-    if run is not None and all(r.pk != run.pk for r in runs):
-        runs.append(run)
-    return runs
-
-
-def round_figures(*, project: Project, runs: Iterable[TrainingRun]) -> dict[str, Any]:
-    """A round's figures: its best run's main metric, agreement, noise rate, human ratings, items labelled."""
-    runs = list(runs)
-    goal = project.goal_metric
-    figures: dict[str, Any] = {"metric_name": goal, "main_metric": None, "best_run": None}
-    for run in runs:
-        value = ((run.metrics or {}).get("test") or {}).get(goal)
-        if isinstance(value, int | float) and (figures["main_metric"] is None or value > figures["main_metric"]):
-            figures.update(main_metric=round(float(value), 6), best_run=run.pk)
-    rows = [row[:3] for row in annotation_rows(project=project)]
-    overall = agreement.agreement_summary(rows)["overall"] if rows else {}
-    figures["agreement"] = overall.get("krippendorff_alpha")
-    figures["kappa"] = overall.get("fleiss_kappa")
-    scan = NoiseScan.objects.filter(project=project, status=ScanStatus.SUCCEEDED).order_by("-finished_at").first()
-    scanned = (scan.summary or {}).get("scanned") if scan else None
-    figures["noise_rate"] = round(scan.summary.get("flagged", 0) / scanned, 6) if scanned else None
-    ratings = ratings_current(project=project).filter(run__in=[r.pk for r in runs])
-    if project.task_kind.generative:
-        totals: dict[str, list[float]] = defaultdict(list)
-        for scores in ratings.values_list("scores", flat=True):
-            for criterion, score in (scores or {}).items():
-                if isinstance(score, int | float):
-                    totals[criterion].append(float(score))
-        per = {c: round(float(np.mean(v)), 4) for c, v in totals.items()}
-        figures["ratings"] = per
-        figures["rating"] = round(float(np.mean(list(per.values()))), 4) if per else None
-        figures["rating_name"] = "mean rating"
-    else:
-        verdicts = list(ratings.exclude(verdict="").values_list("verdict", flat=True))
-        correct = sum(v == Verdict.CORRECT for v in verdicts)
-        figures["ratings"] = {"rated": len(verdicts), "correct": correct}
-        figures["rating"] = round(correct / len(verdicts), 4) if verdicts else None
-        figures["rating_name"] = "rated correct"
-    figures["ratings_n"] = ratings.count()
-    figures["items_labelled"] = latest_decisions(project=project).count()
-    return figures
 
 
 @dataclass(frozen=True)
@@ -876,59 +51,84 @@ class AdvanceResult:
     applied: bool  # False when another request had already started the next round (nothing was done)
 
 
+def _apply(*, project: Project, round_: Round, proposals: list[Proposal], counts: dict[str, int]) -> None:
+    """Hand one section of the plan to annotation's review services and record what each change did."""
+    changes = []
+    outcomes = proposals_apply(project=project, proposals=[p.to_value() for p in proposals])
+    for proposal, outcome in zip(proposals, outcomes, strict=True):
+        data = {"value": proposal.value, "reason": proposal.reason, **proposal.extra}
+        if outcome.action == "unchanged":  # the item changed since the plan: its value is already final
+            continue
+        if outcome.action == "decide":
+            data["decision_id"] = outcome.decision_id
+            kind = proposal.kind
+            counts[kind] += 1
+        else:
+            data.update(task_id=outcome.task_id, review_reason=outcome.review_reason, meant=proposal.kind)
+            kind = RoundChange.Kind.REVIEW
+            counts["review_model" if outcome.review_reason == ReviewReason.MODEL else "review_rating"] += 1
+            if proposal.kind != RoundChange.Kind.REVIEW:
+                counts[f"{proposal.kind}_to_review"] += 1
+        changes.append(
+            RoundChange(
+                round=round_, item_id=proposal.item.pk, kind=kind, rating=proposal.rating, output=proposal.output,
+                data=data,
+            )
+        )
+    RoundChange.objects.bulk_create(changes, batch_size=1000)
+
+
 def round_advance(
     *, project: Project, user: AbstractBaseUser, options: PlanOptions, round_number: int | None = None
 ) -> AdvanceResult:
-    """Close the open round by applying its plan and open the next, in one transaction.
+    """Close the open round by applying its plan and open the next.
 
     Idempotent: `round_number` is the round the owner saw the plan of; if it is closed already (a second
-    click, a retry) nothing more happens. The close is a conditional UPDATE on `closed_at IS NULL`, so two
-    concurrent calls cannot both apply the plan.
+    click, a retry) nothing more happens. The plan is read first, outside the transaction; the transaction
+    only writes, after closing the round with a conditional UPDATE on `closed_at IS NULL` for that number.
     """
     current = round_current(project=project)
     if round_number is not None and round_number != current.number:
         closed = Round.objects.filter(project=project, number=round_number, closed_at__isnull=False).first()
         if closed is None:
             raise ServiceError(ROUND_MOVED_ON.format(number=round_number), field="round")
-        return AdvanceResult(closed=closed, opened=current, applied=False)
-    plan_run(project=project, run_id=options.run_id)  # a bad run id is refused before anything changes
-    now = timezone.now()
+        return AdvanceResult(closed=closed, opened=round_open(project=project), applied=False)
+    plan = round_plan(project=project, options=options, full=True, round_=current)  # a bad run id raises here
+    runs = round_runs(project=project, round_=current, run=plan.run)
+    figures = round_figures(project=project, runs=runs)
+    snapshot = Snapshot.objects.filter(project=project).order_by("-created_at", "-id").first()
     with transaction.atomic():
-        won = Round.objects.filter(pk=current.pk, closed_at__isnull=True).update(closed_at=now, closed_by=user)
-        if not won:
-            closed = Round.objects.get(pk=current.pk)
-            return AdvanceResult(closed=closed, opened=round_current(project=project), applied=False)
-        plan = round_plan(project=project, options=options, full=True, round_=current)
-        guideline = guideline_current(project=project)
+        current = round_open(project=project)
+        won = Round.objects.filter(pk=current.pk, number=plan.round.number, closed_at__isnull=True).update(
+            closed_at=timezone.now(), closed_by=user
+        )
+        if not won:  # another request started the next round since this plan was read
+            closed = Round.objects.get(project=project, number=plan.round.number)
+            return AdvanceResult(closed=closed, opened=round_open(project=project), applied=False)
         counts: dict[str, int] = defaultdict(int)
-        for proposal in plan.corrections + plan.examples + plan.label_errors:
-            kind = _apply_proposal(proposal=proposal, round_=current, guideline=guideline)
-            if kind == RoundChange.Kind.REVIEW:
-                reason = proposal.review_reason
-                counts["review_model" if reason == ReviewReason.MODEL else "review_rating"] += 1
-                if proposal.kind != RoundChange.Kind.REVIEW:
-                    counts[f"{proposal.kind}_to_review"] += 1
-            else:
-                counts[kind] += 1
+        for section in (plan.corrections, plan.examples, plan.label_errors):
+            _apply(project=project, round_=current, proposals=section, counts=counts)
         queue = plan.queue
         n = len(queue.ids)
-        counts["queued"] = _write_column("priority", ((float(n - i), int(pk)) for i, pk in enumerate(queue.ids)))
+        counts["queued"] = item_priorities_set(
+            project=project, priorities=((float(n - i), int(pk)) for i, pk in enumerate(queue.ids))
+        )
         counts["queued_random"] = int(queue.random.sum())
         if options.prelabels and plan.run is not None:
-            counts["prelabels"] = _write_column(
-                "prelabel", ((json.dumps(value), item_id) for item_id, value in queue.outputs.items())
+            counts["prelabels"] = item_prelabels_set(
+                project=project, prelabels=((value, item_id) for item_id, value in queue.outputs.items())
             )
-        Project.objects.filter(pk=project.pk).update(
+        project_round_settings_set(
+            project=project,
             queue_order=options.queue_order,
             random_share=options.random_share,
-            show_prelabels=options.prelabels,
             disagreement_confidence=options.disagreement_confidence,
+            show_prelabels=options.prelabels,
         )
-        runs = _round_runs(project=project, round_=current, run=plan.run)
         current.runs.add(*runs)
-        snapshot = Snapshot.objects.filter(project=project).order_by("-created_at", "-id").first()
+        figures["items_labelled"] = latest_decisions(project=project).count()  # after this round's decisions
         Round.objects.filter(pk=current.pk).update(
-            figures=round_figures(project=project, runs=runs),
+            figures=figures,
             changes={"correction": 0, "example": 0, "review_model": 0, "review_rating": 0, "prelabels": 0, **counts},
             plan={
                 **options.to_dict(),
@@ -938,20 +138,8 @@ def round_advance(
             },
             snapshot=snapshot,
         )
-        opened = Round.objects.create(project=project, number=current.number + 1, guideline_version=guideline)
-    for name in ("queue_order", "random_share", "disagreement_confidence"):
-        setattr(project, name, getattr(options, name))
-    project.show_prelabels = options.prelabels
+        opened = Round.objects.create(
+            project=project, number=current.number + 1, guideline_version=guideline_current(project=project)
+        )
     current.refresh_from_db()
     return AdvanceResult(closed=current, opened=opened, applied=True)
-
-
-def round_changes_count(*, round_: Round) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for kind in RoundChange.objects.filter(round=round_).values_list("kind", flat=True):
-        counts[kind] += 1
-    return dict(counts)
-
-
-def round_changes_examples(*, round_: Round, limit: int = EXAMPLES) -> list[RoundChange]:
-    return list(RoundChange.objects.filter(round=round_).select_related("item").order_by("id")[:limit])

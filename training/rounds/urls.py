@@ -8,7 +8,6 @@ urlpatterns = [
     path("projects/<int:project_id>/rounds/", views.round_list, name="round-list"),
     path("projects/<int:project_id>/rounds/plan/", views.round_plan, name="round-plan"),
     path("projects/<int:project_id>/rounds/advance/", views.round_advance, name="round-advance"),
-    path("projects/<int:project_id>/rounds/settings/", views.round_settings, name="round-settings"),
 ]
 
 api_urlpatterns = [

@@ -17,17 +17,11 @@ from django.views.decorators.http import require_POST
 from annotation.models import Project, QueueOrder
 from annotation.permissions import MANAGE, REVIEW, access_project
 from core.errors import ServiceError
-from core.forms import add_service_error
-from training.rounds import services as rounds
-from training.rounds.charts import rounds_charts, rounds_worse
-from training.rounds.forms import NextRoundSettingsForm
-from training.rounds.services import (
-    METRIC_NAMES,
-    plan_options_default,
-    plan_options_parse,
-    project_round_settings_set,
-    runs_succeeded,
-)
+from training.rounds import selectors as rounds
+from training.rounds.charts import METRIC_NAMES, rounds_charts, rounds_worse
+from training.rounds.options import plan_options_default, plan_options_parse
+from training.rounds.selectors import runs_succeeded
+from training.rounds.services import round_advance as round_advance_apply
 
 
 def _plan_context(project: Project, data: dict) -> tuple[dict, int]:
@@ -72,7 +66,7 @@ def round_advance(request: HttpRequest, project_id: int) -> HttpResponse:
     raw = request.POST.get("round", "")
     try:
         options = plan_options_parse(project=project, data=request.POST)
-        result = rounds.round_advance(
+        result = round_advance_apply(
             project=project, user=request.user, options=options, round_number=int(raw) if raw.isdigit() else None
         )
     except ServiceError as exc:
@@ -102,22 +96,3 @@ def round_list(request: HttpRequest, project_id: int) -> HttpResponse:
         "metric_name": METRIC_NAMES.get(project.goal_metric, project.goal_metric),
     }
     return render(request, "training/round_list.html", context)
-
-
-@login_required
-@require_POST
-def round_settings(request: HttpRequest, project_id: int) -> HttpResponse:
-    """The settings page's "Next round" form: the options the plan page starts from."""
-    from annotation.projects.views import _settings_response
-
-    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
-    form = NextRoundSettingsForm(request.POST)
-    if form.is_valid():
-        try:
-            project_round_settings_set(project=project, **form.cleaned_data)
-        except ServiceError as exc:
-            add_service_error(form, exc)
-        else:
-            messages.success(request, "Next-round settings saved.")
-            return redirect(reverse("project-settings", args=[project.pk]) + "#next-round")
-    return _settings_response(request, project, round_form=form, status=400)

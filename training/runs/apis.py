@@ -24,7 +24,7 @@ from core.api import DENIED, REFUSED, ApiView, ErrorSerializer, validated
 from core.errors import ServiceError
 from training.models import ModelOutput, PredictionBatch, PredictionScope, RunEvent, RunStatus, TrainingRun
 from training.runs import selectors, services
-from training.runs.views import artifact_response
+from training.runs.responses import artifact_response
 from training.spec import METHODS, TrainingSpec
 
 MAX_PREDICT_TEXTS = 64
@@ -103,7 +103,6 @@ class RunListApi(TrainingApiView):
     @extend_schema(responses={200: RunSerializer(many=True), **DENIED})
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-        services.runs_mark_abandoned()
         return Response(RunSerializer(selectors.run_list(project=project), many=True).data)
 
 
@@ -156,7 +155,6 @@ class RunStartApi(TrainingApiView):
 class RunDetailApi(TrainingApiView):
     @extend_schema(responses={200: RunDetailSerializer, **DENIED})
     def get(self, request: Request, run_id: int) -> Response:
-        services.runs_mark_abandoned()
         return Response(RunDetailSerializer(_run(request, run_id, REVIEW)).data)
 
 
@@ -173,7 +171,6 @@ class RunEventsApi(TrainingApiView):
         responses={200: OutputSerializer(many=True), **REFUSED},
     )
     def get(self, request: Request, run_id: int) -> Response:
-        services.runs_mark_abandoned()
         run = _run(request, run_id, REVIEW)
         try:
             after = int(request.query_params.get("after", 0))
@@ -263,7 +260,6 @@ class PredictionBatchStartApi(TrainingApiView):
 class PredictionBatchDetailApi(TrainingApiView):
     @extend_schema(responses={200: PredictionBatchSerializer, **DENIED})
     def get(self, request: Request, run_id: int, batch_id: int) -> Response:
-        services.runs_mark_abandoned()
         run = _run(request, run_id, REVIEW)
         batch = run.prediction_batches.filter(pk=batch_id).first()
         if batch is None:

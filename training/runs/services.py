@@ -368,7 +368,8 @@ def run_resume(*, run: TrainingRun, user: AbstractBaseUser) -> TrainingRun:
 def runs_mark_abandoned(*, stale_after_s: float | None = None) -> list[int]:
     """Fail every running run (and prediction batch) whose heartbeat is older than the stale threshold.
 
-    Cheap when nothing is stale (one indexed SELECT), so pages and APIs call it on every read.
+    Only the sweep calls it (`jobs.runs_sweep_job` every minute, `manage.py runs_sweep`): reads never write,
+    they show such a run as `heartbeat_lost` until then.
     """
     stale = settings.LABELLOOP_RUN_STALE_AFTER_S if stale_after_s is None else stale_after_s
     now = timezone.now()
@@ -399,7 +400,7 @@ def _job_pending(rq_job_id: str, connection: Any) -> bool:
 
 def runs_requeue_lost() -> list[int]:
     """Queued runs whose job is gone from Redis (flushed, or Redis was down at commit) get their job again."""
-    connection = django_rq.get_connection(QUEUE)
+    connection = django_rq.get_queue(QUEUE).connection  # the queue starts the embedded Redis if need be
     cutoff = timezone.now() - dt.timedelta(seconds=settings.LABELLOOP_RUN_STALE_AFTER_S)
     lost = [
         run_id

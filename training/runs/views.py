@@ -1,18 +1,18 @@
 """Browser pages for training: start a run on a snapshot, watch it live, cancel, resume, compare, download, predict.
 
 Owners start, cancel and resume runs, download models and start predictions; reviewers see runs; annotators
-get 403 everywhere here (they stay blind to model outputs) and people outside the project 404. Pages that show
-runs first sweep runs whose worker stopped (services.runs_mark_abandoned), so no run shows "running" forever.
+get 403 everywhere here (they stay blind to model outputs) and people outside the project 404. Pages only read:
+a running run whose heartbeat stopped shows as "heartbeat lost" until the sweep (`runs_sweep_job` every minute,
+or `manage.py runs_sweep`) marks it failed (abandoned).
 """
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from annotation.models import Project, Snapshot
@@ -20,6 +20,7 @@ from annotation.permissions import MANAGE, REVIEW, access_project
 from core.errors import ServiceError
 from training.models import PredictionScope, TrainingRun
 from training.runs import forms, selectors, services
+from training.runs.responses import artifact_response
 from training.spec import METHOD_LORA, METHODS
 
 SNAPSHOT_NOT_FOUND = "No such snapshot."
@@ -42,7 +43,6 @@ def _snapshot_or_404(project: Project, snapshot_id: int | str | None) -> Snapsho
 @login_required
 def run_list(request: HttpRequest, project_id: int) -> HttpResponse:
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-    services.runs_mark_abandoned()
     context = {
         "project": project,
         "role": role,
@@ -121,7 +121,6 @@ def _detail_context(project: Project, role: str, run: TrainingRun) -> dict:
 def run_detail(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
     """The run's live page; its htmx fragment polls every 2 s while the run is queued or running, then stops."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-    services.runs_mark_abandoned()
     run = selectors.run_get(project=project, run_id=run_id)
     template = "training/_run_live.html" if request.htmx else "training/run_detail.html"
     return render(request, template, _detail_context(project, role, run))
@@ -155,17 +154,6 @@ def run_resume(request: HttpRequest, project_id: int, run_id: int) -> HttpRespon
     return redirect(reverse("run-detail", args=[project.pk, new.pk]))
 
 
-def artifact_response(run: TrainingRun) -> StreamingHttpResponse:
-    """The run's model folder as a zip, streamed: safetensors, JSON, the tokenizer and the model card."""
-    path = selectors.run_artifact_path(run)
-    if path is None:
-        raise Http404(services.NO_ARTIFACT)
-    name = f"labelloop-run-{run.pk}-{slugify(run.name or run.base_model)[:40] or 'model'}.zip"
-    response = StreamingHttpResponse(selectors.zip_chunks(path), content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
-
-
 @login_required
 def run_artifact(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
@@ -176,7 +164,6 @@ def run_artifact(request: HttpRequest, project_id: int, run_id: int) -> HttpResp
 def run_compare(request: HttpRequest, project_id: int) -> HttpResponse:
     """The finished runs of one snapshot side by side: the settings that differ and every test figure."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-    services.runs_mark_abandoned()
     snapshot = _snapshot_or_404(project, request.GET.get("snapshot"))
     runs = selectors.runs_for_compare(snapshot=snapshot)
     context = {

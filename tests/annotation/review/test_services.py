@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from annotation.annotate import services as ann_svc
 from annotation.models import (
@@ -376,3 +378,89 @@ def test_concurrent_reviewers_and_an_undo_close_a_task_exactly_once(db):
     else:
         assert task.status == ReviewStatus.WITHDRAWN and decisions == 0
         assert Item.objects.get(pk=item.pk).status == ItemStatus.IN_ANNOTATION
+
+
+# --- Values proposed from outside review (rounds): proposals_apply -----------------------------------
+
+
+def _proposal(item, value, **fields) -> reviews.ValueProposal:
+    return reviews.ValueProposal(
+        item_id=item.pk, value=value, reason=fields.pop("reason", "a rater's correction"), **fields
+    )
+
+
+def test_a_proposed_decision_records_its_provenance_and_approves_the_item(project, reviewer):
+    item = project.items.order_by("pk").first()
+    [outcome] = reviews.proposals_apply(
+        project=project,
+        proposals=[
+            _proposal(item, {"label": "negative"}, decide=True, source=DecisionSource.MODEL_CORRECTED,
+                      reviewer_id=reviewer.pk)
+        ],
+    )
+    decision = Decision.objects.get(pk=outcome.decision_id)
+    assert outcome.action == "decide" and decision.item_id == item.pk
+    assert (decision.source, decision.reviewer_id, decision.value) == (
+        DecisionSource.MODEL_CORRECTED, reviewer.pk, {"label": "negative"}
+    )
+    assert decision.reason == "a rater's correction" and decision.guideline_version is not None
+    item.refresh_from_db()
+    assert item.status == ItemStatus.APPROVED and not item.is_open
+
+
+def test_proposals_applied_twice_change_nothing_the_second_time(project, reviewer):
+    first, second = project.items.order_by("pk")[:2]
+    proposals = [
+        _proposal(first, {"label": "negative"}, decide=True, source=DecisionSource.MODEL_CORRECTED),
+        _proposal(second, {"label": "positive"}, decide=False, review_reason=ReviewReason.MODEL),
+    ]
+    once = reviews.proposals_apply(project=project, proposals=proposals)
+    twice = reviews.proposals_apply(project=project, proposals=proposals)
+    assert [o.action for o in once] == ["decide", "review"]
+    assert [o.action for o in twice] == ["unchanged", "review"] and twice[1].task_id == once[1].task_id
+    assert Decision.objects.filter(item=first).count() == 1
+    task = ReviewTask.objects.get(item=second)
+    assert task.reasons == [ReviewReason.MODEL] and task.suggested_value == {"label": "positive"}
+
+
+def test_a_new_value_supersedes_the_old_decision_and_keeps_the_history(project):
+    item = project.items.order_by("pk").first()
+    for label in ("negative", "positive"):
+        reviews.proposals_apply(
+            project=project,
+            proposals=[_proposal(item, {"label": label}, decide=True, source=DecisionSource.MODEL_CORRECTED)],
+        )
+    history = list(Decision.objects.filter(item=item).order_by("created_at", "id").values_list("value", flat=True))
+    assert history == [{"label": "negative"}, {"label": "positive"}], "appended, never updated"
+
+
+def test_a_decision_made_after_the_rating_or_an_open_review_sends_the_value_to_review(project, reviewer):
+    decided, waiting = project.items.order_by("pk")[:2]
+    before = timezone.now() - dt.timedelta(minutes=5)
+    reviews.proposals_apply(
+        project=project,
+        proposals=[_proposal(decided, {"label": "negative"}, decide=True, source=DecisionSource.MODEL_CORRECTED)],
+    )
+    reviews.review_task_open(item=waiting, reasons=[ReviewReason.AUDIT])
+    outcomes = reviews.proposals_apply(
+        project=project,
+        proposals=[
+            _proposal(decided, {"label": "positive"}, decide=True, source=DecisionSource.MODEL_CORRECTED, since=before),
+            _proposal(waiting, {"label": "positive"}, decide=True, source=DecisionSource.MODEL_CORRECTED),
+        ],
+    )
+    assert [(o.action, o.review_reason) for o in outcomes] == [("review", ReviewReason.RATING)] * 2
+    assert Decision.objects.get(item=decided).value == {"label": "negative"}, "the later decision stands"
+    assert not Decision.objects.filter(item=waiting).exists()
+    merged = ReviewTask.objects.get(item=waiting, status=ReviewStatus.OPEN)
+    assert set(merged.reasons) == {ReviewReason.AUDIT, ReviewReason.RATING}
+    assert merged.suggested_value == {"label": "positive"}, "an empty suggestion is filled"
+    decided.refresh_from_db()
+    assert decided.status == ItemStatus.IN_REVIEW
+
+
+def test_one_proposal_per_item_and_call(project):
+    item = project.items.order_by("pk").first()
+    proposal = _proposal(item, {"label": "negative"}, decide=False)
+    with pytest.raises(ValueError, match="once"):
+        reviews.proposals_apply(project=project, proposals=[proposal, proposal])

@@ -47,18 +47,6 @@ PAGES = [
     ("round-list", "get", {}, REVIEWERS, 200),
     ("round-plan", "get", {"queue_order": "margin"}, OWNER, 200),
     ("round-advance", "post", {"round": "1", "queue_order": "entropy", "prelabels": "0"}, OWNER, 302),
-    (
-        "round-settings",
-        "post",
-        {
-            "queue_order": "margin",
-            "random_share": "0.3",
-            "disagreement_confidence": "0.8",
-            "rating_criteria": "correct, helpful",
-        },
-        OWNER,
-        302,
-    ),
 ]
 APIS = [
     ("api-round-list", "get", {}, REVIEWERS, 200),

@@ -1,4 +1,4 @@
-"""Rounds: the plan of the next round and applying it (training/rounds.py).
+"""Rounds: the plan of the next round and applying it (training/rounds/).
 
 Runs, outputs and ratings are rows made directly (tests/training/rounds_fixtures.py): training is not the
 point here. Every step of the plan is checked on what it writes, and the plan itself writes nothing.
@@ -32,15 +32,10 @@ from tests.fixtures.people import add_items, make_user
 from tests.fixtures.rounds import approve, output_row, rating_row, run_row
 from training.models import Round, RoundChange, Verdict
 from training.rounds.charts import rounds_worse
+from training.rounds.options import PlanOptions, plan_options_default, plan_options_parse
 from training.rounds.ordering import margin, random_slots
-from training.rounds.services import (
-    PlanOptions,
-    plan_options_default,
-    plan_options_parse,
-    round_advance,
-    round_current,
-    round_plan,
-)
+from training.rounds.selectors import round_current, round_list, round_plan
+from training.rounds.services import round_advance, round_open
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -69,11 +64,14 @@ def state(project: Project) -> dict:
 
 
 def test_round_one_opens_lazily_with_the_current_guidelines(project):
-    assert not Round.objects.filter(project=project).exists()
-    first = round_current(project=project)
-    assert first.number == 1 and first.closed_at is None
+    shown = round_current(project=project)
+    assert shown.pk is None and shown.number == 1 and shown.guideline_version == guideline_current(project=project)
+    assert [r.number for r in round_list(project=project)] == [1]
+    assert not Round.objects.filter(project=project).exists(), "reading the rounds writes none"
+    first = round_open(project=project)
+    assert first.pk is not None and first.number == 1 and first.closed_at is None
     assert first.guideline_version == guideline_current(project=project)
-    assert round_current(project=project).pk == first.pk
+    assert round_open(project=project).pk == first.pk == round_current(project=project).pk
 
 
 # --- Corrections -----------------------------------------------------------------------------------
@@ -370,7 +368,7 @@ def test_the_plan_changes_nothing(project, owner, reviewer, client):
     output_row(run, queued, probabilities={"negative": 0.5, "positive": 0.5})
     output = output_row(run, unlabelled, "neutral")
     rating_row(output, reviewer, verdict=Verdict.WRONG, correction={"label": "positive"})
-    round_current(project=project)
+    round_open(project=project)
     before = state(project)
     plan = round_plan(project=project, options=options(project, prelabels=1, queue_order="margin"))
     summary = plan.summary()
@@ -401,7 +399,7 @@ def test_advance_is_idempotent(project, owner, reviewer):
 def test_a_double_click_on_the_page_starts_one_round(project, owner, client):
     client.force_login(owner)
     url = reverse("round-advance", args=[project.pk])
-    round_current(project=project)
+    round_open(project=project)
     for _ in range(2):
         response = client.post(url, {"round": "1", "queue_order": "random", "prelabels": "0"})
         assert response.status_code == 302
@@ -410,7 +408,7 @@ def test_a_double_click_on_the_page_starts_one_round(project, owner, client):
 
 
 def test_bad_options_name_the_field_and_change_nothing(project, owner, client):
-    round_current(project=project)
+    round_open(project=project)
     before = state(project)
     for data, field in (
         ({"queue_order": "loudest"}, "queue_order"),
@@ -433,7 +431,7 @@ def test_bad_options_name_the_field_and_change_nothing(project, owner, client):
 
 
 def test_closing_a_round_records_its_figures(project, owner, reviewer, annotator):
-    round_current(project=project)  # the runs' snapshot is made during round 1
+    round_open(project=project)  # the runs' snapshot is made during round 1
     run = run_row(project, owner, metrics={"test": {"macro_f1": 0.81, "accuracy": 0.9}})
     weaker = run_row(project, owner, metrics={"test": {"macro_f1": 0.7}}, snapshot=run.snapshot)
     first, second, *_ = items(project)

@@ -188,13 +188,20 @@ def test_the_live_fragment_polls_while_the_run_runs_and_stops_once_it_ends(
     assert "hx-trigger" not in html and "Succeeded" in html and 'id="run-evaluation"' in html
 
 
-def test_a_run_whose_worker_died_shows_as_failed_abandoned_when_looked_at(world, client, settings):
+def test_a_run_whose_worker_died_shows_heartbeat_lost_and_the_sweep_marks_it_failed(world, client, settings):
     run = fake_run(world.snapshot, world.users["owner"], status=RunStatus.RUNNING,
                    heartbeat_at=timezone.now() - dt.timedelta(seconds=settings.LABELLOOP_RUN_STALE_AFTER_S + 5))
     client.force_login(world.users["reviewer"])
-    html = client.get(reverse("run-detail", args=[world.project.pk, run.pk])).content.decode()
+    url = reverse("run-detail", args=[world.project.pk, run.pk])
+    html = client.get(url).content.decode()
+    assert 'id="run-heartbeat-lost"' in html and "Running" in html
+    assert "heartbeat lost" in client.get(reverse("run-list", args=[world.project.pk])).content.decode()
+    api = client.get(reverse("api-run-detail", args=[run.pk]))
+    assert api.status_code == 200 and api.json()["status"] == RunStatus.RUNNING
+    assert TrainingRun.objects.get(pk=run.pk).status == RunStatus.RUNNING, "a read never writes"
+    assert services.runs_mark_abandoned() == [run.pk]
+    html = client.get(url).content.decode()
     assert "Failed" in html and services.ABANDONED in html and "hx-trigger" not in html
-    assert TrainingRun.objects.get(pk=run.pk).status == RunStatus.FAILED
 
 
 def test_the_evaluation_shows_the_model_beside_its_baselines(world, client):
