@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from annotation.models import Project, Snapshot
@@ -20,6 +19,7 @@ from annotation.permissions import MANAGE, REVIEW, access_project
 from core.errors import ServiceError
 from training.models import PredictionScope, TrainingRun
 from training.runs import forms, selectors, services
+from training.runs.downloads import artifact_response
 from training.spec import METHOD_LORA, METHODS
 
 SNAPSHOT_NOT_FOUND = "No such snapshot."
@@ -153,17 +153,6 @@ def run_resume(request: HttpRequest, project_id: int, run_id: int) -> HttpRespon
         return redirect(reverse("run-detail", args=[project.pk, run.pk]))
     messages.success(request, f"Run {new.pk} queued: it continues run {run.pk} from its last checkpoint.")
     return redirect(reverse("run-detail", args=[project.pk, new.pk]))
-
-
-def artifact_response(run: TrainingRun) -> StreamingHttpResponse:
-    """The run's model folder as a zip, streamed: safetensors, JSON, the tokenizer and the model card."""
-    path = selectors.run_artifact_path(run)
-    if path is None:
-        raise Http404(services.NO_ARTIFACT)
-    name = f"labelloop-run-{run.pk}-{slugify(run.name or run.base_model)[:40] or 'model'}.zip"
-    response = StreamingHttpResponse(selectors.zip_chunks(path), content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
 
 
 @login_required
