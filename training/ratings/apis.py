@@ -192,8 +192,14 @@ class ComparisonDetailApi(ApiView):
     """One comparison, and how many of its prompts the caller has judged."""
 
     class OutputSerializer(ComparisonSerializer):
-        total = serializers.IntegerField(help_text="Prompts both runs answered.")
-        judged = serializers.IntegerField(help_text="Of those, how many the caller has judged.")
+        total = serializers.SerializerMethodField(help_text="Prompts both runs answered.")
+        judged = serializers.SerializerMethodField(help_text="Of those, how many the caller has judged.")
+
+        def get_total(self, comparison: Comparison) -> int:
+            return self.context["progress"]["total"]
+
+        def get_judged(self, comparison: Comparison) -> int:
+            return self.context["progress"]["judged"]
 
     @extend_schema(responses={200: OutputSerializer, **DENIED})
     def get(self, request: Request, project_id: int, comparison_id: int) -> Response:
@@ -201,8 +207,8 @@ class ComparisonDetailApi(ApiView):
             user=request.user, project_id=project_id, comparison_id=comparison_id
         )
         progress = comparison_progress(comparison=comparison, rater=request.user)
-        comparison.total, comparison.judged = progress["total"], progress["judged"]
-        return Response(self.OutputSerializer(comparison, context={"owner": role in MANAGE}).data)
+        context = {"owner": role in MANAGE, "progress": progress}
+        return Response(self.OutputSerializer(comparison, context=context).data)
 
 
 class BlindPairSerializer(serializers.Serializer):
