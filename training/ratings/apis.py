@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotation.permissions import MANAGE, REVIEW, access_project
-from core.api import DENIED, ID_MAX, PAGE_PARAMETERS, REFUSED, ApiView, boolean, choice, paginated, text, validated
+from core.api import ID_MAX, PAGE_PARAMETERS, REFUSED, ApiView, boolean, choice, paginated, text, validated
 from core.errors import ServiceError
 from core.streaming import JSONL_MEDIA_TYPE, JsonLinesRenderer, jsonl_response
 from training.models import Comparison, Rating, Verdict
@@ -97,7 +97,7 @@ class RatingNextApi(ApiView):
         remaining = serializers.IntegerField()
         output = RatingOutputSerializer(allow_null=True)
 
-    @extend_schema(responses={200: OutputSerializer, **DENIED})
+    @extend_schema(responses={200: OutputSerializer, **REFUSED})
     def get(self, request: Request, project_id: int, run_id: int) -> Response:
         run, _ = rating_run_get_for_user(user=request.user, project_id=project_id, run_id=run_id)
         task = rating_next(run=run, rater=request.user)
@@ -201,7 +201,7 @@ class ComparisonDetailApi(ApiView):
         def get_judged(self, comparison: Comparison) -> int:
             return self.context["progress"]["judged"]
 
-    @extend_schema(responses={200: OutputSerializer, **DENIED})
+    @extend_schema(responses={200: OutputSerializer, **REFUSED})
     def get(self, request: Request, project_id: int, comparison_id: int) -> Response:
         comparison, role = comparison_get_for_user(
             user=request.user, project_id=project_id, comparison_id=comparison_id
@@ -227,7 +227,7 @@ class ComparisonNextApi(ApiView):
         remaining = serializers.IntegerField()
         pair = BlindPairSerializer(allow_null=True)
 
-    @extend_schema(responses={200: OutputSerializer, **DENIED})
+    @extend_schema(responses={200: OutputSerializer, **REFUSED})
     def get(self, request: Request, project_id: int, comparison_id: int) -> Response:
         comparison, _ = comparison_get_for_user(
             user=request.user, project_id=project_id, comparison_id=comparison_id
@@ -272,7 +272,7 @@ class ComparisonResultsApi(ApiView):
         ties = serializers.IntegerField()
         raters = serializers.IntegerField()
 
-    @extend_schema(responses={200: OutputSerializer, **DENIED})
+    @extend_schema(responses={200: OutputSerializer, **REFUSED})
     def get(self, request: Request, project_id: int, comparison_id: int) -> Response:
         comparison, _ = comparison_get_for_user(
             user=request.user, project_id=project_id, comparison_id=comparison_id, roles=MANAGE
@@ -281,7 +281,7 @@ class ComparisonResultsApi(ApiView):
 
 
 def _jsonl_schema(description: str) -> dict:
-    return {(200, JSONL_MEDIA_TYPE): OpenApiResponse(response=OpenApiTypes.STR, description=description), **DENIED}
+    return {(200, JSONL_MEDIA_TYPE): OpenApiResponse(response=OpenApiTypes.STR, description=description), **REFUSED}
 
 
 class RatingsExportApi(ApiView):

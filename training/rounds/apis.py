@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from annotation.models import Project, QueueOrder
 from annotation.permissions import MANAGE, REVIEW, access_project
-from core.api import DENIED, ID_MAX, PAGE_PARAMETERS, REFUSED, ApiView, paginated, text, validated
+from core.api import ID_MAX, PAGE_PARAMETERS, REFUSED, ApiView, paginated, text, validated
 from training.models import Round
 from training.rounds.charts import rounds_worse_by_number
 from training.rounds.forms import rating_criteria_clean
@@ -156,7 +156,7 @@ class RoundSettingsApi(ApiView):
             except ValueError as exc:
                 raise serializers.ValidationError(str(exc)) from None
 
-    @extend_schema(responses={200: OutputSerializer, **DENIED})
+    @extend_schema(responses={200: OutputSerializer, **REFUSED})
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
         return Response(self.OutputSerializer(project).data)

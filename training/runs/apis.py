@@ -23,7 +23,6 @@ from annotation.datasets.selectors import snapshot_get
 from annotation.models import Split
 from annotation.permissions import MANAGE, REVIEW, access_project
 from core.api import (
-    DENIED,
     ID_MAX,
     PAGE_PARAMETERS,
     REFUSED,
@@ -166,7 +165,7 @@ class RunDefaultsApi(ApiView):
 class RunDetailApi(ApiView):
     """One run: its settings, status, progress, test metrics, and whether it has a model or a checkpoint."""
 
-    @extend_schema(responses={200: RunDetailSerializer, **DENIED})
+    @extend_schema(responses={200: RunDetailSerializer, **REFUSED})
     def get(self, request: Request, project_id: int, run_id: int) -> Response:
         return Response(RunDetailSerializer(_run(request, project_id, run_id, REVIEW)).data)
 
@@ -217,7 +216,7 @@ class RunResumeApi(ApiView):
 class RunArtifactApi(ApiView):
     """The trained model as a zip: adapter or model safetensors, configs, tokenizer, run.json, model card."""
 
-    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="a zip file"), **DENIED})
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="a zip file"), **REFUSED})
     def get(self, request: Request, project_id: int, run_id: int) -> StreamingHttpResponse:
         return artifact_response(_run(request, project_id, run_id, MANAGE))
 
@@ -284,7 +283,7 @@ class PredictionBatchListApi(ApiView):
 class PredictionBatchDetailApi(ApiView):
     """One prediction batch: its scope, status and how far it got."""
 
-    @extend_schema(responses={200: PredictionBatchSerializer, **DENIED})
+    @extend_schema(responses={200: PredictionBatchSerializer, **REFUSED})
     def get(self, request: Request, project_id: int, run_id: int, batch_id: int) -> Response:
         run = _run(request, project_id, run_id, REVIEW)
         return Response(PredictionBatchSerializer(selectors.prediction_batch_get(run=run, batch_id=batch_id)).data)
