@@ -7,6 +7,7 @@ serializer, a filter, DRF itself (401, 403, 404, 405, 415, a parse error) or Dja
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -26,6 +27,11 @@ from core.pagination import Pagination
 
 UNKNOWN_FILTER = "{name!r} is not a filter of this list; use one of: {allowed}."
 BAD_FILTER_VALUE = "{value!r} is not a valid value: {reason}"
+ID_TOO_LARGE = "{value} is not an id: ids are whole numbers up to {largest}."
+
+# The largest id a table holds (BigAutoField): a larger one in a path or a body is refused with 400, never passed
+# to a query (SQLite and PostgreSQL overflow on it); use `max_value=ID_MAX` on serializer id fields.
+ID_MAX = 2**63 - 1
 
 
 class ApiSchema(AutoSchema):
@@ -71,7 +77,11 @@ def _first_error(detail: Any, field: str | None = None) -> tuple[str | None, str
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """settings.REST_FRAMEWORK["EXCEPTION_HANDLER"]: every API error in the one body above."""
     if isinstance(exc, ServiceError):
-        return Response({"detail": exc.message, "field": exc.field}, status=status.HTTP_400_BAD_REQUEST)
+        body: dict[str, Any] = {"detail": exc.message, "field": exc.field}
+        errors = getattr(exc, "errors", None)  # a service that checks several fields at once names every one
+        if errors:
+            body["errors"] = errors
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ValidationError):
         field, message = _first_error(exc.detail)
         return Response({"detail": message, "field": field, "errors": exc.detail}, status=status.HTTP_400_BAD_REQUEST)
@@ -148,6 +158,17 @@ def whole_number(raw: str) -> int:
     return int(raw)
 
 
+def number(raw: str) -> float:
+    """A finite decimal number (e.g. a confidence bound)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("use a number") from None
+    if not math.isfinite(value):
+        raise ValueError("use a finite number")
+    return value
+
+
 def text(raw: str) -> str:
     if len(raw) > 200:
         raise ValueError("at most 200 characters")
@@ -169,6 +190,13 @@ class ApiView(APIView):
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         return exception_handler
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """After authentication (so anonymous callers still get 401): an id in the path beyond ID_MAX is a 400."""
+        super().initial(request, *args, **kwargs)
+        for name, value in kwargs.items():
+            if isinstance(value, int) and value > ID_MAX:
+                raise ServiceError(ID_TOO_LARGE.format(value=value, largest=ID_MAX), field=name)
+
     def filter_values(self, request: Request) -> dict[str, Any]:
         allowed = {**self.filters, "limit": str, "offset": str, "format": str}
         values: dict[str, Any] = {}
@@ -184,15 +212,21 @@ class ApiView(APIView):
         return values
 
     def page(
-        self, request: Request, rows: QuerySet | Sequence[Any], serializer_class: type[serializers.Serializer]
+        self,
+        request: Request,
+        rows: QuerySet | Sequence[Any],
+        serializer_class: type[serializers.Serializer],
+        *,
+        context: Mapping[str, Any] | None = None,
     ) -> Response:
-        """One page of `rows`, serialized: the answer of every list endpoint."""
+        """One page of `rows`, serialized (with `context` when the serializer needs one): every list's answer."""
         paginator = self.pagination_class()
         try:
             chunk = paginator.paginate_queryset(rows, request, view=self)
         except Exception as exc:
             raise ServiceError(str(exc), field="offset") from exc
-        return paginator.get_paginated_response(serializer_class(chunk, many=True).data)
+        data = serializer_class(chunk, many=True, context=dict(context or {})).data
+        return paginator.get_paginated_response(data)
 
 
 # What a member with the wrong role (403) or an outsider (404) gets.

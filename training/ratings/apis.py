@@ -1,34 +1,39 @@
 """REST API for rating model outputs: the next output to rate, rating it, blind A/B comparisons, exports.
 
-One class per operation, each starting with an access check (outsiders 404, annotators 403, reviewers and
-owners rate, owners create comparisons and read their results). Blind: the comparison endpoints a rater uses
-(next, submit) answer with the item, the prompt, the two response texts and a side, never a run or output id.
+Every route is nested under its project (`/api/projects/{project_id}/runs/{run_id}/ratings/...`,
+`/api/projects/{project_id}/comparisons/...`); each class starts with an access check (outsiders 404,
+annotators 403, reviewers and owners rate, owners create comparisons and read their results). Lists are paged.
+Blind: what a rater reaches of a comparison (the list, one comparison, next, preferences) names no run and no
+output: the item, the prompt, two response texts and a side. Only owners see which runs a comparison pits.
 """
 
 from __future__ import annotations
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import renderers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotation.permissions import MANAGE, REVIEW, access_project
-from core.api import DENIED, REFUSED, ApiView, validated
+from core.api import ID_MAX, PAGE_PARAMETERS, REFUSED, ApiView, boolean, choice, paginated, text, validated
 from core.errors import ServiceError
 from core.streaming import JSONL_MEDIA_TYPE, JsonLinesRenderer, jsonl_response
-from training.models import Rating, TrainingRun, Verdict
+from training.models import Comparison, Rating, Verdict
 from training.ratings.selectors import (
     KIND_LABELLED,
     KIND_TEST,
     KIND_UNLABELLED,
-    RUN_NOT_FOUND,
     RatingTask,
     comparison_get_for_user,
     comparison_next,
+    comparison_progress,
+    comparison_rows,
+    comparison_runs_get,
     comparison_summary,
     preference_pairs,
+    rating_list,
     rating_next,
     rating_output_get,
     rating_run_get_for_user,
@@ -92,29 +97,45 @@ class RatingNextApi(ApiView):
         remaining = serializers.IntegerField()
         output = RatingOutputSerializer(allow_null=True)
 
-    @extend_schema(responses={200: OutputSerializer, **DENIED})
-    def get(self, request: Request, run_id: int) -> Response:
-        run, _ = rating_run_get_for_user(user=request.user, run_id=run_id)
+    @extend_schema(responses={200: OutputSerializer, **REFUSED})
+    def get(self, request: Request, project_id: int, run_id: int) -> Response:
+        run, _ = rating_run_get_for_user(user=request.user, project_id=project_id, run_id=run_id)
         task = rating_next(run=run, rater=request.user)
         row = _output_row(task, run.project.show_model_confidence)
         return Response(self.OutputSerializer({"remaining": task.remaining, "output": row}).data)
 
 
-class RatingSubmitApi(ApiView):
-    """Rate one output: classification `verdict` (+ `correction` {"label"} / {"labels"} when wrong); instruction
+class RatingListApi(ApiView):
+    """GET: the run's ratings, oldest first (`current=true`: only the latest per output and rater).
+    POST: rate one output: classification `verdict` (+ `correction` {"label"} / {"labels"} when wrong); instruction
     `scores` {criterion: 1-5} for every criterion (+ optional `correction` {"response"}). Appended, never updated."""
 
+    filters = {"current": boolean, "rater": text, "verdict": choice(Verdict.values)}
+
     class InputSerializer(serializers.Serializer):
-        output_id = serializers.IntegerField()
+        output_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
         verdict = serializers.ChoiceField(choices=Verdict.choices, required=False, allow_blank=True, default="")
         correction = serializers.JSONField(required=False, allow_null=True, default=None)
         scores = serializers.DictField(required=False, default=dict)
         note = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
         seconds_spent = serializers.FloatField(required=False, default=0.0, min_value=0.0)
 
+    @extend_schema(
+        parameters=[
+            *PAGE_PARAMETERS,
+            OpenApiParameter("current", OpenApiTypes.BOOL, description="Only the latest rating per output and rater."),
+            OpenApiParameter("rater", OpenApiTypes.STR, description="Only this rater's (a username)."),
+            OpenApiParameter("verdict", OpenApiTypes.STR, enum=list(Verdict.values)),
+        ],
+        responses={200: paginated(RatingSerializer), **REFUSED},
+    )
+    def get(self, request: Request, project_id: int, run_id: int) -> Response:
+        run, _ = rating_run_get_for_user(user=request.user, project_id=project_id, run_id=run_id)
+        return self.page(request, rating_list(run=run, **self.filter_values(request)), RatingSerializer)
+
     @extend_schema(request=InputSerializer, responses={201: RatingSerializer, **REFUSED})
-    def post(self, request: Request, run_id: int) -> Response:
-        run, _ = rating_run_get_for_user(user=request.user, run_id=run_id)
+    def post(self, request: Request, project_id: int, run_id: int) -> Response:
+        run, _ = rating_run_get_for_user(user=request.user, project_id=project_id, run_id=run_id)
         data = validated(self.InputSerializer, request.data)
         output = rating_output_get(run=run, output_id=data.pop("output_id"))
         if data["correction"] is not None and not isinstance(data["correction"], dict):
@@ -124,35 +145,70 @@ class RatingSubmitApi(ApiView):
 
 
 class ComparisonSerializer(serializers.Serializer):
+    """A comparison; `run_a` and `run_b` are null for raters who are not owners, so the A/B stays blind."""
+
     id = serializers.IntegerField()
     project_id = serializers.IntegerField()
-    run_a = serializers.IntegerField(source="run_a_id")
-    run_b = serializers.IntegerField(source="run_b_id")
+    run_a = serializers.SerializerMethodField()
+    run_b = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
 
+    def _reveal(self, comparison: Comparison, run_id: int) -> int | None:
+        return run_id if self.context.get("owner") else None
 
-class ComparisonCreateApi(ApiView):
-    """Owners: a blind A/B comparison of two succeeded runs of an instruction project (the same pair returns the
-    existing one)."""
+    def get_run_a(self, comparison: Comparison) -> int | None:
+        return self._reveal(comparison, comparison.run_a_id)
+
+    def get_run_b(self, comparison: Comparison) -> int | None:
+        return self._reveal(comparison, comparison.run_b_id)
+
+
+class ComparisonListApi(ApiView):
+    """GET: the project's blind A/B comparisons, newest first (owners, reviewers). POST (owners): a comparison of
+    two succeeded runs of an instruction project (the same pair returns the existing one)."""
 
     class InputSerializer(serializers.Serializer):
-        run_a = serializers.IntegerField()
-        run_b = serializers.IntegerField()
+        run_a = serializers.IntegerField(min_value=1, max_value=ID_MAX)
+        run_b = serializers.IntegerField(min_value=1, max_value=ID_MAX)
+
+    @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(ComparisonSerializer), **REFUSED})
+    def get(self, request: Request, project_id: int) -> Response:
+        project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        self.filter_values(request)
+        rows = comparison_rows(project=project)
+        return self.page(request, rows, ComparisonSerializer, context={"owner": role in MANAGE})
 
     @extend_schema(request=InputSerializer, responses={201: ComparisonSerializer, **REFUSED})
     def post(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
-        runs = {
-            run.pk: run for run in TrainingRun.objects.filter(project=project, pk__in=[data["run_a"], data["run_b"]])
-        }
-        for field in ("run_a", "run_b"):
-            if data[field] not in runs:
-                raise ServiceError(RUN_NOT_FOUND, field=field)
-        comparison = comparison_create(
-            project=project, user=request.user, run_a=runs[data["run_a"]], run_b=runs[data["run_b"]]
+        run_a, run_b = comparison_runs_get(project=project, run_a=data["run_a"], run_b=data["run_b"])
+        comparison = comparison_create(project=project, user=request.user, run_a=run_a, run_b=run_b)
+        body = ComparisonSerializer(comparison, context={"owner": True}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ComparisonDetailApi(ApiView):
+    """One comparison, and how many of its prompts the caller has judged."""
+
+    class OutputSerializer(ComparisonSerializer):
+        total = serializers.SerializerMethodField(help_text="Prompts both runs answered.")
+        judged = serializers.SerializerMethodField(help_text="Of those, how many the caller has judged.")
+
+        def get_total(self, comparison: Comparison) -> int:
+            return self.context["progress"]["total"]
+
+        def get_judged(self, comparison: Comparison) -> int:
+            return self.context["progress"]["judged"]
+
+    @extend_schema(responses={200: OutputSerializer, **REFUSED})
+    def get(self, request: Request, project_id: int, comparison_id: int) -> Response:
+        comparison, role = comparison_get_for_user(
+            user=request.user, project_id=project_id, comparison_id=comparison_id
         )
-        return Response(ComparisonSerializer(comparison).data, status=status.HTTP_201_CREATED)
+        progress = comparison_progress(comparison=comparison, rater=request.user)
+        context = {"owner": role in MANAGE, "progress": progress}
+        return Response(self.OutputSerializer(comparison, context=context).data)
 
 
 class BlindPairSerializer(serializers.Serializer):
@@ -171,19 +227,21 @@ class ComparisonNextApi(ApiView):
         remaining = serializers.IntegerField()
         pair = BlindPairSerializer(allow_null=True)
 
-    @extend_schema(responses={200: OutputSerializer, **DENIED})
-    def get(self, request: Request, comparison_id: int) -> Response:
-        comparison, _ = comparison_get_for_user(user=request.user, comparison_id=comparison_id)
+    @extend_schema(responses={200: OutputSerializer, **REFUSED})
+    def get(self, request: Request, project_id: int, comparison_id: int) -> Response:
+        comparison, _ = comparison_get_for_user(
+            user=request.user, project_id=project_id, comparison_id=comparison_id
+        )
         pair = comparison_next(comparison=comparison, rater=request.user)
         body = {"remaining": pair.remaining if pair else 0, "pair": pair}
         return Response(self.OutputSerializer(body).data)
 
 
-class ComparisonSubmitApi(ApiView):
+class ComparisonPreferenceApi(ApiView):
     """The caller's choice for one prompt by side: "1", "2" or "tie". Appended; the latest counts."""
 
     class InputSerializer(serializers.Serializer):
-        item_id = serializers.IntegerField()
+        item_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
         choice = serializers.ChoiceField(choices=CHOICES)
 
     class OutputSerializer(serializers.Serializer):
@@ -192,8 +250,10 @@ class ComparisonSubmitApi(ApiView):
         remaining = serializers.IntegerField()
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer, **REFUSED})
-    def post(self, request: Request, comparison_id: int) -> Response:
-        comparison, _ = comparison_get_for_user(user=request.user, comparison_id=comparison_id)
+    def post(self, request: Request, project_id: int, comparison_id: int) -> Response:
+        comparison, _ = comparison_get_for_user(
+            user=request.user, project_id=project_id, comparison_id=comparison_id
+        )
         data = validated(self.InputSerializer, request.data)
         preference_submit(comparison=comparison, rater=request.user, **data)
         pair = comparison_next(comparison=comparison, rater=request.user)
@@ -212,14 +272,16 @@ class ComparisonResultsApi(ApiView):
         ties = serializers.IntegerField()
         raters = serializers.IntegerField()
 
-    @extend_schema(responses={200: OutputSerializer, **DENIED})
-    def get(self, request: Request, comparison_id: int) -> Response:
-        comparison, _ = comparison_get_for_user(user=request.user, comparison_id=comparison_id, roles=MANAGE)
+    @extend_schema(responses={200: OutputSerializer, **REFUSED})
+    def get(self, request: Request, project_id: int, comparison_id: int) -> Response:
+        comparison, _ = comparison_get_for_user(
+            user=request.user, project_id=project_id, comparison_id=comparison_id, roles=MANAGE
+        )
         return Response(self.OutputSerializer(comparison_summary(comparison=comparison)).data)
 
 
 def _jsonl_schema(description: str) -> dict:
-    return {(200, JSONL_MEDIA_TYPE): OpenApiResponse(response=OpenApiTypes.STR, description=description), **DENIED}
+    return {(200, JSONL_MEDIA_TYPE): OpenApiResponse(response=OpenApiTypes.STR, description=description), **REFUSED}
 
 
 class RatingsExportApi(ApiView):

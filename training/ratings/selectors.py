@@ -55,13 +55,25 @@ def rating_run_get(*, project: Project, run_id: int) -> TrainingRun:
     return run
 
 
-def rating_run_get_for_user(*, user: AbstractBaseUser | AnonymousUser, run_id: int) -> tuple[TrainingRun, str]:
-    """A run to rate by id alone (the API): 404 when missing or the user is outside, 403 for annotators."""
-    project_id = TrainingRun.objects.filter(pk=run_id).values_list("project_id", flat=True).first()
-    if project_id is None:
-        raise Http404(RUN_NOT_FOUND)
+def rating_run_get_for_user(
+    *, user: AbstractBaseUser | AnonymousUser, project_id: int, run_id: int
+) -> tuple[TrainingRun, str]:
+    """A succeeded run of the project to rate: 404 when missing or the user is outside, 403 for annotators."""
     project, role = access_project(user=user, project_id=project_id, roles=REVIEW)
     return rating_run_get(project=project, run_id=run_id), role
+
+
+def rating_list(
+    *, run: TrainingRun, current: bool = False, rater: str | None = None, verdict: str | None = None
+) -> QuerySet[Rating]:
+    """The run's ratings in the order they were made: every one (ratings are appended, never updated), or with
+    `current` only the latest per output and rater; optionally one rater's (by username) or one verdict's."""
+    ratings = ratings_current(project=run.project, run=run) if current else Rating.objects.filter(run=run)
+    if rater is not None:
+        ratings = ratings.filter(rater__username=rater)
+    if verdict is not None:
+        ratings = ratings.filter(verdict=verdict)
+    return ratings.select_related("rater", "guideline_version").order_by("created_at", "id")
 
 
 def _with_kind(outputs: QuerySet[ModelOutput], run: TrainingRun) -> QuerySet[ModelOutput]:
@@ -131,7 +143,12 @@ def rating_history(*, output: ModelOutput, rater: AbstractBaseUser) -> list[Rati
 
 
 def comparison_list(*, project: Project) -> list[Comparison]:
-    return list(Comparison.objects.filter(project=project).select_related("run_a", "run_b"))
+    return list(comparison_rows(project=project))
+
+
+def comparison_rows(*, project: Project) -> QuerySet[Comparison]:
+    """The project's comparisons, newest first, as a query (the API pages it)."""
+    return Comparison.objects.filter(project=project).select_related("run_a", "run_b").order_by("-created_at", "-id")
 
 
 def comparison_get(*, project: Project, comparison_id: int) -> Comparison:
@@ -143,13 +160,20 @@ def comparison_get(*, project: Project, comparison_id: int) -> Comparison:
 
 
 def comparison_get_for_user(
-    *, user: AbstractBaseUser | AnonymousUser, comparison_id: int, roles: frozenset[str] = REVIEW
+    *, user: AbstractBaseUser | AnonymousUser, project_id: int, comparison_id: int, roles: frozenset[str] = REVIEW
 ) -> tuple[Comparison, str]:
-    project_id = Comparison.objects.filter(pk=comparison_id).values_list("project_id", flat=True).first()
-    if project_id is None:
-        raise Http404(COMPARISON_NOT_FOUND)
+    """A comparison of the project: 404 when missing or the user is outside, 403 for the wrong role."""
     project, role = access_project(user=user, project_id=project_id, roles=roles)
     return comparison_get(project=project, comparison_id=comparison_id), role
+
+
+def comparison_runs_get(*, project: Project, run_a: int, run_b: int) -> tuple[TrainingRun, TrainingRun]:
+    """The two runs a new comparison names, by id; ServiceError naming the field of one not in the project."""
+    runs = {run.pk: run for run in TrainingRun.objects.filter(project=project, pk__in=[run_a, run_b])}
+    for field, run_id in (("run_a", run_a), ("run_b", run_b)):
+        if run_id not in runs:
+            raise ServiceError(RUN_NOT_FOUND, field=field)
+    return runs[run_a], runs[run_b]
 
 
 def first_is_a(*, comparison_id: int, item_id: int, rater_id: int) -> bool:

@@ -31,17 +31,17 @@ urlpatterns = [
     ),
 ]
 
+RUN = "projects/<int:project_id>/runs/<int:run_id>/"
+COMPARISON = "projects/<int:project_id>/comparisons/<int:comparison_id>/"
+
 api_urlpatterns = [
-    path("runs/<int:run_id>/ratings/next/", apis.RatingNextApi.as_view(), name="api-rating-next"),
-    path("runs/<int:run_id>/ratings/", apis.RatingSubmitApi.as_view(), name="api-rating-submit"),
-    path("projects/<int:project_id>/comparisons/", apis.ComparisonCreateApi.as_view(), name="api-comparison-create"),
-    path("comparisons/<int:comparison_id>/next/", apis.ComparisonNextApi.as_view(), name="api-comparison-next"),
-    path(
-        "comparisons/<int:comparison_id>/preferences/", apis.ComparisonSubmitApi.as_view(), name="api-comparison-submit"
-    ),
-    path(
-        "comparisons/<int:comparison_id>/results/", apis.ComparisonResultsApi.as_view(), name="api-comparison-results"
-    ),
+    path(RUN + "ratings/", apis.RatingListApi.as_view(), name="api-rating-list"),
+    path(RUN + "ratings/next/", apis.RatingNextApi.as_view(), name="api-rating-next"),
+    path("projects/<int:project_id>/comparisons/", apis.ComparisonListApi.as_view(), name="api-comparison-list"),
+    path(COMPARISON, apis.ComparisonDetailApi.as_view(), name="api-comparison-detail"),
+    path(COMPARISON + "next/", apis.ComparisonNextApi.as_view(), name="api-comparison-next"),
+    path(COMPARISON + "preferences/", apis.ComparisonPreferenceApi.as_view(), name="api-comparison-preferences"),
+    path(COMPARISON + "results/", apis.ComparisonResultsApi.as_view(), name="api-comparison-results"),
     path("projects/<int:project_id>/ratings/export/", apis.RatingsExportApi.as_view(), name="api-ratings-export"),
     path(
         "projects/<int:project_id>/preferences/export/",

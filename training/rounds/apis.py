@@ -1,7 +1,8 @@
-"""REST API for rounds: the plan of the next round (GET, changes nothing), starting it (POST), the rounds so far.
+"""REST API for rounds: the rounds so far, the plan of the next round (GET, changes nothing), starting it (POST),
+and the project's next-round settings the plan starts from (GET, PATCH).
 
-Owners read the plan and start rounds; reviewers list rounds; annotators get 403 and outsiders 404.
-A bad option answers 400 naming the field, and nothing changes.
+Owners read the plan, start rounds and edit the settings; reviewers list rounds; annotators get 403 and outsiders
+404. A bad option answers 400 naming the field, and nothing changes.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotation.models import QueueOrder
+from annotation.models import Project, QueueOrder
 from annotation.permissions import MANAGE, REVIEW, access_project
-from core.api import DENIED, REFUSED, ApiView, validated
+from annotation.projects.services import project_round_settings_set
+from core.api import ID_MAX, PAGE_PARAMETERS, REFUSED, ApiView, paginated, text, validated
 from training.models import Round
-from training.rounds.charts import rounds_worse
+from training.rounds.charts import rounds_worse_by_number
+from training.rounds.forms import rating_criteria_clean
 from training.rounds.options import plan_options_parse
 from training.rounds.selectors import round_list, round_plan
 from training.rounds.services import round_advance
@@ -51,18 +54,21 @@ class RoundSerializer(serializers.Serializer):
 
 
 class RoundListApi(ApiView):
-    """Every round of the project, oldest first (the open one last), and where a round made things worse."""
+    """Every round of the project, oldest first (the open one last), each with what it made worse."""
 
-    class OutputSerializer(serializers.Serializer):
-        rounds = RoundSerializer(many=True)
-        worse = serializers.ListField(child=serializers.CharField())
+    class OutputSerializer(RoundSerializer):
+        worse = serializers.SerializerMethodField(help_text="Figures this round made worse than the round before.")
 
-    @extend_schema(responses={200: OutputSerializer, **DENIED})
+        def get_worse(self, round_: Round) -> list[str]:
+            return self.context["worse"].get(round_.number, [])
+
+    @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(OutputSerializer), **REFUSED})
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        self.filter_values(request)
         all_rounds = round_list(project=project)
-        body = {"rounds": all_rounds, "worse": rounds_worse(all_rounds)}
-        return Response(self.OutputSerializer(body).data)
+        context = {"worse": rounds_worse_by_number(all_rounds)}
+        return self.page(request, all_rounds, self.OutputSerializer, context=context)
 
 
 class RoundPlanSerializer(serializers.Serializer):
@@ -81,10 +87,13 @@ class RoundPlanSerializer(serializers.Serializer):
 class RoundPlanApi(ApiView):
     """What starting the next round would change for these options; changes nothing."""
 
+    # Each option is checked by plan_options_parse, with the same messages as the plan page's form.
+    filters = {parameter.name: text for parameter in PLAN_PARAMETERS}
+
     @extend_schema(parameters=PLAN_PARAMETERS, responses={200: RoundPlanSerializer, **REFUSED})
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
-        options = plan_options_parse(project=project, data=request.query_params)
+        options = plan_options_parse(project=project, data=self.filter_values(request))
         return Response(RoundPlanSerializer(round_plan(project=project, options=options).summary()).data)
 
 
@@ -92,8 +101,10 @@ class RoundAdvanceApi(ApiView):
     """Close the open round with the plan for these options and open the next; `round` makes a retry harmless."""
 
     class InputSerializer(serializers.Serializer):
-        round = serializers.IntegerField(required=False, help_text="The round whose plan you saw; a retry is a no-op.")
-        run = serializers.IntegerField(required=False)
+        round = serializers.IntegerField(
+            required=False, min_value=1, max_value=ID_MAX, help_text="The round whose plan you saw; a retry is a no-op."
+        )
+        run = serializers.IntegerField(required=False, min_value=1, max_value=ID_MAX)
         queue_order = serializers.ChoiceField(choices=QueueOrder.choices, required=False)
         random_share = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
         prelabels = serializers.BooleanField(required=False)
@@ -114,3 +125,54 @@ class RoundAdvanceApi(ApiView):
         result = round_advance(project=project, user=request.user, options=options, round_number=number)
         body = self.OutputSerializer({"applied": result.applied, "closed": result.closed, "opened": result.opened})
         return Response(body.data, status=status.HTTP_201_CREATED if result.applied else status.HTTP_200_OK)
+
+
+class RoundSettingsApi(ApiView):
+    """The project's next-round settings (the settings page's "Next round" form): where the plan's options start.
+    PATCH changes only the fields sent."""
+
+    class OutputSerializer(serializers.Serializer):
+        queue_order = serializers.ChoiceField(choices=QueueOrder.choices)
+        random_share = serializers.FloatField(help_text="0.2 puts a random item in every 5th queue slot.")
+        disagreement_confidence = serializers.FloatField(
+            help_text="A model this sure against a final label sends the item back to review."
+        )
+        show_prelabels = serializers.BooleanField(help_text="Whether annotators see the model's pre-labels.")
+        show_model_confidence = serializers.BooleanField(help_text="Whether raters see the model's confidence.")
+        rating_criteria = serializers.ListField(child=serializers.CharField(), help_text="Rated 1-5 each.")
+
+    class InputSerializer(serializers.Serializer):
+        queue_order = serializers.ChoiceField(choices=QueueOrder.choices, required=False)
+        random_share = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+        disagreement_confidence = serializers.FloatField(required=False, min_value=0.5, max_value=1.0)
+        show_prelabels = serializers.BooleanField(required=False)
+        show_model_confidence = serializers.BooleanField(required=False)
+        rating_criteria = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False)
+
+        def validate_rating_criteria(self, names: list[str]) -> list[str]:
+            try:
+                return rating_criteria_clean(names)
+            except ValueError as exc:
+                raise serializers.ValidationError(str(exc)) from None
+
+    @extend_schema(responses={200: OutputSerializer, **REFUSED})
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        return Response(self.OutputSerializer(project).data)
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED})
+    def patch(self, request: Request, project_id: int) -> Response:
+        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        data = validated(self.InputSerializer, request.data)
+        project = project_round_settings_set(project=project, **{**_round_settings(project), **data})
+        return Response(self.OutputSerializer(project).data)
+
+
+def _round_settings(project: Project) -> dict:
+    """The settings as they are, so a PATCH keeps every field it does not send."""
+    return {
+        "queue_order": project.queue_order,
+        "random_share": project.random_share,
+        "disagreement_confidence": project.disagreement_confidence,
+        "show_prelabels": project.show_prelabels,
+    }

@@ -32,7 +32,12 @@ def _series_name(key: str, figures: Mapping[str, Any]) -> str:
 
 def rounds_worse(rounds: list[Round]) -> list[str]:
     """Plain sentences for each closed round that made a figure worse than the round before it."""
-    sentences = []
+    return [sentence for sentences in rounds_worse_by_number(rounds).values() for sentence in sentences]
+
+
+def rounds_worse_by_number(rounds: list[Round]) -> dict[int, list[str]]:
+    """The same sentences keyed by the number of the round that made the figure worse (oldest first)."""
+    found: dict[int, list[str]] = {}
     closed = [r for r in rounds if r.closed_at is not None]
     for before, after in itertools.pairwise(closed):
         for key, higher_is_better in SERIES:
@@ -40,10 +45,10 @@ def rounds_worse(rounds: list[Round]) -> list[str]:
             if not isinstance(old, int | float) or not isinstance(new, int | float):
                 continue
             if (new < old) if higher_is_better else (new > old):
-                sentences.append(
+                found.setdefault(after.number, []).append(
                     f"Round {after.number} made {_series_name(key, after.figures)} worse: {old:.2f} → {new:.2f}"
                 )
-    return sentences
+    return found
 
 
 def rounds_charts(rounds: list[Round]) -> dict[str, Any]:

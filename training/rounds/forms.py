@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django import forms
 
 from annotation.models import QueueOrder
@@ -12,7 +14,10 @@ NO_CRITERIA = "Name at least one criterion to rate responses on."
 DUPLICATE_CRITERIA = "Each criterion once."
 
 
-LONG_CRITERION = "Keep each criterion under 60 characters."
+CRITERION_MAX = 60
+
+
+LONG_CRITERION = f"Keep each criterion under {CRITERION_MAX} characters."
 
 
 class NextRoundSettingsForm(forms.Form):
@@ -47,11 +52,20 @@ class NextRoundSettingsForm(forms.Form):
 
     def clean_rating_criteria(self) -> list[str]:
         raw = self.cleaned_data["rating_criteria"]
-        names = [name.strip() for line in raw.splitlines() for name in line.split(",") if name.strip()]
-        if not names:
-            raise forms.ValidationError(NO_CRITERIA)
-        if len(set(names)) != len(names):
-            raise forms.ValidationError(DUPLICATE_CRITERIA)
-        if any(len(name) > 60 for name in names):
-            raise forms.ValidationError(LONG_CRITERION)
-        return names
+        try:
+            return rating_criteria_clean(name for line in raw.splitlines() for name in line.split(","))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+def rating_criteria_clean(names: Iterable[str]) -> list[str]:
+    """The criteria names trimmed, blanks dropped; ValueError with the message when none, repeated or too long.
+    Shared by this form and the rounds settings API."""
+    clean = [name.strip() for name in names if name.strip()]
+    if not clean:
+        raise ValueError(NO_CRITERIA)
+    if len(set(clean)) != len(clean):
+        raise ValueError(DUPLICATE_CRITERIA)
+    if any(len(name) > CRITERION_MAX for name in clean):
+        raise ValueError(LONG_CRITERION)
+    return clean

@@ -14,4 +14,5 @@ api_urlpatterns = [
     path("projects/<int:project_id>/rounds/", apis.RoundListApi.as_view(), name="api-round-list"),
     path("projects/<int:project_id>/rounds/plan/", apis.RoundPlanApi.as_view(), name="api-round-plan"),
     path("projects/<int:project_id>/rounds/advance/", apis.RoundAdvanceApi.as_view(), name="api-round-advance"),
+    path("projects/<int:project_id>/rounds/settings/", apis.RoundSettingsApi.as_view(), name="api-round-settings"),
 ]

@@ -1,16 +1,17 @@
-"""REST API for training: start runs on snapshots, follow them, cancel, resume, download, predict.
+"""REST API for training runs: start runs on snapshots, follow them, cancel, resume, download, predict.
 
-One class per operation, each starting with an access check: runs are reached by id alone under /api/runs/,
-and a run's project decides who may see it (outsiders 404, annotators 403, reviewers read, owners everything).
-Invalid training settings answer 400 with `errors` naming every invalid field; nothing is queued then.
+Every route is nested under the project that owns the run (`/api/projects/{project_id}/runs/...`), and the
+project decides who may reach it: outsiders 404, annotators 403 (blind to model outputs), reviewers read,
+owners everything. Lists are paged (`limit`, `offset`) and filtered through each class's `filters`. Invalid
+training settings answer 400 with `errors` naming every invalid field; nothing is queued then.
 
 The predict endpoint runs the model in the web process: each process loads a run's model once and keeps the
-few most recently used (training/serving.py), so only the first request of a run pays for loading it.
+few most recently used (training/runs/serving.py), so only the first request of a run pays for loading it.
 """
 
 from __future__ import annotations
 
-from django.http import Http404, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -18,9 +19,22 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotation.models import Snapshot
+from annotation.datasets.selectors import snapshot_get
+from annotation.models import Split
 from annotation.permissions import MANAGE, REVIEW, access_project
-from core.api import DENIED, REFUSED, ApiView, ErrorSerializer, validated
+from core.api import (
+    ID_MAX,
+    PAGE_PARAMETERS,
+    REFUSED,
+    ApiView,
+    boolean,
+    choice,
+    number,
+    paginated,
+    text,
+    validated,
+    whole_number,
+)
 from core.errors import ServiceError
 from training.models import ModelOutput, PredictionBatch, PredictionScope, RunEvent, RunStatus, TrainingRun
 from training.runs import selectors, services
@@ -36,18 +50,7 @@ MAX_PREDICT_CHARS = 20_000
 PREDICT_ONE_OF = 'Send either "texts" or "prompts": a list of 1 to {n} strings.'
 
 
-OUTPUTS_PAGE = 100
-
-
-class TrainingApiView(ApiView):
-    """The annotation API's error shape, plus every invalid field of a run's settings under `errors`."""
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, services.RunInputError):
-            return Response(
-                {"detail": exc.message, "field": exc.field, "errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST
-            )
-        return super().handle_exception(exc)
+SNAPSHOT_NOT_FOUND = "No such snapshot in this project."
 
 
 class RunSerializer(serializers.Serializer):
@@ -92,22 +95,51 @@ class PredictionBatchSerializer(serializers.ModelSerializer):
         fields = ["id", "run", "scope", "status", "total", "done", "written", "error", "created_at", "finished_at"]
 
 
-def _run(request: Request, run_id: int, roles: frozenset[str]) -> TrainingRun:
-    run, _ = selectors.run_get_for_user(user=request.user, run_id=run_id, roles=roles)
+def _run(request: Request, project_id: int, run_id: int, roles: frozenset[str]) -> TrainingRun:
+    run, _ = selectors.run_get_for_user(user=request.user, project_id=project_id, run_id=run_id, roles=roles)
     return run
 
 
-class RunListApi(TrainingApiView):
-    """The project's runs, newest first."""
+class RunListApi(ApiView):
+    """GET: the project's runs, newest first (owners, reviewers). POST: start a run on a snapshot (owners);
+    `spec` fields left out take the task's defaults (see runs/defaults/)."""
 
-    @extend_schema(responses={200: RunSerializer(many=True), **DENIED})
+    filters = {"status": choice(RunStatus.values), "snapshot": whole_number}
+
+    class InputSerializer(serializers.Serializer):
+        snapshot_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
+        name = serializers.CharField(required=False, allow_blank=True, default="")
+        spec = serializers.DictField(required=False, default=dict, help_text="TrainingSpec fields (training/spec.py)")
+
+    @extend_schema(
+        parameters=[
+            *PAGE_PARAMETERS,
+            OpenApiParameter("status", OpenApiTypes.STR, enum=list(RunStatus.values)),
+            OpenApiParameter("snapshot", OpenApiTypes.INT, description="Only runs trained on this snapshot."),
+        ],
+        responses={200: paginated(RunSerializer), **REFUSED},
+    )
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-        return Response(RunSerializer(selectors.run_list(project=project), many=True).data)
+        values = self.filter_values(request)
+        runs = selectors.run_list(project=project, status=values.get("status"), snapshot_id=values.get("snapshot"))
+        return self.page(request, runs, RunSerializer)
+
+    @extend_schema(request=InputSerializer, responses={201: RunDetailSerializer, **REFUSED})
+    def post(self, request: Request, project_id: int) -> Response:
+        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        data = validated(self.InputSerializer, request.data)
+        snapshot = snapshot_get(project=project, snapshot_id=data["snapshot_id"])
+        if snapshot is None:
+            raise ServiceError(SNAPSHOT_NOT_FOUND, field="snapshot_id")
+        run = services.run_start(snapshot=snapshot, user=request.user, spec_data=data["spec"], name=data["name"])
+        return Response(RunDetailSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
-class RunDefaultsApi(TrainingApiView):
+class RunDefaultsApi(ApiView):
     """The settings a new run of this project starts from (?method=lora|ia3|full) and the base models offered."""
+
+    filters = {"method": choice(METHODS)}
 
     class OutputSerializer(serializers.Serializer):
         task = serializers.CharField()
@@ -120,46 +152,28 @@ class RunDefaultsApi(TrainingApiView):
     )
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        method = self.filter_values(request).get("method", "lora")
         task = selectors.project_task(project)
         if task is None:
             raise ServiceError(services.MULTI_LABEL_UNSUPPORTED, field="task")
-        method = request.query_params.get("method", "lora")
-        if method not in METHODS:
-            raise ServiceError(f"method must be one of: {', '.join(METHODS)}", field="method")
         spec = TrainingSpec.defaults(task, method=method).to_dict()
         return Response(
             self.OutputSerializer({"task": task, "spec": spec, "base_models": selectors.base_model_names(task)}).data
         )
 
 
-class RunStartApi(TrainingApiView):
-    """Start a run on a snapshot; `spec` fields left out take the task's defaults (see runs/defaults/)."""
+class RunDetailApi(ApiView):
+    """One run: its settings, status, progress, test metrics, and whether it has a model or a checkpoint."""
 
-    class InputSerializer(serializers.Serializer):
-        snapshot_id = serializers.IntegerField()
-        name = serializers.CharField(required=False, allow_blank=True, default="")
-        spec = serializers.DictField(required=False, default=dict, help_text="TrainingSpec fields (training/spec.py)")
-
-    @extend_schema(request=InputSerializer, responses={201: RunDetailSerializer, **REFUSED})
-    def post(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
-        data = validated(self.InputSerializer, request.data)
-        snapshot = Snapshot.objects.filter(project=project, pk=data["snapshot_id"]).first()
-        if snapshot is None:
-            raise Http404("No such snapshot.")
-        snapshot.project = project
-        run = services.run_start(snapshot=snapshot, user=request.user, spec_data=data["spec"], name=data["name"])
-        return Response(RunDetailSerializer(run).data, status=status.HTTP_201_CREATED)
+    @extend_schema(responses={200: RunDetailSerializer, **REFUSED})
+    def get(self, request: Request, project_id: int, run_id: int) -> Response:
+        return Response(RunDetailSerializer(_run(request, project_id, run_id, REVIEW)).data)
 
 
-class RunDetailApi(TrainingApiView):
-    @extend_schema(responses={200: RunDetailSerializer, **DENIED})
-    def get(self, request: Request, run_id: int) -> Response:
-        return Response(RunDetailSerializer(_run(request, run_id, REVIEW)).data)
-
-
-class RunEventsApi(TrainingApiView):
+class RunEventListApi(ApiView):
     """Progress, validation and log events in order; `?after=<event id>` returns only newer ones."""
+
+    filters = {"after": whole_number, "kind": choice(RunEvent.Kind.values)}
 
     class OutputSerializer(serializers.ModelSerializer):
         class Meta:
@@ -167,45 +181,47 @@ class RunEventsApi(TrainingApiView):
             fields = ["id", "kind", "step", "data", "created_at"]
 
     @extend_schema(
-        parameters=[OpenApiParameter("after", OpenApiTypes.INT)],
-        responses={200: OutputSerializer(many=True), **REFUSED},
+        parameters=[
+            *PAGE_PARAMETERS,
+            OpenApiParameter("after", OpenApiTypes.INT, description="Only events after this event id."),
+            OpenApiParameter("kind", OpenApiTypes.STR, enum=list(RunEvent.Kind.values)),
+        ],
+        responses={200: paginated(OutputSerializer), **REFUSED},
     )
-    def get(self, request: Request, run_id: int) -> Response:
-        run = _run(request, run_id, REVIEW)
-        try:
-            after = int(request.query_params.get("after", 0))
-        except ValueError:
-            raise ServiceError("after must be an event id (a whole number)", field="after") from None
-        return Response(self.OutputSerializer(run.events.filter(pk__gt=after), many=True).data)
+    def get(self, request: Request, project_id: int, run_id: int) -> Response:
+        run = _run(request, project_id, run_id, REVIEW)
+        values = self.filter_values(request)
+        events = selectors.run_events(run=run, after=values.get("after"), kind=values.get("kind"))
+        return self.page(request, events, self.OutputSerializer)
 
 
-class RunCancelApi(TrainingApiView):
+class RunCancelApi(ApiView):
     """A queued run is cancelled at once; a running one stops within one training step and keeps its model."""
 
     @extend_schema(request=None, responses={200: RunDetailSerializer, **REFUSED})
-    def post(self, request: Request, run_id: int) -> Response:
-        run = services.run_cancel(run=_run(request, run_id, MANAGE), user=request.user)
+    def post(self, request: Request, project_id: int, run_id: int) -> Response:
+        run = services.run_cancel(run=_run(request, project_id, run_id, MANAGE), user=request.user)
         return Response(RunDetailSerializer(run).data)
 
 
-class RunResumeApi(TrainingApiView):
+class RunResumeApi(ApiView):
     """A new run on the same snapshot and settings, continuing from this failed or cancelled run's checkpoint."""
 
     @extend_schema(request=None, responses={201: RunDetailSerializer, **REFUSED})
-    def post(self, request: Request, run_id: int) -> Response:
-        new = services.run_resume(run=_run(request, run_id, MANAGE), user=request.user)
+    def post(self, request: Request, project_id: int, run_id: int) -> Response:
+        new = services.run_resume(run=_run(request, project_id, run_id, MANAGE), user=request.user)
         return Response(RunDetailSerializer(new).data, status=status.HTTP_201_CREATED)
 
 
-class RunArtifactApi(TrainingApiView):
+class RunArtifactApi(ApiView):
     """The trained model as a zip: adapter or model safetensors, configs, tokenizer, run.json, model card."""
 
-    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="a zip file"), **DENIED})
-    def get(self, request: Request, run_id: int) -> StreamingHttpResponse:
-        return artifact_response(_run(request, run_id, MANAGE))
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="a zip file"), **REFUSED})
+    def get(self, request: Request, project_id: int, run_id: int) -> StreamingHttpResponse:
+        return artifact_response(_run(request, project_id, run_id, MANAGE))
 
 
-class RunPredictApi(TrainingApiView):
+class RunPredictApi(ApiView):
     """Labels with their probabilities (classification) or generated responses (instruction) for a few texts."""
 
     class InputSerializer(serializers.Serializer):
@@ -232,59 +248,87 @@ class RunPredictApi(TrainingApiView):
         )
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED})
-    def post(self, request: Request, run_id: int) -> Response:
-        run = _run(request, run_id, MANAGE)
+    def post(self, request: Request, project_id: int, run_id: int) -> Response:
+        run = _run(request, project_id, run_id, MANAGE)
         data = validated(self.InputSerializer, request.data)
         if selectors.run_artifact_path(run) is None:
             raise ServiceError(services.NO_ARTIFACT)
-        from training.runs import serving
+        from training.runs import serving  # loads torch: only the processes that predict pay for it
 
         predictions = serving.predict(run, data.get("texts") or data["prompts"])
         return Response(self.OutputSerializer({"run": run.pk, "task": run.task, "predictions": predictions}).data)
 
 
-class PredictionBatchStartApi(TrainingApiView):
-    """Queue predictions for the test split and/or the items without a final label; existing outputs are kept."""
+class PredictionBatchListApi(ApiView):
+    """GET: the run's prediction batches, newest first (owners, reviewers). POST: queue predictions for the test
+    split and/or the items without a final label (owners); existing outputs are kept."""
 
     class InputSerializer(serializers.Serializer):
         scope = serializers.ChoiceField(choices=PredictionScope.choices, default=PredictionScope.TEST_AND_UNLABELLED)
 
+    @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(PredictionBatchSerializer), **REFUSED})
+    def get(self, request: Request, project_id: int, run_id: int) -> Response:
+        run = _run(request, project_id, run_id, REVIEW)
+        self.filter_values(request)
+        return self.page(request, selectors.prediction_batch_list(run=run), PredictionBatchSerializer)
+
     @extend_schema(request=InputSerializer, responses={201: PredictionBatchSerializer, **REFUSED})
-    def post(self, request: Request, run_id: int) -> Response:
-        run = _run(request, run_id, MANAGE)
+    def post(self, request: Request, project_id: int, run_id: int) -> Response:
+        run = _run(request, project_id, run_id, MANAGE)
         data = validated(self.InputSerializer, request.data)
         batch = services.prediction_batch_start(run=run, user=request.user, scope=data["scope"])
         return Response(PredictionBatchSerializer(batch).data, status=status.HTTP_201_CREATED)
 
 
-class PredictionBatchDetailApi(TrainingApiView):
-    @extend_schema(responses={200: PredictionBatchSerializer, **DENIED})
-    def get(self, request: Request, run_id: int, batch_id: int) -> Response:
-        run = _run(request, run_id, REVIEW)
-        batch = run.prediction_batches.filter(pk=batch_id).first()
-        if batch is None:
-            raise Http404("No such prediction batch.")
-        return Response(PredictionBatchSerializer(batch).data)
+class PredictionBatchDetailApi(ApiView):
+    """One prediction batch: its scope, status and how far it got."""
+
+    @extend_schema(responses={200: PredictionBatchSerializer, **REFUSED})
+    def get(self, request: Request, project_id: int, run_id: int, batch_id: int) -> Response:
+        run = _run(request, project_id, run_id, REVIEW)
+        return Response(PredictionBatchSerializer(selectors.prediction_batch_get(run=run, batch_id=batch_id)).data)
 
 
-class RunOutputsApi(TrainingApiView):
-    """The run's outputs by item id, a page at a time (?offset=, ?limit= up to 100)."""
+def _fraction(raw: str) -> float:
+    value = number(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("use a number from 0 to 1")
+    return value
+
+
+class RunOutputListApi(ApiView):
+    """The run's outputs, by item id unless `order` says otherwise, filtered by split, label and confidence."""
+
+    filters = {
+        "split": choice(Split.values),
+        "labelled": boolean,
+        "label": text,
+        "min_confidence": _fraction,
+        "max_confidence": _fraction,
+        "order": choice(selectors.OUTPUT_ORDERS),
+    }
 
     class OutputSerializer(serializers.ModelSerializer):
         class Meta:
             model = ModelOutput
-            fields = ["item", "value", "probabilities", "confidence", "uncertainty", "created_at"]
+            fields = ["id", "item", "value", "probabilities", "confidence", "uncertainty", "created_at"]
 
     @extend_schema(
-        parameters=[OpenApiParameter("offset", OpenApiTypes.INT), OpenApiParameter("limit", OpenApiTypes.INT)],
-        responses={200: OutputSerializer(many=True), 400: ErrorSerializer, **DENIED},
+        parameters=[
+            *PAGE_PARAMETERS,
+            OpenApiParameter("split", OpenApiTypes.STR, enum=list(Split.values),
+                             description="Only items in this split of the run's snapshot."),
+            OpenApiParameter("labelled", OpenApiTypes.BOOL, description="Only items with (true) or without (false) "
+                             "a final label now."),
+            OpenApiParameter("label", OpenApiTypes.STR, description="Only outputs predicting this label."),
+            OpenApiParameter("min_confidence", OpenApiTypes.FLOAT, description="0 to 1"),
+            OpenApiParameter("max_confidence", OpenApiTypes.FLOAT, description="0 to 1"),
+            OpenApiParameter("order", OpenApiTypes.STR, enum=list(selectors.OUTPUT_ORDERS),
+                             description="item (default), uncertainty (highest first), confidence (lowest first)"),
+        ],
+        responses={200: paginated(OutputSerializer), **REFUSED},
     )
-    def get(self, request: Request, run_id: int) -> Response:
-        run = _run(request, run_id, REVIEW)
-        try:
-            offset = max(int(request.query_params.get("offset", 0)), 0)
-            limit = min(max(int(request.query_params.get("limit", OUTPUTS_PAGE)), 1), OUTPUTS_PAGE)
-        except ValueError:
-            raise ServiceError("offset and limit must be whole numbers", field="offset") from None
-        outputs = ModelOutput.objects.filter(run=run).order_by("item_id")[offset : offset + limit]
-        return Response(self.OutputSerializer(outputs, many=True).data)
+    def get(self, request: Request, project_id: int, run_id: int) -> Response:
+        run = _run(request, project_id, run_id, REVIEW)
+        outputs = selectors.run_outputs(run=run, **self.filter_values(request))
+        return self.page(request, outputs, self.OutputSerializer)

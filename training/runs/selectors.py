@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import Http404
 
 from annotation.models import (
@@ -61,6 +61,9 @@ RUNS_DIR = "runs"
 RUN_NOT_FOUND = "No such run."
 
 
+BATCH_NOT_FOUND = "No such prediction batch."
+
+
 # Chart series longer than this are thinned (every k-th point, the last one always kept).
 MAX_CHART_POINTS = 500
 
@@ -91,8 +94,16 @@ def project_task(project: Project) -> str | None:
     return project.task_kind.training_task
 
 
-def run_list(*, project: Project) -> QuerySet[TrainingRun]:
-    return TrainingRun.objects.filter(project=project).select_related("snapshot", "created_by", "resumed_from")
+def run_list(
+    *, project: Project, status: str | None = None, snapshot_id: int | None = None
+) -> QuerySet[TrainingRun]:
+    """The project's runs, newest first; optionally only those in one status or trained on one snapshot."""
+    runs = TrainingRun.objects.filter(project=project).select_related("snapshot", "created_by", "resumed_from")
+    if status is not None:
+        runs = runs.filter(status=status)
+    if snapshot_id is not None:
+        runs = runs.filter(snapshot_id=snapshot_id)
+    return runs
 
 
 def run_get(*, project: Project, run_id: int) -> TrainingRun:
@@ -104,12 +115,10 @@ def run_get(*, project: Project, run_id: int) -> TrainingRun:
 
 
 def run_get_for_user(
-    *, user: AbstractBaseUser | AnonymousUser, run_id: int, roles: frozenset[str] = ANY_ROLE
+    *, user: AbstractBaseUser | AnonymousUser, project_id: int, run_id: int, roles: frozenset[str] = ANY_ROLE
 ) -> tuple[TrainingRun, str]:
-    """A run by id alone (the /api/runs/<id>/ routes): 404 when it does not exist or the user is outside."""
-    project_id = TrainingRun.objects.filter(pk=run_id).values_list("project_id", flat=True).first()
-    if project_id is None:
-        raise Http404(RUN_NOT_FOUND)
+    """A run of a project the user may reach with one of `roles`: 404 outside the project or for another
+    project's run, 403 for the wrong role (the /api/projects/<id>/runs/<run>/ routes)."""
     project, role = access_project(user=user, project_id=project_id, roles=roles)
     return run_get(project=project, run_id=run_id), role
 
@@ -306,6 +315,65 @@ def item_texts(ids: list[int]) -> dict[int, str]:
 
 def prediction_batches(*, run: TrainingRun) -> list[PredictionBatch]:
     return list(run.prediction_batches.all()[:10])
+
+
+def prediction_batch_list(*, run: TrainingRun) -> QuerySet[PredictionBatch]:
+    """Every prediction batch of the run, newest first."""
+    return PredictionBatch.objects.filter(run=run).order_by("-created_at", "-id")
+
+
+def prediction_batch_get(*, run: TrainingRun, batch_id: int) -> PredictionBatch:
+    batch = prediction_batch_list(run=run).filter(pk=batch_id).first()
+    if batch is None:
+        raise Http404(BATCH_NOT_FOUND)
+    return batch
+
+
+def run_events(*, run: TrainingRun, after: int | None = None, kind: str | None = None) -> QuerySet[RunEvent]:
+    """The run's events in order; `after` an event id, only newer ones (how a client follows a live run)."""
+    events = RunEvent.objects.filter(run=run).order_by("id")
+    if after is not None:
+        events = events.filter(pk__gt=after)
+    if kind is not None:
+        events = events.filter(kind=kind)
+    return events
+
+
+OUTPUT_ORDERS = ("item", "uncertainty", "confidence")
+
+
+def run_outputs(
+    *,
+    run: TrainingRun,
+    split: str | None = None,
+    labelled: bool | None = None,
+    label: str | None = None,
+    min_confidence: float | None = None,
+    max_confidence: float | None = None,
+    order: str = "item",
+) -> QuerySet[ModelOutput]:
+    """The run's outputs, filtered: by the item's split in the run's snapshot (train, validation, test), by
+    whether the item has a final label now, by the predicted label, by a confidence range; ordered by item id,
+    by uncertainty (highest first: the items worth labelling next) or by confidence (lowest first)."""
+    outputs = ModelOutput.objects.filter(run=run)
+    if split is not None:
+        in_split = SnapshotItem.objects.filter(snapshot_id=run.snapshot_id, split=split).values("item_id")
+        outputs = outputs.filter(item_id__in=in_split)
+    if labelled is not None:
+        approved = Q(item__status=ItemStatus.APPROVED)
+        outputs = outputs.filter(approved) if labelled else outputs.exclude(approved)
+    if label is not None:
+        outputs = outputs.filter(value__label=label)  # runs train single-label classifiers (TASK_BY_PROJECT_TYPE)
+    if min_confidence is not None:
+        outputs = outputs.filter(confidence__gte=min_confidence)
+    if max_confidence is not None:
+        outputs = outputs.filter(confidence__lte=max_confidence)
+    ordering = {
+        "item": ("item_id",),
+        "uncertainty": (F("uncertainty").desc(nulls_last=True), "item_id"),
+        "confidence": (F("confidence").asc(nulls_last=True), "item_id"),
+    }[order]
+    return outputs.order_by(*ordering)
 
 
 def run_outputs_most_uncertain(*, run: TrainingRun, limit: int = 20) -> list[ModelOutput]:

@@ -19,21 +19,18 @@ urlpatterns = [
     ),
 ]
 
+RUN = "projects/<int:project_id>/runs/<int:run_id>/"
+
 api_urlpatterns = [
     path("projects/<int:project_id>/runs/", apis.RunListApi.as_view(), name="api-run-list"),
     path("projects/<int:project_id>/runs/defaults/", apis.RunDefaultsApi.as_view(), name="api-run-defaults"),
-    path("projects/<int:project_id>/runs/create/", apis.RunStartApi.as_view(), name="api-run-start"),
-    path("runs/<int:run_id>/", apis.RunDetailApi.as_view(), name="api-run-detail"),
-    path("runs/<int:run_id>/events/", apis.RunEventsApi.as_view(), name="api-run-events"),
-    path("runs/<int:run_id>/cancel/", apis.RunCancelApi.as_view(), name="api-run-cancel"),
-    path("runs/<int:run_id>/resume/", apis.RunResumeApi.as_view(), name="api-run-resume"),
-    path("runs/<int:run_id>/artifact/", apis.RunArtifactApi.as_view(), name="api-run-artifact"),
-    path("runs/<int:run_id>/predict/", apis.RunPredictApi.as_view(), name="api-run-predict"),
-    path("runs/<int:run_id>/predictions/", apis.PredictionBatchStartApi.as_view(), name="api-prediction-batch-start"),
-    path(
-        "runs/<int:run_id>/predictions/<int:batch_id>/",
-        apis.PredictionBatchDetailApi.as_view(),
-        name="api-prediction-batch",
-    ),
-    path("runs/<int:run_id>/outputs/", apis.RunOutputsApi.as_view(), name="api-run-outputs"),
+    path(RUN, apis.RunDetailApi.as_view(), name="api-run-detail"),
+    path(RUN + "events/", apis.RunEventListApi.as_view(), name="api-run-events"),
+    path(RUN + "cancel/", apis.RunCancelApi.as_view(), name="api-run-cancel"),
+    path(RUN + "resume/", apis.RunResumeApi.as_view(), name="api-run-resume"),
+    path(RUN + "artifact/", apis.RunArtifactApi.as_view(), name="api-run-artifact"),
+    path(RUN + "predict/", apis.RunPredictApi.as_view(), name="api-run-predict"),
+    path(RUN + "predictions/", apis.PredictionBatchListApi.as_view(), name="api-prediction-batch-list"),
+    path(RUN + "predictions/<int:batch_id>/", apis.PredictionBatchDetailApi.as_view(), name="api-prediction-batch"),
+    path(RUN + "outputs/", apis.RunOutputListApi.as_view(), name="api-run-outputs"),
 ]

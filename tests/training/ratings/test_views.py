@@ -1,6 +1,6 @@
-"""The rating pages and API: the permission matrix (every page and endpoint × role), the htmx rating loop (one
-round trip, a constant number of queries), errors next to the form with nothing written, confidence hidden
-unless the owner shows it, blind A/B pages and API that never reveal a run, streamed exports, the schema.
+"""The rating pages: the permission matrix (every page × role), the htmx rating loop (one round trip, a constant
+number of queries), errors next to the form with nothing written, confidence hidden unless the owner shows it,
+blind A/B pages that never reveal a run, streamed exports. The API's tests are in test_apis.py.
 
     page / endpoint                                   owner  annotator  reviewer  outsider  anonymous
     GET  ratings/                                      200     403        200       404       login
@@ -11,14 +11,6 @@ unless the owner shows it, blind A/B pages and API that never reveal a run, stre
     POST ratings/comparisons/{c}/items/{item}/ (htmx)  200     403        200       404       login
     GET  ratings/export/ratings.jsonl                  200     403        200       404       login
     GET  ratings/export/preferences.jsonl              200     403        200       404       login
-    GET  api runs/{run}/ratings/next/                  200     403        200       404       401
-    POST api runs/{run}/ratings/                       201     403        201       404       401
-    POST api projects/{id}/comparisons/                201     403        403       404       401
-    GET  api comparisons/{c}/next/                     200     403        200       404       401
-    POST api comparisons/{c}/preferences/              201     403        201       404       401
-    GET  api comparisons/{c}/results/                  200     403        403       404       401
-    GET  api projects/{id}/ratings/export/             200     403        200       404       401
-    GET  api projects/{id}/preferences/export/         200     403        200       404       401
 """
 
 from __future__ import annotations
@@ -29,12 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from django.urls import include, path, reverse
+from django.urls import reverse
 from django.utils.html import escape
-from drf_spectacular.drainage import GENERATOR_STATS
-from drf_spectacular.generators import SchemaGenerator
-from drf_spectacular.validation import validate_schema
-from rest_framework.test import APIClient
 
 from annotation.models import Project
 from tests.fixtures.people import add_items
@@ -89,23 +77,6 @@ def _choice(w: RatingWorld, c: Comparison) -> tuple[dict, dict]:
     return {"project_id": w.project.pk, "comparison_id": c.pk, "item_id": w.outputs[0].item_id}, {"choice": "1"}
 
 
-def _api_run(w: RatingWorld, c: Comparison) -> tuple[dict, dict]:
-    return {"run_id": w.run.pk}, {}
-
-
-def _api_rate(w: RatingWorld, c: Comparison) -> tuple[dict, dict]:
-    scores = {"correct": 4, "helpful": 5, "follows the guidelines": 3}
-    return {"run_id": w.run.pk}, {"output_id": w.outputs[0].pk, "scores": scores}
-
-
-def _api_comparison(w: RatingWorld, c: Comparison) -> tuple[dict, dict]:
-    return {"comparison_id": c.pk}, {}
-
-
-def _api_choice(w: RatingWorld, c: Comparison) -> tuple[dict, dict]:
-    return {"comparison_id": c.pk}, {"item_id": w.outputs[0].item_id, "choice": "tie"}
-
-
 LOGIN = 302
 PAGES = [
     Row("get", "rating-home", (200, 403, 200, 404, LOGIN), _project),
@@ -116,16 +87,6 @@ PAGES = [
     Row("post", "comparison-submit", (200, 403, 200, 404, LOGIN), _choice, htmx=True),
     Row("get", "ratings-export", (200, 403, 200, 404, LOGIN), _project),
     Row("get", "preferences-export", (200, 403, 200, 404, LOGIN), _project),
-]
-APIS = [
-    Row("get", "api-rating-next", (200, 403, 200, 404, 401), _api_run),
-    Row("post", "api-rating-submit", (201, 403, 201, 404, 401), _api_rate),
-    Row("post", "api-comparison-create", (201, 403, 403, 404, 401), _compare),
-    Row("get", "api-comparison-next", (200, 403, 200, 404, 401), _api_comparison),
-    Row("post", "api-comparison-submit", (201, 403, 201, 404, 401), _api_choice),
-    Row("get", "api-comparison-results", (200, 403, 403, 404, 401), _api_comparison),
-    Row("get", "api-ratings-export", (200, 403, 200, 404, 401), _project),
-    Row("get", "api-preferences-export", (200, 403, 200, 404, 401), _project),
 ]
 
 
@@ -155,20 +116,8 @@ def test_page_status_per_role(gen, comparison, client, row, role):
         assert written == 0, "a refused request wrote nothing"
 
 
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("row", APIS, ids=[row.name for row in APIS])
-def test_api_status_per_role(gen, comparison, row, role):
-    kwargs, body = row.prepare(gen, comparison)
-    api = APIClient()
-    if role != "anonymous":
-        api.force_authenticate(gen.users[role])
-    response = getattr(api, row.method)(reverse(row.name, kwargs=kwargs), body, format="json")
-    assert response.status_code == row.expected[ROLES.index(role)]
-
-
-def test_the_matrix_covers_every_rating_route():
+def test_the_matrix_covers_every_rating_page():
     assert {p.name for p in ratings_urls.urlpatterns} == {row.name for row in PAGES}
-    assert {p.name for p in ratings_urls.api_urlpatterns} == {row.name for row in APIS}
 
 
 def test_the_project_page_links_to_rating_for_reviewers_and_owners_only(gen, client):
@@ -238,17 +187,11 @@ def test_generation_scores_and_a_corrected_response_from_the_form(users_by_role,
 def test_confidence_is_hidden_from_raters_unless_the_owner_shows_it(cls, client):
     client.force_login(cls.users["reviewer"])
     url = reverse("rating-page", args=[cls.project.pk, cls.run.pk])
-    api = APIClient()
-    api.force_authenticate(cls.users["reviewer"])
-    next_url = reverse("api-rating-next", args=[cls.run.pk])
     page = client.get(url).content.decode()
     assert "confidence" not in page.lower() and "0.700" not in page
-    assert api.get(next_url).data["output"]["confidence"] is None
     Project.objects.filter(pk=cls.project.pk).update(show_model_confidence=True)
     page = client.get(url).content.decode()
     assert 'id="model-confidence"' in page and "0.700" in page
-    body = api.get(next_url).data
-    assert body["output"]["confidence"] == 0.7 and body["output"]["kind"] == "test" and body["remaining"] == 4
 
 
 # Counted on SQLite: session + user (2), access_project (1), the run (1), the output with its split (1),
@@ -317,17 +260,6 @@ def test_the_comparison_page_never_reveals_a_run_and_the_order_varies(users_by_r
     home = client.get(reverse("rating-home", args=[world.project.pk])).content.decode()
     assert 'id="comparison-results"' not in home
 
-    api = APIClient()
-    api.force_authenticate(world.users["owner"])
-    body = api.get(reverse("api-comparison-next", args=[comparison.pk])).content.decode()
-    assert_blind(body, world)
-    pair = json.loads(body)["pair"]
-    assert set(pair) == {"item_id", "prompt", "response_1", "response_2"}
-    body = api.post(reverse("api-comparison-submit", args=[comparison.pk]),
-                    {"item_id": pair["item_id"], "choice": "2"}, format="json").content.decode()
-    assert_blind(body, world)
-    results = api.get(reverse("api-comparison-results", args=[comparison.pk])).data
-    assert results["wins_a"] + results["wins_b"] == 17 and results["ties"] == 8 and results["raters"] == 2
 
 
 def test_a_classification_project_offers_no_comparison_and_says_why(cls, client):
@@ -338,59 +270,26 @@ def test_a_classification_project_offers_no_comparison_and_says_why(cls, client)
     assert response.status_code == 302 and not Comparison.objects.exists()
 
 
-# --- Exports and the API loop ----------------------------------------------------------------------
+# --- Exports ----------------------------------------------------------------------
 
 
-def test_exports_stream_jsonl_for_pages_and_api(gen, comparison, client):
+def test_exports_stream_jsonl(gen, comparison, client):
     preference_submit(comparison=comparison, rater=gen.users["reviewer"], item_id=gen.outputs[0].item_id,
                               choice="1")
     rating_submit(rater=gen.users["reviewer"], output=gen.outputs[1], project=gen.project,
                           scores={"correct": 2, "helpful": 2, "follows the guidelines": 2},
                           correction={"response": "Green, of course."})
     client.force_login(gen.users["reviewer"])
-    for name in ("preferences-export", "api-preferences-export"):
+    for name in ("preferences-export",):
         response = client.get(reverse(name, args=[gen.project.pk]))
         assert response.streaming and response["Content-Type"].startswith("application/jsonl")
         lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
         assert len(lines) == 2 and all(set(line) == {"prompt", "chosen", "rejected"} for line in lines)
-    for name in ("ratings-export", "api-ratings-export"):
+    for name in ("ratings-export",):
         response = client.get(reverse(name, args=[gen.project.pk]))
         lines = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
         assert [line["correction"] for line in lines] == [{"response": "Green, of course."}]
         assert 'filename="project-' in response["Content-Disposition"]
-
-
-def test_the_api_rates_the_next_output_and_refuses_bad_input_by_field(cls):
-    api = APIClient()
-    api.force_authenticate(cls.users["reviewer"])
-    next_url = reverse("api-rating-next", args=[cls.run.pk])
-    rate_url = reverse("api-rating-submit", args=[cls.run.pk])
-    output = api.get(next_url).data["output"]
-    assert output["id"] == cls.outputs[0].pk and output["value"] == {"label": "positive"}
-    for body, field in (
-        ({"output_id": output["id"], "verdict": "wrong"}, "label"),
-        ({"output_id": output["id"], "verdict": "wrong", "correction": {"label": "angry"}}, "label"),
-        ({"output_id": output["id"], "verdict": "perhaps"}, "verdict"),
-        ({"output_id": output["id"], "verdict": "correct", "scores": {"x": 9}}, "scores"),
-    ):
-        response = api.post(rate_url, body, format="json")
-        assert response.status_code == 400 and response.data["field"] == field, response.data
-    assert api.post(rate_url, {"output_id": 10**9, "verdict": "correct"}, format="json").status_code == 404
-    assert not Rating.objects.exists()
-    created = api.post(rate_url, {"output_id": output["id"], "verdict": "wrong", "correction": {"label": "neutral"},
-                                  "seconds_spent": 3.5}, format="json")
-    assert created.status_code == 201 and created.data["rater"] == "reviewer" and created.data["guideline_version"] == 1
-    assert api.get(next_url).data["output"]["id"] == cls.outputs[1].pk
-
-
-def test_schema_of_the_ratings_api_generates_without_warnings_and_validates(db):
-    GENERATOR_STATS.reset()
-    routes = [path("api/", include(ratings_urls.api_urlpatterns))]
-    schema = SchemaGenerator(patterns=routes).get_schema(request=None, public=True)
-    validate_schema(schema)
-    assert not GENERATOR_STATS, (GENERATOR_STATS._warn_cache, GENERATOR_STATS._error_cache)
-    operations = [op["operationId"] for ops in schema["paths"].values() for op in ops.values()]
-    assert len(operations) == len(set(operations)) == len(ratings_urls.api_urlpatterns)
 
 
 def test_a_succeeded_run_links_to_rating_its_outputs(cls, client):
