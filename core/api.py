@@ -7,11 +7,13 @@ serializer, a filter, DRF itself (401, 403, 404, 405, 415, a parse error) or Dja
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers, status
@@ -71,7 +73,7 @@ def _first_error(detail: Any, field: str | None = None) -> tuple[str | None, str
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """settings.REST_FRAMEWORK["EXCEPTION_HANDLER"]: every API error in the one body above."""
     if isinstance(exc, ServiceError):
-        return Response({"detail": exc.message, "field": exc.field}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"detail": exc.message, "field": exc.field}, status=exc.status_code)
     if isinstance(exc, ValidationError):
         field, message = _first_error(exc.detail)
         return Response({"detail": message, "field": field, "errors": exc.detail}, status=status.HTTP_400_BAD_REQUEST)
@@ -154,6 +156,15 @@ def text(raw: str) -> str:
     return raw
 
 
+def moment(raw: str) -> dt.datetime:
+    """An ISO 8601 date or date-time (`2025-01-31` or `2025-01-31T12:00:00Z`); naive ones are in the site's zone."""
+    try:
+        parsed = dt.datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
+    except ValueError as exc:
+        raise ValueError("use an ISO 8601 date or date-time, e.g. 2025-01-31T12:00:00Z") from exc
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+
+
 class ApiView(APIView):
     """Base of every API: one error body (see the handler above), distinct schema names, pagination.
 
@@ -184,17 +195,28 @@ class ApiView(APIView):
         return values
 
     def page(
-        self, request: Request, rows: QuerySet | Sequence[Any], serializer_class: type[serializers.Serializer]
+        self,
+        request: Request,
+        rows: QuerySet | Sequence[Any],
+        serializer_class: type[serializers.Serializer],
+        *,
+        complete: Callable[[list[Any]], Sequence[Any]] | None = None,
     ) -> Response:
-        """One page of `rows`, serialized: the answer of every list endpoint."""
+        """One page of `rows`, serialized: the answer of every list endpoint.
+
+        `complete` turns the page's rows into what the serializer reads (e.g. fetches their children in one
+        query), so that work is done for one page only, never for the whole list.
+        """
         paginator = self.pagination_class()
         try:
             chunk = paginator.paginate_queryset(rows, request, view=self)
         except Exception as exc:
             raise ServiceError(str(exc), field="offset") from exc
-        return paginator.get_paginated_response(serializer_class(chunk, many=True).data)
+        shown = complete(list(chunk)) if complete is not None else chunk
+        return paginator.get_paginated_response(serializer_class(shown, many=True).data)
 
 
-# What a member with the wrong role (403) or an outsider (404) gets.
-DENIED = {403: ErrorSerializer, 404: ErrorSerializer}
+# What an anonymous caller (401), a member with the wrong role (403) or an outsider (404) gets.
+DENIED = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 REFUSED = {400: ErrorSerializer, **DENIED}
+CONFLICT = {409: ErrorSerializer}

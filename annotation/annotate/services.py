@@ -20,6 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
 
+from annotation.annotate.selectors import claim_active_get
 from annotation.models import (
     Annotation,
     AnnotationStatus,
@@ -34,7 +35,7 @@ from annotation.models import (
 )
 from annotation.review import services as reviews
 from annotation.values import InvalidValue, normalise_value
-from core.errors import ServiceError
+from core.errors import ServiceError, StateConflict
 
 CLAIM_ATTEMPTS = 5
 
@@ -69,6 +70,9 @@ SKIP_REASON_REQUIRED = "Say why you skip this item."
 
 
 GUIDELINES_NOT_ACKNOWLEDGED = "Read and acknowledge the current guidelines first."
+
+
+DRAFT_NOT_HELD = "Not saved: you no longer hold this item."
 
 
 # (current guideline version or None, whether the user still has to acknowledge it)
@@ -393,3 +397,12 @@ def draft_save(
         item=item, annotator=annotator, defaults={"value": value, "unsure": unsure, "note": note[:5000]}
     )
     return draft
+
+
+def draft_autosave(
+    *, annotator: AbstractBaseUser, item: Item, value: dict[str, Any], unsure: bool = False, note: str = ""
+) -> Draft:
+    """The annotate page's and the API's autosave: only while the annotator holds the item (409 after)."""
+    if claim_active_get(user=annotator, project=item.project, item_id=item.pk) is None:
+        raise StateConflict(DRAFT_NOT_HELD)
+    return draft_save(annotator=annotator, item=item, value=value, unsure=unsure, note=note)

@@ -8,12 +8,13 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from annotation.datasets import selectors as datasets_selectors
 from annotation.datasets import services as snapshots
+from annotation.datasets.downloads import snapshot_stream
 from annotation.datasets.selectors import diff_examples, manifest_label_rows, snapshot_get, snapshot_pair
 from annotation.models import Project, Snapshot, Split
 from annotation.permissions import MANAGE, REVIEW, ROLE_REQUIRED, access_project
@@ -93,17 +94,6 @@ def snapshot_detail(request: HttpRequest, project_id: int, snapshot_id: int) -> 
         "splits": Split.values,
     }
     return render(request, "annotation/snapshot_detail.html", context)
-
-
-def snapshot_stream(*, snapshot: Snapshot, split: str = "") -> StreamingHttpResponse:
-    """The JSONL as a download, streamed line by line from its content-addressed file."""
-    lines = snapshots.snapshot_lines(snapshot=snapshot, split=split)
-    name = f"snapshot-{snapshot.pk}-{snapshot.content_hash[:12]}{'-' + split if split else ''}.jsonl"
-    response = StreamingHttpResponse(lines, content_type="application/jsonl; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    if not split:
-        response["X-Content-SHA256"] = snapshot.content_hash  # the whole file is what the hash covers
-    return response
 
 
 @login_required

@@ -259,3 +259,35 @@ def review_withdraw(*, item: Item, since: dt.datetime, now: dt.datetime) -> bool
             status=ReviewStatus.WITHDRAWN, resolved_at=now
         )
     )
+
+
+REVIEW_ACTIONS = ("accept", "fix", "send_back")
+
+
+UNKNOWN_ACTION = "Choose accept, fix or send back."
+
+
+def review_act(
+    *,
+    reviewer: AbstractBaseUser,
+    task: ReviewTask,
+    action: str,
+    annotation_id: int | None = None,
+    value: dict[str, Any] | None = None,
+    reason: str = "",
+    comment: str = "",
+) -> Decision | None:
+    """The review page's and the API's one entry: accept an annotation, fix the value, or send the item back.
+
+    Returns the decision made (None when sent back).
+    """
+    if action == "accept":
+        if annotation_id is None:
+            raise ServiceError(NOT_AN_ANNOTATION, field="annotation")
+        return review_accept(reviewer=reviewer, task=task, annotation_id=annotation_id, reason=reason)
+    if action == "fix":
+        return review_decide(reviewer=reviewer, task=task, value=value if value is not None else {}, reason=reason)
+    if action == "send_back":
+        review_send_back(reviewer=reviewer, task=task, comment=comment)
+        return None
+    raise ServiceError(UNKNOWN_ACTION, field="action")

@@ -49,6 +49,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "annotation.projects.middleware.PasswordChangeRequiredMiddleware",  # one-time passwords are changed first
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -143,6 +144,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Annotation, review, snapshots and training: the human-in-the-loop data platform.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several resources have a `status`; each choice set gets its own component name.
+    "ENUM_NAME_OVERRIDES": {
+        "ItemStatusEnum": "annotation.models.ItemStatus",
+        "ReviewStatusEnum": "annotation.models.ReviewStatus",
+    },
 }
 
 # --- Labelloop ----------------------------------------------------------------------------------
