@@ -286,7 +286,7 @@ def review_act(
             raise ServiceError(NOT_AN_ANNOTATION, field="annotation")
         return review_accept(reviewer=reviewer, task=task, annotation_id=annotation_id, reason=reason)
     if action == "fix":
-        return review_decide(reviewer=reviewer, task=task, value=value if value is not None else {}, reason=reason)
+        return review_decide(reviewer=reviewer, task=task, value=value, reason=reason)  # type: ignore[arg-type]
     if action == "send_back":
         review_send_back(reviewer=reviewer, task=task, comment=comment)
         return None
