@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from annotation.models import Item, Membership, Project, Role
+from annotation.models import Item, Membership, Project, ReviewTask, Role
 
 ANY_ROLE: frozenset[str] = frozenset(Role.values)
 ANNOTATE: frozenset[str] = frozenset({Role.OWNER, Role.ANNOTATOR})
@@ -20,6 +20,8 @@ REVIEW: frozenset[str] = frozenset({Role.OWNER, Role.REVIEWER})
 MANAGE: frozenset[str] = frozenset({Role.OWNER})
 
 NOT_FOUND = "No such project."
+ITEM_NOT_FOUND = "No such item."
+TASK_NOT_FOUND = "No such review task."
 ROLE_REQUIRED = "Your role in this project does not allow this."
 
 
@@ -51,6 +53,18 @@ def access_item(
     project, role = access_project(user=user, project_id=project_id, roles=roles)
     item = Item.objects.filter(project=project, pk=item_id).first()
     if item is None:
-        raise Http404("No such item.")
+        raise Http404(ITEM_NOT_FOUND)
     item.project = project
     return item, role
+
+
+def access_review_task(
+    *, user: AbstractBaseUser | AnonymousUser, project_id: int, task_id: int, roles: Iterable[str] = REVIEW
+) -> tuple[ReviewTask, str]:
+    """Return (review task with its item, the user's role) or raise like `access_project`; 404 for another project's."""
+    project, role = access_project(user=user, project_id=project_id, roles=roles)
+    task = ReviewTask.objects.select_related("item").filter(project=project, pk=task_id).first()
+    if task is None:
+        raise Http404(TASK_NOT_FOUND)
+    task.item.project = project
+    return task, role

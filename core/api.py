@@ -7,12 +7,14 @@ serializer, a filter, DRF itself (401, 403, 404, 405, 415, a parse error) or Dja
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers, status
@@ -81,7 +83,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         errors = getattr(exc, "errors", None)  # a service that checks several fields at once names every one
         if errors:
             body["errors"] = errors
-        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        return Response(body, status=exc.status_code)
     if isinstance(exc, ValidationError):
         field, message = _first_error(exc.detail)
         return Response({"detail": message, "field": field, "errors": exc.detail}, status=status.HTTP_400_BAD_REQUEST)
@@ -175,6 +177,15 @@ def text(raw: str) -> str:
     return raw
 
 
+def moment(raw: str) -> dt.datetime:
+    """An ISO 8601 date or date-time (`2025-01-31` or `2025-01-31T12:00:00Z`); naive ones are in the site's zone."""
+    try:
+        parsed = dt.datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
+    except ValueError as exc:
+        raise ValueError("use an ISO 8601 date or date-time, e.g. 2025-01-31T12:00:00Z") from exc
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+
+
 class ApiView(APIView):
     """Base of every API: one error body (see the handler above), distinct schema names, pagination.
 
@@ -218,17 +229,24 @@ class ApiView(APIView):
         serializer_class: type[serializers.Serializer],
         *,
         context: Mapping[str, Any] | None = None,
+        complete: Callable[[list[Any]], Sequence[Any]] | None = None,
     ) -> Response:
-        """One page of `rows`, serialized (with `context` when the serializer needs one): every list's answer."""
+        """One page of `rows`, serialized (with `context` when the serializer needs one): every list's answer.
+
+        `complete` turns the page's rows into what the serializer reads (e.g. fetches their children in one
+        query), so that work is done for one page only, never for the whole list.
+        """
         paginator = self.pagination_class()
         try:
             chunk = paginator.paginate_queryset(rows, request, view=self)
         except Exception as exc:
             raise ServiceError(str(exc), field="offset") from exc
-        data = serializer_class(chunk, many=True, context=dict(context or {})).data
+        shown = complete(list(chunk)) if complete is not None else chunk
+        data = serializer_class(shown, many=True, context=dict(context or {})).data
         return paginator.get_paginated_response(data)
 
 
-# What a member with the wrong role (403) or an outsider (404) gets.
-DENIED = {403: ErrorSerializer, 404: ErrorSerializer}
+# What an anonymous caller (401), a member with the wrong role (403) or an outsider (404) gets.
+DENIED = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 REFUSED = {400: ErrorSerializer, **DENIED}
+CONFLICT = {409: ErrorSerializer}

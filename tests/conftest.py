@@ -6,6 +6,7 @@ from django.conf import settings
 
 pytest_plugins = [
     "tests.fixtures.people",
+    "tests.fixtures.api",
     "tests.fixtures.tiny_models",
     "tests.fixtures.runs",
     "tests.fixtures.production",

@@ -1,7 +1,7 @@
-"""REST API of the annotate loop: claim the next item, submit, skip, draft, undo, progress, export.
+"""REST API of the annotate loop: claim the next item, submit, skip, draft, undo, annotations, progress, export.
 
-Blind promise: these endpoints only ever read the caller's own claim, draft and annotation; the export
-(everyone's values side by side) is for owners and reviewers only.
+Blind promise: an annotator only ever reads their own claim, draft and annotations; everyone's values side by
+side (the annotations list beyond one's own, the export) are for owners and reviewers.
 """
 
 from __future__ import annotations
@@ -10,32 +10,43 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import renderers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotation.annotate.selectors import (
+    annotation_list,
     annotations_export_rows,
     annotator_progress,
-    claim_active_get,
     draft_get,
     project_progress,
 )
 from annotation.annotate.services import (
-    DRAFT_NOT_HELD,
     GUIDELINES_NOT_ACKNOWLEDGED,
     annotation_submit,
     annotation_undo,
     claim_next,
     claim_skip,
-    draft_save,
+    draft_autosave,
 )
 from annotation.models import Annotation, Claim, Project
 from annotation.permissions import ANNOTATE, REVIEW, access_item, access_project
 from annotation.projects.selectors import label_list
-from core.api import DENIED, REFUSED, ApiView, ErrorSerializer, validated
-from core.streaming import JSONL_MEDIA_TYPE, JsonLinesRenderer, jsonl_lines
+from core.api import (
+    CONFLICT,
+    DENIED,
+    PAGE_PARAMETERS,
+    REFUSED,
+    ApiView,
+    ErrorSerializer,
+    moment,
+    paginated,
+    text,
+    validated,
+    whole_number,
+)
+from core.streaming import JSONL_MEDIA_TYPE, JsonLinesRenderer, jsonl_response
 
 
 class DraftSerializer(serializers.Serializer):
@@ -72,8 +83,8 @@ def _claimed(request: Request, claim: Claim, *, project: Project, fresh: bool = 
     return claimed
 
 
-class NextItemApi(ApiView):
-    """Claim the next item (or get back the one already held).
+class ClaimNextApi(ApiView):
+    """Claim the next item for the caller (or get back the one already held).
 
     204 when nothing is left for the caller; 409 while the current guidelines are not acknowledged.
     """
@@ -106,11 +117,42 @@ class NextItemApi(ApiView):
 
 
 class AnnotationSerializer(serializers.ModelSerializer):
+    annotator = serializers.CharField(source="annotator.username")
     guideline_version = serializers.IntegerField(source="guideline_version.version", allow_null=True)
 
     class Meta:
         model = Annotation
-        fields = ["id", "item_id", "value", "unsure", "note", "guideline_version", "created_at"]
+        fields = ["id", "item_id", "annotator", "value", "unsure", "note", "guideline_version", "created_at"]
+
+
+class AnnotationListApi(ApiView):
+    """Submitted annotations, oldest first: owners and reviewers see everyone's, an annotator only their own."""
+
+    filters = {"annotator": text, "item_id": whole_number, "created_after": moment, "created_before": moment}
+
+    @extend_schema(
+        parameters=[
+            *PAGE_PARAMETERS,
+            OpenApiParameter("annotator", str, description="Username (owners and reviewers)."),
+            OpenApiParameter("item_id", int),
+            OpenApiParameter("created_after", str, description="ISO 8601; inclusive."),
+            OpenApiParameter("created_before", str, description="ISO 8601; exclusive."),
+        ],
+        responses={200: paginated(AnnotationSerializer), **REFUSED},
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project, role = access_project(user=request.user, project_id=project_id)
+        wanted = self.filter_values(request)
+        mine = None if role in REVIEW else request.user  # the blind promise
+        rows = annotation_list(
+            project=project,
+            annotator=mine,
+            annotator_username=wanted.get("annotator"),
+            item_id=wanted.get("item_id"),
+            created_after=wanted.get("created_after"),
+            created_before=wanted.get("created_before"),
+        )
+        return self.page(request, rows, AnnotationSerializer)
 
 
 class AnnotationSubmitApi(ApiView):
@@ -123,7 +165,7 @@ class AnnotationSubmitApi(ApiView):
         unsure = serializers.BooleanField(default=False)
         note = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
 
-    @extend_schema(request=InputSerializer, responses={200: AnnotationSerializer, **REFUSED})
+    @extend_schema(request=InputSerializer, responses={201: AnnotationSerializer, **REFUSED})
     def post(self, request: Request, project_id: int, item_id: int) -> Response:
         item, _ = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=ANNOTATE)
         data = validated(self.InputSerializer, request.data)
@@ -136,7 +178,7 @@ class AnnotationSubmitApi(ApiView):
             unsure=data["unsure"],
             note=data["note"],
         )
-        return Response(AnnotationSerializer(annotation).data)
+        return Response(AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
 
 
 class ClaimSkipApi(ApiView):
@@ -169,7 +211,7 @@ class AnnotationUndoApi(ApiView):
         return Response(ClaimedItemSerializer(_claimed(request, claim, project=project)).data)
 
 
-class DraftSaveApi(ApiView):
+class DraftApi(ApiView):
     """Autosave whatever the caller has so far, valid or not yet, while they hold the item (409 after)."""
 
     class InputSerializer(serializers.Serializer):
@@ -177,13 +219,11 @@ class DraftSaveApi(ApiView):
         unsure = serializers.BooleanField(default=False)
         note = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
 
-    @extend_schema(request=InputSerializer, responses={200: DraftSerializer, 409: ErrorSerializer, **REFUSED})
-    def post(self, request: Request, project_id: int, item_id: int) -> Response:
+    @extend_schema(request=InputSerializer, responses={200: DraftSerializer, **CONFLICT, **REFUSED})
+    def put(self, request: Request, project_id: int, item_id: int) -> Response:
         item, _ = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=ANNOTATE)
         data = validated(self.InputSerializer, request.data)
-        if claim_active_get(user=request.user, project=item.project, item_id=item.pk) is None:
-            return Response({"detail": DRAFT_NOT_HELD, "field": None}, status=status.HTTP_409_CONFLICT)
-        draft = draft_save(annotator=request.user, item=item, **data)
+        draft = draft_autosave(annotator=request.user, item=item, **data)
         return Response(DraftSerializer(draft).data)
 
 
@@ -242,7 +282,4 @@ class AnnotationExportApi(ApiView):
     )
     def get(self, request: Request, project_id: int) -> StreamingHttpResponse:
         project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-        lines = jsonl_lines(annotations_export_rows(project=project))
-        response = StreamingHttpResponse(lines, content_type=f"{JSONL_MEDIA_TYPE}; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="project-{project.pk}-annotations.jsonl"'
-        return response
+        return jsonl_response(annotations_export_rows(project=project), f"project-{project.pk}-annotations.jsonl")

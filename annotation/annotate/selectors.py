@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotation.models import (
@@ -132,3 +132,27 @@ def annotations_export_rows(*, project: Project) -> Iterator[dict[str, Any]]:
             "guideline_version": guideline,
             "created_at": created_at.isoformat(),
         }
+
+
+def annotation_list(
+    *,
+    project: Project,
+    annotator: AbstractBaseUser | None = None,
+    annotator_username: str | None = None,
+    item_id: int | None = None,
+    created_after: dt.datetime | None = None,
+    created_before: dt.datetime | None = None,
+) -> QuerySet[Annotation]:
+    """Submitted annotations, oldest first; `annotator` keeps one person's (what an annotator may see: blind)."""
+    rows = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
+    if annotator is not None:
+        rows = rows.filter(annotator=annotator)
+    if annotator_username is not None:
+        rows = rows.filter(annotator__username=annotator_username)
+    if item_id is not None:
+        rows = rows.filter(item_id=item_id)
+    if created_after is not None:
+        rows = rows.filter(created_at__gte=created_after)
+    if created_before is not None:
+        rows = rows.filter(created_at__lt=created_before)
+    return rows.select_related("annotator", "guideline_version").order_by("created_at", "pk")

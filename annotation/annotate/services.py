@@ -22,6 +22,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
 
+from annotation.annotate.selectors import claim_active_get
 from annotation.models import (
     Annotation,
     AnnotationStatus,
@@ -36,7 +37,7 @@ from annotation.models import (
 )
 from annotation.review import services as reviews
 from annotation.tasktypes import InvalidValue
-from core.errors import ServiceError
+from core.errors import ServiceError, StateConflict
 
 DRAFT_NOT_HELD = "Not saved: you no longer hold this item."
 
@@ -45,6 +46,8 @@ CLAIM_ATTEMPTS = 5
 
 # An item can be taken back by its annotator until a reviewer decides on it or it is approved;
 # an undo while it waits in review withdraws its review task (see services/reviews.py).
+
+
 UNDOABLE_STATUSES = (ItemStatus.IN_ANNOTATION, ItemStatus.ANNOTATED, ItemStatus.IN_REVIEW)
 
 
@@ -75,11 +78,16 @@ SKIP_REASON_REQUIRED = "Say why you skip this item."
 GUIDELINES_NOT_ACKNOWLEDGED = "Read and acknowledge the current guidelines first."
 
 
+DRAFT_NOT_HELD = "Not saved: you no longer hold this item."
+
+
 # (current guideline version or None, whether the user still has to acknowledge it)
 GuidelineState = tuple[GuidelineVersion | None, bool]
 
 
 @dataclass(frozen=True)
+
+
 class NextItem:
     """What the annotate page needs: the claim (with its item) or why there is none.
 
@@ -400,6 +408,8 @@ def draft_save(
 
 
 # Rows per executemany batch when a round re-orders the queue: 100k items in seconds, bounded memory.
+
+
 QUEUE_WRITE_BATCH = 5000
 
 
@@ -433,3 +443,12 @@ def item_prelabels_set(*, project: Project, prelabels: Iterable[tuple[dict[str, 
     return _item_column_write(
         project=project, column="prelabel", rows=((json.dumps(value), item_id) for value, item_id in prelabels)
     )
+
+
+def draft_autosave(
+    *, annotator: AbstractBaseUser, item: Item, value: dict[str, Any], unsure: bool = False, note: str = ""
+) -> Draft:
+    """The annotate page's and the API's autosave: only while the annotator holds the item (409 after)."""
+    if claim_active_get(user=annotator, project=item.project, item_id=item.pk) is None:
+        raise StateConflict(DRAFT_NOT_HELD)
+    return draft_save(annotator=annotator, item=item, value=value, unsure=unsure, note=note)

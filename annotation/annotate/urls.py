@@ -13,19 +13,16 @@ urlpatterns = [
     path("projects/<int:project_id>/items/<int:item_id>/draft/", views.annotate_draft, name="annotate-draft"),
 ]
 
+P = "projects/<int:project_id>"
+
 api_urlpatterns = [
-    path("projects/<int:project_id>/next/", apis.NextItemApi.as_view(), name="api-next"),
-    path(
-        "projects/<int:project_id>/items/<int:item_id>/submit/", apis.AnnotationSubmitApi.as_view(), name="api-submit"
-    ),
-    path("projects/<int:project_id>/items/<int:item_id>/skip/", apis.ClaimSkipApi.as_view(), name="api-skip"),
-    path("projects/<int:project_id>/items/<int:item_id>/draft/", apis.DraftSaveApi.as_view(), name="api-draft"),
-    path("projects/<int:project_id>/undo/", apis.AnnotationUndoApi.as_view(), name="api-undo"),
-    path("projects/<int:project_id>/progress/", apis.ProjectProgressApi.as_view(), name="api-progress"),
-    path("projects/<int:project_id>/progress/me/", apis.MyProgressApi.as_view(), name="api-my-progress"),
-    path(
-        "projects/<int:project_id>/annotations/export/",
-        apis.AnnotationExportApi.as_view(),
-        name="api-annotation-export",
-    ),
+    path(f"{P}/claims/next/", apis.ClaimNextApi.as_view(), name="api-claim-next"),
+    path(f"{P}/items/<int:item_id>/annotations/", apis.AnnotationSubmitApi.as_view(), name="api-item-annotate"),
+    path(f"{P}/items/<int:item_id>/skip/", apis.ClaimSkipApi.as_view(), name="api-item-skip"),
+    path(f"{P}/items/<int:item_id>/draft/", apis.DraftApi.as_view(), name="api-item-draft"),
+    path(f"{P}/annotations/", apis.AnnotationListApi.as_view(), name="api-annotation-list"),
+    path(f"{P}/annotations/undo/", apis.AnnotationUndoApi.as_view(), name="api-annotation-undo"),
+    path(f"{P}/annotations/export/", apis.AnnotationExportApi.as_view(), name="api-annotation-export"),
+    path(f"{P}/progress/", apis.ProjectProgressApi.as_view(), name="api-progress"),
+    path(f"{P}/progress/me/", apis.MyProgressApi.as_view(), name="api-progress-me"),
 ]

@@ -13,21 +13,23 @@ from django.views.decorators.http import require_POST
 
 from annotation.annotate.selectors import annotator_progress, claim_active_get, draft_get, project_progress
 from annotation.annotate.services import (
-    DRAFT_NOT_HELD,
     NextItem,
     annotation_submit_and_next,
     annotation_undo,
     claim_next,
     claim_skip,
-    draft_save,
+    draft_autosave,
 )
 from annotation.models import Label, Project
 from annotation.permissions import ANNOTATE, access_item, access_project
+from annotation.projects.guideline_pages import ack_context, guideline_html
 from annotation.projects.selectors import label_list
-from annotation.projects.views import PROGRESS_EVENT, _ack_context, _safe_html
 from annotation.review.selectors import send_back_comment
 from annotation.tasktypes import value_display
-from core.errors import ServiceError
+from core.errors import ServiceError, StateConflict
+
+# The event the page listens for to refresh its progress strip after a write.
+PROGRESS_EVENT = "progress-changed"
 
 
 def _next_for(request: HttpRequest, project: Project, *, prefer_item_id: int | None = None) -> NextItem:
@@ -74,7 +76,7 @@ def _workspace_context(
         "kind": project.task_kind,
     }
     if state.needs_ack and state.guideline is not None:
-        context.update(_ack_context(request, project, state.guideline))
+        context.update(ack_context(user=request.user, project=project, guideline=state.guideline))
         context["ack_next"] = reverse("annotate", args=[project.pk])
     if item is None:
         return context
@@ -113,7 +115,7 @@ def _workspace_response(
     context.update(
         role=role,
         guideline=guideline,
-        guideline_html=_safe_html(guideline.body) if guideline else "",
+        guideline_html=guideline_html(guideline.body) if guideline else "",
         progress=project_progress(project=project),
         mine=annotator_progress(user=request.user, project=project),
     )
@@ -211,16 +213,17 @@ def annotate_draft(request: HttpRequest, project_id: int, item_id: int) -> HttpR
     """Autosave of the form as it is, valid or not yet; only while the user holds the item."""
     item, _ = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=ANNOTATE)
     project = item.project
-    if claim_active_get(user=request.user, project=project, item_id=item.pk) is None:
-        refusal = format_html('<span class="error">{}</span>', DRAFT_NOT_HELD)
-        return HttpResponse(refusal, status=200 if request.htmx else 409)
-    draft = draft_save(
-        annotator=request.user,
-        item=item,
-        value=project.task_kind.value_from_form(request.POST),
-        unsure=bool(request.POST.get("unsure")),
-        note=request.POST.get("note", ""),
-    )
+    try:
+        draft = draft_autosave(
+            annotator=request.user,
+            item=item,
+            value=project.task_kind.value_from_form(request.POST),
+            unsure=bool(request.POST.get("unsure")),
+            note=request.POST.get("note", ""),
+        )
+    except StateConflict as exc:
+        refusal = format_html('<span class="error">{}</span>', exc.message)
+        return HttpResponse(refusal, status=200 if request.htmx else exc.status_code)
     if not request.htmx:
         return redirect(f"{reverse('annotate', args=[project.pk])}?item={item.pk}")
     return HttpResponse(format_html("Draft saved {}", draft.updated_at.strftime("%H:%M:%S")))

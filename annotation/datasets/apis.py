@@ -1,25 +1,42 @@
-"""REST API for snapshots: list, create, read, download and compare."""
+"""REST API of datasets: snapshots (list, create, read, download, compare) and the items as data (list, export)."""
 
 from __future__ import annotations
 
 from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import renderers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from annotation.datasets import services as snapshots
+from annotation.datasets.items import item_get, item_list, items_export_rows
 from annotation.datasets.responses import snapshot_stream
 from annotation.datasets.selectors import snapshot_get, snapshot_list, snapshot_pair
-from annotation.models import Snapshot
+from annotation.models import Item, ItemStatus, Snapshot, Split
 from annotation.permissions import MANAGE, REVIEW, access_project
-from annotation.review.apis import _error
-from core.errors import ServiceError
+from core.api import (
+    DENIED,
+    PAGE_PARAMETERS,
+    REFUSED,
+    ApiView,
+    boolean,
+    choice,
+    moment,
+    paginated,
+    text,
+    validated,
+    whole_number,
+)
+from core.streaming import JSONL_MEDIA_TYPE, JsonLinesRenderer, jsonl_response
+
+NO_SUCH_SNAPSHOT = "No such snapshot."
 
 
-class SnapshotOutput(serializers.ModelSerializer):
+NO_SUCH_ITEM = "No such item."
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username")
 
     class Meta:
@@ -31,76 +48,153 @@ def _snapshot(project_id: int, snapshot_id: int, request: Request) -> Snapshot:
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     snapshot = snapshot_get(project=project, snapshot_id=snapshot_id)
     if snapshot is None:
-        raise Http404("No such snapshot.")
+        raise Http404(NO_SUCH_SNAPSHOT)
     return snapshot
 
 
-class SnapshotListApi(APIView):
-    @extend_schema(responses=SnapshotOutput(many=True))
-    def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-        rows = snapshot_list(project=project)
-        return Response(SnapshotOutput(rows, many=True).data)
+class SnapshotListApi(ApiView):
+    """Owners and reviewers: the project's snapshots, newest first; the owner creates one."""
 
-
-class SnapshotCreateApi(APIView):
-    class Input(serializers.Serializer):
+    class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         seed = serializers.IntegerField(required=False, default=0)
         ratios = serializers.ListField(
             child=serializers.FloatField(min_value=0), min_length=3, max_length=3, required=False,
-            default=list(snapshots.DEFAULT_RATIOS),
+            default=list(snapshots.DEFAULT_RATIOS), help_text="Train, validation, test.",
         )
         group_field = serializers.CharField(required=False, allow_blank=True, default="")
         balance_mode = serializers.CharField(required=False, allow_blank=True, default="")
 
-    @extend_schema(request=Input, responses=SnapshotOutput)
+    @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(SnapshotSerializer), **REFUSED})
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        self.filter_values(request)
+        return self.page(request, snapshot_list(project=project), SnapshotSerializer)
+
+    @extend_schema(request=InputSerializer, responses={201: SnapshotSerializer, **REFUSED})
     def post(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        try:
-            snapshot = snapshots.snapshot_create(project=project, user=request.user, **data.validated_data)
-        except ServiceError as exc:
-            return _error(exc)
-        return Response(SnapshotOutput(snapshot).data, status=status.HTTP_201_CREATED)
+        data = validated(self.InputSerializer, request.data)
+        snapshot = snapshots.snapshot_create(project=project, user=request.user, **data)
+        return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
 
 
-class SnapshotDetailApi(APIView):
-    @extend_schema(responses=SnapshotOutput)
+class SnapshotDetailApi(ApiView):
+    @extend_schema(responses={200: SnapshotSerializer, **DENIED})
     def get(self, request: Request, project_id: int, snapshot_id: int) -> Response:
-        return Response(SnapshotOutput(_snapshot(project_id, snapshot_id, request)).data)
+        return Response(SnapshotSerializer(_snapshot(project_id, snapshot_id, request)).data)
 
 
-class SnapshotDownloadApi(APIView):
+class SnapshotDownloadApi(ApiView):
     """The canonical JSONL, whole or one split (?split=train|validation|test)."""
 
+    renderer_classes = [renderers.JSONRenderer, JsonLinesRenderer]
+    filters = {"split": choice(Split.values)}
+
     @extend_schema(
-        parameters=[OpenApiParameter("split", str, enum=["train", "validation", "test"], required=False)],
-        responses={(200, "application/jsonl"): OpenApiTypes.BINARY, 400: OpenApiTypes.OBJECT},
+        parameters=[OpenApiParameter("split", str, enum=Split.values, required=False)],
+        responses={(200, JSONL_MEDIA_TYPE): OpenApiTypes.BINARY, **REFUSED},
     )
-    def get(self, request: Request, project_id: int, snapshot_id: int) -> StreamingHttpResponse | Response:
+    def get(self, request: Request, project_id: int, snapshot_id: int) -> StreamingHttpResponse:
         snapshot = _snapshot(project_id, snapshot_id, request)
-        split = request.query_params.get("split", "")
-        try:
-            return snapshot_stream(snapshot=snapshot, split=split)
-        except ServiceError as exc:
-            return _error(exc)
+        return snapshot_stream(snapshot=snapshot, split=self.filter_values(request).get("split", ""))
 
 
-class SnapshotCompareApi(APIView):
+class SnapshotCompareApi(ApiView):
     """Items added, removed and relabelled between two snapshots of the project (?old=&new=)."""
+
+    filters = {"old": whole_number, "new": whole_number}
 
     @extend_schema(
         parameters=[OpenApiParameter("old", int, required=True), OpenApiParameter("new", int, required=True)],
-        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The differences."), **REFUSED},
     )
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-        try:
-            old, new = snapshot_pair(
-                project=project, old_id=request.query_params.get("old"), new_id=request.query_params.get("new")
-            )
-        except ServiceError as exc:
-            return _error(exc)
+        wanted = self.filter_values(request)
+        old, new = snapshot_pair(project=project, old_id=wanted.get("old"), new_id=wanted.get("new"))
         return Response(snapshots.snapshot_compare(old=old, new=new))
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    split = serializers.ChoiceField(choices=Split.choices, allow_null=True, help_text="Given by its first snapshot.")
+    final_value = serializers.JSONField(
+        allow_null=True, help_text="The reviewed or agreed value of an approved item; null while you could annotate it."
+    )
+
+    class Meta:
+        model = Item
+        fields = [
+            "id", "external_id", "text", "response", "metadata", "group_key", "status", "split", "final_value",
+            "import_job", "created_at",
+        ]
+
+
+class ItemListApi(ApiView):
+    """Owners and reviewers: the project's items in id order, with status, split and final value.
+
+    Annotators get 403: the list shows final values, which the blind promise keeps from them.
+    """
+
+    filters = {
+        "status": choice(ItemStatus.values),
+        "split": choice(Split.values),
+        "has_final_value": boolean,
+        "external_id": text,
+        "group_key": text,
+        "q": text,
+        "created_after": moment,
+        "created_before": moment,
+    }
+
+    @extend_schema(
+        parameters=[
+            *PAGE_PARAMETERS,
+            OpenApiParameter("status", str, enum=ItemStatus.values),
+            OpenApiParameter("split", str, enum=Split.values),
+            OpenApiParameter("has_final_value", bool),
+            OpenApiParameter("external_id", str),
+            OpenApiParameter("group_key", str),
+            OpenApiParameter("q", str, description="Text contains (ignoring case)."),
+            OpenApiParameter("created_after", str, description="ISO 8601; inclusive."),
+            OpenApiParameter("created_before", str, description="ISO 8601; exclusive."),
+        ],
+        responses={200: paginated(ItemSerializer), **REFUSED},
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        items = item_list(project=project, viewer=request.user, role=role, **self.filter_values(request))
+        return self.page(request, items, ItemSerializer)
+
+
+class ItemDetailApi(ApiView):
+    @extend_schema(responses={200: ItemSerializer, **DENIED})
+    def get(self, request: Request, project_id: int, item_id: int) -> Response:
+        project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        item = item_get(project=project, viewer=request.user, role=role, item_id=item_id)
+        if item is None:
+            raise Http404(NO_SUCH_ITEM)
+        return Response(ItemSerializer(item).data)
+
+
+class ItemExportApi(ApiView):
+    """Owners and reviewers: every item as JSON Lines, streamed in id order (constant memory)."""
+
+    renderer_classes = [renderers.JSONRenderer, JsonLinesRenderer]
+
+    @extend_schema(
+        responses={
+            (200, JSONL_MEDIA_TYPE): OpenApiResponse(
+                response=OpenApiTypes.STR,
+                description=(
+                    "One JSON object per line: item_id, external_id, text, response, metadata, group_key, status, "
+                    "split, final_value, created_at."
+                ),
+            ),
+            **DENIED,
+        }
+    )
+    def get(self, request: Request, project_id: int) -> StreamingHttpResponse:
+        project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        rows = items_export_rows(project=project, viewer=request.user, role=role)
+        return jsonl_response(rows, f"project-{project.pk}-items.jsonl")

@@ -15,20 +15,16 @@ urlpatterns = [
     ),
 ]
 
+P = "projects/<int:project_id>"
+
 api_urlpatterns = [
-    path("projects/<int:project_id>/snapshots/", apis.SnapshotListApi.as_view(), name="api-snapshot-list"),
-    path("projects/<int:project_id>/snapshots/create/", apis.SnapshotCreateApi.as_view(), name="api-snapshot-create"),
+    path(f"{P}/snapshots/", apis.SnapshotListApi.as_view(), name="api-snapshot-list"),
+    path(f"{P}/snapshots/compare/", apis.SnapshotCompareApi.as_view(), name="api-snapshot-compare"),
+    path(f"{P}/snapshots/<int:snapshot_id>/", apis.SnapshotDetailApi.as_view(), name="api-snapshot-detail"),
     path(
-        "projects/<int:project_id>/snapshots/compare/", apis.SnapshotCompareApi.as_view(), name="api-snapshot-compare"
+        f"{P}/snapshots/<int:snapshot_id>/download/", apis.SnapshotDownloadApi.as_view(), name="api-snapshot-download"
     ),
-    path(
-        "projects/<int:project_id>/snapshots/<int:snapshot_id>/",
-        apis.SnapshotDetailApi.as_view(),
-        name="api-snapshot-detail",
-    ),
-    path(
-        "projects/<int:project_id>/snapshots/<int:snapshot_id>/download/",
-        apis.SnapshotDownloadApi.as_view(),
-        name="api-snapshot-download",
-    ),
+    path(f"{P}/items/", apis.ItemListApi.as_view(), name="api-item-list"),
+    path(f"{P}/items/export/", apis.ItemExportApi.as_view(), name="api-item-export"),
+    path(f"{P}/items/<int:item_id>/", apis.ItemDetailApi.as_view(), name="api-item-detail"),
 ]

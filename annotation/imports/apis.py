@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import parsers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotation.imports.importers import CSV, JSONL, MAPPING_KEYS
+from annotation.imports.selectors import import_list
 from annotation.imports.services import import_create, import_get_for_user, import_progress
-from annotation.models import ImportJob
+from annotation.models import ImportJob, ImportStatus
 from annotation.permissions import MANAGE, access_project
-from core.api import DENIED, REFUSED, ApiView, validated
+from core.api import DENIED, PAGE_PARAMETERS, REFUSED, ApiView, choice, paginated, validated
 from core.errors import ServiceError
 
 
@@ -42,11 +43,15 @@ class ImportJobSerializer(serializers.ModelSerializer):
         return ImportProgressSerializer(import_progress(job)).data
 
 
-class ImportCreateApi(ApiView):
-    """Owner: upload a JSONL or CSV file of items. A small file is imported before the answer comes
-    (status succeeded or failed); a big one is queued: poll the import until it is done."""
+class ImportListApi(ApiView):
+    """Owner: the project's imports, newest first; upload a JSONL or CSV file of items.
 
-    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+    A small file is imported before the answer comes (status succeeded or failed); a big one is queued:
+    poll the import until `progress.done`.
+    """
+
+    parser_classes = [parsers.JSONParser, parsers.MultiPartParser, parsers.FormParser]
+    filters = {"status": choice(ImportStatus.values)}
 
     class InputSerializer(serializers.Serializer):
         file = serializers.FileField(help_text="JSONL (one JSON object a line) or CSV with a header row, UTF-8.")
@@ -59,7 +64,17 @@ class ImportCreateApi(ApiView):
             help_text=f'JSON object: which column holds what, e.g. {{"text": "prompt"}}; keys {list(MAPPING_KEYS)}.',
         )
 
-    @extend_schema(request=InputSerializer, responses={201: ImportJobSerializer, **REFUSED})
+    @extend_schema(
+        parameters=[*PAGE_PARAMETERS, OpenApiParameter("status", str, enum=ImportStatus.values)],
+        responses={200: paginated(ImportJobSerializer), **REFUSED},
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        return self.page(request, import_list(project=project, **self.filter_values(request)), ImportJobSerializer)
+
+    @extend_schema(
+        request={"multipart/form-data": InputSerializer}, responses={201: ImportJobSerializer, **REFUSED}
+    )
     def post(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
@@ -84,6 +99,6 @@ class ImportDetailApi(ApiView):
     """Owner: an import's status and progress; poll it until `progress.done`."""
 
     @extend_schema(responses={200: ImportJobSerializer, **DENIED})
-    def get(self, request: Request, project_id: int, job_id: int) -> Response:
-        job = import_get_for_user(user=request.user, project_id=project_id, job_id=job_id)
+    def get(self, request: Request, project_id: int, import_id: int) -> Response:
+        job = import_get_for_user(user=request.user, project_id=project_id, job_id=import_id)
         return Response(ImportJobSerializer(job).data)

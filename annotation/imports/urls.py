@@ -10,6 +10,8 @@ urlpatterns = [
 ]
 
 api_urlpatterns = [
-    path("projects/<int:project_id>/imports/create/", apis.ImportCreateApi.as_view(), name="api-import-create"),
-    path("projects/<int:project_id>/imports/<int:job_id>/", apis.ImportDetailApi.as_view(), name="api-import-detail"),
+    path("projects/<int:project_id>/imports/", apis.ImportListApi.as_view(), name="api-import-list"),
+    path(
+        "projects/<int:project_id>/imports/<int:import_id>/", apis.ImportDetailApi.as_view(), name="api-import-detail"
+    ),
 ]

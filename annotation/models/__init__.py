@@ -9,6 +9,7 @@ from .datasets import ItemSplit, Snapshot, SnapshotItem, Split
 from .imports import ImportJob, ImportStatus
 from .items import Item, ItemStatus
 from .projects import (
+    AccountSetup,
     GoalMetric,
     GuidelineAcknowledgement,
     GuidelineVersion,
@@ -25,6 +26,7 @@ from .quality import ItemEmbedding, NoiseFlag, NoiseScan, ScanStatus
 from .review import Decision, DecisionSource, ReviewReason, ReviewStatus, ReviewTask
 
 __all__ = [
+    "AccountSetup",
     "Annotation",
     "AnnotationStatus",
     "Claim",

@@ -181,3 +181,21 @@ class GuidelineAcknowledgement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} read guideline version {self.guideline_version_id}"
+
+
+class AccountSetup(models.Model):
+    """A user an owner created by API with a one-time password: they must choose their own at first sign-in.
+
+    The password itself is stored only hashed, on the user, like any other; this row keeps the obligation.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account_setup")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    must_change_password = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    password_changed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"account setup of user {self.user_id}"

@@ -1,47 +1,152 @@
-"""REST API of projects: the project, its members, labels and guideline versions."""
+"""REST API of projects: the caller and their token, projects, members, labels and guideline versions.
+
+Resources follow the conventions in docs/api.md: collections (`GET` pages, `POST` creates: 201) and members
+(`GET`, `PATCH`: 200, `DELETE`: 204) nested under the project that owns them.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth import authenticate
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotation.annotate.services import (
-    guideline_state,
-)
-from annotation.models import GoalMetric, Label, Role, TaskType
+from annotation.annotate.services import guideline_state
+from annotation.models import GoalMetric, Label, Membership, Role, TaskType
 from annotation.permissions import MANAGE, access_project
-from annotation.projects.forms import HOTKEY_RESERVED, LABEL_LISTED_TWICE, RESERVED_HOTKEYS
 from annotation.projects.guidelines import diff_lines, render_markdown
 from annotation.projects.selectors import (
+    account_must_change_password,
+    guideline_version_get,
     guideline_versions,
     label_list,
+    membership_get,
     membership_list,
     project_memberships_for_user,
     project_overview,
+    token_get,
 )
 from annotation.projects.services import (
     LEASE_MAX_SECONDS,
     LEASE_MIN_SECONDS,
-    guideline_acknowledge,
+    guideline_acknowledge_current,
     guideline_current,
     guideline_publish,
     label_create,
+    label_update,
+    member_add,
+    membership_remove,
     membership_set_role,
     project_archive,
     project_create,
     project_set_lease,
     project_set_overlap,
+    token_issue,
+    token_revoke,
 )
-from core.api import DENIED, REFUSED, ApiView, ErrorSerializer, validated
+from core.api import CONFLICT, DENIED, PAGE_PARAMETERS, REFUSED, ApiView, ErrorSerializer, choice, paginated, validated
 from core.errors import ServiceError
 
 NO_GUIDELINES = "This project has no guidelines yet."
 
 
-GUIDELINE_NOT_CURRENT = "This is not the current guideline version: read the current one and acknowledge that."
+NO_SUCH_LABEL = "No such label."
+
+
+NO_SUCH_MEMBER = "No such member."
+
+
+NO_SUCH_VERSION = "No such guideline version."
+
+
+BAD_LOGIN = "Unable to sign in with these credentials."
+
+
+# --- The caller: token and identity -----------------------------------------------------------------
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField(source="key", help_text="Send it as `Authorization: Token <token>`.")
+    created = serializers.DateTimeField()
+
+
+class TokenApi(ApiView):
+    """The caller's API token: exchange a username and password for it, see whether one exists, revoke it."""
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
+
+    class OutputSerializer(serializers.Serializer):
+        exists = serializers.BooleanField()
+        created = serializers.DateTimeField(
+            allow_null=True, help_text="When it was made; its key is never shown again."
+        )
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]
+
+    @extend_schema(request=InputSerializer, responses={200: TokenSerializer, 400: ErrorSerializer}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = validated(self.InputSerializer, request.data)
+        user = authenticate(request, username=data["username"], password=data["password"])
+        if user is None:
+            raise ServiceError(BAD_LOGIN)
+        return Response(TokenSerializer(token_issue(user=user)).data)
+
+    @extend_schema(responses={200: OutputSerializer, 401: ErrorSerializer})
+    def get(self, request: Request) -> Response:
+        token = token_get(user=request.user)
+        out = {"exists": token is not None, "created": token.created if token else None}
+        return Response(self.OutputSerializer(out).data)
+
+    @extend_schema(responses={204: None, 401: ErrorSerializer})
+    def delete(self, request: Request) -> Response:
+        token_revoke(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokenRotateApi(ApiView):
+    """Replace the caller's token with a new one: the old key stops working at once."""
+
+    @extend_schema(request=None, responses={200: TokenSerializer, 401: ErrorSerializer})
+    def post(self, request: Request) -> Response:
+        return Response(TokenSerializer(token_issue(user=request.user, rotate=True)).data)
+
+
+class MeApi(ApiView):
+    """The caller: who they are, whether they still have to choose their own password, their projects."""
+
+    class OutputSerializer(serializers.Serializer):
+        class ProjectRoleSerializer(serializers.Serializer):
+            id = serializers.IntegerField(source="project.pk")
+            name = serializers.CharField(source="project.name")
+            role = serializers.ChoiceField(choices=Role.choices)
+
+        id = serializers.IntegerField(source="user.pk")
+        username = serializers.CharField(source="user.username")
+        email = serializers.CharField(source="user.email")
+        must_change_password = serializers.BooleanField(
+            help_text="Created by an owner with a one-time password not changed yet (/accounts/password_change/)."
+        )
+        projects = ProjectRoleSerializer(many=True)
+
+    @extend_schema(responses={200: OutputSerializer, 401: ErrorSerializer})
+    def get(self, request: Request) -> Response:
+        out = {
+            "user": request.user,
+            "must_change_password": account_must_change_password(user=request.user),
+            "projects": project_memberships_for_user(user=request.user),
+        }
+        return Response(self.OutputSerializer(out).data)
+
+
+# --- Projects --------------------------------------------------------------------------------------
 
 
 class LabelSerializer(serializers.ModelSerializer):
@@ -69,7 +174,7 @@ class ProjectSerializer(serializers.Serializer):
 
 
 class ProjectListApi(ApiView):
-    """The caller's projects, newest first, archived ones left out."""
+    """The caller's projects, newest first, archived ones left out; any signed-in user may start one."""
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField(source="project.pk")
@@ -77,15 +182,6 @@ class ProjectListApi(ApiView):
         task_type = serializers.ChoiceField(choices=TaskType.choices, source="project.task_type")
         role = serializers.ChoiceField(choices=Role.choices)
         created_at = serializers.DateTimeField(source="project.created_at")
-
-    @extend_schema(responses={200: OutputSerializer(many=True)})
-    def get(self, request: Request) -> Response:
-        memberships = project_memberships_for_user(user=request.user)
-        return Response(self.OutputSerializer(memberships, many=True).data)
-
-
-class ProjectCreateApi(ApiView):
-    """Any signed-in user may start a project and becomes its owner."""
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
@@ -106,15 +202,14 @@ class ProjectCreateApi(ApiView):
             help_text="Markdown, published as version 1.",
         )
 
-        def validate_labels(self, names: list[str]) -> list[str]:
-            seen: set[str] = set()
-            for name in names:
-                if name.casefold() in seen:
-                    raise serializers.ValidationError(LABEL_LISTED_TWICE.format(name=name))
-                seen.add(name.casefold())
-            return names
+    @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(OutputSerializer), 401: ErrorSerializer})
+    def get(self, request: Request) -> Response:
+        self.filter_values(request)
+        return self.page(request, project_memberships_for_user(user=request.user), self.OutputSerializer)
 
-    @extend_schema(request=InputSerializer, responses={201: ProjectSerializer, 400: ErrorSerializer})
+    @extend_schema(
+        request=InputSerializer, responses={201: ProjectSerializer, 400: ErrorSerializer, 401: ErrorSerializer}
+    )
     def post(self, request: Request) -> Response:
         data = validated(self.InputSerializer, request.data)
         project = project_create(owner=request.user, **data)
@@ -123,20 +218,19 @@ class ProjectCreateApi(ApiView):
 
 
 class ProjectDetailApi(ApiView):
-    @extend_schema(responses={200: ProjectSerializer, **DENIED})
-    def get(self, request: Request, project_id: int) -> Response:
-        project, role = access_project(user=request.user, project_id=project_id)
-        return Response(ProjectSerializer(project_overview(project=project, role=role)).data)
-
-
-class ProjectUpdateApi(ApiView):
-    """Owner: change overlap and lease. Claims already taken keep the lease they were given."""
+    """One project; the owner changes its overlap and lease, or deletes it (archived: nothing is removed)."""
 
     class InputSerializer(serializers.Serializer):
         overlap = serializers.IntegerField(min_value=1, max_value=20, required=False)
         lease_seconds = serializers.IntegerField(
-            min_value=LEASE_MIN_SECONDS, max_value=LEASE_MAX_SECONDS, required=False
+            min_value=LEASE_MIN_SECONDS, max_value=LEASE_MAX_SECONDS, required=False,
+            help_text="Claims already taken keep the lease they were given.",
         )
+
+    @extend_schema(responses={200: ProjectSerializer, **DENIED})
+    def get(self, request: Request, project_id: int) -> Response:
+        project, role = access_project(user=request.user, project_id=project_id)
+        return Response(ProjectSerializer(project_overview(project=project, role=role)).data)
 
     @extend_schema(request=InputSerializer, responses={200: ProjectSerializer, **REFUSED})
     def patch(self, request: Request, project_id: int) -> Response:
@@ -148,10 +242,6 @@ class ProjectUpdateApi(ApiView):
             project_set_lease(project=project, lease_seconds=data["lease_seconds"])
         return Response(ProjectSerializer(project_overview(project=project, role=role)).data)
 
-
-class ProjectArchiveApi(ApiView):
-    """Owner: deleting a project archives it; nothing anyone did is removed, and it leaves every list."""
-
     @extend_schema(responses={204: None, **DENIED})
     def delete(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
@@ -159,43 +249,93 @@ class ProjectArchiveApi(ApiView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+# --- Members ---------------------------------------------------------------------------------------
+
+
 class MemberSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField(source="user.pk")
     username = serializers.CharField(source="user.username")
     role = serializers.ChoiceField(choices=Role.choices)
     created_at = serializers.DateTimeField()
 
 
+def _member(project_id: int, user_id: int, request: Request, roles: frozenset[str] | None = None) -> Membership:
+    project, _ = access_project(user=request.user, project_id=project_id, **({"roles": roles} if roles else {}))
+    membership = membership_get(project=project, user_id=user_id)
+    if membership is None:
+        raise Http404(NO_SUCH_MEMBER)
+    return membership
+
+
 class MemberListApi(ApiView):
-    @extend_schema(responses={200: MemberSerializer(many=True), **DENIED})
-    def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id)
-        return Response(MemberSerializer(membership_list(project=project), many=True).data)
+    """Who is in the project; the owner adds an existing user by username, or creates one.
 
+    With `"create": true` the user is new: the answer carries a one-time password, shown this once and
+    stored only hashed, which the user must change at first sign-in.
+    """
 
-class MemberSetApi(ApiView):
-    """Owner: add a user by username, or change their role; the last owner cannot step down."""
+    filters = {"role": choice(Role.values)}
 
     class InputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
         role = serializers.ChoiceField(choices=Role.choices)
+        create = serializers.BooleanField(default=False, help_text="Create this user (they must not exist yet).")
+        email = serializers.EmailField(required=False, allow_blank=True, default="", help_text="With create only.")
 
-    @extend_schema(request=InputSerializer, responses={200: MemberSerializer, **REFUSED})
+    class OutputSerializer(MemberSerializer):
+        one_time_password = serializers.CharField(
+            allow_null=True, help_text="Only when the user was created: shown once, never again."
+        )
+
+    @extend_schema(
+        parameters=[*PAGE_PARAMETERS, OpenApiParameter("role", str, enum=Role.values)],
+        responses={200: paginated(MemberSerializer), **DENIED},
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = access_project(user=request.user, project_id=project_id)
+        rows = membership_list(project=project, **self.filter_values(request))
+        return self.page(request, rows, MemberSerializer)
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer, **REFUSED})
     def post(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
-        membership = membership_set_role(project=project, username=data["username"], role=data["role"])
+        membership, password = member_add(project=project, added_by=request.user, **data)
+        out = {"user": membership.user, "role": membership.role, "created_at": membership.created_at}
+        out["one_time_password"] = password  # the only time it leaves the server
+        return Response(self.OutputSerializer(out).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailApi(ApiView):
+    """One member; the owner changes their role or takes them out (the last owner can do neither to themself)."""
+
+    class InputSerializer(serializers.Serializer):
+        role = serializers.ChoiceField(choices=Role.choices)
+
+    @extend_schema(responses={200: MemberSerializer, **DENIED})
+    def get(self, request: Request, project_id: int, user_id: int) -> Response:
+        return Response(MemberSerializer(_member(project_id, user_id, request)).data)
+
+    @extend_schema(request=InputSerializer, responses={200: MemberSerializer, **REFUSED})
+    def patch(self, request: Request, project_id: int, user_id: int) -> Response:
+        membership = _member(project_id, user_id, request, MANAGE)
+        data = validated(self.InputSerializer, request.data)
+        membership = membership_set_role(
+            project=membership.project, username=membership.user.get_username(), role=data["role"]
+        )
         return Response(MemberSerializer(membership).data)
+
+    @extend_schema(responses={204: None, **REFUSED})
+    def delete(self, request: Request, project_id: int, user_id: int) -> Response:
+        membership_remove(membership=_member(project_id, user_id, request, MANAGE))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Labels ----------------------------------------------------------------------------------------
 
 
 class LabelListApi(ApiView):
-    @extend_schema(responses={200: LabelSerializer(many=True), **DENIED})
-    def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id)
-        return Response(LabelSerializer(label_list(project=project), many=True).data)
-
-
-class LabelCreateApi(ApiView):
-    """Owner: add a label at the end of the list."""
+    """The project's labels in order; the owner adds one at the end."""
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=100)
@@ -206,13 +346,14 @@ class LabelCreateApi(ApiView):
         )
         hotkey = serializers.CharField(
             max_length=1, required=False, allow_blank=True, allow_null=True, default=None,
-            help_text="Left out: the next digit while there is one; empty: no hotkey.",
+            help_text="Left out: the next digit while there is one; empty: no hotkey. Not S, U, G or ?.",
         )
 
-        def validate_hotkey(self, key: str | None) -> str | None:
-            if key and key in RESERVED_HOTKEYS:
-                raise serializers.ValidationError(HOTKEY_RESERVED)
-            return key
+    @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(LabelSerializer), **DENIED})
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = access_project(user=request.user, project_id=project_id)
+        self.filter_values(request)
+        return self.page(request, label_list(project=project), LabelSerializer)
 
     @extend_schema(request=InputSerializer, responses={201: LabelSerializer, **REFUSED})
     def post(self, request: Request, project_id: int) -> Response:
@@ -220,6 +361,43 @@ class LabelCreateApi(ApiView):
         data = validated(self.InputSerializer, request.data)
         label = label_create(project=project, name=data["name"], color=data["color"], hotkey=data["hotkey"])
         return Response(LabelSerializer(label).data, status=status.HTTP_201_CREATED)
+
+
+class LabelDetailApi(ApiView):
+    """One label; the owner changes its colour and hotkey, and its name while no annotation names it."""
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100, required=False)
+        color = serializers.RegexField(
+            r"^#[0-9a-fA-F]{6}$", required=False, error_messages={"invalid": "Use a hex colour such as #1f77b4."}
+        )
+        hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True, help_text="Empty: no hotkey.")
+
+    def _label(self, request: Request, project_id: int, label_id: int, roles: frozenset[str] | None = None) -> Label:
+        project, _ = access_project(user=request.user, project_id=project_id, **({"roles": roles} if roles else {}))
+        label = next((label for label in label_list(project=project) if label.pk == label_id), None)
+        if label is None:
+            raise Http404(NO_SUCH_LABEL)
+        return label
+
+    @extend_schema(responses={200: LabelSerializer, **DENIED})
+    def get(self, request: Request, project_id: int, label_id: int) -> Response:
+        return Response(LabelSerializer(self._label(request, project_id, label_id)).data)
+
+    @extend_schema(request=InputSerializer, responses={200: LabelSerializer, **REFUSED})
+    def patch(self, request: Request, project_id: int, label_id: int) -> Response:
+        label = self._label(request, project_id, label_id, MANAGE)
+        data = validated(self.InputSerializer, request.data)
+        label = label_update(
+            label=label,
+            name=data.get("name", label.name),
+            color=data.get("color", label.color),
+            hotkey=data.get("hotkey", label.hotkey),
+        )
+        return Response(LabelSerializer(label).data)
+
+
+# --- Guidelines ------------------------------------------------------------------------------------
 
 
 class GuidelineVersionSerializer(serializers.Serializer):
@@ -230,13 +408,49 @@ class GuidelineVersionSerializer(serializers.Serializer):
 
 
 class GuidelineListApi(ApiView):
-    """Every published version, newest first."""
+    """Every published version, newest first; the owner publishes a new one, which annotators must
+    acknowledge before their next item. The answer shows the change against the previous version."""
 
-    @extend_schema(responses={200: GuidelineVersionSerializer(many=True), **DENIED})
+    class InputSerializer(serializers.Serializer):
+        body = serializers.CharField(trim_whitespace=False, help_text="Markdown.")
+        change_note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+    class OutputSerializer(serializers.Serializer):
+        class DiffLineSerializer(serializers.Serializer):
+            kind = serializers.ChoiceField(choices=["same", "added", "removed"])
+            text = serializers.CharField()
+
+        version = serializers.IntegerField(source="guideline.version")
+        body = serializers.CharField(source="guideline.body")
+        change_note = serializers.CharField(source="guideline.change_note")
+        author = serializers.CharField(source="guideline.created_by.username")
+        created_at = serializers.DateTimeField(source="guideline.created_at")
+        html = serializers.CharField()
+        previous_version = serializers.IntegerField(allow_null=True)
+        diff = DiffLineSerializer(many=True)
+
+    @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(GuidelineVersionSerializer), **DENIED})
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id)
-        versions = guideline_versions(project=project)
-        return Response(GuidelineVersionSerializer(versions, many=True).data)
+        self.filter_values(request)
+        return self.page(request, guideline_versions(project=project), GuidelineVersionSerializer)
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer, **REFUSED})
+    def post(self, request: Request, project_id: int) -> Response:
+        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        data = validated(self.InputSerializer, request.data)
+        previous = guideline_current(project=project)
+        guideline = guideline_publish(
+            project=project, author=request.user, body=data["body"], change_note=data["change_note"]
+        )
+        changes = diff_lines(previous.body if previous else "", guideline.body)
+        out: dict[str, Any] = {
+            "guideline": guideline,
+            "html": render_markdown(guideline.body),
+            "previous_version": previous.version if previous else None,
+            "diff": [{"kind": kind, "text": text} for kind, text in changes],
+        }
+        return Response(self.OutputSerializer(out).data, status=status.HTTP_201_CREATED)
 
 
 class GuidelineCurrentApi(ApiView):
@@ -261,67 +475,26 @@ class GuidelineCurrentApi(ApiView):
         return Response(self.OutputSerializer(out).data)
 
 
-class GuidelinePublishApi(ApiView):
-    """Owner: publish a new version; annotators must acknowledge it before their next item.
-
-    The answer shows what changed against the previous version, line by line, and the rendered HTML.
-    """
-
-    class InputSerializer(serializers.Serializer):
-        body = serializers.CharField(trim_whitespace=False, help_text="Markdown.")
-        change_note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
-
-    class OutputSerializer(serializers.Serializer):
-        class DiffLineSerializer(serializers.Serializer):
-            kind = serializers.ChoiceField(choices=["same", "added", "removed"])
-            text = serializers.CharField()
-
-        version = serializers.IntegerField(source="guideline.version")
-        body = serializers.CharField(source="guideline.body")
-        change_note = serializers.CharField(source="guideline.change_note")
-        author = serializers.CharField(source="guideline.created_by.username")
-        created_at = serializers.DateTimeField(source="guideline.created_at")
-        html = serializers.CharField()
-        previous_version = serializers.IntegerField(allow_null=True)
-        diff = DiffLineSerializer(many=True)
-
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer, **REFUSED})
-    def post(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
-        data = validated(self.InputSerializer, request.data)
-        previous = guideline_current(project=project)
-        guideline = guideline_publish(
-            project=project, author=request.user, body=data["body"], change_note=data["change_note"]
-        )
-        changes = diff_lines(previous.body if previous else "", guideline.body)
-        out = {
-            "guideline": guideline,
-            "html": render_markdown(guideline.body),
-            "previous_version": previous.version if previous else None,
-            "diff": [{"kind": kind, "text": text} for kind, text in changes],
-        }
-        return Response(self.OutputSerializer(out).data, status=status.HTTP_201_CREATED)
-
-
-class GuidelineAcknowledgeApi(ApiView):
-    """Any member: confirm having read the current version. Naming the version read guards against
-    acknowledging one published after the reader loaded theirs."""
-
-    class InputSerializer(serializers.Serializer):
-        version = serializers.IntegerField(required=False, help_text="The version read; left out: the current one.")
+class GuidelineAcknowledgementApi(ApiView):
+    """Any member: confirm having read this version, which must be the current one (409 once a newer one is out)."""
 
     class OutputSerializer(serializers.Serializer):
         version = serializers.IntegerField(source="guideline_version.version")
         acknowledged_at = serializers.DateTimeField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED})
-    def post(self, request: Request, project_id: int) -> Response:
+    @extend_schema(
+        request=None,
+        responses={
+            201: OutputSerializer,
+            **CONFLICT,
+            **DENIED,
+            404: OpenApiResponse(ErrorSerializer, description="No such project or version."),
+        },
+    )
+    def post(self, request: Request, project_id: int, version: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id)
-        data = validated(self.InputSerializer, request.data)
-        current = guideline_current(project=project)
-        if current is None:
-            raise ServiceError(NO_GUIDELINES)
-        if data.get("version", current.version) != current.version:
-            raise ServiceError(GUIDELINE_NOT_CURRENT, field="version")
-        ack = guideline_acknowledge(user=request.user, version=current)
-        return Response(self.OutputSerializer(ack).data)
+        guideline = guideline_version_get(project=project, version=version)
+        if guideline is None:
+            raise Http404(NO_SUCH_VERSION)
+        ack = guideline_acknowledge_current(user=request.user, version=guideline)
+        return Response(self.OutputSerializer(ack).data, status=status.HTTP_201_CREATED)

@@ -9,16 +9,6 @@ from django import forms
 from annotation.models import GoalMetric, Role, TaskType
 from annotation.projects.services import LEASE_MAX_SECONDS, LEASE_MIN_SECONDS
 
-# Keys the annotate page keeps for its own commands: a label cannot take them as a hotkey.
-RESERVED_HOTKEYS = frozenset("sSuUgG?")
-
-
-HOTKEY_RESERVED = "S, U, G and ? are the annotate page's own keys; pick another hotkey."
-
-
-LABEL_LISTED_TWICE = "Label {name!r} is listed twice."
-
-
 PREVIEW_STALE = "The text changed after the preview: check the new diff, then publish."
 
 
@@ -64,13 +54,7 @@ class ProjectCreateForm(forms.Form):
     )
 
     def clean_labels(self) -> list[str]:
-        names = parse_label_names(self.cleaned_data["labels"])
-        seen: set[str] = set()
-        for name in names:
-            if name.casefold() in seen:
-                raise forms.ValidationError(LABEL_LISTED_TWICE.format(name=name))
-            seen.add(name.casefold())
-        return names
+        return parse_label_names(self.cleaned_data["labels"])
 
 
 class ProjectSettingsForm(forms.Form):
@@ -89,12 +73,6 @@ class LabelForm(forms.Form):
         error_messages={"invalid": "Use a hex colour such as #1f77b4."},
     )
     hotkey = forms.CharField(max_length=1, required=False, strip=True)
-
-    def clean_hotkey(self) -> str:
-        key = self.cleaned_data["hotkey"]
-        if key in RESERVED_HOTKEYS:
-            raise forms.ValidationError(HOTKEY_RESERVED)
-        return key
 
 
 class MemberForm(forms.Form):

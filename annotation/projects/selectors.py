@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Exists, OuterRef
+from rest_framework.authtoken.models import Token
 
 from annotation.models import (
+    AccountSetup,
     GuidelineAcknowledgement,
     GuidelineVersion,
     Label,
@@ -20,8 +22,15 @@ def label_list(*, project: Project) -> list[Label]:
     return list(Label.objects.filter(project=project).order_by("position", "pk"))
 
 
-def membership_list(*, project: Project) -> list[Membership]:
-    return list(Membership.objects.filter(project=project).select_related("user").order_by("role", "user__username"))
+def membership_list(*, project: Project, role: str | None = None) -> list[Membership]:
+    memberships = Membership.objects.filter(project=project).select_related("user")
+    if role is not None:
+        memberships = memberships.filter(role=role)
+    return list(memberships.order_by("role", "user__username"))
+
+
+def guideline_version_get(*, project: Project, version: int) -> GuidelineVersion | None:
+    return GuidelineVersion.objects.filter(project=project, version=version).first()
 
 
 def project_memberships_for_user(*, user: AbstractBaseUser) -> list[Membership]:
@@ -59,3 +68,16 @@ def project_overview(*, project: Project, role: str) -> ProjectOverview:
     return ProjectOverview(
         project=project, role=role, labels=label_list(project=project), guideline_version=current.first()
     )
+
+
+def membership_get(*, project: Project, user_id: int) -> Membership | None:
+    return Membership.objects.select_related("user").filter(project=project, user_id=user_id).first()
+
+
+def account_must_change_password(*, user: AbstractBaseUser) -> bool:
+    """Whether the user still signs in with the one-time password an owner created them with."""
+    return AccountSetup.objects.filter(user=user, must_change_password=True).exists()
+
+
+def token_get(*, user: AbstractBaseUser) -> Token | None:
+    return Token.objects.filter(user=user).first()

@@ -1,9 +1,13 @@
-"""Projects, memberships, labels and guideline versions.
+"""Projects, memberships, labels, guideline versions, and the accounts and tokens of the people in them.
+
+The rules about labels (names unique ignoring case, the annotate page's own keys never a hotkey) live here,
+so the browser forms and the API refuse the same things with the same messages.
 """
 
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Sequence
 
 from django.contrib.auth import get_user_model
@@ -15,6 +19,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from annotation.models import (
+    AccountSetup,
     Annotation,
     GuidelineAcknowledgement,
     GuidelineVersion,
@@ -26,12 +31,27 @@ from annotation.models import (
     Role,
     TaskType,
 )
-from core.errors import ServiceError
+from core.errors import ServiceError, StateConflict
 
 LABELS_NOT_FOR_INSTRUCTION = "Instruction projects have no labels: annotators write responses."
 
 
 DUPLICATE_LABEL = "A label with this name or hotkey already exists in the project."
+
+
+LABEL_NAME_TAKEN = "The project already has a label called {name!r} (names are compared ignoring case)."
+
+
+LABEL_LISTED_TWICE = "Label {name!r} is listed twice."
+
+
+# Keys the annotate page keeps for its own commands: a label cannot take them as a hotkey.
+
+
+RESERVED_HOTKEYS = frozenset("sSuUgG?")
+
+
+HOTKEY_RESERVED = "S, U, G and ? are the annotate page's own keys; pick another hotkey."
 
 
 GUIDELINE_UNCHANGED = "The new guidelines are identical to the current version."
@@ -85,6 +105,11 @@ def project_create(
         project.goal_metric = kind.default_goal_metric
     if not kind.has_labels and labels:
         raise ServiceError(LABELS_NOT_FOR_INSTRUCTION, field="labels")
+    seen: set[str] = set()
+    for label_name in labels:
+        if label_name.strip().casefold() in seen:
+            raise ServiceError(LABEL_LISTED_TWICE.format(name=label_name.strip()), field="labels")
+        seen.add(label_name.strip().casefold())
     if kind.has_labels and len(set(labels)) < 2:
         raise ServiceError("A classification project needs at least two distinct labels.", field="labels")
     with transaction.atomic():
@@ -104,12 +129,23 @@ def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Me
     return membership
 
 
+def _label_check(*, project_id: int, name: str, hotkey: str, label_id: int | None = None) -> None:
+    """The rules every label obeys beyond its columns: a name no other label has (ignoring case), no reserved key."""
+    if not name:
+        raise ServiceError("A label needs a name.", field="name")
+    if hotkey and hotkey in RESERVED_HOTKEYS:
+        raise ServiceError(HOTKEY_RESERVED, field="hotkey")
+    others = Label.objects.filter(project_id=project_id, name__iexact=name).exclude(pk=label_id)
+    if others.exists():
+        raise ServiceError(LABEL_NAME_TAKEN.format(name=name), field="name")
+
+
 def label_create(*, project: Project, name: str, color: str = "", hotkey: str | None = None) -> Label:
+    """Add a label at the end; left out, its hotkey is the next digit while there is one ("" for none)."""
     if not project.task_kind.has_labels:
         raise ServiceError(LABELS_NOT_FOR_INSTRUCTION, field="labels")
     name = name.strip()
-    if not name:
-        raise ServiceError("A label needs a name.", field="name")
+    _label_check(project_id=project.pk, name=name, hotkey=(hotkey or "").strip())
     position = (project.labels.aggregate(m=Max("position"))["m"] or 0) + 1 if project.labels.exists() else 0
     if hotkey is None:
         hotkey = str(position + 1) if position < 9 else ""
@@ -185,6 +221,18 @@ def guideline_acknowledge(*, user: AbstractBaseUser, version: GuidelineVersion) 
     return ack
 
 
+GUIDELINE_NOT_CURRENT = "This is not the current guideline version: read the current one and acknowledge that."
+
+
+def guideline_acknowledge_current(*, user: AbstractBaseUser, version: GuidelineVersion) -> GuidelineAcknowledgement:
+    """Acknowledge the version the reader names, which must still be the current one (409 otherwise):
+    naming it guards against acknowledging a version published after the reader loaded theirs."""
+    current = guideline_current(project=version.project)
+    if current is None or current.pk != version.pk:
+        raise StateConflict(GUIDELINE_NOT_CURRENT, field="version")
+    return guideline_acknowledge(user=user, version=version)
+
+
 def guideline_needs_ack(*, user: AbstractBaseUser, project: Project) -> GuidelineVersion | None:
     """The current version if `user` has not acknowledged it yet, else None. One query."""
     current = (
@@ -228,12 +276,11 @@ def project_set_lease(*, project: Project, lease_seconds: int) -> Project:
 
 def label_update(*, label: Label, name: str, color: str, hotkey: str) -> Label:
     """Edit a label's look and hotkey; its name only while no annotation can refer to it."""
-    name = name.strip()
-    if not name:
-        raise ServiceError("A label needs a name.", field="name")
+    name, hotkey = name.strip(), hotkey.strip()
+    _label_check(project_id=label.project_id, name=name, hotkey=hotkey, label_id=label.pk)
     if name != label.name and Annotation.objects.filter(item__project_id=label.project_id).exists():
         raise ServiceError(LABEL_RENAME_IN_USE, field="name")
-    label.name, label.color, label.hotkey = name, color, hotkey.strip()
+    label.name, label.color, label.hotkey = name, color, hotkey
     try:
         label.full_clean(exclude=["project"], validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
@@ -314,3 +361,95 @@ def project_round_settings_set(
     for name, value in updates.items():
         setattr(project, name, value)
     return project
+
+
+MEMBER_ALREADY = "{username!r} is already a member of this project; change their role instead."
+
+
+USERNAME_TAKEN = "A user called {username!r} already exists: add them without `create`."
+
+
+NOT_A_MEMBER = "This user is not a member of this project."
+
+
+# Length of the one-time password an owner gets for a user they create (token_urlsafe bytes: ~16 characters).
+
+
+ONE_TIME_PASSWORD_BYTES = 12
+
+
+def user_create_with_one_time_password(
+    *, username: str, email: str = "", created_by: AbstractBaseUser
+) -> tuple[AbstractBaseUser, str]:
+    """Create a user with a random password, returned once and stored only hashed; they must change it.
+
+    The password is for the owner to pass on; at first sign-in the browser sends the user to the password
+    change page until they chose their own (see annotation.projects.middleware).
+    """
+    user_model = get_user_model()
+    username = username.strip()
+    if user_model.objects.filter(username=username).exists():
+        raise ServiceError(USERNAME_TAKEN.format(username=username), field="username")
+    password = secrets.token_urlsafe(ONE_TIME_PASSWORD_BYTES)
+    user = user_model(username=username, email=email.strip())
+    try:
+        user.full_clean(exclude=["password"])
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise ServiceError(f"{field}: {' '.join(messages)}", field=field) from exc
+    user.set_password(password)
+    with transaction.atomic():
+        user.save()
+        AccountSetup.objects.create(user=user, created_by=created_by)
+    return user, password
+
+
+def member_add(
+    *,
+    project: Project,
+    username: str,
+    role: str,
+    added_by: AbstractBaseUser,
+    create: bool = False,
+    email: str = "",
+) -> tuple[Membership, str | None]:
+    """Add a user to the project: an existing one by username, or (`create`) a new one with a one-time password.
+
+    Returns the membership and the one-time password (None for an existing user).
+    """
+    if role not in Role.values:
+        raise ServiceError(f"Unknown role {role!r}; use one of {Role.values}.", field="role")
+    with transaction.atomic():
+        if create:
+            user, password = user_create_with_one_time_password(username=username, email=email, created_by=added_by)
+        else:
+            user = get_user_model().objects.filter(username=username.strip()).first()
+            password = None
+            if user is None:
+                raise ServiceError(USER_NOT_FOUND, field="username")
+            if Membership.objects.filter(project=project, user=user).exists():
+                raise ServiceError(MEMBER_ALREADY.format(username=user.get_username()), field="username")
+        membership = Membership.objects.create(project=project, user=user, role=role)
+    return membership, password
+
+
+def membership_remove(*, membership: Membership) -> None:
+    """Take a member out of the project (their past work stays); the last owner cannot leave."""
+    with transaction.atomic():
+        owners = Membership.objects.select_for_update().filter(project_id=membership.project_id, role=Role.OWNER)
+        if membership.role == Role.OWNER and not owners.exclude(pk=membership.pk).exists():
+            raise ServiceError(LAST_OWNER, field="role")
+        membership.delete()
+
+
+def account_password_changed(*, user: AbstractBaseUser) -> None:
+    """The user chose their own password: the one-time one no longer binds them."""
+    AccountSetup.objects.filter(user=user, must_change_password=True).update(
+        must_change_password=False, password_changed_at=timezone.now()
+    )
+
+
+def token_revoke(*, user: AbstractBaseUser) -> bool:
+    """Delete the user's API token; False when they had none. Their next request with it gets 401."""
+    deleted, _ = Token.objects.filter(user=user).delete()
+    return bool(deleted)

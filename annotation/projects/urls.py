@@ -1,11 +1,12 @@
 """This package's routes: browser pages (`urlpatterns`) and REST API (`api_urlpatterns`, mounted under /api/)."""
 
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
 
 from . import apis, views
 
 urlpatterns = [
+    path("accounts/login/", views.SignInView.as_view(), name="login"),
+    path("accounts/password_change/", views.PasswordChangeView.as_view(), name="password_change"),
     path("", views.project_list, name="project-list"),
     path("projects/new/", views.project_create_view, name="project-create"),
     path("projects/<int:project_id>/", views.project_detail, name="project-detail"),
@@ -20,31 +21,23 @@ urlpatterns = [
     path("projects/<int:project_id>/guidelines/acknowledge/", views.guideline_ack_view, name="guideline-ack"),
 ]
 
+P = "projects/<int:project_id>"
+
 api_urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", apis.TokenApi.as_view(), name="api-token"),
+    path("auth/token/rotate/", apis.TokenRotateApi.as_view(), name="api-token-rotate"),
+    path("me/", apis.MeApi.as_view(), name="api-me"),
     path("projects/", apis.ProjectListApi.as_view(), name="api-project-list"),
-    path("projects/create/", apis.ProjectCreateApi.as_view(), name="api-project-create"),
-    path("projects/<int:project_id>/", apis.ProjectDetailApi.as_view(), name="api-project-detail"),
-    path("projects/<int:project_id>/update/", apis.ProjectUpdateApi.as_view(), name="api-project-update"),
-    path("projects/<int:project_id>/archive/", apis.ProjectArchiveApi.as_view(), name="api-project-archive"),
-    path("projects/<int:project_id>/members/", apis.MemberListApi.as_view(), name="api-member-list"),
-    path("projects/<int:project_id>/members/set/", apis.MemberSetApi.as_view(), name="api-member-set"),
-    path("projects/<int:project_id>/labels/", apis.LabelListApi.as_view(), name="api-label-list"),
-    path("projects/<int:project_id>/labels/create/", apis.LabelCreateApi.as_view(), name="api-label-create"),
-    path("projects/<int:project_id>/guidelines/", apis.GuidelineListApi.as_view(), name="api-guideline-list"),
+    path(f"{P}/", apis.ProjectDetailApi.as_view(), name="api-project-detail"),
+    path(f"{P}/members/", apis.MemberListApi.as_view(), name="api-member-list"),
+    path(f"{P}/members/<int:user_id>/", apis.MemberDetailApi.as_view(), name="api-member-detail"),
+    path(f"{P}/labels/", apis.LabelListApi.as_view(), name="api-label-list"),
+    path(f"{P}/labels/<int:label_id>/", apis.LabelDetailApi.as_view(), name="api-label-detail"),
+    path(f"{P}/guidelines/", apis.GuidelineListApi.as_view(), name="api-guideline-list"),
+    path(f"{P}/guidelines/current/", apis.GuidelineCurrentApi.as_view(), name="api-guideline-current"),
     path(
-        "projects/<int:project_id>/guidelines/current/",
-        apis.GuidelineCurrentApi.as_view(),
-        name="api-guideline-current",
-    ),
-    path(
-        "projects/<int:project_id>/guidelines/publish/",
-        apis.GuidelinePublishApi.as_view(),
-        name="api-guideline-publish",
-    ),
-    path(
-        "projects/<int:project_id>/guidelines/acknowledge/",
-        apis.GuidelineAcknowledgeApi.as_view(),
-        name="api-guideline-acknowledge",
+        f"{P}/guidelines/<int:version>/acknowledgements/",
+        apis.GuidelineAcknowledgementApi.as_view(),
+        name="api-guideline-acknowledgement",
     ),
 ]

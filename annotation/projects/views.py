@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.annotate.selectors import annotator_progress, project_progress
@@ -28,9 +29,11 @@ from annotation.projects.forms import (
     ProjectSettingsForm,
     body_digest,
 )
-from annotation.projects.guidelines import diff_lines, render_markdown
+from annotation.projects.guideline_pages import ack_context, guideline_html
+from annotation.projects.guidelines import diff_lines
+from annotation.projects.middleware import MUST_CHANGE_PASSWORD_SESSION_KEY
 from annotation.projects.selectors import (
-    guideline_last_acknowledged,
+    account_must_change_password,
     guideline_versions,
     label_list,
     membership_list,
@@ -38,6 +41,7 @@ from annotation.projects.selectors import (
 )
 from annotation.projects.services import (
     DEFAULT_COLOURS,
+    account_password_changed,
     guideline_acknowledge,
     guideline_publish,
     label_create,
@@ -51,13 +55,6 @@ from annotation.projects.services import (
 from core.errors import ServiceError
 from core.forms import add_service_error
 from training.rounds.forms import NextRoundSettingsForm
-
-PROGRESS_EVENT = "progress-changed"
-
-
-def _safe_html(markdown_text: str) -> SafeString:
-    """Guideline Markdown as HTML: nh3 in `render_markdown` has already removed every unsafe tag and URL."""
-    return mark_safe(render_markdown(markdown_text))  # noqa: S308 - sanitised by nh3 just above
 
 
 @login_required
@@ -255,17 +252,6 @@ def round_settings_view(request: HttpRequest, project_id: int) -> HttpResponse:
     return _settings_response(request, project, round_form=form, status=400)
 
 
-def _ack_context(request: HttpRequest, project: Project, guideline: GuidelineVersion) -> dict[str, Any]:
-    """What an annotator reads before acknowledging: the diff since their last acknowledged version, or all of it."""
-    last = guideline_last_acknowledged(user=request.user, project=project)
-    return {
-        "ack_guideline": guideline,
-        "ack_last": last,
-        "ack_diff": diff_lines(last.body, guideline.body) if last else None,
-        "ack_html": _safe_html(guideline.body),
-    }
-
-
 @login_required
 def guideline_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     """The current version (or ?v=N), its change against the previous one, the history, and the ack prompt."""
@@ -284,15 +270,14 @@ def guideline_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "versions": versions,
         "current": current,
         "shown": shown,
-        "shown_html": _safe_html(shown.body) if shown else "",
+        "shown_html": guideline_html(shown.body) if shown else "",
         "previous": previous,
         "changes": diff_lines(previous.body, shown.body) if previous and shown else None,
     }
     # Only those who annotate are held to the acknowledgement (claim_next asks for it); others just read.
     if role in ANNOTATE and current is not None and guideline_state(user=request.user, project=project)[1]:
-        context.update(
-            _ack_context(request, project, current), ack_compact=True, ack_next=reverse("annotate", args=[project.pk])
-        )
+        prompt = ack_context(user=request.user, project=project, guideline=current)
+        context.update(prompt, ack_compact=True, ack_next=reverse("annotate", args=[project.pk]))
     return render(request, "annotation/guideline_detail.html", context)
 
 
@@ -327,7 +312,7 @@ def guideline_publish_view(request: HttpRequest, project_id: int) -> HttpRespons
     preview_diff = diff_lines(current.body if current else "", body)
     context.update(
         form=GuidelinePublishForm(data),
-        preview_html=_safe_html(body),
+        preview_html=guideline_html(body),
         preview_diff=preview_diff,
         preview_changed=any(kind != "same" for kind, _ in preview_diff),
         next_version=(current.version if current else 0) + 1,
@@ -348,3 +333,30 @@ def guideline_ack_view(request: HttpRequest, project_id: int) -> HttpResponse:
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return redirect(target)
     return redirect("annotate" if role in ANNOTATE else "guideline-detail", project.pk)
+
+
+class SignInView(auth_views.LoginView):
+    """Django's sign-in, which also notes in the session whether the user must first choose a password.
+
+    Kept in the session so the middleware that enforces it costs no query on the pages that follow.
+    """
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        response = super().form_valid(form)
+        if account_must_change_password(user=form.get_user()):
+            self.request.session[MUST_CHANGE_PASSWORD_SESSION_KEY] = True
+        return response
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change; a user created with a one-time password is free to go on once it succeeds."""
+
+    template_name = "registration/password_change_form.html"
+    success_url = reverse_lazy("project-list")
+
+    def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
+        response = super().form_valid(form)
+        account_password_changed(user=form.user)
+        self.request.session.pop(MUST_CHANGE_PASSWORD_SESSION_KEY, None)
+        messages.success(self.request, "Password changed.")
+        return response

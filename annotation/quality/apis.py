@@ -1,59 +1,107 @@
-"""REST API of quality: the agreement report and noise scans."""
+"""REST API of quality: the agreement report, noise scans and the items each scan flagged."""
 
 from __future__ import annotations
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from annotation.models import NoiseScan
+from annotation.models import NoiseFlag, NoiseScan, ScanStatus
 from annotation.permissions import ANY_ROLE, REVIEW, access_project
-from annotation.quality import services as quality
-from annotation.quality.selectors import quality_report
-from annotation.review.apis import _error
-from core.errors import ServiceError
+from annotation.quality.selectors import noise_flag_list, noise_scan_get, noise_scan_list, quality_report
+from annotation.quality.services import noise_scan_start
+from core.api import DENIED, PAGE_PARAMETERS, REFUSED, ApiView, choice, paginated, validated
+
+NO_SUCH_SCAN = "No such scan."
 
 
-class QualityApi(APIView):
+def _score(raw: str) -> float:
+    try:
+        score = float(raw)
+    except ValueError as exc:
+        raise ValueError("use a number between 0 and 1") from exc
+    if not 0 <= score <= 1:
+        raise ValueError("use a number between 0 and 1")
+    return score
+
+
+class QualityApi(ApiView):
     """Agreement, accuracy, confusion and trend; an annotator gets only their own accuracy."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The quality report."), **DENIED}
+    )
     def get(self, request: Request, project_id: int) -> Response:
         project, role = access_project(user=request.user, project_id=project_id, roles=ANY_ROLE)
         return Response(quality_report(project=project, user=request.user, role=role))
 
 
-class NoiseScanOutput(serializers.ModelSerializer):
+class NoiseScanSerializer(serializers.ModelSerializer):
     class Meta:
         model = NoiseScan
         fields = ["id", "status", "progress", "message", "params", "summary", "created_at", "started_at", "finished_at"]
 
 
-class NoiseScanStartApi(APIView):
-    class Input(serializers.Serializer):
+def _scan(request: Request, project_id: int, scan_id: int) -> NoiseScan:
+    project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    scan = noise_scan_get(project=project, scan_id=scan_id)
+    if scan is None:
+        raise Http404(NO_SUCH_SCAN)
+    return scan
+
+
+class NoiseScanListApi(ApiView):
+    """Owners and reviewers: the project's noise scans, newest first; start one (queued: 202, poll it)."""
+
+    filters = {"status": choice(ScanStatus.values)}
+
+    class InputSerializer(serializers.Serializer):
         seed = serializers.IntegerField(required=False, default=0)
 
-    @extend_schema(request=Input, responses=NoiseScanOutput)
+    @extend_schema(
+        parameters=[*PAGE_PARAMETERS, OpenApiParameter("status", str, enum=ScanStatus.values)],
+        responses={200: paginated(NoiseScanSerializer), **REFUSED},
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        return self.page(request, noise_scan_list(project=project, **self.filter_values(request)), NoiseScanSerializer)
+
+    @extend_schema(request=InputSerializer, responses={202: NoiseScanSerializer, **REFUSED})
     def post(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        try:
-            scan = quality.noise_scan_start(project=project, user=request.user, params=dict(data.validated_data))
-        except ServiceError as exc:
-            return _error(exc)
-        return Response(NoiseScanOutput(scan).data, status=status.HTTP_202_ACCEPTED)
+        data = validated(self.InputSerializer, request.data)
+        scan = noise_scan_start(project=project, user=request.user, params=dict(data))
+        return Response(NoiseScanSerializer(scan).data, status=status.HTTP_202_ACCEPTED)
 
 
-class NoiseScanDetailApi(APIView):
-    @extend_schema(responses=NoiseScanOutput)
+class NoiseScanDetailApi(ApiView):
+    @extend_schema(responses={200: NoiseScanSerializer, **DENIED})
     def get(self, request: Request, project_id: int, scan_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-        scan = NoiseScan.objects.filter(project=project, pk=scan_id).first()
-        if scan is None:
-            raise Http404("No such scan.")
-        return Response(NoiseScanOutput(scan).data)
+        return Response(NoiseScanSerializer(_scan(request, project_id, scan_id)).data)
+
+
+class NoiseFlagListApi(ApiView):
+    """The items a scan flagged as likely mislabelled, lowest label quality first."""
+
+    filters = {"max_score": _score}
+
+    class OutputSerializer(serializers.ModelSerializer):
+        text = serializers.CharField(source="item.text")
+
+        class Meta:
+            model = NoiseFlag
+            fields = ["id", "item_id", "text", "score", "given", "suggested", "created_at"]
+
+    @extend_schema(
+        parameters=[
+            *PAGE_PARAMETERS,
+            OpenApiParameter("max_score", float, description="Only flags with label quality at most this (0-1)."),
+        ],
+        responses={200: paginated(OutputSerializer), **REFUSED},
+    )
+    def get(self, request: Request, project_id: int, scan_id: int) -> Response:
+        scan = _scan(request, project_id, scan_id)
+        return self.page(request, noise_flag_list(scan=scan, **self.filter_values(request)), self.OutputSerializer)

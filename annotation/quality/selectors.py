@@ -6,11 +6,13 @@ import datetime as dt
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
 
 from annotation.models import (
     Annotation,
     AnnotationStatus,
     Label,
+    NoiseFlag,
     NoiseScan,
     Project,
 )
@@ -114,3 +116,18 @@ def quality_report(*, project: Project, user: AbstractBaseUser, role: str) -> di
         "accuracy": {"labels": [a["annotator"] for a in accuracy], "values": [a["accuracy"] for a in accuracy]},
     }
     return report
+
+
+def noise_scan_list(*, project: Project, status: str | None = None) -> QuerySet[NoiseScan]:
+    scans = NoiseScan.objects.filter(project=project)
+    if status is not None:
+        scans = scans.filter(status=status)
+    return scans.order_by("-created_at", "-id")
+
+
+def noise_flag_list(*, scan: NoiseScan, max_score: float | None = None) -> QuerySet[NoiseFlag]:
+    """A scan's flagged items, the likeliest mislabelled (lowest label quality) first."""
+    flags = NoiseFlag.objects.filter(scan=scan)
+    if max_score is not None:
+        flags = flags.filter(score__lte=max_score)
+    return flags.select_related("item").order_by("score", "id")

@@ -10,12 +10,11 @@ urlpatterns = [
     path("projects/<int:project_id>/quality/scans/<int:scan_id>/", views.noise_scan_detail, name="noise-scan-detail"),
 ]
 
+P = "projects/<int:project_id>"
+
 api_urlpatterns = [
-    path("projects/<int:project_id>/quality/", apis.QualityApi.as_view(), name="api-quality"),
-    path("projects/<int:project_id>/noise-scans/", apis.NoiseScanStartApi.as_view(), name="api-noise-scan-start"),
-    path(
-        "projects/<int:project_id>/noise-scans/<int:scan_id>/",
-        apis.NoiseScanDetailApi.as_view(),
-        name="api-noise-scan-detail",
-    ),
+    path(f"{P}/quality/", apis.QualityApi.as_view(), name="api-quality"),
+    path(f"{P}/noise-scans/", apis.NoiseScanListApi.as_view(), name="api-noise-scan-list"),
+    path(f"{P}/noise-scans/<int:scan_id>/", apis.NoiseScanDetailApi.as_view(), name="api-noise-scan-detail"),
+    path(f"{P}/noise-scans/<int:scan_id>/flags/", apis.NoiseFlagListApi.as_view(), name="api-noise-flag-list"),
 ]

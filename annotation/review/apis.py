@@ -1,25 +1,20 @@
-"""REST API of review: the review queue, decisions and an item's history."""
+"""REST API of review: review tasks (listed, read, decided) and an item's history."""
 
 from __future__ import annotations
 
-from django.http import Http404
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from annotation.permissions import REVIEW, access_item, access_project
-from annotation.review import services as reviews
-from annotation.review.selectors import STILL_ANNOTATABLE, blind_to, item_history, review_task_get, review_task_rows
-from core.errors import ServiceError
-
-
-def _error(exc: ServiceError) -> Response:
-    return Response({"detail": exc.message, "field": exc.field}, status=status.HTTP_400_BAD_REQUEST)
+from annotation.models import ReviewReason, ReviewStatus
+from annotation.permissions import REVIEW, access_item, access_project, access_review_task
+from annotation.review.selectors import item_history_for, review_task_rows_of, review_tasks
+from annotation.review.services import REVIEW_ACTIONS, review_act
+from core.api import PAGE_PARAMETERS, REFUSED, ApiView, choice, paginated, validated
 
 
-class AnnotationOutput(serializers.Serializer):
+class AnnotationOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     number = serializers.IntegerField()
     annotator = serializers.CharField()
@@ -30,79 +25,84 @@ class AnnotationOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class ReviewTaskListApi(APIView):
-    """Open review tasks, most urgent first (the first 50), each with its reasons and every annotator's label."""
+class ReviewTaskSerializer(serializers.Serializer):
+    """A review task with its reasons and every current annotation of its item."""
 
-    class Output(serializers.Serializer):
-        id = serializers.IntegerField(source="task.pk")
-        item_id = serializers.IntegerField(source="item.pk")
-        text = serializers.CharField(source="item.text")
-        reasons = serializers.ListField(source="task.reasons", child=serializers.CharField())
-        noise_score = serializers.FloatField(source="task.noise_score", allow_null=True)
-        suggested_value = serializers.JSONField(source="task.suggested_value", allow_null=True)
-        created_at = serializers.DateTimeField(source="task.created_at")
-        annotations = AnnotationOutput(many=True)
+    id = serializers.IntegerField(source="task.pk")
+    item_id = serializers.IntegerField(source="item.pk")
+    text = serializers.CharField(source="item.text")
+    status = serializers.ChoiceField(choices=ReviewStatus.choices, source="task.status")
+    reasons = serializers.ListField(source="task.reasons", child=serializers.ChoiceField(choices=ReviewReason.choices))
+    noise_score = serializers.FloatField(source="task.noise_score", allow_null=True)
+    suggested_value = serializers.JSONField(source="task.suggested_value", allow_null=True)
+    created_at = serializers.DateTimeField(source="task.created_at")
+    resolved_at = serializers.DateTimeField(source="task.resolved_at", allow_null=True)
+    annotations = AnnotationOutputSerializer(many=True)
 
-    @extend_schema(responses=Output(many=True))
+
+class ReviewTaskListApi(ApiView):
+    """Review tasks, most urgent first (`?status=open` for the queue); an owner does not see the tasks of
+    items they could still annotate themselves (blind)."""
+
+    filters = {"status": choice(ReviewStatus.values), "reason": choice(ReviewReason.values)}
+
+    @extend_schema(
+        parameters=[
+            *PAGE_PARAMETERS,
+            OpenApiParameter("status", str, enum=ReviewStatus.values),
+            OpenApiParameter("reason", str, enum=ReviewReason.values, description="Tasks with this reason."),
+        ],
+        responses={200: paginated(ReviewTaskSerializer), **REFUSED},
+    )
     def get(self, request: Request, project_id: int) -> Response:
         project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-        rows = review_task_rows(project=project, user=request.user, role=role)
-        return Response(self.Output(rows, many=True).data)
+        tasks = review_tasks(project=project, user=request.user, role=role, **self.filter_values(request))
+        return self.page(request, tasks, ReviewTaskSerializer, complete=review_task_rows_of)
 
 
-class ReviewDecideApi(APIView):
-    """accept an annotation, fix the value, or send the item back to its annotators."""
+class ReviewTaskDetailApi(ApiView):
+    @extend_schema(responses={200: ReviewTaskSerializer, **REFUSED})
+    def get(self, request: Request, project_id: int, task_id: int) -> Response:
+        task, _ = access_review_task(user=request.user, project_id=project_id, task_id=task_id)
+        return Response(ReviewTaskSerializer(review_task_rows_of([task])[0]).data)
 
-    class Input(serializers.Serializer):
-        action = serializers.ChoiceField(choices=["accept", "fix", "send_back"])
-        annotation_id = serializers.IntegerField(required=False)
-        value = serializers.JSONField(required=False)
+
+class ReviewDecideApi(ApiView):
+    """Accept an annotation, fix the value, or send the item back to its annotators."""
+
+    class InputSerializer(serializers.Serializer):
+        action = serializers.ChoiceField(choices=REVIEW_ACTIONS)
+        annotation_id = serializers.IntegerField(required=False, help_text="accept: the annotation made final.")
+        value = serializers.JSONField(required=False, help_text="fix: the final value, in the task type's shape.")
         reason = serializers.CharField(required=False, allow_blank=True, default="")
-        comment = serializers.CharField(required=False, allow_blank=True, default="")
+        comment = serializers.CharField(
+            required=False, allow_blank=True, default="", help_text="send_back: what to look at again."
+        )
 
-    class Output(serializers.Serializer):
+    class OutputSerializer(serializers.Serializer):
         task_id = serializers.IntegerField()
-        status = serializers.CharField()
+        status = serializers.ChoiceField(choices=ReviewStatus.choices)
         decision_id = serializers.IntegerField(allow_null=True)
         value = serializers.JSONField(allow_null=True)
 
-    @extend_schema(request=Input, responses=Output)
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED})
     def post(self, request: Request, project_id: int, task_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-        task = review_task_get(project=project, task_id=task_id)
-        if task is None:
-            raise Http404("No such review task.")
-        task.item.project = project
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        d = data.validated_data
-        decision = None
-        try:
-            if d["action"] == "accept":
-                if "annotation_id" not in d:
-                    raise ServiceError(reviews.NOT_AN_ANNOTATION, field="annotation_id")
-                decision = reviews.review_accept(
-                    reviewer=request.user, task=task, annotation_id=d["annotation_id"], reason=d["reason"]
-                )
-            elif d["action"] == "fix":
-                decision = reviews.review_decide(
-                    reviewer=request.user, task=task, value=d.get("value"), reason=d["reason"]
-                )
-            else:
-                reviews.review_send_back(reviewer=request.user, task=task, comment=d["comment"])
-        except ServiceError as exc:
-            return _error(exc)
+        task, _ = access_review_task(user=request.user, project_id=project_id, task_id=task_id)
+        data = validated(self.InputSerializer, request.data)
+        decision = review_act(reviewer=request.user, task=task, **data)
         out = {
             "task_id": task.pk,
             "status": task.status,
             "decision_id": decision.pk if decision else None,
             "value": decision.value if decision else None,
         }
-        return Response(self.Output(out).data)
+        return Response(self.OutputSerializer(out).data)
 
 
-class ItemHistoryApi(APIView):
-    class Output(serializers.Serializer):
+class ItemHistoryApi(ApiView):
+    """Everything that happened to one item, in time order; refused (403) while the caller could still annotate it."""
+
+    class OutputSerializer(serializers.Serializer):
         at = serializers.DateTimeField()
         kind = serializers.CharField()
         who = serializers.CharField()
@@ -110,9 +110,8 @@ class ItemHistoryApi(APIView):
         value = serializers.CharField()
         guideline_version = serializers.IntegerField(allow_null=True)
 
-    @extend_schema(responses=Output(many=True))
+    @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(OutputSerializer), **REFUSED})
     def get(self, request: Request, project_id: int, item_id: int) -> Response:
         item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=REVIEW)
-        if blind_to(user=request.user, role=role, item=item):
-            return Response({"detail": STILL_ANNOTATABLE}, status=status.HTTP_403_FORBIDDEN)
-        return Response(self.Output(item_history(item=item), many=True).data)
+        self.filter_values(request)
+        return self.page(request, item_history_for(user=request.user, role=role, item=item), self.OutputSerializer)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from annotation.models import (
@@ -78,12 +81,15 @@ def blind_to(*, user: AbstractBaseUser, role: str, item: Item) -> bool:
     return role in ANNOTATE and Item.objects.filter(pk=item.pk).filter(still_annotatable(user=user)).exists()
 
 
+def item_history_for(*, user: AbstractBaseUser, role: str, item: Item) -> list[HistoryEvent]:
+    """The item's history for the page and the API alike, refused (403) while `user` could still annotate it."""
+    if blind_to(user=user, role=role, item=item):
+        raise PermissionDenied(STILL_ANNOTATABLE)
+    return item_history(item=item)
+
+
 def open_review_tasks(*, project: Project, user: AbstractBaseUser, role: str) -> QuerySet[ReviewTask]:
-    tasks = ReviewTask.objects.filter(project=project, status=ReviewStatus.OPEN)
-    if role in ANNOTATE:
-        claimed = Claim.objects.filter(item=OuterRef("item_id"), annotator=user)
-        tasks = tasks.exclude(Q(item__is_open=True) & ~Exists(claimed))
-    return tasks.select_related("item").order_by("-priority", "created_at", "id")
+    return review_tasks(project=project, user=user, role=role, status=ReviewStatus.OPEN)
 
 
 def review_queue(
@@ -117,7 +123,26 @@ def review_task_rows(
     *, project: Project, user: AbstractBaseUser, role: str, limit: int = QUEUE_PAGE
 ) -> list[ReviewTaskRow]:
     """The first open tasks with every current annotation of their items. Two queries."""
-    tasks = list(open_review_tasks(project=project, user=user, role=role)[:limit])
+    return review_task_rows_of(list(open_review_tasks(project=project, user=user, role=role)[:limit]))
+
+
+def review_tasks(
+    *, project: Project, user: AbstractBaseUser, role: str, status: str | None = None, reason: str | None = None
+) -> QuerySet[ReviewTask]:
+    """The project's review tasks, most urgent first, those of items `user` could still annotate left out (blind)."""
+    tasks = ReviewTask.objects.filter(project=project)
+    if status is not None:
+        tasks = tasks.filter(status=status)
+    if reason is not None:  # `reasons` is a JSON list: one lookup per position works on every backend
+        tasks = tasks.filter(reduce(operator.or_, (Q(**{f"reasons__{i}": reason}) for i in range(len(ReviewReason)))))
+    if role in ANNOTATE:
+        claimed = Claim.objects.filter(item=OuterRef("item_id"), annotator=user)
+        tasks = tasks.exclude(Q(item__is_open=True) & ~Exists(claimed))
+    return tasks.select_related("item").order_by("-priority", "created_at", "id")
+
+
+def review_task_rows_of(tasks: list[ReviewTask]) -> list[ReviewTaskRow]:
+    """These tasks with every current annotation of their items: one query."""
     by_item: dict[int, list[Annotation]] = {}
     rows = (
         Annotation.objects.filter(item_id__in=[t.item_id for t in tasks], status=AnnotationStatus.SUBMITTED)

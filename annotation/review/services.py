@@ -53,6 +53,8 @@ SEND_BACK_LEASE = dt.timedelta(days=7)
 
 
 # Higher is reviewed first: a disagreement blocks a final label; an audit only double-checks one.
+
+
 REASON_PRIORITY = {
     ReviewReason.DISAGREEMENT: 30,
     ReviewReason.UNSURE: 20,
@@ -79,6 +81,8 @@ ONE_PROPOSAL_PER_ITEM = "Each item may appear once in one call; apply a second v
 
 
 # Items written per batch by `proposals_apply`: a few queries per batch, memory bounded by the batch.
+
+
 PROPOSAL_BATCH = 1000
 
 
@@ -273,6 +277,8 @@ def review_withdraw(*, item: Item, since: dt.datetime, now: dt.datetime) -> bool
 
 
 @dataclass(frozen=True)
+
+
 class ValueProposal:
     """A value for an item from outside review (a rater's correction, a well-rated model response, a model
     or a rater disagreeing with the final label), with its provenance.
@@ -296,6 +302,8 @@ class ValueProposal:
 
 
 @dataclass(frozen=True)
+
+
 class ProposalOutcome:
     """What `proposals_apply` did with one proposal: "decide", "review" or "unchanged"."""
 
@@ -431,3 +439,35 @@ def _review_tasks_open(
             ReviewTask.objects.filter(pk=task.pk, suggested_value__isnull=True).update(suggested_value=proposal.value)
     found = ReviewTask.objects.filter(item_id__in=ids, status=ReviewStatus.OPEN).values_list("item_id", "pk")
     return dict(found)
+
+
+REVIEW_ACTIONS = ("accept", "fix", "send_back")
+
+
+UNKNOWN_ACTION = "Choose accept, fix or send back."
+
+
+def review_act(
+    *,
+    reviewer: AbstractBaseUser,
+    task: ReviewTask,
+    action: str,
+    annotation_id: int | None = None,
+    value: dict[str, Any] | None = None,
+    reason: str = "",
+    comment: str = "",
+) -> Decision | None:
+    """The review page's and the API's one entry: accept an annotation, fix the value, or send the item back.
+
+    Returns the decision made (None when sent back).
+    """
+    if action == "accept":
+        if annotation_id is None:
+            raise ServiceError(NOT_AN_ANNOTATION, field="annotation")
+        return review_accept(reviewer=reviewer, task=task, annotation_id=annotation_id, reason=reason)
+    if action == "fix":
+        return review_decide(reviewer=reviewer, task=task, value=value, reason=reason)  # type: ignore[arg-type]
+    if action == "send_back":
+        review_send_back(reviewer=reviewer, task=task, comment=comment)
+        return None
+    raise ServiceError(UNKNOWN_ACTION, field="action")

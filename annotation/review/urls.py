@@ -10,14 +10,11 @@ urlpatterns = [
     path("projects/<int:project_id>/items/<int:item_id>/history/", views.item_history, name="item-history"),
 ]
 
+P = "projects/<int:project_id>"
+
 api_urlpatterns = [
-    path("projects/<int:project_id>/review-tasks/", apis.ReviewTaskListApi.as_view(), name="api-review-tasks"),
-    path(
-        "projects/<int:project_id>/review-tasks/<int:task_id>/decide/",
-        apis.ReviewDecideApi.as_view(),
-        name="api-review-decide",
-    ),
-    path(
-        "projects/<int:project_id>/items/<int:item_id>/history/", apis.ItemHistoryApi.as_view(), name="api-item-history"
-    ),
+    path(f"{P}/review-tasks/", apis.ReviewTaskListApi.as_view(), name="api-review-task-list"),
+    path(f"{P}/review-tasks/<int:task_id>/", apis.ReviewTaskDetailApi.as_view(), name="api-review-task-detail"),
+    path(f"{P}/review-tasks/<int:task_id>/decide/", apis.ReviewDecideApi.as_view(), name="api-review-task-decide"),
+    path(f"{P}/items/<int:item_id>/history/", apis.ItemHistoryApi.as_view(), name="api-item-history"),
 ]

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from annotation.models import Project
-from annotation.permissions import REVIEW, access_item, access_project
+from annotation.permissions import REVIEW, access_item, access_project, access_review_task
 from annotation.review import selectors as review_selectors
 from annotation.review import services as reviews
-from annotation.review.selectors import STILL_ANNOTATABLE, blind_to, current_decision, review_task_get
+from annotation.review.selectors import current_decision
 from annotation.tasktypes import value_display
 from core.errors import ServiceError
 
-UNKNOWN_ACTION = "Choose accept, fix or send back."
-
-
-TASK_GONE = "No such review task."
+# What the page says after each action.
+DONE = {"accept": "Accepted.", "fix": "Fixed.", "send_back": "Sent back to the annotators."}
 
 
 def _int_or_none(raw: str | None) -> int | None:
@@ -58,32 +55,22 @@ def review_queue(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 def review_decide(request: HttpRequest, project_id: int, task_id: int) -> HttpResponse:
     """Accept one annotation, fix the value, or send the item back; then show the next task."""
-    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-    task = review_task_get(project=project, task_id=task_id)
-    if task is None:
-        raise Http404(TASK_GONE)
-    task.item.project = project
+    task, role = access_review_task(user=request.user, project_id=project_id, task_id=task_id)
+    project = task.item.project
     action = request.POST.get("action", "")
-    reason = request.POST.get("reason", "")
     try:
-        if action == "accept":
-            annotation_id = _int_or_none(request.POST.get("annotation"))
-            if annotation_id is None:
-                raise ServiceError(reviews.NOT_AN_ANNOTATION, field="annotation")
-            reviews.review_accept(reviewer=request.user, task=task, annotation_id=annotation_id, reason=reason)
-            done = "Accepted."
-        elif action == "fix":
-            reviews.review_decide(
-                reviewer=request.user, task=task, value=project.task_kind.value_from_form(request.POST), reason=reason
-            )
-            done = "Fixed."
-        elif action == "send_back":
-            reviews.review_send_back(reviewer=request.user, task=task, comment=request.POST.get("comment", ""))
-            done = "Sent back to the annotators."
-        else:
-            raise ServiceError(UNKNOWN_ACTION, field="action")
+        reviews.review_act(
+            reviewer=request.user,
+            task=task,
+            action=action,
+            annotation_id=_int_or_none(request.POST.get("annotation")),
+            value=project.task_kind.value_from_form(request.POST) if action == "fix" else None,
+            reason=request.POST.get("reason", ""),
+            comment=request.POST.get("comment", ""),
+        )
     except ServiceError as exc:
         return _review_page(request, project, role, task_id=task.pk, error=exc.message, status=400)
+    done = DONE[action]
     if request.htmx:
         return _review_page(request, project, role, task_id=None, notice=f"Item {task.item_id}: {done}")
     messages.success(request, f"Item {task.item_id}: {done}")
@@ -94,14 +81,13 @@ def review_decide(request: HttpRequest, project_id: int, task_id: int) -> HttpRe
 def item_history(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
     """Everything that happened to one item: annotations, decisions, reviews and noise flags."""
     item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=REVIEW)
-    if blind_to(user=request.user, role=role, item=item):
-        raise PermissionDenied(STILL_ANNOTATABLE)
+    events = review_selectors.item_history_for(user=request.user, role=role, item=item)
     final = current_decision(item=item)
     context = {
         "project": item.project,
         "role": role,
         "item": item,
-        "events": review_selectors.item_history(item=item),
+        "events": events,
         "final": final,
         "final_display": value_display(final.value) if final else "",
     }

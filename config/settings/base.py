@@ -50,6 +50,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "annotation.projects.middleware.PasswordChangeRequiredMiddleware",  # one-time passwords are changed first
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -149,6 +150,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several resources have a `status`; each choice set gets its own component name.
+    "ENUM_NAME_OVERRIDES": {
+        "ItemStatusEnum": "annotation.models.ItemStatus",
+        "ReviewStatusEnum": "annotation.models.ReviewStatus",
+    },
 }
 
 # --- Labelloop ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.utils.html import escape
 
 from annotation.annotate import services as svc
 from annotation.annotate.services import DRAFT_NOT_HELD, LEASE_LOST, NOTHING_TO_UNDO, SKIP_REASON_REQUIRED
+from annotation.annotate.views import PROGRESS_EVENT
 from annotation.models import (
     Annotation,
     AnnotationStatus,
@@ -28,8 +29,10 @@ from annotation.models import (
     Role,
     TaskType,
 )
-from annotation.projects.forms import HOTKEY_RESERVED, LABEL_LISTED_TWICE, PREVIEW_STALE, body_digest
+from annotation.projects.forms import PREVIEW_STALE, body_digest
 from annotation.projects.services import (
+    HOTKEY_RESERVED,
+    LABEL_LISTED_TWICE,
     LABEL_RENAME_IN_USE,
     LAST_OWNER,
     USER_NOT_FOUND,
@@ -37,7 +40,6 @@ from annotation.projects.services import (
     membership_set,
     project_create,
 )
-from annotation.projects.views import PROGRESS_EVENT
 from tests.fixtures.people import acknowledge_guidelines, add_items, make_user
 
 LABELS = ["positive", "negative", "neutral"]

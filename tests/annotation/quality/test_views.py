@@ -241,12 +241,12 @@ def test_the_api_starts_a_scan_and_reports_it(project, reviewer, django_capture_
     api = APIClient()
     api.force_authenticate(reviewer)
     with django_capture_on_commit_callbacks(execute=True):
-        started = api.post(reverse("api-noise-scan-start", args=[project.pk]), {"seed": 3}, format="json")
+        started = api.post(reverse("api-noise-scan-list", args=[project.pk]), {"seed": 3}, format="json")
     assert started.status_code == 202 and started.json()["status"] == "queued"
     run_worker()
     body = api.get(reverse("api-noise-scan-detail", args=[project.pk, started.json()["id"]])).json()
     assert body["status"] == "succeeded" and body["progress"] == 1.0 and body["params"] == {"seed": 3}
-    again = api.post(reverse("api-noise-scan-start", args=[project.pk]), {}, format="json")
+    again = api.post(reverse("api-noise-scan-list", args=[project.pk]), {}, format="json")
     assert again.status_code == 202  # the first finished, so a new one may start
 
 

@@ -122,7 +122,10 @@ def test_page_matrix(page, role, world, client, django_capture_on_commit_callbac
 
 
 API = [
-    ("api-review-tasks", "get", lambda w: reverse("api-review-tasks", args=[w["project"].pk]), None, REVIEWERS, 200),
+    (
+        "api-review-task-list", "get",
+        lambda w: reverse("api-review-task-list", args=[w["project"].pk]), None, REVIEWERS, 200,
+    ),
     (
         "api-item-history", "get",
         lambda w: reverse("api-item-history", args=[w["project"].pk, w["item"].pk]), None, REVIEWERS, 200,
@@ -148,17 +151,17 @@ API = [
         None, REVIEWERS, 200,
     ),
     (
-        "api-review-decide", "post",
-        lambda w: reverse("api-review-decide", args=[w["project"].pk, w["task"].pk]),
+        "api-review-task-decide", "post",
+        lambda w: reverse("api-review-task-decide", args=[w["project"].pk, w["task"].pk]),
         {"action": "fix", "value": {"label": "neutral"}}, REVIEWERS, 200,
     ),
     (
-        "api-noise-scan-start", "post",
-        lambda w: reverse("api-noise-scan-start", args=[w["project"].pk]), {}, REVIEWERS, 202,
+        "api-noise-scan-list", "post",
+        lambda w: reverse("api-noise-scan-list", args=[w["project"].pk]), {}, REVIEWERS, 202,
     ),
     (
-        "api-snapshot-create", "post",
-        lambda w: reverse("api-snapshot-create", args=[w["project"].pk]), {"name": "v2"}, ("owner",), 201,
+        "api-snapshot-list", "post",
+        lambda w: reverse("api-snapshot-list", args=[w["project"].pk]), {"name": "v2"}, ("owner",), 201,
     ),
 ]
 

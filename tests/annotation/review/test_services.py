@@ -276,18 +276,18 @@ def test_the_api_lists_tasks_with_every_label_and_accepts_one(quiet, annotator, 
     item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
     api = APIClient()
     api.force_authenticate(reviewer)
-    (task,) = api.get(reverse("api-review-tasks", args=[quiet.pk])).json()
+    (task,) = api.get(reverse("api-review-task-list", args=[quiet.pk]), {"status": "open"}).json()["results"]
     assert task["item_id"] == item.pk and task["reasons"] == ["disagreement"]
     by_who = {a["annotator"]: a for a in task["annotations"]}
     assert by_who["annotator1"]["value"] == {"label": "positive"} and by_who["annotator2"]["guideline_version"] == 1
-    url = reverse("api-review-decide", args=[quiet.pk, task["id"]])
+    url = reverse("api-review-task-decide", args=[quiet.pk, task["id"]])
     missing = api.post(url, {"action": "fix"}, format="json")
     assert missing.status_code == 400 and missing.json()["field"] == "value"
     done = api.post(url, {"action": "accept", "annotation_id": by_who["annotator2"]["id"]}, format="json")
     assert done.status_code == 200 and done.json()["value"] == {"label": "negative"}
     again = api.post(url, {"action": "send_back", "comment": "late"}, format="json")
     assert again.status_code == 400 and again.json()["detail"] == reviews.TASK_CLOSED
-    history = api.get(reverse("api-item-history", args=[quiet.pk, item.pk])).json()
+    history = api.get(reverse("api-item-history", args=[quiet.pk, item.pk])).json()["results"]
     assert [e["kind"] for e in history].count("decision") == 1
 
 
