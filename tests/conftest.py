@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.tiny_models",
     "tests.fixtures.runs",
     "tests.fixtures.production",
+    "tests.fixtures.pages",
 ]
 
 
