@@ -307,13 +307,13 @@ def test_prelabels_are_written_only_when_on_and_shown_only_then(project, owner, 
     client.force_login(annotator)
     page = client.get(reverse("annotate", args=[project.pk])).content.decode()
     assert 'id="prelabel"' in page and "neutral" in page
-    api = client.post(reverse("api-next", args=[project.pk]))
+    api = client.post(reverse("api-claim-next", args=[project.pk]))
     assert api.json()["prelabel"] == {"label": "neutral"}
 
     Project.objects.filter(pk=project.pk).update(show_prelabels=False)
     page = client.get(reverse("annotate", args=[project.pk])).content.decode()
     assert 'id="prelabel"' not in page
-    assert "prelabel" not in client.post(reverse("api-next", args=[project.pk])).json()
+    assert "prelabel" not in client.post(reverse("api-claim-next", args=[project.pk])).json()
 
 
 # --- Well-rated responses ---------------------------------------------------------------------------

@@ -196,7 +196,7 @@ def test_a_run_whose_worker_died_shows_heartbeat_lost_and_the_sweep_marks_it_fai
     html = client.get(url).content.decode()
     assert 'id="run-heartbeat-lost"' in html and "Running" in html
     assert "heartbeat lost" in client.get(reverse("run-list", args=[world.project.pk])).content.decode()
-    api = client.get(reverse("api-run-detail", args=[run.pk]))
+    api = client.get(reverse("api-run-detail", args=[run.project_id, run.pk]))
     assert api.status_code == 200 and api.json()["status"] == RunStatus.RUNNING
     assert TrainingRun.objects.get(pk=run.pk).status == RunStatus.RUNNING, "a read never writes"
     assert services.runs_mark_abandoned() == [run.pk]
