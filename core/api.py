@@ -16,7 +16,8 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -26,6 +27,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import ServiceError
 from core.pagination import Pagination
+from core.streaming import JSONL_MEDIA_TYPE
 
 UNKNOWN_FILTER = "{name!r} is not a filter of this list; use one of: {allowed}."
 BAD_FILTER_VALUE = "{value!r} is not a valid value: {reason}"
@@ -250,3 +252,8 @@ class ApiView(APIView):
 DENIED = {401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 REFUSED = {400: ErrorSerializer, **DENIED}
 CONFLICT = {409: ErrorSerializer}
+
+
+def jsonl_export_responses(description: str) -> dict:
+    """The schema of a streamed JSON Lines export: what one line holds, and the usual refusals."""
+    return {(200, JSONL_MEDIA_TYPE): OpenApiResponse(response=OpenApiTypes.STR, description=description), **REFUSED}

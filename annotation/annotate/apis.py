@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import renderers, serializers, status
 from rest_framework.request import Request
@@ -40,13 +39,14 @@ from core.api import (
     REFUSED,
     ApiView,
     ErrorSerializer,
+    jsonl_export_responses,
     moment,
     paginated,
     text,
     validated,
     whole_number,
 )
-from core.streaming import JSONL_MEDIA_TYPE, JsonLinesRenderer, jsonl_response
+from core.streaming import JsonLinesRenderer, jsonl_response
 
 
 class DraftSerializer(serializers.Serializer):
@@ -269,16 +269,10 @@ class AnnotationExportApi(ApiView):
     renderer_classes = [renderers.JSONRenderer, JsonLinesRenderer]
 
     @extend_schema(
-        responses={
-            (200, JSONL_MEDIA_TYPE): OpenApiResponse(
-                response=OpenApiTypes.STR,
-                description=(
-                    "One JSON object per line: item_id, external_id, text, annotator, value, unsure, note, "
-                    "guideline_version, created_at."
-                ),
-            ),
-            **DENIED,
-        }
+        responses=jsonl_export_responses(
+            "One JSON object per line: item_id, external_id, text, annotator, value, unsure, note, "
+            "guideline_version, created_at."
+        )
     )
     def get(self, request: Request, project_id: int) -> StreamingHttpResponse:
         project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)

@@ -22,6 +22,7 @@ from core.api import (
     ApiView,
     boolean,
     choice,
+    jsonl_export_responses,
     moment,
     paginated,
     text,
@@ -183,16 +184,10 @@ class ItemExportApi(ApiView):
     renderer_classes = [renderers.JSONRenderer, JsonLinesRenderer]
 
     @extend_schema(
-        responses={
-            (200, JSONL_MEDIA_TYPE): OpenApiResponse(
-                response=OpenApiTypes.STR,
-                description=(
-                    "One JSON object per line: item_id, external_id, text, response, metadata, group_key, status, "
-                    "split, final_value, created_at."
-                ),
-            ),
-            **DENIED,
-        }
+        responses=jsonl_export_responses(
+            "One JSON object per line: item_id, external_id, text, response, metadata, group_key, status, "
+            "split, final_value, created_at."
+        )
     )
     def get(self, request: Request, project_id: int) -> StreamingHttpResponse:
         project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)

@@ -11,15 +11,26 @@ from __future__ import annotations
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import renderers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotation.permissions import MANAGE, REVIEW, access_project
-from core.api import ID_MAX, PAGE_PARAMETERS, REFUSED, ApiView, boolean, choice, paginated, text, validated
+from core.api import (
+    ID_MAX,
+    PAGE_PARAMETERS,
+    REFUSED,
+    ApiView,
+    boolean,
+    choice,
+    jsonl_export_responses,
+    paginated,
+    text,
+    validated,
+)
 from core.errors import ServiceError
-from core.streaming import JSONL_MEDIA_TYPE, JsonLinesRenderer, jsonl_response
+from core.streaming import JsonLinesRenderer, jsonl_response
 from training.models import Comparison, Rating, Verdict
 from training.ratings.selectors import (
     KIND_LABELLED,
@@ -280,9 +291,6 @@ class ComparisonResultsApi(ApiView):
         return Response(self.OutputSerializer(comparison_summary(comparison=comparison)).data)
 
 
-def _jsonl_schema(description: str) -> dict:
-    return {(200, JSONL_MEDIA_TYPE): OpenApiResponse(response=OpenApiTypes.STR, description=description), **REFUSED}
-
 
 class RatingsExportApi(ApiView):
     """Every current rating (the latest per output and rater) as JSON Lines, streamed."""
@@ -290,7 +298,7 @@ class RatingsExportApi(ApiView):
     renderer_classes = [renderers.JSONRenderer, JsonLinesRenderer]
 
     @extend_schema(
-        responses=_jsonl_schema(
+        responses=jsonl_export_responses(
             "One JSON object per line: item_id, external_id, text, run_id, output, verdict, scores, correction, "
             "note, rater, guideline_version, seconds_spent, created_at."
         )
@@ -306,7 +314,7 @@ class PreferencePairsExportApi(ApiView):
     renderer_classes = [renderers.JSONRenderer, JsonLinesRenderer]
 
     @extend_schema(
-        responses=_jsonl_schema(
+        responses=jsonl_export_responses(
             'Exactly {"prompt", "chosen", "rejected"} per line: blind A/B choices (ties skipped), then corrected '
             "responses chosen over the model's own."
         )

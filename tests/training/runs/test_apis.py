@@ -35,6 +35,7 @@ from rest_framework.test import APIClient
 
 from annotation.models import SnapshotItem
 from annotation.projects.services import token_issue
+from tests.fixtures.api import api_routes, matrix_table
 from tests.fixtures.runs import TINY_BERT_SPEC, World, fake_run, sentiment_snapshot
 from training.ml.predict import Predictor
 from training.models import ModelOutput, TrainingRun
@@ -155,20 +156,11 @@ def test_a_huge_snapshot_id_in_the_body_is_400(world):
 
 
 def test_the_table_above_is_the_matrix():
-    rows = [line.split() for line in __doc__.splitlines() if line.strip().split(" ")[0] in ("GET", "POST")]
-    assert [(cells[0].lower(), tuple(int(c) for c in cells[-5:])) for cells in rows] == [
-        (row.method, row.expected) for row in MATRIX
-    ]
+    assert matrix_table(__doc__) == [(row.method, row.expected) for row in MATRIX]
 
 
 def test_every_runs_api_route_and_method_is_in_the_matrix():
-    routes = {
-        (method, pattern.name)
-        for pattern in runs_urls.api_urlpatterns
-        for method in ("get", "post", "put", "patch", "delete")
-        if hasattr(pattern.callback.view_class, method)
-    }
-    assert routes == {(row.method, row.name) for row in MATRIX}
+    assert api_routes(runs_urls.api_urlpatterns) == {(row.method, row.name) for row in MATRIX}
 
 
 def test_starting_with_invalid_settings_names_every_field_and_queues_nothing(world, queues):
