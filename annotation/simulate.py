@@ -16,7 +16,6 @@ import threading
 import time
 import urllib.parse
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,9 +260,13 @@ def run(
     *,
     seconds: float,
     seed: int = 0,
-    on_start: Callable[[], None] | None = None,
+    parallel: bool = True,
 ) -> Result:
-    """Run the crowd for at most `seconds` (or until nothing is left), then read the final labels."""
+    """Run the crowd for at most `seconds` (or until nothing is left), then read the final labels.
+
+    `parallel=False` runs the people one after another (annotators, then reviewers): for servers that cannot
+    take concurrent writers, such as the test suite's shared in-memory SQLite (table locks, no busy wait).
+    """
     recorder = Recorder()
     stop_at = time.monotonic() + seconds
     done = threading.Event()
@@ -275,9 +278,16 @@ def run(
         threading.Thread(target=_reviewer, args=(crowd, seat, recorder, stop_at, seed * 20_011 + i, done), daemon=True)
         for i, seat in enumerate(crowd.reviewers)
     ]
-    if on_start:
-        on_start()
     start = time.perf_counter()
+    if not parallel:
+        for thread in annotators:
+            thread.start()
+            thread.join()
+        done.set()
+        for thread in reviewers:
+            thread.start()
+            thread.join()
+        return Result(seconds=time.perf_counter() - start, recorder=recorder, final=final_labels(crowd))
     for thread in annotators + reviewers:
         thread.start()
     for thread in annotators:
