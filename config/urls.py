@@ -34,3 +34,6 @@ urlpatterns = [
     path("django-rq/", include("django_rq.urls")),
     *(path("", include(module.urlpatterns)) for module in _area_urls),
 ]
+
+# 503 when the database is unreachable for a moment, the styled 500 otherwise (JSON under /api/).
+handler500 = "core.views.server_error"

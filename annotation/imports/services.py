@@ -11,10 +11,16 @@
 - Progress lives on the ImportJob row: processed_bytes/rows_read during pass 1, rows_imported during
   pass 2. Pass 2 runs inside a transaction, so its progress is written through a second connection on
   PostgreSQL; SQLite allows one writer at a time, so there the bar waits at the end of pass 1.
+- A running import stamps `heartbeat_at` from a background thread (core.heartbeat). When the process
+  running it dies (a web worker or RQ horse killed mid-import), `imports_sweep` fails it as abandoned:
+  pass 2 is one transaction whose last statement is the conditional running -> succeeded, so an import
+  the sweep failed can never commit items afterwards. Pending imports whose RQ job is gone (Redis
+  restarted without its data) get their job again.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import json
 import logging
@@ -38,11 +44,14 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
 from annotation.imports import importers
 from annotation.models import ImportJob, ImportStatus, Item, Project
 from annotation.permissions import MANAGE, access_project
 from core.errors import ServiceError
+from core.heartbeat import heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +96,19 @@ CONCURRENT_CHANGE = (
 
 
 UNEXPECTED = "The import stopped unexpectedly: {error}"
+
+
+ABANDONED = (
+    "The import stopped: the process running it went away (heartbeat lost). "
+    "Nothing was imported; import the file again."
+)
+
+
+PENDING_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED)
+
+
+class _Abandoned(Exception):
+    """The sweep failed this import while it was writing: its transaction must roll back."""
 
 
 JOB_NOT_FOUND = "No such import."
@@ -144,14 +166,22 @@ def import_create(
 
 def import_run(*, job_id: int) -> ImportJob:
     """Run one import to its end; a job that is not pending any more (run twice) is returned untouched."""
+    now = timezone.now()
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportStatus.PENDING).update(
-        status=ImportStatus.RUNNING, started_at=timezone.now()
+        status=ImportStatus.RUNNING, started_at=now, heartbeat_at=now
     )
     job = ImportJob.objects.select_related("project").get(pk=job_id)
     if not claimed:
         return job
     try:
-        _run(job)
+        with ExitStack() as stack:
+            # Inside a caller's transaction our claim holds the row's lock: a beat from another connection
+            # would wait for it, and the caller's commit comes after the import anyway.
+            if not connection.in_atomic_block:
+                stack.enter_context(heartbeat(partial(_import_heartbeat, job_id=job_id)))
+            _run(job)
+    except _Abandoned:
+        logger.warning("import %s was failed by the sweep while it ran; its rows were rolled back", job_id)
     except IntegrityError:
         logger.warning("import %s clashed with a concurrent change", job_id, exc_info=True)
         _finish_failed(job, errors=[importers.RowError(None, None, CONCURRENT_CHANGE)])
@@ -240,9 +270,10 @@ def _run(job: ImportJob) -> None:
                         written += writer.write(batch, digests=scan.content)
                         progress.written(written)
                 progress.close()
-                ImportJob.objects.filter(pk=job.pk).update(
+                if not ImportJob.objects.filter(pk=job.pk, status=ImportStatus.RUNNING).update(
                     status=ImportStatus.SUCCEEDED, finished_at=timezone.now(), rows_imported=written, errors=[]
-                )
+                ):
+                    raise _Abandoned
         finally:
             progress.close()
     logger.info(
@@ -256,13 +287,61 @@ def _run(job: ImportJob) -> None:
 
 
 def _finish_failed(job: ImportJob, *, errors: list[importers.RowError], **fields: Any) -> None:
-    ImportJob.objects.filter(pk=job.pk).update(
+    ImportJob.objects.filter(pk=job.pk, status=ImportStatus.RUNNING).update(
         status=ImportStatus.FAILED,
         finished_at=timezone.now(),
         rows_imported=0,
         errors=[e.as_json(job.file_name) for e in errors],
         **fields,
     )
+
+
+def _import_heartbeat(*, job_id: int) -> bool:
+    return bool(
+        ImportJob.objects.filter(pk=job_id, status=ImportStatus.RUNNING).update(heartbeat_at=timezone.now())
+    )
+
+
+def imports_mark_abandoned(*, stale_after_s: float | None = None) -> list[int]:
+    """Fail every running import whose heartbeat is older than the stale threshold (its process is gone)."""
+    stale = settings.LABELLOOP_RUN_STALE_AFTER_S if stale_after_s is None else stale_after_s
+    now = timezone.now()
+    cutoff = now - dt.timedelta(seconds=stale)
+    swept = []
+    for job in ImportJob.objects.filter(status=ImportStatus.RUNNING, heartbeat_at__lt=cutoff).only("pk", "file_name"):
+        if ImportJob.objects.filter(pk=job.pk, status=ImportStatus.RUNNING, heartbeat_at__lt=cutoff).update(
+            status=ImportStatus.FAILED,
+            finished_at=now,
+            rows_imported=0,
+            errors=[importers.RowError(None, None, ABANDONED).as_json(job.file_name)],
+        ):
+            swept.append(job.pk)
+    return swept
+
+
+def imports_requeue_lost() -> list[int]:
+    """Pending imports whose RQ job is gone (Redis restarted without its data, or flushed) get their job again."""
+    queue = django_rq.get_queue(QUEUE_NAME, commit_mode="auto")  # starts the embedded Redis if need be
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.LABELLOOP_RUN_STALE_AFTER_S)
+    lost = []
+    for job in ImportJob.objects.filter(status=ImportStatus.PENDING, created_at__lt=cutoff).only("pk", "file_name"):
+        if not _rq_job_pending(job_rq_id(job.pk), queue.connection):
+            _enqueue(job=job)
+            lost.append(job.pk)
+    return lost
+
+
+def imports_sweep(*, stale_after_s: float | None = None) -> tuple[list[int], list[int]]:
+    """What the every-minute sweep does for imports: (failed as abandoned, requeued)."""
+    return imports_mark_abandoned(stale_after_s=stale_after_s), imports_requeue_lost()
+
+
+def _rq_job_pending(rq_job_id: str, redis: Any) -> bool:
+    try:
+        job = Job.fetch(rq_job_id, connection=redis)
+    except NoSuchJobError:
+        return False
+    return job.get_status(refresh=False) in PENDING_JOB_STATUSES
 
 
 def _batches(rows: Iterator[importers.SpilledRow], size: int) -> Iterator[list[importers.SpilledRow]]:

@@ -34,6 +34,8 @@ class ImportJob(models.Model):
     errors = models.JSONField(default=list, blank=True, help_text="[{line, field, message}], at most a few hundred.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Stamped while the import runs; a running import silent for LABELLOOP_RUN_STALE_AFTER_S is failed by the sweep.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

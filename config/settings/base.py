@@ -168,10 +168,11 @@ LABELLOOP_IMPORT_INLINE_MAX_ROWS = int(os.environ.get("LABELLOOP_IMPORT_INLINE_M
 LABELLOOP_MODEL_REGISTRY: dict[str, str] = {}
 # Where base models converted on first use (SmolLM2 from its GGUF file) are kept.
 LABELLOOP_MODEL_CACHE = Path(os.environ.get("LABELLOOP_MODEL_CACHE", VAR_DIR / "models"))
-# A running run's worker writes its heartbeat this often; a run silent for longer than
-# LABELLOOP_RUN_STALE_AFTER_S is marked failed (abandoned) and can be resumed from its last checkpoint.
+# A running run's (or import's) process writes its heartbeat this often; one silent for longer than
+# LABELLOOP_RUN_STALE_AFTER_S is marked failed (abandoned) by the every-minute sweep; a run can then be resumed
+# from its last checkpoint. Stale + the sweep's minute stays under 2 minutes: a killed worker is seen within 2.
 LABELLOOP_RUN_HEARTBEAT_S = float(os.environ.get("LABELLOOP_RUN_HEARTBEAT_S", "10"))
-LABELLOOP_RUN_STALE_AFTER_S = float(os.environ.get("LABELLOOP_RUN_STALE_AFTER_S", "60"))
+LABELLOOP_RUN_STALE_AFTER_S = float(os.environ.get("LABELLOOP_RUN_STALE_AFTER_S", "50"))
 # RQ's limit for one training job: longer than any run, so RQ never kills a healthy run.
 LABELLOOP_TRAINING_JOB_TIMEOUT = int(os.environ.get("LABELLOOP_TRAINING_JOB_TIMEOUT", str(7 * 24 * 3600)))
 # Trained models kept loaded per web or worker process for predictions (least recently used goes first).

@@ -11,49 +11,16 @@ No ML here, and nothing here imports torch: RQ forks a work horse per job, and t
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
-from django.conf import settings
-from django.db import DatabaseError, connection
 from rq import get_current_job
 
+from annotation.imports.services import imports_sweep
+from core.heartbeat import heartbeat
 from training.runs import services
 
-log = logging.getLogger(__name__)
-
-
-@contextmanager
-def heartbeat(beat: Callable[[], bool], *, every_s: float | None = None) -> Iterator[None]:
-    """Call `beat` every `every_s` seconds in a daemon thread while the block runs.
-
-    The thread has its own database connection, closed when it ends; a failed beat (a locked SQLite file, a
-    dropped connection) is logged and retried at the next tick rather than stopping the job.
-    """
-    interval = settings.LABELLOOP_RUN_HEARTBEAT_S if every_s is None else every_s
-    stop = threading.Event()
-
-    def loop() -> None:
-        try:
-            while not stop.wait(interval):
-                try:
-                    beat()
-                except DatabaseError:
-                    log.warning("heartbeat write failed; retrying in %ss", interval, exc_info=True)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=loop, name="labelloop-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+__all__ = ["heartbeat", "prediction_batch_job", "runs_sweep_job", "training_run_job", "worker_name"]
 
 
 def worker_name() -> str:
@@ -106,9 +73,10 @@ def prediction_batch_job(batch_id: int) -> None:
 
 
 def runs_sweep_job() -> None:
-    """Schedule the next sweep first (so a failing sweep still comes back), then fail runs with a stale heartbeat
-    and give queued runs whose job was lost their job again."""
+    """Schedule the next sweep first (so a failing sweep still comes back), then fail runs and imports with a stale
+    heartbeat and give queued runs and pending imports whose job was lost their job again."""
     current = get_current_job()
     services.runs_sweep_schedule(after=current.id if current is not None else services.SWEEP_JOB_IDS[1])
     services.runs_mark_abandoned()
     services.runs_requeue_lost()
+    imports_sweep()

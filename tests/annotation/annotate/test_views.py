@@ -237,3 +237,14 @@ def test_deep_link_shows_a_held_item_and_ignores_others(annotating, project, ann
     foreign = other_project.items.get()
     page = annotating.get(url("annotate", project.pk) + f"?item={foreign.pk}").content.decode()
     assert foreign.text not in page and first.text in page
+
+
+def test_a_submission_sent_twice_from_the_page_is_stored_once(annotating, project, annotator):
+    """A double click, or a browser resending the form after a dropped answer: one annotation, one count."""
+    first = held_item(annotator, project)
+    for _ in range(2):
+        response = annotating.post(url("annotate-submit", project.pk, first.pk), {"label": "negative"}, **HTMX)
+        assert response.status_code == 200
+    assert Annotation.objects.filter(item=first).count() == 1
+    first.refresh_from_db()
+    assert first.submitted_count == 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
+import time
 from pathlib import Path
 
 import django_rq
@@ -12,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
 from django.db import connection, connections, transaction
 from django.http import Http404
+from django.utils import timezone
 from rq import SimpleWorker
 
 from annotation.imports import importers
@@ -670,3 +673,91 @@ def test_repeated_ids_beyond_the_stored_errors_are_counted():
     assert len(result.errors) == importers.MAX_STORED_ERRORS
     assert result.errors[0] == RowError(2, "id", importers.DUPLICATE_EXTERNAL_ID.format(line=1))
     assert result.error_summary()[-1].message == importers.MORE_ERRORS.format(count=20)
+
+
+# --- Faults: a process killed mid-import, a job lost with Redis's data ------------------------------------------
+
+
+def _running(project, owner, *, seconds_ago: float, name: str = "killed.jsonl") -> ImportJob:
+    """An import as a killed process leaves it: claimed, its heartbeat stopped, no items (pass 2 rolled back)."""
+    beat = timezone.now() - dt.timedelta(seconds=seconds_ago)
+    return ImportJob.objects.create(
+        project=project, created_by=owner, file_name=name, file_format="jsonl",
+        status=ImportStatus.RUNNING, started_at=beat, heartbeat_at=beat,
+    )
+
+
+def test_an_import_whose_process_died_is_failed_as_abandoned_and_importing_again_works(project, owner, settings):
+    stale = _running(project, owner, seconds_ago=settings.LABELLOOP_RUN_STALE_AFTER_S + 1)
+    live = _running(project, owner, seconds_ago=settings.LABELLOOP_RUN_HEARTBEAT_S)
+    assert svc.imports_mark_abandoned() == [stale.pk]
+    stale.refresh_from_db()
+    live.refresh_from_db()
+    assert stale.status == ImportStatus.FAILED and stale.finished_at is not None
+    assert messages(stale) == [f"killed.jsonl: {svc.ABANDONED}"]
+    assert live.status == ImportStatus.RUNNING
+    assert svc.imports_mark_abandoned() == []
+
+    retry = run_import(project, owner, jsonl({"text": "first"}, {"text": "second"}), name="killed.jsonl")
+    assert retry.status == ImportStatus.SUCCEEDED and len(imported(project)) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_import_beats_and_a_finished_one_cannot_be_swept(project, owner, settings, monkeypatch):
+    """Outside a transaction (a request, an RQ job) the import beats from a thread while it works."""
+    settings.LABELLOOP_RUN_HEARTBEAT_S = 0.02
+    beats = []
+    monkeypatch.setattr(svc, "_import_heartbeat", lambda *, job_id: beats.append(job_id) or True)
+    original = svc._ItemWriter.write
+
+    def slow_write(self, batch, *, digests):
+        time.sleep(0.2)
+        return original(self, batch, digests=digests)
+
+    monkeypatch.setattr(svc._ItemWriter, "write", slow_write)
+    job = run_import(project, owner, jsonl({"text": "beats"}))
+    assert job.status == ImportStatus.SUCCEEDED and job.heartbeat_at is not None
+    assert len(beats) >= 2 and set(beats) == {job.pk}
+    ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - dt.timedelta(hours=1))
+    assert svc.imports_mark_abandoned() == []
+
+
+def test_an_import_swept_while_it_writes_commits_none_of_its_rows(project, owner, monkeypatch):
+    """The sweep won the race: the last statement of pass 2 (running -> succeeded) finds the import failed,
+    and the whole pass rolls back. On PostgreSQL, bench/faults.py shows the same with a real SIGKILL."""
+    original = svc._ItemWriter.write
+
+    def write_then_lose_the_race(self, batch, *, digests):
+        written = original(self, batch, digests=digests)
+        ImportJob.objects.filter(pk=self.template[self.at["import_job"]]).update(status=ImportStatus.FAILED)
+        return written
+
+    monkeypatch.setattr(svc._ItemWriter, "write", write_then_lose_the_race)
+    job = run_import(project, owner, jsonl({"text": "one"}, {"text": "two"}))
+    assert job.status != ImportStatus.SUCCEEDED
+    assert imported(project) == []
+
+
+def test_a_pending_import_whose_job_was_lost_gets_it_back_and_runs(
+    project, owner, settings, imports_queue, django_capture_on_commit_callbacks
+):
+    settings.LABELLOOP_IMPORT_INLINE_MAX_ROWS = 1
+    with django_capture_on_commit_callbacks(execute=True):
+        job = run_import(project, owner, jsonl({"text": "lost 1"}, {"text": "lost 2"}))
+    imports_queue.empty()  # Redis restarted without its data
+    assert svc.imports_requeue_lost() == []  # too young: its enqueue may still be on its way
+    ImportJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - dt.timedelta(minutes=5))
+    assert svc.imports_requeue_lost() == [job.pk]
+    assert svc.imports_requeue_lost() == []  # pending in the queue again
+    assert work(imports_queue)
+    job.refresh_from_db()
+    assert job.status == ImportStatus.SUCCEEDED and len(imported(project)) == 2
+
+
+def test_the_runs_sweep_command_sweeps_imports_too(project, owner, imports_queue):
+    stale = _running(project, owner, seconds_ago=10)
+    out = io.StringIO()
+    call_command("runs_sweep", "--stale-after", "1", stdout=out)
+    assert f"imports abandoned: {stale.pk}; imports requeued: none" in out.getvalue()
+    stale.refresh_from_db()
+    assert stale.status == ImportStatus.FAILED

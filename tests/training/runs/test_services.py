@@ -263,6 +263,39 @@ def test_a_run_whose_heartbeat_stopped_is_failed_as_abandoned_and_a_live_one_is_
     ) is False, "a worker that comes back late cannot overwrite the abandoned status"
 
 
+# RQ's scheduler moves a due job onto its queue within a second (rq.scheduler.RQScheduler interval); the sweep
+# itself takes well under the rest of this slack.
+SCHEDULER_SLACK_S = 5
+DETECTION_BOUND_S = 120
+
+
+def test_the_default_settings_detect_a_killed_worker_within_two_minutes(sentiment, owner, settings):
+    """Worst case: the last beat just before the kill, the run turns stale LABELLOOP_RUN_STALE_AFTER_S later, and
+    the next sweep comes at most SWEEP_EVERY after that. Several heartbeats must fit in the stale window, so a
+    slow write (a busy SQLite file waits up to 30 s) does not fail a healthy run."""
+    from config.settings import base  # the shipped values (a fixture slows the suite's heartbeat down)
+
+    stale_s, beat_s = base.LABELLOOP_RUN_STALE_AFTER_S, base.LABELLOOP_RUN_HEARTBEAT_S
+    settings.LABELLOOP_RUN_STALE_AFTER_S = stale_s
+    assert stale_s + services.SWEEP_EVERY.total_seconds() + SCHEDULER_SLACK_S <= DETECTION_BOUND_S
+    assert stale_s >= 4 * beat_s
+
+    now = timezone.now()
+    last_beat = now - dt.timedelta(seconds=stale_s + 1)
+    killed = TrainingRun.objects.create(
+        project=sentiment.project, snapshot=sentiment, snapshot_hash=sentiment.content_hash, task="classification",
+        base_model="tiny-bert", spec={}, created_by=owner, status=RunStatus.RUNNING, started_at=last_beat,
+        heartbeat_at=last_beat,
+    )
+    slow = TrainingRun.objects.create(
+        project=sentiment.project, snapshot=sentiment, snapshot_hash=sentiment.content_hash, task="classification",
+        base_model="tiny-bert", spec={}, created_by=owner, status=RunStatus.RUNNING, started_at=now,
+        heartbeat_at=now - dt.timedelta(seconds=3 * beat_s),  # three beats missed: still alive
+    )
+    assert services.runs_mark_abandoned() == [killed.pk]  # the default threshold, as the sweep job uses it
+    assert reload(slow).status == RunStatus.RUNNING
+
+
 def test_the_sweep_job_reschedules_itself_under_the_other_id_and_sweeps(sentiment, owner, queues, settings):
     from rq import SimpleWorker
 

@@ -1,4 +1,5 @@
-"""Fail training runs whose worker stopped (heartbeat lost) and requeue queued runs whose job was lost.
+"""Fail training runs and imports whose process stopped (heartbeat lost); requeue queued runs and pending imports
+whose job was lost (Redis restarted without its data).
 
 Run it from cron, or once with --schedule to start the every-minute sweep job on the RQ scheduler
 (a worker started with --with-scheduler moves it onto the "default" queue each minute).
@@ -8,11 +9,15 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from annotation.imports.services import imports_sweep
 from training.runs import services
 
 
 class Command(BaseCommand):
-    help = "Mark runs with a stale heartbeat failed (abandoned) and requeue queued runs whose RQ job is gone."
+    help = (
+        "Mark runs and imports with a stale heartbeat failed (abandoned); requeue queued runs and pending imports "
+        "whose RQ job is gone."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -24,8 +29,14 @@ class Command(BaseCommand):
     def handle(self, *args: object, stale_after: float | None, schedule: bool, **options: object) -> None:
         swept = services.runs_mark_abandoned(stale_after_s=stale_after)
         requeued = services.runs_requeue_lost()
+        imports_abandoned, imports_requeued = imports_sweep(stale_after_s=stale_after)
         if schedule:
             services.runs_sweep_ensure()
         self.stdout.write(
-            f"abandoned: {', '.join(map(str, swept)) or 'none'}; requeued: {', '.join(map(str, requeued)) or 'none'}"
+            f"abandoned: {_ids(swept)}; requeued: {_ids(requeued)}; "
+            f"imports abandoned: {_ids(imports_abandoned)}; imports requeued: {_ids(imports_requeued)}"
         )
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(map(str, ids)) or "none"
