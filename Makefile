@@ -51,6 +51,7 @@ test-postgres: install-dev install-models
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: install install-models
 	$(PY) bench/annotate_loop.py --quick
