@@ -12,11 +12,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotAuthenticated, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -189,6 +190,15 @@ class ApiView(APIView):
 
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         return exception_handler
+
+    @property
+    def user(self) -> User:
+        """The signed-in caller. Every API requires IsAuthenticated (settings.REST_FRAMEWORK), checked in
+        `initial()` before any handler runs, so here `request.user` is a `User`, never `AnonymousUser`."""
+        user = self.request.user
+        if not isinstance(user, User):
+            raise NotAuthenticated
+        return user
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """After authentication (so anonymous callers still get 401): an id in the path beyond ID_MAX is a 400."""

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
@@ -119,7 +119,7 @@ def _give_back_slots(*, item_ids: list[int], overlap: int) -> None:
         Item.objects.filter(pk__in=ids).update(slots_taken=F("slots_taken") - n, is_open=Value(True))
 
 
-def guideline_state(*, user: AbstractBaseUser, project: Project) -> GuidelineState:
+def guideline_state(*, user: User, project: Project) -> GuidelineState:
     """(current guideline version, whether the user still has to acknowledge it). One query."""
     current = (
         GuidelineVersion.objects.filter(project=project)
@@ -153,7 +153,7 @@ def claims_release_expired(*, project: Project, now: dt.datetime | None = None, 
 
 def claim_next(
     *,
-    annotator: AbstractBaseUser,
+    annotator: User,
     project: Project,
     now: dt.datetime | None = None,
     guideline: GuidelineState | None = None,
@@ -184,12 +184,12 @@ def claim_next(
     return NextItem(claim=None, guideline=guideline, needs_ack=False)
 
 
-def _candidates(*, annotator: AbstractBaseUser, project: Project):
+def _candidates(*, annotator: User, project: Project):
     mine = Claim.objects.filter(item=OuterRef("pk"), annotator=annotator)
     return Item.objects.filter(project=project, is_open=True).filter(~Exists(mine)).order_by("-priority", "pk")
 
 
-def _claim_one(*, annotator: AbstractBaseUser, project: Project, now: dt.datetime) -> tuple[Claim | None, bool]:
+def _claim_one(*, annotator: User, project: Project, now: dt.datetime) -> tuple[Claim | None, bool]:
     """(claim, whether a candidate was found): a found candidate without a claim lost a race."""
     with transaction.atomic():
         candidates = _candidates(annotator=annotator, project=project)
@@ -218,7 +218,7 @@ def _claim_one(*, annotator: AbstractBaseUser, project: Project, now: dt.datetim
     return claim, True
 
 
-def _claim_for(*, annotator: AbstractBaseUser, item: Item) -> Claim:
+def _claim_for(*, annotator: User, item: Item) -> Claim:
     claim = Claim.objects.filter(item=item, annotator=annotator).first()
     if claim is None:
         raise ServiceError(NOT_YOUR_CLAIM)
@@ -227,7 +227,7 @@ def _claim_for(*, annotator: AbstractBaseUser, item: Item) -> Claim:
 
 def annotation_submit(
     *,
-    annotator: AbstractBaseUser,
+    annotator: User,
     item: Item,
     value: dict[str, Any],
     label_names: list[str],
@@ -304,7 +304,7 @@ class _LeaseLost(Exception):
 
 def annotation_submit_and_next(
     *,
-    annotator: AbstractBaseUser,
+    annotator: User,
     item: Item,
     value: dict[str, Any],
     label_names: list[str],
@@ -321,11 +321,11 @@ def annotation_submit_and_next(
     return annotation, claim_next(annotator=annotator, project=item.project, now=now, guideline=state)
 
 
-def _submitted(*, annotator: AbstractBaseUser, item: Item) -> Annotation | None:
+def _submitted(*, annotator: User, item: Item) -> Annotation | None:
     return Annotation.objects.filter(item=item, annotator=annotator, status=AnnotationStatus.SUBMITTED).first()
 
 
-def claim_skip(*, annotator: AbstractBaseUser, item: Item, reason: str, now: dt.datetime | None = None) -> Claim:
+def claim_skip(*, annotator: User, item: Item, reason: str, now: dt.datetime | None = None) -> Claim:
     """Give the item back to the pool; the annotator will not be offered it again."""
     reason = reason.strip()
     if not reason:
@@ -345,7 +345,7 @@ def claim_skip(*, annotator: AbstractBaseUser, item: Item, reason: str, now: dt.
     return claim
 
 
-def annotation_undo(*, annotator: AbstractBaseUser, project: Project, now: dt.datetime | None = None) -> Claim:
+def annotation_undo(*, annotator: User, project: Project, now: dt.datetime | None = None) -> Claim:
     """Retract the annotator's latest submission while nobody has reviewed it; the item is theirs again.
 
     The retracted row stays (status=retracted) and its value becomes the draft, so nothing is lost.
@@ -388,7 +388,7 @@ def annotation_undo(*, annotator: AbstractBaseUser, project: Project, now: dt.da
 
 
 def draft_save(
-    *, annotator: AbstractBaseUser, item: Item, value: dict[str, Any], unsure: bool = False, note: str = ""
+    *, annotator: User, item: Item, value: dict[str, Any], unsure: bool = False, note: str = ""
 ) -> Draft:
     """Autosave: keep whatever the annotator has so far, valid or not yet."""
     if not isinstance(value, dict):

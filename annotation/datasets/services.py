@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, connections, transaction
 from django.db.models import CharField, F, TextField, Value
 from django.db.models.fields.json import KeyTextTransform
@@ -626,7 +626,7 @@ class _Discarded(Exception):
 def snapshot_create(
     *,
     project: Project,
-    user: AbstractBaseUser,
+    user: User,
     name: str,
     seed: int = 0,
     ratios: Sequence[float] = DEFAULT_RATIOS,

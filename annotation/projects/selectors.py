@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef
 
 from annotation.models import (
@@ -24,7 +24,7 @@ def membership_list(*, project: Project) -> list[Membership]:
     return list(Membership.objects.filter(project=project).select_related("user").order_by("role", "user__username"))
 
 
-def project_memberships_for_user(*, user: AbstractBaseUser) -> list[Membership]:
+def project_memberships_for_user(*, user: User) -> list[Membership]:
     return list(
         Membership.objects.select_related("project")
         .filter(user=user, project__archived_at__isnull=True)
@@ -37,7 +37,7 @@ def guideline_versions(*, project: Project) -> list[GuidelineVersion]:
     return list(GuidelineVersion.objects.filter(project=project).select_related("created_by").order_by("-version"))
 
 
-def guideline_last_acknowledged(*, user: AbstractBaseUser, project: Project) -> GuidelineVersion | None:
+def guideline_last_acknowledged(*, user: User, project: Project) -> GuidelineVersion | None:
     """The newest version this user acknowledged: the base of the diff they are shown for a new one."""
     acked = GuidelineAcknowledgement.objects.filter(guideline_version=OuterRef("pk"), user=user)
     return GuidelineVersion.objects.filter(project=project).filter(Exists(acked)).order_by("-version").first()

@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -54,7 +54,7 @@ DEFAULT_COLOURS = ("#2f6fde", "#d9480f", "#2b8a3e", "#862e9c", "#c2255c", "#1098
 
 def project_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     name: str,
     task_type: str = TaskType.SINGLE_LABEL,
     labels: Sequence[str] = (),
@@ -97,7 +97,7 @@ def project_create(
     return project
 
 
-def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+def membership_set(*, project: Project, user: User, role: str) -> Membership:
     if role not in Role.values:
         raise ServiceError(f"Unknown role {role!r}; use one of {Role.values}.", field="role")
     membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
@@ -157,7 +157,7 @@ def guideline_current(*, project: Project) -> GuidelineVersion | None:
 
 
 def guideline_publish(
-    *, project: Project, author: AbstractBaseUser, body: str, change_note: str = ""
+    *, project: Project, author: User, body: str, change_note: str = ""
 ) -> GuidelineVersion:
     """Publish a new version; annotators must acknowledge it before their next item."""
     if not body.strip():
@@ -180,12 +180,12 @@ def guideline_publish(
     raise ServiceError("Could not publish: guidelines are being changed concurrently, try again.")
 
 
-def guideline_acknowledge(*, user: AbstractBaseUser, version: GuidelineVersion) -> GuidelineAcknowledgement:
+def guideline_acknowledge(*, user: User, version: GuidelineVersion) -> GuidelineAcknowledgement:
     ack, _ = GuidelineAcknowledgement.objects.get_or_create(guideline_version=version, user=user)
     return ack
 
 
-def guideline_needs_ack(*, user: AbstractBaseUser, project: Project) -> GuidelineVersion | None:
+def guideline_needs_ack(*, user: User, project: Project) -> GuidelineVersion | None:
     """The current version if `user` has not acknowledged it yet, else None. One query."""
     current = (
         GuidelineVersion.objects.filter(project=project)
@@ -261,7 +261,7 @@ def membership_set_role(*, project: Project, username: str, role: str) -> Member
         return membership_set(project=project, user=user, role=role)
 
 
-def token_issue(*, user: AbstractBaseUser, rotate: bool = False) -> Token:
+def token_issue(*, user: User, rotate: bool = False) -> Token:
     """The user's token, created on first use; `rotate` replaces it, so the old key stops working at once."""
     with transaction.atomic():
         if rotate:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from annotation.models import (
     Annotation,
@@ -29,7 +29,7 @@ def noise_scan_get(*, project: Project, scan_id: int) -> NoiseScan | None:
 
 
 def annotation_rows(
-    *, project: Project, annotator: AbstractBaseUser | None = None
+    *, project: Project, annotator: User | None = None
 ) -> list[tuple[int, str, str, dt.datetime]]:
     """(item id, annotator, value key, when) for the current annotations of the project (or of one annotator)."""
     rows = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
@@ -42,7 +42,7 @@ def annotation_rows(
     return [(item_id, who, value_key(value), at) for item_id, who, value, at in rows.iterator(chunk_size=5000)]
 
 
-def quality_report(*, project: Project, user: AbstractBaseUser, role: str) -> dict[str, Any]:
+def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]:
     """The quality page's figures as JSON types (the API returns the same dict).
 
     Owners and reviewers get agreement (Cohen per pair, Fleiss, Krippendorff, per label), every

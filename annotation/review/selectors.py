@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from annotation.models import (
@@ -68,17 +68,17 @@ class ReviewQueue:
     panel: ReviewPanel | None
 
 
-def still_annotatable(*, user: AbstractBaseUser) -> Q:
+def still_annotatable(*, user: User) -> Q:
     """Items the user could still claim: open, and never claimed by them (used to keep reviews blind)."""
     return Q(is_open=True) & ~Exists(Claim.objects.filter(item=OuterRef("pk"), annotator=user))
 
 
-def blind_to(*, user: AbstractBaseUser, role: str, item: Item) -> bool:
+def blind_to(*, user: User, role: str, item: Item) -> bool:
     """Whether showing this item's annotations to `user` would break the blind promise."""
     return role in ANNOTATE and Item.objects.filter(pk=item.pk).filter(still_annotatable(user=user)).exists()
 
 
-def open_review_tasks(*, project: Project, user: AbstractBaseUser, role: str) -> QuerySet[ReviewTask]:
+def open_review_tasks(*, project: Project, user: User, role: str) -> QuerySet[ReviewTask]:
     tasks = ReviewTask.objects.filter(project=project, status=ReviewStatus.OPEN)
     if role in ANNOTATE:
         claimed = Claim.objects.filter(item=OuterRef("item_id"), annotator=user)
@@ -87,7 +87,7 @@ def open_review_tasks(*, project: Project, user: AbstractBaseUser, role: str) ->
 
 
 def review_queue(
-    *, project: Project, user: AbstractBaseUser, role: str, task_id: int | None = None, limit: int = QUEUE_PAGE
+    *, project: Project, user: User, role: str, task_id: int | None = None, limit: int = QUEUE_PAGE
 ) -> ReviewQueue:
     """The first `limit` open tasks and the panel for `task_id` (or the first task when it is not open)."""
     tasks_qs = open_review_tasks(project=project, user=user, role=role)
@@ -114,7 +114,7 @@ class ReviewTaskRow:
 
 
 def review_task_rows(
-    *, project: Project, user: AbstractBaseUser, role: str, limit: int = QUEUE_PAGE
+    *, project: Project, user: User, role: str, limit: int = QUEUE_PAGE
 ) -> list[ReviewTaskRow]:
     """The first open tasks with every current annotation of their items. Two queries."""
     tasks = list(open_review_tasks(project=project, user=user, role=role)[:limit])

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
@@ -164,7 +164,7 @@ def item_route(*, item: Item) -> ReviewTask | Decision | None:
 
 
 def _close_task(
-    *, task: ReviewTask, reviewer: AbstractBaseUser, status: str, now: dt.datetime, comment: str = ""
+    *, task: ReviewTask, reviewer: User, status: str, now: dt.datetime, comment: str = ""
 ) -> None:
     """Close an open task; raise TASK_CLOSED if another reviewer (or an undo) closed it first."""
     won = ReviewTask.objects.filter(pk=task.pk, status=ReviewStatus.OPEN).update(
@@ -177,7 +177,7 @@ def _close_task(
 
 def review_decide(
     *,
-    reviewer: AbstractBaseUser,
+    reviewer: User,
     task: ReviewTask,
     value: dict[str, Any],
     reason: str = "",
@@ -211,7 +211,7 @@ def review_decide(
 
 def review_accept(
     *,
-    reviewer: AbstractBaseUser,
+    reviewer: User,
     task: ReviewTask,
     annotation_id: int,
     reason: str = "",
@@ -227,7 +227,7 @@ def review_accept(
 
 
 def review_send_back(
-    *, reviewer: AbstractBaseUser, task: ReviewTask, comment: str, now: dt.datetime | None = None
+    *, reviewer: User, task: ReviewTask, comment: str, now: dt.datetime | None = None
 ) -> ReviewTask:
     """Re-open the item to its annotators for a new round (see the module docstring for the slots)."""
     comment = comment.strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -17,6 +17,7 @@ from annotation.review import services as reviews
 from annotation.review.selectors import STILL_ANNOTATABLE, blind_to, current_decision, review_task_get
 from annotation.tasktypes import value_display
 from core.errors import ServiceError
+from core.http import AuthedRequest
 
 UNKNOWN_ACTION = "Choose accept, fix or send back."
 
@@ -32,7 +33,7 @@ def _int_or_none(raw: str | None) -> int | None:
 
 
 def _review_page(
-    request: HttpRequest,
+    request: AuthedRequest,
     project: Project,
     role: str,
     *,
@@ -48,7 +49,7 @@ def _review_page(
 
 
 @login_required
-def review_queue(request: HttpRequest, project_id: int) -> HttpResponse:
+def review_queue(request: AuthedRequest, project_id: int) -> HttpResponse:
     """The queue of open review tasks and the current one, each saying why it is there."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     return _review_page(request, project, role, task_id=_int_or_none(request.GET.get("task")))
@@ -56,7 +57,7 @@ def review_queue(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def review_decide(request: HttpRequest, project_id: int, task_id: int) -> HttpResponse:
+def review_decide(request: AuthedRequest, project_id: int, task_id: int) -> HttpResponse:
     """Accept one annotation, fix the value, or send the item back; then show the next task."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     task = review_task_get(project=project, task_id=task_id)
@@ -91,7 +92,7 @@ def review_decide(request: HttpRequest, project_id: int, task_id: int) -> HttpRe
 
 
 @login_required
-def item_history(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
+def item_history(request: AuthedRequest, project_id: int, item_id: int) -> HttpResponse:
     """Everything that happened to one item: annotations, decisions, reviews and noise flags."""
     item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=REVIEW)
     if blind_to(user=request.user, role=role, item=item):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import F, Q, QuerySet
 from django.http import Http404
 
@@ -115,7 +115,7 @@ def run_get(*, project: Project, run_id: int) -> TrainingRun:
 
 
 def run_get_for_user(
-    *, user: AbstractBaseUser | AnonymousUser, project_id: int, run_id: int, roles: frozenset[str] = ANY_ROLE
+    *, user: User | AnonymousUser, project_id: int, run_id: int, roles: frozenset[str] = ANY_ROLE
 ) -> tuple[TrainingRun, str]:
     """A run of a project the user may reach with one of `roles`: 404 outside the project or for another
     project's run, 403 for the wrong role (the /api/projects/<id>/runs/<run>/ routes)."""
