@@ -59,7 +59,9 @@ class ErrorSerializer(serializers.Serializer):
 
     detail = serializers.CharField()
     field = serializers.CharField(allow_null=True, required=False)
-    errors = serializers.JSONField(required=False)
+    # DRF's metaclass moves declared fields into `_declared_fields`, so this does not shadow `Serializer.errors`;
+    # the stub cannot know that.
+    errors = serializers.JSONField(required=False)  # type: ignore[assignment]
 
 
 def _first_error(detail: Any, field: str | None = None) -> tuple[str | None, str]:
@@ -210,7 +212,8 @@ class ApiView(APIView):
     def filter_values(self, request: Request) -> dict[str, Any]:
         allowed = {**self.filters, "limit": str, "offset": str, "format": str}
         values: dict[str, Any] = {}
-        for name, raw in request.query_params.items():
+        for name in request.query_params:
+            raw = request.query_params.get(name, "")  # the last value, as `items()` gives it
             if name not in allowed:
                 names = ", ".join(sorted(self.filters)) or "none"
                 raise ServiceError(UNKNOWN_FILTER.format(name=name, allowed=names), field=name)
@@ -232,7 +235,8 @@ class ApiView(APIView):
         """One page of `rows`, serialized (with `context` when the serializer needs one): every list's answer."""
         paginator = self.pagination_class()
         try:
-            chunk = paginator.paginate_queryset(rows, request, view=self)
+            # DRF slices any sequence; the stub only admits a QuerySet.
+            chunk = paginator.paginate_queryset(rows, request, view=self)  # type: ignore[arg-type]
         except Exception as exc:
             raise ServiceError(str(exc), field="offset") from exc
         data = serializer_class(chunk, many=True, context=dict(context or {})).data

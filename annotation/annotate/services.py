@@ -163,9 +163,9 @@ def claim_next(
     `guideline` is the caller's `guideline_state` when it has one already (saves a query in the loop).
     """
     now = now or timezone.now()
-    guideline, needs_ack = guideline or guideline_state(user=annotator, project=project)
+    version, needs_ack = guideline or guideline_state(user=annotator, project=project)
     if needs_ack:
-        return NextItem(claim=None, guideline=guideline, needs_ack=True)
+        return NextItem(claim=None, guideline=version, needs_ack=True)
 
     current = (
         Claim.objects.select_related("item")
@@ -174,14 +174,14 @@ def claim_next(
         .first()
     )
     if current is not None:
-        return NextItem(claim=current, guideline=guideline, needs_ack=False)
+        return NextItem(claim=current, guideline=version, needs_ack=False)
 
     claims_release_expired(project=project, now=now)
     for _attempt in range(CLAIM_ATTEMPTS):
         claim, found = _claim_one(annotator=annotator, project=project, now=now)
         if claim is not None or not found:
-            return NextItem(claim=claim, guideline=guideline, needs_ack=False, fresh=claim is not None)
-    return NextItem(claim=None, guideline=guideline, needs_ack=False)
+            return NextItem(claim=claim, guideline=version, needs_ack=False, fresh=claim is not None)
+    return NextItem(claim=None, guideline=version, needs_ack=False)
 
 
 def _candidates(*, annotator: User, project: Project):
@@ -243,7 +243,7 @@ def annotation_submit(
         value = project.task_kind.normalise(value, label_names)
     except InvalidValue as exc:
         raise ServiceError(str(exc), field=exc.field) from exc
-    guideline, needs_ack = guideline or guideline_state(user=annotator, project=project)
+    version, needs_ack = guideline or guideline_state(user=annotator, project=project)
     if needs_ack:
         raise ServiceError(GUIDELINES_NOT_ACKNOWLEDGED, field="guidelines")
 
@@ -276,7 +276,7 @@ def annotation_submit(
                 value=value,
                 unsure=unsure,
                 note=note.strip(),
-                guideline_version=guideline,
+                guideline_version=version,
                 seconds_spent=max(0.0, (now - claim.claimed_at).total_seconds()),
             )
             Draft.objects.filter(item=item, annotator=annotator).delete()

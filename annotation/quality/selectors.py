@@ -32,11 +32,11 @@ def annotation_rows(
     *, project: Project, annotator: User | None = None
 ) -> list[tuple[int, str, str, dt.datetime]]:
     """(item id, annotator, value key, when) for the current annotations of the project (or of one annotator)."""
-    rows = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
+    current = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
     if annotator is not None:
-        rows = rows.filter(annotator=annotator)
+        current = current.filter(annotator=annotator)
     rows = (
-        rows.order_by("created_at", "id")
+        current.order_by("created_at", "id")
         .values_list("item_id", "annotator__username", "value", "created_at")
     )
     return [(item_id, who, value_key(value), at) for item_id, who, value, at in rows.iterator(chunk_size=5000)]

@@ -185,7 +185,7 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     _progress(scan, 0.9, f"Writing {len(suspects)} flags")
     with transaction.atomic():
         for suspect in suspects:
-            item_id = item_ids[suspect.index]
+            item_id = item_ids[suspect.row]
             given, suggested = {"label": suspect.given}, {"label": suspect.suggested}
             NoiseFlag.objects.create(
                 scan=scan, item_id=item_id, score=suspect.quality_score, given=given, suggested=suggested

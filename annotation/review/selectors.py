@@ -70,7 +70,7 @@ class ReviewQueue:
 
 def still_annotatable(*, user: User) -> Q:
     """Items the user could still claim: open, and never claimed by them (used to keep reviews blind)."""
-    return Q(is_open=True) & ~Exists(Claim.objects.filter(item=OuterRef("pk"), annotator=user))
+    return Q(is_open=True) & Q(~Exists(Claim.objects.filter(item=OuterRef("pk"), annotator=user)))
 
 
 def blind_to(*, user: User, role: str, item: Item) -> bool:
@@ -102,7 +102,7 @@ def review_queue(
         return ReviewQueue(total=total, tasks=tasks, panel=None)
     later = [t.pk for t in tasks[tasks.index(current) + 1 :]] if current in tasks else []
     others = [t.pk for t in tasks if t.pk != current.pk]
-    panel = review_panel(task=current, project=project, next_task_id=(later or others or [None])[0])
+    panel = review_panel(task=current, project=project, next_task_id=next(iter(later or others), None))
     return ReviewQueue(total=total, tasks=tasks, panel=panel)
 
 

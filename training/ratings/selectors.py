@@ -310,7 +310,10 @@ def preference_pairs(*, project: Project) -> Iterator[dict[str, str]]:
         .iterator(chunk_size=EXPORT_CHUNK)
     )
     for preference in preferences:
-        pair = _pair(preference.item.text, preference.chosen.value, preference.rejected.value)
+        chosen, rejected = preference.chosen, preference.rejected
+        if chosen is None or rejected is None:  # never: a check constraint gives every non-tie both outputs
+            continue
+        pair = _pair(preference.item.text, chosen.value, rejected.value)
         if pair is not None:
             yield pair
     corrections = (
