@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
@@ -98,7 +98,9 @@ def snapshot_detail(request: AuthedRequest, project_id: int, snapshot_id: int) -
 
 
 @login_required
-def snapshot_download(request: AuthedRequest, project_id: int, snapshot_id: int) -> HttpResponse:
+def snapshot_download(
+    request: AuthedRequest, project_id: int, snapshot_id: int
+) -> HttpResponse | StreamingHttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     snapshot = _snapshot_or_404(project, snapshot_id)
     try:

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from annotation.models import NoiseScan
 from annotation.permissions import REVIEW, access_project
 from annotation.quality import services as quality_svc
 from annotation.quality.selectors import noise_scan_get, noise_scan_latest, quality_report
@@ -35,6 +36,7 @@ def quality(request: AuthedRequest, project_id: int) -> HttpResponse:
 def noise_scan_start(request: AuthedRequest, project_id: int) -> HttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     error = ""
+    scan: NoiseScan | None
     try:
         scan = quality_svc.noise_scan_start(project=project, user=request.user)
     except ServiceError as exc:

@@ -188,7 +188,7 @@ def rating_submit(request: AuthedRequest, project_id: int, run_id: int, output_i
 
 
 def _run_or_none(project: Project, raw: str | None) -> TrainingRun | None:
-    if not (raw or "").isdigit():
+    if raw is None or not raw.isdigit():
         return None
     return TrainingRun.objects.filter(project=project, pk=int(raw)).first()
 

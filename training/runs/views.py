@@ -8,9 +8,11 @@ or `manage.py runs_sweep`) marks it failed (abandoned).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -59,7 +61,14 @@ def run_create(request: AuthedRequest, project_id: int, snapshot_id: int) -> Htt
     project, role = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     snapshot = _snapshot_or_404(project, snapshot_id)
     task = selectors.project_task(project)
-    context = {"project": project, "role": role, "snapshot": snapshot, "task": task, "groups": [], "errors": {}}
+    context: dict[str, Any] = {
+        "project": project,
+        "role": role,
+        "snapshot": snapshot,
+        "task": task,
+        "groups": [],
+        "errors": {},
+    }
     if task is None:
         context["error"] = services.MULTI_LABEL_UNSUPPORTED
         return render(request, "training/run_create.html", context, status=400 if request.method == "POST" else 200)
@@ -156,7 +165,7 @@ def run_resume(request: AuthedRequest, project_id: int, run_id: int) -> HttpResp
 
 
 @login_required
-def run_artifact(request: AuthedRequest, project_id: int, run_id: int) -> HttpResponse:
+def run_artifact(request: AuthedRequest, project_id: int, run_id: int) -> StreamingHttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     return artifact_response(selectors.run_get(project=project, run_id=run_id))
 
