@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
@@ -25,7 +25,7 @@ TASK_NOT_FOUND = "No such review task."
 ROLE_REQUIRED = "Your role in this project does not allow this."
 
 
-def membership_get(*, user: AbstractBaseUser | AnonymousUser, project_id: int) -> Membership | None:
+def membership_get(*, user: User | AnonymousUser, project_id: int) -> Membership | None:
     if not user.is_authenticated:
         return None
     return (
@@ -36,7 +36,7 @@ def membership_get(*, user: AbstractBaseUser | AnonymousUser, project_id: int) -
 
 
 def access_project(
-    *, user: AbstractBaseUser | AnonymousUser, project_id: int, roles: Iterable[str] = ANY_ROLE
+    *, user: User | AnonymousUser, project_id: int, roles: Iterable[str] = ANY_ROLE
 ) -> tuple[Project, str]:
     """Return (project, the user's role) or raise: 404 for outsiders, 403 for the wrong role."""
     membership = membership_get(user=user, project_id=project_id)
@@ -48,7 +48,7 @@ def access_project(
 
 
 def access_item(
-    *, user: AbstractBaseUser | AnonymousUser, project_id: int, item_id: int, roles: Iterable[str] = ANY_ROLE
+    *, user: User | AnonymousUser, project_id: int, item_id: int, roles: Iterable[str] = ANY_ROLE
 ) -> tuple[Item, str]:
     project, role = access_project(user=user, project_id=project_id, roles=roles)
     item = Item.objects.filter(project=project, pk=item_id).first()
@@ -59,7 +59,7 @@ def access_item(
 
 
 def access_review_task(
-    *, user: AbstractBaseUser | AnonymousUser, project_id: int, task_id: int, roles: Iterable[str] = REVIEW
+    *, user: User | AnonymousUser, project_id: int, task_id: int, roles: Iterable[str] = REVIEW
 ) -> tuple[ReviewTask, str]:
     """Return (review task with its item, the user's role) or raise like `access_project`; 404 for another project's."""
     project, role = access_project(user=user, project_id=project_id, roles=roles)

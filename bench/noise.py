@@ -85,7 +85,7 @@ def main() -> None:
                         model=model, texts=texts if features == "embeddings+words" else None,
                     )  # fmt: skip
                     seconds = time.perf_counter() - start
-                    flagged = {s.index for s in suspects}
+                    flagged = {s.row for s in suspects}
                     p, r, f1 = score(flagged, flipped)
                     print(
                         f"{name:5} {len(texts):5} {rate:5.2f} {seed:4} {features:16} {filter_by:20} {c:5g} "

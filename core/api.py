@@ -13,13 +13,14 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotAuthenticated, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -62,7 +63,9 @@ class ErrorSerializer(serializers.Serializer):
 
     detail = serializers.CharField()
     field = serializers.CharField(allow_null=True, required=False)
-    errors = serializers.JSONField(required=False)
+    # DRF's metaclass moves declared fields into `_declared_fields`, so this does not shadow `Serializer.errors`;
+    # the stub cannot know that.
+    errors = serializers.JSONField(required=False)  # type: ignore[assignment]
 
 
 def _first_error(detail: Any, field: str | None = None) -> tuple[str | None, str]:
@@ -203,6 +206,15 @@ class ApiView(APIView):
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         return exception_handler
 
+    @property
+    def user(self) -> User:
+        """The signed-in caller. Every API requires IsAuthenticated (settings.REST_FRAMEWORK), checked in
+        `initial()` before any handler runs, so here `request.user` is a `User`, never `AnonymousUser`."""
+        user = self.request.user
+        if not isinstance(user, User):
+            raise NotAuthenticated
+        return user
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """After authentication (so anonymous callers still get 401): an id in the path beyond ID_MAX is a 400."""
         super().initial(request, *args, **kwargs)
@@ -213,7 +225,8 @@ class ApiView(APIView):
     def filter_values(self, request: Request) -> dict[str, Any]:
         allowed = {**self.filters, "limit": str, "offset": str, "format": str}
         values: dict[str, Any] = {}
-        for name, raw in request.query_params.items():
+        for name in request.query_params:
+            raw = request.query_params.get(name, "")  # the last value, as `items()` gives it
             if name not in allowed:
                 names = ", ".join(sorted(self.filters)) or "none"
                 raise ServiceError(UNKNOWN_FILTER.format(name=name, allowed=names), field=name)
@@ -240,7 +253,8 @@ class ApiView(APIView):
         """
         paginator = self.pagination_class()
         try:
-            chunk = paginator.paginate_queryset(rows, request, view=self)
+            # DRF slices any sequence; the stub only admits a QuerySet.
+            chunk = paginator.paginate_queryset(rows, request, view=self)  # type: ignore[arg-type]
         except Exception as exc:
             raise ServiceError(str(exc), field="offset") from exc
         shown = complete(list(chunk)) if complete is not None else chunk

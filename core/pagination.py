@@ -9,5 +9,5 @@ from rest_framework.pagination import LimitOffsetPagination
 class Pagination(LimitOffsetPagination):
     """`?limit=&offset=` on every list: `{"count", "next", "previous", "results"}`; limit capped."""
 
-    default_limit = settings.REST_FRAMEWORK.get("PAGE_SIZE", 100)
+    default_limit: int | None = settings.REST_FRAMEWORK.get("PAGE_SIZE", 100)
     max_limit = 1000

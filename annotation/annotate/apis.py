@@ -102,8 +102,8 @@ class ClaimNextApi(ApiView):
         },
     )
     def post(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=ANNOTATE)
-        state = claim_next(annotator=request.user, project=project)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=ANNOTATE)
+        state = claim_next(annotator=self.user, project=project)
         if state.needs_ack:
             body = {
                 "detail": GUIDELINES_NOT_ACKNOWLEDGED,
@@ -141,9 +141,9 @@ class AnnotationListApi(ApiView):
         responses={200: paginated(AnnotationSerializer), **REFUSED},
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project, role = access_project(user=request.user, project_id=project_id)
+        project, role = access_project(user=self.user, project_id=project_id)
         wanted = self.filter_values(request)
-        mine = None if role in REVIEW else request.user  # the blind promise
+        mine = None if role in REVIEW else self.user  # the blind promise
         rows = annotation_list(
             project=project,
             annotator=mine,
@@ -167,11 +167,11 @@ class AnnotationSubmitApi(ApiView):
 
     @extend_schema(request=InputSerializer, responses={201: AnnotationSerializer, **REFUSED})
     def post(self, request: Request, project_id: int, item_id: int) -> Response:
-        item, _ = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=ANNOTATE)
+        item, _ = access_item(user=self.user, project_id=project_id, item_id=item_id, roles=ANNOTATE)
         data = validated(self.InputSerializer, request.data)
         labels = label_list(project=item.project)
         annotation = annotation_submit(
-            annotator=request.user,
+            annotator=self.user,
             item=item,
             value=data["value"],
             label_names=[label.name for label in labels],
@@ -194,9 +194,9 @@ class ClaimSkipApi(ApiView):
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED})
     def post(self, request: Request, project_id: int, item_id: int) -> Response:
-        item, _ = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=ANNOTATE)
+        item, _ = access_item(user=self.user, project_id=project_id, item_id=item_id, roles=ANNOTATE)
         data = validated(self.InputSerializer, request.data)
-        claim = claim_skip(annotator=request.user, item=item, reason=data["reason"])
+        claim = claim_skip(annotator=self.user, item=item, reason=data["reason"])
         return Response(self.OutputSerializer(claim).data)
 
 
@@ -206,8 +206,8 @@ class AnnotationUndoApi(ApiView):
 
     @extend_schema(request=None, responses={200: ClaimedItemSerializer, **REFUSED})
     def post(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=ANNOTATE)
-        claim = annotation_undo(annotator=request.user, project=project)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=ANNOTATE)
+        claim = annotation_undo(annotator=self.user, project=project)
         return Response(ClaimedItemSerializer(_claimed(request, claim, project=project)).data)
 
 
@@ -221,9 +221,9 @@ class DraftApi(ApiView):
 
     @extend_schema(request=InputSerializer, responses={200: DraftSerializer, **CONFLICT, **REFUSED})
     def put(self, request: Request, project_id: int, item_id: int) -> Response:
-        item, _ = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=ANNOTATE)
+        item, _ = access_item(user=self.user, project_id=project_id, item_id=item_id, roles=ANNOTATE)
         data = validated(self.InputSerializer, request.data)
-        draft = draft_autosave(annotator=request.user, item=item, **data)
+        draft = draft_autosave(annotator=self.user, item=item, **data)
         return Response(DraftSerializer(draft).data)
 
 
@@ -239,7 +239,7 @@ class ProjectProgressApi(ApiView):
 
     @extend_schema(responses={200: OutputSerializer, **DENIED})
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id)
+        project, _ = access_project(user=self.user, project_id=project_id)
         return Response(self.OutputSerializer(project_progress(project=project)).data)
 
 
@@ -255,8 +255,8 @@ class MyProgressApi(ApiView):
 
     @extend_schema(responses={200: OutputSerializer, **DENIED})
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=ANNOTATE)
-        return Response(self.OutputSerializer(annotator_progress(user=request.user, project=project)).data)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=ANNOTATE)
+        return Response(self.OutputSerializer(annotator_progress(user=self.user, project=project)).data)
 
 
 class AnnotationExportApi(ApiView):
@@ -275,5 +275,5 @@ class AnnotationExportApi(ApiView):
         )
     )
     def get(self, request: Request, project_id: int) -> StreamingHttpResponse:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)
         return jsonl_response(annotations_export_rows(project=project), f"project-{project.pk}-annotations.jsonl")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -63,7 +63,7 @@ def project_progress(*, project: Project) -> ProjectProgress:
     return ProjectProgress(**counts)
 
 
-def annotator_progress(*, user: AbstractBaseUser, project: Project) -> AnnotatorProgress:
+def annotator_progress(*, user: User, project: Project) -> AnnotatorProgress:
     """What one annotator has done and how much is still open to them. Two queries."""
     mine = Claim.objects.filter(project=project, annotator=user).aggregate(
         submitted=Count("pk", filter=Q(status=ClaimStatus.SUBMITTED)),
@@ -75,12 +75,12 @@ def annotator_progress(*, user: AbstractBaseUser, project: Project) -> Annotator
     return AnnotatorProgress(open_for_me=open_for_me, **mine)
 
 
-def draft_get(*, user: AbstractBaseUser, item: Item) -> Draft | None:
+def draft_get(*, user: User, item: Item) -> Draft | None:
     return Draft.objects.filter(item=item, annotator=user).first()
 
 
 def claim_active_get(
-    *, user: AbstractBaseUser, project: Project, item_id: int, now: dt.datetime | None = None
+    *, user: User, project: Project, item_id: int, now: dt.datetime | None = None
 ) -> Claim | None:
     """The user's live claim on one item (with the item), or None: drafts and deep links need one."""
     now = now or timezone.now()
@@ -137,7 +137,7 @@ def annotations_export_rows(*, project: Project) -> Iterator[dict[str, Any]]:
 def annotation_list(
     *,
     project: Project,
-    annotator: AbstractBaseUser | None = None,
+    annotator: User | None = None,
     annotator_username: str | None = None,
     item_id: int | None = None,
     created_after: dt.datetime | None = None,

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
@@ -127,7 +127,7 @@ def _give_back_slots(*, item_ids: list[int], overlap: int) -> None:
         Item.objects.filter(pk__in=ids).update(slots_taken=F("slots_taken") - n, is_open=Value(True))
 
 
-def guideline_state(*, user: AbstractBaseUser, project: Project) -> GuidelineState:
+def guideline_state(*, user: User, project: Project) -> GuidelineState:
     """(current guideline version, whether the user still has to acknowledge it). One query."""
     current = (
         GuidelineVersion.objects.filter(project=project)
@@ -161,7 +161,7 @@ def claims_release_expired(*, project: Project, now: dt.datetime | None = None, 
 
 def claim_next(
     *,
-    annotator: AbstractBaseUser,
+    annotator: User,
     project: Project,
     now: dt.datetime | None = None,
     guideline: GuidelineState | None = None,
@@ -171,9 +171,9 @@ def claim_next(
     `guideline` is the caller's `guideline_state` when it has one already (saves a query in the loop).
     """
     now = now or timezone.now()
-    guideline, needs_ack = guideline or guideline_state(user=annotator, project=project)
+    version, needs_ack = guideline or guideline_state(user=annotator, project=project)
     if needs_ack:
-        return NextItem(claim=None, guideline=guideline, needs_ack=True)
+        return NextItem(claim=None, guideline=version, needs_ack=True)
 
     current = (
         Claim.objects.select_related("item")
@@ -182,22 +182,22 @@ def claim_next(
         .first()
     )
     if current is not None:
-        return NextItem(claim=current, guideline=guideline, needs_ack=False)
+        return NextItem(claim=current, guideline=version, needs_ack=False)
 
     claims_release_expired(project=project, now=now)
     for _attempt in range(CLAIM_ATTEMPTS):
         claim, found = _claim_one(annotator=annotator, project=project, now=now)
         if claim is not None or not found:
-            return NextItem(claim=claim, guideline=guideline, needs_ack=False, fresh=claim is not None)
-    return NextItem(claim=None, guideline=guideline, needs_ack=False)
+            return NextItem(claim=claim, guideline=version, needs_ack=False, fresh=claim is not None)
+    return NextItem(claim=None, guideline=version, needs_ack=False)
 
 
-def _candidates(*, annotator: AbstractBaseUser, project: Project):
+def _candidates(*, annotator: User, project: Project):
     mine = Claim.objects.filter(item=OuterRef("pk"), annotator=annotator)
     return Item.objects.filter(project=project, is_open=True).filter(~Exists(mine)).order_by("-priority", "pk")
 
 
-def _claim_one(*, annotator: AbstractBaseUser, project: Project, now: dt.datetime) -> tuple[Claim | None, bool]:
+def _claim_one(*, annotator: User, project: Project, now: dt.datetime) -> tuple[Claim | None, bool]:
     """(claim, whether a candidate was found): a found candidate without a claim lost a race."""
     with transaction.atomic():
         candidates = _candidates(annotator=annotator, project=project)
@@ -226,7 +226,7 @@ def _claim_one(*, annotator: AbstractBaseUser, project: Project, now: dt.datetim
     return claim, True
 
 
-def _claim_for(*, annotator: AbstractBaseUser, item: Item) -> Claim:
+def _claim_for(*, annotator: User, item: Item) -> Claim:
     claim = Claim.objects.filter(item=item, annotator=annotator).first()
     if claim is None:
         raise ServiceError(NOT_YOUR_CLAIM)
@@ -235,7 +235,7 @@ def _claim_for(*, annotator: AbstractBaseUser, item: Item) -> Claim:
 
 def annotation_submit(
     *,
-    annotator: AbstractBaseUser,
+    annotator: User,
     item: Item,
     value: dict[str, Any],
     label_names: list[str],
@@ -251,7 +251,7 @@ def annotation_submit(
         value = project.task_kind.normalise(value, label_names)
     except InvalidValue as exc:
         raise ServiceError(str(exc), field=exc.field) from exc
-    guideline, needs_ack = guideline or guideline_state(user=annotator, project=project)
+    version, needs_ack = guideline or guideline_state(user=annotator, project=project)
     if needs_ack:
         raise ServiceError(GUIDELINES_NOT_ACKNOWLEDGED, field="guidelines")
 
@@ -284,7 +284,7 @@ def annotation_submit(
                 value=value,
                 unsure=unsure,
                 note=note.strip(),
-                guideline_version=guideline,
+                guideline_version=version,
                 seconds_spent=max(0.0, (now - claim.claimed_at).total_seconds()),
             )
             Draft.objects.filter(item=item, annotator=annotator).delete()
@@ -312,7 +312,7 @@ class _LeaseLost(Exception):
 
 def annotation_submit_and_next(
     *,
-    annotator: AbstractBaseUser,
+    annotator: User,
     item: Item,
     value: dict[str, Any],
     label_names: list[str],
@@ -329,11 +329,11 @@ def annotation_submit_and_next(
     return annotation, claim_next(annotator=annotator, project=item.project, now=now, guideline=state)
 
 
-def _submitted(*, annotator: AbstractBaseUser, item: Item) -> Annotation | None:
+def _submitted(*, annotator: User, item: Item) -> Annotation | None:
     return Annotation.objects.filter(item=item, annotator=annotator, status=AnnotationStatus.SUBMITTED).first()
 
 
-def claim_skip(*, annotator: AbstractBaseUser, item: Item, reason: str, now: dt.datetime | None = None) -> Claim:
+def claim_skip(*, annotator: User, item: Item, reason: str, now: dt.datetime | None = None) -> Claim:
     """Give the item back to the pool; the annotator will not be offered it again."""
     reason = reason.strip()
     if not reason:
@@ -353,7 +353,7 @@ def claim_skip(*, annotator: AbstractBaseUser, item: Item, reason: str, now: dt.
     return claim
 
 
-def annotation_undo(*, annotator: AbstractBaseUser, project: Project, now: dt.datetime | None = None) -> Claim:
+def annotation_undo(*, annotator: User, project: Project, now: dt.datetime | None = None) -> Claim:
     """Retract the annotator's latest submission while nobody has reviewed it; the item is theirs again.
 
     The retracted row stays (status=retracted) and its value becomes the draft, so nothing is lost.
@@ -396,7 +396,7 @@ def annotation_undo(*, annotator: AbstractBaseUser, project: Project, now: dt.da
 
 
 def draft_save(
-    *, annotator: AbstractBaseUser, item: Item, value: dict[str, Any], unsure: bool = False, note: str = ""
+    *, annotator: User, item: Item, value: dict[str, Any], unsure: bool = False, note: str = ""
 ) -> Draft:
     """Autosave: keep whatever the annotator has so far, valid or not yet."""
     if not isinstance(value, dict):
@@ -446,7 +446,7 @@ def item_prelabels_set(*, project: Project, prelabels: Iterable[tuple[dict[str, 
 
 
 def draft_autosave(
-    *, annotator: AbstractBaseUser, item: Item, value: dict[str, Any], unsure: bool = False, note: str = ""
+    *, annotator: User, item: Item, value: dict[str, Any], unsure: bool = False, note: str = ""
 ) -> Draft:
     """The annotate page's and the API's autosave: only while the annotator holds the item (409 after)."""
     if claim_active_get(user=annotator, project=item.project, item_id=item.pk) is None:

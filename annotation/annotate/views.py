@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
@@ -27,12 +27,13 @@ from annotation.projects.selectors import label_list
 from annotation.review.selectors import send_back_comment
 from annotation.tasktypes import value_display
 from core.errors import ServiceError, StateConflict
+from core.http import AuthedRequest
 
 # The event the page listens for to refresh its progress strip after a write.
 PROGRESS_EVENT = "progress-changed"
 
 
-def _next_for(request: HttpRequest, project: Project, *, prefer_item_id: int | None = None) -> NextItem:
+def _next_for(request: AuthedRequest, project: Project, *, prefer_item_id: int | None = None) -> NextItem:
     """The item to show: the one the user asked for while they still hold it, else their next claim."""
     state = claim_next(annotator=request.user, project=project)
     if state.needs_ack or prefer_item_id is None or (state.item is not None and state.item.pk == prefer_item_id):
@@ -48,7 +49,7 @@ def _selected_names(value: dict[str, Any]) -> list[str]:
 
 
 def _workspace_context(
-    request: HttpRequest,
+    request: AuthedRequest,
     project: Project,
     state: NextItem,
     labels: list[Label],
@@ -104,7 +105,14 @@ def _workspace_context(
 
 
 def _workspace_response(
-    request: HttpRequest, project: Project, role: str, state: NextItem, labels: list[Label], *, status: int = 200, **kw
+    request: AuthedRequest,
+    project: Project,
+    role: str,
+    state: NextItem,
+    labels: list[Label],
+    *,
+    status: int = 200,
+    **kw,
 ) -> HttpResponse:
     """The `#workspace` fragment for htmx, or the whole annotate page (guidelines beside it, progress above it)."""
     context = _workspace_context(request, project, state, labels, **kw)
@@ -123,7 +131,7 @@ def _workspace_response(
 
 
 @login_required
-def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
+def annotate(request: AuthedRequest, project_id: int) -> HttpResponse:
     """The annotate page (or, for htmx, its workspace): the claimed item, `?item=<id>` to return to one held."""
     project, role = access_project(user=request.user, project_id=project_id, roles=ANNOTATE)
     wanted = request.GET.get("item", "")
@@ -131,7 +139,7 @@ def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
     return _workspace_response(request, project, role, state, label_list(project=project))
 
 
-def _after_write(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+def _after_write(request: AuthedRequest, response: HttpResponse) -> HttpResponse:
     """Tell the page that counts changed: the progress fragment refreshes itself, off this request."""
     if request.htmx:
         response["HX-Trigger"] = PROGRESS_EVENT
@@ -140,7 +148,7 @@ def _after_write(request: HttpRequest, response: HttpResponse) -> HttpResponse:
 
 @login_required
 @require_POST
-def annotate_submit(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
+def annotate_submit(request: AuthedRequest, project_id: int, item_id: int) -> HttpResponse:
     """Store the label and answer with the next item: one round trip, a constant number of queries."""
     item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=ANNOTATE)
     project = item.project
@@ -169,7 +177,7 @@ def annotate_submit(request: HttpRequest, project_id: int, item_id: int) -> Http
 
 @login_required
 @require_POST
-def annotate_skip(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
+def annotate_skip(request: AuthedRequest, project_id: int, item_id: int) -> HttpResponse:
     """Give the item back with a reason; the annotator is not offered it again."""
     item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=ANNOTATE)
     project = item.project
@@ -191,7 +199,7 @@ def annotate_skip(request: HttpRequest, project_id: int, item_id: int) -> HttpRe
 
 @login_required
 @require_POST
-def annotate_undo(request: HttpRequest, project_id: int) -> HttpResponse:
+def annotate_undo(request: AuthedRequest, project_id: int) -> HttpResponse:
     """Take back the last submission while nobody has reviewed it: its item comes back with the value as a draft."""
     project, role = access_project(user=request.user, project_id=project_id, roles=ANNOTATE)
     labels = label_list(project=project)
@@ -209,7 +217,7 @@ def annotate_undo(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def annotate_draft(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
+def annotate_draft(request: AuthedRequest, project_id: int, item_id: int) -> HttpResponse:
     """Autosave of the form as it is, valid or not yet; only while the user holds the item."""
     item, _ = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=ANNOTATE)
     project = item.project
@@ -230,7 +238,7 @@ def annotate_draft(request: HttpRequest, project_id: int, item_id: int) -> HttpR
 
 
 @login_required
-def annotate_progress(request: HttpRequest, project_id: int) -> HttpResponse:
+def annotate_progress(request: AuthedRequest, project_id: int) -> HttpResponse:
     """The progress strip alone: the page asks for it after each write (the `progress-changed` event)."""
     project, _ = access_project(user=request.user, project_id=project_id, roles=ANNOTATE)
     context = {

@@ -68,15 +68,15 @@ class SnapshotListApi(ApiView):
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(SnapshotSerializer), **REFUSED})
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)
         self.filter_values(request)
         return self.page(request, snapshot_list(project=project), SnapshotSerializer)
 
     @extend_schema(request=InputSerializer, responses={201: SnapshotSerializer, **REFUSED})
     def post(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
-        snapshot = snapshots.snapshot_create(project=project, user=request.user, **data)
+        snapshot = snapshots.snapshot_create(project=project, user=self.user, **data)
         return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
 
 
@@ -111,7 +111,7 @@ class SnapshotCompareApi(ApiView):
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The differences."), **REFUSED},
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)
         wanted = self.filter_values(request)
         old, new = snapshot_pair(project=project, old_id=wanted.get("old"), new_id=wanted.get("new"))
         return Response(snapshots.snapshot_compare(old=old, new=new))
@@ -163,16 +163,16 @@ class ItemListApi(ApiView):
         responses={200: paginated(ItemSerializer), **REFUSED},
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-        items = item_list(project=project, viewer=request.user, role=role, **self.filter_values(request))
+        project, role = access_project(user=self.user, project_id=project_id, roles=REVIEW)
+        items = item_list(project=project, viewer=self.user, role=role, **self.filter_values(request))
         return self.page(request, items, ItemSerializer)
 
 
 class ItemDetailApi(ApiView):
     @extend_schema(responses={200: ItemSerializer, **DENIED})
     def get(self, request: Request, project_id: int, item_id: int) -> Response:
-        project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-        item = item_get(project=project, viewer=request.user, role=role, item_id=item_id)
+        project, role = access_project(user=self.user, project_id=project_id, roles=REVIEW)
+        item = item_get(project=project, viewer=self.user, role=role, item_id=item_id)
         if item is None:
             raise Http404(NO_SUCH_ITEM)
         return Response(ItemSerializer(item).data)
@@ -190,6 +190,6 @@ class ItemExportApi(ApiView):
         )
     )
     def get(self, request: Request, project_id: int) -> StreamingHttpResponse:
-        project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-        rows = items_export_rows(project=project, viewer=request.user, role=role)
+        project, role = access_project(user=self.user, project_id=project_id, roles=REVIEW)
+        rows = items_export_rows(project=project, viewer=self.user, role=role)
         return jsonl_response(rows, f"project-{project.pk}-items.jsonl")

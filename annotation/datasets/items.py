@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Case, Exists, F, JSONField, OuterRef, Q, QuerySet, Subquery, Value, When
 
 from annotation.models import Decision, Item, ItemStatus, Project
@@ -21,7 +21,7 @@ from annotation.review.selectors import still_annotatable
 EXPORT_CHUNK_SIZE = 2000
 
 
-def _with_final_value(items: QuerySet[Item], *, viewer: AbstractBaseUser, role: str) -> tuple[QuerySet[Item], Q]:
+def _with_final_value(items: QuerySet[Item], *, viewer: User, role: str) -> tuple[QuerySet[Item], Q]:
     """Items annotated with `split` and `final_value` (the latest decision of an approved item), and the
     condition under which an item shows a final value to this viewer."""
     latest = Decision.objects.filter(item=OuterRef("pk")).order_by("-created_at", "-id").values("value")[:1]
@@ -38,7 +38,7 @@ def _with_final_value(items: QuerySet[Item], *, viewer: AbstractBaseUser, role: 
 def item_list(
     *,
     project: Project,
-    viewer: AbstractBaseUser,
+    viewer: User,
     role: str,
     status: str | None = None,
     split: str | None = None,
@@ -66,11 +66,11 @@ def item_list(
     return items.order_by("pk")
 
 
-def item_get(*, project: Project, viewer: AbstractBaseUser, role: str, item_id: int) -> Item | None:
+def item_get(*, project: Project, viewer: User, role: str, item_id: int) -> Item | None:
     return item_list(project=project, viewer=viewer, role=role).filter(pk=item_id).first()
 
 
-def items_export_rows(*, project: Project, viewer: AbstractBaseUser, role: str) -> Iterator[dict[str, Any]]:
+def items_export_rows(*, project: Project, viewer: User, role: str) -> Iterator[dict[str, Any]]:
     """Every item of the project, one dict per JSONL line, read in chunks (constant memory)."""
     fields = (
         "pk", "external_id", "text", "response", "metadata", "group_key", "status", "split", "final_value",

@@ -29,7 +29,7 @@ def snapshot_pair(*, project: Project, old_id: str | int | None, new_id: str | i
     found = {}
     for field, raw in (("old", old_id), ("new", new_id)):
         try:
-            snapshot = snapshot_get(project=project, snapshot_id=int(raw)) if raw not in (None, "") else None
+            snapshot = snapshot_get(project=project, snapshot_id=int(raw)) if raw is not None and raw != "" else None
         except (TypeError, ValueError):
             snapshot = None
         if snapshot is None:

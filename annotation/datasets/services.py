@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, connections, transaction
 from django.db.models import CharField, F, TextField, Value
 from django.db.models.fields.json import KeyTextTransform
@@ -157,7 +157,7 @@ def _check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
         raise ServiceError(BAD_RATIOS, field="ratios") from None
     if len(values) != 3 or any(r < 0 for r in values) or abs(sum(values) - 1.0) > 1e-6:
         raise ServiceError(BAD_RATIOS, field="ratios")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _group_expression(group_field: str):
@@ -328,7 +328,7 @@ def _split_walk(assigned: Assigned) -> Callable[[int], str | None]:
     return split_of
 
 
-def _final_rows(*, project: Project, assigned: Assigned | None = None) -> Iterator[tuple[dict[str, Any], str]]:
+def _final_rows(*, project: Project, assigned: Assigned | None = None) -> Iterator[tuple[dict[str, Any], bytes]]:
     """(canonical row, its snapshot-row line) of every approved item that has a split, in item id order.
 
     The splits come from `assigned` when given (the items it holds), else from ItemSplit. The
@@ -338,6 +338,7 @@ def _final_rows(*, project: Project, assigned: Assigned | None = None) -> Iterat
     classification values repeat, so it is decoded once per distinct value.
     """
     decisions = latest_decisions(project=project)
+    split_field: str | Value
     if assigned is None:
         decisions, split_field = decisions.filter(item__split_row__isnull=False), "item__split_row__split"
     else:
@@ -508,7 +509,8 @@ def _noise_figures(*, project: Project) -> dict[str, Any]:
     scan = NoiseScan.objects.filter(project=project, status=ScanStatus.SUCCEEDED).order_by("-finished_at").first()
     if scan is None:
         return {}
-    return {"scan_id": scan.pk, "finished_at": scan.finished_at.isoformat(), **scan.summary}
+    finished_at = scan.finished_at.isoformat() if scan.finished_at else None
+    return {"scan_id": scan.pk, "finished_at": finished_at, **scan.summary}
 
 
 def _copy_rows(cursor: Any, lines: BinaryIO, snapshot_id: int) -> None:
@@ -626,7 +628,7 @@ class _Discarded(Exception):
 def snapshot_create(
     *,
     project: Project,
-    user: AbstractBaseUser,
+    user: User,
     name: str,
     seed: int = 0,
     ratios: Sequence[float] = DEFAULT_RATIOS,
@@ -772,13 +774,14 @@ def snapshot_compare(*, old: Snapshot, new: Snapshot, examples: int = 100) -> di
     old_rows, new_rows = stream(old), stream(new)
     a, b = next(old_rows, None), next(new_rows, None)
     while a is not None or b is not None:
-        if b is None or (a is not None and a[0] < b[0]):
+        if a is not None and (b is None or a[0] < b[0]):
             note("removed", {"item_id": a[0], "old": a[1]})
             a = next(old_rows, None)
-        elif a is None or b[0] < a[0]:
+        elif b is not None and (a is None or b[0] < a[0]):
             note("added", {"item_id": b[0], "new": b[1]})
             b = next(new_rows, None)
         else:
+            assert a is not None and b is not None  # the same item id on both sides
             if a[1] != b[1]:
                 note("relabelled", {"item_id": a[0], "old": a[1], "new": b[1]})
             else:

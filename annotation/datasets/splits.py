@@ -25,13 +25,16 @@ from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from annotation.text import normalise
 
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
+
+# An item key: `existing` splits are keyed like `keys`.
+Key = TypeVar("Key", bound=Hashable)
 
 
 SPLITS = (TRAIN, VALIDATION, TEST)
@@ -131,7 +134,7 @@ def _check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
         raise ValueError(BAD_RATIOS.format(ratios=ratios)) from None
     if len(values) != 3 or any(not np.isfinite(r) or r < 0 for r in values) or abs(sum(values) - 1.0) > 1e-6:
         raise ValueError(BAD_RATIOS.format(ratios=ratios))
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -182,7 +185,7 @@ def _band_keys(texts: list[str]) -> np.ndarray:
     positions = np.arange(int(counts.sum())) + np.repeat(text_starts - shingle_starts, counts)
     hashes = _mix64(rolling[positions])
     del rolling, codes, positions
-    signature = np.full(len(padded) * BINS, _SENTINEL, dtype=np.uint64)
+    signature: np.ndarray = np.full(len(padded) * BINS, _SENTINEL, dtype=np.uint64)
     cell = owner * BINS + (hashes >> np.uint64(_VALUE_BITS)).astype(np.int64)
     np.minimum.at(signature, cell, hashes & _VALUE_MASK)
     signature = signature.reshape(len(padded), BINS)
@@ -363,6 +366,7 @@ def fingerprints_of(
     def collect(left: int) -> None:
         while len(pending) > left:
             start, stop, future = pending.popleft()
+            assert keys is not None  # only band keys are ever pending
             keys[:, start:stop] = future.result()
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="band-keys") as pool:
@@ -384,10 +388,19 @@ def fingerprints_of(
     return Fingerprints(hashes[:n], None if keys is None else keys[:, :n], texts_of)
 
 
+def _first_repeat(keys: Sequence[Hashable]) -> Hashable:
+    seen: set[Hashable] = set()
+    for key in keys:
+        if key in seen:
+            return key
+        seen.add(key)
+    raise ValueError("no key repeats")
+
+
 def _ranks(keys: Sequence[Hashable], seed: int) -> np.ndarray:
     """A seeded pseudo-random rank per key that does not depend on the keys' order (uint64)."""
     salt = hashlib.blake2b(str(seed).encode(), digest_size=8).digest()
-    if all(type(k) is int for k in keys) and all(-(2**63) <= k < 2**63 for k in keys):
+    if all(type(k) is int and -(2**63) <= k < 2**63 for k in keys):
         mixed = np.asarray(keys, dtype=np.int64).view(np.uint64) ^ np.frombuffer(salt, dtype=np.uint64)[0]
         return _mix64(_mix64(mixed))
     return np.fromiter((_stable_hash(str(k), salt) for k in keys), dtype=np.uint64, count=len(keys))
@@ -403,7 +416,7 @@ def _components(
     n = len(texts)
     edges: list[np.ndarray] = []
     first_in_group: dict[str, int] = {}
-    grouped = [(first_in_group.setdefault(g, i), i) for i, g in enumerate(groups) if g not in (None, "")]
+    grouped = [(first_in_group.setdefault(g, i), i) for i, g in enumerate(groups) if g]
     grouped = [pair for pair in grouped if pair[0] != pair[1]]
     if grouped:
         edges.append(np.array(grouped, dtype=np.int64))
@@ -443,13 +456,13 @@ def assign(keys: Sequence[Hashable], *args: Any, **kwargs: Any) -> dict[Hashable
 
 
 def assign_codes(
-    keys: Sequence[Hashable],
+    keys: Sequence[Key],
     labels: Sequence[str],
     groups: Sequence[str | None],
     texts: Sequence[str] | Fingerprints,
     seed: int,
     ratios: Sequence[float] = (0.8, 0.1, 0.1),
-    existing: Mapping[Hashable, str] | None = None,
+    existing: Mapping[Key, str] | None = None,
     near_duplicate_threshold: float | None = 0.9,
 ) -> np.ndarray:
     """The split of every key as its index in SPLITS (int8, in `keys` order), keeping every split in `existing`.
@@ -469,8 +482,7 @@ def assign_codes(
         _check_threshold(near_duplicate_threshold)
     n = len(keys)
     if len(set(keys)) != n:
-        seen: set[Hashable] = set()
-        raise ValueError(DUPLICATE_KEY.format(key=next(k for k in keys if k in seen or seen.add(k))))
+        raise ValueError(DUPLICATE_KEY.format(key=_first_repeat(keys)))
     existing = existing or {}
     for key, split in existing.items():
         if split not in SPLITS:

@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
@@ -19,6 +19,7 @@ from annotation.datasets.selectors import diff_examples, manifest_label_rows, sn
 from annotation.models import Project, Snapshot, Split
 from annotation.permissions import MANAGE, REVIEW, ROLE_REQUIRED, access_project
 from core.errors import ServiceError
+from core.http import AuthedRequest
 
 
 class SnapshotForm(forms.Form):
@@ -48,7 +49,7 @@ def _snapshot_or_404(project: Project, snapshot_id: int) -> Snapshot:
 
 
 @login_required
-def snapshot_list(request: HttpRequest, project_id: int) -> HttpResponse:
+def snapshot_list(request: AuthedRequest, project_id: int) -> HttpResponse:
     """The project's snapshots; the owner creates a new one here."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     form = SnapshotForm(request.POST or None, initial={"name": f"{project.name} snapshot"})
@@ -80,7 +81,7 @@ def snapshot_list(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 @login_required
-def snapshot_detail(request: HttpRequest, project_id: int, snapshot_id: int) -> HttpResponse:
+def snapshot_detail(request: AuthedRequest, project_id: int, snapshot_id: int) -> HttpResponse:
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     snapshot = _snapshot_or_404(project, snapshot_id)
     context = {
@@ -97,7 +98,9 @@ def snapshot_detail(request: HttpRequest, project_id: int, snapshot_id: int) -> 
 
 
 @login_required
-def snapshot_download(request: HttpRequest, project_id: int, snapshot_id: int) -> HttpResponse:
+def snapshot_download(
+    request: AuthedRequest, project_id: int, snapshot_id: int
+) -> HttpResponse | StreamingHttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     snapshot = _snapshot_or_404(project, snapshot_id)
     try:
@@ -107,7 +110,7 @@ def snapshot_download(request: HttpRequest, project_id: int, snapshot_id: int) -
 
 
 @login_required
-def snapshot_compare(request: HttpRequest, project_id: int) -> HttpResponse:
+def snapshot_compare(request: AuthedRequest, project_id: int) -> HttpResponse:
     """What changed between two snapshots: items added, removed and relabelled."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     try:

@@ -69,20 +69,20 @@ class ImportListApi(ApiView):
         responses={200: paginated(ImportJobSerializer), **REFUSED},
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         return self.page(request, import_list(project=project, **self.filter_values(request)), ImportJobSerializer)
 
     @extend_schema(
         request={"multipart/form-data": InputSerializer}, responses={201: ImportJobSerializer, **REFUSED}
     )
     def post(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
         upload = data["file"]
         try:
             job = import_create(
                 project=project,
-                user=request.user,
+                user=self.user,
                 file_name=upload.name,
                 fileobj=upload,
                 file_format=data["file_format"],
@@ -100,5 +100,5 @@ class ImportDetailApi(ApiView):
 
     @extend_schema(responses={200: ImportJobSerializer, **DENIED})
     def get(self, request: Request, project_id: int, import_id: int) -> Response:
-        job = import_get_for_user(user=request.user, project_id=project_id, job_id=import_id)
+        job = import_get_for_user(user=self.user, project_id=project_id, job_id=import_id)
         return Response(ImportJobSerializer(job).data)

@@ -327,6 +327,7 @@ class Schema:
         prelabel = self._prelabel(record, problems)
         if problems:
             raise _RowInvalid(problems)
+        assert isinstance(text, str)  # no problems: the text is a non-empty string
         if self.metadata is None:
             used = self.used
             metadata = {k: v for k, v in record.items() if k not in used}
@@ -423,6 +424,9 @@ class _Reader:
 
     def __init__(self, stream: BinaryIO) -> None:
         self.lines = _Lines(stream)
+
+    def __iter__(self) -> Iterator[Record]:
+        raise NotImplementedError
 
     @property
     def bytes_read(self) -> int:
@@ -602,7 +606,7 @@ def scan(
         result.rows += 1
         lines.append(line)
         row: Row | None = None
-        if record is not None:
+        if record is not None and result.schema is not None:  # set above from the first record
             try:
                 row = result.schema.build(record)
             except _RowInvalid as exc:

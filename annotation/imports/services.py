@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 import django_rq
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import QuerySet
 from django.http import Http404
@@ -122,7 +122,7 @@ def job_rq_id(job_id: int) -> str:
 def import_create(
     *,
     project: Project,
-    user: AbstractBaseUser,
+    user: User,
     file_name: str,
     fileobj: BinaryIO,
     file_format: str | None = None,
@@ -511,7 +511,7 @@ def import_list(*, project: Project, limit: int = 20) -> QuerySet[ImportJob]:
     return ImportJob.objects.filter(project=project).select_related("created_by").order_by("-created_at")[:limit]
 
 
-def import_get_for_user(*, user: AbstractBaseUser, project_id: int, job_id: int) -> ImportJob:
+def import_get_for_user(*, user: User, project_id: int, job_id: int) -> ImportJob:
     """The import, for an owner of its project: 404 for outsiders and other projects' ids, 403 for other roles."""
     project, _role = access_project(user=user, project_id=project_id, roles=MANAGE)
     job = ImportJob.objects.filter(project=project, pk=job_id).select_related("created_by").first()

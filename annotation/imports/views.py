@@ -11,7 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -20,6 +20,7 @@ from annotation.imports.services import import_create, import_get_for_user, impo
 from annotation.models import ImportJob
 from annotation.permissions import MANAGE, access_project
 from core.errors import ServiceError
+from core.http import AuthedRequest
 
 NOT_USED = "-"
 
@@ -87,7 +88,7 @@ def _progress_context(job: ImportJob) -> dict[str, Any]:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def import_create_view(request: HttpRequest, project_id: int) -> HttpResponse:
+def import_create_view(request: AuthedRequest, project_id: int) -> HttpResponse:
     project, _role = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     form = ImportForm()
     status = 200
@@ -120,7 +121,7 @@ def import_create_view(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def import_detail(request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
+def import_detail(request: AuthedRequest, project_id: int, job_id: int) -> HttpResponse:
     """The job's page, or (htmx) its progress fragment, which the page polls until the job is done."""
     job = import_get_for_user(user=request.user, project_id=project_id, job_id=job_id)
     template = "annotation/_import_progress.html" if request.htmx else "annotation/import_detail.html"

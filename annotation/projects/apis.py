@@ -101,13 +101,13 @@ class TokenApi(ApiView):
 
     @extend_schema(responses={200: OutputSerializer, 401: ErrorSerializer})
     def get(self, request: Request) -> Response:
-        token = token_get(user=request.user)
+        token = token_get(user=self.user)
         out = {"exists": token is not None, "created": token.created if token else None}
         return Response(self.OutputSerializer(out).data)
 
     @extend_schema(responses={204: None, 401: ErrorSerializer})
     def delete(self, request: Request) -> Response:
-        token_revoke(user=request.user)
+        token_revoke(user=self.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -116,7 +116,7 @@ class TokenRotateApi(ApiView):
 
     @extend_schema(request=None, responses={200: TokenSerializer, 401: ErrorSerializer})
     def post(self, request: Request) -> Response:
-        return Response(TokenSerializer(token_issue(user=request.user, rotate=True)).data)
+        return Response(TokenSerializer(token_issue(user=self.user, rotate=True)).data)
 
 
 class MeApi(ApiView):
@@ -139,9 +139,9 @@ class MeApi(ApiView):
     @extend_schema(responses={200: OutputSerializer, 401: ErrorSerializer})
     def get(self, request: Request) -> Response:
         out = {
-            "user": request.user,
-            "must_change_password": account_must_change_password(user=request.user),
-            "projects": project_memberships_for_user(user=request.user),
+            "user": self.user,
+            "must_change_password": account_must_change_password(user=self.user),
+            "projects": project_memberships_for_user(user=self.user),
         }
         return Response(self.OutputSerializer(out).data)
 
@@ -205,14 +205,14 @@ class ProjectListApi(ApiView):
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(OutputSerializer), 401: ErrorSerializer})
     def get(self, request: Request) -> Response:
         self.filter_values(request)
-        return self.page(request, project_memberships_for_user(user=request.user), self.OutputSerializer)
+        return self.page(request, project_memberships_for_user(user=self.user), self.OutputSerializer)
 
     @extend_schema(
         request=InputSerializer, responses={201: ProjectSerializer, 400: ErrorSerializer, 401: ErrorSerializer}
     )
     def post(self, request: Request) -> Response:
         data = validated(self.InputSerializer, request.data)
-        project = project_create(owner=request.user, **data)
+        project = project_create(owner=self.user, **data)
         overview = project_overview(project=project, role=Role.OWNER)
         return Response(ProjectSerializer(overview).data, status=status.HTTP_201_CREATED)
 
@@ -229,12 +229,12 @@ class ProjectDetailApi(ApiView):
 
     @extend_schema(responses={200: ProjectSerializer, **DENIED})
     def get(self, request: Request, project_id: int) -> Response:
-        project, role = access_project(user=request.user, project_id=project_id)
+        project, role = access_project(user=self.user, project_id=project_id)
         return Response(ProjectSerializer(project_overview(project=project, role=role)).data)
 
     @extend_schema(request=InputSerializer, responses={200: ProjectSerializer, **REFUSED})
     def patch(self, request: Request, project_id: int) -> Response:
-        project, role = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        project, role = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
         if data.get("overlap", project.overlap) != project.overlap:
             project_set_overlap(project=project, overlap=data["overlap"])
@@ -244,7 +244,7 @@ class ProjectDetailApi(ApiView):
 
     @extend_schema(responses={204: None, **DENIED})
     def delete(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         project_archive(project=project)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -292,15 +292,15 @@ class MemberListApi(ApiView):
         responses={200: paginated(MemberSerializer), **DENIED},
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id)
+        project, _ = access_project(user=self.user, project_id=project_id)
         rows = membership_list(project=project, **self.filter_values(request))
         return self.page(request, rows, MemberSerializer)
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer, **REFUSED})
     def post(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
-        membership, password = member_add(project=project, added_by=request.user, **data)
+        membership, password = member_add(project=project, added_by=self.user, **data)
         out = {"user": membership.user, "role": membership.role, "created_at": membership.created_at}
         out["one_time_password"] = password  # the only time it leaves the server
         return Response(self.OutputSerializer(out).data, status=status.HTTP_201_CREATED)
@@ -351,13 +351,13 @@ class LabelListApi(ApiView):
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(LabelSerializer), **DENIED})
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id)
+        project, _ = access_project(user=self.user, project_id=project_id)
         self.filter_values(request)
         return self.page(request, label_list(project=project), LabelSerializer)
 
     @extend_schema(request=InputSerializer, responses={201: LabelSerializer, **REFUSED})
     def post(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
         label = label_create(project=project, name=data["name"], color=data["color"], hotkey=data["hotkey"])
         return Response(LabelSerializer(label).data, status=status.HTTP_201_CREATED)
@@ -374,7 +374,7 @@ class LabelDetailApi(ApiView):
         hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True, help_text="Empty: no hotkey.")
 
     def _label(self, request: Request, project_id: int, label_id: int, roles: frozenset[str] | None = None) -> Label:
-        project, _ = access_project(user=request.user, project_id=project_id, **({"roles": roles} if roles else {}))
+        project, _ = access_project(user=self.user, project_id=project_id, **({"roles": roles} if roles else {}))
         label = next((label for label in label_list(project=project) if label.pk == label_id), None)
         if label is None:
             raise Http404(NO_SUCH_LABEL)
@@ -431,17 +431,17 @@ class GuidelineListApi(ApiView):
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(GuidelineVersionSerializer), **DENIED})
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id)
+        project, _ = access_project(user=self.user, project_id=project_id)
         self.filter_values(request)
         return self.page(request, guideline_versions(project=project), GuidelineVersionSerializer)
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer, **REFUSED})
     def post(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
         previous = guideline_current(project=project)
         guideline = guideline_publish(
-            project=project, author=request.user, body=data["body"], change_note=data["change_note"]
+            project=project, author=self.user, body=data["body"], change_note=data["change_note"]
         )
         changes = diff_lines(previous.body if previous else "", guideline.body)
         out: dict[str, Any] = {
@@ -467,8 +467,8 @@ class GuidelineCurrentApi(ApiView):
 
     @extend_schema(responses={200: OutputSerializer, **DENIED})
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id)
-        guideline, needs_ack = guideline_state(user=request.user, project=project)
+        project, _ = access_project(user=self.user, project_id=project_id)
+        guideline, needs_ack = guideline_state(user=self.user, project=project)
         if guideline is None:
             raise Http404(NO_GUIDELINES)
         out = {"guideline": guideline, "html": render_markdown(guideline.body), "acknowledged": not needs_ack}
@@ -492,9 +492,9 @@ class GuidelineAcknowledgementApi(ApiView):
         },
     )
     def post(self, request: Request, project_id: int, version: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id)
+        project, _ = access_project(user=self.user, project_id=project_id)
         guideline = guideline_version_get(project=project, version=version)
         if guideline is None:
             raise Http404(NO_SUCH_VERSION)
-        ack = guideline_acknowledge_current(user=request.user, version=guideline)
+        ack = guideline_acknowledge_current(user=self.user, version=guideline)
         return Response(self.OutputSerializer(ack).data, status=status.HTTP_201_CREATED)

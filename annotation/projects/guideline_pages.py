@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils.safestring import SafeString, mark_safe
 
 from annotation.models import GuidelineVersion, Project
@@ -20,7 +20,7 @@ def guideline_html(markdown_text: str) -> SafeString:
     return mark_safe(render_markdown(markdown_text))  # noqa: S308 - sanitised by nh3 just above
 
 
-def ack_context(*, user: AbstractBaseUser, project: Project, guideline: GuidelineVersion) -> dict[str, Any]:
+def ack_context(*, user: User, project: Project, guideline: GuidelineVersion) -> dict[str, Any]:
     """What an annotator reads before acknowledging: the diff since their last acknowledged version, or all of it."""
     last = guideline_last_acknowledged(user=user, project=project)
     return {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef
 from rest_framework.authtoken.models import Token
 
@@ -33,7 +33,7 @@ def guideline_version_get(*, project: Project, version: int) -> GuidelineVersion
     return GuidelineVersion.objects.filter(project=project, version=version).first()
 
 
-def project_memberships_for_user(*, user: AbstractBaseUser) -> list[Membership]:
+def project_memberships_for_user(*, user: User) -> list[Membership]:
     return list(
         Membership.objects.select_related("project")
         .filter(user=user, project__archived_at__isnull=True)
@@ -46,7 +46,7 @@ def guideline_versions(*, project: Project) -> list[GuidelineVersion]:
     return list(GuidelineVersion.objects.filter(project=project).select_related("created_by").order_by("-version"))
 
 
-def guideline_last_acknowledged(*, user: AbstractBaseUser, project: Project) -> GuidelineVersion | None:
+def guideline_last_acknowledged(*, user: User, project: Project) -> GuidelineVersion | None:
     """The newest version this user acknowledged: the base of the diff they are shown for a new one."""
     acked = GuidelineAcknowledgement.objects.filter(guideline_version=OuterRef("pk"), user=user)
     return GuidelineVersion.objects.filter(project=project).filter(Exists(acked)).order_by("-version").first()
@@ -74,10 +74,10 @@ def membership_get(*, project: Project, user_id: int) -> Membership | None:
     return Membership.objects.select_related("user").filter(project=project, user_id=user_id).first()
 
 
-def account_must_change_password(*, user: AbstractBaseUser) -> bool:
+def account_must_change_password(*, user: User) -> bool:
     """Whether the user still signs in with the one-time password an owner created them with."""
     return AccountSetup.objects.filter(user=user, must_change_password=True).exists()
 
 
-def token_get(*, user: AbstractBaseUser) -> Token | None:
+def token_get(*, user: User) -> Token | None:
     return Token.objects.filter(user=user).first()

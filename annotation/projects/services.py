@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Sequence
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -74,7 +74,7 @@ DEFAULT_COLOURS = ("#2f6fde", "#d9480f", "#2b8a3e", "#862e9c", "#c2255c", "#1098
 
 def project_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     name: str,
     task_type: str = TaskType.SINGLE_LABEL,
     labels: Sequence[str] = (),
@@ -122,7 +122,7 @@ def project_create(
     return project
 
 
-def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+def membership_set(*, project: Project, user: User, role: str) -> Membership:
     if role not in Role.values:
         raise ServiceError(f"Unknown role {role!r}; use one of {Role.values}.", field="role")
     membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
@@ -193,7 +193,7 @@ def guideline_current(*, project: Project) -> GuidelineVersion | None:
 
 
 def guideline_publish(
-    *, project: Project, author: AbstractBaseUser, body: str, change_note: str = ""
+    *, project: Project, author: User, body: str, change_note: str = ""
 ) -> GuidelineVersion:
     """Publish a new version; annotators must acknowledge it before their next item."""
     if not body.strip():
@@ -216,7 +216,7 @@ def guideline_publish(
     raise ServiceError("Could not publish: guidelines are being changed concurrently, try again.")
 
 
-def guideline_acknowledge(*, user: AbstractBaseUser, version: GuidelineVersion) -> GuidelineAcknowledgement:
+def guideline_acknowledge(*, user: User, version: GuidelineVersion) -> GuidelineAcknowledgement:
     ack, _ = GuidelineAcknowledgement.objects.get_or_create(guideline_version=version, user=user)
     return ack
 
@@ -224,7 +224,7 @@ def guideline_acknowledge(*, user: AbstractBaseUser, version: GuidelineVersion) 
 GUIDELINE_NOT_CURRENT = "This is not the current guideline version: read the current one and acknowledge that."
 
 
-def guideline_acknowledge_current(*, user: AbstractBaseUser, version: GuidelineVersion) -> GuidelineAcknowledgement:
+def guideline_acknowledge_current(*, user: User, version: GuidelineVersion) -> GuidelineAcknowledgement:
     """Acknowledge the version the reader names, which must still be the current one (409 otherwise):
     naming it guards against acknowledging a version published after the reader loaded theirs."""
     current = guideline_current(project=version.project)
@@ -233,7 +233,7 @@ def guideline_acknowledge_current(*, user: AbstractBaseUser, version: GuidelineV
     return guideline_acknowledge(user=user, version=version)
 
 
-def guideline_needs_ack(*, user: AbstractBaseUser, project: Project) -> GuidelineVersion | None:
+def guideline_needs_ack(*, user: User, project: Project) -> GuidelineVersion | None:
     """The current version if `user` has not acknowledged it yet, else None. One query."""
     current = (
         GuidelineVersion.objects.filter(project=project)
@@ -308,7 +308,7 @@ def membership_set_role(*, project: Project, username: str, role: str) -> Member
         return membership_set(project=project, user=user, role=role)
 
 
-def token_issue(*, user: AbstractBaseUser, rotate: bool = False) -> Token:
+def token_issue(*, user: User, rotate: bool = False) -> Token:
     """The user's token, created on first use; `rotate` replaces it, so the old key stops working at once."""
     with transaction.atomic():
         if rotate:
@@ -379,8 +379,8 @@ ONE_TIME_PASSWORD_BYTES = 12
 
 
 def user_create_with_one_time_password(
-    *, username: str, email: str = "", created_by: AbstractBaseUser
-) -> tuple[AbstractBaseUser, str]:
+    *, username: str, email: str = "", created_by: User
+) -> tuple[User, str]:
     """Create a user with a random password, returned once and stored only hashed; they must change it.
 
     The password is for the owner to pass on; at first sign-in the browser sends the user to the password
@@ -409,7 +409,7 @@ def member_add(
     project: Project,
     username: str,
     role: str,
-    added_by: AbstractBaseUser,
+    added_by: User,
     create: bool = False,
     email: str = "",
 ) -> tuple[Membership, str | None]:
@@ -442,14 +442,14 @@ def membership_remove(*, membership: Membership) -> None:
         membership.delete()
 
 
-def account_password_changed(*, user: AbstractBaseUser) -> None:
+def account_password_changed(*, user: User) -> None:
     """The user chose their own password: the one-time one no longer binds them."""
     AccountSetup.objects.filter(user=user, must_change_password=True).update(
         must_change_password=False, password_changed_at=timezone.now()
     )
 
 
-def token_revoke(*, user: AbstractBaseUser) -> bool:
+def token_revoke(*, user: User) -> bool:
     """Delete the user's API token; False when they had none. Their next request with it gets 401."""
     deleted, _ = Token.objects.filter(user=user).delete()
     return bool(deleted)

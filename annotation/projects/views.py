@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -54,18 +54,19 @@ from annotation.projects.services import (
 )
 from core.errors import ServiceError
 from core.forms import add_service_error
+from core.http import AuthedRequest
 from training.rounds.forms import NextRoundSettingsForm
 
 
 @login_required
-def project_list(request: HttpRequest) -> HttpResponse:
+def project_list(request: AuthedRequest) -> HttpResponse:
     memberships = project_memberships_for_user(user=request.user)
     return render(request, "annotation/project_list.html", {"memberships": memberships})
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def project_create_view(request: HttpRequest) -> HttpResponse:
+def project_create_view(request: AuthedRequest) -> HttpResponse:
     """Any logged-in user may start a project; they become its owner."""
     form = ProjectCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -92,7 +93,7 @@ def project_create_view(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+def project_detail(request: AuthedRequest, project_id: int) -> HttpResponse:
     project, role = access_project(user=request.user, project_id=project_id)
     can_annotate = role in ANNOTATE
     guideline, needs_ack = guideline_state(user=request.user, project=project)
@@ -112,7 +113,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 def _settings_response(
-    request: HttpRequest,
+    request: AuthedRequest,
     project: Project,
     *,
     settings_form: ProjectSettingsForm | None = None,
@@ -163,7 +164,7 @@ def _settings_response(
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
+def project_settings(request: AuthedRequest, project_id: int) -> HttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     if request.method == "GET":
         return _settings_response(request, project)
@@ -184,7 +185,7 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def label_create_view(request: HttpRequest, project_id: int) -> HttpResponse:
+def label_create_view(request: AuthedRequest, project_id: int) -> HttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     form = LabelForm(request.POST, prefix="new")
     if form.is_valid():
@@ -201,7 +202,7 @@ def label_create_view(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def label_update_view(request: HttpRequest, project_id: int, label_id: int) -> HttpResponse:
+def label_update_view(request: AuthedRequest, project_id: int, label_id: int) -> HttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     label = get_object_or_404(Label, project=project, pk=label_id)
     form = LabelForm(request.POST, prefix=f"label-{label.pk}")
@@ -219,7 +220,7 @@ def label_update_view(request: HttpRequest, project_id: int, label_id: int) -> H
 
 @login_required
 @require_POST
-def member_set_view(request: HttpRequest, project_id: int) -> HttpResponse:
+def member_set_view(request: AuthedRequest, project_id: int) -> HttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     form = MemberForm(request.POST)
     if form.is_valid():
@@ -237,7 +238,7 @@ def member_set_view(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def round_settings_view(request: HttpRequest, project_id: int) -> HttpResponse:
+def round_settings_view(request: AuthedRequest, project_id: int) -> HttpResponse:
     """The settings page's "Next round" form: the options the next round's plan page starts from."""
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     form = NextRoundSettingsForm(request.POST)
@@ -253,7 +254,7 @@ def round_settings_view(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 @login_required
-def guideline_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+def guideline_detail(request: AuthedRequest, project_id: int) -> HttpResponse:
     """The current version (or ?v=N), its change against the previous one, the history, and the ack prompt."""
     project, role = access_project(user=request.user, project_id=project_id)
     versions = guideline_versions(project=project)
@@ -283,7 +284,7 @@ def guideline_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def guideline_publish_view(request: HttpRequest, project_id: int) -> HttpResponse:
+def guideline_publish_view(request: AuthedRequest, project_id: int) -> HttpResponse:
     """Publishing takes two steps: a preview of the diff to the current version, then a confirm of that exact text."""
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     versions = guideline_versions(project=project)
@@ -322,7 +323,7 @@ def guideline_publish_view(request: HttpRequest, project_id: int) -> HttpRespons
 
 @login_required
 @require_POST
-def guideline_ack_view(request: HttpRequest, project_id: int) -> HttpResponse:
+def guideline_ack_view(request: AuthedRequest, project_id: int) -> HttpResponse:
     """Acknowledge the version the reader was shown (a newer one published meanwhile will be asked for next)."""
     project, role = access_project(user=request.user, project_id=project_id)
     version_id = request.POST.get("version", "")

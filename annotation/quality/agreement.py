@@ -16,14 +16,15 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from itertools import combinations
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeGuard
 
 import numpy as np
 
 MULTI_LABEL_SEPARATOR = "|"
 
 
-LEVELS = ("nominal", "ordinal", "interval", "ratio")
+Level = Literal["nominal", "ordinal", "interval", "ratio"]
+LEVELS: tuple[Level, ...] = ("nominal", "ordinal", "interval", "ratio")
 
 
 BUCKETS = ("day", "week", "month")
@@ -175,10 +176,14 @@ def krippendorff_alpha(rows: Iterable[Sequence[Any]], level: str = "nominal") ->
     return _alpha(_by_item(rows), level)
 
 
+def _is_level(level: str) -> TypeGuard[Level]:
+    return level in LEVELS
+
+
 def _alpha(ratings: Ratings, level: str = "nominal") -> float | None:
     import krippendorff
 
-    if level not in LEVELS:
+    if not _is_level(level):
         raise ValueError(UNKNOWN_LEVEL.format(levels=LEVELS, level=level))
     ratings = {k: r for k, r in ratings.items() if len(r) >= 2}
     if not ratings:
@@ -257,7 +262,7 @@ def per_label_agreement(
     return out
 
 
-def annotator_accuracy(rows: Iterable[Sequence[Any]], final: Mapping[Hashable, str]) -> list[AnnotatorAccuracy]:
+def annotator_accuracy(rows: Iterable[Sequence[Any]], final: Mapping[Any, str]) -> list[AnnotatorAccuracy]:
     """Each annotator's share of values equal to the item's final value, over their items that have one.
 
     Every annotator in `rows` is listed, with accuracy None and n 0 when none of their items is final yet.
@@ -276,7 +281,7 @@ def annotator_accuracy(rows: Iterable[Sequence[Any]], final: Mapping[Hashable, s
 
 
 def annotator_confusion(
-    rows: Iterable[Sequence[Any]], final: Mapping[Hashable, str], labels: Sequence[str] | None = None
+    rows: Iterable[Sequence[Any]], final: Mapping[Any, str], labels: Sequence[str] | None = None
 ) -> dict[str, dict[str, Any]]:
     """Per annotator, a confusion matrix: rows are what the annotator said, columns the final value.
 
@@ -302,7 +307,7 @@ def annotator_confusion(
 
 
 def agreement_summary(
-    rows: Iterable[Sequence[Any]], final: Mapping[Hashable, str] | None = None, labels: Sequence[str] | None = None
+    rows: Iterable[Sequence[Any]], final: Mapping[Any, str] | None = None, labels: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """Everything the quality page and a snapshot manifest show, as plain JSON types.
 

@@ -35,8 +35,8 @@ class QualityApi(ApiView):
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The quality report."), **DENIED}
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project, role = access_project(user=request.user, project_id=project_id, roles=ANY_ROLE)
-        return Response(quality_report(project=project, user=request.user, role=role))
+        project, role = access_project(user=self.user, project_id=project_id, roles=ANY_ROLE)
+        return Response(quality_report(project=project, user=self.user, role=role))
 
 
 class NoiseScanSerializer(serializers.ModelSerializer):
@@ -66,14 +66,14 @@ class NoiseScanListApi(ApiView):
         responses={200: paginated(NoiseScanSerializer), **REFUSED},
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)
         return self.page(request, noise_scan_list(project=project, **self.filter_values(request)), NoiseScanSerializer)
 
     @extend_schema(request=InputSerializer, responses={202: NoiseScanSerializer, **REFUSED})
     def post(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)
         data = validated(self.InputSerializer, request.data)
-        scan = noise_scan_start(project=project, user=request.user, params=dict(data))
+        scan = noise_scan_start(project=project, user=self.user, params=dict(data))
         return Response(NoiseScanSerializer(scan).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from annotation.quality.noise import NoiseScanError
 
@@ -49,7 +49,7 @@ def encoder_dir() -> Path | None:
 
 
 @functools.lru_cache(maxsize=2)
-def _load(folder: str) -> tuple[object, torch.nn.Module, int]:
+def _load(folder: str) -> tuple[PreTrainedTokenizerBase, PreTrainedModel, int]:
     """Tokenizer, model in eval mode, and the longest input it takes; cached so batch calls load once."""
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModel.from_pretrained(folder, local_files_only=True).eval()

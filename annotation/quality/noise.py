@@ -83,7 +83,7 @@ class NoiseScanError(ValueError):
 
 
 class Suspect(NamedTuple):
-    index: int  # row in X / y
+    row: int  # row in X / y (not `index`: that would shadow tuple.index)
     given: str
     suggested: str
     quality_score: float  # cleanlab's label quality in [0, 1]: low is suspect
@@ -212,7 +212,7 @@ def find_suspects(
     others[np.arange(len(codes)), codes] = -1.0  # a suggestion never repeats the given label
     suggested = others.argmax(axis=1)
     suspects = [Suspect(int(i), y[i], names[suggested[i]], float(quality[i])) for i in np.flatnonzero(issues).tolist()]
-    suspects.sort(key=lambda s: (s.quality_score, s.index))
+    suspects.sort(key=lambda s: (s.quality_score, s.row))
     return suspects
 
 
@@ -271,7 +271,7 @@ def crowdlab(
         raise NoiseScanError(NO_SHARED_ITEMS)
     X = _check_X(X, n_items)
     who = list(annotators) if annotators is not None else [str(j) for j in range(n_annotators)]
-    keep = present.any(axis=0)  # an annotator with no label here has nothing to be judged on
+    keep = np.asarray(present.any(axis=0))  # an annotator with no label here has nothing to be judged on
     matrix, who = matrix[:, keep], [a for a, k in zip(who, keep, strict=True) if k]
     # Compact codes: only labels somebody used get a probability column.
     used = np.unique(matrix[~np.isnan(matrix)]).astype(np.int64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from annotation.models import (
@@ -31,20 +31,20 @@ def noise_scan_get(*, project: Project, scan_id: int) -> NoiseScan | None:
 
 
 def annotation_rows(
-    *, project: Project, annotator: AbstractBaseUser | None = None
+    *, project: Project, annotator: User | None = None
 ) -> list[tuple[int, str, str, dt.datetime]]:
     """(item id, annotator, value key, when) for the current annotations of the project (or of one annotator)."""
-    rows = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
+    current = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
     if annotator is not None:
-        rows = rows.filter(annotator=annotator)
+        current = current.filter(annotator=annotator)
     rows = (
-        rows.order_by("created_at", "id")
+        current.order_by("created_at", "id")
         .values_list("item_id", "annotator__username", "value", "created_at")
     )
     return [(item_id, who, value_key(value), at) for item_id, who, value, at in rows.iterator(chunk_size=5000)]
 
 
-def quality_report(*, project: Project, user: AbstractBaseUser, role: str) -> dict[str, Any]:
+def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]:
     """The quality page's figures as JSON types (the API returns the same dict).
 
     Owners and reviewers get agreement (Cohen per pair, Fleiss, Krippendorff, per label), every

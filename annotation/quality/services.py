@@ -19,7 +19,7 @@ from typing import Any
 import django_rq
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -92,7 +92,7 @@ def job_id(scan_id: int) -> str:
     return f"noise-scan-{scan_id}"
 
 
-def noise_scan_start(*, project: Project, user: AbstractBaseUser, params: dict[str, Any] | None = None) -> NoiseScan:
+def noise_scan_start(*, project: Project, user: User, params: dict[str, Any] | None = None) -> NoiseScan:
     """Create the scan row and enqueue its job once the row is committed."""
     if not project.task_kind.single_class:
         raise ServiceError(NOT_CLASSIFICATION)
@@ -185,7 +185,7 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     _progress(scan, 0.9, f"Writing {len(suspects)} flags")
     with transaction.atomic():
         for suspect in suspects:
-            item_id = item_ids[suspect.index]
+            item_id = item_ids[suspect.row]
             given, suggested = {"label": suspect.given}, {"label": suspect.suggested}
             NoiseFlag.objects.create(
                 scan=scan, item_id=item_id, score=suspect.quality_score, given=given, suggested=suggested

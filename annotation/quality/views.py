@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from annotation.models import NoiseScan
 from annotation.permissions import REVIEW, access_project
 from annotation.quality import services as quality_svc
 from annotation.quality.selectors import noise_scan_get, noise_scan_latest, quality_report
 from core.errors import ServiceError
+from core.http import AuthedRequest
 
 
 @login_required
-def quality(request: HttpRequest, project_id: int) -> HttpResponse:
+def quality(request: AuthedRequest, project_id: int) -> HttpResponse:
     """Agreement, accuracy, confusion and trend for owners and reviewers; annotators see their own accuracy."""
     project, role = access_project(user=request.user, project_id=project_id)
     context = {
@@ -31,9 +33,10 @@ def quality(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def noise_scan_start(request: HttpRequest, project_id: int) -> HttpResponse:
+def noise_scan_start(request: AuthedRequest, project_id: int) -> HttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     error = ""
+    scan: NoiseScan | None
     try:
         scan = quality_svc.noise_scan_start(project=project, user=request.user)
     except ServiceError as exc:
@@ -47,7 +50,7 @@ def noise_scan_start(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 @login_required
-def noise_scan_detail(request: HttpRequest, project_id: int, scan_id: int) -> HttpResponse:
+def noise_scan_detail(request: AuthedRequest, project_id: int, scan_id: int) -> HttpResponse:
     """The scan's progress; the fragment keeps polling itself only while the scan is queued or running."""
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     scan = noise_scan_get(project=project, scan_id=scan_id)

@@ -55,15 +55,15 @@ class ReviewTaskListApi(ApiView):
         responses={200: paginated(ReviewTaskSerializer), **REFUSED},
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-        tasks = review_tasks(project=project, user=request.user, role=role, **self.filter_values(request))
+        project, role = access_project(user=self.user, project_id=project_id, roles=REVIEW)
+        tasks = review_tasks(project=project, user=self.user, role=role, **self.filter_values(request))
         return self.page(request, tasks, ReviewTaskSerializer, complete=review_task_rows_of)
 
 
 class ReviewTaskDetailApi(ApiView):
     @extend_schema(responses={200: ReviewTaskSerializer, **REFUSED})
     def get(self, request: Request, project_id: int, task_id: int) -> Response:
-        task, _ = access_review_task(user=request.user, project_id=project_id, task_id=task_id)
+        task, _ = access_review_task(user=self.user, project_id=project_id, task_id=task_id)
         return Response(ReviewTaskSerializer(review_task_rows_of([task])[0]).data)
 
 
@@ -87,9 +87,9 @@ class ReviewDecideApi(ApiView):
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED})
     def post(self, request: Request, project_id: int, task_id: int) -> Response:
-        task, _ = access_review_task(user=request.user, project_id=project_id, task_id=task_id)
+        task, _ = access_review_task(user=self.user, project_id=project_id, task_id=task_id)
         data = validated(self.InputSerializer, request.data)
-        decision = review_act(reviewer=request.user, task=task, **data)
+        decision = review_act(reviewer=self.user, task=task, **data)
         out = {
             "task_id": task.pk,
             "status": task.status,
@@ -112,6 +112,6 @@ class ItemHistoryApi(ApiView):
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(OutputSerializer), **REFUSED})
     def get(self, request: Request, project_id: int, item_id: int) -> Response:
-        item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=REVIEW)
+        item, role = access_item(user=self.user, project_id=project_id, item_id=item_id, roles=REVIEW)
         self.filter_values(request)
-        return self.page(request, item_history_for(user=request.user, role=role, item=item), self.OutputSerializer)
+        return self.page(request, item_history_for(user=self.user, role=role, item=item), self.OutputSerializer)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import reduce
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
@@ -71,29 +71,29 @@ class ReviewQueue:
     panel: ReviewPanel | None
 
 
-def still_annotatable(*, user: AbstractBaseUser) -> Q:
+def still_annotatable(*, user: User) -> Q:
     """Items the user could still claim: open, and never claimed by them (used to keep reviews blind)."""
-    return Q(is_open=True) & ~Exists(Claim.objects.filter(item=OuterRef("pk"), annotator=user))
+    return Q(is_open=True) & Q(~Exists(Claim.objects.filter(item=OuterRef("pk"), annotator=user)))
 
 
-def blind_to(*, user: AbstractBaseUser, role: str, item: Item) -> bool:
+def blind_to(*, user: User, role: str, item: Item) -> bool:
     """Whether showing this item's annotations to `user` would break the blind promise."""
     return role in ANNOTATE and Item.objects.filter(pk=item.pk).filter(still_annotatable(user=user)).exists()
 
 
-def item_history_for(*, user: AbstractBaseUser, role: str, item: Item) -> list[HistoryEvent]:
+def item_history_for(*, user: User, role: str, item: Item) -> list[HistoryEvent]:
     """The item's history for the page and the API alike, refused (403) while `user` could still annotate it."""
     if blind_to(user=user, role=role, item=item):
         raise PermissionDenied(STILL_ANNOTATABLE)
     return item_history(item=item)
 
 
-def open_review_tasks(*, project: Project, user: AbstractBaseUser, role: str) -> QuerySet[ReviewTask]:
+def open_review_tasks(*, project: Project, user: User, role: str) -> QuerySet[ReviewTask]:
     return review_tasks(project=project, user=user, role=role, status=ReviewStatus.OPEN)
 
 
 def review_queue(
-    *, project: Project, user: AbstractBaseUser, role: str, task_id: int | None = None, limit: int = QUEUE_PAGE
+    *, project: Project, user: User, role: str, task_id: int | None = None, limit: int = QUEUE_PAGE
 ) -> ReviewQueue:
     """The first `limit` open tasks and the panel for `task_id` (or the first task when it is not open)."""
     tasks_qs = open_review_tasks(project=project, user=user, role=role)
@@ -108,7 +108,7 @@ def review_queue(
         return ReviewQueue(total=total, tasks=tasks, panel=None)
     later = [t.pk for t in tasks[tasks.index(current) + 1 :]] if current in tasks else []
     others = [t.pk for t in tasks if t.pk != current.pk]
-    panel = review_panel(task=current, project=project, next_task_id=(later or others or [None])[0])
+    panel = review_panel(task=current, project=project, next_task_id=next(iter(later or others), None))
     return ReviewQueue(total=total, tasks=tasks, panel=panel)
 
 
@@ -120,14 +120,14 @@ class ReviewTaskRow:
 
 
 def review_task_rows(
-    *, project: Project, user: AbstractBaseUser, role: str, limit: int = QUEUE_PAGE
+    *, project: Project, user: User, role: str, limit: int = QUEUE_PAGE
 ) -> list[ReviewTaskRow]:
     """The first open tasks with every current annotation of their items. Two queries."""
     return review_task_rows_of(list(open_review_tasks(project=project, user=user, role=role)[:limit]))
 
 
 def review_tasks(
-    *, project: Project, user: AbstractBaseUser, role: str, status: str | None = None, reason: str | None = None
+    *, project: Project, user: User, role: str, status: str | None = None, reason: str | None = None
 ) -> QuerySet[ReviewTask]:
     """The project's review tasks, most urgent first, those of items `user` could still annotate left out (blind)."""
     tasks = ReviewTask.objects.filter(project=project)

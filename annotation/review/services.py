@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
@@ -168,7 +168,7 @@ def item_route(*, item: Item) -> ReviewTask | Decision | None:
 
 
 def _close_task(
-    *, task: ReviewTask, reviewer: AbstractBaseUser, status: str, now: dt.datetime, comment: str = ""
+    *, task: ReviewTask, reviewer: User, status: str, now: dt.datetime, comment: str = ""
 ) -> None:
     """Close an open task; raise TASK_CLOSED if another reviewer (or an undo) closed it first."""
     won = ReviewTask.objects.filter(pk=task.pk, status=ReviewStatus.OPEN).update(
@@ -181,7 +181,7 @@ def _close_task(
 
 def review_decide(
     *,
-    reviewer: AbstractBaseUser,
+    reviewer: User,
     task: ReviewTask,
     value: dict[str, Any],
     reason: str = "",
@@ -215,7 +215,7 @@ def review_decide(
 
 def review_accept(
     *,
-    reviewer: AbstractBaseUser,
+    reviewer: User,
     task: ReviewTask,
     annotation_id: int,
     reason: str = "",
@@ -231,7 +231,7 @@ def review_accept(
 
 
 def review_send_back(
-    *, reviewer: AbstractBaseUser, task: ReviewTask, comment: str, now: dt.datetime | None = None
+    *, reviewer: User, task: ReviewTask, comment: str, now: dt.datetime | None = None
 ) -> ReviewTask:
     """Re-open the item to its annotators for a new round (see the module docstring for the slots)."""
     comment = comment.strip()
@@ -449,7 +449,7 @@ UNKNOWN_ACTION = "Choose accept, fix or send back."
 
 def review_act(
     *,
-    reviewer: AbstractBaseUser,
+    reviewer: User,
     task: ReviewTask,
     action: str,
     annotation_id: int | None = None,

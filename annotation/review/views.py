@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -16,6 +16,7 @@ from annotation.review import services as reviews
 from annotation.review.selectors import current_decision
 from annotation.tasktypes import value_display
 from core.errors import ServiceError
+from core.http import AuthedRequest
 
 # What the page says after each action.
 DONE = {"accept": "Accepted.", "fix": "Fixed.", "send_back": "Sent back to the annotators."}
@@ -29,7 +30,7 @@ def _int_or_none(raw: str | None) -> int | None:
 
 
 def _review_page(
-    request: HttpRequest,
+    request: AuthedRequest,
     project: Project,
     role: str,
     *,
@@ -45,7 +46,7 @@ def _review_page(
 
 
 @login_required
-def review_queue(request: HttpRequest, project_id: int) -> HttpResponse:
+def review_queue(request: AuthedRequest, project_id: int) -> HttpResponse:
     """The queue of open review tasks and the current one, each saying why it is there."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     return _review_page(request, project, role, task_id=_int_or_none(request.GET.get("task")))
@@ -53,7 +54,7 @@ def review_queue(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def review_decide(request: HttpRequest, project_id: int, task_id: int) -> HttpResponse:
+def review_decide(request: AuthedRequest, project_id: int, task_id: int) -> HttpResponse:
     """Accept one annotation, fix the value, or send the item back; then show the next task."""
     task, role = access_review_task(user=request.user, project_id=project_id, task_id=task_id)
     project = task.item.project
@@ -78,7 +79,7 @@ def review_decide(request: HttpRequest, project_id: int, task_id: int) -> HttpRe
 
 
 @login_required
-def item_history(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
+def item_history(request: AuthedRequest, project_id: int, item_id: int) -> HttpResponse:
     """Everything that happened to one item: annotations, decisions, reviews and noise flags."""
     item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=REVIEW)
     events = review_selectors.item_history_for(user=request.user, role=role, item=item)

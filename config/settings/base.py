@@ -7,6 +7,7 @@ DEBUG, ALLOWED_HOSTS. With none of them set, Labelloop runs on SQLite and an emb
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -131,7 +132,7 @@ RQ_SHOW_ADMIN_LINK = True
 RQ = {} if REDIS_URL else {"QUEUE_CLASS": "config.embedded_redis.EmbeddedRedisQueue"}
 
 # --- REST API -----------------------------------------------------------------------------------
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -142,7 +143,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "PAGE_SIZE": 100,
 }
-SPECTACULAR_SETTINGS = {
+SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Labelloop API",
     "DESCRIPTION": "Annotation, review, snapshots and training: the human-in-the-loop data platform.",
     "VERSION": "0.1.0",

@@ -32,7 +32,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from training.ml.modeling import load_base_model, parameter_counts
+from training.ml.modeling import hf_model, load_base_model, parameter_counts
 from training.ml.registry import ModelRegistry, RegistryError
 from training.spec import TASK_CLASSIFICATION, TrainingSpec
 
@@ -103,7 +103,7 @@ def save_artifact(
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
-        model.save_pretrained(staging, safe_serialization=True)
+        hf_model(model).save_pretrained(str(staging), safe_serialization=True)
         tokenizer.save_pretrained(staging)
         (staging / RUN_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
         (staging / CARD_FILE).write_text(model_card(info))
@@ -175,6 +175,7 @@ def load_for_inference(directory: Path, *, registry: ModelRegistry | None = None
     info = read_run_info(directory)
     spec = TrainingSpec.from_dict(info["spec"])
     tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    model: nn.Module
     if spec.uses_adapter:
         for required in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
             if not (directory / required).is_file():

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
@@ -21,7 +22,7 @@ ECE_BINS = 10
 MAX_LOG_PERPLEXITY = 100.0
 
 
-def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray, *, bins: int = ECE_BINS) -> float:
+def expected_calibration_error(confidences: ArrayLike, correct: ArrayLike, *, bins: int = ECE_BINS) -> float:
     """Weighted mean gap between confidence and accuracy over equal-width confidence bins."""
     confidences = np.asarray(confidences, dtype=float)
     correct = np.asarray(correct, dtype=float)
@@ -38,7 +39,7 @@ def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray, *, 
 
 
 def classification_metrics(
-    y_true: Sequence[int], probabilities: np.ndarray, labels: Sequence[str], *, loss: float | None = None
+    y_true: Sequence[int] | np.ndarray, probabilities: np.ndarray, labels: Sequence[str], *, loss: float | None = None
 ) -> dict[str, Any]:
     """Everything a run page shows about a classifier, from true label ids and predicted probabilities."""
     y_true = np.asarray(y_true, dtype=int)
@@ -94,7 +95,9 @@ def generation_metrics(
     return metrics
 
 
-def majority_baseline(train_y: Sequence[int], test_y: Sequence[int], labels: Sequence[str]) -> dict[str, Any]:
+def majority_baseline(
+    train_y: Sequence[int] | np.ndarray, test_y: Sequence[int], labels: Sequence[str]
+) -> dict[str, Any]:
     """Predict the most frequent training label, with the training label frequencies as probabilities."""
     counts = np.bincount(np.asarray(train_y, dtype=int), minlength=len(labels)).astype(float)
     prior = counts / max(counts.sum(), 1.0)
@@ -103,7 +106,7 @@ def majority_baseline(train_y: Sequence[int], test_y: Sequence[int], labels: Seq
 
 def logistic_regression_baseline(
     train_x: np.ndarray,
-    train_y: Sequence[int],
+    train_y: Sequence[int] | np.ndarray,
     test_x: np.ndarray,
     test_y: Sequence[int],
     labels: Sequence[str],

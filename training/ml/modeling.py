@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from peft import IA3Config, LoraConfig, TaskType, get_peft_model
+from peft import IA3Config, LoraConfig, PeftModel, TaskType, get_peft_model
 from torch import nn
 from transformers import (
     AutoModel,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    GenerationMixin,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -39,10 +40,29 @@ _FEEDFORWARD_NAMES = frozenset({"down_proj", "output.dense", "fc2", "c_proj", "d
 ERROR_NO_LAYERS = "cannot find the transformer layers of {model} to freeze"
 ERROR_TOO_MANY_FROZEN = "freeze_layers is {frozen} but the base model has only {layers} layers"
 ERROR_NO_EOS = "the tokenizer of {path} has neither a padding nor an end-of-sequence token"
+ERROR_NOT_HF = "expected a Hugging Face model (bare or wrapped by PEFT), got {type}"
+ERROR_NOT_GENERATIVE = "expected a Hugging Face model that generates (bare or wrapped by PEFT), got {type}"
 
 
 class ModelError(ValueError):
     """A base model that does not fit the spec."""
+
+
+def hf_model(model: nn.Module) -> PreTrainedModel | PeftModel:
+    """`model` as the Hugging Face model every model here is, bare or wrapped by PEFT (which forwards `config`).
+
+    Models travel as `nn.Module` (that is what training needs); this is where their Hugging Face side is read.
+    """
+    if not isinstance(model, PreTrainedModel | PeftModel):
+        raise TypeError(ERROR_NOT_HF.format(type=type(model).__name__))
+    return model
+
+
+def generative_model(model: nn.Module) -> GenerationMixin | PeftModel:
+    """`model` as a Hugging Face model with `generate` (a causal LM, bare or wrapped by PEFT)."""
+    if not isinstance(model, GenerationMixin | PeftModel):
+        raise TypeError(ERROR_NOT_GENERATIVE.format(type=type(model).__name__))
+    return model
 
 
 def load_tokenizer(model_dir: Path, *, task: str) -> PreTrainedTokenizerBase:
@@ -80,7 +100,8 @@ def load_base_model(
             output_loading_info=True,
         )
     else:
-        model, info = AutoModelForCausalLM.from_pretrained(
+        # With output_loading_info it returns (model, info); transformers' return hint says the model alone.
+        model, info = AutoModelForCausalLM.from_pretrained(  # type: ignore[misc]
             model_dir, local_files_only=True, dtype=dtype, output_loading_info=True
         )
     new_modules = sorted({key.rsplit(".", 1)[0] for key in info["missing_keys"]})

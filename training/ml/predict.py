@@ -20,12 +20,14 @@ from transformers import PreTrainedTokenizerBase
 
 from training.ml.artifacts import LoadedModel, load_for_inference
 from training.ml.data import chat_prompt_ids, sorted_batches
+from training.ml.modeling import generative_model, hf_model
 from training.spec import TASK_CLASSIFICATION
 
 if TYPE_CHECKING:
     from training.ml.registry import ModelRegistry
 
 ERROR_WRONG_TASK = "this model was trained for {task!r}; use {method}() instead"
+ERROR_NO_LABELS = "this model has no labels (its config has no id2label): it is not a classifier"
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,9 @@ def class_probabilities(
     """Softmax probabilities, one row per text, in the order given."""
     model.eval()
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-    num_labels = model.config.num_labels
+    num_labels = hf_model(model).config.num_labels
+    if num_labels is None:
+        raise ValueError(ERROR_NO_LABELS)
     out = np.zeros((len(texts), num_labels), dtype=np.float64)
     for batch in sorted_batches([len(ids) for ids in encoded], batch_size):
         inputs = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(device)
@@ -88,7 +92,8 @@ def generate_responses(
             [[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in batch], device=device
         )
         with _autocast(device, bf16):
-            output = model.generate(
+            # transformers types the mixin's `self` as a protocol that only a model class (not the mixin) meets.
+            output = generative_model(model).generate(  # type: ignore[misc]
                 input_ids=input_ids,
                 attention_mask=attention,
                 max_new_tokens=max_new_tokens,
@@ -97,7 +102,9 @@ def generate_responses(
                 eos_token_id=tokenizer.eos_token_id,
             )
         for row, index in enumerate(batch):
-            responses[index] = tokenizer.decode(output[row, width:], skip_special_tokens=True).strip()
+            text = tokenizer.decode(output[row, width:], skip_special_tokens=True)
+            assert isinstance(text, str)  # one sequence decodes to one string
+            responses[index] = text.strip()
     return responses
 
 

@@ -227,7 +227,8 @@ class Recipe:
 
     def _parameter_groups(self) -> list[dict[str, Any]]:
         """Weight decay on matrices only: biases and norm weights are not decayed."""
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for name, param in self.params.items():
             (no_decay if any(m in name.lower() for m in NO_DECAY_MARKERS) else decay).append(param)
         return [
@@ -310,7 +311,11 @@ class Recipe:
         for position, indices in enumerate(group):
             batch = self.collator([self.train_features[i] for i in indices]).to(runtime.device)
             final = position == len(group) - 1
-            sync = contextlib.nullcontext() if final or not runtime.distributed else model.no_sync()
+            # Gradients are averaged across processes once per optimizer step, on its last micro-batch only
+            # (the model is wrapped in DistributedDataParallel exactly when the run is distributed).
+            sync: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+            if isinstance(model, DistributedDataParallel) and not final:
+                sync = model.no_sync()
             with sync:
                 with runtime.autocast():
                     loss = self._loss(model, dict(batch))
@@ -429,7 +434,9 @@ class Recipe:
         metrics = self._generation_report(self.model, examples)
         if baselines:
             base, _ = load_base_model(self.model_dir, task=spec.task)
-            metrics["baselines"] = {"base_model": self._generation_report(base.to(device), examples)}
+            # transformers wraps PreTrainedModel.to with functools.wraps, and its hint loses the bound `self`.
+            moved = base.to(device)  # type: ignore[arg-type]
+            metrics["baselines"] = {"base_model": self._generation_report(moved, examples)}
         return metrics
 
     def _classification_report(self, model: nn.Module, examples: Sequence[Example]) -> dict[str, Any]:

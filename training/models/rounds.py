@@ -44,6 +44,11 @@ class Round(models.Model):
     def __str__(self) -> str:
         return f"round {self.number} of project {self.project_id}"
 
+    @property
+    def to_review(self) -> int:
+        """Items closing it sent to review (model disagreements and low ratings), for the rounds table."""
+        return int(self.changes.get("review_model", 0)) + int(self.changes.get("review_rating", 0))
+
 
 class RoundChange(models.Model):
     """One thing closing a round did to one item, with what caused it: the provenance of the next round."""

@@ -110,8 +110,8 @@ class RatingNextApi(ApiView):
 
     @extend_schema(responses={200: OutputSerializer, **REFUSED})
     def get(self, request: Request, project_id: int, run_id: int) -> Response:
-        run, _ = rating_run_get_for_user(user=request.user, project_id=project_id, run_id=run_id)
-        task = rating_next(run=run, rater=request.user)
+        run, _ = rating_run_get_for_user(user=self.user, project_id=project_id, run_id=run_id)
+        task = rating_next(run=run, rater=self.user)
         row = _output_row(task, run.project.show_model_confidence)
         return Response(self.OutputSerializer({"remaining": task.remaining, "output": row}).data)
 
@@ -141,17 +141,17 @@ class RatingListApi(ApiView):
         responses={200: paginated(RatingSerializer), **REFUSED},
     )
     def get(self, request: Request, project_id: int, run_id: int) -> Response:
-        run, _ = rating_run_get_for_user(user=request.user, project_id=project_id, run_id=run_id)
+        run, _ = rating_run_get_for_user(user=self.user, project_id=project_id, run_id=run_id)
         return self.page(request, rating_list(run=run, **self.filter_values(request)), RatingSerializer)
 
     @extend_schema(request=InputSerializer, responses={201: RatingSerializer, **REFUSED})
     def post(self, request: Request, project_id: int, run_id: int) -> Response:
-        run, _ = rating_run_get_for_user(user=request.user, project_id=project_id, run_id=run_id)
+        run, _ = rating_run_get_for_user(user=self.user, project_id=project_id, run_id=run_id)
         data = validated(self.InputSerializer, request.data)
         output = rating_output_get(run=run, output_id=data.pop("output_id"))
         if data["correction"] is not None and not isinstance(data["correction"], dict):
             raise ServiceError("A correction is a JSON object.", field="correction")
-        rating = rating_submit(rater=request.user, output=output, project=run.project, **data)
+        rating = rating_submit(rater=self.user, output=output, project=run.project, **data)
         return Response(RatingSerializer(rating).data, status=status.HTTP_201_CREATED)
 
 
@@ -184,17 +184,17 @@ class ComparisonListApi(ApiView):
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(ComparisonSerializer), **REFUSED})
     def get(self, request: Request, project_id: int) -> Response:
-        project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        project, role = access_project(user=self.user, project_id=project_id, roles=REVIEW)
         self.filter_values(request)
         rows = comparison_rows(project=project)
         return self.page(request, rows, ComparisonSerializer, context={"owner": role in MANAGE})
 
     @extend_schema(request=InputSerializer, responses={201: ComparisonSerializer, **REFUSED})
     def post(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
         run_a, run_b = comparison_runs_get(project=project, run_a=data["run_a"], run_b=data["run_b"])
-        comparison = comparison_create(project=project, user=request.user, run_a=run_a, run_b=run_b)
+        comparison = comparison_create(project=project, user=self.user, run_a=run_a, run_b=run_b)
         body = ComparisonSerializer(comparison, context={"owner": True}).data
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -215,9 +215,9 @@ class ComparisonDetailApi(ApiView):
     @extend_schema(responses={200: OutputSerializer, **REFUSED})
     def get(self, request: Request, project_id: int, comparison_id: int) -> Response:
         comparison, role = comparison_get_for_user(
-            user=request.user, project_id=project_id, comparison_id=comparison_id
+            user=self.user, project_id=project_id, comparison_id=comparison_id
         )
-        progress = comparison_progress(comparison=comparison, rater=request.user)
+        progress = comparison_progress(comparison=comparison, rater=self.user)
         context = {"owner": role in MANAGE, "progress": progress}
         return Response(self.OutputSerializer(comparison, context=context).data)
 
@@ -241,9 +241,9 @@ class ComparisonNextApi(ApiView):
     @extend_schema(responses={200: OutputSerializer, **REFUSED})
     def get(self, request: Request, project_id: int, comparison_id: int) -> Response:
         comparison, _ = comparison_get_for_user(
-            user=request.user, project_id=project_id, comparison_id=comparison_id
+            user=self.user, project_id=project_id, comparison_id=comparison_id
         )
-        pair = comparison_next(comparison=comparison, rater=request.user)
+        pair = comparison_next(comparison=comparison, rater=self.user)
         body = {"remaining": pair.remaining if pair else 0, "pair": pair}
         return Response(self.OutputSerializer(body).data)
 
@@ -263,11 +263,11 @@ class ComparisonPreferenceApi(ApiView):
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer, **REFUSED})
     def post(self, request: Request, project_id: int, comparison_id: int) -> Response:
         comparison, _ = comparison_get_for_user(
-            user=request.user, project_id=project_id, comparison_id=comparison_id
+            user=self.user, project_id=project_id, comparison_id=comparison_id
         )
         data = validated(self.InputSerializer, request.data)
-        preference_submit(comparison=comparison, rater=request.user, **data)
-        pair = comparison_next(comparison=comparison, rater=request.user)
+        preference_submit(comparison=comparison, rater=self.user, **data)
+        pair = comparison_next(comparison=comparison, rater=self.user)
         body = {**data, "remaining": pair.remaining if pair else 0}
         return Response(self.OutputSerializer(body).data, status=status.HTTP_201_CREATED)
 
@@ -286,7 +286,7 @@ class ComparisonResultsApi(ApiView):
     @extend_schema(responses={200: OutputSerializer, **REFUSED})
     def get(self, request: Request, project_id: int, comparison_id: int) -> Response:
         comparison, _ = comparison_get_for_user(
-            user=request.user, project_id=project_id, comparison_id=comparison_id, roles=MANAGE
+            user=self.user, project_id=project_id, comparison_id=comparison_id, roles=MANAGE
         )
         return Response(self.OutputSerializer(comparison_summary(comparison=comparison)).data)
 
@@ -304,7 +304,7 @@ class RatingsExportApi(ApiView):
         )
     )
     def get(self, request: Request, project_id: int) -> StreamingHttpResponse:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)
         return jsonl_response(ratings_export_rows(project=project), f"project-{project.pk}-ratings.jsonl")
 
 
@@ -320,5 +320,5 @@ class PreferencePairsExportApi(ApiView):
         )
     )
     def get(self, request: Request, project_id: int) -> StreamingHttpResponse:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)
         return jsonl_response(preference_pairs(project=project), f"project-{project.pk}-dpo-pairs.jsonl")

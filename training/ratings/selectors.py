@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
@@ -30,7 +30,7 @@ COMPARISON_NOT_FOUND = "No such comparison."
 
 
 
-def rateable_runs(*, project: Project, rater: AbstractBaseUser) -> list[TrainingRun]:
+def rateable_runs(*, project: Project, rater: User) -> list[TrainingRun]:
     """Succeeded runs with outputs, newest first, each with `output_count` and the rater's `rated_count`."""
     rated = (
         Rating.objects.filter(run=OuterRef("pk"), rater=rater)
@@ -56,7 +56,7 @@ def rating_run_get(*, project: Project, run_id: int) -> TrainingRun:
 
 
 def rating_run_get_for_user(
-    *, user: AbstractBaseUser | AnonymousUser, project_id: int, run_id: int
+    *, user: User | AnonymousUser, project_id: int, run_id: int
 ) -> tuple[TrainingRun, str]:
     """A succeeded run of the project to rate: 404 when missing or the user is outside, 403 for annotators."""
     project, role = access_project(user=user, project_id=project_id, roles=REVIEW)
@@ -100,7 +100,7 @@ class RatingTask:
         return output_kind(self.output) if self.output is not None else ""
 
 
-def rating_next(*, run: TrainingRun, rater: AbstractBaseUser) -> RatingTask:
+def rating_next(*, run: TrainingRun, rater: User) -> RatingTask:
     """The run's outputs this rater has not rated yet: test-split items first, then by item id. Two queries."""
     todo = ModelOutput.objects.filter(run=run).exclude(
         pk__in=Rating.objects.filter(run=run, rater=rater).values("output_id")
@@ -138,7 +138,7 @@ def ratings_current(*, project: Project, run: TrainingRun | None = None) -> Quer
     return Rating.objects.filter(pk__in=Subquery(latest))
 
 
-def rating_history(*, output: ModelOutput, rater: AbstractBaseUser) -> list[Rating]:
+def rating_history(*, output: ModelOutput, rater: User) -> list[Rating]:
     return list(Rating.objects.filter(output=output, rater=rater).order_by("id"))
 
 
@@ -160,7 +160,7 @@ def comparison_get(*, project: Project, comparison_id: int) -> Comparison:
 
 
 def comparison_get_for_user(
-    *, user: AbstractBaseUser | AnonymousUser, project_id: int, comparison_id: int, roles: frozenset[str] = REVIEW
+    *, user: User | AnonymousUser, project_id: int, comparison_id: int, roles: frozenset[str] = REVIEW
 ) -> tuple[Comparison, str]:
     """A comparison of the project: 404 when missing or the user is outside, 403 for the wrong role."""
     project, role = access_project(user=user, project_id=project_id, roles=roles)
@@ -218,7 +218,7 @@ class BlindPair:
         return self.responses[1]
 
 
-def comparison_next(*, comparison: Comparison, rater: AbstractBaseUser) -> BlindPair | None:
+def comparison_next(*, comparison: Comparison, rater: User) -> BlindPair | None:
     """The next item with responses from both runs that this rater has not judged, in item order."""
     judged = Preference.objects.filter(comparison=comparison, rater=rater).values("item_id")
     todo = _shared_items(comparison).exclude(pk__in=judged).order_by("pk")
@@ -234,7 +234,7 @@ def comparison_next(*, comparison: Comparison, rater: AbstractBaseUser) -> Blind
     )
 
 
-def comparison_progress(*, comparison: Comparison, rater: AbstractBaseUser) -> dict[str, int]:
+def comparison_progress(*, comparison: Comparison, rater: User) -> dict[str, int]:
     total = _shared_items(comparison).count()
     judged = Preference.objects.filter(comparison=comparison, rater=rater).values("item_id").distinct().count()
     return {"total": total, "judged": judged}
@@ -310,7 +310,10 @@ def preference_pairs(*, project: Project) -> Iterator[dict[str, str]]:
         .iterator(chunk_size=EXPORT_CHUNK)
     )
     for preference in preferences:
-        pair = _pair(preference.item.text, preference.chosen.value, preference.rejected.value)
+        chosen, rejected = preference.chosen, preference.rejected
+        if chosen is None or rejected is None:  # never: a check constraint gives every non-tie both outputs
+            continue
+        pair = _pair(preference.item.text, chosen.value, rejected.value)
         if pair is not None:
             yield pair
     corrections = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 
@@ -158,7 +158,7 @@ def _generation_rating(
 
 def rating_submit(
     *,
-    rater: AbstractBaseUser,
+    rater: User,
     output: ModelOutput,
     project: Project,
     verdict: str = "",
@@ -206,7 +206,7 @@ def rating_submit(
 
 
 def comparison_create(
-    *, project: Project, user: AbstractBaseUser, run_a: TrainingRun, run_b: TrainingRun
+    *, project: Project, user: User, run_a: TrainingRun, run_b: TrainingRun
 ) -> Comparison:
     """A comparison of two succeeded runs of an instruction project; the same pair again returns the first one."""
     if not project.task_kind.generative:
@@ -227,7 +227,7 @@ def comparison_create(
         return Comparison.objects.create(project=project, run_a=run_a, run_b=run_b, created_by=user)
 
 
-def preference_submit(*, comparison: Comparison, rater: AbstractBaseUser, item_id: int, choice: str) -> Preference:
+def preference_submit(*, comparison: Comparison, rater: User, item_id: int, choice: str) -> Preference:
     """Store a choice by side ("1", "2" or "tie"); the side is mapped back to a run by the same keyed hash."""
     if choice not in CHOICES:
         raise ServiceError(UNKNOWN_CHOICE, field="choice")

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 from annotation.models import Label, Project
 from annotation.permissions import MANAGE, REVIEW, access_project
 from core.errors import ServiceError
+from core.http import AuthedRequest
 from core.streaming import jsonl_response
 from training.models import RunStatus, TrainingRun, Verdict
 from training.ratings import services as ratings
@@ -65,7 +66,7 @@ def _posted_rating(project: Project, post: QueryDict) -> dict[str, Any]:
 
 
 def _rating_context(
-    request: HttpRequest,
+    request: AuthedRequest,
     project: Project,
     role: str,
     run: TrainingRun,
@@ -106,7 +107,7 @@ def _rating_context(
     }
 
 
-def _rating_response(request: HttpRequest, context: dict[str, Any], *, status: int = 200) -> HttpResponse:
+def _rating_response(request: AuthedRequest, context: dict[str, Any], *, status: int = 200) -> HttpResponse:
     if request.htmx:
         # htmx swaps 2xx only: a refusal is still a workspace to show, its message inside.
         return render(request, "training/_rating_workspace.html", context)
@@ -114,7 +115,7 @@ def _rating_response(request: HttpRequest, context: dict[str, Any], *, status: i
 
 
 @login_required
-def rating_home(request: HttpRequest, project_id: int) -> HttpResponse:
+def rating_home(request: AuthedRequest, project_id: int) -> HttpResponse:
     """Runs to rate with the rater's progress, blind comparisons, exports; owners create comparisons."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     comparisons = comparison_list(project=project)
@@ -132,7 +133,7 @@ def rating_home(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 @login_required
-def rating_page(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
+def rating_page(request: AuthedRequest, project_id: int, run_id: int) -> HttpResponse:
     """The next output of the run this rater has not rated; `?output=<id>` shows one output (to rate it again)."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     run = rating_run_get(project=project, run_id=run_id)
@@ -148,7 +149,7 @@ def rating_page(request: HttpRequest, project_id: int, run_id: int) -> HttpRespo
 
 @login_required
 @require_POST
-def rating_submit(request: HttpRequest, project_id: int, run_id: int, output_id: int) -> HttpResponse:
+def rating_submit(request: AuthedRequest, project_id: int, run_id: int, output_id: int) -> HttpResponse:
     """Append the rating and answer with the next output in the same round trip."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     run = rating_run_get(project=project, run_id=run_id)
@@ -187,14 +188,14 @@ def rating_submit(request: HttpRequest, project_id: int, run_id: int, output_id:
 
 
 def _run_or_none(project: Project, raw: str | None) -> TrainingRun | None:
-    if not (raw or "").isdigit():
+    if raw is None or not raw.isdigit():
         return None
     return TrainingRun.objects.filter(project=project, pk=int(raw)).first()
 
 
 @login_required
 @require_POST
-def comparison_create(request: HttpRequest, project_id: int) -> HttpResponse:
+def comparison_create(request: AuthedRequest, project_id: int) -> HttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     run_a = _run_or_none(project, request.POST.get("run_a"))
     run_b = _run_or_none(project, request.POST.get("run_b"))
@@ -209,7 +210,7 @@ def comparison_create(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 def _comparison_response(
-    request: HttpRequest, project: Project, role: str, comparison: Any, *, error: str = "", flash: str = ""
+    request: AuthedRequest, project: Project, role: str, comparison: Any, *, error: str = "", flash: str = ""
 ) -> HttpResponse:
     context = {
         "project": project,
@@ -226,7 +227,7 @@ def _comparison_response(
 
 
 @login_required
-def comparison_page(request: HttpRequest, project_id: int, comparison_id: int) -> HttpResponse:
+def comparison_page(request: AuthedRequest, project_id: int, comparison_id: int) -> HttpResponse:
     """One prompt and "Response 1" / "Response 2", in an order no one can tell from the page."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     comparison = comparison_get(project=project, comparison_id=comparison_id)
@@ -235,7 +236,7 @@ def comparison_page(request: HttpRequest, project_id: int, comparison_id: int) -
 
 @login_required
 @require_POST
-def comparison_submit(request: HttpRequest, project_id: int, comparison_id: int, item_id: int) -> HttpResponse:
+def comparison_submit(request: AuthedRequest, project_id: int, comparison_id: int, item_id: int) -> HttpResponse:
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     comparison = comparison_get(project=project, comparison_id=comparison_id)
     try:
@@ -251,12 +252,12 @@ def comparison_submit(request: HttpRequest, project_id: int, comparison_id: int,
 
 
 @login_required
-def ratings_export(request: HttpRequest, project_id: int) -> StreamingHttpResponse:
+def ratings_export(request: AuthedRequest, project_id: int) -> StreamingHttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     return jsonl_response(ratings_export_rows(project=project), f"project-{project.pk}-ratings.jsonl")
 
 
 @login_required
-def preferences_export(request: HttpRequest, project_id: int) -> StreamingHttpResponse:
+def preferences_export(request: AuthedRequest, project_id: int) -> StreamingHttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     return jsonl_response(preference_pairs(project=project), f"project-{project.pk}-dpo-pairs.jsonl")

@@ -64,7 +64,7 @@ class RoundListApi(ApiView):
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(OutputSerializer), **REFUSED})
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)
         self.filter_values(request)
         all_rounds = round_list(project=project)
         context = {"worse": rounds_worse_by_number(all_rounds)}
@@ -92,7 +92,7 @@ class RoundPlanApi(ApiView):
 
     @extend_schema(parameters=PLAN_PARAMETERS, responses={200: RoundPlanSerializer, **REFUSED})
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         options = plan_options_parse(project=project, data=self.filter_values(request))
         return Response(RoundPlanSerializer(round_plan(project=project, options=options).summary()).data)
 
@@ -118,11 +118,11 @@ class RoundAdvanceApi(ApiView):
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer, 200: OutputSerializer, **REFUSED})
     def post(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         data = dict(validated(self.InputSerializer, request.data))
         number = data.pop("round", None)
         options = plan_options_parse(project=project, data=data)
-        result = round_advance(project=project, user=request.user, options=options, round_number=number)
+        result = round_advance(project=project, user=self.user, options=options, round_number=number)
         body = self.OutputSerializer({"applied": result.applied, "closed": result.closed, "opened": result.opened})
         return Response(body.data, status=status.HTTP_201_CREATED if result.applied else status.HTTP_200_OK)
 
@@ -157,12 +157,12 @@ class RoundSettingsApi(ApiView):
 
     @extend_schema(responses={200: OutputSerializer, **REFUSED})
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         return Response(self.OutputSerializer(project).data)
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED})
     def patch(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
         project = project_round_settings_set(project=project, **{**_round_settings(project), **data})
         return Response(self.OutputSerializer(project).data)

@@ -99,8 +99,6 @@ def round_list(*, project: Project) -> list[Round]:
     )
     if not found or found[-1].closed_at is not None:
         found.append(round_current(project=project))
-    for round_ in found:  # what the page's table shows in one cell
-        round_.to_review = int(round_.changes.get("review_model", 0)) + int(round_.changes.get("review_rating", 0))
     return found
 
 
@@ -396,7 +394,9 @@ def plan_label_errors(
         .order_by("-confidence", "id")
     )
     for output in outputs.iterator(chunk_size=READ_CHUNK):
-        if output.item_id in seen or not output.final or not output.value.get("label"):
+        if output.confidence is None or output.item_id in seen:
+            continue
+        if not output.final or not output.value.get("label"):
             continue
         if value_key(output.final) == value_key(output.value):
             continue
@@ -641,8 +641,9 @@ def round_figures(*, project: Project, runs: Iterable[TrainingRun]) -> dict[str,
     figures["agreement"] = overall.get("krippendorff_alpha")
     figures["kappa"] = overall.get("fleiss_kappa")
     scan = NoiseScan.objects.filter(project=project, status=ScanStatus.SUCCEEDED).order_by("-finished_at").first()
-    scanned = (scan.summary or {}).get("scanned") if scan else None
-    figures["noise_rate"] = round(scan.summary.get("flagged", 0) / scanned, 6) if scanned else None
+    summary = (scan.summary or {}) if scan else {}
+    scanned = summary.get("scanned")
+    figures["noise_rate"] = round(summary.get("flagged", 0) / scanned, 6) if scanned else None
     ratings = ratings_current(project=project).filter(run__in=[r.pk for r in runs])
     if project.task_kind.generative:
         totals: dict[str, list[float]] = defaultdict(list)

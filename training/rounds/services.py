@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -79,7 +79,7 @@ def _apply(*, project: Project, round_: Round, proposals: list[Proposal], counts
 
 
 def round_advance(
-    *, project: Project, user: AbstractBaseUser, options: PlanOptions, round_number: int | None = None
+    *, project: Project, user: User, options: PlanOptions, round_number: int | None = None
 ) -> AdvanceResult:
     """Close the open round by applying its plan and open the next.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from annotation.models import Project, QueueOrder
 from annotation.permissions import MANAGE, REVIEW, access_project
 from core.errors import ServiceError
+from core.http import AuthedRequest
 from training.rounds import selectors as rounds
 from training.rounds.charts import METRIC_NAMES, rounds_charts, rounds_worse
 from training.rounds.options import plan_options_default, plan_options_parse
@@ -48,7 +49,7 @@ def _plan_context(project: Project, data: dict) -> tuple[dict, int]:
 
 
 @login_required
-def round_plan(request: HttpRequest, project_id: int) -> HttpResponse:
+def round_plan(request: AuthedRequest, project_id: int) -> HttpResponse:
     """What starting the next round would change, for the options in the query string."""
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     context, status = _plan_context(project, request.GET)
@@ -60,7 +61,7 @@ def round_plan(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def round_advance(request: HttpRequest, project_id: int) -> HttpResponse:
+def round_advance(request: AuthedRequest, project_id: int) -> HttpResponse:
     """Apply the plan for the options posted; a second click finds the round closed and does nothing more."""
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     raw = request.POST.get("round", "")
@@ -81,7 +82,7 @@ def round_advance(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 @login_required
-def round_list(request: HttpRequest, project_id: int) -> HttpResponse:
+def round_list(request: AuthedRequest, project_id: int) -> HttpResponse:
     """Every round: its guidelines, snapshot, runs, figures and changes, charted across rounds."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     all_rounds = rounds.round_list(project=project)

@@ -120,19 +120,19 @@ class RunListApi(ApiView):
         responses={200: paginated(RunSerializer), **REFUSED},
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)
         values = self.filter_values(request)
         runs = selectors.run_list(project=project, status=values.get("status"), snapshot_id=values.get("snapshot"))
         return self.page(request, runs, RunSerializer)
 
     @extend_schema(request=InputSerializer, responses={201: RunDetailSerializer, **REFUSED})
     def post(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
         snapshot = snapshot_get(project=project, snapshot_id=data["snapshot_id"])
         if snapshot is None:
             raise ServiceError(SNAPSHOT_NOT_FOUND, field="snapshot_id")
-        run = services.run_start(snapshot=snapshot, user=request.user, spec_data=data["spec"], name=data["name"])
+        run = services.run_start(snapshot=snapshot, user=self.user, spec_data=data["spec"], name=data["name"])
         return Response(RunDetailSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
@@ -151,7 +151,7 @@ class RunDefaultsApi(ApiView):
         responses={200: OutputSerializer, **REFUSED},
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+        project, _ = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         method = self.filter_values(request).get("method", "lora")
         task = selectors.project_task(project)
         if task is None:
@@ -200,7 +200,7 @@ class RunCancelApi(ApiView):
 
     @extend_schema(request=None, responses={200: RunDetailSerializer, **REFUSED})
     def post(self, request: Request, project_id: int, run_id: int) -> Response:
-        run = services.run_cancel(run=_run(request, project_id, run_id, MANAGE), user=request.user)
+        run = services.run_cancel(run=_run(request, project_id, run_id, MANAGE), user=self.user)
         return Response(RunDetailSerializer(run).data)
 
 
@@ -209,7 +209,7 @@ class RunResumeApi(ApiView):
 
     @extend_schema(request=None, responses={201: RunDetailSerializer, **REFUSED})
     def post(self, request: Request, project_id: int, run_id: int) -> Response:
-        new = services.run_resume(run=_run(request, project_id, run_id, MANAGE), user=request.user)
+        new = services.run_resume(run=_run(request, project_id, run_id, MANAGE), user=self.user)
         return Response(RunDetailSerializer(new).data, status=status.HTTP_201_CREATED)
 
 
@@ -276,7 +276,7 @@ class PredictionBatchListApi(ApiView):
     def post(self, request: Request, project_id: int, run_id: int) -> Response:
         run = _run(request, project_id, run_id, MANAGE)
         data = validated(self.InputSerializer, request.data)
-        batch = services.prediction_batch_start(run=run, user=request.user, scope=data["scope"])
+        batch = services.prediction_batch_start(run=run, user=self.user, scope=data["scope"])
         return Response(PredictionBatchSerializer(batch).data, status=status.HTTP_201_CREATED)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import F, Q, QuerySet
 from django.http import Http404
 
@@ -115,7 +115,7 @@ def run_get(*, project: Project, run_id: int) -> TrainingRun:
 
 
 def run_get_for_user(
-    *, user: AbstractBaseUser | AnonymousUser, project_id: int, run_id: int, roles: frozenset[str] = ANY_ROLE
+    *, user: User | AnonymousUser, project_id: int, run_id: int, roles: frozenset[str] = ANY_ROLE
 ) -> tuple[TrainingRun, str]:
     """A run of a project the user may reach with one of `roles`: 404 outside the project or for another
     project's run, 403 for the wrong role (the /api/projects/<id>/runs/<run>/ routes)."""
@@ -376,18 +376,23 @@ def run_outputs(
     return outputs.order_by(*ordering)
 
 
-def run_outputs_most_uncertain(*, run: TrainingRun, limit: int = 20) -> list[ModelOutput]:
-    """The outputs the model was least sure of (highest entropy first): the next items worth labelling.
-    Each carries `display`, its value as people read it."""
+@dataclass(frozen=True)
+class ShownOutput:
+    """An output and its value as people read it."""
+
+    output: ModelOutput
+    display: str
+
+
+def run_outputs_most_uncertain(*, run: TrainingRun, limit: int = 20) -> list[ShownOutput]:
+    """The outputs the model was least sure of (highest entropy first): the next items worth labelling,
+    each with its value as people read it."""
     outputs = ModelOutput.objects.filter(run=run).select_related("item")
     if run.task == TASK_CLASSIFICATION:
         outputs = outputs.order_by("-uncertainty", "item_id")
     else:
         outputs = outputs.order_by("item_id")
-    found = list(outputs[:limit])
-    for output in found:
-        output.display = value_display(output.value)
-    return found
+    return [ShownOutput(output, value_display(output.value)) for output in outputs[:limit]]
 
 
 def run_output_count(*, run: TrainingRun) -> int:
@@ -470,6 +475,9 @@ class _ZipSink:
     def flush(self) -> None:
         return None
 
+    def close(self) -> None:  # zipfile never closes a file it was handed; here for its writable-file protocol
+        return None
+
     def drain(self) -> Iterator[bytes]:
         chunks, self._chunks = self._chunks, []
         yield from chunks
@@ -478,7 +486,7 @@ class _ZipSink:
 def zip_chunks(directory: Path) -> Iterator[bytes]:
     """A zip of every file under `directory`, streamed as it is built (memory: one read block)."""
     sink = _ZipSink()
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(directory.rglob("*")):
             if not path.is_file():
                 continue

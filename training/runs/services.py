@@ -17,7 +17,7 @@ from typing import Any
 
 import django_rq
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rq.exceptions import NoSuchJobError
@@ -188,7 +188,7 @@ def run_spec_check(*, snapshot: Snapshot, data: Mapping[str, Any]) -> TrainingSp
 
 
 def run_start(
-    *, snapshot: Snapshot, user: AbstractBaseUser, spec_data: Mapping[str, Any], name: str = ""
+    *, snapshot: Snapshot, user: User, spec_data: Mapping[str, Any], name: str = ""
 ) -> TrainingRun:
     """Validate everything, create the queued run, and enqueue its job once the row is committed.
 
@@ -208,7 +208,7 @@ def run_start(
 def _run_create(
     *,
     snapshot: Snapshot,
-    user: AbstractBaseUser,
+    user: User,
     spec: TrainingSpec,
     name: str,
     resumed_from: TrainingRun | None = None,
@@ -332,7 +332,7 @@ def run_fail(*, run: TrainingRun, error: str) -> bool:
     return bool(failed)
 
 
-def run_cancel(*, run: TrainingRun, user: AbstractBaseUser) -> TrainingRun:
+def run_cancel(*, run: TrainingRun, user: User) -> TrainingRun:
     """A queued run is cancelled at once; a running one is asked to stop and stops within one training step."""
     now = timezone.now()
     who = getattr(user, "username", "")
@@ -351,7 +351,7 @@ def run_cancel(*, run: TrainingRun, user: AbstractBaseUser) -> TrainingRun:
     return run
 
 
-def run_resume(*, run: TrainingRun, user: AbstractBaseUser) -> TrainingRun:
+def run_resume(*, run: TrainingRun, user: User) -> TrainingRun:
     """A new run on the same snapshot and spec that continues from `run`'s newest checkpoint."""
     if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
         raise ServiceError(NOT_RESUMABLE)
@@ -429,7 +429,7 @@ def runs_sweep_schedule(*, after: str) -> None:
     )
 
 
-def prediction_batch_start(*, run: TrainingRun, user: AbstractBaseUser, scope: str) -> PredictionBatch:
+def prediction_batch_start(*, run: TrainingRun, user: User, scope: str) -> PredictionBatch:
     if scope not in PredictionScope.values:
         raise ServiceError(UNKNOWN_SCOPE.format(choices=", ".join(PredictionScope.values)), field="scope")
     if run.status not in (RunStatus.SUCCEEDED, RunStatus.CANCELLED) or selectors.run_artifact_path(run) is None:

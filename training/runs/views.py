@@ -8,9 +8,11 @@ or `manage.py runs_sweep`) marks it failed (abandoned).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -18,6 +20,7 @@ from django.views.decorators.http import require_POST
 from annotation.models import Project, Snapshot
 from annotation.permissions import MANAGE, REVIEW, access_project
 from core.errors import ServiceError
+from core.http import AuthedRequest
 from training.models import PredictionScope, TrainingRun
 from training.runs import forms, selectors, services
 from training.runs.responses import artifact_response
@@ -41,7 +44,7 @@ def _snapshot_or_404(project: Project, snapshot_id: int | str | None) -> Snapsho
 
 
 @login_required
-def run_list(request: HttpRequest, project_id: int) -> HttpResponse:
+def run_list(request: AuthedRequest, project_id: int) -> HttpResponse:
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     context = {
         "project": project,
@@ -53,12 +56,19 @@ def run_list(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 @login_required
-def run_create(request: HttpRequest, project_id: int, snapshot_id: int) -> HttpResponse:
+def run_create(request: AuthedRequest, project_id: int, snapshot_id: int) -> HttpResponse:
     """The run form with the task's defaults; posting starts the run, or shows every invalid field."""
     project, role = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     snapshot = _snapshot_or_404(project, snapshot_id)
     task = selectors.project_task(project)
-    context = {"project": project, "role": role, "snapshot": snapshot, "task": task, "groups": [], "errors": {}}
+    context: dict[str, Any] = {
+        "project": project,
+        "role": role,
+        "snapshot": snapshot,
+        "task": task,
+        "groups": [],
+        "errors": {},
+    }
     if task is None:
         context["error"] = services.MULTI_LABEL_UNSUPPORTED
         return render(request, "training/run_create.html", context, status=400 if request.method == "POST" else 200)
@@ -118,7 +128,7 @@ def _detail_context(project: Project, role: str, run: TrainingRun) -> dict:
 
 
 @login_required
-def run_detail(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
+def run_detail(request: AuthedRequest, project_id: int, run_id: int) -> HttpResponse:
     """The run's live page; its htmx fragment polls every 2 s while the run is queued or running, then stops."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     run = selectors.run_get(project=project, run_id=run_id)
@@ -128,7 +138,7 @@ def run_detail(request: HttpRequest, project_id: int, run_id: int) -> HttpRespon
 
 @login_required
 @require_POST
-def run_cancel(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
+def run_cancel(request: AuthedRequest, project_id: int, run_id: int) -> HttpResponse:
     project, role = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     run = selectors.run_get(project=project, run_id=run_id)
     try:
@@ -142,7 +152,7 @@ def run_cancel(request: HttpRequest, project_id: int, run_id: int) -> HttpRespon
 
 @login_required
 @require_POST
-def run_resume(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
+def run_resume(request: AuthedRequest, project_id: int, run_id: int) -> HttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     run = selectors.run_get(project=project, run_id=run_id)
     try:
@@ -155,13 +165,13 @@ def run_resume(request: HttpRequest, project_id: int, run_id: int) -> HttpRespon
 
 
 @login_required
-def run_artifact(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
+def run_artifact(request: AuthedRequest, project_id: int, run_id: int) -> StreamingHttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     return artifact_response(selectors.run_get(project=project, run_id=run_id))
 
 
 @login_required
-def run_compare(request: HttpRequest, project_id: int) -> HttpResponse:
+def run_compare(request: AuthedRequest, project_id: int) -> HttpResponse:
     """The finished runs of one snapshot side by side: the settings that differ and every test figure."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     snapshot = _snapshot_or_404(project, request.GET.get("snapshot"))
@@ -178,7 +188,7 @@ def run_compare(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def prediction_batch_start(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
+def prediction_batch_start(request: AuthedRequest, project_id: int, run_id: int) -> HttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     run = selectors.run_get(project=project, run_id=run_id)
     try:

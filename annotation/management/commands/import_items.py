@@ -55,9 +55,10 @@ class Command(BaseCommand):
             raise CommandError(f"No project with id {options['project']}.")
         user = project.created_by
         if options["user"]:
-            user = get_user_model().objects.filter(username=options["user"]).first()
-            if user is None:
+            named = get_user_model().objects.filter(username=options["user"]).first()
+            if named is None:
                 raise CommandError(f"No user named {options['user']!r}.")
+            user = named
         path = Path(options["file"])
         if not path.is_file():
             raise CommandError(f"No file at {path}.")

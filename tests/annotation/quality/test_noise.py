@@ -44,10 +44,10 @@ def test_find_suspects_flags_exactly_the_flipped_items_and_suggests_their_true_l
     X, y = blobs()
     noisy = flip(y, FLIPPED)
     suspects = find_suspects(X, [LABELS[c] for c in noisy], LABELS, seed=1)
-    assert sorted(s.index for s in suspects) == FLIPPED
+    assert sorted(s.row for s in suspects) == FLIPPED
     for s in suspects:
-        assert s.given == LABELS[noisy[s.index]]
-        assert s.suggested == LABELS[y[s.index]]
+        assert s.given == LABELS[noisy[s.row]]
+        assert s.suggested == LABELS[y[s.row]]
         assert 0.0 <= s.quality_score < 0.5
     scores = [s.quality_score for s in suspects]
     assert scores == sorted(scores)  # most suspect first
@@ -64,7 +64,7 @@ def test_find_suspects_ignores_a_project_label_nobody_used_and_is_deterministic(
     first = find_suspects(X, noisy, ["unused", *LABELS], seed=3, filter_by="both")
     assert first == find_suspects(X, noisy, ["unused", *LABELS], seed=3, filter_by="both")
     assert all(isinstance(s, Suspect) and s.suggested != "unused" for s in first)
-    assert sorted(s.index for s in first) == FLIPPED
+    assert sorted(s.row for s in first) == FLIPPED
 
 
 class ProbabilitiesAsFeatures(ClassifierMixin, BaseEstimator):
@@ -93,9 +93,9 @@ def test_the_suggestion_is_the_most_likely_label_other_than_the_given_one():
     suspects = find_suspects(
         probs, y, LABELS, n_folds=3, model=ProbabilitiesAsFeatures(), filter_by="predicted_neq_given"
     )
-    assert {s.index: s.suggested for s in suspects} == {3: "promo", 4: "spam", 15: "ham"}
+    assert {s.row: s.suggested for s in suspects} == {3: "promo", 4: "spam", 15: "ham"}
     # Ranked by self-confidence, the probability of the given label: 0.05 (item 4) < 0.10 (3) < 0.25 (15)
-    assert [(s.index, round(s.quality_score, 2)) for s in suspects] == [(4, 0.05), (3, 0.1), (15, 0.25)]
+    assert [(s.row, round(s.quality_score, 2)) for s in suspects] == [(4, 0.05), (3, 0.1), (15, 0.25)]
 
 
 def test_out_of_fold_probs_never_predict_an_item_with_a_model_that_saw_it():
@@ -119,9 +119,9 @@ def test_texts_add_word_features_that_find_what_the_embeddings_miss():
     X = np.ones((120, 4))
     noisy = [LABELS[c] for c in flip(truth, FLIPPED)]
     with_words = find_suspects(X, noisy, LABELS, texts=texts)
-    assert sorted(s.index for s in with_words) == FLIPPED
-    assert all(s.suggested == LABELS[truth[s.index]] for s in with_words)
-    assert len({s.index for s in find_suspects(X, noisy, LABELS)} & set(FLIPPED)) < len(FLIPPED)
+    assert sorted(s.row for s in with_words) == FLIPPED
+    assert all(s.suggested == LABELS[truth[s.row]] for s in with_words)
+    assert len({s.row for s in find_suspects(X, noisy, LABELS)} & set(FLIPPED)) < len(FLIPPED)
 
 
 def test_with_text_features_shapes_and_fallbacks():
