@@ -5,12 +5,12 @@ from django.urls import path
 from . import apis, views
 
 urlpatterns = [
-    path("projects/<int:project_id>/review/", views.review_queue, name="review-queue"),
-    path("projects/<int:project_id>/review/<int:task_id>/decide/", views.review_decide, name="review-decide"),
-    path("projects/<int:project_id>/items/<int:item_id>/history/", views.item_history, name="item-history"),
+    path("projects/<id:project_id>/review/", views.review_queue, name="review-queue"),
+    path("projects/<id:project_id>/review/<id:task_id>/decide/", views.review_decide, name="review-decide"),
+    path("projects/<id:project_id>/items/<id:item_id>/history/", views.item_history, name="item-history"),
 ]
 
-P = "projects/<int:project_id>"
+P = "projects/<id:project_id>"
 
 api_urlpatterns = [
     path(f"{P}/review-tasks/", apis.ReviewTaskListApi.as_view(), name="api-review-task-list"),

@@ -127,6 +127,14 @@ RQ_QUEUES = {
     "training": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 48 * 3600},
 }
 RQ_SHOW_ADMIN_LINK = True
+# Django's cache holds the sign-in failure counts (core/ratelimit.py): shared through Redis when there is one.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "labelloop"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 # Without REDIS_URL, the first queue a process makes starts the embedded server (not Django's setup).
 RQ = {} if REDIS_URL else {"QUEUE_CLASS": "config.embedded_redis.EmbeddedRedisQueue"}
 
@@ -162,6 +170,11 @@ SPECTACULAR_SETTINGS = {
 LABELLOOP_IMPORT_BATCH_SIZE = int(os.environ.get("LABELLOOP_IMPORT_BATCH_SIZE", "5000"))
 # Files with more rows than this go through the RQ import job rather than the request.
 LABELLOOP_IMPORT_INLINE_MAX_ROWS = int(os.environ.get("LABELLOOP_IMPORT_INLINE_MAX_ROWS", "2000"))
+
+# Sign-in rate limit (login page and POST /api/auth/token/): this many failures per username, or per client
+# address, within the window refuse every further attempt until the window ends.
+LABELLOOP_LOGIN_MAX_FAILURES = int(os.environ.get("LABELLOOP_LOGIN_MAX_FAILURES", "10"))
+LABELLOOP_LOGIN_WINDOW_S = int(os.environ.get("LABELLOOP_LOGIN_WINDOW_S", "300"))
 
 # --- Training (training/) -----------------------------------------------------------------------
 # Extra base models, name -> local model directory, beside the shipped "minilm" and "smollm2-135m".
