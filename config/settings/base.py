@@ -168,6 +168,9 @@ SPECTACULAR_SETTINGS = {
 # --- Labelloop ----------------------------------------------------------------------------------
 # How many rows an import writes per INSERT batch; memory stays bounded by this, not by file size.
 LABELLOOP_IMPORT_BATCH_SIZE = int(os.environ.get("LABELLOOP_IMPORT_BATCH_SIZE", "5000"))
+# The largest import file accepted, in MB; a larger one is refused with a clear error (413 on the API) and not kept.
+# Put the same cap (or a little more) on the reverse proxy, so a huge body is cut off before Django reads it.
+LABELLOOP_MAX_UPLOAD_MB = int(os.environ.get("LABELLOOP_MAX_UPLOAD_MB", "200"))
 # Files with more rows than this go through the RQ import job rather than the request.
 LABELLOOP_IMPORT_INLINE_MAX_ROWS = int(os.environ.get("LABELLOOP_IMPORT_INLINE_MAX_ROWS", "2000"))
 
