@@ -120,13 +120,19 @@ LOGOUT_REDIRECT_URL = "login"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 EMBEDDED_REDIS_SOCKET = Path(os.environ.get("LABELLOOP_REDIS_SOCKET", VAR_DIR / "redis.sock"))
 RQ_REDIS_URL = REDIS_URL or f"unix://{EMBEDDED_REDIS_SOCKET}"
+# Every queue writes JSON and every worker reads JSON (core/queues.py): nothing from Redis is ever unpickled.
+RQ_SERIALIZER = "rq.serializers.JSONSerializer"
 RQ_QUEUES = {
-    "default": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 3600},
-    "imports": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600},
-    "quality": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600},
-    "training": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 48 * 3600},
+    "default": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 3600, "SERIALIZER": RQ_SERIALIZER},
+    "imports": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600, "SERIALIZER": RQ_SERIALIZER},
+    "quality": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600, "SERIALIZER": RQ_SERIALIZER},
+    "training": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 48 * 3600, "SERIALIZER": RQ_SERIALIZER},
 }
 RQ_SHOW_ADMIN_LINK = True
+# Without REDIS_URL, the first queue a process makes starts the embedded server (not Django's setup).
+RQ = {"WORKER_CLASS": "core.queues.JsonWorker"}
+if not REDIS_URL:
+    RQ["QUEUE_CLASS"] = "config.embedded_redis.EmbeddedRedisQueue"
 # Django's cache holds the sign-in failure counts (core/ratelimit.py): shared through Redis when there is one.
 CACHES = {
     "default": (
@@ -135,8 +141,6 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
-# Without REDIS_URL, the first queue a process makes starts the embedded server (not Django's setup).
-RQ = {} if REDIS_URL else {"QUEUE_CLASS": "config.embedded_redis.EmbeddedRedisQueue"}
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {

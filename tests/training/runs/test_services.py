@@ -264,7 +264,7 @@ def test_a_run_whose_heartbeat_stopped_is_failed_as_abandoned_and_a_live_one_is_
 
 
 def test_the_sweep_job_reschedules_itself_under_the_other_id_and_sweeps(sentiment, owner, queues, settings):
-    from rq import SimpleWorker
+    from core.queues import JsonSimpleWorker
 
     sweep = queues[services.SWEEP_QUEUE]
     services.runs_sweep_ensure()
@@ -279,7 +279,7 @@ def test_the_sweep_job_reschedules_itself_under_the_other_id_and_sweeps(sentimen
     job = sweep.fetch_job("runs-sweep-a")
     sweep.scheduled_job_registry.remove(job)
     sweep.enqueue_job(job)  # what the scheduler does when the minute is up
-    django_rq.get_worker(services.SWEEP_QUEUE, worker_class=SimpleWorker).work(burst=True)
+    django_rq.get_worker(services.SWEEP_QUEUE, worker_class=JsonSimpleWorker).work(burst=True)
     assert reload(stale).status == RunStatus.FAILED
     assert sweep.scheduled_job_registry.get_job_ids() == ["runs-sweep-b"]
     assert sweep.fetch_job("runs-sweep-a") is None  # result_ttl=0: nothing left under the id just used
