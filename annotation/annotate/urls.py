@@ -13,7 +13,7 @@ urlpatterns = [
     path("projects/<id:project_id>/items/<id:item_id>/draft/", views.annotate_draft, name="annotate-draft"),
 ]
 
-P = "projects/<id:project_id>"
+P = "projects/<int:project_id>"
 
 api_urlpatterns = [
     path(f"{P}/claims/next/", apis.ClaimNextApi.as_view(), name="api-claim-next"),

@@ -15,7 +15,7 @@ urlpatterns = [
     ),
 ]
 
-P = "projects/<id:project_id>"
+P = "projects/<int:project_id>"
 
 api_urlpatterns = [
     path(f"{P}/snapshots/", apis.SnapshotListApi.as_view(), name="api-snapshot-list"),

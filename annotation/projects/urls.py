@@ -21,7 +21,7 @@ urlpatterns = [
     path("projects/<id:project_id>/guidelines/acknowledge/", views.guideline_ack_view, name="guideline-ack"),
 ]
 
-P = "projects/<id:project_id>"
+P = "projects/<int:project_id>"
 
 api_urlpatterns = [
     path("auth/token/", apis.TokenApi.as_view(), name="api-token"),

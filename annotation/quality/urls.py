@@ -10,7 +10,7 @@ urlpatterns = [
     path("projects/<id:project_id>/quality/scans/<id:scan_id>/", views.noise_scan_detail, name="noise-scan-detail"),
 ]
 
-P = "projects/<id:project_id>"
+P = "projects/<int:project_id>"
 
 api_urlpatterns = [
     path(f"{P}/quality/", apis.QualityApi.as_view(), name="api-quality"),

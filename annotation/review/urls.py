@@ -10,7 +10,7 @@ urlpatterns = [
     path("projects/<id:project_id>/items/<id:item_id>/history/", views.item_history, name="item-history"),
 ]
 
-P = "projects/<id:project_id>"
+P = "projects/<int:project_id>"
 
 api_urlpatterns = [
     path(f"{P}/review-tasks/", apis.ReviewTaskListApi.as_view(), name="api-review-task-list"),
