@@ -7,7 +7,6 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from core import converters
 from core.views import healthz
 
 # Every package that serves routes, in the order its pages are listed in the README's layout.
@@ -22,7 +21,6 @@ AREAS = (
     "training.ratings",
     "training.rounds",
 )
-converters.register()  # page routes use <id:...>, which must exist before they are built
 _area_urls = [import_module(f"{area}.urls") for area in AREAS]
 
 urlpatterns = [

@@ -24,5 +24,5 @@ class IdConverter:
 
 
 def register() -> None:
-    """Called by config.urls before any area's urls module builds its patterns."""
+    """Called by annotation's AppConfig.ready, before any urls module builds its patterns."""
     register_converter(IdConverter, "id")

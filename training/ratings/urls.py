@@ -31,8 +31,8 @@ urlpatterns = [
     ),
 ]
 
-RUN = "projects/<id:project_id>/runs/<id:run_id>/"
-COMPARISON = "projects/<id:project_id>/comparisons/<id:comparison_id>/"
+RUN = "projects/<int:project_id>/runs/<int:run_id>/"
+COMPARISON = "projects/<int:project_id>/comparisons/<int:comparison_id>/"
 
 api_urlpatterns = [
     path(RUN + "ratings/", apis.RatingListApi.as_view(), name="api-rating-list"),

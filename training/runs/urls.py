@@ -19,7 +19,7 @@ urlpatterns = [
     ),
 ]
 
-RUN = "projects/<id:project_id>/runs/<id:run_id>/"
+RUN = "projects/<int:project_id>/runs/<int:run_id>/"
 
 api_urlpatterns = [
     path("projects/<int:project_id>/runs/", apis.RunListApi.as_view(), name="api-run-list"),
