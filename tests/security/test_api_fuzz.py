@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from annotation.projects.services import token_issue
 from config.wsgi import application
 
-MAX_EXAMPLES = 10
+MAX_EXAMPLES = 6
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=False)]
 
