@@ -37,6 +37,8 @@ ID_TOO_LARGE = "{value} is not an id: ids are whole numbers up to {largest}."
 # The largest id a table holds (BigAutoField): a larger one in a path or a body is refused with 400, never passed
 # to a query (SQLite and PostgreSQL overflow on it); use `max_value=ID_MAX` on serializer id fields.
 ID_MAX = 2**63 - 1
+# The largest seed a model's IntegerField stores (a split or a noise scan seed): use `max_value=SEED_MAX`.
+SEED_MAX = 2**31 - 1
 
 
 class ApiSchema(AutoSchema):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from django.conf import settings
+from django.core.cache import cache
 
 pytest_plugins = [
     "tests.fixtures.people",
@@ -12,6 +14,14 @@ pytest_plugins = [
     "tests.fixtures.production",
     "tests.fixtures.pages",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with no sign-in failures counted (the test settings use a per-process local cache)."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 def pytest_unconfigure(config):

@@ -41,6 +41,9 @@ ERROR_TEXT = "must be a non-empty text"
 ERROR_WHOLE_NUMBER = "must be a whole number"
 ERROR_NUMBER = "must be a number"
 ERROR_AT_LEAST = "must be at least {minimum}"
+ERROR_AT_MOST = "must be at most {maximum}"
+# Whole numbers are bounded so a huge one (a seed of 2**70) is a clear error, not an overflow in torch or numpy.
+WHOLE_MAX = 2**31 - 1
 ERROR_BETWEEN = "must be between {low} and {high}"
 ERROR_POSITIVE = "must be greater than 0"
 ERROR_MODULE_NAMES = "must be a non-empty list of module names, or null for the model's usual ones"
@@ -180,6 +183,8 @@ class TrainingSpec:
                 errors[field] = ERROR_WHOLE_NUMBER
             elif value < minimum:
                 errors[field] = ERROR_AT_LEAST.format(minimum=minimum)
+            elif value > WHOLE_MAX:
+                errors[field] = ERROR_AT_MOST.format(maximum=WHOLE_MAX)
 
         def number(field: str, low: float, high: float, *, open_low: bool = False) -> None:
             value = getattr(self, field)

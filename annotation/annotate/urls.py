@@ -5,12 +5,12 @@ from django.urls import path
 from . import apis, views
 
 urlpatterns = [
-    path("projects/<int:project_id>/annotate/", views.annotate, name="annotate"),
-    path("projects/<int:project_id>/annotate/progress/", views.annotate_progress, name="annotate-progress"),
-    path("projects/<int:project_id>/annotate/undo/", views.annotate_undo, name="annotate-undo"),
-    path("projects/<int:project_id>/items/<int:item_id>/submit/", views.annotate_submit, name="annotate-submit"),
-    path("projects/<int:project_id>/items/<int:item_id>/skip/", views.annotate_skip, name="annotate-skip"),
-    path("projects/<int:project_id>/items/<int:item_id>/draft/", views.annotate_draft, name="annotate-draft"),
+    path("projects/<id:project_id>/annotate/", views.annotate, name="annotate"),
+    path("projects/<id:project_id>/annotate/progress/", views.annotate_progress, name="annotate-progress"),
+    path("projects/<id:project_id>/annotate/undo/", views.annotate_undo, name="annotate-undo"),
+    path("projects/<id:project_id>/items/<id:item_id>/submit/", views.annotate_submit, name="annotate-submit"),
+    path("projects/<id:project_id>/items/<id:item_id>/skip/", views.annotate_skip, name="annotate-skip"),
+    path("projects/<id:project_id>/items/<id:item_id>/draft/", views.annotate_draft, name="annotate-draft"),
 ]
 
 P = "projects/<int:project_id>"

@@ -19,6 +19,7 @@ from core.api import (
     DENIED,
     PAGE_PARAMETERS,
     REFUSED,
+    SEED_MAX,
     ApiView,
     boolean,
     choice,
@@ -58,7 +59,7 @@ class SnapshotListApi(ApiView):
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
-        seed = serializers.IntegerField(required=False, default=0)
+        seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=SEED_MAX)
         ratios = serializers.ListField(
             child=serializers.FloatField(min_value=0), min_length=3, max_length=3, required=False,
             default=list(snapshots.DEFAULT_RATIOS), help_text="Train, validation, test.",

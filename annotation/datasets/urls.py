@@ -5,11 +5,11 @@ from django.urls import path
 from . import apis, views
 
 urlpatterns = [
-    path("projects/<int:project_id>/snapshots/", views.snapshot_list, name="snapshot-list"),
-    path("projects/<int:project_id>/snapshots/compare/", views.snapshot_compare, name="snapshot-compare"),
-    path("projects/<int:project_id>/snapshots/<int:snapshot_id>/", views.snapshot_detail, name="snapshot-detail"),
+    path("projects/<id:project_id>/snapshots/", views.snapshot_list, name="snapshot-list"),
+    path("projects/<id:project_id>/snapshots/compare/", views.snapshot_compare, name="snapshot-compare"),
+    path("projects/<id:project_id>/snapshots/<id:snapshot_id>/", views.snapshot_detail, name="snapshot-detail"),
     path(
-        "projects/<int:project_id>/snapshots/<int:snapshot_id>/download/",
+        "projects/<id:project_id>/snapshots/<id:snapshot_id>/download/",
         views.snapshot_download,
         name="snapshot-download",
     ),

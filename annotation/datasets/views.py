@@ -18,13 +18,15 @@ from annotation.datasets.responses import snapshot_stream
 from annotation.datasets.selectors import diff_examples, manifest_label_rows, snapshot_get, snapshot_pair
 from annotation.models import Project, Snapshot, Split
 from annotation.permissions import MANAGE, REVIEW, ROLE_REQUIRED, access_project
+from core.api import SEED_MAX
 from core.errors import ServiceError
 from core.http import AuthedRequest
 
 
 class SnapshotForm(forms.Form):
     name = forms.CharField(max_length=200)
-    seed = forms.IntegerField(initial=0, help_text="Seeds the split of items that have none yet.")
+    seed = forms.IntegerField(
+        initial=0, min_value=0, max_value=SEED_MAX, help_text="Seeds the split of items that have none yet.")
     train = forms.FloatField(initial=80, min_value=0, max_value=100, label="Train %")
     validation = forms.FloatField(initial=10, min_value=0, max_value=100, label="Validation %")
     test = forms.FloatField(initial=10, min_value=0, max_value=100, label="Test %")

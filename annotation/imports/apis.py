@@ -14,7 +14,7 @@ from annotation.imports.selectors import import_list
 from annotation.imports.services import import_create, import_get_for_user, import_progress
 from annotation.models import ImportJob, ImportStatus
 from annotation.permissions import MANAGE, access_project
-from core.api import DENIED, PAGE_PARAMETERS, REFUSED, ApiView, choice, paginated, validated
+from core.api import DENIED, PAGE_PARAMETERS, REFUSED, ApiView, ErrorSerializer, choice, paginated, validated
 from core.errors import ServiceError
 
 
@@ -73,7 +73,8 @@ class ImportListApi(ApiView):
         return self.page(request, import_list(project=project, **self.filter_values(request)), ImportJobSerializer)
 
     @extend_schema(
-        request={"multipart/form-data": InputSerializer}, responses={201: ImportJobSerializer, **REFUSED}
+        request={"multipart/form-data": InputSerializer},
+        responses={201: ImportJobSerializer, **REFUSED, 413: ErrorSerializer},
     )
     def post(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=self.user, project_id=project_id, roles=MANAGE)

@@ -21,6 +21,7 @@ import csv
 import hashlib
 import json
 import marshal
+import math
 from array import array
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -135,6 +136,12 @@ NUL_CHARACTER = "contains a NUL character (\\u0000), which the database cannot s
 
 
 NOT_A_NUMBER = "{constant} is not valid JSON"
+
+
+NESTED_TOO_DEEP = "invalid JSON: nested too deeply"
+
+
+NOT_FINITE = "{number} is too large for a JSON number"
 
 
 RAGGED_ROW = "expected {expected} columns as in the header, found {found}"
@@ -445,6 +452,14 @@ def _reject_constant(constant: str) -> None:
     raise ValueError(NOT_A_NUMBER.format(constant=constant))
 
 
+def _finite_float(raw: str) -> float:
+    """1e999 parses to infinity, which PostgreSQL's jsonb refuses like NaN."""
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError(NOT_FINITE.format(number=raw))
+    return value
+
+
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
@@ -457,7 +472,8 @@ def _has_nul(value: Any) -> bool:
 
 class _JsonlReader(_Reader):
     def __iter__(self) -> Iterator[Record]:
-        loads = json.JSONDecoder(parse_constant=_reject_constant).decode  # one decoder, not one a line
+        # one decoder, not one a line
+        loads = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float).decode
         for text in self.lines:
             line = self.lines.line
             problems = self._line_problems()
@@ -471,6 +487,9 @@ class _JsonlReader(_Reader):
             except ValueError as exc:
                 reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
                 yield line, None, [RowError(line, None, INVALID_JSON.format(reason=reason))]
+                continue
+            except RecursionError:  # arrays or objects nested about a thousand deep
+                yield line, None, [RowError(line, None, NESTED_TOO_DEEP)]
                 continue
             if not isinstance(record, dict):
                 yield line, None, [RowError(line, None, NOT_AN_OBJECT)]

@@ -77,6 +77,7 @@ EXISTING_CHUNK = 20_000
 SQLITE_IMPORT_CACHE_KIB = 64 * 1024
 
 
+FILE_TOO_LARGE = "The file is larger than the {limit} MB an import accepts (LABELLOOP_MAX_UPLOAD_MB); split it."
 UNKNOWN_FORMAT = "Cannot tell the format of {name!r} from its extension: choose jsonl or csv."
 
 
@@ -114,6 +115,20 @@ class _Abandoned(Exception):
 JOB_NOT_FOUND = "No such import."
 
 
+class UploadTooLarge(ServiceError):
+    """The upload exceeds settings.LABELLOOP_MAX_UPLOAD_MB: refused (HTTP 413), nothing kept."""
+
+    status_code = 413
+
+
+def _upload_limit_bytes() -> int:
+    return settings.LABELLOOP_MAX_UPLOAD_MB * 1024 * 1024
+
+
+def _too_large() -> UploadTooLarge:
+    return UploadTooLarge(FILE_TOO_LARGE.format(limit=settings.LABELLOOP_MAX_UPLOAD_MB), field="file")
+
+
 def job_rq_id(job_id: int) -> str:
     """Deterministic, so enqueueing the same import twice names one RQ job."""
     return f"import-{job_id}"
@@ -145,6 +160,9 @@ def import_create(
         importers.Mapping.from_dict(mapping)
     except importers.MappingError as exc:
         raise ServiceError(str(exc), field=exc.field) from exc
+    declared = getattr(fileobj, "size", None)  # Django's uploads know their size; a plain stream is counted below
+    if isinstance(declared, int) and declared > _upload_limit_bytes():
+        raise _too_large()
 
     relative_path, size, lines = _store_upload(project=project, fileobj=fileobj, suffix=fmt)
     job = ImportJob.objects.create(
@@ -193,18 +211,27 @@ def import_run(*, job_id: int) -> ImportJob:
 
 
 def _store_upload(*, project: Project, fileobj: BinaryIO, suffix: str) -> tuple[str, int, int]:
-    """Copy the upload in chunks to MEDIA_ROOT/imports/<project>/; return (relative path, bytes, lines)."""
+    """Copy the upload in chunks to MEDIA_ROOT/imports/<project>/; return (relative path, bytes, lines).
+
+    A stream that passes the size limit is refused and its partial copy removed: nothing is kept.
+    """
     relative = f"{IMPORTS_DIR}/{project.pk}/{uuid.uuid4().hex}.{suffix}"
     target = Path(settings.MEDIA_ROOT) / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     size = lines = 0
     last = b""
+    limit = _upload_limit_bytes()
     with target.open("wb") as out:
         while chunk := fileobj.read(COPY_CHUNK_BYTES):
-            out.write(chunk)
             size += len(chunk)
+            if size > limit:
+                break
+            out.write(chunk)
             lines += chunk.count(b"\n")
             last = chunk[-1:]
+    if size > limit:
+        target.unlink(missing_ok=True)
+        raise _too_large()
     if size and last != b"\n":
         lines += 1
     return relative, size, lines

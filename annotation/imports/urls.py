@@ -5,8 +5,8 @@ from django.urls import path
 from . import apis, views
 
 urlpatterns = [
-    path("projects/<int:project_id>/import/", views.import_create_view, name="import-page"),
-    path("projects/<int:project_id>/imports/<int:job_id>/", views.import_detail, name="import-detail"),
+    path("projects/<id:project_id>/import/", views.import_create_view, name="import-page"),
+    path("projects/<id:project_id>/imports/<id:job_id>/", views.import_detail, name="import-detail"),
 ]
 
 api_urlpatterns = [

@@ -51,6 +51,7 @@ from annotation.projects.services import (
 )
 from core.api import CONFLICT, DENIED, PAGE_PARAMETERS, REFUSED, ApiView, ErrorSerializer, choice, paginated, validated
 from core.errors import ServiceError
+from core.ratelimit import client_address, login_failed, login_refused, refusal_message
 
 NO_GUIDELINES = "This project has no guidelines yet."
 
@@ -75,6 +76,12 @@ class TokenSerializer(serializers.Serializer):
     created = serializers.DateTimeField()
 
 
+class TooManyFailures(ServiceError):
+    """Sign-in refused by the failure limit (core/ratelimit.py), whatever the password."""
+
+    status_code = 429
+
+
 class TokenApi(ApiView):
     """The caller's API token: exchange a username and password for it, see whether one exists, revoke it."""
 
@@ -91,11 +98,17 @@ class TokenApi(ApiView):
     def get_permissions(self) -> list[BasePermission]:
         return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]
 
-    @extend_schema(request=InputSerializer, responses={200: TokenSerializer, 400: ErrorSerializer}, auth=[])
+    @extend_schema(
+        request=InputSerializer, responses={200: TokenSerializer, 400: ErrorSerializer, 429: ErrorSerializer}, auth=[]
+    )
     def post(self, request: Request) -> Response:
         data = validated(self.InputSerializer, request.data)
+        address = client_address(request)
+        if login_refused(username=data["username"], address=address):
+            raise TooManyFailures(refusal_message(), field="username")
         user = authenticate(request, username=data["username"], password=data["password"])
         if user is None:
+            login_failed(username=data["username"], address=address)
             raise ServiceError(BAD_LOGIN)
         return Response(TokenSerializer(token_issue(user=user)).data)
 

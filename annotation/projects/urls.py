@@ -9,16 +9,16 @@ urlpatterns = [
     path("accounts/password_change/", views.PasswordChangeView.as_view(), name="password_change"),
     path("", views.project_list, name="project-list"),
     path("projects/new/", views.project_create_view, name="project-create"),
-    path("projects/<int:project_id>/", views.project_detail, name="project-detail"),
-    path("projects/<int:project_id>/settings/", views.project_settings, name="project-settings"),
-    path("projects/<int:project_id>/settings/labels/", views.label_create_view, name="label-create"),
-    path("projects/<int:project_id>/settings/labels/<int:label_id>/", views.label_update_view, name="label-update"),
-    path("projects/<int:project_id>/settings/members/", views.member_set_view, name="member-set"),
+    path("projects/<id:project_id>/", views.project_detail, name="project-detail"),
+    path("projects/<id:project_id>/settings/", views.project_settings, name="project-settings"),
+    path("projects/<id:project_id>/settings/labels/", views.label_create_view, name="label-create"),
+    path("projects/<id:project_id>/settings/labels/<id:label_id>/", views.label_update_view, name="label-update"),
+    path("projects/<id:project_id>/settings/members/", views.member_set_view, name="member-set"),
     # The settings page's "Next round" form: the project's round settings (its fields are annotation's).
-    path("projects/<int:project_id>/rounds/settings/", views.round_settings_view, name="round-settings"),
-    path("projects/<int:project_id>/guidelines/", views.guideline_detail, name="guideline-detail"),
-    path("projects/<int:project_id>/guidelines/publish/", views.guideline_publish_view, name="guideline-publish"),
-    path("projects/<int:project_id>/guidelines/acknowledge/", views.guideline_ack_view, name="guideline-ack"),
+    path("projects/<id:project_id>/rounds/settings/", views.round_settings_view, name="round-settings"),
+    path("projects/<id:project_id>/guidelines/", views.guideline_detail, name="guideline-detail"),
+    path("projects/<id:project_id>/guidelines/publish/", views.guideline_publish_view, name="guideline-publish"),
+    path("projects/<id:project_id>/guidelines/acknowledge/", views.guideline_ack_view, name="guideline-ack"),
 ]
 
 P = "projects/<int:project_id>"

@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -55,6 +55,7 @@ from annotation.projects.services import (
 from core.errors import ServiceError
 from core.forms import add_service_error
 from core.http import AuthedRequest
+from core.ratelimit import client_address, login_failed, login_refused, refusal_message
 from training.rounds.forms import NextRoundSettingsForm
 
 
@@ -341,6 +342,17 @@ class SignInView(auth_views.LoginView):
 
     Kept in the session so the middleware that enforces it costs no query on the pages that follow.
     """
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """Past the failure limit nothing is checked, the right password included: a 429 that says so."""
+        if login_refused(username=request.POST.get("username", ""), address=client_address(request)):
+            context = self.get_context_data(form=self.get_form(), refused=refusal_message())
+            return self.render_to_response(context, status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
+        login_failed(username=self.request.POST.get("username", ""), address=client_address(self.request))
+        return super().form_invalid(form)
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         response = super().form_valid(form)

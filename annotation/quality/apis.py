@@ -13,7 +13,7 @@ from annotation.models import NoiseFlag, NoiseScan, ScanStatus
 from annotation.permissions import ANY_ROLE, REVIEW, access_project
 from annotation.quality.selectors import noise_flag_list, noise_scan_get, noise_scan_list, quality_report
 from annotation.quality.services import noise_scan_start
-from core.api import DENIED, PAGE_PARAMETERS, REFUSED, ApiView, choice, paginated, validated
+from core.api import DENIED, PAGE_PARAMETERS, REFUSED, SEED_MAX, ApiView, choice, paginated, validated
 
 NO_SUCH_SCAN = "No such scan."
 
@@ -59,7 +59,7 @@ class NoiseScanListApi(ApiView):
     filters = {"status": choice(ScanStatus.values)}
 
     class InputSerializer(serializers.Serializer):
-        seed = serializers.IntegerField(required=False, default=0)
+        seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=SEED_MAX)
 
     @extend_schema(
         parameters=[*PAGE_PARAMETERS, OpenApiParameter("status", str, enum=ScanStatus.values)],

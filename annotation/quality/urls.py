@@ -5,9 +5,9 @@ from django.urls import path
 from . import apis, views
 
 urlpatterns = [
-    path("projects/<int:project_id>/quality/", views.quality, name="quality"),
-    path("projects/<int:project_id>/quality/scans/", views.noise_scan_start, name="noise-scan-start"),
-    path("projects/<int:project_id>/quality/scans/<int:scan_id>/", views.noise_scan_detail, name="noise-scan-detail"),
+    path("projects/<id:project_id>/quality/", views.quality, name="quality"),
+    path("projects/<id:project_id>/quality/scans/", views.noise_scan_start, name="noise-scan-start"),
+    path("projects/<id:project_id>/quality/scans/<id:scan_id>/", views.noise_scan_detail, name="noise-scan-detail"),
 ]
 
 P = "projects/<int:project_id>"

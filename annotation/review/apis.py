@@ -11,7 +11,7 @@ from annotation.models import ReviewReason, ReviewStatus
 from annotation.permissions import REVIEW, access_item, access_project, access_review_task
 from annotation.review.selectors import item_history_for, review_task_rows_of, review_tasks
 from annotation.review.services import REVIEW_ACTIONS, review_act
-from core.api import PAGE_PARAMETERS, REFUSED, ApiView, choice, paginated, validated
+from core.api import ID_MAX, PAGE_PARAMETERS, REFUSED, ApiView, choice, paginated, validated
 
 
 class AnnotationOutputSerializer(serializers.Serializer):
@@ -72,7 +72,8 @@ class ReviewDecideApi(ApiView):
 
     class InputSerializer(serializers.Serializer):
         action = serializers.ChoiceField(choices=REVIEW_ACTIONS)
-        annotation_id = serializers.IntegerField(required=False, help_text="accept: the annotation made final.")
+        annotation_id = serializers.IntegerField(
+            required=False, min_value=1, max_value=ID_MAX, help_text="accept: the annotation made final.")
         value = serializers.JSONField(required=False, help_text="fix: the final value, in the task type's shape.")
         reason = serializers.CharField(required=False, allow_blank=True, default="")
         comment = serializers.CharField(

@@ -5,9 +5,9 @@ from django.urls import path
 from . import apis, views
 
 urlpatterns = [
-    path("projects/<int:project_id>/review/", views.review_queue, name="review-queue"),
-    path("projects/<int:project_id>/review/<int:task_id>/decide/", views.review_decide, name="review-decide"),
-    path("projects/<int:project_id>/items/<int:item_id>/history/", views.item_history, name="item-history"),
+    path("projects/<id:project_id>/review/", views.review_queue, name="review-queue"),
+    path("projects/<id:project_id>/review/<id:task_id>/decide/", views.review_decide, name="review-decide"),
+    path("projects/<id:project_id>/items/<id:item_id>/history/", views.item_history, name="item-history"),
 ]
 
 P = "projects/<int:project_id>"

@@ -121,15 +121,27 @@ LOGOUT_REDIRECT_URL = "login"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 EMBEDDED_REDIS_SOCKET = Path(os.environ.get("LABELLOOP_REDIS_SOCKET", VAR_DIR / "redis.sock"))
 RQ_REDIS_URL = REDIS_URL or f"unix://{EMBEDDED_REDIS_SOCKET}"
+# Every queue writes JSON and every worker reads JSON (core/queues.py): nothing from Redis is ever unpickled.
+RQ_SERIALIZER = "rq.serializers.JSONSerializer"
 RQ_QUEUES = {
-    "default": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 3600},
-    "imports": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600},
-    "quality": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600},
-    "training": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 48 * 3600},
+    "default": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 3600, "SERIALIZER": RQ_SERIALIZER},
+    "imports": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600, "SERIALIZER": RQ_SERIALIZER},
+    "quality": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600, "SERIALIZER": RQ_SERIALIZER},
+    "training": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 48 * 3600, "SERIALIZER": RQ_SERIALIZER},
 }
 RQ_SHOW_ADMIN_LINK = True
 # Without REDIS_URL, the first queue a process makes starts the embedded server (not Django's setup).
-RQ = {} if REDIS_URL else {"QUEUE_CLASS": "config.embedded_redis.EmbeddedRedisQueue"}
+RQ = {"WORKER_CLASS": "core.queues.JsonWorker"}
+if not REDIS_URL:
+    RQ["QUEUE_CLASS"] = "config.embedded_redis.EmbeddedRedisQueue"
+# Django's cache holds the sign-in failure counts (core/ratelimit.py): shared through Redis when there is one.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "labelloop"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK: dict[str, Any] = {
@@ -161,8 +173,16 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
 # --- Labelloop ----------------------------------------------------------------------------------
 # How many rows an import writes per INSERT batch; memory stays bounded by this, not by file size.
 LABELLOOP_IMPORT_BATCH_SIZE = int(os.environ.get("LABELLOOP_IMPORT_BATCH_SIZE", "5000"))
+# The largest import file accepted, in MB; a larger one is refused with a clear error (413 on the API) and not kept.
+# Put the same cap (or a little more) on the reverse proxy, so a huge body is cut off before Django reads it.
+LABELLOOP_MAX_UPLOAD_MB = int(os.environ.get("LABELLOOP_MAX_UPLOAD_MB", "200"))
 # Files with more rows than this go through the RQ import job rather than the request.
 LABELLOOP_IMPORT_INLINE_MAX_ROWS = int(os.environ.get("LABELLOOP_IMPORT_INLINE_MAX_ROWS", "2000"))
+
+# Sign-in rate limit (login page and POST /api/auth/token/): this many failures per username, or per client
+# address, within the window refuse every further attempt until the window ends.
+LABELLOOP_LOGIN_MAX_FAILURES = int(os.environ.get("LABELLOOP_LOGIN_MAX_FAILURES", "10"))
+LABELLOOP_LOGIN_WINDOW_S = int(os.environ.get("LABELLOOP_LOGIN_WINDOW_S", "300"))
 
 # --- Training (training/) -----------------------------------------------------------------------
 # Extra base models, name -> local model directory, beside the shipped "minilm" and "smollm2-135m".

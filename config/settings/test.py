@@ -16,6 +16,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Per process, so tests never share sign-in failure counts through a real Redis (tests clear it between them).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if not os.environ.get("REDIS_URL"):
     # Each test run gets its own embedded Redis, so a running `make demo` is never touched.
     EMBEDDED_REDIS_SOCKET = Path(tempfile.mkdtemp(prefix="labelloop-redis-")) / "redis.sock"

@@ -19,10 +19,23 @@ def migrate(target: tuple[str, str]) -> None:
     executor.migrate([target])
 
 
+def migrate_to_latest() -> None:
+    """Back to every app's newest migration: later tests share this database and need all of its tables."""
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 def column_splits(ids: list[int]) -> dict[int, str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT id, split FROM annotation_item")
         return {pk: split for pk, split in cursor.fetchall() if pk in ids}
+
+
+@pytest.fixture(autouse=True)
+def latest_schema_after():
+    yield
+    migrate_to_latest()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -14,10 +14,10 @@ import json
 import django_rq
 import pytest
 from playwright.sync_api import Page, expect
-from rq import SimpleWorker
 
 from annotation.models import Decision, DecisionSource, Item, Project, Role, Snapshot, SnapshotItem
 from annotation.projects.services import membership_set, project_create
+from core.queues import JsonSimpleWorker
 from tests.fixtures.people import make_user
 from tests.fixtures.runs import TINY_BERT_SPEC
 from tests.fixtures.tiny_models import sentiment_rows
@@ -41,7 +41,7 @@ def log_in(page: Page, username: str, next_url: str) -> None:
 def drain() -> None:
     """What the deployment's RQ workers do: run every queued job (imports, training, predictions)."""
     for name in ("imports", "training", "default"):
-        django_rq.get_worker(name, worker_class=SimpleWorker).work(burst=True)
+        django_rq.get_worker(name, worker_class=JsonSimpleWorker).work(burst=True)
 
 
 @pytest.fixture

@@ -5,27 +5,27 @@ from django.urls import path
 from . import apis, views
 
 urlpatterns = [
-    path("projects/<int:project_id>/ratings/", views.rating_home, name="rating-home"),
-    path("projects/<int:project_id>/ratings/runs/<int:run_id>/", views.rating_page, name="rating-page"),
+    path("projects/<id:project_id>/ratings/", views.rating_home, name="rating-home"),
+    path("projects/<id:project_id>/ratings/runs/<id:run_id>/", views.rating_page, name="rating-page"),
     path(
-        "projects/<int:project_id>/ratings/runs/<int:run_id>/outputs/<int:output_id>/",
+        "projects/<id:project_id>/ratings/runs/<id:run_id>/outputs/<id:output_id>/",
         views.rating_submit,
         name="rating-submit",
     ),
-    path("projects/<int:project_id>/ratings/comparisons/", views.comparison_create, name="comparison-create"),
+    path("projects/<id:project_id>/ratings/comparisons/", views.comparison_create, name="comparison-create"),
     path(
-        "projects/<int:project_id>/ratings/comparisons/<int:comparison_id>/",
+        "projects/<id:project_id>/ratings/comparisons/<id:comparison_id>/",
         views.comparison_page,
         name="comparison-page",
     ),
     path(
-        "projects/<int:project_id>/ratings/comparisons/<int:comparison_id>/items/<int:item_id>/",
+        "projects/<id:project_id>/ratings/comparisons/<id:comparison_id>/items/<id:item_id>/",
         views.comparison_submit,
         name="comparison-submit",
     ),
-    path("projects/<int:project_id>/ratings/export/ratings.jsonl", views.ratings_export, name="ratings-export"),
+    path("projects/<id:project_id>/ratings/export/ratings.jsonl", views.ratings_export, name="ratings-export"),
     path(
-        "projects/<int:project_id>/ratings/export/preferences.jsonl",
+        "projects/<id:project_id>/ratings/export/preferences.jsonl",
         views.preferences_export,
         name="preferences-export",
     ),

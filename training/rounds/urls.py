@@ -5,9 +5,9 @@ from django.urls import path
 from . import apis, views
 
 urlpatterns = [
-    path("projects/<int:project_id>/rounds/", views.round_list, name="round-list"),
-    path("projects/<int:project_id>/rounds/plan/", views.round_plan, name="round-plan"),
-    path("projects/<int:project_id>/rounds/advance/", views.round_advance, name="round-advance"),
+    path("projects/<id:project_id>/rounds/", views.round_list, name="round-list"),
+    path("projects/<id:project_id>/rounds/plan/", views.round_plan, name="round-plan"),
+    path("projects/<id:project_id>/rounds/advance/", views.round_advance, name="round-advance"),
 ]
 
 api_urlpatterns = [

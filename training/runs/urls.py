@@ -5,15 +5,15 @@ from django.urls import path
 from . import apis, views
 
 urlpatterns = [
-    path("projects/<int:project_id>/runs/", views.run_list, name="run-list"),
-    path("projects/<int:project_id>/runs/compare/", views.run_compare, name="run-compare"),
-    path("projects/<int:project_id>/snapshots/<int:snapshot_id>/train/", views.run_create, name="run-create"),
-    path("projects/<int:project_id>/runs/<int:run_id>/", views.run_detail, name="run-detail"),
-    path("projects/<int:project_id>/runs/<int:run_id>/cancel/", views.run_cancel, name="run-cancel"),
-    path("projects/<int:project_id>/runs/<int:run_id>/resume/", views.run_resume, name="run-resume"),
-    path("projects/<int:project_id>/runs/<int:run_id>/artifact/", views.run_artifact, name="run-artifact"),
+    path("projects/<id:project_id>/runs/", views.run_list, name="run-list"),
+    path("projects/<id:project_id>/runs/compare/", views.run_compare, name="run-compare"),
+    path("projects/<id:project_id>/snapshots/<id:snapshot_id>/train/", views.run_create, name="run-create"),
+    path("projects/<id:project_id>/runs/<id:run_id>/", views.run_detail, name="run-detail"),
+    path("projects/<id:project_id>/runs/<id:run_id>/cancel/", views.run_cancel, name="run-cancel"),
+    path("projects/<id:project_id>/runs/<id:run_id>/resume/", views.run_resume, name="run-resume"),
+    path("projects/<id:project_id>/runs/<id:run_id>/artifact/", views.run_artifact, name="run-artifact"),
     path(
-        "projects/<int:project_id>/runs/<int:run_id>/predictions/",
+        "projects/<id:project_id>/runs/<id:run_id>/predictions/",
         views.prediction_batch_start,
         name="prediction-batch-start",
     ),

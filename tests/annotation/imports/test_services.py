@@ -15,7 +15,6 @@ from django.core.management import CommandError, call_command
 from django.db import connection, connections, transaction
 from django.http import Http404
 from django.utils import timezone
-from rq import SimpleWorker
 
 from annotation.imports import importers
 from annotation.imports import services as svc
@@ -24,6 +23,7 @@ from annotation.models import ImportJob, ImportStatus, Item, ItemStatus, TaskTyp
 from annotation.projects.services import project_create
 from annotation.text import content_hash
 from core.errors import ServiceError
+from core.queues import JsonSimpleWorker
 from tests.fixtures.people import add_items
 
 LABELS = ["positive", "negative", "neutral"]
@@ -348,7 +348,7 @@ def imports_queue():
 
 
 def work(queue) -> bool:
-    return django_rq.get_worker(svc.QUEUE_NAME, worker_class=SimpleWorker).work(burst=True)
+    return django_rq.get_worker(svc.QUEUE_NAME, worker_class=JsonSimpleWorker).work(burst=True)
 
 
 def test_a_big_file_is_enqueued_on_commit_and_run_by_a_worker(

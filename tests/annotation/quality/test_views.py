@@ -12,7 +12,6 @@ import django_rq
 import numpy as np
 import pytest
 from django.urls import reverse
-from rq import SimpleWorker
 
 from annotation.models import (
     Annotation,
@@ -35,6 +34,7 @@ from annotation.quality import noise
 from annotation.quality import services as quality
 from annotation.quality.jobs import noise_scan_job
 from core.errors import ServiceError
+from core.queues import JsonSimpleWorker
 from tests.fixtures.people import acknowledge_guidelines, add_items
 from tests.fixtures.reviews import annotate_pair
 
@@ -87,7 +87,7 @@ def labelled_corpus(project: Project, per_class: int = 30, wrong: int = 3) -> li
 
 
 def run_worker() -> None:
-    worker = django_rq.get_worker(quality.QUEUE, worker_class=SimpleWorker)
+    worker = django_rq.get_worker(quality.QUEUE, worker_class=JsonSimpleWorker)
     worker.work(burst=True)
 
 

@@ -297,7 +297,7 @@ def test_the_default_settings_detect_a_killed_worker_within_two_minutes(sentimen
 
 
 def test_the_sweep_job_reschedules_itself_under_the_other_id_and_sweeps(sentiment, owner, queues, settings):
-    from rq import SimpleWorker
+    from core.queues import JsonSimpleWorker
 
     sweep = queues[services.SWEEP_QUEUE]
     services.runs_sweep_ensure()
@@ -312,7 +312,7 @@ def test_the_sweep_job_reschedules_itself_under_the_other_id_and_sweeps(sentimen
     job = sweep.fetch_job("runs-sweep-a")
     sweep.scheduled_job_registry.remove(job)
     sweep.enqueue_job(job)  # what the scheduler does when the minute is up
-    django_rq.get_worker(services.SWEEP_QUEUE, worker_class=SimpleWorker).work(burst=True)
+    django_rq.get_worker(services.SWEEP_QUEUE, worker_class=JsonSimpleWorker).work(burst=True)
     assert reload(stale).status == RunStatus.FAILED
     assert sweep.scheduled_job_registry.get_job_ids() == ["runs-sweep-b"]
     assert sweep.fetch_job("runs-sweep-a") is None  # result_ttl=0: nothing left under the id just used
