@@ -259,7 +259,8 @@ class ApiView(APIView):
             chunk = paginator.paginate_queryset(rows, request, view=self)  # type: ignore[arg-type]
         except Exception as exc:
             raise ServiceError(str(exc), field="offset") from exc
-        shown = complete(list(chunk)) if complete is not None else chunk
+        page_rows = list(chunk or [])
+        shown = complete(page_rows) if complete is not None else page_rows
         data = serializer_class(shown, many=True, context=dict(context or {})).data
         return paginator.get_paginated_response(data)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import renderers, serializers, status
@@ -74,9 +75,9 @@ class ClaimedItemSerializer(serializers.Serializer):
     )
 
 
-def _claimed(request: Request, claim: Claim, *, project: Project, fresh: bool = False) -> dict[str, Any]:
+def _claimed(user: User, claim: Claim, *, project: Project, fresh: bool = False) -> dict[str, Any]:
     """A claim with the caller's draft; a fresh claim cannot have one, so it costs no query."""
-    draft = None if fresh else draft_get(user=request.user, item=claim.item)
+    draft = None if fresh else draft_get(user=user, item=claim.item)
     claimed: dict[str, Any] = {"claim": claim, "draft": draft}
     if project.show_prelabels and claim.item.prelabel is not None:
         claimed["prelabel"] = claim.item.prelabel  # pre-labels bias blind labelling: absent unless shown
@@ -108,12 +109,13 @@ class ClaimNextApi(ApiView):
             body = {
                 "detail": GUIDELINES_NOT_ACKNOWLEDGED,
                 "field": "guidelines",
-                "guideline_version": state.guideline.version,
+                "guideline_version": state.guideline.version if state.guideline else None,
             }
             return Response(body, status=status.HTTP_409_CONFLICT)
         if state.claim is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(ClaimedItemSerializer(_claimed(request, state.claim, project=project, fresh=state.fresh)).data)
+        claimed = _claimed(self.user, state.claim, project=project, fresh=state.fresh)
+        return Response(ClaimedItemSerializer(claimed).data)
 
 
 class AnnotationSerializer(serializers.ModelSerializer):
@@ -208,7 +210,7 @@ class AnnotationUndoApi(ApiView):
     def post(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=self.user, project_id=project_id, roles=ANNOTATE)
         claim = annotation_undo(annotator=self.user, project=project)
-        return Response(ClaimedItemSerializer(_claimed(request, claim, project=project)).data)
+        return Response(ClaimedItemSerializer(_claimed(self.user, claim, project=project)).data)
 
 
 class DraftApi(ApiView):

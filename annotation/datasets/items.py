@@ -25,7 +25,7 @@ def _with_final_value(items: QuerySet[Item], *, viewer: User, role: str) -> tupl
     """Items annotated with `split` and `final_value` (the latest decision of an approved item), and the
     condition under which an item shows a final value to this viewer."""
     latest = Decision.objects.filter(item=OuterRef("pk")).order_by("-created_at", "-id").values("value")[:1]
-    shown = Q(status=ItemStatus.APPROVED) & Exists(Decision.objects.filter(item=OuterRef("pk")))
+    shown: Q = Q(status=ItemStatus.APPROVED) & Q(Exists(Decision.objects.filter(item=OuterRef("pk"))))
     if role in ANNOTATE:
         shown &= ~still_annotatable(user=viewer)
     items = items.annotate(

@@ -292,7 +292,10 @@ class MemberListApi(ApiView):
     class InputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
         role = serializers.ChoiceField(choices=Role.choices)
-        create = serializers.BooleanField(default=False, help_text="Create this user (they must not exist yet).")
+        # DRF's metaclass moves declared fields off the class, so this does not replace Serializer.create.
+        create = serializers.BooleanField(  # type: ignore[assignment]
+            default=False, help_text="Create this user (they must not exist yet)."
+        )
         email = serializers.EmailField(required=False, allow_blank=True, default="", help_text="With create only.")
 
     class OutputSerializer(MemberSerializer):

@@ -135,7 +135,9 @@ def _label_check(*, project_id: int, name: str, hotkey: str, label_id: int | Non
         raise ServiceError("A label needs a name.", field="name")
     if hotkey and hotkey in RESERVED_HOTKEYS:
         raise ServiceError(HOTKEY_RESERVED, field="hotkey")
-    others = Label.objects.filter(project_id=project_id, name__iexact=name).exclude(pk=label_id)
+    others = Label.objects.filter(project_id=project_id, name__iexact=name)
+    if label_id is not None:
+        others = others.exclude(pk=label_id)
     if others.exists():
         raise ServiceError(LABEL_NAME_TAKEN.format(name=name), field="name")
 
@@ -423,10 +425,11 @@ def member_add(
         if create:
             user, password = user_create_with_one_time_password(username=username, email=email, created_by=added_by)
         else:
-            user = get_user_model().objects.filter(username=username.strip()).first()
+            found = User.objects.filter(username=username.strip()).first()
             password = None
-            if user is None:
+            if found is None:
                 raise ServiceError(USER_NOT_FOUND, field="username")
+            user = found
             if Membership.objects.filter(project=project, user=user).exists():
                 raise ServiceError(MEMBER_ALREADY.format(username=user.get_username()), field="username")
         membership = Membership.objects.create(project=project, user=user, role=role)

@@ -18,7 +18,7 @@ from annotation.annotate.selectors import annotator_progress, project_progress
 from annotation.annotate.services import (
     guideline_state,
 )
-from annotation.models import GuidelineVersion, Label, Project
+from annotation.models import GuidelineVersion, Label, Project, Role
 from annotation.permissions import ANNOTATE, MANAGE, access_project
 from annotation.projects.forms import (
     PREVIEW_STALE,
@@ -147,7 +147,7 @@ def _settings_response(
         "has_labels": project.task_kind.has_labels,
         "members": membership_list(project=project),
         "member_form": member_form or MemberForm(),
-        "roles": MemberForm.base_fields["role"].choices,
+        "roles": Role.choices,
         "round_form": round_form
         or NextRoundSettingsForm(
             initial={

@@ -9,6 +9,8 @@ project is archived at the end.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation import simulate
@@ -38,7 +40,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="Simulated crowd")
         parser.add_argument("--demo", action="store_true", help="Keep the labelled project; run until done.")
 
-    def handle(self, *args: object, **o: object) -> None:
+    def handle(self, *args: object, **o: Any) -> None:
         try:
             data = dataset_load(str(o["dataset"]), limit=int(o["items"]))
         except (ServiceError, OSError, ValueError, KeyError) as exc:
