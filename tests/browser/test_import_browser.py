@@ -8,11 +8,11 @@ import json
 import django_rq
 import pytest
 from playwright.sync_api import Page, expect
-from rq import SimpleWorker
 
 from annotation.imports.services import QUEUE_NAME
 from annotation.models import ImportStatus, Item
 from annotation.projects.services import project_create
+from core.queues import JsonSimpleWorker
 from tests.fixtures.people import make_user
 
 pytestmark = pytest.mark.browser
@@ -50,7 +50,7 @@ def test_upload_then_watch_the_queued_job_finish(page: Page, owned_project, sett
     expect(page.locator("#upload-progress")).to_be_hidden()
     assert status.locator(".import-job").get_attribute("hx-trigger") == "every 1s"
 
-    assert django_rq.get_worker(QUEUE_NAME, worker_class=SimpleWorker).work(burst=True)
+    assert django_rq.get_worker(QUEUE_NAME, worker_class=JsonSimpleWorker).work(burst=True)
     expect(status).to_contain_text("Imported 3 items.")  # the fragment's own polling brought the news
     assert status.locator(".import-job").get_attribute("hx-trigger") is None
     page.screenshot(path=str(screenshot_dir / "import.png"), full_page=True)
