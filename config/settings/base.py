@@ -82,6 +82,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A fresh clone has no var/ yet; SQLite creates the file, not its folder.
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # WAL lets the web server and the worker read while one of them writes; IMMEDIATE
     # transactions take the write lock up front, so concurrent writers queue instead of deadlocking.
     DATABASES["default"]["OPTIONS"] = {
