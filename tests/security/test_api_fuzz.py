@@ -7,8 +7,12 @@ code behind the access check. Bounded: MAX_EXAMPLES per operation, marked slow.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 
 from annotation.projects.services import token_issue
@@ -19,7 +23,20 @@ MAX_EXAMPLES = 6
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=False)]
 
 
-def test_no_operation_answers_500(project, owner):
+@pytest.fixture
+def connection_kept_between_requests() -> Iterator[None]:
+    """Schemathesis calls the WSGI app itself, whose request_started/finished signals close a connection that
+    is inside a transaction: the test's own on PostgreSQL. Django's test client unhooks them the same way."""
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        for signal in (request_started, request_finished):
+            signal.connect(close_old_connections)
+
+
+def test_no_operation_answers_500(project, owner, connection_kept_between_requests):
     """One hypothesis run per operation; every 500 is collected, so one run reports all of them."""
     schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
     headers = {"Authorization": f"Token {token_issue(user=owner).key}"}
