@@ -78,9 +78,6 @@ SKIP_REASON_REQUIRED = "Say why you skip this item."
 GUIDELINES_NOT_ACKNOWLEDGED = "Read and acknowledge the current guidelines first."
 
 
-DRAFT_NOT_HELD = "Not saved: you no longer hold this item."
-
-
 # (current guideline version or None, whether the user still has to acknowledge it)
 GuidelineState = tuple[GuidelineVersion | None, bool]
 
