@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -449,3 +449,37 @@ def draft_autosave(
     if claim_active_get(user=annotator, project=item.project, item_id=item.pk) is None:
         raise StateConflict(DRAFT_NOT_HELD)
     return draft_save(annotator=annotator, item=item, value=value, unsure=unsure, note=note)
+
+
+def annotations_import(
+    *,
+    project: Project,
+    annotator: User,
+    guideline_version: GuidelineVersion | None,
+    rows: Sequence[tuple[int, dict[str, Any]]],
+    note: str,
+) -> int:
+    """Record labels from a file as one submitted annotation each, on items the same import just wrote.
+
+    The import takes one overlap slot of each item: people annotate the rest blind (the value is not kept
+    as a pre-label), and the usual routing (agreement, review) runs once the overlap is full.
+    """
+    if not rows:
+        return 0
+    Annotation.objects.bulk_create(
+        Annotation(item_id=item_id, annotator=annotator, value=value, note=note, guideline_version=guideline_version)
+        for item_id, value in rows
+    )
+    full = project.overlap <= 1
+    ids = [item_id for item_id, _ in rows]
+    Item.objects.filter(pk__in=ids, status=ItemStatus.NEW).update(
+        prelabel=None,
+        slots_taken=1,
+        submitted_count=1,
+        is_open=not full,
+        status=ItemStatus.ANNOTATED if full else ItemStatus.IN_ANNOTATION,
+    )
+    if full:
+        for item in Item.objects.filter(pk__in=ids).select_related("project"):
+            reviews.item_route(item=item)
+    return len(rows)

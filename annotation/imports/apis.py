@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from annotation.imports.importers import CSV, JSONL, MAPPING_KEYS
 from annotation.imports.selectors import import_list
 from annotation.imports.services import import_create, import_get_for_user, import_progress
-from annotation.models import ImportJob, ImportStatus
+from annotation.models import ImportJob, ImportStatus, LabelsAs
 from annotation.permissions import MANAGE, access_project
 from core.api import DENIED, PAGE_PARAMETERS, REFUSED, ApiView, ErrorSerializer, choice, paginated, validated
 from core.errors import ServiceError
@@ -33,9 +33,9 @@ class ImportJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = ImportJob
         fields = [
-            "id", "file_name", "file_format", "mapping", "status", "progress", "total_bytes", "processed_bytes",
-            "rows_read", "rows_imported", "duplicates", "duplicate_examples", "errors", "created_by", "created_at",
-            "started_at", "finished_at",
+            "id", "file_name", "file_format", "mapping", "labels_as", "status", "progress", "total_bytes",
+            "processed_bytes", "rows_read", "rows_imported", "duplicates", "duplicate_examples", "errors",
+            "created_by", "created_at", "started_at", "finished_at",
         ]
 
     @extend_schema_field(ImportProgressSerializer)
@@ -63,6 +63,11 @@ class ImportListApi(ApiView):
             binary=True, required=False, allow_null=True, default=None,
             help_text=f'JSON object: which column holds what, e.g. {{"text": "prompt"}}; keys {list(MAPPING_KEYS)}.',
         )
+        labels_as = serializers.ChoiceField(
+            choices=LabelsAs.choices, required=False, default=LabelsAs.SUGGESTION,
+            help_text="What the label column becomes: suggestions (pre-labels), one annotation per item by the "
+            "project's import account, or final labels (items approved as imported).",
+        )
 
     @extend_schema(
         parameters=[*PAGE_PARAMETERS, OpenApiParameter("status", str, enum=ImportStatus.values)],
@@ -88,6 +93,7 @@ class ImportListApi(ApiView):
                 fileobj=upload,
                 file_format=data["file_format"],
                 mapping=data["mapping"],
+                labels_as=data["labels_as"],
             )
         except ServiceError as exc:
             if exc.field in MAPPING_KEYS:  # a mapping key: say where it sits in this request

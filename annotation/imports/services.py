@@ -47,9 +47,12 @@ from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from annotation.annotate.services import annotations_import
 from annotation.imports import importers
-from annotation.models import ImportJob, ImportStatus, Item, Project
+from annotation.models import ImportJob, ImportStatus, Item, LabelsAs, Project
 from annotation.permissions import MANAGE, access_project
+from annotation.projects.services import guideline_current, import_annotator
+from annotation.review.services import decisions_import
 from core.errors import ServiceError
 from core.heartbeat import heartbeat
 
@@ -99,6 +102,18 @@ CONCURRENT_CHANGE = (
 UNEXPECTED = "The import stopped unexpectedly: {error}"
 
 
+BAD_LABELS_AS = "Unknown labels_as {value!r}: use one of {choices}."
+
+
+NO_LABEL_COLUMN = (
+    "Labels were to be imported as {what}, but the file has no label column "
+    "(looked for {looked}; name yours in the mapping's prelabel)."
+)
+
+
+ADOPT_BATCH = 2000
+
+
 ABANDONED = (
     "The import stopped: the process running it went away (heartbeat lost). "
     "Nothing was imported; import the file again."
@@ -142,12 +157,15 @@ def import_create(
     fileobj: BinaryIO,
     file_format: str | None = None,
     mapping: dict[str, Any] | None = None,
+    labels_as: str | None = None,
     inline: bool | None = None,
 ) -> ImportJob:
     """Store the upload and import it: now when it is small (or `inline=True`), else through the queue.
 
+    `labels_as` says what the file's label column becomes (LabelsAs): suggestions shown to annotators (the
+    default), one annotation per item by the project's import account, or final labels.
     Returns the ImportJob; after an inline run it has already succeeded or failed (with its errors).
-    A malformed request (format, mapping) raises ServiceError and stores nothing.
+    A malformed request (format, mapping, labels_as) raises ServiceError and stores nothing.
     """
     access_project(user=user, project_id=project.pk, roles=MANAGE)
     name = Path(file_name.replace("\\", "/")).name.strip()[:255] or "upload"
@@ -156,6 +174,9 @@ def import_create(
         raise ServiceError(UNKNOWN_FORMAT.format(name=name), field="file_format")
     if fmt not in importers.FORMATS:
         raise ServiceError(BAD_FORMAT.format(fmt=fmt), field="file_format")
+    labels_as = labels_as or LabelsAs.SUGGESTION
+    if labels_as not in LabelsAs.values:
+        raise ServiceError(BAD_LABELS_AS.format(value=labels_as, choices=LabelsAs.values), field="labels_as")
     try:
         importers.Mapping.from_dict(mapping)
     except importers.MappingError as exc:
@@ -172,6 +193,7 @@ def import_create(
         file_path=relative_path,
         file_format=fmt,
         mapping=mapping or {},
+        labels_as=labels_as,
         total_bytes=size,
     )
     run_now = inline if inline is not None else lines <= settings.LABELLOOP_IMPORT_INLINE_MAX_ROWS
@@ -284,6 +306,12 @@ def _run(job: ImportJob) -> None:
         if scan.error_count or plan is None:
             _finish_failed(job, errors=scan.error_summary(), **summary)
             return
+        if job.labels_as != LabelsAs.SUGGESTION and scan.schema is not None and scan.schema.prelabel is None:
+            looked = ", ".join(importers.DEFAULT_FIELDS["prelabel"])
+            what = "final labels" if job.labels_as == LabelsAs.FINAL else "annotations"
+            message = NO_LABEL_COLUMN.format(what=what, looked=looked)
+            _finish_failed(job, errors=[importers.RowError(None, "prelabel", message)], **summary)
+            return
 
         checked = time.monotonic()
         ImportJob.objects.filter(pk=job.pk).update(**summary)  # pass 1 is over: the bar moves to its second half
@@ -296,6 +324,7 @@ def _run(job: ImportJob) -> None:
                     for batch in _batches(rows, settings.LABELLOOP_IMPORT_BATCH_SIZE):
                         written += writer.write(batch, digests=scan.content)
                         progress.written(written)
+                adopted = _labels_adopt(job=job)
                 progress.close()
                 if not ImportJob.objects.filter(pk=job.pk, status=ImportStatus.RUNNING).update(
                     status=ImportStatus.SUCCEEDED, finished_at=timezone.now(), rows_imported=written, errors=[]
@@ -304,13 +333,43 @@ def _run(job: ImportJob) -> None:
         finally:
             progress.close()
     logger.info(
-        "import %s: checked %d rows in %.1fs, wrote %d in %.1fs",
+        "import %s: checked %d rows in %.1fs, wrote %d in %.1fs (%d labels as %s)",
         job.pk,
         scan.rows,
         checked - started,
         written,
         time.monotonic() - checked,
+        adopted,
+        job.labels_as,
     )
+
+
+def _labels_adopt(*, job: ImportJob) -> int:
+    """Turn the labels this import just wrote as pre-labels into annotations or final labels, as chosen.
+
+    Runs inside the import's transaction: the items and their labels commit together or not at all.
+    """
+    if job.labels_as == LabelsAs.SUGGESTION:
+        return 0
+    project = job.project
+    provenance = f"Imported from {job.file_name} (import #{job.pk})."
+    ids = list(Item.objects.filter(import_job=job, prelabel__isnull=False).order_by("pk").values_list("pk", flat=True))
+    adopt: Callable[[list[tuple[int, dict[str, Any]]]], int]
+    if job.labels_as == LabelsAs.FINAL:
+        adopt = partial(decisions_import, project=project, reason=provenance)
+    else:
+        adopt = partial(
+            annotations_import,
+            project=project,
+            annotator=import_annotator(project=project),
+            guideline_version=guideline_current(project=project),
+            note=provenance,
+        )
+    adopted = 0
+    for start in range(0, len(ids), ADOPT_BATCH):
+        chunk = ids[start : start + ADOPT_BATCH]
+        adopted += adopt(rows=list(Item.objects.filter(pk__in=chunk).order_by("pk").values_list("pk", "prelabel")))
+    return adopted
 
 
 def _finish_failed(job: ImportJob, *, errors: list[importers.RowError], **fields: Any) -> None:

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from annotation.imports.importers import ALL_OTHER_FIELDS, CSV, JSONL
 from annotation.imports.services import import_create, import_get_for_user, import_list, import_progress
-from annotation.models import ImportJob
+from annotation.models import ImportJob, LabelsAs
 from annotation.permissions import MANAGE, access_project
 from core.errors import ServiceError
 from core.http import AuthedRequest
@@ -54,7 +54,14 @@ class ImportForm(forms.Form):
         help_text="e.g. a user or document id; default: group_key, group",
     )
     prelabel_field = forms.CharField(
-        required=False, max_length=255, label="Pre-label", help_text="default: label, labels, prelabel"
+        required=False, max_length=255, label="Labels", help_text="default: label, labels, prelabel"
+    )
+    labels_as = forms.ChoiceField(
+        choices=LabelsAs.choices,
+        initial=LabelsAs.SUGGESTION,
+        required=False,
+        label="Labels in the file are",
+        help_text="Final labels skip annotation; one annotation each leaves the rest of the overlap to people.",
     )
     metadata = forms.ChoiceField(
         choices=[("all", "All other fields"), ("listed", "Only the fields listed"), ("none", "None")],
@@ -104,6 +111,7 @@ def import_create_view(request: AuthedRequest, project_id: int) -> HttpResponse:
                     fileobj=upload,
                     file_format=form.cleaned_data["file_format"] or None,
                     mapping=form.mapping(),
+                    labels_as=form.cleaned_data["labels_as"] or None,
                 )
             except ServiceError as exc:
                 name = MAPPING_FIELDS.get(exc.field or "", exc.field)

@@ -6,7 +6,7 @@ indexes); each sub-area's services are the only code that writes its tables.
 
 from .annotate import Annotation, AnnotationStatus, Claim, ClaimStatus, Draft
 from .datasets import ItemSplit, Snapshot, SnapshotItem, Split
-from .imports import ImportJob, ImportStatus
+from .imports import ImportJob, ImportStatus, LabelsAs
 from .items import Item, ItemStatus
 from .projects import (
     AccountSetup,
@@ -44,6 +44,7 @@ __all__ = [
     "ItemSplit",
     "ItemStatus",
     "Label",
+    "LabelsAs",
     "Membership",
     "NoiseFlag",
     "NoiseScan",

@@ -15,6 +15,14 @@ class ImportStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class LabelsAs(models.TextChoices):
+    """What a file's label column becomes: the owner says how far the labels in it can be trusted."""
+
+    SUGGESTION = "suggestion", "Suggestions shown to annotators (pre-labels)"
+    ANNOTATION = "annotation", "One annotation each, by the import (people add the rest of the overlap)"
+    FINAL = "final", "Final labels (the items are approved as imported)"
+
+
 class ImportJob(models.Model):
     """One import of a JSONL or CSV file; the row, not Redis, is the source of truth for its status."""
 
@@ -24,6 +32,7 @@ class ImportJob(models.Model):
     file_path = models.CharField(max_length=1024, blank=True, help_text="Stored upload the job reads.")
     file_format = models.CharField(max_length=8, choices=[("jsonl", "JSONL"), ("csv", "CSV")])
     mapping = models.JSONField(default=dict, blank=True)
+    labels_as = models.CharField(max_length=16, choices=LabelsAs.choices, default=LabelsAs.SUGGESTION)
     status = models.CharField(max_length=16, choices=ImportStatus.choices, default=ImportStatus.PENDING)
     total_bytes = models.BigIntegerField(default=0)
     processed_bytes = models.BigIntegerField(default=0)

@@ -456,3 +456,21 @@ def token_revoke(*, user: User) -> bool:
     """Delete the user's API token; False when they had none. Their next request with it gets 401."""
     deleted, _ = Token.objects.filter(user=user).delete()
     return bool(deleted)
+
+
+IMPORT_ANNOTATOR = "import:{project_id}"
+
+
+def import_annotator(*, project: Project) -> User:
+    """The account imported annotations are recorded under: one per project, and it can never log in.
+
+    Its name holds a ":", which Django's username rules refuse, so no person can ever register it.
+    """
+    user, created = get_user_model().objects.get_or_create(
+        username=IMPORT_ANNOTATOR.format(project_id=project.pk),
+        defaults={"is_active": False, "first_name": "Imported labels"},
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user

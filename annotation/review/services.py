@@ -471,3 +471,22 @@ def review_act(
         review_send_back(reviewer=reviewer, task=task, comment=comment)
         return None
     raise ServiceError(UNKNOWN_ACTION, field="action")
+
+
+def decisions_import(*, project: Project, rows: Sequence[tuple[int, dict[str, Any]]], reason: str) -> int:
+    """Approve items an import just wrote with the file's labels as their final values (source "import").
+
+    The owner chose to trust the file: the items skip annotation, and the decision records where the value
+    came from, so a later review or noise scan can still overturn it with the history kept.
+    """
+    if not rows:
+        return 0
+    version = guideline_current(project=project)
+    Decision.objects.bulk_create(
+        Decision(item_id=item_id, value=value, source=DecisionSource.IMPORT, reason=reason, guideline_version=version)
+        for item_id, value in rows
+    )
+    Item.objects.filter(pk__in=[item_id for item_id, _ in rows], status=ItemStatus.NEW).update(
+        prelabel=None, status=ItemStatus.APPROVED, is_open=False
+    )
+    return len(rows)

@@ -12,7 +12,7 @@ from django.http import Http404
 
 from annotation.imports.importers import ALL_OTHER_FIELDS, FORMATS
 from annotation.imports.services import import_create
-from annotation.models import ImportStatus, Project
+from annotation.models import ImportStatus, LabelsAs, Project
 from core.errors import ServiceError
 
 MAPPING_OPTIONS = {
@@ -47,6 +47,13 @@ class Command(BaseCommand):
             help=f'Comma-separated fields kept as metadata; "{ALL_OTHER_FIELDS}" (default) keeps all other fields, '
             '"" keeps none.',
         )
+        parser.add_argument(
+            "--labels-as",
+            choices=LabelsAs.values,
+            default=LabelsAs.SUGGESTION,
+            help="What the label column becomes: suggestion (pre-labels shown to annotators, the default), "
+            "annotation (one annotation per item by the project's import account), final (items approved).",
+        )
         parser.add_argument("--now", action="store_true", help="Import in this process whatever the file's size.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -72,6 +79,7 @@ class Command(BaseCommand):
                     fileobj=fileobj,
                     file_format=options["format"],
                     mapping=self._mapping(options),
+                    labels_as=options["labels_as"],
                     inline=True if options["now"] else None,
                 )
         except (Http404, PermissionDenied) as exc:

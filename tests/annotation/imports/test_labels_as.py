@@ -1,0 +1,171 @@
+"""Importing existing labels: as suggestions (the default), as one annotation per item, or as final labels."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from annotation.annotate import services as ann_svc
+from annotation.imports import services as svc
+from annotation.models import (
+    Annotation,
+    Decision,
+    DecisionSource,
+    ImportStatus,
+    Item,
+    ItemStatus,
+    LabelsAs,
+    ReviewReason,
+    ReviewTask,
+)
+from annotation.projects.services import guideline_acknowledge_current, guideline_current, project_set_overlap
+from core.errors import ServiceError
+from tests.fixtures.reviews import LABELS
+
+ROWS = [
+    {"text": "what a lovely day", "label": "positive"},
+    {"text": "this is awful", "label": "negative"},
+    {"text": "no label on this one"},
+]
+
+
+def jsonl(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def run_import(project, user, rows=ROWS, **kwargs):
+    return svc.import_create(
+        project=project, user=user, file_name="labelled.jsonl", fileobj=io.BytesIO(jsonl(rows)), **kwargs
+    )
+
+
+def label_everything(user, project, label: str) -> list[Item]:
+    """Everything the annotator is handed, in order, each given `label`."""
+    guideline_acknowledge_current(user=user, version=guideline_current(project=project))
+    handed = []
+    while (nxt := ann_svc.claim_next(annotator=user, project=project)).claim is not None:
+        handed.append(nxt.item)
+        ann_svc.annotation_submit(annotator=user, item=nxt.item, value={"label": label}, label_names=LABELS)
+    return handed
+
+
+def by_text(project) -> dict[str, Item]:
+    return {i.text: i for i in Item.objects.filter(project=project, import_job__isnull=False)}
+
+
+def test_by_default_labels_stay_suggestions(project, owner):
+    job = run_import(project, owner)
+
+    assert job.status == ImportStatus.SUCCEEDED, job.errors
+    assert job.labels_as == LabelsAs.SUGGESTION
+    items = by_text(project)
+    assert items["this is awful"].prelabel == {"label": "negative"}
+    assert items["this is awful"].status == ItemStatus.NEW
+    assert not Decision.objects.filter(item__project=project).exists()
+
+
+def test_final_labels_approve_the_items_with_an_import_decision(project, owner):
+    job = run_import(project, owner, labels_as=LabelsAs.FINAL)
+
+    assert job.status == ImportStatus.SUCCEEDED, job.errors
+    items = by_text(project)
+    lovely = items["what a lovely day"]
+    assert lovely.status == ItemStatus.APPROVED and not lovely.is_open and lovely.prelabel is None
+    decision = Decision.objects.get(item=lovely)
+    assert decision.value == {"label": "positive"}
+    assert decision.source == DecisionSource.IMPORT and decision.reviewer is None
+    assert f"import #{job.pk}" in decision.reason and "labelled.jsonl" in decision.reason
+    assert decision.guideline_version == guideline_current(project=project)
+    unlabelled = items["no label on this one"]  # a row without a label is an ordinary new item
+    assert unlabelled.status == ItemStatus.NEW and unlabelled.is_open
+    assert not Decision.objects.filter(item=unlabelled).exists()
+
+
+def test_items_with_final_labels_are_never_handed_to_annotators(project, owner, annotator):
+    run_import(project, owner, labels_as=LabelsAs.FINAL)
+    imported = set(by_text(project).values())
+    handed = set(label_everything(annotator, project, "neutral"))
+    assert {i.text for i in handed & imported} == {"no label on this one"}
+
+
+def test_imported_annotations_take_one_overlap_slot_and_people_label_the_rest_blind(
+    project, owner, annotator, annotator2
+):
+    job = run_import(project, owner, labels_as=LabelsAs.ANNOTATION)
+
+    assert job.status == ImportStatus.SUCCEEDED, job.errors
+    items = by_text(project)
+    lovely, awful = items["what a lovely day"], items["this is awful"]
+    imported = Annotation.objects.get(item=lovely)
+    assert imported.annotator.username == f"import:{project.pk}"
+    assert not imported.annotator.is_active and not imported.annotator.has_usable_password()
+    assert imported.value == {"label": "positive"} and f"import #{job.pk}" in imported.note
+    assert imported.guideline_version == guideline_current(project=project)
+    assert lovely.status == ItemStatus.IN_ANNOTATION and lovely.submitted_count == 1 and lovely.is_open
+    assert lovely.prelabel is None  # blind: the next annotator does not see the imported value
+
+    # The fixture project's own five items come first; work through everything one annotator can have.
+    seen = {item.pk: item.prelabel for item in label_everything(annotator, project, "positive")}
+    assert seen[lovely.pk] is None and seen[awful.pk] is None
+
+    lovely.refresh_from_db()
+    awful.refresh_from_db()
+    assert lovely.status == ItemStatus.APPROVED  # the person agreed with the file
+    assert Decision.objects.get(item=lovely).source == DecisionSource.AGREEMENT
+    assert awful.status == ItemStatus.IN_REVIEW  # the person disagreed: review decides
+    assert ReviewReason.DISAGREEMENT in ReviewTask.objects.get(item=awful).reasons
+    # Two annotations each, never more than the overlap: the second annotator gets none of these.
+    assert not {lovely, awful} & set(label_everything(annotator2, project, "neutral"))
+
+
+def test_with_overlap_one_an_imported_annotation_is_routed_at_once(project, owner):
+    project_set_overlap(project=project, overlap=1)
+    project.refresh_from_db()
+    run_import(project, owner, labels_as=LabelsAs.ANNOTATION)
+
+    lovely = by_text(project)["what a lovely day"]
+    assert lovely.status in (ItemStatus.APPROVED, ItemStatus.IN_REVIEW)  # agreement, or an audit sample
+    assert not lovely.is_open
+
+
+def test_labels_as_without_a_label_column_fails_and_writes_nothing(project, owner):
+    before = Item.objects.filter(project=project).count()
+    job = run_import(project, owner, rows=[{"text": "a"}, {"text": "b"}], labels_as=LabelsAs.FINAL)
+
+    assert job.status == ImportStatus.FAILED
+    assert job.errors[0]["field"] == "prelabel"
+    assert "no label column" in job.errors[0]["message"] and "final labels" in job.errors[0]["message"]
+    assert Item.objects.filter(project=project).count() == before
+
+
+def test_an_invalid_label_fails_the_whole_import(project, owner):
+    rows = [{"text": "fine", "label": "positive"}, {"text": "odd", "label": "sarcastic"}]
+    job = run_import(project, owner, rows=rows, labels_as=LabelsAs.FINAL)
+
+    assert job.status == ImportStatus.FAILED
+    assert not Item.objects.filter(project=project, import_job=job).exists()
+    assert not Decision.objects.filter(item__project=project).exists()
+
+
+def test_an_unknown_labels_as_is_refused(project, owner):
+    with pytest.raises(ServiceError) as caught:
+        run_import(project, owner, labels_as="gospel")
+    assert caught.value.field == "labels_as"
+
+
+def test_the_api_takes_labels_as(project, owner):
+    client = APIClient()
+    client.force_authenticate(owner)
+    upload = io.BytesIO(jsonl(ROWS))
+    upload.name = "labelled.jsonl"
+    response = client.post(
+        reverse("api-import-list", args=[project.pk]), {"file": upload, "labels_as": "final"}, format="multipart"
+    )
+
+    assert response.status_code == 201, response.data
+    assert response.data["labels_as"] == "final" and response.data["status"] == "succeeded"
+    assert by_text(project)["this is awful"].status == ItemStatus.APPROVED
