@@ -330,7 +330,7 @@ def _claim_sql() -> str:
 
 def _claim_statement(*, annotator: User, project: Project, now: dt.datetime) -> tuple[Claim | None, bool]:
     """(the held or new claim with its item, whether it is new); (None, False) when the statement made none."""
-    params = {
+    params: dict[str, Any] = {
         "annotator": annotator.pk,
         "project": project.pk,
         "overlap": project.overlap,
@@ -481,16 +481,17 @@ def _count_submission(*, item: Item, overlap: int) -> str:
         "WHEN status = %s THEN status WHEN submitted_count >= %s THEN %s ELSE %s END "
         "WHERE id = %s RETURNING status"
     )
-    params = [ItemStatus.APPROVED.value, overlap - 1, ItemStatus.ANNOTATED.value, ItemStatus.IN_ANNOTATION.value]
+    statuses = [ItemStatus.APPROVED.value, ItemStatus.ANNOTATED.value, ItemStatus.IN_ANNOTATION.value]
+    params: list[Any] = [statuses[0], overlap - 1, statuses[1], statuses[2], item.pk]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, item.pk])
+        cursor.execute(sql, params)
         (status,) = cursor.fetchone()
     return status
 
 
 def _convert(model: type[Model], name: str, value: Any) -> Any:
     """A raw column value as the ORM would return it (SQLite hands back datetimes as text)."""
-    field = model._meta.get_field(name)
+    field: Any = model._meta.get_field(name)  # a concrete field (the stubs lack get_db_converters)
     column = field.get_col(model._meta.db_table)
     for convert in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
         value = convert(value, column, connection)
