@@ -21,10 +21,13 @@ from tests.fixtures.people import acknowledge_guidelines
 def database_drops_mid_submit(monkeypatch):
     """The connection dies after the claim, the annotation and the item counter were written, before the commit."""
 
-    def lost(*, item):
+    count_submission = annotate_services._count_submission
+
+    def lost(**kwargs):
+        count_submission(**kwargs)
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(annotate_services.reviews, "item_route", lost)
+    monkeypatch.setattr(annotate_services, "_count_submission", lost)
     return monkeypatch
 
 
@@ -65,10 +68,10 @@ def test_a_page_answers_with_the_styled_503_and_writes_nothing(client, project, 
 
 
 def test_other_errors_stay_500_and_the_api_keeps_its_error_body(ready, annotator, monkeypatch):
-    def bug(*, item):
+    def bug(**kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(annotate_services.reviews, "item_route", bug)
+    monkeypatch.setattr(annotate_services, "_count_submission", bug)
     client = api_as(annotator)
     client.raise_request_exception = False
     item = next_item(client, ready)

@@ -11,15 +11,19 @@ Every function runs a constant number of queries, whatever the size of the proje
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import json
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import User
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, Exists, F, OuterRef, Value, When
+from django.db.models import Case, Exists, F, Model, OuterRef, Value, When
 from django.utils import timezone
 
 from annotation.annotate.selectors import claim_active_get
@@ -38,6 +42,8 @@ from annotation.models import (
 from annotation.review import services as reviews
 from annotation.tasktypes import InvalidValue
 from core.errors import ServiceError, StateConflict
+
+_M = TypeVar("_M", bound=Model)
 
 DRAFT_NOT_HELD = "Not saved: you no longer hold this item."
 
@@ -83,8 +89,6 @@ GuidelineState = tuple[GuidelineVersion | None, bool]
 
 
 @dataclass(frozen=True)
-
-
 class NextItem:
     """What the annotate page needs: the claim (with its item) or why there is none.
 
@@ -156,6 +160,23 @@ def claims_release_expired(*, project: Project, now: dt.datetime | None = None, 
     return len(rows)
 
 
+# Each process sweeps a project's expired leases at most this often while handing out items (and always before
+# it answers "nothing left"): a lease is minutes long, so a few seconds' delay changes nothing, and the sweep's
+# query leaves the claim path. Keyed by `now`, so a caller passing a later moment (a test) gets its sweep.
+EXPIRY_SWEEP_EVERY = dt.timedelta(seconds=5)
+_last_sweep: dict[int, dt.datetime] = {}
+_last_sweep_lock = threading.Lock()
+
+
+def _sweep_due(*, project: Project, now: dt.datetime) -> bool:
+    with _last_sweep_lock:
+        last = _last_sweep.get(project.pk)
+        if last is not None and dt.timedelta(0) <= now - last < EXPIRY_SWEEP_EVERY:
+            return False
+        _last_sweep[project.pk] = now
+        return True
+
+
 def claim_next(
     *,
     annotator: User,
@@ -166,27 +187,47 @@ def claim_next(
     """The annotator's current claim, or a newly claimed item; None when nothing is left for them.
 
     `guideline` is the caller's `guideline_state` when it has one already (saves a query in the loop).
+    On PostgreSQL the held claim is looked up and a new one made in one statement (`_claim_statement`).
     """
     now = now or timezone.now()
     version, needs_ack = guideline or guideline_state(user=annotator, project=project)
     if needs_ack:
         return NextItem(claim=None, guideline=version, needs_ack=True)
 
-    current = (
+    one_statement = connection.vendor == "postgresql"
+    if not one_statement:
+        current = _held(annotator=annotator, project=project, now=now)
+        if current is not None:
+            return NextItem(claim=current, guideline=version, needs_ack=False)
+
+    swept = _sweep_due(project=project, now=now)
+    if swept:
+        claims_release_expired(project=project, now=now)
+    for _attempt in range(CLAIM_ATTEMPTS):
+        if one_statement:
+            claim, fresh = _claim_statement(annotator=annotator, project=project, now=now)
+            if claim is not None:
+                return NextItem(claim=claim, guideline=version, needs_ack=False, fresh=fresh)
+            # No row: nothing left, or the candidate was taken under us (a row lock re-check): look again.
+            found = _candidates(annotator=annotator, project=project).exists()
+        else:
+            claim, found = _claim_one(annotator=annotator, project=project, now=now)
+            if claim is not None:
+                return NextItem(claim=claim, guideline=version, needs_ack=False, fresh=True)
+        if not found:
+            if swept or not claims_release_expired(project=project, now=now):
+                break
+            swept = True  # expired leases went back just now: one more look
+    return NextItem(claim=None, guideline=version, needs_ack=False)
+
+
+def _held(*, annotator: User, project: Project, now: dt.datetime) -> Claim | None:
+    return (
         Claim.objects.select_related("item")
         .filter(annotator=annotator, project=project, status=ClaimStatus.ACTIVE, lease_expires_at__gt=now)
         .order_by("claimed_at")
         .first()
     )
-    if current is not None:
-        return NextItem(claim=current, guideline=version, needs_ack=False)
-
-    claims_release_expired(project=project, now=now)
-    for _attempt in range(CLAIM_ATTEMPTS):
-        claim, found = _claim_one(annotator=annotator, project=project, now=now)
-        if claim is not None or not found:
-            return NextItem(claim=claim, guideline=version, needs_ack=False, fresh=claim is not None)
-    return NextItem(claim=None, guideline=version, needs_ack=False)
 
 
 def _candidates(*, annotator: User, project: Project):
@@ -223,6 +264,98 @@ def _claim_one(*, annotator: User, project: Project, now: dt.datetime) -> tuple[
     return claim, True
 
 
+def _columns(model: type[Model], prefix: str) -> str:
+    return ", ".join(f"{prefix}.{connection.ops.quote_name(f.column)}" for f in model._meta.concrete_fields)
+
+
+def _from_row(model: type[_M], values: Sequence[Any]) -> _M:
+    """A model instance from raw columns (in `concrete_fields` order), converted as the ORM would."""
+    fields = model._meta.concrete_fields
+    converted = [_convert(model, f.name, value) for f, value in zip(fields, values, strict=True)]
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
+@functools.cache
+def _claim_sql() -> str:
+    """PostgreSQL: the caller's live claim if they hold one, else a new one, in one statement.
+
+    `candidate` locks the first open item the annotator never claimed (SKIP LOCKED: concurrent annotators fan
+    out), `taken` is `_take_slot` (READ COMMITTED re-checks `slots_taken < overlap` on the row's latest
+    version), `claimed` inserts the claim; the unique (item, annotator) constraint fails the whole statement,
+    slot included. Every column of the claim is written here: adding one to the model fails this loudly.
+    """
+    q = connection.ops.quote_name
+    item, claim = Item._meta.db_table, Claim._meta.db_table
+    inserted = [f for f in Claim._meta.concrete_fields if not f.primary_key]
+    values = {
+        "item_id": "taken.id",
+        "project_id": "%(project)s",
+        "annotator_id": "%(annotator)s",
+        "status": "%(active)s",
+        "claimed_at": "%(now)s",
+        "lease_expires_at": "%(expires)s",
+        "finished_at": "NULL",
+        "skip_reason": "''",
+    }
+    if {f.column for f in inserted} != set(values):
+        raise ImproperlyConfigured(f"_claim_sql writes {sorted(values)}, the Claim model has other columns")
+    return f"""
+        WITH held AS (
+            SELECT {_columns(Claim, claim)} FROM {claim}
+            WHERE annotator_id = %(annotator)s AND project_id = %(project)s AND status = %(active)s
+              AND lease_expires_at > %(now)s
+            ORDER BY claimed_at LIMIT 1
+        ), candidate AS (
+            SELECT i.id FROM {item} i
+            WHERE NOT EXISTS (SELECT 1 FROM held) AND i.project_id = %(project)s AND i.is_open
+              AND NOT EXISTS (SELECT 1 FROM {claim} c WHERE c.item_id = i.id AND c.annotator_id = %(annotator)s)
+            ORDER BY i.priority DESC, i.id
+            LIMIT 1 FOR UPDATE SKIP LOCKED
+        ), taken AS (
+            UPDATE {item} SET slots_taken = {item}.slots_taken + 1,
+                is_open = {item}.slots_taken + 1 < %(overlap)s,
+                status = CASE WHEN {item}.status = %(new)s THEN %(in_annotation)s ELSE {item}.status END
+            FROM candidate WHERE {item}.id = candidate.id AND {item}.slots_taken < %(overlap)s
+            RETURNING {_columns(Item, item)}
+        ), claimed AS (
+            INSERT INTO {claim} ({", ".join(q(f.column) for f in inserted)})
+            SELECT {", ".join(values[f.column] for f in inserted)} FROM taken
+            RETURNING {_columns(Claim, claim)}
+        )
+        SELECT held.*, {_columns(Item, "i")}, false FROM held JOIN {item} i ON i.id = held.item_id
+        UNION ALL
+        SELECT claimed.*, taken.*, true FROM claimed CROSS JOIN taken
+    """  # noqa: S608 - table and column names from the models, values as parameters
+
+
+def _claim_statement(*, annotator: User, project: Project, now: dt.datetime) -> tuple[Claim | None, bool]:
+    """(the held or new claim with its item, whether it is new); (None, False) when the statement made none."""
+    params: dict[str, Any] = {
+        "annotator": annotator.pk,
+        "project": project.pk,
+        "overlap": project.overlap,
+        "now": now,
+        "expires": now + dt.timedelta(seconds=project.lease_seconds),
+        "active": ClaimStatus.ACTIVE.value,
+        "new": ItemStatus.NEW.value,
+        "in_annotation": ItemStatus.IN_ANNOTATION.value,
+    }
+    # A failed statement aborts an enclosing transaction: inside one, a savepoint keeps it usable.
+    guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    try:
+        with guard, connection.cursor() as cursor:
+            cursor.execute(_claim_sql(), params)
+            row = cursor.fetchone()
+    except IntegrityError:
+        return None, False  # the same annotator claimed this item in a parallel request: look again
+    if row is None:
+        return None, False
+    n_claim = len(Claim._meta.concrete_fields)
+    claim = _from_row(Claim, row[:n_claim])
+    claim.item = _from_row(Item, row[n_claim:-1])
+    return claim, bool(row[-1])
+
+
 def _claim_for(*, annotator: User, item: Item) -> Claim:
     claim = Claim.objects.filter(item=item, annotator=annotator).first()
     if claim is None:
@@ -254,27 +387,23 @@ def annotation_submit(
 
     try:
         with transaction.atomic():
-            claim = _claim_for(annotator=annotator, item=item)
-            existing = _submitted(annotator=annotator, item=item) if claim.status == ClaimStatus.SUBMITTED else None
-            if existing is not None:
-                return existing  # the same submission, sent twice
-            won = Claim.objects.filter(pk=claim.pk, status=ClaimStatus.ACTIVE).update(
-                status=ClaimStatus.SUBMITTED, finished_at=now
-            )
-            if not won:
-                status = Claim.objects.filter(pk=claim.pk).values_list("status", flat=True).first()
-                if status == ClaimStatus.SUBMITTED:
+            claimed_at = _claim_submitted(annotator=annotator, item=item, now=now)
+            if claimed_at is None:  # not an active claim: a repeat, a late submission, or nothing to submit
+                claim = _claim_for(annotator=annotator, item=item)
+                if claim.status == ClaimStatus.SUBMITTED:
                     existing = _submitted(annotator=annotator, item=item)
                     if existing is not None:
-                        return existing
-                if status != ClaimStatus.EXPIRED:
-                    raise ServiceError(ALREADY_SKIPPED if status == ClaimStatus.SKIPPED else NOT_YOUR_CLAIM)
+                        return existing  # the same submission, sent twice
+                if claim.status != ClaimStatus.EXPIRED:
+                    raise ServiceError(ALREADY_SKIPPED if claim.status == ClaimStatus.SKIPPED else NOT_YOUR_CLAIM)
                 # The lease expired and its slot went back: a late submission counts if a slot is still free.
                 if not _take_slot(item_id=item.pk, overlap=project.overlap):
                     raise _LeaseLost
-                Claim.objects.filter(pk=claim.pk, status=ClaimStatus.EXPIRED).update(
+                if not Claim.objects.filter(pk=claim.pk, status=ClaimStatus.EXPIRED).update(
                     status=ClaimStatus.SUBMITTED, finished_at=now
-                )
+                ):
+                    raise ServiceError(NOT_YOUR_CLAIM)  # a parallel request changed it: its answer stands
+                claimed_at = claim.claimed_at
             annotation = Annotation.objects.create(
                 item=item,
                 annotator=annotator,
@@ -282,20 +411,11 @@ def annotation_submit(
                 unsure=unsure,
                 note=note.strip(),
                 guideline_version=version,
-                seconds_spent=max(0.0, (now - claim.claimed_at).total_seconds()),
+                seconds_spent=max(0.0, (now - claimed_at).total_seconds()),
             )
             Draft.objects.filter(item=item, annotator=annotator).delete()
-            Item.objects.filter(pk=item.pk).update(
-                submitted_count=F("submitted_count") + 1,
-                status=Case(
-                    # Approved while this claim was out (a reviewer corrected the model's output for it):
-                    # the annotation still counts, the final value stays.
-                    When(status=ItemStatus.APPROVED, then=Value(ItemStatus.APPROVED)),
-                    When(submitted_count__gte=project.overlap - 1, then=Value(ItemStatus.ANNOTATED)),
-                    default=Value(ItemStatus.IN_ANNOTATION),
-                ),
-            )
-            reviews.item_route(item=item)
+            if _count_submission(item=item, overlap=project.overlap) == ItemStatus.ANNOTATED:
+                reviews.item_route(item=item)
     except _LeaseLost:
         # Outside the rolled-back transaction, so the annotator's work survives as a draft.
         draft_save(annotator=annotator, item=item, value=value, unsure=unsure, note=note)
@@ -320,10 +440,62 @@ def annotation_submit_and_next(
     """The annotate loop's one round trip: store this label, then hand out the next item."""
     state = guideline_state(user=annotator, project=item.project)
     annotation = annotation_submit(
-        annotator=annotator, item=item, value=value, label_names=label_names, unsure=unsure, note=note, now=now,
+        annotator=annotator,
+        item=item,
+        value=value,
+        label_names=label_names,
+        unsure=unsure,
+        note=note,
+        now=now,
         guideline=state,
     )
     return annotation, claim_next(annotator=annotator, project=item.project, now=now, guideline=state)
+
+
+def _claim_submitted(*, annotator: User, item: Item, now: dt.datetime) -> dt.datetime | None:
+    """Mark the annotator's active claim on the item submitted; its `claimed_at`, or None when there was none.
+
+    One conditional UPDATE ... RETURNING (PostgreSQL and SQLite): the usual submission's only claim query.
+    """
+    table = Claim._meta.db_table
+    sql = (
+        f"UPDATE {table} SET status = %s, finished_at = %s "  # noqa: S608 - the model's table, values as parameters
+        "WHERE item_id = %s AND annotator_id = %s AND status = %s RETURNING claimed_at"
+    )
+    finished = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ClaimStatus.SUBMITTED.value, finished, item.pk, annotator.pk, ClaimStatus.ACTIVE.value])
+        row = cursor.fetchone()
+    return None if row is None else _convert(Claim, "claimed_at", row[0])
+
+
+def _count_submission(*, item: Item, overlap: int) -> str:
+    """Count one submission on the item; its new status (annotated once `overlap` are in). One query.
+
+    An item approved while this claim was out (a reviewer corrected the model's output for it) stays approved:
+    the annotation still counts, the final value stays.
+    """
+    table = Item._meta.db_table
+    sql = (
+        f"UPDATE {table} SET submitted_count = submitted_count + 1, status = CASE "  # noqa: S608 - as above
+        "WHEN status = %s THEN status WHEN submitted_count >= %s THEN %s ELSE %s END "
+        "WHERE id = %s RETURNING status"
+    )
+    statuses = [ItemStatus.APPROVED.value, ItemStatus.ANNOTATED.value, ItemStatus.IN_ANNOTATION.value]
+    params: list[Any] = [statuses[0], overlap - 1, statuses[1], statuses[2], item.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        (status,) = cursor.fetchone()
+    return status
+
+
+def _convert(model: type[Model], name: str, value: Any) -> Any:
+    """A raw column value as the ORM would return it (SQLite hands back datetimes as text)."""
+    field: Any = model._meta.get_field(name)  # a concrete field (the stubs lack get_db_converters)
+    column = field.get_col(model._meta.db_table)
+    for convert in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+        value = convert(value, column, connection)
+    return value
 
 
 def _submitted(*, annotator: User, item: Item) -> Annotation | None:
@@ -392,9 +564,7 @@ def annotation_undo(*, annotator: User, project: Project, now: dt.datetime | Non
     return claim
 
 
-def draft_save(
-    *, annotator: User, item: Item, value: dict[str, Any], unsure: bool = False, note: str = ""
-) -> Draft:
+def draft_save(*, annotator: User, item: Item, value: dict[str, Any], unsure: bool = False, note: str = "") -> Draft:
     """Autosave: keep whatever the annotator has so far, valid or not yet."""
     if not isinstance(value, dict):
         raise ServiceError("A draft value must be a JSON object.", field="value")
