@@ -31,6 +31,7 @@ install-models: $(PY)
 demo: install install-models
 	$(DEMO_SETTINGS) $(PY) manage.py migrate --noinput
 	$(DEMO_SETTINGS) $(PY) manage.py load_demo
+	$(DEMO_SETTINGS) $(PY) manage.py load_demo_runs
 	@HOST=$(HOST) bash scripts/demo.sh $(PORT)
 
 run:

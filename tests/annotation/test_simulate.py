@@ -9,8 +9,10 @@ import pytest
 from django.db import connection
 
 from annotation import simulate
-from annotation.crowd import crowd_create, dataset_load, personas
-from annotation.models import Annotation, AnnotationStatus, Decision, Item, ReviewStatus, ReviewTask
+from annotation.crowd import crowd_create, crowd_work_in_process, dataset_load, personas
+from annotation.models import Annotation, AnnotationStatus, Decision, Item, ReviewStatus, ReviewTask, Role
+from annotation.projects.services import membership_set, project_create
+from tests.fixtures.people import add_items, make_user
 
 N_ITEMS = 20
 LABELS = ["ham", "spam"]
@@ -84,3 +86,55 @@ def test_a_reviewer_settles_disagreements_and_accuracy_counts_final_labels(live_
     assert result.recorder.decisions == N_ITEMS
     assert result.final["accuracy"] == 1.0 and result.final["labelled"] == N_ITEMS
     assert Item.objects.filter(project_id=crowd.project_id, status="approved").count() == N_ITEMS
+
+
+# --- In process: the demo's labelled project ------------------------------------------------------
+
+
+def crowd_project(owner, texts):
+    project = project_create(owner=owner, name="Crowd", labels=LABELS, guidelines="# Crowd\n\nSpam or not.")
+    add_items(project, texts)
+    return project
+
+
+def seat(project, username: str, error_rate: float, role: str):
+    """A simulated person with an account in the project."""
+    user = make_user(username)
+    membership_set(project=project, user=user, role=role)
+    return user, simulate.Persona(name=username, error_rate=error_rate)
+
+
+def test_careful_people_in_process_agree_on_every_item(owner):
+    texts = [f"a long enough message number {i}" for i in range(12)]
+    gold = {t: LABELS[i % 2] for i, t in enumerate(texts)}
+    project = crowd_project(owner, texts)
+    people = [seat(project, f"careful{i}", 0.0, Role.ANNOTATOR) for i in range(2)]
+
+    work = crowd_work_in_process(
+        project=project, gold_by_text=gold, annotators=people, reviewer=None, review_share=0.5, seed=1
+    )
+
+    assert work.annotations == 24 and work.reviews == 0
+    finals = {d.item.text: d.value["label"] for d in Decision.objects.filter(item__project=project)}
+    open_tasks = ReviewTask.objects.filter(project=project, status=ReviewStatus.OPEN).count()
+    assert work.left_for_review == open_tasks  # only audit samples can be waiting
+    assert all(finals[t] == gold[t] for t in finals) and len(finals) + open_tasks == 12
+
+
+def test_a_careless_annotator_makes_review_work_and_the_reviewer_takes_its_share(owner):
+    texts = [f"a long enough message number {i}" for i in range(20)]
+    gold = {t: "ham" for t in texts}
+    project = crowd_project(owner, texts)
+    # The second annotator is always wrong: every item disagrees.
+    people = [seat(project, "crowd0", 0.0, Role.ANNOTATOR), seat(project, "crowd1", 1.0, Role.ANNOTATOR)]
+    reviewer = seat(project, "boss", 0.0, Role.REVIEWER)
+
+    work = crowd_work_in_process(
+        project=project, gold_by_text=gold, annotators=people, reviewer=reviewer, review_share=0.5, seed=1
+    )
+
+    assert Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED).count() == 40
+    assert work.reviews == 10 and work.left_for_review == 10
+    decided = Decision.objects.filter(item__project=project, reviewer=reviewer[0])
+    assert decided.count() == 10 and all(d.value == {"label": "ham"} for d in decided)
+    assert ReviewTask.objects.filter(project=project, status=ReviewStatus.OPEN).count() == 10

