@@ -68,7 +68,8 @@ def _number(value: Any) -> bool:
 
 
 def _figure(value: float) -> str:
-    return f"{value:.4g}"
+    """Three decimals, as the run page shows them (a perplexity in the thousands needs none)."""
+    return f"{value:.3f}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
 def _interval(interval: Any) -> str:
@@ -224,7 +225,7 @@ def _baselines(metrics: Mapping[str, Any], headline: Sequence[str]) -> list[str]
         if _number(comparison.get("difference")):
             lines.append(
                 f"{comparison.get('metric')} of this model minus {comparison.get('best_baseline')}: "
-                f"{comparison['difference']:+.4g} {_interval(comparison.get('difference_interval'))}".rstrip()
+                f"{comparison['difference']:+.3f} {_interval(comparison.get('difference_interval'))}".rstrip()
             )
     else:
         lines.append("No verdict against the baselines was recorded for this run (saved before Labelloop made one).")

@@ -122,7 +122,7 @@ def test_classifier_round_trip_gives_the_same_predictions(method, registry, tmp_
     assert info["spec"] == spec.to_dict() and info["metrics"]["accuracy"] == 0.9
     assert {"torch", "transformers", "peft", "python"} <= set(info["versions"])
     card = (path / CARD_FILE).read_text()
-    assert "tiny-bert" in card and "| accuracy | 0.9 |" in card
+    assert "tiny-bert" in card and "| accuracy | 0.900 |" in card
     assert front_matter(card)["library_name"] == ("transformers" if method == "full" else "peft")
 
     with monkeypatch.context() as patch:
@@ -331,11 +331,11 @@ def test_the_card_shows_data_figures_with_intervals_baselines_verdict_and_limits
     }
     assert f"snapshot `{'c' * 64}`" in card and "| train | 1200 | ham 1040 (87%), spam 160 (13%) |" in card
     assert f"`model.safetensors` sha256 `{'d' * 64}`" in card
-    assert "| macro_f1 | 0.93 | [0.87, 0.98] |" in card and "| ece | 0.03 |  |" in card
-    row = "| tfidf_logreg | 0.97 | 0.95 [0.9, 0.99] | TF-IDF + logistic regression | C=10.0, class_weight=balanced |"
+    assert "| macro_f1 | 0.930 | [0.870, 0.980] |" in card and "| ece | 0.030 |  |" in card
+    row = "| tfidf_logreg | 0.970 | 0.950 [0.900, 0.990] | TF-IDF + logistic regression | C=10.0, class_weight=balanced"
     assert row in card
     assert "**Verdict: Not better than the best baseline.** This model is not better than TF-IDF" in card
-    assert "macro_f1 of this model minus tfidf_logreg: -0.02 [-0.06, 0.02]" in card
+    assert "macro_f1 of this model minus tfidf_logreg: -0.020 [-0.060, 0.020]" in card
     assert "The test split has only 150 items" in card
     assert "fewer than 30 test items for: spam (20)" in card
     assert 'BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"' in card
@@ -349,7 +349,7 @@ def test_runs_saved_before_the_metrics_contract_still_get_a_card():
     del info["splits"]
     card = model_card(info)
     assert "base_model" not in front_matter(card) and "No confidence intervals were computed" in card
-    assert "| majority | 0.5 | — |" in card and "No verdict against the baselines was recorded" in card
+    assert "| majority | 0.500 | — |" in card and "No verdict against the baselines was recorded" in card
     assert "hash of its weights was not recorded" in card and "Split sizes were not recorded" in card
     assert "/old/venv" not in card and 'BASE_MODEL = "minilm"' in card
 
