@@ -142,11 +142,13 @@ def save_artifact(
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
         saved = hf_model(model)
-        # Nothing here resizes embeddings, and PEFT's "auto" check for it would look the base up on the hub by
-        # its portable name: a network call from a worker that has none.
-        options = {"save_embedding_layers": False} if isinstance(saved, PeftModel) else {}
         with _named_portably(saved, str(base_model["portable_name"])):
-            saved.save_pretrained(str(staging), safe_serialization=True, **options)
+            if isinstance(saved, PeftModel):
+                # Nothing here resizes embeddings, and PEFT's "auto" check for that would look the base model up
+                # on the hub by its portable name: a network call from a worker that has none.
+                saved.save_pretrained(str(staging), safe_serialization=True, save_embedding_layers=False)
+            else:
+                saved.save_pretrained(str(staging), safe_serialization=True)
             if spec.uses_adapter and spec.task == TASK_CLASSIFICATION:
                 # Plain transformers builds the classifier from the base model; this config gives it the labels.
                 saved.config.save_pretrained(staging)
