@@ -72,6 +72,9 @@ def test_start_a_run_watch_it_and_read_the_evaluation(page: Page, snapshot, scre
     total = run.spec["epochs"]  # at least one step per epoch
     assert int(step.split("/")[0]) >= total
     page.screenshot(path=str(screenshot_dir / "training_run.png"), full_page=True)
+    page.goto(page.locator("#run-model-card").get_attribute("href"))
+    expect(page.locator("body")).to_contain_text("## Load it with transformers and peft")
+    page.screenshot(path=str(screenshot_dir / "training_model_card.png"), full_page=True)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and run.metrics
 

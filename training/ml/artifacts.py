@@ -1,13 +1,19 @@
 """A trained model as a self-describing folder, and rebuilding it for inference without the database.
 
     adapter_model.safetensors + adapter_config.json   (LoRA / IA3: PEFT's own format; the head is inside)
+    config.json                                       (classifier adapters: the base config with id2label/label2id)
     model.safetensors + config.json                   (full fine-tuning: the whole model)
     tokenizer.json, tokenizer_config.json, ...        (the tokenizer as trained, chat template included)
-    run.json                                          (spec, snapshot hash, labels, metrics, library versions)
-    README.md                                         (a model card for people)
+    run.json                                          (spec, data, base model and its hash, labels, metrics, versions)
+    README.md                                         (the model card, see model_card.py)
+
+The folder is portable: adapter_config.json names the base model by the name plain transformers knows it by
+(a hub id), never by a path on this machine, and run.json adds the sha256 of its weights, so plain
+transformers + peft can load it elsewhere (the card shows how; a test runs that snippet without Labelloop).
 
 Loading reads safetensors and JSON only: nothing in an artifact is unpickled, so a folder from elsewhere
 cannot run code. The folder is written beside its final place and renamed in, so it is complete or absent.
+Artifacts written before the base model's portable name and hash were recorded still load.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ import json
 import platform
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -32,13 +40,14 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from training.ml.data import Example
+from training.ml.model_card import CARD_FILE, model_card
 from training.ml.modeling import hf_model, load_base_model, parameter_counts
 from training.ml.registry import ModelRegistry, RegistryError
 from training.spec import TASK_CLASSIFICATION, TrainingSpec
 
 ARTIFACT_FORMAT = 1
 RUN_FILE = "run.json"
-CARD_FILE = "README.md"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 MODEL_WEIGHTS = "model.safetensors"
@@ -46,6 +55,10 @@ LIBRARIES = ("torch", "transformers", "peft", "tokenizers", "safetensors", "acce
 
 ERROR_NOT_ARTIFACT = "{path} is not a Labelloop model folder: {file} is missing"
 ERROR_FORMAT = "{path} has artifact format {found}; this version reads format {expected}"
+ERROR_BASE_CHANGED = (
+    "{path} was trained on base model {name!r} with {file} of sha256 {expected}, but {folder} now holds one of "
+    "sha256 {found}: the adapter would sit on other weights and predict something else"
+)
 
 
 class ArtifactError(ValueError):
@@ -73,6 +86,25 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
 
 
+def split_summary(examples: Sequence[Example], *, labelled: bool) -> dict[str, Any]:
+    """How many examples a split has and, for a classifier, how many of each label (for the model card)."""
+    summary: dict[str, Any] = {"n": len(examples)}
+    if labelled:
+        summary["labels"] = dict(sorted(Counter(example.target for example in examples).items()))
+    return summary
+
+
+def _test_split(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The test split's size (and label counts) as its evaluation saw them; nothing when it was not evaluated."""
+    if not isinstance(metrics.get("n"), int):
+        return {}
+    summary: dict[str, Any] = {"n": metrics["n"]}
+    per_class = metrics.get("per_class")
+    if isinstance(per_class, Mapping):
+        summary["labels"] = {label: figures["support"] for label, figures in sorted(per_class.items())}
+    return {"test": summary}
+
+
 def save_artifact(
     directory: Path,
     *,
@@ -82,9 +114,13 @@ def save_artifact(
     snapshot_hash: str,
     labels: Sequence[str],
     metrics: Mapping[str, Any],
-    base_model_dir: Path,
+    base_model: Mapping[str, Any],
+    splits: Mapping[str, Mapping[str, Any]],
 ) -> Path:
-    """Write the artifact folder (replacing an older one at the same place) and return its path."""
+    """Write the artifact folder (replacing an older one at the same place) and return its path.
+
+    `base_model` is what `ModelRegistry.describe` says of it; `splits` the `split_summary` of the data trained on.
+    """
     model = _unwrap(model)
     info = {
         "format": ARTIFACT_FORMAT,
@@ -92,9 +128,11 @@ def save_artifact(
         "method": spec.method,
         "spec": spec.to_dict(),
         "snapshot_hash": snapshot_hash,
+        "splits": {**{name: dict(summary) for name, summary in splits.items()}, **_test_split(metrics)},
         "labels": list(labels),
         "label2id": {label: index for index, label in enumerate(labels)},
-        "base_model": {"name": spec.base_model, "path": str(base_model_dir)},
+        "id2label": {str(index): label for index, label in enumerate(labels)},
+        "base_model": dict(base_model),
         "parameters": parameter_counts(model),
         "metrics": dict(metrics),
         "versions": library_versions(),
@@ -103,7 +141,17 @@ def save_artifact(
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
-        hf_model(model).save_pretrained(str(staging), safe_serialization=True)
+        saved = hf_model(model)
+        with _named_portably(saved, str(base_model["portable_name"])):
+            if isinstance(saved, PeftModel):
+                # Nothing here resizes embeddings, and PEFT's "auto" check for that would look the base model up
+                # on the hub by its portable name: a network call from a worker that has none.
+                saved.save_pretrained(str(staging), safe_serialization=True, save_embedding_layers=False)
+            else:
+                saved.save_pretrained(str(staging), safe_serialization=True)
+            if spec.uses_adapter and spec.task == TASK_CLASSIFICATION:
+                # Plain transformers builds the classifier from the base model; this config gives it the labels.
+                saved.config.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / RUN_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
         (staging / CARD_FILE).write_text(model_card(info))
@@ -115,37 +163,22 @@ def save_artifact(
     return directory
 
 
-def model_card(info: Mapping[str, Any]) -> str:
-    """A short README: what the model is, what it was trained on, how well it did, how to load it."""
-    spec = info["spec"]
-    lines = [
-        f"# {info['task']} model fine-tuned from {info['base_model']['name']}",
-        "",
-        f"- Method: {info['method']} ({info['parameters']['trainable']:,} of {info['parameters']['total']:,} "
-        "parameters trained)",
-        f"- Training data: Labelloop snapshot `{info['snapshot_hash']}`",
-        f"- Epochs {spec['epochs']}, learning rate {spec['learning_rate']}, batch {spec['batch_size']} × "
-        f"{spec['grad_accum']}, max length {spec['max_length']}, seed {spec['seed']}",
-    ]
-    if info["labels"]:
-        lines.append(f"- Labels: {', '.join(info['labels'])}")
-    figures = {k: v for k, v in info["metrics"].items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    if figures:
-        lines += ["", "## Test metrics", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {name} | {value:.4g} |" for name, value in sorted(figures.items())]
-    lines += [
-        "",
-        "## Loading",
-        "",
-        "```python",
-        "from training.ml.predict import Predictor",
-        "predictor = Predictor.load(path_to_this_folder)",
-        "```",
-        "",
-        "Versions: " + ", ".join(f"{name} {ver}" for name, ver in sorted(info["versions"].items())),
-        "",
-    ]
-    return "\n".join(lines)
+@contextmanager
+def _named_portably(model: nn.Module, name: str) -> Iterator[None]:
+    """While saving, adapter_config.json names the base model portably, not by the folder it was loaded from.
+
+    PEFT writes the `name_or_path` the base model was loaded with: an absolute path into this machine's
+    virtualenv. (transformers 5 no longer writes it into config.json; a test checks no file but run.json does.)
+    """
+    configs = list(getattr(model, "peft_config", {}).values())
+    before = [config.base_model_name_or_path for config in configs]
+    for config in configs:
+        config.base_model_name_or_path = name
+    try:
+        yield
+    finally:
+        for config, old in zip(configs, before, strict=True):
+            config.base_model_name_or_path = old
 
 
 def read_run_info(directory: Path) -> dict[str, Any]:
@@ -158,15 +191,35 @@ def read_run_info(directory: Path) -> dict[str, Any]:
     return info
 
 
-def _base_model_dir(info: Mapping[str, Any], registry: ModelRegistry) -> Path:
-    """The base model by its registered name; the recorded path when the name no longer resolves here."""
+def _base_model_dir(directory: Path, info: Mapping[str, Any], registry: ModelRegistry) -> Path:
+    """The base model by its registered name, or the recorded folder when the name no longer resolves here.
+
+    When the artifact recorded the base weights' sha256 (artifacts saved before that did not), a base model
+    whose weights changed since is refused: an adapter on other weights would quietly predict something else.
+    """
+    recorded = info["base_model"]
     try:
-        return registry.resolve(info["base_model"]["name"])
+        folder = registry.resolve(recorded["name"])
     except RegistryError:
-        recorded = Path(info["base_model"]["path"])
-        if (recorded / "config.json").is_file():
-            return recorded
-        raise
+        folder = Path(recorded["path"])
+        if not (folder / "config.json").is_file():
+            raise
+    expected: Mapping[str, str] = recorded.get("weights_sha256") or {}
+    if expected:
+        found = registry.weights_sha256(folder)
+        for file, sha256 in expected.items():
+            if found.get(file) != sha256:
+                raise ArtifactError(
+                    ERROR_BASE_CHANGED.format(
+                        path=directory,
+                        name=recorded["name"],
+                        file=file,
+                        expected=sha256,
+                        folder=folder,
+                        found=found.get(file, "none (the file is missing)"),
+                    )
+                )
+    return folder
 
 
 def load_for_inference(directory: Path, *, registry: ModelRegistry | None = None) -> LoadedModel:
@@ -181,7 +234,7 @@ def load_for_inference(directory: Path, *, registry: ModelRegistry | None = None
             if not (directory / required).is_file():
                 raise ArtifactError(ERROR_NOT_ARTIFACT.format(path=directory, file=required))
         base, _ = load_base_model(
-            _base_model_dir(info, registry or ModelRegistry()),
+            _base_model_dir(directory, info, registry or ModelRegistry()),
             task=spec.task,
             label2id=info["label2id"] or None,
             pad_token_id=tokenizer.pad_token_id,

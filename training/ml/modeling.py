@@ -1,9 +1,10 @@
 """Loading a base model and making the part of it that a spec trains trainable.
 
-LoRA and IA3 go through PEFT. For sequence classification the new head (and anything else the checkpoint did
-not contain, so was randomly initialised) is listed in `modules_to_save`: it is trained and saved with the
-adapter, otherwise a reloaded adapter would sit on a different random head. "full" trains every weight except
-the embeddings and the `freeze_layers` lowest transformer layers. Everything loads with `local_files_only=True`.
+LoRA and IA3 go through PEFT. For sequence classification the new head (PEFT lists it itself) and anything else
+the checkpoint did not contain, so was randomly initialised, are in `modules_to_save`, once each: they are
+trained and saved with the adapter, otherwise a reloaded adapter would sit on a different random head. "full"
+trains every weight except the embeddings and the `freeze_layers` lowest transformer layers. Everything loads
+with `local_files_only=True`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ PLAIN_CHAT_TEMPLATE = (
     "{% else %}### Response:\n{{ message['content'] }}{{ eos_token }}\n\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}### Response:\n{% endif %}"
 )
+
+# PEFT puts a sequence classifier's head under these names in `modules_to_save` itself; naming them (or a module
+# inside them) again only listed the head twice in adapter_config.json.
+PEFT_CLASSIFIER_NAMES = ("classifier", "score")
 
 # Module names that are an MLP's output projection in common architectures (IA3 scales their input).
 _FEEDFORWARD_NAMES = frozenset({"down_proj", "output.dense", "fc2", "c_proj", "dense_4h_to_h", "w2"})
@@ -122,8 +127,12 @@ def build_model(
         freeze_lower_layers(model, spec.freeze_layers)
         return model
     if spec.task == TASK_CLASSIFICATION:
-        new_modules = [*new_modules, *head_inputs(model)]
+        new_modules = [name for name in [*new_modules, *head_inputs(model)] if not _peft_saves_it(name)]
     return get_peft_model(model, peft_config(spec, modules_to_save=new_modules))
+
+
+def _peft_saves_it(module: str) -> bool:
+    return any(module == head or module.startswith(f"{head}.") for head in PEFT_CLASSIFIER_NAMES)
 
 
 def head_inputs(model: PreTrainedModel) -> list[str]:

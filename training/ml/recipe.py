@@ -476,7 +476,11 @@ class Recipe:
             snapshot_hash=snapshot_hash,
             labels=self.labels,
             metrics=dict(metrics or {}),
-            base_model_dir=self.model_dir,
+            base_model=self.registry.describe(self.spec.base_model),
+            splits={
+                "train": artifacts.split_summary(self.train_examples, labelled=bool(self.labels)),
+                "validation": artifacts.split_summary(self.validation_examples, labelled=bool(self.labels)),
+            },
         )
 
     def _require_setup(self, method: str) -> None:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("projects/<id:project_id>/runs/<id:run_id>/cancel/", views.run_cancel, name="run-cancel"),
     path("projects/<id:project_id>/runs/<id:run_id>/resume/", views.run_resume, name="run-resume"),
     path("projects/<id:project_id>/runs/<id:run_id>/artifact/", views.run_artifact, name="run-artifact"),
+    path("projects/<id:project_id>/runs/<id:run_id>/model-card/", views.run_model_card, name="run-model-card"),
     path(
         "projects/<id:project_id>/runs/<id:run_id>/predictions/",
         views.prediction_batch_start,

@@ -1,6 +1,7 @@
 """Browser pages for training: start a run on a snapshot, watch it live, cancel, resume, compare, download, predict.
 
-Owners start, cancel and resume runs, download models and start predictions; reviewers see runs; annotators
+Owners start, cancel and resume runs, download models and start predictions; reviewers see runs and their model
+cards; annotators
 get 403 everywhere here (they stay blind to model outputs) and people outside the project 404. Pages only read:
 a running run whose heartbeat stopped shows as "heartbeat lost" until the sweep (`runs_sweep_job` every minute,
 or `manage.py runs_sweep`) marks it failed (abandoned).
@@ -23,7 +24,7 @@ from core.errors import ServiceError
 from core.http import AuthedRequest
 from training.models import PredictionScope, TrainingRun
 from training.runs import forms, selectors, services
-from training.runs.responses import artifact_response
+from training.runs.responses import artifact_response, model_card_response
 from training.spec import METHOD_LORA, METHODS
 
 SNAPSHOT_NOT_FOUND = "No such snapshot."
@@ -168,6 +169,12 @@ def run_resume(request: AuthedRequest, project_id: int, run_id: int) -> HttpResp
 def run_artifact(request: AuthedRequest, project_id: int, run_id: int) -> StreamingHttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     return artifact_response(selectors.run_get(project=project, run_id=run_id))
+
+
+@login_required
+def run_model_card(request: AuthedRequest, project_id: int, run_id: int) -> HttpResponse:
+    project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    return model_card_response(selectors.run_get(project=project, run_id=run_id))
 
 
 @login_required

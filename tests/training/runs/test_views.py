@@ -1,5 +1,5 @@
 """Training pages: the permission matrix of every page × role, the run form, the live fragment, the evaluation
-beside its baselines, the compare page and the model download.
+beside its baselines, the compare page, the model download and the model card.
 
     page                                   owner  annotator  reviewer  outsider  anonymous
     GET  run-list                           200     403        200       404       302
@@ -11,6 +11,7 @@ beside its baselines, the compare page and the model download.
     POST run-cancel                         302     403        403       404       302
     POST run-resume                         302     403        403       404       302
     GET  run-artifact                       200     403        403       404       302
+    GET  run-model-card                     200     403        200       404       302
     POST prediction-batch-start             302     403        403       404       302
 """
 
@@ -62,6 +63,7 @@ PAGES = [
     Page("post", "run-resume",             (302, 403, 403, 404, 302),
          lambda w: ({"run_id": w.cancelled_with_checkpoint().pk}, {})),
     Page("get",  "run-artifact",           (200, 403, 403, 404, 302), _done),
+    Page("get",  "run-model-card",         (200, 403, 200, 404, 302), _done),
     Page("post", "prediction-batch-start", (302, 403, 403, 404, 302), lambda w: ({"run_id": w.done.pk},
                                                                                {"scope": "test"})),
 ]
@@ -253,6 +255,22 @@ def test_the_model_downloads_as_a_zip_of_safetensors_and_json_only(world, client
     assert {"adapter_model.safetensors", "adapter_config.json", "run.json", "README.md", "tokenizer.json"} <= names
     assert not [n for n in names if n.endswith((".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"))]
     assert archive.testzip() is None
+
+
+def test_the_model_card_shows_as_text_and_the_run_page_links_to_it_for_reviewers_too(world, client):
+    client.force_login(world.users["reviewer"])
+    card_url = reverse("run-model-card", args=[world.project.pk, world.done.pk])
+    page = client.get(reverse("run-detail", args=[world.project.pk, world.done.pk])).content.decode()
+    assert f'href="{card_url}"' in page and "run-download" not in page
+    response = client.get(card_url)
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    card = response.content.decode()
+    assert card.startswith("---\n") and "## Load it with transformers and peft" in card
+
+    queued = world.queued()
+    assert client.get(reverse("run-model-card", args=[world.project.pk, queued.pk])).status_code == 404
+    page = client.get(reverse("run-detail", args=[world.project.pk, queued.pk])).content.decode()
+    assert "run-model-card" not in page
 
 
 def test_the_snapshot_and_project_pages_link_to_training_for_those_who_may(world, client):
