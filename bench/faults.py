@@ -1,6 +1,6 @@
 """Fault drills against a real stack on loopback: PostgreSQL, a Redis of our own, gunicorn, an RQ worker.
 
-    .venv/bin/python bench/faults.py [--rows 200000] [--only kill-import,postgres,redis-import]
+    .venv/bin/python bench/faults.py [--rows 200000] [--only kill-import,postgres,redis-import,redis-run]
 
 Each drill prints what it did, what the database said afterwards, and what recovered it:
 - kill-import:  the gunicorn worker serving a big inline import is SIGKILLed during pass 2. Expect no items
@@ -11,6 +11,14 @@ Each drill prints what it did, what the database said afterwards, and what recov
   it is down, then the same submit stored once after it is back (persistent connections re-established).
 - redis-import: an import is queued, then Redis is restarted without its data before a worker took it.
   Expect the import "pending" with no job, the sweep giving it its job back, and a worker importing it.
+- redis-run:    a real MiniLM + LoRA run (48 items imported as final labels, 30 steps, a checkpoint every 3) trains
+  in `rqworker training default --with-scheduler`; once it has a checkpoint, Redis is SIGKILLed and started again
+  empty on the same port. Prints, every few seconds, whether the worker and its work horse live and what the run's
+  row says (status, step, heartbeat age), then whatever recovers it: the run finishing on its own, or the worker
+  started again, the sweep failing the run as abandoned and `run_resume` from its checkpoint. Expect (observed)
+  the worker to survive, the horse to keep training and the run to succeed once (no step repeated in its events), its
+  checkpoints, its artifact and its prediction batch; the scheduled sweep lost with Redis's data until a worker
+  starts (the drill restarts it) or reaches its maintenance.
 The training worker killed mid-run is a test (tests/training/runs/test_worker.py, slow): it trains a real
 tiny model. Everything talks to 127.0.0.1 only, uses a fresh database (BENCH_PG_ADMIN_URL, like the other
 benchmarks) and a scratch folder, and stops every process it started.
@@ -509,12 +517,13 @@ def drill_redis_run(stack: Stack, redis: subprocess.Popen) -> tuple[bool, subpro
     stale = float(stack.env["LABELLOOP_RUN_STALE_AFTER_S"])
     worker_exit = None
     while True:
-        row = runs()[-1]
+        seen_at, processes = time.monotonic() - restarted, (worker.poll() is None, alive(horse))
+        row = runs()[-1]  # a few seconds later: a Django process starts for each look
         if worker_exit is None and worker.poll() is not None:
             worker_exit = worker.returncode
-            log(f"+{time.monotonic() - restarted:.0f}s the RQ worker exited (code {worker_exit})")
-        log(f"+{time.monotonic() - restarted:.0f}s worker {'alive' if worker.poll() is None else 'gone'}, "
-            f"horse {'alive' if alive(horse) else 'gone'}; {show(row)}")
+            log(f"the RQ worker exited (code {worker_exit})")
+        states = ["alive" if up else "gone" for up in processes]
+        log(f"+{seen_at:.0f}s worker {states[0]}, horse {states[1]}; then {show(row)}")
         if row["status"] in TERMINAL:
             break
         if (row["heartbeat_age_s"] or 0) > stale + 2 or time.monotonic() > deadline:
@@ -522,9 +531,9 @@ def drill_redis_run(stack: Stack, redis: subprocess.Popen) -> tuple[bool, subpro
             break
         time.sleep(2)
     worker_survived = worker.poll() is None
-    said = [line.strip()[:160] for line in (stack.folder / "worker.log").read_text().splitlines()
-            if "redis" in line.lower() or "error" in line.lower()]
-    log(f"the worker's log about Redis or errors: {said[-3:] or 'nothing'}")
+    said = [line.strip()[:200] for line in (stack.folder / "worker.log").read_text().splitlines()
+            if ("redis" in line.lower() or "error" in line.lower()) and not line.startswith((" ", "Traceback"))]
+    log(f"the worker's log about Redis or errors: {said[:4] or 'nothing'}")
     recovered_by = "finished on its own"
     if row["status"] == "running":
         log(f"sweep: {stack.manage('runs_sweep').strip()}")
