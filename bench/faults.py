@@ -1,6 +1,6 @@
 """Fault drills against a real stack on loopback: PostgreSQL, a Redis of our own, gunicorn, an RQ worker.
 
-    .venv/bin/python bench/faults.py [--rows 200000] [--only kill-import,postgres,redis-import]
+    .venv/bin/python bench/faults.py [--rows 200000] [--only kill-import,postgres,redis-import,redis-run]
 
 Each drill prints what it did, what the database said afterwards, and what recovered it:
 - kill-import:  the gunicorn worker serving a big inline import is SIGKILLed during pass 2. Expect no items
@@ -11,6 +11,14 @@ Each drill prints what it did, what the database said afterwards, and what recov
   it is down, then the same submit stored once after it is back (persistent connections re-established).
 - redis-import: an import is queued, then Redis is restarted without its data before a worker took it.
   Expect the import "pending" with no job, the sweep giving it its job back, and a worker importing it.
+- redis-run:    a real MiniLM + LoRA run (48 items imported as final labels, 30 steps, a checkpoint every 3) trains
+  in `rqworker training default --with-scheduler`; once it has a checkpoint, Redis is SIGKILLed and started again
+  empty on the same port. Prints, every few seconds, whether the worker and its work horse live and what the run's
+  row says (status, step, heartbeat age), then whatever recovers it: the run finishing on its own, or the worker
+  started again, the sweep failing the run as abandoned and `run_resume` from its checkpoint. Expect (observed)
+  the worker to survive, the horse to keep training and the run to succeed once (no step repeated in its events), its
+  checkpoints, its artifact and its prediction batch; the scheduled sweep lost with Redis's data until a worker
+  starts (the drill restarts it) or reaches its maintenance.
 The training worker killed mid-run is a test (tests/training/runs/test_worker.py, slow): it trains a real
 tiny model. Everything talks to 127.0.0.1 only, uses a fresh database (BENCH_PG_ADMIN_URL, like the other
 benchmarks) and a scratch folder, and stops every process it started.
@@ -248,10 +256,10 @@ def drill_kill_import(stack: Stack, project_id: int, owner_token: str, rows: int
 
     wait_for(lambda: http("GET", f"http://127.0.0.1:{port}/healthz/")[0] == 200, "gunicorn's new worker")
     started = time.monotonic()
-    status, _ = http("POST", url, token=owner_token, body=body, content_type=content_type)
+    http_status, _ = http("POST", url, token=owner_token, body=body, content_type=content_type)
     retried = db_counts(stack, project_id)
-    log(f"the same upload again: HTTP {status} in {time.monotonic() - started:.1f}s; database: {retried}")
-    ok &= status == 201 and retried["items"] == rows and retried["imports"][-1][1:] == ["succeeded", rows]
+    log(f"the same upload again: HTTP {http_status} in {time.monotonic() - started:.1f}s; database: {retried}")
+    ok &= http_status == 201 and retried["items"] == rows and retried["imports"][-1][1:] == ["succeeded", rows]
     stack.stop(server)
     print(f"[kill-import] {'OK' if ok else 'FAILED'}: nothing half-imported, swept as abandoned, retry imported all")
     return ok
@@ -391,7 +399,187 @@ def drill_redis_import(
     return ok, redis
 
 
-DRILLS = ("kill-import", "postgres", "redis-import")
+# --- Drill: Redis restarted during a training run ------------------------------------------------------------
+
+TRAIN_SEED = """
+import io, json
+from django.contrib.auth import get_user_model
+from annotation.datasets.services import snapshot_create
+from annotation.imports.services import import_create
+from annotation.projects.services import project_create
+owner = get_user_model().objects.get(username="owner")
+project = project_create(owner=owner, name="Training", labels=["ham", "spam"], guidelines="Pick one.")
+ham = ["see you at lunch", "call me when you are home", "thanks for the notes", "running late, sorry"]
+spam = ["win a free prize now", "claim your cash reward", "urgent: you won a voucher", "free entry, text WIN"]
+rows = [{"text": f"{(spam if i % 2 else ham)[i % 4]} #{i}", "label": "spam" if i % 2 else "ham"} for i in range(ROWS)]
+data = "".join(json.dumps(row) + "\\n" for row in rows).encode()
+job = import_create(project=project, user=owner, file_name="labelled.jsonl", fileobj=io.BytesIO(data),
+                    labels_as="final", inline=True)
+snapshot = snapshot_create(project=project, user=owner, name="drill")
+print(job.status, job.rows_imported, snapshot.pk)
+"""
+# MiniLM + LoRA, tiny: a step takes about a second on a busy 2-core machine, a checkpoint every 3 steps.
+RUN_SPEC = {"base_model": "minilm", "epochs": 6, "batch_size": 8, "max_length": 32, "learning_rate": 3e-3,
+            "warmup_ratio": 0.0, "save_steps": 3, "eval_steps": 0, "early_stopping_patience": 0}
+RUN_ROWS = 48
+RUN_PROBE = """
+import json
+from django.utils import timezone
+from training.models import RunEvent, TrainingRun
+from training.runs import selectors
+rows = []
+for run in TrainingRun.objects.filter(pk__gte=%d).order_by("pk"):
+    events = list(run.events.order_by("pk").values_list("kind", "step", "data"))
+    train_steps = [step for kind, step, _ in events if kind == RunEvent.Kind.TRAIN]
+    rows.append({
+        "id": run.pk, "status": run.status, "error": run.error, "worker": run.worker,
+        "resumed_from": run.resumed_from_id, "step": run.progress.get("step", 0),
+        "total_steps": run.progress.get("total_steps"), "phase": run.progress.get("phase"),
+        "resumed_from_step": run.progress.get("resumed_from_step"),
+        "heartbeat_age_s": round((timezone.now() - run.heartbeat_at).total_seconds(), 1) if run.heartbeat_at else None,
+        "starts": sum(1 for kind, _, data in events if kind == "log" and data.get("message", "").startswith("Started")),
+        "train_events": len(train_steps), "first_train_step": train_steps[0] if train_steps else None,
+        "last_train_step": train_steps[-1] if train_steps else None,
+        "steps_repeated": len(train_steps) - len(set(train_steps)),
+        "checkpoints": selectors.checkpoint_steps(selectors.media_path(run.checkpoint_dir)),
+        "artifact": selectors.run_artifact_path(run) is not None,
+        "batches": list(run.prediction_batches.values_list("status", "done", "total")),
+    })
+print(json.dumps(rows))
+"""
+RUN_START = """
+from django.contrib.auth import get_user_model
+from annotation.models import Snapshot
+from training.runs.services import run_start
+owner = get_user_model().objects.get(username="owner")
+run = run_start(snapshot=Snapshot.objects.get(pk=%d), user=owner, spec_data=%r, name="redis drill")
+print(run.pk)
+"""
+RUN_RESUME = """
+from training.models import TrainingRun
+from training.runs.services import run_resume
+run = TrainingRun.objects.get(pk=%d)
+print(run_resume(run=run, user=run.created_by).pk)
+"""
+SWEEP_PENDING = """
+import django_rq
+from training.runs import services
+connection = django_rq.get_queue(services.SWEEP_QUEUE).connection
+print(sum(services._job_pending(i, connection) for i in services.SWEEP_JOB_IDS))
+"""
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs and is no zombie (an orphaned work horse is reaped by init, a dead child is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def drill_redis_run(stack: Stack, redis: subprocess.Popen) -> tuple[bool, subprocess.Popen]:
+    print("\n[redis-run] a MiniLM run training in an RQ work horse; Redis killed and restarted without its data")
+    status, imported, snapshot_id = stack.shell(TRAIN_SEED.replace("ROWS", str(RUN_ROWS))).splitlines()[-1].split()
+    log(f"seeded: import {status}, {imported} items approved as final labels; snapshot {snapshot_id}")
+    worker_args = [PY, "manage.py", "rqworker", "training", "default", "--with-scheduler"]
+    worker = stack.start("worker", worker_args)
+    run_id = int(stack.shell(RUN_START % (int(snapshot_id), RUN_SPEC)).splitlines()[-1])
+
+    def runs() -> list[dict]:
+        return json.loads(stack.shell(RUN_PROBE % run_id).splitlines()[-1])
+
+    def show(row: dict) -> str:
+        return (f"run {row['id']} {row['status']}{' (' + row['error'] + ')' if row['error'] else ''} "
+                f"step {row['step']}/{row['total_steps']} {row['phase']}, heartbeat {row['heartbeat_age_s']} s old, "
+                f"checkpoints {row['checkpoints']}")
+
+    deadline = time.monotonic() + DEADLINE_S * 2
+    while True:
+        row = runs()[0]
+        if row["status"] == "running" and row["checkpoints"] and row["step"] < (row["total_steps"] or 0) - 6:
+            break
+        if row["status"] in TERMINAL or time.monotonic() > deadline or worker.poll() is not None:
+            log(f"missed the run mid-training: {show(row)}")
+            return False, redis
+        time.sleep(1)
+    horse = int(row["worker"].rsplit(":", 1)[1])
+    log(f"before: {show(row)}; worker pid {worker.pid}, work horse pid {horse}")
+    stack.stop(redis, signal.SIGKILL)
+    redis = stack.redis()
+    wait_for(lambda: socket.create_connection(("127.0.0.1", stack.redis_port), timeout=1), "Redis")
+    restarted = time.monotonic()
+    log(f"Redis SIGKILLed and started again empty on port {stack.redis_port}; "
+        f"sweep jobs pending in Redis: {stack.shell(SWEEP_PENDING)}")
+
+    # Watch: the worker process, its work horse, and what the run's row says, until the run ends or stalls.
+    stale = float(stack.env["LABELLOOP_RUN_STALE_AFTER_S"])
+    worker_exit = None
+    while True:
+        seen_at, processes = time.monotonic() - restarted, (worker.poll() is None, alive(horse))
+        row = runs()[-1]  # a few seconds later: a Django process starts for each look
+        if worker_exit is None and worker.poll() is not None:
+            worker_exit = worker.returncode
+            log(f"the RQ worker exited (code {worker_exit})")
+        states = ["alive" if up else "gone" for up in processes]
+        log(f"+{seen_at:.0f}s worker {states[0]}, horse {states[1]}; then {show(row)}")
+        if row["status"] in TERMINAL:
+            break
+        if (row["heartbeat_age_s"] or 0) > stale + 2 or time.monotonic() > deadline:
+            log("the run's heartbeat stopped: it is stuck 'running' until the sweep fails it")
+            break
+        time.sleep(2)
+    worker_survived = worker.poll() is None
+    said = [line.strip()[:200] for line in (stack.folder / "worker.log").read_text().splitlines()
+            if ("redis" in line.lower() or "error" in line.lower()) and not line.startswith((" ", "Traceback"))]
+    log(f"the worker's log about Redis or errors: {said[:4] or 'nothing'}")
+    recovered_by = "finished on its own"
+    if row["status"] == "running":
+        log(f"sweep: {stack.manage('runs_sweep').strip()}")
+        row = runs()[-1]
+        log(f"after the sweep: {show(row)}")
+        recovered_by = "swept as abandoned, resumed"
+    if not worker_survived:
+        worker = stack.start("worker", worker_args)
+        log("worker started again (as systemd or compose would)")
+        recovered_by += "; worker restarted"
+    if row["status"] == "failed" and row["checkpoints"]:
+        resumed_id = int(stack.shell(RUN_RESUME % row["id"]).splitlines()[-1])
+        log(f"run_resume: run {resumed_id} continues from run {row['id']}'s checkpoint {row['checkpoints'][-1]}")
+
+    def ended() -> bool:
+        newest = runs()[-1]
+        return newest["status"] in TERMINAL and bool(newest["batches"]) and newest["batches"][-1][0] in TERMINAL
+
+    wait_for(ended, "the run and its prediction batch to end", DEADLINE_S * 2)
+
+    final = runs()
+    for row in final:
+        log(f"final: {show(row)}; started {row['starts']}x, train events {row['train_events']} "
+            f"(steps {row['first_train_step']}..{row['last_train_step']}, {row['steps_repeated']} repeated), "
+            f"resumed from step {row['resumed_from_step']}, artifact {'saved' if row['artifact'] else 'none'}, "
+            f"prediction batches {row['batches']}")
+    sweeps = stack.shell(SWEEP_PENDING)
+    log(f"the every-minute sweep scheduled in Redis at the end: {sweeps}")
+    if worker_survived:  # a surviving worker schedules it again at its next maintenance (10 min); so does a new one
+        stack.stop(worker)
+        worker = stack.start("worker", worker_args)
+        wait_for(lambda: stack.shell(SWEEP_PENDING) == "1", "the restarted worker to schedule the sweep", 60)
+        sweeps = stack.shell(SWEEP_PENDING)
+        log(f"worker restarted (SIGTERM, started again, as a deploy would): sweep scheduled: {sweeps}")
+    last = final[-1]
+    ok = last["status"] == "succeeded" and last["artifact"] and last["batches"][-1][0] == "succeeded"
+    ok &= sweeps == "1"
+    ok &= all(row["starts"] == 1 and row["steps_repeated"] == 0 for row in final)
+    if len(final) > 1:  # resumed: the new run starts right after its parent's newest checkpoint
+        ok &= last["resumed_from_step"] == final[-2]["checkpoints"][-1] == last["first_train_step"] - 1
+    print(f"[redis-run] {'OK' if ok else 'FAILED'}: worker {'survived' if worker_survived else 'exited'} "
+          f"the restart; {recovered_by}; final run {last['status']}")
+    return ok, redis
+
+
+DRILLS = ("kill-import", "postgres", "redis-import", "redis-run")
 
 
 def main() -> int:
@@ -419,6 +607,8 @@ def main() -> int:
                 results["postgres"] = drill_postgres(stack, database_url, int(loop_project), annotator_token)
             if "redis-import" in chosen:
                 results["redis-import"], redis = drill_redis_import(stack, redis, int(imports_project), owner_token)
+            if "redis-run" in chosen:
+                results["redis-run"], redis = drill_redis_run(stack, redis)
         finally:
             stack.stop_all()
     print("\n" + ", ".join(f"{name}: {'OK' if ok else 'FAILED'}" for name, ok in results.items()))

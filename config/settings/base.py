@@ -134,6 +134,9 @@ RQ_QUEUES = {
 RQ_SHOW_ADMIN_LINK = True
 # Without REDIS_URL, the first queue a process makes starts the embedded server (not Django's setup).
 RQ = {"WORKER_CLASS": "core.queues.JsonWorker"}
+# What `manage.py rqworker` runs at start and every RQ maintenance interval (10 min, between jobs): it schedules
+# the every-minute sweep again when Redis lost it (restarted without its data), see core/queues.py.
+LABELLOOP_WORKER_MAINTENANCE = ["training.runs.services.runs_sweep_ensure"]
 if not REDIS_URL:
     RQ["QUEUE_CLASS"] = "config.embedded_redis.EmbeddedRedisQueue"
 # Django's cache holds the sign-in failure counts (core/ratelimit.py): shared through Redis when there is one.

@@ -318,6 +318,20 @@ def test_the_sweep_job_reschedules_itself_under_the_other_id_and_sweeps(sentimen
     assert sweep.fetch_job("runs-sweep-a") is None  # result_ttl=0: nothing left under the id just used
 
 
+def test_the_forking_worker_schedules_the_sweep_again_when_redis_lost_it(queues):
+    """Redis restarted without its data loses the scheduled sweep (bench/faults.py redis-run); the worker's
+    maintenance, at its start and then between jobs, schedules it again, once."""
+    from core.queues import JsonWorker
+
+    sweep = queues[services.SWEEP_QUEUE]
+    assert sweep.scheduled_job_registry.get_job_ids() == []  # what an emptied Redis holds
+    worker = django_rq.get_worker(services.SWEEP_QUEUE)
+    assert isinstance(worker, JsonWorker)  # what `manage.py rqworker` runs
+    worker.run_maintenance_tasks()
+    worker.run_maintenance_tasks()
+    assert sweep.scheduled_job_registry.get_job_ids() == ["runs-sweep-a"]
+
+
 def test_a_queued_run_whose_job_was_lost_gets_it_back(sentiment, owner, queues, django_capture_on_commit_callbacks):
     run = start(sentiment, owner, django_capture_on_commit_callbacks)
     queues[services.QUEUE].empty()  # Redis lost the job
