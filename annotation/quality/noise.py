@@ -419,7 +419,7 @@ def _calibrated_posterior(matrix: np.ndarray, probs: np.ndarray, start: np.ndarr
             for k in range(n_classes):
                 c[:, k] = posterior[rows[codes == k]].sum(axis=0)
             counts.append(c)
-        pooled = sum(counts) + 1.0
+        pooled = np.sum(counts, axis=0) + 1.0
         pooled = pooled / pooled.sum(axis=1, keepdims=True)
         log_post = prior.copy()
         for rows, codes, c in zip(columns, said, counts, strict=True):
