@@ -11,7 +11,13 @@ from rest_framework.response import Response
 
 from annotation.models import NoiseFlag, NoiseScan, ScanStatus
 from annotation.permissions import ANY_ROLE, REVIEW, access_project
-from annotation.quality.selectors import noise_flag_list, noise_scan_get, noise_scan_list, quality_report
+from annotation.quality.selectors import (
+    annotator_quality,
+    noise_flag_list,
+    noise_scan_get,
+    noise_scan_list,
+    quality_report,
+)
 from annotation.quality.services import noise_scan_start
 from core.api import DENIED, PAGE_PARAMETERS, REFUSED, SEED_MAX, ApiView, choice, paginated, validated
 
@@ -31,12 +37,38 @@ def _score(raw: str) -> float:
 class QualityApi(ApiView):
     """Agreement, accuracy, confusion and trend; an annotator gets only their own accuracy."""
 
-    @extend_schema(
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The quality report."), **DENIED}
-    )
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The quality report."), **DENIED})
     def get(self, request: Request, project_id: int) -> Response:
         project, role = access_project(user=self.user, project_id=project_id, roles=ANY_ROLE)
         return Response(quality_report(project=project, user=self.user, role=role))
+
+
+class AnnotatorQualityApi(ApiView):
+    """Owners and reviewers: each annotator's accuracy against the consensus, with 95 % Wilson intervals.
+
+    From the latest succeeded noise scan; `annotators` is empty before one. Annotators get 403: they
+    never see each other's figures (their own accuracy is in the quality report).
+    """
+
+    class OutputSerializer(serializers.Serializer):
+        class Row(serializers.Serializer):
+            annotator = serializers.CharField()
+            n = serializers.IntegerField(help_text="Their items that had another vote.")
+            agreed = serializers.IntegerField()
+            accuracy = serializers.FloatField(allow_null=True)
+            low = serializers.FloatField(allow_null=True, help_text="95 % Wilson interval, lower end.")
+            high = serializers.FloatField(allow_null=True)
+            crowdlab_quality = serializers.FloatField(help_text="cleanlab's annotator quality score.")
+
+        scan = serializers.IntegerField(allow_null=True)
+        finished_at = serializers.DateTimeField(allow_null=True)
+        annotators = Row(many=True)
+
+    @extend_schema(responses={200: OutputSerializer, **DENIED})
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)
+        quality = annotator_quality(project=project) or {"scan": None, "finished_at": None, "annotators": []}
+        return Response(self.OutputSerializer(quality).data)
 
 
 class NoiseScanSerializer(serializers.ModelSerializer):
@@ -90,10 +122,13 @@ class NoiseFlagListApi(ApiView):
 
     class OutputSerializer(serializers.ModelSerializer):
         text = serializers.CharField(source="item.text")
+        split = serializers.CharField(
+            allow_null=True, help_text="The item's split; a test item is flagged but not sent to review."
+        )
 
         class Meta:
             model = NoiseFlag
-            fields = ["id", "item_id", "text", "score", "given", "suggested", "created_at"]
+            fields = ["id", "item_id", "text", "score", "given", "suggested", "split", "created_at"]
 
     @extend_schema(
         parameters=[

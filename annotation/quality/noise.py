@@ -1,9 +1,14 @@
-"""Label-noise scan: out-of-fold class probabilities -> cleanlab -> ranked suspects (no Django).
+"""Label-noise scan: out-of-fold class probabilities + every vote -> calibrated suspects (no Django).
 
 cleanlab only ever sees probabilities from models that did not train on the item being judged
-(k-fold cross-validation), so a memorised wrong label cannot vouch for itself. Data that cannot be
-scanned (too few items, one label, a label rarer than the number of folds) raises NoiseScanError with
-a message meant for the person who started the scan, before sklearn gets a chance to fail obscurely.
+(k-fold cross-validation), so a memorised wrong label cannot vouch for itself. `scan` is what the
+product runs: CROWDLAB (cleanlab.multiannotator) over every annotator's and reviewer's vote plus the
+model gives consensus and annotator quality; a calibrated posterior says how likely each final label
+is right, and its doubt summed is the expected number of errors, which sets how many items are
+flagged. `find_suspects` is the earlier final-label-only scan, kept as the baseline bench/noise.py
+compares against. Data that cannot be scanned (too few items, one label, a label rarer than the
+number of folds) raises NoiseScanError with a message meant for the person who started the scan,
+before sklearn gets a chance to fail obscurely.
 """
 
 from __future__ import annotations
@@ -63,19 +68,13 @@ BAD_FOLDS = "A noise scan needs at least 2 cross-validation folds, not {folds}."
 BAD_FILTER = "filter_by must be one of {methods}, not {filter_by!r}."
 
 
-NO_SHARED_ITEMS = "Crowdlab needs items labelled by two or more annotators; no item has more than one label."
-
-
-UNLABELLED_ROW = "Item {index} has no annotation at all; pass only items that at least one annotator labelled."
-
-
-BAD_CODE = "Annotation codes must be whole numbers from 0 to {top} (NaN where missing); found {value!r}."
+NO_SHARED_ITEMS = (
+    "No item has two or more votes, so annotators cannot be compared (CROWDLAB); the model and cleanlab's "
+    "single-label noise estimate judged the labels alone."
+)
 
 
 CODE_GAP = "Label codes must run from 0 to {top} without a gap; no item has code {code}."
-
-
-NOT_A_MATRIX = "Crowdlab needs an items x annotators matrix of label codes; got {ndim} dimension(s)."
 
 
 class NoiseScanError(ValueError):
@@ -91,6 +90,7 @@ class Suspect(NamedTuple):
 
 def default_classifier(seed: int) -> LogisticRegression:
     from sklearn.linear_model import LogisticRegression
+
     return LogisticRegression(C=DEFAULT_C, max_iter=2000, random_state=seed)
 
 
@@ -115,6 +115,7 @@ def with_text_features(X: Any, texts: Sequence[str] | None) -> np.ndarray | sp.c
     """
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import TfidfVectorizer
+
     if texts is None:
         return X
     texts = list(texts)
@@ -156,6 +157,7 @@ def out_of_fold_probs(
     """
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
     codes = np.asarray(y, dtype=np.int64)
     X = _check_X(X, len(codes))
     top = int(codes.max(initial=0))
@@ -199,6 +201,7 @@ def find_suspects(
     """
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
+
     if filter_by not in FILTER_METHODS:
         raise NoiseScanError(BAD_FILTER.format(methods=FILTER_METHODS, filter_by=filter_by))
     y = list(y)
@@ -216,86 +219,329 @@ def find_suspects(
     return suspects
 
 
-def multi_label_matrix(per_item: Sequence[dict[str, str]], labels: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    """Turn [{annotator: label}, ...] (one dict per item) into crowdlab's items x annotators code matrix.
+# --- the calibrated scan: every vote, the model as one more voter, as many flags as the data supports ---
 
-    Missing annotations are NaN; annotators are the columns, sorted by name.
-    """
-    code = {name: i for i, name in enumerate(labels)}
-    annotators = sorted({a for item in per_item for a in item})
-    column = {a: j for j, a in enumerate(annotators)}
-    matrix = np.full((len(per_item), len(annotators)), np.nan)
-    for i, item in enumerate(per_item):
-        for annotator, label in item.items():
+Z_95 = 1.959963984540054  # two-sided 95 % normal quantile, for Wilson intervals
+
+
+NO_VOTES = "Item {index} has no vote at all; every item needs its final label's source among its votes."
+
+
+PROBS_SHAPE = "Out-of-fold probabilities of shape {shape} given for {n} items and {k} labels in use."
+
+
+GIVEN_NOT_VOTED = (
+    "Item {index}'s final label {label!r} is not among its votes {votes}; the final label must come from one of them."
+)
+
+
+class AnnotatorQuality(NamedTuple):
+    """One voter's agreement with the consensus reached without them, with a 95 % Wilson interval."""
+
+    annotator: str
+    n: int  # items this voter labelled that had at least one other vote
+    agreed: int
+    accuracy: float | None  # agreed / n; None when n == 0
+    low: float | None
+    high: float | None
+    crowdlab_quality: float  # cleanlab's annotator_quality (agreement blended with the model's view)
+
+
+class Flag(NamedTuple):
+    row: int
+    given: str
+    suggested: str  # the consensus label, or the likeliest other label when the consensus is the given one
+    quality: float  # posterior probability that the given label is right: low is suspect
+
+
+class ScanResult(NamedTuple):
+    """Everything a scan learnt, per item in input order (routing reads the same fields)."""
+
+    classes: list[str]  # column order of `probs` and `posterior`
+    probs: np.ndarray  # out-of-fold model probabilities
+    posterior: np.ndarray  # P(true class | model, every vote): calibrated, see _calibrated_posterior
+    consensus: list[str]  # CROWDLAB's consensus label
+    consensus_quality: list[float]  # CROWDLAB's consensus quality score
+    label_quality: list[float]  # probability that the given (final) label is right (from `posterior`)
+    num_votes: list[int]
+    flags: list[Flag]  # most likely errors first; as many as `estimated_errors` supports
+    estimated_errors: float  # wrong final labels by cleanlab's confident-joint estimate (num_label_issues)
+    expected_precision: float | None  # mean of (1 - label quality) over the flags
+    annotators: list[AnnotatorQuality]
+    method: str  # "crowdlab" (some item has 2+ votes) or "single-label" (the model alone judges)
+    model_weight: float | None
+
+
+def wilson(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for k successes in n trials: honest at small n and near 0 or 1."""
+    if n <= 0:
+        raise ValueError("a Wilson interval needs at least one trial")
+    p = k / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
+def _vote_matrix(votes: Sequence[dict[str, str]], code: dict[str, int]) -> tuple[np.ndarray, list[str]]:
+    voters = sorted({v for item in votes for v in item})
+    column = {v: j for j, v in enumerate(voters)}
+    matrix = np.full((len(votes), len(voters)), np.nan)
+    for i, item in enumerate(votes):
+        if not item:
+            raise NoiseScanError(NO_VOTES.format(index=i))
+        for voter, label in item.items():
             if label not in code:
-                raise NoiseScanError(UNKNOWN_LABEL.format(index=i, label=label, labels=list(labels)))
-            matrix[i, column[annotator]] = code[label]
-    return matrix, annotators
+                raise NoiseScanError(UNKNOWN_LABEL.format(index=i, label=label, labels=list(code)))
+            matrix[i, column[voter]] = code[label]
+    return matrix, voters
 
 
-def crowdlab(
+class Crowdlab(NamedTuple):
+    """What cleanlab's CROWDLAB made of the votes and the model, plus the posterior it implies."""
+
+    posterior: np.ndarray  # weighted average of the model and the votes, items x classes
+    consensus: np.ndarray  # cleanlab's consensus label codes
+    consensus_quality: np.ndarray  # cleanlab's consensus quality scores
+    weights: np.ndarray  # per voter
+    model_weight: float
+    likelihood: float  # share of a vote's weight on the class voted for
+    spread: float  # share on each other class
+    annotator_quality: Any  # cleanlab's annotator_quality, indexed by voter column
+
+
+def _crowdlab_posterior(matrix: np.ndarray, probs: np.ndarray) -> Crowdlab:
+    """CROWDLAB (cleanlab.multiannotator) over the vote matrix: consensus, weights, and the posterior.
+
+    cleanlab returns the weights and the consensus but not the posterior itself; it is their weighted
+    average (Goh, Tkachenko & Mueller 2022, eq. 2): the model's probabilities times the model weight,
+    plus for every vote its voter's weight spread as `likelihood` on the voted class and the rest evenly.
+    Recomputing it lets the scan judge the *final* label, which need not be the consensus.
+    """
+    import pandas as pd
+    from cleanlab.multiannotator import get_label_quality_multiannotator
+
+    frame = pd.DataFrame(matrix)
+    result = get_label_quality_multiannotator(frame, probs, verbose=False, return_weights=True)
+    quality = result["label_quality"]
+    model_weight = float(result["model_weight"])
+    weights = np.asarray(result["annotator_weight"], dtype=np.float64)
+    n_votes = quality["num_annotations"].to_numpy()
+    agreement = quality["annotator_agreement"].to_numpy()
+    likelihood = float(np.mean(agreement[n_votes != 1]))
+    n_classes = probs.shape[1]
+    spread = (1 - likelihood) / (n_classes - 1)
+    posterior = probs * model_weight
+    total = np.full(len(matrix), model_weight)
+    for j in range(matrix.shape[1]):
+        rows = np.flatnonzero(~np.isnan(matrix[:, j]))
+        onehot = np.full((len(rows), n_classes), spread)
+        onehot[np.arange(len(rows)), matrix[rows, j].astype(np.int64)] = likelihood
+        posterior[rows] += weights[j] * onehot
+        total[rows] += weights[j]
+    posterior /= total[:, None]
+    return Crowdlab(
+        posterior,
+        quality["consensus_label"].to_numpy().astype(np.int64),
+        quality["consensus_quality_score"].to_numpy().astype(np.float64),
+        weights,
+        model_weight,
+        likelihood,
+        spread,
+        result["annotator_stats"]["annotator_quality"],
+    )
+
+
+def _annotator_quality(matrix: np.ndarray, voters: list[str], crowd: Crowdlab) -> list[AnnotatorQuality]:
+    """Each voter against the consensus of the *other* votes and the model (leave-one-out).
+
+    Against a consensus that includes their own vote, an annotator of a two-annotator item always
+    agrees whenever the model sides with them: that would flatter everyone. Removing their own term
+    from the weighted average gives the consensus they are judged against.
+    """
+    n_votes = (~np.isnan(matrix)).sum(axis=1)
+    total = crowd.model_weight + (~np.isnan(matrix)) @ crowd.weights
+    out = []
+    for j, voter in enumerate(voters):
+        rows = np.flatnonzero(~np.isnan(matrix[:, j]) & (n_votes >= 2))
+        said = matrix[rows, j].astype(np.int64)
+        own = np.full((len(rows), crowd.posterior.shape[1]), crowd.spread)
+        own[np.arange(len(rows)), said] = crowd.likelihood
+        without = crowd.posterior[rows] * total[rows, None] - crowd.weights[j] * own
+        agreed = int((without.argmax(axis=1) == said).sum())
+        n = len(rows)
+        low, high = wilson(agreed, n) if n else (None, None)
+        out.append(
+            AnnotatorQuality(
+                voter, n, agreed, agreed / n if n else None, low, high, float(crowd.annotator_quality.loc[j])
+            )
+        )
+    out.sort(key=lambda a: (a.accuracy is None, -(a.accuracy or 0.0), a.annotator))
+    return out
+
+
+EM_ROUNDS = 30
+
+
+PRIOR_STRENGTH = 5.0  # pseudo-items per true class pulling a voter's confusion toward everyone's
+
+
+# Votes count as half-independent evidence: annotators err *together* on hard items, and at full weight
+# two agreeing votes outweigh any model (bench/noise.py, trec3, seed 0: precision at the true error count
+# 0.47-0.64 at 1.0, 0.67-0.72 at 0.5, 0.64-0.78 at 0.3, which is no better on average).
+VOTE_WEIGHT = 0.5
+
+
+MODEL_FLOOR = 0.02  # share of the model's probability spread evenly, so no class is ever ruled out by it alone
+
+
+def _calibrated_posterior(matrix: np.ndarray, probs: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """P(true class | model, votes): the model as prior, each voter's confusion matrix learnt by EM.
+
+    CROWDLAB's posterior is a weighted *average* of the model and the votes: it ranks items well
+    but is no probability (two agreeing good annotators leave it near 0.7), so summing its doubt
+    overstates the errors several times over. Here the votes multiply into the model's prior as
+    evidence (Dawid & Skene 1979), each voter through their own confusion matrix, which is estimated
+    from the posterior and smoothed toward everyone's pooled confusion (so a voter with a handful of
+    items is judged like the crowd until their own record says otherwise). EM starts from CROWDLAB's
+    posterior. Annotators err together on hard items, so each vote's log-likelihood is scaled by
+    VOTE_WEIGHT rather than trusted as independent.
+    """
+    n_classes = probs.shape[1]
+    prior = np.log((1 - MODEL_FLOOR) * probs + MODEL_FLOOR / n_classes)
+    columns = [np.flatnonzero(~np.isnan(matrix[:, j])) for j in range(matrix.shape[1])]
+    said = [matrix[rows, j].astype(np.int64) for j, rows in enumerate(columns)]
+    posterior = start
+    for _ in range(EM_ROUNDS):
+        counts = []
+        for rows, codes in zip(columns, said, strict=True):
+            c = np.zeros((n_classes, n_classes))  # [true, said]
+            for k in range(n_classes):
+                c[:, k] = posterior[rows[codes == k]].sum(axis=0)
+            counts.append(c)
+        pooled = np.sum(counts, axis=0) + 1.0
+        pooled = pooled / pooled.sum(axis=1, keepdims=True)
+        log_post = prior.copy()
+        for rows, codes, c in zip(columns, said, counts, strict=True):
+            confusion = c + PRIOR_STRENGTH * pooled
+            confusion /= confusion.sum(axis=1, keepdims=True)
+            log_post[rows] += VOTE_WEIGHT * np.log(confusion[:, codes]).T
+        log_post -= log_post.max(axis=1, keepdims=True)
+        posterior = np.exp(log_post)
+        posterior /= posterior.sum(axis=1, keepdims=True)
+    return posterior
+
+
+def _single_label_posterior(codes: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """P(true class | model, the one label): the model as prior, cleanlab's noise matrix as the label's likelihood.
+
+    With one label per item there is nobody to compare a voter with; cleanlab's confident joint
+    estimates P(given label | true label) from the out-of-fold probabilities instead.
+    """
+    from cleanlab.count import compute_confident_joint, estimate_latent
+
+    joint = compute_confident_joint(codes, probs)
+    _, noise_matrix, _ = estimate_latent(joint, codes)  # noise_matrix[given, true]
+    n_classes = probs.shape[1]
+    posterior = ((1 - MODEL_FLOOR) * probs + MODEL_FLOOR / n_classes) * noise_matrix[codes]
+    return posterior / posterior.sum(axis=1, keepdims=True)
+
+
+def scan(
     X: Any,
-    multi_labels: Any,
-    labels: Sequence[str] | None = None,
+    given: Sequence[str],
+    votes: Sequence[dict[str, str]],
+    labels: Sequence[str],
     *,
-    annotators: Sequence[str] | None = None,
     n_folds: int = DEFAULT_FOLDS,
     seed: int = 0,
     model: BaseEstimator | None = None,
     texts: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """Consensus labels and annotator quality from several annotations per item (cleanlab's CROWDLAB).
+    probs: np.ndarray | None = None,
+) -> ScanResult:
+    """Judge every final label with all its votes and an out-of-fold model; flag as many as the data supports.
 
-    `multi_labels` is items x annotators of label codes (indexes into `labels`), NaN where an annotator
-    did not label the item. The model behind it is trained out-of-fold on the majority vote, so an item's
-    own annotations never reach the classifier that judges them. Returns JSON-ready lists, one entry per
-    item in input order, and annotator quality keyed by annotator name (`annotators`, or column numbers).
+    `given[i]` is item i's final label; `votes[i]` maps each voter (annotator, reviewer, import) to the
+    label they gave item i, and must include the final label's source. The model is trained out-of-fold
+    on the final labels.
+
+    How many: cleanlab's confident-joint estimate of the number of wrong final labels
+    (`cleanlab.count.num_label_issues` over the out-of-fold probabilities), calibrated to the labels'
+    own class counts.
+
+    Which: when some item has two or more votes, CROWDLAB (cleanlab.multiannotator) gives the
+    consensus label, its quality and each annotator's quality, and the model and every vote combined
+    (`_calibrated_posterior`) give each final label its probability of being right; otherwise the
+    model's probability, weighed by cleanlab's noise matrix, serves (`_single_label_posterior`). The
+    estimated number of items is flagged, least likely right first, and the mean of (1 - probability)
+    over the flags is their expected precision. Counting with the model and ranking with every vote came
+    out best on held-out data: summing the votes' doubt over-counted when annotators err together,
+    and under-counted at full weight (bench/noise.py).
+
+    `probs` skips the model: out-of-fold probabilities for these final labels, one column per label in
+    use among them (in `labels` order), as `out_of_fold_probs` returns them; X is then only checked.
     """
-    import pandas as pd
-    from cleanlab.multiannotator import get_label_quality_multiannotator, get_majority_vote_label
-    matrix = np.asarray(multi_labels, dtype=np.float64)
-    if matrix.ndim != 2:
-        raise NoiseScanError(NOT_A_MATRIX.format(ndim=matrix.ndim))
-    n_items, n_annotators = matrix.shape
-    present = ~np.isnan(matrix)
-    names_all = list(labels) if labels is not None else None
-    values = matrix[present]
-    top = (len(names_all) if names_all is not None else int(values.max(initial=0)) + 1) - 1
-    bad = values[(values != np.round(values)) | (values < 0) | (values > top)]
-    if bad.size:
-        raise NoiseScanError(BAD_CODE.format(top=top, value=float(bad[0])))
-    empty = np.flatnonzero(~present.any(axis=1))
-    if empty.size:
-        raise NoiseScanError(UNLABELLED_ROW.format(index=int(empty[0])))
-    if not (present.sum(axis=1) >= 2).any():
-        raise NoiseScanError(NO_SHARED_ITEMS)
-    X = _check_X(X, n_items)
-    who = list(annotators) if annotators is not None else [str(j) for j in range(n_annotators)]
-    keep = np.asarray(present.any(axis=0))  # an annotator with no label here has nothing to be judged on
-    matrix, who = matrix[:, keep], [a for a, k in zip(who, keep, strict=True) if k]
-    # Compact codes: only labels somebody used get a probability column.
-    used = np.unique(matrix[~np.isnan(matrix)]).astype(np.int64)
-    names_all = names_all if names_all is not None else [str(c) for c in range(top + 1)]
-    names = [names_all[c] for c in used]
-    remap = np.full(top + 1, -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    compact = np.where(np.isnan(matrix), np.nan, remap[np.nan_to_num(matrix).astype(np.int64)])
-    frame = pd.DataFrame(compact, columns=who)
-    majority = np.asarray(get_majority_vote_label(frame, verbose=False), dtype=np.int64)
-    # A label some annotator used may never win a vote: the model cannot learn it, so its column is 0.
-    winners = np.unique(majority)
-    _check_counts(np.searchsorted(winners, majority), [names[c] for c in winners], n_folds)
-    probs = np.zeros((n_items, len(names)))
-    features = with_text_features(X, texts)
-    probs[:, winners] = out_of_fold_probs(features, np.searchsorted(winners, majority), n_folds, seed, model=model)
-    result = get_label_quality_multiannotator(frame, probs, verbose=False, return_detailed_quality=False)
-    quality = result["label_quality"]
-    stats = result["annotator_stats"]
-    return {
-        "consensus_label": [names[int(c)] for c in quality["consensus_label"]],
-        "consensus_quality": [float(q) for q in quality["consensus_quality_score"]],
-        "annotator_agreement": [float(a) for a in quality["annotator_agreement"]],
-        "num_annotations": [int(n) for n in quality["num_annotations"]],
-        "annotator_quality": {str(a): float(q) for a, q in stats["annotator_quality"].items()},
-        "annotator_agreement_with_consensus": {str(a): float(q) for a, q in stats["agreement_with_consensus"].items()},
-    }
+    from cleanlab.count import num_label_issues
+
+    given = list(given)
+    if len(votes) != len(given):
+        raise NoiseScanError(ROWS_MISMATCH.format(n_x=len(votes), n_y=len(given)))
+    codes, names = _encode(given, labels)
+    known = list(dict.fromkeys(labels))
+    used = set(names) | {label for item in votes for label in item.values()}
+    classes = [name for name in known if name in used]
+    code = {name: i for i, name in enumerate(classes)}
+    matrix, voters = _vote_matrix(votes, code)
+    for i, item in enumerate(votes):
+        if given[i] not in item.values():
+            raise NoiseScanError(GIVEN_NOT_VOTED.format(index=i, label=given[i], votes=item))
+    _check_X(X, len(codes))
+    _check_counts(codes, names, n_folds)
+    given_codes = np.asarray([code[label] for label in given], dtype=np.int64)
+    if probs is None:
+        probs = out_of_fold_probs(with_text_features(X, texts), codes, n_folds, seed, model=model)
+    elif np.shape(probs) != (len(given), len(names)):
+        raise NoiseScanError(PROBS_SHAPE.format(shape=np.shape(probs), n=len(given), k=len(names)))
+    trained_columns = [code[name] for name in names]
+    model_probs = np.zeros((len(given), len(classes)))
+    model_probs[:, trained_columns] = probs  # a class only some vote used: probability 0
+    probs = model_probs
+    n_votes = (~np.isnan(matrix)).sum(axis=1)
+    rows = np.arange(len(given))
+    annotators: list[AnnotatorQuality] = []
+    model_weight: float | None = None
+    if (n_votes >= 2).any():
+        crowd = _crowdlab_posterior(matrix, probs)
+        annotators = _annotator_quality(matrix, voters, crowd)
+        posterior = _calibrated_posterior(matrix, probs, crowd.posterior)
+        consensus, consensus_quality, model_weight = crowd.consensus, crowd.consensus_quality, crowd.model_weight
+        method = "crowdlab"
+    else:
+        posterior = _single_label_posterior(given_codes, probs)
+        consensus = posterior.argmax(axis=1)
+        consensus_quality = posterior[rows, consensus]
+        method = "single-label"
+    quality = posterior[rows, given_codes]
+    likeliest = posterior.argmax(axis=1)
+    others = posterior.copy()
+    others[rows, given_codes] = -1.0
+    suggested = np.where(likeliest != given_codes, likeliest, others.argmax(axis=1))
+    errors = 1.0 - quality
+    estimated = float(num_label_issues(codes, probs[:, trained_columns]))
+    order = np.lexsort((rows, quality))[: int(estimated)]
+    flags = [Flag(int(i), given[i], classes[suggested[i]], float(quality[i])) for i in order.tolist()]
+    return ScanResult(
+        classes=classes,
+        probs=probs,
+        posterior=posterior,
+        consensus=[classes[c] for c in consensus],
+        consensus_quality=[float(q) for q in consensus_quality],
+        label_quality=[float(q) for q in quality],
+        num_votes=[int(n) for n in n_votes],
+        flags=flags,
+        estimated_errors=estimated,
+        expected_precision=float(errors[order].mean()) if len(order) else None,
+        annotators=annotators,
+        method=method,
+        model_weight=model_weight,
+    )

@@ -1,4 +1,4 @@
-"""Reads of quality: the agreement report and noise scans."""
+"""Reads of quality: the agreement report, noise scans, their flags, and annotator quality."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from annotation.models import (
     Annotation,
@@ -15,9 +15,11 @@ from annotation.models import (
     NoiseFlag,
     NoiseScan,
     Project,
+    ScanStatus,
 )
 from annotation.permissions import REVIEW
 from annotation.quality import agreement
+from annotation.quality.noise import wilson
 from annotation.review.selectors import latest_decisions
 from annotation.tasktypes import value_key
 
@@ -30,17 +32,33 @@ def noise_scan_get(*, project: Project, scan_id: int) -> NoiseScan | None:
     return NoiseScan.objects.filter(project=project, pk=scan_id).first()
 
 
-def annotation_rows(
-    *, project: Project, annotator: User | None = None
-) -> list[tuple[int, str, str, dt.datetime]]:
+def annotator_quality(*, project: Project, scan: NoiseScan | None = None) -> dict[str, Any] | None:
+    """Each annotator's accuracy against the consensus of the other votes and the model, with 95 % intervals.
+
+    From the latest succeeded noise scan (or `scan`): {"scan", "finished_at", "annotators": [{annotator,
+    n, agreed, accuracy, low, high, crowdlab_quality}]}, best first; None before any scan rated anyone.
+    For owners, reviewers and routing only: never hand it to an annotator (blind promise).
+    """
+    if scan is None:
+        scan = noise_scan_list(project=project, status=ScanStatus.SUCCEEDED).first()
+    if scan is None or not scan.summary.get("annotators"):
+        return None
+    return {"scan": scan.pk, "finished_at": scan.finished_at, "annotators": scan.summary["annotators"]}
+
+
+def _with_interval(row: dict[str, Any]) -> dict[str, Any]:
+    """An accuracy row with its 95 % Wilson interval (None when the annotator has nothing to judge yet)."""
+    n, accuracy = row["n"], row["accuracy"]
+    low, high = wilson(round(accuracy * n), n) if n and accuracy is not None else (None, None)
+    return {**row, "low": low, "high": high}
+
+
+def annotation_rows(*, project: Project, annotator: User | None = None) -> list[tuple[int, str, str, dt.datetime]]:
     """(item id, annotator, value key, when) for the current annotations of the project (or of one annotator)."""
     current = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
     if annotator is not None:
         current = current.filter(annotator=annotator)
-    rows = (
-        current.order_by("created_at", "id")
-        .values_list("item_id", "annotator__username", "value", "created_at")
-    )
+    rows = current.order_by("created_at", "id").values_list("item_id", "annotator__username", "value", "created_at")
     return [(item_id, who, value_key(value), at) for item_id, who, value, at in rows.iterator(chunk_size=5000)]
 
 
@@ -53,20 +71,21 @@ def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]
     """
     final = {
         item_id: value_key(value)
-        for item_id, value in latest_decisions(project=project).values_list("item_id", "value").iterator(
-            chunk_size=5000
-        )
+        for item_id, value in latest_decisions(project=project)
+        .values_list("item_id", "value")
+        .iterator(chunk_size=5000)
     }
     if role not in REVIEW:
         mine = [row[:3] for row in annotation_rows(project=project, annotator=user)]
-        own = [a._asdict() for a in agreement.annotator_accuracy(mine, final)]
-        return {"view": "own", "annotators": own or [{"annotator": user.get_username(), "accuracy": None, "n": 0}]}
+        own = [_with_interval(a._asdict()) for a in agreement.annotator_accuracy(mine, final)]
+        nobody = {"annotator": user.get_username(), "accuracy": None, "n": 0, "low": None, "high": None}
+        return {"view": "own", "annotators": own or [nobody]}
     timed = annotation_rows(project=project)
     classify = project.task_kind.has_labels
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True)) if classify else []
     summary = agreement.agreement_summary([row[:3] for row in timed], final=final, labels=labels)
     trend = agreement.agreement_trend(timed, bucket="day")
-    accuracy = summary["annotators"]
+    accuracy = [_with_interval(a) for a in summary["annotators"]]
     report: dict[str, Any] = {
         "view": "full",
         "items": summary["n_items_multi"],
@@ -111,6 +130,7 @@ def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]
             "items": [t["n_items"] for t in trend],
         },
     }
+    report["annotator_quality"] = annotator_quality(project=project)
     report["charts"] = {
         "trend": report["trend"],
         "accuracy": {"labels": [a["annotator"] for a in accuracy], "values": [a["accuracy"] for a in accuracy]},
@@ -126,8 +146,8 @@ def noise_scan_list(*, project: Project, status: str | None = None) -> QuerySet[
 
 
 def noise_flag_list(*, scan: NoiseScan, max_score: float | None = None) -> QuerySet[NoiseFlag]:
-    """A scan's flagged items, the likeliest mislabelled (lowest label quality) first."""
+    """A scan's flagged items, the likeliest mislabelled (lowest label quality) first, each with its split."""
     flags = NoiseFlag.objects.filter(scan=scan)
     if max_score is not None:
         flags = flags.filter(score__lte=max_score)
-    return flags.select_related("item").order_by("score", "id")
+    return flags.select_related("item").annotate(split=F("item__split_row__split")).order_by("score", "id")

@@ -1,10 +1,13 @@
 """Label-noise scans: start one (a row plus an RQ job enqueued on commit) and run it.
 
-A scan embeds the labelled items' texts (cached per item and encoder in ItemEmbedding), asks the pure
-`noise.find_suspects` for out-of-fold suspects among the approved items' final labels, and
-`noise.crowdlab` for items with several annotations; each suspect becomes a NoiseFlag and a review
-task (reason "noise") with its score and suggested label. An approved item goes back to review with
-its history kept. The NoiseScan row, not Redis, is the truth about a scan's status.
+A scan embeds the approved items' texts (cached per item and encoder in ItemEmbedding) and hands the
+pure `noise.scan` each item's final label with *every* vote behind it: the annotators', the reviewer
+who decided it, or the import it came from. The scan flags as many items as its noise estimate
+supports, most likely errors first; each flag becomes a NoiseFlag and, unless the item is in the test
+split, a review task (reason "noise") with its score and suggested label. An approved item goes back
+to review with its history kept. The summary keeps the estimate, the flags' expected precision and
+each annotator's accuracy against the consensus with its interval (read by `annotator_quality`).
+The NoiseScan row, not Redis, is the truth about a scan's status.
 
 The encoder is `settings.LABELLOOP_EMBEDDER` (a dotted path to `fn(texts) -> float array`), the
 shipped MiniLM by default; tests point it at a tiny deterministic embedder.
@@ -13,6 +16,7 @@ shipped MiniLM by default; tests point it at a tiny deterministic embedder.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,8 +31,10 @@ from django.utils.module_loading import import_string
 from annotation.models import (
     Annotation,
     AnnotationStatus,
+    DecisionSource,
     Item,
     ItemEmbedding,
+    ItemSplit,
     ItemStatus,
     Label,
     NoiseFlag,
@@ -36,6 +42,7 @@ from annotation.models import (
     Project,
     ReviewReason,
     ScanStatus,
+    Split,
 )
 from annotation.quality import noise
 from annotation.review.selectors import latest_decisions
@@ -70,6 +77,11 @@ NOT_CLASSIFICATION = "Noise scans look for wrong class labels: they need a singl
 SCAN_ABANDONED = "The worker running this scan stopped answering; start a new scan."
 
 
+# Voters standing for a final label's source when no annotator gave it (brackets: no username has them).
+IMPORT_VOTER = "(import)"
+FINAL_VOTER = "(final label)"
+
+
 def minilm_embed(texts: Sequence[str]) -> np.ndarray:
     """Sentence embeddings from the all-MiniLM-L6-v2 encoder shipped in a wheel (no model hub)."""
     # Imported here: torch and transformers take seconds to import, and only the worker embeds.
@@ -97,9 +109,9 @@ def noise_scan_start(*, project: Project, user: User, params: dict[str, Any] | N
     if not project.task_kind.single_class:
         raise ServiceError(NOT_CLASSIFICATION)
     now = timezone.now()
-    NoiseScan.objects.filter(
-        project=project, status=ScanStatus.RUNNING, started_at__lt=now - ABANDONED_AFTER
-    ).update(status=ScanStatus.FAILED, message=SCAN_ABANDONED, finished_at=now)
+    NoiseScan.objects.filter(project=project, status=ScanStatus.RUNNING, started_at__lt=now - ABANDONED_AFTER).update(
+        status=ScanStatus.FAILED, message=SCAN_ABANDONED, finished_at=now
+    )
     try:
         with transaction.atomic():
             scan = NoiseScan.objects.create(project=project, created_by=user, params=params or {})
@@ -166,30 +178,56 @@ def _embeddings(*, scan: NoiseScan, items: list[tuple[int, str]]) -> np.ndarray:
 
 
 def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
-    """Embed, find out-of-fold suspects, write flags and review tasks. Raises noise.NoiseScanError."""
+    """Embed, judge every final label with all its votes, write flags and review tasks. Raises noise.NoiseScanError.
+
+    A flagged test-split item is flagged and shown, but no review task is opened for it: nothing
+    model-driven changes a test label (the test split must stay an independent judge of the model).
+    """
     project = scan.project
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
     finals = list(
-        latest_decisions(project=project).order_by("item_id").values_list("item_id", "item__text", "value")
+        latest_decisions(project=project)
+        .order_by("item_id")
+        .values_list("item_id", "item__text", "value", "source", "reviewer__username")
     )
     _progress(scan, 0.0, f"Embedding {len(finals)} approved items")
-    X = _embeddings(scan=scan, items=[(item_id, text) for item_id, text, _ in finals])
-    y = [value["label"] for _, _, value in finals]
-    _progress(scan, EMBED_SHARE, "Out-of-fold predictions")
-    seed = scan.params.get("seed", 0)
-    texts = [text for _, text, _ in finals]
-    suspects = noise.find_suspects(X, y, labels, seed=seed, texts=texts)
-    summary: dict[str, Any] = {"scanned": len(finals), "flagged": len(suspects), "labels": labels}
-    item_ids = [item_id for item_id, _, _ in finals]
-    summary["crowdlab"] = _crowdlab(project=project, item_ids=item_ids, X=X, texts=texts, labels=labels, seed=seed)
-    _progress(scan, 0.9, f"Writing {len(suspects)} flags")
+    X = _embeddings(scan=scan, items=[(item_id, text) for item_id, text, *_ in finals])
+    item_ids = [item_id for item_id, *_ in finals]
+    texts = [text for _, text, *_ in finals]
+    given = [value["label"] for _, _, value, _, _ in finals]
+    by_item = annotations_by_item(project=project, item_ids=item_ids)
+    votes = [
+        _votes(by_item.get(item_id, {}), value["label"], source, reviewer)
+        for item_id, _, value, source, reviewer in finals
+    ]
+    _progress(scan, EMBED_SHARE, "Out-of-fold predictions and CROWDLAB")
+    started = time.perf_counter()
+    result = noise.scan(X, given, votes, labels, seed=scan.params.get("seed", 0), texts=texts)
+    seconds = time.perf_counter() - started
+    test_items = set(
+        ItemSplit.objects.filter(item_id__in=[item_ids[f.row] for f in result.flags], split=Split.TEST).values_list(
+            "item_id", flat=True
+        )
+    )
+    summary = _summary(result, scanned=len(finals), test_flags=len(test_items), seconds=seconds, labels=labels)
+    _progress(scan, 0.9, f"Writing {len(result.flags)} flags")
     with transaction.atomic():
-        for suspect in suspects:
-            item_id = item_ids[suspect.row]
-            given, suggested = {"label": suspect.given}, {"label": suspect.suggested}
-            NoiseFlag.objects.create(
-                scan=scan, item_id=item_id, score=suspect.quality_score, given=given, suggested=suggested
-            )
+        NoiseFlag.objects.bulk_create(
+            [
+                NoiseFlag(
+                    scan=scan,
+                    item_id=item_ids[flag.row],
+                    score=flag.quality,
+                    given={"label": flag.given},
+                    suggested={"label": flag.suggested},
+                )
+                for flag in result.flags
+            ]
+        )
+        for flag in result.flags:
+            item_id = item_ids[flag.row]
+            if item_id in test_items:
+                continue
             # Only an item still decided goes (back) to review; one re-opened for annotation meanwhile keeps the flag.
             if Item.objects.filter(pk=item_id, status__in=(ItemStatus.APPROVED, ItemStatus.IN_REVIEW)).update(
                 status=ItemStatus.IN_REVIEW
@@ -197,55 +235,70 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
                 review_task_open(
                     item=Item(pk=item_id, project_id=project.pk),
                     reasons=[ReviewReason.NOISE],
-                    noise_score=suspect.quality_score,
-                    suggested_value=suggested,
+                    noise_score=flag.quality,
+                    suggested_value={"label": flag.suggested},
                 )
         NoiseScan.objects.filter(pk=scan.pk, status=ScanStatus.RUNNING).update(
             status=ScanStatus.SUCCEEDED,
             progress=1.0,
-            message=f"Done: {len(suspects)} of {len(finals)} items flagged",
+            message=f"Done: {len(result.flags)} of {len(finals)} items flagged",
             summary=summary,
             finished_at=timezone.now(),
         )
     return summary
 
 
-def _crowdlab(
-    *, project: Project, item_ids: list[int], X: np.ndarray, texts: list[str], labels: list[str], seed: int
-) -> dict[str, Any]:
-    """Annotator quality and consensus quality from items with annotations (cleanlab's CROWDLAB).
+def _votes(annotations: dict[str, str], final: str, source: str, reviewer: str | None) -> dict[str, str]:
+    """Every judgement of an item: its annotators', and the final label's own source when that is not them.
 
-    A second opinion for the report, not a source of flags: the final labels are judged by
-    `find_suspects`, and a reviewer's deliberate decision against the majority is not re-flagged here.
-    Data crowdlab cannot use (no item with two annotations, ...) is noted, and the scan still succeeds.
+    A reviewer's decision is their vote (it replaces an annotation of theirs on the same item: their
+    last word); an import or a value nobody annotated any more counts as one vote of its own.
     """
-    by_item = annotations_by_item(project=project)
-    rows = [i for i, item_id in enumerate(item_ids) if item_id in by_item]
-    if not rows:
-        return {"skipped": noise.NO_SHARED_ITEMS}
-    try:
-        matrix, annotators = noise.multi_label_matrix([by_item[item_ids[i]] for i in rows], labels)
-        result = noise.crowdlab(
-            X[rows], matrix, labels, annotators=annotators, seed=seed, texts=[texts[i] for i in rows]
-        )
-    except noise.NoiseScanError as exc:
-        return {"skipped": str(exc)}
-    quality = result["consensus_quality"]
+    votes = dict(annotations)
+    if reviewer:
+        votes[reviewer] = final
+    elif source == DecisionSource.IMPORT:
+        votes[IMPORT_VOTER] = final
+    elif final not in votes.values():
+        votes[FINAL_VOTER] = final
+    return votes
+
+
+def _summary(
+    result: noise.ScanResult, *, scanned: int, test_flags: int, seconds: float, labels: list[str]
+) -> dict[str, Any]:
+    """The scan's JSON summary: its estimate, the flags' expected precision, and annotator quality."""
+    quality = result.consensus_quality
     return {
-        "items": len(rows),
-        "annotator_quality": result["annotator_quality"],
-        "agreement_with_consensus": result["annotator_agreement_with_consensus"],
-        "mean_consensus_quality": float(np.mean(quality)),
-        "low_consensus_items": sum(q < LOW_CONSENSUS for q in quality),
+        "scanned": scanned,
+        "flagged": len(result.flags),
+        "labels": labels,
+        "method": result.method,
+        "estimated_errors": round(result.estimated_errors, 1),
+        "estimated_noise_rate": round(result.estimated_errors / scanned, 4) if scanned else 0.0,
+        "expected_precision": None if result.expected_precision is None else round(result.expected_precision, 3),
+        "test_flags_not_sent": test_flags,
+        "seconds": round(seconds, 1),
+        "annotators": [a._asdict() for a in result.annotators],
+        "crowdlab": {
+            "items": sum(n >= 2 for n in result.num_votes),
+            "model_weight": result.model_weight,
+            "mean_consensus_quality": float(np.mean(quality)) if quality else None,
+            "low_consensus_items": sum(q < LOW_CONSENSUS for q in quality),
+        }
+        if result.method == "crowdlab"
+        else {"skipped": noise.NO_SHARED_ITEMS},
     }
 
 
-def annotations_by_item(*, project: Project) -> dict[int, dict[str, str]]:
-    """{item id: {annotator: label}} over the project's current single-label annotations."""
+def annotations_by_item(*, project: Project, item_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """{item id: {annotator: label}} over the current single-label annotations of these items."""
+    wanted = set(item_ids)
     out: dict[int, dict[str, str]] = {}
     rows = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED).values_list(
         "item_id", "annotator__username", "value"
     )
     for item_id, who, value in rows.iterator(chunk_size=5000):
-        out.setdefault(item_id, {})[who] = value["label"]
+        if item_id in wanted:
+            out.setdefault(item_id, {})[who] = value["label"]
     return out

@@ -1,9 +1,10 @@
-"""Browser pages of quality: the agreement report, and noise scans started and followed."""
+"""Browser pages of quality: the agreement report, noise scans started and followed, and a scan's flags."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -12,9 +13,11 @@ from django.views.decorators.http import require_POST
 from annotation.models import NoiseScan
 from annotation.permissions import REVIEW, access_project
 from annotation.quality import services as quality_svc
-from annotation.quality.selectors import noise_scan_get, noise_scan_latest, quality_report
+from annotation.quality.selectors import noise_flag_list, noise_scan_get, noise_scan_latest, quality_report
 from core.errors import ServiceError
 from core.http import AuthedRequest
+
+FLAGS_PER_PAGE = 50
 
 
 @login_required
@@ -59,3 +62,15 @@ def noise_scan_detail(request: AuthedRequest, project_id: int, scan_id: int) -> 
     context = {"project": project, "scan": scan, "error": ""}
     template = "annotation/_quality_scan.html" if request.htmx else "annotation/quality_scan.html"
     return render(request, template, context)
+
+
+@login_required
+def noise_flag_list_page(request: AuthedRequest, project_id: int, scan_id: int) -> HttpResponse:
+    """A scan's flags, most likely errors first, paged: seen without working the review queue."""
+    project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    scan = noise_scan_get(project=project, scan_id=scan_id)
+    if scan is None:
+        raise Http404("No such scan.")
+    page = Paginator(noise_flag_list(scan=scan), FLAGS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {"project": project, "scan": scan, "page": page}
+    return render(request, "annotation/quality_flags.html", context)

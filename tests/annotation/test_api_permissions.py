@@ -45,6 +45,7 @@ An allowed request is a valid one, so its status is the operation's success code
     POST   projects/{id}/review-tasks/{task_id}/decide/           200      403      200      404      401
     GET    projects/{id}/items/{item_id}/history/                 200      403      200      404      401
     GET    projects/{id}/quality/                                 200      200      200      404      401
+    GET    projects/{id}/annotator-quality/                       200      403      200      404      401
     GET    projects/{id}/noise-scans/                             200      403      200      404      401
     POST   projects/{id}/noise-scans/                             202      403      202      404      401
     GET    projects/{id}/noise-scans/{scan_id}/                   200      403      200      404      401
@@ -244,6 +245,7 @@ MATRIX = [
         lambda w, r: (_task_kwargs(w, r)[0], {"action": "fix", "value": {"label": "negative"}})),
     Row("get",    "api-item-history",               (200, 403, 200, 404, 401), _reviewed_item_kwargs),
     Row("get",    "api-quality",                    (200, 200, 200, 404, 401)),
+    Row("get",    "api-annotator-quality",          (200, 403, 200, 404, 401)),
     Row("get",    "api-noise-scan-list",            (200, 403, 200, 404, 401)),
     Row("post",   "api-noise-scan-list",            (202, 403, 202, 404, 401)),
     Row("get",    "api-noise-scan-detail",          (200, 403, 200, 404, 401), _scan_kwargs),

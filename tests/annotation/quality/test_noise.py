@@ -13,9 +13,7 @@ from annotation.quality import embeddings, noise
 from annotation.quality.noise import (
     NoiseScanError,
     Suspect,
-    crowdlab,
     find_suspects,
-    multi_label_matrix,
     out_of_fold_probs,
 )
 
@@ -177,54 +175,160 @@ def test_out_of_fold_probs_rejects_gaps_in_the_codes():
         out_of_fold_probs(np.zeros((10, 2)), [0] * 5 + [2] * 5)
 
 
-# --- crowdlab -------------------------------------------------------------------------------------
+# --- the calibrated scan: every vote, CROWDLAB, as many flags as the estimate ---------------------
 
 
-def crowd(seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]]]:
-    """Two careful annotators on every item, a careless one (random labels) on every other item."""
-    X, y = blobs(per_class=30, seed=seed)
+def overlapping(per_class: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three Gaussian blobs that overlap a little: the model is good, not perfect, so votes matter."""
     rng = np.random.default_rng(seed)
-    per_item = []
-    for i, truth in enumerate(y):
-        item = {"careful1": LABELS[truth], "careful2": LABELS[truth]}
-        if i % 2 == 0:
-            item["careless"] = LABELS[rng.integers(3)]
-        per_item.append(item)
-    return X, y, per_item
+    centres = np.eye(3, 3) * 4.0
+    X = np.concatenate([rng.normal(c, 1.0, size=(per_class, 3)) for c in centres])
+    return X, np.repeat(np.arange(3), per_class)
 
 
-def test_multi_label_matrix_puts_nan_where_an_annotator_did_not_label():
-    matrix, annotators = multi_label_matrix([{"b": "spam", "a": "ham"}, {"a": "promo"}], LABELS)
-    assert annotators == ["a", "b"]
-    assert np.array_equal(matrix, np.array([[0.0, 1.0], [2.0, np.nan]]), equal_nan=True)
+def crowd_votes(
+    y: np.ndarray, *, planted: float, seed: int = 0, accuracy: float = 0.92
+) -> tuple[list[str], list[dict[str, str]], set[int]]:
+    """Two of four annotators per item, a fifth person settles disagreements; `planted` of the final labels are wrong.
+
+    A planted error keeps its story: one annotator gave the wrong label and the reviewer sided with them.
+    """
+    rng = np.random.default_rng(seed)
+    wrong = set(rng.choice(len(y), size=round(planted * len(y)), replace=False).tolist())
+    given, votes = [], []
+    for i, truth in enumerate(y.tolist()):
+        a, b = (f"ann{k}" for k in rng.choice(4, size=2, replace=False))
+        said = {w: truth if rng.random() < accuracy else int((truth + rng.integers(1, 3)) % 3) for w in (a, b)}
+        final = said[a] if said[a] == said[b] else truth
+        if said[a] != said[b] or final != truth:
+            said["reviewer"] = final
+        if i in wrong:
+            final = (truth + 1) % 3
+            said = {a: final, b: truth, "reviewer": final}
+        elif final != truth:
+            wrong.add(i)  # the crowd's own agreed mistake
+        given.append(LABELS[final])
+        votes.append({w: LABELS[c] for w, c in said.items()})
+    return given, votes, wrong
+
+
+def test_crowdlab_weighs_every_annotator_and_finds_the_careless_one():
+    X, y = overlapping(per_class=40)
+    rng = np.random.default_rng(1)
+    given, votes = [], []
+    for i, truth in enumerate(y.tolist()):
+        other = "careful2" if i % 2 else "careless"
+        said = truth if other == "careful2" else int(rng.integers(3))
+        given.append(LABELS[truth])
+        votes.append({"careful1": LABELS[truth], other: LABELS[said]})
+    result = noise.scan(X, given, votes, LABELS, seed=0)
+    assert result.method == "crowdlab" and result.num_votes == [2] * len(y)
+    by_name = {a.annotator: a for a in result.annotators}
+    careless, careful = by_name["careless"], by_name["careful1"]
+    assert careless.n == 60 and careful.n == 120 and by_name["careful2"].n == 60
+    assert careless.accuracy is not None and careless.accuracy < 0.6
+    assert careless.high is not None and careful.low is not None and careless.high < careful.low
+    assert careless.low <= careless.accuracy <= careless.high
+    assert careless.crowdlab_quality < min(careful.crowdlab_quality, by_name["careful2"].crowdlab_quality)
+    assert result.annotators[-1].annotator == "careless"  # best first
+    assert result.consensus == given  # the careful annotator and the model outvote the careless one
+
+
+def test_the_posterior_is_crowdlabs_own_weighted_average():
+    """The scan recomputes CROWDLAB's posterior from cleanlab's weights; it must match cleanlab's consensus quality."""
+    import pandas as pd
+    from cleanlab.multiannotator import get_label_quality_multiannotator
+
+    X, y = overlapping()
+    given, votes, _ = crowd_votes(y, planted=0.1)
+    result = noise.scan(X, given, votes, LABELS, seed=0)
+    matrix, _ = noise._vote_matrix(votes, {name: k for k, name in enumerate(result.classes)})
+    crowd = noise._crowdlab_posterior(matrix, result.probs)
+    expected = get_label_quality_multiannotator(pd.DataFrame(matrix), result.probs, verbose=False)["label_quality"]
+    consensus = expected["consensus_label"].to_numpy()
+    assert np.allclose(crowd.posterior[np.arange(len(y)), consensus], expected["consensus_quality_score"])
+    assert result.consensus == [LABELS[c] for c in consensus]
+    assert result.consensus_quality == pytest.approx(expected["consensus_quality_score"].tolist())
+
+
+def test_more_noise_more_flags_and_clean_data_few():
+    X, y = overlapping()
+    counts = []
+    for planted in (0.0, 0.05, 0.15):
+        given, votes, wrong = crowd_votes(y, planted=planted)
+        result = noise.scan(X, given, votes, LABELS, seed=0)
+        assert len(result.flags) == round(result.estimated_errors)
+        counts.append(len(result.flags))
+        if planted == 0.0:
+            assert len(result.flags) <= max(3, 2 * len(wrong)), "clean data: hardly any flags"
+        else:
+            assert abs(result.estimated_errors - len(wrong)) <= 0.5 * len(wrong)
+    assert counts[0] < counts[1] < counts[2]
+
+
+def test_the_likeliest_errors_come_first_and_the_expected_precision_is_their_mean_doubt():
+    X, y = overlapping()
+    given, votes, wrong = crowd_votes(y, planted=0.1)
+    result = noise.scan(X, given, votes, LABELS, seed=0)
+    rows = [f.row for f in result.flags]
+    first = rows[: len(wrong) // 2]
+    assert sum(r in wrong for r in first) >= 0.9 * len(first)
+    assert [f.quality for f in result.flags] == sorted(f.quality for f in result.flags)
+    assert result.expected_precision == pytest.approx(np.mean([1 - f.quality for f in result.flags]))
+    for flag in result.flags:
+        assert flag.given == given[flag.row] and flag.suggested != flag.given
+        assert flag.quality == pytest.approx(result.label_quality[flag.row])
+    assert result.posterior.shape == result.probs.shape == (len(y), 3)
+    assert np.allclose(result.posterior.sum(axis=1), 1.0)
+
+
+def test_one_vote_per_item_uses_cleanlabs_single_label_estimate():
+    X, y = blobs()
+    noisy = flip(y, FLIPPED)
+    given = [LABELS[c] for c in noisy]
+    result = noise.scan(X, given, [{"(import)": g} for g in given], LABELS, seed=1)
+    assert result.method == "single-label" and result.annotators == [] and result.model_weight is None
+    # cleanlab's noise matrix from 120 items is cautious: every flag is a planted error, most of them are flagged.
+    assert set(f.row for f in result.flags) <= set(FLIPPED) and len(result.flags) >= len(FLIPPED) // 2
+    assert all(f.suggested == LABELS[y[f.row]] for f in result.flags)
+    clean = [LABELS[c] for c in y]
+    assert noise.scan(X, clean, [{"(import)": g} for g in clean], LABELS).flags == []
+
+
+def test_precomputed_out_of_fold_probabilities_are_used_as_given():
+    X, y = overlapping()
+    given, votes, _ = crowd_votes(y, planted=0.1)
+    fresh = noise.scan(X, given, votes, LABELS, seed=0)
+    again = noise.scan(X, given, votes, LABELS, seed=0, probs=fresh.probs)
+    assert again.flags == fresh.flags and np.allclose(again.posterior, fresh.posterior)
+    with pytest.raises(NoiseScanError, match="shape"):
+        noise.scan(X, given, votes, LABELS, probs=fresh.probs[:, :2])
+
+
+def test_votes_must_explain_the_final_label():
+    X, y = overlapping(per_class=10)
+    given = [LABELS[c] for c in y]
+    votes = [{"a": g} for g in given]
+    with pytest.raises(NoiseScanError) as caught:
+        noise.scan(X, given, [{}, *votes[1:]], LABELS)
+    assert str(caught.value) == noise.NO_VOTES.format(index=0)
+    with pytest.raises(NoiseScanError, match="not among its votes"):
+        noise.scan(X, given, [{"a": "spam" if given[0] != "spam" else "ham"}, *votes[1:]], LABELS)
     with pytest.raises(NoiseScanError, match="'eggs'"):
-        multi_label_matrix([{"a": "eggs"}], LABELS)
+        noise.scan(X, given, [{"a": given[0], "b": "eggs"}, *votes[1:]], LABELS)
 
 
-def test_crowdlab_finds_consensus_and_ranks_the_careless_annotator_last():
-    X, y, per_item = crowd()
-    matrix, annotators = multi_label_matrix(per_item, LABELS)
-    result = crowdlab(X, matrix, LABELS, annotators=annotators, seed=0)
-    assert result["consensus_label"] == [LABELS[c] for c in y]
-    assert len(result["consensus_quality"]) == len(y)
-    assert result["num_annotations"][:2] == [3, 2]
-    quality = result["annotator_quality"]
-    assert set(quality) == {"careful1", "careful2", "careless"}
-    assert quality["careless"] < min(quality["careful1"], quality["careful2"])
-    assert result["annotator_agreement_with_consensus"]["careful1"] == pytest.approx(1.0)
+@pytest.mark.parametrize(
+    ("k", "n", "low", "high"),
+    [(5, 10, 0.2366, 0.7634), (0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0), (80, 100, 0.7112, 0.8666)],
+)
+def test_wilson_interval_matches_the_textbook_values(k, n, low, high):
+    assert noise.wilson(k, n) == pytest.approx((low, high), abs=1e-4)
 
 
-def test_crowdlab_needs_items_with_two_annotations_and_labelled_rows():
-    X = np.zeros((12, 2))
-    single = np.array([[0.0, np.nan]] * 6 + [[np.nan, 1.0]] * 6)
-    with pytest.raises(NoiseScanError) as caught:
-        crowdlab(X, single, ["ham", "spam"])
-    assert str(caught.value) == noise.NO_SHARED_ITEMS
-    with pytest.raises(NoiseScanError) as caught:
-        crowdlab(X, np.vstack([[[np.nan, np.nan]], np.ones((11, 2))]), ["ham", "spam"])
-    assert str(caught.value) == noise.UNLABELLED_ROW.format(index=0)
-    with pytest.raises(NoiseScanError, match="whole numbers from 0 to 1"):
-        crowdlab(X, np.full((12, 2), 0.5), ["ham", "spam"])
+def test_wilson_needs_a_trial():
+    with pytest.raises(ValueError, match="at least one trial"):
+        noise.wilson(0, 0)
 
 
 # --- embeddings -----------------------------------------------------------------------------------

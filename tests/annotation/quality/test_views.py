@@ -19,6 +19,7 @@ from annotation.models import (
     DecisionSource,
     Item,
     ItemEmbedding,
+    ItemSplit,
     ItemStatus,
     NoiseFlag,
     NoiseScan,
@@ -27,6 +28,7 @@ from annotation.models import (
     ReviewStatus,
     ReviewTask,
     ScanStatus,
+    Split,
     TaskType,
 )
 from annotation.projects.services import project_create
@@ -129,9 +131,11 @@ def test_noise_scan_flags_the_mislabelled_items_and_sends_them_to_review(
     # The item keeps its history: the old decision is still there and still its final value until review.
     assert Decision.objects.filter(item_id__in=caught).count() == len(caught)
     assert scan.summary["crowdlab"] == {"skipped": noise.NO_SHARED_ITEMS}  # imported labels: one per item
+    assert scan.summary["method"] == "single-label" and scan.summary["annotators"] == []
 
 
-def test_crowdlab_rates_the_annotators_when_items_have_several_annotations(project, annotator, annotator2, reviewer):
+def careless_pair(project: Project, annotator, annotator2) -> list[Item]:
+    """Clean imported labels; annotator1 always agrees with them, annotator2 is wrong on every third item."""
     items = labelled_corpus(project, wrong=0)
     names = list(VOCAB)
     for n, item in enumerate(items):
@@ -139,14 +143,122 @@ def test_crowdlab_rates_the_annotators_when_items_have_several_annotations(proje
         careless = names[(names.index(truth) + 1) % 3] if n % 3 == 0 else truth
         Annotation.objects.create(item=item, annotator=annotator, value={"label": truth})
         Annotation.objects.create(item=item, annotator=annotator2, value={"label": careless})
+    return items
+
+
+def test_crowdlab_rates_every_annotator_with_an_interval(project, annotator, annotator2, reviewer):
+    items = careless_pair(project, annotator, annotator2)
     scan = NoiseScan.objects.create(project=project, created_by=reviewer)
     noise_scan_job(scan.pk)
     scan.refresh_from_db()
     assert scan.status == ScanStatus.SUCCEEDED, scan.message
-    crowd = scan.summary["crowdlab"]
-    assert crowd["items"] == len(items)
-    assert crowd["annotator_quality"]["annotator1"] > crowd["annotator_quality"]["annotator2"]
-    assert 0 <= crowd["mean_consensus_quality"] <= 1
+    assert scan.summary["method"] == "crowdlab" and scan.summary["crowdlab"]["items"] == len(items)
+    rated = {a["annotator"]: a for a in scan.summary["annotators"]}
+    assert set(rated) == {"annotator1", "annotator2", quality.IMPORT_VOTER}  # the import is a voter too
+    careful, careless = rated["annotator1"], rated["annotator2"]
+    assert careful["n"] == careless["n"] == len(items)
+    assert careless["accuracy"] == pytest.approx(2 / 3, abs=0.05)
+    assert careless["low"] < careless["accuracy"] < careless["high"] < careful["low"]
+    assert careless["crowdlab_quality"] < careful["crowdlab_quality"]
+    assert 0 <= scan.summary["crowdlab"]["mean_consensus_quality"] <= 1
+
+
+def test_a_flagged_test_item_is_listed_but_not_sent_to_review(
+    project, reviewer, client, django_capture_on_commit_callbacks
+):
+    items = labelled_corpus(project)
+    wrong = [items[k * 30 + i] for k in range(3) for i in range(3)]
+    ItemSplit.objects.bulk_create([ItemSplit(item=item, split=Split.TEST) for item in wrong[:3]])
+    client.force_login(reviewer)
+    scan = start_and_run(client, project, django_capture_on_commit_callbacks)
+    flagged_test = NoiseFlag.objects.filter(scan=scan, item__in=wrong[:3])
+    assert flagged_test.exists(), "test items are scanned and flagged like any other"
+    assert scan.summary["test_flags_not_sent"] == flagged_test.count()
+    for flag in flagged_test:
+        assert not ReviewTask.objects.filter(item_id=flag.item_id).exists()
+        assert Item.objects.get(pk=flag.item_id).status == ItemStatus.APPROVED
+    sent = NoiseFlag.objects.filter(scan=scan).exclude(item__in=wrong[:3])
+    assert sent.exists() and all(ReviewTask.objects.filter(item_id=f.item_id).exists() for f in sent)
+    body = client.get(reverse("api-noise-flag-list", args=[project.pk, scan.pk])).json()
+    splits = {row["item_id"]: row["split"] for row in body["results"]}
+    assert all(splits[f.item_id] == "test" for f in flagged_test)
+
+
+def test_the_flag_count_follows_the_estimate_and_the_page_says_how_precise_the_flags_are(
+    project, reviewer, client, django_capture_on_commit_callbacks
+):
+    labelled_corpus(project)
+    client.force_login(reviewer)
+    scan = start_and_run(client, project, django_capture_on_commit_callbacks)
+    summary = scan.summary
+    assert summary["flagged"] == round(summary["estimated_errors"]) == NoiseFlag.objects.filter(scan=scan).count()
+    assert 0 < summary["expected_precision"] <= 1 and summary["method"] == "single-label"
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert "Expected precision of the flags" in html and 'id="scan-how"' in html
+    assert reverse("noise-flag-list", args=[project.pk, scan.pk]) in html
+
+
+def test_the_flags_page_lists_them_most_likely_first_with_paging_and_counts(
+    project, reviewer, annotator, outsider, client, django_capture_on_commit_callbacks, monkeypatch
+):
+    from annotation.quality import views
+
+    labelled_corpus(project, wrong=6)
+    client.force_login(reviewer)
+    scan = start_and_run(client, project, django_capture_on_commit_callbacks)
+    flags = list(NoiseFlag.objects.filter(scan=scan).order_by("score", "id"))
+    assert len(flags) > 4
+    monkeypatch.setattr(views, "FLAGS_PER_PAGE", 4)
+    url = reverse("noise-flag-list", args=[project.pk, scan.pk])
+    first = client.get(url).content.decode()
+    assert f"{len(flags)} flagged of {scan.summary['scanned']} items" in first
+    assert first.index(flags[0].item.text) < first.index(flags[1].item.text)
+    assert flags[4].item.text not in first and 'rel="next"' in first
+    second = client.get(url, {"page": 2}).content.decode()
+    assert flags[4].item.text in second and 'rel="prev"' in second
+    api = client.get(reverse("api-noise-flag-list", args=[project.pk, scan.pk]), {"limit": 2}).json()
+    assert api["count"] == len(flags) and [r["item_id"] for r in api["results"]] == [f.item_id for f in flags[:2]]
+    client.force_login(annotator)
+    assert client.get(url).status_code == 403
+    client.force_login(outsider)
+    assert client.get(url).status_code == 404
+
+
+def test_annotator_quality_is_for_owners_and_reviewers_never_for_annotators(
+    project, owner, reviewer, annotator, annotator2, outsider, client
+):
+    careless_pair(project, annotator, annotator2)
+    scan = NoiseScan.objects.create(project=project, created_by=reviewer)
+    noise_scan_job(scan.pk)
+    api_url = reverse("api-annotator-quality", args=[project.pk])
+    page_url = reverse("quality", args=[project.pk])
+    for user in (owner, reviewer):
+        client.force_login(user)
+        body = client.get(api_url).json()
+        assert body["scan"] == scan.pk
+        rated = {a["annotator"]: a for a in body["annotators"]}
+        assert rated["annotator2"]["low"] < rated["annotator2"]["accuracy"] < rated["annotator2"]["high"]
+        html = client.get(page_url).content.decode()
+        assert 'id="annotator-quality-table"' in html and "annotator2" in html
+        report = client.get(reverse("api-quality", args=[project.pk])).json()
+        assert report["annotator_quality"]["annotators"] == body["annotators"]
+    client.force_login(annotator)
+    assert client.get(api_url).status_code == 403
+    html = client.get(page_url).content.decode()
+    assert "annotator2" not in html and "annotator-quality" not in html
+    report = client.get(reverse("api-quality", args=[project.pk])).json()
+    assert report["view"] == "own" and "annotator_quality" not in report
+    assert [a["annotator"] for a in report["annotators"]] == ["annotator1"]
+    client.force_login(outsider)
+    assert client.get(api_url).status_code == 404
+
+
+def test_annotator_quality_before_any_scan_is_empty(project, owner, client):
+    client.force_login(owner)
+    body = client.get(reverse("api-annotator-quality", args=[project.pk])).json()
+    assert body == {"scan": None, "finished_at": None, "annotators": []}
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert "No noise scan has compared annotators yet" in html
 
 
 def test_the_suspect_shows_in_the_review_queue_with_its_suggestion(
@@ -298,6 +410,8 @@ def test_the_api_returns_the_same_figures(reviewed, reviewer, client):
     accuracy = {a["annotator"]: a for a in data["annotators"]}
     assert accuracy["annotator1"]["accuracy"] == pytest.approx(2 / 3) and accuracy["annotator1"]["n"] == 3
     assert accuracy["annotator2"]["accuracy"] == pytest.approx(1.0)
+    assert accuracy["annotator1"]["low"] == pytest.approx(noise.wilson(2, 3)[0])  # 95 % Wilson interval
+    assert accuracy["annotator1"]["high"] == pytest.approx(noise.wilson(2, 3)[1])
     (pair,) = data["pairs"]
     assert {pair["a"], pair["b"]} == {"annotator1", "annotator2"} and pair["n"] == 3
     assert data["items"] == 3
