@@ -32,6 +32,7 @@ MIN_TEST_PER_LABEL = 5
 WIDE_DIFFERENCE = 0.10
 # Macro-F1 within this of the majority baseline is no better than always answering the most frequent label.
 LEARNED_NOTHING_MARGIN = 1e-9
+SHOWN_METRICS = {"macro_f1": "macro-F1", "rouge_l": "ROUGE-L", "accuracy": "accuracy", "bleu": "BLEU"}
 VERDICT_BETTER = "better"
 VERDICT_NOT_BETTER = "not_better"
 VERDICT_TOO_SMALL = "too_small_to_tell"
@@ -257,7 +258,7 @@ def comparison_verdict(
     """
     low, high = (float(x) for x in difference_interval)
     difference = float(model_value - best_value)
-    shown = metric.replace("_", "-").upper() if metric == "rouge_l" else metric.replace("_", "-")
+    shown = SHOWN_METRICS.get(metric, metric)
     name = best_baseline.replace("_", " ")
     interval = f"95% interval {low:+.3f} to {high:+.3f}"
     result = {
