@@ -67,6 +67,10 @@ def test_start_a_run_watch_it_and_read_the_evaluation(page: Page, snapshot, scre
     evaluation = page.locator("#run-evaluation")
     expect(evaluation).to_contain_text("Macro-F1")
     expect(evaluation).to_contain_text("Majority class")  # beside its baselines
+    expect(page.locator("#run-baselines")).to_contain_text("TF-IDF + logistic regression")
+    # A handful of test items can tell nothing, and the page says so instead of celebrating.
+    expect(page.locator("#run-verdict.verdict-warn")).to_be_visible()
+    expect(page.locator("#run-verdict")).to_contain_text(re.compile("too small to tell|learned nothing"))
     expect(page.locator("#run-download")).to_be_visible()
     step = page.locator("#run-step").inner_text()
     total = run.spec["epochs"]  # at least one step per epoch

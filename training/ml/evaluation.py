@@ -2,13 +2,16 @@
 
 Classification: probabilities → accuracy, macro-F1, per-class figures, confusion matrix, calibration, loss.
 Generation: the loss per response token (prompt masked, as in training) and greedy responses scored with
-ROUGE-L and BLEU against the references. Baselines: majority class and a logistic-regression probe on frozen
-base-model embeddings; for generation the caller evaluates the un-tuned base model with these same functions.
+ROUGE-L and BLEU against the references. On the test split every headline figure gets a 95% bootstrap interval,
+and `with_baselines` adds the baselines (training/ml/baselines.py, fitted on train and chosen on validation; for
+generation the caller evaluates the un-tuned base model with these same functions) and the paired-bootstrap
+comparison of the model with the best of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +20,25 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from training.ml.baselines import Fitted, Texts, fit_classification_baselines
 from training.ml.data import IGNORE_INDEX, Example, encode_causal_lm, make_collator, sorted_batches
 from training.ml.metrics import (
+    Statistic,
+    bootstrap_intervals,
     classification_metrics,
+    classification_statistics,
+    comparison_verdict,
     generation_metrics,
-    logistic_regression_baseline,
-    majority_baseline,
+    generation_statistics,
+    paired_difference,
 )
 from training.ml.modeling import embed_texts
 from training.ml.predict import class_probabilities, generate_responses
-from training.spec import TASK_CAUSAL_LM
+from training.spec import TASK_CAUSAL_LM, TASK_CLASSIFICATION
 
 SAMPLE_COUNT = 5  # generated responses kept in the metrics, for a reader to judge
 PROBABILITY_FLOOR = 1e-12
+COMPARED = {TASK_CLASSIFICATION: "macro_f1", TASK_CAUSAL_LM: "rouge_l"}
 
 
 def classification_report(
@@ -44,7 +53,6 @@ def classification_report(
     bf16: bool = False,
 ) -> dict[str, Any]:
     """Classification metrics, with the mean negative log-likelihood of the true label as "loss"."""
-    label2id = {label: index for index, label in enumerate(labels)}
     probabilities = class_probabilities(
         model,
         tokenizer,
@@ -54,7 +62,16 @@ def classification_report(
         device=device,
         bf16=bf16,
     )
-    y_true = np.array([label2id[e.target] for e in examples], dtype=int)
+    return probability_report(label_ids(examples, labels), probabilities, labels)
+
+
+def label_ids(examples: Sequence[Example], labels: Sequence[str]) -> np.ndarray:
+    label2id = {label: index for index, label in enumerate(labels)}
+    return np.array([label2id[e.target] for e in examples], dtype=int)
+
+
+def probability_report(y_true: np.ndarray, probabilities: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """Classification metrics from probabilities, with the mean negative log-likelihood of the true label."""
     picked = probabilities[np.arange(len(y_true)), y_true]
     loss = float(-np.log(np.clip(picked, PROBABILITY_FLOOR, 1.0)).mean()) if len(y_true) else 0.0
     return classification_metrics(y_true, probabilities, labels, loss=loss)
@@ -84,7 +101,15 @@ def causal_lm_loss(
     return total / max(tokens, 1)
 
 
-def generation_report(
+@dataclass(frozen=True)
+class Scored:
+    """A model's (or baseline's) test metrics, and its headline figures as statistics of resample weights."""
+
+    metrics: dict[str, Any]
+    statistics: dict[str, Statistic]
+
+
+def generation_scored(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     examples: Sequence[Example],
@@ -94,7 +119,7 @@ def generation_report(
     batch_size: int,
     device: torch.device,
     bf16: bool = False,
-) -> dict[str, Any]:
+) -> Scored:
     """Loss and perplexity on the references, ROUGE-L and BLEU of greedy responses, and a few samples."""
     features = encode_causal_lm(examples, tokenizer, max_length=max_length)
     loss = causal_lm_loss(model, tokenizer, features, batch_size=batch_size, device=device, bf16=bf16)
@@ -108,35 +133,164 @@ def generation_report(
         device=device,
         bf16=bf16,
     )
-    metrics = generation_metrics(responses, [e.target for e in examples], loss=loss)
+    references = [e.target for e in examples]
+    metrics = generation_metrics(responses, references, loss=loss)
     metrics["samples"] = [
         {"prompt": e.source, "reference": e.target, "response": r}
         for e, r in zip(examples[:SAMPLE_COUNT], responses[:SAMPLE_COUNT], strict=False)
     ]
+    return Scored(metrics, generation_statistics(responses, references))
+
+
+def generation_report(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[Example],
+    *,
+    max_length: int,
+    max_new_tokens: int,
+    batch_size: int,
+    device: torch.device,
+    bf16: bool = False,
+) -> dict[str, Any]:
+    """`generation_scored`'s metrics alone."""
+    return generation_scored(
+        model,
+        tokenizer,
+        examples,
+        max_length=max_length,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        device=device,
+        bf16=bf16,
+    ).metrics
+
+
+def with_intervals(scored: Scored, *, n: int) -> dict[str, Any]:
+    """The metrics with a 95% bootstrap interval for each headline figure (fixed seed: the same every time)."""
+    return {**scored.metrics, "intervals": bootstrap_intervals(scored.statistics, n)}
+
+
+def classification_scored(y_true: np.ndarray, probabilities: np.ndarray, labels: Sequence[str]) -> Scored:
+    return Scored(
+        probability_report(y_true, probabilities, labels),
+        classification_statistics(y_true, probabilities.argmax(axis=1), len(labels)),
+    )
+
+
+def classification_test_report(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    model_dir: Path,
+    *,
+    train: Sequence[Example],
+    validation: Sequence[Example],
+    test: Sequence[Example],
+    labels: Sequence[str],
+    descriptions: Mapping[str, str],
+    max_length: int,
+    batch_size: int,
+    device: torch.device,
+    bf16: bool,
+    seed: int,
+    baselines: bool,
+) -> dict[str, Any]:
+    """The model's test figures with intervals; with `baselines`, each baseline's and the comparison too.
+
+    The baselines are fitted on `train` and tuned on `validation` before any test text is looked at; the test
+    split is only ever handed to what they return, to be predicted.
+    """
+    probabilities = class_probabilities(
+        model,
+        tokenizer,
+        [e.source for e in test],
+        max_length=max_length,
+        batch_size=batch_size,
+        device=device,
+        bf16=bf16,
+    )
+    test_y = label_ids(test, labels)
+    model_scored = classification_scored(test_y, probabilities, labels)
+    metrics = with_intervals(model_scored, n=len(test))
+    if not baselines:
+        return metrics
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        return embed_texts(model_dir, texts, max_length=max_length, device=device)
+
+    fitted = fit_classification_baselines(
+        Texts([e.source for e in train], embed),
+        label_ids(train, labels),
+        Texts([e.source for e in validation], embed),
+        label_ids(validation, labels),
+        labels=labels,
+        descriptions=descriptions,
+        embed=embed,
+        seed=seed,
+    )
+    test_texts = Texts([e.source for e in test], embed)
+    scored = {f.name: classification_scored(test_y, f.predict(test_texts), labels) for f in fitted}
+    metrics["baselines"] = {f.name: baseline_entry(f, scored[f.name], n=len(test)) for f in fitted}
+    support = [int((test_y == index).sum()) for index in range(len(labels))]
+    metrics["comparison"] = comparison(
+        model_scored,
+        scored,
+        metric=COMPARED[TASK_CLASSIFICATION],
+        n=len(test),
+        smallest_label_count=min(support) if support else 0,
+        majority_value=scored["majority"].metrics["macro_f1"],
+    )
     return metrics
 
 
-def classification_baselines(
-    model_dir: Path,
-    train: Sequence[Example],
-    test: Sequence[Example],
-    *,
-    labels: Sequence[str],
-    max_length: int,
-    device: torch.device,
-    seed: int,
-) -> dict[str, Any]:
-    """What a fine-tuned classifier has to beat: the majority class and a linear probe on frozen embeddings."""
-    label2id = {label: index for index, label in enumerate(labels)}
-    train_y = [label2id[e.target] for e in train]
-    test_y = [label2id[e.target] for e in test]
-
-    def embed(examples: Sequence[Example]) -> np.ndarray:
-        return embed_texts(model_dir, [e.source for e in examples], max_length=max_length, device=device)
-
-    return {
-        "majority": majority_baseline(train_y, test_y, labels),
-        "logreg_embeddings": logistic_regression_baseline(
-            embed(train), train_y, embed(test), test_y, labels, seed=seed
-        ),
+def baseline_entry(fitted: Fitted, scored: Scored, *, n: int) -> dict[str, Any]:
+    """A baseline's test figures with intervals, what it is and what validation chose for it."""
+    entry = {
+        **with_intervals(scored, n=n),
+        "method": fitted.method,
+        "chosen": fitted.chosen,
+        **fitted.details,
     }
+    if fitted.validation_macro_f1 is not None:
+        entry["validation_macro_f1"] = fitted.validation_macro_f1
+    return entry
+
+
+def comparison(
+    model: Scored,
+    baselines: Mapping[str, Scored],
+    *,
+    metric: str,
+    n: int,
+    smallest_label_count: int | None = None,
+    majority_value: float | None = None,
+) -> dict[str, Any]:
+    """The model against the baseline that scored best on `metric`, by a paired bootstrap of the difference."""
+    best = max(baselines, key=lambda name: baselines[name].metrics[metric])
+    interval = paired_difference(model.statistics[metric], baselines[best].statistics[metric], n) if n else [0.0, 0.0]
+    return comparison_verdict(
+        metric=metric,
+        model_value=model.metrics[metric],
+        best_baseline=best,
+        best_value=baselines[best].metrics[metric],
+        difference_interval=interval,
+        n=n,
+        smallest_label_count=smallest_label_count,
+        majority_value=majority_value,
+    )
+
+
+def generation_test_report(model: Scored, *, base_model: Scored | None, n: int) -> dict[str, Any]:
+    """The fine-tuned model's test figures with intervals; with the un-tuned base model's, the comparison too."""
+    metrics = with_intervals(model, n=n)
+    if base_model is None:
+        return metrics
+    metrics["baselines"] = {
+        "base_model": {
+            **with_intervals(base_model, n=n),
+            "method": "The base model before fine-tuning: the same prompts, greedy decoding.",
+            "chosen": {},
+        }
+    }
+    metrics["comparison"] = comparison(model, {"base_model": base_model}, metric=COMPARED[TASK_CAUSAL_LM], n=n)
+    return metrics

@@ -62,7 +62,14 @@ from training.ml.data import (
     make_collator,
     shard_batches,
 )
-from training.ml.evaluation import causal_lm_loss, classification_baselines, classification_report, generation_report
+from training.ml.evaluation import (
+    Scored,
+    causal_lm_loss,
+    classification_report,
+    classification_test_report,
+    generation_scored,
+    generation_test_report,
+)
 from training.ml.metrics import perplexity
 from training.ml.modeling import build_model, load_base_model, load_tokenizer, trainable_parameters
 from training.ml.registry import ModelRegistry
@@ -408,36 +415,49 @@ class Recipe:
 
     # --- evaluate ---------------------------------------------------------------------------------
 
-    def evaluate(self, rows: Sequence[Mapping[str, Any]], *, baselines: bool = False) -> dict[str, Any]:
-        """Test-split metrics of the trained model; with `baselines`, the figures it has to beat as well.
+    def evaluate(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        baselines: bool = False,
+        label_descriptions: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Test-split metrics of the trained model with 95% bootstrap intervals; with `baselines`, the figures it
+        has to beat as well, and the paired comparison with the best of them (training/ml/evaluation.py).
 
-        Classification baselines: the majority class, and logistic regression on frozen mean-pooled base-model
-        embeddings. Generation baseline: the un-tuned base model. Run it on rank 0 only when distributed.
+        Classification baselines (training/ml/baselines.py) are fitted on the recipe's train rows and tuned on its
+        validation rows, never on `rows`; `label_descriptions` (label → what the guidelines say about it) feed
+        the zero-shot one. Generation baseline: the un-tuned base model. Run it on rank 0 only when distributed.
         """
         self._require_setup("evaluate")
         examples = self._examples(rows, "test", required=True)
         self._encode(examples, "test")  # reports unknown labels with the split and row
         spec, device = self.spec, self.runtime.device
         if spec.task == TASK_CLASSIFICATION:
-            metrics = self._classification_report(self.model, examples)
-            if baselines:
-                metrics["baselines"] = classification_baselines(
-                    self.model_dir,
-                    self.train_examples,
-                    examples,
-                    labels=self.labels,
-                    max_length=spec.max_length,
-                    device=device,
-                    seed=spec.seed,
-                )
-            return metrics
-        metrics = self._generation_report(self.model, examples)
+            return classification_test_report(
+                self.model,
+                self.tokenizer,
+                self.model_dir,
+                train=self.train_examples,
+                validation=self.validation_examples,
+                test=examples,
+                labels=self.labels,
+                descriptions=label_descriptions or {},
+                max_length=spec.max_length,
+                batch_size=spec.batch_size * EVAL_BATCH_FACTOR,
+                device=device,
+                bf16=self.runtime.bf16,
+                seed=spec.seed,
+                baselines=baselines,
+            )
+        tuned = self._generation_report(self.model, examples)
+        base_scored = None
         if baselines:
             base, _ = load_base_model(self.model_dir, task=spec.task)
             # transformers wraps PreTrainedModel.to with functools.wraps, and its hint loses the bound `self`.
             moved = base.to(device)  # type: ignore[arg-type]
-            metrics["baselines"] = {"base_model": self._generation_report(moved, examples)}
-        return metrics
+            base_scored = self._generation_report(moved, examples)
+        return generation_test_report(tuned, base_model=base_scored, n=len(examples))
 
     def _classification_report(self, model: nn.Module, examples: Sequence[Example]) -> dict[str, Any]:
         return classification_report(
@@ -451,8 +471,8 @@ class Recipe:
             bf16=self.runtime.bf16,
         )
 
-    def _generation_report(self, model: nn.Module, examples: Sequence[Example]) -> dict[str, Any]:
-        return generation_report(
+    def _generation_report(self, model: nn.Module, examples: Sequence[Example]) -> Scored:
+        return generation_scored(
             model,
             self.tokenizer,
             examples,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -53,6 +53,19 @@ PREDICT_ONE_OF = 'Send either "texts" or "prompts": a list of 1 to {n} strings.'
 SNAPSHOT_NOT_FOUND = "No such snapshot in this project."
 
 
+class BaselineComparisonSerializer(serializers.Serializer):
+    """The model against its best baseline on the test split (absent for runs evaluated before comparisons)."""
+
+    metric = serializers.CharField(help_text="macro_f1 (classification) or rouge_l (generation)")
+    best_baseline = serializers.CharField(help_text="the baseline with the best test figure on `metric`")
+    difference = serializers.FloatField(help_text="model minus best baseline")
+    difference_interval = serializers.ListField(
+        child=serializers.FloatField(), help_text="95% paired-bootstrap interval of the difference: [low, high]"
+    )
+    verdict = serializers.CharField(help_text='"better", "not_better" or "too_small_to_tell"')
+    message = serializers.CharField(help_text="the sentence the run page shows")
+
+
 class RunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     project_id = serializers.IntegerField()
@@ -71,11 +84,22 @@ class RunSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     heartbeat_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
+    comparison = serializers.SerializerMethodField()
+
+    @extend_schema_field(BaselineComparisonSerializer(allow_null=True))
+    def get_comparison(self, run: TrainingRun) -> dict | None:
+        return ((run.metrics or {}).get("test") or {}).get("comparison")
 
 
 class RunDetailSerializer(RunSerializer):
     spec = serializers.JSONField()
-    metrics = serializers.JSONField(help_text="outcome, rows per split, and test metrics beside the baselines")
+    metrics = serializers.JSONField(
+        help_text=(
+            "outcome, rows per split, and `test`: the test figures with `intervals` (95% bootstrap, per headline "
+            "figure), `baselines` (each with its figures, intervals, `method` and the settings `chosen` on "
+            "validation) and `comparison` (as the top-level field)"
+        )
+    )
     has_artifact = serializers.SerializerMethodField()
     resume_step = serializers.SerializerMethodField(help_text="The checkpoint step a resume would continue from.")
 

@@ -135,7 +135,10 @@ def _outcome(outcome: Outcome) -> dict[str, Any]:
 def _summary(task: str, test: Mapping[str, Any]) -> str:
     names = HEADLINE.get(task, GENERATION_HEADLINE)
     figures = ", ".join(f"{name} {test[name]:.3g}" for name in names if isinstance(test.get(name), int | float))
-    return f"{figures} on {test.get('n', 0)} test items" if figures else "no test split to evaluate on"
+    if not figures:
+        return "no test split to evaluate on"
+    verdict = (test.get("comparison") or {}).get("message")
+    return f"{figures} on {test.get('n', 0)} test items" + (f". {verdict}" if verdict else "")
 
 
 def train(run: TrainingRun) -> RunResult:
@@ -198,7 +201,7 @@ def train(run: TrainingRun) -> RunResult:
 
     if data.test:
         callbacks.phase("evaluating")
-        metrics["test"] = recipe.evaluate(data.test, baselines=True)
+        metrics["test"] = recipe.evaluate(data.test, baselines=True, label_descriptions=data.label_descriptions)
     callbacks.phase("saving")
     artifact = recipe.save(directory / ARTIFACT, snapshot_hash=run.snapshot_hash, metrics=metrics.get("test", {}))
     how = "Stopped early" if outcome.status == STATUS_EARLY_STOPPED else "Finished"

@@ -23,6 +23,7 @@ from django.http import Http404
 from annotation.models import (
     Annotation,
     AnnotationStatus,
+    GuidelineVersion,
     Item,
     ItemStatus,
     Label,
@@ -211,6 +212,8 @@ class TrainingData:
     test: list[dict[str, Any]] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     balance: dict[str, Any] | None = None
+    # What the guidelines say about each label, for the zero-shot baseline.
+    label_descriptions: dict[str, str] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
@@ -227,6 +230,19 @@ def snapshot_class_weights(snapshot: Snapshot) -> dict[str, float] | None:
     """Class weights the snapshot's balance report computed, when it was made with "class_weights"."""
     balance = snapshot.manifest.get("class_balance") or {}
     return balance.get("class_weights") if balance.get("mode") == "class_weights" else None
+
+
+def snapshot_guidelines(snapshot: Snapshot) -> str:
+    """The guidelines the snapshot's labels were given under: the newest version its rows record, else the
+    newest one published before the snapshot was made; empty when the project has none."""
+    recorded = [int(v) for v in snapshot.manifest.get("guideline_versions", {}) if str(v).isdigit()]
+    versions = GuidelineVersion.objects.filter(project_id=snapshot.project_id)
+    if recorded:
+        versions = versions.filter(version=max(recorded))
+    else:
+        versions = versions.filter(created_at__lte=snapshot.created_at)
+    guideline = versions.order_by("-version").first()
+    return guideline.body if guideline is not None else ""
 
 
 def snapshot_split_counts(snapshot: Snapshot) -> dict[str, int]:
@@ -262,12 +278,17 @@ def _recipe_row(task: str, text: str, value: dict[str, Any]) -> dict[str, Any]:
 def snapshot_training_data(*, snapshot: Snapshot, spec: TrainingSpec) -> TrainingData:
     """The snapshot's rows as the recipe reads them, in item id order, split by split.
 
-    With `curriculum="agreement"` each row carries its item's annotator agreement. A snapshot made with a
+    With `curriculum="agreement"` each row carries its item's annotator agreement. Classification data carries
+    each label's description from the snapshot's guidelines (for the zero-shot baseline). A snapshot made with a
     downsample/oversample balance report gets its train rows resampled the same way (same mode and seed, rows
     in the same order as in its file), so the run trains on exactly what the report described.
     """
     agreement = item_agreement(snapshot=snapshot) if spec.curriculum == "agreement" else {}
     data = TrainingData(labels=snapshot_labels(snapshot) if spec.task == TASK_CLASSIFICATION else [])
+    if data.labels:
+        from training.ml.baselines import label_descriptions
+
+        data.label_descriptions = label_descriptions(snapshot_guidelines(snapshot), data.labels)
     rows = (
         SnapshotItem.objects.filter(snapshot=snapshot)
         .order_by("item_id")
@@ -406,12 +427,54 @@ CLASSIFICATION_FIGURES = (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1"), ("
 GENERATION_FIGURES = (("loss", "Loss"), ("perplexity", "Perplexity"), ("rouge_l", "ROUGE-L"), ("bleu", "BLEU"))
 
 
-BASELINE_NAMES = {"majority": "Majority class", "logreg_embeddings": "Logistic regression on embeddings",
-                  "base_model": "Base model, not fine-tuned"}
+BASELINE_NAMES = {
+    "majority": "Majority class",
+    "tfidf_logreg": "TF-IDF + logistic regression",
+    "logreg_embeddings": "Logistic regression on embeddings",
+    "zero_shot": "Zero-shot (label descriptions)",
+    "k_shot": "k-shot (nearest centroid)",
+    "base_model": "Base model, not fine-tuned",
+}
+
+
+VERDICT_TONES = {"better": "good", "not_better": "warn", "too_small_to_tell": "warn"}
+
+
+# Runs evaluated before comparisons existed still get the warning a model that learned nothing deserves.
+LEARNED_NOTHING = (
+    "This model learned nothing usable: its macro-F1 ({model:.3f}) is no better than always predicting the "
+    "most frequent label ({majority:.3f})."
+)
+
+
+def _cell(figures: dict[str, Any], key: str) -> dict[str, Any]:
+    """A figure with its 95% interval when the run recorded one."""
+    interval = (figures.get("intervals") or {}).get(key)
+    return {
+        "value": figures.get(key),
+        "interval": interval if isinstance(interval, list) and len(interval) == 2 else None,
+    }
+
+
+def _chosen_text(chosen: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in chosen.items())
+
+
+def _comparison(test: dict[str, Any], baselines: dict[str, Any]) -> dict[str, Any] | None:
+    comparison = test.get("comparison")
+    if comparison and comparison.get("message"):
+        return {**comparison, "tone": VERDICT_TONES.get(comparison.get("verdict"), "warn")}
+    model, majority = test.get("macro_f1"), (baselines.get("majority") or {}).get("macro_f1")
+    if isinstance(model, int | float) and isinstance(majority, int | float) and model <= majority:
+        message = LEARNED_NOTHING.format(model=model, majority=majority)
+        return {"verdict": "not_better", "message": message, "tone": "warn"}
+    return None
 
 
 def run_evaluation(run: TrainingRun) -> dict[str, Any] | None:
-    """The test metrics laid out for the page: the model's figures beside each baseline's, per class, confusion."""
+    """The test metrics laid out for the page: the verdict against the best baseline, the model's figures beside
+    each baseline's (with 95% intervals where recorded), what each baseline is and what validation chose for it,
+    per class, confusion. Runs made before intervals, baselines' methods or comparisons existed render too."""
     test = run.metrics.get("test") if run.metrics else None
     if not test:
         return None
@@ -419,11 +482,32 @@ def run_evaluation(run: TrainingRun) -> dict[str, Any] | None:
     figures = CLASSIFICATION_FIGURES if run.task == TASK_CLASSIFICATION else GENERATION_FIGURES
     columns = [BASELINE_NAMES.get(name, name) for name in baselines]
     rows = [
-        {"label": label, "model": test.get(key), "baselines": [b.get(key) for b in baselines.values()]}
+        {"label": label, "model": _cell(test, key), "baselines": [_cell(b, key) for b in baselines.values()]}
         for key, label in figures
         if key in test
     ]
-    view: dict[str, Any] = {"n": test.get("n", 0), "columns": columns, "rows": rows, "samples": test.get("samples")}
+    comparison = _comparison(test, baselines)
+    view: dict[str, Any] = {
+        "n": test.get("n", 0),
+        "columns": columns,
+        "rows": rows,
+        "samples": test.get("samples"),
+        "comparison": comparison,
+        "model_stands_out": comparison is None or comparison.get("verdict") == "better",
+        "has_intervals": bool(test.get("intervals")),
+        "baselines": [
+            {
+                "name": BASELINE_NAMES.get(name, name),
+                "best": comparison is not None and comparison.get("best_baseline") == name,
+                "method": b.get("method", ""),
+                "chosen": _chosen_text(b.get("chosen") or {}),
+                "validation_macro_f1": b.get("validation_macro_f1"),
+                "label_texts": b.get("label_texts"),
+            }
+            for name, b in baselines.items()
+            if b.get("method")
+        ],
+    }
     if "per_class" in test:
         view["per_class"] = [{"label": label, **figures} for label, figures in test["per_class"].items()]
     confusion = test.get("confusion_matrix")

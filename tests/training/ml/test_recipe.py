@@ -69,7 +69,10 @@ def test_lora_classification_trains_reports_and_evaluates(registry, tmp_path):
     assert set(metrics) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix", "ece", "loss", "baselines"}
     assert sum(map(sum, metrics["confusion_matrix"]["matrix"])) == 40
     assert metrics["baselines"]["majority"]["accuracy"] == 0.5
+    assert set(metrics["baselines"]) == {"majority", "tfidf_logreg", "logreg_embeddings", "zero_shot", "k_shot"}
     assert 0 <= metrics["baselines"]["logreg_embeddings"]["accuracy"] <= 1
+    assert metrics["intervals"]["macro_f1"][0] <= metrics["macro_f1"] <= metrics["intervals"]["macro_f1"][1]
+    assert metrics["comparison"]["metric"] == "macro_f1"
 
 
 def test_ia3_trains_only_scaling_vectors_and_the_head(registry, tmp_path):
@@ -110,6 +113,8 @@ def test_causal_lm_learns_the_response_and_reports_generation_metrics(registry, 
     metrics = recipe.evaluate(qa_rows(6, seed=3), baselines=True)
     assert set(metrics) >= {"loss", "perplexity", "rouge_l", "bleu", "samples", "baselines"}
     assert metrics["loss"] < metrics["baselines"]["base_model"]["loss"]
+    assert set(metrics["intervals"]) == {"rouge_l", "bleu"} == set(metrics["baselines"]["base_model"]["intervals"])
+    assert metrics["comparison"]["metric"] == "rouge_l" and metrics["comparison"]["best_baseline"] == "base_model"
     assert metrics["samples"][0]["reference"].startswith("the ")
 
 

@@ -256,6 +256,15 @@ def test_the_run_api_shows_progress_metrics_and_events_a_page_at_a_time(world):
     detail = client.get(reverse("api-run-detail", kwargs=_done(world)[0])).data
     assert detail["status"] == "succeeded" and detail["has_artifact"] and detail["resume_step"] is None
     assert detail["metrics"]["test"]["accuracy"] == 0.75
+    assert detail["comparison"] is None  # a run evaluated before comparisons existed
+    comparison = {"metric": "macro_f1", "best_baseline": "tfidf_logreg", "difference": 0.04,
+                  "difference_interval": [0.01, 0.07], "verdict": "better", "message": "Better than the best baseline."}
+    test = {**world.done.metrics["test"], "intervals": {"macro_f1": [0.7, 0.76]}, "comparison": comparison}
+    TrainingRun.objects.filter(pk=world.done.pk).update(metrics={"test": test})
+    detail = client.get(reverse("api-run-detail", kwargs=_done(world)[0])).data
+    assert detail["comparison"] == comparison and detail["metrics"]["test"]["intervals"] == {"macro_f1": [0.7, 0.76]}
+    listed = client.get(reverse("api-run-list", kwargs={"project_id": world.project.pk})).data["results"]
+    assert next(r for r in listed if r["id"] == world.done.pk)["comparison"]["verdict"] == "better"
     services.log_event(run=world.done, message="one")
     services.log_event(run=world.done, message="two")
     services.event_add(run=world.done, kind="train", step=1, data={"train_loss": 0.5})

@@ -82,7 +82,8 @@ def test_a_classification_run_trains_evaluates_against_baselines_and_saves_its_m
     test = run.metrics["test"]
     assert test["n"] == sentiment.manifest["splits"]["test"]
     assert {"accuracy", "macro_f1", "per_class", "confusion_matrix", "ece", "loss"} <= set(test)
-    assert set(test["baselines"]) == {"majority", "logreg_embeddings"}
+    assert set(test["baselines"]) == {"majority", "tfidf_logreg", "logreg_embeddings", "zero_shot", "k_shot"}
+    assert set(test["intervals"]) == {"accuracy", "macro_f1"} and test["comparison"]["message"]
     assert run.metrics["outcome"]["status"] == "completed"
     assert run.progress["phase"] == "done" and run.progress["step"] == run.progress["total_steps"] > 0
 
@@ -354,6 +355,14 @@ def test_class_weights_and_resampling_follow_the_snapshots_balance_report(owner)
     kept = [row["label"] for row in data.train]
     assert data.balance == {"mode": "downsample", "before": downsampled.manifest["splits"]["train"], "after": len(kept)}
     assert kept.count("pos") == kept.count("neg") == downsampled.manifest["class_balance"]["report"]["after"]["pos"]
+
+
+def test_the_guidelines_describe_each_label_for_the_zero_shot_baseline(owner):
+    guidelines = "# Reviews\n\n- **pos**: the reviewer liked the film.\n- **neg**: the reviewer did not.\n"
+    snapshot = sentiment_snapshot(owner, guidelines=guidelines)
+    spec = services.run_spec_check(snapshot=snapshot, data=TINY_BERT_SPEC)
+    data = selectors.snapshot_training_data(snapshot=snapshot, spec=spec)
+    assert data.label_descriptions == {"pos": "the reviewer liked the film.", "neg": "the reviewer did not."}
 
 
 def test_the_agreement_curriculum_scores_each_item_by_its_annotators(sentiment, owner, annotator, annotator2):

@@ -219,6 +219,58 @@ def test_the_evaluation_shows_the_model_beside_its_baselines(world, client):
     assert "Download model" not in html and "Resume" not in html
 
 
+COMPARED_TEST_METRICS = {
+    **FAKE_TEST_METRICS,
+    "n": 400,
+    "intervals": {"accuracy": [0.71, 0.79], "macro_f1": [0.69, 0.77]},
+    "baselines": {
+        "majority": {"n": 400, "accuracy": 0.5, "macro_f1": 0.333, "intervals": {"accuracy": [0.45, 0.55]},
+                     "method": "Always the most frequent training label.", "chosen": {"label": "pos"}},
+        "tfidf_logreg": {"n": 400, "accuracy": 0.78, "macro_f1": 0.76, "intervals": {"macro_f1": [0.72, 0.8]},
+                         "method": "TF-IDF + logistic regression, fitted on train.",
+                         "chosen": {"features": "word 1-2-grams", "C": 10.0, "class_weight": "balanced"},
+                         "validation_macro_f1": 0.81},
+    },
+    "comparison": {"metric": "macro_f1", "best_baseline": "tfidf_logreg", "difference": -0.03,
+                   "difference_interval": [-0.06, 0.0], "verdict": "not_better",
+                   "message": "This model is not better than the best baseline (tfidf logreg): macro-f1 -0.030."},
+}
+
+
+def evaluation_table(client, world, metrics) -> tuple[str, str]:
+    TrainingRun.objects.filter(pk=world.done.pk).update(metrics={"test": metrics})
+    client.force_login(world.users["reviewer"])
+    html = client.get(reverse("run-detail", args=[world.project.pk, world.done.pk])).content.decode()
+    return html, re.search(r'<table class="table eval-table">(.*?)</table>', html, re.S).group(1)
+
+
+def test_the_evaluation_shows_intervals_each_baselines_method_and_choice_and_the_verdict(world, client):
+    html, table = evaluation_table(client, world, COMPARED_TEST_METRICS)
+    assert re.search(r'<td>Macro-F1</td><td class="model-plain">0.730 <span class="ci">\[0.690, 0.770\]</span></td>'
+                     r'<td>0.333</td><td>0.760 <span class="ci">\[0.720, 0.800\]</span></td>', table)
+    assert "TF-IDF + logistic regression</th>" in table
+    verdict = re.search(r'<p class="verdict verdict-warn" id="run-verdict"[^>]*>(.*?)</p>', html).group(1)
+    assert verdict == "This model is not better than the best baseline (tfidf logreg): macro-f1 -0.030."
+    baselines = re.search(r'<table class="table baselines" id="run-baselines">(.*?)</table>', html, re.S).group(1)
+    assert "TF-IDF + logistic regression, fitted on train." in baselines and "(best)" in baselines
+    assert "features=word 1-2-grams, C=10.0, class_weight=balanced" in baselines
+    assert "validation macro-F1 0.810" in baselines and "label=pos" in baselines
+
+    better = {**COMPARED_TEST_METRICS, "comparison": {**COMPARED_TEST_METRICS["comparison"], "verdict": "better",
+                                                      "message": "Better than the best baseline."}}
+    html, table = evaluation_table(client, world, better)
+    assert 'class="verdict verdict-good"' in html and '<td class="model">' in table
+
+
+def test_a_model_that_learned_nothing_gets_a_plain_warning_not_a_bold_figure(world, client):
+    majority = FAKE_TEST_METRICS["baselines"]["majority"]
+    nothing = {**FAKE_TEST_METRICS, "accuracy": majority["accuracy"], "macro_f1": majority["macro_f1"]}
+    html, table = evaluation_table(client, world, nothing)  # a run made before comparisons were recorded
+    verdict = re.search(r'<p class="verdict verdict-warn" id="run-verdict"[^>]*>(.*?)</p>', html).group(1)
+    assert verdict.startswith("This model learned nothing usable: its macro-F1 (0.333)")
+    assert 'class="model"' not in table and "verdict-good" not in html
+
+
 def test_the_generation_evaluation_compares_with_the_base_model(colours, owner, client, tiny_models):
     test = {"n": 2, "loss": 1.2, "perplexity": 3.32, "rouge_l": 0.6, "bleu": 41.0,
             "samples": [{"prompt": "what colour is the sky", "reference": "the sky is blue", "response": "blue"}],
