@@ -248,7 +248,7 @@ def train_trainer(spec: Any, train: list[dict], workdir: Path) -> dict[str, Any]
     result = trainer.train()
     finished = time.perf_counter()
     return {
-        "model": trainer.model.to(runtime.device).eval(),
+        "model": model.eval(),  # the Trainer trained it in place, on its device
         "tokenizer": tokenizer,
         "labels": labels,
         "device": runtime.device,
