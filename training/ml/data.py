@@ -5,7 +5,9 @@ for causal-LM fine-tuning, each optionally with "agreement" (0..1, how much the 
 make training fast without changing what is learnt: batches are padded only to their own longest example
 (dynamic padding), and examples of similar length are batched together (length grouping: a seeded shuffle,
 then sorting inside large buckets, then a seeded shuffle of the batches), so little compute goes to padding.
-For causal LMs the prompt tokens are masked out of the loss (label -100): the model learns the response only.
+For causal LMs the prompt tokens are masked out of the loss (label -100): the model learns the response only,
+and a training micro-batch is packed into one row with no padding at all (`pack_causal_lm`): position ids restart
+at 0 for every example, which is what lets the model's attention mask keep each example to itself.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from training.spec import TASK_CLASSIFICATION
@@ -154,6 +157,29 @@ def make_collator(tokenizer: PreTrainedTokenizerBase, *, task: str, pad_to_multi
     return DataCollatorForSeq2Seq(
         tokenizer, label_pad_token_id=IGNORE_INDEX, pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt"
     )
+
+
+def pack_causal_lm(features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+    """Every example of a micro-batch back to back in one row: `input_ids`, `position_ids` and `targets`, (1, T).
+
+    `position_ids` restart at 0 at each example; transformers' causal mask reads those restarts as sequence
+    boundaries (a block-diagonal causal mask), so no token attends to another example. `targets` are already
+    shifted: the token each position must predict, -100 where nothing is learnt (the prompt, and the last token
+    of every example, whose next token belongs to the next example). T is the sum of the examples' lengths.
+    """
+    input_ids: list[int] = []
+    position_ids: list[int] = []
+    targets: list[int] = []
+    for feature in features:
+        ids, labels = list(feature["input_ids"]), list(feature["labels"])
+        input_ids += ids
+        position_ids += range(len(ids))
+        targets += [*labels[1:], IGNORE_INDEX]
+    return {
+        "input_ids": torch.tensor([input_ids], dtype=torch.long),
+        "position_ids": torch.tensor([position_ids], dtype=torch.long),
+        "targets": torch.tensor([targets], dtype=torch.long),
+    }
 
 
 def length_grouped_batches(

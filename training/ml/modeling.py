@@ -42,6 +42,10 @@ PEFT_CLASSIFIER_NAMES = ("classifier", "score")
 # Module names that are an MLP's output projection in common architectures (IA3 scales their input).
 _FEEDFORWARD_NAMES = frozenset({"down_proj", "output.dense", "fc2", "c_proj", "dense_4h_to_h", "w2"})
 
+# Two short token sequences (ids taken modulo the vocabulary) that the packing check runs alone and packed.
+PACKING_PROBE = ((3, 5, 7, 11, 2), (13, 2, 9, 4))
+PACKING_TOLERANCE = 1e-3
+
 ERROR_NO_LAYERS = "cannot find the transformer layers of {model} to freeze"
 ERROR_TOO_MANY_FROZEN = "freeze_layers is {frozen} but the base model has only {layers} layers"
 ERROR_NO_EOS = "the tokenizer of {path} has neither a padding nor an end-of-sequence token"
@@ -168,6 +172,35 @@ def peft_config(spec: TrainingSpec, *, modules_to_save: Sequence[str] = ()) -> L
             modules_to_save=to_save,
         )
     raise ModelError(f"method {spec.method!r} has no adapter")
+
+
+@torch.no_grad()
+def packing_isolates_sequences(model: nn.Module) -> bool:
+    """Whether `model` keeps sequences packed into one row apart, so a causal LM may train on packed batches.
+
+    Packing relies on the model turning position ids that restart at 0 into a block-diagonal causal mask, as
+    transformers' mask builder does for SDPA, eager and flash attention, and on `logits_to_keep` taking a
+    boolean mask. Rather than trust an architecture list, the model is asked: the logits of two sequences packed
+    together must equal their logits run one by one. A model that lets the second see the first, or that rejects
+    the arguments, fails and trains on padded batches instead.
+    """
+    parameter = next(model.parameters())
+    vocab = int(hf_model(model).config.vocab_size)
+    sequences = [[token % vocab for token in sequence] for sequence in PACKING_PROBE]
+    was_training = model.training
+    model.eval()
+    try:
+        alone = torch.cat([model(input_ids=torch.tensor([s], device=parameter.device)).logits[0] for s in sequences])
+        input_ids = torch.tensor([[token for s in sequences for token in s]], device=parameter.device)
+        position_ids = torch.tensor([[i for s in sequences for i in range(len(s))]], device=parameter.device)
+        keep = torch.ones_like(input_ids, dtype=torch.bool)
+        packed = model(input_ids=input_ids, position_ids=position_ids, logits_to_keep=keep, use_cache=False).logits
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    finally:
+        model.train(was_training)
+    packed = packed.reshape(alone.shape)
+    return bool(torch.allclose(packed.float(), alone.float(), atol=PACKING_TOLERANCE, rtol=PACKING_TOLERANCE))
 
 
 def transformer_layers(model: nn.Module) -> nn.ModuleList:

@@ -1,7 +1,8 @@
 """The fine-tuning recipe: `setup → train → evaluate → save` over one frozen TrainingSpec.
 
 A plain torch loop: AdamW, a transformers scheduler, gradient accumulation, gradient clipping, bf16 autocast on
-CUDA, class-weighted cross-entropy when the spec asks for it, validation every `eval_steps` (or each epoch) with
+CUDA, causal-LM micro-batches packed into one row without padding (when the model keeps packed examples apart),
+class-weighted cross-entropy when the spec asks for it, validation every `eval_steps` (or each epoch) with
 early stopping on the spec's metric and the best weights kept, and a checkpoint every `save_steps` (or each
 epoch). The caller — an RQ job, a benchmark, a test — talks to it through three callables:
 
@@ -53,6 +54,7 @@ from training.ml.checkpoints import (
     save_trainable,
 )
 from training.ml.data import (
+    IGNORE_INDEX,
     DataError,
     Example,
     encode_causal_lm,
@@ -60,6 +62,7 @@ from training.ml.data import (
     examples_from_rows,
     length_grouped_batches,
     make_collator,
+    pack_causal_lm,
     shard_batches,
 )
 from training.ml.evaluation import (
@@ -71,7 +74,13 @@ from training.ml.evaluation import (
     generation_test_report,
 )
 from training.ml.metrics import perplexity
-from training.ml.modeling import build_model, load_base_model, load_tokenizer, trainable_parameters
+from training.ml.modeling import (
+    build_model,
+    load_base_model,
+    load_tokenizer,
+    packing_isolates_sequences,
+    trainable_parameters,
+)
 from training.ml.registry import ModelRegistry
 from training.ml.runtime import Runtime, runtime_start
 from training.spec import LOWER_IS_BETTER, TASK_CLASSIFICATION, TrainingSpec
@@ -108,6 +117,21 @@ class Outcome:
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Cross-entropy, class-weighted when weights are given: sum(w[y] * loss) / sum(w[y]) over the batch."""
     return F.cross_entropy(logits.float(), labels, weight=weights)
+
+
+def packed_causal_lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean cross-entropy over the response tokens of a packed micro-batch (see data.pack_causal_lm).
+
+    The same value as the padded batch's `model(...).loss`, for less work: no padding tokens, and the vocabulary
+    projection (the largest matrix of a small LM, and a float32 softmax over the whole vocabulary) only at the
+    positions that are learnt; prompt positions skip it.
+    """
+    targets = batch["targets"]
+    keep = targets != IGNORE_INDEX
+    logits = model(
+        input_ids=batch["input_ids"], position_ids=batch["position_ids"], logits_to_keep=keep, use_cache=False
+    ).logits
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets[keep])
 
 
 class Recipe:
@@ -173,6 +197,8 @@ class Recipe:
             spec, self.model_dir, label2id=self.label2id or None, pad_token_id=self.tokenizer.pad_token_id
         )
         self.model: nn.Module = model.to(self.runtime.device)
+        # A causal LM trains on packed micro-batches when the model provably keeps packed examples apart.
+        self.packed = spec.task != TASK_CLASSIFICATION and packing_isolates_sequences(self.model)
         self.params = trainable_parameters(self.model)
         self.optimizer = torch.optim.AdamW(self._parameter_groups(), lr=spec.learning_rate)
         self.steps_per_epoch = math.ceil(len(self._epoch_batches(0)) / spec.grad_accum)
@@ -316,7 +342,7 @@ class Recipe:
         model, runtime = self._train_model, self.runtime
         total_loss, samples = 0.0, 0
         for position, indices in enumerate(group):
-            batch = self.collator([self.train_features[i] for i in indices]).to(runtime.device)
+            batch = self._batch(indices)
             final = position == len(group) - 1
             # Gradients are averaged across processes once per optimizer step, on its last micro-batch only
             # (the model is wrapped in DistributedDataParallel exactly when the run is distributed).
@@ -336,7 +362,14 @@ class Recipe:
         mean_loss = runtime.mean(total_loss / len(group))
         return mean_loss, float(grad_norm), runtime.mean(float(samples)) * runtime.world_size
 
+    def _batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        features = [self.train_features[i] for i in indices]
+        batch = pack_causal_lm(features) if self.packed else self.collator(features)
+        return {key: value.to(self.runtime.device) for key, value in batch.items()}
+
     def _loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.packed:
+            return packed_causal_lm_loss(model, batch)
         if self.spec.task != TASK_CLASSIFICATION:
             return model(**batch).loss
         labels = batch.pop("labels")
