@@ -4,7 +4,8 @@ A scan embeds the labelled items' texts (cached per item and encoder in ItemEmbe
 `noise.find_suspects` for out-of-fold suspects among the approved items' final labels, and
 `noise.crowdlab` for items with several annotations; each suspect becomes a NoiseFlag and a review
 task (reason "noise") with its score and suggested label. An approved item goes back to review with
-its history kept. The NoiseScan row, not Redis, is the truth about a scan's status.
+its history kept. Test-split items are left out (the test split is sacred: no model sends a test label to
+review); the summary counts them. The NoiseScan row, not Redis, is the truth about a scan's status.
 
 The encoder is `settings.LABELLOOP_EMBEDDER` (a dotted path to `fn(texts) -> float array`), the
 shipped MiniLM by default; tests point it at a tiny deterministic embedder.
@@ -36,6 +37,7 @@ from annotation.models import (
     Project,
     ReviewReason,
     ScanStatus,
+    Split,
 )
 from annotation.quality import noise
 from annotation.review.selectors import latest_decisions
@@ -97,9 +99,9 @@ def noise_scan_start(*, project: Project, user: User, params: dict[str, Any] | N
     if not project.task_kind.single_class:
         raise ServiceError(NOT_CLASSIFICATION)
     now = timezone.now()
-    NoiseScan.objects.filter(
-        project=project, status=ScanStatus.RUNNING, started_at__lt=now - ABANDONED_AFTER
-    ).update(status=ScanStatus.FAILED, message=SCAN_ABANDONED, finished_at=now)
+    NoiseScan.objects.filter(project=project, status=ScanStatus.RUNNING, started_at__lt=now - ABANDONED_AFTER).update(
+        status=ScanStatus.FAILED, message=SCAN_ABANDONED, finished_at=now
+    )
     try:
         with transaction.atomic():
             scan = NoiseScan.objects.create(project=project, created_by=user, params=params or {})
@@ -169,8 +171,14 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     """Embed, find out-of-fold suspects, write flags and review tasks. Raises noise.NoiseScanError."""
     project = scan.project
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
+    decided = latest_decisions(project=project)
+    # The test split is sacred: its labels stay as people decided them, so the scan neither learns from nor
+    # flags them (a flag would send a test item to review on a model's word).
+    test_held = decided.filter(item__split_row__split=Split.TEST).count()
     finals = list(
-        latest_decisions(project=project).order_by("item_id").values_list("item_id", "item__text", "value")
+        decided.exclude(item__split_row__split=Split.TEST)
+        .order_by("item_id")
+        .values_list("item_id", "item__text", "value")
     )
     _progress(scan, 0.0, f"Embedding {len(finals)} approved items")
     X = _embeddings(scan=scan, items=[(item_id, text) for item_id, text, _ in finals])
@@ -179,7 +187,12 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     seed = scan.params.get("seed", 0)
     texts = [text for _, text, _ in finals]
     suspects = noise.find_suspects(X, y, labels, seed=seed, texts=texts)
-    summary: dict[str, Any] = {"scanned": len(finals), "flagged": len(suspects), "labels": labels}
+    summary: dict[str, Any] = {
+        "scanned": len(finals),
+        "flagged": len(suspects),
+        "labels": labels,
+        "test_split_skipped": test_held,
+    }
     item_ids = [item_id for item_id, _, _ in finals]
     summary["crowdlab"] = _crowdlab(project=project, item_ids=item_ids, X=X, texts=texts, labels=labels, seed=seed)
     _progress(scan, 0.9, f"Writing {len(suspects)} flags")
