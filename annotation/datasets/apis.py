@@ -66,6 +66,11 @@ class SnapshotListApi(ApiView):
         )
         group_field = serializers.CharField(required=False, allow_blank=True, default="")
         balance_mode = serializers.CharField(required=False, allow_blank=True, default="")
+        allow_small_test = serializers.BooleanField(
+            required=False, default=False,
+            help_text="Make the snapshot even when its test split has fewer than LABELLOOP_MIN_TEST_PER_LABEL items "
+            "of some label; its manifest then carries the warning.",
+        )
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(SnapshotSerializer), **REFUSED})
     def get(self, request: Request, project_id: int) -> Response:

@@ -113,6 +113,30 @@ UNKNOWN_BALANCE = "Unknown class-balance mode {mode!r}; use one of {modes}."
 BALANCE_NEEDS_LABELS = "Class balancing needs class labels; instruction data has none."
 
 
+SMALL_TEST = (
+    "The test split would be too small to measure anything: {shortfall}. The minimum is {minimum} test items "
+    "per label (setting LABELLOOP_MIN_TEST_PER_LABEL). Label more items, give the test split a larger share, "
+    "or allow a small test split for this snapshot (its manifest and its runs' pages will then say so)."
+)
+
+
+SMALL_TEST_WARNING = (
+    "Small test split, allowed by the owner: {shortfall} (minimum {minimum} per label). Test figures from this "
+    "snapshot cannot tell models apart reliably."
+)
+
+
+ALL_ITEMS = "all items"  # how data without labels is named in the small-test messages
+
+
+def min_test_per_label() -> int:
+    return int(getattr(settings, "LABELLOOP_MIN_TEST_PER_LABEL", 0))
+
+
+def _shortfall_text(short: list[tuple[str, int, int]]) -> str:
+    return "; ".join(f"“{label or ALL_ITEMS}” has {test} of its {total} items in test" for label, test, total in short)
+
+
 def canonical_row(
     *,
     task_type: str,
@@ -176,6 +200,7 @@ class Assigned:
     ids: array  # array("q"): item ids, ascending
     codes: bytes  # each item's split as its index in splits.SPLITS
     new: int  # how many of them had no split before
+    labels_by_split: dict[str, dict[str, int]]  # {split: {label: items}}, for the small-test check
 
 
 def splits_assign_missing(
@@ -199,6 +224,7 @@ def splits_assign_missing(
     existing: dict[int, str] = {}
     single = project.task_kind.single_class
     classify = project.task_kind.has_labels
+    names_of: dict[str, tuple[str, ...]] = {}  # stratification key → its label names (multi-label: several)
     rows = (
         finals.annotate(
             group=_group_expression(group_field),
@@ -214,7 +240,10 @@ def splits_assign_missing(
         texts: list[str] = []
         for item_id, label, split, group, text in rows.iterator(chunk_size=READ_CHUNK):
             keys.append(item_id)
-            labels.append(sys.intern(label if single else value_key(label)) if classify else "")
+            key = (label if single else value_key(label)) if classify else ""
+            if key not in names_of:
+                names_of[key] = (label,) if single else tuple(label.get("labels", ())) if classify else ("",)
+            labels.append(sys.intern(key))
             groups.append(group or None)
             texts.append(text)
             if split:
@@ -236,9 +265,18 @@ def splits_assign_missing(
     texts = splits.fingerprints_of(text_chunks(), texts_of, expected=finals.count())
     codes = splits.assign_codes(keys, labels, groups, texts, seed, ratios=ratios, existing=existing)
     del texts
+    by_split: dict[str, Counter[str]] = {split: Counter() for split in splits.SPLITS}
+    for (key, code), n in Counter(zip(labels, codes.tolist(), strict=True)).items():
+        for name in names_of[key]:
+            by_split[splits.SPLITS[code]][name] += n
     labels.clear()
     groups.clear()
-    assigned = Assigned(ids=array("q", keys), codes=codes.tobytes(), new=len(keys) - len(existing))
+    assigned = Assigned(
+        ids=array("q", keys),
+        codes=codes.tobytes(),
+        new=len(keys) - len(existing),
+        labels_by_split={split: dict(counts) for split, counts in by_split.items()},
+    )
     keys.clear()
 
     def new_rows() -> Iterator[tuple[int, str]]:
@@ -344,22 +382,19 @@ def _final_rows(*, project: Project, assigned: Assigned | None = None) -> Iterat
     else:
         split_field = Value("", output_field=CharField())
     split_of = _split_walk(assigned) if assigned is not None else None
-    rows = (
-        decisions.order_by("item_id")
-        .values_list(
-            "item_id",
-            "item__external_id",
-            "item__text",
-            Cast("value", output_field=TextField()),
-            split_field,
-            "guideline_version__version",
-            "id",
-            "source",
-            "reviewer__username",
-            # As text, parsed by datetime.fromisoformat: Django's loader for PostgreSQL timestamps is
-            # pure Python and cost more than the rest of the row's decoding together.
-            Cast("created_at", output_field=TextField()),
-        )
+    rows = decisions.order_by("item_id").values_list(
+        "item_id",
+        "item__external_id",
+        "item__text",
+        Cast("value", output_field=TextField()),
+        split_field,
+        "guideline_version__version",
+        "id",
+        "source",
+        "reviewer__username",
+        # As text, parsed by datetime.fromisoformat: Django's loader for PostgreSQL timestamps is
+        # pure Python and cost more than the rest of the row's decoding together.
+        Cast("created_at", output_field=TextField()),
     )
     task_type = project.task_type
     decode = functools.lru_cache(maxsize=1024)(json.loads)
@@ -395,8 +430,12 @@ def _iso_utc(text: str) -> str:
     (SQLite), are rewritten as text: three times faster than parsing, which a million rows notice.
     """
     seconds, _, fraction = (text[:-3] if text.endswith("+00") else text).partition(".")
-    if len(seconds) == 19 and seconds[4] == "-" and seconds[10] == " " and seconds[13] == ":" and (
-        not fraction or (len(fraction) <= 6 and fraction.isdigit())
+    if (
+        len(seconds) == 19
+        and seconds[4] == "-"
+        and seconds[10] == " "
+        and seconds[13] == ":"
+        and (not fraction or (len(fraction) <= 6 and fraction.isdigit()))
     ):
         if fraction.strip("0"):  # PostgreSQL drops trailing zeros; isoformat() writes six digits
             return f"{seconds[:10]}T{seconds[11:]}.{fraction.ljust(6, '0')}+00:00"
@@ -634,8 +673,14 @@ def snapshot_create(
     ratios: Sequence[float] = DEFAULT_RATIOS,
     group_field: str = "",
     balance_mode: str = "",
+    allow_small_test: bool = False,
 ) -> Snapshot:
-    """Assign missing splits, write and hash the JSONL, then create the immutable snapshot and its rows."""
+    """Assign missing splits, write and hash the JSONL, then create the immutable snapshot and its rows.
+
+    A test split with fewer than `LABELLOOP_MIN_TEST_PER_LABEL` items of some label is refused (SMALL_TEST,
+    checked on the assignment before any split is stored, so a refusal changes nothing) unless
+    `allow_small_test`: then the manifest carries the warning (`warnings`, `small_test`).
+    """
     name, group_field = name.strip(), group_field.strip()
     if not name:
         raise ServiceError(NAME_REQUIRED, field="name")
@@ -648,6 +693,8 @@ def snapshot_create(
     if not latest_decisions(project=project).exists():
         raise ServiceError(NOTHING_APPROVED)
     assigned, new = splits_assign_missing(project=project, seed=seed, ratios=ratios, group_field=group_field)
+    if assigned is not None:
+        _small_test_check(assigned.labels_by_split, allow=allow_small_test)
     background = _second_connection_allowed()
     directory = Path(settings.MEDIA_ROOT) / SNAPSHOT_DIR / f"project-{project.pk}"
     write = functools.partial(_write_jsonl, project=project, directory=directory, keep_train_labels=bool(balance_mode))
@@ -668,6 +715,7 @@ def snapshot_create(
             rows.discard()
             rows = _RowsFile(directory)
             tmp, content_hash, counts, train_labels = write(rows_out=rows.out)
+        small_test = _small_test_check(_labels_by_split(counts), allow=allow_small_test)  # as written
     except BaseException as exc:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
@@ -689,6 +737,13 @@ def snapshot_create(
             "agreement": _agreement_figures(project=project),
             "noise": _noise_figures(project=project),
         }
+        if small_test:
+            minimum = min_test_per_label()
+            manifest["small_test"] = {
+                "minimum": minimum,
+                "labels": [{"label": label, "test": test, "total": total} for label, test, total in small_test],
+            }
+            manifest["warnings"] = [SMALL_TEST_WARNING.format(shortfall=_shortfall_text(small_test), minimum=minimum)]
         if balance_mode:
             # The report, not the row list: a training run recomputes `keep` from the train rows, which
             # are in item id order in the file, with the same mode and seed.
@@ -707,6 +762,24 @@ def snapshot_create(
         file_path=str(final_path.relative_to(settings.MEDIA_ROOT)),
         created_by=user,
     )
+
+
+def _labels_by_split(counts: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per split and label counts of a written snapshot; data without labels counts all its items under ""."""
+    if counts["labels"]:
+        return counts["labels_by_split"]
+    return {split: {"": n} for split, n in counts["splits"].items() if n}
+
+
+def _small_test_check(by_split: dict[str, dict[str, int]], *, allow: bool) -> list[tuple[str, int, int]]:
+    """The labels short of test items; raises SMALL_TEST unless the owner allows a small test split."""
+    minimum = min_test_per_label()
+    short = splits.small_test_labels(by_split, minimum) if minimum > 0 else []
+    if short and not allow:
+        raise ServiceError(
+            SMALL_TEST.format(shortfall=_shortfall_text(short), minimum=minimum), field="allow_small_test"
+        )
+    return short
 
 
 def snapshot_file(snapshot: Snapshot) -> Path:
@@ -762,7 +835,10 @@ def snapshot_compare(*, old: Snapshot, new: Snapshot, examples: int = 100) -> di
         return rows.iterator(chunk_size=READ_CHUNK)
 
     report: dict[str, Any] = {
-        "added": 0, "removed": 0, "relabelled": 0, "unchanged": 0,
+        "added": 0,
+        "removed": 0,
+        "relabelled": 0,
+        "unchanged": 0,
         "examples": {"added": [], "removed": [], "relabelled": []},
     }
 

@@ -565,6 +565,21 @@ def balance_report(assignment: Mapping[Hashable, str], labels: Mapping[Hashable,
     }
 
 
+def small_test_labels(by_split: Mapping[str, Mapping[str, int]], minimum: int) -> list[tuple[str, int, int]]:
+    """(label, items in test, items in all splits) of every label with fewer than `minimum` test items.
+
+    A test split that holds two examples of a class measures nothing about that class; a snapshot made
+    from it should say so. Labels in label order; "" stands for all items of data without labels.
+    """
+    totals: Counter[str] = Counter()
+    for counts in by_split.values():
+        totals.update(counts)
+    test = by_split.get(TEST, {})
+    return [
+        (label, test.get(label, 0), total) for label, total in sorted(totals.items()) if test.get(label, 0) < minimum
+    ]
+
+
 def class_balance(labels_in_train: Sequence[str], mode: str = "none", seed: int = 0) -> dict[str, Any]:
     """How a training run may balance its classes, without changing any split (JSON-ready).
 

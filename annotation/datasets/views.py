@@ -37,6 +37,10 @@ class SnapshotForm(forms.Form):
     balance_mode = forms.ChoiceField(
         required=False, choices=[("", "No class-balance report"), *snapshots.BALANCE_MODES], label="Class balance"
     )
+    allow_small_test = forms.BooleanField(
+        required=False, label="Allow a small test split",
+        help_text="Only for a first look: the snapshot and its runs will warn that test figures mean little.",
+    )
 
     def ratios(self) -> tuple[float, float, float]:
         d = self.cleaned_data
@@ -65,6 +69,7 @@ def snapshot_list(request: AuthedRequest, project_id: int) -> HttpResponse:
                 snapshot = snapshots.snapshot_create(
                     project=project, user=request.user, name=d["name"], seed=d["seed"], ratios=form.ratios(),
                     group_field=d["group_field"], balance_mode=d["balance_mode"],
+                    allow_small_test=d["allow_small_test"],
                 )
             except ServiceError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)

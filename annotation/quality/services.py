@@ -3,10 +3,11 @@
 A scan embeds the approved items' texts (cached per item and encoder in ItemEmbedding) and hands the
 pure `noise.scan` each item's final label with *every* vote behind it: the annotators', the reviewer
 who decided it, or the import it came from. The scan flags as many items as its noise estimate
-supports, most likely errors first; each flag becomes a NoiseFlag and, unless the item is in the test
-split, a review task (reason "noise") with its score and suggested label. An approved item goes back
-to review with its history kept. The summary keeps the estimate, the flags' expected precision and
-each annotator's accuracy against the consensus with its interval (read by `annotator_quality`).
+supports, most likely errors first; each flag becomes a NoiseFlag and a review task (reason "noise")
+with its score and suggested label. An approved item goes back to review with its history kept.
+Test-split items are left out (the test split is sacred: no model sends a test label to review); the
+summary counts them. The summary keeps the estimate, the flags' expected precision and each
+annotator's accuracy against the consensus with its interval (read by `annotator_quality`).
 The NoiseScan row, not Redis, is the truth about a scan's status.
 
 The encoder is `settings.LABELLOOP_EMBEDDER` (a dotted path to `fn(texts) -> float array`), the
@@ -180,13 +181,18 @@ def _embeddings(*, scan: NoiseScan, items: list[tuple[int, str]]) -> np.ndarray:
 def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     """Embed, judge every final label with all its votes, write flags and review tasks. Raises noise.NoiseScanError.
 
-    A flagged test-split item is flagged and shown, but no review task is opened for it: nothing
-    model-driven changes a test label (the test split must stay an independent judge of the model).
+    Test-split items are not scanned: nothing model-driven changes a test label (the test split must stay an
+    independent judge of the model). Should one still be flagged (its split assigned while the scan ran), it
+    is flagged and shown but no review task is opened for it.
     """
     project = scan.project
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
+    decided = latest_decisions(project=project)
+    # The test split is sacred: its labels stay as people decided them, so the scan neither learns from nor
+    # flags them (a flag would send a test item to review on a model's word).
+    test_held = decided.filter(item__split_row__split=Split.TEST).count()
     finals = list(
-        latest_decisions(project=project)
+        decided.exclude(item__split_row__split=Split.TEST)
         .order_by("item_id")
         .values_list("item_id", "item__text", "value", "source", "reviewer__username")
     )
@@ -210,6 +216,7 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
         )
     )
     summary = _summary(result, scanned=len(finals), test_flags=len(test_items), seconds=seconds, labels=labels)
+    summary["test_split_skipped"] = test_held
     _progress(scan, 0.9, f"Writing {len(result.flags)} flags")
     with transaction.atomic():
         NoiseFlag.objects.bulk_create(

@@ -38,15 +38,17 @@ from annotation.models import (
     Draft,
     GuidelineVersion,
     Item,
+    ItemSplit,
     ItemStatus,
     Label,
     Project,
     ReviewReason,
     ReviewStatus,
     ReviewTask,
+    Split,
 )
 from annotation.projects.services import guideline_current
-from annotation.tasktypes import InvalidValue, value_key
+from annotation.tasktypes import InvalidValue, value_display, value_key
 from core.errors import ServiceError
 
 SEND_BACK_LEASE = dt.timedelta(days=7)
@@ -78,6 +80,27 @@ NOTHING_TO_SEND_BACK = "Only items in review can be sent back."
 
 
 ONE_PROPOSAL_PER_ITEM = "Each item may appear once in one call; apply a second value for it in a later call."
+
+
+# The test split is sacred (docs/rounds.md): a model, or a rater judging a model's output, never changes a test
+# item's label, directly or through a review it opens; otherwise later test figures drift toward the model.
+# People reviewing their own disagreements on a test item still decide it (those reasons are not listed here).
+MODEL_DRIVEN_SOURCES = frozenset({DecisionSource.MODEL_CORRECTED, DecisionSource.MODEL_RATED})
+
+
+MODEL_DRIVEN_REASONS = frozenset({ReviewReason.NOISE, ReviewReason.MODEL, ReviewReason.RATING})
+
+
+TEST_SPLIT_HELD = (
+    "Item {item} is in the test split: a model or a rating of a model's output never changes a test label, "
+    "so the test figures stay an honest measure of the model."
+)
+
+
+TEST_LABEL_MODEL_REVIEW = (
+    "This item is in the test split and was sent to review by a model or a rating ({reasons}): its label stays "
+    "{final}. Confirm that label to close the review; only a disagreement between annotators can change a test label."
+)
 
 
 # Items written per batch by `proposals_apply`: a few queries per batch, memory bounded by the batch.
@@ -167,9 +190,7 @@ def item_route(*, item: Item) -> ReviewTask | Decision | None:
     )
 
 
-def _close_task(
-    *, task: ReviewTask, reviewer: User, status: str, now: dt.datetime, comment: str = ""
-) -> None:
+def _close_task(*, task: ReviewTask, reviewer: User, status: str, now: dt.datetime, comment: str = "") -> None:
     """Close an open task; raise TASK_CLOSED if another reviewer (or an undo) closed it first."""
     won = ReviewTask.objects.filter(pk=task.pk, status=ReviewStatus.OPEN).update(
         status=status, resolved_by=reviewer, resolved_at=now, comment=comment
@@ -196,6 +217,7 @@ def review_decide(
         value = project.task_kind.normalise(value, label_names)
     except InvalidValue as exc:
         raise ServiceError(str(exc), field=exc.field) from exc
+    _test_label_guard(task=task, value=value)
     now = now or timezone.now()
     with transaction.atomic():
         _close_task(task=task, reviewer=reviewer, status=ReviewStatus.DONE, now=now)
@@ -211,6 +233,20 @@ def review_decide(
         Item.objects.filter(pk=item.pk).update(status=ItemStatus.APPROVED)
     item.status = ItemStatus.APPROVED
     return decision
+
+
+def _test_label_guard(*, task: ReviewTask, value: dict[str, Any]) -> None:
+    """Refuse a new label for a test-split item whose review only a model or a rating opened (a noise flag made
+    before the item got its split, say): the reviewer may confirm the current label, not change it."""
+    if not task.reasons or not set(task.reasons) <= MODEL_DRIVEN_REASONS:
+        return
+    if not ItemSplit.objects.filter(item_id=task.item_id, split=Split.TEST).exists():
+        return
+    final = Decision.objects.filter(item_id=task.item_id).order_by("-created_at", "-id").first()
+    if final is None or value_key(final.value) == value_key(value):
+        return
+    reasons = ", ".join(ReviewReason(r).label.lower() for r in task.reasons)
+    raise ServiceError(TEST_LABEL_MODEL_REVIEW.format(reasons=reasons, final=value_display(final.value)))
 
 
 def review_accept(
@@ -230,9 +266,7 @@ def review_accept(
     return review_decide(reviewer=reviewer, task=task, value=annotation.value, reason=reason, now=now)
 
 
-def review_send_back(
-    *, reviewer: User, task: ReviewTask, comment: str, now: dt.datetime | None = None
-) -> ReviewTask:
+def review_send_back(*, reviewer: User, task: ReviewTask, comment: str, now: dt.datetime | None = None) -> ReviewTask:
     """Re-open the item to its annotators for a new round (see the module docstring for the slots)."""
     comment = comment.strip()
     if not comment:
@@ -277,8 +311,6 @@ def review_withdraw(*, item: Item, since: dt.datetime, now: dt.datetime) -> bool
 
 
 @dataclass(frozen=True)
-
-
 class ValueProposal:
     """A value for an item from outside review (a rater's correction, a well-rated model response, a model
     or a rater disagreeing with the final label), with its provenance.
@@ -287,6 +319,7 @@ class ValueProposal:
     under `guideline_version_id`); False opens a review task with it as the suggestion. A decision the
     proposal would overwrite turns it into a review task instead: a decision made after `since`, or an
     item waiting in review. `skip_if_final` leaves the item alone when its final value already equals it.
+    A model-driven proposal (`model_driven`) for a test-split item is held: nothing is written for it.
     """
 
     item_id: int
@@ -300,18 +333,25 @@ class ValueProposal:
     guideline_version_id: int | None = None
     skip_if_final: bool = True
 
+    @property
+    def model_driven(self) -> bool:
+        """Whether a model (or a rating of a model's output) is where the value comes from."""
+        if self.decide:
+            return self.source in MODEL_DRIVEN_SOURCES
+        return self.review_reason in MODEL_DRIVEN_REASONS
+
 
 @dataclass(frozen=True)
-
-
 class ProposalOutcome:
-    """What `proposals_apply` did with one proposal: "decide", "review" or "unchanged"."""
+    """What `proposals_apply` did with one proposal: "decide", "review", "unchanged" or "held" (a test-split
+    item, which a model-driven proposal never changes: `note` says why)."""
 
     item_id: int
     action: str
     review_reason: str = ""
     decision_id: int | None = None
     task_id: int | None = None
+    note: str = ""
 
 
 def proposals_apply(*, project: Project, proposals: Sequence[ValueProposal]) -> list[ProposalOutcome]:
@@ -321,6 +361,8 @@ def proposals_apply(*, project: Project, proposals: Sequence[ValueProposal]) -> 
     call it). Decisions are appended, never updated, so history stays; an item keeps one current final value
     (the newest decision). Idempotent: run twice, the second call finds the value already final (unchanged)
     or the review task already open (reasons merged, nothing duplicated). One outcome per proposal, in order.
+    A test-split item is held whatever the plan said (it may have got its split since the plan was read): a
+    model-driven proposal never writes to it (outcome "held", TEST_SPLIT_HELD).
     """
     if len({p.item_id for p in proposals}) != len(proposals):
         raise ValueError(ONE_PROPOSAL_PER_ITEM)
@@ -345,11 +387,15 @@ def _proposals_apply_batch(
     in_review = set(
         ReviewTask.objects.filter(item_id__in=ids, status=ReviewStatus.OPEN).values_list("item_id", flat=True)
     )
+    test = set(ItemSplit.objects.filter(item_id__in=ids, split=Split.TEST).values_list("item_id", flat=True))
     decide: list[ValueProposal] = []
     review: list[ValueProposal] = []
     plan: dict[int, tuple[str, str]] = {}
     for proposal in batch:
         final = finals.get(proposal.item_id)
+        if proposal.item_id in locked and proposal.item_id in test and proposal.model_driven:
+            plan[proposal.item_id] = ("held", "")
+            continue
         if proposal.item_id not in locked or (
             proposal.skip_if_final and final is not None and value_key(final.value) == value_key(proposal.value)
         ):
@@ -394,6 +440,7 @@ def _proposals_apply_batch(
             review_reason=plan[p.item_id][1],
             decision_id=decision_ids.get(p.item_id) if plan[p.item_id][0] == "decide" else None,
             task_id=task_ids.get(p.item_id) if plan[p.item_id][0] == "review" else None,
+            note=TEST_SPLIT_HELD.format(item=p.item_id) if plan[p.item_id][0] == "held" else "",
         )
         for p in batch
     ]

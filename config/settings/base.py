@@ -189,6 +189,10 @@ LABELLOOP_IMPORT_INLINE_MAX_ROWS = int(os.environ.get("LABELLOOP_IMPORT_INLINE_M
 LABELLOOP_LOGIN_MAX_FAILURES = int(os.environ.get("LABELLOOP_LOGIN_MAX_FAILURES", "10"))
 LABELLOOP_LOGIN_WINDOW_S = int(os.environ.get("LABELLOOP_LOGIN_WINDOW_S", "300"))
 
+# A snapshot whose test split holds fewer items than this of some label (of all items, for instruction data) is
+# refused unless the owner allows a small test split for it; the manifest and the run pages then warn. 0: no check.
+LABELLOOP_MIN_TEST_PER_LABEL = int(os.environ.get("LABELLOOP_MIN_TEST_PER_LABEL", "5"))
+
 # --- Training (training/) -----------------------------------------------------------------------
 # Extra base models, name -> local model directory, beside the shipped "minilm" and "smollm2-135m".
 LABELLOOP_MODEL_REGISTRY: dict[str, str] = {}

@@ -18,6 +18,8 @@ STORAGES = {
 }
 # Per process, so tests never share sign-in failure counts through a real Redis (tests clear it between them).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Most tests snapshot a handful of items; the small-test refusal has its own tests, which set the minimum.
+LABELLOOP_MIN_TEST_PER_LABEL = 0
 if not os.environ.get("REDIS_URL"):
     # Each test run gets its own embedded Redis, so a running `make demo` is never touched.
     EMBEDDED_REDIS_SOCKET = Path(tempfile.mkdtemp(prefix="labelloop-redis-")) / "redis.sock"

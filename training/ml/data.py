@@ -25,6 +25,8 @@ from training.spec import TASK_CLASSIFICATION
 
 IGNORE_INDEX = -100
 MEGABATCH_FACTOR = 50
+# The curriculum sorts by length inside windows of at most this many batches (where agreement differs).
+CURRICULUM_WINDOW_BATCHES = 4
 UNSCORED_AGREEMENT = 1.0
 
 FIELDS = {TASK_CLASSIFICATION: ("text", "label")}
@@ -193,29 +195,56 @@ def length_grouped_batches(
     """The batches (lists of example indices) of one epoch, the same for the same seed and epoch.
 
     Without `agreement`: shuffle, cut into buckets of `MEGABATCH_FACTOR` batches, sort each bucket by length
-    (longest first), cut into batches, shuffle the batches. With `agreement` (curriculum): order from high to
-    low agreement (ties shuffled), and shuffle batches only inside their bucket, so easy still comes before hard.
+    (longest first), cut into batches, shuffle the batches. With `agreement` (curriculum): see `_curriculum_order`.
     """
     rng = np.random.default_rng([seed, epoch])
     count = len(lengths)
-    if agreement is None:
-        order = rng.permutation(count)
-    else:
-        scores = np.array([UNSCORED_AGREEMENT if a is None else a for a in agreement], dtype=float)
-        order = np.lexsort((rng.random(count), -scores))
     lengths_array = np.asarray(lengths)
+    if agreement is not None:
+        order = _curriculum_order(lengths_array, agreement, batch_size=batch_size, rng=rng)
+        return [order[i : i + batch_size].tolist() for i in range(0, count, batch_size)]
+    order = rng.permutation(count)
     bucket_size = batch_size * MEGABATCH_FACTOR
     batches: list[list[int]] = []
     for start in range(0, count, bucket_size):
         bucket = order[start : start + bucket_size]
         bucket = bucket[np.argsort(-lengths_array[bucket], kind="stable")]
-        bucket_batches = [bucket[i : i + batch_size].tolist() for i in range(0, len(bucket), batch_size)]
-        if agreement is not None:
-            rng.shuffle(bucket_batches)
-        batches.extend(bucket_batches)
-    if agreement is None:
-        rng.shuffle(batches)
+        batches.extend(bucket[i : i + batch_size].tolist() for i in range(0, len(bucket), batch_size))
+    rng.shuffle(batches)
     return batches
+
+
+def _curriculum_order(
+    lengths: np.ndarray, agreement: Sequence[float | None], *, batch_size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Examples from high to low agreement (ties shuffled), length-sorted only where that cannot undo the order.
+
+    Sorting by length inside a bucket of `MEGABATCH_FACTOR` batches erased the curriculum of any set smaller
+    than one bucket (800 rows at batch 16). Here the ordered examples are cut into windows: a run of equal
+    agreement is one window (up to a bucket; sorting inside it moves nothing past a different score), and
+    anything else a window of at most `CURRICULUM_WINDOW_BATCHES` batches. Each window is sorted by length,
+    longest first. So an example never moves more than one short window away from its place in the
+    agreement order, at any size: of two examples that far apart, the earlier has at least the agreement.
+    """
+    count = len(lengths)
+    scores = np.array([UNSCORED_AGREEMENT if a is None else a for a in agreement], dtype=float)
+    order = np.lexsort((rng.random(count), -scores))
+    ordered_scores = scores[order]
+    # run_end[i]: one past the last position holding the same score as position i (the end of its tie run).
+    starts = np.flatnonzero(np.r_[True, ordered_scores[1:] != ordered_scores[:-1]])
+    ends = np.r_[starts[1:], count]
+    run_end = np.repeat(ends, ends - starts)
+    window_rows = batch_size * CURRICULUM_WINDOW_BATCHES
+    bucket_rows = batch_size * MEGABATCH_FACTOR
+    pieces: list[np.ndarray] = []
+    start = 0
+    while start < count:
+        tie_end = int(run_end[start])
+        end = min(tie_end, start + bucket_rows) if tie_end - start >= window_rows else min(start + window_rows, count)
+        window = order[start:end]
+        pieces.append(window[np.argsort(-lengths[window], kind="stable")])
+        start = end
+    return np.concatenate(pieces) if pieces else order
 
 
 def shard_batches(batches: list[list[int]], *, rank: int, world_size: int) -> list[list[int]]:

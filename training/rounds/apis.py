@@ -82,6 +82,10 @@ class RoundPlanSerializer(serializers.Serializer):
     label_errors = serializers.JSONField(help_text="count, by_model, examples")
     queue = serializers.JSONField(help_text="count, order, random, scored, unscored, examples")
     prelabels = serializers.JSONField(help_text="enabled, count")
+    test_split = serializers.JSONField(
+        help_text="Test-split items the plan leaves alone (the test split is sacred): count, corrections, examples, "
+        "rating, model (counts only) and message"
+    )
 
 
 class RoundPlanApi(ApiView):

@@ -15,6 +15,10 @@ needs it. `round_plan` lists what starting the next round would change:
 - well-rated responses: prompts without a final value whose response every current rater scored at
   or above the threshold on every criterion become Decisions with source MODEL_RATED.
 
+The test split is sacred: none of these model-driven changes touches a test-split item (its label stays what
+people decided, so later test figures do not drift toward the model). The plan counts them instead
+(`RoundPlan.test_held`), and `proposals_apply` holds any that got their split after the plan was read.
+
 Queue ordering reads the candidates once into numpy arrays (16 bytes an item), so 100k+ items stay within
 a few MiB. `services.round_advance` computes the plan here, outside its write transaction.
 """
@@ -30,12 +34,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 
 from annotation.models import (
     Decision,
     DecisionSource,
     Item,
+    ItemSplit,
     ItemStatus,
     Label,
     NoiseScan,
@@ -45,6 +50,7 @@ from annotation.models import (
     ReviewStatus,
     ReviewTask,
     ScanStatus,
+    Split,
 )
 from annotation.projects.services import guideline_current
 from annotation.quality import agreement
@@ -62,6 +68,14 @@ from training.spec import TASK_CLASSIFICATION
 READ_CHUNK = 5000
 
 
+IDS_PER_QUERY = 900  # ids per `IN (...)`: under SQLite's 999-parameter limit of older builds
+
+
+# The sections of the plan a test-split item is held from: corrections, well-rated responses, label errors found
+# by a rater ("rating") or by the model ("model").
+TEST_HELD_SECTIONS = ("corrections", "examples", ReviewReason.RATING.value, ReviewReason.MODEL.value)
+
+
 TEXT_PREVIEW = 160
 
 
@@ -74,6 +88,13 @@ NO_RUN_NOTE = "No succeeded run yet: the queue keeps its order, and no model out
 
 GENERATION_RANDOM_NOTE = (
     "Run {run} generates responses and recorded no uncertainty: the queue is in random order instead."
+)
+
+
+TEST_SPLIT_NOTE = (
+    "{count} test-split item(s) where the model or a rating disagrees with the label are left as they are: "
+    "the test split is sacred, so only people reviewing their own disagreements change a test label, and "
+    "the test figures stay an honest measure of the model."
 )
 
 
@@ -335,20 +356,32 @@ def _final_value_subquery() -> Subquery:
 
 
 def plan_label_errors(
-    *, project: Project, run: TrainingRun | None, confidence: float, skip_items: set[int], limit: int | None
+    *,
+    project: Project,
+    run: TrainingRun | None,
+    confidence: float,
+    skip_items: set[int],
+    limit: int | None,
+    test_held: dict[str, set[int]] | None = None,
 ) -> tuple[int, list[Proposal]]:
     """Final labels the chosen run confidently contradicts, and model labels raters called correct against
-    the final label: (how many, the proposals — all of them when `limit` is None, else the first `limit`)."""
+    the final label: (how many, the proposals — all of them when `limit` is None, else the first `limit`).
+
+    Test-split items are never proposed: their ids go to `test_held` ("rating" / "model") instead."""
     if not project.task_kind.single_class:
         return 0, []
     proposals: list[Proposal] = []
     count = 0
     seen: set[int] = set(skip_items)
+    held = test_held if test_held is not None else {}
 
-    def keep(proposal: Proposal) -> None:
+    def keep(proposal: Proposal, split: str | None) -> None:
         nonlocal count
-        count += 1
         seen.add(proposal.item.pk)
+        if split == Split.TEST:
+            held.setdefault(proposal.review_reason, set()).add(proposal.item.pk)
+            return
+        count += 1
         if limit is None or len(proposals) < limit:
             proposals.append(proposal)
 
@@ -356,7 +389,7 @@ def plan_label_errors(
     rated = (
         ratings_current(project=project)
         .filter(verdict=Verdict.CORRECT, item__status=ItemStatus.APPROVED)
-        .annotate(final=_final_value_subquery())
+        .annotate(final=_final_value_subquery(), split=F("item__split_row__split"))
         .select_related("item", "rater", "output")
         .order_by("id")
     )
@@ -382,13 +415,14 @@ def plan_label_errors(
                 rating=rating,
                 output=rating.output,
                 extra={"final": value_display(rating.final)},
-            )
+            ),
+            rating.split,
         )
     if run is None:
         return count, proposals
     outputs = (
         ModelOutput.objects.filter(run=run, confidence__gte=confidence, item__status=ItemStatus.APPROVED)
-        .annotate(final=_final_value_subquery())
+        .annotate(final=_final_value_subquery(), split=F("item__split_row__split"))
         .exclude(id__in=RoundChange.objects.filter(kind=RoundChange.Kind.REVIEW, output__run=run).values("output_id"))
         .select_related("item")
         .order_by("-confidence", "id")
@@ -414,7 +448,8 @@ def plan_label_errors(
                 review_reason=ReviewReason.MODEL,
                 output=output,
                 extra={"final": value_display(output.final), "confidence": round(output.confidence, 4)},
-            )
+            ),
+            output.split,
         )
     return count, proposals
 
@@ -496,6 +531,7 @@ class RoundPlan:
     queue: QueuePlan
     prelabel_count: int
     notes: list[str]
+    test_held: dict[str, list[int]] = field(default_factory=dict)  # section → test-split item ids left alone
 
     def summary(self) -> dict[str, Any]:
         """JSON for the page and the API: counts and the first `options.examples` of each change."""
@@ -537,6 +573,16 @@ class RoundPlan:
                 "examples": queue_rows,
             },
             "prelabels": {"enabled": self.options.prelabels, "count": self.prelabel_count},
+            "test_split": self.test_split_summary(),
+        }
+
+    def test_split_summary(self) -> dict[str, Any]:
+        """Test-split items the plan leaves alone, as counts only: no item, value or suggestion is shown."""
+        items = {pk for ids in self.test_held.values() for pk in ids}
+        return {
+            "count": len(items),
+            **{section: len(self.test_held.get(section, ())) for section in TEST_HELD_SECTIONS},
+            "message": TEST_SPLIT_NOTE.format(count=len(items)) if items else "",
         }
 
     def _scores(self, ids: list[int]) -> dict[int, float | None]:
@@ -575,12 +621,20 @@ def round_plan(*, project: Project, options: PlanOptions, full: bool = False, ro
     corrections = plan_corrections(project=project)
     examples = plan_well_rated(project=project, min_rating=options.min_rating, run=run)
     touched = {p.item.pk for p in corrections} | {p.item.pk for p in examples}
+    test = _test_split_ids(touched)
+    held: dict[str, set[int]] = {
+        "corrections": {p.item.pk for p in corrections if p.item.pk in test},
+        "examples": {p.item.pk for p in examples if p.item.pk in test},
+    }
+    corrections = [p for p in corrections if p.item.pk not in test]
+    examples = [p for p in examples if p.item.pk not in test]
     error_count, errors = plan_label_errors(
         project=project,
         run=run,
         confidence=options.disagreement_confidence,
         skip_items=touched,
         limit=None if full else options.examples,
+        test_held=held,
     )
     decided = {p.item.pk for p in corrections + examples if p.action == "decide"}
     queue = plan_queue(
@@ -611,7 +665,17 @@ def round_plan(*, project: Project, options: PlanOptions, full: bool = False, ro
         queue=queue,
         prelabel_count=prelabel_count,
         notes=notes,
+        test_held={section: sorted(ids) for section, ids in held.items() if ids},
     )
+
+
+def _test_split_ids(item_ids: Iterable[int]) -> set[int]:
+    ids = list(item_ids)
+    found: set[int] = set()
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        chunk = ids[start : start + IDS_PER_QUERY]
+        found.update(ItemSplit.objects.filter(item_id__in=chunk, split=Split.TEST).values_list("item_id", flat=True))
+    return found
 
 
 def round_runs(*, project: Project, round_: Round, run: TrainingRun | None) -> list[TrainingRun]:

@@ -6,7 +6,9 @@ hands the item-level changes to annotation's review services (the only writers o
 and item status, which re-check each item under lock), sets the queue order and pre-labels through
 annotation's annotate services, saves the chosen options through annotation's project services, and
 records the round's figures and a RoundChange for every item-level change with the rating or output that
-caused it. Pre-labels are a suggestion, never a value: they are counted in `Round.changes` only.
+caused it. Pre-labels are a suggestion, never a value: they are counted in `Round.changes` only. Test-split
+items are never changed by a round (the plan leaves them out; the review services hold any that got their split
+since): `Round.changes["test_held"]` counts them and `Round.plan["test_split"]` says why.
 """
 
 from __future__ import annotations
@@ -51,12 +53,19 @@ class AdvanceResult:
     applied: bool  # False when another request had already started the next round (nothing was done)
 
 
-def _apply(*, project: Project, round_: Round, proposals: list[Proposal], counts: dict[str, int]) -> None:
-    """Hand one section of the plan to annotation's review services and record what each change did."""
+def _apply(
+    *, project: Project, round_: Round, proposals: list[Proposal], counts: dict[str, int], held: list[int]
+) -> None:
+    """Hand one section of the plan to annotation's review services and record what each change did.
+
+    An item the review services held (it joined the test split after the plan was read) is added to `held`."""
     changes = []
     outcomes = proposals_apply(project=project, proposals=[p.to_value() for p in proposals])
     for proposal, outcome in zip(proposals, outcomes, strict=True):
         data = {"value": proposal.value, "reason": proposal.reason, **proposal.extra}
+        if outcome.action == "held":
+            held.append(outcome.item_id)
+            continue
         if outcome.action == "unchanged":  # the item changed since the plan: its value is already final
             continue
         if outcome.action == "decide":
@@ -71,7 +80,11 @@ def _apply(*, project: Project, round_: Round, proposals: list[Proposal], counts
                 counts[f"{proposal.kind}_to_review"] += 1
         changes.append(
             RoundChange(
-                round=round_, item_id=proposal.item.pk, kind=kind, rating=proposal.rating, output=proposal.output,
+                round=round_,
+                item_id=proposal.item.pk,
+                kind=kind,
+                rating=proposal.rating,
+                output=proposal.output,
                 data=data,
             )
         )
@@ -106,8 +119,12 @@ def round_advance(
             closed = Round.objects.get(project=project, number=plan.round.number)
             return AdvanceResult(closed=closed, opened=round_open(project=project), applied=False)
         counts: dict[str, int] = defaultdict(int)
+        held_late: list[int] = []
         for section in (plan.corrections, plan.examples, plan.label_errors):
-            _apply(project=project, round_=current, proposals=section, counts=counts)
+            _apply(project=project, round_=current, proposals=section, counts=counts, held=held_late)
+        test_split = plan.test_split_summary()
+        test_split["held_at_apply"] = len(held_late)  # got their split between the plan and now
+        counts["test_held"] = test_split["count"] + len(held_late)
         queue = plan.queue
         n = len(queue.ids)
         counts["queued"] = item_priorities_set(
@@ -129,12 +146,21 @@ def round_advance(
         figures["items_labelled"] = latest_decisions(project=project).count()  # after this round's decisions
         Round.objects.filter(pk=current.pk).update(
             figures=figures,
-            changes={"correction": 0, "example": 0, "review_model": 0, "review_rating": 0, "prelabels": 0, **counts},
+            changes={
+                "correction": 0,
+                "example": 0,
+                "review_model": 0,
+                "review_rating": 0,
+                "prelabels": 0,
+                "test_held": 0,
+                **counts,
+            },
             plan={
                 **options.to_dict(),
                 "run_id": plan.run.pk if plan.run else None,
                 "queue_order_used": queue.order,
                 "notes": plan.notes + queue.notes,
+                "test_split": test_split,
             },
             snapshot=snapshot,
         )

@@ -346,10 +346,13 @@ def test_a_metadata_field_can_be_the_group(project, owner, corpus):
 
 
 def test_near_duplicate_texts_share_a_split(project, owner, corpus):
-    twins = add_items(project, [
-        "The delivery was late and the soup arrived cold, very disappointing evening.",
-        "The delivery was late and the soup arrived cold, very disappointing evening!!",
-    ])
+    twins = add_items(
+        project,
+        [
+            "The delivery was late and the soup arrived cold, very disappointing evening.",
+            "The delivery was late and the soup arrived cold, very disappointing evening!!",
+        ],
+    )
     approve(twins, ["negative", "negative"])
     snapshots.snapshot_create(project=project, user=owner, name="v1", seed=8)
     assert len({ItemSplit.objects.get(item=t).split for t in twins}) == 1
@@ -592,3 +595,80 @@ def test_two_snapshots_made_at_once_agree_on_every_split(project, owner, corpus)
         assert lines == stored
         assert snapshots.snapshot_rows_hash(snapshot=snap) == snap.content_hash
     assert made["v1"].content_hash == made["v2"].content_hash  # same items, same splits: same bytes
+
+
+# --- A minimum test size per label --------------------------------------------------------------------
+
+
+def test_a_tiny_snapshot_is_refused_naming_the_labels_and_counts_and_stores_no_split(project, owner, settings):
+    """Nine items at 80/10/10 used to get 0 test items, silently."""
+    settings.LABELLOOP_MIN_TEST_PER_LABEL = 2
+    add_items(project, [f"a sentence number {i} about the weather" for i in range(4)])
+    approve(list(Item.objects.filter(project=project).order_by("pk")))
+    with pytest.raises(ServiceError) as exc:
+        snapshots.snapshot_create(project=project, user=owner, name="tiny")
+    assert exc.value.field == "allow_small_test"
+    for label in LABELS:
+        assert f"“{label}” has " in exc.value.message
+    assert "of its 3 items in test" in exc.value.message and "LABELLOOP_MIN_TEST_PER_LABEL" in exc.value.message
+    assert not Snapshot.objects.exists()
+    assert not ItemSplit.objects.filter(item__project=project).exists(), "a refusal changes nothing"
+
+
+def test_an_allowed_small_test_split_is_recorded_and_shown_on_the_snapshot_and_run_pages(
+    project, owner, settings, client
+):
+    from tests.fixtures.rounds import run_row
+
+    settings.LABELLOOP_MIN_TEST_PER_LABEL = 2
+    add_items(project, [f"a sentence number {i} about the weather" for i in range(4)])
+    approve(list(Item.objects.filter(project=project).order_by("pk")))
+    snap = snapshots.snapshot_create(project=project, user=owner, name="tiny", allow_small_test=True)
+    assert snap.manifest["small_test"]["minimum"] == 2
+    small = {row["label"]: row for row in snap.manifest["small_test"]["labels"]}
+    assert set(small) == set(LABELS) and all(row["total"] == 3 for row in small.values())
+    assert sum(row["test"] for row in small.values()) == snap.manifest["splits"]["test"]
+    assert "Small test split" in snap.manifest["warnings"][0]
+    client.force_login(owner)
+    page = client.get(reverse("snapshot-detail", args=[project.pk, snap.pk])).content.decode()
+    assert 'id="snapshot-warning"' in page and "Small test split" in page
+    run = run_row(project, owner, snapshot=snap)
+    page = client.get(reverse("run-detail", args=[project.pk, run.pk])).content.decode()
+    assert 'id="run-snapshot-warning"' in page and "cannot tell models apart" in page
+
+
+def test_the_check_counts_splits_assigned_earlier_and_instruction_data_as_a_whole(owner, db, settings):
+    settings.LABELLOOP_MIN_TEST_PER_LABEL = 1
+    project = project_create(owner=owner, name="Replies", task_type=TaskType.INSTRUCTION)
+    items = add_items(project, [f"Say hello number {i}." for i in range(3)])
+    for item in items:
+        Decision.objects.create(item=item, value={"response": "Hello."}, source=DecisionSource.IMPORT)
+    Item.objects.filter(project=project).update(status=ItemStatus.APPROVED)
+    ItemSplit.objects.bulk_create([ItemSplit(item=item, split="train") for item in items])  # nothing new to assign
+    with pytest.raises(ServiceError, match="“all items” has 0 of its 3 items in test"):
+        snapshots.snapshot_create(project=project, user=owner, name="v1")
+    assert snapshots.snapshot_create(project=project, user=owner, name="v1", allow_small_test=True).manifest["warnings"]
+
+
+def test_a_large_enough_test_split_passes_without_a_warning(project, owner, corpus, settings):
+    settings.LABELLOOP_MIN_TEST_PER_LABEL = 2
+    snap = snapshots.snapshot_create(project=project, user=owner, name="v1", ratios=(0.6, 0.1, 0.3))
+    assert "warnings" not in snap.manifest and "small_test" not in snap.manifest
+
+
+def test_the_form_and_the_api_refuse_then_allow_a_small_test_split(project, owner, settings, client):
+    settings.LABELLOOP_MIN_TEST_PER_LABEL = 2
+    approve(list(Item.objects.filter(project=project).order_by("pk")))
+    client.force_login(owner)
+    form = {"name": "v1", "seed": 0, "train": 80, "validation": 10, "test": 10}
+    refused = client.post(reverse("snapshot-list", args=[project.pk]), form)
+    assert refused.status_code == 400 and "Allow a small test split" in refused.content.decode()
+    assert "LABELLOOP_MIN_TEST_PER_LABEL" in refused.content.decode()
+    api = reverse("api-snapshot-list", args=[project.pk])
+    response = client.post(api, {"name": "v1"}, content_type="application/json")
+    assert response.status_code == 400 and "allow_small_test" in json.dumps(response.json())
+    assert not Snapshot.objects.exists()
+    made = client.post(api, {"name": "v1", "allow_small_test": True}, content_type="application/json")
+    assert made.status_code == 201 and made.json()["manifest"]["warnings"]
+    allowed = client.post(reverse("snapshot-list", args=[project.pk]), {**form, "allow_small_test": "on"})
+    assert allowed.status_code == 302

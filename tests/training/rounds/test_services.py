@@ -16,6 +16,7 @@ from annotation.models import (
     Decision,
     DecisionSource,
     Item,
+    ItemSplit,
     ItemStatus,
     Project,
     ReviewReason,
@@ -23,10 +24,11 @@ from annotation.models import (
     ReviewTask,
     Role,
     SnapshotItem,
+    Split,
     TaskType,
 )
 from annotation.projects.services import guideline_current, guideline_publish, membership_set, project_create
-from annotation.review.services import review_task_open
+from annotation.review.services import ValueProposal, proposals_apply, review_decide, review_task_open
 from core.errors import ServiceError
 from tests.fixtures.people import add_items, make_user
 from tests.fixtures.rounds import approve, output_row, rating_row, run_row
@@ -510,3 +512,85 @@ def test_the_settings_page_saves_the_next_round_options(project, owner, client):
         assert refused.status_code == 400 and message in refused.content.decode()
     project.refresh_from_db()
     assert project.rating_criteria == ["correct", "concise", "safe"]
+
+
+# --- The test split is sacred ----------------------------------------------------------------------
+
+
+def test_a_round_never_changes_a_test_label_and_the_plan_shows_only_a_count(project, owner, reviewer, client):
+    disputed, corrected, flagged, train, _ = items(project)
+    for item in (disputed, corrected, flagged, train):
+        approve(item, {"label": "positive"})
+    for item in (disputed, corrected, flagged):
+        ItemSplit.objects.create(item=item, split=Split.TEST)
+    ItemSplit.objects.create(item=train, split=Split.TRAIN)
+    run = run_row(project, owner)
+    confident = {"negative": 0.97, "positive": 0.02, "neutral": 0.01}
+    output_row(run, disputed, probabilities=confident)
+    output_row(run, train, probabilities=confident)  # the same disagreement on a train item still goes to review
+    rating_row(output_row(run, corrected, "positive"), reviewer, verdict=Verdict.WRONG, correction={"label": "neutral"})
+    # A noise flag made before the item got its split left a review task open on it.
+    review_task_open(item=flagged, reasons=[ReviewReason.NOISE], suggested_value={"label": "negative"})
+    Item.objects.filter(pk=flagged.pk).update(status=ItemStatus.IN_REVIEW)
+    labels_before = {i.pk: Decision.objects.filter(item=i).latest("created_at").value for i in (disputed, corrected)}
+
+    plan = round_plan(project=project, options=options(project, disagreement_confidence=0.9))
+    summary = plan.summary()
+    assert [p.item.pk for p in plan.label_errors] == [train.pk] and plan.corrections == []
+    assert summary["test_split"]["count"] == 2
+    assert summary["test_split"]["model"] == 1 and summary["test_split"]["corrections"] == 1
+    assert "test split is sacred" in summary["test_split"]["message"]
+    shown = str(summary["label_errors"]) + str(summary["corrections"])
+    assert f"'item_id': {disputed.pk}," not in shown and f"'item_id': {corrected.pk}," not in shown
+    client.force_login(owner)
+    page = client.get(reverse("round-plan", args=[project.pk]), {"disagreement_confidence": "0.9"}, **HTMX)
+    assert "2 test-split item(s)" in page.content.decode()
+
+    result = round_advance(project=project, user=owner, options=options(project, disagreement_confidence=0.9))
+
+    for item in (disputed, corrected):
+        assert Decision.objects.filter(item=item).count() == 1
+        assert Decision.objects.filter(item=item).latest("created_at").value == labels_before[item.pk]
+        assert not ReviewTask.objects.filter(item=item).exists() and not RoundChange.objects.filter(item=item)
+    assert ReviewTask.objects.get(item=train, status=ReviewStatus.OPEN).reasons == [ReviewReason.MODEL]
+    assert result.closed.changes["test_held"] == 2 and result.closed.changes["review_model"] == 1
+    assert result.closed.plan["test_split"]["count"] == 2
+    # The noise flag's review cannot change the test label; confirming it closes the review.
+    task = ReviewTask.objects.get(item=flagged, status=ReviewStatus.OPEN)
+    with pytest.raises(ServiceError, match="test split"):
+        review_decide(reviewer=reviewer, task=task, value={"label": "negative"})
+    assert review_decide(reviewer=reviewer, task=task, value={"label": "positive"}).value == {"label": "positive"}
+
+
+def test_the_writer_holds_a_test_item_that_got_its_split_after_the_plan(project, owner, reviewer):
+    item, other, *_ = items(project)
+    approve(item, {"label": "positive"})
+    approve(other, {"label": "positive"})
+    run = run_row(project, owner)
+    rating_row(output_row(run, item, "positive"), reviewer, verdict=Verdict.WRONG, correction={"label": "neutral"})
+    plan = round_plan(project=project, options=options(project), full=True)
+    assert [p.item.pk for p in plan.corrections] == [item.pk]
+    ItemSplit.objects.create(item=item, split=Split.TEST)  # a snapshot made between the plan and the advance
+
+    outcomes = proposals_apply(project=project, proposals=[p.to_value() for p in plan.corrections])
+    assert outcomes[0].action == "held" and "test split" in outcomes[0].note
+    assert Decision.objects.filter(item=item).count() == 1
+    # A value people decided (not model-driven) still applies to a test item.
+    ItemSplit.objects.create(item=other, split=Split.TEST)
+    human = ValueProposal(
+        item_id=other.pk,
+        value={"label": "negative"},
+        reason="imported review",
+        decide=True,
+        source=DecisionSource.REVIEWER,
+        reviewer_id=reviewer.pk,
+    )
+    assert proposals_apply(project=project, proposals=[human])[0].action == "decide"
+
+
+def test_reviewers_still_settle_annotator_disagreements_on_test_items(project, reviewer):
+    item = items(project)[0]
+    approve(item, {"label": "positive"})
+    ItemSplit.objects.create(item=item, split=Split.TEST)
+    task = review_task_open(item=item, reasons=[ReviewReason.DISAGREEMENT, ReviewReason.NOISE])
+    assert review_decide(reviewer=reviewer, task=task, value={"label": "neutral"}).value == {"label": "neutral"}

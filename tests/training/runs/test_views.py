@@ -283,6 +283,9 @@ def test_the_generation_evaluation_compares_with_the_base_model(colours, owner, 
     assert re.search(r"<td>ROUGE-L</td><td class=\"model\">0.600</td><td>0.100</td>", html)
     assert re.search(r"<td>BLEU</td><td class=\"model\">41.000</td><td>2.000</td>", html)
     assert "the sky is blue" in html
+    scales = re.search(r'<p class="muted" id="generation-scales">(.*?)</p>', html, re.S).group(1)
+    assert "BLEU: 0–100, corpus-level" in scales and "ROUGE-L: 0–1" in scales
+    assert "n=2 references: too few to compare runs" in scales
 
 
 def test_the_compare_page_puts_a_snapshots_runs_side_by_side(world, client):
