@@ -415,7 +415,8 @@ rows = [{"text": f"{(spam if i % 2 else ham)[i % 4]} #{i}", "label": "spam" if i
 data = "".join(json.dumps(row) + "\\n" for row in rows).encode()
 job = import_create(project=project, user=owner, file_name="labelled.jsonl", fileobj=io.BytesIO(data),
                     labels_as="final", inline=True)
-snapshot = snapshot_create(project=project, user=owner, name="drill")
+# A drill-sized set: its test split is far below LABELLOOP_MIN_TEST_PER_LABEL, and the drill does not care.
+snapshot = snapshot_create(project=project, user=owner, name="drill", allow_small_test=True)
 print(job.status, job.rows_imported, snapshot.pk)
 """
 # MiniLM + LoRA, tiny: a step takes about a second on a busy 2-core machine, a checkpoint every 3 steps.
