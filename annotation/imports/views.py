@@ -61,7 +61,8 @@ class ImportForm(forms.Form):
         initial=LabelsAs.SUGGESTION,
         required=False,
         label="Labels in the file are",
-        help_text="Final labels skip annotation; one annotation each leaves the rest of the overlap to people.",
+        help_text="Suggestions are shown to annotators only if the project shows pre-labels; one annotation each "
+        "leaves the rest of the overlap to people, blind; final labels approve the items as imported.",
     )
     metadata = forms.ChoiceField(
         choices=[("all", "All other fields"), ("listed", "Only the fields listed"), ("none", "None")],

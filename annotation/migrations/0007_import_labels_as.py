@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='importjob',
             name='labels_as',
-            field=models.CharField(choices=[('suggestion', 'Suggestions shown to annotators (pre-labels)'), ('annotation', 'One annotation each, by the import (people add the rest of the overlap)'), ('final', 'Final labels (the items are approved as imported)')], default='suggestion', max_length=16),
+            field=models.CharField(choices=[('suggestion', 'Suggestions (pre-labels)'), ('annotation', 'One annotation each'), ('final', 'Final labels')], default='suggestion', max_length=16),
         ),
     ]

@@ -18,9 +18,9 @@ class ImportStatus(models.TextChoices):
 class LabelsAs(models.TextChoices):
     """What a file's label column becomes: the owner says how far the labels in it can be trusted."""
 
-    SUGGESTION = "suggestion", "Suggestions shown to annotators (pre-labels)"
-    ANNOTATION = "annotation", "One annotation each, by the import (people add the rest of the overlap)"
-    FINAL = "final", "Final labels (the items are approved as imported)"
+    SUGGESTION = "suggestion", "Suggestions (pre-labels)"
+    ANNOTATION = "annotation", "One annotation each"
+    FINAL = "final", "Final labels"
 
 
 class ImportJob(models.Model):
