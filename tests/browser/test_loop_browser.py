@@ -132,9 +132,11 @@ def test_the_whole_loop(page: Page, loop_project, settings, screenshot_dir):
 
 
 def _rate_and_go_round_again(page, project, run, first, truth, screenshot_dir) -> None:
-    # 6. The reviewer rates the model's outputs by keyboard: the first one shown is wrong, so they give the
-    # right label (W, digit, Enter); the second is marked correct (C, Enter).
-    log_in(page, "rev", f"/projects/{project.pk}/ratings/runs/{run.pk}/")
+    # 6. The reviewer rates the model's outputs by keyboard: an output on an unlabelled item is wrong, so they
+    # give the right label (W, digit, Enter); the next one shown is marked correct (C, Enter). (The rating queue
+    # starts with the test split, whose labels no rating ever changes: the correction is made on a pool item.)
+    pool_output = ModelOutput.objects.filter(run=run).exclude(item__status="approved").order_by("item_id").first()
+    log_in(page, "rev", f"/projects/{project.pk}/ratings/runs/{run.pk}/?output={pool_output.pk}")
     workspace = page.locator("#rating-workspace")
     shown = page.locator("#item-text").inner_text()
     corrected = Item.objects.get(project=project, text=shown.strip())
