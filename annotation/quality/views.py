@@ -52,13 +52,18 @@ def noise_scan_start(request: AuthedRequest, project_id: int) -> HttpResponse:
     return redirect(reverse("quality", args=[project.pk]))
 
 
+def _scan_or_404(*, project, scan_id: int):
+    scan = noise_scan_get(project=project, scan_id=scan_id)
+    if scan is None:
+        raise Http404("No such scan.")
+    return scan
+
+
 @login_required
 def noise_scan_detail(request: AuthedRequest, project_id: int, scan_id: int) -> HttpResponse:
     """The scan's progress; the fragment keeps polling itself only while the scan is queued or running."""
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-    scan = noise_scan_get(project=project, scan_id=scan_id)
-    if scan is None:
-        raise Http404("No such scan.")
+    scan = _scan_or_404(project=project, scan_id=scan_id)
     context = {"project": project, "scan": scan, "error": ""}
     template = "annotation/_quality_scan.html" if request.htmx else "annotation/quality_scan.html"
     return render(request, template, context)
@@ -68,9 +73,7 @@ def noise_scan_detail(request: AuthedRequest, project_id: int, scan_id: int) -> 
 def noise_flag_list_page(request: AuthedRequest, project_id: int, scan_id: int) -> HttpResponse:
     """A scan's flags, most likely errors first, paged: seen without working the review queue."""
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
-    scan = noise_scan_get(project=project, scan_id=scan_id)
-    if scan is None:
-        raise Http404("No such scan.")
+    scan = _scan_or_404(project=project, scan_id=scan_id)
     page = Paginator(noise_flag_list(scan=scan), FLAGS_PER_PAGE).get_page(request.GET.get("page"))
     context = {"project": project, "scan": scan, "page": page}
     return render(request, "annotation/quality_flags.html", context)
