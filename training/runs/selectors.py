@@ -456,8 +456,13 @@ def _cell(figures: dict[str, Any], key: str) -> dict[str, Any]:
     }
 
 
+# PostgreSQL's jsonb stores keys shortest first: the page reads them in this order whatever the database did.
+CHOSEN_ORDER = ("features", "C", "class_weight", "k")
+
+
 def _chosen_text(chosen: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in chosen.items())
+    keys = [k for k in CHOSEN_ORDER if k in chosen] + sorted(k for k in chosen if k not in CHOSEN_ORDER)
+    return ", ".join(f"{key}={chosen[key]}" for key in keys)
 
 
 def _comparison(test: dict[str, Any], baselines: dict[str, Any]) -> dict[str, Any] | None:
