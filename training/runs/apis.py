@@ -11,7 +11,7 @@ few most recently used (training/runs/serving.py), so only the first request of 
 
 from __future__ import annotations
 
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -38,7 +38,7 @@ from core.api import (
 from core.errors import ServiceError
 from training.models import ModelOutput, PredictionBatch, PredictionScope, RunEvent, RunStatus, TrainingRun
 from training.runs import selectors, services
-from training.runs.responses import artifact_response
+from training.runs.responses import artifact_response, model_card_response
 from training.spec import METHODS, TrainingSpec
 
 MAX_PREDICT_TEXTS = 64
@@ -243,6 +243,15 @@ class RunArtifactApi(ApiView):
     @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="a zip file"), **REFUSED})
     def get(self, request: Request, project_id: int, run_id: int) -> StreamingHttpResponse:
         return artifact_response(_run(request, project_id, run_id, MANAGE))
+
+
+class RunModelCardApi(ApiView):
+    """The model card (the artifact's README.md, Markdown): data snapshot and hash, splits, metrics with
+    intervals, baselines, intended use and limits, and a plain transformers + peft loading snippet."""
+
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.STR, description="Markdown text"), **REFUSED})
+    def get(self, request: Request, project_id: int, run_id: int) -> HttpResponse:
+        return model_card_response(_run(request, project_id, run_id, REVIEW))
 
 
 class RunPredictApi(ApiView):

@@ -30,6 +30,7 @@ api_urlpatterns = [
     path(RUN + "cancel/", apis.RunCancelApi.as_view(), name="api-run-cancel"),
     path(RUN + "resume/", apis.RunResumeApi.as_view(), name="api-run-resume"),
     path(RUN + "artifact/", apis.RunArtifactApi.as_view(), name="api-run-artifact"),
+    path(RUN + "model-card/", apis.RunModelCardApi.as_view(), name="api-run-model-card"),
     path(RUN + "predict/", apis.RunPredictApi.as_view(), name="api-run-predict"),
     path(RUN + "predictions/", apis.PredictionBatchListApi.as_view(), name="api-prediction-batch-list"),
     path(RUN + "predictions/<int:batch_id>/", apis.PredictionBatchDetailApi.as_view(), name="api-prediction-batch"),

@@ -79,6 +79,7 @@ MATRIX = [
     Row("post", "api-run-cancel",             (200, 403, 403, 404, 401), lambda w: _run(w.queued())),
     Row("post", "api-run-resume",             (201, 403, 403, 404, 401), lambda w: _run(w.cancelled_with_checkpoint())),
     Row("get",  "api-run-artifact",           (200, 403, 403, 404, 401), _done),
+    Row("get",  "api-run-model-card",         (200, 403, 200, 404, 401), _done),
     Row("post", "api-run-predict",            (200, 403, 403, 404, 401), lambda w: _run(w.done, {"texts": ["a film"]})),
     Row("get",  "api-prediction-batch-list",  (200, 403, 200, 404, 401), _done),
     Row("post", "api-prediction-batch-list",  (201, 403, 403, 404, 401), lambda w: _run(w.done, {"scope": "test"})),
@@ -350,3 +351,17 @@ def test_schema_of_the_training_api_generates_without_warnings_and_validates(db)
     operations = [op["operationId"] for ops in schema["paths"].values() for op in ops.values()]
     assert len(operations) == len(set(operations)) == len(MATRIX)
     assert {"run_list", "run_list_create", "run_predict", "run_cancel", "run_resume"} <= set(operations)
+
+
+def test_the_model_card_is_served_by_the_api_as_the_artifacts_readme(world):
+    response = api_as(world, "reviewer").get(reverse("api-run-model-card", kwargs=_done(world)[0]))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    card = response.content.decode()
+    assert "from peft import" in card and "## " in card
+
+
+def test_a_run_without_a_model_card_is_404_with_the_reason(world):
+    response = api_as(world, "owner").get(reverse("api-run-model-card", kwargs=_run(world.queued())[0]))
+    assert response.status_code == 404
+    assert "model card" in response.json()["detail"]
