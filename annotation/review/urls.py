@@ -7,6 +7,7 @@ from . import apis, views
 urlpatterns = [
     path("projects/<id:project_id>/review/", views.review_queue, name="review-queue"),
     path("projects/<id:project_id>/review/<id:task_id>/decide/", views.review_decide, name="review-decide"),
+    path("projects/<id:project_id>/review/bulk-accept/", views.review_bulk_accept, name="review-bulk-accept"),
     path("projects/<id:project_id>/items/<id:item_id>/history/", views.item_history, name="item-history"),
 ]
 
