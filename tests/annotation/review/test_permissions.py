@@ -104,7 +104,7 @@ PAGES = [
     ("noise-scan-start", "post", lambda w: reverse("noise-scan-start", args=[w["project"].pk]), {}, REVIEWERS, 302),
     (
         "snapshot-create", "post", lambda w: reverse("snapshot-list", args=[w["project"].pk]),
-        {"name": "v2", "seed": 0, "train": 80, "validation": 10, "test": 10}, ("owner",), 302,
+        {"name": "v2", "seed": 0, "train": 80, "validation": 10, "test": 10, "confirm": "1"}, ("owner",), 302,
     ),
 ]
 
