@@ -123,6 +123,7 @@ class ReviewQueue:
     page: int
     pages: int
     progress: ReviewProgress | None = None
+    page_size: int = QUEUE_PAGE
 
     @property
     def tasks(self) -> list[ReviewTask]:
@@ -130,11 +131,11 @@ class ReviewQueue:
 
     @property
     def first_shown(self) -> int:
-        return (self.page - 1) * QUEUE_PAGE + 1 if self.entries else 0
+        return (self.page - 1) * self.page_size + 1 if self.entries else 0
 
     @property
     def last_shown(self) -> int:
-        return (self.page - 1) * QUEUE_PAGE + len(self.entries)
+        return (self.page - 1) * self.page_size + len(self.entries)
 
     @property
     def bulk_count(self) -> int:
@@ -250,7 +251,7 @@ def review_queue(
     progress = review_progress(project=project, user=user, open_count=open_count)
     queue = {
         "total": total, "entries": entries, "reason": reason, "reason_counts": counts, "open_count": open_count,
-        "page": page, "pages": pages, "progress": progress,
+        "page": page, "pages": pages, "progress": progress, "page_size": limit,
     }
     tasks = [row.task for row in rows]
     current_row = next((row for row in rows if row.task.pk == task_id), None)
