@@ -11,8 +11,12 @@
 
   var isTyping = window.Labelloop.isTyping; // static/js/keys.js
 
+  // A key pressed the moment a new task is swapped in can beat htmx to the new forms (it wires them up after
+  // the settle delay): wire them now, or the form would post as a plain page load. Idempotent.
   function panel() {
-    return document.getElementById("review-panel");
+    var root = document.getElementById("review-panel");
+    if (root && window.htmx) window.htmx.process(root);
+    return root;
   }
 
   function closeForms(except) {
