@@ -247,12 +247,6 @@ def review_queue(
         )
         for row in rows
     ]
-    counts = [ReasonCount(r.value, r.label, per_reason[r.value]) for r in ReviewReason if per_reason.get(r.value)]
-    progress = review_progress(project=project, user=user, open_count=open_count)
-    queue = {
-        "total": total, "entries": entries, "reason": reason, "reason_counts": counts, "open_count": open_count,
-        "page": page, "pages": pages, "progress": progress, "page_size": limit,
-    }
     tasks = [row.task for row in rows]
     current_row = next((row for row in rows if row.task.pk == task_id), None)
     current = current_row.task if current_row else None
@@ -261,17 +255,28 @@ def review_queue(
     if current is None and rows:
         current_row = rows[0]
         current = current_row.task
-    if current is None:
-        return ReviewQueue(panel=None, **queue)
-    later = [t.pk for t in tasks[tasks.index(current) + 1 :]] if current in tasks else []
-    others = [t.pk for t in tasks if t.pk != current.pk]
-    panel = review_panel(
-        task=current,
-        project=project,
-        next_task_id=next(iter(later or others), None),
-        annotations=current_row.annotations if current_row else None,
+    panel = None
+    if current is not None:
+        later = [t.pk for t in tasks[tasks.index(current) + 1 :]] if current in tasks else []
+        others = [t.pk for t in tasks if t.pk != current.pk]
+        panel = review_panel(
+            task=current,
+            project=project,
+            next_task_id=next(iter(later or others), None),
+            annotations=current_row.annotations if current_row else None,
+        )
+    return ReviewQueue(
+        total=total,
+        entries=entries,
+        panel=panel,
+        reason=reason,
+        reason_counts=[ReasonCount(r.value, r.label, per_reason[r.value]) for r in ReviewReason if per_reason.get(r)],
+        open_count=open_count,
+        page=page,
+        pages=pages,
+        progress=review_progress(project=project, user=user, open_count=open_count),
+        page_size=limit,
     )
-    return ReviewQueue(panel=panel, **queue)
 
 
 @dataclass(frozen=True)

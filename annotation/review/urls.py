@@ -15,6 +15,7 @@ P = "projects/<int:project_id>"
 
 api_urlpatterns = [
     path(f"{P}/review-tasks/", apis.ReviewTaskListApi.as_view(), name="api-review-task-list"),
+    path(f"{P}/review-tasks/bulk-accept/", apis.ReviewBulkAcceptApi.as_view(), name="api-review-task-bulk-accept"),
     path(f"{P}/review-tasks/<int:task_id>/", apis.ReviewTaskDetailApi.as_view(), name="api-review-task-detail"),
     path(f"{P}/review-tasks/<int:task_id>/decide/", apis.ReviewDecideApi.as_view(), name="api-review-task-decide"),
     path(f"{P}/items/<int:item_id>/history/", apis.ItemHistoryApi.as_view(), name="api-item-history"),

@@ -674,5 +674,7 @@ def test_the_form_and_the_api_refuse_then_allow_a_small_test_split(project, owne
     assert not Snapshot.objects.exists()
     made = client.post(api, {"name": "v1", "allow_small_test": True}, content_type="application/json")
     assert made.status_code == 201 and made.json()["manifest"]["warnings"]
-    allowed = client.post(reverse("snapshot-list", args=[project.pk]), {**form, "allow_small_test": "on", "confirm": "1"})
+    allowed = client.post(
+        reverse("snapshot-list", args=[project.pk]), {**form, "allow_small_test": "on", "confirm": "1"}
+    )
     assert allowed.status_code == 302

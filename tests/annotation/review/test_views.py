@@ -216,3 +216,24 @@ def test_an_annotator_reviewer_never_sees_tasks_of_items_they_could_still_annota
     reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE])
     queue = review_selectors.review_queue(project=audited, user=annotator, role=Role.ANNOTATOR)
     assert queue.open_count == 0 and queue.reason_counts == [] and queue.panel is None
+
+
+def test_the_api_bulk_accepts_agreed_audits_and_refuses_the_rest(audited, annotator, annotator2, reviewer):
+    from rest_framework.test import APIClient
+
+    disputed = annotate_pair(audited, annotator, annotator2, "positive", "negative")
+    agreed = annotate_pair(audited, annotator, annotator2, "neutral", "neutral")
+    api = APIClient()
+    api.force_authenticate(reviewer)
+    url = reverse("api-review-task-bulk-accept", args=[audited.pk])
+    bad = [ReviewTask.objects.get(item=i).pk for i in (disputed, agreed)]
+    refused = api.post(url, {"task_ids": bad}, format="json")
+    assert refused.status_code == 400 and refused.json()["field"] == "tasks"
+    assert not Decision.objects.filter(source=DecisionSource.REVIEWER).exists()
+    task = ReviewTask.objects.get(item=agreed)
+    done = api.post(url, {"task_ids": [task.pk]}, format="json").json()
+    [row] = done["accepted"]
+    assert (row["task_id"], row["item_id"], row["value"]) == (task.pk, agreed.pk, {"label": "neutral"})
+    assert done["already_closed"] == []
+    listed = api.get(reverse("api-review-task-list", args=[audited.pk]), {"status": "open"}).json()
+    assert listed["count"] == 1 and listed["results"][0]["item_id"] == disputed.pk
