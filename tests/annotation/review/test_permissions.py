@@ -101,6 +101,10 @@ PAGES = [
         lambda w: reverse("review-decide", args=[w["project"].pk, w["task"].pk]),
         {"action": "fix", "label": "neutral"}, REVIEWERS, 302,
     ),
+    (  # nothing ticked is refused with a message (400): the matrix checks who may ask at all
+        "review-bulk-accept", "post", lambda w: reverse("review-bulk-accept", args=[w["project"].pk]),
+        {}, REVIEWERS, 400,
+    ),
     ("noise-scan-start", "post", lambda w: reverse("noise-scan-start", args=[w["project"].pk]), {}, REVIEWERS, 302),
     (
         "snapshot-create", "post", lambda w: reverse("snapshot-list", args=[w["project"].pk]),
