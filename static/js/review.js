@@ -72,6 +72,7 @@
       handled = true;
     } else if (event.key === "Enter") {
       if (target.closest && target.closest("button, a, summary")) return; // they act on Enter themselves
+      if (target.form && !target.form.matches("[data-enter-submits]")) return; // e.g. a bulk-accept box: its own form
       var form = root.querySelector("form[data-enter-submits]");
       if (form) {
         form.requestSubmit(); // the browser's validation first: no label picked, nothing is sent
