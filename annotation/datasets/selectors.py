@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
 
 from annotation.models import (
+    Item,
+    ItemStatus,
     Project,
     Snapshot,
 )
@@ -60,3 +63,21 @@ def diff_examples(diff: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]
         )
         for kind in ("relabelled", "added", "removed")
     ]
+
+
+@dataclass(frozen=True)
+class SnapshotPreview:
+    """What creating a snapshot now would freeze: the approved items, and how many of them get their split now
+    (for good: an item keeps its split in every later snapshot, so its test or training role never changes)."""
+
+    items: int
+    new_splits: int
+
+    @property
+    def kept_splits(self) -> int:
+        return self.items - self.new_splits
+
+
+def snapshot_preview(*, project: Project) -> SnapshotPreview:
+    approved = Item.objects.filter(project=project, status=ItemStatus.APPROVED)
+    return SnapshotPreview(items=approved.count(), new_splits=approved.filter(split_row__isnull=True).count())

@@ -56,13 +56,23 @@ def _snapshot_or_404(project: Project, snapshot_id: int) -> Snapshot:
 
 @login_required
 def snapshot_list(request: AuthedRequest, project_id: int) -> HttpResponse:
-    """The project's snapshots; the owner creates a new one here."""
+    """The project's snapshots; the owner creates a new one here, after a confirmation that says how many items
+    it freezes and how many get their split for good (`confirm=1`)."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     form = SnapshotForm(request.POST or None, initial={"name": f"{project.name} snapshot"})
     status = 200
     if request.method == "POST":
         if role not in MANAGE:
             raise PermissionDenied(ROLE_REQUIRED)
+        preview = datasets_selectors.snapshot_preview(project=project) if form.is_valid() else None
+        if preview is not None and preview.items and request.POST.get("confirm") != "1":
+            context = {
+                "project": project,
+                "preview": preview,
+                "form": form,
+                "posted": [(k, v) for k, v in request.POST.items() if k not in ("csrfmiddlewaretoken", "confirm")],
+            }
+            return render(request, "annotation/snapshot_confirm.html", context)
         if form.is_valid():
             d = form.cleaned_data
             try:

@@ -25,6 +25,7 @@ class ReviewReason(models.TextChoices):
     NOISE = "noise", "Noise scan suspect"
     MODEL = "model", "The model confidently disagrees"
     RATING = "rating", "A rater marked the model right against the final label"
+    CORRECTION = "correction", "A rater's correction contradicts the annotators' agreement"
 
 
 class ReviewStatus(models.TextChoices):

@@ -45,13 +45,17 @@ LABEL_NAME_TAKEN = "The project already has a label called {name!r} (names are c
 LABEL_LISTED_TWICE = "Label {name!r} is listed twice."
 
 
-# Keys the annotate page keeps for its own commands: a label cannot take them as a hotkey.
+# Keys the annotate and review pages keep for their own commands: a label cannot take them as a hotkey, so
+# a label's hotkey means the same on both pages (annotation/review/keys.py).
 
 
-RESERVED_HOTKEYS = frozenset("sSuUgG?")
+RESERVED_HOTKEYS = frozenset("sSuUgG?aAbBnN")
 
 
-HOTKEY_RESERVED = "S, U, G and ? are the annotate page's own keys; pick another hotkey."
+HOTKEY_RESERVED = (
+    "S, U, G and ? are the annotate page's own keys, A, B and N the review page's "
+    "(accept annotator A or B, next task); pick another hotkey."
+)
 
 
 GUIDELINE_UNCHANGED = "The new guidelines are identical to the current version."
@@ -133,13 +137,19 @@ def _label_check(*, project_id: int, name: str, hotkey: str, label_id: int | Non
     """The rules every label obeys beyond its columns: a name no other label has (ignoring case), no reserved key."""
     if not name:
         raise ServiceError("A label needs a name.", field="name")
-    if hotkey and hotkey in RESERVED_HOTKEYS:
+    if hotkey and hotkey in RESERVED_HOTKEYS and not _hotkey_kept(label_id=label_id, hotkey=hotkey):
         raise ServiceError(HOTKEY_RESERVED, field="hotkey")
     others = Label.objects.filter(project_id=project_id, name__iexact=name)
     if label_id is not None:
         others = others.exclude(pk=label_id)
     if others.exists():
         raise ServiceError(LABEL_NAME_TAKEN.format(name=name), field="name")
+
+
+def _hotkey_kept(*, label_id: int | None, hotkey: str) -> bool:
+    """Whether the label already had this hotkey (given before the key was reserved): editing its colour or
+    name must not force a new key on the annotators used to it."""
+    return label_id is not None and Label.objects.filter(pk=label_id, hotkey=hotkey).exists()
 
 
 def label_create(*, project: Project, name: str, color: str = "", hotkey: str | None = None) -> Label:

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from annotation.models import ReviewReason, ReviewStatus
 from annotation.permissions import REVIEW, access_item, access_project, access_review_task
 from annotation.review.selectors import item_history_for, review_task_rows_of, review_tasks
-from annotation.review.services import REVIEW_ACTIONS, review_act
+from annotation.review.services import BULK_MAX, REVIEW_ACTIONS, review_act, review_bulk_accept, review_bulk_plan
 from core.api import ID_MAX, PAGE_PARAMETERS, REFUSED, ApiView, choice, paginated, validated
 
 
@@ -98,6 +98,37 @@ class ReviewDecideApi(ApiView):
             "value": decision.value if decision else None,
         }
         return Response(self.OutputSerializer(out).data)
+
+
+class ReviewBulkAcceptApi(ApiView):
+    """Accept the agreed value of several audit tasks at once: one ordinary review decision per item. Refused
+    (400, nothing written) when any task is not an open audit sample whose annotators agreed."""
+
+    class InputSerializer(serializers.Serializer):
+        task_ids = serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=ID_MAX), min_length=1, max_length=BULK_MAX
+        )
+
+    class DecisionSerializer(serializers.Serializer):
+        task_id = serializers.IntegerField(source="review_task_id")
+        item_id = serializers.IntegerField()
+        decision_id = serializers.IntegerField(source="pk")
+        value = serializers.JSONField()
+
+    class OutputSerializer(serializers.Serializer):
+        accepted = serializers.ListField(child=serializers.DictField())
+        already_closed = serializers.ListField(
+            child=serializers.IntegerField(), help_text="Items someone else resolved first: left as they are."
+        )
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED})
+    def post(self, request: Request, project_id: int) -> Response:
+        project, role = access_project(user=self.user, project_id=project_id, roles=REVIEW)
+        data = validated(self.InputSerializer, request.data)
+        plan = review_bulk_plan(project=project, user=self.user, role=role, task_ids=data["task_ids"])
+        result = review_bulk_accept(reviewer=self.user, plan=plan)
+        accepted = [self.DecisionSerializer(d).data for d in result.decisions]
+        return Response({"accepted": accepted, "already_closed": result.already_closed})
 
 
 class ItemHistoryApi(ApiView):

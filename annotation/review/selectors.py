@@ -12,6 +12,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from annotation.models import (
     Annotation,
@@ -28,7 +29,8 @@ from annotation.models import (
     ReviewTask,
 )
 from annotation.permissions import ANNOTATE
-from annotation.tasktypes import value_display
+from annotation.review.keys import ReviewKeys, annotator_letter, review_keys
+from annotation.tasktypes import value_display, value_key
 
 QUEUE_PAGE = 50
 
@@ -62,13 +64,82 @@ class ReviewPanel:
     current_final_display: str
     suggested_display: str
     next_task_id: int | None
+    keys: ReviewKeys
+
+    @property
+    def accept_rows(self) -> list[tuple[AnnotationRow, str, str]]:
+        """Each annotation with its letter ("A", "B", …) and the key accepting it ("" when none)."""
+        return [(a, annotator_letter(a.number), key) for a, key in zip(self.annotations, self.keys.accept, strict=True)]
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One open task as the queue lists it: an excerpt of its item, why it is there, and, for an audit item the
+    annotators agreed on, the agreed value that a bulk accept would make final."""
+
+    task: ReviewTask
+    excerpt: str
+    reasons: list[tuple[str, str]]
+    agreed_value: dict[str, Any] | None
+    agreed_display: str
+
+    @property
+    def chips(self) -> list[tuple[str, str, str]]:
+        """(value, short name, full label) of each reason."""
+        return [(r, REASON_SHORT.get(ReviewReason(r), r), label) for r, label in self.reasons]
+
+    @property
+    def bulk_acceptable(self) -> bool:
+        return self.agreed_value is not None
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    value: str
+    label: str
+    count: int
+
+    @property
+    def short(self) -> str:
+        return REASON_SHORT.get(ReviewReason(self.value), self.value)
+
+
+@dataclass(frozen=True)
+class ReviewProgress:
+    """The reviewer's day: reviews they closed since local midnight, and what still waits for anyone."""
+
+    reviewed_today: int
+    open: int
 
 
 @dataclass(frozen=True)
 class ReviewQueue:
-    total: int
-    tasks: list[ReviewTask]
+    total: int  # open tasks matching the filter
+    entries: list[QueueEntry]
     panel: ReviewPanel | None
+    reason: str
+    reason_counts: list[ReasonCount]
+    open_count: int  # open tasks whatever the filter
+    page: int
+    pages: int
+    progress: ReviewProgress | None = None
+    page_size: int = QUEUE_PAGE
+
+    @property
+    def tasks(self) -> list[ReviewTask]:
+        return [e.task for e in self.entries]
+
+    @property
+    def first_shown(self) -> int:
+        return (self.page - 1) * self.page_size + 1 if self.entries else 0
+
+    @property
+    def last_shown(self) -> int:
+        return (self.page - 1) * self.page_size + len(self.entries)
+
+    @property
+    def bulk_count(self) -> int:
+        return sum(e.bulk_acceptable for e in self.entries)
 
 
 def still_annotatable(*, user: User) -> Q:
@@ -92,24 +163,120 @@ def open_review_tasks(*, project: Project, user: User, role: str) -> QuerySet[Re
     return review_tasks(project=project, user=user, role=role, status=ReviewStatus.OPEN)
 
 
+EXCERPT_CHARS = 90
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The start of an item's text on one line, cut at a word where it can be."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut) + "…"
+
+
+# What the queue's chips and filters call each reason (the full label is their tooltip).
+REASON_SHORT = {
+    ReviewReason.DISAGREEMENT: "disagreement",
+    ReviewReason.UNSURE: "unsure",
+    ReviewReason.AUDIT: "audit",
+    ReviewReason.NOISE: "noise flag",
+    ReviewReason.MODEL: "model disagrees",
+    ReviewReason.RATING: "rated against label",
+    ReviewReason.CORRECTION: "correction vs agreement",
+}
+
+
+def _reason_labels(reasons: Iterable[str]) -> list[tuple[str, str]]:
+    return [(r, ReviewReason(r).label) for r in reasons if r in ReviewReason.values]
+
+
+def agreed_audit_value(*, task: ReviewTask, annotations: list[AnnotationRow]) -> dict[str, Any] | None:
+    """The value a bulk accept would make final: only for a task that is an audit sample and nothing else,
+    whose current annotations all agree. Never for a disagreement, an unsure answer or a model's flag."""
+    if set(task.reasons) != {ReviewReason.AUDIT} or not annotations:
+        return None
+    if len({value_key(a.value) for a in annotations}) != 1:
+        return None
+    return annotations[0].value
+
+
+def review_progress(*, project: Project, user: User, open_count: int, now: dt.datetime | None = None) -> ReviewProgress:
+    """How many of this project's reviews `user` closed today (decided or sent back). One query."""
+    midnight = timezone.localtime(now or timezone.now()).replace(hour=0, minute=0, second=0, microsecond=0)
+    done = ReviewTask.objects.filter(project=project, resolved_by=user, resolved_at__gte=midnight).exclude(
+        status=ReviewStatus.OPEN
+    )
+    return ReviewProgress(reviewed_today=done.count(), open=open_count)
+
+
 def review_queue(
-    *, project: Project, user: User, role: str, task_id: int | None = None, limit: int = QUEUE_PAGE
+    *,
+    project: Project,
+    user: User,
+    role: str,
+    task_id: int | None = None,
+    reason: str = "",
+    page: int = 1,
+    limit: int = QUEUE_PAGE,
 ) -> ReviewQueue:
-    """The first `limit` open tasks and the panel for `task_id` (or the first task when it is not open)."""
-    tasks_qs = open_review_tasks(project=project, user=user, role=role)
-    tasks = list(tasks_qs[:limit])
-    total = len(tasks) if len(tasks) < limit else tasks_qs.count()
-    current = next((t for t in tasks if t.pk == task_id), None)
+    """One page of open tasks (of one reason when `reason` is given), the count per reason, the reviewer's
+    progress, and the panel for `task_id` (or the page's first task when it is not open). A fixed number of
+    queries whatever the queue's length."""
+    reason = reason if reason in ReviewReason.values else ""
+    everything = open_review_tasks(project=project, user=user, role=role)
+    per_reason: dict[str, int] = {}
+    listed = list(everything.values_list("reasons", flat=True))
+    for reasons in listed:
+        for r in set(reasons):
+            per_reason[r] = per_reason.get(r, 0) + 1
+    open_count = len(listed)
+    total = per_reason.get(reason, 0) if reason else open_count
+    pages = max(1, -(-total // limit))
+    page = min(max(page, 1), pages)
+    tasks_qs = review_tasks(project=project, user=user, role=role, status=ReviewStatus.OPEN, reason=reason or None)
+    rows = review_task_rows_of(list(tasks_qs[(page - 1) * limit : page * limit]))
+    entries = [
+        QueueEntry(
+            task=row.task,
+            excerpt=excerpt(row.item.text),
+            reasons=_reason_labels(row.task.reasons),
+            agreed_value=(agreed := agreed_audit_value(task=row.task, annotations=row.annotations)),
+            agreed_display=value_display(agreed) if agreed is not None else "",
+        )
+        for row in rows
+    ]
+    tasks = [row.task for row in rows]
+    current_row = next((row for row in rows if row.task.pk == task_id), None)
+    current = current_row.task if current_row else None
     if current is None and task_id is not None:
-        current = tasks_qs.filter(pk=task_id).first()
-    if current is None and tasks:
-        current = tasks[0]
-    if current is None:
-        return ReviewQueue(total=total, tasks=tasks, panel=None)
-    later = [t.pk for t in tasks[tasks.index(current) + 1 :]] if current in tasks else []
-    others = [t.pk for t in tasks if t.pk != current.pk]
-    panel = review_panel(task=current, project=project, next_task_id=next(iter(later or others), None))
-    return ReviewQueue(total=total, tasks=tasks, panel=panel)
+        current = everything.filter(pk=task_id).first()
+    if current is None and rows:
+        current_row = rows[0]
+        current = current_row.task
+    panel = None
+    if current is not None:
+        later = [t.pk for t in tasks[tasks.index(current) + 1 :]] if current in tasks else []
+        others = [t.pk for t in tasks if t.pk != current.pk]
+        panel = review_panel(
+            task=current,
+            project=project,
+            next_task_id=next(iter(later or others), None),
+            annotations=current_row.annotations if current_row else None,
+        )
+    return ReviewQueue(
+        total=total,
+        entries=entries,
+        panel=panel,
+        reason=reason,
+        reason_counts=[ReasonCount(r.value, r.label, per_reason[r.value]) for r in ReviewReason if per_reason.get(r)],
+        open_count=open_count,
+        page=page,
+        pages=pages,
+        progress=review_progress(project=project, user=user, open_count=open_count),
+        page_size=limit,
+    )
 
 
 @dataclass(frozen=True)
@@ -181,28 +348,54 @@ def review_task_get(*, project: Project, task_id: int) -> ReviewTask | None:
     return ReviewTask.objects.select_related("item").filter(project=project, pk=task_id).first()
 
 
-def review_panel(*, task: ReviewTask, project: Project, next_task_id: int | None = None) -> ReviewPanel:
-    """Everything the reviewer decides from. Four queries."""
+def review_panel(
+    *,
+    task: ReviewTask,
+    project: Project,
+    next_task_id: int | None = None,
+    annotations: list[AnnotationRow] | None = None,
+) -> ReviewPanel:
+    """Everything the reviewer decides from. Three queries (four without `annotations` already read)."""
     item = task.item
     item.project = project
-    rows = (
-        Annotation.objects.filter(item=item, status=AnnotationStatus.SUBMITTED)
-        .select_related("annotator", "guideline_version")
-        .order_by("created_at", "id")
-    )
-    annotations = _annotation_rows(rows)
+    if annotations is None:
+        rows = (
+            Annotation.objects.filter(item=item, status=AnnotationStatus.SUBMITTED)
+            .select_related("annotator", "guideline_version")
+            .order_by("created_at", "id")
+        )
+        annotations = _annotation_rows(rows)
     final = current_decision(item=item)
+    labels = list(Label.objects.filter(project=project))
     return ReviewPanel(
         task=task,
         item=item,
-        reasons=[(r, ReviewReason(r).label) for r in task.reasons],
+        reasons=_reason_labels(task.reasons),
         annotations=annotations,
-        labels=list(Label.objects.filter(project=project)),
+        labels=labels,
         current_final=final,
         current_final_display=value_display(final.value) if final else "",
         suggested_display=value_display(task.suggested_value),
         next_task_id=next_task_id,
+        keys=review_keys(annotations=len(annotations), hotkeys=[label.hotkey for label in labels]),
     )
+
+
+AGREEMENT_MIN = 2
+
+
+def agreement_backed(*, finals: dict[int, dict[str, Any]]) -> set[int]:
+    """Items whose final value is what at least two annotators agreed on (every current annotation the same):
+    a single rater's correction must not override it unreviewed. One query."""
+    values: dict[int, list[str]] = {}
+    rows = Annotation.objects.filter(item_id__in=list(finals), status=AnnotationStatus.SUBMITTED)
+    for item_id, value in rows.values_list("item_id", "value"):
+        values.setdefault(item_id, []).append(value_key(value))
+    return {
+        item_id
+        for item_id, keys in values.items()
+        if len(keys) >= AGREEMENT_MIN and set(keys) == {value_key(finals[item_id])}
+    }
 
 
 def current_decision(*, item: Item) -> Decision | None:

@@ -48,6 +48,7 @@ from annotation.models import (
     Split,
 )
 from annotation.projects.services import guideline_current
+from annotation.review.selectors import agreed_audit_value, agreement_backed, review_task_rows_of, review_tasks
 from annotation.tasktypes import InvalidValue, value_display, value_key
 from core.errors import ServiceError
 
@@ -63,6 +64,7 @@ REASON_PRIORITY = {
     ReviewReason.NOISE: 10,
     ReviewReason.MODEL: 10,
     ReviewReason.RATING: 10,
+    ReviewReason.CORRECTION: 10,
     ReviewReason.AUDIT: 0,
 }
 
@@ -88,7 +90,9 @@ ONE_PROPOSAL_PER_ITEM = "Each item may appear once in one call; apply a second v
 MODEL_DRIVEN_SOURCES = frozenset({DecisionSource.MODEL_CORRECTED, DecisionSource.MODEL_RATED})
 
 
-MODEL_DRIVEN_REASONS = frozenset({ReviewReason.NOISE, ReviewReason.MODEL, ReviewReason.RATING})
+MODEL_DRIVEN_REASONS = frozenset(
+    {ReviewReason.NOISE, ReviewReason.MODEL, ReviewReason.RATING, ReviewReason.CORRECTION}
+)
 
 
 TEST_SPLIT_HELD = (
@@ -317,8 +321,10 @@ class ValueProposal:
 
     `decide` True records it as the item's final value (a Decision with `source`, made by `reviewer_id`,
     under `guideline_version_id`); False opens a review task with it as the suggestion. A decision the
-    proposal would overwrite turns it into a review task instead: a decision made after `since`, or an
-    item waiting in review. `skip_if_final` leaves the item alone when its final value already equals it.
+    proposal would overwrite turns it into a review task instead: a decision made after `since`, an item
+    waiting in review, or (for a rater's correction) a final value two or more annotators agreed on, which
+    opens a task with reason CORRECTION rather than letting one rater outvote them. `skip_if_final` leaves
+    the item alone when its final value already equals it.
     A model-driven proposal (`model_driven`) for a test-split item is held: nothing is written for it.
     """
 
@@ -388,6 +394,8 @@ def _proposals_apply_batch(
         ReviewTask.objects.filter(item_id__in=ids, status=ReviewStatus.OPEN).values_list("item_id", flat=True)
     )
     test = set(ItemSplit.objects.filter(item_id__in=ids, split=Split.TEST).values_list("item_id", flat=True))
+    corrected = {p.item_id for p in batch if p.decide and p.source == DecisionSource.MODEL_CORRECTED}
+    agreed = agreement_backed(finals={i: finals[i].value for i in corrected if i in finals})
     decide: list[ValueProposal] = []
     review: list[ValueProposal] = []
     plan: dict[int, tuple[str, str]] = {}
@@ -404,11 +412,14 @@ def _proposals_apply_batch(
         overwrites = proposal.item_id in in_review or (
             final is not None and proposal.since is not None and final.created_at > proposal.since
         )
-        if proposal.decide and not overwrites:
+        contradicts = proposal.decide and proposal.item_id in agreed
+        if proposal.decide and not overwrites and not contradicts:
             decide.append(proposal)
             plan[proposal.item_id] = ("decide", "")
         else:
             reason = proposal.review_reason if not proposal.decide else ReviewReason.RATING
+            if contradicts:  # one rater against two annotators who agreed: a reviewer weighs them
+                reason = ReviewReason.CORRECTION
             review.append(proposal)
             plan[proposal.item_id] = ("review", reason)
     decisions = Decision.objects.bulk_create(
@@ -486,6 +497,87 @@ def _review_tasks_open(
             ReviewTask.objects.filter(pk=task.pk, suggested_value__isnull=True).update(suggested_value=proposal.value)
     found = ReviewTask.objects.filter(item_id__in=ids, status=ReviewStatus.OPEN).values_list("item_id", "pk")
     return dict(found)
+
+
+BULK_NOTHING_CHOSEN = "Tick the audit items to accept first."
+
+
+BULK_NOT_AGREED_AUDIT = (
+    "Only audit items whose annotators agreed can be accepted together; review these one by one: {items}."
+)
+
+
+BULK_REASON = "Accepted with other audit items: the annotators agreed."
+
+
+BULK_MAX = 500
+
+
+BULK_TOO_MANY = f"At most {BULK_MAX} items at a time."
+
+
+@dataclass(frozen=True)
+class BulkAcceptPlan:
+    """What a bulk accept will do: the open tasks it decides, each with the agreed value it makes final."""
+
+    tasks: list[tuple[ReviewTask, dict[str, Any]]]
+
+    @property
+    def by_value(self) -> list[tuple[str, int]]:
+        """(value shown, how many items) for the confirmation, most frequent first."""
+        counts: dict[str, int] = {}
+        for _, value in self.tasks:
+            counts[value_display(value)] = counts.get(value_display(value), 0) + 1
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@dataclass(frozen=True)
+class BulkAcceptResult:
+    decisions: list[Decision]
+    already_closed: list[int]  # item ids another reviewer (or an undo) closed first: left as they are
+
+
+def review_bulk_plan(*, project: Project, user: User, role: str, task_ids: Sequence[int]) -> BulkAcceptPlan:
+    """Check a bulk accept before anything is written: every chosen task must be an open audit sample (and only
+    that) of this project, visible to `user`, whose annotators agree. Otherwise ServiceError names the items."""
+    ids = sorted(set(task_ids))
+    if not ids:
+        raise ServiceError(BULK_NOTHING_CHOSEN, field="tasks")
+    if len(ids) > BULK_MAX:
+        raise ServiceError(BULK_TOO_MANY, field="tasks")
+    visible = review_tasks(project=project, user=user, role=role, status=ReviewStatus.OPEN).filter(pk__in=ids)
+    rows = review_task_rows_of(list(visible))
+    found = {row.task.pk for row in rows}
+    refused = [str(i) for i in ids if i not in found]  # closed meanwhile, or not this project's: by task id
+    chosen: list[tuple[ReviewTask, dict[str, Any]]] = []
+    for row in rows:
+        value = agreed_audit_value(task=row.task, annotations=row.annotations)
+        if value is None:
+            reasons = ", ".join(ReviewReason(r).label.lower() for r in row.task.reasons)
+            refused.append(f"item {row.item.pk} ({reasons})")
+        else:
+            chosen.append((row.task, value))
+    if refused:
+        raise ServiceError(BULK_NOT_AGREED_AUDIT.format(items="; ".join(refused)), field="tasks")
+    return BulkAcceptPlan(tasks=chosen)
+
+
+def review_bulk_accept(
+    *, reviewer: User, plan: BulkAcceptPlan, now: dt.datetime | None = None
+) -> BulkAcceptResult:
+    """Accept each planned task's agreed value: one ordinary review decision per item, by `reviewer`, with the
+    same guards as a single accept. A task someone closed since the plan was read is left alone and reported."""
+    now = now or timezone.now()
+    decisions: list[Decision] = []
+    closed: list[int] = []
+    for task, value in plan.tasks:
+        try:
+            decisions.append(review_decide(reviewer=reviewer, task=task, value=value, reason=BULK_REASON, now=now))
+        except ServiceError as exc:
+            if exc.message != TASK_CLOSED:
+                raise
+            closed.append(task.item_id)
+    return BulkAcceptResult(decisions=decisions, already_closed=closed)
 
 
 REVIEW_ACTIONS = ("accept", "fix", "send_back")

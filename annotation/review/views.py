@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -29,6 +33,15 @@ def _int_or_none(raw: str | None) -> int | None:
         return None
 
 
+def _queue_state(request: AuthedRequest) -> dict[str, Any]:
+    """The queue's filter and page, from the query string (the forms post to URLs that carry them)."""
+    return {"reason": request.GET.get("reason", ""), "page": _int_or_none(request.GET.get("page")) or 1}
+
+
+def _filter_query(reason: str, page: int) -> str:
+    return urlencode({"reason": reason, "page": page} if reason else {"page": page})
+
+
 def _review_page(
     request: AuthedRequest,
     project: Project,
@@ -39,15 +52,27 @@ def _review_page(
     notice: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    queue = review_selectors.review_queue(project=project, user=request.user, role=role, task_id=task_id)
-    context = {"project": project, "role": role, "queue": queue, "panel": queue.panel, "error": error, "notice": notice}
+    queue = review_selectors.review_queue(
+        project=project, user=request.user, role=role, task_id=task_id, **_queue_state(request)
+    )
+    context = {
+        "project": project,
+        "role": role,
+        "queue": queue,
+        "panel": queue.panel,
+        "kind": project.task_kind,
+        "error": error,
+        "notice": notice,
+        "filter_query": _filter_query(queue.reason, queue.page),
+    }
     template = "annotation/_review_workspace.html" if request.htmx else "annotation/review_queue.html"
     return render(request, template, context, status=200 if request.htmx else status)
 
 
 @login_required
 def review_queue(request: AuthedRequest, project_id: int) -> HttpResponse:
-    """The queue of open review tasks and the current one, each saying why it is there."""
+    """The queue of open review tasks (filtered by reason, paged) and the current one, each saying why it is
+    there; the reviewer's progress today."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     return _review_page(request, project, role, task_id=_int_or_none(request.GET.get("task")))
 
@@ -75,7 +100,32 @@ def review_decide(request: AuthedRequest, project_id: int, task_id: int) -> Http
     if request.htmx:
         return _review_page(request, project, role, task_id=None, notice=f"Item {task.item_id}: {done}")
     messages.success(request, f"Item {task.item_id}: {done}")
-    return redirect(reverse("review-queue", args=[project.pk]))
+    return redirect(reverse("review-queue", args=[project.pk]) + "?" + urlencode(_queue_state(request)))
+
+
+@login_required
+@require_POST
+def review_bulk_accept(request: AuthedRequest, project_id: int) -> HttpResponse:
+    """Accept the agreed label of the ticked audit items, after a confirmation that says how many items get
+    which label. Refuses (changing nothing) when any ticked task is not an agreed audit sample."""
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    task_ids = [i for i in (_int_or_none(raw) for raw in request.POST.getlist("task")) if i is not None]
+    try:
+        plan = reviews.review_bulk_plan(project=project, user=request.user, role=role, task_ids=task_ids)
+    except ServiceError as exc:
+        return _review_page(request, project, role, task_id=None, error=exc.message, status=400)
+    if request.POST.get("confirm") != "1":
+        context = {"project": project, "plan": plan, "queue_state": urlencode(_queue_state(request))}
+        template = "annotation/_review_bulk_confirm.html" if request.htmx else "annotation/review_bulk_confirm.html"
+        return render(request, template, context)
+    result = reviews.review_bulk_accept(reviewer=request.user, plan=plan)
+    notice = f"Accepted {len(result.decisions)} audit item{pluralize(len(result.decisions))}."
+    if result.already_closed:
+        notice += f" {len(result.already_closed)} had been resolved by someone else meanwhile: left as they are."
+    if request.htmx:
+        return _review_page(request, project, role, task_id=None, notice=notice)
+    messages.success(request, notice)
+    return redirect(reverse("review-queue", args=[project.pk]) + "?" + urlencode(_queue_state(request)))
 
 
 @login_required

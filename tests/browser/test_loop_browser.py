@@ -98,7 +98,7 @@ def test_the_whole_loop(page: Page, loop_project, settings, screenshot_dir):
     panel = page.locator("#review-panel")
     expect(panel).to_contain_text("Annotators disagree")
     expect(page.locator("#review-item-text, #review-panel")).to_contain_text(disputed)
-    page.keyboard.press("1")
+    page.keyboard.press("a")  # A accepts annotator A's answer (label hotkeys pick the final label instead)
     page.wait_for_selector("#review-empty")
     assert Decision.objects.filter(item__text=disputed, source=DecisionSource.REVIEWER).get().value == {
         "label": truth[disputed]
@@ -109,6 +109,7 @@ def test_the_whole_loop(page: Page, loop_project, settings, screenshot_dir):
     log_in(page, "owner", f"/projects/{project.pk}/snapshots/")
     page.locator("#snapshot-create input[name=name]").fill("round 1")
     page.get_by_role("button", name="Create snapshot").click()
+    page.locator("#confirm-create-snapshot").click()
     first = Snapshot.objects.get(project=project)
     assert SnapshotItem.objects.filter(snapshot=first).count() == LABELLED
 
@@ -161,6 +162,7 @@ def _rate_and_go_round_again(page, project, run, first, truth, screenshot_dir) -
     assert corrections >= 1
     page.screenshot(path=str(screenshot_dir / "loop_plan.png"), full_page=True)
     page.locator("#start-round").click()
+    page.locator("#confirm-start-round").click()
     page.wait_for_url(f"**/projects/{project.pk}/rounds/")
     assert Round.objects.filter(project=project).count() == 2
     decision = Decision.objects.filter(item=corrected).latest("created_at", "id")
@@ -181,6 +183,7 @@ def _rate_and_go_round_again(page, project, run, first, truth, screenshot_dir) -
     log_in(page, "owner", f"/projects/{project.pk}/snapshots/")
     page.locator("#snapshot-create input[name=name]").fill("round 2")
     page.get_by_role("button", name="Create snapshot").click()
+    page.locator("#confirm-create-snapshot").click()
     second = Snapshot.objects.filter(project=project).latest("id")
     assert second.pk != first.pk
     row = SnapshotItem.objects.get(snapshot=second, item=corrected)

@@ -1,88 +1,132 @@
-"""A reviewer adjudicates a disagreement in a real browser (Debian chromium through Playwright).
+"""A reviewer works through the review queue in a real browser (Debian chromium through Playwright), keyboard only.
 
-Keyboard-first: the reviewer opens the queue, sees why the item is there and who said what, and
-presses 2 to accept the second annotator's label; the decision is stored and the queue empties.
+The review page speaks the annotate page's keys: a label's hotkey picks that label as the final label and Enter
+saves it; A and B accept the first or second annotator's answer. The queue lists each item's text and why it is
+there, filters by reason, and accepts agreed audit items together after a confirmation that says how many.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 from django.urls import reverse
+from playwright.sync_api import Page, expect
 
 from annotation.annotate import services as ann_svc
-from annotation.models import Decision, DecisionSource, ItemStatus, Project, ReviewStatus, ReviewTask, Role
+from annotation.models import (
+    Decision,
+    DecisionSource,
+    Item,
+    ItemStatus,
+    Project,
+    ReviewStatus,
+    ReviewTask,
+    Role,
+)
 from annotation.projects.services import membership_set, project_create
 from tests.fixtures.people import acknowledge_guidelines, add_items, make_user
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-LABELS = ["positive", "negative", "neutral"]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed"),
+LABELS = ["positive", "negative", "neutral"]  # hotkeys 1, 2, 3 on both pages
+
+TEXTS = [
+    ("Oh great, another Monday. Just what I needed after a week of rain.", "positive", "negative"),
+    ("The soup was cold, but the waiter apologised and brought a fresh bowl.", "negative", "neutral"),
+    ("Does the 220 V model ship to Portugal?", "neutral", "neutral"),
+    ("Best concert I have been to in years, the crowd sang every word.", "positive", "positive"),
+    ("Package arrived on Tuesday.", "neutral", "neutral"),
 ]
 
 
-@pytest.fixture
-def page():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are synchronous.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        context = browser.new_context()
-        tab = context.new_page()
-        tab.set_default_timeout(10_000)
-        yield tab
-        context.close()
-        browser.close()
-
-
-def login(page, live_server, username: str) -> None:
-    page.goto(live_server.url + reverse("login"))
+def log_in(page: Page, username: str, path: str) -> None:
+    page.goto(reverse("login") + f"?next={path}")
     page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "pw-" + username)
+    page.fill("input[name=password]", f"pw-{username}")
     page.click("button[type=submit]")
-    page.wait_for_load_state()
+    page.wait_for_url(f"**{path}")
 
 
-def test_reviewer_adjudicates_a_disagreement_with_the_keyboard(page, live_server):
-    owner, ann1, ann2, reviewer = (make_user(n) for n in ("owner", "ann1", "ann2", "rev"))
+@pytest.fixture
+def world():
+    owner, ann1, ann2, reviewer = (make_user(n) for n in ("owner", "ann1", "ann2", "reviewer"))
     project = project_create(owner=owner, name="Sentiment", labels=LABELS, guidelines="Pick the writer's feeling.")
-    Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
+    Project.objects.filter(pk=project.pk).update(audit_rate=0.0, review_all=True)  # every agreement is audited
     project.refresh_from_db()
-    membership_set(project=project, user=ann1, role=Role.ANNOTATOR)
-    membership_set(project=project, user=ann2, role=Role.ANNOTATOR)
-    membership_set(project=project, user=reviewer, role=Role.REVIEWER)
-    add_items(project, ["Oh great, another Monday."])
+    for user, role in ((ann1, Role.ANNOTATOR), (ann2, Role.ANNOTATOR), (reviewer, Role.REVIEWER)):
+        membership_set(project=project, user=user, role=role)
+    add_items(project, [text for text, _, _ in TEXTS])
     acknowledge_guidelines(project, ann1, ann2)
-    for user, label in ((ann1, "positive"), (ann2, "negative")):
-        item = ann_svc.claim_next(annotator=user, project=project).item
-        ann_svc.annotation_submit(annotator=user, item=item, value={"label": label}, label_names=LABELS)
+    for _, first, second in TEXTS:
+        for user, label in ((ann1, first), (ann2, second)):
+            item = ann_svc.claim_next(annotator=user, project=project).item
+            ann_svc.annotation_submit(annotator=user, item=item, value={"label": label}, label_names=LABELS)
+    return project, reviewer
 
-    login(page, live_server, "rev")
-    page.goto(live_server.url + reverse("review-queue", args=[project.pk]))
+
+def final(text: str) -> Decision:
+    return Decision.objects.filter(item__text=text).latest("created_at", "id")
+
+
+def test_reviewer_works_the_queue_with_the_keyboard_only(page: Page, world, screenshot_dir):
+    project, reviewer = world
+    log_in(page, "reviewer", reverse("review-queue", args=[project.pk]))
     panel = page.locator("#review-panel")
-    assert "Annotators disagree" in panel.inner_text()
-    assert "ann1" in panel.inner_text() and "ann2" in panel.inner_text()
-    assert "guidelines v1" in panel.inner_text()
+    expect(panel).to_contain_text("Annotators disagree")
+    expect(panel).to_contain_text(TEXTS[0][0])
+    expect(page.locator("#review-keys")).to_contain_text("A accept A")
+    expect(page.locator("#review-filters")).to_contain_text("disagreement 2")
+    expect(page.locator("#review-filters")).to_contain_text("audit 3")
+    expect(page.locator(".review-entries")).to_contain_text("The soup was cold")  # text in the queue, not ids
+    expect(page.locator("#review-progress")).to_contain_text("You reviewed 0 today · 5 open")
+    page.screenshot(path=str(screenshot_dir / "review.png"), full_page=True)
 
-    page.keyboard.press("2")  # accept the second annotator's label
-    page.wait_for_selector("#review-empty")
-    assert "Fixed" not in page.inner_text("#review-panel") and "Accepted" in page.inner_text("#review-panel")
+    # 1. The annotate page's hotkey: 2 is "negative" there and here; Enter saves it as the final label.
+    page.keyboard.press("2")
+    expect(page.locator("input[name=label][value=negative]")).to_be_checked()
+    page.keyboard.press("Enter")
+    expect(panel).to_contain_text("Fixed.")
+    decision = final(TEXTS[0][0])
+    assert decision.value == {"label": "negative"} and decision.source == DecisionSource.REVIEWER
+    assert decision.reviewer == reviewer
 
-    decision = Decision.objects.get()
-    assert decision.value == {"label": "negative"}
-    assert decision.source == DecisionSource.REVIEWER and decision.reviewer == reviewer
-    assert decision.item.status == ItemStatus.APPROVED
-    assert ReviewTask.objects.get().status == ReviewStatus.DONE
+    # 2. B accepts the second annotator's answer on the next disagreement.
+    expect(panel).to_contain_text(TEXTS[1][0])
+    page.keyboard.press("b")  # at once: the keys work the moment the next task shows
+    expect(panel).to_contain_text("Accepted.")
+    assert final(TEXTS[1][0]).value == {"label": "neutral"}
+    expect(page.locator("#review-progress")).to_contain_text("You reviewed 2 today · 3 open")
+
+    # 3. Filter the queue to the audit samples, tick them all and accept them after the confirmation.
+    page.locator('#review-filters a[data-reason="audit"]').focus()
+    page.keyboard.press("Enter")
+    expect(page.locator('#review-filters a[data-reason="audit"]')).to_have_attribute("aria-current", "true")
+    expect(page.locator(".review-entries li")).to_have_count(3)
+    assert "reason=audit" in page.url
+    page.locator("#bulk-all").focus()
+    page.keyboard.press("Space")
+    expect(page.locator("input.bulk-pick:checked")).to_have_count(3)
+    page.screenshot(path=str(screenshot_dir / "review_queue.png"), full_page=True)
+    page.locator("#bulk-accept").focus()
+    page.keyboard.press("Enter")
+    confirm = page.locator("#bulk-confirm")
+    expect(confirm).to_contain_text("Accept 3 audit items?")
+    expect(confirm).to_contain_text("2 items → neutral")
+    expect(confirm).to_contain_text("1 item → positive")
+    assert not Decision.objects.filter(source=DecisionSource.REVIEWER, item__text=TEXTS[2][0]).exists()
+    page.screenshot(path=str(screenshot_dir / "review_bulk_confirm.png"), full_page=True)
+    page.locator("#bulk-confirm-button").focus()
+    page.keyboard.press("Enter")
+    expect(panel).to_contain_text("Accepted 3 audit items.")
+    expect(page.locator("#review-empty")).to_be_visible()
+    for text, agreed, _ in TEXTS[2:]:
+        decision = final(text)
+        assert decision.value == {"label": agreed} and decision.source == DecisionSource.REVIEWER
+    assert set(ReviewTask.objects.values_list("status", flat=True)) == {ReviewStatus.DONE}
+    assert Item.objects.filter(project=project, status=ItemStatus.APPROVED).count() == len(TEXTS)
 
     # The history page shows both annotations and the decision.
-    page.goto(live_server.url + reverse("item-history", args=[project.pk, decision.item_id]))
+    item = Item.objects.get(text=TEXTS[0][0])
+    page.goto(reverse("item-history", args=[project.pk, item.pk]))
     assert page.inner_text("#final-value") == "negative"
     assert page.locator("tr.event-annotation").count() == 2
     assert page.locator("tr.event-decision").count() == 1

@@ -108,6 +108,8 @@ def test_owner_previews_the_plan_starts_the_next_round_and_reads_the_rounds(page
     page.screenshot(path=str(screenshot_dir / "round_plan.png"), full_page=True)
 
     page.click("#start-round")
+    assert "Closing round" in page.inner_text("#round-confirm")
+    page.click("#confirm-start-round")
     page.wait_for_url(f"**{reverse('round-list', args=[project.pk])}")
     assert Decision.objects.filter(item=wrong, source=DecisionSource.MODEL_CORRECTED).exists()
     assert ReviewTask.objects.filter(item=items[0]).exists()

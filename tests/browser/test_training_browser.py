@@ -90,5 +90,7 @@ def test_cancel_a_queued_run_from_its_page(page: Page, snapshot):
     page.get_by_role("button", name="Start training").click()
     page.wait_for_url("**/runs/*/")
     page.locator("#run-cancel").click()
+    expect(page.locator("#run-cancel-confirm")).to_contain_text("no evaluation")
+    page.locator("#confirm-run-cancel").click()
     expect(page.locator("#run-status")).to_have_text("Cancelled")
     assert TrainingRun.objects.get().status == RunStatus.CANCELLED

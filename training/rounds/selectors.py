@@ -6,7 +6,8 @@ needs it. `round_plan` lists what starting the next round would change:
 
 - corrections: a rater's correction of a model output becomes the item's final value (a Decision with
   source MODEL_CORRECTED), unless a reviewer decided after the rating or the item waits in review: then
-  it goes to review with the correction as the suggestion, so no reviewer's decision is overwritten;
+  it goes to review with the correction as the suggestion, so no reviewer's decision is overwritten; a
+  correction against a final value two annotators agreed on goes to review too (ReviewReason.CORRECTION);
 - possible label errors: the chosen run confidently disagreeing with a final label, or a rater marking
   the model's label correct against it, opens a review task (ReviewReason.MODEL / RATING);
 - the annotation queue: unlabelled open items get `Item.priority` from the model's uncertainty (entropy
@@ -55,7 +56,7 @@ from annotation.models import (
 from annotation.projects.services import guideline_current
 from annotation.quality import agreement
 from annotation.quality.selectors import annotation_rows
-from annotation.review.selectors import latest_decisions
+from annotation.review.selectors import agreement_backed, latest_decisions
 from annotation.review.services import ValueProposal
 from annotation.tasktypes import InvalidValue, value_display, value_key
 from core.errors import ServiceError
@@ -252,6 +253,7 @@ def plan_corrections(*, project: Project) -> list[Proposal]:
         by_item[rating.item_id].append((rating, value))
     finals = _final_decision(by_item)
     in_review = _open_review_items(by_item)
+    agreed = agreement_backed(finals={item_id: d.value for item_id, d in finals.items()})
     proposals = []
     for entries in by_item.values():
         rating, value = entries[-1]
@@ -281,6 +283,9 @@ def plan_corrections(*, project: Project) -> list[Proposal]:
             proposals.append(proposal)
             continue
         routed = _route(proposal, since=rating.created_at, finals=finals, in_review=in_review)
+        if routed is not None and routed.action == "decide" and routed.item.pk in agreed:
+            routed.action, routed.review_reason = "review", ReviewReason.CORRECTION
+            routed.reason += f" The annotators agreed on {routed.extra['final']}: a reviewer decides."
         if routed is not None:
             proposals.append(routed)
     return proposals

@@ -59,12 +59,34 @@ def round_plan(request: AuthedRequest, project_id: int) -> HttpResponse:
     return render(request, "training/round_plan.html", context, status=status)
 
 
+def _round_confirm(request: AuthedRequest, project: Project) -> HttpResponse:
+    """The step before starting a round: what it will change, in numbers, and the options it will save."""
+    context, status = _plan_context(project, request.POST)
+    if status != 200:
+        return render(request, "training/round_plan.html", context, status=status)
+    plan = context["plan"]
+    context.update(
+        labels_changed=plan["corrections"]["decide"] + plan["examples"]["decide"],
+        to_review=plan["corrections"]["review"] + plan["label_errors"]["count"],
+        options_posted=[(key, value) for key, value in request.POST.items() if key in CONFIRM_FIELDS],
+        queue_order_name=QueueOrder(context["options"].queue_order).label,
+    )
+    return render(request, "training/round_confirm.html", context)
+
+
+# The plan form's fields, carried from the plan page through the confirmation unchanged.
+CONFIRM_FIELDS = ("round", "run", "queue_order", "random_share", "disagreement_confidence", "min_rating", "prelabels")
+
+
 @login_required
 @require_POST
 def round_advance(request: AuthedRequest, project_id: int) -> HttpResponse:
-    """Apply the plan for the options posted; a second click finds the round closed and does nothing more."""
+    """Apply the plan for the options posted, once the owner confirmed what it changes (`confirm=1`); a second
+    click finds the round closed and does nothing more."""
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     raw = request.POST.get("round", "")
+    if request.POST.get("confirm") != "1":
+        return _round_confirm(request, project)
     try:
         options = plan_options_parse(project=project, data=request.POST)
         result = round_advance_apply(

@@ -16,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.models import Project, Snapshot
 from annotation.permissions import MANAGE, REVIEW, access_project
@@ -138,10 +138,15 @@ def run_detail(request: AuthedRequest, project_id: int, run_id: int) -> HttpResp
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def run_cancel(request: AuthedRequest, project_id: int, run_id: int) -> HttpResponse:
+    """GET: what cancelling will do (the confirmation); POST: cancel the run."""
     project, role = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     run = selectors.run_get(project=project, run_id=run_id)
+    if request.method == "GET":
+        point = selectors.run_resume_point(run)
+        context = {"project": project, "run": run, "resume_point": point, "active": run.is_active}
+        return render(request, "training/run_cancel_confirm.html", context)
     try:
         run = services.run_cancel(run=run, user=request.user)
     except ServiceError as exc:

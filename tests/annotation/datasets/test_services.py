@@ -288,10 +288,14 @@ def test_rows_keep_backslashes_tabs_newlines_and_non_ascii_exactly(owner, db):
 
 def test_owner_creates_a_snapshot_from_the_page(project, owner, corpus, client):
     client.force_login(owner)
-    response = client.post(
-        reverse("snapshot-list", args=[project.pk]),
-        {"name": "from the page", "seed": 5, "train": 70, "validation": 15, "test": 15},
-    )
+    form = {"name": "from the page", "seed": 5, "train": 70, "validation": 15, "test": 15}
+    approved = Item.objects.filter(project=project, status="approved").count()
+    confirm = client.post(reverse("snapshot-list", args=[project.pk]), form)
+    page = confirm.content.decode()
+    assert confirm.status_code == 200 and not Snapshot.objects.exists()  # nothing is frozen before the owner confirms
+    assert f"freezes the final labels of <strong>{approved}</strong> approved item" in page
+    assert f"gives <strong>{approved}</strong> item" in page and "a split for good (70 % train" in page
+    response = client.post(reverse("snapshot-list", args=[project.pk]), {**form, "confirm": "1"})
     snap = Snapshot.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("snapshot-detail", args=[project.pk, snap.pk])
@@ -661,7 +665,7 @@ def test_the_form_and_the_api_refuse_then_allow_a_small_test_split(project, owne
     approve(list(Item.objects.filter(project=project).order_by("pk")))
     client.force_login(owner)
     form = {"name": "v1", "seed": 0, "train": 80, "validation": 10, "test": 10}
-    refused = client.post(reverse("snapshot-list", args=[project.pk]), form)
+    refused = client.post(reverse("snapshot-list", args=[project.pk]), {**form, "confirm": "1"})
     assert refused.status_code == 400 and "Allow a small test split" in refused.content.decode()
     assert "LABELLOOP_MIN_TEST_PER_LABEL" in refused.content.decode()
     api = reverse("api-snapshot-list", args=[project.pk])
@@ -670,5 +674,7 @@ def test_the_form_and_the_api_refuse_then_allow_a_small_test_split(project, owne
     assert not Snapshot.objects.exists()
     made = client.post(api, {"name": "v1", "allow_small_test": True}, content_type="application/json")
     assert made.status_code == 201 and made.json()["manifest"]["warnings"]
-    allowed = client.post(reverse("snapshot-list", args=[project.pk]), {**form, "allow_small_test": "on"})
+    allowed = client.post(
+        reverse("snapshot-list", args=[project.pk]), {**form, "allow_small_test": "on", "confirm": "1"}
+    )
     assert allowed.status_code == 302

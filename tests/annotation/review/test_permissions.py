@@ -101,10 +101,14 @@ PAGES = [
         lambda w: reverse("review-decide", args=[w["project"].pk, w["task"].pk]),
         {"action": "fix", "label": "neutral"}, REVIEWERS, 302,
     ),
+    (  # nothing ticked is refused with a message (400): the matrix checks who may ask at all
+        "review-bulk-accept", "post", lambda w: reverse("review-bulk-accept", args=[w["project"].pk]),
+        {}, REVIEWERS, 400,
+    ),
     ("noise-scan-start", "post", lambda w: reverse("noise-scan-start", args=[w["project"].pk]), {}, REVIEWERS, 302),
     (
         "snapshot-create", "post", lambda w: reverse("snapshot-list", args=[w["project"].pk]),
-        {"name": "v2", "seed": 0, "train": 80, "validation": 10, "test": 10}, ("owner",), 302,
+        {"name": "v2", "seed": 0, "train": 80, "validation": 10, "test": 10, "confirm": "1"}, ("owner",), 302,
     ),
 ]
 

@@ -52,7 +52,7 @@ def expected(role: str, allowed: tuple[str, ...], ok: int, *, api: bool = False)
 PAGES = [
     ("round-list", "get", {}, REVIEWERS, 200),
     ("round-plan", "get", {"queue_order": "margin"}, OWNER, 200),
-    ("round-advance", "post", {"round": "1", "queue_order": "entropy", "prelabels": "0"}, OWNER, 302),
+    ("round-advance", "post", {"round": "1", "queue_order": "entropy", "prelabels": "0", "confirm": "1"}, OWNER, 302),
 ]
 APIS = [
     ("api-round-list", "get", {}, REVIEWERS, 200),

@@ -403,7 +403,7 @@ def test_a_double_click_on_the_page_starts_one_round(project, owner, client):
     url = reverse("round-advance", args=[project.pk])
     round_open(project=project)
     for _ in range(2):
-        response = client.post(url, {"round": "1", "queue_order": "random", "prelabels": "0"})
+        response = client.post(url, {"round": "1", "queue_order": "random", "prelabels": "0", "confirm": "1"})
         assert response.status_code == 302
     closed = [(r.number, r.closed_at is not None) for r in Round.objects.filter(project=project)]
     assert closed == [(1, True), (2, False)]

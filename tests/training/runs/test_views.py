@@ -9,6 +9,7 @@ beside its baselines, the compare page, the model download and the model card.
     GET  run-detail                         200     403        200       404       302
     GET  run-detail (htmx fragment)         200     403        200       404       302
     POST run-cancel                         302     403        403       404       302
+    GET  run-cancel (the confirmation)      200     403        403       404       302
     POST run-resume                         302     403        403       404       302
     GET  run-artifact                       200     403        403       404       302
     GET  run-model-card                     200     403        200       404       302
@@ -60,6 +61,7 @@ PAGES = [
     Page("get",  "run-detail",             (200, 403, 200, 404, 302), _done),
     Page("get",  "run-detail",             (200, 403, 200, 404, 302), _done, htmx=True),
     Page("post", "run-cancel",             (302, 403, 403, 404, 302), lambda w: ({"run_id": w.queued().pk}, {})),
+    Page("get",  "run-cancel",             (200, 403, 403, 404, 302), lambda w: ({"run_id": w.queued().pk}, {})),
     Page("post", "run-resume",             (302, 403, 403, 404, 302),
          lambda w: ({"run_id": w.cancelled_with_checkpoint().pk}, {})),
     Page("get",  "run-artifact",           (200, 403, 403, 404, 302), _done),
@@ -342,3 +344,16 @@ def test_the_snapshot_and_project_pages_link_to_training_for_those_who_may(world
     assert reverse("run-list", args=[world.project.pk]) not in client.get(
         reverse("project-detail", args=[world.project.pk])
     ).content.decode()
+
+
+def test_cancelling_asks_first_and_says_what_the_run_loses(world, client):
+    run = world.queued()
+    client.force_login(world.users["owner"])
+    url = reverse("run-cancel", args=[world.project.pk, run.pk])
+    page = client.get(url).content.decode()
+    assert "It has not started: it never trains." in page and "no evaluation on the test split" in page
+    assert "no checkpoint yet" in page
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED  # the confirmation changes nothing
+    detail = client.get(reverse("run-detail", args=[world.project.pk, run.pk])).content.decode()
+    assert f'id="run-cancel" href="{url}"' in detail

@@ -1,0 +1,239 @@
+"""The review page and queue: the annotate page's keys, item text, reason filters with counts, pages, the
+reviewer's progress, and the confirmed bulk accept of agreed audit items."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from annotation.models import (
+    Decision,
+    DecisionSource,
+    Item,
+    Label,
+    Project,
+    ReviewReason,
+    ReviewStatus,
+    ReviewTask,
+    Role,
+    TaskType,
+)
+from annotation.projects.services import HOTKEY_RESERVED, label_create, label_update, membership_set, project_create
+from annotation.review import selectors as review_selectors
+from annotation.review import services as reviews
+from annotation.review.keys import review_keys
+from core.errors import ServiceError
+from tests.fixtures.people import acknowledge_guidelines, add_items
+from tests.fixtures.reviews import annotate_pair
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def audited(project, annotator, annotator2) -> Project:
+    """Every agreed item goes to audit (review_all), so the queue holds audits and disagreements."""
+    Project.objects.filter(pk=project.pk).update(review_all=True, audit_rate=0.0)
+    project.refresh_from_db()
+    acknowledge_guidelines(project, annotator, annotator2)
+    return project
+
+
+def queue_url(project: Project, query: str = "") -> str:
+    return reverse("review-queue", args=[project.pk]) + (f"?{query}" if query else "")
+
+
+def test_review_keys_follow_the_labels_and_step_aside_for_an_old_hotkey():
+    keys = review_keys(annotations=2, hotkeys=["1", "2", "3"])
+    assert (keys.accept, keys.next, keys.send_back) == (("a", "b"), "n", "s")
+    shadowed = review_keys(annotations=3, hotkeys=["A", "n", ""])  # hotkeys given before A, B, N were reserved
+    assert (shadowed.accept, shadowed.next) == (("", "b", "c"), "")
+
+
+def test_labels_may_not_take_the_review_keys_but_keep_one_they_had(project):
+    for key in ("a", "B", "n"):
+        with pytest.raises(ServiceError) as refused:
+            label_create(project=project, name=f"other {key}", hotkey=key)
+        assert refused.value.message == HOTKEY_RESERVED
+    old = Label.objects.get(project=project, name="neutral")
+    Label.objects.filter(pk=old.pk).update(hotkey="a")  # a hotkey from before the rule
+    old.refresh_from_db()
+    label_update(label=old, name="neutral", color="#123456", hotkey="a")
+    assert Label.objects.get(pk=old.pk).color == "#123456"
+
+
+def test_the_review_page_maps_label_hotkeys_to_the_final_label_and_a_b_to_the_annotators(
+    audited, annotator, annotator2, reviewer, client
+):
+    annotate_pair(audited, annotator, annotator2, "positive", "negative")
+    client.force_login(reviewer)
+    page = client.get(queue_url(audited)).content.decode()
+    for label in Label.objects.filter(project=audited):  # the annotate page's hotkeys, on the final-label form
+        assert f'name="label" value="{label.name}" data-hotkey="{label.hotkey}"' in page
+    assert 'id="accept-a" data-key="a"' in page and 'id="accept-b" data-key="b"' in page
+    assert "<kbd>A</kbd> accept A" in page and "<kbd>B</kbd> accept B" in page
+    assert "<kbd>1</kbd> positive" in page and "<kbd>Enter</kbd> save it as final" in page
+    assert 'id="review-send-back" data-key="s"' in page
+
+
+def test_a_label_hotkey_that_shadows_a_review_key_keeps_its_meaning(audited, annotator, annotator2, reviewer, client):
+    Label.objects.filter(project=audited, name="neutral").update(hotkey="a")
+    annotate_pair(audited, annotator, annotator2, "positive", "negative")
+    client.force_login(reviewer)
+    page = client.get(queue_url(audited)).content.decode()
+    assert 'data-hotkey="a"' in page and 'data-key="a"' not in page and "accept A</span>" not in page
+    assert 'id="accept-b" data-key="b"' in page
+
+
+def test_fixing_with_a_label_records_a_reviewer_decision(audited, annotator, annotator2, reviewer, client):
+    item = annotate_pair(audited, annotator, annotator2, "positive", "negative")
+    task = ReviewTask.objects.get(item=item)
+    client.force_login(reviewer)
+    response = client.post(
+        reverse("review-decide", args=[audited.pk, task.pk]) + "?reason=disagreement&page=1",
+        {"action": "fix", "label": "neutral"},
+        **HTMX,
+    )
+    assert response.status_code == 200 and "Fixed." in response.content.decode()
+    decision = Decision.objects.get(item=item, source=DecisionSource.REVIEWER)
+    assert decision.value == {"label": "neutral"} and decision.reviewer == reviewer
+
+
+def test_generation_review_keeps_accept_keys_and_a_response_box(owner, annotator, annotator2, reviewer, client):
+    project = project_create(owner=owner, name="Chat", task_type=TaskType.INSTRUCTION, guidelines="Be kind.")
+    Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
+    for user in (annotator, annotator2):
+        membership_set(project=project, user=user, role=Role.ANNOTATOR)
+    membership_set(project=project, user=reviewer, role=Role.REVIEWER)
+    add_items(project, ["Say hello."])
+    acknowledge_guidelines(project, annotator, annotator2)
+    from annotation.annotate import services as ann_svc
+
+    for user, text in ((annotator, "Hello!"), (annotator2, "Hi there.")):
+        item = ann_svc.claim_next(annotator=user, project=project).item
+        ann_svc.annotation_submit(annotator=user, item=item, value={"response": text}, label_names=[])
+    client.force_login(reviewer)
+    page = client.get(queue_url(project)).content.decode()
+    assert 'id="accept-a" data-key="a"' in page and 'id="accept-b" data-key="b"' in page
+    assert 'id="final-response" name="response"' in page and 'data-hotkey' not in page
+    assert "<kbd>F</kbd> write the final response" in page
+
+
+def test_the_queue_shows_text_reasons_counts_and_filters(audited, annotator, annotator2, reviewer, client):
+    add_items(audited, ["A long message " + "word " * 40])
+    for first, second in (("positive", "negative"), ("neutral", "neutral"), ("negative", "negative")):
+        annotate_pair(audited, annotator, annotator2, first, second)
+    client.force_login(reviewer)
+    page = client.get(queue_url(audited)).content.decode()
+    assert "review number 0" in page  # the item's text, not just its id
+    assert 'data-reason="audit"' in page and 'data-reason="disagreement"' in page
+    assert 'data-reason="audit" title="Audit sample">audit <span class="count">2</span>' in page
+    assert 'data-reason="disagreement" title="Annotators disagree">disagreement <span class="count">1</span>' in page
+    assert "You reviewed <strong>0</strong> today · <strong>3</strong> open" in page
+
+    audits = client.get(queue_url(audited, "reason=audit"), **HTMX).content.decode()
+    assert audits.count('class="bulk-pick"') == 2 and "Open <span class=\"muted\">(2 of 3)" in audits
+    assert "agreed: neutral" in audits and "agreed: negative" in audits
+
+
+def test_the_queue_pages_with_a_total(audited, annotator, annotator2, reviewer):
+    add_items(audited, [f"more text {i}" for i in range(3)])
+    for _ in range(5):
+        annotate_pair(audited, annotator, annotator2, "positive", "negative")
+    first = review_selectors.review_queue(project=audited, user=reviewer, role=Role.REVIEWER, limit=2)
+    last = review_selectors.review_queue(project=audited, user=reviewer, role=Role.REVIEWER, limit=2, page=9)
+    assert (first.total, first.pages, len(first.entries), first.first_shown, first.last_shown) == (5, 3, 2, 1, 2)
+    assert (last.page, len(last.entries), last.first_shown, last.last_shown) == (3, 1, 5, 5)
+    shown = {e.task.pk for page in (1, 2, 3) for e in review_selectors.review_queue(
+        project=audited, user=reviewer, role=Role.REVIEWER, limit=2, page=page).entries}
+    assert len(shown) == 5
+
+
+def test_bulk_accept_confirms_then_records_one_decision_per_item(audited, annotator, annotator2, reviewer, client):
+    disputed = annotate_pair(audited, annotator, annotator2, "positive", "negative")
+    one = annotate_pair(audited, annotator, annotator2, "neutral", "neutral")
+    two = annotate_pair(audited, annotator, annotator2, "neutral", "neutral")
+    tasks = [ReviewTask.objects.get(item=i).pk for i in (one, two)]
+    client.force_login(reviewer)
+    url = reverse("review-bulk-accept", args=[audited.pk])
+
+    confirm = client.post(url, {"task": tasks}, **HTMX).content.decode()
+    assert "Accept 2 audit items?" in confirm and "<strong>2</strong> items → <strong>neutral</strong>" in confirm
+    assert not Decision.objects.filter(source=DecisionSource.REVIEWER).exists()  # nothing before the confirmation
+
+    done = client.post(url, {"task": tasks, "confirm": "1"}, **HTMX).content.decode()
+    assert "Accepted 2 audit items." in done
+    for item in (one, two):
+        decision = Decision.objects.filter(item=item).latest("created_at", "id")
+        assert decision.source == DecisionSource.REVIEWER and decision.reviewer == reviewer
+        assert decision.value == {"label": "neutral"} and decision.reason == reviews.BULK_REASON
+        assert ReviewTask.objects.get(item=item).status == ReviewStatus.DONE
+    assert ReviewTask.objects.get(item=disputed).status == ReviewStatus.OPEN
+    assert "You reviewed <strong>2</strong> today" in client.get(queue_url(audited)).content.decode()
+
+
+def test_bulk_accept_refuses_a_disagreement_and_changes_nothing(audited, annotator, annotator2, reviewer, client):
+    disputed = annotate_pair(audited, annotator, annotator2, "positive", "negative")
+    fine = annotate_pair(audited, annotator, annotator2, "neutral", "neutral")
+    tasks = [ReviewTask.objects.get(item=i).pk for i in (disputed, fine)]
+    client.force_login(reviewer)
+    response = client.post(reverse("review-bulk-accept", args=[audited.pk]), {"task": tasks, "confirm": "1"})
+    assert response.status_code == 400
+    assert f"item {disputed.pk} (annotators disagree)" in response.content.decode()
+    assert not Decision.objects.filter(source=DecisionSource.REVIEWER).exists()
+    assert set(ReviewTask.objects.values_list("status", flat=True)) == {ReviewStatus.OPEN}
+
+
+def test_bulk_accept_refuses_an_audit_a_model_also_flagged(audited, annotator, annotator2, reviewer):
+    """An audit item a noise scan flagged too is a model-driven review: it is decided on its own."""
+    item = annotate_pair(audited, annotator, annotator2, "neutral", "neutral")
+    task = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], noise_score=0.1,
+                                    suggested_value={"label": "positive"})
+    with pytest.raises(ServiceError) as refused:
+        reviews.review_bulk_plan(project=audited, user=reviewer, role=Role.REVIEWER, task_ids=[task.pk])
+    assert "noise scan suspect" in refused.value.message
+    with pytest.raises(ServiceError):
+        reviews.review_bulk_plan(project=audited, user=reviewer, role=Role.REVIEWER, task_ids=[])
+
+
+def test_bulk_accept_leaves_a_task_someone_closed_meanwhile(audited, annotator, annotator2, reviewer, owner):
+    items = [annotate_pair(audited, annotator, annotator2, "neutral", "neutral") for _ in range(2)]
+    tasks = [ReviewTask.objects.get(item=i) for i in items]
+    plan = reviews.review_bulk_plan(project=audited, user=reviewer, role=Role.REVIEWER, task_ids=[t.pk for t in tasks])
+    reviews.review_decide(reviewer=owner, task=tasks[0], value={"label": "positive"})
+    result = reviews.review_bulk_accept(reviewer=reviewer, plan=plan)
+    assert len(result.decisions) == 1 and result.already_closed == [items[0].pk]
+    assert Decision.objects.filter(item=items[0]).latest("created_at", "id").value == {"label": "positive"}
+
+
+def test_the_items_text_is_cut_to_an_excerpt():
+    assert review_selectors.excerpt("short  text\n here") == "short text here"
+    long = review_selectors.excerpt("word " * 60)
+    assert long.endswith("…") and len(long) <= review_selectors.EXCERPT_CHARS
+
+
+def test_an_annotator_reviewer_never_sees_tasks_of_items_they_could_still_annotate(audited, annotator, annotator2):
+    item = Item.objects.filter(project=audited).first()
+    reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE])
+    queue = review_selectors.review_queue(project=audited, user=annotator, role=Role.ANNOTATOR)
+    assert queue.open_count == 0 and queue.reason_counts == [] and queue.panel is None
+
+
+def test_the_api_bulk_accepts_agreed_audits_and_refuses_the_rest(audited, annotator, annotator2, reviewer):
+    from rest_framework.test import APIClient
+
+    disputed = annotate_pair(audited, annotator, annotator2, "positive", "negative")
+    agreed = annotate_pair(audited, annotator, annotator2, "neutral", "neutral")
+    api = APIClient()
+    api.force_authenticate(reviewer)
+    url = reverse("api-review-task-bulk-accept", args=[audited.pk])
+    bad = [ReviewTask.objects.get(item=i).pk for i in (disputed, agreed)]
+    refused = api.post(url, {"task_ids": bad}, format="json")
+    assert refused.status_code == 400 and refused.json()["field"] == "tasks"
+    assert not Decision.objects.filter(source=DecisionSource.REVIEWER).exists()
+    task = ReviewTask.objects.get(item=agreed)
+    done = api.post(url, {"task_ids": [task.pk]}, format="json").json()
+    [row] = done["accepted"]
+    assert (row["task_id"], row["item_id"], row["value"]) == (task.pk, agreed.pk, {"label": "neutral"})
+    assert done["already_closed"] == []
+    listed = api.get(reverse("api-review-task-list", args=[audited.pk]), {"status": "open"}).json()
+    assert listed["count"] == 1 and listed["results"][0]["item_id"] == disputed.pk
