@@ -297,10 +297,13 @@ def import_preview(
         partial=True,
     )
     rejected = duplicates = 0
+    left_out: set[int] = set()
     if scan.schema is not None and not scan.fatal:
         existing_content, existing_ids = _existing_digests(project=project)
         plan = importers.plan(scan, existing_content=existing_content, existing_ids=existing_ids)
         rejected, duplicates = plan.rejected, plan.duplicates
+        skipped = plan.skip if plan.rejects is None else plan.skip | plan.rejects
+        left_out = set(np.flatnonzero(skipped).tolist())
     errors = [e.describe(name) for e in scan.error_summary()[:PREVIEW_ERRORS]]
     if scan.schema is not None and labels_as != LabelsAs.SUGGESTION and scan.schema.prelabel is None:
         what = "final labels" if labels_as == LabelsAs.FINAL else "annotations"
@@ -312,7 +315,7 @@ def import_preview(
         mapping=scan.schema.as_mapping() if scan.schema else {},
         metadata_columns=_metadata_columns(scan),
         labels_as=labels_as,
-        rows=_preview_rows(scan, spill),
+        rows=_preview_rows(scan, spill, left_out=left_out),
         row_count=scan.rows,
         whole_file=whole_file,
         error_count=scan.error_count,
@@ -331,11 +334,12 @@ def _metadata_columns(scan: importers.Scan) -> tuple[str, ...]:
     return tuple(c for c in scan.columns if c not in scan.schema.used)
 
 
-def _preview_rows(scan: importers.Scan, spill: BinaryIO) -> list[PreviewRow]:
-    """The first valid rows, as the items they would become."""
+def _preview_rows(scan: importers.Scan, spill: BinaryIO, *, left_out: set[int]) -> list[PreviewRow]:
+    """The first rows that would be written (not rejected, not duplicates), as the items they would become."""
     rows: list[PreviewRow] = []
     for chunk in importers.read_spill(spill):
-        for index, text, response, external_id, metadata, group_key, prelabel in chunk[: PREVIEW_ROWS - len(rows)]:
+        kept = [row for row in chunk if row[0] not in left_out]
+        for index, text, response, external_id, metadata, group_key, prelabel in kept[: PREVIEW_ROWS - len(rows)]:
             label = ""
             if prelabel is not None:
                 value = prelabel.get("label", prelabel.get("labels", ""))
