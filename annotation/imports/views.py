@@ -97,9 +97,7 @@ class ImportForm(forms.Form):
         initial=BAD_ROWS_FAIL,
         required=False,
         label="If some rows have errors",
-        help_text="Either way every error is listed by line and field. “Import nothing” leaves the project "
-        "unchanged until the file is fixed; “Import the valid rows” imports the others and keeps the list "
-        "of rejected rows on the import, to download and fix.",
+        help_text="Either way, every error is listed by line and field.",
     )
 
     def partial(self) -> bool:
