@@ -37,7 +37,8 @@ from annotation.projects.selectors import (
     guideline_versions,
     label_list,
     membership_list,
-    project_memberships_for_user,
+    project_cards_for_user,
+    user_may_start_projects,
 )
 from annotation.projects.services import (
     DEFAULT_COLOURS,
@@ -61,8 +62,9 @@ from training.rounds.forms import NextRoundSettingsForm
 
 @login_required
 def project_list(request: AuthedRequest) -> HttpResponse:
-    memberships = project_memberships_for_user(user=request.user)
-    return render(request, "annotation/project_list.html", {"memberships": memberships})
+    cards = project_cards_for_user(user=request.user)
+    context = {"cards": cards, "may_start": user_may_start_projects(user=request.user, cards=cards)}
+    return render(request, "annotation/project_list.html", context)
 
 
 @login_required
