@@ -152,6 +152,7 @@ def _settings_response(
         "roles": Role.choices,
         "round_form": round_form
         or NextRoundSettingsForm(
+            generates=not project.task_kind.has_labels,
             initial={
                 "queue_order": project.queue_order,
                 "random_share": project.random_share,
@@ -244,7 +245,7 @@ def member_set_view(request: AuthedRequest, project_id: int) -> HttpResponse:
 def round_settings_view(request: AuthedRequest, project_id: int) -> HttpResponse:
     """The settings page's "Next round" form: the options the next round's plan page starts from."""
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
-    form = NextRoundSettingsForm(request.POST)
+    form = NextRoundSettingsForm(request.POST, generates=not project.task_kind.has_labels)
     if form.is_valid():
         try:
             project_round_settings_set(project=project, **form.cleaned_data)
