@@ -72,7 +72,8 @@ def test_preview_then_import_the_valid_rows_and_see_the_rest_reported(page: Page
         {"id": "m6", "text": "Congratulations, you won a voucher", "label": "spam", "source": "email"},
     ]
     data = "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows).encode()
-    page.set_input_files("#id_file", files=[{"name": "mixed.jsonl", "mimeType": "application/x-ndjson", "buffer": data}])
+    upload = {"name": "mixed.jsonl", "mimeType": "application/x-ndjson", "buffer": data}
+    page.set_input_files("#id_file", files=[upload])
 
     preview = page.get_by_test_id("import-preview")
     expect(preview).to_contain_text("Preview of mixed.jsonl")
