@@ -80,3 +80,14 @@ def test_annotator_is_offered_annotation_and_an_honest_empty_state(page: Page, p
     expect(page.locator(".project-empty")).to_contain_text("Nothing to annotate yet.")
     expect(page.get_by_role("link", name="Start annotating")).to_have_count(0)
     expect(page.get_by_role("progressbar")).to_have_count(0)
+
+
+def test_the_acknowledgement_flash_goes_away(page: Page, projects):
+    """Thanks for acknowledging is news once: it leaves by itself (the annotate page never reloads)."""
+    log_in(page, "annotator1")
+    page.goto(f"/projects/{projects['empty'].pk}/guidelines/")
+    page.get_by_role("button", name="I have read version 1").click()
+    flash = page.locator(".messages .msg.success")
+    expect(flash).to_contain_text("you acknowledged guidelines version 1")
+    expect(flash).to_have_count(0, timeout=9_000)
+    expect(page.locator(".messages")).to_have_count(0)
