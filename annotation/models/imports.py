@@ -44,7 +44,11 @@ class ImportJob(models.Model):
     duplicates = models.PositiveIntegerField(default=0)
     duplicate_examples = models.JSONField(default=list, blank=True)
     rows_rejected = models.PositiveIntegerField(default=0, help_text="Rows left out because of an error.")
-    errors = models.JSONField(default=list, blank=True, help_text="[{line, field, message}], at most a few thousand; kept on a partial import's success.")
+    errors = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="[{line, field, message}], at most a few thousand; kept on a partial import's success.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     # Stamped while the import runs; a running import silent for LABELLOOP_RUN_STALE_AFTER_S is failed by the sweep.

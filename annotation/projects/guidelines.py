@@ -63,7 +63,7 @@ class ListAfterParagraphExtension(Extension):
 
 def render_markdown(text: str) -> str:
     """Markdown to HTML with everything outside a safe list stripped: no script, handler or js: URL survives."""
-    extensions = ["tables", "fenced_code", "sane_lists", ListAfterParagraphExtension()]
+    extensions: list[str | Extension] = ["tables", "fenced_code", "sane_lists", ListAfterParagraphExtension()]
     html = markdown.markdown(text, extensions=extensions)
     return nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, url_schemes=URL_SCHEMES)
 
