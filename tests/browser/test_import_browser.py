@@ -52,6 +52,7 @@ def test_upload_then_watch_the_queued_job_finish(page: Page, owned_project, sett
 
     assert django_rq.get_worker(QUEUE_NAME, worker_class=JsonSimpleWorker).work(burst=True)
     expect(status).to_contain_text("Imported 3 items.")  # the fragment's own polling brought the news
+    expect(page.locator("#recent-imports")).to_contain_text("Succeeded")  # told by the poll's HX-Trigger
     assert status.locator(".import-job").get_attribute("hx-trigger") is None
     page.screenshot(path=str(screenshot_dir / "import.png"), full_page=True)
 

@@ -64,6 +64,7 @@ def test_owner_sees_counts_progress_and_what_to_do_next(page: Page, projects, sc
     expect(page.get_by_role("link", name="Start annotating")).to_have_count(0)
     expect(page.get_by_role("link", name="Import data").first).to_be_visible()
     expect(page.get_by_text("is new to you")).to_have_count(0)  # the owner wrote these guidelines
+    page.screenshot(path=str(screenshot_dir / "project_empty.png"), full_page=True)
 
 
 def test_annotator_is_offered_annotation_and_an_honest_empty_state(page: Page, projects, screenshot_dir):
