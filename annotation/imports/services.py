@@ -286,16 +286,26 @@ def import_preview(
     whole_file = len(head) <= PREVIEW_MAX_BYTES
     if not whole_file:
         head = head[: head.rfind(b"\n", 0, PREVIEW_MAX_BYTES) + 1] or head[:PREVIEW_MAX_BYTES]
-    spill = io.BytesIO()
-    scan = importers.scan(
-        io.BytesIO(head),
-        file_format=fmt,
-        mapping=parsed_mapping,
-        task_type=project.task_type,
-        label_names=list(project.labels.values_list("name", flat=True)),
-        spill=spill,
-        partial=True,
-    )
+    label_names = list(project.labels.values_list("name", flat=True))
+
+    def read(data: bytes) -> tuple[importers.Scan, io.BytesIO]:
+        spill = io.BytesIO()
+        found = importers.scan(
+            io.BytesIO(data),
+            file_format=fmt,
+            mapping=parsed_mapping,
+            task_type=project.task_type,
+            label_names=label_names,
+            spill=spill,
+            partial=True,
+        )
+        return found, spill
+
+    scan, spill = read(head)
+    if not whole_file and fmt == importers.CSV and scan.rows > 1:
+        # The cut may fall inside a quoted field that spans lines: leave out the last record, which may be partial.
+        head = head[: _line_start(head, scan.lines[-1])]
+        scan, spill = read(head)
     rejected = duplicates = 0
     left_out: set[int] = set()
     if scan.schema is not None and not scan.fatal:
@@ -324,6 +334,14 @@ def import_preview(
         errors=errors,
         fatal=scan.fatal,
     )
+
+
+def _line_start(data: bytes, line: int) -> int:
+    """The offset at which 1-based `line` starts."""
+    offset = 0
+    for _ in range(line - 1):
+        offset = data.index(b"\n", offset) + 1
+    return offset
 
 
 def _metadata_columns(scan: importers.Scan) -> tuple[str, ...]:

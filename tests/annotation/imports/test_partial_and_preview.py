@@ -167,6 +167,14 @@ def test_the_preview_reads_only_the_start_of_a_big_file(project, owner, monkeypa
     assert not result.whole_file and result.row_count == 4 and result.error_count == 0
 
 
+def test_a_cut_inside_a_quoted_csv_field_is_not_reported_as_an_error(project, owner, monkeypatch):
+    data = b"text,note\n" + b"".join(f'row {i},"two\nlines"\n'.encode() for i in range(40))  # 18 bytes a row
+    monkeypatch.setattr(svc, "PREVIEW_MAX_BYTES", 112)  # cuts the 6th row after its first line
+    result = preview(project, owner, data, "notes.csv")
+    assert not result.whole_file and result.row_count == 5 and result.errors == []
+    assert result.rows[0].metadata == {"note": "two\nlines"}
+
+
 def test_the_preview_warns_when_labels_are_wanted_but_there_is_no_label_column(project, owner):
     result = preview(project, owner, jsonl({"text": "a"}), labels_as=LabelsAs.ANNOTATION)
     assert result.errors[0].startswith("Labels were to be imported as annotations")
