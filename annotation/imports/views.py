@@ -61,20 +61,25 @@ class ImportForm(forms.Form):
         choices=[("", "From the file's extension"), (JSONL, "JSONL"), (CSV, "CSV")], required=False, label="Format"
     )
     text_field = forms.CharField(
-        required=False, max_length=255, label="Text or prompt", help_text="default: text, then prompt"
+        required=False, max_length=255, label="Text (or prompt) column", help_text="Default: text, then prompt."
     )
-    response_field = forms.CharField(required=False, max_length=255, label="Response", help_text="default: response")
+    response_field = forms.CharField(
+        required=False, max_length=255, label="Response column", help_text="Default: response."
+    )
     id_field = forms.CharField(
-        required=False, max_length=255, label="External id", help_text="default: id, then external_id"
+        required=False,
+        max_length=255,
+        label="Id column",
+        help_text="Your own id for each row. Default: id, then external_id.",
     )
     group_field = forms.CharField(
         required=False,
         max_length=255,
-        label="Group key",
-        help_text="e.g. a user or document id; default: group_key, group",
+        label="Group key column",
+        help_text="Rows sharing it always share a split (e.g. a user or document id). Default: group_key, group.",
     )
     prelabel_field = forms.CharField(
-        required=False, max_length=255, label="Labels", help_text="default: label, labels, prelabel"
+        required=False, max_length=255, label="Label column", help_text="Default: label, labels, prelabel."
     )
     labels_as = forms.ChoiceField(
         choices=LabelsAs.choices,
@@ -85,12 +90,15 @@ class ImportForm(forms.Form):
         "leaves the rest of the overlap to people, blind; final labels approve the items as imported.",
     )
     metadata = forms.ChoiceField(
-        choices=[("all", "All other fields"), ("listed", "Only the fields listed"), ("none", "None")],
+        choices=[("all", "All other columns"), ("listed", "Only the columns listed"), ("none", "None")],
         initial="all",
         label="Metadata",
     )
     metadata_fields = forms.CharField(
-        required=False, max_length=2000, label="Metadata fields", help_text="comma-separated"
+        required=False,
+        max_length=2000,
+        label="Metadata columns",
+        help_text="Comma-separated, for “Only the columns listed”.",
     )
     bad_rows = forms.ChoiceField(
         choices=[(BAD_ROWS_FAIL, "Import nothing"), (BAD_ROWS_SKIP, "Import the valid rows")],
