@@ -22,10 +22,15 @@ class ImportProgressSerializer(serializers.Serializer):
     percent = serializers.IntegerField()
     phase = serializers.CharField()
     done = serializers.BooleanField()
+    state = serializers.ChoiceField(choices=["queued", "running", "succeeded", "partial", "failed"])
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
-    """An import and how far it got; `errors` name the line and field of every bad row (nothing is written then)."""
+    """An import and how far it got; `errors` name the line and field of every bad row.
+
+    All-or-nothing (`partial` false): a bad row fails the import and nothing is written. Partial: the valid rows
+    are written, the `rows_rejected` others stay listed in `errors` of the succeeded import.
+    """
 
     created_by = serializers.CharField(source="created_by.username")
     progress = serializers.SerializerMethodField()
@@ -33,8 +38,9 @@ class ImportJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = ImportJob
         fields = [
-            "id", "file_name", "file_format", "mapping", "labels_as", "status", "progress", "total_bytes",
-            "processed_bytes", "rows_read", "rows_imported", "duplicates", "duplicate_examples", "errors",
+            "id", "file_name", "file_format", "mapping", "labels_as", "partial", "status", "progress", "total_bytes",
+            "processed_bytes", "rows_read", "rows_imported", "rows_rejected", "duplicates", "duplicate_examples",
+            "errors",
             "created_by", "created_at", "started_at", "finished_at",
         ]
 
@@ -68,6 +74,12 @@ class ImportListApi(ApiView):
             help_text="What the label column becomes: suggestions (pre-labels), one annotation per item by the "
             "project's import account, or final labels (items approved as imported).",
         )
+        # DRF's metaclass moves declared fields off the class, so this does not shadow Serializer.partial
+        partial = serializers.BooleanField(  # type: ignore[assignment]
+            required=False, default=False,
+            help_text="true: import the valid rows and report the others (line and field) in `errors`; "
+            "false (default): a file with any bad row imports nothing.",
+        )
 
     @extend_schema(
         parameters=[*PAGE_PARAMETERS, OpenApiParameter("status", str, enum=ImportStatus.values)],
@@ -94,6 +106,7 @@ class ImportListApi(ApiView):
                 file_format=data["file_format"],
                 mapping=data["mapping"],
                 labels_as=data["labels_as"],
+                partial=data["partial"],
             )
         except ServiceError as exc:
             if exc.field in MAPPING_KEYS:  # a mapping key: say where it sits in this request

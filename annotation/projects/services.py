@@ -207,7 +207,7 @@ def guideline_current(*, project: Project) -> GuidelineVersion | None:
 def guideline_publish(
     *, project: Project, author: User, body: str, change_note: str = ""
 ) -> GuidelineVersion:
-    """Publish a new version; annotators must acknowledge it before their next item."""
+    """Publish a new version; annotators must acknowledge it before their next item. Its author has read it."""
     if not body.strip():
         raise ServiceError(GUIDELINE_EMPTY, field="body")
     for _attempt in range(3):
@@ -216,13 +216,15 @@ def guideline_publish(
             raise ServiceError(GUIDELINE_UNCHANGED, field="body")
         try:
             with transaction.atomic():
-                return GuidelineVersion.objects.create(
+                version = GuidelineVersion.objects.create(
                     project=project,
                     version=(current.version if current else 0) + 1,
                     body=body,
                     change_note=change_note.strip()[:300],
                     created_by=author,
                 )
+                GuidelineAcknowledgement.objects.create(guideline_version=version, user=author)
+                return version
         except IntegrityError:
             continue  # someone published at the same moment; number after theirs
     raise ServiceError("Could not publish: guidelines are being changed concurrently, try again.")

@@ -37,7 +37,8 @@ from annotation.projects.selectors import (
     guideline_versions,
     label_list,
     membership_list,
-    project_memberships_for_user,
+    project_cards_for_user,
+    user_may_start_projects,
 )
 from annotation.projects.services import (
     DEFAULT_COLOURS,
@@ -61,8 +62,9 @@ from training.rounds.forms import NextRoundSettingsForm
 
 @login_required
 def project_list(request: AuthedRequest) -> HttpResponse:
-    memberships = project_memberships_for_user(user=request.user)
-    return render(request, "annotation/project_list.html", {"memberships": memberships})
+    cards = project_cards_for_user(user=request.user)
+    context = {"cards": cards, "may_start": user_may_start_projects(user=request.user, cards=cards)}
+    return render(request, "annotation/project_list.html", context)
 
 
 @login_required
@@ -150,6 +152,7 @@ def _settings_response(
         "roles": Role.choices,
         "round_form": round_form
         or NextRoundSettingsForm(
+            generates=not project.task_kind.has_labels,
             initial={
                 "queue_order": project.queue_order,
                 "random_share": project.random_share,
@@ -242,7 +245,7 @@ def member_set_view(request: AuthedRequest, project_id: int) -> HttpResponse:
 def round_settings_view(request: AuthedRequest, project_id: int) -> HttpResponse:
     """The settings page's "Next round" form: the options the next round's plan page starts from."""
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
-    form = NextRoundSettingsForm(request.POST)
+    form = NextRoundSettingsForm(request.POST, generates=not project.task_kind.has_labels)
     if form.is_valid():
         try:
             project_round_settings_set(project=project, **form.cleaned_data)

@@ -85,7 +85,7 @@ def model_registry() -> ModelRegistry:
 
 def base_model_names(task: str) -> list[str]:
     """Registered names, the task's default first."""
-    names = model_registry().names()
+    names = model_registry().names_for(task)
     default = DEFAULT_BASE_MODELS[task]
     return [default, *(n for n in names if n != default)] if default in names else names
 

@@ -70,6 +70,9 @@ INVALID_SETTINGS = "Some training settings are invalid; see the fields marked."
 UNKNOWN_BASE_MODEL = "must be one of the registered base models: {names}"
 
 
+WRONG_TASK_BASE_MODEL = "{name} cannot be the base of this task's model; use one of: {names}"
+
+
 FREEZE_TOO_MANY = "must be at most the base model's {layers} layers"
 
 
@@ -149,10 +152,14 @@ def _model_layers(name: str) -> int | None:
 def _input_errors(*, snapshot: Snapshot, data: Mapping[str, Any], spec: TrainingSpec | None) -> dict[str, str]:
     """What TrainingSpec cannot know: the registry, the model's depth, the snapshot's labels and rows."""
     errors: dict[str, str] = {}
-    names = selectors.model_registry().names()
+    registry = selectors.model_registry()
+    names = registry.names()
     base_model = data.get("base_model")
     if isinstance(base_model, str) and base_model.strip() and base_model not in names:
         errors["base_model"] = UNKNOWN_BASE_MODEL.format(names=", ".join(names))
+    elif spec is not None and spec.base_model not in registry.names_for(spec.task):
+        fitting = ", ".join(registry.names_for(spec.task))
+        errors["base_model"] = WRONG_TASK_BASE_MODEL.format(name=spec.base_model, names=fitting)
     if spec is None:
         return errors
     if spec.method == METHOD_FULL and spec.freeze_layers and "base_model" not in errors:

@@ -157,6 +157,11 @@ def test_every_invalid_setting_is_named_and_nothing_is_queued(sentiment, owner, 
     assert caught.value.errors["base_model"].startswith("must be one of the registered base models: ")
     assert "tiny-bert" in caught.value.errors["base_model"]
     assert caught.value.errors["max_grad_norm"] == ERROR_POSITIVE
+    with pytest.raises(services.RunInputError) as caught:  # a causal LM is no classification base
+        services.run_start(snapshot=sentiment, user=owner, spec_data={**TINY_BERT_SPEC, "base_model": "smollm2-135m"})
+    assert caught.value.errors["base_model"] == services.WRONG_TASK_BASE_MODEL.format(
+        name="smollm2-135m", names="minilm, tiny-bert, tiny-llama"
+    )
 
     assert not TrainingRun.objects.exists()
     assert all(len(queue) == 0 and not queue.scheduled_job_registry.get_job_ids() for queue in queues.values())
