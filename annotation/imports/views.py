@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotation.imports.importers import ALL_OTHER_FIELDS, CSV, JSONL
+from annotation.imports.selectors import import_queue_place
 from annotation.imports.services import import_create, import_get_for_user, import_list, import_progress
 from annotation.models import ImportJob, LabelsAs
 from annotation.permissions import MANAGE, access_project
@@ -91,7 +92,12 @@ class ImportForm(forms.Form):
 
 
 def _progress_context(job: ImportJob) -> dict[str, Any]:
-    return {"job": job, "project": job.project, "progress": import_progress(job)}
+    return {
+        "job": job,
+        "project": job.project,
+        "progress": import_progress(job),
+        "queue_place": import_queue_place(job),
+    }
 
 
 @login_required

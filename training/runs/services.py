@@ -38,7 +38,7 @@ from training.models import (
 from training.runs import selectors
 from training.spec import METHOD_FULL, TASK_CLASSIFICATION, SpecError, TrainingSpec
 
-QUEUE = "training"
+QUEUE = selectors.TRAINING_QUEUE  # runs and prediction batches; imports and scans have their own queues
 
 
 SWEEP_QUEUE = "default"  # not "training": a worker busy training must not delay the sweep
@@ -121,8 +121,7 @@ def job_id(run_id: int) -> str:
     return f"train-{run_id}"
 
 
-def prediction_job_id(batch_id: int) -> str:
-    return f"predict-{batch_id}"
+prediction_job_id = selectors.prediction_job_id
 
 
 def event_add(*, run: TrainingRun, kind: str, step: int = 0, data: Mapping[str, Any] | None = None) -> RunEvent:

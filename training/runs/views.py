@@ -50,7 +50,7 @@ def run_list(request: AuthedRequest, project_id: int) -> HttpResponse:
     context = {
         "project": project,
         "role": role,
-        "runs": selectors.run_list(project=project),
+        "runs": selectors.runs_with_queue_places(selectors.run_list(project=project)),
         "snapshots": Snapshot.objects.filter(project=project, training_runs__isnull=False).distinct(),
     }
     return render(request, "training/run_list.html", context)
@@ -86,7 +86,8 @@ def run_create(request: AuthedRequest, project_id: int, snapshot_id: int) -> Htt
             context["error"] = exc.message
             status = 400
         else:
-            messages.success(request, f"Run {run.pk} queued.")
+            # No "Run N queued" flash: the run page shows the run's state live ("Queued — 2 jobs ahead of it…"),
+            # and a flash rendered once above a polling fragment would still say "queued" after it finished.
             return redirect(reverse("run-detail", args=[project.pk, run.pk]))
         context["name"] = name
     else:
@@ -116,6 +117,7 @@ def _detail_context(project: Project, role: str, run: TrainingRun) -> dict:
         # The fragment polls while something can still change, and renders without hx-trigger once final.
         "poll": POLL_EVERY if run.is_active or any(batch.is_active for batch in batches) else "",
         "progress": selectors.run_progress_view(run),
+        "queue_place": selectors.run_queue_place(run),
         "charts": selectors.run_chart_data(run),
         "log": selectors.run_messages(run),
         "evaluation": selectors.run_evaluation(run),
@@ -161,7 +163,6 @@ def run_resume(request: AuthedRequest, project_id: int, run_id: int) -> HttpResp
     except ServiceError as exc:
         messages.error(request, exc.message)
         return redirect(reverse("run-detail", args=[project.pk, run.pk]))
-    messages.success(request, f"Run {new.pk} queued: it continues run {run.pk} from its last checkpoint.")
     return redirect(reverse("run-detail", args=[project.pk, new.pk]))
 
 
@@ -199,9 +200,8 @@ def prediction_batch_start(request: AuthedRequest, project_id: int, run_id: int)
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     run = selectors.run_get(project=project, run_id=run_id)
     try:
-        batch = services.prediction_batch_start(run=run, user=request.user, scope=request.POST.get("scope", ""))
+        services.prediction_batch_start(run=run, user=request.user, scope=request.POST.get("scope", ""))
     except ServiceError as exc:
         messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Prediction batch {batch.pk} queued ({batch.get_scope_display().lower()}).")
+    # Success needs no flash: the batch list shows the new batch's state live (queued, its place, its progress).
     return redirect(reverse("run-detail", args=[project.pk, run.pk]) + "#predictions")
