@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -29,9 +31,15 @@ def quality(request: AuthedRequest, project_id: int) -> HttpResponse:
         "role": role,
         "can_review": role in REVIEW,
         "report": quality_report(project=project, user=request.user, role=role),
-        "scan": noise_scan_latest(project=project) if role in REVIEW else None,
+        **_scan_context(noise_scan_latest(project=project) if role in REVIEW else None),
+        "scan_blocker": quality_svc.noise_scan_blocker(project=project) if role in REVIEW else None,
     }
     return render(request, "annotation/quality_report.html", context)
+
+
+def _scan_context(scan: NoiseScan | None) -> dict[str, Any]:
+    """The scan and, while it is queued, its place in the quality queue."""
+    return {"scan": scan, "queue_place": quality_svc.noise_scan_queue_place(scan) if scan is not None else None}
 
 
 @login_required
@@ -46,7 +54,9 @@ def noise_scan_start(request: AuthedRequest, project_id: int) -> HttpResponse:
         error = exc.message
         scan = noise_scan_latest(project=project)
     if request.htmx:
-        return render(request, "annotation/_quality_scan.html", {"project": project, "scan": scan, "error": error})
+        context = {"project": project, "error": error, **_scan_context(scan)}
+        # 200 with the error in the fragment: htmx swaps no 4xx answer, and the message must show where the scan would
+        return render(request, "annotation/_quality_scan.html", context)
     if error:
         messages.error(request, error)
     return redirect(reverse("quality", args=[project.pk]))
@@ -64,7 +74,7 @@ def noise_scan_detail(request: AuthedRequest, project_id: int, scan_id: int) -> 
     """The scan's progress; the fragment keeps polling itself only while the scan is queued or running."""
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     scan = _scan_or_404(project=project, scan_id=scan_id)
-    context = {"project": project, "scan": scan, "error": ""}
+    context = {"project": project, "error": "", **_scan_context(scan)}
     template = "annotation/_quality_scan.html" if request.htmx else "annotation/quality_scan.html"
     return render(request, template, context)
 
