@@ -107,7 +107,7 @@ class DatabaseCallbacks:
     def phase_progress(self, name: str, total: int, *, unit: str = "items") -> PhaseProgress:
         """Enter phase `name` with `total` items to do; the PhaseProgress returned reports through on_phase_progress."""
         progress = PhaseProgress(name, total, unit=unit, report=self.on_phase_progress, clock=self._clock)
-        self.phase(name, **progress.figures())
+        self.phase(name, **{key: value for key, value in progress.figures().items() if key != "phase"})
         return progress
 
     def on_phase_progress(self, figures: dict[str, Any]) -> None:

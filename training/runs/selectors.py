@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -257,6 +257,18 @@ def snapshot_split_counts(snapshot: Snapshot) -> dict[str, int]:
     return {split: int(snapshot.manifest.get("splits", {}).get(split, 0)) for split in Split.values}
 
 
+def snapshot_train_label_counts(snapshot: Snapshot) -> dict[str, int]:
+    """{label: train-split items} of a classification snapshot (what the classifier will learn from)."""
+    rows = (
+        SnapshotItem.objects.filter(snapshot=snapshot, split=Split.TRAIN)
+        .order_by()
+        .values_list("value__label")
+        .annotate(n=Count("id"))
+        .values_list("value__label", "n")
+    )
+    return {str(label): n for label, n in rows if label is not None}
+
+
 def item_agreement(*, snapshot: Snapshot) -> dict[int, float]:
     """Per item: the share of its annotators whose value matches the snapshot's final value (0..1).
 
@@ -336,6 +348,19 @@ def prediction_missing_ids(*, run: TrainingRun, scope: str) -> list[int]:
     done = ModelOutput.objects.filter(run=run).values("item_id")
     missing = prediction_scope(run=run, scope=scope).exclude(pk__in=done)
     return list(missing.order_by("pk").values_list("pk", flat=True))
+
+
+def prediction_missing_count(*, run: TrainingRun, scope: str) -> int:
+    """How many items in scope have no output of this run yet: what a batch over `scope` would predict."""
+    done = ModelOutput.objects.filter(run=run).values("item_id")
+    return prediction_scope(run=run, scope=scope).exclude(pk__in=done).count()
+
+
+def prediction_scope_choices(*, run: TrainingRun) -> list[tuple[str, str, int]]:
+    """(scope, its label, items it would predict) for the run page's Predict form."""
+    return [
+        (value, label, prediction_missing_count(run=run, scope=value)) for value, label in PredictionScope.choices
+    ]
 
 
 def item_texts(ids: list[int]) -> dict[int, str]:

@@ -22,7 +22,7 @@ from annotation.models import Project, Snapshot
 from annotation.permissions import MANAGE, REVIEW, access_project
 from core.errors import ServiceError
 from core.http import AuthedRequest
-from training.models import PredictionScope, TrainingRun
+from training.models import TrainingRun
 from training.runs import forms, selectors, services
 from training.runs.responses import artifact_response, model_card_response
 from training.spec import METHOD_LORA, METHODS
@@ -31,6 +31,9 @@ SNAPSHOT_NOT_FOUND = "No such snapshot."
 
 
 POLL_EVERY = "every 2s"
+
+
+NOTHING_LEFT_TO_PREDICT = "Every item of every scope has an output of this model already."
 
 
 def _snapshot_or_404(project: Project, snapshot_id: int | str | None) -> Snapshot:
@@ -102,13 +105,24 @@ def run_create(request: AuthedRequest, project_id: int, snapshot_id: int) -> Htt
         task=task, values=values, errors=context["errors"], base_models=selectors.base_model_names(task)
     )
     context["counts"] = selectors.snapshot_split_counts(snapshot)
+    blocker = services.run_start_blocker(snapshot=snapshot)
+    context["blocker"] = blocker.message if blocker is not None else ""
     template = "training/_run_form.html" if request.htmx else "training/run_create.html"
     return render(request, template, context, status=status)
+
+
+def _message(error: ServiceError | None) -> str:
+    return error.message if error is not None else ""
 
 
 def _detail_context(project: Project, role: str, run: TrainingRun) -> dict:
     resume_point = selectors.run_resume_point(run) if run.status in ("failed", "cancelled") else None
     batches = selectors.prediction_batches(run=run)
+    has_artifact = selectors.run_artifact_path(run) is not None
+    scopes = selectors.prediction_scope_choices(run=run) if has_artifact else []
+    predict_blocker = _message(services.prediction_batch_blocker(run=run)) if has_artifact else ""
+    if has_artifact and not predict_blocker and not any(missing for _, _, missing in scopes):
+        predict_blocker = NOTHING_LEFT_TO_PREDICT
     return {
         "project": project,
         "role": role,
@@ -122,9 +136,10 @@ def _detail_context(project: Project, role: str, run: TrainingRun) -> dict:
         "log": selectors.run_messages(run),
         "evaluation": selectors.run_evaluation(run),
         "resume_point": resume_point,
-        "has_artifact": selectors.run_artifact_path(run) is not None,
+        "has_artifact": has_artifact,
         "batches": batches,
-        "scopes": PredictionScope.choices,
+        "scopes": scopes,
+        "predict_blocker": predict_blocker,
         "output_count": selectors.run_output_count(run=run),
         "uncertain": selectors.run_outputs_most_uncertain(run=run),
     }
