@@ -53,6 +53,18 @@ class JsonSimpleWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
 
 
+PENDING_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED)
+
+
+def job_pending(job_id: str, connection: Any) -> bool:
+    """True while RQ still holds job `job_id` to run (queued, scheduled, deferred or started)."""
+    try:
+        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return False
+    return job.get_status(refresh=False) in PENDING_JOB_STATUSES
+
+
 # Where a queued job stands; `state` says which of the texts below applies.
 WAITING, STARTING, SCHEDULED, MISSING, UNREACHABLE = "waiting", "starting", "scheduled", "missing", "unreachable"
 

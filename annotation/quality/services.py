@@ -50,7 +50,7 @@ from annotation.quality import noise
 from annotation.review.selectors import latest_decisions
 from annotation.review.services import review_task_open
 from core.errors import ServiceError
-from core.queues import QueuePlace, queue_place
+from core.queues import QueuePlace, job_pending, queue_place
 
 DEFAULT_EMBEDDER = "annotation.quality.services.minilm_embed"
 
@@ -151,6 +151,23 @@ def noise_scan_queue_place(scan: NoiseScan) -> QueuePlace | None:
     if scan.status != ScanStatus.QUEUED:
         return None
     return queue_place(QUEUE, job_id(scan.pk))
+
+
+def noise_scans_requeue_lost(*, older_than: dt.timedelta | None = None) -> list[int]:
+    """Queued scans whose job is gone from Redis (flushed, or down at commit) get their job again: the sweep's part
+    for scans, so a queued scan never waits for a job that no longer exists."""
+    age = older_than if older_than is not None else dt.timedelta(seconds=settings.LABELLOOP_RUN_STALE_AFTER_S)
+    connection = django_rq.get_queue(QUEUE).connection
+    lost = [
+        scan_id
+        for scan_id in NoiseScan.objects.filter(
+            status=ScanStatus.QUEUED, created_at__lt=timezone.now() - age
+        ).values_list("pk", flat=True)
+        if not job_pending(job_id(scan_id), connection)
+    ]
+    for scan_id in lost:
+        _enqueue(scan_id)
+    return lost
 
 
 def _enqueue(scan_id: int) -> None:

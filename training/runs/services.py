@@ -436,6 +436,22 @@ def runs_requeue_lost() -> list[int]:
     return lost
 
 
+def prediction_batches_requeue_lost() -> list[int]:
+    """Queued prediction batches whose job is gone from Redis get their job again, as queued runs do."""
+    connection = django_rq.get_queue(QUEUE).connection
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.LABELLOOP_RUN_STALE_AFTER_S)
+    lost = [
+        batch_id
+        for batch_id in PredictionBatch.objects.filter(
+            status=PredictionStatus.QUEUED, created_at__lt=cutoff
+        ).values_list("pk", flat=True)
+        if not _job_pending(prediction_job_id(batch_id), connection)
+    ]
+    for batch_id in lost:
+        _enqueue_predictions(batch_id)
+    return lost
+
+
 def runs_sweep_ensure() -> None:
     """Schedule the every-minute sweep unless one of its two ids is pending already."""
     queue = django_rq.get_queue(SWEEP_QUEUE)

@@ -340,3 +340,36 @@ def test_a_scope_with_nothing_to_predict_is_disabled_and_refused(world, client, 
     page = client.get(reverse("run-detail", args=[world.project.pk, world.done.pk])).content.decode()
     assert re.search(r'<option value="unlabelled" disabled>[^<]*nothing to predict', page)
 
+
+
+def test_the_sweep_gives_queued_batches_and_scans_whose_job_redis_lost_their_job_again(
+    world, queues, django_capture_on_commit_callbacks
+):
+    """So "no longer in the queue (Redis lost it); it is queued again soon" holds for every kind of job."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from annotation.models import NoiseScan
+    from training.runs.jobs import runs_sweep_job
+
+    owner = world.users["owner"]
+    old = timezone.now() - dt.timedelta(hours=1)
+    batch = PredictionBatch.objects.create(run=world.done, scope=PredictionScope.UNLABELLED, created_by=owner)
+    scan = NoiseScan.objects.create(project=world.project, created_by=owner)
+    PredictionBatch.objects.filter(pk=batch.pk).update(created_at=old)
+    NoiseScan.objects.filter(pk=scan.pk).update(created_at=old)
+    quality = django_rq.get_queue("quality")
+    quality.empty()
+    assert selectors.prediction_batch_queue_place(batch).state == core_queues.MISSING
+
+    with django_capture_on_commit_callbacks(execute=True):
+        runs_sweep_job()
+
+    assert selectors.prediction_batch_queue_place(batch).state == core_queues.WAITING
+    scan.refresh_from_db()
+    assert quality_services.noise_scan_queue_place(scan).state == core_queues.WAITING
+    with django_capture_on_commit_callbacks(execute=True):
+        runs_sweep_job()  # a second sweep finds their jobs pending and adds none
+    assert len(queues["training"]) == 1 and len(quality) == 1
+    quality.empty()
