@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import parsers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotation.imports.importers import CSV, JSONL, MAPPING_KEYS
-from annotation.imports.selectors import import_list
+from annotation.imports.selectors import import_list, import_queue_place
 from annotation.imports.services import import_create, import_get_for_user, import_progress
 from annotation.models import ImportJob, ImportStatus, LabelsAs
 from annotation.permissions import MANAGE, access_project
-from core.api import DENIED, PAGE_PARAMETERS, REFUSED, ApiView, ErrorSerializer, choice, paginated, validated
+from core.api import (
+    DENIED,
+    PAGE_PARAMETERS,
+    REFUSED,
+    ApiView,
+    ErrorSerializer,
+    QueuePlaceSerializer,
+    choice,
+    paginated,
+    validated,
+)
 from core.errors import ServiceError
 
 
@@ -34,6 +45,10 @@ class ImportJobSerializer(serializers.ModelSerializer):
 
     created_by = serializers.CharField(source="created_by.username")
     progress = serializers.SerializerMethodField()
+    queue = serializers.SerializerMethodField()
+    queue_position = serializers.SerializerMethodField(
+        help_text="while pending: how many jobs are ahead of it in the imports queue; else null"
+    )
 
     class Meta:
         model = ImportJob
@@ -41,12 +56,21 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "id", "file_name", "file_format", "mapping", "labels_as", "partial", "status", "progress", "total_bytes",
             "processed_bytes", "rows_read", "rows_imported", "rows_rejected", "duplicates", "duplicate_examples",
             "errors",
-            "created_by", "created_at", "started_at", "finished_at",
+            "created_by", "created_at", "started_at", "finished_at", "queue", "queue_position",
         ]
 
     @extend_schema_field(ImportProgressSerializer)
     def get_progress(self, job: ImportJob) -> dict[str, Any]:
         return ImportProgressSerializer(import_progress(job)).data
+
+    @extend_schema_field(QueuePlaceSerializer(allow_null=True))
+    def get_queue(self, job: ImportJob) -> dict[str, Any] | None:
+        place = import_queue_place(job)
+        return place.as_json() if place else None
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_queue_position(self, job: ImportJob) -> int | None:
+        return (self.get_queue(job) or {}).get("position")
 
 
 class ImportListApi(ApiView):

@@ -53,7 +53,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from annotation.annotate.services import annotations_import
-from annotation.imports import importers
+from annotation.imports import importers, selectors
 from annotation.models import ImportJob, ImportStatus, Item, LabelsAs, Project
 from annotation.permissions import MANAGE, access_project
 from annotation.projects.services import guideline_current, import_annotator
@@ -67,7 +67,7 @@ logger = logging.getLogger(__name__)
 IMPORTS_DIR = "imports"
 
 
-QUEUE_NAME = "imports"
+QUEUE_NAME = selectors.IMPORTS_QUEUE
 
 
 JOB_FUNCTION = "annotation.imports.jobs.import_job_run"
@@ -152,9 +152,7 @@ def _too_large() -> UploadTooLarge:
     return UploadTooLarge(FILE_TOO_LARGE.format(limit=settings.LABELLOOP_MAX_UPLOAD_MB), field="file")
 
 
-def job_rq_id(job_id: int) -> str:
-    """Deterministic, so enqueueing the same import twice names one RQ job."""
-    return f"import-{job_id}"
+job_rq_id = selectors.job_rq_id
 
 
 def import_create(

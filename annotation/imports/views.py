@@ -21,6 +21,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation.imports.importers import ALL_OTHER_FIELDS, CSV, JSONL
+from annotation.imports.selectors import import_queue_place
 from annotation.imports.services import (
     import_create,
     import_get_for_user,
@@ -129,7 +130,12 @@ class ImportForm(forms.Form):
 
 
 def _progress_context(job: ImportJob) -> dict[str, Any]:
-    return {"job": job, "project": job.project, "progress": import_progress(job)}
+    return {
+        "job": job,
+        "project": job.project,
+        "progress": import_progress(job),
+        "queue_place": import_queue_place(job),
+    }
 
 
 @login_required

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,8 +20,18 @@ from annotation.quality.selectors import (
     noise_scan_list,
     quality_report,
 )
-from annotation.quality.services import noise_scan_start
-from core.api import DENIED, PAGE_PARAMETERS, REFUSED, SEED_MAX, ApiView, choice, paginated, validated
+from annotation.quality.services import noise_scan_queue_place, noise_scan_start
+from core.api import (
+    DENIED,
+    PAGE_PARAMETERS,
+    REFUSED,
+    SEED_MAX,
+    ApiView,
+    QueuePlaceSerializer,
+    choice,
+    paginated,
+    validated,
+)
 
 NO_SUCH_SCAN = "No such scan."
 
@@ -72,9 +84,26 @@ class AnnotatorQualityApi(ApiView):
 
 
 class NoiseScanSerializer(serializers.ModelSerializer):
+    queue = serializers.SerializerMethodField()
+    queue_position = serializers.SerializerMethodField(
+        help_text="while queued: how many jobs are ahead of it in the quality queue; else null"
+    )
+
     class Meta:
         model = NoiseScan
-        fields = ["id", "status", "progress", "message", "params", "summary", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id", "status", "progress", "message", "params", "summary", "created_at", "started_at", "finished_at",
+            "queue", "queue_position",
+        ]
+
+    @extend_schema_field(QueuePlaceSerializer(allow_null=True))
+    def get_queue(self, scan: NoiseScan) -> dict[str, Any] | None:
+        place = noise_scan_queue_place(scan)
+        return place.as_json() if place else None
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_queue_position(self, scan: NoiseScan) -> int | None:
+        return (self.get_queue(scan) or {}).get("position")
 
 
 def _scan(request: Request, project_id: int, scan_id: int) -> NoiseScan:
