@@ -40,7 +40,7 @@ MAX_ACCURACY = 0.99
 UNSURE_WEIGHT = 0.5
 
 # The posterior's best label must reach this before an item is done without a further judgement.
-CONFIDENT = 0.95
+CONFIDENT = 0.9
 
 # Judgements one item may get at most, annotators and reviewer together.
 MAX_PER_ITEM = 5
@@ -129,6 +129,34 @@ def weighted_label(post: Mapping[str, float], labels: Sequence[str]) -> tuple[st
     return best, post[best]
 
 
+EM_ROUNDS = 20
+
+
+def measured_accuracies(items: Sequence[Sequence[Vote]], labels: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """{voter: (shrunk accuracy, items)} by one-coin Dawid-Skene EM over every item with two or more votes.
+
+    Judged against the posterior of all the votes, not against one partner: with two annotators per item,
+    "agreement with the other one" counts the partner's errors as theirs and puts everyone far below
+    their real accuracy (a 0.95 annotator measures 0.77 against partners of 0.6-0.9). Each voter's
+    accuracy is the expected share of their votes that are right, pulled toward PRIOR_ACCURACY.
+    """
+    shared = [votes for votes in items if len(votes) >= 2]
+    voters = sorted({v.voter for votes in shared for v in votes})
+    accuracy = dict.fromkeys(voters, PRIOR_ACCURACY)
+    n = dict.fromkeys(voters, 0.0)
+    for votes in shared:
+        for v in votes:
+            n[v.voter] += 1
+    for _ in range(EM_ROUNDS):
+        right = dict.fromkeys(voters, 0.0)
+        for votes in shared:
+            post = posterior(votes, labels, accuracy)
+            for v in votes:
+                right[v.voter] += post.get(v.label, 0.0)
+        accuracy = {who: shrunk_accuracy(right[who], n[who]) for who in voters}
+    return {who: (accuracy[who], n[who]) for who in voters}
+
+
 @dataclass
 class Budget:
     """The owner's average judgements per item, as a running allowance over the items routed so far."""
@@ -137,11 +165,13 @@ class Budget:
     routed: int  # items that reached routing, this one included
     spent: int  # judgements given or committed so far (annotations, extra slots, reviews), this item's included
     total_items: int  # items in the project: the average is kept over them all
+    overlap: int = 2  # what each item not routed yet will cost at least
 
     def spare(self) -> float:
-        """Judgements that may still be committed now without breaking the average."""
-        allowance = min(self.per_item * self.routed + BURST, self.per_item * max(self.total_items, self.routed))
-        return allowance - self.spent
+        """Judgements that may still be committed now without breaking the average over the whole project."""
+        waiting = max(0, self.total_items - self.routed)
+        ceiling = self.per_item * max(self.total_items, self.routed) - self.overlap * waiting
+        return min(self.per_item * self.routed + BURST, ceiling) - self.spent
 
 
 def decide(
@@ -219,7 +249,9 @@ def plan(
     fixed: list[float] = []
     for routed, (votes, model) in enumerate(items, start=1):
         spent += len(votes)
-        budget = Budget(per_item=per_item, routed=routed, spent=spent, total_items=total_items)
+        budget = Budget(
+            per_item=per_item, routed=routed, spent=spent, total_items=max(total_items, len(items)), overlap=len(votes)
+        )
         d = decide(votes, labels, accuracies, budget=budget, model=model)
         counts[d.action] += 1
         if d.action == DONE:
