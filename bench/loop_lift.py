@@ -82,9 +82,18 @@ def load(name: str, n: int) -> tuple[list[str], list[str], list[str]]:
         texts, labels = [texts[i] for i in keep], [TREC3[labels[i]] for i in keep]
     else:
         texts, labels = DATASETS[name]()
-    order = np.random.default_rng(4321).permutation(len(texts))[:n]
+    from annotation.text import content_hash
+
+    seen: set[str] = set()
+    keep = []
+    for i in np.random.default_rng(4321).permutation(len(texts)).tolist():
+        digest = content_hash(texts[i])
+        if digest not in seen:  # the import skips exact duplicates: keep the first, as it would
+            seen.add(digest)
+            keep.append(i)
+    keep = keep[:n]
     classes = ORDER.get(name, sorted(set(labels)))
-    return [texts[i] for i in order], [labels[i] for i in order], classes
+    return [texts[i] for i in keep], [labels[i] for i in keep], classes
 
 
 def clean_probs(texts: list[str], truth: np.ndarray) -> np.ndarray:

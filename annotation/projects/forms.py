@@ -6,7 +6,7 @@ import hashlib
 
 from django import forms
 
-from annotation.models import GoalMetric, Role, TaskType
+from annotation.models import GoalMetric, Role, RoutingPolicy, TaskType
 from annotation.projects.services import LEASE_MAX_SECONDS, LEASE_MIN_SECONDS
 
 PREVIEW_STALE = "The text changed after the preview: check the new diff, then publish."
@@ -61,6 +61,19 @@ class ProjectSettingsForm(forms.Form):
     overlap = forms.IntegerField(min_value=1, max_value=20, help_text="Annotators per item.")
     lease_seconds = forms.IntegerField(
         min_value=LEASE_MIN_SECONDS, max_value=LEASE_MAX_SECONDS, label="Lease (seconds)"
+    )
+    # Left out of a post (an older client), the routing settings stay as they are.
+    routing_policy = forms.ChoiceField(
+        choices=RoutingPolicy.choices, required=False, label="Routing",
+        help_text="Who sees an annotated item next. See the plan on the quality page before switching.",
+    )
+    routing_budget = forms.FloatField(
+        min_value=1.0, max_value=20.0, required=False, label="Budget (judgements per item)",
+        help_text="Adaptive routing: annotations and reviews per item on average, at most.",
+    )
+    audit_rate = forms.FloatField(
+        min_value=0.0, max_value=1.0, required=False, label="Audit rate",
+        help_text="Share of agreed items still sent to a reviewer (0 to 1).",
     )
 
 

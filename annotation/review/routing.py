@@ -182,17 +182,21 @@ def decide(
     budget: Budget,
     model: ModelVote | None = None,
     reviewed: bool = False,
+    annotators_left: int | None = None,
 ) -> Decision:
     """Done, one more annotator or a reviewer, for an item with these votes (see the module docstring).
 
     `reviewed`: a reviewer already judged it (their vote is among `votes`): nothing more is asked.
+    `annotators_left`: how many annotators could still take the item (None: enough); with none a
+    further opinion can only come from a reviewer.
     """
     post = posterior(votes, labels, accuracies, model=model)
     label, confidence = weighted_label(post, labels)
     action = DONE
     if not reviewed and confidence < CONFIDENT and len(votes) < MAX_PER_ITEM:
         spare = budget.spare()
-        if spare >= 2 and len(votes) + 2 <= MAX_PER_ITEM:
+        can_ask = annotators_left is None or annotators_left > 0
+        if spare >= 2 and len(votes) + 2 <= MAX_PER_ITEM and can_ask:
             action = ANNOTATOR
         elif spare >= 1:
             action = REVIEWER

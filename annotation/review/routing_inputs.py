@@ -25,15 +25,18 @@ from django.utils.module_loading import import_string
 from annotation.models import (
     Annotation,
     AnnotationStatus,
+    Claim,
     Decision,
     DecisionSource,
     Item,
     ItemSplit,
     ItemStatus,
     Label,
+    Membership,
     Project,
     ReviewStatus,
     ReviewTask,
+    Role,
     Split,
 )
 from annotation.review import routing
@@ -54,7 +57,8 @@ REMEASURE_GROWTH = 0.1
 REMEASURE_SECONDS = 300.0
 
 
-_measured: dict[int, tuple[float, int, dict[str, float]]] = {}  # project id -> (when, judgements, accuracies)
+# (project id, created) -> (when, judgements, accuracies); `created` tells a reused id apart
+_measured: dict[tuple[int, Any], tuple[float, int, dict[str, float]]] = {}
 _measured_lock = threading.Lock()
 
 
@@ -88,7 +92,7 @@ def voter_accuracies(*, project: Project) -> dict[str, float]:
     count = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED).count()
     now = time.monotonic()
     with _measured_lock:
-        cached = _measured.get(project.pk)
+        cached = _measured.get((project.pk, project.created_at))
     if cached is not None:
         when, seen, accuracies = cached
         if count <= seen * (1 + REMEASURE_GROWTH) + 20 and now - when < REMEASURE_SECONDS and count >= seen:
@@ -97,7 +101,7 @@ def voter_accuracies(*, project: Project) -> dict[str, float]:
     measured = routing.measured_accuracies(project_votes(project=project), labels)
     accuracies = {who: accuracy for who, (accuracy, _n) in measured.items()}
     with _measured_lock:
-        _measured[project.pk] = (now, count, accuracies)
+        _measured[(project.pk, project.created_at)] = (now, count, accuracies)
     return dict(accuracies)
 
 
@@ -136,6 +140,16 @@ def model_votes(*, project: Project, item_ids: Sequence[int]) -> dict[int, routi
     return {item_id: vote for item_id, vote in votes.items() if item_id in allowed}
 
 
+def annotators_left(*, project: Project, item_id: int) -> int:
+    """Members with the annotator role who never held this item: who could give it a further opinion.
+
+    Owners may annotate too, but routing does not count on them: an item must not wait for a person who
+    may never come.
+    """
+    held = Claim.objects.filter(item_id=item_id).values("annotator_id")
+    return Membership.objects.filter(project=project, role=Role.ANNOTATOR).exclude(user_id__in=held).count()
+
+
 def budget_state(*, project: Project) -> routing.Budget:
     """The running allowance: items routed so far, judgements given or committed on them, items in all.
 
@@ -159,3 +173,64 @@ def budget_state(*, project: Project) -> routing.Budget:
         total_items=totals["items"] or 0,
         overlap=project.overlap,
     )
+
+
+PLAN_ITEMS = 2000  # the latest items with their overlap in: enough for the figures, bounded work
+
+
+def routing_plan(*, project: Project) -> dict[str, Any]:
+    """What adaptive routing would do with the latest items whose annotations are in, before it is switched on.
+
+    Each item's first `overlap` annotations are replayed through routing.plan against the project's
+    budget, with today's measured accuracies and the model's votes (none on test-split items): how many
+    would be accepted, get a further annotator or a reviewer, and the expected share of right final
+    labels, beside the same figure for the fixed routing. Owners and reviewers only (it names no one).
+    """
+    labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
+    base: dict[str, Any] = {
+        "policy": project.routing_policy,
+        "budget": project.routing_budget,
+        "audit_rate": project.audit_rate,
+        "items": 0,
+        "done": 0,
+        "annotator": 0,
+        "reviewer": 0,
+        "expected_accuracy": None,
+        "fixed_expected_accuracy": None,
+        "measured_annotators": 0,
+    }
+    if not project.task_kind.single_class:
+        return base
+    item_ids = list(
+        Item.objects.filter(project=project, submitted_count__gte=project.overlap)
+        .order_by("-id")
+        .values_list("pk", flat=True)[:PLAN_ITEMS]
+    )
+    item_ids.reverse()
+    first: dict[int, list[routing.Vote]] = {}
+    rows = (
+        Annotation.objects.filter(item_id__in=item_ids, status=AnnotationStatus.SUBMITTED)
+        .order_by("created_at", "id")
+        .values_list("item_id", "annotator__username", "value", "unsure")
+    )
+    for item_id, who, value, unsure in rows:
+        votes = first.setdefault(item_id, [])
+        if len(votes) < project.overlap and isinstance(value, dict) and isinstance(value.get("label"), str):
+            votes.append(routing.Vote(who, value["label"], routing.UNSURE_WEIGHT if unsure else 1.0))
+    accuracies = voter_accuracies(project=project)
+    models = model_votes(project=project, item_ids=item_ids)
+    items = [(first[i], models.get(i)) for i in item_ids if len(first.get(i, [])) == project.overlap]
+    if not items:
+        return base
+    total = Item.objects.filter(project=project).count()
+    row = routing.plan(items, labels, accuracies, per_item=project.routing_budget, total_items=total)
+    return {
+        **base,
+        "items": len(items),
+        "done": row.done,
+        "annotator": row.annotator,
+        "reviewer": row.reviewer,
+        "expected_accuracy": row.expected_accuracy,
+        "fixed_expected_accuracy": row.fixed_expected_accuracy,
+        "measured_annotators": len(accuracies),
+    }

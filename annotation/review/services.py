@@ -215,7 +215,10 @@ def _weighed(
         accuracies.setdefault(votes[-1].voter, routing_inputs.REVIEWER_PRIOR)
     model = routing_inputs.model_votes(project=project, item_ids=[item_id]).get(item_id)
     budget = routing_inputs.budget_state(project=project)
-    return routing.decide(votes, labels, accuracies, budget=budget, model=model, reviewed=reviewed)
+    left = None if reviewed else routing_inputs.annotators_left(project=project, item_id=item_id)
+    return routing.decide(
+        votes, labels, accuracies, budget=budget, model=model, reviewed=reviewed, annotators_left=left
+    )
 
 
 def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotation]) -> ReviewTask | Decision | None:
