@@ -289,11 +289,13 @@ def main() -> None:
         model_acc = float((probs.argmax(axis=1) == truth).mean())
         print(f"{args.data}: {len(texts)} items, classes {classes}, seed {args.seed}, budget {args.budget}, "
               f"stand-in model accuracy {model_acc:.3f}", flush=True)
-        rows = [run_policy(tag, args, texts, labels, classes, probs, truth) for tag in policies]
-    print(f"{'policy':18} {'accuracy [95% CI]':>24} {'judgements/item':>15} {'s':>6}  settled by")
-    for tag, (acc, low, high), per_item, _, settled, seconds in rows:
-        how = ", ".join(f"{k} {v}" for k, v in settled.most_common())
-        print(f"{tag:18} {acc:8.3f} [{low:.3f}, {high:.3f}] {per_item:15.2f} {seconds:6.0f}  {how}")
+        print(f"{'policy':18} {'accuracy [95% CI]':>24} {'judgements/item':>15} {'s':>6}  settled by", flush=True)
+        for tag in policies:
+            tag, (acc, low, high), per_item, _, settled, seconds = run_policy(
+                tag, args, texts, labels, classes, probs, truth
+            )
+            how = ", ".join(f"{k} {v}" for k, v in settled.most_common())
+            print(f"{tag:18} {acc:8.3f} [{low:.3f}, {high:.3f}] {per_item:15.2f} {seconds:6.0f}  {how}", flush=True)
     print(f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
