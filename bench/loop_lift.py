@@ -254,7 +254,16 @@ def run_policy(tag: str, args, texts, labels, classes, probs, truth) -> tuple:
     final, judgements, settled = finals(project, rng, majority=tag == "majority-5")
     gold = {str(i): label for i, label in enumerate(labels)}
     right = np.asarray([final.get(ext) == label for ext, label in gold.items()], dtype=float)
+    RIGHT[tag] = right
     return tag, bootstrap(right, args.seed), judgements / len(gold), len(final), settled, time.perf_counter() - start
+
+
+RIGHT: dict[str, np.ndarray] = {}  # policy -> per item, 1.0 where its final label is the dataset's
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, seed: int) -> tuple[float, float, float]:
+    """Accuracy of a minus b on the same items, with a 95 % bootstrap interval (items resampled together)."""
+    return bootstrap(a - b, seed)
 
 
 def main() -> None:
@@ -296,6 +305,11 @@ def main() -> None:
             )
             how = ", ".join(f"{k} {v}" for k, v in settled.most_common())
             print(f"{tag:18} {acc:8.3f} [{low:.3f}, {high:.3f}] {per_item:15.2f} {seconds:6.0f}  {how}", flush=True)
+        if "majority-5" in RIGHT:
+            for tag in ("adaptive", "adaptive-no-model", "2+review"):
+                if tag in RIGHT:
+                    diff, low, high = paired_difference(RIGHT[tag], RIGHT["majority-5"], args.seed)
+                    print(f"{tag} - majority-5 (same items): {diff:+.3f} [{low:+.3f}, {high:+.3f}]")
     print(f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
