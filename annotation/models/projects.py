@@ -44,8 +44,8 @@ class QueueOrder(models.TextChoices):
 class RoutingPolicy(models.TextChoices):
     """Who sees an annotated item next (annotation/review/routing.py)."""
 
-    FIXED = "fixed", "Fixed: a disagreement or an unsure annotator goes to review, agreement is final"
-    ADAPTIVE = "adaptive", "Adaptive: weighted vote; a further annotator or a reviewer only where it may change it"
+    FIXED = "fixed", "Fixed: disagreements to review"
+    ADAPTIVE = "adaptive", "Adaptive: weighted vote, budget"
 
 
 class Project(models.Model):

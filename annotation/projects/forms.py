@@ -65,7 +65,10 @@ class ProjectSettingsForm(forms.Form):
     # Left out of a post (an older client), the routing settings stay as they are.
     routing_policy = forms.ChoiceField(
         choices=RoutingPolicy.choices, required=False, label="Routing",
-        help_text="Who sees an annotated item next. See the plan on the quality page before switching.",
+        help_text=(
+            "Fixed: a disagreement or an unsure annotator goes to review, agreement is final. Adaptive: a further "
+            "annotator or a reviewer only where the weighted vote is in doubt."
+        ),
     )
     routing_budget = forms.FloatField(
         min_value=1.0, max_value=20.0, required=False, label="Budget (judgements per item)",
