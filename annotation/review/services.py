@@ -226,8 +226,12 @@ def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotatio
     votes = _human_votes(annotations)
     decision = _weighed(project=project, item_id=item.pk, votes=votes)
     action = decision.action
-    audit = project.review_all or audit_sampled(item_id=item.pk, rate=project.audit_rate)
-    if action == routing.DONE and audit and (project.review_all or decision.confidence < 1.0):
+    # An audit is a judgement too: under review_all always, else only while the budget has one to spare.
+    audited = project.review_all or (
+        audit_sampled(item_id=item.pk, rate=project.audit_rate)
+        and routing_inputs.budget_state(project=project).spare() >= 1
+    )
+    if action == routing.DONE and audited:
         action = routing.REVIEWER
     agreed = len({v.label for v in votes}) == 1
     if action == routing.ANNOTATOR:

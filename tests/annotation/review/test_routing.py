@@ -313,3 +313,11 @@ def test_the_plan_shows_what_adaptive_routing_would_do(project, owner, annotator
     assert plan["annotator"] + plan["reviewer"] >= 1  # the disagreement
     assert 0 < plan["expected_accuracy"] <= 1 and 0 < plan["fixed_expected_accuracy"] <= 1
     assert api_as(annotator).get(url("api-routing-plan", project)).status_code == 403
+
+
+def test_an_audit_waits_for_a_spare_judgement_under_adaptive_routing(adaptive, annotator, annotator2):
+    Project.objects.filter(pk=adaptive.pk).update(audit_rate=1.0, routing_budget=2.0)  # overlap takes it all
+    a = submit(annotator, adaptive, "neutral")
+    submit(annotator2, adaptive, "neutral")
+    assert Item.objects.get(pk=a.item_id).status == ItemStatus.APPROVED
+    assert not ReviewTask.objects.filter(item_id=a.item_id).exists()
