@@ -164,8 +164,9 @@ def annotate(project, users, people: People, rng: random.Random) -> int:
 
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
     version = guideline_current(project=project)
-    for user in users:
-        guideline_acknowledge_current(user=user, version=version)
+    if version is not None:
+        for user in users:
+            guideline_acknowledge_current(user=user, version=version)
     done = 0
     while True:
         working, before = list(range(len(users))), done
