@@ -6,7 +6,7 @@ import hashlib
 
 from django import forms
 
-from annotation.models import GoalMetric, Role, TaskType
+from annotation.models import GoalMetric, Role, RoutingPolicy, TaskType
 from annotation.projects.services import LEASE_MAX_SECONDS, LEASE_MIN_SECONDS
 
 PREVIEW_STALE = "The text changed after the preview: check the new diff, then publish."
@@ -70,6 +70,22 @@ class ProjectSettingsForm(forms.Form):
     )
     lease_seconds = forms.IntegerField(
         min_value=LEASE_MIN_SECONDS, max_value=LEASE_MAX_SECONDS, label="Lease (seconds)"
+    )
+    # Left out of a post (an older client), the routing settings stay as they are.
+    routing_policy = forms.ChoiceField(
+        choices=RoutingPolicy.choices, required=False, label="Routing",
+        help_text=(
+            "Fixed: a disagreement or an unsure annotator goes to review, agreement is final. Adaptive: a further "
+            "annotator or a reviewer only where the weighted vote is in doubt."
+        ),
+    )
+    routing_budget = forms.FloatField(
+        min_value=1.0, max_value=20.0, required=False, label="Budget (judgements per item)",
+        help_text="Adaptive routing: annotations and reviews per item on average, at most.",
+    )
+    audit_rate = forms.FloatField(
+        min_value=0.0, max_value=1.0, required=False, label="Audit rate",
+        help_text="Share of agreed items still sent to a reviewer (0 to 1).",
     )
 
 

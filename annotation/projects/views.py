@@ -50,6 +50,7 @@ from annotation.projects.services import (
     membership_set_role,
     project_create,
     project_round_settings_set,
+    project_routing_set,
     project_set_lease,
     project_set_overlap,
 )
@@ -142,7 +143,15 @@ def _settings_response(
     context = {
         "project": project,
         "settings_form": settings_form
-        or ProjectSettingsForm(initial={"overlap": project.overlap, "lease_seconds": project.lease_seconds}),
+        or ProjectSettingsForm(
+            initial={
+                "overlap": project.overlap,
+                "lease_seconds": project.lease_seconds,
+                "routing_policy": project.routing_policy,
+                "routing_budget": project.routing_budget,
+                "audit_rate": project.audit_rate,
+            }
+        ),
         "label_rows": label_rows,
         "new_label_form": new_label_form
         or LabelForm(prefix="new", initial={"color": DEFAULT_COLOURS[len(labels) % len(DEFAULT_COLOURS)]}),
@@ -179,6 +188,12 @@ def project_settings(request: AuthedRequest, project_id: int) -> HttpResponse:
                 project_set_overlap(project=project, overlap=form.cleaned_data["overlap"])
             if form.cleaned_data["lease_seconds"] != project.lease_seconds:
                 project_set_lease(project=project, lease_seconds=form.cleaned_data["lease_seconds"])
+            project_routing_set(
+                project=project,
+                routing_policy=form.cleaned_data.get("routing_policy") or None,
+                routing_budget=form.cleaned_data.get("routing_budget"),
+                audit_rate=form.cleaned_data.get("audit_rate"),
+            )
         except ServiceError as exc:
             add_service_error(form, exc)
         else:

@@ -21,6 +21,7 @@ from annotation.quality.selectors import (
     quality_report,
 )
 from annotation.quality.services import noise_scan_queue_place, noise_scan_start
+from annotation.review.routing_inputs import routing_plan
 from core.api import (
     DENIED,
     PAGE_PARAMETERS,
@@ -81,6 +82,27 @@ class AnnotatorQualityApi(ApiView):
         project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)
         quality = annotator_quality(project=project) or {"scan": None, "finished_at": None, "annotators": []}
         return Response(self.OutputSerializer(quality).data)
+
+
+class RoutingPlanApi(ApiView):
+    """Owners and reviewers: what adaptive routing would do with the latest annotated items, before it runs."""
+
+    class OutputSerializer(serializers.Serializer):
+        policy = serializers.CharField(help_text="The routing policy in force now.")
+        budget = serializers.FloatField()
+        audit_rate = serializers.FloatField()
+        items = serializers.IntegerField(help_text="Items replayed: the latest with their overlap annotations in.")
+        done = serializers.IntegerField(help_text="Would be accepted on the weighted vote.")
+        annotator = serializers.IntegerField(help_text="Would get one more annotator.")
+        reviewer = serializers.IntegerField(help_text="Would go to a reviewer.")
+        expected_accuracy = serializers.FloatField(allow_null=True)
+        fixed_expected_accuracy = serializers.FloatField(allow_null=True)
+        measured_annotators = serializers.IntegerField()
+
+    @extend_schema(responses={200: OutputSerializer, **DENIED})
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)
+        return Response(self.OutputSerializer(routing_plan(project=project)).data)
 
 
 class NoiseScanSerializer(serializers.ModelSerializer):

@@ -16,6 +16,7 @@ from annotation.models import NoiseScan, Project
 from annotation.permissions import REVIEW, access_project
 from annotation.quality import services as quality_svc
 from annotation.quality.selectors import noise_flag_list, noise_scan_get, noise_scan_latest, quality_report
+from annotation.review.routing_inputs import routing_plan
 from core.errors import ServiceError
 from core.http import AuthedRequest
 
@@ -32,6 +33,7 @@ def quality(request: AuthedRequest, project_id: int) -> HttpResponse:
         "can_review": role in REVIEW,
         "report": quality_report(project=project, user=request.user, role=role),
         **(_scan_context(project, noise_scan_latest(project=project)) if role in REVIEW else {"scan": None}),
+        "plan": routing_plan(project=project) if role in REVIEW else None,
     }
     return render(request, "annotation/quality_report.html", context)
 

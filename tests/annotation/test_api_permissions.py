@@ -47,6 +47,7 @@ An allowed request is a valid one, so its status is the operation's success code
     GET    projects/{id}/items/{item_id}/history/                 200      403      200      404      401
     GET    projects/{id}/quality/                                 200      200      200      404      401
     GET    projects/{id}/annotator-quality/                       200      403      200      404      401
+    GET    projects/{id}/routing-plan/                            200      403      200      404      401
     GET    projects/{id}/noise-scans/                             200      403      200      404      401
     POST   projects/{id}/noise-scans/                             202      403      202      404      401
     GET    projects/{id}/noise-scans/{scan_id}/                   200      403      200      404      401
@@ -263,6 +264,7 @@ MATRIX = [
     Row("get",    "api-item-history",               (200, 403, 200, 404, 401), _reviewed_item_kwargs),
     Row("get",    "api-quality",                    (200, 200, 200, 404, 401)),
     Row("get",    "api-annotator-quality",          (200, 403, 200, 404, 401)),
+    Row("get",    "api-routing-plan",               (200, 403, 200, 404, 401)),
     Row("get",    "api-noise-scan-list",            (200, 403, 200, 404, 401)),
     Row("post",   "api-noise-scan-list",            (202, 403, 202, 404, 401)),
     Row("get",    "api-noise-scan-detail",          (200, 403, 200, 404, 401), _scan_kwargs),
