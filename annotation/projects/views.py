@@ -19,7 +19,7 @@ from annotation.annotate.services import (
     guideline_state,
 )
 from annotation.models import GuidelineVersion, Label, Project, Role
-from annotation.permissions import ANNOTATE, MANAGE, access_project
+from annotation.permissions import ANNOTATE, MANAGE, REVIEW, access_project
 from annotation.projects.forms import (
     PREVIEW_STALE,
     GuidelinePublishForm,
@@ -54,6 +54,7 @@ from annotation.projects.services import (
     project_set_lease,
     project_set_overlap,
 )
+from annotation.review.selectors import open_review_tasks
 from core.errors import ServiceError
 from core.forms import add_service_error
 from core.http import AuthedRequest
@@ -101,13 +102,20 @@ def project_detail(request: AuthedRequest, project_id: int) -> HttpResponse:
     project, role = access_project(user=request.user, project_id=project_id)
     can_annotate = role in ANNOTATE
     guideline, needs_ack = guideline_state(user=request.user, project=project)
+    mine = annotator_progress(user=request.user, project=project) if can_annotate else None
     context = {
         "project": project,
         "role": role,
         "can_annotate": can_annotate,
         "can_manage": role in MANAGE,
         "progress": project_progress(project=project),
-        "mine": annotator_progress(user=request.user, project=project) if can_annotate else None,
+        "mine": mine,
+        # The header's first button is the next step: annotate while items are open to you, else review, else
+        # (owners) snapshot; the other steps stay one click away in the project card.
+        "annotate_open": bool(mine and (mine.open_for_me or mine.holding)),
+        "open_reviews": open_review_tasks(project=project, user=request.user, role=role).count()
+        if role in REVIEW
+        else 0,
         "labels": label_list(project=project),
         "guideline": guideline,
         "needs_ack": needs_ack,
