@@ -51,9 +51,9 @@ from annotation.annotate.services import annotations_import
 from annotation.imports import importers
 from annotation.models import ImportJob, ImportStatus, Item, LabelsAs, Project
 from annotation.permissions import MANAGE, access_project
-from annotation.webhooks import events as webhook_events
 from annotation.projects.services import guideline_current, import_annotator
 from annotation.review.services import decisions_import
+from annotation.webhooks import events as webhook_events
 from core.errors import ServiceError
 from core.heartbeat import heartbeat
 

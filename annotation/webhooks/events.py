@@ -72,7 +72,7 @@ def run_finished(*, run: Any, status: str) -> None:
     event_emit(project_id=run.project_id, event=event, data=data)
 
 
-def round_started(*, round: Any, previous: Any | None = None) -> None:  # noqa: A002 - the domain's word
+def round_started(*, round: Any, previous: Any | None = None) -> None:
     """A new annotation round opened (`round` is a training.models.Round)."""
     data = {
         "round": {

@@ -196,7 +196,7 @@ LABELLOOP_MIN_TEST_PER_LABEL = int(os.environ.get("LABELLOOP_MIN_TEST_PER_LABEL"
 # --- Webhooks (annotation/webhooks/, docs/webhooks.md) ----------------------------------------------
 # Deliveries to loopback, private, link-local, multicast, reserved or unspecified addresses are refused (when an
 # owner registers the URL and again before each connection) unless this is true: only for a trusted network.
-LABELLOOP_WEBHOOKS_ALLOW_PRIVATE = os.environ.get("LABELLOOP_WEBHOOKS_ALLOW_PRIVATE", "").lower() in ("1", "true", "yes")
+LABELLOOP_WEBHOOKS_ALLOW_PRIVATE = os.environ.get("LABELLOOP_WEBHOOKS_ALLOW_PRIVATE", "").lower() in ("1", "true")
 # Seconds before each retry of a failed attempt (needs `rqworker --with-scheduler`): 6 attempts over about 2.5 h.
 LABELLOOP_WEBHOOKS_RETRY_DELAYS = [10, 60, 300, 1800, 7200]
 # An endpoint is disabled after this many deliveries in a row failed every attempt (the page says so).
