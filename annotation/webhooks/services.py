@@ -195,8 +195,8 @@ def items_approved(*, project_id: int, item_ids: Iterable[int]) -> None:
     if not ids:
         return
     if connection.in_atomic_block:
-        for _, callback, _ in connection.run_on_commit:
-            batch = getattr(callback, "approved_batch", None)
+        for entry in connection.run_on_commit:  # (savepoint ids, callback, robust) since Django 4.2
+            batch = getattr(entry[1], "approved_batch", None)
             if isinstance(batch, _ApprovedBatch) and batch.project_id == project_id:
                 batch.item_ids.extend(ids)
                 return
