@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotation.models import WebhookEndpoint
+from annotation.models import DeliveryStatus, WebhookEndpoint
 from annotation.permissions import MANAGE, access_project
 from annotation.webhooks import selectors, services
 from annotation.webhooks.forms import WebhookForm
@@ -54,7 +54,9 @@ def webhook_list(request: AuthedRequest, project_id: int) -> HttpResponse:
 
 def _deliveries_context(request: AuthedRequest, endpoint: WebhookEndpoint) -> dict[str, Any]:
     page = Paginator(selectors.delivery_list(endpoint=endpoint), DELIVERIES_PER_PAGE).get_page(request.GET.get("page"))
-    return {"project": endpoint.project, "endpoint": endpoint, "deliveries": page}
+    # The log polls only while a delivery on it is still on its way, and stops once all are settled.
+    busy = any(d.status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING) for d in page)
+    return {"project": endpoint.project, "endpoint": endpoint, "deliveries": page, "busy": busy}
 
 
 @login_required
@@ -131,4 +133,8 @@ def webhook_delete(request: AuthedRequest, project_id: int, webhook_id: int) -> 
     endpoint = _endpoint(request, project_id, webhook_id)
     services.endpoint_delete(endpoint=endpoint)
     messages.success(request, "Webhook removed, with its deliveries log.")
+    if request.htmx:  # asked to confirm first (hx-confirm): a full page load of the list
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = reverse("webhook-list", args=[project_id])
+        return response
     return redirect("webhook-list", project_id)

@@ -78,3 +78,13 @@ def test_paging_the_deliveries_log(client, project, owner):
     assert "Page 1 of 2" in first and first.count('id="delivery-') == 20
     second = client.get(reverse("webhook-deliveries", args=[project.pk, endpoint.pk]) + "?page=2").content.decode()
     assert second.count('id="delivery-') == 5
+
+
+def test_remove_asks_first_then_goes_back_to_the_list(client, project, owner):
+    endpoint = services.endpoint_create(project=project, user=owner, url="http://127.0.0.1:9/", events=["run.failed"])
+    client.force_login(owner)
+    page = client.get(reverse("webhook-detail", args=[project.pk, endpoint.pk])).content.decode()
+    assert "hx-confirm=" in page
+    response = client.post(reverse("webhook-delete", args=[project.pk, endpoint.pk]), HTTP_HX_REQUEST="true")
+    assert response["HX-Redirect"] == reverse("webhook-list", args=[project.pk])
+    assert not WebhookEndpoint.objects.exists()
