@@ -60,7 +60,7 @@ bench: install install-models
 
 # Stops only what `make run` / `make demo` started (their pid files under var/), never other processes.
 stop:
-	-@for name in web worker redis; do \
+	-@for name in web worker worker-training redis; do \
 	  f=var/$$name.pid; [ -f $$f ] || continue; \
 	  kill $$(cat $$f) 2>/dev/null && echo "stopped $$name (pid $$(cat $$f))"; rm -f $$f; \
 	done; true

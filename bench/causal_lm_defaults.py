@@ -65,6 +65,11 @@ def candidates(base: Any) -> dict[str, Any]:
         "lr 1e-3, 5 epochs, r 16, all linear": dataclasses.replace(
             old, learning_rate=1e-3, epochs=5, lora_r=16, lora_alpha=32, target_modules=ALL_LINEAR
         ),
+        "lr 2e-3, 5 epochs": dataclasses.replace(old, learning_rate=2e-3, epochs=5),
+        "lr 1e-3, 8 epochs": dataclasses.replace(old, learning_rate=1e-3, epochs=8),
+        "lr 5e-4, 5 epochs, r 16, all linear": dataclasses.replace(
+            old, learning_rate=5e-4, epochs=5, lora_r=16, lora_alpha=32, target_modules=ALL_LINEAR
+        ),
         "new defaults": TrainingSpec.defaults("causal_lm"),
     }
 

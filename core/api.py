@@ -60,6 +60,21 @@ class ApiSchema(AutoSchema):
         return base if len(methods) == 1 else base + verb[self.method.lower()]
 
 
+class QueuePlaceSerializer(serializers.Serializer):
+    """Where a queued job stands in its RQ queue (core/queues.py); null once the job left "queued"."""
+
+    name = serializers.CharField(help_text="the RQ queue: training, imports, quality or default")
+    state = serializers.ChoiceField(
+        choices=["waiting", "starting", "scheduled", "missing", "unreachable"],
+        help_text="waiting: in the queue, `position` jobs ahead of it; missing: no longer in Redis (queued again soon)",
+    )
+    position = serializers.IntegerField(allow_null=True, help_text="jobs ahead of it in the queue (0: next)")
+    workers = serializers.IntegerField(allow_null=True, help_text="workers serving the queue now")
+    message = serializers.CharField(
+        help_text='what the page shows, e.g. "Queued — 2 jobs ahead of it in the training queue"'
+    )
+
+
 class ErrorSerializer(serializers.Serializer):
     """What every refusal looks like; `errors` lists every invalid field when the input had several."""
 

@@ -6,6 +6,10 @@ classes here read with it whatever `rqworker --serializer` says (settings.RQ["WO
 `manage.py rqworker` use JsonWorker). A job's arguments are therefore plain JSON values (ids), and its
 function is named by its dotted path; jobs return nothing, their outcome lives in the database.
 
+`queue_place` says where a queued job stands, from RQ's own queue (`Queue.get_job_position`, an LPOS on the queue's
+list): how many jobs are ahead of it, and how many workers serve that queue. The pages and the API show it for
+every queued run, prediction batch, import and noise scan; the database row stays the truth about the job itself.
+
 The forking worker also runs settings.LABELLOOP_WORKER_MAINTENANCE (dotted paths) with RQ's own maintenance: at
 start and then every RQ maintenance interval while it waits for jobs. That is how the every-minute sweep comes back
 after Redis lost its data: nothing else would schedule it again until the next run start.
@@ -13,10 +17,15 @@ after Redis lost its data: nothing else would schedule it again until the next r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import django_rq
 from django.conf import settings
 from django.utils.module_loading import import_string
+from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker, Worker
 
@@ -42,3 +51,69 @@ class JsonSimpleWorker(SimpleWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["serializer"] = JSONSerializer
         super().__init__(*args, **kwargs)
+
+
+PENDING_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED)
+
+
+def job_pending(job_id: str, connection: Any) -> bool:
+    """True while RQ still holds job `job_id` to run (queued, scheduled, deferred or started)."""
+    try:
+        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return False
+    return job.get_status(refresh=False) in PENDING_JOB_STATUSES
+
+
+# Where a queued job stands; `state` says which of the texts below applies.
+WAITING, STARTING, SCHEDULED, MISSING, UNREACHABLE = "waiting", "starting", "scheduled", "missing", "unreachable"
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    """A queued job's place: jobs ahead of it in its queue (None unless waiting) and the workers serving the queue."""
+
+    queue: str
+    state: str
+    ahead: int | None = None
+    workers: int | None = None
+
+    @property
+    def text(self) -> str:
+        if self.state == WAITING:
+            jobs = "job" if self.ahead == 1 else "jobs"
+            text = f"Queued — {self.ahead} {jobs} ahead of it in the {self.queue} queue"
+            if self.workers == 0:
+                text += f"; no worker serves the {self.queue} queue now (start one: docs/OPERATIONS.md)"
+            return text
+        if self.state == STARTING:
+            return f"Queued — a worker of the {self.queue} queue is starting it"
+        if self.state == SCHEDULED:
+            return f"Queued — scheduled to enter the {self.queue} queue"
+        if self.state == MISSING:
+            return f"Queued — its job is no longer in the {self.queue} queue (Redis lost it); it is queued again soon"
+        return "Queued — the job queue cannot be reached right now"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.queue, "state": self.state, "position": self.ahead, "workers": self.workers,
+                "message": self.text}
+
+
+def queue_place(queue_name: str, job_id: str) -> QueuePlace:
+    """Where job `job_id` stands in queue `queue_name`; never raises for a job gone from Redis or Redis down."""
+    try:
+        queue = django_rq.get_queue(queue_name)
+        ahead = queue.get_job_position(job_id)
+        if ahead is not None:
+            return QueuePlace(queue_name, WAITING, ahead=int(ahead), workers=Worker.count(queue=queue))
+        try:
+            status = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer).get_status()
+        except NoSuchJobError:
+            return QueuePlace(queue_name, MISSING)
+    except (RedisError, OSError):
+        return QueuePlace(queue_name, UNREACHABLE)
+    if status in (JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        return QueuePlace(queue_name, SCHEDULED)
+    if status == JobStatus.STARTED:
+        return QueuePlace(queue_name, STARTING)
+    return QueuePlace(queue_name, MISSING)  # finished or failed in Redis while the row still says queued

@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Start the web server and one RQ worker on the embedded Redis; Ctrl-C (or `make stop`) stops both.
+# Start the web server and two RQ workers on the embedded Redis; Ctrl-C (or `make stop`) stops all three.
+# Two workers, so a long training run never holds up an import or a noise scan (docs/OPERATIONS.md):
+#   worker           imports, quality (noise scans), default (the sweep): the short jobs, never training;
+#   worker-training  training (runs, prediction batches) first, and the short jobs while no run waits.
+# Both talk to the same embedded Redis socket (the first to start it wins a file lock, config/embedded_redis.py).
 # Each process's pid goes to var/<name>.pid, so `make stop` stops exactly what this script started.
 # The server listens on 127.0.0.1 only; HOST=0.0.0.0 makes it reachable from other machines.
 set -euo pipefail
@@ -9,22 +13,25 @@ HOST="${HOST:-127.0.0.1}"
 PY=.venv/bin/python
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.dev}"
 mkdir -p var
-for name in web worker; do
+for name in web worker worker-training; do
   if [ -f "var/$name.pid" ] && kill -0 "$(cat "var/$name.pid")" 2>/dev/null; then
     echo "A $name started by this script is still running (pid $(cat "var/$name.pid")): run 'make stop' first." >&2
     exit 1
   fi
 done
 stop() {
-  for name in web worker; do
+  for name in web worker worker-training; do
     [ -f "var/$name.pid" ] && kill "$(cat "var/$name.pid")" 2>/dev/null || true
     rm -f "var/$name.pid"
   done
 }
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
-$PY manage.py rqworker default imports quality training --with-scheduler > var/worker.log 2>&1 &
+# Both run RQ's scheduler: it holds a per-queue lock, so only one schedules at a time and the other takes over.
+$PY manage.py rqworker imports quality default --with-scheduler > var/worker.log 2>&1 &
 echo $! > var/worker.pid
+$PY manage.py rqworker training imports quality default --with-scheduler > var/worker-training.log 2>&1 &
+echo $! > var/worker-training.pid
 cat <<MSG
 
   Labelloop is running:  http://${HOST}:${PORT}/
@@ -35,7 +42,7 @@ cat <<MSG
     annotator2   annotator
     reviewer     reviewer
   Admin:  http://${HOST}:${PORT}/admin/   API docs: http://${HOST}:${PORT}/api/docs/
-  Logs: var/web.log, var/worker.log     Stop: Ctrl-C or 'make stop'
+  Logs: var/web.log, var/worker.log, var/worker-training.log     Stop: Ctrl-C or 'make stop'
 
 MSG
 $PY manage.py runserver --noreload "${HOST}:${PORT}" > var/web.log 2>&1 &

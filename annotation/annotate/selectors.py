@@ -47,9 +47,12 @@ class AnnotatorProgress:
 
     @property
     def percent(self) -> int:
-        """Share of what this annotator can still reach that is done: an estimate, others fill slots too."""
+        """Share of what this annotator can still reach that is done: an estimate, others fill slots too.
+
+        Nothing reachable and nothing done (a project with no items yet) is 0 %, not a full bar.
+        """
         reachable = self.submitted + self.holding + self.open_for_me
-        return round(100 * self.submitted / reachable) if reachable else 100
+        return round(100 * self.submitted / reachable) if reachable else 0
 
 
 def project_progress(*, project: Project) -> ProjectProgress:

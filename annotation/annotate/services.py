@@ -108,9 +108,11 @@ class NextItem:
 def _take_slot(*, item_id: int, overlap: int) -> bool:
     """Take one overlap slot of an item; False when it was already full. One query."""
     return bool(
-        Item.objects.filter(pk=item_id, slots_taken__lt=overlap).update(
+        Item.objects.filter(pk=item_id, slots_taken__lt=F("extra_slots") + overlap).update(
             slots_taken=F("slots_taken") + 1,
-            is_open=Case(When(slots_taken__lt=overlap - 1, then=Value(True)), default=Value(False)),
+            is_open=Case(
+                When(slots_taken__lt=F("extra_slots") + (overlap - 1), then=Value(True)), default=Value(False)
+            ),
             status=Case(When(status=ItemStatus.NEW, then=Value(ItemStatus.IN_ANNOTATION)), default=F("status")),
         )
     )
@@ -313,9 +315,9 @@ def _claim_sql() -> str:
             LIMIT 1 FOR UPDATE SKIP LOCKED
         ), taken AS (
             UPDATE {item} SET slots_taken = {item}.slots_taken + 1,
-                is_open = {item}.slots_taken + 1 < %(overlap)s,
+                is_open = {item}.slots_taken + 1 < %(overlap)s + {item}.extra_slots,
                 status = CASE WHEN {item}.status = %(new)s THEN %(in_annotation)s ELSE {item}.status END
-            FROM candidate WHERE {item}.id = candidate.id AND {item}.slots_taken < %(overlap)s
+            FROM candidate WHERE {item}.id = candidate.id AND {item}.slots_taken < %(overlap)s + {item}.extra_slots
             RETURNING {_columns(Item, item)}
         ), claimed AS (
             INSERT INTO {claim} ({", ".join(q(f.column) for f in inserted)})
@@ -470,7 +472,7 @@ def _claim_submitted(*, annotator: User, item: Item, now: dt.datetime) -> dt.dat
 
 
 def _count_submission(*, item: Item, overlap: int) -> str:
-    """Count one submission on the item; its new status (annotated once `overlap` are in). One query.
+    """Count one submission on the item; its new status (annotated once `overlap` plus its extra slots are in).
 
     An item approved while this claim was out (a reviewer corrected the model's output for it) stays approved:
     the annotation still counts, the final value stays.
@@ -478,7 +480,7 @@ def _count_submission(*, item: Item, overlap: int) -> str:
     table = Item._meta.db_table
     sql = (
         f"UPDATE {table} SET submitted_count = submitted_count + 1, status = CASE "  # noqa: S608 - as above
-        "WHEN status = %s THEN status WHEN submitted_count >= %s THEN %s ELSE %s END "
+        "WHEN status = %s THEN status WHEN submitted_count >= %s + extra_slots THEN %s ELSE %s END "
         "WHERE id = %s RETURNING status"
     )
     statuses = [ItemStatus.APPROVED.value, ItemStatus.ANNOTATED.value, ItemStatus.IN_ANNOTATION.value]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django import forms
 from django.contrib import messages
@@ -21,6 +22,8 @@ from annotation.permissions import MANAGE, REVIEW, ROLE_REQUIRED, access_project
 from core.api import SEED_MAX
 from core.errors import ServiceError
 from core.http import AuthedRequest
+
+SPLITS_NOT_100 = "Train, validation and test must add up to 100 %; they add up to {total} %."
 
 
 class SnapshotForm(forms.Form):
@@ -41,6 +44,17 @@ class SnapshotForm(forms.Form):
         required=False, label="Allow a small test split",
         help_text="Only for a first look: the snapshot and its runs will warn that test figures mean little.",
     )
+
+    def clean(self) -> dict[str, Any]:
+        """The sizes are typed in %, so their error is said in %: the service's ratios add up to 1."""
+        data = super().clean() or {}
+        parts = [data.get(name) for name in ("train", "validation", "test")]
+        sizes = [p for p in parts if isinstance(p, float)]
+        if len(sizes) == len(parts):
+            total = sum(sizes)
+            if abs(total - 100) > 1e-6:
+                self.add_error(None, SPLITS_NOT_100.format(total=f"{total:g}"))
+        return data
 
     def ratios(self) -> tuple[float, float, float]:
         d = self.cleaned_data

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import parsers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotation.imports.importers import CSV, JSONL, MAPPING_KEYS
-from annotation.imports.selectors import import_list
+from annotation.imports.selectors import import_list, import_queue_place
 from annotation.imports.services import import_create, import_get_for_user, import_progress
 from annotation.models import ImportJob, ImportStatus, LabelsAs
 from annotation.permissions import MANAGE, access_project
-from core.api import DENIED, PAGE_PARAMETERS, REFUSED, ApiView, ErrorSerializer, choice, paginated, validated
+from core.api import (
+    DENIED,
+    PAGE_PARAMETERS,
+    REFUSED,
+    ApiView,
+    ErrorSerializer,
+    QueuePlaceSerializer,
+    choice,
+    paginated,
+    validated,
+)
 from core.errors import ServiceError
 
 
@@ -22,25 +33,44 @@ class ImportProgressSerializer(serializers.Serializer):
     percent = serializers.IntegerField()
     phase = serializers.CharField()
     done = serializers.BooleanField()
+    state = serializers.ChoiceField(choices=["queued", "running", "succeeded", "partial", "failed"])
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
-    """An import and how far it got; `errors` name the line and field of every bad row (nothing is written then)."""
+    """An import and how far it got; `errors` name the line and field of every bad row.
+
+    All-or-nothing (`partial` false): a bad row fails the import and nothing is written. Partial: the valid rows
+    are written, the `rows_rejected` others stay listed in `errors` of the succeeded import.
+    """
 
     created_by = serializers.CharField(source="created_by.username")
     progress = serializers.SerializerMethodField()
+    queue = serializers.SerializerMethodField()
+    queue_position = serializers.SerializerMethodField(
+        help_text="while pending: how many jobs are ahead of it in the imports queue; else null"
+    )
 
     class Meta:
         model = ImportJob
         fields = [
-            "id", "file_name", "file_format", "mapping", "labels_as", "status", "progress", "total_bytes",
-            "processed_bytes", "rows_read", "rows_imported", "duplicates", "duplicate_examples", "errors",
-            "created_by", "created_at", "started_at", "finished_at",
+            "id", "file_name", "file_format", "mapping", "labels_as", "partial", "status", "progress", "total_bytes",
+            "processed_bytes", "rows_read", "rows_imported", "rows_rejected", "duplicates", "duplicate_examples",
+            "errors",
+            "created_by", "created_at", "started_at", "finished_at", "queue", "queue_position",
         ]
 
     @extend_schema_field(ImportProgressSerializer)
     def get_progress(self, job: ImportJob) -> dict[str, Any]:
         return ImportProgressSerializer(import_progress(job)).data
+
+    @extend_schema_field(QueuePlaceSerializer(allow_null=True))
+    def get_queue(self, job: ImportJob) -> dict[str, Any] | None:
+        place = import_queue_place(job)
+        return place.as_json() if place else None
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_queue_position(self, job: ImportJob) -> int | None:
+        return (self.get_queue(job) or {}).get("position")
 
 
 class ImportListApi(ApiView):
@@ -68,6 +98,12 @@ class ImportListApi(ApiView):
             help_text="What the label column becomes: suggestions (pre-labels), one annotation per item by the "
             "project's import account, or final labels (items approved as imported).",
         )
+        # DRF's metaclass moves declared fields off the class, so this does not shadow Serializer.partial
+        partial = serializers.BooleanField(  # type: ignore[assignment]
+            required=False, default=False,
+            help_text="true: import the valid rows and report the others (line and field) in `errors`; "
+            "false (default): a file with any bad row imports nothing.",
+        )
 
     @extend_schema(
         parameters=[*PAGE_PARAMETERS, OpenApiParameter("status", str, enum=ImportStatus.values)],
@@ -94,6 +130,7 @@ class ImportListApi(ApiView):
                 file_format=data["file_format"],
                 mapping=data["mapping"],
                 labels_as=data["labels_as"],
+                partial=data["partial"],
             )
         except ServiceError as exc:
             if exc.field in MAPPING_KEYS:  # a mapping key: say where it sits in this request

@@ -65,6 +65,10 @@ MAPPING_KEYS = (*DEFAULT_FIELDS, "metadata")
 MAX_STORED_ERRORS = 100
 
 
+# A partial import keeps its errors on the job for the owner to fix the rejected rows: more of them.
+MAX_STORED_ERRORS_PARTIAL = 2000
+
+
 MAX_DUPLICATE_EXAMPLES = 10
 
 
@@ -130,6 +134,9 @@ EXISTING_EXTERNAL_ID = "an item with this id already exists in the project"
 
 
 INVALID_JSON = "invalid JSON: {reason}"
+
+
+INVALID_JSON_AT = "invalid JSON: {reason} column {column}"  # reason ends "at": "Unterminated string starting at"
 
 
 NUL_CHARACTER = "contains a NUL character (\\u0000), which the database cannot store"
@@ -428,6 +435,7 @@ class _Reader:
     """Yields (line, record or None, errors) for each non-blank row; `columns` is known after the first."""
 
     columns: Collection[str] | None = None
+    column_order: tuple[str, ...] = ()
 
     def __init__(self, stream: BinaryIO) -> None:
         self.lines = _Lines(stream)
@@ -445,6 +453,12 @@ class _Reader:
         found = [RowError(line, None, message) for line, message in self.lines.problems]
         self.lines.problems.clear()
         return found
+
+
+def invalid_json(exc: json.JSONDecodeError) -> str:
+    """The decoder's reason with the column it names: its message alone reads cut off ("... starting at")."""
+    reason = exc.msg if exc.msg.endswith(" at") else f"{exc.msg} at"
+    return INVALID_JSON_AT.format(reason=reason, column=exc.colno)
 
 
 def _reject_constant(constant: str) -> None:
@@ -483,10 +497,12 @@ class _JsonlReader(_Reader):
             if not text.strip():
                 continue
             try:
-                record = loads(text)
+                record = loads(text.rstrip("\r\n"))
+            except json.JSONDecodeError as exc:
+                yield line, None, [RowError(line, None, invalid_json(exc))]
+                continue
             except ValueError as exc:
-                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-                yield line, None, [RowError(line, None, INVALID_JSON.format(reason=reason))]
+                yield line, None, [RowError(line, None, INVALID_JSON.format(reason=exc))]
                 continue
             except RecursionError:  # arrays or objects nested about a thousand deep
                 yield line, None, [RowError(line, None, NESTED_TOO_DEEP)]
@@ -499,6 +515,7 @@ class _JsonlReader(_Reader):
                 continue
             if self.columns is None:
                 self.columns = frozenset(record)
+                self.column_order = tuple(record)
             yield line, record, []
 
 
@@ -535,6 +552,7 @@ class _CsvReader(_Reader):
                 if self.header_errors:
                     return
                 self.columns = frozenset(header)
+                self.column_order = tuple(header)
                 continue
             if problems:
                 yield start, None, problems
@@ -577,15 +595,24 @@ class Scan:
     lines: array = field(default_factory=lambda: array("I"))
     errors: list[RowError] = field(default_factory=list)
     error_count: int = 0
+    max_errors: int = MAX_STORED_ERRORS
+    # An error about the file rather than one row (its header, a mapped column it lacks, no rows at all):
+    # nothing of it can be imported, whatever the mode.
+    fatal: bool = False
+    columns: tuple[str, ...] = ()  # the header (CSV) or the first object's keys (JSONL), in order
 
     def add_error(self, error: RowError) -> None:
         self.error_count += 1
-        if len(self.errors) < MAX_STORED_ERRORS:
+        if len(self.errors) < self.max_errors:
             self.errors.append(error)
+
+    def add_fatal(self, error: RowError) -> None:
+        self.fatal = True
+        self.add_error(error)
 
     def error_summary(self) -> list[RowError]:
         """The stored errors in line order, plus one line saying how many were left out."""
-        shown = sorted(self.errors, key=lambda e: (e.line or 0, e.field or ""))[:MAX_STORED_ERRORS]
+        shown = sorted(self.errors, key=lambda e: (e.line or 0, e.field or ""))[: self.max_errors]
         hidden = self.error_count - len(shown)
         if hidden > 0:
             shown.append(RowError(None, None, MORE_ERRORS.format(count=hidden)))
@@ -605,21 +632,24 @@ def scan(
     label_names: Sequence[str],
     spill: BinaryIO | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    partial: bool = False,
 ) -> Scan:
     """Pass 1: read every row once, validate it, keep its digests; `on_progress(bytes, rows)` now and then.
 
     With `spill`, every valid row goes there as (row index, text, response, external id, metadata,
-    group key, pre-label) until the first error (after which nothing will be written anyway).
+    group key, pre-label) until the first error (after which nothing will be written anyway), or, when
+    `partial`, every valid row whatever errors other rows have (a rejected row's digest is NO_DIGEST).
     """
-    result = Scan()
+    result = Scan(max_errors=MAX_STORED_ERRORS_PARTIAL if partial else MAX_STORED_ERRORS)
     reader = _reader(stream, file_format)
     content, ids, lines = result.content, result.ids, result.lines
     chunk: list[SpilledRow] = []
     for line, record, problems in reader:
         if record is not None and result.schema is None:
             result.schema, missing = _schema_for(reader, mapping, task_type, label_names)
+            result.columns = reader.column_order
             for error in missing:
-                result.add_error(error)
+                result.add_fatal(error)
             if missing:
                 break  # the CSV header lacks a mapped column: every row would repeat that error
         result.rows += 1
@@ -638,7 +668,7 @@ def scan(
         else:
             content += bytes.fromhex(content_hash(row.text, row.response))
             ids += id_digest(row.external_id) if row.external_id else NO_DIGEST
-            if spill is not None and not result.error_count:
+            if spill is not None and (partial or not result.error_count):
                 chunk.append(
                     (
                         result.rows - 1,
@@ -655,18 +685,19 @@ def scan(
                     chunk = []
         if on_progress is not None and result.rows % PROGRESS_EVERY_ROWS == 0:
             on_progress(reader.bytes_read, result.rows)
-    if spill is not None and chunk and not result.error_count:
+    if spill is not None and chunk and (partial or not result.error_count):
         _spill_chunk(spill, chunk)
     result.bytes_read = reader.bytes_read
     if isinstance(reader, _CsvReader):
         for error in reader.header_errors:
-            result.add_error(error)
+            result.add_fatal(error)
         if result.schema is None and reader.columns is not None:  # a header and no rows
             result.schema, missing = _schema_for(reader, mapping, task_type, label_names)
+            result.columns = reader.column_order
             for error in missing:
-                result.add_error(error)
+                result.add_fatal(error)
     if result.rows == 0 and not result.error_count:
-        result.add_error(RowError(None, None, EMPTY_FILE))
+        result.add_fatal(RowError(None, None, EMPTY_FILE))
     if on_progress is not None:
         on_progress(result.bytes_read, result.rows)
     return result
@@ -689,10 +720,12 @@ def _schema_for(
 class Plan:
     """Which rows pass 2 skips (exact duplicates) and what to tell the owner about them."""
 
-    skip: np.ndarray  # bool per row
+    skip: np.ndarray  # bool per row: an exact duplicate
     duplicates: int
     # (line, line of the first copy in the file or None, content digest) for the first few duplicates
     examples: list[tuple[int, int | None, bytes]]
+    rejects: np.ndarray | None = None  # bool per row: a row with an error (a partial import leaves it out)
+    rejected: int = 0
 
 
 def digests(buffer: bytes | bytearray) -> np.ndarray:
@@ -750,6 +783,7 @@ def plan(result: Scan, *, existing_content: np.ndarray, existing_ids: np.ndarray
     n = result.rows
     if n == 0:
         return Plan(skip=np.zeros(0, dtype=bool), duplicates=0, examples=[])
+    cap = result.max_errors
     content = digests(result.content)
     lines = np.frombuffer(result.lines, dtype=np.uint32)
     valid = content != NO_DIGEST
@@ -768,15 +802,19 @@ def plan(result: Scan, *, existing_content: np.ndarray, existing_ids: np.ndarray
     with_id = np.flatnonzero((ids != NO_DIGEST) & ~skip)
     field = result.schema.external_id if result.schema else None
     again, first_uses = _repeats(result.ids, with_id)
-    shown = again[:MAX_STORED_ERRORS], first_uses[:MAX_STORED_ERRORS]
+    shown = again[:cap], first_uses[:cap]
     for i, first in zip(*shown, strict=True):
         result.add_error(RowError(int(lines[i]), field, DUPLICATE_EXTERNAL_ID.format(line=int(lines[first]))))
     result.error_count += again.size - shown[0].size
     taken = with_id[_members(ids[with_id], existing_ids)]
-    for i in taken[:MAX_STORED_ERRORS]:
+    for i in taken[:cap]:
         result.add_error(RowError(int(lines[i]), field, EXISTING_EXTERNAL_ID))
-    result.error_count += max(taken.size - MAX_STORED_ERRORS, 0)
-    return Plan(skip=skip, duplicates=int(skip.sum()), examples=examples)
+    result.error_count += max(taken.size - cap, 0)
+    duplicates = int(skip.sum())
+    rejected = ~valid
+    rejected[again] = True
+    rejected[taken] = True
+    return Plan(skip=skip, duplicates=duplicates, examples=examples, rejects=rejected, rejected=int(rejected.sum()))
 
 
 def _spill_chunk(spill: BinaryIO, chunk: list[SpilledRow]) -> None:

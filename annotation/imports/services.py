@@ -6,8 +6,12 @@
 - `import_run` (what the job calls) claims the ImportJob with a conditional UPDATE pending -> running,
   so a job delivered twice imports once. Pass 1 (`importers.scan`) validates every row and keeps
   compact digests, spilling the parsed rows to a temporary file; any bad row fails the import and
-  nothing is written. Pass 2 streams the spill back and inserts in batches inside one transaction:
-  one COPY on PostgreSQL, executemany elsewhere.
+  nothing is written, unless the owner chose a partial import: then the valid rows are written and the
+  others are reported (line and field) on the job. An error about the file itself (its CSV header, a
+  mapped column it lacks, no rows) fails either kind. Pass 2 streams the spill back and inserts in
+  batches inside one transaction: one COPY on PostgreSQL, executemany elsewhere.
+- `import_preview` runs pass 1 and the duplicate checks over the start of an upload, stores nothing, and
+  says how the file's columns map before the owner commits to the import.
 - Progress lives on the ImportJob row: processed_bytes/rows_read during pass 1, rows_imported during
   pass 2. Pass 2 runs inside a transaction, so its progress is written through a second connection on
   PostgreSQL; SQLite allows one writer at a time, so there the bar waits at the end of pass 1.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import io
 import json
 import logging
 import tempfile
@@ -48,7 +53,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from annotation.annotate.services import annotations_import
-from annotation.imports import importers
+from annotation.imports import importers, selectors
 from annotation.models import ImportJob, ImportStatus, Item, LabelsAs, Project
 from annotation.permissions import MANAGE, access_project
 from annotation.projects.services import guideline_current, import_annotator
@@ -63,7 +68,7 @@ logger = logging.getLogger(__name__)
 IMPORTS_DIR = "imports"
 
 
-QUEUE_NAME = "imports"
+QUEUE_NAME = selectors.IMPORTS_QUEUE
 
 
 JOB_FUNCTION = "annotation.imports.jobs.import_job_run"
@@ -106,6 +111,9 @@ UNEXPECTED = "The import stopped unexpectedly: {error}"
 BAD_LABELS_AS = "Unknown labels_as {value!r}: use one of {choices}."
 
 
+NOTHING_VALID = "No row could be imported: every row has an error."
+
+
 NO_LABEL_COLUMN = (
     "Labels were to be imported as {what}, but the file has no label column "
     "(looked for {looked}; name yours in the mapping's prelabel)."
@@ -145,9 +153,7 @@ def _too_large() -> UploadTooLarge:
     return UploadTooLarge(FILE_TOO_LARGE.format(limit=settings.LABELLOOP_MAX_UPLOAD_MB), field="file")
 
 
-def job_rq_id(job_id: int) -> str:
-    """Deterministic, so enqueueing the same import twice names one RQ job."""
-    return f"import-{job_id}"
+job_rq_id = selectors.job_rq_id
 
 
 def import_create(
@@ -159,9 +165,12 @@ def import_create(
     file_format: str | None = None,
     mapping: dict[str, Any] | None = None,
     labels_as: str | None = None,
+    partial: bool = False,
     inline: bool | None = None,
 ) -> ImportJob:
     """Store the upload and import it: now when it is small (or `inline=True`), else through the queue.
+
+    `partial`: import the valid rows and report the others, instead of importing nothing when a row is bad.
 
     `labels_as` says what the file's label column becomes (LabelsAs): suggestions shown to annotators (the
     default), one annotation per item by the project's import account, or final labels.
@@ -169,19 +178,7 @@ def import_create(
     A malformed request (format, mapping, labels_as) raises ServiceError and stores nothing.
     """
     access_project(user=user, project_id=project.pk, roles=MANAGE)
-    name = Path(file_name.replace("\\", "/")).name.strip()[:255] or "upload"
-    fmt = (file_format or "").strip().lower() or importers.detect_format(name)
-    if fmt is None:
-        raise ServiceError(UNKNOWN_FORMAT.format(name=name), field="file_format")
-    if fmt not in importers.FORMATS:
-        raise ServiceError(BAD_FORMAT.format(fmt=fmt), field="file_format")
-    labels_as = labels_as or LabelsAs.SUGGESTION
-    if labels_as not in LabelsAs.values:
-        raise ServiceError(BAD_LABELS_AS.format(value=labels_as, choices=LabelsAs.values), field="labels_as")
-    try:
-        importers.Mapping.from_dict(mapping)
-    except importers.MappingError as exc:
-        raise ServiceError(str(exc), field=exc.field) from exc
+    name, fmt, labels_as, _ = _request_checked(file_name, file_format, labels_as, mapping)
     declared = getattr(fileobj, "size", None)  # Django's uploads know their size; a plain stream is counted below
     if isinstance(declared, int) and declared > _upload_limit_bytes():
         raise _too_large()
@@ -195,6 +192,7 @@ def import_create(
         file_format=fmt,
         mapping=mapping or {},
         labels_as=labels_as,
+        partial=partial,
         total_bytes=size,
     )
     run_now = inline if inline is not None else lines <= settings.LABELLOOP_IMPORT_INLINE_MAX_ROWS
@@ -203,6 +201,172 @@ def import_create(
     transaction.on_commit(lambda: _enqueue(job=job))
     job.refresh_from_db()  # outside a transaction the enqueue already ran, and may have failed the job
     return job
+
+
+def _request_checked(
+    file_name: str, file_format: str | None, labels_as: str | None, mapping: dict[str, Any] | None
+) -> tuple[str, str, str, importers.Mapping]:
+    """(file name, format, labels_as, mapping) of an import request, or ServiceError naming the field at fault."""
+    name = Path(file_name.replace("\\", "/")).name.strip()[:255] or "upload"
+    fmt = (file_format or "").strip().lower() or importers.detect_format(name)
+    if fmt is None:
+        raise ServiceError(UNKNOWN_FORMAT.format(name=name), field="file_format")
+    if fmt not in importers.FORMATS:
+        raise ServiceError(BAD_FORMAT.format(fmt=fmt), field="file_format")
+    labels_as = labels_as or LabelsAs.SUGGESTION
+    if labels_as not in LabelsAs.values:
+        raise ServiceError(BAD_LABELS_AS.format(value=labels_as, choices=LabelsAs.values), field="labels_as")
+    try:
+        return name, fmt, labels_as, importers.Mapping.from_dict(mapping)
+    except importers.MappingError as exc:
+        raise ServiceError(str(exc), field=exc.field) from exc
+
+
+PREVIEW_MAX_BYTES = 4 * 1024 * 1024
+
+
+PREVIEW_ROWS = 5
+
+
+PREVIEW_ERRORS = 10
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    line: int
+    text: str
+    response: str
+    external_id: str
+    group_key: str
+    label: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ImportPreview:
+    """How a file would be read, from its first PREVIEW_MAX_BYTES: nothing is stored or written."""
+
+    file_name: str
+    file_format: str
+    columns: tuple[str, ...]
+    mapping: dict[str, Any]  # Schema.as_mapping(): which column feeds which item field
+    metadata_columns: tuple[str, ...]
+    labels_as: str
+    rows: list[PreviewRow]
+    row_count: int
+    whole_file: bool  # False: only the first PREVIEW_MAX_BYTES were read, so the counts are of those
+    error_count: int
+    rejected: int
+    duplicates: int
+    errors: list[str]
+    fatal: bool  # an error about the file itself: nothing of it can be imported
+
+
+def import_preview(
+    *,
+    project: Project,
+    user: User,
+    file_name: str,
+    fileobj: BinaryIO,
+    file_format: str | None = None,
+    mapping: dict[str, Any] | None = None,
+    labels_as: str | None = None,
+) -> ImportPreview:
+    """Read the start of an upload as the import would and say how it maps, before anything is committed.
+
+    The same parser, mapping and checks (duplicates and ids against the project included) as the import,
+    over at most PREVIEW_MAX_BYTES, cut at a line end; nothing is stored. A malformed request raises
+    ServiceError as import_create does.
+    """
+    access_project(user=user, project_id=project.pk, roles=MANAGE)
+    name, fmt, labels_as, parsed_mapping = _request_checked(file_name, file_format, labels_as, mapping)
+
+    head = fileobj.read(PREVIEW_MAX_BYTES + 1)
+    whole_file = len(head) <= PREVIEW_MAX_BYTES
+    if not whole_file:
+        head = head[: head.rfind(b"\n", 0, PREVIEW_MAX_BYTES) + 1] or head[:PREVIEW_MAX_BYTES]
+    label_names = list(project.labels.values_list("name", flat=True))
+
+    def read(data: bytes) -> tuple[importers.Scan, io.BytesIO]:
+        spill = io.BytesIO()
+        found = importers.scan(
+            io.BytesIO(data),
+            file_format=fmt,
+            mapping=parsed_mapping,
+            task_type=project.task_type,
+            label_names=label_names,
+            spill=spill,
+            partial=True,
+        )
+        return found, spill
+
+    scan, spill = read(head)
+    if not whole_file and fmt == importers.CSV and scan.rows > 1:
+        # The cut may fall inside a quoted field that spans lines: leave out the last record, which may be partial.
+        head = head[: _line_start(head, scan.lines[-1])]
+        scan, spill = read(head)
+    rejected = duplicates = 0
+    left_out: set[int] = set()
+    if scan.schema is not None and not scan.fatal:
+        existing_content, existing_ids = _existing_digests(project=project)
+        plan = importers.plan(scan, existing_content=existing_content, existing_ids=existing_ids)
+        rejected, duplicates = plan.rejected, plan.duplicates
+        skipped = plan.skip if plan.rejects is None else plan.skip | plan.rejects
+        left_out = set(np.flatnonzero(skipped).tolist())
+    errors = [e.describe(name) for e in scan.error_summary()[:PREVIEW_ERRORS]]
+    if scan.schema is not None and labels_as != LabelsAs.SUGGESTION and scan.schema.prelabel is None:
+        what = "final labels" if labels_as == LabelsAs.FINAL else "annotations"
+        errors.insert(0, NO_LABEL_COLUMN.format(what=what, looked=", ".join(importers.DEFAULT_FIELDS["prelabel"])))
+    return ImportPreview(
+        file_name=name,
+        file_format=fmt,
+        columns=scan.columns,
+        mapping=scan.schema.as_mapping() if scan.schema else {},
+        metadata_columns=_metadata_columns(scan),
+        labels_as=labels_as,
+        rows=_preview_rows(scan, spill, left_out=left_out),
+        row_count=scan.rows,
+        whole_file=whole_file,
+        error_count=scan.error_count,
+        rejected=rejected,
+        duplicates=duplicates,
+        errors=errors,
+        fatal=scan.fatal,
+    )
+
+
+def _line_start(data: bytes, line: int) -> int:
+    """The offset at which 1-based `line` starts."""
+    offset = 0
+    for _ in range(line - 1):
+        offset = data.index(b"\n", offset) + 1
+    return offset
+
+
+def _metadata_columns(scan: importers.Scan) -> tuple[str, ...]:
+    if scan.schema is None:
+        return ()
+    if scan.schema.metadata is not None:
+        return scan.schema.metadata
+    return tuple(c for c in scan.columns if c not in scan.schema.used)
+
+
+def _preview_rows(scan: importers.Scan, spill: BinaryIO, *, left_out: set[int]) -> list[PreviewRow]:
+    """The first rows that would be written (not rejected, not duplicates), as the items they would become."""
+    rows: list[PreviewRow] = []
+    for chunk in importers.read_spill(spill):
+        kept = [row for row in chunk if row[0] not in left_out]
+        for index, text, response, external_id, metadata, group_key, prelabel in kept[: PREVIEW_ROWS - len(rows)]:
+            label = ""
+            if prelabel is not None:
+                value = prelabel.get("label", prelabel.get("labels", ""))
+                label = ", ".join(value) if isinstance(value, list) else str(value)
+            rows.append(
+                PreviewRow(scan.lines[index], text, response, external_id, group_key, label, metadata)
+            )
+        if len(rows) >= PREVIEW_ROWS:
+            break
+    return rows
 
 
 def import_run(*, job_id: int) -> ImportJob:
@@ -293,6 +457,7 @@ def _run(job: ImportJob) -> None:
             label_names=list(project.labels.values_list("name", flat=True)),
             spill=spill,
             on_progress=progress.scanned,
+            partial=job.partial,
         )
         plan = None
         if scan.schema is not None:
@@ -304,9 +469,14 @@ def _run(job: ImportJob) -> None:
             "mapping": scan.schema.as_mapping() if scan.schema else job.mapping,
             "duplicates": plan.duplicates if plan else 0,
             "duplicate_examples": _describe_duplicates(project=project, plan=plan) if plan else [],
+            "rows_rejected": plan.rejected if plan else 0,
         }
-        if scan.error_count or plan is None:
+        if plan is None or scan.fatal or (scan.error_count and not job.partial):
             _finish_failed(job, errors=scan.error_summary(), **summary)
+            return
+        if plan.rejected and plan.rejected + plan.duplicates >= scan.rows:
+            errors = [importers.RowError(None, None, NOTHING_VALID), *scan.error_summary()]
+            _finish_failed(job, errors=errors, **summary)
             return
         if job.labels_as != LabelsAs.SUGGESTION and scan.schema is not None and scan.schema.prelabel is None:
             looked = ", ".join(importers.DEFAULT_FIELDS["prelabel"])
@@ -317,7 +487,8 @@ def _run(job: ImportJob) -> None:
 
         checked = time.monotonic()
         ImportJob.objects.filter(pk=job.pk).update(**summary)  # pass 1 is over: the bar moves to its second half
-        skip = plan.skip.tolist()  # a list of bools: 8 bytes a row, and fast to index
+        left_out = plan.skip if plan.rejects is None else plan.skip | plan.rejects
+        skip = left_out.tolist()  # a list of bools: 8 bytes a row, and fast to index
         rows = (row for chunk in importers.read_spill(spill) for row in chunk if not skip[row[0]])
         written = 0
         try:
@@ -329,7 +500,10 @@ def _run(job: ImportJob) -> None:
                 adopted = _labels_adopt(job=job)
                 progress.close()
                 if not ImportJob.objects.filter(pk=job.pk, status=ImportStatus.RUNNING).update(
-                    status=ImportStatus.SUCCEEDED, finished_at=timezone.now(), rows_imported=written, errors=[]
+                    status=ImportStatus.SUCCEEDED,
+                    finished_at=timezone.now(),
+                    rows_imported=written,
+                    errors=[e.as_json(job.file_name) for e in scan.error_summary()],  # a partial import's rejects
                 ):
                     raise _Abandoned
         finally:
@@ -615,17 +789,24 @@ class ImportProgress:
     percent: int
     phase: str
     done: bool
+    state: str  # queued, running, succeeded, partial (some rows rejected) or failed: the bar's colour
 
 
 def import_progress(job: ImportJob) -> ImportProgress:
-    """The bar: the first half follows pass 1 (bytes checked), the second pass 2 (rows written)."""
+    """The bar: the first half follows pass 1 (bytes checked), the second pass 2 (rows written).
+
+    A failed import keeps the bar where it stopped, in the failed colour: a full bar means imported.
+    """
     if job.status == ImportStatus.PENDING:
-        return ImportProgress(0, "Queued", False)
+        return ImportProgress(0, "Queued", False, "queued")
     if job.status == ImportStatus.SUCCEEDED:
-        return ImportProgress(100, "Imported", True)
-    if job.status == ImportStatus.FAILED:
-        return ImportProgress(100, "Failed", True)
-    if job.processed_bytes < job.total_bytes:
-        return ImportProgress(50 * job.processed_bytes // max(job.total_bytes, 1), "Checking rows", False)
-    to_write = max(job.rows_read - job.duplicates, 1)
-    return ImportProgress(50 + 50 * min(job.rows_imported, to_write) // to_write, "Writing rows", False)
+        if job.rows_rejected:
+            return ImportProgress(100, "Imported, some rows rejected", True, "partial")
+        return ImportProgress(100, "Imported", True, "succeeded")
+    if job.processed_bytes < job.total_bytes or job.status == ImportStatus.FAILED:
+        percent = 50 * min(job.processed_bytes, job.total_bytes) // max(job.total_bytes, 1)
+        if job.status == ImportStatus.FAILED:
+            return ImportProgress(max(percent, 2), "Failed", True, "failed")
+        return ImportProgress(percent, "Checking rows", False, "running")
+    to_write = max(job.rows_read - job.duplicates - job.rows_rejected, 1)
+    return ImportProgress(50 + 50 * min(job.rows_imported, to_write) // to_write, "Writing rows", False, "running")

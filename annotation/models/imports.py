@@ -33,6 +33,9 @@ class ImportJob(models.Model):
     file_format = models.CharField(max_length=8, choices=[("jsonl", "JSONL"), ("csv", "CSV")])
     mapping = models.JSONField(default=dict, blank=True)
     labels_as = models.CharField(max_length=16, choices=LabelsAs.choices, default=LabelsAs.SUGGESTION)
+    partial = models.BooleanField(
+        default=False, help_text="Import the valid rows and report the others, instead of importing nothing."
+    )
     status = models.CharField(max_length=16, choices=ImportStatus.choices, default=ImportStatus.PENDING)
     total_bytes = models.BigIntegerField(default=0)
     processed_bytes = models.BigIntegerField(default=0)
@@ -40,7 +43,12 @@ class ImportJob(models.Model):
     rows_imported = models.PositiveIntegerField(default=0)
     duplicates = models.PositiveIntegerField(default=0)
     duplicate_examples = models.JSONField(default=list, blank=True)
-    errors = models.JSONField(default=list, blank=True, help_text="[{line, field, message}], at most a few hundred.")
+    rows_rejected = models.PositiveIntegerField(default=0, help_text="Rows left out because of an error.")
+    errors = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="[{line, field, message}], at most a few thousand; kept on a partial import's success.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     # Stamped while the import runs; a running import silent for LABELLOOP_RUN_STALE_AFTER_S is failed by the sweep.

@@ -31,10 +31,12 @@ class Item(models.Model):
     import_job = models.ForeignKey(ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
     status = models.CharField(max_length=16, choices=ItemStatus.choices, default=ItemStatus.NEW)
     # Overlap bookkeeping, changed only by conditional UPDATEs in services/annotations.py:
-    # slots_taken counts live claims plus submissions; is_open mirrors slots_taken < project.overlap
+    # slots_taken counts live claims plus submissions; is_open mirrors slots_taken < project.overlap + extra_slots
     # so that the next-item query runs on a partial index.
     slots_taken = models.PositiveSmallIntegerField(default=0)
     submitted_count = models.PositiveSmallIntegerField(default=0)
+    # Adaptive routing asked for this many annotators beyond the project's overlap (review/routing.py).
+    extra_slots = models.PositiveSmallIntegerField(default=0)
     is_open = models.BooleanField(default=True)
     priority = models.FloatField(default=0.0, help_text="Higher is labelled first (active learning).")
     # The item's split lives in ItemSplit (related name split_row), written once by its first snapshot.

@@ -41,6 +41,13 @@ class QueueOrder(models.TextChoices):
     RANDOM = "random", "Random order"
 
 
+class RoutingPolicy(models.TextChoices):
+    """Who sees an annotated item next (annotation/review/routing.py)."""
+
+    FIXED = "fixed", "Fixed: disagreements to review"
+    ADAPTIVE = "adaptive", "Adaptive: weighted vote, budget"
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -62,6 +69,12 @@ class Project(models.Model):
         help_text="Share of agreed items that still go to review as an audit sample.",
     )
     review_all = models.BooleanField(default=False, help_text="Send every annotated item to review.")
+    routing_policy = models.CharField(max_length=16, choices=RoutingPolicy.choices, default=RoutingPolicy.FIXED)
+    routing_budget = models.FloatField(
+        default=2.5,
+        validators=[MinValueValidator(1.0), MaxValueValidator(20.0)],
+        help_text="Adaptive routing: the most human judgements (annotations and reviews) per item on average.",
+    )
     # The next round (training/rounds/): how model outputs feed annotation and review; written by
     # projects.services.project_round_settings_set.
     show_prelabels = models.BooleanField(

@@ -16,6 +16,7 @@ class DecisionSource(models.TextChoices):
     IMPORT = "import", "Imported"
     MODEL_CORRECTED = "model_corrected", "Model output corrected by a reviewer"
     MODEL_RATED = "model_rated", "Model output rated well by a reviewer"
+    WEIGHTED = "weighted", "Weighted vote of every judgement"
 
 
 class ReviewReason(models.TextChoices):

@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotation.annotate.services import guideline_state
-from annotation.models import GoalMetric, Label, Membership, Role, TaskType
+from annotation.models import GoalMetric, Label, Membership, Role, RoutingPolicy, TaskType
 from annotation.permissions import MANAGE, access_project
 from annotation.projects.guidelines import diff_lines, render_markdown
 from annotation.projects.selectors import (
@@ -44,6 +44,7 @@ from annotation.projects.services import (
     membership_set_role,
     project_archive,
     project_create,
+    project_routing_set,
     project_set_lease,
     project_set_overlap,
     token_issue,
@@ -180,6 +181,8 @@ class ProjectSerializer(serializers.Serializer):
     lease_seconds = serializers.IntegerField(source="project.lease_seconds")
     audit_rate = serializers.FloatField(source="project.audit_rate")
     review_all = serializers.BooleanField(source="project.review_all")
+    routing_policy = serializers.ChoiceField(choices=RoutingPolicy.choices, source="project.routing_policy")
+    routing_budget = serializers.FloatField(source="project.routing_budget")
     created_at = serializers.DateTimeField(source="project.created_at")
     role = serializers.ChoiceField(choices=Role.choices)
     labels = LabelSerializer(many=True)
@@ -231,13 +234,24 @@ class ProjectListApi(ApiView):
 
 
 class ProjectDetailApi(ApiView):
-    """One project; the owner changes its overlap and lease, or deletes it (archived: nothing is removed)."""
+    """One project; the owner changes its overlap, lease and routing, or deletes it (archived: nothing is removed)."""
 
     class InputSerializer(serializers.Serializer):
         overlap = serializers.IntegerField(min_value=1, max_value=20, required=False)
         lease_seconds = serializers.IntegerField(
             min_value=LEASE_MIN_SECONDS, max_value=LEASE_MAX_SECONDS, required=False,
             help_text="Claims already taken keep the lease they were given.",
+        )
+        audit_rate = serializers.FloatField(
+            min_value=0.0, max_value=1.0, required=False, help_text="Share of agreed items still sent to review."
+        )
+        routing_policy = serializers.ChoiceField(
+            choices=RoutingPolicy.choices, required=False,
+            help_text="fixed: a disagreement goes to review; adaptive: weighted vote within routing_budget.",
+        )
+        routing_budget = serializers.FloatField(
+            min_value=1.0, max_value=20.0, required=False,
+            help_text="Adaptive routing: human judgements per item on average, at most.",
         )
 
     @extend_schema(responses={200: ProjectSerializer, **DENIED})
@@ -253,6 +267,9 @@ class ProjectDetailApi(ApiView):
             project_set_overlap(project=project, overlap=data["overlap"])
         if data.get("lease_seconds", project.lease_seconds) != project.lease_seconds:
             project_set_lease(project=project, lease_seconds=data["lease_seconds"])
+        routing = {k: data[k] for k in ("routing_policy", "routing_budget", "audit_rate") if k in data}
+        if routing:
+            project_routing_set(project=project, **routing)
         return Response(ProjectSerializer(project_overview(project=project, role=role)).data)
 
     @extend_schema(responses={204: None, **DENIED})

@@ -6,7 +6,7 @@ import hashlib
 
 from django import forms
 
-from annotation.models import GoalMetric, Role, TaskType
+from annotation.models import GoalMetric, Role, RoutingPolicy, TaskType
 from annotation.projects.services import LEASE_MAX_SECONDS, LEASE_MIN_SECONDS
 
 PREVIEW_STALE = "The text changed after the preview: check the new diff, then publish."
@@ -26,7 +26,7 @@ def body_digest(body: str) -> str:
 
 
 class ProjectCreateForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, label="Project name")
     task_type = forms.ChoiceField(choices=TaskType.choices, initial=TaskType.SINGLE_LABEL, label="Task type")
     labels = forms.CharField(
         required=False,
@@ -34,7 +34,11 @@ class ProjectCreateForm(forms.Form):
         help_text="One per line, or comma-separated on one line. Leave empty for instruction → response.",
     )
     overlap = forms.IntegerField(
-        min_value=1, max_value=20, initial=2, help_text="How many annotators label each item, blind to each other."
+        min_value=1,
+        max_value=20,
+        initial=2,
+        label="Annotators per item (overlap)",
+        help_text="How many annotators label each item, blind to each other.",
     )
     lease_seconds = forms.IntegerField(
         min_value=LEASE_MIN_SECONDS,
@@ -46,9 +50,12 @@ class ProjectCreateForm(forms.Form):
     goal_metric = forms.ChoiceField(
         choices=[("", "Default for the task"), *GoalMetric.choices], required=False, label="Goal metric"
     )
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    description = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Shown on the project's page."
+    )
     guidelines = forms.CharField(
         required=False,
+        label="Guidelines",
         widget=forms.Textarea(attrs={"rows": 8, "class": "mono"}),
         help_text="Markdown. Published as version 1; annotators acknowledge it before their first item.",
     )
@@ -58,26 +65,47 @@ class ProjectCreateForm(forms.Form):
 
 
 class ProjectSettingsForm(forms.Form):
-    overlap = forms.IntegerField(min_value=1, max_value=20, help_text="Annotators per item.")
+    overlap = forms.IntegerField(
+        min_value=1, max_value=20, label="Annotators per item (overlap)", help_text="Blind to each other."
+    )
     lease_seconds = forms.IntegerField(
         min_value=LEASE_MIN_SECONDS, max_value=LEASE_MAX_SECONDS, label="Lease (seconds)"
+    )
+    # Left out of a post (an older client), the routing settings stay as they are.
+    routing_policy = forms.ChoiceField(
+        choices=RoutingPolicy.choices, required=False, label="Routing",
+        help_text=(
+            "Fixed: a disagreement or an unsure annotator goes to review, agreement is final. Adaptive: a further "
+            "annotator or a reviewer only where the weighted vote is in doubt."
+        ),
+    )
+    routing_budget = forms.FloatField(
+        min_value=1.0, max_value=20.0, required=False, label="Budget (judgements per item)",
+        help_text="Adaptive routing: annotations and reviews per item on average, at most.",
+    )
+    audit_rate = forms.FloatField(
+        min_value=0.0, max_value=1.0, required=False, label="Audit rate",
+        help_text="Share of agreed items still sent to a reviewer (0 to 1).",
     )
 
 
 class LabelForm(forms.Form):
-    name = forms.CharField(max_length=100)
+    name = forms.CharField(max_length=100, label="Label")
     color = forms.RegexField(
+        label="Colour",
         regex=r"^#[0-9a-fA-F]{6}$",
         required=False,
         widget=forms.TextInput(attrs={"type": "color"}),
         error_messages={"invalid": "Use a hex colour such as #1f77b4."},
     )
-    hotkey = forms.CharField(max_length=1, required=False, strip=True)
+    hotkey = forms.CharField(
+        max_length=1, required=False, strip=True, label="Hotkey", help_text="One key: a digit or a letter."
+    )
 
 
 class MemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
+    username = forms.CharField(max_length=150, label="Username")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR, label="Role")
 
 
 class GuidelinePublishForm(forms.Form):

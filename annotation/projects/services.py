@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -29,6 +29,7 @@ from annotation.models import (
     Project,
     QueueOrder,
     Role,
+    RoutingPolicy,
     TaskType,
 )
 from core.errors import ServiceError, StateConflict
@@ -187,8 +188,8 @@ def project_set_overlap(*, project: Project, overlap: int) -> Project:
         raise ServiceError("Overlap must be at least 1.", field="overlap")
     with transaction.atomic():
         Project.objects.filter(pk=project.pk).update(overlap=overlap)
-        Item.objects.filter(project=project, slots_taken__lt=overlap).update(is_open=True)
-        Item.objects.filter(project=project, slots_taken__gte=overlap).update(is_open=False)
+        Item.objects.filter(project=project, slots_taken__lt=F("extra_slots") + overlap).update(is_open=True)
+        Item.objects.filter(project=project, slots_taken__gte=F("extra_slots") + overlap).update(is_open=False)
     project.overlap = overlap
     return project
 
@@ -207,7 +208,7 @@ def guideline_current(*, project: Project) -> GuidelineVersion | None:
 def guideline_publish(
     *, project: Project, author: User, body: str, change_note: str = ""
 ) -> GuidelineVersion:
-    """Publish a new version; annotators must acknowledge it before their next item."""
+    """Publish a new version; annotators must acknowledge it before their next item. Its author has read it."""
     if not body.strip():
         raise ServiceError(GUIDELINE_EMPTY, field="body")
     for _attempt in range(3):
@@ -216,13 +217,15 @@ def guideline_publish(
             raise ServiceError(GUIDELINE_UNCHANGED, field="body")
         try:
             with transaction.atomic():
-                return GuidelineVersion.objects.create(
+                version = GuidelineVersion.objects.create(
                     project=project,
                     version=(current.version if current else 0) + 1,
                     body=body,
                     change_note=change_note.strip()[:300],
                     created_by=author,
                 )
+                GuidelineAcknowledgement.objects.create(guideline_version=version, user=author)
+                return version
         except IntegrityError:
             continue  # someone published at the same moment; number after theirs
     raise ServiceError("Could not publish: guidelines are being changed concurrently, try again.")
@@ -370,6 +373,44 @@ def project_round_settings_set(
     if rating_criteria is not None:
         updates["rating_criteria"] = list(rating_criteria)
     Project.objects.filter(pk=project.pk).update(**updates)
+    for name, value in updates.items():
+        setattr(project, name, value)
+    return project
+
+
+BAD_POLICY = "The routing policy must be one of: {choices}."
+
+
+BAD_BUDGET = "The routing budget must be a number of judgements per item between 1 and 20."
+
+
+BAD_AUDIT_RATE = "The audit rate must be a share between 0 and 1."
+
+
+def project_routing_set(
+    *,
+    project: Project,
+    routing_policy: str | None = None,
+    routing_budget: float | None = None,
+    audit_rate: float | None = None,
+) -> Project:
+    """Save who sees an annotated item next (review/routing.py); None keeps a setting as it is.
+
+    Items already routed keep their route: the policy applies from the next item whose annotations are in.
+    """
+    updates: dict[str, object] = {}
+    if routing_policy is not None:
+        if routing_policy not in RoutingPolicy.values:
+            raise ServiceError(BAD_POLICY.format(choices=", ".join(RoutingPolicy.values)), field="routing_policy")
+        updates["routing_policy"] = routing_policy
+    if routing_budget is not None:
+        updates["routing_budget"] = _round_number(
+            routing_budget, field="routing_budget", message=BAD_BUDGET, low=1.0, high=20.0
+        )
+    if audit_rate is not None:
+        updates["audit_rate"] = _round_number(audit_rate, field="audit_rate", message=BAD_AUDIT_RATE, low=0.0, high=1.0)
+    if updates:
+        Project.objects.filter(pk=project.pk).update(**updates)
     for name, value in updates.items():
         setattr(project, name, value)
     return project

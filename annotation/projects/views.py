@@ -37,7 +37,8 @@ from annotation.projects.selectors import (
     guideline_versions,
     label_list,
     membership_list,
-    project_memberships_for_user,
+    project_cards_for_user,
+    user_may_start_projects,
 )
 from annotation.projects.services import (
     DEFAULT_COLOURS,
@@ -49,6 +50,7 @@ from annotation.projects.services import (
     membership_set_role,
     project_create,
     project_round_settings_set,
+    project_routing_set,
     project_set_lease,
     project_set_overlap,
 )
@@ -61,8 +63,9 @@ from training.rounds.forms import NextRoundSettingsForm
 
 @login_required
 def project_list(request: AuthedRequest) -> HttpResponse:
-    memberships = project_memberships_for_user(user=request.user)
-    return render(request, "annotation/project_list.html", {"memberships": memberships})
+    cards = project_cards_for_user(user=request.user)
+    context = {"cards": cards, "may_start": user_may_start_projects(user=request.user, cards=cards)}
+    return render(request, "annotation/project_list.html", context)
 
 
 @login_required
@@ -140,7 +143,15 @@ def _settings_response(
     context = {
         "project": project,
         "settings_form": settings_form
-        or ProjectSettingsForm(initial={"overlap": project.overlap, "lease_seconds": project.lease_seconds}),
+        or ProjectSettingsForm(
+            initial={
+                "overlap": project.overlap,
+                "lease_seconds": project.lease_seconds,
+                "routing_policy": project.routing_policy,
+                "routing_budget": project.routing_budget,
+                "audit_rate": project.audit_rate,
+            }
+        ),
         "label_rows": label_rows,
         "new_label_form": new_label_form
         or LabelForm(prefix="new", initial={"color": DEFAULT_COLOURS[len(labels) % len(DEFAULT_COLOURS)]}),
@@ -150,6 +161,7 @@ def _settings_response(
         "roles": Role.choices,
         "round_form": round_form
         or NextRoundSettingsForm(
+            generates=not project.task_kind.has_labels,
             initial={
                 "queue_order": project.queue_order,
                 "random_share": project.random_share,
@@ -176,6 +188,12 @@ def project_settings(request: AuthedRequest, project_id: int) -> HttpResponse:
                 project_set_overlap(project=project, overlap=form.cleaned_data["overlap"])
             if form.cleaned_data["lease_seconds"] != project.lease_seconds:
                 project_set_lease(project=project, lease_seconds=form.cleaned_data["lease_seconds"])
+            project_routing_set(
+                project=project,
+                routing_policy=form.cleaned_data.get("routing_policy") or None,
+                routing_budget=form.cleaned_data.get("routing_budget"),
+                audit_rate=form.cleaned_data.get("audit_rate"),
+            )
         except ServiceError as exc:
             add_service_error(form, exc)
         else:
@@ -242,7 +260,7 @@ def member_set_view(request: AuthedRequest, project_id: int) -> HttpResponse:
 def round_settings_view(request: AuthedRequest, project_id: int) -> HttpResponse:
     """The settings page's "Next round" form: the options the next round's plan page starts from."""
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
-    form = NextRoundSettingsForm(request.POST)
+    form = NextRoundSettingsForm(request.POST, generates=not project.task_kind.has_labels)
     if form.is_valid():
         try:
             project_round_settings_set(project=project, **form.cleaned_data)

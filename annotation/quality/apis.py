@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,8 +20,19 @@ from annotation.quality.selectors import (
     noise_scan_list,
     quality_report,
 )
-from annotation.quality.services import noise_scan_start
-from core.api import DENIED, PAGE_PARAMETERS, REFUSED, SEED_MAX, ApiView, choice, paginated, validated
+from annotation.quality.services import noise_scan_queue_place, noise_scan_start
+from annotation.review.routing_inputs import routing_plan
+from core.api import (
+    DENIED,
+    PAGE_PARAMETERS,
+    REFUSED,
+    SEED_MAX,
+    ApiView,
+    QueuePlaceSerializer,
+    choice,
+    paginated,
+    validated,
+)
 
 NO_SUCH_SCAN = "No such scan."
 
@@ -71,10 +84,48 @@ class AnnotatorQualityApi(ApiView):
         return Response(self.OutputSerializer(quality).data)
 
 
+class RoutingPlanApi(ApiView):
+    """Owners and reviewers: what adaptive routing would do with the latest annotated items, before it runs."""
+
+    class OutputSerializer(serializers.Serializer):
+        policy = serializers.CharField(help_text="The routing policy in force now.")
+        budget = serializers.FloatField()
+        audit_rate = serializers.FloatField()
+        items = serializers.IntegerField(help_text="Items replayed: the latest with their overlap annotations in.")
+        done = serializers.IntegerField(help_text="Would be accepted on the weighted vote.")
+        annotator = serializers.IntegerField(help_text="Would get one more annotator.")
+        reviewer = serializers.IntegerField(help_text="Would go to a reviewer.")
+        expected_accuracy = serializers.FloatField(allow_null=True)
+        fixed_expected_accuracy = serializers.FloatField(allow_null=True)
+        measured_annotators = serializers.IntegerField()
+
+    @extend_schema(responses={200: OutputSerializer, **DENIED})
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)
+        return Response(self.OutputSerializer(routing_plan(project=project)).data)
+
+
 class NoiseScanSerializer(serializers.ModelSerializer):
+    queue = serializers.SerializerMethodField()
+    queue_position = serializers.SerializerMethodField(
+        help_text="while queued: how many jobs are ahead of it in the quality queue; else null"
+    )
+
     class Meta:
         model = NoiseScan
-        fields = ["id", "status", "progress", "message", "params", "summary", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id", "status", "progress", "message", "params", "summary", "created_at", "started_at", "finished_at",
+            "queue", "queue_position",
+        ]
+
+    @extend_schema_field(QueuePlaceSerializer(allow_null=True))
+    def get_queue(self, scan: NoiseScan) -> dict[str, Any] | None:
+        place = noise_scan_queue_place(scan)
+        return place.as_json() if place else None
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_queue_position(self, scan: NoiseScan) -> int | None:
+        return (self.get_queue(scan) or {}).get("position")
 
 
 def _scan(request: Request, project_id: int, scan_id: int) -> NoiseScan:

@@ -14,7 +14,7 @@ before sklearn gets a chance to fail obscurely.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -140,6 +140,18 @@ def _check_counts(codes: np.ndarray, names: Sequence[str], n_folds: int) -> None
     for code, n in sorted(counts.items()):
         if n < n_folds:
             raise NoiseScanError(TOO_FEW_FOR_LABEL.format(label=names[code], n=n, folds=n_folds))
+
+
+def label_counts_problem(counts: Mapping[str, int], n_folds: int = DEFAULT_FOLDS) -> str | None:
+    """What `scan` would refuse about labels given this often ({label: items}), or None: checked before a scan is
+    queued, so the person sees what is missing at once rather than after the queued job fails."""
+    names = sorted(label for label, n in counts.items() if n > 0)
+    codes = np.array([index for index, label in enumerate(names) for _ in range(counts[label])], dtype=int)
+    try:
+        _check_counts(codes, names, n_folds)
+    except NoiseScanError as exc:
+        return str(exc)
+    return None
 
 
 def out_of_fold_probs(

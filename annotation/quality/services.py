@@ -26,6 +26,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -49,11 +50,12 @@ from annotation.quality import noise
 from annotation.review.selectors import latest_decisions
 from annotation.review.services import review_task_open
 from core.errors import ServiceError
+from core.queues import QueuePlace, job_pending, queue_place
 
 DEFAULT_EMBEDDER = "annotation.quality.services.minilm_embed"
 
 
-QUEUE = "quality"
+QUEUE = "quality"  # noise scans: short jobs, never behind a training run (docs/OPERATIONS.md)
 
 
 EMBED_BATCH = 64
@@ -105,10 +107,32 @@ def job_id(scan_id: int) -> str:
     return f"noise-scan-{scan_id}"
 
 
-def noise_scan_start(*, project: Project, user: User, params: dict[str, Any] | None = None) -> NoiseScan:
-    """Create the scan row and enqueue its job once the row is committed."""
+def noise_scan_blocker(*, project: Project) -> str | None:
+    """Why a noise scan cannot start on this project now, or None: the conditions the scan itself would fail on
+    (a single-label project; enough labelled items outside the test split, at least two labels, each in every
+    cross-validation fold), checked before anything is queued and by the quality page to disable its button."""
     if not project.task_kind.single_class:
-        raise ServiceError(NOT_CLASSIFICATION)
+        return NOT_CLASSIFICATION
+    counts = dict(
+        latest_decisions(project=project)
+        .exclude(item__split_row__split=Split.TEST)
+        .order_by()
+        .values_list("value__label")
+        .annotate(n=Count("id"))
+        .values_list("value__label", "n")
+    )
+    problem = noise.label_counts_problem({str(label): n for label, n in counts.items() if label is not None})
+    if problem is None:
+        return None
+    return f"{problem} Only approved items outside the test split count; label and review more items first."
+
+
+def noise_scan_start(*, project: Project, user: User, params: dict[str, Any] | None = None) -> NoiseScan:
+    """Check the scan can run (`noise_scan_blocker`: nothing is queued otherwise), create its row and enqueue its
+    job once the row is committed."""
+    blocker = noise_scan_blocker(project=project)
+    if blocker is not None:
+        raise ServiceError(blocker)
     now = timezone.now()
     NoiseScan.objects.filter(project=project, status=ScanStatus.RUNNING, started_at__lt=now - ABANDONED_AFTER).update(
         status=ScanStatus.FAILED, message=SCAN_ABANDONED, finished_at=now
@@ -120,6 +144,30 @@ def noise_scan_start(*, project: Project, user: User, params: dict[str, Any] | N
     except IntegrityError:
         raise ServiceError(SCAN_ACTIVE) from None
     return scan
+
+
+def noise_scan_queue_place(scan: NoiseScan) -> QueuePlace | None:
+    """Where a queued scan stands in the quality queue; None once a worker took it."""
+    if scan.status != ScanStatus.QUEUED:
+        return None
+    return queue_place(QUEUE, job_id(scan.pk))
+
+
+def noise_scans_requeue_lost(*, older_than: dt.timedelta | None = None) -> list[int]:
+    """Queued scans whose job is gone from Redis (flushed, or down at commit) get their job again: the sweep's part
+    for scans, so a queued scan never waits for a job that no longer exists."""
+    age = older_than if older_than is not None else dt.timedelta(seconds=settings.LABELLOOP_RUN_STALE_AFTER_S)
+    connection = django_rq.get_queue(QUEUE).connection
+    lost = [
+        scan_id
+        for scan_id in NoiseScan.objects.filter(
+            status=ScanStatus.QUEUED, created_at__lt=timezone.now() - age
+        ).values_list("pk", flat=True)
+        if not job_pending(job_id(scan_id), connection)
+    ]
+    for scan_id in lost:
+        _enqueue(scan_id)
+    return lost
 
 
 def _enqueue(scan_id: int) -> None:

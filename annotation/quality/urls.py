@@ -18,6 +18,7 @@ P = "projects/<int:project_id>"
 api_urlpatterns = [
     path(f"{P}/quality/", apis.QualityApi.as_view(), name="api-quality"),
     path(f"{P}/annotator-quality/", apis.AnnotatorQualityApi.as_view(), name="api-annotator-quality"),
+    path(f"{P}/routing-plan/", apis.RoutingPlanApi.as_view(), name="api-routing-plan"),
     path(f"{P}/noise-scans/", apis.NoiseScanListApi.as_view(), name="api-noise-scan-list"),
     path(f"{P}/noise-scans/<int:scan_id>/", apis.NoiseScanDetailApi.as_view(), name="api-noise-scan-detail"),
     path(f"{P}/noise-scans/<int:scan_id>/flags/", apis.NoiseFlagListApi.as_view(), name="api-noise-flag-list"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -10,10 +12,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation.models import NoiseScan
+from annotation.models import NoiseScan, Project
 from annotation.permissions import REVIEW, access_project
 from annotation.quality import services as quality_svc
 from annotation.quality.selectors import noise_flag_list, noise_scan_get, noise_scan_latest, quality_report
+from annotation.review.routing_inputs import routing_plan
 from core.errors import ServiceError
 from core.http import AuthedRequest
 
@@ -29,9 +32,22 @@ def quality(request: AuthedRequest, project_id: int) -> HttpResponse:
         "role": role,
         "can_review": role in REVIEW,
         "report": quality_report(project=project, user=request.user, role=role),
-        "scan": noise_scan_latest(project=project) if role in REVIEW else None,
+        **(_scan_context(project, noise_scan_latest(project=project)) if role in REVIEW else {"scan": None}),
+        "plan": routing_plan(project=project) if role in REVIEW else None,
     }
     return render(request, "annotation/quality_report.html", context)
+
+
+def _scan_context(project: Project, scan: NoiseScan | None, *, oob: bool = False) -> dict[str, Any]:
+    """The scan, its place in the quality queue while queued, and why a new scan cannot start (asked only while no
+    scan is active: the polling fragment must stay cheap). `oob`: the fragment also refreshes the start button."""
+    active = scan is not None and scan.is_active
+    return {
+        "scan": scan,
+        "queue_place": quality_svc.noise_scan_queue_place(scan) if scan is not None else None,
+        "scan_blocker": None if active else quality_svc.noise_scan_blocker(project=project),
+        "oob": oob,
+    }
 
 
 @login_required
@@ -46,7 +62,9 @@ def noise_scan_start(request: AuthedRequest, project_id: int) -> HttpResponse:
         error = exc.message
         scan = noise_scan_latest(project=project)
     if request.htmx:
-        return render(request, "annotation/_quality_scan.html", {"project": project, "scan": scan, "error": error})
+        context = {"project": project, "error": error, **_scan_context(project, scan, oob=True)}
+        # 200 with the error in the fragment: htmx swaps no 4xx answer, and the message must show where the scan would
+        return render(request, "annotation/_quality_scan.html", context)
     if error:
         messages.error(request, error)
     return redirect(reverse("quality", args=[project.pk]))
@@ -64,7 +82,7 @@ def noise_scan_detail(request: AuthedRequest, project_id: int, scan_id: int) -> 
     """The scan's progress; the fragment keeps polling itself only while the scan is queued or running."""
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     scan = _scan_or_404(project=project, scan_id=scan_id)
-    context = {"project": project, "scan": scan, "error": ""}
+    context = {"project": project, "error": "", **_scan_context(project, scan, oob=bool(request.htmx))}
     template = "annotation/_quality_scan.html" if request.htmx else "annotation/quality_scan.html"
     return render(request, template, context)
 

@@ -45,9 +45,11 @@ from annotation.models import (
     ReviewReason,
     ReviewStatus,
     ReviewTask,
+    RoutingPolicy,
     Split,
 )
 from annotation.projects.services import guideline_current
+from annotation.review import routing, routing_inputs
 from annotation.review.selectors import agreed_audit_value, agreement_backed, review_task_rows_of, review_tasks
 from annotation.tasktypes import InvalidValue, value_display, value_key
 from annotation.webhooks import events as webhook_events
@@ -169,9 +171,11 @@ def item_route(*, item: Item) -> ReviewTask | Decision | None:
         return None
     annotations = list(
         Annotation.objects.filter(item_id=item.pk, status=AnnotationStatus.SUBMITTED).select_related(
-            "guideline_version"
+            "guideline_version", "annotator"
         )
     )
+    if project.routing_policy == RoutingPolicy.ADAPTIVE and project.task_kind.single_class:
+        return _route_adaptive(item=item, project=project, annotations=annotations)
     reasons: list[str] = []
     if len({value_key(a.value) for a in annotations}) > 1:
         reasons.append(ReviewReason.DISAGREEMENT)
@@ -186,14 +190,106 @@ def item_route(*, item: Item) -> ReviewTask | Decision | None:
     if not Item.objects.filter(pk=item.pk, status=ItemStatus.ANNOTATED).update(status=ItemStatus.APPROVED):
         return None
     webhook_events.items_approved(project_id=project.pk, item_ids=[item.pk])
-    versions = [a.guideline_version for a in annotations if a.guideline_version is not None]
     return Decision.objects.create(
         item_id=item.pk,
         value=annotations[0].value,
         source=DecisionSource.AGREEMENT,
         reason=f"All {len(annotations)} annotators agreed.",
-        guideline_version=max(versions, key=lambda v: v.version) if versions else None,
+        guideline_version=_latest_version(annotations),
     )
+
+
+def _latest_version(annotations: Sequence[Annotation]) -> GuidelineVersion | None:
+    versions = [a.guideline_version for a in annotations if a.guideline_version is not None]
+    return max(versions, key=lambda v: v.version) if versions else None
+
+
+def _human_votes(annotations: Sequence[Annotation]) -> list[routing.Vote]:
+    return [
+        routing.Vote(a.annotator.get_username(), a.value["label"], routing.UNSURE_WEIGHT if a.unsure else 1.0)
+        for a in annotations
+    ]
+
+
+def _weighed(
+    *, project: Project, item_id: int, votes: Sequence[routing.Vote], reviewed: bool = False
+) -> routing.Decision:
+    """The adaptive decision for an item with these votes, from the measured accuracies, model and budget."""
+    labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
+    accuracies = routing_inputs.voter_accuracies(project=project)
+    if reviewed:  # the last vote is the reviewer's: unmeasured, they count as REVIEWER_PRIOR
+        accuracies.setdefault(votes[-1].voter, routing_inputs.REVIEWER_PRIOR)
+    model = routing_inputs.model_votes(project=project, item_ids=[item_id]).get(item_id)
+    budget = routing_inputs.budget_state(project=project)
+    left = None if reviewed else routing_inputs.annotators_left(project=project, item_id=item_id)
+    return routing.decide(
+        votes, labels, accuracies, budget=budget, model=model, reviewed=reviewed, annotators_left=left
+    )
+
+
+def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotation]) -> ReviewTask | Decision | None:
+    """Adaptive routing (review/routing.py): accept the weighted vote, ask one more annotator, or a reviewer."""
+    votes = _human_votes(annotations)
+    decision = _weighed(project=project, item_id=item.pk, votes=votes)
+    action = decision.action
+    # An audit is a judgement too: under review_all always, else only while the budget has one to spare.
+    audited = project.review_all or (
+        audit_sampled(item_id=item.pk, rate=project.audit_rate)
+        and routing_inputs.budget_state(project=project).spare() >= 1
+    )
+    if action == routing.DONE and audited:
+        action = routing.REVIEWER
+    agreed = len({v.label for v in votes}) == 1
+    if action == routing.ANNOTATOR:
+        Item.objects.filter(pk=item.pk, status=ItemStatus.ANNOTATED).update(
+            extra_slots=F("extra_slots") + 1, is_open=True, status=ItemStatus.IN_ANNOTATION
+        )
+        return None
+    if action == routing.REVIEWER:
+        reasons: list[str] = []
+        if not agreed:
+            reasons.append(ReviewReason.DISAGREEMENT)
+        if any(a.unsure for a in annotations):
+            reasons.append(ReviewReason.UNSURE)
+        if not reasons:
+            reasons.append(ReviewReason.AUDIT)
+        if not Item.objects.filter(pk=item.pk, status=ItemStatus.ANNOTATED).update(status=ItemStatus.IN_REVIEW):
+            return None
+        return review_task_open(item=item, reasons=reasons, suggested_value={"label": decision.label})
+    if not Item.objects.filter(pk=item.pk, status=ItemStatus.ANNOTATED).update(status=ItemStatus.APPROVED):
+        return None
+    webhook_events.items_approved(project_id=project.pk, item_ids=[item.pk])
+    unanimous = agreed and decision.label == votes[0].label
+    return Decision.objects.create(
+        item_id=item.pk,
+        value={"label": decision.label},
+        source=DecisionSource.AGREEMENT if unanimous else DecisionSource.WEIGHTED,
+        reason=_weighed_reason(decision, len(votes)),
+        guideline_version=_latest_version(annotations),
+    )
+
+
+def _weighed_reason(decision: routing.Decision, n: int) -> str:
+    return (
+        f"Weighted vote of {n} judgements by each one's measured accuracy: "
+        f"{decision.label} ({decision.confidence:.0%} likely right)."
+    )
+
+
+def _reviewer_weighed(*, reviewer: User, task: ReviewTask, value: dict[str, Any]) -> routing.Decision | None:
+    """Adaptive projects: the weighted vote of the item's annotations and this reviewer's value (their vote)."""
+    project = task.item.project
+    if project.routing_policy != RoutingPolicy.ADAPTIVE or not project.task_kind.single_class:
+        return None
+    annotations = list(
+        Annotation.objects.filter(item_id=task.item_id, status=AnnotationStatus.SUBMITTED)
+        .exclude(annotator=reviewer)
+        .select_related("annotator")
+    )
+    if not annotations:
+        return None
+    votes = [*_human_votes(annotations), routing.Vote(reviewer.get_username(), value["label"])]
+    return _weighed(project=project, item_id=task.item_id, votes=votes, reviewed=True)
 
 
 def _close_task(*, task: ReviewTask, reviewer: User, status: str, now: dt.datetime, comment: str = "") -> None:
@@ -236,10 +332,26 @@ def review_decide(
             guideline_version=guideline_current(project=project),
             review_task=task,
         )
+        reviewed = source == DecisionSource.REVIEWER
+        weighed = _reviewer_weighed(reviewer=reviewer, task=task, value=value) if reviewed else None
+        if weighed is not None and weighed.label != value["label"]:
+            # The reviewer's word is kept (the decision above); the weighted vote of every judgement is final.
+            decision = Decision.objects.create(
+                item=item,
+                value={"label": weighed.label},
+                reason=f"The reviewer said {value['label']}. " + _weighed_reason(weighed, _judgements(task)),
+                source=DecisionSource.WEIGHTED,
+                guideline_version=decision.guideline_version,
+                review_task=task,
+            )
         Item.objects.filter(pk=item.pk).update(status=ItemStatus.APPROVED)
         webhook_events.items_approved(project_id=project.pk, item_ids=[item.pk])
     item.status = ItemStatus.APPROVED
     return decision
+
+
+def _judgements(task: ReviewTask) -> int:
+    return Annotation.objects.filter(item_id=task.item_id, status=AnnotationStatus.SUBMITTED).count() + 1
 
 
 def _test_label_guard(*, task: ReviewTask, value: dict[str, Any]) -> None:

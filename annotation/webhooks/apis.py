@@ -142,7 +142,7 @@ class WebhookTestApi(ApiView):
 
     @extend_schema(request=None, responses={202: DeliverySerializer, **DENIED})
     def post(self, request: Request, project_id: int, webhook_id: int) -> Response:
-        delivery = services.test_event_send(endpoint=_endpoint(self.user, project_id, webhook_id))
+        delivery = services.send_test_event(endpoint=_endpoint(self.user, project_id, webhook_id))
         return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 

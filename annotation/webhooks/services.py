@@ -256,7 +256,7 @@ def _manual_delivery(*, endpoint: WebhookEndpoint, event_id: uuid.UUID, event: s
     return delivery
 
 
-def test_event_send(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
+def send_test_event(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
     """A `ping` event to this endpoint (enabled or not), to check it receives and verifies deliveries."""
     event_id = uuid.uuid4()
     data = {"message": "A test event from Labelloop.", "endpoint_id": endpoint.pk}

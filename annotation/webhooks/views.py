@@ -95,7 +95,7 @@ def _after_action(request: AuthedRequest, endpoint: WebhookEndpoint, message: st
 @require_POST
 def webhook_test(request: AuthedRequest, project_id: int, webhook_id: int) -> HttpResponse:
     endpoint = _endpoint(request, project_id, webhook_id)
-    services.test_event_send(endpoint=endpoint)
+    services.send_test_event(endpoint=endpoint)
     return _after_action(request, endpoint, "Test event queued; its delivery shows below.")
 
 

@@ -1,5 +1,6 @@
 // Import page: send the form by XHR so the browser reports upload progress, then show the job's
-// progress fragment, which polls itself through htmx until the import is done.
+// progress fragment, which polls itself through htmx until the import is done; when it is (here, or in
+// the fragment's own polling through the HX-Trigger header) "import-finished" refreshes "Recent imports".
 // Without this script the form posts normally and the server redirects to the job's page.
 (function () {
   "use strict";
@@ -11,6 +12,8 @@
   const label = document.getElementById("upload-label");
   const target = document.getElementById("import-status");
   const button = form.querySelector("button[type=submit]");
+  const preview = document.getElementById("import-preview");
+  const emptyPreview = preview ? preview.innerHTML : "";
 
   function show(percent, text) {
     fill.style.width = percent + "%";
@@ -33,7 +36,13 @@
       button.disabled = false;
       target.innerHTML = xhr.responseText;
       if (window.htmx) window.htmx.process(target);
-      if (xhr.status < 400) form.reset();
+      if (xhr.status < 400) {
+        form.reset();
+        if (preview) preview.innerHTML = emptyPreview; // the file it described is no longer chosen
+      }
+      // A small file is done already (success or failure): the list of recent imports refreshes now.
+      const job = target.querySelector(".import-job");
+      if (job && job.dataset.done === "true") document.body.dispatchEvent(new CustomEvent("import-finished"));
     });
     xhr.addEventListener("error", function () {
       box.hidden = true;

@@ -47,6 +47,7 @@ An allowed request is a valid one, so its status is the operation's success code
     GET    projects/{id}/items/{item_id}/history/                 200      403      200      404      401
     GET    projects/{id}/quality/                                 200      200      200      404      401
     GET    projects/{id}/annotator-quality/                       200      403      200      404      401
+    GET    projects/{id}/routing-plan/                            200      403      200      404      401
     GET    projects/{id}/noise-scans/                             200      403      200      404      401
     POST   projects/{id}/noise-scans/                             202      403      202      404      401
     GET    projects/{id}/noise-scans/{scan_id}/                   200      403      200      404      401
@@ -101,7 +102,7 @@ from annotation.quality import urls as quality_urls
 from annotation.review import urls as review_urls
 from annotation.review.services import review_decide
 from annotation.webhooks import urls as webhooks_urls
-from annotation.webhooks.services import endpoint_create, test_event_send
+from annotation.webhooks.services import endpoint_create, send_test_event
 from tests.fixtures.api import api_routes, matrix_table
 from tests.fixtures.people import acknowledge_guidelines
 
@@ -285,6 +286,7 @@ MATRIX = [
     Row("get",    "api-item-history",               (200, 403, 200, 404, 401), _reviewed_item_kwargs),
     Row("get",    "api-quality",                    (200, 200, 200, 404, 401)),
     Row("get",    "api-annotator-quality",          (200, 403, 200, 404, 401)),
+    Row("get",    "api-routing-plan",               (200, 403, 200, 404, 401)),
     Row("get",    "api-noise-scan-list",            (200, 403, 200, 404, 401)),
     Row("post",   "api-noise-scan-list",            (202, 403, 202, 404, 401)),
     Row("get",    "api-noise-scan-detail",          (200, 403, 200, 404, 401), _scan_kwargs),
@@ -336,7 +338,7 @@ def world(project, owner, annotator, annotator2, reviewer, outsider) -> World:
     snapshots = tuple(snapshot_create(project=project, user=owner, name=f"s{n}").pk for n in (1, 2))
     users = {"owner": owner, "annotator": annotator, "reviewer": reviewer, "outsider": outsider}
     endpoint = endpoint_create(project=project, user=owner, url="http://127.0.0.1:9/hook", events=["run.failed"])
-    delivery = test_event_send(endpoint=endpoint)
+    delivery = send_test_event(endpoint=endpoint)
     return World(
         project=project, users=users, import_job_id=job.pk, member_id=annotator2.pk,
         label_id=label_list(project=project)[0].pk, task_id=task.pk, reviewed_item_id=item.pk, scan_id=scan.pk,

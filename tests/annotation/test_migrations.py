@@ -58,4 +58,6 @@ def test_splits_survive_the_move_to_their_own_table_and_back(project):
     }
     with pytest.raises(IntegrityError), transaction.atomic():
         ItemSplit.objects.filter(item_id=ids[0]).update(split="train")
-    items[1].save()  # the items table lost the old split trigger with the column: updates still work
+    # The items table lost the old split trigger with the column: updates still work. Only a column 0004 has
+    # is written: later migrations add item columns (0008: extra_slots) this schema does not have yet.
+    items[1].save(update_fields=["text"])

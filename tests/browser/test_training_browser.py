@@ -94,3 +94,38 @@ def test_cancel_a_queued_run_from_its_page(page: Page, snapshot):
     page.locator("#confirm-run-cancel").click()
     expect(page.locator("#run-status")).to_have_text("Cancelled")
     assert TrainingRun.objects.get().status == RunStatus.CANCELLED
+
+
+def test_a_queued_run_shows_its_place_then_the_evaluation_its_own_progress(page: Page, snapshot, screenshot_dir):
+    """The place in the training queue follows the queue (the page polls), the evaluation after training shows items
+    done of total with its own ETA, and no "Run N queued" flash outlives the queued state."""
+    import django_rq
+    from django.utils import timezone
+
+    queue = django_rq.get_queue("training", commit_mode="auto")
+    queue.enqueue("training.runs.jobs.runs_sweep_job", job_id="a-longer-run")
+    project = snapshot.project
+    log_in(page, "owner", f"/projects/{project.pk}/snapshots/{snapshot.pk}/train/")
+    fill_run_form(page, "waits its turn")
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_url("**/runs/*/")
+    place = page.locator("#run-queue")
+    expect(place).to_contain_text("Queued — 1 job ahead of it in the training queue")
+    expect(page.locator(".messages")).to_have_count(0)
+    page.screenshot(path=str(screenshot_dir / "run_queued.png"), full_page=True)
+
+    queue.remove("a-longer-run")
+    expect(place).to_contain_text("Queued — 0 jobs ahead of it in the training queue", timeout=10_000)
+
+    run = TrainingRun.objects.get(name="waits its turn")
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(),
+        progress={"phase": "evaluating", "step": 12, "total_steps": 12, "eta_s": None, "phase_done": 90,
+                  "phase_total": 360, "phase_unit": "items", "phase_eta_s": 150.0},
+    )
+    expect(page.locator("#run-phase-progress")).to_contain_text(
+        "Evaluating: 90 of 360 items · ETA 2 min 30 s", timeout=10_000
+    )
+    expect(place).to_have_count(0)
+    page.screenshot(path=str(screenshot_dir / "run_evaluating.png"), full_page=True)
+    queue.empty()

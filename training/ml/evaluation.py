@@ -34,6 +34,7 @@ from training.ml.metrics import (
 )
 from training.ml.modeling import embed_texts
 from training.ml.predict import class_probabilities, generate_responses
+from training.ml.progress import BatchCallback
 from training.spec import TASK_CAUSAL_LM, TASK_CLASSIFICATION
 
 SAMPLE_COUNT = 5  # generated responses kept in the metrics, for a reader to judge
@@ -86,6 +87,7 @@ def causal_lm_loss(
     batch_size: int,
     device: torch.device,
     bf16: bool = False,
+    on_batch: BatchCallback | None = None,
 ) -> float:
     """Mean loss per response token over all examples (not a mean of batch means)."""
     model.eval()
@@ -98,6 +100,8 @@ def causal_lm_loss(
         counted = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
         total += float(loss) * counted
         tokens += counted
+        if on_batch is not None:
+            on_batch(len(indices))
     return total / max(tokens, 1)
 
 
@@ -119,10 +123,16 @@ def generation_scored(
     batch_size: int,
     device: torch.device,
     bf16: bool = False,
+    on_batch: BatchCallback | None = None,
 ) -> Scored:
-    """Loss and perplexity on the references, ROUGE-L and BLEU of greedy responses, and a few samples."""
+    """Loss and perplexity on the references, ROUGE-L and BLEU of greedy responses, and a few samples.
+
+    `on_batch(n)` follows both passes over the examples: 2 x len(examples) items in all.
+    """
     features = encode_causal_lm(examples, tokenizer, max_length=max_length)
-    loss = causal_lm_loss(model, tokenizer, features, batch_size=batch_size, device=device, bf16=bf16)
+    loss = causal_lm_loss(
+        model, tokenizer, features, batch_size=batch_size, device=device, bf16=bf16, on_batch=on_batch
+    )
     responses = generate_responses(
         model,
         tokenizer,
@@ -132,6 +142,7 @@ def generation_scored(
         batch_size=batch_size,
         device=device,
         bf16=bf16,
+        on_batch=on_batch,
     )
     references = [e.target for e in examples]
     metrics = generation_metrics(responses, references, loss=loss)
@@ -194,11 +205,14 @@ def classification_test_report(
     bf16: bool,
     seed: int,
     baselines: bool,
+    on_batch: BatchCallback | None = None,
 ) -> dict[str, Any]:
     """The model's test figures with intervals; with `baselines`, each baseline's and the comparison too.
 
     The baselines are fitted on `train` and tuned on `validation` before any test text is looked at; the test
-    split is only ever handed to what they return, to be predicted.
+    split is only ever handed to what they return, to be predicted. `on_batch(n)` follows the model's pass over
+    the test texts and, with `baselines`, the embedding of the train, validation and test texts (see
+    `classification_evaluation_items`).
     """
     probabilities = class_probabilities(
         model,
@@ -208,6 +222,7 @@ def classification_test_report(
         batch_size=batch_size,
         device=device,
         bf16=bf16,
+        on_batch=on_batch,
     )
     test_y = label_ids(test, labels)
     model_scored = classification_scored(test_y, probabilities, labels)
@@ -218,17 +233,20 @@ def classification_test_report(
     def embed(texts: Sequence[str]) -> np.ndarray:
         return embed_texts(model_dir, texts, max_length=max_length, device=device)
 
+    def embed_split(texts: Sequence[str]) -> np.ndarray:  # the splits' texts count towards the progress
+        return embed_texts(model_dir, texts, max_length=max_length, device=device, on_batch=on_batch)
+
     fitted = fit_classification_baselines(
-        Texts([e.source for e in train], embed),
+        Texts([e.source for e in train], embed_split),
         label_ids(train, labels),
-        Texts([e.source for e in validation], embed),
+        Texts([e.source for e in validation], embed_split),
         label_ids(validation, labels),
         labels=labels,
         descriptions=descriptions,
         embed=embed,
         seed=seed,
     )
-    test_texts = Texts([e.source for e in test], embed)
+    test_texts = Texts([e.source for e in test], embed_split)
     scored = {f.name: classification_scored(test_y, f.predict(test_texts), labels) for f in fitted}
     metrics["baselines"] = {f.name: baseline_entry(f, scored[f.name], n=len(test)) for f in fitted}
     support = [int((test_y == index).sum()) for index in range(len(labels))]
@@ -241,6 +259,17 @@ def classification_test_report(
         majority_value=scored["majority"].metrics["macro_f1"],
     )
     return metrics
+
+
+def classification_evaluation_items(*, train: int, validation: int, test: int, baselines: bool) -> int:
+    """The items `classification_test_report` reports through `on_batch`: the model's test pass, and with
+    `baselines` one embedding pass over every split (each split's texts are embedded once and kept)."""
+    return test + (train + validation + test if baselines else 0)
+
+
+def generation_evaluation_items(*, test: int, baselines: bool) -> int:
+    """The items `generation_scored` reports (loss pass and generation pass), for the tuned and the base model."""
+    return 2 * test * (2 if baselines else 1)
 
 
 def baseline_entry(fitted: Fitted, scored: Scored, *, n: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ with `local_files_only=True`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -246,8 +246,10 @@ def embed_texts(
     max_length: int,
     batch_size: int = 64,
     device: torch.device | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Frozen base-model sentence embeddings (mean over non-padding tokens, L2-normalised), for baselines."""
+    """Frozen base-model sentence embeddings (mean over non-padding tokens, L2-normalised), for baselines;
+    `on_batch(n)` after each batch of n texts."""
     device = device or torch.device("cpu")
     tokenizer = load_tokenizer(model_dir, task=TASK_CLASSIFICATION)
     encoder = AutoModel.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32).to(device).eval()
@@ -264,4 +266,6 @@ def embed_texts(
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         chunks.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy())
+        if on_batch is not None:
+            on_batch(len(chunks[-1]))
     return np.concatenate(chunks) if chunks else np.zeros((0, encoder.config.hidden_size), dtype=np.float32)

@@ -21,6 +21,7 @@ from transformers import PreTrainedTokenizerBase
 from training.ml.artifacts import LoadedModel, load_for_inference
 from training.ml.data import chat_prompt_ids, sorted_batches
 from training.ml.modeling import generative_model, hf_model
+from training.ml.progress import BatchCallback
 from training.spec import TASK_CLASSIFICATION
 
 if TYPE_CHECKING:
@@ -52,8 +53,9 @@ def class_probabilities(
     batch_size: int,
     device: torch.device,
     bf16: bool = False,
+    on_batch: BatchCallback | None = None,
 ) -> np.ndarray:
-    """Softmax probabilities, one row per text, in the order given."""
+    """Softmax probabilities, one row per text, in the order given; `on_batch(n)` after each batch of n texts."""
     model.eval()
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     num_labels = hf_model(model).config.num_labels
@@ -65,6 +67,8 @@ def class_probabilities(
         with _autocast(device, bf16):
             logits = model(**inputs).logits
         out[batch] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        if on_batch is not None:
+            on_batch(len(batch))
     return out
 
 
@@ -79,8 +83,10 @@ def generate_responses(
     batch_size: int,
     device: torch.device,
     bf16: bool = False,
+    on_batch: BatchCallback | None = None,
 ) -> list[str]:
-    """Greedy responses to chat-formatted prompts (left-padded batches), in the order given."""
+    """Greedy responses to chat-formatted prompts (left-padded batches), in the order given; `on_batch(n)` after
+    each batch of n prompts."""
     model.eval()
     encoded = [chat_prompt_ids(tokenizer, prompt)[-max_length:] for prompt in prompts]
     responses = [""] * len(prompts)
@@ -105,6 +111,8 @@ def generate_responses(
             text = tokenizer.decode(output[row, width:], skip_special_tokens=True)
             assert isinstance(text, str)  # one sequence decodes to one string
             responses[index] = text.strip()
+        if on_batch is not None:
+            on_batch(len(batch))
     return responses
 
 

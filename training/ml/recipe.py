@@ -68,8 +68,10 @@ from training.ml.data import (
 from training.ml.evaluation import (
     Scored,
     causal_lm_loss,
+    classification_evaluation_items,
     classification_report,
     classification_test_report,
+    generation_evaluation_items,
     generation_scored,
     generation_test_report,
 )
@@ -81,6 +83,7 @@ from training.ml.modeling import (
     packing_isolates_sequences,
     trainable_parameters,
 )
+from training.ml.progress import BatchCallback
 from training.ml.registry import ModelRegistry
 from training.ml.runtime import Runtime, runtime_start
 from training.spec import LOWER_IS_BETTER, TASK_CLASSIFICATION, TrainingSpec
@@ -454,6 +457,7 @@ class Recipe:
         *,
         baselines: bool = False,
         label_descriptions: Mapping[str, str] | None = None,
+        on_batch: BatchCallback | None = None,
     ) -> dict[str, Any]:
         """Test-split metrics of the trained model with 95% bootstrap intervals; with `baselines`, the figures it
         has to beat as well, and the paired comparison with the best of them (training/ml/evaluation.py).
@@ -461,6 +465,7 @@ class Recipe:
         Classification baselines (training/ml/baselines.py) are fitted on the recipe's train rows and tuned on its
         validation rows, never on `rows`; `label_descriptions` (label → what the guidelines say about it) feed
         the zero-shot one. Generation baseline: the un-tuned base model. Run it on rank 0 only when distributed.
+        `on_batch(n)` after every batch of n items, `evaluation_items` of them in all (training/ml/progress.py).
         """
         self._require_setup("evaluate")
         examples = self._examples(rows, "test", required=True)
@@ -482,14 +487,15 @@ class Recipe:
                 bf16=self.runtime.bf16,
                 seed=spec.seed,
                 baselines=baselines,
+                on_batch=on_batch,
             )
-        tuned = self._generation_report(self.model, examples)
+        tuned = self._generation_report(self.model, examples, on_batch=on_batch)
         base_scored = None
         if baselines:
             base, _ = load_base_model(self.model_dir, task=spec.task)
             # transformers wraps PreTrainedModel.to with functools.wraps, and its hint loses the bound `self`.
             moved = base.to(device)  # type: ignore[arg-type]
-            base_scored = self._generation_report(moved, examples)
+            base_scored = self._generation_report(moved, examples, on_batch=on_batch)
         return generation_test_report(tuned, base_model=base_scored, n=len(examples))
 
     def _classification_report(self, model: nn.Module, examples: Sequence[Example]) -> dict[str, Any]:
@@ -504,7 +510,20 @@ class Recipe:
             bf16=self.runtime.bf16,
         )
 
-    def _generation_report(self, model: nn.Module, examples: Sequence[Example]) -> Scored:
+    def evaluation_items(self, test_rows: int, *, baselines: bool = False) -> int:
+        """How many items `evaluate` reports through `on_batch` for `test_rows` test rows: its progress total."""
+        if self.spec.task == TASK_CLASSIFICATION:
+            return classification_evaluation_items(
+                train=len(self.train_examples),
+                validation=len(self.validation_examples),
+                test=test_rows,
+                baselines=baselines,
+            )
+        return generation_evaluation_items(test=test_rows, baselines=baselines)
+
+    def _generation_report(
+        self, model: nn.Module, examples: Sequence[Example], *, on_batch: BatchCallback | None = None
+    ) -> Scored:
         return generation_scored(
             model,
             self.tokenizer,
@@ -514,6 +533,7 @@ class Recipe:
             batch_size=self.spec.batch_size * EVAL_BATCH_FACTOR,
             device=self.runtime.device,
             bf16=self.runtime.bf16,
+            on_batch=on_batch,
         )
 
     # --- save -------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training.spec import TASK_CAUSAL_LM, TASK_CLASSIFICATION
+
 MODEL_CACHE_ENV = "LABELLOOP_MODEL_CACHE"
 DEFAULT_MODEL_CACHE = Path(__file__).resolve().parents[2] / "var" / "models"
 
@@ -72,6 +74,14 @@ SOURCES = {
 }
 
 
+# What each built-in model can be the base of: MiniLM is an encoder (no generation), SmolLM2 a causal LM (a
+# classification head on it would be a poor, slow classifier). Models registered by path may be either.
+BUILTIN_TASKS: dict[str, frozenset[str]] = {
+    MINILM: frozenset({TASK_CLASSIFICATION}),
+    SMOLLM2: frozenset({TASK_CAUSAL_LM}),
+}
+
+
 def package_dir(package: str) -> Path | None:
     """The folder of an installed package, found without importing it."""
     spec = importlib.util.find_spec(package)
@@ -94,6 +104,10 @@ class ModelRegistry:
 
     def names(self) -> list[str]:
         return sorted({*self._builtins, *self._extra})
+
+    def names_for(self, task: str) -> list[str]:
+        """The names a run of `task` may use: built-ins made for it, and every model registered by path."""
+        return [n for n in self.names() if n in self._extra or task in BUILTIN_TASKS.get(n, frozenset({task}))]
 
     def resolve(self, name: str) -> Path:
         """The model directory for a registered name or an existing local directory."""

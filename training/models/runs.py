@@ -149,6 +149,7 @@ class PredictionBatch(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "prediction batches"
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django import forms
 
@@ -49,6 +50,13 @@ class NextRoundSettingsForm(forms.Form):
         help_text="Generated responses are rated 1-5 on each; one per line or comma-separated.",
         widget=forms.Textarea(attrs={"rows": 3}),
     )
+
+    def __init__(self, *args: Any, generates: bool = True, **kwargs: Any) -> None:
+        """`generates`: the project's models write responses (instruction); a classifier's outputs are rated
+        correct or wrong, never on criteria, so its form has none to offer."""
+        super().__init__(*args, **kwargs)
+        if not generates:
+            del self.fields["rating_criteria"]
 
     def clean_rating_criteria(self) -> list[str]:
         raw = self.cleaned_data["rating_criteria"]

@@ -27,6 +27,7 @@ from core.api import (
     PAGE_PARAMETERS,
     REFUSED,
     ApiView,
+    QueuePlaceSerializer,
     boolean,
     choice,
     number,
@@ -85,10 +86,23 @@ class RunSerializer(serializers.Serializer):
     heartbeat_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     comparison = serializers.SerializerMethodField()
+    queue = serializers.SerializerMethodField()
+    queue_position = serializers.SerializerMethodField(
+        help_text="while queued: how many jobs are ahead of it in the training queue; else null"
+    )
 
     @extend_schema_field(BaselineComparisonSerializer(allow_null=True))
     def get_comparison(self, run: TrainingRun) -> dict | None:
         return ((run.metrics or {}).get("test") or {}).get("comparison")
+
+    @extend_schema_field(QueuePlaceSerializer(allow_null=True))
+    def get_queue(self, run: TrainingRun) -> dict | None:
+        place = selectors.run_queue_place(run)
+        return place.as_json() if place else None
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_queue_position(self, run: TrainingRun) -> int | None:
+        return (self.get_queue(run) or {}).get("position")
 
 
 class RunDetailSerializer(RunSerializer):
@@ -114,9 +128,32 @@ class RunDetailSerializer(RunSerializer):
 
 
 class PredictionBatchSerializer(serializers.ModelSerializer):
+    queue = serializers.SerializerMethodField()
+    queue_position = serializers.SerializerMethodField(
+        help_text="while queued: how many jobs are ahead of it in the training queue; else null"
+    )
+    progress = serializers.SerializerMethodField()
+
     class Meta:
         model = PredictionBatch
-        fields = ["id", "run", "scope", "status", "total", "done", "written", "error", "created_at", "finished_at"]
+        fields = [
+            "id", "run", "scope", "status", "total", "done", "written", "error", "created_at", "finished_at",
+            "queue", "queue_position", "progress",
+        ]
+
+    @extend_schema_field(QueuePlaceSerializer(allow_null=True))
+    def get_queue(self, batch: PredictionBatch) -> dict | None:
+        place = selectors.prediction_batch_queue_place(batch)
+        return place.as_json() if place else None
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_queue_position(self, batch: PredictionBatch) -> int | None:
+        return (self.get_queue(batch) or {}).get("position")
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_progress(self, batch: PredictionBatch) -> dict:
+        """done of total, percent, rate (items/s) and an ETA from this batch's own rate."""
+        return selectors.prediction_batch_progress(batch)
 
 
 def _run(request: Request, project_id: int, run_id: int, roles: frozenset[str]) -> TrainingRun:

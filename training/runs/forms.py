@@ -35,6 +35,48 @@ FLOAT_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainingSpec) if f.t
 BF16_CHOICES = (("", "Automatic (on CUDA when supported)"), ("true", "On"), ("false", "Off"))
 
 
+# What each spec field is called on the page: people's words, not the attribute's.
+LABELS = {
+    "base_model": "Base model",
+    "method": "Fine-tuning method",
+    "lora_r": "LoRA rank (r)",
+    "lora_alpha": "LoRA alpha (scaling)",
+    "lora_dropout": "LoRA dropout",
+    "target_modules": "Target modules",
+    "freeze_layers": "Frozen lower layers",
+    "learning_rate": "Learning rate",
+    "lr_scheduler": "Learning-rate schedule",
+    "warmup_ratio": "Warm-up (share of steps)",
+    "weight_decay": "Weight decay",
+    "max_grad_norm": "Gradient clipping (max norm)",
+    "epochs": "Epochs",
+    "batch_size": "Batch size",
+    "grad_accum": "Gradient accumulation steps",
+    "max_length": "Maximum length (tokens)",
+    "seed": "Random seed",
+    "bf16": "bfloat16 mixed precision",
+    "eval_steps": "Validate every (steps)",
+    "save_steps": "Checkpoint every (steps)",
+    "early_stopping_metric": "Early-stopping metric",
+    "early_stopping_patience": "Early-stopping patience",
+    "class_weights": "Class weights",
+    "curriculum": "Curriculum",
+    "max_new_tokens": "Maximum new tokens",
+}
+
+
+LR_SCHEDULER_CHOICES = {"linear": "Linear decay", "cosine": "Cosine decay", "constant": "Constant"}
+
+
+CURRICULUM_CHOICES = {"none": "None: shuffled", "agreement": "Agreement: agreed items first"}
+
+
+METRIC_CHOICES = {"loss": "Loss", "accuracy": "Accuracy", "macro_f1": "Macro F1", "perplexity": "Perplexity"}
+
+
+METHOD_CHOICES = {"lora": "LoRA", "ia3": "IA3", "full": "Full fine-tuning"}
+
+
 # (title, fields): the order the form shows them in.
 GROUPS = (
     ("Model and method", ("base_model", "method", "lora_r", "lora_alpha", "lora_dropout", "target_modules",
@@ -50,7 +92,18 @@ GROUPS = (
 
 HELP = {
     "method": "LoRA trains small low-rank adapters; IA3 trains rescaling vectors; full trains every weight.",
-    "lora_r": "Rank of the LoRA matrices (LoRA only).",
+    "lora_r": "Rank of the LoRA matrices (LoRA only): higher learns more and is slower; 8 or 16 usually do.",
+    "lora_alpha": "Scales the adapters' update (LoRA only); commonly twice the rank.",
+    "lora_dropout": "Dropout on the adapters' input (LoRA only), 0 to 1.",
+    "lr_scheduler": "How the learning rate falls over training after the warm-up.",
+    "warmup_ratio": "Share of the steps, 0 to 1, over which the learning rate rises to its value.",
+    "weight_decay": "L2 penalty on the weights (AdamW).",
+    "max_grad_norm": "Gradients are scaled down to this norm; 0 turns clipping off.",
+    "batch_size": "Examples per step on the device.",
+    "grad_accum": "Steps whose gradients are added up before one update: effective batch = batch size × this.",
+    "seed": "Same seed, same snapshot and settings: the same run.",
+    "bf16": "Faster and lighter on GPUs that support it; the CPU trains in float32.",
+    "early_stopping_metric": "Measured on the validation split after each validation.",
     "target_modules": "Comma-separated module names; empty for the model's usual ones.",
     "freeze_layers": "Full fine-tuning only: the lowest layers that stay frozen.",
     "learning_rate": "Changing the method resets this to the method's default.",
@@ -87,8 +140,8 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _choices(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    return tuple((v, v) for v in values)
+def _choices(values: tuple[str, ...], names: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
+    return tuple((v, (names or {}).get(v, v)) for v in values)
 
 
 def form_fields(
@@ -97,10 +150,10 @@ def form_fields(
     """The grouped fields to render, each with its current value and its error."""
     selects = {
         "base_model": _choices(tuple(base_models)),
-        "method": _choices(METHODS),
-        "lr_scheduler": _choices(LR_SCHEDULERS),
-        "early_stopping_metric": _choices(EARLY_STOPPING_METRICS[task]),
-        "curriculum": _choices(CURRICULA),
+        "method": _choices(METHODS, METHOD_CHOICES),
+        "lr_scheduler": _choices(LR_SCHEDULERS, LR_SCHEDULER_CHOICES),
+        "early_stopping_metric": _choices(EARLY_STOPPING_METRICS[task], METRIC_CHOICES),
+        "curriculum": _choices(CURRICULA, CURRICULUM_CHOICES),
         "bf16": BF16_CHOICES,
     }
     groups = []
@@ -120,7 +173,7 @@ def form_fields(
             fields.append(
                 Field(
                     name=name,
-                    label=name.replace("_", " ").capitalize(),
+                    label=LABELS.get(name, name.replace("_", " ").capitalize()),
                     value=_as_text(values.get(name)),
                     kind=kind,
                     choices=selects.get(name, ()),

@@ -7,6 +7,9 @@ of Django; this module feeds it and writes what it reports, at a bounded rate:
 - run.progress (status page, ETA) at most once a second and at the last step;
 - a "train" RunEvent (the live charts) at most once a second, and less often as a run grows old, so a long
   run stays a few hundred chart points; an "eval" RunEvent after every validation;
+- after training, each phase with a known amount of work (the test evaluation) reports items done of total and
+  an ETA from its own rate (training/ml/progress.py), at most once a second and at its end; a phase change drops
+  the previous phase's figures, so the training ETA never shows as "0 s" while the evaluation runs;
 - the cancel flag is read at most once a second (and never more than once a step), so a cancel stops
   training within one step of being seen.
 """
@@ -25,6 +28,7 @@ from training.ml.artifacts import ArtifactError
 from training.ml.checkpoints import CheckpointError
 from training.ml.data import DataError
 from training.ml.modeling import ModelError
+from training.ml.progress import PhaseProgress
 from training.ml.recipe import STATUS_CANCELLED, STATUS_EARLY_STOPPED, Outcome, Recipe
 from training.ml.registry import RegistryError
 from training.models import RunEvent, RunStatus, TrainingRun
@@ -48,6 +52,9 @@ CHECKPOINTS = "checkpoints"
 
 
 ARTIFACT = "artifact"
+
+
+TRAINING = "training"
 
 
 HEADLINE = {TASK_CLASSIFICATION: ("accuracy", "macro_f1")}
@@ -89,8 +96,24 @@ class DatabaseCallbacks:
         self._stop = False
 
     def phase(self, name: str, **figures: Any) -> None:
+        """Enter phase `name`: the previous phase's own figures (and, once training is over, its ETA) go."""
+        for key in [key for key in self.progress if key.startswith("phase_")]:
+            del self.progress[key]
+        if name != TRAINING:
+            self.progress["eta_s"] = None
         self.progress.update(phase=name, **figures)
         self.flush()
+
+    def phase_progress(self, name: str, total: int, *, unit: str = "items") -> PhaseProgress:
+        """Enter phase `name` with `total` items to do; the PhaseProgress returned reports through on_phase_progress."""
+        progress = PhaseProgress(name, total, unit=unit, report=self.on_phase_progress, clock=self._clock)
+        self.phase(name, **{key: value for key, value in progress.figures().items() if key != "phase"})
+        return progress
+
+    def on_phase_progress(self, figures: dict[str, Any]) -> None:
+        self.progress.update(figures)
+        if figures["phase_done"] >= figures["phase_total"] or self._clock() - self._last_progress >= PROGRESS_EVERY_S:
+            self.flush()
 
     def flush(self) -> None:
         services.run_progress_set(run_id=self.run.pk, progress=self.progress)
@@ -104,7 +127,7 @@ class DatabaseCallbacks:
         return self._stop
 
     def on_progress(self, figures: dict[str, Any]) -> None:
-        self.progress.update(figures, phase="training")
+        self.progress.update(figures, phase=TRAINING)
         now = self._clock()
         last = figures["step"] >= figures["total_steps"]
         if last or now - self._last_progress >= PROGRESS_EVERY_S:
@@ -180,7 +203,7 @@ def train(run: TrainingRun) -> RunResult:
             message=f"Resumed from checkpoint step {recipe.state.step} of run {resume.run.pk}",
             step=recipe.state.step,
         )
-    callbacks.phase("training", total_steps=recipe.total_steps)
+    callbacks.phase(TRAINING, total_steps=recipe.total_steps)
     outcome = recipe.train()
     metrics: dict[str, Any] = {"outcome": _outcome(outcome), "rows": data.counts()}
     progress = {**callbacks.progress, "step": outcome.step, "total_steps": outcome.total_steps, "eta_s": 0}
@@ -200,8 +223,10 @@ def train(run: TrainingRun) -> RunResult:
         )
 
     if data.test:
-        callbacks.phase("evaluating")
-        metrics["test"] = recipe.evaluate(data.test, baselines=True, label_descriptions=data.label_descriptions)
+        evaluating = callbacks.phase_progress("evaluating", recipe.evaluation_items(len(data.test), baselines=True))
+        metrics["test"] = recipe.evaluate(
+            data.test, baselines=True, label_descriptions=data.label_descriptions, on_batch=evaluating.advance
+        )
     callbacks.phase("saving")
     artifact = recipe.save(directory / ARTIFACT, snapshot_hash=run.snapshot_hash, metrics=metrics.get("test", {}))
     how = "Stopped early" if outcome.status == STATUS_EARLY_STOPPED else "Finished"

@@ -5,11 +5,12 @@ Nothing here imports torch: the web process lists runs and renders charts withou
 
 from __future__ import annotations
 
+import datetime as dt
 import operator
 import re
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import reduce
 from pathlib import Path
@@ -17,8 +18,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from annotation.models import (
     Annotation,
@@ -34,12 +36,14 @@ from annotation.models import (
 )
 from annotation.permissions import ANY_ROLE, access_project
 from annotation.tasktypes import value_display, value_key
+from core.queues import QueuePlace, queue_place
 from training.ml.registry import ModelRegistry
 from training.models import (
     FINAL_STATUSES,
     ModelOutput,
     PredictionBatch,
     PredictionScope,
+    PredictionStatus,
     RunEvent,
     RunStatus,
     TrainingRun,
@@ -47,6 +51,10 @@ from training.models import (
 from training.spec import DEFAULT_BASE_MODELS, TASK_CLASSIFICATION, TrainingSpec
 
 READ_CHUNK = 5000
+
+
+# Training runs and prediction batches: the long, GPU/CPU-heavy jobs (docs/OPERATIONS.md, which queue takes what).
+TRAINING_QUEUE = "training"
 
 
 # The recipe names its checkpoint folders step-000120 (training/ml/checkpoints.py); read here without torch.
@@ -85,7 +93,7 @@ def model_registry() -> ModelRegistry:
 
 def base_model_names(task: str) -> list[str]:
     """Registered names, the task's default first."""
-    names = model_registry().names()
+    names = model_registry().names_for(task)
     default = DEFAULT_BASE_MODELS[task]
     return [default, *(n for n in names if n != default)] if default in names else names
 
@@ -249,6 +257,18 @@ def snapshot_split_counts(snapshot: Snapshot) -> dict[str, int]:
     return {split: int(snapshot.manifest.get("splits", {}).get(split, 0)) for split in Split.values}
 
 
+def snapshot_train_label_counts(snapshot: Snapshot) -> dict[str, int]:
+    """{label: train-split items} of a classification snapshot (what the classifier will learn from)."""
+    rows = (
+        SnapshotItem.objects.filter(snapshot=snapshot, split=Split.TRAIN)
+        .order_by()
+        .values_list("value__label")
+        .annotate(n=Count("id"))
+        .values_list("value__label", "n")
+    )
+    return {str(label): n for label, n in rows if label is not None}
+
+
 def item_agreement(*, snapshot: Snapshot) -> dict[int, float]:
     """Per item: the share of its annotators whose value matches the snapshot's final value (0..1).
 
@@ -330,12 +350,81 @@ def prediction_missing_ids(*, run: TrainingRun, scope: str) -> list[int]:
     return list(missing.order_by("pk").values_list("pk", flat=True))
 
 
+def prediction_missing_count(*, run: TrainingRun, scope: str) -> int:
+    """How many items in scope have no output of this run yet: what a batch over `scope` would predict."""
+    done = ModelOutput.objects.filter(run=run).values("item_id")
+    return prediction_scope(run=run, scope=scope).exclude(pk__in=done).count()
+
+
+def prediction_scope_choices(*, run: TrainingRun) -> list[tuple[str, str, int]]:
+    """(scope, its label, items it would predict) for the run page's Predict form."""
+    return [
+        (value, label, prediction_missing_count(run=run, scope=value)) for value, label in PredictionScope.choices
+    ]
+
+
 def item_texts(ids: list[int]) -> dict[int, str]:
     return dict(Item.objects.filter(pk__in=ids).values_list("pk", "text"))
 
 
 def prediction_batches(*, run: TrainingRun) -> list[PredictionBatch]:
-    return list(run.prediction_batches.all()[:10])
+    """The run's newest batches, with `queue_place` (where a queued one stands in the training queue) and
+    `progress_view` (done of total, ETA from its own rate)."""
+    batches = list(run.prediction_batches.all()[:10])
+    for batch in batches:
+        batch.queue_place = prediction_batch_queue_place(batch)  # type: ignore[attr-defined]
+        batch.progress_view = prediction_batch_progress(batch)  # type: ignore[attr-defined]
+    return batches
+
+
+def runs_with_queue_places(runs: Iterable[TrainingRun]) -> list[TrainingRun]:
+    """The runs, each queued one with `queue_place` set (Redis is asked about queued runs only)."""
+    shown = list(runs)
+    for run in shown:
+        run.queue_place = run_queue_place(run)  # type: ignore[attr-defined]
+    return shown
+
+
+def run_queue_place(run: TrainingRun) -> QueuePlace | None:
+    """Where a queued run stands in the training queue (jobs ahead of it, workers); None once it left "queued"."""
+    if run.status != RunStatus.QUEUED or not run.rq_job_id:
+        return None
+    return queue_place(TRAINING_QUEUE, run.rq_job_id)
+
+
+def prediction_batch_queue_place(batch: PredictionBatch) -> QueuePlace | None:
+    if batch.status != PredictionStatus.QUEUED:
+        return None
+    return queue_place(TRAINING_QUEUE, prediction_job_id(batch.pk))
+
+
+def prediction_batch_progress(batch: PredictionBatch, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """done of total, percent, and while running the rate (items/s) and an ETA from this batch's own rate.
+
+    The rate counts only what this batch wrote (`written`) over the time since it started: outputs that existed
+    before it (a batch started again) are in `done` but took this batch no time.
+    """
+    total, done = batch.total, batch.done
+    figures: dict[str, Any] = {
+        "done": done,
+        "total": total,
+        "percent": round(100 * done / total) if total else (100 if batch.status == PredictionStatus.SUCCEEDED else 0),
+        "items_per_s": None,
+        "eta_s": None,
+        "eta": "",
+    }
+    if batch.status != PredictionStatus.RUNNING or batch.started_at is None:
+        return figures
+    elapsed = ((now or timezone.now()) - batch.started_at).total_seconds()
+    if batch.written and elapsed > 0:
+        rate = batch.written / elapsed
+        eta = max(total - done, 0) / rate
+        figures.update(items_per_s=round(rate, 3), eta_s=round(eta, 1), eta=duration_text(eta))
+    return figures
+
+
+def prediction_job_id(batch_id: int) -> str:
+    return f"predict-{batch_id}"
 
 
 def prediction_batch_list(*, run: TrainingRun) -> QuerySet[PredictionBatch]:
@@ -601,6 +690,15 @@ def duration_text(seconds: float | None) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
+def _eta_text(run: TrainingRun, progress: dict[str, Any]) -> str:
+    """The training loop's ETA while it trains; after it, the current phase's own (empty until it has a rate)."""
+    if not run.is_active:
+        return ""
+    if progress.get("phase") == "training":
+        return duration_text(progress.get("eta_s"))
+    return duration_text(progress.get("phase_eta_s"))
+
+
 def run_progress_view(run: TrainingRun) -> dict[str, Any]:
     """The figures of the live panel from run.progress: step of total, percent, epoch, ETA, rate, losses."""
     progress = run.progress or {}
@@ -613,7 +711,13 @@ def run_progress_view(run: TrainingRun) -> dict[str, Any]:
         "percent": round(100 * step / total) if total else 0,
         "epoch": progress.get("epoch"),
         "epochs": run.spec.get("epochs"),
-        "eta": duration_text(progress.get("eta_s")) if run.is_active else "",
+        "eta": _eta_text(run, progress),
+        "phase_done": progress.get("phase_done"),
+        "phase_total": progress.get("phase_total"),
+        "phase_unit": progress.get("phase_unit") or "items",
+        "phase_percent": round(100 * (progress.get("phase_done") or 0) / progress["phase_total"])
+        if progress.get("phase_total")
+        else 0,
         "elapsed": duration_text(progress.get("elapsed_s")),
         "lr": progress.get("lr"),
         "train_loss": progress.get("train_loss"),

@@ -39,7 +39,7 @@ from training.models import (
 from training.runs import selectors
 from training.spec import METHOD_FULL, TASK_CLASSIFICATION, SpecError, TrainingSpec
 
-QUEUE = "training"
+QUEUE = selectors.TRAINING_QUEUE  # runs and prediction batches; imports and scans have their own queues
 
 
 SWEEP_QUEUE = "default"  # not "training": a worker busy training must not delay the sweep
@@ -71,6 +71,9 @@ INVALID_SETTINGS = "Some training settings are invalid; see the fields marked."
 UNKNOWN_BASE_MODEL = "must be one of the registered base models: {names}"
 
 
+WRONG_TASK_BASE_MODEL = "{name} cannot be the base of this task's model; use one of: {names}"
+
+
 FREEZE_TOO_MANY = "must be at most the base model's {layers} layers"
 
 
@@ -78,6 +81,12 @@ CLASS_WEIGHT_LABEL = "{label!r} is not a label of this snapshot ({labels})"
 
 
 NO_TRAIN_ROWS = "This snapshot has no train-split rows to learn from."
+
+
+TRAIN_ONE_LABEL = (
+    "The snapshot's train split has items of one label only ({label!r}): a classifier learns to tell labels apart, "
+    "so it needs train items of at least 2 labels. Label and review items of another label, then take a new snapshot."
+)
 
 
 NAME_TOO_LONG = f"must be at most {NAME_MAX} characters"
@@ -101,6 +110,9 @@ NO_ARTIFACT = "This run has no saved model: only a run that trained and finished
 PREDICTIONS_ACTIVE = "A prediction batch of this run is already queued or running."
 
 
+NOTHING_TO_PREDICT = "Nothing to predict: every item of {scope} already has an output of this model, or there is none."
+
+
 UNKNOWN_SCOPE = "Choose which items to predict: {choices}."
 
 
@@ -122,8 +134,7 @@ def job_id(run_id: int) -> str:
     return f"train-{run_id}"
 
 
-def prediction_job_id(batch_id: int) -> str:
-    return f"predict-{batch_id}"
+prediction_job_id = selectors.prediction_job_id
 
 
 def event_add(*, run: TrainingRun, kind: str, step: int = 0, data: Mapping[str, Any] | None = None) -> RunEvent:
@@ -150,10 +161,14 @@ def _model_layers(name: str) -> int | None:
 def _input_errors(*, snapshot: Snapshot, data: Mapping[str, Any], spec: TrainingSpec | None) -> dict[str, str]:
     """What TrainingSpec cannot know: the registry, the model's depth, the snapshot's labels and rows."""
     errors: dict[str, str] = {}
-    names = selectors.model_registry().names()
+    registry = selectors.model_registry()
+    names = registry.names()
     base_model = data.get("base_model")
     if isinstance(base_model, str) and base_model.strip() and base_model not in names:
         errors["base_model"] = UNKNOWN_BASE_MODEL.format(names=", ".join(names))
+    elif spec is not None and spec.base_model not in registry.names_for(spec.task):
+        fitting = ", ".join(registry.names_for(spec.task))
+        errors["base_model"] = WRONG_TASK_BASE_MODEL.format(name=spec.base_model, names=fitting)
     if spec is None:
         return errors
     if spec.method == METHOD_FULL and spec.freeze_layers and "base_model" not in errors:
@@ -168,13 +183,27 @@ def _input_errors(*, snapshot: Snapshot, data: Mapping[str, Any], spec: Training
     return errors
 
 
-def run_spec_check(*, snapshot: Snapshot, data: Mapping[str, Any]) -> TrainingSpec:
-    """The validated spec for training on `snapshot`, or RunInputError naming every invalid field at once."""
+def run_start_blocker(*, snapshot: Snapshot) -> ServiceError | None:
+    """Why no run can be trained on `snapshot` whatever its settings, or None: checked before a run is queued (so the
+    owner learns it at once, not when the queued job fails) and by the run form to disable its button."""
     task = selectors.project_task(snapshot.project)
     if task is None:
-        raise ServiceError(MULTI_LABEL_UNSUPPORTED, field="task")
+        return ServiceError(MULTI_LABEL_UNSUPPORTED, field="task")
     if not selectors.snapshot_split_counts(snapshot)["train"]:
-        raise ServiceError(NO_TRAIN_ROWS, field="snapshot")
+        return ServiceError(NO_TRAIN_ROWS, field="snapshot")
+    if task == TASK_CLASSIFICATION:
+        labels = selectors.snapshot_train_label_counts(snapshot)
+        if len(labels) < 2:
+            return ServiceError(TRAIN_ONE_LABEL.format(label=next(iter(labels), "")), field="snapshot")
+    return None
+
+
+def run_spec_check(*, snapshot: Snapshot, data: Mapping[str, Any]) -> TrainingSpec:
+    """The validated spec for training on `snapshot`, or RunInputError naming every invalid field at once."""
+    blocker = run_start_blocker(snapshot=snapshot)
+    if blocker is not None:
+        raise blocker
+    task = selectors.project_task(snapshot.project)
     data = {**data, "task": task}
     spec: TrainingSpec | None = None
     try:
@@ -419,6 +448,22 @@ def runs_requeue_lost() -> list[int]:
     return lost
 
 
+def prediction_batches_requeue_lost() -> list[int]:
+    """Queued prediction batches whose job is gone from Redis get their job again, as queued runs do."""
+    connection = django_rq.get_queue(QUEUE).connection
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.LABELLOOP_RUN_STALE_AFTER_S)
+    lost = [
+        batch_id
+        for batch_id in PredictionBatch.objects.filter(
+            status=PredictionStatus.QUEUED, created_at__lt=cutoff
+        ).values_list("pk", flat=True)
+        if not _job_pending(prediction_job_id(batch_id), connection)
+    ]
+    for batch_id in lost:
+        _enqueue_predictions(batch_id)
+    return lost
+
+
 def runs_sweep_ensure() -> None:
     """Schedule the every-minute sweep unless one of its two ids is pending already."""
     queue = django_rq.get_queue(SWEEP_QUEUE)
@@ -434,11 +479,26 @@ def runs_sweep_schedule(*, after: str) -> None:
     )
 
 
-def prediction_batch_start(*, run: TrainingRun, user: User, scope: str) -> PredictionBatch:
-    if scope not in PredictionScope.values:
-        raise ServiceError(UNKNOWN_SCOPE.format(choices=", ".join(PredictionScope.values)), field="scope")
+def prediction_batch_blocker(*, run: TrainingRun, scope: str | None = None) -> ServiceError | None:
+    """Why no prediction batch of `run` (over `scope`, when given) can be queued now, or None: checked before
+    enqueueing, and by the run page to disable its Predict button and the scopes with nothing to predict."""
+    if scope is not None and scope not in PredictionScope.values:
+        return ServiceError(UNKNOWN_SCOPE.format(choices=", ".join(PredictionScope.values)), field="scope")
     if run.status not in (RunStatus.SUCCEEDED, RunStatus.CANCELLED) or selectors.run_artifact_path(run) is None:
-        raise ServiceError(NO_ARTIFACT)
+        return ServiceError(NO_ARTIFACT)
+    if run.prediction_batches.filter(status__in=(PredictionStatus.QUEUED, PredictionStatus.RUNNING)).exists():
+        return ServiceError(PREDICTIONS_ACTIVE)
+    if scope is not None and not selectors.prediction_missing_count(run=run, scope=scope):
+        return ServiceError(NOTHING_TO_PREDICT.format(scope=PredictionScope(scope).label.lower()), field="scope")
+    return None
+
+
+def prediction_batch_start(*, run: TrainingRun, user: User, scope: str) -> PredictionBatch:
+    """Check the batch can run (`prediction_batch_blocker`: nothing is queued otherwise), create it and enqueue its
+    job once the row is committed."""
+    blocker = prediction_batch_blocker(run=run, scope=scope)
+    if blocker is not None:
+        raise blocker
     try:
         with transaction.atomic():
             batch = PredictionBatch.objects.create(run=run, scope=scope, created_by=user)

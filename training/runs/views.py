@@ -22,7 +22,7 @@ from annotation.models import Project, Snapshot
 from annotation.permissions import MANAGE, REVIEW, access_project
 from core.errors import ServiceError
 from core.http import AuthedRequest
-from training.models import PredictionScope, TrainingRun
+from training.models import TrainingRun
 from training.runs import forms, selectors, services
 from training.runs.responses import artifact_response, model_card_response
 from training.spec import METHOD_LORA, METHODS
@@ -31,6 +31,9 @@ SNAPSHOT_NOT_FOUND = "No such snapshot."
 
 
 POLL_EVERY = "every 2s"
+
+
+NOTHING_LEFT_TO_PREDICT = "Every item of every scope has an output of this model already."
 
 
 def _snapshot_or_404(project: Project, snapshot_id: int | str | None) -> Snapshot:
@@ -50,7 +53,7 @@ def run_list(request: AuthedRequest, project_id: int) -> HttpResponse:
     context = {
         "project": project,
         "role": role,
-        "runs": selectors.run_list(project=project),
+        "runs": selectors.runs_with_queue_places(selectors.run_list(project=project)),
         "snapshots": Snapshot.objects.filter(project=project, training_runs__isnull=False).distinct(),
     }
     return render(request, "training/run_list.html", context)
@@ -86,7 +89,8 @@ def run_create(request: AuthedRequest, project_id: int, snapshot_id: int) -> Htt
             context["error"] = exc.message
             status = 400
         else:
-            messages.success(request, f"Run {run.pk} queued.")
+            # No "Run N queued" flash: the run page shows the run's state live ("Queued — 2 jobs ahead of it…"),
+            # and a flash rendered once above a polling fragment would still say "queued" after it finished.
             return redirect(reverse("run-detail", args=[project.pk, run.pk]))
         context["name"] = name
     else:
@@ -101,13 +105,24 @@ def run_create(request: AuthedRequest, project_id: int, snapshot_id: int) -> Htt
         task=task, values=values, errors=context["errors"], base_models=selectors.base_model_names(task)
     )
     context["counts"] = selectors.snapshot_split_counts(snapshot)
+    blocker = services.run_start_blocker(snapshot=snapshot)
+    context["blocker"] = blocker.message if blocker is not None else ""
     template = "training/_run_form.html" if request.htmx else "training/run_create.html"
     return render(request, template, context, status=status)
+
+
+def _message(error: ServiceError | None) -> str:
+    return error.message if error is not None else ""
 
 
 def _detail_context(project: Project, role: str, run: TrainingRun) -> dict:
     resume_point = selectors.run_resume_point(run) if run.status in ("failed", "cancelled") else None
     batches = selectors.prediction_batches(run=run)
+    has_artifact = selectors.run_artifact_path(run) is not None
+    scopes = selectors.prediction_scope_choices(run=run) if has_artifact else []
+    predict_blocker = _message(services.prediction_batch_blocker(run=run)) if has_artifact else ""
+    if has_artifact and not predict_blocker and not any(missing for _, _, missing in scopes):
+        predict_blocker = NOTHING_LEFT_TO_PREDICT
     return {
         "project": project,
         "role": role,
@@ -116,13 +131,15 @@ def _detail_context(project: Project, role: str, run: TrainingRun) -> dict:
         # The fragment polls while something can still change, and renders without hx-trigger once final.
         "poll": POLL_EVERY if run.is_active or any(batch.is_active for batch in batches) else "",
         "progress": selectors.run_progress_view(run),
+        "queue_place": selectors.run_queue_place(run),
         "charts": selectors.run_chart_data(run),
         "log": selectors.run_messages(run),
         "evaluation": selectors.run_evaluation(run),
         "resume_point": resume_point,
-        "has_artifact": selectors.run_artifact_path(run) is not None,
+        "has_artifact": has_artifact,
         "batches": batches,
-        "scopes": PredictionScope.choices,
+        "scopes": scopes,
+        "predict_blocker": predict_blocker,
         "output_count": selectors.run_output_count(run=run),
         "uncertain": selectors.run_outputs_most_uncertain(run=run),
     }
@@ -166,7 +183,6 @@ def run_resume(request: AuthedRequest, project_id: int, run_id: int) -> HttpResp
     except ServiceError as exc:
         messages.error(request, exc.message)
         return redirect(reverse("run-detail", args=[project.pk, run.pk]))
-    messages.success(request, f"Run {new.pk} queued: it continues run {run.pk} from its last checkpoint.")
     return redirect(reverse("run-detail", args=[project.pk, new.pk]))
 
 
@@ -204,9 +220,8 @@ def prediction_batch_start(request: AuthedRequest, project_id: int, run_id: int)
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     run = selectors.run_get(project=project, run_id=run_id)
     try:
-        batch = services.prediction_batch_start(run=run, user=request.user, scope=request.POST.get("scope", ""))
+        services.prediction_batch_start(run=run, user=request.user, scope=request.POST.get("scope", ""))
     except ServiceError as exc:
         messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Prediction batch {batch.pk} queued ({batch.get_scope_display().lower()}).")
+    # Success needs no flash: the batch list shows the new batch's state live (queued, its place, its progress).
     return redirect(reverse("run-detail", args=[project.pk, run.pk]) + "#predictions")

@@ -27,7 +27,8 @@ MAPPING_OPTIONS = {
 class Command(BaseCommand):
     help = (
         "Import items from a JSONL or CSV file. Small files import now; bigger ones go to the 'imports' "
-        "queue (run `manage.py rqworker imports`) unless --now is given. A file with any bad row imports nothing."
+        "queue (run `manage.py rqworker imports`) unless --now is given. A file with any bad row imports nothing, "
+        "unless --partial is given: then the valid rows are imported and the others listed."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -53,6 +54,11 @@ class Command(BaseCommand):
             default=LabelsAs.SUGGESTION,
             help="What the label column becomes: suggestion (pre-labels shown to annotators, the default), "
             "annotation (one annotation per item by the project's import account), final (items approved).",
+        )
+        parser.add_argument(
+            "--partial",
+            action="store_true",
+            help="Import the valid rows and list the others (line and field), instead of importing nothing.",
         )
         parser.add_argument("--now", action="store_true", help="Import in this process whatever the file's size.")
 
@@ -80,6 +86,7 @@ class Command(BaseCommand):
                     file_format=options["format"],
                     mapping=self._mapping(options),
                     labels_as=options["labels_as"],
+                    partial=options["partial"],
                     inline=True if options["now"] else None,
                 )
         except (Http404, PermissionDenied) as exc:
@@ -103,6 +110,10 @@ class Command(BaseCommand):
         for example in job.duplicate_examples:
             of = f"line {example['first_line']}" if "first_line" in example else f"item {example['item_id']}"
             self.stdout.write(f"  line {example['line']} duplicates {of}")
+        if job.rows_rejected:
+            self.stderr.write(f"{job.rows_rejected} rows with errors were not imported:")
+            for error in job.errors:
+                self.stderr.write(f"  {error['message']}")
 
     @staticmethod
     def _mapping(options: dict[str, Any]) -> dict[str, Any]:

@@ -191,7 +191,10 @@ class Command(BaseCommand):
         scan = noise_scan_start(project=project, user=owner)
         noise_scan_job(scan.pk)  # here rather than on the worker: the page shows its flags on first login
         scan.refresh_from_db()
-        snapshot = snapshot_create(project=project, user=owner, name=DEMO_SNAPSHOT, ratios=SNAPSHOT_RATIOS)
+        # A smaller demo (--labelled) still gets its snapshot; its pages then say the test split is too small.
+        snapshot = snapshot_create(
+            project=project, user=owner, name=DEMO_SNAPSHOT, ratios=SNAPSHOT_RATIOS, allow_small_test=True
+        )
         self.stdout.write(
             f"{LABELLED_PROJECT}: project {project.pk}, {job.rows_imported} items, {work.annotations} annotations by "
             f"{len(CROWD_ANNOTATORS)} simulated annotators, {work.reviews} reviewed, {work.left_for_review} left "

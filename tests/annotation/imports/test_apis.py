@@ -27,7 +27,8 @@ def test_import_a_small_file_with_a_mapping(ready, owner):
     assert response.status_code == 201, response.data
     job = response.data
     assert (job["status"], job["file_format"], job["rows_imported"], job["errors"]) == ("succeeded", "csv", 2, [])
-    assert job["progress"] == {"percent": 100, "phase": "Imported", "done": True}
+    assert job["progress"] == {"percent": 100, "phase": "Imported", "done": True, "state": "succeeded"}
+    assert (job["partial"], job["rows_rejected"]) == (False, 0)
     item = Item.objects.get(project=ready, external_id="q1")
     assert (item.text, item.metadata) == ("First imported text", {"who": "ann"})
 
@@ -47,6 +48,20 @@ def test_import_with_bad_rows_fails_naming_the_line_and_writes_nothing(ready, ow
     assert (error["line"], error["field"]) == (2, "text")
     assert error["message"].startswith("bad.jsonl line 2")
     assert Item.objects.filter(project=ready).count() == before
+
+
+def test_a_partial_import_writes_the_valid_rows_and_lists_the_others(ready, owner):
+    before = Item.objects.filter(project=ready).count()
+    data = b'{"text": "kept by the API"}\n{"txt": "no text here"}\n{"text": "also kept by the API"}\n'
+    body = {"file": upload("mixed.jsonl", data), "partial": "true"}
+    response = api_as(owner).post(url("api-import-list", ready), body, format="multipart")
+    assert response.status_code == 201, response.data
+    job = response.data
+    assert (job["status"], job["partial"], job["rows_imported"], job["rows_rejected"]) == ("succeeded", True, 2, 1)
+    assert job["progress"]["state"] == "partial"
+    [error] = job["errors"]
+    assert (error["line"], error["field"], error["message"]) == (2, "text", "mixed.jsonl line 2, field 'text': missing")
+    assert Item.objects.filter(project=ready).count() == before + 2
 
 
 def test_import_refuses_a_malformed_request_before_storing_anything(ready, owner):

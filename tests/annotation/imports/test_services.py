@@ -179,7 +179,12 @@ BAD_FILES = {
     "bad json": (
         "data.jsonl",
         jsonl({"text": "ok"}, '{"text" "no colon"}'),
-        [err(2, None, importers.INVALID_JSON.format(reason="Expecting ':' delimiter"))],
+        [err(2, None, "invalid JSON: Expecting ':' delimiter at column 9")],
+    ),
+    "unterminated string": (
+        "data.jsonl",
+        jsonl({"text": "ok"}, '{"text": "never closed}'),
+        ["data.jsonl line 2: invalid JSON: Unterminated string starting at column 10"],
     ),
     "not an object": ("data.jsonl", jsonl({"text": "ok"}, "[1, 2]"), [err(2, None, importers.NOT_AN_OBJECT)]),
     "missing text": ("data.jsonl", jsonl({"text": "ok"}, {"body": "x"}), [err(2, "text", importers.MISSING)]),
@@ -408,11 +413,24 @@ def test_redis_down_fails_the_job_instead_of_running_it_inline(
 def test_progress_phases(project, owner):
     job = ImportJob(project=project, created_by=owner, status=ImportStatus.RUNNING, total_bytes=1000)
     job.processed_bytes = 500
-    assert svc.import_progress(job) == svc.ImportProgress(25, "Checking rows", False)
+    assert svc.import_progress(job) == svc.ImportProgress(25, "Checking rows", False, "running")
     job.processed_bytes, job.rows_read, job.duplicates, job.rows_imported = 1000, 110, 10, 50
-    assert svc.import_progress(job) == svc.ImportProgress(75, "Writing rows", False)
+    assert svc.import_progress(job) == svc.ImportProgress(75, "Writing rows", False, "running")
+    job.rows_rejected = 50  # a partial import writes the other 50
+    assert svc.import_progress(job) == svc.ImportProgress(100, "Writing rows", False, "running")
     job.status = ImportStatus.SUCCEEDED
-    assert svc.import_progress(job).done
+    assert svc.import_progress(job) == svc.ImportProgress(100, "Imported, some rows rejected", True, "partial")
+    job.rows_rejected = 0
+    assert svc.import_progress(job) == svc.ImportProgress(100, "Imported", True, "succeeded")
+
+
+def test_a_failed_import_is_not_a_full_bar(project, owner):
+    """A failure keeps the bar where checking stopped, in the failed state: only success fills it."""
+    job = ImportJob(project=project, created_by=owner, status=ImportStatus.FAILED, total_bytes=1000)
+    job.processed_bytes = 1000
+    assert svc.import_progress(job) == svc.ImportProgress(50, "Failed", True, "failed")
+    job.processed_bytes = 0  # failed before reading (the upload went missing, the queue was down)
+    assert svc.import_progress(job).state == "failed" and svc.import_progress(job).percent < 50
 
 
 def test_pass_one_progress_reaches_the_job_row(project, owner, monkeypatch):

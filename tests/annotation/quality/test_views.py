@@ -287,23 +287,83 @@ def test_embeddings_are_cached_per_item_and_encoder(project, reviewer, client, d
     assert sum(EMBED_CALLS) == 0, "a re-scan embeds nothing it has already embedded"
 
 
-def test_too_little_data_fails_with_the_clear_message_on_the_page(
+def test_too_little_data_is_refused_before_anything_is_queued_and_the_page_says_why(
     project, reviewer, client, django_capture_on_commit_callbacks
 ):
+    """The scan's own conditions (enough labelled items, two labels, each in every fold) are checked before
+    enqueueing: no scan row, no job, the message where the scan would show, and the button disabled and explained."""
     items = list(Item.objects.filter(project=project))
     for item in items:
         Decision.objects.create(item=item, value={"label": "positive"}, source=DecisionSource.IMPORT)
     Item.objects.filter(project=project).update(status=ItemStatus.APPROVED)
     client.force_login(reviewer)
-    scan = start_and_run(client, project, django_capture_on_commit_callbacks)
-    assert scan.status == ScanStatus.FAILED and scan.finished_at is not None
-    assert scan.message and "unexpected" not in scan.message
-    fragment = client.get(reverse("noise-scan-detail", args=[project.pk, scan.pk]), headers={"HX-Request": "true"})
-    html = fragment.content.decode()
-    assert scan.message in html and "hx-trigger" not in html
+    blocker = quality.noise_scan_blocker(project=project)
+    assert blocker is not None and "at least 10 labelled items" in blocker and f"there are {len(items)}" in blocker
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("noise-scan-start", args=[project.pk]), headers={"HX-Request": "true"})
+    assert response.status_code == 200 and blocker in response.content.decode()
+    assert not NoiseScan.objects.exists()
+    assert django_rq.get_queue(quality.QUEUE).count == 0
     page = client.get(reverse("quality", args=[project.pk])).content.decode()
-    assert scan.message in page
-    assert not NoiseFlag.objects.exists() and not ReviewTask.objects.exists()
+    assert 'id="start-scan" disabled' in page and f"Not yet: {blocker}" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        plain = client.post(reverse("noise-scan-start", args=[project.pk]), follow=True)
+    assert blocker in plain.content.decode() and not NoiseScan.objects.exists()
+
+
+def test_the_scan_needs_two_labels_each_in_every_fold_and_test_items_do_not_count(project, reviewer):
+    items = add_items(project, [f"text {i}" for i in range(24)])
+    labels = ["positive"] * 20 + ["negative"] * 4
+    for item, label in zip(items, labels, strict=True):
+        Decision.objects.create(item=item, value={"label": label}, source=DecisionSource.IMPORT)
+    Item.objects.filter(pk__in=[i.pk for i in items]).update(status=ItemStatus.APPROVED)
+    blocker = quality.noise_scan_blocker(project=project)
+    assert blocker is not None and "'negative' has only 4 labelled items" in blocker
+    with pytest.raises(ServiceError) as exc:
+        quality.noise_scan_start(project=project, user=reviewer)
+    assert exc.value.message == blocker and not NoiseScan.objects.exists()
+    extra = add_items(project, ["one more negative"])
+    Decision.objects.create(item=extra[0], value={"label": "negative"}, source=DecisionSource.IMPORT)
+    Item.objects.filter(pk=extra[0].pk).update(status=ItemStatus.APPROVED)
+    assert quality.noise_scan_blocker(project=project) is None
+    ItemSplit.objects.create(item=extra[0], split=Split.TEST)
+    assert "'negative' has only 4" in (quality.noise_scan_blocker(project=project) or "")
+
+
+def test_the_api_refuses_a_scan_without_enough_labels_with_400_and_queues_nothing(project, reviewer):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(reviewer)
+    response = api.post(reverse("api-noise-scan-list", args=[project.pk]), {}, format="json")
+    assert response.status_code == 400 and "at least 10 labelled items" in response.json()["detail"]
+    assert not NoiseScan.objects.exists() and django_rq.get_queue(quality.QUEUE).count == 0
+
+
+def test_a_queued_scan_says_how_many_jobs_are_ahead_of_it(
+    project, reviewer, client, django_capture_on_commit_callbacks
+):
+    labelled_corpus(project)
+    queue = django_rq.get_queue(quality.QUEUE, commit_mode="auto")  # now, not on a commit the test never makes
+    queue.enqueue("annotation.quality.jobs.noise_scan_job", 999_999, job_id="someone-elses-scan")
+    client.force_login(reviewer)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("noise-scan-start", args=[project.pk]), headers={"HX-Request": "true"})
+    scan = NoiseScan.objects.get(project=project)
+    html = client.get(reverse("noise-scan-detail", args=[project.pk, scan.pk]), headers={"HX-Request": "true"})
+    assert "Queued — 1 job ahead of it in the quality queue" in html.content.decode()
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(reviewer)
+    body = api.get(reverse("api-noise-scan-detail", args=[project.pk, scan.pk])).json()
+    assert body["queue_position"] == 1 and body["queue"]["name"] == "quality"
+    queue.remove("someone-elses-scan")
+    assert api.get(reverse("api-noise-scan-detail", args=[project.pk, scan.pk])).json()["queue_position"] == 0
+    queue.empty()  # Redis lost the job: the page says so instead of failing
+    html = client.get(reverse("noise-scan-detail", args=[project.pk, scan.pk]), headers={"HX-Request": "true"})
+    assert html.status_code == 200 and "no longer in the quality queue" in html.content.decode()
+    assert api.get(reverse("api-noise-scan-detail", args=[project.pk, scan.pk])).json()["queue_position"] is None
 
 
 def test_the_progress_fragment_polls_only_while_the_scan_runs(project, reviewer, client):
@@ -330,6 +390,7 @@ def test_a_job_delivered_twice_scans_once(project, reviewer):
 
 
 def test_one_scan_at_a_time_per_project(project, reviewer, django_capture_on_commit_callbacks):
+    labelled_corpus(project)
     with django_capture_on_commit_callbacks(execute=False):
         quality.noise_scan_start(project=project, user=reviewer)
         with pytest.raises(ServiceError) as exc:

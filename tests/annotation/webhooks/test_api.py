@@ -47,7 +47,7 @@ def test_patch_rotates_the_secret_and_disables(project, owner):
 
 def test_deliveries_page_newest_first_with_the_body_in_detail(project, owner):
     endpoint = services.endpoint_create(project=project, user=owner, url="http://127.0.0.1:9/", events=["run.failed"])
-    first = services.test_event_send(endpoint=endpoint)
+    first = services.send_test_event(endpoint=endpoint)
     second = services.delivery_redeliver(delivery=first)
     client = api_as(owner)
     page = client.get(url("api-webhook-delivery-list", project, webhook_id=endpoint.pk) + "?limit=1")

@@ -117,7 +117,7 @@ def test_an_endpoint_is_disabled_after_consecutive_failed_deliveries(project, ow
         assert not endpoint.enabled and "2 deliveries in a row failed" in endpoint.disabled_reason
         assert services._fan_out(project_id=project.pk, event=WebhookEvent.RUN_FAILED, data={}) == []
         # A test event still goes (to check a fix), and enabling again clears the count.
-        test = services.test_event_send(endpoint=endpoint)
+        test = services.send_test_event(endpoint=endpoint)
         services.delivery_attempt(delivery_id=test.pk)
         assert len(hook.requests) == 3
     services.endpoint_update(endpoint=endpoint, enabled=True)
@@ -129,7 +129,7 @@ def test_redelivery_sends_the_same_event_again_as_a_new_delivery(project, owner,
     with receiver() as hook:
         hook.statuses = [410]
         endpoint = services.endpoint_create(project=project, user=owner, url=hook.url, events=ALL)
-        first = services.test_event_send(endpoint=endpoint)
+        first = services.send_test_event(endpoint=endpoint)
         services.delivery_attempt(delivery_id=first.pk)
         first.refresh_from_db()
         assert first.status == DeliveryStatus.FAILED  # a test event is not retried
@@ -150,7 +150,7 @@ def test_private_addresses_are_refused_at_registration_and_at_delivery(project, 
     settings.LABELLOOP_WEBHOOKS_ALLOW_PRIVATE = True
     endpoint = services.endpoint_create(project=project, user=owner, url="http://127.0.0.1:9/", events=ALL)
     settings.LABELLOOP_WEBHOOKS_ALLOW_PRIVATE = False  # the operator turned it off since
-    delivery = services.test_event_send(endpoint=endpoint)
+    delivery = services.send_test_event(endpoint=endpoint)
     services.delivery_attempt(delivery_id=delivery.pk)
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.FAILED and "loopback" in delivery.error
@@ -254,7 +254,7 @@ def test_a_slow_endpoint_times_out(project, owner, settings):
     try:
         url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
         endpoint = services.endpoint_create(project=project, user=owner, url=url, events=ALL)
-        delivery = services.test_event_send(endpoint=endpoint)
+        delivery = services.send_test_event(endpoint=endpoint)
         started = time.monotonic()
         services.delivery_attempt(delivery_id=delivery.pk)
         assert time.monotonic() - started < 3

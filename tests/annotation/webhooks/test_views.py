@@ -72,7 +72,7 @@ def test_a_disabled_endpoint_says_why(client, project, owner):
 def test_paging_the_deliveries_log(client, project, owner):
     endpoint = services.endpoint_create(project=project, user=owner, url="http://127.0.0.1:9/", events=["run.failed"])
     for _ in range(25):
-        services.test_event_send(endpoint=endpoint)
+        services.send_test_event(endpoint=endpoint)
     client.force_login(owner)
     first = client.get(reverse("webhook-deliveries", args=[project.pk, endpoint.pk])).content.decode()
     assert "Page 1 of 2" in first and first.count('id="delivery-') == 20

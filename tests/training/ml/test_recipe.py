@@ -63,7 +63,12 @@ def test_lora_classification_trains_reports_and_evaluates(registry, tmp_path):
     assert max(e["accuracy"] for e in evals) >= 0.85
     assert outcome.best_metric == max(e["macro_f1"] for e in evals)
 
-    metrics = recipe.evaluate(sentiment_rows(40, seed=3), baselines=True)
+    reported: list[int] = []
+    metrics = recipe.evaluate(sentiment_rows(40, seed=3), baselines=True, on_batch=reported.append)
+    # The evaluation's progress adds up to the total announced up front (its ETA relies on it): the model's pass
+    # over the 40 test texts, then the baselines' embedding of the 64 train, 32 validation and 40 test texts.
+    assert sum(reported) == recipe.evaluation_items(40, baselines=True) == 40 + 64 + 32 + 40
+    assert len(reported) > 1 and recipe.evaluation_items(40) == 40
     assert metrics["n"] == 40
     assert metrics["accuracy"] >= 0.8
     assert set(metrics) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix", "ece", "loss", "baselines"}
@@ -110,7 +115,10 @@ def test_causal_lm_learns_the_response_and_reports_generation_metrics(registry, 
     assert evals[-1]["loss"] < evals[0]["loss"]
     assert evals[-1]["perplexity"] == pytest.approx(torch.tensor(evals[-1]["loss"]).exp().item(), rel=1e-4)
 
-    metrics = recipe.evaluate(qa_rows(6, seed=3), baselines=True)
+    reported: list[int] = []
+    metrics = recipe.evaluate(qa_rows(6, seed=3), baselines=True, on_batch=reported.append)
+    # Loss pass and generation pass, for the tuned model and for the base model.
+    assert sum(reported) == recipe.evaluation_items(6, baselines=True) == 2 * 6 * 2
     assert set(metrics) >= {"loss", "perplexity", "rouge_l", "bleu", "samples", "baselines"}
     assert metrics["loss"] < metrics["baselines"]["base_model"]["loss"]
     assert set(metrics["intervals"]) == {"rouge_l", "bleu"} == set(metrics["baselines"]["base_model"]["intervals"])

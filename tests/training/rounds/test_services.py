@@ -484,6 +484,7 @@ def test_the_settings_page_saves_the_next_round_options(project, owner, client):
     client.force_login(owner)
     page = client.get(reverse("project-settings", args=[project.pk])).content.decode()
     assert 'id="next-round"' in page and 'name="disagreement_confidence"' in page
+    assert 'name="rating_criteria"' not in page  # a classifier's outputs are rated right or wrong, not on criteria
     url = reverse("round-settings", args=[project.pk])
     data = {
         "queue_order": "margin",
@@ -493,9 +494,10 @@ def test_the_settings_page_saves_the_next_round_options(project, owner, client):
         "show_model_confidence": "on",
         "rating_criteria": "correct, concise\nsafe",
     }
+    before = project.rating_criteria
     assert client.post(url, data).status_code == 302
     project.refresh_from_db()
-    assert project.show_model_confidence and project.rating_criteria == ["correct", "concise", "safe"]
+    assert project.show_model_confidence and project.rating_criteria == before  # ignored: not offered
     assert (project.queue_order, project.random_share, project.disagreement_confidence, project.show_prelabels) == (
         "margin",
         0.3,
@@ -507,11 +509,28 @@ def test_the_settings_page_saves_the_next_round_options(project, owner, client):
     assert refused.status_code == 400 and "greater than or equal to 0.5" in refused.content.decode()
     project.refresh_from_db()
     assert project.disagreement_confidence == 0.8
+
+
+def test_rating_criteria_are_offered_and_saved_for_responses(owner, client):
+    chat = project_create(owner=owner, name="Chat", task_type=TaskType.INSTRUCTION)
+    client.force_login(owner)
+    page = client.get(reverse("project-settings", args=[chat.pk])).content.decode()
+    assert 'name="rating_criteria"' in page
+    url = reverse("round-settings", args=[chat.pk])
+    data = {
+        "queue_order": "margin",
+        "random_share": "0.3",
+        "disagreement_confidence": "0.8",
+        "rating_criteria": "correct, concise\nsafe",
+    }
+    assert client.post(url, data).status_code == 302
+    chat.refresh_from_db()
+    assert chat.rating_criteria == ["correct", "concise", "safe"]
     for criteria, message in (("", "at least one criterion"), ("safe, safe", "Each criterion once")):
         refused = client.post(url, {**data, "rating_criteria": criteria})
         assert refused.status_code == 400 and message in refused.content.decode()
-    project.refresh_from_db()
-    assert project.rating_criteria == ["correct", "concise", "safe"]
+    chat.refresh_from_db()
+    assert chat.rating_criteria == ["correct", "concise", "safe"]
 
 
 # --- The test split is sacred ----------------------------------------------------------------------

@@ -11,6 +11,7 @@ download, huge ids refused with 400, and its OpenAPI schema. Every route is unde
     POST runs/{run}/cancel/                            200     403        403       404       401
     POST runs/{run}/resume/                            201     403        403       404       401
     GET  runs/{run}/artifact/                          200     403        403       404       401
+    GET  runs/{run}/model-card/                        200     403        200       404       401
     POST runs/{run}/predict/                           200     403        403       404       401
     GET  runs/{run}/predictions/                       200     403        200       404       401
     POST runs/{run}/predictions/                       201     403        403       404       401

@@ -157,6 +157,11 @@ def test_every_invalid_setting_is_named_and_nothing_is_queued(sentiment, owner, 
     assert caught.value.errors["base_model"].startswith("must be one of the registered base models: ")
     assert "tiny-bert" in caught.value.errors["base_model"]
     assert caught.value.errors["max_grad_norm"] == ERROR_POSITIVE
+    with pytest.raises(services.RunInputError) as caught:  # a causal LM is no classification base
+        services.run_start(snapshot=sentiment, user=owner, spec_data={**TINY_BERT_SPEC, "base_model": "smollm2-135m"})
+    assert caught.value.errors["base_model"] == services.WRONG_TASK_BASE_MODEL.format(
+        name="smollm2-135m", names="minilm, tiny-bert, tiny-llama"
+    )
 
     assert not TrainingRun.objects.exists()
     assert all(len(queue) == 0 and not queue.scheduled_job_registry.get_job_ids() for queue in queues.values())
@@ -399,10 +404,10 @@ def test_batch_predictions_write_each_output_once(sentiment, owner, django_captu
         assert sum(output.probabilities.values()) == pytest.approx(1.0)
         assert output.confidence == max(output.probabilities.values()) and output.uncertainty >= 0
 
-    with django_capture_on_commit_callbacks(execute=True):
-        again = services.prediction_batch_start(run=run, user=owner, scope=PredictionScope.TEST_AND_UNLABELLED)
-    run_worker()
-    again.refresh_from_db()
-    assert again.status == PredictionStatus.SUCCEEDED and again.written == 0 and again.done == again.total == expected
+    # Nothing left to predict: refused before anything is queued, rather than a batch that does nothing.
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(ServiceError) as refused:
+        services.prediction_batch_start(run=run, user=owner, scope=PredictionScope.TEST_AND_UNLABELLED)
+    assert refused.value.message.startswith("Nothing to predict") and refused.value.field == "scope"
     assert ModelOutput.objects.filter(run=run).count() == expected
-    assert PredictionBatch.objects.filter(run=run).count() == 2
+    assert PredictionBatch.objects.filter(run=run).count() == 1
+    assert django_rq.get_queue(services.QUEUE).count == 0

@@ -1,5 +1,5 @@
-"""Fail training runs and imports whose process stopped (heartbeat lost); requeue queued runs and pending imports
-whose job was lost (Redis restarted without its data).
+"""Fail training runs and imports whose process stopped (heartbeat lost); requeue queued runs, prediction batches,
+noise scans and pending imports whose job was lost (Redis restarted without its data).
 
 Run it from cron, or once with --schedule to start the every-minute sweep job on the RQ scheduler
 (a worker started with --with-scheduler moves it onto the "default" queue each minute).
@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandParser
 
 from annotation.imports.services import imports_sweep
+from annotation.quality.services import noise_scans_requeue_lost
 from training.runs import services
 
 
@@ -29,12 +30,15 @@ class Command(BaseCommand):
     def handle(self, *args: object, stale_after: float | None, schedule: bool, **options: object) -> None:
         swept = services.runs_mark_abandoned(stale_after_s=stale_after)
         requeued = services.runs_requeue_lost()
+        batches = services.prediction_batches_requeue_lost()
+        scans = noise_scans_requeue_lost()
         imports_abandoned, imports_requeued = imports_sweep(stale_after_s=stale_after)
         if schedule:
             services.runs_sweep_ensure()
         self.stdout.write(
             f"abandoned: {_ids(swept)}; requeued: {_ids(requeued)}; "
-            f"imports abandoned: {_ids(imports_abandoned)}; imports requeued: {_ids(imports_requeued)}"
+            f"imports abandoned: {_ids(imports_abandoned)}; imports requeued: {_ids(imports_requeued)}; "
+            f"prediction batches requeued: {_ids(batches)}; noise scans requeued: {_ids(scans)}"
         )
 
 

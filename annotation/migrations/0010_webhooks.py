@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0007_import_labels_as'),
+        ('annotation', '0009_routing_policy'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

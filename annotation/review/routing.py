@@ -1,0 +1,276 @@
+"""Adaptive routing: after an item's overlap annotations, done, one more annotator, or a reviewer (no Django).
+
+Every judgement is a vote weighed by its voter's measured accuracy (a one-coin Dawid-Skene model: a
+voter of accuracy a says the true label with probability a and each other label with (1 - a)/(K - 1)),
+so the posterior is the product of the votes' likelihoods. The model counts as one more voter, voting
+its likeliest label with its own measured accuracy, except on test-split items (the test split is
+sacred: nothing model-driven decides a test label). The final label is the posterior's argmax: a
+reviewer's single word outweighs two agreeing annotators only when their measured accuracies say so.
+
+`decide` asks for a further judgement only while the posterior's best label is under `CONFIDENT` and
+the budget has a judgement to spare: one more annotator when it has two (a third opinion may need a
+fourth), a reviewer (one decisive judgement) when it has one; otherwise the weighted vote stands.
+`Budget` keeps the owner's average: a running allowance, earned `budget` per item routed, never lets
+the judgements committed exceed `budget` times the items seen (plus a small burst, capped by the
+project's total), so the average over the project stays at or under the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+DONE = "done"
+ANNOTATOR = "annotator"
+REVIEWER = "reviewer"
+
+FIXED = "fixed"
+ADAPTIVE = "adaptive"
+
+# A voter nobody has measured yet counts as this accurate; a measured one is pulled toward it by
+# PRIOR_ITEMS pseudo-items, so a handful of lucky items does not make anyone an oracle.
+PRIOR_ACCURACY = 0.8
+PRIOR_ITEMS = 10.0
+
+# Accuracies are clipped here: nobody is certain, and nobody is worse than a coin among K labels.
+MAX_ACCURACY = 0.99
+
+# An unsure annotator's vote counts this much of an ordinary one.
+UNSURE_WEIGHT = 0.5
+
+# The posterior's best label must reach this before an item is done without a further judgement.
+CONFIDENT = 0.9
+
+# Judgements one item may get at most, annotators and reviewer together.
+MAX_PER_ITEM = 5
+
+# Judgements the running allowance may lend ahead of the average (early items are not starved).
+BURST = 4.0
+
+
+@dataclass(frozen=True)
+class Vote:
+    voter: str
+    label: str
+    weight: float = 1.0  # UNSURE_WEIGHT for an unsure annotator
+
+
+@dataclass(frozen=True)
+class ModelVote:
+    """The model's out-of-sample opinion of an item and how often it is right."""
+
+    label: str
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # DONE, ANNOTATOR or REVIEWER
+    label: str  # the weighted vote's label now
+    confidence: float  # its posterior probability
+    posterior: dict[str, float]
+
+
+def shrunk_accuracy(agreed: float, n: float) -> float:
+    """A voter's accuracy pulled toward PRIOR_ACCURACY by PRIOR_ITEMS pseudo-items."""
+    return (agreed + PRIOR_ACCURACY * PRIOR_ITEMS) / (n + PRIOR_ITEMS)
+
+
+def accuracies_from_quality(rows: Iterable[Mapping[str, object]]) -> dict[str, float]:
+    """{voter: shrunk accuracy} from annotator-quality rows ({annotator, n, agreed}) as a noise scan stores them."""
+    out: dict[str, float] = {}
+    for row in rows:
+        n = float(row.get("n") or 0)  # type: ignore[arg-type]
+        agreed = float(row.get("agreed") or 0)  # type: ignore[arg-type]
+        out[str(row["annotator"])] = shrunk_accuracy(agreed, n)
+    return out
+
+
+def _log_likelihood(accuracy: float, k: int) -> tuple[float, float]:
+    """(log P(says c | true c), log P(says c | true other)) for a voter of this accuracy among k labels."""
+    floor = 1.0 / k
+    a = min(MAX_ACCURACY, max(floor + 1e-3, accuracy))
+    return math.log(a), math.log((1 - a) / (k - 1))
+
+
+def posterior(
+    votes: Sequence[Vote],
+    labels: Sequence[str],
+    accuracies: Mapping[str, float],
+    *,
+    model: ModelVote | None = None,
+    default_accuracy: float = PRIOR_ACCURACY,
+) -> dict[str, float]:
+    """P(true label | every vote and the model), uniform prior; labels nobody voted keep their share."""
+    k = max(2, len(labels))
+    scores = dict.fromkeys(labels, 0.0)
+    voters: list[tuple[str, float, float]] = [
+        (v.label, accuracies.get(v.voter, default_accuracy), v.weight) for v in votes
+    ]
+    if model is not None:
+        voters.append((model.label, model.accuracy, 1.0))
+    for label, accuracy, weight in voters:
+        if label not in scores:
+            scores[label] = 0.0
+        hit, miss = _log_likelihood(accuracy, k)
+        for candidate in scores:
+            scores[candidate] += weight * (hit if candidate == label else miss)
+    top = max(scores.values())
+    exp = {c: math.exp(s - top) for c, s in scores.items()}
+    total = sum(exp.values())
+    return {c: e / total for c, e in exp.items()}
+
+
+def weighted_label(post: Mapping[str, float], labels: Sequence[str]) -> tuple[str, float]:
+    """The posterior's best label (ties go to the earlier label in the project's order) and its probability."""
+    order = {name: i for i, name in enumerate(labels)}
+    best = min(post, key=lambda c: (-post[c], order.get(c, len(order)), c))
+    return best, post[best]
+
+
+EM_ROUNDS = 20
+
+
+def measured_accuracies(items: Sequence[Sequence[Vote]], labels: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """{voter: (shrunk accuracy, items)} by one-coin Dawid-Skene EM over every item with two or more votes.
+
+    Judged against the posterior of all the votes, not against one partner: with two annotators per item,
+    "agreement with the other one" counts the partner's errors as theirs and puts everyone far below
+    their real accuracy (a 0.95 annotator measures 0.77 against partners of 0.6-0.9). Each voter's
+    accuracy is the expected share of their votes that are right, pulled toward PRIOR_ACCURACY.
+    """
+    shared = [votes for votes in items if len(votes) >= 2]
+    voters = sorted({v.voter for votes in shared for v in votes})
+    accuracy = dict.fromkeys(voters, PRIOR_ACCURACY)
+    n = dict.fromkeys(voters, 0.0)
+    for votes in shared:
+        for v in votes:
+            n[v.voter] += 1
+    for _ in range(EM_ROUNDS):
+        right = dict.fromkeys(voters, 0.0)
+        for votes in shared:
+            post = posterior(votes, labels, accuracy)
+            for v in votes:
+                right[v.voter] += post.get(v.label, 0.0)
+        accuracy = {who: shrunk_accuracy(right[who], n[who]) for who in voters}
+    return {who: (accuracy[who], n[who]) for who in voters}
+
+
+@dataclass
+class Budget:
+    """The owner's average judgements per item, as a running allowance over the items routed so far."""
+
+    per_item: float
+    routed: int  # items that reached routing, this one included
+    spent: int  # judgements given or committed so far (annotations, extra slots, reviews), this item's included
+    total_items: int  # items in the project: the average is kept over them all
+    overlap: int = 2  # what each item not routed yet will cost at least
+
+    def spare(self) -> float:
+        """Judgements that may still be committed now without breaking the average over the whole project."""
+        waiting = max(0, self.total_items - self.routed)
+        ceiling = self.per_item * max(self.total_items, self.routed) - self.overlap * waiting
+        return min(self.per_item * self.routed + BURST, ceiling) - self.spent
+
+
+def decide(
+    votes: Sequence[Vote],
+    labels: Sequence[str],
+    accuracies: Mapping[str, float],
+    *,
+    budget: Budget,
+    model: ModelVote | None = None,
+    reviewed: bool = False,
+    annotators_left: int | None = None,
+) -> Decision:
+    """Done, one more annotator or a reviewer, for an item with these votes (see the module docstring).
+
+    `reviewed`: a reviewer already judged it (their vote is among `votes`): nothing more is asked.
+    `annotators_left`: how many annotators could still take the item (None: enough); with none a
+    further opinion can only come from a reviewer.
+    """
+    post = posterior(votes, labels, accuracies, model=model)
+    label, confidence = weighted_label(post, labels)
+    action = DONE
+    if not reviewed and confidence < CONFIDENT and len(votes) < MAX_PER_ITEM:
+        spare = budget.spare()
+        can_ask = annotators_left is None or annotators_left > 0
+        if spare >= 2 and len(votes) + 2 <= MAX_PER_ITEM and can_ask:
+            action = ANNOTATOR
+        elif spare >= 1:
+            action = REVIEWER
+    return Decision(action=action, label=label, confidence=confidence, posterior=post)
+
+
+def expected_confidence_after(
+    post: Mapping[str, float], labels: Sequence[str], accuracy: float
+) -> float:
+    """Expected probability that the weighted vote is right after one more vote of this accuracy.
+
+    The next vote says label l with probability sum_c post(c) P(l | c); each answer gives a new posterior
+    whose best label is right with its own probability: the expectation over answers.
+    """
+    k = max(2, len(labels))
+    hit, miss = (math.exp(x) for x in _log_likelihood(accuracy, k))
+    expected = 0.0
+    for said in post:
+        joint = {c: p * (hit if c == said else miss) for c, p in post.items()}
+        p_said = sum(joint.values())
+        if p_said > 0:
+            expected += max(joint.values())
+    return expected
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    done: int
+    annotator: int
+    reviewer: int
+    expected_accuracy: float | None  # adaptive: expected share of final labels right
+    fixed_expected_accuracy: float | None  # today's routing on the same items
+
+
+def plan(
+    items: Sequence[tuple[Sequence[Vote], ModelVote | None]],
+    labels: Sequence[str],
+    accuracies: Mapping[str, float],
+    *,
+    per_item: float,
+    total_items: int,
+    reviewer_accuracy: float = PRIOR_ACCURACY,
+) -> PlanRow:
+    """What adaptive routing would do with these items' first votes, and how right it would be.
+
+    The items are replayed in order against a fresh allowance. Expected accuracy: the posterior's best
+    label's probability for an accepted item, and the expectation after one more vote for an escalated
+    one (a further annotator's need for a fourth is not followed: a lower bound). The fixed routing's
+    figure: agreement stands (its posterior), a disagreement takes the reviewer's word (their accuracy).
+    """
+    counts = {DONE: 0, ANNOTATOR: 0, REVIEWER: 0}
+    spent = 0
+    expected: list[float] = []
+    fixed: list[float] = []
+    for routed, (votes, model) in enumerate(items, start=1):
+        spent += len(votes)
+        budget = Budget(
+            per_item=per_item, routed=routed, spent=spent, total_items=max(total_items, len(items)), overlap=len(votes)
+        )
+        d = decide(votes, labels, accuracies, budget=budget, model=model)
+        counts[d.action] += 1
+        if d.action == DONE:
+            expected.append(d.confidence)
+        else:
+            spent += 1
+            accuracy = reviewer_accuracy if d.action == REVIEWER else PRIOR_ACCURACY
+            expected.append(expected_confidence_after(d.posterior, labels, accuracy))
+        agreed = len({v.label for v in votes}) == 1
+        human = posterior(votes, labels, accuracies)
+        fixed.append(human.get(votes[0].label, 0.0) if agreed else reviewer_accuracy)
+    return PlanRow(
+        done=counts[DONE],
+        annotator=counts[ANNOTATOR],
+        reviewer=counts[REVIEWER],
+        expected_accuracy=sum(expected) / len(expected) if expected else None,
+        fixed_expected_accuracy=sum(fixed) / len(fixed) if fixed else None,
+    )

@@ -1,0 +1,323 @@
+"""Adaptive routing: decisions on constructed votes (review/routing.py), and the product path that uses them."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from django.test import override_settings
+
+from annotation.models import (
+    Annotation,
+    AnnotationStatus,
+    Decision,
+    DecisionSource,
+    Item,
+    ItemSplit,
+    ItemStatus,
+    Project,
+    ReviewReason,
+    ReviewStatus,
+    ReviewTask,
+    Role,
+    RoutingPolicy,
+    Split,
+)
+from annotation.projects.services import membership_set
+from annotation.review import routing, routing_inputs
+from annotation.review import services as reviews
+from tests.fixtures.api import api_as, url
+from tests.fixtures.people import acknowledge_guidelines, add_items, make_user
+from tests.fixtures.reviews import submit
+
+LABELS = ["positive", "negative", "neutral"]
+ROOMY = routing.Budget(per_item=5.0, routed=100, spent=200, total_items=100)
+TIGHT = routing.Budget(per_item=2.5, routed=100, spent=249, total_items=100, overlap=2)
+SPENT = routing.Budget(per_item=2.5, routed=100, spent=250, total_items=100, overlap=2)
+
+
+def votes(*pairs: tuple[str, str]) -> list[routing.Vote]:
+    return [routing.Vote(who, label) for who, label in pairs]
+
+
+# --- decisions on constructed cases ------------------------------------------------------------
+
+
+def test_agreeing_good_annotators_are_done():
+    d = routing.decide(votes(("a", "positive"), ("b", "positive")), LABELS, {"a": 0.9, "b": 0.9}, budget=ROOMY)
+    assert (d.action, d.label) == (routing.DONE, "positive")
+    assert d.confidence > 0.97
+
+
+def test_a_disagreement_gets_a_third_annotator_when_the_budget_allows():
+    d = routing.decide(votes(("a", "positive"), ("b", "negative")), LABELS, {"a": 0.85, "b": 0.85}, budget=ROOMY)
+    assert d.action == routing.ANNOTATOR
+
+
+def test_a_disagreement_goes_to_a_reviewer_when_the_budget_is_tight():
+    d = routing.decide(votes(("a", "positive"), ("b", "negative")), LABELS, {"a": 0.85, "b": 0.85}, budget=TIGHT)
+    assert TIGHT.spare() == 1
+    assert d.action == routing.REVIEWER
+
+
+def test_with_the_budget_spent_the_weighted_vote_stands():
+    d = routing.decide(votes(("a", "positive"), ("b", "negative")), LABELS, {"a": 0.9, "b": 0.7}, budget=SPENT)
+    assert (d.action, d.label) == (routing.DONE, "positive")
+
+
+def test_a_low_quality_annotators_dissent_weighs_less():
+    good_vs_poor = routing.decide(
+        votes(("good", "positive"), ("poor", "negative")), LABELS, {"good": 0.97, "poor": 0.5}, budget=ROOMY
+    )
+    assert (good_vs_poor.action, good_vs_poor.label) == (routing.DONE, "positive")
+    even = routing.decide(
+        votes(("good", "positive"), ("other", "negative")), LABELS, {"good": 0.97, "other": 0.97}, budget=ROOMY
+    )
+    assert even.action == routing.ANNOTATOR
+    assert good_vs_poor.confidence > even.confidence
+
+
+def test_a_reviewers_single_word_does_not_override_two_agreeing_annotators():
+    v = [*votes(("a", "positive"), ("b", "positive")), routing.Vote("rev", "negative")]
+    post = routing.posterior(v, LABELS, {"a": 0.8, "b": 0.8, "rev": 0.85})
+    assert routing.weighted_label(post, LABELS)[0] == "positive"
+
+
+def test_a_reviewer_overrides_agreement_when_measured_quality_says_so():
+    v = [*votes(("a", "positive"), ("b", "positive")), routing.Vote("rev", "negative")]
+    post = routing.posterior(v, LABELS, {"a": 0.55, "b": 0.55, "rev": 0.99})
+    assert routing.weighted_label(post, LABELS)[0] == "negative"
+
+
+def test_the_model_is_one_more_voter_weighted_by_its_accuracy():
+    split = votes(("a", "positive"), ("b", "negative"))
+    acc = {"a": 0.8, "b": 0.8}
+    good = routing.posterior(split, LABELS, acc, model=routing.ModelVote("negative", 0.9))
+    weak = routing.posterior(split, LABELS, acc, model=routing.ModelVote("negative", 0.4))
+    assert routing.weighted_label(good, LABELS)[0] == "negative"
+    assert good["negative"] > weak["negative"] > 0.5
+
+
+def test_an_unsure_vote_counts_less():
+    sure = routing.posterior(votes(("a", "positive"), ("b", "negative")), LABELS, {})
+    unsure = routing.posterior([routing.Vote("a", "positive"), routing.Vote("b", "negative", 0.5)], LABELS, {})
+    assert unsure["positive"] > sure["positive"]
+
+
+def test_measured_accuracies_tell_good_from_poor_annotators():
+    rng = random.Random(0)
+    truth = [rng.choice(LABELS) for _ in range(400)]
+    skill = {"good": 0.95, "fair": 0.8, "poor": 0.55}
+
+    def says(who: str, gold: str) -> str:
+        return gold if rng.random() < skill[who] else rng.choice([x for x in LABELS if x != gold])
+
+    items = [[routing.Vote(who, says(who, gold)) for who in rng.sample(list(skill), 2)] for gold in truth]
+    measured = routing.measured_accuracies(items, LABELS)
+    assert measured["good"][0] > measured["fair"][0] > measured["poor"][0]
+    assert abs(measured["good"][0] - 0.95) < 0.06 and abs(measured["poor"][0] - 0.55) < 0.1
+
+
+def test_a_simulated_batch_stays_within_the_budget():
+    rng = random.Random(1)
+    spent, counts = 0, {routing.DONE: 0, routing.ANNOTATOR: 0, routing.REVIEWER: 0}
+    n = 500
+    for routed in range(1, n + 1):
+        item = votes(("a", rng.choice(LABELS[:2])), ("b", rng.choice(LABELS[:2])))
+        spent += 2
+        while True:
+            budget = routing.Budget(per_item=2.5, routed=routed, spent=spent, total_items=n, overlap=2)
+            d = routing.decide(item, LABELS, {}, budget=budget)
+            counts[d.action] += 1
+            if d.action == routing.DONE:
+                break
+            spent += 1
+            if d.action == routing.REVIEWER:
+                break
+            item.append(routing.Vote(f"x{len(item)}", rng.choice(LABELS[:2])))
+    assert spent / n <= 2.5
+    assert counts[routing.ANNOTATOR] and counts[routing.REVIEWER]
+
+
+# --- the product path --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def adaptive(project, annotator, annotator2, reviewer) -> Project:
+    """The sentiment project under adaptive routing, no audit, with a third annotator."""
+    third = make_user("annotator3")
+    membership_set(project=project, user=third, role=Role.ANNOTATOR)
+    Project.objects.filter(pk=project.pk).update(
+        routing_policy=RoutingPolicy.ADAPTIVE, routing_budget=2.5, audit_rate=0.0
+    )
+    project.refresh_from_db()
+    acknowledge_guidelines(project, annotator, annotator2, third, reviewer)
+    return project
+
+
+MODEL_SAYS: dict[int, routing.ModelVote] = {}
+
+
+def fake_model(project, item_ids):
+    return {i: MODEL_SAYS[i] for i in item_ids if i in MODEL_SAYS}
+
+
+def test_adaptive_agreement_is_approved(adaptive, annotator, annotator2):
+    a = submit(annotator, adaptive, "positive")
+    submit(annotator2, adaptive, "positive")
+    item = Item.objects.get(pk=a.item_id)
+    assert item.status == ItemStatus.APPROVED
+    assert Decision.objects.get(item=item).source == DecisionSource.AGREEMENT
+
+
+def test_adaptive_disagreement_asks_a_third_annotator_then_a_reviewer_as_the_budget_tightens(
+    adaptive, annotator, annotator2
+):
+    add_items(adaptive, ["more text 1", "more text 2"])  # 7 items at 2.3: 16.1 judgements, 14 taken by overlap
+    Project.objects.filter(pk=adaptive.pk).update(routing_budget=2.3)
+    a = submit(annotator, adaptive, "positive")
+    submit(annotator2, adaptive, "negative")
+    item = Item.objects.get(pk=a.item_id)
+    assert (item.status, item.extra_slots, item.is_open) == (ItemStatus.IN_ANNOTATION, 1, True)
+    assert not ReviewTask.objects.filter(item=item).exists()
+    third = Project.objects.get(pk=adaptive.pk).memberships.get(user__username="annotator3").user
+    assert submit(third, adaptive, "positive").item_id == item.pk
+    item.refresh_from_db()
+    # 2-1 among unmeasured annotators is not yet sure enough, and one judgement is left to spare: a reviewer.
+    assert item.status == ItemStatus.IN_REVIEW
+    task = ReviewTask.objects.get(item=item, status=ReviewStatus.OPEN)
+    assert task.reasons == [ReviewReason.DISAGREEMENT] and task.suggested_value == {"label": "positive"}
+
+
+def test_adaptive_disagreement_goes_to_review_when_the_budget_is_tight(adaptive, annotator, annotator2):
+    Project.objects.filter(pk=adaptive.pk).update(routing_budget=2.2)  # 5 items: 11 judgements, 10 taken by overlap
+    a = submit(annotator, adaptive, "positive")
+    submit(annotator2, adaptive, "negative")
+    item = Item.objects.get(pk=a.item_id)
+    assert item.status == ItemStatus.IN_REVIEW
+    task = ReviewTask.objects.get(item=item, status=ReviewStatus.OPEN)
+    assert task.reasons == [ReviewReason.DISAGREEMENT]
+    assert task.suggested_value in ({"label": "positive"}, {"label": "negative"})
+
+
+@override_settings(LABELLOOP_ROUTING_MODEL="tests.annotation.review.test_routing.fake_model")
+def test_the_model_vote_counts_on_train_items_and_not_on_test_items(adaptive, annotator, annotator2):
+    Project.objects.filter(pk=adaptive.pk).update(routing_budget=1.0)  # no judgement to spare: the vote decides
+    train, test = list(Item.objects.filter(project=adaptive).order_by("pk"))[:2]
+    ItemSplit.objects.create(item=test, split=Split.TEST)
+    MODEL_SAYS.clear()
+    MODEL_SAYS.update({train.pk: routing.ModelVote("negative", 0.95), test.pk: routing.ModelVote("negative", 0.95)})
+    seen = routing_inputs.model_votes(project=adaptive, item_ids=[train.pk, test.pk])
+    assert seen == {train.pk: MODEL_SAYS[train.pk]}
+    for item in (train, test):
+        assert submit(annotator, adaptive, "positive").item_id == item.pk
+        submit(annotator2, adaptive, "negative")
+    assert Decision.objects.get(item=train).value == {"label": "negative"}  # 1-1, the model breaks the tie
+    # On the test item humans alone decide: a 1-1 tie goes to the label earlier in the project's order.
+    assert Decision.objects.get(item=test).value == {"label": "positive"}
+
+
+def test_a_reviewer_cannot_override_two_agreeing_annotators_alone(adaptive, annotator, annotator2, reviewer):
+    Project.objects.filter(pk=adaptive.pk).update(audit_rate=1.0)
+    a = submit(annotator, adaptive, "neutral")
+    submit(annotator2, adaptive, "neutral")
+    task = ReviewTask.objects.select_related("item__project").get(item_id=a.item_id, status=ReviewStatus.OPEN)
+    assert task.reasons == [ReviewReason.AUDIT]
+    final = reviews.review_decide(reviewer=reviewer, task=task, value={"label": "negative"})
+    assert final.value == {"label": "neutral"} and final.source == DecisionSource.WEIGHTED
+    history = list(Decision.objects.filter(item_id=a.item_id).order_by("id").values_list("source", "value"))
+    assert history == [
+        (DecisionSource.REVIEWER, {"label": "negative"}),  # the reviewer's word is kept
+        (DecisionSource.WEIGHTED, {"label": "neutral"}),
+    ]
+
+
+def test_a_reviewer_settles_a_disagreement(adaptive, annotator, annotator2, reviewer):
+    Project.objects.filter(pk=adaptive.pk).update(routing_budget=2.2)
+    a = submit(annotator, adaptive, "positive")
+    submit(annotator2, adaptive, "negative")
+    task = ReviewTask.objects.select_related("item__project").get(item_id=a.item_id, status=ReviewStatus.OPEN)
+    final = reviews.review_decide(reviewer=reviewer, task=task, value={"label": "negative"})
+    assert final.value == {"label": "negative"} and final.source == DecisionSource.REVIEWER
+
+
+def test_adaptive_routing_keeps_the_average_within_the_budget(adaptive, annotator, annotator2, reviewer):
+    add_items(adaptive, [f"batch text {i}" for i in range(35)])  # 40 items
+    Project.objects.filter(pk=adaptive.pk).update(routing_budget=2.4)
+    people = [annotator, annotator2, Project.objects.get(pk=adaptive.pk).memberships.get(
+        user__username="annotator3").user]
+    rng = random.Random(3)
+    working = list(people)
+    while working:
+        who = rng.choice(working)
+        from annotation.annotate.services import annotation_submit, claim_next
+
+        nxt = claim_next(annotator=who, project=adaptive)
+        if nxt.item is None:
+            working.remove(who)
+            continue
+        annotation_submit(annotator=who, item=nxt.item, value={"label": rng.choice(LABELS[:2])}, label_names=LABELS)
+    for task in ReviewTask.objects.filter(project=adaptive, status=ReviewStatus.OPEN).select_related("item__project"):
+        reviews.review_decide(reviewer=reviewer, task=task, value={"label": "positive"})
+    annotations = Annotation.objects.filter(item__project=adaptive, status=AnnotationStatus.SUBMITTED).count()
+    judgements = annotations + Decision.objects.filter(item__project=adaptive, source=DecisionSource.REVIEWER).count()
+    assert judgements / 40 <= 2.4
+    assert annotations > 80  # some third annotators were asked
+    assert not Item.objects.filter(project=adaptive).exclude(status=ItemStatus.APPROVED).exists()
+
+
+def test_fixed_routing_is_the_default(project):
+    assert project.routing_policy == RoutingPolicy.FIXED and project.routing_budget == 2.5
+
+
+# --- settings and plan through the API ---------------------------------------------------------
+
+
+def test_routing_settings_round_trip_through_the_api(project, owner):
+    client = api_as(owner)
+    body = {"routing_policy": "adaptive", "routing_budget": 2.2, "audit_rate": 0.05}
+    response = client.patch(url("api-project-detail", project), body, format="json")
+    assert response.status_code == 200, response.data
+    data = client.get(url("api-project-detail", project)).data
+    assert (data["routing_policy"], data["routing_budget"], data["audit_rate"]) == ("adaptive", 2.2, 0.05)
+    project.refresh_from_db()
+    assert project.routing_policy == RoutingPolicy.ADAPTIVE
+
+
+@pytest.mark.parametrize(
+    "body", [{"routing_policy": "oracle"}, {"routing_budget": 0.5}, {"audit_rate": 1.5}, {"routing_budget": "x"}]
+)
+def test_bad_routing_settings_are_refused_and_change_nothing(project, owner, body):
+    response = api_as(owner).patch(url("api-project-detail", project), body, format="json")
+    assert response.status_code == 400
+    field = next(iter(body))
+    assert field in str(response.data)
+    project.refresh_from_db()
+    assert (project.routing_policy, project.routing_budget, project.audit_rate) == ("fixed", 2.5, 0.1)
+
+
+def test_an_annotator_cannot_change_routing(project, annotator):
+    response = api_as(annotator).patch(url("api-project-detail", project), {"routing_budget": 3}, format="json")
+    assert response.status_code == 403
+
+
+def test_the_plan_shows_what_adaptive_routing_would_do(project, owner, annotator, annotator2):
+    Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
+    acknowledge_guidelines(project, annotator, annotator2)
+    for first, second in [("positive", "positive"), ("positive", "negative"), ("neutral", "neutral")]:
+        submit(annotator, project, first)
+        submit(annotator2, project, second)
+    plan = api_as(owner).get(url("api-routing-plan", project)).data
+    assert plan["policy"] == "fixed" and plan["items"] == 3
+    assert plan["done"] + plan["annotator"] + plan["reviewer"] == 3
+    assert plan["annotator"] + plan["reviewer"] >= 1  # the disagreement
+    assert 0 < plan["expected_accuracy"] <= 1 and 0 < plan["fixed_expected_accuracy"] <= 1
+    assert api_as(annotator).get(url("api-routing-plan", project)).status_code == 403
+
+
+def test_an_audit_waits_for_a_spare_judgement_under_adaptive_routing(adaptive, annotator, annotator2):
+    Project.objects.filter(pk=adaptive.pk).update(audit_rate=1.0, routing_budget=2.0)  # overlap takes it all
+    a = submit(annotator, adaptive, "neutral")
+    submit(annotator2, adaptive, "neutral")
+    assert Item.objects.get(pk=a.item_id).status == ItemStatus.APPROVED
+    assert not ReviewTask.objects.filter(item_id=a.item_id).exists()
