@@ -12,7 +12,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotation.models import WebhookDelivery, WebhookEndpoint
+from annotation.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from annotation.permissions import MANAGE, access_project
 from annotation.webhooks import selectors, services
 from core.api import DENIED, PAGE_PARAMETERS, REFUSED, ApiView, choice, paginated, validated
@@ -149,7 +149,7 @@ class WebhookTestApi(ApiView):
 class WebhookDeliveryListApi(ApiView):
     """The endpoint's deliveries, newest first, each with its latest attempt's answer."""
 
-    filters = {"status": choice([s for s in ("pending", "sending", "retrying", "succeeded", "failed")])}
+    filters = {"status": choice(DeliveryStatus.values)}
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(DeliverySerializer), **REFUSED})
     def get(self, request: Request, project_id: int, webhook_id: int) -> Response:

@@ -67,3 +67,14 @@ def test_runs_that_end_say_how(sentiment, owner, django_capture_on_commit_callba
     assert failed["data"]["run"]["error"] == "CUDA out of memory"
     [cancelled] = _sent(endpoint, WebhookEvent.RUN_CANCELLED)
     assert cancelled["data"]["run"]["id"] == waiting.pk
+
+
+def test_starting_the_next_round_says_so(project, owner, endpoint, django_capture_on_commit_callbacks):
+    from training.rounds.options import plan_options_parse
+    from training.rounds.services import round_advance
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = round_advance(project=project, user=owner, options=plan_options_parse(project=project, data={}))
+    [started] = _sent(endpoint, WebhookEvent.ROUND_STARTED)
+    assert started["data"]["round"]["id"] == result.opened.pk and started["data"]["round"]["number"] == 2
+    assert started["data"]["round"]["previous_round_id"] == result.closed.pk
