@@ -17,6 +17,7 @@ AREAS = (
     "annotation.review",
     "annotation.quality",
     "annotation.datasets",
+    "annotation.webhooks",
     "training.runs",
     "training.ratings",
     "training.rounds",

@@ -55,6 +55,7 @@ from annotation.quality import agreement
 from annotation.quality.selectors import annotation_rows
 from annotation.review.selectors import latest_decisions
 from annotation.tasktypes import task_kind, value_key
+from annotation.webhooks import events as webhook_events
 from core.errors import ServiceError
 
 FORMAT = "labelloop-snapshot/1"
@@ -752,7 +753,7 @@ def snapshot_create(
     except BaseException:
         rows.discard()
         raise
-    return rows.create(
+    snapshot = rows.create(
         project=project,
         name=name[:200],
         content_hash=content_hash,
@@ -762,6 +763,8 @@ def snapshot_create(
         file_path=str(final_path.relative_to(settings.MEDIA_ROOT)),
         created_by=user,
     )
+    webhook_events.snapshot_created(snapshot=snapshot)
+    return snapshot
 
 
 def _labels_by_split(counts: dict[str, Any]) -> dict[str, dict[str, int]]:

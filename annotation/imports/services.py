@@ -58,6 +58,7 @@ from annotation.models import ImportJob, ImportStatus, Item, LabelsAs, Project
 from annotation.permissions import MANAGE, access_project
 from annotation.projects.services import guideline_current, import_annotator
 from annotation.review.services import decisions_import
+from annotation.webhooks import events as webhook_events
 from core.errors import ServiceError
 from core.heartbeat import heartbeat
 
@@ -393,6 +394,7 @@ def import_run(*, job_id: int) -> ImportJob:
         logger.exception("import %s failed", job_id)
         _finish_failed(job, errors=[importers.RowError(None, None, UNEXPECTED.format(error=exc))])
     job.refresh_from_db()
+    webhook_events.import_finished(job=job)
     return job
 
 
@@ -576,6 +578,7 @@ def imports_mark_abandoned(*, stale_after_s: float | None = None) -> list[int]:
             errors=[importers.RowError(None, None, ABANDONED).as_json(job.file_name)],
         ):
             swept.append(job.pk)
+            webhook_events.import_finished(job=ImportJob.objects.get(pk=job.pk))
     return swept
 
 

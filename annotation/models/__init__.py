@@ -25,6 +25,7 @@ from .projects import (
 )
 from .quality import ItemEmbedding, NoiseFlag, NoiseScan, ScanStatus
 from .review import Decision, DecisionSource, ReviewReason, ReviewStatus, ReviewTask
+from .webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
     "AccountSetup",
@@ -33,6 +34,7 @@ __all__ = [
     "Claim",
     "ClaimStatus",
     "Decision",
+    "DeliveryStatus",
     "DecisionSource",
     "Draft",
     "GoalMetric",
@@ -61,6 +63,9 @@ __all__ = [
     "SnapshotItem",
     "Split",
     "TaskType",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "default_rating_criteria",
     "hex_colour",
 ]

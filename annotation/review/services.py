@@ -52,6 +52,7 @@ from annotation.projects.services import guideline_current
 from annotation.review import routing, routing_inputs
 from annotation.review.selectors import agreed_audit_value, agreement_backed, review_task_rows_of, review_tasks
 from annotation.tasktypes import InvalidValue, value_display, value_key
+from annotation.webhooks import events as webhook_events
 from core.errors import ServiceError
 
 SEND_BACK_LEASE = dt.timedelta(days=7)
@@ -188,6 +189,7 @@ def item_route(*, item: Item) -> ReviewTask | Decision | None:
         return review_task_open(item=item, reasons=reasons)
     if not Item.objects.filter(pk=item.pk, status=ItemStatus.ANNOTATED).update(status=ItemStatus.APPROVED):
         return None
+    webhook_events.items_approved(project_id=project.pk, item_ids=[item.pk])
     return Decision.objects.create(
         item_id=item.pk,
         value=annotations[0].value,
@@ -256,6 +258,7 @@ def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotatio
         return review_task_open(item=item, reasons=reasons, suggested_value={"label": decision.label})
     if not Item.objects.filter(pk=item.pk, status=ItemStatus.ANNOTATED).update(status=ItemStatus.APPROVED):
         return None
+    webhook_events.items_approved(project_id=project.pk, item_ids=[item.pk])
     unanimous = agreed and decision.label == votes[0].label
     return Decision.objects.create(
         item_id=item.pk,
@@ -342,6 +345,7 @@ def review_decide(
                 review_task=task,
             )
         Item.objects.filter(pk=item.pk).update(status=ItemStatus.APPROVED)
+        webhook_events.items_approved(project_id=project.pk, item_ids=[item.pk])
     item.status = ItemStatus.APPROVED
     return decision
 
@@ -549,6 +553,7 @@ def _proposals_apply_batch(
     decision_ids = {d.item_id: d.pk for d in decisions}  # SQLite and PostgreSQL return the new ids
     if decide:
         Item.objects.filter(pk__in=[p.item_id for p in decide]).update(status=ItemStatus.APPROVED, is_open=False)
+        webhook_events.items_approved(project_id=project.pk, item_ids=[p.item_id for p in decide])
     reasons = {p.item_id: plan[p.item_id][1] for p in review}
     task_ids = _review_tasks_open(project=project, proposals=review, reasons=reasons)
     if review:
@@ -739,4 +744,5 @@ def decisions_import(*, project: Project, rows: Sequence[tuple[int, dict[str, An
     Item.objects.filter(pk__in=[item_id for item_id, _ in rows], status=ItemStatus.NEW).update(
         prelabel=None, status=ItemStatus.APPROVED, is_open=False
     )
+    webhook_events.items_approved(project_id=project.pk, item_ids=[item_id for item_id, _ in rows])
     return len(rows)

@@ -193,6 +193,18 @@ LABELLOOP_LOGIN_WINDOW_S = int(os.environ.get("LABELLOOP_LOGIN_WINDOW_S", "300")
 # refused unless the owner allows a small test split for it; the manifest and the run pages then warn. 0: no check.
 LABELLOOP_MIN_TEST_PER_LABEL = int(os.environ.get("LABELLOOP_MIN_TEST_PER_LABEL", "5"))
 
+# --- Webhooks (annotation/webhooks/, docs/webhooks.md) ----------------------------------------------
+# Deliveries to loopback, private, link-local, multicast, reserved or unspecified addresses are refused (when an
+# owner registers the URL and again before each connection) unless this is true: only for a trusted network.
+LABELLOOP_WEBHOOKS_ALLOW_PRIVATE = os.environ.get("LABELLOOP_WEBHOOKS_ALLOW_PRIVATE", "").lower() in ("1", "true")
+# Seconds before each retry of a failed attempt (needs `rqworker --with-scheduler`): 6 attempts over about 2.5 h.
+LABELLOOP_WEBHOOKS_RETRY_DELAYS = [10, 60, 300, 1800, 7200]
+# An endpoint is disabled after this many deliveries in a row failed every attempt (the page says so).
+LABELLOOP_WEBHOOKS_DISABLE_AFTER = int(os.environ.get("LABELLOOP_WEBHOOKS_DISABLE_AFTER", "10"))
+# Seconds to connect and to wait for each read of the answer; the answer's body is read up to 64 KB.
+LABELLOOP_WEBHOOKS_CONNECT_TIMEOUT_S = 3.0
+LABELLOOP_WEBHOOKS_READ_TIMEOUT_S = 5.0
+
 # --- Training (training/) -----------------------------------------------------------------------
 # Extra base models, name -> local model directory, beside the shipped "minilm" and "smollm2-135m".
 LABELLOOP_MODEL_REGISTRY: dict[str, str] = {}

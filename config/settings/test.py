@@ -20,6 +20,8 @@ STORAGES = {
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Most tests snapshot a handful of items; the small-test refusal has its own tests, which set the minimum.
 LABELLOOP_MIN_TEST_PER_LABEL = 0
+# Tests deliver webhooks to a local http.server; the address rule has its own tests, which switch it back on.
+LABELLOOP_WEBHOOKS_ALLOW_PRIVATE = True
 if not os.environ.get("REDIS_URL"):
     # Each test run gets its own embedded Redis, so a running `make demo` is never touched.
     EMBEDDED_REDIS_SOCKET = Path(tempfile.mkdtemp(prefix="labelloop-redis-")) / "redis.sock"

@@ -60,6 +60,16 @@ An allowed request is a valid one, so its status is the operation's success code
     GET    projects/{id}/items/                                   200      403      200      404      401
     GET    projects/{id}/items/{item_id}/                         200      403      200      404      401
     GET    projects/{id}/items/export/                            200      403      200      404      401
+    GET    projects/{id}/webhooks/                                200      403      403      404      401
+    POST   projects/{id}/webhooks/                                201      403      403      404      401
+    GET    projects/{id}/webhooks/{w}/                            200      403      403      404      401
+    PATCH  projects/{id}/webhooks/{w}/                            200      403      403      404      401
+    DELETE projects/{id}/webhooks/{w}/                            204      403      403      404      401
+    GET    projects/{id}/webhooks/{w}/secret/                     200      403      403      404      401
+    POST   projects/{id}/webhooks/{w}/test/                       202      403      403      404      401
+    GET    projects/{id}/webhooks/{w}/deliveries/                 200      403      403      404      401
+    GET    projects/{id}/webhooks/{w}/deliveries/{d}/             200      403      403      404      401
+    POST   projects/{id}/webhooks/{w}/deliveries/{d}/redeliver/   202      403      403      404      401
 
 `MATRIX` below is this table as code: `test_the_table_above_is_the_matrix` keeps the two equal, and
 `test_every_route_is_in_the_matrix` fails when an endpoint is added without its row.
@@ -91,6 +101,8 @@ from annotation.projects.services import token_issue
 from annotation.quality import urls as quality_urls
 from annotation.review import urls as review_urls
 from annotation.review.services import review_decide
+from annotation.webhooks import urls as webhooks_urls
+from annotation.webhooks.services import endpoint_create, send_test_event
 from tests.fixtures.api import api_routes, matrix_table
 from tests.fixtures.people import acknowledge_guidelines
 
@@ -98,7 +110,7 @@ ROLES = ("owner", "annotator", "reviewer", "outsider", "anonymous")
 ANNOTATING_ROLES = ("owner", "annotator")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
-AREA_URLS = (projects_urls, imports_urls, annotate_urls, review_urls, quality_urls, datasets_urls)
+AREA_URLS = (projects_urls, imports_urls, annotate_urls, review_urls, quality_urls, datasets_urls, webhooks_urls)
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,8 @@ class World:
     reviewed_item_id: int
     scan_id: int
     snapshot_ids: tuple[int, int]
+    webhook_id: int
+    delivery_id: int  # a test event's delivery to webhook_id
 
 
 @dataclass(frozen=True)
@@ -183,6 +197,14 @@ def _snapshot_kwargs(world: World, role: str) -> tuple[dict[str, int], dict[str,
 def _compare_kwargs(world: World, role: str) -> tuple[dict[str, int], dict[str, Any]]:
     old, new = world.snapshot_ids
     return {}, {"old": old, "new": new}
+
+
+def _webhook_kwargs(world: World, role: str) -> tuple[dict[str, int], dict[str, Any]]:
+    return {"webhook_id": world.webhook_id}, {}
+
+
+def _delivery_kwargs(world: World, role: str) -> tuple[dict[str, int], dict[str, Any]]:
+    return {"webhook_id": world.webhook_id, "delivery_id": world.delivery_id}, {}
 
 
 def _item_kwargs(world: World, role: str) -> dict[str, int]:
@@ -279,6 +301,18 @@ MATRIX = [
     Row("get",    "api-item-detail",                (200, 403, 200, 404, 401),
         lambda w, r: ({"item_id": w.reviewed_item_id}, {})),
     Row("get",    "api-item-export",                (200, 403, 200, 404, 401)),
+    Row("get",    "api-webhook-list",               (200, 403, 403, 404, 401)),
+    Row("post",   "api-webhook-list",               (201, 403, 403, 404, 401),
+        lambda w, r: ({}, {"url": "http://127.0.0.1:9/hook", "events": ["snapshot.created"]})),
+    Row("get",    "api-webhook-detail",             (200, 403, 403, 404, 401), _webhook_kwargs),
+    Row("patch",  "api-webhook-detail",             (200, 403, 403, 404, 401),
+        lambda w, r: (_webhook_kwargs(w, r)[0], {"description": "CI"})),
+    Row("delete", "api-webhook-detail",             (204, 403, 403, 404, 401), _webhook_kwargs),
+    Row("get",    "api-webhook-secret",             (200, 403, 403, 404, 401), _webhook_kwargs),
+    Row("post",   "api-webhook-test",               (202, 403, 403, 404, 401), _webhook_kwargs),
+    Row("get",    "api-webhook-delivery-list",      (200, 403, 403, 404, 401), _webhook_kwargs),
+    Row("get",    "api-webhook-delivery-detail",    (200, 403, 403, 404, 401), _delivery_kwargs),
+    Row("post",   "api-webhook-redeliver",          (202, 403, 403, 404, 401), _delivery_kwargs),
 ]
 # fmt: on
 
@@ -303,10 +337,12 @@ def world(project, owner, annotator, annotator2, reviewer, outsider) -> World:
     )
     snapshots = tuple(snapshot_create(project=project, user=owner, name=f"s{n}").pk for n in (1, 2))
     users = {"owner": owner, "annotator": annotator, "reviewer": reviewer, "outsider": outsider}
+    endpoint = endpoint_create(project=project, user=owner, url="http://127.0.0.1:9/hook", events=["run.failed"])
+    delivery = send_test_event(endpoint=endpoint)
     return World(
         project=project, users=users, import_job_id=job.pk, member_id=annotator2.pk,
         label_id=label_list(project=project)[0].pk, task_id=task.pk, reviewed_item_id=item.pk, scan_id=scan.pk,
-        snapshot_ids=snapshots,
+        snapshot_ids=snapshots, webhook_id=endpoint.pk, delivery_id=delivery.pk,
     )
 
 

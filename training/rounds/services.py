@@ -25,6 +25,7 @@ from annotation.models import Project, ReviewReason, Snapshot
 from annotation.projects.services import guideline_current, project_round_settings_set
 from annotation.review.selectors import latest_decisions
 from annotation.review.services import proposals_apply
+from annotation.webhooks import events as webhook_events
 from core.errors import ServiceError
 from training.models import Round, RoundChange
 from training.rounds.options import PlanOptions
@@ -167,5 +168,6 @@ def round_advance(
         opened = Round.objects.create(
             project=project, number=current.number + 1, guideline_version=guideline_current(project=project)
         )
+        webhook_events.round_started(round=opened, previous=current)
     current.refresh_from_db()
     return AdvanceResult(closed=current, opened=opened, applied=True)

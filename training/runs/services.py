@@ -24,6 +24,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from annotation.models import Snapshot
+from annotation.webhooks import events as webhook_events
 from core.errors import ServiceError
 from training.ml.registry import SMOLLM2, RegistryError
 from training.models import (
@@ -345,6 +346,7 @@ def run_finish(
         )
         if finished:
             log_event(run=run, message=message, step=int(progress.get("step") or 0))
+            webhook_events.run_finished(run=TrainingRun.objects.get(pk=run.pk), status=status)
             if status == RunStatus.SUCCEEDED:
                 # The outputs people rate (training/ratings.py) are queued once the run's row is committed.
                 transaction.on_commit(lambda: prediction_batch_after_run(run_id=run.pk))
@@ -358,6 +360,7 @@ def run_fail(*, run: TrainingRun, error: str) -> bool:
         )
         if failed:
             log_event(run=run, message=f"Failed: {error[:500]}")
+            webhook_events.run_finished(run=TrainingRun.objects.get(pk=run.pk), status=RunStatus.FAILED)
     return bool(failed)
 
 
@@ -370,6 +373,7 @@ def run_cancel(*, run: TrainingRun, user: User) -> TrainingRun:
             status=RunStatus.CANCELLED, cancel_requested=True, finished_at=now
         ):
             log_event(run=run, message=f"Cancelled by {who} before it started")
+            webhook_events.run_finished(run=TrainingRun.objects.get(pk=run.pk), status=RunStatus.CANCELLED)
         elif TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, cancel_requested=False).update(
             cancel_requested=True
         ):
@@ -413,6 +417,7 @@ def runs_mark_abandoned(*, stale_after_s: float | None = None) -> list[int]:
             ):
                 RunEvent.objects.create(run_id=run_id, kind=RunEvent.Kind.LOG, data={"message": ABANDONED})
                 swept.append(run_id)
+                webhook_events.run_finished(run=TrainingRun.objects.get(pk=run_id), status=RunStatus.FAILED)
     PredictionBatch.objects.filter(status=PredictionStatus.RUNNING, heartbeat_at__lt=cutoff).update(
         status=PredictionStatus.FAILED, error=BATCH_ABANDONED, finished_at=now
     )
