@@ -49,7 +49,7 @@ An allowed request is a valid one, so its status is the operation's success code
     GET    projects/{id}/annotator-quality/                       200      403      200      404      401
     GET    projects/{id}/routing-plan/                            200      403      200      404      401
     GET    projects/{id}/noise-scans/                             200      403      200      404      401
-    POST   projects/{id}/noise-scans/                             202      403      202      404      401
+    POST   projects/{id}/noise-scans/                             400      403      400      404      401
     GET    projects/{id}/noise-scans/{scan_id}/                   200      403      200      404      401
     GET    projects/{id}/noise-scans/{scan_id}/flags/             200      403      200      404      401
     GET    projects/{id}/snapshots/                               200      403      200      404      401
@@ -288,7 +288,8 @@ MATRIX = [
     Row("get",    "api-annotator-quality",          (200, 403, 200, 404, 401)),
     Row("get",    "api-routing-plan",               (200, 403, 200, 404, 401)),
     Row("get",    "api-noise-scan-list",            (200, 403, 200, 404, 401)),
-    Row("post",   "api-noise-scan-list",            (202, 403, 202, 404, 401)),
+    # too few labelled items for a scan, refused before anything is queued: the matrix checks who may ask at all
+    Row("post",   "api-noise-scan-list",            (400, 403, 400, 404, 401)),
     Row("get",    "api-noise-scan-detail",          (200, 403, 200, 404, 401), _scan_kwargs),
     Row("get",    "api-noise-flag-list",            (200, 403, 200, 404, 401), _scan_kwargs),
     Row("get",    "api-snapshot-list",              (200, 403, 200, 404, 401)),
