@@ -46,8 +46,8 @@ from annotation.projects.services import (
     project_create,
     project_routing_set,
     project_set_lease,
-    project_set_slice_fields,
     project_set_overlap,
+    project_set_slice_fields,
     token_issue,
     token_revoke,
 )

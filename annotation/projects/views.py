@@ -52,8 +52,8 @@ from annotation.projects.services import (
     project_round_settings_set,
     project_routing_set,
     project_set_lease,
-    project_set_slice_fields,
     project_set_overlap,
+    project_set_slice_fields,
 )
 from annotation.review.selectors import open_review_tasks
 from core.errors import ServiceError

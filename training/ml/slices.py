@@ -51,7 +51,7 @@ def length_edges(train_texts: Sequence[str]) -> list[int]:
         return []
     lengths = np.array([len(text) for text in train_texts], dtype=float)
     low, high = np.percentile(lengths, [100 / 3, 200 / 3])
-    return [int(round(low)), int(round(high))]
+    return [round(float(low)), round(float(high))]
 
 
 def length_band(text: str, edges: Sequence[int]) -> str:
@@ -156,7 +156,7 @@ def slice_report(
     baseline_name: str | None = None,
 ) -> dict[str, Any]:
     """Every field's slices, worst first (too small ones last), and the worst flagged slice of them all."""
-    fields = []
+    fields: list[dict[str, Any]] = []
     worst: dict[str, Any] | None = None
     for field, values in groups.items():
         names = np.array(values, dtype=object)

@@ -122,7 +122,8 @@ def test_a_run_reports_its_figures_per_slice_without_touching_the_snapshot(
 
 
 def test_the_run_page_shows_a_table_per_field_worst_first_with_the_flag_and_its_reason(world, client):
-    TrainingRun.objects.filter(pk=world.done.pk).update(metrics={"test": {**FAKE_TEST_METRICS, "slices": slice_report()}})
+    sliced = {"test": {**FAKE_TEST_METRICS, "slices": slice_report()}}
+    TrainingRun.objects.filter(pk=world.done.pk).update(metrics=sliced)
     client.force_login(world.users["reviewer"])
     html = client.get(reverse("run-detail", args=[world.project.pk, world.done.pk])).content.decode()
     table = re.search(r'<table class="table slice-table" data-field="source">(.*?)</table>', html, re.S).group(1)
@@ -147,7 +148,8 @@ def test_runs_without_slices_show_how_to_set_them(world, client):
 
 
 def test_the_run_api_exposes_the_slices(world):
-    TrainingRun.objects.filter(pk=world.done.pk).update(metrics={"test": {**FAKE_TEST_METRICS, "slices": slice_report()}})
+    sliced = {"test": {**FAKE_TEST_METRICS, "slices": slice_report()}}
+    TrainingRun.objects.filter(pk=world.done.pk).update(metrics=sliced)
     api = APIClient()
     api.force_authenticate(world.users["reviewer"])
     body = api.get(reverse("api-run-detail", kwargs={"project_id": world.project.pk, "run_id": world.done.pk})).json()
