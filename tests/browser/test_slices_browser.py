@@ -27,7 +27,7 @@ def realistic_slices() -> dict:
                       zip(sources, bands, strict=True)])
     y_pred = np.where(right, y_true, 1 - y_true)
     baseline = np.where(rng.random(400) < 0.8, y_true, 1 - y_true)
-    whole = {"accuracy": float(right.mean()), "macro_f1": float(right.mean()) - 0.005}
+    whole = {"accuracy": round(float(right.mean()), 3), "macro_f1": round(float(right.mean()) - 0.006, 3)}
     return classification_slices(
         {"source": sources, "length_band": bands}, y_true=y_true, y_pred=y_pred, whole=whole,
         baseline_pred=baseline, baseline_name="tfidf_logreg",
