@@ -177,6 +177,13 @@ def test_the_rounds_page_tracks_the_worst_slice_of_each_rounds_run(world, client
     assert "none flagged" in cells[1] and f"run #{second.pk}" in cells[1]
     assert "rounds-slices-hint" not in html
 
+    api = APIClient()
+    api.force_authenticate(world.users["reviewer"])
+    listed = api.get(reverse("api-round-list", args=[project.pk])).json()["results"]
+    assert listed[0]["worst_slice"]["value"] == "forum" and listed[0]["worst_slice"]["run"] == first.pk
+    assert listed[1]["worst_slice"] == {"run": second.pk, "flagged": 0}
+    assert listed[2]["worst_slice"] is None  # the open round
+
 
 def test_the_rounds_page_says_how_to_get_slices_when_no_run_has_them(world, client):
     client.force_login(world.users["owner"])
