@@ -125,3 +125,14 @@ def test_generation_slices_score_rouge_l_per_slice():
     assert entries["bad"]["status"] == STATUS_FLAGGED and entries["good"]["status"] == STATUS_OK
     assert entries["good"]["baseline"]["rouge_l"] == pytest.approx(0.45)
     assert report["worst"]["value"] == "bad" and report["primary"] == "rouge_l"
+
+
+def test_the_model_card_lists_the_flagged_slices():
+    from training.ml.model_card import _slices
+
+    sources, y_true, y_pred, whole = constructed()
+    report = classification_slices({"source": sources}, y_true=y_true, y_pred=y_pred, whole=whole)
+    text = "\n".join(_slices(report))
+    assert "### Slices" in text and "| source | forum | 40 | accuracy 0.000" in text
+    assert "email" not in text.split("| field |")[1]  # too small to tell: not flagged
+    assert _slices(None) == []
