@@ -5,7 +5,8 @@ Generation: the loss per response token (prompt masked, as in training) and gree
 ROUGE-L and BLEU against the references. On the test split every headline figure gets a 95% bootstrap interval,
 and `with_baselines` adds the baselines (training/ml/baselines.py, fitted on train and chosen on validation; for
 generation the caller evaluates the un-tuned base model with these same functions) and the paired-bootstrap
-comparison of the model with the best of them.
+comparison of the model with the best of them. Given each item's slices (training/ml/slices.py), the same
+predictions are scored per slice too, beside the best baseline's.
 """
 
 from __future__ import annotations
