@@ -103,6 +103,13 @@ class Project(models.Model):
         validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
         help_text="A model this confident against an item's final label sends the item back to review.",
     )
+    # Item metadata keys (or "length_band") every evaluation reports its figures per value of; written by
+    # projects.services.project_set_slice_fields, read by training/runs/runner.py (training/ml/slices.py).
+    slice_fields = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Metadata fields (or length_band) the evaluation reports per slice: bias and fairness checks.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     archived_at = models.DateTimeField(null=True, blank=True)

@@ -47,6 +47,7 @@ from annotation.projects.services import (
     project_routing_set,
     project_set_lease,
     project_set_overlap,
+    project_set_slice_fields,
     token_issue,
     token_revoke,
 )
@@ -183,6 +184,7 @@ class ProjectSerializer(serializers.Serializer):
     review_all = serializers.BooleanField(source="project.review_all")
     routing_policy = serializers.ChoiceField(choices=RoutingPolicy.choices, source="project.routing_policy")
     routing_budget = serializers.FloatField(source="project.routing_budget")
+    slice_fields = serializers.ListField(child=serializers.CharField(), source="project.slice_fields")
     created_at = serializers.DateTimeField(source="project.created_at")
     role = serializers.ChoiceField(choices=Role.choices)
     labels = LabelSerializer(many=True)
@@ -234,7 +236,8 @@ class ProjectListApi(ApiView):
 
 
 class ProjectDetailApi(ApiView):
-    """One project; the owner changes its overlap, lease and routing, or deletes it (archived: nothing is removed)."""
+    """One project; the owner changes its overlap, lease, routing and slice fields, or deletes it (archived:
+    nothing is removed)."""
 
     class InputSerializer(serializers.Serializer):
         overlap = serializers.IntegerField(min_value=1, max_value=20, required=False)
@@ -253,6 +256,12 @@ class ProjectDetailApi(ApiView):
             min_value=1.0, max_value=20.0, required=False,
             help_text="Adaptive routing: human judgements per item on average, at most.",
         )
+        slice_fields = serializers.ListField(
+            child=serializers.CharField(max_length=100),
+            required=False,
+            max_length=10,
+            help_text="Item metadata keys (or length_band) every evaluation reports its figures per value of.",
+        )
 
     @extend_schema(responses={200: ProjectSerializer, **DENIED})
     def get(self, request: Request, project_id: int) -> Response:
@@ -263,6 +272,8 @@ class ProjectDetailApi(ApiView):
     def patch(self, request: Request, project_id: int) -> Response:
         project, role = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
+        if "slice_fields" in data:  # first: a refusal then changes nothing
+            project_set_slice_fields(project=project, fields=data["slice_fields"])
         if data.get("overlap", project.overlap) != project.overlap:
             project_set_overlap(project=project, overlap=data["overlap"])
         if data.get("lease_seconds", project.lease_seconds) != project.lease_seconds:

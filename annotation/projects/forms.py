@@ -87,6 +87,19 @@ class ProjectSettingsForm(forms.Form):
         min_value=0.0, max_value=1.0, required=False, label="Audit rate",
         help_text="Share of agreed items still sent to a reviewer (0 to 1).",
     )
+    slice_fields = forms.CharField(
+        required=False,
+        max_length=1100,
+        label="Slice fields",
+        widget=forms.TextInput(attrs={"placeholder": "source, length_band"}),
+        help_text=(
+            "Item metadata fields, comma-separated (at most 10), plus length_band for short/medium/long texts: "
+            "every evaluation reports its figures per value of each. Empty: no per-slice figures."
+        ),
+    )
+
+    def clean_slice_fields(self) -> list[str]:
+        return [part.strip() for part in self.cleaned_data["slice_fields"].split(",") if part.strip()]
 
 
 class LabelForm(forms.Form):

@@ -289,6 +289,46 @@ def project_set_lease(*, project: Project, lease_seconds: int) -> Project:
     return project
 
 
+SLICE_FIELDS_TOO_MANY = "At most {limit} slice fields; {count} were given."
+
+
+SLICE_FIELD_UNKNOWN = (
+    "No item of this project has the metadata field {names}: slice fields must be metadata keys the items carry "
+    "(or length_band, the text length in bands)."
+)
+
+
+SLICE_FIELD_BAD = "A slice field must be a non-empty name of at most 100 characters; got {name!r}."
+
+
+def project_set_slice_fields(*, project: Project, fields: Sequence[str]) -> Project:
+    """Name the metadata fields every evaluation reports its figures per value of (training/ml/slices.py).
+
+    Each must be a key some item's metadata has, or the built-in "length_band"; at most MAX_SLICE_FIELDS, in the
+    order given, duplicates dropped. An empty list turns the per-slice figures off.
+    """
+    from training.ml.slices import LENGTH_BAND, MAX_SLICE_FIELDS
+
+    names: list[str] = []
+    for raw in fields:
+        name = raw.strip() if isinstance(raw, str) else ""
+        if not name or len(name) > 100:
+            raise ServiceError(SLICE_FIELD_BAD.format(name=raw), field="slice_fields")
+        if name not in names:
+            names.append(name)
+    if len(names) > MAX_SLICE_FIELDS:
+        raise ServiceError(SLICE_FIELDS_TOO_MANY.format(limit=MAX_SLICE_FIELDS, count=len(names)), field="slice_fields")
+    items = Item.objects.filter(project=project)
+    unknown = [name for name in names if name != LENGTH_BAND and not items.filter(metadata__has_key=name).exists()]
+    if unknown:
+        raise ServiceError(
+            SLICE_FIELD_UNKNOWN.format(names=", ".join(repr(name) for name in unknown)), field="slice_fields"
+        )
+    Project.objects.filter(pk=project.pk).update(slice_fields=names)
+    project.slice_fields = names
+    return project
+
+
 def label_update(*, label: Label, name: str, color: str, hotkey: str) -> Label:
     """Edit a label's look and hotkey; its name only while no annotation can refer to it."""
     name, hotkey = name.strip(), hotkey.strip()

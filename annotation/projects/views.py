@@ -53,6 +53,7 @@ from annotation.projects.services import (
     project_routing_set,
     project_set_lease,
     project_set_overlap,
+    project_set_slice_fields,
 )
 from annotation.review.selectors import open_review_tasks
 from core.errors import ServiceError
@@ -158,6 +159,7 @@ def _settings_response(
                 "routing_policy": project.routing_policy,
                 "routing_budget": project.routing_budget,
                 "audit_rate": project.audit_rate,
+                "slice_fields": ", ".join(project.slice_fields or []),
             }
         ),
         "label_rows": label_rows,
@@ -192,6 +194,9 @@ def project_settings(request: AuthedRequest, project_id: int) -> HttpResponse:
     form = ProjectSettingsForm(request.POST)
     if form.is_valid():
         try:
+            # First: the only setting refused for what the items hold, so a refusal changes nothing.
+            if form.cleaned_data["slice_fields"] != list(project.slice_fields or []):
+                project_set_slice_fields(project=project, fields=form.cleaned_data["slice_fields"])
             if form.cleaned_data["overlap"] != project.overlap:
                 project_set_overlap(project=project, overlap=form.cleaned_data["overlap"])
             if form.cleaned_data["lease_seconds"] != project.lease_seconds:

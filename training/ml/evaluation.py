@@ -5,13 +5,14 @@ Generation: the loss per response token (prompt masked, as in training) and gree
 ROUGE-L and BLEU against the references. On the test split every headline figure gets a 95% bootstrap interval,
 and `with_baselines` adds the baselines (training/ml/baselines.py, fitted on train and chosen on validation; for
 generation the caller evaluates the un-tuned base model with these same functions) and the paired-bootstrap
-comparison of the model with the best of them.
+comparison of the model with the best of them. Given each item's slices (training/ml/slices.py), the same
+predictions are scored per slice too, beside the best baseline's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,12 @@ from training.ml.metrics import (
     generation_metrics,
     generation_statistics,
     paired_difference,
+    rouge_l_scores,
 )
 from training.ml.modeling import embed_texts
 from training.ml.predict import class_probabilities, generate_responses
 from training.ml.progress import BatchCallback
+from training.ml.slices import classification_slices, generation_slices
 from training.spec import TASK_CAUSAL_LM, TASK_CLASSIFICATION
 
 SAMPLE_COUNT = 5  # generated responses kept in the metrics, for a reader to judge
@@ -111,6 +114,8 @@ class Scored:
 
     metrics: dict[str, Any]
     statistics: dict[str, Statistic]
+    # Per test item: "pred" (the predicted label id) or "rouge_l", for the per-slice figures (training/ml/slices.py).
+    per_item: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def generation_scored(
@@ -150,7 +155,9 @@ def generation_scored(
         {"prompt": e.source, "reference": e.target, "response": r}
         for e, r in zip(examples[:SAMPLE_COUNT], responses[:SAMPLE_COUNT], strict=False)
     ]
-    return Scored(metrics, generation_statistics(responses, references))
+    return Scored(
+        metrics, generation_statistics(responses, references), {"rouge_l": rouge_l_scores(responses, references)}
+    )
 
 
 def generation_report(
@@ -183,9 +190,11 @@ def with_intervals(scored: Scored, *, n: int) -> dict[str, Any]:
 
 
 def classification_scored(y_true: np.ndarray, probabilities: np.ndarray, labels: Sequence[str]) -> Scored:
+    predicted = probabilities.argmax(axis=1) if len(y_true) else np.zeros(0, dtype=int)
     return Scored(
         probability_report(y_true, probabilities, labels),
-        classification_statistics(y_true, probabilities.argmax(axis=1), len(labels)),
+        classification_statistics(y_true, predicted, len(labels)),
+        {"pred": predicted},
     )
 
 
@@ -206,8 +215,10 @@ def classification_test_report(
     seed: int,
     baselines: bool,
     on_batch: BatchCallback | None = None,
+    slice_groups: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """The model's test figures with intervals; with `baselines`, each baseline's and the comparison too.
+    """The model's test figures with intervals; with `baselines`, each baseline's and the comparison too; with
+    `slice_groups` (field → each test item's slice), the figures per slice beside the best baseline's.
 
     The baselines are fitted on `train` and tuned on `validation` before any test text is looked at; the test
     split is only ever handed to what they return, to be predicted. `on_batch(n)` follows the model's pass over
@@ -228,6 +239,8 @@ def classification_test_report(
     model_scored = classification_scored(test_y, probabilities, labels)
     metrics = with_intervals(model_scored, n=len(test))
     if not baselines:
+        if slice_groups:
+            metrics["slices"] = scored_classification_slices(slice_groups, test_y, model_scored)
         return metrics
 
     def embed(texts: Sequence[str]) -> np.ndarray:
@@ -258,6 +271,9 @@ def classification_test_report(
         smallest_label_count=min(support) if support else 0,
         majority_value=scored["majority"].metrics["macro_f1"],
     )
+    if slice_groups:
+        best = metrics["comparison"]["best_baseline"]
+        metrics["slices"] = scored_classification_slices(slice_groups, test_y, model_scored, best, scored[best])
     return metrics
 
 
@@ -270,6 +286,49 @@ def classification_evaluation_items(*, train: int, validation: int, test: int, b
 def generation_evaluation_items(*, test: int, baselines: bool) -> int:
     """The items `generation_scored` reports (loss pass and generation pass), for the tuned and the base model."""
     return 2 * test * (2 if baselines else 1)
+
+
+def scored_classification_slices(
+    groups: Mapping[str, Sequence[str]],
+    y_true: np.ndarray,
+    model: Scored,
+    baseline_name: str | None = None,
+    baseline: Scored | None = None,
+) -> dict[str, Any]:
+    return classification_slices(
+        groups,
+        y_true=y_true,
+        y_pred=model.per_item["pred"],
+        whole=model.metrics,
+        baseline_pred=baseline.per_item["pred"] if baseline is not None else None,
+        baseline_name=baseline_name,
+    )
+
+
+def classification_validation_slices(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[Example],
+    groups: Mapping[str, Sequence[str]],
+    *,
+    labels: Sequence[str],
+    max_length: int,
+    batch_size: int,
+    device: torch.device,
+    bf16: bool = False,
+) -> dict[str, Any]:
+    """The per-slice figures of the model on the validation split (no baselines: they were chosen on it)."""
+    probabilities = class_probabilities(
+        model,
+        tokenizer,
+        [e.source for e in examples],
+        max_length=max_length,
+        batch_size=batch_size,
+        device=device,
+        bf16=bf16,
+    )
+    y_true = label_ids(examples, labels)
+    return scored_classification_slices(groups, y_true, classification_scored(y_true, probabilities, labels))
 
 
 def baseline_entry(fitted: Fitted, scored: Scored, *, n: int) -> dict[str, Any]:
@@ -309,9 +368,20 @@ def comparison(
     )
 
 
-def generation_test_report(model: Scored, *, base_model: Scored | None, n: int) -> dict[str, Any]:
-    """The fine-tuned model's test figures with intervals; with the un-tuned base model's, the comparison too."""
+def generation_test_report(
+    model: Scored, *, base_model: Scored | None, n: int, slice_groups: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, Any]:
+    """The fine-tuned model's test figures with intervals; with the un-tuned base model's, the comparison too;
+    with `slice_groups`, ROUGE-L per slice (beside the base model's)."""
     metrics = with_intervals(model, n=n)
+    if slice_groups:
+        metrics["slices"] = generation_slices(
+            slice_groups,
+            rouge=model.per_item["rouge_l"],
+            whole=model.metrics,
+            baseline_rouge=base_model.per_item["rouge_l"] if base_model is not None else None,
+            baseline_name="base_model" if base_model is not None else None,
+        )
     if base_model is None:
         return metrics
     metrics["baselines"] = {

@@ -194,7 +194,27 @@ def _results(info: Mapping[str, Any]) -> str:
             for label, c in per_class.items()
         ]
     lines += ["", *_baselines(metrics, headline)]
+    lines += _slices(metrics.get("slices"))
     return "\n".join(lines)
+
+
+def _slices(report: Any) -> list[str]:
+    """The flagged slices (training/ml/slices.py), when the run was evaluated per slice: where the model is weak."""
+    if not isinstance(report, Mapping) or not report.get("fields"):
+        return []
+    fields = ", ".join(str(f["field"]) for f in report["fields"])
+    lines = ["", "### Slices", "", f"Figures per value of: {fields}. {report.get('rule', '')}".rstrip(), ""]
+    flagged = [
+        (f["field"], entry) for f in report["fields"] for entry in f["values"] if entry.get("status") == "flagged"
+    ]
+    if not flagged:
+        return [*lines, "No slice was flagged."]
+    lines += ["| field | slice | test items | why it is flagged |", "|---|---|---|---|"]
+    lines += [
+        f"| {field} | {entry['value']} | {entry['support']} | {'; '.join(entry.get('reasons', []))} |"
+        for field, entry in flagged
+    ]
+    return lines
 
 
 def _baselines(metrics: Mapping[str, Any], headline: Sequence[str]) -> list[str]:

@@ -71,6 +71,7 @@ from training.ml.evaluation import (
     classification_evaluation_items,
     classification_report,
     classification_test_report,
+    classification_validation_slices,
     generation_evaluation_items,
     generation_scored,
     generation_test_report,
@@ -458,6 +459,7 @@ class Recipe:
         baselines: bool = False,
         label_descriptions: Mapping[str, str] | None = None,
         on_batch: BatchCallback | None = None,
+        slice_groups: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
     ) -> dict[str, Any]:
         """Test-split metrics of the trained model with 95% bootstrap intervals; with `baselines`, the figures it
         has to beat as well, and the paired comparison with the best of them (training/ml/evaluation.py).
@@ -466,13 +468,16 @@ class Recipe:
         validation rows, never on `rows`; `label_descriptions` (label → what the guidelines say about it) feed
         the zero-shot one. Generation baseline: the un-tuned base model. Run it on rank 0 only when distributed.
         `on_batch(n)` after every batch of n items, `evaluation_items` of them in all (training/ml/progress.py).
+        `slice_groups` ("test" / "validation" → field → each row's slice, training/ml/slices.py) adds the figures
+        per slice: "slices" on the test rows, "validation_slices" on the recipe's validation rows (classification).
         """
         self._require_setup("evaluate")
         examples = self._examples(rows, "test", required=True)
         self._encode(examples, "test")  # reports unknown labels with the split and row
         spec, device = self.spec, self.runtime.device
+        slice_groups = slice_groups or {}
         if spec.task == TASK_CLASSIFICATION:
-            return classification_test_report(
+            metrics = classification_test_report(
                 self.model,
                 self.tokenizer,
                 self.model_dir,
@@ -488,7 +493,22 @@ class Recipe:
                 seed=spec.seed,
                 baselines=baselines,
                 on_batch=on_batch,
+                slice_groups=slice_groups.get("test"),
             )
+            validation_groups = slice_groups.get("validation")
+            if validation_groups and self.validation_examples:
+                metrics["validation_slices"] = classification_validation_slices(
+                    self.model,
+                    self.tokenizer,
+                    self.validation_examples,
+                    validation_groups,
+                    labels=self.labels,
+                    max_length=spec.max_length,
+                    batch_size=spec.batch_size * EVAL_BATCH_FACTOR,
+                    device=device,
+                    bf16=self.runtime.bf16,
+                )
+            return metrics
         tuned = self._generation_report(self.model, examples, on_batch=on_batch)
         base_scored = None
         if baselines:
@@ -496,7 +516,9 @@ class Recipe:
             # transformers wraps PreTrainedModel.to with functools.wraps, and its hint loses the bound `self`.
             moved = base.to(device)  # type: ignore[arg-type]
             base_scored = self._generation_report(moved, examples, on_batch=on_batch)
-        return generation_test_report(tuned, base_model=base_scored, n=len(examples))
+        return generation_test_report(
+            tuned, base_model=base_scored, n=len(examples), slice_groups=slice_groups.get("test")
+        )
 
     def _classification_report(self, model: nn.Module, examples: Sequence[Example]) -> dict[str, Any]:
         return classification_report(

@@ -7,6 +7,8 @@ Owners read the plan, start rounds and edit the settings; reviewers list rounds;
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -21,7 +23,7 @@ from training.models import Round
 from training.rounds.charts import rounds_worse_by_number
 from training.rounds.forms import rating_criteria_clean
 from training.rounds.options import plan_options_parse
-from training.rounds.selectors import round_list, round_plan
+from training.rounds.selectors import round_list, round_plan, round_worst_slice
 from training.rounds.services import round_advance
 
 PLAN_PARAMETERS = [
@@ -59,8 +61,16 @@ class RoundListApi(ApiView):
     class OutputSerializer(RoundSerializer):
         worse = serializers.SerializerMethodField(help_text="Figures this round made worse than the round before.")
 
+        worst_slice = serializers.SerializerMethodField(
+            help_text="The worst flagged slice of the round's best run (training.md, per-slice figures); "
+            "null when none of its runs was evaluated per slice."
+        )
+
         def get_worse(self, round_: Round) -> list[str]:
             return self.context["worse"].get(round_.number, [])
+
+        def get_worst_slice(self, round_: Round) -> dict[str, Any] | None:
+            return round_worst_slice(round_)
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(OutputSerializer), **REFUSED})
     def get(self, request: Request, project_id: int) -> Response:

@@ -60,6 +60,7 @@ from annotation.review.selectors import agreement_backed, latest_decisions
 from annotation.review.services import ValueProposal
 from annotation.tasktypes import InvalidValue, value_display, value_key
 from core.errors import ServiceError
+from training.ml.slices import METRIC_NAMES
 from training.models import ModelOutput, Rating, Round, RoundChange, RunStatus, TrainingRun, Verdict
 from training.ratings.selectors import ratings_current
 from training.rounds.options import EXAMPLES, NO_SUCH_RUN, PlanOptions
@@ -122,6 +123,29 @@ def round_list(*, project: Project) -> list[Round]:
     if not found or found[-1].closed_at is not None:
         found.append(round_current(project=project))
     return found
+
+
+def round_worst_slice(round_: Round) -> dict[str, Any] | None:
+    """The worst flagged slice (training/ml/slices.py) of the round's run the figures name as best, else its
+    newest run with per-slice figures: so the rounds page shows whether a slice's gap closes round over round.
+
+    None when no run of the round was evaluated per slice (no slice fields set, or runs older than the feature);
+    {"run": id, "flagged": 0} when one was and nothing was flagged.
+    """
+    if round_.pk is None:
+        return None
+    runs = sorted(round_.runs.all(), key=lambda run: run.pk, reverse=True)
+    best = (round_.figures or {}).get("best_run")
+    runs.sort(key=lambda run: run.pk != best)
+    for run in runs:
+        report = ((run.metrics or {}).get("test") or {}).get("slices")
+        if report:
+            worst = report.get("worst")
+            found = {"run": run.pk, "flagged": report.get("flagged", 0), **(worst or {})}
+            if worst:
+                found["metric"] = METRIC_NAMES.get(worst.get("metric"), worst.get("metric"))
+            return found
+    return None
 
 
 def runs_succeeded(*, project: Project) -> QuerySet[TrainingRun]:

@@ -108,7 +108,10 @@ def round_list(request: AuthedRequest, project_id: int) -> HttpResponse:
     """Every round: its guidelines, snapshot, runs, figures and changes, charted across rounds."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     all_rounds = rounds.round_list(project=project)
+    worst_slices = [(round_, rounds.round_worst_slice(round_)) for round_ in all_rounds]
     context = {
+        "worst_slices": worst_slices,
+        "any_slices": any(worst is not None for _, worst in worst_slices),
         "project": project,
         "role": role,
         "can_manage": role in MANAGE,

@@ -224,8 +224,13 @@ def train(run: TrainingRun) -> RunResult:
 
     if data.test:
         evaluating = callbacks.phase_progress("evaluating", recipe.evaluation_items(len(data.test), baselines=True))
+        groups = selectors.snapshot_slice_groups(data=data, fields=list(run.project.slice_fields or []), task=run.task)
         metrics["test"] = recipe.evaluate(
-            data.test, baselines=True, label_descriptions=data.label_descriptions, on_batch=evaluating.advance
+            data.test,
+            baselines=True,
+            label_descriptions=data.label_descriptions,
+            on_batch=evaluating.advance,
+            slice_groups=groups,
         )
     callbacks.phase("saving")
     artifact = recipe.save(directory / ARTIFACT, snapshot_hash=run.snapshot_hash, metrics=metrics.get("test", {}))

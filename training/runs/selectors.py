@@ -222,6 +222,9 @@ class TrainingData:
     balance: dict[str, Any] | None = None
     # What the guidelines say about each label, for the zero-shot baseline.
     label_descriptions: dict[str, str] = field(default_factory=dict)
+    # The items' metadata, parallel to the validation and test rows, for the per-slice figures. Read from the
+    # items when the run starts, never from the snapshot's (content-hashed, immutable) files.
+    metadata: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
@@ -312,13 +315,15 @@ def snapshot_training_data(*, snapshot: Snapshot, spec: TrainingSpec) -> Trainin
     rows = (
         SnapshotItem.objects.filter(snapshot=snapshot)
         .order_by("item_id")
-        .values_list("item_id", "item__text", "value", "split")
+        .values_list("item_id", "item__text", "value", "split", "item__metadata")
     )
-    for item_id, text, value, split in rows.iterator(chunk_size=READ_CHUNK):
+    for item_id, text, value, split, metadata in rows.iterator(chunk_size=READ_CHUNK):
         row = _recipe_row(spec.task, text, value)
         if item_id in agreement:
             row["agreement"] = agreement[item_id]
         getattr(data, split).append(row)
+        if split != Split.TRAIN:
+            data.metadata.setdefault(split, []).append(metadata if isinstance(metadata, dict) else {})
     balance = snapshot.manifest.get("class_balance") or {}
     if spec.task == TASK_CLASSIFICATION and balance.get("mode") in BALANCE_RESAMPLING:
         from annotation.datasets import splits
@@ -327,6 +332,29 @@ def snapshot_training_data(*, snapshot: Snapshot, spec: TrainingSpec) -> Trainin
         data.balance = {"mode": balance["mode"], "before": len(data.train), "after": len(keep)}
         data.train = [data.train[index] for index in keep]
     return data
+
+
+def snapshot_slice_groups(*, data: TrainingData, fields: list[str], task: str) -> dict[str, dict[str, list[str]]]:
+    """Each evaluated split's slice of every row per field (training/ml/slices.py); empty without fields.
+
+    The length band's edges are the tertiles of the train split's text (prompt) lengths.
+    """
+    if not fields:
+        return {}
+    from training.ml.slices import length_edges, slice_groups
+
+    source = "text" if task == TASK_CLASSIFICATION else "prompt"
+    edges = length_edges([row[source] for row in data.train])
+    return {
+        split: slice_groups(
+            fields,
+            texts=[row[source] for row in rows],
+            metadata=data.metadata.get(split, [{}] * len(rows)),
+            edges=edges,
+        )
+        for split, rows in (("validation", data.validation), ("test", data.test))
+        if rows
+    }
 
 
 def prediction_scope(*, run: TrainingRun, scope: str) -> QuerySet[Item]:
@@ -565,6 +593,40 @@ def _comparison(test: dict[str, Any], baselines: dict[str, Any]) -> dict[str, An
     return None
 
 
+SLICE_METRIC_NAMES = {"macro_f1": "Macro-F1", "accuracy": "Accuracy", "rouge_l": "ROUGE-L"}
+
+
+def slices_view(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A per-slice report (training/ml/slices.py) laid out as one table per field, worst slice first."""
+    if not report or not report.get("fields"):
+        return None
+    metrics = [name for name in report.get("metrics", []) if name in report.get("whole", {})]
+    baseline = report.get("baseline")
+
+    def row(entry: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "value": entry["value"],
+            "support": entry["support"],
+            "status": entry["status"],
+            "reasons": entry.get("reasons", []),
+            "cells": [
+                _cell({**entry["metrics"], "intervals": entry.get("intervals")}, name) for name in metrics
+            ],
+            "baseline": (entry.get("baseline") or {}).get(report.get("primary", "")),
+        }
+
+    return {
+        "columns": [SLICE_METRIC_NAMES.get(name, name) for name in metrics],
+        "whole": [report["whole"][name] for name in metrics],
+        "primary": SLICE_METRIC_NAMES.get(report.get("primary", ""), report.get("primary")),
+        "baseline": BASELINE_NAMES.get(baseline, baseline) if baseline else None,
+        "rule": report.get("rule", ""),
+        "flagged": report.get("flagged", 0),
+        "worst": report.get("worst"),
+        "fields": [{"field": f["field"], "rows": [row(entry) for entry in f["values"]]} for f in report["fields"]],
+    }
+
+
 def run_evaluation(run: TrainingRun) -> dict[str, Any] | None:
     """The test metrics laid out for the page: the verdict against the best baseline, the model's figures beside
     each baseline's (with 95% intervals where recorded), what each baseline is and what validation chose for it,
@@ -602,6 +664,8 @@ def run_evaluation(run: TrainingRun) -> dict[str, Any] | None:
             if b.get("method")
         ],
     }
+    view["slices"] = slices_view(test.get("slices"))
+    view["validation_slices"] = slices_view(test.get("validation_slices"))
     if "per_class" in test:
         view["per_class"] = [{"label": label, **figures} for label, figures in test["per_class"].items()]
     confusion = test.get("confusion_matrix")

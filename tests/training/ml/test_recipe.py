@@ -116,10 +116,14 @@ def test_causal_lm_learns_the_response_and_reports_generation_metrics(registry, 
     assert evals[-1]["perplexity"] == pytest.approx(torch.tensor(evals[-1]["loss"]).exp().item(), rel=1e-4)
 
     reported: list[int] = []
-    metrics = recipe.evaluate(qa_rows(6, seed=3), baselines=True, on_batch=reported.append)
+    metrics = recipe.evaluate(
+        qa_rows(6, seed=3), baselines=True, on_batch=reported.append, slice_groups={"test": {"source": ["a", "b"] * 3}}
+    )
     # Loss pass and generation pass, for the tuned model and for the base model.
     assert sum(reported) == recipe.evaluation_items(6, baselines=True) == 2 * 6 * 2
-    assert set(metrics) >= {"loss", "perplexity", "rouge_l", "bleu", "samples", "baselines"}
+    assert set(metrics) >= {"loss", "perplexity", "rouge_l", "bleu", "samples", "baselines", "slices"}
+    assert metrics["slices"]["primary"] == "rouge_l" and metrics["slices"]["baseline"] == "base_model"
+    assert [e["support"] for e in metrics["slices"]["fields"][0]["values"]] == [3, 3]
     assert metrics["loss"] < metrics["baselines"]["base_model"]["loss"]
     assert set(metrics["intervals"]) == {"rouge_l", "bleu"} == set(metrics["baselines"]["base_model"]["intervals"])
     assert metrics["comparison"]["metric"] == "rouge_l" and metrics["comparison"]["best_baseline"] == "base_model"
@@ -285,3 +289,27 @@ def test_bad_rows_and_labels_are_reported_before_training(registry, tmp_path):
         make_recipe(classification_spec(), registry, tmp_path / "c", train=[]).setup()
     with pytest.raises(RuntimeError, match="setup"):
         make_recipe(classification_spec(), registry, tmp_path / "d").train()
+
+
+def test_evaluate_reports_figures_per_slice_on_test_and_validation(registry, tmp_path):
+    recipe = make_recipe(classification_spec(epochs=1), registry, tmp_path / "ck")
+    recipe.setup()
+    recipe.train()
+    test_rows = sentiment_rows(40, seed=3)
+    groups = {
+        "test": {"source": ["a"] * 25 + ["b"] * 15},
+        "validation": {"source": ["a", "b"] * 16},
+    }
+    metrics = recipe.evaluate(test_rows, baselines=True, slice_groups=groups)
+
+    slices = metrics["slices"]
+    values = {entry["value"]: entry for entry in slices["fields"][0]["values"]}
+    assert values["a"]["support"] == 25 and values["b"]["support"] == 15
+    assert values["b"]["status"] == "too_small"
+    assert slices["baseline"] == metrics["comparison"]["best_baseline"]
+    assert set(values["a"]["baseline"]) == {"accuracy", "macro_f1"}
+    assert slices["whole"] == {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+    low, high = values["a"]["intervals"]["accuracy"]
+    assert low <= values["a"]["metrics"]["accuracy"] <= high
+    assert sum(e["support"] for e in metrics["validation_slices"]["fields"][0]["values"]) == 32
+    assert "slices" not in recipe.evaluate(test_rows)
