@@ -35,6 +35,7 @@ its calibration), and seconds per scan (embeddings cached and excluded).
 
     python bench/noise.py                              # all data sets and modes, seed 0
     python bench/noise.py --data trec3 --modes neighbour --seeds 0 1 2
+    python bench/noise.py --data sms --modes uniform --seeds 0 1 2 --count off-diagonal   # the count before
 """
 
 from __future__ import annotations
@@ -211,7 +212,18 @@ def main() -> None:
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--scans", nargs="+", choices=["old", "new-1", "new"], default=["old", "new-1", "new"])
+    parser.add_argument(
+        "--count",
+        choices=["expected", "off-diagonal"],
+        default="expected",
+        help="how the new scan counts errors: its own estimate, or cleanlab's num_label_issues (the count before "
+        "2026-12-05), to reproduce the before/after table",
+    )
     args = parser.parse_args()
+    if args.count == "off-diagonal":
+        from cleanlab.count import num_label_issues
+
+        noise.estimate_errors = lambda codes, probs: float(num_label_issues(codes, probs))
 
     print(f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} CPUs")
     head = f"{'data':5} {'n':>5} {'mode':9} {'seed':>4} {'scan':5} {'errors':>6} {'flags':>5} {'flag%':>5}"

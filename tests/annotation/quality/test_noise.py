@@ -228,7 +228,7 @@ def test_crowdlab_weighs_every_annotator_and_finds_the_careless_one():
     assert careless.n == 60 and careful.n == 120 and by_name["careful2"].n == 60
     assert careless.accuracy is not None and careless.accuracy < 0.6
     assert careless.high is not None and careful.low is not None and careless.high < careful.low
-    assert careless.low <= careless.accuracy <= careless.high
+    assert careless.low is not None and careless.low <= careless.accuracy <= careless.high
     assert careless.crowdlab_quality < min(careful.crowdlab_quality, by_name["careful2"].crowdlab_quality)
     assert result.annotators[-1].annotator == "careless"  # best first
     assert result.consensus == given  # the careful annotator and the model outvote the careless one
