@@ -60,7 +60,6 @@ from annotation.review.selectors import agreement_backed, latest_decisions
 from annotation.review.services import ValueProposal
 from annotation.tasktypes import InvalidValue, value_display, value_key
 from core.errors import ServiceError
-from training.ml.slices import METRIC_NAMES
 from training.models import ModelOutput, Rating, Round, RoundChange, RunStatus, TrainingRun, Verdict
 from training.ratings.selectors import ratings_current
 from training.rounds.options import EXAMPLES, NO_SUCH_RUN, PlanOptions
@@ -134,6 +133,8 @@ def round_worst_slice(round_: Round) -> dict[str, Any] | None:
     """
     if round_.pk is None:
         return None
+    from training.ml.slices import METRIC_NAMES  # numpy and scikit-learn: not at a web process's import
+
     runs = sorted(round_.runs.all(), key=lambda run: run.pk, reverse=True)
     best = (round_.figures or {}).get("best_run")
     runs.sort(key=lambda run: run.pk != best)
