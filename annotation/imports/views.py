@@ -147,17 +147,9 @@ def import_create_view(request: AuthedRequest, project_id: int) -> HttpResponse:
     if request.method == "POST":
         form = ImportForm(request.POST, request.FILES)
         if form.is_valid():
-            upload = form.cleaned_data["file"]
             try:
                 job = import_create(
-                    project=project,
-                    user=request.user,
-                    file_name=upload.name,
-                    fileobj=upload,
-                    file_format=form.cleaned_data["file_format"] or None,
-                    mapping=form.mapping(),
-                    labels_as=form.cleaned_data["labels_as"] or None,
-                    partial=form.partial(),
+                    project=project, user=request.user, partial=form.partial(), **_file_and_mapping(form)
                 )
             except ServiceError as exc:
                 _add_service_error(form, exc)
@@ -173,6 +165,18 @@ def import_create_view(request: AuthedRequest, project_id: int) -> HttpResponse:
         return render(request, "annotation/_import_recent.html", context)
     context = {"project": project, "form": form, "imports": import_list(project=project)}
     return render(request, "annotation/import_create.html", context, status=status)
+
+
+def _file_and_mapping(form: ImportForm) -> dict[str, Any]:
+    """What an import and its preview both read from a valid form: the file, its format, the mapping."""
+    upload = form.cleaned_data["file"]
+    return {
+        "file_name": upload.name,
+        "fileobj": upload,
+        "file_format": form.cleaned_data["file_format"] or None,
+        "mapping": form.mapping(),
+        "labels_as": form.cleaned_data["labels_as"] or None,
+    }
 
 
 def _add_service_error(form: ImportForm, exc: ServiceError) -> None:
@@ -197,17 +201,8 @@ def import_preview_view(request: AuthedRequest, project_id: int) -> HttpResponse
     form = ImportForm(request.POST, request.FILES)
     if not form.is_valid():
         return render(request, "annotation/_import_preview.html", {"form": form, "preview": None})
-    upload = form.cleaned_data["file"]
     try:
-        preview = import_preview(
-            project=project,
-            user=request.user,
-            file_name=upload.name,
-            fileobj=upload,
-            file_format=form.cleaned_data["file_format"] or None,
-            mapping=form.mapping(),
-            labels_as=form.cleaned_data["labels_as"] or None,
-        )
+        preview = import_preview(project=project, user=request.user, **_file_and_mapping(form))
     except ServiceError as exc:
         _add_service_error(form, exc)
         return render(request, "annotation/_import_preview.html", {"form": form, "preview": None})
