@@ -105,6 +105,7 @@ def owner_reaches_every_stage(page: Page, screenshot_dir) -> None:
 def reviewer_decides_a_task_by_keyboard(page: Page) -> None:
     log_in(page, "reviewer")
     page.locator("tr", has_text=LABELLED_PROJECT).get_by_role("link", name="Review").first.click()
+    page.wait_for_load_state()  # the page's keys work once its scripts have run, not when the panel shows
     panel = page.locator("#review-panel")
     expect(panel).to_contain_text("Why it is here")
     first = page.locator("#review-panel h2").first.inner_text()
