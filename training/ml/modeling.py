@@ -227,6 +227,36 @@ def freeze_lower_layers(model: PreTrainedModel, count: int) -> None:
         module.requires_grad_(False)
 
 
+@torch.no_grad()
+def store_frozen_matmul_weights_in_bf16(model: nn.Module) -> Callable[[], None]:
+    """Hold the frozen weight of every nn.Linear in bf16 until the returned function puts the originals back.
+
+    Under bf16 autocast a linear layer multiplies in bf16 whatever its weight is stored in: autocast rounds a
+    float32 weight to bf16 again on every forward (it caches only weights that require grad). Holding the frozen
+    ones rounded once gives the same products without that copy on every step. Trainable weights (LoRA, heads)
+    stay float32, as do biases, norms and embeddings (autocast runs those in float32), and a weight shared with
+    an embedding (tied input embeddings) is left alone, so the residual stream stays float32. The float32
+    originals are kept: the restored model is exactly the one loaded, usable without autocast.
+    """
+    shared = {id(module.weight) for module in model.modules() if isinstance(module, nn.Embedding)}
+    originals: list[tuple[nn.Parameter, torch.Tensor]] = []
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if not isinstance(module, nn.Linear) or not isinstance(weight, nn.Parameter):
+            continue
+        if weight.requires_grad or id(weight) in shared or weight.dtype != torch.float32:
+            continue
+        originals.append((weight, weight.data))
+        weight.data = weight.data.to(torch.bfloat16)
+
+    def restore() -> None:
+        for weight, original in originals:
+            weight.data = original
+        originals.clear()
+
+    return restore
+
+
 def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     """Trainable parameters by name; with tied weights each shared tensor appears once."""
     return {name: param for name, param in model.named_parameters() if param.requires_grad}

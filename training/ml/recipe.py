@@ -82,12 +82,13 @@ from training.ml.modeling import (
     load_base_model,
     load_tokenizer,
     packing_isolates_sequences,
+    store_frozen_matmul_weights_in_bf16,
     trainable_parameters,
 )
 from training.ml.progress import BatchCallback
 from training.ml.registry import ModelRegistry
 from training.ml.runtime import Runtime, runtime_start
-from training.spec import LOWER_IS_BETTER, TASK_CLASSIFICATION, TrainingSpec
+from training.spec import LOWER_IS_BETTER, METHOD_FULL, TASK_CLASSIFICATION, TrainingSpec
 
 STATUS_COMPLETED = "completed"
 STATUS_EARLY_STOPPED = "early_stopped"
@@ -174,7 +175,10 @@ class Recipe:
     def setup(self) -> None:
         """Load model and data, build optimizer and scheduler, and resume from the newest checkpoint."""
         spec = self.spec
-        self.runtime: Runtime = runtime_start(spec.bf16)
+        # On a CPU that multiplies bf16 in hardware, bf16 pays for the causal LM's large products (SmolLM2 packed
+        # micro-batches: about 1.5x a float32 step, with the frozen weights stored in bf16) but not for a small
+        # encoder on short texts (MiniLM on SMS-length batches: slower than float32); docs/benchmarks.md.
+        self.runtime: Runtime = runtime_start(spec.bf16, cpu_bf16=spec.task != TASK_CLASSIFICATION)
         random.seed(spec.seed)
         np.random.seed(spec.seed)
         torch.manual_seed(spec.seed)
@@ -203,6 +207,11 @@ class Recipe:
         self.model: nn.Module = model.to(self.runtime.device)
         # A causal LM trains on packed micro-batches when the model provably keeps packed examples apart.
         self.packed = spec.task != TASK_CLASSIFICATION and packing_isolates_sequences(self.model)
+        # While training on the CPU in bf16, the frozen weights are held as autocast rounds them anyway; `_finish`
+        # puts the float32 originals back. (On CUDA autocast's cast is cheap next to the step; not measured.)
+        self._restore_weights: Callable[[], None] = lambda: None
+        if self.runtime.bf16 and self.runtime.device.type == "cpu" and spec.method != METHOD_FULL:
+            self._restore_weights = store_frozen_matmul_weights_in_bf16(self.model)
         self.params = trainable_parameters(self.model)
         self.optimizer = torch.optim.AdamW(self._parameter_groups(), lr=spec.learning_rate)
         self.steps_per_epoch = math.ceil(len(self._epoch_batches(0)) / spec.grad_accum)
@@ -435,6 +444,7 @@ class Recipe:
     def _finish(self, status: str) -> Outcome:
         """Checkpoint where training stopped (unless that step is saved already), then load the best weights."""
         state = self.state
+        self._restore_weights()
         if state.step and self._saved_step != state.step:
             self._checkpoint()
         best = self.checkpoint_dir / BEST_DIR / TRAINABLE_FILE

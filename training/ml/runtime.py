@@ -59,8 +59,16 @@ class Runtime:
         return tensor.item() / self.world_size
 
 
-def runtime_start(bf16: bool | None) -> Runtime:
-    """The runtime of this process; `bf16=None` means bf16 autocast exactly when CUDA supports it."""
+def cpu_multiplies_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (Intel AMX, Sapphire Rapids and later). Elsewhere torch emulates
+    bf16 matrix products on the CPU, slower than float32."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe is not None and probe())
+
+
+def runtime_start(bf16: bool | None, *, cpu_bf16: bool = False) -> Runtime:
+    """The runtime of this process. `bf16=None` means bf16 autocast exactly when CUDA supports it or, where the
+    caller says it pays (`cpu_bf16`), when the CPU multiplies bf16 in hardware."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -72,5 +80,8 @@ def runtime_start(bf16: bool | None) -> Runtime:
         device = torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if cuda else "gloo")
-    use_bf16 = (cuda and torch.cuda.is_bf16_supported()) if bf16 is None else bf16
+    if bf16 is None:
+        use_bf16 = torch.cuda.is_bf16_supported() if cuda else cpu_bf16 and cpu_multiplies_bf16()
+    else:
+        use_bf16 = bf16
     return Runtime(device=device, bf16=use_bf16, rank=rank, local_rank=local_rank, world_size=world_size)

@@ -99,7 +99,7 @@ def test_the_packing_check_accepts_a_model_that_isolates_and_refuses_one_that_le
 
 
 def test_the_recipe_trains_packed_to_the_same_weights_as_padded(registry, tmp_path):
-    spec = causal_lm_spec(lora_dropout=0.0, epochs=1)
+    spec = causal_lm_spec(lora_dropout=0.0, epochs=1, bf16=False)  # equal in float32; bf16 is its own test
     trained = {}
     for packed in (True, False):
         recipe = Recipe(spec, train=qa_rows(24, seed=1), checkpoint_dir=tmp_path / str(packed), registry=registry)
