@@ -3,10 +3,13 @@ generated response. No Django here; training/runs/serving.py calls it inside the
 
 Classification uses integrated gradients (Sundararajan et al., 2017) over the input embeddings: the straight path
 from a baseline (every content token's embedding replaced by the padding token's; special tokens and positions
-kept) to the real input, `steps` midpoints, gradients of the predicted class's probability. Per token, the
-attribution is (x − baseline) · mean gradient summed over the embedding; by IG's completeness axiom the token
-attributions add up to p(x) − p(baseline), and `delta` records how far the Riemann sum is from that, so a reader
-can tell a faithful explanation from a numerically poor one. Word pieces are merged back into the words the
+kept) to the real input, `steps` midpoints, gradients of the predicted class's log-odds (log p/(1−p), which
+unlike p does not saturate for confident predictions). Per token, the attribution is (x − baseline) · mean
+gradient summed over the embedding; by IG's completeness axiom the token attributions add up to
+log-odds(x) − log-odds(baseline), and `delta` records how far the Riemann sum is from that, so a reader
+can tell a faithful explanation from a numerically poor one. A model whose output turns sharply along the path
+needs more steps: they double from IG_STEPS until |delta| is within tolerance (or IG_MAX_STEPS is reached, and
+the result says it did not converge). Word pieces are merged back into the words the
 tokenizer split the text into (their attributions summed, which keeps completeness), with character offsets into
 the original text so the page highlights the text exactly as written.
 
@@ -34,8 +37,12 @@ from training.ml.modeling import hf_model
 
 METHOD_IG = "integrated_gradients"
 METHOD_LOGPROBS = "token_logprobs"
-IG_STEPS = 48
+IG_STEPS = 32
+IG_MAX_STEPS = 512
 IG_BATCH = 16
+# Steps double from IG_STEPS until |delta| is within this (absolute + relative to the log-odds gap) or IG_MAX_STEPS.
+IG_TOLERANCE_ABS = 0.05
+IG_TOLERANCE_REL = 0.05
 # A generated response longer than this many tokens is scored up to here (the rest is reported as cut).
 MAX_RESPONSE_TOKENS = 1024
 
@@ -96,9 +103,15 @@ def segments(text_length: int, words: Sequence[tuple[int, int, float]], *, upto:
     return out
 
 
-def _target_probability(model: nn.Module, embeds: torch.Tensor, extra: dict[str, torch.Tensor], target: int) -> Any:
-    logits = model(inputs_embeds=embeds, **extra).logits.float()
-    return torch.softmax(logits, dim=-1)[:, target]
+def log_odds(logits: torch.Tensor, target: int) -> torch.Tensor:
+    """log(p / (1 − p)) of class `target` per row: unlike p itself it does not flatten out near 0 and 1, so the
+    words of a confident prediction still get their share."""
+    others = torch.cat([logits[:, :target], logits[:, target + 1 :]], dim=1)
+    return logits[:, target] - torch.logsumexp(others, dim=1)
+
+
+def _target_log_odds(model: nn.Module, embeds: torch.Tensor, extra: dict[str, torch.Tensor], target: int) -> Any:
+    return log_odds(model(inputs_embeds=embeds, **extra).logits.float(), target)
 
 
 def integrated_gradients(
@@ -113,8 +126,9 @@ def integrated_gradients(
 ) -> dict[str, Any]:
     """IG attributions of one sequence (`input_ids` of shape [1, n]) towards class `target` (default: predicted).
 
-    Returns per-token `attributions` (list of n floats), `target`, `f_input`, `f_baseline` (the target's
-    probability at the input and the baseline) and `delta` = sum(attributions) − (f_input − f_baseline).
+    Returns per-token `attributions` (list of n floats), `target`, `f_input`, `f_baseline` (the target's log-odds
+    at the input and at the baseline), `delta` = sum(attributions) − (f_input − f_baseline) and the input's class
+    `probabilities`.
     """
     model.eval()
     embedding = model.get_input_embeddings()  # a Hugging Face model's, bare or through PEFT
@@ -133,13 +147,13 @@ def integrated_gradients(
         path = (base + chunk * (x - base)).detach().requires_grad_(True)
         repeated = {key: value.expand(len(chunk), *value.shape[1:]) for key, value in extra.items()}
         with torch.enable_grad():
-            out = _target_probability(model, path, repeated, target)
+            out = _target_log_odds(model, path, repeated, target)
             (grad,) = torch.autograd.grad(out.sum(), path)
         total_grad += grad.sum(dim=0, keepdim=True)
     attributions = ((x - base) * total_grad / steps).sum(dim=-1)[0]
     with torch.no_grad():
-        f_baseline = float(_target_probability(model, base, extra, target)[0])
-    f_input = float(probabilities[target])
+        f_baseline = float(_target_log_odds(model, base, extra, target)[0])
+    f_input = float(log_odds(logits, target)[0])
     values = [float(value) for value in attributions.cpu()]
     return {
         "attributions": values,
@@ -160,6 +174,7 @@ def explain_classification(
     max_length: int,
     device: torch.device,
     steps: int = IG_STEPS,
+    max_steps: int = IG_MAX_STEPS,
 ) -> dict[str, Any]:
     """Word attributions of `text` towards the predicted label, as JSON for the explanation page and API."""
     _require_fast(tokenizer)
@@ -175,19 +190,28 @@ def explain_classification(
         raise ValueError(ERROR_EMPTY)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.unk_token_id
     baseline_ids = torch.where(content.to(device), torch.full_like(input_ids, int(pad_id or 0)), input_ids)
-    ig = integrated_gradients(model, input_ids, extra=extra, baseline_ids=baseline_ids, steps=steps)
+    while True:
+        ig = integrated_gradients(model, input_ids, extra=extra, baseline_ids=baseline_ids, steps=steps)
+        tolerance = IG_TOLERANCE_ABS + IG_TOLERANCE_REL * abs(ig["f_input"] - ig["f_baseline"])
+        converged = abs(ig["delta"]) <= tolerance
+        if converged or steps * 2 > max_steps:
+            break
+        steps *= 2
     explained = max(end for (_, end), keep in zip(offsets, content.tolist(), strict=True) if keep)
     words = merge_words(offsets, word_ids, ig["attributions"])
     total_tokens = len(tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
     return {
         "method": METHOD_IG,
         "label": labels[ig["target"]],
-        "probability": ig["f_input"],
+        "probability": ig["probabilities"][ig["target"]],
         "probabilities": dict(zip(labels, ig["probabilities"], strict=True)),
         "baseline": "padding token",
-        "baseline_probability": ig["f_baseline"],
+        "log_odds": ig["f_input"],
+        "baseline_log_odds": ig["f_baseline"],
         "steps": steps,
         "delta": ig["delta"],
+        "tolerance": tolerance,
+        "converged": converged,
         "attribution_sum": sum(ig["attributions"]),
         "segments": [segment.as_json(text) for segment in segments(len(text), words, upto=explained)],
         "explained_chars": explained,

@@ -3,6 +3,7 @@ first; word pieces merge back into the text's words; response log-probabilities 
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -51,21 +52,27 @@ def test_the_one_token_that_decides_the_class_gets_all_the_attribution():
     scores = result["attributions"]
     assert result["target"] == 0
     assert max(range(len(scores)), key=lambda i: abs(scores[i])) == 2
-    assert scores[2] > 0.3
+    assert scores[2] > 1.9
     assert all(abs(score) < 1e-6 for i, score in enumerate(scores) if i != 2)
-    # Completeness: the attributions add up to p(x) − p(baseline) = p(x) − 0.5.
-    assert result["f_baseline"] == pytest.approx(0.5, abs=1e-6)
-    assert sum(scores) == pytest.approx(result["f_input"] - 0.5, abs=5e-3)
+    # Completeness: the attributions add up to log-odds(x) − log-odds(baseline), and the baseline's is 0 (p = ½).
+    assert result["f_baseline"] == pytest.approx(0.0, abs=1e-6)
+    assert result["f_input"] == pytest.approx(2 * math.tanh(3.0), abs=1e-5)
+    assert sum(scores) == pytest.approx(result["f_input"], abs=5e-3)
     assert abs(result["delta"]) < 5e-3
 
 
 def test_completeness_holds_on_a_trained_tiny_bert_with_lora(tiny_artifact):
+    """The tiny model's log-odds go from about −3 at the baseline to +3 at a positive text; the steps double until
+    the attributions add up to that gap within tolerance."""
     predictor = Predictor.load(tiny_artifact, device=torch.device("cpu"))
-    text = "the acting was really terrible and the plot was poor"
-    result = predictor.explain(text, steps=128)
-    gap = result["probability"] - result["baseline_probability"]
-    assert result["attribution_sum"] == pytest.approx(gap, abs=0.02 + 0.05 * abs(gap))
+    text = "the acting was really great and the plot was lovely"
+    result = predictor.explain(text)
+    gap = result["log_odds"] - result["baseline_log_odds"]
+    assert abs(gap) > 1.0, "the text should move the model well away from the baseline"
+    assert result["converged"] is True
+    assert result["attribution_sum"] == pytest.approx(gap, abs=0.05 + 0.05 * abs(gap))
     assert result["delta"] == pytest.approx(result["attribution_sum"] - gap)
+    assert result["steps"] in (32, 64, 128, 256, 512)
     # The label and its probability are the prediction's own.
     (classification,) = predictor.classify([text])
     assert result["label"] == classification.label
@@ -77,13 +84,29 @@ def test_completeness_holds_on_a_trained_tiny_bert_with_lora(tiny_artifact):
     assert result["truncated"] is False
 
 
+def test_delta_exposes_too_few_steps_on_a_sharp_model():
+    """A model whose output turns sharply along the path: 4 steps miss the turn (a large delta, which the result
+    reports), 256 steps add up."""
+    model = OneWordDecides()
+    with torch.no_grad():
+        model.embed.weight[DECIDER, 0] = 30.0  # tanh(30·α): the output turns within the first few % of the path
+    ids = torch.tensor([[3, DECIDER, 2]])
+    kwargs = dict(extra={}, baseline_ids=torch.full_like(ids, PAD))
+    coarse = integrated_gradients(model, ids, steps=4, **kwargs)
+    fine = integrated_gradients(model, ids, steps=256, **kwargs)
+    assert abs(coarse["delta"]) > 1.0
+    assert abs(fine["delta"]) < 0.05 * abs(fine["f_input"] - fine["f_baseline"])
+
+
 def test_the_sentiment_word_ranks_first_on_the_trained_tiny_model(tiny_artifact):
     predictor = Predictor.load(tiny_artifact, device=torch.device("cpu"))
     hits = 0
-    cases = [("the movie was great today", "great"), ("the film was awful", "awful"),
-             ("really lovely acting", "lovely"), ("the plot was terrible", "terrible")]
+    # Positive texts: the padding-only baseline is already "neg" on this model, so a negative text moves nothing.
+    cases = [("the movie was great today", "great"), ("the film was excellent", "excellent"),
+             ("really lovely acting", "lovely"), ("the plot was happy today", "happy")]
     for text, word in cases:
-        result = predictor.explain(text, steps=64)
+        result = predictor.explain(text)
+        assert result["label"] == "pos"
         scored = [s for s in result["segments"] if s["score"] is not None]
         top = max(scored, key=lambda s: abs(s["score"]))
         hits += top["text"] == word
@@ -93,7 +116,7 @@ def test_the_sentiment_word_ranks_first_on_the_trained_tiny_model(tiny_artifact)
 def test_a_long_text_is_cut_where_the_model_cuts_it_and_says_so(tiny_artifact):
     predictor = Predictor.load(tiny_artifact, device=torch.device("cpu"))
     text = " ".join(["the movie was great"] * 40)
-    result = predictor.explain(text, steps=8)
+    result = predictor.explain(text, steps=8, max_steps=8)
     assert result["truncated"] is True
     assert result["tokens_used"] == predictor.max_length < result["tokens_total"]
     assert 0 < result["explained_chars"] < len(text)
