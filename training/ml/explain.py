@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -34,9 +34,10 @@ from transformers import PreTrainedTokenizerBase
 
 from training.ml.data import chat_prompt_ids
 from training.ml.modeling import hf_model
+from training.spec import EXPLAIN_INTEGRATED_GRADIENTS, EXPLAIN_RESPONSE_LOGPROBS
 
-METHOD_IG = "integrated_gradients"
-METHOD_LOGPROBS = "token_logprobs"
+METHOD_IG = EXPLAIN_INTEGRATED_GRADIENTS
+METHOD_LOGPROBS = EXPLAIN_RESPONSE_LOGPROBS
 IG_STEPS = 32
 IG_MAX_STEPS = 512
 IG_BATCH = 16
@@ -47,6 +48,7 @@ IG_TOLERANCE_REL = 0.05
 MAX_RESPONSE_TOKENS = 1024
 
 ERROR_NOT_FAST = "explanations need a fast tokenizer (one that reports character offsets); {name} is not one"
+ERROR_NO_EMBEDDINGS = "{type} has no get_input_embeddings(): integrated gradients need its embedding layer"
 ERROR_EMPTY = "there is nothing to explain: the text has no tokens"
 
 
@@ -114,6 +116,14 @@ def _target_log_odds(model: nn.Module, embeds: torch.Tensor, extra: dict[str, to
     return log_odds(model(inputs_embeds=embeds, **extra).logits.float(), target)
 
 
+def _input_embeddings(model: nn.Module) -> nn.Module:
+    """The token embedding layer of a Hugging Face model, bare or through PEFT (which forwards the call)."""
+    getter = getattr(model, "get_input_embeddings", None)
+    if not callable(getter):
+        raise TypeError(ERROR_NO_EMBEDDINGS.format(type=type(model).__name__))
+    return cast(nn.Module, getter())
+
+
 def integrated_gradients(
     model: nn.Module,
     input_ids: torch.Tensor,
@@ -131,8 +141,7 @@ def integrated_gradients(
     `probabilities`.
     """
     model.eval()
-    embedding = model.get_input_embeddings()  # a Hugging Face model's, bare or through PEFT
-    assert isinstance(embedding, nn.Module)
+    embedding = _input_embeddings(model)
     with torch.no_grad():
         x = embedding(input_ids).float()
         base = embedding(baseline_ids).float()
@@ -181,7 +190,7 @@ def explain_classification(
     encoded = tokenizer(
         text, truncation=True, max_length=max_length, return_offsets_mapping=True, return_tensors="pt"
     )
-    offsets = [tuple(int(v) for v in pair) for pair in encoded.pop("offset_mapping")[0].tolist()]
+    offsets = [(int(start), int(end)) for start, end in encoded.pop("offset_mapping")[0].tolist()]
     word_ids = encoded.word_ids(0)
     input_ids = encoded.pop("input_ids").to(device)
     extra = {key: value.to(device) for key, value in encoded.items()}
