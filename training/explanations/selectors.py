@@ -31,6 +31,10 @@ MAX_ALPHA = 0.6
 TOP_WORDS = 8
 
 
+# An attribution drawn weaker than this is not underlined: the underline marks the words that count.
+STRONG_ALPHA = 0.15
+
+
 # A generated token below this probability is listed among the model's least expected tokens.
 UNLIKELY_TOKEN_P = 0.2
 
@@ -77,6 +81,15 @@ class ShownPiece:
     alpha: float = 0.0
     title: str = ""
 
+    @property
+    def strong(self) -> bool:
+        return self.alpha >= STRONG_ALPHA
+
+    @property
+    def visible(self) -> str:
+        """The text with its spaces and line breaks shown (a token table cell of " " would look empty)."""
+        return self.text.replace(" ", "␣").replace("\n", "⏎")
+
 
 @dataclass
 class ExplanationView:
@@ -84,6 +97,13 @@ class ExplanationView:
     top: list[ShownPiece] = field(default_factory=list)
     rest: str = ""  # the part of the text the model never saw (cut at its maximum length)
     result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def change(self) -> float | None:
+        """How far the words moved the predicted label's log-odds from the baseline's (attributions add up to it)."""
+        if "log_odds" not in self.result:
+            return None
+        return float(self.result["log_odds"]) - float(self.result["baseline_log_odds"])
 
 
 def _attribution_view(result: dict[str, Any], text: str, label: str) -> ExplanationView:
