@@ -81,8 +81,9 @@ def test_a_reviewer_sees_a_responses_token_probabilities_from_the_rating_page(
 
     snapshot = qa_snapshot(owner, count=12)
     team(snapshot.project, annotator, reviewer)
-    recipe = Recipe(TrainingSpec.from_dict({"task": "causal_lm", **TINY_LLAMA_SPEC, "method": "full", "epochs": 8}), train=qa_rows(24, seed=1),
-                    checkpoint_dir=tmp_path / "ck", registry=registry)
+    # Full fine-tuning for a few epochs, so the tiny model's probabilities differ visibly between tokens.
+    spec = TrainingSpec.from_dict({"task": "causal_lm", **TINY_LLAMA_SPEC, "method": "full", "epochs": 8})
+    recipe = Recipe(spec, train=qa_rows(24, seed=1), checkpoint_dir=tmp_path / "ck", registry=registry)
     recipe.setup()
     recipe.train()
     artifact = recipe.save(tmp_path / "artifact", snapshot_hash="0" * 64, metrics={})

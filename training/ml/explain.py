@@ -208,7 +208,7 @@ def explain_classification(
         steps *= 2
     explained = max(end for (_, end), keep in zip(offsets, content.tolist(), strict=True) if keep)
     words = merge_words(offsets, word_ids, ig["attributions"])
-    total_tokens = len(tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+    total_tokens = len(tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
     return {
         "method": METHOD_IG,
         "label": labels[ig["target"]],

@@ -141,8 +141,8 @@ def test_explain_runs_in_the_worker_and_the_page_highlights_the_words(
     html = client.get(url(output)).content.decode()
     assert "hx-trigger" not in html  # done: no more polling
     assert 'id="predicted-label">' + output.value["label"] in html
-    spans = re.findall(r'<span class="w w-(for|against)(?: strong)?" style="--a: ([0-9.]+)" title="([^"]+)" tabindex="0" '
-                       r'data-score="[-0-9.]+">([^<]+)</span>', html)
+    spans = re.findall(r'<span class="w w-(for|against)(?: strong)?" style="--a: ([0-9.]+)" title="([^"]+)" '
+                       r'tabindex="0" data-score="[-0-9.]+">([^<]+)</span>', html)
     assert [word for *_, word in spans] == output.item.text.split()
     assert max(float(alpha) for _, alpha, _, _ in spans) == pytest.approx(selectors.MAX_ALPHA)
     assert all("log-odds" in title for _, _, title, _ in spans)
