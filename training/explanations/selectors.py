@@ -15,7 +15,7 @@ from django.http import Http404
 
 from annotation.models import Project
 from annotation.permissions import MANAGE
-from training.models import Explanation, ModelOutput, TrainingRun
+from training.models import Explanation, ExplanationStatus, ModelOutput, TrainingRun
 from training.spec import TASK_CLASSIFICATION
 
 OUTPUT_NOT_FOUND = "No such output of this run."
@@ -146,7 +146,7 @@ def _logprob_view(result: dict[str, Any], response: str) -> ExplanationView:
 
 def explanation_view(*, explanation: Explanation | None, output: ModelOutput) -> ExplanationView | None:
     """What the page draws for a finished explanation (None until it has succeeded)."""
-    if explanation is None or explanation.status != "succeeded":
+    if explanation is None or explanation.status != ExplanationStatus.SUCCEEDED:
         return None
     text, response = explained_text(output)
     result = explanation.result

@@ -13,6 +13,7 @@ import logging
 
 import django_rq
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -67,7 +68,7 @@ def _job_pending(explanation_id: int) -> bool:
     return job.get_status(refresh=False) in PENDING
 
 
-def explanation_request(*, output: ModelOutput, user) -> Explanation:
+def explanation_request(*, output: ModelOutput, user: User) -> Explanation:
     """The output's explanation: the cached one, or a new one queued (again, when it had failed). A queued one
     whose job Redis lost is left to the sweep, which enqueues it again (never twice from here)."""
     run = output.run

@@ -15,20 +15,22 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from annotation.models import Project
 from annotation.permissions import REVIEW, access_project
 from core.errors import ServiceError
 from core.http import AuthedRequest
 from core.queues import queue_place
 from training.explanations import selectors, services
+from training.models import ExplanationStatus, ModelOutput, TrainingRun
 from training.runs.selectors import run_artifact_path, run_get
 
 POLL_EVERY = "every 2s"
 
 
-def _context(project, role: str, run, output, *, error: str = "") -> dict:
+def _context(project: Project, role: str, run: TrainingRun, output: ModelOutput, *, error: str = "") -> dict:
     explanation = selectors.explanation_for_output(output=output)
     place = None
-    if explanation is not None and explanation.status == "queued":
+    if explanation is not None and explanation.status == ExplanationStatus.QUEUED:
         place = queue_place(selectors.EXPLANATIONS_QUEUE, selectors.explanation_job_id(explanation.pk))
     text, response = selectors.explained_text(output)
     return {
