@@ -235,7 +235,8 @@ def test_a_job_delivered_twice_explains_once(world, output, owner, quality_queue
     assert len(calls) == 1
 
 
-def test_the_sweep_requeues_a_lost_job_and_fails_an_abandoned_one(world, output, owner, quality_queue, settings):
+def test_the_sweep_requeues_a_lost_job_and_fails_an_abandoned_one(world, output, owner, quality_queue, settings,
+                                                                   django_capture_on_commit_callbacks):
     import datetime as dt
 
     from django.utils import timezone
@@ -247,7 +248,8 @@ def test_the_sweep_requeues_a_lost_job_and_fails_an_abandoned_one(world, output,
     dead = Explanation.objects.create(run=world.done, text_hash="b" * 64, item=output.item, method="x",
                                       requested_by=owner, status=ExplanationStatus.RUNNING, started_at=old)
     Explanation.objects.filter(pk=lost.pk).update(created_at=old)
-    failed, requeued = services.explanations_sweep()
+    with django_capture_on_commit_callbacks(execute=True):  # django-rq enqueues on commit with a real Redis
+        failed, requeued = services.explanations_sweep()
     assert failed == [dead.pk] and requeued == [lost.pk]
     assert Explanation.objects.get(pk=dead.pk).error == services.ABANDONED
     assert quality_queue.fetch_job(selectors.explanation_job_id(lost.pk)) is not None
