@@ -19,6 +19,7 @@ AREAS = (
     "annotation.datasets",
     "annotation.webhooks",
     "training.runs",
+    "training.explanations",
     "training.ratings",
     "training.rounds",
 )

@@ -1,4 +1,4 @@
-"""Admin: runs, their events, prediction batches and outputs are read-only history; the services change them."""
+"""Admin: runs, their events, prediction batches, outputs and explanations are read-only; the services change them."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from django.http import HttpRequest
 
 from training.models import (
     Comparison,
+    Explanation,
     ModelOutput,
     PredictionBatch,
     Preference,
@@ -52,6 +53,13 @@ class PredictionBatchAdmin(ReadOnlyAdmin):
 @admin.register(ModelOutput)
 class ModelOutputAdmin(ReadOnlyAdmin):
     list_display = ["id", "run", "item", "confidence", "uncertainty", "created_at"]
+    raw_id_fields = ["run", "item"]
+
+
+@admin.register(Explanation)
+class ExplanationAdmin(ReadOnlyAdmin):
+    list_display = ["id", "run", "item", "method", "status", "requested_by", "created_at", "finished_at"]
+    list_filter = ["status", "method"]
     raw_id_fields = ["run", "item"]
 
 

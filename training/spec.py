@@ -22,6 +22,11 @@ METHOD_LORA = "lora"
 METHOD_IA3 = "ia3"
 METHOD_FULL = "full"
 METHODS = (METHOD_LORA, METHOD_IA3, METHOD_FULL)
+
+# How an output is explained (training/ml/explain.py): word attributions, or a response's token log-probabilities.
+EXPLAIN_INTEGRATED_GRADIENTS = "integrated_gradients"
+EXPLAIN_RESPONSE_LOGPROBS = "token_logprobs"
+
 ADAPTER_METHODS = (METHOD_LORA, METHOD_IA3)
 
 LR_SCHEDULERS = ("linear", "cosine", "constant")

@@ -20,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from training.ml.artifacts import LoadedModel, load_for_inference
 from training.ml.data import chat_prompt_ids, sorted_batches
+from training.ml.explain import IG_MAX_STEPS, IG_STEPS, explain_classification, response_logprobs
 from training.ml.modeling import generative_model, hf_model
 from training.ml.progress import BatchCallback
 from training.spec import TASK_CLASSIFICATION
@@ -181,3 +182,21 @@ class Predictor:
             device=self.device,
             bf16=self.bf16,
         )
+
+    def explain(self, text: str, *, steps: int = IG_STEPS, max_steps: int = IG_MAX_STEPS) -> dict[str, Any]:
+        """Word attributions towards the predicted label (training/ml/explain.py), in float32 without autocast."""
+        if self.task != TASK_CLASSIFICATION:
+            raise ValueError(ERROR_WRONG_TASK.format(task=self.task, method="logprobs"))
+        return explain_classification(
+            self.model, self.tokenizer, text, labels=self.labels, max_length=self.max_length, device=self.device,
+            steps=steps, max_steps=max_steps,
+        )
+
+    def logprobs(self, prompt: str, response: str) -> dict[str, Any]:
+        """Each token of `response` with its log-probability given `prompt` (training/ml/explain.py)."""
+        if self.task == TASK_CLASSIFICATION:
+            raise ValueError(ERROR_WRONG_TASK.format(task=self.task, method="explain"))
+        with _autocast(self.device, self.bf16):
+            return response_logprobs(
+                self.model, self.tokenizer, prompt, response, max_length=self.max_length, device=self.device
+            )

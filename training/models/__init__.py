@@ -1,6 +1,7 @@
 """The training tables (runs, ratings, rounds), one module per sub-area, re-exported here.
 """
 
+from .explanations import Explanation, ExplanationStatus
 from .ratings import Comparison, Preference, Rating, Verdict
 from .rounds import Round, RoundChange
 from .runs import (
@@ -19,6 +20,8 @@ __all__ = [
     "ACTIVE_STATUSES",
     "FINAL_STATUSES",
     "Comparison",
+    "Explanation",
+    "ExplanationStatus",
     "ModelOutput",
     "PredictionBatch",
     "PredictionScope",

@@ -100,3 +100,12 @@ def _outputs(run: TrainingRun, predictor: Predictor, item_ids: list[int], texts:
         )
         for item_id, result in zip(item_ids, predictor.classify(texts), strict=True)
     ]
+
+
+def explain(run: TrainingRun, text: str, *, response: str | None = None) -> dict[str, Any]:
+    """Word attributions of `text` (classification), or the log-probability of each token of `response` to the
+    prompt `text` (generation): training/ml/explain.py's JSON."""
+    predictor = predictor_for(run)
+    if predictor.task == TASK_CLASSIFICATION:
+        return predictor.explain(text)
+    return predictor.logprobs(text, response or "")

@@ -1,5 +1,5 @@
 """Fail training runs and imports whose process stopped (heartbeat lost); requeue queued runs, prediction batches,
-noise scans and pending imports whose job was lost (Redis restarted without its data).
+noise scans, explanations and pending imports whose job was lost (Redis restarted without its data).
 
 Run it from cron, or once with --schedule to start the every-minute sweep job on the RQ scheduler
 (a worker started with --with-scheduler moves it onto the "default" queue each minute).
@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from annotation.imports.services import imports_sweep
 from annotation.quality.services import noise_scans_requeue_lost
+from training.explanations.services import explanations_sweep
 from training.runs import services
 
 
@@ -33,12 +34,15 @@ class Command(BaseCommand):
         batches = services.prediction_batches_requeue_lost()
         scans = noise_scans_requeue_lost()
         imports_abandoned, imports_requeued = imports_sweep(stale_after_s=stale_after)
+        explanations_abandoned, explanations_requeued = explanations_sweep()
         if schedule:
             services.runs_sweep_ensure()
         self.stdout.write(
             f"abandoned: {_ids(swept)}; requeued: {_ids(requeued)}; "
             f"imports abandoned: {_ids(imports_abandoned)}; imports requeued: {_ids(imports_requeued)}; "
-            f"prediction batches requeued: {_ids(batches)}; noise scans requeued: {_ids(scans)}"
+            f"prediction batches requeued: {_ids(batches)}; noise scans requeued: {_ids(scans)}; "
+            f"explanations abandoned: {_ids(explanations_abandoned)}; "
+            f"explanations requeued: {_ids(explanations_requeued)}"
         )
 
 
