@@ -50,8 +50,8 @@ def test_every_task_type_has_one_kind_and_the_project_finds_it() -> None:
 
 def test_an_unknown_task_type_is_refused() -> None:
     with pytest.raises(InvalidValue) as caught:
-        task_kind("spans")
-    assert str(caught.value) == UNKNOWN_TASK_TYPE.format(task_type="spans") and caught.value.field == "task_type"
+        task_kind("relations")
+    assert str(caught.value) == UNKNOWN_TASK_TYPE.format(task_type="relations") and caught.value.field == "task_type"
 
 
 def test_training_tasks_are_the_recipes_own_names() -> None:
