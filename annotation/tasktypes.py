@@ -293,6 +293,8 @@ class Spans(TaskKind):
                 return {"spans": raw}
         if isinstance(raw, dict) and "spans" in raw:
             return raw
+        if isinstance(raw, list) and all(isinstance(s, list) and len(s) == 3 for s in raw):
+            raw = [{"start": s[0], "end": s[1], "label": s[2]} for s in raw]  # doccano's [start, end, label]
         return {"spans": raw}
 
     def _normalise_in_text(

@@ -82,7 +82,7 @@ SPLIT_INSERT_ROWS = 50_000  # rows per executemany on SQLite
 TEXTS_PER_QUERY = 900  # ids per `IN (...)`: under SQLite's 999-parameter limit of older builds
 
 
-VALUE_KEYS = ("label", "labels", "response")
+VALUE_KEYS = ("label", "labels", "response", "spans")
 
 
 DEFAULT_RATIOS = (0.8, 0.1, 0.1)

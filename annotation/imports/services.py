@@ -58,6 +58,7 @@ from annotation.models import ImportJob, ImportStatus, Item, LabelsAs, Project
 from annotation.permissions import MANAGE, access_project
 from annotation.projects.services import guideline_current, import_annotator
 from annotation.review.services import decisions_import
+from annotation.tasktypes import value_display
 from annotation.webhooks import events as webhook_events
 from core.errors import ServiceError
 from core.heartbeat import heartbeat
@@ -297,6 +298,7 @@ def import_preview(
             label_names=label_names,
             spill=spill,
             partial=True,
+            allow_overlap=project.allow_overlapping_spans,
         )
         return found, spill
 
@@ -357,10 +359,7 @@ def _preview_rows(scan: importers.Scan, spill: BinaryIO, *, left_out: set[int]) 
     for chunk in importers.read_spill(spill):
         kept = [row for row in chunk if row[0] not in left_out]
         for index, text, response, external_id, metadata, group_key, prelabel in kept[: PREVIEW_ROWS - len(rows)]:
-            label = ""
-            if prelabel is not None:
-                value = prelabel.get("label", prelabel.get("labels", ""))
-                label = ", ".join(value) if isinstance(value, list) else str(value)
+            label = "" if prelabel is None else value_display(prelabel)
             rows.append(
                 PreviewRow(scan.lines[index], text, response, external_id, group_key, label, metadata)
             )
@@ -458,6 +457,7 @@ def _run(job: ImportJob) -> None:
             spill=spill,
             on_progress=progress.scanned,
             partial=job.partial,
+            allow_overlap=project.allow_overlapping_spans,
         )
         plan = None
         if scan.schema is not None:
