@@ -107,6 +107,10 @@ class TaskKind:
         """The label names a snapshot stratifies this value's item by (none where the kind has no labels)."""
         return ()
 
+    def stratum_key(self, value: dict[str, Any]) -> str:
+        """The stratum a snapshot's split keeps in proportion: by default the value itself."""
+        return self.key(value)
+
     def key(self, value: dict[str, Any]) -> str:
         """A hashable, comparable form of a value: two annotators agree when their keys are equal."""
         raise NotImplementedError
@@ -358,6 +362,10 @@ class Spans(TaskKind):
 
     def stratum(self, value: dict[str, Any]) -> tuple[str, ...]:
         return tuple(sorted({s["label"] for s in value.get("spans", [])}))
+
+    def stratum_key(self, value: dict[str, Any]) -> str:
+        """Spans are stratified by the set of labels an item has: its offsets make every value unique."""
+        return "|".join(self.stratum(value))
 
 
 def span_key_parse(key: str) -> list[tuple[int, int, str]]:
