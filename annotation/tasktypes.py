@@ -368,6 +368,24 @@ class Spans(TaskKind):
         return "|".join(self.stratum(value))
 
 
+def span_sides(text: str, values: Sequence[Any]) -> list[list[tuple[int, int, bool, str, bool]]]:
+    """For a side-by-side review: per value, the text's pieces (as `span_segments`, cut at every value's span
+    boundaries so all sides line up) each with a fifth field, True where the values disagree on the piece's
+    labels (a token-level diff)."""
+    spans_of = [
+        [s for s in (v.get("spans") if isinstance(v, dict) else None) or [] if isinstance(s, dict)] for v in values
+    ]
+    segments = span_segments(text, [s for spans in spans_of for s in spans])
+
+    def labels(spans: list[dict[str, Any]], start: int, end: int) -> frozenset[str]:
+        return frozenset(s["label"] for s in spans if s["start"] < end and start < s["end"])
+
+    differs = [
+        word and len({labels(spans, start, end) for spans in spans_of}) > 1 for start, end, word, _ in segments
+    ]
+    return [[(*segment, diff) for segment, diff in zip(segments, differs, strict=True)] for _ in spans_of]
+
+
 def span_key_parse(key: str) -> list[tuple[int, int, str]]:
     """The spans a `Spans.key` describes (agreement reads keys, not values)."""
     return [(int(start), int(end), str(label)) for start, end, label in json.loads(key or "[]")]

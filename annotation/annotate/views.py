@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -21,12 +20,13 @@ from annotation.annotate.services import (
     claim_skip,
     draft_autosave,
 )
+from annotation.annotate.span_pages import span_editor_context
 from annotation.models import Label, Project
 from annotation.permissions import ANNOTATE, access_item, access_project
 from annotation.projects.guideline_pages import ack_context, guideline_html
 from annotation.projects.selectors import label_list
 from annotation.review.selectors import send_back_comment
-from annotation.tasktypes import span_segments, value_display
+from annotation.tasktypes import value_display
 from core.errors import ServiceError, StateConflict
 from core.http import AuthedRequest
 
@@ -41,18 +41,6 @@ def _next_for(request: AuthedRequest, project: Project, *, prefer_item_id: int |
         return state
     held = claim_active_get(user=request.user, project=project, item_id=prefer_item_id)
     return NextItem(claim=held, guideline=state.guideline, needs_ack=False) if held else state
-
-
-def span_editor_context(*, text: str, value: Any, labels: list[Label]) -> dict[str, Any]:
-    """What the span editor (`_span_editor.html`, static/js/spans.js) shows: the text cut into selectable
-    pieces with their code-point offsets, the spans so far and the labels' colours and keys."""
-    spans = value.get("spans") if isinstance(value, dict) else None
-    spans = [s for s in spans if isinstance(s, dict)] if isinstance(spans, list) else []
-    return {
-        "segments": span_segments(text, spans),
-        "spans_json": json.dumps(spans, ensure_ascii=False),
-        "label_colors_json": json.dumps({label.name: label.color for label in labels}, ensure_ascii=False),
-    }
 
 
 def _selected_names(value: dict[str, Any]) -> list[str]:
