@@ -39,7 +39,7 @@ def test_the_review_page_shows_both_sides_and_an_editor(client, disputed, review
     client.force_login(reviewer)
     page = client.get(url("review-queue", disputed.pk) + f"?task={task.pk}").content.decode()
     assert 'id="span-sides"' in page and page.count('data-readonly') == 2
-    assert '<span class="seg diff" data-s="4" data-e="12">Lovelace</span>' in page
+    assert '<span class="seg disagree" data-s="4" data-e="12">Lovelace</span>' in page
     assert 'id="span-text"' in page and 'name="spans"' in page and "js/spans.js" in page
     assert "Accept A" in page and "PER 0-12, LOC 36-42" in page
 
