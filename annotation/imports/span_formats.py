@@ -9,7 +9,7 @@ Label Studio counts in JavaScript's UTF-16 units, which both directions convert.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from annotation.imports.importers import (
@@ -68,12 +68,12 @@ def spans_from_tags(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, li
     return " ".join(text_parts), spans
 
 
-def tags_for(text: str, spans: Sequence[dict[str, Any]], tokens: Sequence[tuple[int, int]]) -> list[str]:
+def tags_for(text: str, spans: Sequence[Mapping[str, Any]], tokens: Sequence[tuple[int, int]]) -> list[str]:
     """BIO tags of `tokens` (code-point offsets into `text`): a token is inside the first span (by start,
     longest first) that overlaps it; B- where that span starts at or before the token, I- after its first."""
     ordered = sorted(spans, key=lambda s: (s["start"], -s["end"]))
     tags: list[str] = []
-    previous: dict[str, Any] | None = None
+    previous: Mapping[str, Any] | None = None
     for start, end in tokens:
         span = next((s for s in ordered if s["start"] < end and start < s["end"]), None)
         if span is None:
