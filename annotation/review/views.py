@@ -14,7 +14,7 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation.annotate.span_pages import span_editor_context
+from annotation.annotate.span_pages import pieces_html, span_editor_context
 from annotation.models import Project
 from annotation.permissions import REVIEW, access_item, access_project, access_review_task
 from annotation.projects.selectors import label_list
@@ -48,7 +48,12 @@ def _span_review_context(project: Project, panel: Any) -> dict[str, Any]:
     item = panel.item
     values = [a.value for a in panel.annotations]
     sides = [
-        {"letter": letter, "row": row, "segments": segments, "spans_json": json.dumps(row.value.get("spans", []))}
+        {
+            "letter": letter,
+            "row": row,
+            "pieces": pieces_html(segments),
+            "spans_json": json.dumps(row.value.get("spans", [])),
+        }
         for (row, letter, _), segments in zip(panel.accept_rows, span_sides(item.text, values), strict=True)
     ]
     start = panel.current_final.value if panel.current_final else values[0] if values else {}
