@@ -21,7 +21,6 @@ MULTI_LABEL_SEPARATOR = "|"  # CSV cells (and JSON strings) list several pre-lab
 # The recipe's tasks (training/spec.py names them; annotation does not import training).
 TRAIN_CLASSIFICATION = "classification"
 TRAIN_CAUSAL_LM = "causal_lm"
-TRAIN_TOKEN_CLASSIFICATION = "token_classification"  # noqa: S105 (a task name)
 
 MAX_SPANS = 1000  # per item: a bound on what one value may carry
 
@@ -279,7 +278,8 @@ class Spans(TaskKind):
     has_labels = True
     needs_text = True
     min_labels = 1
-    training_task = TRAIN_TOKEN_CLASSIFICATION
+    # No run-page recipe yet: span models train through training/ml/spans.py (`manage.py span_train`).
+    training_task = None
 
     def value_from_form(self, data: FormData) -> dict[str, Any]:
         """The page posts its spans as one JSON field; text that is not JSON is refused by `normalise`."""

@@ -66,3 +66,19 @@ def test_a_label_snapshot_is_refused(project, owner):
     with pytest.raises(ServiceError) as exc:
         span_model_train(snapshot=snapshot)
     assert exc.value.message == NOT_SPANS.format(task_type="single_label")
+
+
+def test_the_run_pages_say_how_span_models_train(owner, client):
+    from tests.fixtures.api import api_as
+    from training.runs.services import SPANS_NOT_A_RUN
+
+    project = project_create(owner=owner, name="NER", task_type=TaskType.SPANS, labels=["PER", "LOC"], overlap=1)
+    imports.import_create(
+        project=project, user=owner, file_name="ner.conll", fileobj=io.BytesIO(conll(8)), labels_as=LabelsAs.FINAL
+    )
+    snapshot = snapshot_create(project=project, user=owner, name="v1", allow_small_test=True)
+    client.force_login(owner)
+    page = client.get(url("run-create", project.pk, snapshot.pk))
+    assert page.status_code == 200 and "span_train" in page.content.decode()
+    refused = api_as(owner).get(f"/api/projects/{project.pk}/runs/defaults/")
+    assert refused.status_code == 400 and refused.json()["detail"] == SPANS_NOT_A_RUN
