@@ -11,7 +11,8 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 from annotation.datasets import services as snapshots
 from annotation.imports.span_formats import to_conll, to_label_studio
-from annotation.models import Snapshot, TaskType
+from annotation.models import Snapshot
+from annotation.tasktypes import task_kind
 from core.errors import ServiceError
 from training.ml.token_labels import bio_rows, load_fast_tokenizer
 from training.runs.selectors import model_registry
@@ -37,7 +38,7 @@ def snapshot_export(*, snapshot: Snapshot, split: str = "", fmt: str = "") -> Ht
     if fmt == "jsonl":
         return snapshot_stream(snapshot=snapshot, split=split)
     task_type = snapshot.manifest.get("task_type", snapshot.project.task_type)
-    if task_type != TaskType.SPANS:
+    if not task_kind(task_type).needs_text:
         raise ServiceError(SPAN_FORMAT_ONLY.format(fmt=fmt, task_type=task_type), field="export")
     stem = f"snapshot-{snapshot.pk}-{snapshot.content_hash[:12]}{'-' + split if split else ''}"
     response: HttpResponse | StreamingHttpResponse

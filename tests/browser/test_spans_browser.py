@@ -119,6 +119,13 @@ def test_mark_review_and_snapshot_spans(page: Page, people, screenshot_dir):
     page.get_by_role("button", name="Create snapshot").click()
     page.locator("#confirm-create-snapshot").click()
     expect(page.locator("#span-exports")).to_be_visible()
+    page.screenshot(path=str(screenshot_dir / "spans-snapshot.png"), full_page=True)
     snapshot = Snapshot.objects.get(project=project)
     rows = {row.item.text: row.value for row in SnapshotItem.objects.filter(snapshot=snapshot).select_related("item")}
     assert rows[EMOJI] == stored[EMOJI] and rows[ADA] == accepted.value
+
+    # The quality page: span agreement per label, and noise scans said plainly not offered.
+    page.goto(f"/projects/{project.pk}/quality/")
+    expect(page.locator("#span-agreement-table")).to_contain_text("Token-level F1")
+    expect(page.locator("#scan-blocker")).to_contain_text("not offered for span projects")
+    page.screenshot(path=str(screenshot_dir / "spans-quality.png"), full_page=True)

@@ -15,7 +15,8 @@ from typing import Any
 from django.conf import settings
 
 from annotation.annotate.services import item_prelabels_set
-from annotation.models import Item, ItemStatus, Project, Snapshot, SnapshotItem, Split, TaskType
+from annotation.models import Item, ItemStatus, Project, Snapshot, SnapshotItem, Split
+from annotation.tasktypes import task_kind
 from core.errors import ServiceError
 from training.ml.registry import ModelRegistry
 from training.ml.spans import SpanRecipe, SpanTrainingConfig
@@ -37,7 +38,7 @@ class SpanTrainingResult:
 def span_rows(*, snapshot: Snapshot) -> dict[str, list[dict[str, Any]]]:
     """The snapshot's rows per split, as the recipe reads them ({"id", "text", "spans"})."""
     task_type = snapshot.manifest.get("task_type", snapshot.project.task_type)
-    if task_type != TaskType.SPANS:
+    if not task_kind(task_type).needs_text:
         raise ServiceError(NOT_SPANS.format(task_type=task_type))
     out: dict[str, list[dict[str, Any]]] = {split: [] for split in Split.values}
     rows = SnapshotItem.objects.filter(snapshot=snapshot).order_by("item_id")
