@@ -86,3 +86,21 @@ def test_two_annotators_blind_then_the_item_is_annotated(spans_project, annotato
     item = Item.objects.get(pk=item.pk)
     assert item.submitted_count == 2 and item.status == ItemStatus.IN_REVIEW  # they disagree: review
     assert Claim.objects.filter(item=item, status=ClaimStatus.SUBMITTED).count() == 2
+
+
+def test_the_api_takes_spans_and_names_a_bad_one(spans_project, annotator):
+    from tests.fixtures.api import api_as, next_item, submit
+
+    client = api_as(annotator)
+    while True:
+        shown = next_item(client, spans_project)
+        item_id, text = shown["item_id"], shown["text"]
+        if text.startswith("😀"):
+            break
+        client.post(url("api-item-skip", spans_project.pk, item_id), {"reason": "later"}, format="json")
+    bad = submit(client, spans_project, item_id, {"spans": [{"start": 0, "end": 3, "label": "PER", "text": "Zoé"}]})
+    assert bad.status_code == 400 and bad.json()["field"] == "spans"
+    good = [span(text, "Zoe\u0301", "PER"), span(text, "Marie Curie", "PER")]
+    response = submit(client, spans_project, item_id, {"spans": good})
+    assert response.status_code in (200, 201), response.content
+    assert Annotation.objects.get(item_id=item_id, annotator=annotator).value == {"spans": good}
