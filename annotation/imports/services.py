@@ -224,6 +224,10 @@ def _request_checked(
 
 
 PREVIEW_MAX_BYTES = 4 * 1024 * 1024
+LABEL_STUDIO_NO_PREVIEW = (
+    "A Label Studio export is one JSON array, read whole: one over {mib} MiB cannot be previewed. Import it "
+    "directly; every task is checked the same way and a bad one is named by its number."
+)
 
 
 PREVIEW_ROWS = 5
@@ -302,6 +306,8 @@ def import_preview(
         )
         return found, spill
 
+    if not whole_file and fmt == importers.LABEL_STUDIO:
+        raise ServiceError(LABEL_STUDIO_NO_PREVIEW.format(mib=PREVIEW_MAX_BYTES // (1024 * 1024)), field="file")
     scan, spill = read(head)
     if not whole_file and fmt == importers.CSV and scan.rows > 1:
         # The cut may fall inside a quoted field that spans lines: leave out the last record, which may be partial.

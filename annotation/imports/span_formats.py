@@ -31,6 +31,8 @@ NOT_A_TASK_LIST = "a Label Studio export is a JSON array of tasks, each an objec
 TASK_NOT_OBJECT = "task {n} is not an object"
 TASK_NO_TEXT = "task {n} has no text in \"data\" (looked for {keys})"
 TEXT_KEYS = ("text", "content", "sentence")
+MAX_LABEL_STUDIO_BYTES = 256 * 1024 * 1024  # the export is parsed whole: bounded so memory stays bounded
+TOO_LARGE = "a Label Studio export over {mib} MiB is too large to read whole; split it into several files"
 
 
 # --- CoNLL / BIO -------------------------------------------------------------------------------
@@ -205,8 +207,11 @@ class LabelStudioReader(_Reader):
         return self._read
 
     def __iter__(self) -> Iterator[Record]:
-        raw = self._stream.read()
+        raw = self._stream.read(MAX_LABEL_STUDIO_BYTES + 1)
         self._read = len(raw)
+        if len(raw) > MAX_LABEL_STUDIO_BYTES:
+            yield 1, None, [RowError(None, None, TOO_LARGE.format(mib=MAX_LABEL_STUDIO_BYTES // (1024 * 1024)))]
+            return
         try:
             tasks = json.loads(raw.decode("utf-8-sig"))
         except UnicodeDecodeError:

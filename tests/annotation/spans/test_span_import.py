@@ -145,3 +145,17 @@ def test_bio_round_trip_and_exports():
     task = to_label_studio([{"id": 1, "external_id": "", "text": EMOJI, "spans": [zoe]}])[0]
     value = task["annotations"][0]["result"][0]["value"]
     assert value["start"] == zoe["start"] + 1 and value["text"] == "Zoe\u0301"  # UTF-16 units, as JS counts
+
+
+def test_a_large_label_studio_export_says_why_it_cannot_be_previewed(spans_project, owner, monkeypatch):
+    from annotation.imports import span_formats
+    from core.errors import ServiceError
+
+    monkeypatch.setattr(svc, "PREVIEW_MAX_BYTES", 64)
+    tasks = json.dumps([{"data": {"text": SPAN_TEXTS[0]}}] * 5).encode()
+    with pytest.raises(ServiceError) as exc:
+        svc.import_preview(project=spans_project, user=owner, file_name="big.json", fileobj=io.BytesIO(tasks))
+    assert "cannot be previewed" in exc.value.message
+    monkeypatch.setattr(span_formats, "MAX_LABEL_STUDIO_BYTES", 64)
+    job = run(spans_project, owner, tasks, "big.json")
+    assert job.status == ImportStatus.FAILED and "too large to read whole" in job.errors[0]["message"]
