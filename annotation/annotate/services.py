@@ -380,7 +380,7 @@ def annotation_submit(
     project = item.project
     now = now or timezone.now()
     try:
-        value = project.task_kind.normalise(value, label_names)
+        value = project.value_normalise(value, label_names, text=item.text)
     except InvalidValue as exc:
         raise ServiceError(str(exc), field=exc.field) from exc
     version, needs_ack = guideline or guideline_state(user=annotator, project=project)

@@ -20,6 +20,7 @@ from annotation.annotate.services import (
     claim_skip,
     draft_autosave,
 )
+from annotation.annotate.span_pages import span_editor_context
 from annotation.models import Label, Project
 from annotation.permissions import ANNOTATE, access_item, access_project
 from annotation.projects.guideline_pages import ack_context, guideline_html
@@ -94,6 +95,8 @@ def _workspace_context(
     if not state.fresh:  # a sent-back item comes back through its old claim, never a fresh one
         context["review_comment"] = send_back_comment(item=item)
     value = posted["value"]
+    if project.task_kind.needs_text:
+        context.update(span_editor_context(text=item.text, value=value, labels=labels))
     context.update(
         selected=_selected_names(value),
         response=value.get("response", item.response) if project.task_kind.generative else "",

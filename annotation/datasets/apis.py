@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import renderers, serializers, status
@@ -11,7 +11,8 @@ from rest_framework.response import Response
 
 from annotation.datasets import services as snapshots
 from annotation.datasets.items import item_get, item_list, items_export_rows
-from annotation.datasets.responses import snapshot_stream
+from annotation.datasets.responses import FORMATS as EXPORT_FORMATS
+from annotation.datasets.responses import snapshot_export
 from annotation.datasets.selectors import snapshot_get, snapshot_list, snapshot_pair
 from annotation.models import Item, ItemStatus, Snapshot, Split
 from annotation.permissions import MANAGE, REVIEW, access_project
@@ -93,18 +94,23 @@ class SnapshotDetailApi(ApiView):
 
 
 class SnapshotDownloadApi(ApiView):
-    """The canonical JSONL, whole or one split (?split=train|validation|test)."""
+    """The canonical JSONL, whole or one split (?split=train|validation|test); span snapshots also as
+    ?export=conll, labelstudio (Label Studio's JSON) or bio (the base model's tokens with BIO tags, JSONL)."""
 
     renderer_classes = [renderers.JSONRenderer, JsonLinesRenderer]
-    filters = {"split": choice(Split.values)}
+    filters = {"split": choice(Split.values), "export": choice(EXPORT_FORMATS)}
 
     @extend_schema(
-        parameters=[OpenApiParameter("split", str, enum=Split.values, required=False)],
+        parameters=[
+            OpenApiParameter("split", str, enum=Split.values, required=False),
+            OpenApiParameter("export", str, enum=list(EXPORT_FORMATS), required=False),
+        ],
         responses={(200, JSONL_MEDIA_TYPE): OpenApiTypes.BINARY, **REFUSED},
     )
-    def get(self, request: Request, project_id: int, snapshot_id: int) -> StreamingHttpResponse:
+    def get(self, request: Request, project_id: int, snapshot_id: int) -> HttpResponse | StreamingHttpResponse:
         snapshot = _snapshot(project_id, snapshot_id, request)
-        return snapshot_stream(snapshot=snapshot, split=self.filter_values(request).get("split", ""))
+        values = self.filter_values(request)
+        return snapshot_export(snapshot=snapshot, split=values.get("split", ""), fmt=values.get("export", ""))
 
 
 class SnapshotCompareApi(ApiView):

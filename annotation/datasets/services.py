@@ -82,7 +82,7 @@ SPLIT_INSERT_ROWS = 50_000  # rows per executemany on SQLite
 TEXTS_PER_QUERY = 900  # ids per `IN (...)`: under SQLite's 999-parameter limit of older builds
 
 
-VALUE_KEYS = ("label", "labels", "response")
+VALUE_KEYS = ("label", "labels", "response", "spans")
 
 
 DEFAULT_RATIOS = (0.8, 0.1, 0.1)
@@ -111,6 +111,7 @@ UNKNOWN_SPLIT = "Unknown split {split!r}; use one of train, validation, test."
 UNKNOWN_BALANCE = "Unknown class-balance mode {mode!r}; use one of {modes}."
 
 
+BALANCE_NOT_FOR_SPANS = "Class balancing reweighs whole items by their label; span projects label tokens: leave it off."
 BALANCE_NEEDS_LABELS = "Class balancing needs class labels; instruction data has none."
 
 
@@ -223,8 +224,9 @@ def splits_assign_missing(
     labels: list[str] = []
     groups: list[str | None] = []
     existing: dict[int, str] = {}
-    single = project.task_kind.single_class
-    classify = project.task_kind.has_labels
+    kind = project.task_kind
+    single = kind.single_class
+    classify = kind.has_labels
     names_of: dict[str, tuple[str, ...]] = {}  # stratification key → its label names (multi-label: several)
     rows = (
         finals.annotate(
@@ -241,9 +243,9 @@ def splits_assign_missing(
         texts: list[str] = []
         for item_id, label, split, group, text in rows.iterator(chunk_size=READ_CHUNK):
             keys.append(item_id)
-            key = (label if single else value_key(label)) if classify else ""
+            key = (label if single else kind.stratum_key(label)) if classify else ""
             if key not in names_of:
-                names_of[key] = (label,) if single else tuple(label.get("labels", ())) if classify else ("",)
+                names_of[key] = (label,) if single else kind.stratum(label) if classify else ("",)
             labels.append(sys.intern(key))
             groups.append(group or None)
             texts.append(text)
@@ -473,6 +475,8 @@ def _copy_fields(line: bytes) -> tuple[int, str, str, int | None, str]:
 def _label_names(row: dict[str, Any]) -> tuple[str, ...]:
     if "label" in row:
         return (row["label"],)
+    if "spans" in row:  # a span row counts once per label it marks
+        return tuple(sorted({span["label"] for span in row["spans"]}))
     return tuple(row.get("labels", ()))
 
 
@@ -691,6 +695,8 @@ def snapshot_create(
         raise ServiceError(UNKNOWN_BALANCE.format(mode=balance_mode, modes=modes), field="balance_mode")
     if balance_mode and not project.task_kind.has_labels:
         raise ServiceError(BALANCE_NEEDS_LABELS, field="balance_mode")
+    if balance_mode and project.task_kind.needs_text:
+        raise ServiceError(BALANCE_NOT_FOR_SPANS, field="balance_mode")
     if not latest_decisions(project=project).exists():
         raise ServiceError(NOTHING_APPROVED)
     assigned, new = splits_assign_missing(project=project, seed=seed, ratios=ratios, group_field=group_field)

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from annotation.datasets import selectors as datasets_selectors
 from annotation.datasets import services as snapshots
-from annotation.datasets.responses import snapshot_stream
+from annotation.datasets.responses import snapshot_export
 from annotation.datasets.selectors import diff_examples, manifest_label_rows, snapshot_get, snapshot_pair
 from annotation.models import Project, Snapshot, Split
 from annotation.permissions import MANAGE, REVIEW, ROLE_REQUIRED, access_project
@@ -135,7 +135,9 @@ def snapshot_download(
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     snapshot = _snapshot_or_404(project, snapshot_id)
     try:
-        return snapshot_stream(snapshot=snapshot, split=request.GET.get("split", ""))
+        return snapshot_export(
+            snapshot=snapshot, split=request.GET.get("split", ""), fmt=request.GET.get("export", "")
+        )
     except ServiceError as exc:
         return HttpResponse(exc.message, status=400, content_type="text/plain")
 

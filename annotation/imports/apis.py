@@ -10,7 +10,7 @@ from rest_framework import parsers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotation.imports.importers import CSV, JSONL, MAPPING_KEYS
+from annotation.imports.importers import FORMATS, MAPPING_KEYS
 from annotation.imports.selectors import import_list, import_queue_place
 from annotation.imports.services import import_create, import_get_for_user, import_progress
 from annotation.models import ImportJob, ImportStatus, LabelsAs
@@ -84,9 +84,12 @@ class ImportListApi(ApiView):
     filters = {"status": choice(ImportStatus.values)}
 
     class InputSerializer(serializers.Serializer):
-        file = serializers.FileField(help_text="JSONL (one JSON object a line) or CSV with a header row, UTF-8.")
+        file = serializers.FileField(
+            help_text="JSONL (one JSON object a line), CSV with a header row, CoNLL/BIO or Label Studio's JSON "
+            "export (span projects), UTF-8."
+        )
         file_format = serializers.ChoiceField(
-            choices=[JSONL, CSV], required=False, allow_null=True, default=None,
+            choices=list(FORMATS), required=False, allow_null=True, default=None,
             help_text="Left out: taken from the file's extension.",
         )
         mapping = serializers.JSONField(

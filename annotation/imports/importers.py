@@ -1,4 +1,8 @@
-"""Reading and validating JSONL and CSV import files (no Django).
+"""Reading and validating JSONL, CSV, CoNLL/BIO and Label Studio JSON import files (no Django).
+
+Span projects read three more shapes (annotation/imports/span_formats.py turns each into the records JSONL
+would give): JSONL with character offsets, CoNLL/BIO (a token and its tag a line, sentences apart by a blank
+line) and Label Studio's JSON export.
 
 An import is two streaming passes:
 
@@ -38,10 +42,22 @@ JSONL = "jsonl"
 CSV = "csv"
 
 
-FORMATS = (JSONL, CSV)
+CONLL = "conll"
 
 
-EXTENSIONS = {".jsonl": JSONL, ".ndjson": JSONL, ".csv": CSV}
+LABEL_STUDIO = "labelstudio"
+
+
+FORMATS = (JSONL, CSV, CONLL, LABEL_STUDIO)
+
+
+FORMAT_NAMES = {JSONL: "JSONL", CSV: "CSV", CONLL: "CoNLL / BIO", LABEL_STUDIO: "Label Studio JSON export"}
+
+
+EXTENSIONS = {
+    ".jsonl": JSONL, ".ndjson": JSONL, ".csv": CSV, ".conll": CONLL, ".bio": CONLL, ".iob": CONLL,
+    ".json": LABEL_STUDIO,
+}
 
 
 ALL_OTHER_FIELDS = "*"
@@ -53,7 +69,7 @@ DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
     "response": ("response",),
     "external_id": ("id", "external_id"),
     "group_key": ("group_key", "group"),
-    "prelabel": ("label", "labels", "prelabel"),
+    "prelabel": ("label", "labels", "spans", "entities", "prelabel"),
 }
 
 
@@ -242,7 +258,9 @@ class Mapping:
             metadata = tuple(metadata)
         return cls(metadata=metadata, **values)
 
-    def resolve(self, columns: Collection[str], *, task_type: str, label_names: Sequence[str]) -> Schema:
+    def resolve(
+        self, columns: Collection[str], *, task_type: str, label_names: Sequence[str], allow_overlap: bool = False
+    ) -> Schema:
         """Fix every field from the first row's keys (JSONL) or the header (CSV), once for the file."""
         chosen: dict[str, str | None] = {}
         for key, defaults in DEFAULT_FIELDS.items():
@@ -261,6 +279,7 @@ class Mapping:
             metadata=None if self.metadata == ALL_OTHER_FIELDS else tuple(self.metadata),
             task_type=task_type,
             label_names=tuple(label_names),
+            allow_overlap=allow_overlap,
         )
 
 
@@ -304,6 +323,7 @@ class Schema:
     metadata: tuple[str, ...] | None  # None: all other fields
     task_type: str
     label_names: tuple[str, ...]
+    allow_overlap: bool = False  # span projects: overlapping pre-labelled spans are allowed
     used: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -387,8 +407,12 @@ class Schema:
         if raw is None or raw == "" or raw == []:
             return None
         kind = task_kind(self.task_type)
+        text = record.get(self.text)
         try:
-            return kind.normalise(kind.value_from_cell(raw), self.label_names)
+            value = kind.value_from_cell(raw)
+            return kind.normalise(
+                value, self.label_names, text=text if isinstance(text, str) else "", allow_overlap=self.allow_overlap
+            )
         except InvalidValue as exc:
             problems.append((self.prelabel, str(exc)))
             return None
@@ -576,10 +600,16 @@ class _CsvReader(_Reader):
 
 
 def _reader(stream: BinaryIO, file_format: str) -> _Reader:
+    from annotation.imports import span_formats
+
     if file_format == JSONL:
         return _JsonlReader(stream)
     if file_format == CSV:
         return _CsvReader(stream)
+    if file_format == CONLL:
+        return span_formats.ConllReader(stream)
+    if file_format == LABEL_STUDIO:
+        return span_formats.LabelStudioReader(stream)
     raise ValueError(f"unknown format {file_format!r}")
 
 
@@ -633,6 +663,7 @@ def scan(
     spill: BinaryIO | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     partial: bool = False,
+    allow_overlap: bool = False,
 ) -> Scan:
     """Pass 1: read every row once, validate it, keep its digests; `on_progress(bytes, rows)` now and then.
 
@@ -646,7 +677,7 @@ def scan(
     chunk: list[SpilledRow] = []
     for line, record, problems in reader:
         if record is not None and result.schema is None:
-            result.schema, missing = _schema_for(reader, mapping, task_type, label_names)
+            result.schema, missing = _schema_for(reader, mapping, task_type, label_names, allow_overlap)
             result.columns = reader.column_order
             for error in missing:
                 result.add_fatal(error)
@@ -692,7 +723,7 @@ def scan(
         for error in reader.header_errors:
             result.add_fatal(error)
         if result.schema is None and reader.columns is not None:  # a header and no rows
-            result.schema, missing = _schema_for(reader, mapping, task_type, label_names)
+            result.schema, missing = _schema_for(reader, mapping, task_type, label_names, allow_overlap)
             result.columns = reader.column_order
             for error in missing:
                 result.add_fatal(error)
@@ -704,11 +735,11 @@ def scan(
 
 
 def _schema_for(
-    reader: _Reader, mapping: Mapping, task_type: str, label_names: Sequence[str]
+    reader: _Reader, mapping: Mapping, task_type: str, label_names: Sequence[str], allow_overlap: bool = False
 ) -> tuple[Schema, list[RowError]]:
     """The schema for this file, and for CSV the mapped columns its header lacks."""
     columns = reader.columns or frozenset()
-    schema = mapping.resolve(columns, task_type=task_type, label_names=label_names)
+    schema = mapping.resolve(columns, task_type=task_type, label_names=label_names, allow_overlap=allow_overlap)
     missing: list[RowError] = []
     if isinstance(reader, _CsvReader):
         line = reader.header_line

@@ -58,6 +58,7 @@ from annotation.models import ImportJob, ImportStatus, Item, LabelsAs, Project
 from annotation.permissions import MANAGE, access_project
 from annotation.projects.services import guideline_current, import_annotator
 from annotation.review.services import decisions_import
+from annotation.tasktypes import value_display
 from annotation.webhooks import events as webhook_events
 from core.errors import ServiceError
 from core.heartbeat import heartbeat
@@ -223,6 +224,10 @@ def _request_checked(
 
 
 PREVIEW_MAX_BYTES = 4 * 1024 * 1024
+LABEL_STUDIO_NO_PREVIEW = (
+    "A Label Studio export is one JSON array, read whole: one over {mib} MiB cannot be previewed. Import it "
+    "directly; every task is checked the same way and a bad one is named by its number."
+)
 
 
 PREVIEW_ROWS = 5
@@ -297,9 +302,12 @@ def import_preview(
             label_names=label_names,
             spill=spill,
             partial=True,
+            allow_overlap=project.allow_overlapping_spans,
         )
         return found, spill
 
+    if not whole_file and fmt == importers.LABEL_STUDIO:
+        raise ServiceError(LABEL_STUDIO_NO_PREVIEW.format(mib=PREVIEW_MAX_BYTES // (1024 * 1024)), field="file")
     scan, spill = read(head)
     if not whole_file and fmt == importers.CSV and scan.rows > 1:
         # The cut may fall inside a quoted field that spans lines: leave out the last record, which may be partial.
@@ -357,10 +365,7 @@ def _preview_rows(scan: importers.Scan, spill: BinaryIO, *, left_out: set[int]) 
     for chunk in importers.read_spill(spill):
         kept = [row for row in chunk if row[0] not in left_out]
         for index, text, response, external_id, metadata, group_key, prelabel in kept[: PREVIEW_ROWS - len(rows)]:
-            label = ""
-            if prelabel is not None:
-                value = prelabel.get("label", prelabel.get("labels", ""))
-                label = ", ".join(value) if isinstance(value, list) else str(value)
+            label = "" if prelabel is None else value_display(prelabel)
             rows.append(
                 PreviewRow(scan.lines[index], text, response, external_id, group_key, label, metadata)
             )
@@ -458,6 +463,7 @@ def _run(job: ImportJob) -> None:
             spill=spill,
             on_progress=progress.scanned,
             partial=job.partial,
+            allow_overlap=project.allow_overlapping_spans,
         )
         plan = None
         if scan.schema is not None:

@@ -20,7 +20,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotation.imports.importers import ALL_OTHER_FIELDS, CSV, JSONL
+from annotation.imports.importers import ALL_OTHER_FIELDS, FORMAT_NAMES
 from annotation.imports.selectors import import_queue_place
 from annotation.imports.services import (
     import_create,
@@ -57,9 +57,12 @@ MAPPING_FIELDS = {
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(help_text="JSONL (one JSON object a line) or CSV with a header row, UTF-8.")
+    file = forms.FileField(
+        help_text="JSONL (one JSON object a line) or CSV with a header row, UTF-8; span projects also take "
+        "CoNLL/BIO (.conll, .bio) and Label Studio's JSON export (.json)."
+    )
     file_format = forms.ChoiceField(
-        choices=[("", "From the file's extension"), (JSONL, "JSONL"), (CSV, "CSV")], required=False, label="Format"
+        choices=[("", "From the file's extension"), *FORMAT_NAMES.items()], required=False, label="Format"
     )
     text_field = forms.CharField(
         required=False, max_length=255, label="Text (or prompt) column", help_text="Default: text, then prompt."

@@ -30,7 +30,10 @@ class ImportJob(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     file_name = models.CharField(max_length=255)
     file_path = models.CharField(max_length=1024, blank=True, help_text="Stored upload the job reads.")
-    file_format = models.CharField(max_length=8, choices=[("jsonl", "JSONL"), ("csv", "CSV")])
+    file_format = models.CharField(
+        max_length=16,
+        choices=[("jsonl", "JSONL"), ("csv", "CSV"), ("conll", "CoNLL / BIO"), ("labelstudio", "Label Studio JSON")],
+    )
     mapping = models.JSONField(default=dict, blank=True)
     labels_as = models.CharField(max_length=16, choices=LabelsAs.choices, default=LabelsAs.SUGGESTION)
     partial = models.BooleanField(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import Any
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -20,6 +23,7 @@ class TaskType(models.TextChoices):
     SINGLE_LABEL = "single_label", "Single-label classification"
     MULTI_LABEL = "multi_label", "Multi-label classification"
     INSTRUCTION = "instruction", "Instruction → response"
+    SPANS = "spans", "Span labelling (mark spans of text)"
 
 
 class GoalMetric(models.TextChoices):
@@ -74,6 +78,10 @@ class Project(models.Model):
         default=2.5,
         validators=[MinValueValidator(1.0), MaxValueValidator(20.0)],
         help_text="Adaptive routing: the most human judgements (annotations and reviews) per item on average.",
+    )
+    allow_overlapping_spans = models.BooleanField(
+        default=False,
+        help_text="Span projects: let spans overlap (nested entities). Off: an overlapping span is refused.",
     )
     # The next round (training/rounds/): how model outputs feed annotation and review; written by
     # projects.services.project_round_settings_set.
@@ -130,6 +138,10 @@ class Project(models.Model):
     def task_kind(self) -> TaskKind:
         """The rules of this project's task type: ask it instead of branching on `task_type`."""
         return task_kind(self.task_type)
+
+    def value_normalise(self, value: Any, label_names: Collection[str], *, text: str) -> dict[str, Any]:
+        """`value` made canonical under this project's rules for an item with `text` (InvalidValue if wrong)."""
+        return self.task_kind.normalise(value, label_names, text=text, allow_overlap=self.allow_overlapping_spans)
 
 
 class Membership(models.Model):

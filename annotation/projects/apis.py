@@ -182,6 +182,7 @@ class ProjectSerializer(serializers.Serializer):
     lease_seconds = serializers.IntegerField(source="project.lease_seconds")
     audit_rate = serializers.FloatField(source="project.audit_rate")
     review_all = serializers.BooleanField(source="project.review_all")
+    allow_overlapping_spans = serializers.BooleanField(source="project.allow_overlapping_spans")
     routing_policy = serializers.ChoiceField(choices=RoutingPolicy.choices, source="project.routing_policy")
     routing_budget = serializers.FloatField(source="project.routing_budget")
     slice_fields = serializers.ListField(child=serializers.CharField(), source="project.slice_fields")
@@ -218,6 +219,9 @@ class ProjectListApi(ApiView):
         guidelines = serializers.CharField(
             required=False, allow_blank=True, default="", trim_whitespace=False,
             help_text="Markdown, published as version 1.",
+        )
+        allow_overlapping_spans = serializers.BooleanField(
+            required=False, default=False, help_text="Span projects: allow overlapping spans (default: refused)."
         )
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(OutputSerializer), 401: ErrorSerializer})

@@ -50,6 +50,11 @@ class ProjectCreateForm(forms.Form):
     goal_metric = forms.ChoiceField(
         choices=[("", "Default for the task"), *GoalMetric.choices], required=False, label="Goal metric"
     )
+    allow_overlapping_spans = forms.BooleanField(
+        required=False,
+        label="Spans may overlap",
+        help_text="Span labelling only: allow nested or overlapping spans. Off: an overlapping span is refused.",
+    )
     description = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Shown on the project's page."
     )

@@ -37,6 +37,7 @@ from core.errors import ServiceError, StateConflict
 LABELS_NOT_FOR_INSTRUCTION = "Instruction projects have no labels: annotators write responses."
 
 
+NEEDS_LABELS = "This task type needs at least {n} distinct label{s}."
 DUPLICATE_LABEL = "A label with this name or hotkey already exists in the project."
 
 
@@ -88,9 +89,11 @@ def project_create(
     overlap: int = 2,
     lease_seconds: int = 900,
     guidelines: str = "",
+    allow_overlapping_spans: bool = False,
 ) -> Project:
     """Create a project with its owner, its labels (hotkeys 1-9 in order) and guidelines v1 if given."""
     project = Project(
+        allow_overlapping_spans=bool(allow_overlapping_spans),
         name=name.strip(),
         description=description,
         task_type=task_type,
@@ -115,8 +118,10 @@ def project_create(
         if label_name.strip().casefold() in seen:
             raise ServiceError(LABEL_LISTED_TWICE.format(name=label_name.strip()), field="labels")
         seen.add(label_name.strip().casefold())
-    if kind.has_labels and len(set(labels)) < 2:
-        raise ServiceError("A classification project needs at least two distinct labels.", field="labels")
+    if kind.has_labels and len(set(labels)) < kind.min_labels:
+        raise ServiceError(
+            NEEDS_LABELS.format(n=kind.min_labels, s="" if kind.min_labels == 1 else "s"), field="labels"
+        )
     with transaction.atomic():
         project.save()
         Membership.objects.create(project=project, user=owner, role=Role.OWNER)

@@ -88,6 +88,7 @@ def project_create_view(request: AuthedRequest) -> HttpResponse:
                 overlap=data["overlap"],
                 lease_seconds=data["lease_seconds"],
                 guidelines=data["guidelines"],
+                allow_overlapping_spans=data["allow_overlapping_spans"],
             )
         except ServiceError as exc:
             add_service_error(form, exc)

@@ -377,3 +377,96 @@ def agreement_trend(rows_with_time: Iterable[Sequence[Any]], bucket: str = "day"
         }
         for period, ratings in sorted(by_period.items())
     ]
+
+
+# --- Spans ---------------------------------------------------------------------------------------
+# Span values are compared three ways, each pairwise between annotators on the items both annotated:
+# exact match (a span counts only with the same start, end and label), token level (each word token of
+# the text, `annotation.tasktypes.word_tokens`, carries the labels of the spans it lies in) and
+# Krippendorff's alpha with the token as the unit and its label (or "O") as the value. Every figure is
+# also given per label. F1 between two annotators is symmetric: 2·|A∩B| / (|A| + |B|), summed over
+# pairs and items before dividing (micro average), so an item with many spans weighs more.
+
+OUTSIDE = "O"
+
+
+def _f1(tp: int, total: int) -> float | None:
+    return 2 * tp / total if total else None
+
+
+def _token_labels(spans: Sequence[tuple[int, int, str]], tokens: Sequence[tuple[int, int]]) -> list[set[str]]:
+    """The labels each token carries: those of the spans it overlaps."""
+    out: list[set[str]] = [set() for _ in tokens]
+    for start, end, label in spans:
+        for i, (t_start, t_end) in enumerate(tokens):
+            if t_start < end and start < t_end:
+                out[i].add(label)
+    return out
+
+
+def span_agreement(
+    rows: Iterable[Sequence[Any]], texts: Mapping[Any, str], labels: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Exact-match F1, token-level F1 and token-level Krippendorff's alpha between annotators, overall and
+    per label. `rows` are (item_id, annotator, spans) with spans as (start, end, label) tuples (code points);
+    `texts` maps item ids to their text (for the tokens). Items with fewer than two annotators are left out.
+    """
+    from annotation.tasktypes import word_tokens
+
+    by_item: dict[Any, dict[str, list[tuple[int, int, str]]]] = {}
+    for item_id, annotator, spans, *_ in rows:
+        by_item.setdefault(item_id, {})[annotator] = [tuple(s) for s in spans]
+    names = list(labels) if labels is not None else sorted(
+        {s[2] for r in by_item.values() for spans in r.values() for s in spans}
+    )
+    exact = {"tp": 0, "total": 0}
+    token = {"tp": 0, "total": 0}
+    per_exact: dict[str, list[int]] = {name: [0, 0] for name in names}
+    per_token: dict[str, list[int]] = {name: [0, 0] for name in names}
+    units: Ratings = {}
+    per_units: dict[str, Ratings] = {name: {} for name in names}
+    n_items = 0
+    for item_id, by_annotator in by_item.items():
+        if len(by_annotator) < 2 or item_id not in texts:
+            continue
+        n_items += 1
+        tokens = word_tokens(texts[item_id])
+        token_sets = {a: _token_labels(spans, tokens) for a, spans in by_annotator.items()}
+        for a, b in combinations(sorted(by_annotator), 2):
+            sa, sb = set(by_annotator[a]), set(by_annotator[b])
+            exact["tp"] += len(sa & sb)
+            exact["total"] += len(sa) + len(sb)
+            ta = {(i, lab) for i, labs in enumerate(token_sets[a]) for lab in labs}
+            tb = {(i, lab) for i, labs in enumerate(token_sets[b]) for lab in labs}
+            token["tp"] += len(ta & tb)
+            token["total"] += len(ta) + len(tb)
+            for name in names:
+                la = {s for s in sa if s[2] == name}
+                lb = {s for s in sb if s[2] == name}
+                per_exact[name][0] += len(la & lb)
+                per_exact[name][1] += len(la) + len(lb)
+                ka = {t for t in ta if t[1] == name}
+                kb = {t for t in tb if t[1] == name}
+                per_token[name][0] += len(ka & kb)
+                per_token[name][1] += len(ka) + len(kb)
+        for i in range(len(tokens)):
+            unit = (item_id, i)
+            units[unit] = {a: "|".join(sorted(sets[i])) or OUTSIDE for a, sets in token_sets.items()}
+            for name in names:
+                per_units[name][unit] = {a: "1" if name in sets[i] else "0" for a, sets in token_sets.items()}
+    return {
+        "n_items": n_items,
+        "exact_f1": _f1(exact["tp"], exact["total"]),
+        "token_f1": _f1(token["tp"], token["total"]),
+        "token_alpha": _alpha(units),
+        "per_label": [
+            {
+                "label": name,
+                "exact_f1": _f1(*per_exact[name]),
+                "token_f1": _f1(*per_token[name]),
+                "token_alpha": _alpha(per_units[name]),
+                "n_spans": per_exact[name][1],
+            }
+            for name in names
+        ],
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -11,6 +12,7 @@ from django.db.models import F, QuerySet
 from annotation.models import (
     Annotation,
     AnnotationStatus,
+    Item,
     Label,
     NoiseFlag,
     NoiseScan,
@@ -21,7 +23,7 @@ from annotation.permissions import REVIEW
 from annotation.quality import agreement
 from annotation.quality.noise import wilson
 from annotation.review.selectors import latest_decisions
-from annotation.tasktypes import value_key
+from annotation.tasktypes import span_key_parse, value_key
 
 
 def noise_scan_latest(*, project: Project) -> NoiseScan | None:
@@ -81,7 +83,8 @@ def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]
         nobody = {"annotator": user.get_username(), "accuracy": None, "n": 0, "low": None, "high": None}
         return {"view": "own", "annotators": own or [nobody]}
     timed = annotation_rows(project=project)
-    classify = project.task_kind.has_labels
+    spans = project.task_kind.needs_text
+    classify = project.task_kind.has_labels and not spans  # span keys are not label names: figures below
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True)) if classify else []
     summary = agreement.agreement_summary([row[:3] for row in timed], final=final, labels=labels)
     trend = agreement.agreement_trend(timed, bucket="day")
@@ -130,12 +133,24 @@ def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]
             "items": [t["n_items"] for t in trend],
         },
     }
+    if spans:
+        report["spans"] = span_report(project=project, rows=[row[:3] for row in timed])
     report["annotator_quality"] = annotator_quality(project=project)
     report["charts"] = {
         "trend": report["trend"],
         "accuracy": {"labels": [a["annotator"] for a in accuracy], "values": [a["accuracy"] for a in accuracy]},
     }
     return report
+
+
+def span_report(*, project: Project, rows: list[tuple[int, str, str]]) -> dict[str, Any]:
+    """Span agreement (exact-match F1, token-level F1 and alpha, per label) over items with 2+ annotators."""
+    counts = Counter(item_id for item_id, _, _ in rows)
+    shared = [item_id for item_id, n in counts.items() if n >= 2]
+    texts = dict(Item.objects.filter(project=project, pk__in=shared).values_list("pk", "text"))
+    names = list(Label.objects.filter(project=project).values_list("name", flat=True))
+    parsed = [(item_id, who, span_key_parse(key)) for item_id, who, key in rows if item_id in texts]
+    return agreement.span_agreement(parsed, texts, names)
 
 
 def noise_scan_list(*, project: Project, status: str | None = None) -> QuerySet[NoiseScan]:

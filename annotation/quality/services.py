@@ -75,6 +75,12 @@ SCAN_ACTIVE = "A noise scan is already queued or running for this project; wait 
 
 
 NOT_CLASSIFICATION = "Noise scans look for wrong class labels: they need a single-label classification project."
+NOT_FOR_SPANS = (
+    "Noise scans are not offered for span projects: the scan (CROWDLAB) scores one class label per item from "
+    "out-of-fold predictions, and the tokens of one text are not independent examples, so its estimates would "
+    "not hold for token labels. Span agreement per label (this page) and review of span disagreements find "
+    "the doubtful spans instead."
+)
 
 
 SCAN_ABANDONED = "The worker running this scan stopped answering; start a new scan."
@@ -111,6 +117,8 @@ def noise_scan_blocker(*, project: Project) -> str | None:
     """Why a noise scan cannot start on this project now, or None: the conditions the scan itself would fail on
     (a single-label project; enough labelled items outside the test split, at least two labels, each in every
     cross-validation fold), checked before anything is queued and by the quality page to disable its button."""
+    if project.task_kind.needs_text:
+        return NOT_FOR_SPANS
     if not project.task_kind.single_class:
         return NOT_CLASSIFICATION
     counts = dict(

@@ -316,7 +316,7 @@ def review_decide(
     project = item.project
     label_names = list(Label.objects.filter(project=project).values_list("name", flat=True))
     try:
-        value = project.task_kind.normalise(value, label_names)
+        value = project.value_normalise(value, label_names, text=item.text)
     except InvalidValue as exc:
         raise ServiceError(str(exc), field=exc.field) from exc
     _test_label_guard(task=task, value=value)

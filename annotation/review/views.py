@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,12 +14,14 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from annotation.annotate.span_pages import pieces_html, span_editor_context
 from annotation.models import Project
 from annotation.permissions import REVIEW, access_item, access_project, access_review_task
+from annotation.projects.selectors import label_list
 from annotation.review import selectors as review_selectors
 from annotation.review import services as reviews
 from annotation.review.selectors import current_decision
-from annotation.tasktypes import value_display
+from annotation.tasktypes import span_sides, value_display
 from core.errors import ServiceError
 from core.http import AuthedRequest
 
@@ -36,6 +39,26 @@ def _int_or_none(raw: str | None) -> int | None:
 def _queue_state(request: AuthedRequest) -> dict[str, Any]:
     """The queue's filter and page, from the query string (the forms post to URLs that carry them)."""
     return {"reason": request.GET.get("reason", ""), "page": _int_or_none(request.GET.get("page")) or 1}
+
+
+def _span_review_context(project: Project, panel: Any) -> dict[str, Any]:
+    """The side-by-side span view (each answer's spans, words they disagree on marked) and the fix editor,
+    filled with the current final value, else the first answer."""
+    labels = label_list(project=project)
+    item = panel.item
+    values = [a.value for a in panel.annotations]
+    sides = [
+        {
+            "letter": letter,
+            "row": row,
+            "pieces": pieces_html(segments),
+            "spans_json": json.dumps(row.value.get("spans", [])),
+        }
+        for (row, letter, _), segments in zip(panel.accept_rows, span_sides(item.text, values), strict=True)
+    ]
+    start = panel.current_final.value if panel.current_final else values[0] if values else {}
+    editor = span_editor_context(text=item.text, value=start, labels=labels)
+    return {"span_sides": sides, "span_labels": labels, **editor}
 
 
 def _filter_query(reason: str, page: int) -> str:
@@ -65,6 +88,8 @@ def _review_page(
         "notice": notice,
         "filter_query": _filter_query(queue.reason, queue.page),
     }
+    if project.task_kind.needs_text and queue.panel is not None:
+        context.update(_span_review_context(project, queue.panel))
     template = "annotation/_review_workspace.html" if request.htmx else "annotation/review_queue.html"
     return render(request, template, context, status=200 if request.htmx else status)
 

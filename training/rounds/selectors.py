@@ -272,7 +272,7 @@ def plan_corrections(*, project: Project) -> list[Proposal]:
         if rating.pk in done:
             continue
         try:
-            value = project.task_kind.normalise(rating.correction, names)
+            value = project.value_normalise(rating.correction, names, text=rating.item.text)
         except InvalidValue:
             continue  # a correction naming a label the project no longer has cannot become a value
         by_item[rating.item_id].append((rating, value))

@@ -216,7 +216,7 @@ class RunDefaultsApi(ApiView):
         method = self.filter_values(request).get("method", "lora")
         task = selectors.project_task(project)
         if task is None:
-            raise ServiceError(services.MULTI_LABEL_UNSUPPORTED, field="task")
+            raise ServiceError(services.no_recipe_message(project), field="task")
         spec = TrainingSpec.defaults(task, method=method).to_dict()
         return Response(
             self.OutputSerializer({"task": task, "spec": spec, "base_models": selectors.base_model_names(task)}).data

@@ -23,7 +23,7 @@ from django.utils import timezone
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from annotation.models import Snapshot
+from annotation.models import Project, Snapshot
 from annotation.webhooks import events as webhook_events
 from core.errors import ServiceError
 from training.ml.registry import SMOLLM2, RegistryError
@@ -63,6 +63,17 @@ MULTI_LABEL_UNSUPPORTED = (
     "Multi-label projects cannot be trained yet: the training recipe learns one label per item. "
     "Train a single-label or an instruction project."
 )
+
+
+SPANS_NOT_A_RUN = (
+    "Span projects do not train from the run pages yet: train a span model with "
+    "`python manage.py span_train <snapshot id> --prelabel` (docs/spans.md)."
+)
+
+
+def no_recipe_message(project: Project) -> str:
+    """Why the run pages cannot train this project's task type."""
+    return SPANS_NOT_A_RUN if project.task_kind.needs_text else MULTI_LABEL_UNSUPPORTED
 
 
 INVALID_SETTINGS = "Some training settings are invalid; see the fields marked."
@@ -188,7 +199,7 @@ def run_start_blocker(*, snapshot: Snapshot) -> ServiceError | None:
     owner learns it at once, not when the queued job fails) and by the run form to disable its button."""
     task = selectors.project_task(snapshot.project)
     if task is None:
-        return ServiceError(MULTI_LABEL_UNSUPPORTED, field="task")
+        return ServiceError(no_recipe_message(snapshot.project), field="task")
     if not selectors.snapshot_split_counts(snapshot)["train"]:
         return ServiceError(NO_TRAIN_ROWS, field="snapshot")
     if task == TASK_CLASSIFICATION:

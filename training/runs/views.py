@@ -74,7 +74,7 @@ def run_create(request: AuthedRequest, project_id: int, snapshot_id: int) -> Htt
         "errors": {},
     }
     if task is None:
-        context["error"] = services.MULTI_LABEL_UNSUPPORTED
+        context["error"] = services.no_recipe_message(project)
         return render(request, "training/run_create.html", context, status=400 if request.method == "POST" else 200)
     status = 200
     if request.method == "POST":

@@ -1,0 +1,300 @@
+"""Token classification for span projects (no Django): setup → train → evaluate → predict → save.
+
+The base encoder (MiniLM, or any BERT-like folder) gets a token-classification head and LoRA adapters (peft's
+TOKEN_CLS task: the head is trained with them). Labels come from the spans through the tokenizer's offset
+mapping (training/ml/token_labels.py): each word's first sub-token carries its BIO tag, the others and the
+special tokens are left out of the loss (-100), as transformers' token-classification example does.
+
+Evaluation is entity-level (seqeval, conlleval semantics: an entity counts when its type and its whole extent
+match) on word tokens (`annotation.tasktypes.word_tokens`, the words annotators select), so the figures do not
+depend on the model's sub-word tokenizer and the baseline is scored the same way. The baseline is a gazetteer:
+the entity strings of the train split, matched longest first on word boundaries (what a list of names gets you
+without a model). Predictions come back as spans with the mean probability of their tokens' tags.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedTokenizerBase
+
+from annotation.imports.span_formats import tags_for
+from annotation.tasktypes import word_tokens
+from training.ml.token_labels import IGNORE, OUTSIDE, spans_from_token_tags, tag_names, tags_for_offsets, word_starts
+
+RUN_FILE = "span_run.json"
+NO_TRAIN_ROWS = "The train split has no items with text: nothing to learn from."
+NO_LABELS = "A span model needs at least one label."
+
+
+@dataclass(frozen=True)
+class SpanTrainingConfig:
+    """How a span model is trained; stored beside the adapter so it can be rebuilt."""
+
+    base_model_dir: str
+    labels: tuple[str, ...]
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    learning_rate: float = 2e-3
+    epochs: int = 5
+    batch_size: int = 16
+    max_length: int = 128
+    seed: int = 0
+    target_modules: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.labels:
+            raise ValueError(NO_LABELS)
+
+
+@dataclass
+class SpanOutcome:
+    steps: int
+    losses: list[float] = field(default_factory=list)
+
+
+def _rows_text(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [row for row in rows if isinstance(row.get("text"), str) and row["text"].strip()]
+
+
+class SpanRecipe:
+    def __init__(self, config: SpanTrainingConfig, *, on_step: Callable[[int, float], None] | None = None) -> None:
+        self.config = config
+        self.tags = tag_names(config.labels)
+        self.tag_id = {tag: i for i, tag in enumerate(self.tags)}
+        self.on_step = on_step
+        self.tokenizer: PreTrainedTokenizerBase | None = None
+        self.model: Any = None
+
+    # --- setup ---------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        self.tokenizer = AutoTokenizer.from_pretrained(cfg.base_model_dir, local_files_only=True)
+        base = AutoModelForTokenClassification.from_pretrained(
+            cfg.base_model_dir,
+            local_files_only=True,
+            num_labels=len(self.tags),
+            id2label=dict(enumerate(self.tags)),
+            label2id=self.tag_id,
+        )
+        lora = LoraConfig(
+            task_type=TaskType.TOKEN_CLS,
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.target_modules) if cfg.target_modules else None,
+        )
+        self.model = get_peft_model(base, lora)
+
+    def _encode(self, texts: Sequence[str]) -> Any:
+        assert self.tokenizer is not None
+        return self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.config.max_length,
+            padding=True,
+            return_offsets_mapping=True,
+            return_tensors="pt",
+        )
+
+    def _labels(self, encoding: Any, rows: Sequence[Mapping[str, Any]]) -> torch.Tensor:
+        out = torch.full(encoding["input_ids"].shape, IGNORE, dtype=torch.long)
+        for i, row in enumerate(rows):
+            offsets = [tuple(o) for o in encoding["offset_mapping"][i].tolist()]
+            tags = tags_for_offsets(row.get("spans", []), offsets)
+            starts = word_starts(encoding.word_ids(i))
+            for j, (tag, first) in enumerate(zip(tags, starts, strict=True)):
+                if tag is not None and first and tag in self.tag_id:
+                    out[i, j] = self.tag_id[tag]
+        return out
+
+    # --- train ---------------------------------------------------------------------------------
+
+    def train(self, rows: Sequence[Mapping[str, Any]]) -> SpanOutcome:
+        rows = _rows_text(rows)
+        if not rows:
+            raise ValueError(NO_TRAIN_ROWS)
+        cfg = self.config
+        model = self.model
+        model.train()
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
+        order = list(range(len(rows)))
+        rng = random.Random(cfg.seed)
+        outcome = SpanOutcome(steps=0)
+        for _ in range(cfg.epochs):
+            rng.shuffle(order)
+            for at in range(0, len(order), cfg.batch_size):
+                batch = [rows[i] for i in order[at : at + cfg.batch_size]]
+                encoding = self._encode([r["text"] for r in batch])
+                labels = self._labels(encoding, batch)
+                inputs = {k: v for k, v in encoding.items() if k != "offset_mapping"}
+                loss = model(**inputs, labels=labels).loss
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+                outcome.steps += 1
+                outcome.losses.append(float(loss.detach()))
+                if self.on_step is not None:
+                    self.on_step(outcome.steps, outcome.losses[-1])
+        model.eval()
+        return outcome
+
+    # --- predict -------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
+        """Per text: {"spans": [...], "confidence": mean probability of its entity tokens' tags (1.0 without)}."""
+        self.model.eval()
+        out: list[dict[str, Any]] = []
+        for at in range(0, len(texts), batch_size):
+            chunk = list(texts[at : at + batch_size])
+            encoding = self._encode(chunk)
+            inputs = {k: v for k, v in encoding.items() if k != "offset_mapping"}
+            probs = torch.softmax(self.model(**inputs).logits.float(), dim=-1)
+            best = probs.argmax(dim=-1)
+            for i, text in enumerate(chunk):
+                offsets = [tuple(o) for o in encoding["offset_mapping"][i].tolist()]
+                starts = word_starts(encoding.word_ids(i))
+                tags: list[str | None] = []
+                kept: list[float] = []
+                for j, first in enumerate(starts):
+                    if not first:
+                        tags.append(None)
+                        continue
+                    tag = self.tags[int(best[i, j])]
+                    tags.append(tag)
+                    if tag != OUTSIDE:
+                        kept.append(float(probs[i, j, best[i, j]]))
+                spans = spans_from_token_tags(tags, offsets, text)
+                out.append({"spans": spans, "confidence": sum(kept) / len(kept) if kept else 1.0})
+        return out
+
+    # --- evaluate ------------------------------------------------------------------------------
+
+    def evaluate(self, rows: Sequence[Mapping[str, Any]], *, train_rows: Sequence[Mapping[str, Any]] = ()) -> dict:
+        """Entity-level precision, recall and F1 of the model, and of the gazetteer baseline when `train_rows`
+        are given, on `rows` (each with "text" and the gold "spans")."""
+        rows = _rows_text(rows)
+        predicted = [p["spans"] for p in self.predict([r["text"] for r in rows])]
+        report = entity_scores(rows, predicted)
+        if train_rows:
+            gazetteer = Gazetteer.from_rows(train_rows)
+            baseline = entity_scores(rows, [gazetteer.spans(r["text"]) for r in rows])
+            report["baselines"] = {"gazetteer": baseline}
+            report["comparison"] = {
+                "baseline": "gazetteer",
+                "f1_delta": None if report["f1"] is None or baseline["f1"] is None else report["f1"] - baseline["f1"],
+            }
+        return report
+
+    # --- save / load ---------------------------------------------------------------------------
+
+    def save(self, directory: Path, *, metrics: Mapping[str, Any] | None = None) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(directory)
+        assert self.tokenizer is not None
+        self.tokenizer.save_pretrained(directory)
+        info = {"config": asdict(self.config), "tags": self.tags, "metrics": dict(metrics or {})}
+        (directory / RUN_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> SpanRecipe:
+        info = json.loads((directory / RUN_FILE).read_text())
+        raw = info["config"]
+        raw["labels"] = tuple(raw["labels"])
+        if raw.get("target_modules") is not None:
+            raw["target_modules"] = tuple(raw["target_modules"])
+        recipe = cls(SpanTrainingConfig(**raw))
+        recipe.tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        base = AutoModelForTokenClassification.from_pretrained(
+            recipe.config.base_model_dir,
+            local_files_only=True,
+            num_labels=len(recipe.tags),
+            id2label=dict(enumerate(recipe.tags)),
+            label2id=recipe.tag_id,
+        )
+        recipe.model = PeftModel.from_pretrained(base, directory)
+        recipe.model.eval()
+        return recipe
+
+
+# --- metrics and the baseline --------------------------------------------------------------------
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def entity_scores(rows: Sequence[Mapping[str, Any]], predicted: Sequence[Sequence[Mapping[str, Any]]]) -> dict:
+    """seqeval's entity-level micro precision/recall/F1 and per label, on the texts' word tokens."""
+    gold_tags: list[list[str]] = []
+    pred_tags: list[list[str]] = []
+    for row, spans in zip(rows, predicted, strict=True):
+        tokens = word_tokens(row["text"])
+        gold_tags.append(tags_for(row["text"], row.get("spans", []), tokens))
+        pred_tags.append(tags_for(row["text"], spans, tokens))
+    n_gold = sum(tag.startswith("B-") for tags in gold_tags for tag in tags)
+    if not gold_tags:
+        return {"n": 0, "entities": 0, "precision": None, "recall": None, "f1": None, "per_label": {}}
+    table = classification_report(gold_tags, pred_tags, output_dict=True, zero_division=0)
+    per_label = {
+        name: {k: _finite(v) if k != "support" else int(v) for k, v in figures.items()}
+        for name, figures in table.items()
+        if not name.endswith(" avg")
+    }
+    return {
+        "n": len(rows),
+        "entities": n_gold,
+        "precision": _finite(precision_score(gold_tags, pred_tags, zero_division=0)),
+        "recall": _finite(recall_score(gold_tags, pred_tags, zero_division=0)),
+        "f1": _finite(f1_score(gold_tags, pred_tags, zero_division=0)),
+        "per_label": per_label,
+    }
+
+
+class Gazetteer:
+    """Entity strings of the train split → label (the most frequent label of each string), matched longest
+    first on word boundaries, never overlapping."""
+
+    def __init__(self, entries: Mapping[str, str]) -> None:
+        self.entries = dict(entries)
+        self.longest = max((len(word_tokens(s)) for s in self.entries), default=0)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> Gazetteer:
+        counts: dict[str, dict[str, int]] = {}
+        for row in rows:
+            for span in row.get("spans", []):
+                piece = row["text"][span["start"] : span["end"]]
+                counts.setdefault(piece, {}).setdefault(span["label"], 0)
+                counts[piece][span["label"]] += 1
+        return cls({piece: max(labels, key=lambda k: labels[k]) for piece, labels in counts.items()})
+
+    def spans(self, text: str) -> list[dict[str, Any]]:
+        tokens = word_tokens(text)
+        out: list[dict[str, Any]] = []
+        i = 0
+        while i < len(tokens):
+            for n in range(min(self.longest, len(tokens) - i), 0, -1):
+                start, end = tokens[i][0], tokens[i + n - 1][1]
+                label = self.entries.get(text[start:end])
+                if label is not None:
+                    out.append({"start": start, "end": end, "label": label})
+                    i += n
+                    break
+            else:
+                i += 1
+        return out

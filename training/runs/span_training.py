@@ -1,0 +1,95 @@
+"""Django glue for span models: a snapshot's span rows → the span recipe (training/ml/spans.py) → an adapter,
+entity-level test figures beside the gazetteer baseline, and the model's spans as pre-annotations of the items
+still to annotate (the next round corrects them on the annotate page when the project shows pre-labels).
+
+Imported only where training runs (the `span_train` command), so torch never loads in the web process. The
+test split is sacred: its items are evaluated on, never trained on and never pre-annotated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from annotation.annotate.services import item_prelabels_set
+from annotation.models import Item, ItemStatus, Project, Snapshot, SnapshotItem, Split
+from annotation.tasktypes import task_kind
+from core.errors import ServiceError
+from training.ml.registry import ModelRegistry
+from training.ml.spans import SpanRecipe, SpanTrainingConfig
+from training.runs.selectors import model_registry
+
+NOT_SPANS = "Span models train on span snapshots; this snapshot holds {task_type} values."
+NO_TRAIN = "The snapshot has no train items: nothing to learn from."
+MODEL_DIR = "span-models"
+
+
+@dataclass
+class SpanTrainingResult:
+    recipe: SpanRecipe
+    artifact_dir: Path
+    metrics: dict[str, Any]
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def span_rows(*, snapshot: Snapshot) -> dict[str, list[dict[str, Any]]]:
+    """The snapshot's rows per split, as the recipe reads them ({"id", "text", "spans"})."""
+    task_type = snapshot.manifest.get("task_type", snapshot.project.task_type)
+    if not task_kind(task_type).needs_text:
+        raise ServiceError(NOT_SPANS.format(task_type=task_type))
+    out: dict[str, list[dict[str, Any]]] = {split: [] for split in Split.values}
+    rows = SnapshotItem.objects.filter(snapshot=snapshot).order_by("item_id")
+    for item_id, text, value, split in rows.values_list("item_id", "item__text", "value", "split"):
+        out[split].append({"id": item_id, "text": text, "spans": value.get("spans", [])})
+    return out
+
+
+def span_model_train(
+    *,
+    snapshot: Snapshot,
+    base_model: str = "minilm",
+    epochs: int = 5,
+    learning_rate: float = 2e-3,
+    seed: int = 0,
+    registry: ModelRegistry | None = None,
+    artifact_dir: Path | None = None,
+) -> SpanTrainingResult:
+    """Train on the train split, evaluate on the test split (model and gazetteer), save the adapter."""
+    rows = span_rows(snapshot=snapshot)
+    if not rows[Split.TRAIN]:
+        raise ServiceError(NO_TRAIN)
+    labels = tuple(snapshot.project.labels.order_by("id").values_list("name", flat=True))
+    base = (registry or model_registry()).resolve(base_model)
+    config = SpanTrainingConfig(
+        base_model_dir=str(base), labels=labels, epochs=epochs, learning_rate=learning_rate, seed=seed
+    )
+    recipe = SpanRecipe(config)
+    recipe.setup()
+    outcome = recipe.train(rows[Split.TRAIN])
+    metrics: dict[str, Any] = {"steps": outcome.steps, "final_loss": outcome.losses[-1] if outcome.losses else None}
+    if rows[Split.TEST]:
+        metrics["test"] = recipe.evaluate(rows[Split.TEST], train_rows=rows[Split.TRAIN])
+    directory = artifact_dir or (
+        Path(settings.MEDIA_ROOT) / MODEL_DIR / f"snapshot-{snapshot.pk}-{snapshot.content_hash[:12]}-seed{seed}"
+    )
+    metrics["snapshot_hash"] = snapshot.content_hash
+    recipe.save(directory, metrics=metrics)
+    return SpanTrainingResult(recipe, directory, metrics, {split: len(r) for split, r in rows.items()})
+
+
+def span_prelabels_write(*, project: Project, recipe: SpanRecipe, limit: int | None = None) -> int:
+    """The model's spans as pre-annotations of the items nobody has annotated yet (never a split's item)."""
+    items = Item.objects.filter(project=project, status=ItemStatus.NEW, split_row__isnull=True).order_by("pk")
+    chosen = list(items.values_list("pk", "text")[:limit] if limit else items.values_list("pk", "text"))
+    if not chosen:
+        return 0
+    names = list(recipe.config.labels)
+    predictions = recipe.predict([text for _, text in chosen])
+    values = []
+    for (item_id, text), prediction in zip(chosen, predictions, strict=True):
+        value = project.value_normalise({"spans": prediction["spans"]}, names, text=text)
+        values.append((value, item_id))
+    return item_prelabels_set(project=project, prelabels=values)
