@@ -214,12 +214,19 @@ def main() -> None:
     parser.add_argument("--scans", nargs="+", choices=["old", "new-1", "new"], default=["old", "new-1", "new"])
     parser.add_argument(
         "--count",
-        choices=["expected", "off-diagonal"],
+        choices=["expected", "off-diagonal", "votes"],
         default="expected",
-        help="how the new scan counts errors: its own estimate, or cleanlab's num_label_issues (the count before "
-        "2026-12-05), to reproduce the before/after table",
+        help="how the new scan counts errors: its own estimate, cleanlab's num_label_issues (the count before "
+        "2026-12-05, to reproduce the before/after table), or the summed doubt of the posterior with every vote",
+    )
+    parser.add_argument(
+        "--vote-weight",
+        type=float,
+        default=noise.VOTE_WEIGHT,
+        help=f"how much a vote counts against the model in the new scan's ranking (default {noise.VOTE_WEIGHT})",
     )
     args = parser.parse_args()
+    noise.VOTE_WEIGHT = args.vote_weight
     if args.count == "off-diagonal":
         from cleanlab.count import num_label_issues
 
@@ -251,6 +258,10 @@ def main() -> None:
                     else:
                         item_votes = votes if which == "new" else [{"final": g} for g in given]
                         result = noise.scan(X, given, item_votes, classes, seed=seed, texts=texts, probs=probs)
+                        if args.count == "votes" and which == "new":
+                            doubt = 1.0 - np.asarray(result.label_quality)
+                            order = np.lexsort((np.arange(len(doubt)), -doubt))[: round(doubt.sum())]
+                            result = result._replace(flags=[noise.Flag(int(i), given[i], "", 0.0) for i in order])
                         rows = [f.row for f in result.flags]
                         est_errors = result.estimated_errors
                         est_precision = result.expected_precision if result.expected_precision is not None else 0.0
