@@ -19,6 +19,7 @@ AREAS = (
     "annotation.datasets",
     "annotation.webhooks",
     "training.runs",
+    "training.augment",
     "training.ratings",
     "training.rounds",
 )

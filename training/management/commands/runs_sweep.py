@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from annotation.imports.services import imports_sweep
 from annotation.quality.services import noise_scans_requeue_lost
+from training.augment.services import augmentations_requeue_lost
 from training.runs import services
 
 
@@ -32,13 +33,15 @@ class Command(BaseCommand):
         requeued = services.runs_requeue_lost()
         batches = services.prediction_batches_requeue_lost()
         scans = noise_scans_requeue_lost()
+        augmentations = augmentations_requeue_lost()
         imports_abandoned, imports_requeued = imports_sweep(stale_after_s=stale_after)
         if schedule:
             services.runs_sweep_ensure()
         self.stdout.write(
             f"abandoned: {_ids(swept)}; requeued: {_ids(requeued)}; "
             f"imports abandoned: {_ids(imports_abandoned)}; imports requeued: {_ids(imports_requeued)}; "
-            f"prediction batches requeued: {_ids(batches)}; noise scans requeued: {_ids(scans)}"
+            f"prediction batches requeued: {_ids(batches)}; noise scans requeued: {_ids(scans)}; "
+            f"augmentations requeued: {_ids(augmentations)}"
         )
 
 
