@@ -237,7 +237,7 @@ class Paraphraser:
 
     def __call__(self, text: str, *, seed: int) -> str | None:
         torch = self._torch
-        prompt = self.tokenizer.apply_chat_template(
+        prompt: Any = self.tokenizer.apply_chat_template(
             [{"role": "user", "content": PARAPHRASE_PROMPT.format(text=text)}],
             add_generation_prompt=True,
             tokenize=True,
@@ -256,7 +256,7 @@ class Paraphraser:
                 pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
             )
         answer = self.tokenizer.decode(output[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
-        return clean_paraphrase(text, answer)
+        return clean_paraphrase(text, str(answer))
 
 
 @dataclass(frozen=True)
