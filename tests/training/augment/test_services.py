@@ -185,7 +185,7 @@ def test_a_run_refuses_an_augmentation_of_another_snapshot_or_one_not_finished(
 
 def test_instruction_data_is_paraphrased_on_the_prompt_only(owner, django_capture_on_commit_callbacks):
     snapshot = qa_snapshot(owner, count=20)
-    choices = {c.method: c for c in services._choices_for(snapshot)}
+    choices = {c.method: c for c in services.method_choices_for(snapshot.project)}
     assert choices["paraphrase"].available
     assert not choices["random_edits"].available and choices["random_edits"].reason == services.INSTRUCTION_EDITS
     assert not choices["back_translation"].available
@@ -212,3 +212,8 @@ def test_the_page_sample_shows_each_row_beside_its_source(owner, django_capture_
     sample = augment_selectors.augmentation_sample(augmentation=augmentation, limit=5)
     texts = dict(SnapshotItem.objects.filter(snapshot=snapshot).values_list("item_id", "item__text"))
     assert sample and all(row["source"] == texts[row["source_id"]] != row["text"] for row in sample)
+
+
+def test_multi_label_projects_are_offered_nothing_and_told_why():
+    choices = services.method_choices(has_labels=True, training_task=None)
+    assert choices and all(not c.available and c.reason == services.MULTI_LABEL for c in choices)
