@@ -7,7 +7,7 @@ seed, a training sample is drawn from the rest, then augmented with the product'
 the snapshot augmentation's defaults) and both versions are trained and scored on the same test set.
 
 Learner: logistic regression on frozen MiniLM sentence embeddings (C=10, balanced class weights, the same for
-both arms). This is cheaper than the product's MiniLM LoRA recipe: 2 sizes x 3 datasets x seeds x 2 arms of
+both arms). This is cheaper than the product's MiniLM LoRA recipe: 3 sizes x 2 datasets x 5 seeds x 2 arms of
 LoRA runs do not fit a shared 2-core machine. Augmentation may help a fine-tuned encoder differently than a
 linear probe on frozen embeddings, and the figures say nothing about that.
 
