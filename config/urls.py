@@ -20,6 +20,7 @@ AREAS = (
     "annotation.webhooks",
     "training.runs",
     "training.explanations",
+    "training.augment",
     "training.ratings",
     "training.rounds",
 )

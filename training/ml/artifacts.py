@@ -116,6 +116,7 @@ def save_artifact(
     metrics: Mapping[str, Any],
     base_model: Mapping[str, Any],
     splits: Mapping[str, Mapping[str, Any]],
+    augmentation: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the artifact folder (replacing an older one at the same place) and return its path.
 
@@ -128,6 +129,7 @@ def save_artifact(
         "method": spec.method,
         "spec": spec.to_dict(),
         "snapshot_hash": snapshot_hash,
+        "augmentation": dict(augmentation) if augmentation else None,
         "splits": {**{name: dict(summary) for name, summary in splits.items()}, **_test_split(metrics)},
         "labels": list(labels),
         "label2id": {label: index for index, label in enumerate(labels)},

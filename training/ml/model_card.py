@@ -149,6 +149,16 @@ def _data(info: Mapping[str, Any]) -> str:
         f"Labelloop snapshot `{info['snapshot_hash']}` (a hash of its items, final labels and splits: the same "
         "hash means the same data).",
     ]
+    augmentation: Mapping[str, Any] | None = info.get("augmentation")
+    if augmentation:
+        options = augmentation.get("options") or {}
+        lines += [
+            "",
+            f"Augmented: {augmentation.get('rows', 0)} rows made from the snapshot's train rows "
+            f"({', '.join(options.get('methods', []))}; {options.get('per_row', 1)} per method and row, seed "
+            f"{options.get('seed', 0)}) were added to train, augmentation `{augmentation.get('content_hash', '')}`. "
+            "Validation and test are the snapshot's own rows.",
+        ]
     splits: Mapping[str, Any] = info.get("splits") or {}
     if splits:
         labelled = bool(info["labels"])

@@ -570,8 +570,17 @@ class Recipe:
 
     # --- save -------------------------------------------------------------------------------------
 
-    def save(self, artifact_dir: Path, *, snapshot_hash: str, metrics: Mapping[str, Any] | None = None) -> Path:
-        """Write the self-describing artifact (see artifacts.save_artifact); rank 0 only when distributed."""
+    def save(
+        self,
+        artifact_dir: Path,
+        *,
+        snapshot_hash: str,
+        metrics: Mapping[str, Any] | None = None,
+        augmentation: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Write the self-describing artifact (see artifacts.save_artifact); rank 0 only when distributed.
+
+        `augmentation`: what the augmentation whose rows joined train was (hash, options, rows), or None."""
         self._require_setup("save")
         return artifacts.save_artifact(
             Path(artifact_dir),
@@ -579,6 +588,7 @@ class Recipe:
             tokenizer=self.tokenizer,
             spec=self.spec,
             snapshot_hash=snapshot_hash,
+            augmentation=augmentation,
             labels=self.labels,
             metrics=dict(metrics or {}),
             base_model=self.registry.describe(self.spec.base_model),

@@ -1,6 +1,7 @@
-"""The training tables (runs, ratings, rounds), one module per sub-area, re-exported here.
+"""The training tables (runs, augmentations, ratings, rounds), one module per sub-area, re-exported here.
 """
 
+from .augment import Augmentation, AugmentationStatus
 from .explanations import Explanation, ExplanationStatus
 from .ratings import Comparison, Preference, Rating, Verdict
 from .rounds import Round, RoundChange
@@ -19,6 +20,8 @@ from .runs import (
 __all__ = [
     "ACTIVE_STATUSES",
     "FINAL_STATUSES",
+    "Augmentation",
+    "AugmentationStatus",
     "Comparison",
     "Explanation",
     "ExplanationStatus",

@@ -30,6 +30,14 @@ class TrainingRun(models.Model):
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="training_runs")
     snapshot = models.ForeignKey(Snapshot, on_delete=models.PROTECT, related_name="training_runs")
     snapshot_hash = models.CharField(max_length=64, help_text="The content hash of the snapshot it trained on.")
+    augmentation = models.ForeignKey(
+        "training.Augmentation",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="training_runs",
+        help_text="Extra train rows made from the snapshot's train rows, trained on beside them.",
+    )
     name = models.CharField(max_length=200, blank=True)
     task = models.CharField(max_length=32)
     base_model = models.CharField(max_length=500)

@@ -72,6 +72,9 @@ class RunSerializer(serializers.Serializer):
     project_id = serializers.IntegerField()
     snapshot_id = serializers.IntegerField()
     snapshot_hash = serializers.CharField()
+    augmentation_id = serializers.IntegerField(
+        allow_null=True, help_text="The augmentation whose rows joined the train split, or null."
+    )
     name = serializers.CharField()
     task = serializers.CharField()
     base_model = serializers.CharField()
@@ -171,6 +174,10 @@ class RunListApi(ApiView):
         snapshot_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
         name = serializers.CharField(required=False, allow_blank=True, default="")
         spec = serializers.DictField(required=False, default=dict, help_text="TrainingSpec fields (training/spec.py)")
+        augmentation_id = serializers.IntegerField(
+            required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX,
+            help_text="A succeeded augmentation of this snapshot: its rows join the train split.",
+        )
 
     @extend_schema(
         parameters=[
@@ -193,7 +200,13 @@ class RunListApi(ApiView):
         snapshot = snapshot_get(project=project, snapshot_id=data["snapshot_id"])
         if snapshot is None:
             raise ServiceError(SNAPSHOT_NOT_FOUND, field="snapshot_id")
-        run = services.run_start(snapshot=snapshot, user=self.user, spec_data=data["spec"], name=data["name"])
+        run = services.run_start(
+            snapshot=snapshot,
+            user=self.user,
+            spec_data=data["spec"],
+            name=data["name"],
+            augmentation_id=data["augmentation_id"],
+        )
         return Response(RunDetailSerializer(run).data, status=status.HTTP_201_CREATED)
 
 

@@ -19,6 +19,7 @@ from rq import get_current_job
 from annotation.imports.services import imports_sweep
 from annotation.quality.services import noise_scans_requeue_lost
 from core.heartbeat import heartbeat
+from training.augment.services import augmentations_requeue_lost
 from training.explanations.services import explanations_sweep
 from training.runs import services
 
@@ -77,7 +78,7 @@ def prediction_batch_job(batch_id: int) -> None:
 def runs_sweep_job() -> None:
     """Schedule the next sweep first (so a failing sweep still comes back), then fail runs and imports with a stale
     heartbeat (and explanations running past their timeout) and give queued runs, prediction batches, noise scans,
-    explanations and pending imports whose job was lost their job again."""
+    explanations, augmentations and pending imports whose job was lost their job again."""
     current = get_current_job()
     services.runs_sweep_schedule(after=current.id if current is not None else services.SWEEP_JOB_IDS[1])
     services.runs_mark_abandoned()
@@ -85,4 +86,5 @@ def runs_sweep_job() -> None:
     services.prediction_batches_requeue_lost()
     noise_scans_requeue_lost()
     explanations_sweep()
+    augmentations_requeue_lost()
     imports_sweep()

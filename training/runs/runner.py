@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training.augment.selectors import augmentation_summary
 from training.ml.artifacts import ArtifactError
 from training.ml.checkpoints import CheckpointError
 from training.ml.data import DataError
@@ -36,7 +37,9 @@ from training.runs import selectors, services
 from training.spec import TASK_CLASSIFICATION, SpecError, TrainingSpec
 
 # Failures that say what is wrong with the data, the model or the settings: shown to the owner as they are.
-EXPECTED_ERRORS = (DataError, ModelError, RegistryError, CheckpointError, ArtifactError, SpecError)
+EXPECTED_ERRORS = (
+    DataError, ModelError, RegistryError, CheckpointError, ArtifactError, SpecError, selectors.AugmentationDataError
+)
 
 
 PROGRESS_EVERY_S = 1.0
@@ -173,7 +176,8 @@ def train(run: TrainingRun) -> RunResult:
     spec = TrainingSpec.from_dict(run.spec)
     callbacks = DatabaseCallbacks(run)
     callbacks.phase("preparing data")
-    data = selectors.snapshot_training_data(snapshot=run.snapshot, spec=spec)
+    data = selectors.snapshot_training_data(snapshot=run.snapshot, spec=spec, augmentation=run.augmentation)
+    augmentation = augmentation_summary(run.augmentation)
     callbacks.progress["rows"] = data.counts()
     if data.balance:
         callbacks.progress["balance"] = data.balance
@@ -212,7 +216,9 @@ def train(run: TrainingRun) -> RunResult:
         artifact = None
         if outcome.step:
             callbacks.phase("saving")
-            artifact = recipe.save(directory / ARTIFACT, snapshot_hash=run.snapshot_hash, metrics={})
+            artifact = recipe.save(
+                directory / ARTIFACT, snapshot_hash=run.snapshot_hash, metrics={}, augmentation=augmentation
+            )
         kept = f"the model as of step {outcome.step} is saved" if artifact else "nothing was learnt yet"
         return RunResult(
             status=RunStatus.CANCELLED,
@@ -233,7 +239,12 @@ def train(run: TrainingRun) -> RunResult:
             slice_groups=groups,
         )
     callbacks.phase("saving")
-    artifact = recipe.save(directory / ARTIFACT, snapshot_hash=run.snapshot_hash, metrics=metrics.get("test", {}))
+    artifact = recipe.save(
+        directory / ARTIFACT,
+        snapshot_hash=run.snapshot_hash,
+        metrics=metrics.get("test", {}),
+        augmentation=augmentation,
+    )
     how = "Stopped early" if outcome.status == STATUS_EARLY_STOPPED else "Finished"
     return RunResult(
         status=RunStatus.SUCCEEDED,

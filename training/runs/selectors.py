@@ -40,6 +40,7 @@ from core.queues import QueuePlace, queue_place
 from training.ml.registry import ModelRegistry
 from training.models import (
     FINAL_STATUSES,
+    Augmentation,
     ModelOutput,
     PredictionBatch,
     PredictionScope,
@@ -71,6 +72,19 @@ RUN_NOT_FOUND = "No such run."
 
 
 BATCH_NOT_FOUND = "No such prediction batch."
+
+
+AUGMENTATION_OTHER_SNAPSHOT = "Augmentation {id} was not made from snapshot {snapshot}: its rows cannot join this run."
+
+
+class AugmentationDataError(ValueError):
+    """Augmented rows that may not join a run's train split (another snapshot's, or not train rows)."""
+
+
+AUGMENTATION_NOT_TRAIN = (
+    "An augmented row made from item {source} is not a train row of the snapshot: augmented rows may only join "
+    "the train split, so the run stops here."
+)
 
 
 # Chart series longer than this are thinned (every k-th point, the last one always kept).
@@ -225,9 +239,13 @@ class TrainingData:
     # The items' metadata, parallel to the validation and test rows, for the per-slice figures. Read from the
     # items when the run starts, never from the snapshot's (content-hashed, immutable) files.
     metadata: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    augmented: int = 0  # train rows that came from an augmentation (appended after the snapshot's own)
 
     def counts(self) -> dict[str, int]:
-        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+        counts = {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+        if self.augmented:
+            counts["train_augmented"] = self.augmented
+        return counts
 
 
 def snapshot_labels(snapshot: Snapshot) -> list[str]:
@@ -298,7 +316,9 @@ def _recipe_row(task: str, text: str, value: dict[str, Any]) -> dict[str, Any]:
     return {"prompt": text, "response": value["response"]}
 
 
-def snapshot_training_data(*, snapshot: Snapshot, spec: TrainingSpec) -> TrainingData:
+def snapshot_training_data(
+    *, snapshot: Snapshot, spec: TrainingSpec, augmentation: Augmentation | None = None
+) -> TrainingData:
     """The snapshot's rows as the recipe reads them, in item id order, split by split.
 
     With `curriculum="agreement"` each row carries its item's annotator agreement. Classification data carries
@@ -331,7 +351,43 @@ def snapshot_training_data(*, snapshot: Snapshot, spec: TrainingSpec) -> Trainin
         keep = splits.class_balance([row["label"] for row in data.train], balance["mode"], snapshot.seed)["keep"]
         data.balance = {"mode": balance["mode"], "before": len(data.train), "after": len(keep)}
         data.train = [data.train[index] for index in keep]
+    if augmentation is not None:
+        _add_augmented(data, snapshot=snapshot, augmentation=augmentation, spec=spec, agreement=agreement)
     return data
+
+
+def _add_augmented(
+    data: TrainingData,
+    *,
+    snapshot: Snapshot,
+    augmentation: Augmentation,
+    spec: TrainingSpec,
+    agreement: dict[int, float],
+) -> None:
+    """Append the augmentation's rows to train, after any balancing (which concerns the people's rows).
+
+    Each row is checked to be a train row made from this snapshot's train rows: validation and test never
+    gain a row, whatever the file says. An augmented row carries its source row's agreement (curriculum)."""
+    from training.augment.services import augmentation_rows
+
+    if augmentation.snapshot_id != snapshot.pk:
+        raise AugmentationDataError(AUGMENTATION_OTHER_SNAPSHOT.format(id=augmentation.pk, snapshot=snapshot.pk))
+    train_ids = set(
+        SnapshotItem.objects.filter(snapshot_id=augmentation.snapshot_id, split=Split.TRAIN).values_list(
+            "item_id", flat=True
+        )
+    )
+    text_field = "text" if spec.task == TASK_CLASSIFICATION else "prompt"
+    added = 0
+    for row in augmentation_rows(augmentation=augmentation):
+        if row.get("split") != Split.TRAIN or row.get("augmented_from") not in train_ids:
+            raise AugmentationDataError(AUGMENTATION_NOT_TRAIN.format(source=row.get("augmented_from")))
+        recipe_row = _recipe_row(spec.task, row[text_field], row)
+        if row["augmented_from"] in agreement:
+            recipe_row["agreement"] = agreement[row["augmented_from"]]
+        data.train.append(recipe_row)
+        added += 1
+    data.augmented = added
 
 
 def snapshot_slice_groups(*, data: TrainingData, fields: list[str], task: str) -> dict[str, dict[str, list[str]]]:

@@ -26,8 +26,10 @@ from rq.job import Job, JobStatus
 from annotation.models import Project, Snapshot
 from annotation.webhooks import events as webhook_events
 from core.errors import ServiceError
+from training.augment.services import augmentation_for_run
 from training.ml.registry import SMOLLM2, RegistryError
 from training.models import (
+    Augmentation,
     ModelOutput,
     PredictionBatch,
     PredictionScope,
@@ -229,21 +231,32 @@ def run_spec_check(*, snapshot: Snapshot, data: Mapping[str, Any]) -> TrainingSp
 
 
 def run_start(
-    *, snapshot: Snapshot, user: User, spec_data: Mapping[str, Any], name: str = ""
+    *,
+    snapshot: Snapshot,
+    user: User,
+    spec_data: Mapping[str, Any],
+    name: str = "",
+    augmentation_id: int | str | None = None,
 ) -> TrainingRun:
     """Validate everything, create the queued run, and enqueue its job once the row is committed.
 
+    `augmentation_id`: a succeeded augmentation of this snapshot whose rows join the train split (none by default).
     Nothing is written or queued when any field is invalid.
     """
     name = (name or "").strip()
     errors = {"name": NAME_TOO_LONG} if len(name) > NAME_MAX else {}
+    augmentation = None
+    try:
+        augmentation = augmentation_for_run(snapshot=snapshot, augmentation_id=augmentation_id)
+    except ServiceError as exc:
+        errors["augmentation"] = exc.message
     try:
         spec = run_spec_check(snapshot=snapshot, data=spec_data)
     except RunInputError as exc:
         raise RunInputError({**exc.errors, **errors}) from None
     if errors:
         raise RunInputError(errors)
-    return _run_create(snapshot=snapshot, user=user, spec=spec, name=name)
+    return _run_create(snapshot=snapshot, user=user, spec=spec, name=name, augmentation=augmentation)
 
 
 def _run_create(
@@ -253,12 +266,14 @@ def _run_create(
     spec: TrainingSpec,
     name: str,
     resumed_from: TrainingRun | None = None,
+    augmentation: Augmentation | None = None,
 ) -> TrainingRun:
     with transaction.atomic():
         run = TrainingRun.objects.create(
             project_id=snapshot.project_id,
             snapshot=snapshot,
             snapshot_hash=snapshot.content_hash,
+            augmentation=augmentation,
             name=name,
             task=spec.task,
             base_model=spec.base_model,
@@ -404,7 +419,9 @@ def run_resume(*, run: TrainingRun, user: User) -> TrainingRun:
     spec = TrainingSpec.from_dict(run.spec)
     name = (run.name or f"run {run.pk}")[: NAME_MAX - 10] + " (resumed)"
     try:
-        return _run_create(snapshot=run.snapshot, user=user, spec=spec, name=name, resumed_from=run)
+        return _run_create(
+            snapshot=run.snapshot, user=user, spec=spec, name=name, resumed_from=run, augmentation=run.augmentation
+        )
     except IntegrityError:
         raise ServiceError(ALREADY_RESUMING) from None
 

@@ -22,6 +22,7 @@ from annotation.models import Project, Snapshot
 from annotation.permissions import MANAGE, REVIEW, access_project
 from core.errors import ServiceError
 from core.http import AuthedRequest
+from training.augment.selectors import augmentation_summary, augmentations_succeeded
 from training.models import TrainingRun
 from training.runs import forms, selectors, services
 from training.runs.responses import artifact_response, model_card_response
@@ -80,8 +81,15 @@ def run_create(request: AuthedRequest, project_id: int, snapshot_id: int) -> Htt
     if request.method == "POST":
         values = forms.spec_data_from_post(request.POST, task=task)
         name = request.POST.get("name", "")
+        context["augmentation_id"] = request.POST.get("augmentation", "")
         try:
-            run = services.run_start(snapshot=snapshot, user=request.user, spec_data=values, name=name)
+            run = services.run_start(
+                snapshot=snapshot,
+                user=request.user,
+                spec_data=values,
+                name=name,
+                augmentation_id=context["augmentation_id"],
+            )
         except services.RunInputError as exc:
             context.update(errors=exc.errors, error=exc.message)
             status = 400
@@ -101,6 +109,8 @@ def run_create(request: AuthedRequest, project_id: int, snapshot_id: int) -> Htt
             task=task, method=method, class_weights=selectors.snapshot_class_weights(snapshot), current=current
         )
         context["name"] = request.GET.get("name", "")
+        context["augmentation_id"] = request.GET.get("augmentation", "")
+    context["augmentations"] = augmentations_succeeded(snapshot=snapshot)
     context["groups"] = forms.form_fields(
         task=task, values=values, errors=context["errors"], base_models=selectors.base_model_names(task)
     )
@@ -128,6 +138,7 @@ def _detail_context(project: Project, role: str, run: TrainingRun) -> dict:
         "role": role,
         "can_manage": role in MANAGE,
         "run": run,
+        "augmentation": augmentation_summary(run.augmentation),
         # The fragment polls while something can still change, and renders without hx-trigger once final.
         "poll": POLL_EVERY if run.is_active or any(batch.is_active for batch in batches) else "",
         "progress": selectors.run_progress_view(run),

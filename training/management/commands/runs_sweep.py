@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from annotation.imports.services import imports_sweep
 from annotation.quality.services import noise_scans_requeue_lost
+from training.augment.services import augmentations_requeue_lost
 from training.explanations.services import explanations_sweep
 from training.runs import services
 
@@ -33,6 +34,7 @@ class Command(BaseCommand):
         requeued = services.runs_requeue_lost()
         batches = services.prediction_batches_requeue_lost()
         scans = noise_scans_requeue_lost()
+        augmentations = augmentations_requeue_lost()
         imports_abandoned, imports_requeued = imports_sweep(stale_after_s=stale_after)
         explanations_abandoned, explanations_requeued = explanations_sweep()
         if schedule:
@@ -42,7 +44,8 @@ class Command(BaseCommand):
             f"imports abandoned: {_ids(imports_abandoned)}; imports requeued: {_ids(imports_requeued)}; "
             f"prediction batches requeued: {_ids(batches)}; noise scans requeued: {_ids(scans)}; "
             f"explanations abandoned: {_ids(explanations_abandoned)}; "
-            f"explanations requeued: {_ids(explanations_requeued)}"
+            f"explanations requeued: {_ids(explanations_requeued)}; "
+            f"augmentations requeued: {_ids(augmentations)}"
         )
 
 
