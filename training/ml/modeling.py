@@ -146,7 +146,7 @@ def keep_spread_layers(model: PreTrainedModel, keep: int) -> list[int]:
     for position, layer in enumerate(kept):
         for module in layer.modules():  # attention caches are indexed by the layer's new position
             if isinstance(getattr(module, "layer_idx", None), int):
-                module.layer_idx = position
+                setattr(module, "layer_idx", position)  # noqa: B010 (nn.Module's attribute typing refuses an int)
     for name, module in model.named_modules():
         if module is layers:
             parent_name, _, attribute = name.rpartition(".")

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from tests.fixtures.tiny_models import classification_spec, sentiment_rows
+from training.ml.artifacts import inference_weights_bytes
 from training.ml.data import DataError
-from training.ml.distill import TeacherTargets, compare_speed, distillation_loss, soft_kl, weights_bytes, Timed
+from training.ml.distill import TeacherTargets, Timed, compare_speed, distillation_loss, soft_kl
 from training.ml.modeling import ModelError, build_model, keep_spread_layers, load_base_model, student_layer_indices
 from training.ml.predict import class_logits, softmax
 from training.ml.recipe import Recipe
@@ -129,11 +130,13 @@ def test_a_tiny_student_moves_towards_the_teachers_soft_labels_on_labelled_and_u
     assert after[0] < before[0] / 2 and after[1] < before[1] / 2, (before, after)
 
     saved = recipe.save(tmp_path / "artifact", snapshot_hash="0" * 64, metrics={})
-    assert weights_bytes(saved, None) == (saved / "model.safetensors").stat().st_size
-    speeds = compare_speed({"student": Timed(recipe.model, recipe.tokenizer, 32, 16)}, texts,
+    assert inference_weights_bytes(saved, registry=registry) == (saved / "model.safetensors").stat().st_size
+    speeds, logits = compare_speed({"student": Timed(recipe.model, recipe.tokenizer, 32, 16)}, texts,
                            device=torch.device("cpu"), rounds=2)
     assert speeds["student"]["items"] == 48 and len(speeds["student"]["passes"]) == 2
     assert speeds["student"]["items_per_s"] > 0
+    assert np.allclose(logits["student"], class_logits(recipe.model, recipe.tokenizer, texts, max_length=32,
+                                                       batch_size=16, device=torch.device("cpu")))
 
 
 def test_teacher_logits_that_do_not_fit_the_rows_or_labels_are_refused(registry, tmp_path):
