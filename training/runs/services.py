@@ -308,13 +308,15 @@ def run_distil(*, teacher: TrainingRun, user: User, spec_data: Mapping[str, Any]
     name = (name or "").strip()
     errors = {"name": NAME_TOO_LONG} if len(name) > NAME_MAX else {}
     data = {**run_distil_defaults(teacher=teacher), **spec_data}
+    depth, layers = teacher_depth(teacher), data.get("student_layers")
+    if data.get("base_model") == teacher.base_model and depth and isinstance(layers, int) and layers <= 0:
+        errors["student_layers"] = DISTIL_NOT_SMALLER.format(layers=depth)
     try:
         spec = run_spec_check(snapshot=teacher.snapshot, data=data)
     except RunInputError as exc:
         raise RunInputError({**exc.errors, **errors}) from None
-    depth = teacher_depth(teacher)
-    if spec.base_model == teacher.base_model and depth and not 0 < spec.student_layers < depth:
-        errors["student_layers"] = DISTIL_NOT_SMALLER.format(layers=depth)
+    if spec.base_model == teacher.base_model and depth and spec.student_layers >= depth:
+        errors.setdefault("student_layers", DISTIL_NOT_SMALLER.format(layers=depth))
     if errors:
         raise RunInputError(errors)
     name = name or f"student of run {teacher.pk}"
