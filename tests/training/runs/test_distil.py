@@ -38,7 +38,8 @@ def test_a_student_learns_from_its_teacher_and_is_shown_beside_it(
     teacher = _teacher(sentiment, owner, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
         student = services.run_distil(teacher=teacher, user=owner, spec_data=STUDENT)
-    assert student.teacher == teacher and student.snapshot == teacher.snapshot and student.name == f"student of run {teacher.pk}"
+    assert student.teacher == teacher and student.snapshot == teacher.snapshot
+    assert student.name == f"student of run {teacher.pk}"
     assert student.spec["method"] == "full" and student.spec["student_layers"] == 1
     # The teacher's data settings are the student's.
     assert all(student.spec[key] == teacher.spec[key] for key in ("max_length", "batch_size", "seed"))
@@ -50,7 +51,8 @@ def test_a_student_learns_from_its_teacher_and_is_shown_beside_it(
     record = json.loads((selectors.run_dir(student) / runner.TEACHER_DIR / runner.SOFT_LABELS_FILE).read_text())
     assert record["teacher_run"] == teacher.pk and record["labels"] == ["pos", "neg"]
     assert len(record["train_logits"]) == student.metrics["rows"]["train"]
-    unlabelled = set(Item.objects.filter(project=sentiment.project, split_row__isnull=True).values_list("pk", flat=True))
+    never_snapshotted = Item.objects.filter(project=sentiment.project, split_row__isnull=True)
+    unlabelled = set(never_snapshotted.values_list("pk", flat=True))
     assert {row["item_id"] for row in record["unlabelled"]} == unlabelled and len(unlabelled) == 4
     assert not SnapshotItem.objects.filter(item_id__in=unlabelled).exists()
 
@@ -81,7 +83,8 @@ def test_a_student_learns_from_its_teacher_and_is_shown_beside_it(
     # The pages: the teacher's offers the action and lists its student; the student's shows both side by side.
     client.force_login(owner)
     teacher_page = client.get(reverse("run-detail", args=[sentiment.project.pk, teacher.pk])).content.decode()
-    assert 'id="run-distil"' in teacher_page and reverse("run-distil", args=[sentiment.project.pk, teacher.pk]) in teacher_page
+    assert 'id="run-distil"' in teacher_page
+    assert reverse("run-distil", args=[sentiment.project.pk, teacher.pk]) in teacher_page
     assert 'id="run-students"' in teacher_page and f"Run #{student.pk}" in teacher_page
     page = client.get(reverse("run-detail", args=[sentiment.project.pk, student.pk])).content.decode()
     assert 'id="run-teacher"' in page and 'id="distil-sizes"' in page and 'id="distil-figures"' in page
