@@ -145,6 +145,14 @@ DISTIL_GROUPS = (
 YES_NO = (("true", "Yes"), ("false", "No"))
 
 
+DISTIL_HELP = {
+    **HELP,
+    "base_model": "The teacher's encoder (keep fewer of its layers) or another registered, smaller one.",
+    "method": "A student with fewer layers is trained whole: the layers kept must re-learn to work together.",
+    "learning_rate": "1e-4 suits a whole small encoder (bench/distill.py); the teacher's LoRA rate is far higher.",
+}
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -179,6 +187,7 @@ def form_fields(
     errors: Mapping[str, str],
     base_models: list[str],
     groups_shown: tuple[tuple[str, tuple[str, ...]], ...] = GROUPS,
+    helps: Mapping[str, str] = HELP,
 ) -> list[tuple[str, list[Field]]]:
     """The grouped fields to render, each with its current value and its error."""
     selects = {
@@ -212,7 +221,7 @@ def form_fields(
                     kind=kind,
                     choices=selects.get(name, ()),
                     error=errors.get(name, ""),
-                    help=HELP.get(name, ""),
+                    help=helps.get(name, ""),
                 )
             )
         if fields:

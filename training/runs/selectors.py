@@ -697,12 +697,22 @@ def run_evaluation(run: TrainingRun) -> dict[str, Any] | None:
     return view
 
 
+def _scaled(value: Any, unit: str) -> str:
+    """22,713,218 → "22.7 M", 41,216 → "41.2 k", 512 → "512" (with `unit` after: "MB", "kB", "B" for bytes)."""
+    if not isinstance(value, int | float):
+        return "—"
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= factor:
+            return f"{value / factor:.1f} {prefix}{unit}"
+    return f"{value:.0f} {unit}".strip()
+
+
 def _millions(count: Any) -> str:
-    return f"{count / 1e6:.1f} M" if isinstance(count, int | float) else "—"
+    return _scaled(count, "")
 
 
 def _megabytes(size: Any) -> str:
-    return f"{size / 1e6:.1f} MB" if isinstance(size, int | float) else "—"
+    return _scaled(size, "B")
 
 
 def _ratio(student: Any, teacher: Any) -> float | None:

@@ -226,6 +226,7 @@ def run_distil(request: AuthedRequest, project_id: int, run_id: int) -> HttpResp
         errors=context["errors"],
         base_models=selectors.base_model_names(teacher.task),
         groups_shown=forms.DISTIL_GROUPS,
+        helps=forms.DISTIL_HELP,
     )
     return render(request, "training/run_distil.html", context, status=status)
 
