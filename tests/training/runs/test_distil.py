@@ -79,6 +79,7 @@ def test_a_student_learns_from_its_teacher_and_is_shown_beside_it(
     artifact = selectors.run_artifact_path(student)
     assert json.loads((artifact / "config.json").read_text())["num_hidden_layers"] == 1
     assert (artifact / "model.safetensors").is_file() and not (artifact / "adapter_config.json").exists()
+    assert "1 of the base model's layers kept" in (artifact / "README.md").read_text()
 
     # The pages: the teacher's offers the action and lists its student; the student's shows both side by side.
     client.force_login(owner)
