@@ -310,35 +310,67 @@ class _Teacher:
         directory: Path,
     ) -> TeacherTargets:
         """The teacher's logits on the train rows and (when the spec says so) on the project's unlabelled items,
-        written to the run's folder as a record of exactly what the student learnt from."""
-        unlabelled = (
-            selectors.distillation_unlabelled(
-                project=run.project, limit=settings.LABELLOOP_DISTIL_UNLABELLED_MAX, seed=spec.seed
+        written to the run's folder as a record of exactly what the student learnt from.
+
+        A resumed student takes its parent's record when it fits (same teacher, as many train rows, every
+        unlabelled item still there), so it continues on the very examples the parent trained on, even if items
+        were labelled or added since."""
+        cached = self._cached(run, len(train)) if run.resumed_from_id is not None else None
+        if cached is not None:
+            targets, unlabelled_ids = cached
+        else:
+            unlabelled = (
+                selectors.distillation_unlabelled(
+                    project=run.project, limit=settings.LABELLOOP_DISTIL_UNLABELLED_MAX, seed=spec.seed
+                )
+                if spec.distill_unlabelled
+                else []
             )
-            if spec.distill_unlabelled
-            else []
-        )
-        texts = [row["text"] for row in train] + [text for _, text in unlabelled]
-        scoring = callbacks.phase_progress("teacher soft labels", len(texts))
-        logits = self._logits(texts, scoring.advance)
-        targets = TeacherTargets(
-            train_logits=logits[: len(train)],
-            unlabelled_texts=[text for _, text in unlabelled],
-            unlabelled_logits=logits[len(train) :],
-        )
+            texts = [row["text"] for row in train] + [text for _, text in unlabelled]
+            scoring = callbacks.phase_progress("teacher soft labels", len(texts))
+            logits = self._logits(texts, scoring.advance)
+            targets = TeacherTargets(
+                train_logits=logits[: len(train)],
+                unlabelled_texts=[text for _, text in unlabelled],
+                unlabelled_logits=logits[len(train) :],
+            )
+            unlabelled_ids = [item_id for item_id, _ in unlabelled]
         record = {
             "teacher_run": self.run.pk,
             "labels": self.predictor.labels,
             "temperature": spec.distill_temperature,
-            "train_logits": targets.train_logits.round(5).tolist(),
+            "train_logits": targets.train_logits.astype(float).tolist(),
             "unlabelled": [
-                {"item_id": item_id, "logits": row.round(5).tolist()}
-                for (item_id, _), row in zip(unlabelled, targets.unlabelled_logits, strict=True)
+                {"item_id": item_id, "logits": row.astype(float).tolist()}
+                for item_id, row in zip(unlabelled_ids, targets.unlabelled_logits, strict=True)
             ],
         }
         (directory / TEACHER_DIR).mkdir(parents=True, exist_ok=True)
         (directory / TEACHER_DIR / SOFT_LABELS_FILE).write_text(json.dumps(record))
         return targets
+
+    def _cached(self, run: TrainingRun, train_rows: int) -> tuple[TeacherTargets, list[int]] | None:
+        parent = run.resumed_from
+        assert parent is not None
+        try:
+            record = json.loads((selectors.run_dir(parent) / TEACHER_DIR / SOFT_LABELS_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        if record.get("teacher_run") != self.run.pk or len(record.get("train_logits") or []) != train_rows:
+            return None
+        ids = [int(row["item_id"]) for row in record["unlabelled"]]
+        texts = selectors.item_texts(ids)
+        if len(texts) != len(ids):
+            return None
+        width = len(self.predictor.labels)
+        targets = TeacherTargets(
+            train_logits=np.array(record["train_logits"], dtype=np.float32),
+            unlabelled_texts=[texts[item_id] for item_id in ids],
+            unlabelled_logits=np.array([row["logits"] for row in record["unlabelled"]], dtype=np.float32).reshape(
+                -1, width
+            ),
+        )
+        return targets, ids
 
     def summary(self, spec: TrainingSpec, targets: TeacherTargets) -> dict[str, Any]:
         labels = self.predictor.labels

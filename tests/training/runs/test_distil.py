@@ -168,3 +168,41 @@ def test_the_distil_form_shows_each_invalid_field_and_queues_nothing(world, clie
     assert "must make the student smaller than its teacher" in html and "must be a number" in html
     assert not TrainingRun.objects.filter(teacher=world.done).exists()
     assert RunEvent.objects.filter(run__teacher=world.done).count() == 0
+
+
+def test_a_resumed_student_learns_from_its_parents_soft_labels_not_new_ones(world, monkeypatch, tmp_path):
+    """The parent's record (teacher logits, unlabelled item ids) is reused: items added since do not join, and
+    the teacher does not score anything again."""
+    from tests.fixtures.people import add_items
+    from training.runs.selectors import distillation_unlabelled
+    from training.spec import TrainingSpec
+
+    owner, teacher = world.users["owner"], world.done
+    parent = fake_run(world.snapshot, owner, status=RunStatus.CANCELLED, teacher=teacher)
+    spec = TrainingSpec.from_dict({**parent.spec, "method": "full", "student_layers": 1})
+    train = [{"text": "good film", "label": "pos"}, {"text": "bad film", "label": "neg"}]
+    loaded = runner._Teacher.load(parent, ["pos", "neg"])
+
+    class Callbacks:
+        def phase_progress(self, name, total):
+            from training.ml.progress import PhaseProgress
+
+            return PhaseProgress(name, total, report=lambda figures: None)
+
+    first = loaded.targets(parent, spec, train, Callbacks(), selectors.run_dir(parent))
+    drawn = distillation_unlabelled(project=world.project, limit=100, seed=spec.seed)
+    assert [text for _, text in drawn] == list(first.unlabelled_texts) and len(drawn) == 4
+
+    add_items(world.project, ["a message added after the parent ran"])
+    resumed = fake_run(world.snapshot, owner, status=RunStatus.RUNNING, teacher=teacher, resumed_from=parent)
+
+    class NoScoring:
+        def phase_progress(self, name, total):
+            raise AssertionError("the teacher scored texts again")
+
+    again = loaded.targets(resumed, spec, train, NoScoring(), selectors.run_dir(resumed))
+    assert list(again.unlabelled_texts) == list(first.unlabelled_texts)
+    assert (again.train_logits == first.train_logits).all()
+    assert (again.unlabelled_logits == first.unlabelled_logits).all()
+    record = json.loads((selectors.run_dir(resumed) / runner.TEACHER_DIR / runner.SOFT_LABELS_FILE).read_text())
+    assert [row["item_id"] for row in record["unlabelled"]] == [pk for pk, _ in drawn]
