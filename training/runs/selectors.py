@@ -707,11 +707,11 @@ def _scaled(value: Any, unit: str) -> str:
     return f"{value:.0f} {unit}".strip()
 
 
-def _millions(count: Any) -> str:
+def _count_text(count: Any) -> str:
     return _scaled(count, "")
 
 
-def _megabytes(size: Any) -> str:
+def _bytes_text(size: Any) -> str:
     return _scaled(size, "B")
 
 
@@ -744,17 +744,14 @@ def run_distillation(run: TrainingRun) -> dict[str, Any] | None:
     student, teacher = report["student"], report["teacher"]
     size_s, size_t = sizes.get("student") or {}, sizes.get("teacher") or {}
     speed_s, speed_t = student["speed"]["items_per_s"], teacher["speed"]["items_per_s"]
+    params = (size_s.get("parameters"), size_t.get("parameters"))
+    weights = (size_s.get("weights_bytes"), size_t.get("weights_bytes"))
     view["rows_table"] = [
-        {"label": "Transformer layers", "teacher": size_t.get("layers", "—"), "student": size_s.get("layers", "—"),
-         "ratio": ""},
-        {"label": "Parameters", "teacher": _millions(size_t.get("parameters")),
-         "student": _millions(size_s.get("parameters")), "ratio": _times(_ratio(size_s.get("parameters"),
-                                                                                 size_t.get("parameters")))},
-        {"label": "Weights loaded to predict", "teacher": _megabytes(size_t.get("weights_bytes")),
-         "student": _megabytes(size_s.get("weights_bytes")),
-         "ratio": _times(_ratio(size_s.get("weights_bytes"), size_t.get("weights_bytes")))},
-        {"label": "Speed (items/s)", "teacher": f"{speed_t:.0f}", "student": f"{speed_s:.0f}",
-         "ratio": _times(_ratio(speed_s, speed_t))},
+        _size_row("Transformer layers", size_s.get("layers", "—"), size_t.get("layers", "—"), ""),
+        _size_row("Parameters", _count_text(params[0]), _count_text(params[1]), _times(_ratio(*params))),
+        _size_row("Weights loaded to predict", _bytes_text(weights[0]), _bytes_text(weights[1]),
+                  _times(_ratio(*weights))),
+        _size_row("Speed (items/s)", f"{speed_s:.0f}", f"{speed_t:.0f}", _times(_ratio(speed_s, speed_t))),
     ]
     view["figures"] = [
         {
@@ -771,6 +768,10 @@ def run_distillation(run: TrainingRun) -> dict[str, Any] | None:
         for name, figures in (("student", student), ("teacher", teacher))
     }
     return view
+
+
+def _size_row(label: str, student: Any, teacher: Any, ratio: str) -> dict[str, Any]:
+    return {"label": label, "student": student, "teacher": teacher, "ratio": ratio}
 
 
 def _times(ratio: float | None) -> str:
