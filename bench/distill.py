@@ -10,7 +10,7 @@ the labelled rows. Every model is scored on the same test split with 95% bootstr
 macro-F1 against the teacher's and against the other student's by a paired bootstrap. Speed: items per second over
 the test texts, the models taking turns over 3 timed passes (training/ml/distill.py, `compare_speed`).
 
-    python bench/distill.py                                # defaults: 1,500 messages, 2 layers: ~15 min on 2 CPUs
+    python bench/distill.py              # 1,200 messages, 300 labelled, 2 layers: ~40 min on 2 busy CPUs
     python bench/distill.py --n 0 --labelled 1000 --layers 3 --epochs 3
     python bench/distill.py --only-plain --plain-epochs 7   # the labels-only student alone, longer
 """
@@ -51,8 +51,8 @@ def figure(metrics: dict, key: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=1500, help="messages before the split (0: all 4,5xx)")
-    parser.add_argument("--labelled", type=int, default=400, help="train rows that keep their labels")
+    parser.add_argument("--n", type=int, default=1200, help="messages before the split (0: all 4,5xx)")
+    parser.add_argument("--labelled", type=int, default=300, help="train rows that keep their labels")
     parser.add_argument("--layers", type=int, default=2, help="MiniLM layers the students keep (of 6)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--temperature", type=float, default=2.0)
