@@ -57,6 +57,13 @@ ERROR_CLASS_WEIGHTS_TASK = "only applies to task 'classification'"
 ERROR_CLASS_WEIGHTS = "must map each label to a positive number"
 ERROR_METRIC = "must be one of {choices} for task '{task}'"
 ERROR_BF16 = "must be true, false, or null to use bf16 whenever CUDA supports it"
+ERROR_BOOLEAN = "must be true or false"
+ERROR_STUDENT_LAYERS_FULL = (
+    "fewer layers need method 'full': the kept layers must re-learn to work without the removed ones, and the "
+    "smaller model is then saved whole"
+)
+ERROR_STUDENT_LAYERS_TASK = "only applies to task 'classification'"
+ERROR_FREEZE_ABOVE_STUDENT = "must be at most student_layers ({layers})"
 
 
 class SpecError(ValueError):
@@ -78,6 +85,13 @@ class TrainingSpec:
     of 0 mean "at the end of every epoch". `early_stopping_patience` counts evaluations without improvement of
     `early_stopping_metric`; 0 turns early stopping off. `bf16=None` uses bf16 autocast whenever CUDA supports it.
     `curriculum="agreement"` orders training from high to low annotator agreement (easy to hard).
+
+    `student_layers` above 0 keeps that many of the base model's transformer layers, spread evenly from the bottom
+    (training/ml/modeling.py, `student_layer_indices`): a smaller, faster encoder, trained whole ("full"). The
+    `distill_*` fields apply only to a run that has a teacher run (knowledge distillation, training/ml/distill.py):
+    the loss is `distill_alpha` x T^2 x KL(teacher || student) at temperature T=`distill_temperature` plus
+    (1 - `distill_alpha`) x cross-entropy with the human labels; `distill_unlabelled` adds the project's unlabelled
+    items, learnt from the teacher's soft labels alone.
     """
 
     task: str
@@ -106,6 +120,10 @@ class TrainingSpec:
     save_steps: int = 0
     bf16: bool | None = None
     max_new_tokens: int = 64
+    student_layers: int = 0
+    distill_temperature: float = 2.0
+    distill_alpha: float = 0.5
+    distill_unlabelled: bool = True
 
     def __post_init__(self) -> None:
         # Lists from JSON become tuples and dicts read-only copies, so a frozen spec is frozen all the way down.
@@ -252,6 +270,18 @@ class TrainingSpec:
         if not (self.bf16 is None or isinstance(self.bf16, bool)):
             errors["bf16"] = ERROR_BF16
         whole("max_new_tokens", 1)
+        whole("student_layers", 0)
+        if "student_layers" not in errors and self.student_layers:
+            if self.task != TASK_CLASSIFICATION:
+                errors["student_layers"] = ERROR_STUDENT_LAYERS_TASK
+            elif self.method != METHOD_FULL:
+                errors["student_layers"] = ERROR_STUDENT_LAYERS_FULL
+            elif _is_int(self.freeze_layers) and self.freeze_layers > self.student_layers:
+                errors["freeze_layers"] = ERROR_FREEZE_ABOVE_STUDENT.format(layers=self.student_layers)
+        number("distill_temperature", 0.0, 100.0, open_low=True)
+        number("distill_alpha", 0.0, 1.0)
+        if not isinstance(self.distill_unlabelled, bool):
+            errors["distill_unlabelled"] = ERROR_BOOLEAN
         return errors
 
     @property

@@ -217,6 +217,9 @@ LABELLOOP_RUN_HEARTBEAT_S = float(os.environ.get("LABELLOOP_RUN_HEARTBEAT_S", "1
 LABELLOOP_RUN_STALE_AFTER_S = float(os.environ.get("LABELLOOP_RUN_STALE_AFTER_S", "50"))
 # RQ's limit for one training job: longer than any run, so RQ never kills a healthy run.
 LABELLOOP_TRAINING_JOB_TIMEOUT = int(os.environ.get("LABELLOOP_TRAINING_JOB_TIMEOUT", str(7 * 24 * 3600)))
+# Knowledge distillation: at most this many of the project's unlabelled items (never ones that were in a snapshot)
+# get the teacher's soft labels and join a student's training, drawn by the run's seed.
+LABELLOOP_DISTIL_UNLABELLED_MAX = int(os.environ.get("LABELLOOP_DISTIL_UNLABELLED_MAX", "5000"))
 # Trained models kept loaded per web or worker process for predictions (least recently used goes first).
 LABELLOOP_PREDICTOR_CACHE_SIZE = int(os.environ.get("LABELLOOP_PREDICTOR_CACHE_SIZE", "2"))
 # Runs and prediction batches both have a "status" field: the API schema names their enums apart.

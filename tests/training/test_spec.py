@@ -165,3 +165,31 @@ def test_freeze_layers_is_accepted_with_full_fine_tuning():
     spec = TrainingSpec.from_dict({"task": "classification", "method": "full", "freeze_layers": 3})
     assert spec.freeze_layers == 3
     assert not spec.uses_adapter
+
+
+def test_student_and_distillation_settings_are_validated_and_old_specs_still_load():
+    from training.spec import ERROR_FREEZE_ABOVE_STUDENT, ERROR_STUDENT_LAYERS_FULL, ERROR_STUDENT_LAYERS_TASK
+
+    old = TrainingSpec.defaults("classification").to_dict()
+    for key in ("student_layers", "distill_temperature", "distill_alpha", "distill_unlabelled"):
+        old.pop(key)
+    spec = TrainingSpec.from_dict(old)  # a run saved before these settings existed
+    assert (spec.student_layers, spec.distill_temperature, spec.distill_alpha, spec.distill_unlabelled) == (
+        0, 2.0, 0.5, True
+    )
+    with pytest.raises(SpecError) as caught:
+        TrainingSpec.from_dict({"task": "classification", "method": "lora", "student_layers": 2,
+                                "distill_temperature": -1, "distill_alpha": 2, "distill_unlabelled": 1})
+    assert caught.value.errors == {
+        "student_layers": ERROR_STUDENT_LAYERS_FULL,
+        "distill_temperature": "must be greater than 0",
+        "distill_alpha": "must be between 0.0 and 1.0",
+        "distill_unlabelled": "must be true or false",
+    }
+    with pytest.raises(SpecError) as caught:
+        TrainingSpec.from_dict({"task": "classification", "method": "full", "student_layers": 2, "freeze_layers": 3})
+    assert caught.value.errors == {"freeze_layers": ERROR_FREEZE_ABOVE_STUDENT.format(layers=2)}
+    with pytest.raises(SpecError) as caught:
+        TrainingSpec.from_dict({"task": "causal_lm", "method": "full", "student_layers": 2})
+    assert caught.value.errors == {"student_layers": ERROR_STUDENT_LAYERS_TASK}
+    assert TrainingSpec.from_dict({"task": "classification", "method": "full", "student_layers": 3}).student_layers == 3

@@ -224,6 +224,17 @@ def _base_model_dir(directory: Path, info: Mapping[str, Any], registry: ModelReg
     return folder
 
 
+def inference_weights_bytes(directory: Path, *, registry: ModelRegistry | None = None) -> int:
+    """Bytes of the weights inference loads: the artifact's safetensors, plus its base model's for an adapter
+    (which cannot predict without them)."""
+    directory = Path(directory)
+    info = read_run_info(directory)
+    files = list(directory.glob("*.safetensors"))
+    if TrainingSpec.from_dict(info["spec"]).uses_adapter:
+        files += list(_base_model_dir(directory, info, registry or ModelRegistry()).glob("*.safetensors"))
+    return sum(path.stat().st_size for path in files)
+
+
 def load_for_inference(directory: Path, *, registry: ModelRegistry | None = None) -> LoadedModel:
     """Base model + adapter (or the full model) from safetensors, the saved tokenizer, and run.json. No pickle."""
     directory = Path(directory)

@@ -266,6 +266,11 @@ def _configuration(info: Mapping[str, Any]) -> str:
     spec = info["spec"]
     if info["method"] == METHOD_FULL:
         method = f"full fine-tuning, embeddings and the lowest {spec['freeze_layers']} layers frozen"
+        if spec.get("student_layers"):
+            method += (
+                f"; a smaller model: {spec['student_layers']} of the base model's layers kept (spread evenly from the "
+                "bottom), so this folder is the whole model and does not need the base model's weights"
+            )
     elif info["method"] == "lora":
         method = f"LoRA r={spec['lora_r']}, alpha={spec['lora_alpha']}, dropout={spec['lora_dropout']}"
     else:

@@ -3,8 +3,9 @@
 LoRA and IA3 go through PEFT. For sequence classification the new head (PEFT lists it itself) and anything else
 the checkpoint did not contain, so was randomly initialised, are in `modules_to_save`, once each: they are
 trained and saved with the adapter, otherwise a reloaded adapter would sit on a different random head. "full"
-trains every weight except the embeddings and the `freeze_layers` lowest transformer layers. Everything loads
-with `local_files_only=True`.
+trains every weight except the embeddings and the `freeze_layers` lowest transformer layers. A spec's
+`student_layers` keeps that many of the base model's layers (a smaller student for knowledge distillation): the
+config says the new depth, so the saved model reloads as it is. Everything loads with `local_files_only=True`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ PACKING_TOLERANCE = 1e-3
 
 ERROR_NO_LAYERS = "cannot find the transformer layers of {model} to freeze"
 ERROR_TOO_MANY_FROZEN = "freeze_layers is {frozen} but the base model has only {layers} layers"
+ERROR_STUDENT_DEPTH = "student_layers is {keep} but the base model has {layers} layers: keep between 1 and {most}"
 ERROR_NO_EOS = "the tokenizer of {path} has neither a padding nor an end-of-sequence token"
 ERROR_NOT_HF = "expected a Hugging Face model (bare or wrapped by PEFT), got {type}"
 ERROR_NOT_GENERATIVE = "expected a Hugging Face model that generates (bare or wrapped by PEFT), got {type}"
@@ -94,8 +96,10 @@ def load_base_model(
     label2id: Mapping[str, int] | None = None,
     pad_token_id: int | None = None,
     dtype: torch.dtype = torch.float32,
+    keep_layers: int = 0,
 ) -> tuple[PreTrainedModel, list[str]]:
-    """The base model with the task's head, and the names of modules the checkpoint did not initialise."""
+    """The base model with the task's head, and the names of modules the checkpoint did not initialise; with
+    `keep_layers` above 0, only that many of its transformer layers (see `keep_spread_layers`)."""
     if task == TASK_CLASSIFICATION:
         label2id = dict(label2id or {})
         model, info = AutoModelForSequenceClassification.from_pretrained(
@@ -114,7 +118,42 @@ def load_base_model(
             model_dir, local_files_only=True, dtype=dtype, output_loading_info=True
         )
     new_modules = sorted({key.rsplit(".", 1)[0] for key in info["missing_keys"]})
+    if keep_layers:
+        keep_spread_layers(model, keep_layers)
     return model, new_modules
+
+
+def student_layer_indices(total: int, keep: int) -> list[int]:
+    """Which of `total` layers a `keep`-layer student keeps: spread evenly from the bottom, as DistilBERT keeps
+    every other layer (6 of 12 → 0, 2, 4, 6, 8, 10; 3 of 6 → 0, 2, 4; 2 of 6 → 0, 3).
+
+    The lowest layer stays because it is the one that reads the embeddings, which the student keeps whole.
+    """
+    if not 1 <= keep < total:
+        raise ModelError(ERROR_STUDENT_DEPTH.format(keep=keep, layers=total, most=total - 1))
+    return [index * total // keep for index in range(keep)]
+
+
+def keep_spread_layers(model: PreTrainedModel, keep: int) -> list[int]:
+    """Cut `model` down to `keep` of its transformer layers in place (their trained weights kept) and say which.
+
+    The layer stack is replaced by the kept layers and `config.num_hidden_layers` says the new depth, so the model
+    saves and reloads (`from_pretrained`) as a plain `keep`-layer model of the same architecture.
+    """
+    layers = transformer_layers(model)
+    indices = student_layer_indices(len(layers), keep)
+    kept = nn.ModuleList([layers[index] for index in indices])
+    for position, layer in enumerate(kept):
+        for module in layer.modules():  # attention caches are indexed by the layer's new position
+            if isinstance(getattr(module, "layer_idx", None), int):
+                setattr(module, "layer_idx", position)  # noqa: B010 (nn.Module's attribute typing refuses an int)
+    for name, module in model.named_modules():
+        if module is layers:
+            parent_name, _, attribute = name.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, attribute, kept)
+            break
+    model.config.num_hidden_layers = keep
+    return indices
 
 
 def build_model(
@@ -126,7 +165,9 @@ def build_model(
 ) -> nn.Module:
     """The model a run trains: base + adapter, or base with its lower layers frozen. Seeded, so heads repeat."""
     torch.manual_seed(spec.seed)
-    model, new_modules = load_base_model(model_dir, task=spec.task, label2id=label2id, pad_token_id=pad_token_id)
+    model, new_modules = load_base_model(
+        model_dir, task=spec.task, label2id=label2id, pad_token_id=pad_token_id, keep_layers=spec.student_layers
+    )
     if spec.method == METHOD_FULL:
         freeze_lower_layers(model, spec.freeze_layers)
         return model

@@ -45,6 +45,42 @@ def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMan
 
 
 @torch.no_grad()
+def class_logits(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    batch_size: int,
+    device: torch.device,
+    bf16: bool = False,
+    on_batch: BatchCallback | None = None,
+) -> np.ndarray:
+    """The classifier's logits (float32), one row per text, in the order given; `on_batch(n)` after each batch."""
+    model.eval()
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    num_labels = hf_model(model).config.num_labels
+    if num_labels is None:
+        raise ValueError(ERROR_NO_LABELS)
+    out = np.zeros((len(texts), num_labels), dtype=np.float32)
+    for batch in sorted_batches([len(ids) for ids in encoded], batch_size):
+        inputs = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(device)
+        with _autocast(device, bf16):
+            logits = model(**inputs).logits
+        out[batch] = logits.float().cpu().numpy()
+        if on_batch is not None:
+            on_batch(len(batch))
+    return out
+
+
+def softmax(logits: np.ndarray, *, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of logits / temperature, in float64 (stable: the row maximum is subtracted first)."""
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    scaled -= scaled.max(axis=-1, keepdims=True) if scaled.size else 0.0
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
 def class_probabilities(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -57,20 +93,11 @@ def class_probabilities(
     on_batch: BatchCallback | None = None,
 ) -> np.ndarray:
     """Softmax probabilities, one row per text, in the order given; `on_batch(n)` after each batch of n texts."""
-    model.eval()
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-    num_labels = hf_model(model).config.num_labels
-    if num_labels is None:
-        raise ValueError(ERROR_NO_LABELS)
-    out = np.zeros((len(texts), num_labels), dtype=np.float64)
-    for batch in sorted_batches([len(ids) for ids in encoded], batch_size):
-        inputs = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(device)
-        with _autocast(device, bf16):
-            logits = model(**inputs).logits
-        out[batch] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-        if on_batch is not None:
-            on_batch(len(batch))
-    return out
+    logits = class_logits(
+        model, tokenizer, texts, max_length=max_length, batch_size=batch_size, device=device, bf16=bf16,
+        on_batch=on_batch,
+    )
+    return softmax(logits)
 
 
 @torch.no_grad()

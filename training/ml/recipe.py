@@ -2,9 +2,10 @@
 
 A plain torch loop: AdamW, a transformers scheduler, gradient accumulation, gradient clipping, bf16 autocast on
 CUDA, causal-LM micro-batches packed into one row without padding (when the model keeps packed examples apart),
-class-weighted cross-entropy when the spec asks for it, validation every `eval_steps` (or each epoch) with
-early stopping on the spec's metric and the best weights kept, and a checkpoint every `save_steps` (or each
-epoch). The caller — an RQ job, a benchmark, a test — talks to it through three callables:
+class-weighted cross-entropy when the spec asks for it, the distillation loss when a teacher's logits are given
+(training/ml/distill.py: soft labels on the train rows and on unlabelled texts), validation every `eval_steps`
+(or each epoch) with early stopping on the spec's metric and the best weights kept, and a checkpoint every
+`save_steps` (or each epoch). The caller — an RQ job, a benchmark, a test — talks to it through three callables:
 
     should_stop() -> bool     checked before every optimizer step; True saves a checkpoint and returns "cancelled"
     on_progress(dict)         after every optimizer step: step, total_steps, epoch, lr, train_loss, grad_norm,
@@ -65,6 +66,7 @@ from training.ml.data import (
     pack_causal_lm,
     shard_batches,
 )
+from training.ml.distill import TeacherTargets, distillation_loss
 from training.ml.evaluation import (
     Scored,
     causal_lm_loss,
@@ -102,6 +104,7 @@ NO_DECAY_MARKERS = ("bias", "norm")
 ERROR_NOT_SET_UP = "call setup() before {method}()"
 ERROR_NO_EXAMPLES = "no {split} examples"
 ERROR_LABELS = "labels must be distinct, non-empty texts"
+ERROR_DISTIL_TASK = "knowledge distillation applies to classification only"
 ERROR_CLASS_WEIGHT_LABEL = "class_weights: {label!r} is not one of the run's labels ({labels})"
 
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -156,8 +159,12 @@ class Recipe:
         on_progress: ProgressCallback | None = None,
         on_eval: ProgressCallback | None = None,
         keep_checkpoints: int = KEEP_CHECKPOINTS,
+        teacher: TeacherTargets | None = None,
     ) -> None:
         self.spec = spec.validate()
+        if teacher is not None and self.spec.task != TASK_CLASSIFICATION:
+            raise DataError(ERROR_DISTIL_TASK)
+        self._teacher = teacher
         self._train_rows = train
         self._validation_rows = validation
         self._labels = list(labels) if labels is not None else None
@@ -196,6 +203,13 @@ class Recipe:
             self.class_weights = self._class_weight_tensor()
         self.label2id = {label: index for index, label in enumerate(self.labels)}
         self.train_features = self._encode(self.train_examples, "train")
+        # What the optimizer steps over: the train rows, then (distilling) the unlabelled texts, which carry a
+        # placeholder label that the loss never reads (`_labelled` is False for them).
+        self.fit_examples: list[Example] = list(self.train_examples)
+        self._teacher_logits: torch.Tensor | None = None
+        self._labelled: torch.Tensor | None = None
+        if self._teacher is not None:
+            self._add_teacher_targets(self._teacher)
         self.validation_features = self._encode(self.validation_examples, "validation")
         self.collator = make_collator(
             self.tokenizer, task=spec.task, pad_to_multiple_of=8 if self.runtime.device.type == "cuda" else None
@@ -242,6 +256,18 @@ class Recipe:
             if self.resume_from == self.checkpoint_dir:
                 self._saved_step = self.state.step
         self._ready = True
+
+    def _add_teacher_targets(self, teacher: TeacherTargets) -> None:
+        try:
+            teacher.check(train_rows=len(self.train_examples), labels=len(self.labels))
+        except ValueError as error:
+            raise DataError(str(error)) from error
+        unlabelled = [Example(source=text, target=self.labels[0]) for text in teacher.unlabelled_texts]
+        self.fit_examples += unlabelled
+        self.train_features = self.train_features + self._encode(unlabelled, "unlabelled")
+        logits = np.concatenate([teacher.train_logits, teacher.unlabelled_logits.reshape(-1, len(self.labels))])
+        self._teacher_logits = torch.tensor(logits, dtype=torch.float32)
+        self._labelled = torch.tensor([True] * len(self.train_examples) + [False] * len(unlabelled))
 
     def _examples(self, rows: Sequence[Mapping[str, Any]], split: str, *, required: bool) -> list[Example]:
         try:
@@ -298,7 +324,7 @@ class Recipe:
             batch_size=spec.batch_size,
             seed=spec.seed,
             epoch=epoch,
-            agreement=[e.agreement for e in self.train_examples] if spec.curriculum == "agreement" else None,
+            agreement=[e.agreement for e in self.fit_examples] if spec.curriculum == "agreement" else None,
         )
         return shard_batches(batches, rank=self.runtime.rank, world_size=self.runtime.world_size)
 
@@ -378,6 +404,9 @@ class Recipe:
     def _batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         features = [self.train_features[i] for i in indices]
         batch = pack_causal_lm(features) if self.packed else self.collator(features)
+        if self._teacher_logits is not None and self._labelled is not None:
+            rows = torch.tensor(list(indices))
+            batch = {**batch, "teacher_logits": self._teacher_logits[rows], "labelled": self._labelled[rows]}
         return {key: value.to(self.runtime.device) for key, value in batch.items()}
 
     def _loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -386,6 +415,17 @@ class Recipe:
         if self.spec.task != TASK_CLASSIFICATION:
             return model(**batch).loss
         labels = batch.pop("labels")
+        if self._teacher_logits is not None:
+            teacher, labelled = batch.pop("teacher_logits"), batch.pop("labelled")
+            return distillation_loss(
+                model(**batch).logits,
+                teacher,
+                labels,
+                labelled,
+                temperature=self.spec.distill_temperature,
+                alpha=self.spec.distill_alpha,
+                class_weights=self.class_weights,
+            )
         return classification_loss(model(**batch).logits, labels, self.class_weights)
 
     def _progress(self, **figures: Any) -> None:

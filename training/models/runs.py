@@ -45,6 +45,14 @@ class TrainingRun(models.Model):
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     cancel_requested = models.BooleanField(default=False)
     resumed_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="resumes")
+    teacher = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="students",
+        help_text="Knowledge distillation: the finished run whose soft labels this (smaller) run learnt from.",
+    )
     progress = models.JSONField(default=dict, blank=True, help_text="Latest step, epoch, lr, losses, ETA.")
     metrics = models.JSONField(default=dict, blank=True, help_text="Test-split evaluation and baselines.")
     error = models.TextField(blank=True)

@@ -1,4 +1,4 @@
-"""REST API for training runs: start runs on snapshots, follow them, cancel, resume, download, predict.
+"""REST API for training runs: start runs on snapshots, follow them, cancel, resume, distil, download, predict.
 
 Every route is nested under the project that owns the run (`/api/projects/{project_id}/runs/...`), and the
 project decides who may reach it: outsiders 404, annotators 403 (blind to model outputs), reviewers read,
@@ -81,6 +81,9 @@ class RunSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=RunStatus.choices)
     cancel_requested = serializers.BooleanField()
     resumed_from = serializers.IntegerField(source="resumed_from_id", allow_null=True)
+    teacher = serializers.IntegerField(
+        source="teacher_id", allow_null=True, help_text="knowledge distillation: the run this one is a student of"
+    )
     progress = serializers.JSONField()
     error = serializers.CharField()
     created_by = serializers.CharField(source="created_by.username")
@@ -119,9 +122,30 @@ class RunDetailSerializer(RunSerializer):
     )
     has_artifact = serializers.SerializerMethodField()
     resume_step = serializers.SerializerMethodField(help_text="The checkpoint step a resume would continue from.")
+    students = serializers.SerializerMethodField(help_text="ids of the runs distilled from this one, newest first")
+    distillation = serializers.SerializerMethodField(
+        help_text=(
+            "a student run's comparison with its teacher (null for other runs; figures absent until evaluated): "
+            "`teacher_run`, `temperature`, `alpha`, `rows` (train, unlabelled), `n` test items, `student` and "
+            "`teacher` each with `accuracy`, `macro_f1`, `intervals` (95% bootstrap) and `speed` (`items_per_s`: "
+            "median of the timed `passes` over the test texts, taking turns), `difference` (student minus teacher: "
+            "`value`, paired-bootstrap `interval`), `agreement` (share of test items both predict alike), `sizes` "
+            "(`parameters`, `weights_bytes` loaded to predict, `layers`, per model)"
+        )
+    )
 
     def get_has_artifact(self, run: TrainingRun) -> bool:
         return selectors.run_artifact_path(run) is not None
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_students(self, run: TrainingRun) -> list[int]:
+        return [student.pk for student in selectors.run_students(run)]
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_distillation(self, run: TrainingRun) -> dict | None:
+        if run.teacher_id is None:
+            return None
+        return {"teacher_run": run.teacher_id, **((run.metrics or {}).get("distillation") or {})}
 
     def get_resume_step(self, run: TrainingRun) -> int | None:
         if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
@@ -285,6 +309,28 @@ class RunResumeApi(ApiView):
     def post(self, request: Request, project_id: int, run_id: int) -> Response:
         new = services.run_resume(run=_run(request, project_id, run_id, MANAGE), user=self.user)
         return Response(RunDetailSerializer(new).data, status=status.HTTP_201_CREATED)
+
+
+class RunDistilApi(ApiView):
+    """Start a student of this finished classification run (knowledge distillation) on its snapshot: `spec` fields
+    left out take the student defaults (the same encoder with half its layers, trained whole, temperature 2, alpha
+    0.5, unlabelled items included); the student must be smaller than its teacher. 201 with the queued run."""
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(required=False, allow_blank=True, default="")
+        spec = serializers.DictField(
+            required=False,
+            default=dict,
+            help_text="TrainingSpec fields (training/spec.py), e.g. student_layers, distill_temperature, "
+            "distill_alpha, distill_unlabelled",
+        )
+
+    @extend_schema(request=InputSerializer, responses={201: RunDetailSerializer, **REFUSED})
+    def post(self, request: Request, project_id: int, run_id: int) -> Response:
+        teacher = _run(request, project_id, run_id, MANAGE)
+        data = validated(self.InputSerializer, request.data)
+        student = services.run_distil(teacher=teacher, user=self.user, spec_data=data["spec"], name=data["name"])
+        return Response(RunDetailSerializer(student).data, status=status.HTTP_201_CREATED)
 
 
 class RunArtifactApi(ApiView):

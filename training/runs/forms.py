@@ -62,6 +62,10 @@ LABELS = {
     "class_weights": "Class weights",
     "curriculum": "Curriculum",
     "max_new_tokens": "Maximum new tokens",
+    "student_layers": "Layers kept",
+    "distill_temperature": "Temperature (T)",
+    "distill_alpha": "Alpha (weight of the teacher's soft labels)",
+    "distill_unlabelled": "Include unlabelled items",
 }
 
 
@@ -80,7 +84,7 @@ METHOD_CHOICES = {"lora": "LoRA", "ia3": "IA3", "full": "Full fine-tuning"}
 # (title, fields): the order the form shows them in.
 GROUPS = (
     ("Model and method", ("base_model", "method", "lora_r", "lora_alpha", "lora_dropout", "target_modules",
-                          "freeze_layers")),
+                          "freeze_layers", "student_layers")),
     ("Optimisation", ("learning_rate", "lr_scheduler", "warmup_ratio", "weight_decay", "max_grad_norm", "epochs",
                       "batch_size", "grad_accum", "max_length", "seed", "bf16")),
     ("Validation and checkpoints", ("eval_steps", "save_steps", "early_stopping_metric",
@@ -114,6 +118,38 @@ HELP = {
     "class_weights": 'JSON such as {"spam": 2.5}; pre-filled from the snapshot\'s class-balance report.',
     "curriculum": "agreement: learn the items annotators agreed on first, the disputed ones last.",
     "max_new_tokens": "Tokens generated per prompt when evaluating.",
+    "student_layers": (
+        "Keep this many of the encoder's layers, spread evenly from the bottom (3 of 6 keeps the 1st, 3rd and 5th; "
+        "2 of 6 the 1st and 4th): smaller and faster. Needs full fine-tuning. 0 keeps them all."
+    ),
+    "distill_temperature": (
+        "Softens the teacher's probabilities: above 1 shows the student how sure the teacher was of each label."
+    ),
+    "distill_alpha": (
+        "1: learn from the teacher alone; 0: from the human labels alone. Unlabelled items always use the teacher."
+    ),
+    "distill_unlabelled": (
+        "Items of the project without a final label (never ones in a snapshot), learnt from the teacher's soft labels."
+    ),
+}
+
+
+# The distil form: what a student changes from its teacher's settings (the rest are copied, services.py).
+DISTIL_GROUPS = (
+    ("Student model", ("base_model", "student_layers", "method")),
+    ("Distillation", ("distill_temperature", "distill_alpha", "distill_unlabelled")),
+    ("Optimisation", ("learning_rate", "epochs", "batch_size", "max_length")),
+)
+
+
+YES_NO = (("true", "Yes"), ("false", "No"))
+
+
+DISTIL_HELP = {
+    **HELP,
+    "base_model": "The teacher's encoder (keep fewer of its layers) or another registered, smaller one.",
+    "method": "A student with fewer layers is trained whole: the layers kept must re-learn to work together.",
+    "learning_rate": "1e-4 suits a whole small encoder (bench/distill.py); the teacher's LoRA rate is far higher.",
 }
 
 
@@ -145,10 +181,17 @@ def _choices(values: tuple[str, ...], names: Mapping[str, str] | None = None) ->
 
 
 def form_fields(
-    *, task: str, values: Mapping[str, Any], errors: Mapping[str, str], base_models: list[str]
+    *,
+    task: str,
+    values: Mapping[str, Any],
+    errors: Mapping[str, str],
+    base_models: list[str],
+    groups_shown: tuple[tuple[str, tuple[str, ...]], ...] = GROUPS,
+    helps: Mapping[str, str] = HELP,
 ) -> list[tuple[str, list[Field]]]:
     """The grouped fields to render, each with its current value and its error."""
     selects = {
+        "distill_unlabelled": YES_NO,
         "base_model": _choices(tuple(base_models)),
         "method": _choices(METHODS, METHOD_CHOICES),
         "lr_scheduler": _choices(LR_SCHEDULERS, LR_SCHEDULER_CHOICES),
@@ -157,7 +200,7 @@ def form_fields(
         "bf16": BF16_CHOICES,
     }
     groups = []
-    for title, names in GROUPS:
+    for title, names in groups_shown:
         fields = []
         for name in names:
             if name == "class_weights" and task == TASK_CAUSAL_LM:
@@ -178,7 +221,7 @@ def form_fields(
                     kind=kind,
                     choices=selects.get(name, ()),
                     error=errors.get(name, ""),
-                    help=HELP.get(name, ""),
+                    help=helps.get(name, ""),
                 )
             )
         if fields:
@@ -207,6 +250,8 @@ def spec_data_from_post(post: QueryDict, *, task: str) -> dict[str, Any]:
             data[name] = _number(raw, float)
         elif name == "bf16":
             data[name] = {"": None, "true": True, "false": False}.get(raw, raw)
+        elif name == "distill_unlabelled":
+            data[name] = {"true": True, "false": False}.get(raw, raw)
         elif name == "target_modules":
             modules = [part.strip() for part in raw.split(",") if part.strip()]
             data[name] = modules or None

@@ -12,10 +12,16 @@ of Django; this module feeds it and writes what it reports, at a bounded rate:
   the previous phase's figures, so the training ETA never shows as "0 s" while the evaluation runs;
 - the cancel flag is read at most once a second (and never more than once a step), so a cancel stops
   training within one step of being seen.
+
+A student run (one with a teacher, knowledge distillation) first has the teacher's saved model score its train
+rows and the project's unlabelled items ("teacher soft labels", kept in the run's folder as teacher/soft_labels.json),
+trains on them, and after its own test evaluation measures itself beside the teacher on the test split: speed,
+figures with intervals, and their paired difference; once saved, both models' parameters and weight bytes.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -24,11 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from django.conf import settings
+
 from training.augment.selectors import augmentation_summary
-from training.ml.artifacts import ArtifactError
+from training.ml.artifacts import ArtifactError, inference_weights_bytes
 from training.ml.checkpoints import CheckpointError
 from training.ml.data import DataError
-from training.ml.modeling import ModelError
+from training.ml.distill import TeacherTargets, Timed, inference_parameters, teacher_comparison
+from training.ml.modeling import ModelError, hf_model
+from training.ml.predict import Predictor, class_logits
 from training.ml.progress import PhaseProgress
 from training.ml.recipe import STATUS_CANCELLED, STATUS_EARLY_STOPPED, Outcome, Recipe
 from training.ml.registry import RegistryError
@@ -58,6 +69,18 @@ ARTIFACT = "artifact"
 
 
 TRAINING = "training"
+
+
+TEACHER_DIR = "teacher"
+
+
+SOFT_LABELS_FILE = "soft_labels.json"
+
+
+TEACHER_LABELS_DIFFER = "the teacher (run {run}) was trained on the labels {found}, the snapshot has {expected}"
+
+
+TEACHER_HAS_NO_MODEL = "the teacher (run {run}) has no saved model any more"
 
 
 HEADLINE = {TASK_CLASSIFICATION: ("accuracy", "macro_f1")}
@@ -186,6 +209,8 @@ def train(run: TrainingRun) -> RunResult:
     # The claim makes this the run's only execution, so anything already here is foreign (a database restored
     # with its ids reused) and must not be resumed from: a resume is a new run reading its parent's folder.
     shutil.rmtree(directory, ignore_errors=True)
+    teacher = _Teacher.load(run, data.labels) if run.teacher_id is not None else None
+    targets = teacher.targets(run, spec, data.train, callbacks, directory) if teacher is not None else None
     recipe = Recipe(
         spec,
         train=data.train,
@@ -197,6 +222,7 @@ def train(run: TrainingRun) -> RunResult:
         should_stop=callbacks.should_stop,
         on_progress=callbacks.on_progress,
         on_eval=callbacks.on_eval,
+        teacher=targets,
     )
     callbacks.phase("loading model")
     recipe.setup()
@@ -210,6 +236,8 @@ def train(run: TrainingRun) -> RunResult:
     callbacks.phase(TRAINING, total_steps=recipe.total_steps)
     outcome = recipe.train()
     metrics: dict[str, Any] = {"outcome": _outcome(outcome), "rows": data.counts()}
+    if teacher is not None and targets is not None:
+        metrics["distillation"] = teacher.summary(spec, targets)
     progress = {**callbacks.progress, "step": outcome.step, "total_steps": outcome.total_steps, "eta_s": 0}
 
     if outcome.status == STATUS_CANCELLED:
@@ -238,6 +266,9 @@ def train(run: TrainingRun) -> RunResult:
             on_batch=evaluating.advance,
             slice_groups=groups,
         )
+    if teacher is not None and data.test:
+        callbacks.phase("comparing with the teacher")
+        metrics["distillation"].update(teacher.compare(recipe, data.test, data.labels))
     callbacks.phase("saving")
     artifact = recipe.save(
         directory / ARTIFACT,
@@ -245,6 +276,8 @@ def train(run: TrainingRun) -> RunResult:
         metrics=metrics.get("test", {}),
         augmentation=augmentation,
     )
+    if teacher is not None:
+        metrics["distillation"].update(teacher.sizes(recipe, artifact))
     how = "Stopped early" if outcome.status == STATUS_EARLY_STOPPED else "Finished"
     return RunResult(
         status=RunStatus.SUCCEEDED,
@@ -253,3 +286,139 @@ def train(run: TrainingRun) -> RunResult:
         artifact_dir=artifact,
         message=f"{how} at step {outcome.step}: {_summary(run.task, metrics.get('test', {}))}",
     )
+
+
+class _Teacher:
+    """A student run's teacher: its saved model, loaded once for the soft labels and the comparison after."""
+
+    def __init__(self, run: TrainingRun, predictor: Predictor, directory: Path) -> None:
+        self.run = run
+        self.predictor = predictor
+        self.directory = directory
+
+    @classmethod
+    def load(cls, student: TrainingRun, labels: list[str]) -> _Teacher:
+        teacher = student.teacher
+        assert teacher is not None
+        directory = selectors.run_artifact_path(teacher)
+        if directory is None:
+            raise ArtifactError(TEACHER_HAS_NO_MODEL.format(run=teacher.pk))
+        predictor = Predictor.load(directory, registry=selectors.model_registry())
+        if predictor.labels != labels:
+            found, expected = ", ".join(predictor.labels), ", ".join(labels)
+            raise DataError(TEACHER_LABELS_DIFFER.format(run=teacher.pk, found=found, expected=expected))
+        return cls(teacher, predictor, directory)
+
+    def _logits(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        predictor = self.predictor
+        return class_logits(
+            predictor.model, predictor.tokenizer, texts, max_length=predictor.max_length, batch_size=64,
+            device=predictor.device, bf16=predictor.bf16, on_batch=on_batch,
+        )
+
+    def targets(
+        self, run: TrainingRun, spec: TrainingSpec, train: list[dict[str, Any]], callbacks: DatabaseCallbacks,
+        directory: Path,
+    ) -> TeacherTargets:
+        """The teacher's logits on the train rows and (when the spec says so) on the project's unlabelled items,
+        written to the run's folder as a record of exactly what the student learnt from.
+
+        A resumed student takes its parent's record when it fits (same teacher, as many train rows, every
+        unlabelled item still there), so it continues on the very examples the parent trained on, even if items
+        were labelled or added since."""
+        cached = self._cached(run, len(train)) if run.resumed_from_id is not None else None
+        if cached is not None:
+            targets, unlabelled_ids = cached
+        else:
+            unlabelled = (
+                selectors.distillation_unlabelled(
+                    project=run.project, limit=settings.LABELLOOP_DISTIL_UNLABELLED_MAX, seed=spec.seed
+                )
+                if spec.distill_unlabelled
+                else []
+            )
+            texts = [row["text"] for row in train] + [text for _, text in unlabelled]
+            scoring = callbacks.phase_progress("teacher soft labels", len(texts))
+            logits = self._logits(texts, scoring.advance)
+            targets = TeacherTargets(
+                train_logits=logits[: len(train)],
+                unlabelled_texts=[text for _, text in unlabelled],
+                unlabelled_logits=logits[len(train) :],
+            )
+            unlabelled_ids = [item_id for item_id, _ in unlabelled]
+        record = {
+            "teacher_run": self.run.pk,
+            "labels": self.predictor.labels,
+            "temperature": spec.distill_temperature,
+            "train_logits": targets.train_logits.astype(float).tolist(),
+            "unlabelled": [
+                {"item_id": item_id, "logits": row.astype(float).tolist()}
+                for item_id, row in zip(unlabelled_ids, targets.unlabelled_logits, strict=True)
+            ],
+        }
+        (directory / TEACHER_DIR).mkdir(parents=True, exist_ok=True)
+        (directory / TEACHER_DIR / SOFT_LABELS_FILE).write_text(json.dumps(record))
+        return targets
+
+    def _cached(self, run: TrainingRun, train_rows: int) -> tuple[TeacherTargets, list[int]] | None:
+        parent = run.resumed_from
+        assert parent is not None
+        try:
+            record = json.loads((selectors.run_dir(parent) / TEACHER_DIR / SOFT_LABELS_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        if record.get("teacher_run") != self.run.pk or len(record.get("train_logits") or []) != train_rows:
+            return None
+        ids = [int(row["item_id"]) for row in record["unlabelled"]]
+        texts = selectors.item_texts(ids)
+        if len(texts) != len(ids):
+            return None
+        width = len(self.predictor.labels)
+        targets = TeacherTargets(
+            train_logits=np.array(record["train_logits"], dtype=np.float32),
+            unlabelled_texts=[texts[item_id] for item_id in ids],
+            unlabelled_logits=np.array([row["logits"] for row in record["unlabelled"]], dtype=np.float32).reshape(
+                -1, width
+            ),
+        )
+        return targets, ids
+
+    def summary(self, spec: TrainingSpec, targets: TeacherTargets) -> dict[str, Any]:
+        labels = self.predictor.labels
+        return {
+            "teacher_run": self.run.pk,
+            "temperature": spec.distill_temperature,
+            "alpha": spec.distill_alpha,
+            "rows": {"train": len(targets.train_logits), "unlabelled": len(targets.unlabelled_texts)},
+            "labels": labels,
+        }
+
+    def compare(self, recipe: Recipe, test: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
+        """Speed and test figures of student and teacher on the test split, measured side by side here."""
+        predictor, batch_size = self.predictor, recipe.spec.batch_size * 2
+        index = {label: position for position, label in enumerate(labels)}
+        return teacher_comparison(
+            student=Timed(recipe.model, recipe.tokenizer, recipe.spec.max_length, batch_size),
+            teacher=Timed(predictor.model, predictor.tokenizer, predictor.max_length, batch_size),
+            texts=[row["text"] for row in test],
+            label_ids=np.array([index[row["label"]] for row in test], dtype=int),
+            labels=labels,
+            device=recipe.runtime.device,
+        )
+
+    def sizes(self, recipe: Recipe, artifact: Path) -> dict[str, Any]:
+        registry = selectors.model_registry()
+        return {
+            "sizes": {
+                "student": {
+                    "parameters": inference_parameters(recipe.model),
+                    "weights_bytes": inference_weights_bytes(artifact, registry=registry),
+                    "layers": int(getattr(hf_model(recipe.model).config, "num_hidden_layers", 0) or 0),
+                },
+                "teacher": {
+                    "parameters": inference_parameters(self.predictor.model),
+                    "weights_bytes": inference_weights_bytes(self.directory, registry=registry),
+                    "layers": int(getattr(hf_model(self.predictor.model).config, "num_hidden_layers", 0) or 0),
+                },
+            }
+        }

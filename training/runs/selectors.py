@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
+import random
 import re
 import zipfile
 from collections import defaultdict
@@ -413,6 +414,22 @@ def snapshot_slice_groups(*, data: TrainingData, fields: list[str], task: str) -
     }
 
 
+def distillation_unlabelled(*, project: Project, limit: int, seed: int) -> list[tuple[int, str]]:
+    """(item id, text) of up to `limit` of the project's items without a final label that were never in a snapshot
+    (so no validation or test item, whose label may be under review again, reaches a student's training): a draw
+    by `seed`, in item id order."""
+    ids = list(
+        Item.objects.filter(project=project, split_row__isnull=True)
+        .exclude(status=ItemStatus.APPROVED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if len(ids) > limit:
+        ids = sorted(random.Random(seed).sample(ids, limit))
+    texts = dict(Item.objects.filter(pk__in=ids).values_list("pk", "text"))
+    return [(pk, texts[pk]) for pk in ids]
+
+
 def prediction_scope(*, run: TrainingRun, scope: str) -> QuerySet[Item]:
     """The items a batch covers: the run's test split, the project's items without a final label, or both."""
     conditions = []
@@ -734,6 +751,92 @@ def run_evaluation(run: TrainingRun) -> dict[str, Any] | None:
             ],
         }
     return view
+
+
+def _scaled(value: Any, unit: str) -> str:
+    """22,713,218 → "22.7 M", 41,216 → "41.2 k", 512 → "512" (with `unit` after: "MB", "kB", "B" for bytes)."""
+    if not isinstance(value, int | float):
+        return "—"
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= factor:
+            return f"{value / factor:.1f} {prefix}{unit}"
+    return f"{value:.0f} {unit}".strip()
+
+
+def _count_text(count: Any) -> str:
+    return _scaled(count, "")
+
+
+def _bytes_text(size: Any) -> str:
+    return _scaled(size, "B")
+
+
+def _ratio(student: Any, teacher: Any) -> float | None:
+    numbers = all(isinstance(value, int | float) for value in (student, teacher))
+    return student / teacher if numbers and teacher else None
+
+
+def run_distillation(run: TrainingRun) -> dict[str, Any] | None:
+    """A student run's page section: its teacher, the settings it learnt with, and (once evaluated) teacher and
+    student side by side: layers, parameters, weight bytes, speed, test figures with intervals, and the paired
+    difference. None for a run without a teacher."""
+    if run.teacher_id is None:
+        return None
+    report = (run.metrics or {}).get("distillation") or {}
+    spec = run.spec or {}
+    view: dict[str, Any] = {
+        "teacher_id": run.teacher_id,
+        "temperature": spec.get("distill_temperature"),
+        "alpha": spec.get("distill_alpha"),
+        "unlabelled": spec.get("distill_unlabelled"),
+        "rows": report.get("rows"),
+        "n": report.get("n"),
+        "agreement": report.get("agreement"),
+        "measured": bool(report.get("student")),
+    }
+    if not view["measured"]:
+        return view
+    sizes = report.get("sizes") or {}
+    student, teacher = report["student"], report["teacher"]
+    size_s, size_t = sizes.get("student") or {}, sizes.get("teacher") or {}
+    speed_s, speed_t = student["speed"]["items_per_s"], teacher["speed"]["items_per_s"]
+    params = (size_s.get("parameters"), size_t.get("parameters"))
+    weights = (size_s.get("weights_bytes"), size_t.get("weights_bytes"))
+    view["rows_table"] = [
+        _size_row("Transformer layers", size_s.get("layers", "—"), size_t.get("layers", "—"), ""),
+        _size_row("Parameters", _count_text(params[0]), _count_text(params[1]), _times(_ratio(*params))),
+        _size_row("Weights loaded to predict", _bytes_text(weights[0]), _bytes_text(weights[1]),
+                  _times(_ratio(*weights))),
+        _size_row("Speed (items/s)", f"{speed_s:.0f}", f"{speed_t:.0f}", _times(_ratio(speed_s, speed_t))),
+    ]
+    view["figures"] = [
+        {
+            "label": label,
+            "teacher": _cell(teacher, key),
+            "student": _cell(student, key),
+            "difference": (report.get("difference") or {}).get(key),
+        }
+        for key, label in (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1"))
+        if key in student
+    ]
+    view["speed_passes"] = {
+        name: [f"{value:.0f}" for value in figures["speed"].get("passes") or []]
+        for name, figures in (("student", student), ("teacher", teacher))
+    }
+    return view
+
+
+def _size_row(label: str, student: Any, teacher: Any, ratio: str) -> dict[str, Any]:
+    return {"label": label, "student": student, "teacher": teacher, "ratio": ratio}
+
+
+def _times(ratio: float | None) -> str:
+    return f"{ratio:.2f}×" if ratio is not None else ""
+
+
+def run_students(run: TrainingRun) -> list[TrainingRun]:
+    """The runs distilled from `run`, newest first."""
+    return list(run.students.order_by("-created_at", "-id"))
 
 
 def compare_table(runs: list[TrainingRun]) -> dict[str, Any]:

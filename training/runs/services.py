@@ -90,6 +90,28 @@ WRONG_TASK_BASE_MODEL = "{name} cannot be the base of this task's model; use one
 FREEZE_TOO_MANY = "must be at most the base model's {layers} layers"
 
 
+STUDENT_TOO_DEEP = "must be fewer than the base model's {layers} layers (0 keeps them all)"
+
+
+DISTIL_NOT_CLASSIFICATION = (
+    "Knowledge distillation is for classification runs: distilling an instruction (causal-LM) model into a "
+    "smaller one is not supported."
+)
+
+
+DISTIL_NOT_FINISHED = "Only a run that finished training and saved its model can be a teacher."
+
+
+DISTIL_NOT_SMALLER = "must make the student smaller than its teacher: keep fewer than the teacher's {layers} layers"
+
+
+# A student starts from the teacher's data settings; it is trained whole (spec.py explains why) at a rate measured
+# by bench/distill.py, with half of its teacher's layers.
+DISTIL_COPIED = ("max_length", "batch_size", "seed", "class_weights", "curriculum", "epochs", "early_stopping_metric",
+                 "early_stopping_patience", "eval_steps", "save_steps")
+DISTIL_LEARNING_RATE = 1e-4
+
+
 CLASS_WEIGHT_LABEL = "{label!r} is not a label of this snapshot ({labels})"
 
 
@@ -188,6 +210,10 @@ def _input_errors(*, snapshot: Snapshot, data: Mapping[str, Any], spec: Training
         layers = _model_layers(spec.base_model)
         if layers is not None and spec.freeze_layers > layers:
             errors["freeze_layers"] = FREEZE_TOO_MANY.format(layers=layers)
+    if spec.student_layers and "base_model" not in errors:
+        layers = _model_layers(spec.base_model)
+        if layers is not None and spec.student_layers >= layers:
+            errors["student_layers"] = STUDENT_TOO_DEEP.format(layers=layers)
     if spec.task == TASK_CLASSIFICATION and spec.class_weights:
         labels = selectors.snapshot_labels(snapshot)
         unknown = [label for label in spec.class_weights if label not in labels]
@@ -259,6 +285,68 @@ def run_start(
     return _run_create(snapshot=snapshot, user=user, spec=spec, name=name, augmentation=augmentation)
 
 
+def run_distil_defaults(*, teacher: TrainingRun) -> dict[str, Any]:
+    """The settings a student of `teacher` starts from: its data settings, the same encoder with half its layers,
+    trained whole, temperature 2, alpha 0.5, with the project's unlabelled items."""
+    spec = teacher.spec or {}
+    depth = teacher_depth(teacher)
+    return {
+        **TrainingSpec.defaults(TASK_CLASSIFICATION, method=METHOD_FULL).to_dict(),
+        **{key: spec[key] for key in DISTIL_COPIED if key in spec},
+        "base_model": teacher.base_model,
+        "method": METHOD_FULL,
+        "learning_rate": DISTIL_LEARNING_RATE,
+        "student_layers": max(1, depth // 2) if depth and depth > 1 else 0,
+        "freeze_layers": 0,
+        "distill_temperature": 2.0,
+        "distill_alpha": 0.5,
+        "distill_unlabelled": True,
+    }
+
+
+def teacher_depth(teacher: TrainingRun) -> int | None:
+    """How many transformer layers the teacher's model has: its own student_layers, else its base model's."""
+    kept = (teacher.spec or {}).get("student_layers")
+    return kept if isinstance(kept, int) and kept > 0 else _model_layers(teacher.base_model)
+
+
+def run_distil_blocker(*, teacher: TrainingRun) -> ServiceError | None:
+    """Why `teacher` cannot teach a student whatever the settings, or None (the run page hides its action then)."""
+    if teacher.task != TASK_CLASSIFICATION:
+        return ServiceError(DISTIL_NOT_CLASSIFICATION, field="teacher")
+    if teacher.status != RunStatus.SUCCEEDED or selectors.run_artifact_path(teacher) is None:
+        return ServiceError(DISTIL_NOT_FINISHED, field="teacher")
+    return run_start_blocker(snapshot=teacher.snapshot)
+
+
+def run_distil(*, teacher: TrainingRun, user: User, spec_data: Mapping[str, Any], name: str = "") -> TrainingRun:
+    """Queue a student of `teacher`: a run on the teacher's snapshot (so the same validation and test splits, with
+    their human labels) that learns from the teacher's soft labels too. Fields left out take
+    `run_distil_defaults`; the student must be smaller (fewer layers of the same encoder, or another encoder).
+
+    Nothing is written or queued when anything is invalid.
+    """
+    blocker = run_distil_blocker(teacher=teacher)
+    if blocker is not None:
+        raise blocker
+    name = (name or "").strip()
+    errors = {"name": NAME_TOO_LONG} if len(name) > NAME_MAX else {}
+    data = {**run_distil_defaults(teacher=teacher), **spec_data}
+    depth, layers = teacher_depth(teacher), data.get("student_layers")
+    if data.get("base_model") == teacher.base_model and depth and isinstance(layers, int) and layers <= 0:
+        errors["student_layers"] = DISTIL_NOT_SMALLER.format(layers=depth)
+    try:
+        spec = run_spec_check(snapshot=teacher.snapshot, data=data)
+    except RunInputError as exc:
+        raise RunInputError({**exc.errors, **errors}) from None
+    if spec.base_model == teacher.base_model and depth and spec.student_layers >= depth:
+        errors.setdefault("student_layers", DISTIL_NOT_SMALLER.format(layers=depth))
+    if errors:
+        raise RunInputError(errors)
+    name = name or f"student of run {teacher.pk}"
+    return _run_create(snapshot=teacher.snapshot, user=user, spec=spec, name=name, teacher=teacher)
+
+
 def _run_create(
     *,
     snapshot: Snapshot,
@@ -267,6 +355,7 @@ def _run_create(
     name: str,
     resumed_from: TrainingRun | None = None,
     augmentation: Augmentation | None = None,
+    teacher: TrainingRun | None = None,
 ) -> TrainingRun:
     with transaction.atomic():
         run = TrainingRun.objects.create(
@@ -280,11 +369,15 @@ def _run_create(
             spec=spec.to_dict(),
             created_by=user,
             resumed_from=resumed_from,
+            teacher=teacher,
         )
         run.rq_job_id = job_id(run.pk)
         TrainingRun.objects.filter(pk=run.pk).update(rq_job_id=run.rq_job_id)
         who = getattr(user, "username", "")
-        log_event(run=run, message=f"Queued by {who}" + (f", resuming run {resumed_from.pk}" if resumed_from else ""))
+        how = (f", resuming run {resumed_from.pk}" if resumed_from else "") + (
+            f", a student of run {teacher.pk}" if teacher else ""
+        )
+        log_event(run=run, message=f"Queued by {who}{how}")
         transaction.on_commit(lambda: _enqueue(run.pk))
     return run
 
@@ -313,7 +406,7 @@ def run_claim(*, run_id: int, worker: str) -> TrainingRun | None:
     )
     if not claimed:
         return None
-    run = TrainingRun.objects.select_related("project", "snapshot", "resumed_from").get(pk=run_id)
+    run = TrainingRun.objects.select_related("project", "snapshot", "resumed_from", "teacher").get(pk=run_id)
     log_event(run=run, message=f"Started on {worker}")
     return run
 
@@ -420,7 +513,13 @@ def run_resume(*, run: TrainingRun, user: User) -> TrainingRun:
     name = (run.name or f"run {run.pk}")[: NAME_MAX - 10] + " (resumed)"
     try:
         return _run_create(
-            snapshot=run.snapshot, user=user, spec=spec, name=name, resumed_from=run, augmentation=run.augmentation
+            snapshot=run.snapshot,
+            user=user,
+            spec=spec,
+            name=name,
+            resumed_from=run,
+            augmentation=run.augmentation,
+            teacher=run.teacher,
         )
     except IntegrityError:
         raise ServiceError(ALREADY_RESUMING) from None

@@ -11,6 +11,7 @@ urlpatterns = [
     path("projects/<id:project_id>/runs/<id:run_id>/", views.run_detail, name="run-detail"),
     path("projects/<id:project_id>/runs/<id:run_id>/cancel/", views.run_cancel, name="run-cancel"),
     path("projects/<id:project_id>/runs/<id:run_id>/resume/", views.run_resume, name="run-resume"),
+    path("projects/<id:project_id>/runs/<id:run_id>/distil/", views.run_distil, name="run-distil"),
     path("projects/<id:project_id>/runs/<id:run_id>/artifact/", views.run_artifact, name="run-artifact"),
     path("projects/<id:project_id>/runs/<id:run_id>/model-card/", views.run_model_card, name="run-model-card"),
     path(
@@ -29,6 +30,7 @@ api_urlpatterns = [
     path(RUN + "events/", apis.RunEventListApi.as_view(), name="api-run-events"),
     path(RUN + "cancel/", apis.RunCancelApi.as_view(), name="api-run-cancel"),
     path(RUN + "resume/", apis.RunResumeApi.as_view(), name="api-run-resume"),
+    path(RUN + "distil/", apis.RunDistilApi.as_view(), name="api-run-distil"),
     path(RUN + "artifact/", apis.RunArtifactApi.as_view(), name="api-run-artifact"),
     path(RUN + "model-card/", apis.RunModelCardApi.as_view(), name="api-run-model-card"),
     path(RUN + "predict/", apis.RunPredictApi.as_view(), name="api-run-predict"),

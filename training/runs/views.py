@@ -1,4 +1,5 @@
-"""Browser pages for training: start a run on a snapshot, watch it live, cancel, resume, compare, download, predict.
+"""Browser pages for training: start a run on a snapshot, watch it live, cancel, resume, compare, download, predict,
+distil a finished classifier into a smaller student.
 
 Owners start, cancel and resume runs, download models and start predictions; reviewers see runs and their model
 cards; annotators
@@ -153,6 +154,9 @@ def _detail_context(project: Project, role: str, run: TrainingRun) -> dict:
         "predict_blocker": predict_blocker,
         "output_count": selectors.run_output_count(run=run),
         "uncertain": selectors.run_outputs_most_uncertain(run=run),
+        "distillation": selectors.run_distillation(run),
+        "students": selectors.run_students(run),
+        "can_distil": role in MANAGE and services.run_distil_blocker(teacher=run) is None,
     }
 
 
@@ -195,6 +199,47 @@ def run_resume(request: AuthedRequest, project_id: int, run_id: int) -> HttpResp
         messages.error(request, exc.message)
         return redirect(reverse("run-detail", args=[project.pk, run.pk]))
     return redirect(reverse("run-detail", args=[project.pk, new.pk]))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def run_distil(request: AuthedRequest, project_id: int, run_id: int) -> HttpResponse:
+    """The distil form (a student of this run: fewer layers or another encoder, temperature, alpha, unlabelled
+    items); posting queues the student, or shows every invalid field."""
+    project, role = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    teacher = selectors.run_get(project=project, run_id=run_id)
+    blocker = services.run_distil_blocker(teacher=teacher)
+    context: dict[str, Any] = {"project": project, "role": role, "run": teacher, "errors": {}, "error": ""}
+    status = 200
+    if request.method == "POST" and blocker is None:
+        values = forms.spec_data_from_post(request.POST, task=teacher.task)
+        context["name"] = request.POST.get("name", "")
+        try:
+            student = services.run_distil(teacher=teacher, user=request.user, spec_data=values, name=context["name"])
+        except services.RunInputError as exc:
+            context.update(errors=exc.errors, error=exc.message)
+            status = 400
+        except ServiceError as exc:
+            context["error"] = exc.message
+            status = 400
+        else:
+            return redirect(reverse("run-detail", args=[project.pk, student.pk]))
+        values = {**services.run_distil_defaults(teacher=teacher), **values}
+    else:
+        status = 400 if request.method == "POST" else 200
+        values = services.run_distil_defaults(teacher=teacher) if blocker is None else {}
+        context["name"] = ""
+    context["blocker"] = blocker.message if blocker is not None else ""
+    context["teacher_layers"] = services.teacher_depth(teacher) if blocker is None else None
+    context["groups"] = forms.form_fields(
+        task=teacher.task,
+        values=values,
+        errors=context["errors"],
+        base_models=selectors.base_model_names(teacher.task),
+        groups_shown=forms.DISTIL_GROUPS,
+        helps=forms.DISTIL_HELP,
+    )
+    return render(request, "training/run_distil.html", context, status=status)
 
 
 @login_required

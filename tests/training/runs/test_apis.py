@@ -10,6 +10,7 @@ download, huge ids refused with 400, and its OpenAPI schema. Every route is unde
     GET  runs/{run}/events/                            200     403        200       404       401
     POST runs/{run}/cancel/                            200     403        403       404       401
     POST runs/{run}/resume/                            201     403        403       404       401
+    POST runs/{run}/distil/                            201     403        403       404       401
     GET  runs/{run}/artifact/                          200     403        403       404       401
     GET  runs/{run}/model-card/                        200     403        200       404       401
     POST runs/{run}/predict/                           200     403        403       404       401
@@ -79,6 +80,8 @@ MATRIX = [
     Row("get",  "api-run-events",             (200, 403, 200, 404, 401), _done),
     Row("post", "api-run-cancel",             (200, 403, 403, 404, 401), lambda w: _run(w.queued())),
     Row("post", "api-run-resume",             (201, 403, 403, 404, 401), lambda w: _run(w.cancelled_with_checkpoint())),
+    Row("post", "api-run-distil",             (201, 403, 403, 404, 401),
+        lambda w: _run(w.done, {"spec": {"student_layers": 1}})),
     Row("get",  "api-run-artifact",           (200, 403, 403, 404, 401), _done),
     Row("get",  "api-run-model-card",         (200, 403, 200, 404, 401), _done),
     Row("post", "api-run-predict",            (200, 403, 403, 404, 401), lambda w: _run(w.done, {"texts": ["a film"]})),

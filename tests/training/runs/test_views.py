@@ -11,6 +11,8 @@ beside its baselines, the compare page, the model download and the model card.
     POST run-cancel                         302     403        403       404       302
     GET  run-cancel (the confirmation)      200     403        403       404       302
     POST run-resume                         302     403        403       404       302
+    GET  run-distil                         200     403        403       404       302
+    POST run-distil                         302     403        403       404       302
     GET  run-artifact                       200     403        403       404       302
     GET  run-model-card                     200     403        200       404       302
     POST prediction-batch-start             302     403        403       404       302
@@ -64,6 +66,9 @@ PAGES = [
     Page("get",  "run-cancel",             (200, 403, 403, 404, 302), lambda w: ({"run_id": w.queued().pk}, {})),
     Page("post", "run-resume",             (302, 403, 403, 404, 302),
          lambda w: ({"run_id": w.cancelled_with_checkpoint().pk}, {})),
+    Page("get",  "run-distil",             (200, 403, 403, 404, 302), _done),
+    Page("post", "run-distil",             (302, 403, 403, 404, 302),
+         lambda w: ({"run_id": w.done.pk}, {"student_layers": "1", "distill_unlabelled": "false"})),
     Page("get",  "run-artifact",           (200, 403, 403, 404, 302), _done),
     Page("get",  "run-model-card",         (200, 403, 200, 404, 302), _done),
     Page("post", "prediction-batch-start", (302, 403, 403, 404, 302), lambda w: ({"run_id": w.done.pk},
