@@ -115,3 +115,48 @@ def test_torchrun_with_two_processes_and_accelerate_launch(tiny_bert, tmp_path):
     assert steps == list(range(1, double["outcome"]["total_steps"] + 1))  # rank 0 alone reports
     assert double["metrics"]["accuracy"] >= 0.8
     assert Predictor.load(tmp_path / "torchrun" / ARTIFACT_DIR).classify(["good"])[0].label == "pos"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_two_machines_by_torchrun_nodes_share_one_run(tiny_bert, tmp_path):
+    """Two torchrun 'machines' (--nnodes 2, one process each, static rendezvous on this host) train one run, as two
+    hosts with one GPU each would: rank 0 on node 0 writes the result; the out folder stands for the shared volume."""
+    spec_path, data_path = write_inputs(tmp_path, tiny_bert)
+    torchrun = Path(sys.executable).parent / "torchrun"
+    if not shutil.which(str(torchrun)):
+        pytest.skip("torchrun is not installed in this environment")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    port = free_port()
+    out = tmp_path / "shared"
+    nodes = [
+        subprocess.Popen(
+            [
+                str(torchrun),
+                "--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(rank),
+                "--master_addr", "127.0.0.1", "--master_port", str(port),
+                "-m", "training.ml.launch", "--spec", str(spec_path), "--data", str(data_path), "--out", str(out),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    for rank, process in enumerate(nodes):
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, f"node {rank} failed:\n{output[-3000:]}"
+    result = json.loads((out / RESULT_FILE).read_text())
+    assert result["world_size"] == 2
+    assert result["outcome"]["status"] == "completed"
+    assert Predictor.load(out / ARTIFACT_DIR).classify(["good"])[0].label == "pos"
