@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import ServiceError
 from training.ml.artifacts import ArtifactError
 from training.ml.checkpoints import CheckpointError
 from training.ml.data import DataError
@@ -33,10 +34,10 @@ from training.ml.recipe import STATUS_CANCELLED, STATUS_EARLY_STOPPED, Outcome, 
 from training.ml.registry import RegistryError
 from training.models import RunEvent, RunStatus, TrainingRun
 from training.runs import selectors, services
-from training.spec import TASK_CLASSIFICATION, SpecError, TrainingSpec
+from training.spec import TASK_CLASSIFICATION, TASK_SPANS, SpecError, TrainingSpec
 
 # Failures that say what is wrong with the data, the model or the settings: shown to the owner as they are.
-EXPECTED_ERRORS = (DataError, ModelError, RegistryError, CheckpointError, ArtifactError, SpecError)
+EXPECTED_ERRORS = (DataError, ModelError, RegistryError, CheckpointError, ArtifactError, SpecError, ServiceError)
 
 
 PROGRESS_EVERY_S = 1.0
@@ -172,6 +173,11 @@ def train(run: TrainingRun) -> RunResult:
     """
     spec = TrainingSpec.from_dict(run.spec)
     callbacks = DatabaseCallbacks(run)
+    if spec.task == TASK_SPANS:
+        from training.runs.span_training import span_run_train
+
+        result: RunResult = span_run_train(run, callbacks)
+        return result
     callbacks.phase("preparing data")
     data = selectors.snapshot_training_data(snapshot=run.snapshot, spec=spec)
     callbacks.progress["rows"] = data.counts()
