@@ -526,7 +526,7 @@ def run_outputs_most_uncertain(*, run: TrainingRun, limit: int = 20) -> list[Sho
     """The outputs the model was least sure of (highest entropy first): the next items worth labelling,
     each with its value as people read it."""
     outputs = ModelOutput.objects.filter(run=run).select_related("item")
-    if run.task == TASK_CLASSIFICATION:
+    if run.task in (TASK_CLASSIFICATION, TASK_SPANS):
         outputs = outputs.order_by("-uncertainty", "item_id")
     else:
         outputs = outputs.order_by("item_id")

@@ -89,7 +89,15 @@ def test_a_span_run_from_the_api_trains_in_the_worker_and_shows_entity_f1(
     assert "Entity F1" in page and "Gazetteer" in page
     assert f"{test['f1']:.3f}" in page and f"{gazetteer['f1']:.3f}" in page
 
-    written = services.run_span_prelabels_apply(run=run, user=owner)
-    assert written == len(fresh)
+    assert "Use these spans as pre-annotations" in page and "2 items nobody has annotated yet" in page
+    kwargs = {"project_id": project.pk, "run_id": run.pk}
+    assert client.get(reverse("run-model-card", kwargs=kwargs)).status_code == 200
+    assert client.get(reverse("run-artifact", kwargs=kwargs)).status_code == 200
+    predicted = api.post(reverse("api-run-predict", kwargs=kwargs), {"texts": ["dave was in rome"]}, format="json")
+    assert predicted.status_code == 200, predicted.data
+    assert set(predicted.data["predictions"][0]) >= {"spans", "confidence"}
+
+    response = api.post(reverse("api-run-span-prelabels", kwargs=kwargs), format="json")
+    assert response.status_code == 200 and response.data == {"written": len(fresh)}
     for item in Item.objects.filter(pk__in=[i.pk for i in fresh]):
         assert item.prelabel == outputs[item.pk].value
