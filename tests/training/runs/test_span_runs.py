@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.http import Http404
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -19,6 +20,7 @@ from tests.fixtures.runs import *  # noqa: F403
 from tests.fixtures.runs import run_worker
 from tests.training.test_span_training import conll
 from training.models import ModelOutput, RunEvent, RunStatus, TrainingRun
+from training.ratings.selectors import rateable_runs, rating_run_get
 from training.runs import selectors, services
 
 SPAN_SPEC = {"base_model": "tiny-bert", "epochs": 6, "learning_rate": 0.01, "batch_size": 8, "max_length": 32}
@@ -96,6 +98,12 @@ def test_a_span_run_from_the_api_trains_in_the_worker_and_shows_entity_f1(
     predicted = api.post(reverse("api-run-predict", kwargs=kwargs), {"texts": ["dave was in rome"]}, format="json")
     assert predicted.status_code == 200, predicted.data
     assert set(predicted.data["predictions"][0]) >= {"spans", "confidence"}
+
+    # The rating pages (correct/wrong per label, scores per response) do not take spans: they send raters to the
+    # pre-annotations instead of showing a span run they could not rate.
+    assert rateable_runs(project=project, rater=owner) == []
+    with pytest.raises(Http404, match="Span runs are not rated"):
+        rating_run_get(project=project, run_id=run.pk)
 
     response = api.post(reverse("api-run-span-prelabels", kwargs=kwargs), format="json")
     assert response.status_code == 200 and response.data == {"written": len(fresh)}
