@@ -143,7 +143,8 @@ class SpanRecipe:
 
     def train(self, rows: Sequence[Mapping[str, Any]]) -> SpanOutcome:
         """Train on `rows`; `should_stop` is asked before every step, and a stop keeps what was learnt so far
-        (`outcome.cancelled`). `on_progress` gets the runner's figures (step, total_steps, epoch, loss, elapsed_s)."""
+        (`outcome.cancelled`). `on_progress` gets the runner's figures after every step: step, total_steps, epoch,
+        train_loss, lr (constant), elapsed_s, eta_s."""
         rows = _rows_text(rows)
         if not rows:
             raise ValueError(NO_TRAIN_ROWS)
@@ -184,7 +185,8 @@ class SpanRecipe:
                             "step": outcome.steps,
                             "total_steps": outcome.total_steps,
                             "epoch": round(outcome.epoch, 3),
-                            "loss": outcome.losses[-1],
+                            "train_loss": outcome.losses[-1],
+                            "lr": cfg.learning_rate,
                             "elapsed_s": elapsed,
                             "eta_s": elapsed / outcome.steps * left,
                         }

@@ -20,8 +20,10 @@ from training.spec import (
     EARLY_STOPPING_METRICS,
     LR_SCHEDULERS,
     METHOD_FULL,
+    METHOD_LORA,
     METHODS,
     TASK_CAUSAL_LM,
+    TASK_SPANS,
     TrainingSpec,
 )
 
@@ -90,6 +92,13 @@ GROUPS = (
 )
 
 
+# The settings the span recipe (training/ml/spans.py) reads; the form shows only these for a span run.
+SPAN_FIELDS = frozenset({
+    "base_model", "method", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate", "epochs",
+    "batch_size", "max_length", "seed",
+})
+
+
 HELP = {
     "method": "LoRA trains small low-rank adapters; IA3 trains rescaling vectors; full trains every weight.",
     "lora_r": "Rank of the LoRA matrices (LoRA only): higher learns more and is slower; 8 or 16 usually do.",
@@ -156,6 +165,8 @@ def form_fields(
         "curriculum": _choices(CURRICULA, CURRICULUM_CHOICES),
         "bf16": BF16_CHOICES,
     }
+    if task == TASK_SPANS:
+        selects["method"] = _choices((METHOD_LORA,), METHOD_CHOICES)
     groups = []
     for title, names in GROUPS:
         fields = []
@@ -163,6 +174,8 @@ def form_fields(
             if name == "class_weights" and task == TASK_CAUSAL_LM:
                 continue
             if name == "max_new_tokens" and task != TASK_CAUSAL_LM:
+                continue
+            if task == TASK_SPANS and name not in SPAN_FIELDS:
                 continue
             if name in selects:
                 kind = "select"
