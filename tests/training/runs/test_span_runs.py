@@ -15,15 +15,25 @@ from annotation.datasets.services import snapshot_create
 from annotation.imports import services as imports
 from annotation.models import Item, LabelsAs, TaskType
 from annotation.projects.services import project_create, token_issue
+from core.errors import ServiceError
 from tests.fixtures.people import add_items
 from tests.fixtures.runs import *  # noqa: F403
 from tests.fixtures.runs import run_worker
 from tests.training.test_span_training import conll
+from training.explanations.services import explanation_request
 from training.models import ModelOutput, RunEvent, RunStatus, TrainingRun
 from training.ratings.selectors import rateable_runs, rating_run_get
-from training.runs import selectors, services
+from training.runs import selectors, services, serving
 
 SPAN_SPEC = {"base_model": "tiny-bert", "epochs": 6, "learning_rate": 0.01, "batch_size": 8, "max_length": 32}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_predictors():
+    """Run ids restart in every test: a model another test's run 1 left in this process's cache is not ours."""
+    serving._predictors.clear()
+    yield
+    serving._predictors.clear()
 
 
 @pytest.fixture
@@ -99,6 +109,8 @@ def test_a_span_run_from_the_api_trains_in_the_worker_and_shows_entity_f1(
     assert predicted.status_code == 200, predicted.data
     assert set(predicted.data["predictions"][0]) >= {"spans", "confidence"}
 
+    with pytest.raises(ServiceError, match="Span runs have no explanations"):
+        explanation_request(output=outputs[fresh[0].pk], user=owner)
     # The rating pages (correct/wrong per label, scores per response) do not take spans: they send raters to the
     # pre-annotations instead of showing a span run they could not rate.
     assert rateable_runs(project=project, rater=owner) == []
@@ -109,3 +121,17 @@ def test_a_span_run_from_the_api_trains_in_the_worker_and_shows_entity_f1(
     assert response.status_code == 200 and response.data == {"written": len(fresh)}
     for item in Item.objects.filter(pk__in=[i.pk for i in fresh]):
         assert item.prelabel == outputs[item.pk].value
+
+
+def test_a_span_run_cancelled_before_its_first_step_fails_nothing_and_saves_nothing(
+    span_snapshot, owner, queues, monkeypatch, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.run_start(snapshot=span_snapshot, user=owner, spec_data=SPAN_SPEC)
+    monkeypatch.setattr(services, "run_should_stop", lambda run_id: True)
+    run_worker()
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED and run.artifact_dir == ""
+    assert run.progress["phase"] == "cancelled" and run.metrics["outcome"]["step"] == 0
+    messages = [event.data["message"] for event in run.events.filter(kind=RunEvent.Kind.LOG)]
+    assert any("nothing was learnt yet" in message for message in messages), messages
