@@ -172,6 +172,7 @@ def span_run_train(run: TrainingRun, callbacks: Any) -> Any:
         metrics["test"] = recipe.evaluate(rows[Split.TEST], train_rows=rows[Split.TRAIN])
     callbacks.phase("saving")
     recipe.save(artifact, metrics={**metrics.get("test", {}), "snapshot_hash": run.snapshot_hash})
+    (artifact / "README.md").write_text(span_model_card(run=run, spec=spec, labels=labels, metrics=metrics))
     return RunResult(
         status=RunStatus.SUCCEEDED,
         metrics=metrics,
@@ -190,3 +191,57 @@ def _summary(test: dict[str, Any] | None) -> str:
         text += f" (gazetteer {baseline['f1']:.3g})"
     verdict = (test.get("comparison") or {}).get("message")
     return text + (f". {verdict}" if verdict else "")
+
+
+def _figure(figures: dict[str, Any], key: str) -> str:
+    value = figures.get(key)
+    if not isinstance(value, int | float):
+        return "n/a"
+    interval = (figures.get("intervals") or {}).get(key)
+    return f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def span_model_card(*, run: TrainingRun, spec: TrainingSpec, labels: tuple[str, ...], metrics: dict) -> str:
+    """The artifact's README.md (replacing peft's empty template): what was trained, on what, how well beside the
+    gazetteer, and how to load it."""
+    test = metrics.get("test") or {}
+    gazetteer = (test.get("baselines") or {}).get("gazetteer") or {}
+    rows = metrics.get("rows") or {}
+    lines = [
+        "---",
+        'library_name: "peft"',
+        'pipeline_tag: "token-classification"',
+        "tags:",
+        '- "labelloop"',
+        '- "lora"',
+        "---",
+        f"# Span tagger fine-tuned from {spec.base_model}",
+        "",
+        f"Token classification with LoRA (r {spec.lora_r}, alpha {spec.lora_alpha}) trained by Labelloop run {run.pk} "
+        f"on snapshot {run.snapshot_id} (content hash {run.snapshot_hash}): {rows.get('train', 0)} train texts, "
+        f"{spec.epochs} epochs at learning rate {spec.learning_rate}. Labels (BIO tags): {', '.join(labels)}.",
+        "",
+        "## Test figures",
+        "",
+        f"Entity-level (seqeval, conlleval: type and whole extent must match) on {test.get('n', 0)} test texts, "
+        "95% bootstrap intervals over texts in brackets.",
+        "",
+        "| figure | this model | gazetteer (train split's entity strings) |",
+        "|---|---|---|",
+        *(
+            f"| entity {key} | {_figure(test, key)} | {_figure(gazetteer, key)} |"
+            for key in ("f1", "precision", "recall")
+        ),
+        "",
+        (test.get("comparison") or {}).get("message", ""),
+        "",
+        "## Load it",
+        "",
+        "`span_run.json` holds the settings and the tag set; in Labelloop, "
+        "`training.ml.spans.SpanRecipe.load(folder)` rebuilds it (`.predict(texts)` gives spans with code-point "
+        "offsets). With transformers and peft alone: `AutoModelForTokenClassification.from_pretrained(base, "
+        "num_labels=len(tags), id2label=..., label2id=...)`, then `PeftModel.from_pretrained(model, folder)`; "
+        "tags are read per word's first sub-token.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -103,7 +103,9 @@ def test_a_span_run_from_the_api_trains_in_the_worker_and_shows_entity_f1(
 
     assert "Use these spans as pre-annotations" in page and "2 items nobody has annotated yet" in page
     kwargs = {"project_id": project.pk, "run_id": run.pk}
-    assert client.get(reverse("run-model-card", kwargs=kwargs)).status_code == 200
+    card = client.get(reverse("run-model-card", kwargs=kwargs))
+    assert card.status_code == 200 and "# Span tagger fine-tuned from tiny-bert" in card.content.decode()
+    assert f"| entity f1 | {test['f1']:.3f}" in card.content.decode()
     assert client.get(reverse("run-artifact", kwargs=kwargs)).status_code == 200
     predicted = api.post(reverse("api-run-predict", kwargs=kwargs), {"texts": ["dave was in rome"]}, format="json")
     assert predicted.status_code == 200, predicted.data
