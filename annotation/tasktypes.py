@@ -21,6 +21,7 @@ MULTI_LABEL_SEPARATOR = "|"  # CSV cells (and JSON strings) list several pre-lab
 # The recipe's tasks (training/spec.py names them; annotation does not import training).
 TRAIN_CLASSIFICATION = "classification"
 TRAIN_CAUSAL_LM = "causal_lm"
+TRAIN_SPANS = "spans"
 
 MAX_SPANS = 1000  # per item: a bound on what one value may carry
 
@@ -278,8 +279,8 @@ class Spans(TaskKind):
     has_labels = True
     needs_text = True
     min_labels = 1
-    # No run-page recipe yet: span models train through training/ml/spans.py (`manage.py span_train`).
-    training_task = None
+    # Token classification: runs train through training/ml/spans.py (training/runs/span_training.py).
+    training_task = TRAIN_SPANS
 
     def value_from_form(self, data: FormData) -> dict[str, Any]:
         """The page posts its spans as one JSON field; text that is not JSON is refused by `normalise`."""

@@ -16,7 +16,9 @@ from typing import Any
 
 TASK_CLASSIFICATION = "classification"
 TASK_CAUSAL_LM = "causal_lm"
-TASKS = (TASK_CLASSIFICATION, TASK_CAUSAL_LM)
+# Token classification of span projects: trained by training/ml/spans.py (LoRA only), not by the Recipe.
+TASK_SPANS = "spans"
+TASKS = (TASK_CLASSIFICATION, TASK_CAUSAL_LM, TASK_SPANS)
 
 METHOD_LORA = "lora"
 METHOD_IA3 = "ia3"
@@ -34,10 +36,11 @@ CURRICULA = ("none", "agreement")
 EARLY_STOPPING_METRICS = {
     TASK_CLASSIFICATION: ("loss", "accuracy", "macro_f1"),
     TASK_CAUSAL_LM: ("loss", "perplexity"),
+    TASK_SPANS: ("loss",),
 }
 LOWER_IS_BETTER = frozenset({"loss", "perplexity"})
 
-DEFAULT_BASE_MODELS = {TASK_CLASSIFICATION: "minilm", TASK_CAUSAL_LM: "smollm2-135m"}
+DEFAULT_BASE_MODELS = {TASK_CLASSIFICATION: "minilm", TASK_CAUSAL_LM: "smollm2-135m", TASK_SPANS: "minilm"}
 
 ERROR_NOT_OBJECT = "must be a JSON object of training settings"
 ERROR_UNKNOWN_FIELD = "is not a training setting"
@@ -56,6 +59,7 @@ ERROR_FREEZE_NEEDS_FULL = "only applies to method 'full'"
 ERROR_CLASS_WEIGHTS_TASK = "only applies to task 'classification'"
 ERROR_CLASS_WEIGHTS = "must map each label to a positive number"
 ERROR_METRIC = "must be one of {choices} for task '{task}'"
+ERROR_SPANS_LORA = "must be 'lora' for task 'spans' (the span recipe trains LoRA adapters and the head)"
 ERROR_BF16 = "must be true, false, or null to use bf16 whenever CUDA supports it"
 ERROR_BOOLEAN = "must be true or false"
 ERROR_STUDENT_LAYERS_FULL = (
@@ -146,6 +150,10 @@ class TrainingSpec:
             shape: dict[str, Any] = dict(
                 batch_size=16, epochs=3, max_length=128, lora_dropout=0.1, early_stopping_metric="macro_f1"
             )
+        elif task == TASK_SPANS:
+            # The span recipe's own defaults (training/ml/spans.py, what `span_train` uses): LoRA at 2e-3, 5 epochs.
+            learning_rates = {METHOD_LORA: 2e-3, METHOD_IA3: 2e-3, METHOD_FULL: 2e-3}
+            shape = dict(batch_size=16, epochs=5, max_length=128, lora_dropout=0.0, early_stopping_metric="loss")
         else:
             # Measured by bench/causal_lm_defaults.py (SmolLM2-135M, 48 chatterbot pairs, 40 held out; docs/training):
             # LoRA at 2e-4 for 2 epochs moved the held-out loss 2.081 -> 1.994; 1e-3 for 5 epochs -> 1.624 (r 16 on
@@ -226,6 +234,8 @@ class TrainingSpec:
         if not isinstance(self.base_model, str) or not self.base_model.strip():
             errors["base_model"] = ERROR_TEXT
         choice("method", METHODS)
+        if self.task == TASK_SPANS and "method" not in errors and self.method != METHOD_LORA:
+            errors["method"] = ERROR_SPANS_LORA
         whole("lora_r", 1)
         whole("lora_alpha", 1)
         number("lora_dropout", 0.0, 0.9)

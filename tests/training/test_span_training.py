@@ -68,9 +68,8 @@ def test_a_label_snapshot_is_refused(project, owner):
     assert exc.value.message == NOT_SPANS.format(task_type="single_label")
 
 
-def test_the_run_pages_say_how_span_models_train(owner, client):
+def test_the_run_pages_offer_span_training(owner, client):
     from tests.fixtures.api import api_as
-    from training.runs.services import SPANS_NOT_A_RUN
 
     project = project_create(owner=owner, name="NER", task_type=TaskType.SPANS, labels=["PER", "LOC"], overlap=1)
     imports.import_create(
@@ -79,6 +78,7 @@ def test_the_run_pages_say_how_span_models_train(owner, client):
     snapshot = snapshot_create(project=project, user=owner, name="v1", allow_small_test=True)
     client.force_login(owner)
     page = client.get(url("run-create", project.pk, snapshot.pk))
-    assert page.status_code == 200 and "span_train" in page.content.decode()
-    refused = api_as(owner).get(f"/api/projects/{project.pk}/runs/defaults/")
-    assert refused.status_code == 400 and refused.json()["detail"] == SPANS_NOT_A_RUN
+    assert page.status_code == 200 and "span_train" not in page.content.decode()
+    defaults = api_as(owner).get(f"/api/projects/{project.pk}/runs/defaults/")
+    assert defaults.status_code == 200, defaults.json()
+    assert defaults.json()["spec"]["task"] == "spans" and defaults.json()["spec"]["method"] == "lora"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.spec import TASK_CAUSAL_LM, TASK_CLASSIFICATION
+from training.spec import TASK_CAUSAL_LM, TASK_CLASSIFICATION, TASK_SPANS
 
 MODEL_CACHE_ENV = "LABELLOOP_MODEL_CACHE"
 DEFAULT_MODEL_CACHE = Path(__file__).resolve().parents[2] / "var" / "models"
@@ -77,7 +77,7 @@ SOURCES = {
 # What each built-in model can be the base of: MiniLM is an encoder (no generation), SmolLM2 a causal LM (a
 # classification head on it would be a poor, slow classifier). Models registered by path may be either.
 BUILTIN_TASKS: dict[str, frozenset[str]] = {
-    MINILM: frozenset({TASK_CLASSIFICATION}),
+    MINILM: frozenset({TASK_CLASSIFICATION, TASK_SPANS}),
     SMOLLM2: frozenset({TASK_CAUSAL_LM}),
 }
 

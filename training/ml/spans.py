@@ -17,18 +17,22 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+from seqeval.metrics.sequence_labeling import get_entities
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedTokenizerBase
 
 from annotation.imports.span_formats import tags_for
 from annotation.tasktypes import word_tokens
+from training.ml.metrics import bootstrap, bootstrap_intervals, percentile_interval
 from training.ml.token_labels import IGNORE, OUTSIDE, spans_from_token_tags, tag_names, tags_for_offsets, word_starts
 
 RUN_FILE = "span_run.json"
@@ -61,6 +65,9 @@ class SpanTrainingConfig:
 class SpanOutcome:
     steps: int
     losses: list[float] = field(default_factory=list)
+    total_steps: int = 0
+    epoch: float = 0.0
+    cancelled: bool = False
 
 
 def _rows_text(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -68,11 +75,20 @@ def _rows_text(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 
 class SpanRecipe:
-    def __init__(self, config: SpanTrainingConfig, *, on_step: Callable[[int, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: SpanTrainingConfig,
+        *,
+        on_step: Callable[[int, float], None] | None = None,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
         self.config = config
         self.tags = tag_names(config.labels)
         self.tag_id = {tag: i for i, tag in enumerate(self.tags)}
         self.on_step = on_step
+        self.on_progress = on_progress
+        self.should_stop = should_stop
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.model: Any = None
 
@@ -122,7 +138,13 @@ class SpanRecipe:
 
     # --- train ---------------------------------------------------------------------------------
 
+    def total_steps(self, rows: int) -> int:
+        return self.config.epochs * math.ceil(rows / self.config.batch_size)
+
     def train(self, rows: Sequence[Mapping[str, Any]]) -> SpanOutcome:
+        """Train on `rows`; `should_stop` is asked before every step, and a stop keeps what was learnt so far
+        (`outcome.cancelled`). `on_progress` gets the runner's figures after every step: step, total_steps, epoch,
+        train_loss, lr (constant), elapsed_s, eta_s."""
         rows = _rows_text(rows)
         if not rows:
             raise ValueError(NO_TRAIN_ROWS)
@@ -132,10 +154,16 @@ class SpanRecipe:
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
         order = list(range(len(rows)))
         rng = random.Random(cfg.seed)
-        outcome = SpanOutcome(steps=0)
+        per_epoch = math.ceil(len(rows) / cfg.batch_size)
+        outcome = SpanOutcome(steps=0, total_steps=self.total_steps(len(rows)))
+        started = time.monotonic()
         for _ in range(cfg.epochs):
             rng.shuffle(order)
             for at in range(0, len(order), cfg.batch_size):
+                if self.should_stop is not None and self.should_stop():
+                    outcome.cancelled = True
+                    model.eval()
+                    return outcome
                 batch = [rows[i] for i in order[at : at + cfg.batch_size]]
                 encoding = self._encode([r["text"] for r in batch])
                 labels = self._labels(encoding, batch)
@@ -146,8 +174,23 @@ class SpanRecipe:
                 optimizer.zero_grad()
                 outcome.steps += 1
                 outcome.losses.append(float(loss.detach()))
+                outcome.epoch = outcome.steps / per_epoch
                 if self.on_step is not None:
                     self.on_step(outcome.steps, outcome.losses[-1])
+                if self.on_progress is not None:
+                    elapsed = time.monotonic() - started
+                    left = outcome.total_steps - outcome.steps
+                    self.on_progress(
+                        {
+                            "step": outcome.steps,
+                            "total_steps": outcome.total_steps,
+                            "epoch": round(outcome.epoch, 3),
+                            "train_loss": outcome.losses[-1],
+                            "lr": cfg.learning_rate,
+                            "elapsed_s": elapsed,
+                            "eta_s": elapsed / outcome.steps * left,
+                        }
+                    )
         model.eval()
         return outcome
 
@@ -189,13 +232,20 @@ class SpanRecipe:
         rows = _rows_text(rows)
         predicted = [p["spans"] for p in self.predict([r["text"] for r in rows])]
         report = entity_scores(rows, predicted)
+        report["intervals"] = entity_intervals(rows, predicted)
         if train_rows:
             gazetteer = Gazetteer.from_rows(train_rows)
-            baseline = entity_scores(rows, [gazetteer.spans(r["text"]) for r in rows])
+            guessed = [gazetteer.spans(r["text"]) for r in rows]
+            baseline = entity_scores(rows, guessed)
+            baseline["intervals"] = entity_intervals(rows, guessed)
+            baseline["method"] = (
+                f"the train split's {len(gazetteer.entries)} entity strings, matched longest first on word boundaries"
+            )
             report["baselines"] = {"gazetteer": baseline}
             report["comparison"] = {
                 "baseline": "gazetteer",
                 "f1_delta": None if report["f1"] is None or baseline["f1"] is None else report["f1"] - baseline["f1"],
+                **f1_difference(rows, predicted, guessed),
             }
         return report
 
@@ -263,6 +313,61 @@ def entity_scores(rows: Sequence[Mapping[str, Any]], predicted: Sequence[Sequenc
         "f1": _finite(f1_score(gold_tags, pred_tags, zero_division=0)),
         "per_label": per_label,
     }
+
+
+def _entity_counts(
+    rows: Sequence[Mapping[str, Any]], predicted: Sequence[Sequence[Mapping[str, Any]]]
+) -> np.ndarray:
+    """Per text: [entities found exactly (type and extent), gold entities, predicted entities], as seqeval
+    counts them on word tokens: the micro figures are sums of these, so texts can be resampled."""
+    counts = np.zeros((len(rows), 3))
+    for i, (row, spans) in enumerate(zip(rows, predicted, strict=True)):
+        tokens = word_tokens(row["text"])
+        gold = set(get_entities(tags_for(row["text"], row.get("spans", []), tokens)))
+        guess = set(get_entities(tags_for(row["text"], spans, tokens)))
+        counts[i] = (len(gold & guess), len(gold), len(guess))
+    return counts
+
+
+def _micro(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall and F1 of each resample's summed counts (0 where undefined, as seqeval's zero_division=0)."""
+    hit, gold, guess = counts[..., 0], counts[..., 1], counts[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(guess > 0, hit / guess, 0.0)
+        recall = np.where(gold > 0, hit / gold, 0.0)
+        f1 = np.where(gold + guess > 0, 2 * hit / (gold + guess), 0.0)
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def entity_intervals(
+    rows: Sequence[Mapping[str, Any]], predicted: Sequence[Sequence[Mapping[str, Any]]]
+) -> dict[str, list[float]]:
+    """95% bootstrap intervals of entity precision, recall and F1, resampling texts (the unit that was drawn)."""
+    counts = _entity_counts(rows, predicted)
+    statistics = {name: (lambda w, name=name: _micro(w @ counts)[name]) for name in ("precision", "recall", "f1")}
+    return bootstrap_intervals(statistics, len(rows))
+
+
+def f1_difference(
+    rows: Sequence[Mapping[str, Any]],
+    predicted: Sequence[Sequence[Mapping[str, Any]]],
+    baseline: Sequence[Sequence[Mapping[str, Any]]],
+) -> dict[str, Any]:
+    """The model's F1 minus the baseline's over the same resamples of texts (paired), with its 95% interval and
+    a verdict: better only when the whole interval is above 0."""
+    if not rows:
+        return {}
+    model, other = _entity_counts(rows, predicted), _entity_counts(rows, baseline)
+    drawn = bootstrap({"d": lambda w: _micro(w @ model)["f1"] - _micro(w @ other)["f1"]}, len(rows))["d"]
+    low, high = percentile_interval(drawn)
+    if low > 0:
+        verdict, message = "better", "Entity F1 is above the gazetteer's (95% interval of the difference above 0)."
+    elif high < 0:
+        verdict, message = "not_better", "Entity F1 is below the gazetteer's: the model does not beat a name list."
+    else:
+        verdict = "too_small_to_tell"
+        message = "The test split is too small to tell the model from the gazetteer (the interval spans 0)."
+    return {"f1_delta_interval": [low, high], "verdict": verdict, "message": message}
 
 
 class Gazetteer:

@@ -18,6 +18,7 @@ from annotation.models import Item, ItemStatus, Project, SnapshotItem, Split
 from annotation.permissions import REVIEW, access_project
 from core.errors import ServiceError
 from training.models import Comparison, ModelOutput, Preference, Rating, RunStatus, TrainingRun
+from training.spec import TASK_SPANS
 
 EXPORT_CHUNK = 500
 
@@ -41,16 +42,25 @@ def rateable_runs(*, project: Project, rater: User) -> list[TrainingRun]:
     )
     return list(
         TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED)
+        .exclude(task=TASK_SPANS)
         .annotate(output_count=Count("outputs"), rated_count=Subquery(rated))
         .filter(output_count__gt=0)
         .order_by("-created_at", "-id")
     )
 
 
+SPAN_RUNS_NOT_RATED = (
+    "Span runs are not rated on this page: their spans become pre-annotations (the run page's 'Use these spans as "
+    "pre-annotations'), which annotators correct span by span on the annotate page."
+)
+
+
 def rating_run_get(*, project: Project, run_id: int) -> TrainingRun:
     run = TrainingRun.objects.filter(project=project, pk=run_id, status=RunStatus.SUCCEEDED).first()
     if run is None:
         raise Http404(RUN_NOT_FOUND)
+    if run.task == TASK_SPANS:
+        raise Http404(SPAN_RUNS_NOT_RATED)
     run.project = project
     return run
 

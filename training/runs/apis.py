@@ -333,6 +333,19 @@ class RunDistilApi(ApiView):
         return Response(RunDetailSerializer(student).data, status=status.HTTP_201_CREATED)
 
 
+class RunSpanPrelabelsApi(ApiView):
+    """A span run's spans on items nobody has annotated yet become their pre-annotations (from the outputs its
+    prediction batch wrote; the test split is never touched). 400 for a run that is not a span run or has none."""
+
+    class OutputSerializer(serializers.Serializer):
+        written = serializers.IntegerField()
+
+    @extend_schema(request=None, responses={200: OutputSerializer, **REFUSED})
+    def post(self, request: Request, project_id: int, run_id: int) -> Response:
+        written = services.run_span_prelabels_apply(run=_run(request, project_id, run_id, MANAGE), user=self.user)
+        return Response(self.OutputSerializer({"written": written}).data)
+
+
 class RunArtifactApi(ApiView):
     """The trained model as a zip: adapter or model safetensors, configs, tokenizer, run.json, model card."""
 
@@ -351,7 +364,8 @@ class RunModelCardApi(ApiView):
 
 
 class RunPredictApi(ApiView):
-    """Labels with their probabilities (classification) or generated responses (instruction) for a few texts."""
+    """Labels with their probabilities (classification), generated responses (instruction) or spans (span runs)
+    for a few texts."""
 
     class InputSerializer(serializers.Serializer):
         texts = serializers.ListField(
@@ -373,7 +387,10 @@ class RunPredictApi(ApiView):
         task = serializers.CharField()
         predictions = serializers.ListField(
             child=serializers.DictField(),
-            help_text='{"label", "probabilities", "confidence", "entropy"} or {"response"}, in input order',
+            help_text=(
+                '{"label", "probabilities", "confidence", "entropy"}, {"response"} or (span runs) {"spans", '
+                '"confidence"}, in input order'
+            ),
         )
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED})

@@ -20,8 +20,10 @@ from training.spec import (
     EARLY_STOPPING_METRICS,
     LR_SCHEDULERS,
     METHOD_FULL,
+    METHOD_LORA,
     METHODS,
     TASK_CAUSAL_LM,
+    TASK_SPANS,
     TrainingSpec,
 )
 
@@ -92,6 +94,13 @@ GROUPS = (
     ("Data", ("class_weights", "curriculum")),
     ("Generation", ("max_new_tokens",)),
 )
+
+
+# The settings the span recipe (training/ml/spans.py) reads; the form shows only these for a span run.
+SPAN_FIELDS = frozenset({
+    "base_model", "method", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate", "epochs",
+    "batch_size", "max_length", "seed",
+})
 
 
 HELP = {
@@ -199,6 +208,8 @@ def form_fields(
         "curriculum": _choices(CURRICULA, CURRICULUM_CHOICES),
         "bf16": BF16_CHOICES,
     }
+    if task == TASK_SPANS:
+        selects["method"] = _choices((METHOD_LORA,), METHOD_CHOICES)
     groups = []
     for title, names in groups_shown:
         fields = []
@@ -206,6 +217,8 @@ def form_fields(
             if name == "class_weights" and task == TASK_CAUSAL_LM:
                 continue
             if name == "max_new_tokens" and task != TASK_CAUSAL_LM:
+                continue
+            if task == TASK_SPANS and name not in SPAN_FIELDS:
                 continue
             if name in selects:
                 kind = "select"

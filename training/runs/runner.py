@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 
+from core.errors import ServiceError
 from training.augment.selectors import augmentation_summary
 from training.ml.artifacts import ArtifactError, inference_weights_bytes
 from training.ml.checkpoints import CheckpointError
@@ -45,11 +46,18 @@ from training.ml.recipe import STATUS_CANCELLED, STATUS_EARLY_STOPPED, Outcome, 
 from training.ml.registry import RegistryError
 from training.models import RunEvent, RunStatus, TrainingRun
 from training.runs import selectors, services
-from training.spec import TASK_CLASSIFICATION, SpecError, TrainingSpec
+from training.spec import TASK_CLASSIFICATION, TASK_SPANS, SpecError, TrainingSpec
 
 # Failures that say what is wrong with the data, the model or the settings: shown to the owner as they are.
 EXPECTED_ERRORS = (
-    DataError, ModelError, RegistryError, CheckpointError, ArtifactError, SpecError, selectors.AugmentationDataError
+    DataError,
+    ModelError,
+    RegistryError,
+    CheckpointError,
+    ArtifactError,
+    SpecError,
+    ServiceError,
+    selectors.AugmentationDataError,
 )
 
 
@@ -198,6 +206,11 @@ def train(run: TrainingRun) -> RunResult:
     """
     spec = TrainingSpec.from_dict(run.spec)
     callbacks = DatabaseCallbacks(run)
+    if spec.task == TASK_SPANS:
+        from training.runs.span_training import span_run_train
+
+        result: RunResult = span_run_train(run, callbacks)
+        return result
     callbacks.phase("preparing data")
     data = selectors.snapshot_training_data(snapshot=run.snapshot, spec=spec, augmentation=run.augmentation)
     augmentation = augmentation_summary(run.augmentation)

@@ -50,7 +50,7 @@ from training.models import (
     RunStatus,
     TrainingRun,
 )
-from training.spec import DEFAULT_BASE_MODELS, TASK_CLASSIFICATION, TrainingSpec
+from training.spec import DEFAULT_BASE_MODELS, TASK_CLASSIFICATION, TASK_SPANS, TrainingSpec
 
 READ_CHUNK = 5000
 
@@ -599,11 +599,25 @@ def run_outputs_most_uncertain(*, run: TrainingRun, limit: int = 20) -> list[Sho
     """The outputs the model was least sure of (highest entropy first): the next items worth labelling,
     each with its value as people read it."""
     outputs = ModelOutput.objects.filter(run=run).select_related("item")
-    if run.task == TASK_CLASSIFICATION:
+    if run.task in (TASK_CLASSIFICATION, TASK_SPANS):
         outputs = outputs.order_by("-uncertainty", "item_id")
     else:
         outputs = outputs.order_by("item_id")
     return [ShownOutput(output, value_display(output.value)) for output in outputs[:limit]]
+
+
+def run_span_prelabel_rows(*, run: TrainingRun) -> Iterator[tuple[dict[str, Any], int]]:
+    """(spans value, item id) of the run's outputs on items nobody has annotated and no split holds."""
+    outputs = ModelOutput.objects.filter(
+        run=run, item__status=ItemStatus.NEW, item__split_row__isnull=True, item__project_id=run.project_id
+    ).order_by("item_id")
+    for value, item_id in outputs.values_list("value", "item_id").iterator(chunk_size=READ_CHUNK):
+        if isinstance(value, dict) and "spans" in value:
+            yield value, item_id
+
+
+def run_span_prelabel_count(*, run: TrainingRun) -> int:
+    return sum(1 for _ in run_span_prelabel_rows(run=run)) if run.task == TASK_SPANS else 0
 
 
 def run_output_count(*, run: TrainingRun) -> int:
@@ -612,6 +626,15 @@ def run_output_count(*, run: TrainingRun) -> int:
 
 CLASSIFICATION_FIGURES = (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1"), ("ece", "Calibration error (ECE)"),
                           ("loss", "Loss"))
+
+
+SPAN_FIGURES = (("f1", "Entity F1"), ("precision", "Entity precision"), ("recall", "Entity recall"))
+
+
+def task_figures(task: str) -> tuple[tuple[str, str], ...]:
+    if task == TASK_CLASSIFICATION:
+        return CLASSIFICATION_FIGURES
+    return SPAN_FIGURES if task == TASK_SPANS else GENERATION_FIGURES
 
 
 GENERATION_FIGURES = (("loss", "Loss"), ("perplexity", "Perplexity"), ("rouge_l", "ROUGE-L"), ("bleu", "BLEU"))
@@ -624,6 +647,7 @@ BASELINE_NAMES = {
     "zero_shot": "Zero-shot (label descriptions)",
     "k_shot": "k-shot (nearest centroid)",
     "base_model": "Base model, not fine-tuned",
+    "gazetteer": "Gazetteer (train split's entity strings)",
 }
 
 
@@ -708,7 +732,7 @@ def run_evaluation(run: TrainingRun) -> dict[str, Any] | None:
     if not test:
         return None
     baselines = test.get("baselines", {})
-    figures = CLASSIFICATION_FIGURES if run.task == TASK_CLASSIFICATION else GENERATION_FIGURES
+    figures = task_figures(run.task)
     columns = [BASELINE_NAMES.get(name, name) for name in baselines]
     rows = [
         {"label": label, "model": _cell(test, key), "baselines": [_cell(b, key) for b in baselines.values()]}
@@ -741,6 +765,12 @@ def run_evaluation(run: TrainingRun) -> dict[str, Any] | None:
     view["validation_slices"] = slices_view(test.get("validation_slices"))
     if "per_class" in test:
         view["per_class"] = [{"label": label, **figures} for label, figures in test["per_class"].items()]
+    elif "per_label" in test:  # span runs: seqeval's entity figures per label
+        view["per_class"] = [
+            {"label": label, "precision": f.get("precision"), "recall": f.get("recall"), "f1": f.get("f1-score"),
+             "support": f.get("support")}
+            for label, f in test["per_label"].items()
+        ]
     confusion = test.get("confusion_matrix")
     if confusion:
         view["confusion"] = {
@@ -844,7 +874,7 @@ def compare_table(runs: list[TrainingRun]) -> dict[str, Any]:
     specs = [run.spec for run in runs]
     keys = sorted({key for spec in specs for key in spec})
     differing = [key for key in keys if len({repr(spec.get(key)) for spec in specs}) > 1]
-    figures = CLASSIFICATION_FIGURES if runs and runs[0].task == TASK_CLASSIFICATION else GENERATION_FIGURES
+    figures = task_figures(runs[0].task) if runs else GENERATION_FIGURES
     lower = {"loss", "perplexity", "ece"}
     metric_rows = []
     for key, label in figures:

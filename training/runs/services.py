@@ -23,6 +23,7 @@ from django.utils import timezone
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from annotation.annotate.services import item_prelabels_set
 from annotation.models import Project, Snapshot
 from annotation.webhooks import events as webhook_events
 from core.errors import ServiceError
@@ -39,7 +40,7 @@ from training.models import (
     TrainingRun,
 )
 from training.runs import selectors
-from training.spec import METHOD_FULL, TASK_CLASSIFICATION, SpecError, TrainingSpec
+from training.spec import METHOD_FULL, TASK_CLASSIFICATION, TASK_SPANS, SpecError, TrainingSpec
 
 QUEUE = selectors.TRAINING_QUEUE  # runs and prediction batches; imports and scans have their own queues
 
@@ -67,15 +68,9 @@ MULTI_LABEL_UNSUPPORTED = (
 )
 
 
-SPANS_NOT_A_RUN = (
-    "Span projects do not train from the run pages yet: train a span model with "
-    "`python manage.py span_train <snapshot id> --prelabel` (docs/spans.md)."
-)
-
-
 def no_recipe_message(project: Project) -> str:
     """Why the run pages cannot train this project's task type."""
-    return SPANS_NOT_A_RUN if project.task_kind.needs_text else MULTI_LABEL_UNSUPPORTED
+    return MULTI_LABEL_UNSUPPORTED
 
 
 INVALID_SETTINGS = "Some training settings are invalid; see the fields marked."
@@ -707,3 +702,25 @@ def prediction_batch_fail(*, batch: PredictionBatch, error: str) -> None:
     PredictionBatch.objects.filter(pk=batch.pk, status=PredictionStatus.RUNNING).update(
         status=PredictionStatus.FAILED, error=error[:5000], finished_at=timezone.now()
     )
+
+
+NOT_A_SPAN_RUN = "Only a span run's outputs are spans that can pre-annotate items; this run is a {task} run."
+NO_SPAN_OUTPUTS = (
+    "This run has no spans for items still to annotate: predict 'test and unlabelled' items first (the run queues "
+    "that itself when it succeeds)."
+)
+
+
+def run_span_prelabels_apply(*, run: TrainingRun, user: User) -> int:
+    """The span run's outputs on items nobody has annotated yet (never an item with a split: the test split is
+    sacred) become those items' pre-annotations, which annotators correct on the annotate page when the project
+    shows pre-labels. The outputs come from the run's prediction batch (an RQ job), so nothing here loads a model.
+    Returns how many items were pre-annotated; an earlier pre-annotation of those items is replaced."""
+    if run.task != TASK_SPANS:
+        raise ServiceError(NOT_A_SPAN_RUN.format(task=run.task))
+    rows = list(selectors.run_span_prelabel_rows(run=run))
+    if not rows:
+        raise ServiceError(NO_SPAN_OUTPUTS)
+    written = item_prelabels_set(project=run.project, prelabels=rows)
+    log_event(run=run, message=f"{getattr(user, 'username', '')} pre-annotated {written} new items with its spans")
+    return written

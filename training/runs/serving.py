@@ -19,7 +19,7 @@ from core.errors import ServiceError
 from training.ml.predict import Predictor
 from training.models import ModelOutput, PredictionBatch, TrainingRun
 from training.runs import selectors, services
-from training.spec import TASK_CLASSIFICATION
+from training.spec import TASK_CLASSIFICATION, TASK_SPANS
 
 CHUNK = 64
 
@@ -27,11 +27,12 @@ CHUNK = 64
 _lock = threading.Lock()
 
 
-_predictors: OrderedDict[int, Predictor] = OrderedDict()
+_predictors: OrderedDict[int, Any] = OrderedDict()
 
 
-def predictor_for(run: TrainingRun) -> Predictor:
-    """The run's Predictor, loaded on first use and kept while it is among the most recently used."""
+def predictor_for(run: TrainingRun) -> Any:
+    """The run's Predictor (a SpanRecipe for span runs), loaded on first use and kept while it is among the most
+    recently used."""
     with _lock:
         predictor = _predictors.get(run.pk)
         if predictor is not None:
@@ -40,7 +41,12 @@ def predictor_for(run: TrainingRun) -> Predictor:
         path = selectors.run_artifact_path(run)
         if path is None:
             raise ServiceError(services.NO_ARTIFACT)
-        predictor = Predictor.load(path, registry=selectors.model_registry())
+        if run.task == TASK_SPANS:
+            from training.ml.spans import SpanRecipe
+
+            predictor = SpanRecipe.load(path)
+        else:
+            predictor = Predictor.load(path, registry=selectors.model_registry())
         _predictors[run.pk] = predictor
         while len(_predictors) > max(settings.LABELLOOP_PREDICTOR_CACHE_SIZE, 1):
             _predictors.popitem(last=False)
@@ -56,6 +62,8 @@ def loaded_run_ids() -> list[int]:
 def predict(run: TrainingRun, texts: Sequence[str]) -> list[dict[str, Any]]:
     """Labels with their probabilities, or generated responses, in the order of `texts`."""
     predictor = predictor_for(run)
+    if run.task == TASK_SPANS:
+        return list(predictor.predict(list(texts)))
     if predictor.task != TASK_CLASSIFICATION:
         return [{"response": response} for response in predictor.generate(texts)]
     return [
@@ -83,7 +91,21 @@ def predict_batch(batch: PredictionBatch) -> int:
     return written
 
 
-def _outputs(run: TrainingRun, predictor: Predictor, item_ids: list[int], texts: list[str]) -> list[ModelOutput]:
+def _outputs(run: TrainingRun, predictor: Any, item_ids: list[int], texts: list[str]) -> list[ModelOutput]:
+    if run.task == TASK_SPANS:
+        # Spans checked like every span value (offsets in the text, known labels), so a rater or a pre-annotation
+        # never receives one the annotate page would refuse. Uncertainty: 1 - the mean probability of the tags.
+        names = list(predictor.config.labels)
+        return [
+            ModelOutput(
+                run=run,
+                item_id=item_id,
+                value=run.project.value_normalise({"spans": result["spans"]}, names, text=text),
+                confidence=result["confidence"],
+                uncertainty=1.0 - result["confidence"],
+            )
+            for item_id, text, result in zip(item_ids, texts, predictor.predict(texts), strict=True)
+        ]
     if predictor.task != TASK_CLASSIFICATION:
         return [
             ModelOutput(run=run, item_id=item_id, value={"response": response})

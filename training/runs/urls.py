@@ -19,6 +19,11 @@ urlpatterns = [
         views.prediction_batch_start,
         name="prediction-batch-start",
     ),
+    path(
+        "projects/<id:project_id>/runs/<id:run_id>/span-prelabels/",
+        views.run_span_prelabels,
+        name="run-span-prelabels",
+    ),
 ]
 
 RUN = "projects/<int:project_id>/runs/<int:run_id>/"
@@ -37,4 +42,5 @@ api_urlpatterns = [
     path(RUN + "predictions/", apis.PredictionBatchListApi.as_view(), name="api-prediction-batch-list"),
     path(RUN + "predictions/<int:batch_id>/", apis.PredictionBatchDetailApi.as_view(), name="api-prediction-batch"),
     path(RUN + "outputs/", apis.RunOutputListApi.as_view(), name="api-run-outputs"),
+    path(RUN + "span-prelabels/", apis.RunSpanPrelabelsApi.as_view(), name="api-run-span-prelabels"),
 ]

@@ -157,6 +157,7 @@ def _detail_context(project: Project, role: str, run: TrainingRun) -> dict:
         "distillation": selectors.run_distillation(run),
         "students": selectors.run_students(run),
         "can_distil": role in MANAGE and services.run_distil_blocker(teacher=run) is None,
+        "span_prelabel_count": selectors.run_span_prelabel_count(run=run),
     }
 
 
@@ -280,4 +281,21 @@ def prediction_batch_start(request: AuthedRequest, project_id: int, run_id: int)
     except ServiceError as exc:
         messages.error(request, exc.message)
     # Success needs no flash: the batch list shows the new batch's state live (queued, its place, its progress).
+    return redirect(reverse("run-detail", args=[project.pk, run.pk]) + "#predictions")
+
+
+@login_required
+@require_POST
+def run_span_prelabels(request: AuthedRequest, project_id: int, run_id: int) -> HttpResponse:
+    """A span run's spans on items still to annotate become their pre-annotations (outputs already predicted)."""
+    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    run = selectors.run_get(project=project, run_id=run_id)
+    try:
+        written = services.run_span_prelabels_apply(run=run, user=request.user)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        shown = "" if project.show_prelabels else " Turn on 'show pre-labels' in the project settings to show them."
+        items = f"{written} item{'s' if written != 1 else ''}"
+        messages.success(request, f"Pre-annotated {items} with this run's spans.{shown}")
     return redirect(reverse("run-detail", args=[project.pk, run.pk]) + "#predictions")

@@ -18,6 +18,7 @@ download, huge ids refused with 400, and its OpenAPI schema. Every route is unde
     POST runs/{run}/predictions/                       201     403        403       404       401
     GET  runs/{run}/predictions/{batch}/               200     403        200       404       401
     GET  runs/{run}/outputs/                           200     403        200       404       401
+    POST runs/{run}/span-prelabels/                    400     403        403       404       401
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ MATRIX = [
     Row("get",  "api-prediction-batch",       (200, 403, 200, 404, 401),
         lambda w: ({**_done(w)[0], "batch_id": w.batch.pk}, {})),
     Row("get",  "api-run-outputs",            (200, 403, 200, 404, 401), _done),
+    # The world's run is a classification run: the owner is told it has no spans (span runs: test_span_runs.py).
+    Row("post", "api-run-span-prelabels",     (400, 403, 403, 404, 401), _done),
 ]
 # fmt: on
 

@@ -16,6 +16,7 @@ beside its baselines, the compare page, the model download and the model card.
     GET  run-artifact                       200     403        403       404       302
     GET  run-model-card                     200     403        200       404       302
     POST prediction-batch-start             302     403        403       404       302
+    POST run-span-prelabels                 302     403        403       404       302
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ PAGES = [
     Page("get",  "run-model-card",         (200, 403, 200, 404, 302), _done),
     Page("post", "prediction-batch-start", (302, 403, 403, 404, 302), lambda w: ({"run_id": w.done.pk},
                                                                                {"scope": "test"})),
+    Page("post", "run-span-prelabels",     (302, 403, 403, 404, 302), _done),
 ]
 # fmt: on
 

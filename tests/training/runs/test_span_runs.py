@@ -1,0 +1,139 @@
+"""Span training as a run: started from the runs API, trained by the worker (RQ, in this process), evaluated at
+entity level beside the gazetteer with bootstrap intervals, its adapter in the run's folder as safetensors, and
+its spans on new items as outputs (the rating flow) that become pre-annotations."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.http import Http404
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from annotation.datasets.services import snapshot_create
+from annotation.imports import services as imports
+from annotation.models import Item, LabelsAs, TaskType
+from annotation.projects.services import project_create, token_issue
+from core.errors import ServiceError
+from tests.fixtures.people import add_items
+from tests.fixtures.runs import *  # noqa: F403
+from tests.fixtures.runs import run_worker
+from tests.training.test_span_training import conll
+from training.explanations.services import explanation_request
+from training.models import ModelOutput, RunEvent, RunStatus, TrainingRun
+from training.ratings.selectors import rateable_runs, rating_run_get
+from training.runs import selectors, services, serving
+
+SPAN_SPEC = {"base_model": "tiny-bert", "epochs": 6, "learning_rate": 0.01, "batch_size": 8, "max_length": 32}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_predictors():
+    """Run ids restart in every test: a model another test's run 1 left in this process's cache is not ours."""
+    serving._predictors.clear()
+    yield
+    serving._predictors.clear()
+
+
+@pytest.fixture
+def span_snapshot(owner, tiny_models):
+    project = project_create(owner=owner, name="NER", task_type=TaskType.SPANS, labels=["PER", "LOC"], overlap=1)
+    job = imports.import_create(
+        project=project, user=owner, file_name="ner.conll", fileobj=io.BytesIO(conll(40)), labels_as=LabelsAs.FINAL
+    )
+    assert job.status == "succeeded", job.errors
+    return snapshot_create(project=project, user=owner, name="v1", allow_small_test=True)
+
+
+def test_span_runs_take_lora_only(span_snapshot, owner):
+    with pytest.raises(services.RunInputError) as caught:
+        services.run_spec_check(snapshot=span_snapshot, data={**SPAN_SPEC, "method": "ia3"})
+    assert "lora" in caught.value.errors["method"]
+    spec = services.run_spec_check(snapshot=span_snapshot, data={"base_model": "tiny-bert"})
+    assert spec.task == "spans" and spec.learning_rate == 2e-3 and spec.epochs == 5
+
+
+@pytest.mark.slow
+def test_a_span_run_from_the_api_trains_in_the_worker_and_shows_entity_f1(
+    span_snapshot, owner, queues, client, django_capture_on_commit_callbacks
+):
+    project = span_snapshot.project
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_issue(user=owner).key}")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(
+            reverse("api-run-list", kwargs={"project_id": project.pk}),
+            {"snapshot_id": span_snapshot.pk, "spec": SPAN_SPEC},
+            format="json",
+        )
+    assert response.status_code == 201, response.data
+    run = TrainingRun.objects.get(pk=response.data["id"])
+    assert run.task == "spans" and run.status == RunStatus.QUEUED and len(queues[services.QUEUE]) == 1
+
+    fresh = add_items(project, ["bob was in oslo today", "carol was in lima again"])
+    with django_capture_on_commit_callbacks(execute=True):
+        run_worker()  # the training job; its success queues the predictions people rate
+    run_worker()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    test = run.metrics["test"]
+    gazetteer = test["baselines"]["gazetteer"]
+    assert test["entities"] == 2 * run.metrics["rows"]["test"]
+    for figures in (test, gazetteer):
+        low, high = figures["intervals"]["f1"]
+        assert 0.0 <= low <= figures["f1"] <= high <= 1.0
+    assert test["comparison"]["verdict"] in {"better", "not_better", "too_small_to_tell"}
+    assert (selectors.run_artifact_path(run) / "adapter_model.safetensors").is_file()
+    assert run.events.filter(kind=RunEvent.Kind.TRAIN).exists(), "live progress was recorded"
+    assert run.progress["phase"] == "done" and run.progress["step"] == run.progress["total_steps"]
+
+    outputs = {o.item_id: o for o in ModelOutput.objects.filter(run=run)}
+    assert {item.pk for item in fresh} <= set(outputs), "new items were predicted for rating"
+    for item in fresh:
+        value = outputs[item.pk].value
+        assert set(value) == {"spans"}
+        assert all(span["label"] in {"PER", "LOC"} for span in value["spans"])
+        assert 0.0 <= outputs[item.pk].confidence <= 1.0
+
+    client.force_login(owner)
+    page = client.get(reverse("run-detail", kwargs={"project_id": project.pk, "run_id": run.pk})).content.decode()
+    assert "Entity F1" in page and "Gazetteer" in page
+    assert f"{test['f1']:.3f}" in page and f"{gazetteer['f1']:.3f}" in page
+
+    assert "Use these spans as pre-annotations" in page and "2 items nobody has annotated yet" in page
+    kwargs = {"project_id": project.pk, "run_id": run.pk}
+    card = client.get(reverse("run-model-card", kwargs=kwargs))
+    assert card.status_code == 200 and "# Span tagger fine-tuned from tiny-bert" in card.content.decode()
+    assert f"| entity f1 | {test['f1']:.3f}" in card.content.decode()
+    assert client.get(reverse("run-artifact", kwargs=kwargs)).status_code == 200
+    predicted = api.post(reverse("api-run-predict", kwargs=kwargs), {"texts": ["dave was in rome"]}, format="json")
+    assert predicted.status_code == 200, predicted.data
+    assert set(predicted.data["predictions"][0]) >= {"spans", "confidence"}
+
+    with pytest.raises(ServiceError, match="Span runs have no explanations"):
+        explanation_request(output=outputs[fresh[0].pk], user=owner)
+    # The rating pages (correct/wrong per label, scores per response) do not take spans: they send raters to the
+    # pre-annotations instead of showing a span run they could not rate.
+    assert rateable_runs(project=project, rater=owner) == []
+    with pytest.raises(Http404, match="Span runs are not rated"):
+        rating_run_get(project=project, run_id=run.pk)
+
+    response = api.post(reverse("api-run-span-prelabels", kwargs=kwargs), format="json")
+    assert response.status_code == 200 and response.data == {"written": len(fresh)}
+    for item in Item.objects.filter(pk__in=[i.pk for i in fresh]):
+        assert item.prelabel == outputs[item.pk].value
+
+
+def test_a_span_run_cancelled_before_its_first_step_fails_nothing_and_saves_nothing(
+    span_snapshot, owner, queues, monkeypatch, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.run_start(snapshot=span_snapshot, user=owner, spec_data=SPAN_SPEC)
+    monkeypatch.setattr(services, "run_should_stop", lambda run_id: True)
+    run_worker()
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED and run.artifact_dir == ""
+    assert run.progress["phase"] == "cancelled" and run.metrics["outcome"]["step"] == 0
+    messages = [event.data["message"] for event in run.events.filter(kind=RunEvent.Kind.LOG)]
+    assert any("nothing was learnt yet" in message for message in messages), messages
