@@ -21,6 +21,7 @@ AREAS = (
     "training.runs",
     "training.ratings",
     "training.rounds",
+    "training.suggestions",
 )
 _area_urls = [import_module(f"{area}.urls") for area in AREAS]
 

@@ -1,4 +1,4 @@
-"""The training tables (runs, ratings, rounds), one module per sub-area, re-exported here.
+"""The training tables (runs, ratings, rounds, suggestions), one module per sub-area, re-exported here.
 """
 
 from .ratings import Comparison, Preference, Rating, Verdict
@@ -14,6 +14,7 @@ from .runs import (
     RunStatus,
     TrainingRun,
 )
+from .suggestions import Suggestion, SuggestionMethod, SuggestionRun, SuggestionRunStatus
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -29,6 +30,10 @@ __all__ = [
     "RoundChange",
     "RunEvent",
     "RunStatus",
+    "Suggestion",
+    "SuggestionMethod",
+    "SuggestionRun",
+    "SuggestionRunStatus",
     "TrainingRun",
     "Verdict",
 ]
