@@ -126,3 +126,43 @@ def figures(y_true: Sequence[int] | np.ndarray, probabilities: np.ndarray, label
         out[name] = float(statistic(everyone)[0]) if len(truth) else None
         out[f"{name}_ci"] = [round(v, 4) for v in intervals.get(name, [])]
     return out
+
+
+BASELINE_TRAIN_SHARE = 0.8  # of the labelled pool; the rest chooses the baselines' settings (validation)
+
+
+def baseline_figures(
+    pool_texts: Sequence[str],
+    pool_y: np.ndarray,
+    measured_texts: Sequence[str],
+    y_true: np.ndarray,
+    *,
+    labels: Sequence[str],
+    descriptions: dict[str, str],
+    embed: Callable[[Sequence[str]], np.ndarray],
+    seed: int,
+) -> tuple[dict[str, dict[str, object]], dict[str, int]]:
+    """The training page's baselines (baselines.fit_classification_baselines) fitted on a labelled pool, split
+    train / validation, and scored on the measured items: ({name: figures}, the pool's split sizes)."""
+    from training.ml import baselines
+
+    order = np.random.default_rng(seed).permutation(len(pool_texts))
+    cut = max(1, round(len(pool_texts) * BASELINE_TRAIN_SHARE))
+    train_rows, validation_rows = order[:cut], order[cut:]
+    train = baselines.Texts([pool_texts[i] for i in train_rows], embed)
+    validation = baselines.Texts([pool_texts[i] for i in validation_rows], embed)
+    fitted = baselines.fit_classification_baselines(
+        train,
+        pool_y[train_rows],
+        validation,
+        pool_y[validation_rows],
+        labels=labels,
+        descriptions=descriptions,
+        embed=embed,
+        seed=seed,
+    )
+    measured = baselines.Texts(list(measured_texts), embed)
+    scored = {
+        one.name: {**figures(y_true, one.predict(measured), len(labels)), "method": one.method} for one in fitted
+    }
+    return scored, {"train": len(train_rows), "validation": len(validation_rows)}

@@ -374,7 +374,7 @@ def _classify(
         )
 
     summary: dict[str, Any] = {"method": described, "labels": labels, "evaluation": _evaluate(
-        predict, evaluation, pool, pool_texts, pool_y, labels, index, descriptions, embed, seed, exclude=shot_ids
+        predict, evaluation, pool_texts, pool_y, labels, index, descriptions, embed, seed, exclude=shot_ids
     )}
     probabilities = predict([text for _, text in targets], "unlabelled items")
     values: list[Value] = []
@@ -406,7 +406,6 @@ def _few_shots(pool: Labelled, labels: list[str], seed: int, shot: Callable[...,
 def _evaluate(
     predict: Callable[[list[str], str], np.ndarray],
     evaluation: Labelled,
-    pool: Labelled,
     pool_texts: Any,
     pool_y: np.ndarray,
     labels: list[str],
@@ -419,7 +418,7 @@ def _evaluate(
 ) -> dict[str, Any]:
     """The method's figures on labelled items it never saw, beside the training page's baselines fitted on the
     other labelled items (train 80 % / validation 20 % of them), all on the same items with 95 % intervals."""
-    from training.ml import baselines, prelabel
+    from training.ml import prelabel
 
     shown = set(exclude)
     rows = [row for row in evaluation if row[0] not in shown]
@@ -436,22 +435,9 @@ def _evaluate(
     if len(set(pool_y.tolist())) < 2:
         out["baselines_note"] = "The baselines need approved items of two labels outside the measured ones."
         return out
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(pool))
-    cut = max(1, round(len(pool) * 0.8))
-    train_rows, validation_rows = order[:cut], order[cut:]
-    train = baselines.Texts([pool_texts.texts[i] for i in train_rows], embed)
-    validation = baselines.Texts([pool_texts.texts[i] for i in validation_rows], embed)
-    fitted = baselines.fit_classification_baselines(
-        train, pool_y[train_rows], validation, pool_y[validation_rows],
-        labels=labels, descriptions=descriptions, embed=embed, seed=seed,
+    out["baselines"], out["baseline_pool"] = prelabel.baseline_figures(
+        pool_texts.texts, pool_y, texts, y_true, labels=labels, descriptions=descriptions, embed=embed, seed=seed
     )
-    measured = baselines.Texts(texts, embed)
-    out["baselines"] = {
-        one.name: {**prelabel.figures(y_true, one.predict(measured), len(labels)), "method": one.method}
-        for one in fitted
-    }
-    out["baseline_pool"] = {"train": len(train_rows), "validation": len(validation_rows)}
     return out
 
 
@@ -467,7 +453,8 @@ def _load_llm() -> tuple[Any, Any, Any]:
     tokenizer = load_tokenizer(folder, task=TASK_CAUSAL_LM)
     model, _ = load_base_model(folder, task=TASK_CAUSAL_LM)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return model.to(device).eval(), tokenizer, device
+    model.to(device)  # type: ignore[arg-type]  # transformers types `to` for its own wrappers only
+    return model.eval(), tokenizer, device
 
 
 def _responses(

@@ -66,7 +66,8 @@ def suggestion_run_start(request: AuthedRequest, project_id: int) -> HttpRespons
     method = request.POST.get("method", "")
     try:
         if raw and not raw.isdigit():
-            raise ServiceError(suggestions.BAD_MAX_ITEMS.format(high=suggestions.MAX_ITEMS.get(method, "the limit")))
+            limits = {str(m): high for m, high in suggestions.MAX_ITEMS.items()}
+            raise ServiceError(suggestions.BAD_MAX_ITEMS.format(high=limits.get(method, "the limit")))
         run = suggestions.suggestion_run_start(
             project=project, user=request.user, method=method, max_items=int(raw) if raw else None
         )
