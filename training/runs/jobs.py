@@ -20,6 +20,7 @@ from annotation.imports.services import imports_sweep
 from annotation.quality.services import noise_scans_requeue_lost
 from core.heartbeat import heartbeat
 from training.runs import services
+from training.suggestions.services import suggestion_runs_requeue_lost
 
 __all__ = ["heartbeat", "prediction_batch_job", "runs_sweep_job", "training_run_job", "worker_name"]
 
@@ -75,12 +76,13 @@ def prediction_batch_job(batch_id: int) -> None:
 
 def runs_sweep_job() -> None:
     """Schedule the next sweep first (so a failing sweep still comes back), then fail runs and imports with a stale
-    heartbeat and give queued runs, prediction batches, noise scans and pending imports whose job was lost their job
-    again."""
+    heartbeat and give queued runs, prediction batches, noise scans, suggestion runs and pending imports whose job
+    was lost their job again."""
     current = get_current_job()
     services.runs_sweep_schedule(after=current.id if current is not None else services.SWEEP_JOB_IDS[1])
     services.runs_mark_abandoned()
     services.runs_requeue_lost()
     services.prediction_batches_requeue_lost()
     noise_scans_requeue_lost()
+    suggestion_runs_requeue_lost()
     imports_sweep()

@@ -7,6 +7,8 @@ or 401 (API). A refused request writes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import django_rq
 import pytest
 from django.urls import reverse
@@ -131,3 +133,17 @@ def test_a_queued_run_cannot_be_used_yet(world):
     response = api.patch(url, {"use_for_ordering": True, "show_as_prelabels": True}, format="json")
     assert response.status_code == 400 and "this one is running" in str(response.json())
     assert not SuggestionRun.objects.get(pk=world["run"].pk).shown_as_prelabels
+
+
+def test_a_queued_run_whose_job_redis_lost_is_queued_again_by_the_sweep(
+    project, owner, django_capture_on_commit_callbacks
+):
+    queue = django_rq.get_queue(suggestions.QUEUE)
+    queue.empty()
+    run = SuggestionRun.objects.create(project=project, method="embedding_zero_shot", created_by=owner)
+    assert suggestions.suggestion_runs_requeue_lost() == []  # too young: its job may still be on its way
+    with django_capture_on_commit_callbacks(execute=True):  # django-rq enqueues on commit inside a transaction
+        assert suggestions.suggestion_runs_requeue_lost(older_than=dt.timedelta(0)) == [run.pk]
+    assert queue.fetch_job(suggestions.job_id(run.pk)) is not None
+    assert suggestions.suggestion_runs_requeue_lost(older_than=dt.timedelta(0)) == []  # now pending: left alone
+    queue.empty()
