@@ -519,8 +519,10 @@ def _responses(
         evaluated["note"] = "No approved response to compare with yet."
     drafts = answer([text for _, text in targets], "unlabelled items")
     described = f"{run.model_name}: the untuned model's greedy response (at most {RESPONSE_NEW_TOKENS} tokens)."
-    summary = {"method": described, "evaluation": evaluated}
-    return summary, [(item_id, {"response": d}, None, None) for (item_id, _), d in zip(targets, drafts, strict=True)]
+    summary: dict[str, Any] = {"method": described, "evaluation": evaluated}
+    summary["empty_drafts"] = sum(1 for d in drafts if not d.strip())  # nothing to suggest: no suggestion made
+    made = [(item_id, {"response": d.strip()}, None, None) for (item_id, _), d in zip(targets, drafts, strict=True)]
+    return summary, [row for row in made if row[1]["response"]]
 
 
 def suggestion_run_apply(

@@ -290,7 +290,9 @@ def test_instruction_projects_get_draft_responses_from_the_untuned_model(owner, 
     suggestions.suggestion_run_execute(run=suggestions.suggestion_run_claim(run_id=run.pk))
     run.refresh_from_db()
     made = {s.item_id: s.value for s in Suggestion.objects.filter(run=run)}
-    assert set(made) == {item.pk for item in waiting} and all(isinstance(v["response"], str) for v in made.values())
+    # A draft the untuned model left empty suggests nothing; every other waiting prompt has one.
+    assert len(made) + run.summary["empty_drafts"] == len(waiting) and set(made) <= {item.pk for item in waiting}
+    assert made and all(v["response"].strip() for v in made.values())
     figures = run.summary["evaluation"]["suggestions"]
     assert figures["n"] == 1 and 0 <= figures["rouge_l"] <= 1  # 30 % of four approved items held out
 
