@@ -58,9 +58,10 @@ def test_owner_runs_suggestions_compares_them_and_shows_them_only_when_chosen(
     run = SuggestionRun.objects.get()
 
     django_rq.get_worker(suggestions.QUEUE, worker_class=JsonSimpleWorker).work(burst=True)
-    expect(page.locator("#suggestion-status")).to_contain_text("Succeeded", timeout=15_000)  # it polls itself
-    page.reload()
+    # The status polls itself; once the run ends the page reloads with its figures.
     table = page.locator("#suggestion-comparison")
+    expect(table).to_be_visible(timeout=15_000)
+    expect(page.locator("#suggestion-status")).to_contain_text("Succeeded")
     expect(table).to_contain_text("This run")
     expect(table).to_contain_text("Baseline: TF-IDF + logistic regression")
     expect(page.locator("#prelabel-warning")).to_contain_text("Pre-labels bias blind annotation")

@@ -105,14 +105,15 @@ def llm_name() -> str:
 
 
 def _pool_labels(project: Project) -> set[str]:
-    """The labels of approved items outside the test split (what k-shot methods may learn from)."""
-    return {
-        str(value.get("label"))
-        for value in latest_decisions(project=project)
+    """The labels of approved items outside the test split (what k-shot methods may learn from): one grouped query."""
+    labels = (
+        latest_decisions(project=project)
         .exclude(item__split_row__split=Split.TEST)
-        .values_list("value", flat=True)
-        if isinstance(value, dict) and value.get("label") is not None
-    }
+        .order_by()
+        .values_list("value__label", flat=True)
+        .distinct()
+    )
+    return {str(label) for label in labels if label is not None}
 
 
 def suggestion_blocker(*, project: Project, method: str) -> str | None:

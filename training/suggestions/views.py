@@ -99,7 +99,10 @@ def suggestion_run_detail(request: AuthedRequest, project_id: int, run_id: int) 
     run = _run_or_404(project=project, run_id=run_id)
     context = _detail_context(project, role, run)
     if request.htmx:
-        return render(request, "training/_suggestion_status.html", context)
+        response = render(request, "training/_suggestion_status.html", context)
+        if not run.is_active:
+            response["HX-Refresh"] = "true"  # it just ended: load the whole page, figures and suggestions included
+        return response
     context["page"] = Paginator(selectors.suggestion_list(run=run), SUGGESTIONS_PER_PAGE).get_page(
         request.GET.get("page")
     )

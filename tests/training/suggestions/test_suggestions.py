@@ -307,3 +307,19 @@ def test_a_run_that_fails_says_why(corpus, owner, settings):
     run.refresh_from_db()
     assert run.status == SuggestionRunStatus.FAILED and "unknown base model 'no-such-model'" in run.message
     assert not Suggestion.objects.filter(run=run).exists()
+
+
+def test_the_run_page_follows_a_running_job_with_its_eta_then_reloads_once_it_ends(project, owner, client):
+    client.force_login(owner)
+    run = SuggestionRun.objects.create(
+        project=project, method=SuggestionMethod.LLM_ZERO_SHOT, model_name="tiny-llama", created_by=owner,
+        status=SuggestionRunStatus.RUNNING, progress=0.25, eta_seconds=130, message="Scored 50 of 200 items",
+    )
+    url = reverse("suggestion-run-detail", args=[project.pk, run.pk])
+    fragment = client.get(url, headers={"HX-Request": "true"})
+    html = fragment.content.decode()
+    assert "Scored 50 of 200 items" in html and "about 3 min left" in html and 'hx-trigger="every 2s"' in html
+    assert "HX-Refresh" not in fragment
+    SuggestionRun.objects.filter(pk=run.pk).update(status=SuggestionRunStatus.SUCCEEDED, progress=1.0)
+    ended = client.get(url, headers={"HX-Request": "true"})
+    assert ended["HX-Refresh"] == "true" and "every 2s" not in ended.content.decode()
