@@ -101,10 +101,7 @@ def main() -> None:
                 candidates = [i for i in pool if labels[i] == label]
                 shots.append(prelabel.Shot(text=texts[rng.sample(candidates, 2)[turn]], label=label))
         for name, examples in (("SmolLM2 zero-shot", []), ("SmolLM2 few-shot (2 per label)", shots)):
-            prompts = [
-                prelabel.classification_prompt(t, labels=LABELS, guidelines=SMS_GUIDELINES, shots=examples)
-                for t in measured_texts
-            ]
+            shared = prelabel.instructions(labels=LABELS, guidelines=SMS_GUIDELINES, shots=examples)
             started = time.monotonic()
             done = [0]
 
@@ -114,7 +111,7 @@ def main() -> None:
                     print(f"  {name}: {done[0]} of {len(measured_texts)}", file=sys.stderr, flush=True)
 
             scores = prelabel.label_log_likelihoods(
-                model, tokenizer, prompts, LABELS, max_length=1024, device=torch.device("cpu"), on_item=tick
+                model, tokenizer, measured_texts, LABELS, shared=shared, device=torch.device("cpu"), on_item=tick
             )
             seconds = time.monotonic() - started
             results.append((name, prelabel.figures(y_true, prelabel.choice_probabilities(scores), 2), seconds))

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.special import softmax
 from torch import nn
 from transformers import PreTrainedTokenizerBase
-
-from training.ml.data import chat_prompt_ids
 
 # Characters of the guidelines and of each example kept in a prompt: SmolLM2 reads 8k tokens, but every token
 # is paid for once per label per item on a CPU, and a short prompt is what a 135M model follows best anyway.
@@ -42,15 +41,25 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def classification_prompt(text: str, *, labels: Sequence[str], guidelines: str, shots: Sequence[Shot] = ()) -> str:
-    """The user turn: the task, the guidelines, the examples and the text, ending with the answer's format."""
-    parts = [f"Classify the text with exactly one of these labels: {', '.join(labels)}."]
+def instructions(*, labels: Sequence[str], guidelines: str, shots: Sequence[Shot] = ()) -> str:
+    """The part of the user turn every item shares: the task, the guidelines and the examples, ending where the
+    item's text goes ("Text:"), so its tokens are computed once per run (`label_log_likelihoods`)."""
+    parts = [f"Classify the text with exactly one of these labels: {', '.join(labels)}. Answer with the label only."]
     if guidelines.strip():
         parts.append(f"Guidelines:\n{_clip(guidelines, GUIDELINE_CHARS)}")
     for shot in shots:
         parts.append(f"Text: {_clip(shot.text, EXAMPLE_CHARS)}\nLabel: {shot.label}")
-    parts.append(f"Text: {_clip(text, TEXT_CHARS)}\nAnswer with the label only.")
+    parts.append("Text:")
     return "\n\n".join(parts)
+
+
+def classification_prompt(text: str, *, labels: Sequence[str], guidelines: str, shots: Sequence[Shot] = ()) -> str:
+    """The whole user turn for one item: the shared instructions, then the item's text."""
+    return instructions(labels=labels, guidelines=guidelines, shots=shots) + item_text(text)
+
+
+def item_text(text: str) -> str:
+    return f" {_clip(text, TEXT_CHARS)}"
 
 
 def _label_ids(tokenizer: PreTrainedTokenizerBase, labels: Sequence[str]) -> list[list[int]]:
@@ -59,45 +68,76 @@ def _label_ids(tokenizer: PreTrainedTokenizerBase, labels: Sequence[str]) -> lis
     return [list(tokenizer(label, add_special_tokens=False)["input_ids"]) + eos for label in labels]
 
 
+def split_prompt_ids(tokenizer: PreTrainedTokenizerBase, shared: str, text: str) -> tuple[list[int], list[int]]:
+    """(shared prefix ids, the item's ids) of the chat-formatted prompt `shared + text`, ending where the answer
+    begins. The rendered prompt is cut right after `shared` and each side tokenized alone; the cut sits before a
+    space, where byte-level and word-piece tokenizers split anyway, so the ids are those of the whole prompt."""
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": shared + text}], add_generation_prompt=True, tokenize=False
+    )
+    assert isinstance(rendered, str)  # tokenize=False renders one conversation to one string
+    cut = rendered.index(shared) + len(shared)
+    head = list(tokenizer(rendered[:cut], add_special_tokens=False)["input_ids"])
+    tail = list(tokenizer(rendered[cut:], add_special_tokens=False)["input_ids"])
+    return head, tail
+
+
 @torch.no_grad()
 def label_log_likelihoods(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
-    prompts: Sequence[str],
+    texts: Sequence[str],
     labels: Sequence[str],
     *,
-    max_length: int,
+    shared: str,
     device: torch.device,
     on_item: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """(len(prompts) x len(labels)) summed log-probabilities of each label's tokens after each prompt.
+    """(len(texts) x len(labels)) summed log-probabilities of each label's tokens after each item's prompt.
 
-    One forward pass per prompt over a batch of len(labels) rows (prompt + label, right-padded); a prompt too long
-    for `max_length` keeps its last tokens, so the label is always scored right after the question.
+    The shared instructions (guidelines, examples) are run once and their key/value cache kept; each item then
+    costs its own tokens plus each label's few tokens, rolled back after every label (`_rewind`). On a
+    CPU that is what makes SmolLM2 usable: a 300-token guideline prompt is not paid again for every item and label.
     """
+    from transformers import DynamicCache
+
     if len(labels) < 2:
         raise ValueError(ERROR_NO_LABELS)
     model.eval()
     answers = _label_ids(tokenizer, labels)
-    longest = max(len(a) for a in answers)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    out = np.zeros((len(prompts), len(labels)), dtype=np.float64)
-    for row, prompt in enumerate(prompts):
-        prompt_ids = chat_prompt_ids(tokenizer, prompt)[-max(1, max_length - longest) :]
-        sequences = [prompt_ids + answer for answer in answers]
-        width = max(len(s) for s in sequences)
-        input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in sequences], device=device)
-        attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device)
-        logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
-        log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
-        start = len(prompt_ids)
+    out = np.zeros((len(texts), len(labels)), dtype=np.float64)
+    cache: DynamicCache | None = None
+    prefix: list[int] = []
+    for row, text in enumerate(texts):
+        head, tail = split_prompt_ids(tokenizer, shared, item_text(text))
+        if cache is None or head != prefix:  # the same for every item, unless a template puts the text first
+            prefix, cache = head, DynamicCache()
+            model(input_ids=torch.tensor([head], device=device), past_key_values=cache, use_cache=True)
+        assert cache is not None
+        _rewind(cache, len(prefix))
+        logits = model(input_ids=torch.tensor([tail], device=device), past_key_values=cache, use_cache=True).logits
+        first = torch.log_softmax(logits[0, -1].float(), dim=-1)  # the distribution of the answer's first token
+        prompt_length = len(prefix) + len(tail)
         for index, answer in enumerate(answers):
-            positions = torch.arange(start - 1, start - 1 + len(answer), device=device)
-            targets = torch.tensor(answer, device=device)
-            out[row, index] = float(log_probs[index, positions, targets].sum())
+            total = float(first[answer[0]])
+            if len(answer) > 1:
+                rest = model(
+                    input_ids=torch.tensor([answer[:-1]], device=device), past_key_values=cache, use_cache=True
+                ).logits
+                log_probs = torch.log_softmax(rest[0].float(), dim=-1)
+                total += float(log_probs[torch.arange(len(answer) - 1), torch.tensor(answer[1:])].sum())
+                _rewind(cache, prompt_length)
+            out[row, index] = total
         if on_item is not None:
             on_item(1)
     return out
+
+
+def _rewind(cache: Any, length: int) -> None:
+    """Drop the cache's entries after the first `length` tokens (transformers 5: `crop(-n)` removes n)."""
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        cache.crop(-extra)
 
 
 def choice_probabilities(log_likelihoods: np.ndarray) -> np.ndarray:

@@ -368,19 +368,11 @@ def _classify(
             shots, shot_ids = _few_shots(pool, labels, seed, prelabel.Shot)
         model, tokenizer, device = _load_llm()
 
+        shared = prelabel.instructions(labels=labels, guidelines=guidelines, shots=shots)
+
         def predict(texts: list[str], what: str) -> np.ndarray:
-            prompts = [
-                prelabel.classification_prompt(text, labels=labels, guidelines=guidelines, shots=shots)
-                for text in texts
-            ]
             scores = prelabel.label_log_likelihoods(
-                model,
-                tokenizer,
-                prompts,
-                labels,
-                max_length=LLM_MAX_LENGTH,
-                device=device,
-                on_item=lambda n: progress(n, what),
+                model, tokenizer, texts, labels, shared=shared, device=device, on_item=lambda n: progress(n, what)
             )
             return prelabel.choice_probabilities(scores) if len(texts) else np.zeros((0, len(labels)))
 

@@ -1,6 +1,7 @@
-"""The constrained-choice scorer (training/ml/prelabel.py) on the tiny Llama: what it computes is the log-likelihood
-of each label's tokens and the end of the turn after the chat-formatted prompt, the same as one full forward pass
-over that sequence would give; its distribution is over the labels only, so it always yields one of them."""
+"""The constrained-choice scorer (training/ml/prelabel.py) on the tiny Llama: what it computes with its shared-prefix
+cache is the log-likelihood of each label's tokens and the end of the turn after the chat-formatted prompt, the same
+as one plain forward pass over that whole sequence gives; its distribution is over the labels only, so it always
+yields one of them."""
 
 from __future__ import annotations
 
@@ -35,14 +36,17 @@ def reference(model, tokenizer, prompt: str, label: str) -> float:
 
 def test_scores_are_each_labels_own_log_likelihood_and_the_choice_is_among_the_labels(llama):
     model, tokenizer = llama
-    texts = ["the movie was good", "what colour is the sky"]
-    prompts = [prelabel.classification_prompt(t, labels=LABELS, guidelines="Pick the mood.") for t in texts]
+    texts = ["the movie was good", "what colour is the sky", "bad"]
+    shared = prelabel.instructions(labels=LABELS, guidelines="Pick the mood.")
     seen: list[int] = []
     scores = prelabel.label_log_likelihoods(
-        model, tokenizer, prompts, LABELS, max_length=512, device=torch.device("cpu"), on_item=seen.append
+        model, tokenizer, texts, LABELS, shared=shared, device=torch.device("cpu"), on_item=seen.append
     )
-    assert scores.shape == (2, 3) and seen == [1, 1]
-    for row, prompt in enumerate(prompts):
+    assert scores.shape == (3, 3) and seen == [1, 1, 1]
+    for row, text in enumerate(texts):
+        prompt = prelabel.classification_prompt(text, labels=LABELS, guidelines="Pick the mood.")
+        head, tail = prelabel.split_prompt_ids(tokenizer, shared, prelabel.item_text(text))
+        assert head + tail == chat_prompt_ids(tokenizer, prompt)  # the cut changes no token
         for column, label in enumerate(LABELS):
             assert scores[row, column] == pytest.approx(reference(model, tokenizer, prompt, label), abs=1e-4)
     probabilities = prelabel.choice_probabilities(scores)
@@ -50,15 +54,10 @@ def test_scores_are_each_labels_own_log_likelihood_and_the_choice_is_among_the_l
     assert (probabilities.argmax(axis=1) == scores.argmax(axis=1)).all()
 
 
-def test_a_long_prompt_keeps_its_end_so_the_label_follows_the_question(llama):
+def test_one_label_is_not_a_choice(llama):
     model, tokenizer = llama
-    long_text = "the movie was really quite good and " * 200
-    prompt = prelabel.classification_prompt(long_text, labels=LABELS[:2], guidelines="")
-    cpu = torch.device("cpu")
-    scores = prelabel.label_log_likelihoods(model, tokenizer, [prompt], LABELS[:2], max_length=64, device=cpu)
-    assert np.isfinite(scores).all()
     with pytest.raises(ValueError, match="at least two label names"):
-        prelabel.label_log_likelihoods(model, tokenizer, [prompt], ["good"], max_length=64, device=cpu)
+        prelabel.label_log_likelihoods(model, tokenizer, ["x"], ["good"], shared="Text:", device=torch.device("cpu"))
 
 
 def test_the_prompt_holds_the_guidelines_the_examples_and_the_text():
@@ -66,7 +65,7 @@ def test_the_prompt_holds_the_guidelines_the_examples_and_the_text():
     prompt = prelabel.classification_prompt(
         "a sad film", labels=["good", "bad"], guidelines="# Mood\nBe fair.", shots=shots
     )
-    assert prompt.startswith("Classify the text with exactly one of these labels: good, bad.")
+    assert prompt.startswith("Classify the text with exactly one of these labels: good, bad. Answer with the label")
     assert "Guidelines:\n# Mood Be fair." in prompt
     first, second = prompt.index("Text: so lovely\nLabel: good"), prompt.index("Text: awful\nLabel: bad")
     assert first < second < prompt.index("a sad film")
