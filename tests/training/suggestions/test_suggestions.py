@@ -32,6 +32,7 @@ from core.queues import JsonSimpleWorker
 from tests.annotation.quality.test_views import VOCAB, hashing_embed
 from tests.fixtures.api import next_item
 from tests.fixtures.people import acknowledge_guidelines, add_items
+from training.ml.predict import generate_responses
 from training.models import Suggestion, SuggestionMethod, SuggestionRun, SuggestionRunStatus
 from training.suggestions import services as suggestions
 
@@ -290,9 +291,14 @@ def test_instruction_projects_get_draft_responses_from_the_untuned_model(owner, 
     suggestions.suggestion_run_execute(run=suggestions.suggestion_run_claim(run_id=run.pk))
     run.refresh_from_db()
     made = {s.item_id: s.value for s in Suggestion.objects.filter(run=run)}
-    # A draft the untuned model left empty suggests nothing; every other waiting prompt has one.
-    assert len(made) + run.summary["empty_drafts"] == len(waiting) and set(made) <= {item.pk for item in waiting}
-    assert made and all(v["response"].strip() for v in made.values())
+    # Each suggestion is the untuned model's greedy draft for the prompt; a draft left empty suggests nothing.
+    model, tokenizer, device = suggestions._load_llm()
+    drafts = generate_responses(
+        model, tokenizer, [item.text for item in waiting], max_length=suggestions.LLM_MAX_LENGTH,
+        max_new_tokens=suggestions.RESPONSE_NEW_TOKENS, batch_size=suggestions.RESPONSE_BATCH, device=device,
+    )
+    expected = {item.pk: {"response": d.strip()} for item, d in zip(waiting, drafts, strict=True) if d.strip()}
+    assert made == expected and run.summary["empty_drafts"] == len(waiting) - len(expected)
     figures = run.summary["evaluation"]["suggestions"]
     assert figures["n"] == 1 and 0 <= figures["rouge_l"] <= 1  # 30 % of four approved items held out
 
