@@ -11,7 +11,7 @@ training/ml/baselines.py):
 - SmolLM2 zero-shot: log-likelihood of each label name after a prompt with the demo guidelines;
 - SmolLM2 few-shot: the same prompt with 2 pool messages per label as examples.
 
-    python bench/prelabel.py                     # 100 pool / 300 measured: SmolLM2 about 2-4 items/s on 2 idle CPUs
+    python bench/prelabel.py --measure 150       # docs/benchmarks.md: about 15 min on a busy 2-core machine
     python bench/prelabel.py --no-llm            # the embedding methods and baselines only (seconds)
 """
 

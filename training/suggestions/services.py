@@ -40,28 +40,29 @@ from training.models import Suggestion, SuggestionMethod, SuggestionRun, Suggest
 
 QUEUE = "quality"  # short jobs beside noise scans, never behind a training run (docs/OPERATIONS.md)
 
-# Items a run may score, by method: SmolLM2 on a CPU runs about 3 to 10 items a second with two labels (one forward
-# pass per item over all its labels), embeddings hundreds; generation about 25 tokens a second.
+# Items a run may score, by method. SmolLM2 measured 0.2 to 0.5 items a second with two labels on a busy 2-core
+# CPU (bench/prelabel.py: the shared prompt is cached, each item pays its own tokens and the labels'); embeddings
+# score hundreds a second on an idle machine; generation about 25 tokens a second.
 MAX_ITEMS = {
     SuggestionMethod.EMBEDDING_ZERO_SHOT: 20000,
     SuggestionMethod.EMBEDDING_K_SHOT: 20000,
-    SuggestionMethod.LLM_ZERO_SHOT: 2000,
+    SuggestionMethod.LLM_ZERO_SHOT: 1000,
     SuggestionMethod.LLM_FEW_SHOT: 1000,
     SuggestionMethod.LLM_RESPONSE: 200,
 }
 DEFAULT_ITEMS = {
     SuggestionMethod.EMBEDDING_ZERO_SHOT: 2000,
     SuggestionMethod.EMBEDDING_K_SHOT: 2000,
-    SuggestionMethod.LLM_ZERO_SHOT: 200,
+    SuggestionMethod.LLM_ZERO_SHOT: 100,
     SuggestionMethod.LLM_FEW_SHOT: 100,
     SuggestionMethod.LLM_RESPONSE: 30,
 }
-# Labelled items the accuracy is measured on (the same cap as the items scored, in time).
+# Labelled items the accuracy is measured on (for SmolLM2 as long again as the items scored, at most).
 MAX_EVALUATED = {
     SuggestionMethod.EMBEDDING_ZERO_SHOT: 2000,
     SuggestionMethod.EMBEDDING_K_SHOT: 2000,
-    SuggestionMethod.LLM_ZERO_SHOT: 200,
-    SuggestionMethod.LLM_FEW_SHOT: 150,
+    SuggestionMethod.LLM_ZERO_SHOT: 100,
+    SuggestionMethod.LLM_FEW_SHOT: 100,
     SuggestionMethod.LLM_RESPONSE: 30,
 }
 LLM_METHODS = (SuggestionMethod.LLM_ZERO_SHOT, SuggestionMethod.LLM_FEW_SHOT, SuggestionMethod.LLM_RESPONSE)
