@@ -127,8 +127,8 @@ def main() -> None:
     print(f"  {'method':34s} {'accuracy [95% CI]':22s}   {'macro-F1 [95% CI]':22s}")
     for name, figures, seconds in results:
         print(row(name, figures, seconds))
-    for name, figures in scored.items():
-        print(row(f"baseline: {name}", figures))
+    for baseline, baseline_figures in scored.items():
+        print(row(f"baseline: {baseline}", baseline_figures))
 
 
 if __name__ == "__main__":
