@@ -125,8 +125,8 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f}"
     )
     print(f"  {'method':34s} {'accuracy [95% CI]':22s}   {'macro-F1 [95% CI]':22s}")
-    for name, figures, seconds in results:
-        print(row(name, figures, seconds))
+    for name, figures, took in results:
+        print(row(name, figures, took))
     for baseline, baseline_figures in scored.items():
         print(row(f"baseline: {baseline}", baseline_figures))
 
