@@ -23,6 +23,7 @@ AREAS = (
     "training.augment",
     "training.ratings",
     "training.rounds",
+    "training.suggestions",
 )
 _area_urls = [import_module(f"{area}.urls") for area in AREAS]
 

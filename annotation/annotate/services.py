@@ -614,6 +614,17 @@ def item_prelabels_set(*, project: Project, prelabels: Iterable[tuple[dict[str, 
     )
 
 
+def item_prelabels_clear(*, project: Project, item_ids: Iterable[int]) -> int:
+    """Remove pre-labels (an owner turned a source of them off). Returns how many items changed."""
+    ids = list(item_ids)
+    cleared = 0
+    for start in range(0, len(ids), QUEUE_WRITE_BATCH):
+        cleared += Item.objects.filter(project=project, pk__in=ids[start : start + QUEUE_WRITE_BATCH]).update(
+            prelabel=None
+        )
+    return cleared
+
+
 def draft_autosave(
     *, annotator: User, item: Item, value: dict[str, Any], unsure: bool = False, note: str = ""
 ) -> Draft:

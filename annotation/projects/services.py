@@ -387,6 +387,13 @@ def _round_number(raw: float, *, field: str, message: str, low: float, high: flo
     return value
 
 
+def project_show_prelabels_set(*, project: Project, show: bool) -> Project:
+    """Whether annotators see items' pre-labels (off by default: a pre-label biases blind annotation)."""
+    Project.objects.filter(pk=project.pk).update(show_prelabels=bool(show))
+    project.show_prelabels = bool(show)
+    return project
+
+
 def project_round_settings_set(
     *,
     project: Project,

@@ -75,6 +75,8 @@ class Fitted:
     chosen: dict[str, Any] = field(default_factory=dict)
     validation_macro_f1: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # The train rows it learnt from when it sees only a few (k-shot): pre-labelling records them as provenance.
+    examples: tuple[int, ...] = ()
 
 
 def label_descriptions(guidelines: str, labels: Sequence[str]) -> dict[str, str]:
@@ -349,4 +351,5 @@ def fit_k_shot(train: Texts, train_y: np.ndarray, *, label_count: int, seed: int
         ),
         predict=_nearest(centroids, present),
         chosen={"k": k},
+        examples=tuple(sorted(int(row) for rows in picked.values() for row in rows)),
     )

@@ -1,4 +1,5 @@
-"""The training tables (runs, augmentations, ratings, rounds), one module per sub-area, re-exported here.
+"""The training tables (runs, augmentations, ratings, rounds, suggestions), one module per sub-area, re-exported
+here.
 """
 
 from .augment import Augmentation, AugmentationStatus
@@ -16,6 +17,7 @@ from .runs import (
     RunStatus,
     TrainingRun,
 )
+from .suggestions import Suggestion, SuggestionMethod, SuggestionRun, SuggestionRunStatus
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -35,6 +37,10 @@ __all__ = [
     "RoundChange",
     "RunEvent",
     "RunStatus",
+    "Suggestion",
+    "SuggestionMethod",
+    "SuggestionRun",
+    "SuggestionRunStatus",
     "TrainingRun",
     "Verdict",
 ]

@@ -22,6 +22,7 @@ from core.heartbeat import heartbeat
 from training.augment.services import augmentations_requeue_lost
 from training.explanations.services import explanations_sweep
 from training.runs import services
+from training.suggestions.services import suggestion_runs_requeue_lost
 
 __all__ = ["heartbeat", "prediction_batch_job", "runs_sweep_job", "training_run_job", "worker_name"]
 
@@ -78,7 +79,7 @@ def prediction_batch_job(batch_id: int) -> None:
 def runs_sweep_job() -> None:
     """Schedule the next sweep first (so a failing sweep still comes back), then fail runs and imports with a stale
     heartbeat (and explanations running past their timeout) and give queued runs, prediction batches, noise scans,
-    explanations, augmentations and pending imports whose job was lost their job again."""
+    explanations, augmentations, suggestion runs and pending imports whose job was lost their job again."""
     current = get_current_job()
     services.runs_sweep_schedule(after=current.id if current is not None else services.SWEEP_JOB_IDS[1])
     services.runs_mark_abandoned()
@@ -87,4 +88,5 @@ def runs_sweep_job() -> None:
     noise_scans_requeue_lost()
     explanations_sweep()
     augmentations_requeue_lost()
+    suggestion_runs_requeue_lost()
     imports_sweep()

@@ -1,5 +1,6 @@
 """Fail training runs and imports whose process stopped (heartbeat lost); requeue queued runs, prediction batches,
-noise scans, explanations and pending imports whose job was lost (Redis restarted without its data).
+noise scans, explanations, augmentations, suggestion runs and pending imports whose job was lost (Redis restarted
+without its data).
 
 Run it from cron, or once with --schedule to start the every-minute sweep job on the RQ scheduler
 (a worker started with --with-scheduler moves it onto the "default" queue each minute).
@@ -14,6 +15,7 @@ from annotation.quality.services import noise_scans_requeue_lost
 from training.augment.services import augmentations_requeue_lost
 from training.explanations.services import explanations_sweep
 from training.runs import services
+from training.suggestions.services import suggestion_runs_requeue_lost
 
 
 class Command(BaseCommand):
@@ -35,6 +37,7 @@ class Command(BaseCommand):
         batches = services.prediction_batches_requeue_lost()
         scans = noise_scans_requeue_lost()
         augmentations = augmentations_requeue_lost()
+        suggestion_runs = suggestion_runs_requeue_lost()
         imports_abandoned, imports_requeued = imports_sweep(stale_after_s=stale_after)
         explanations_abandoned, explanations_requeued = explanations_sweep()
         if schedule:
@@ -45,7 +48,7 @@ class Command(BaseCommand):
             f"prediction batches requeued: {_ids(batches)}; noise scans requeued: {_ids(scans)}; "
             f"explanations abandoned: {_ids(explanations_abandoned)}; "
             f"explanations requeued: {_ids(explanations_requeued)}; "
-            f"augmentations requeued: {_ids(augmentations)}"
+            f"augmentations requeued: {_ids(augmentations)}; suggestion runs requeued: {_ids(suggestion_runs)}"
         )
 
 
