@@ -39,6 +39,7 @@ from core.queues import QueuePlace, job_pending, queue_place
 from training.ml import augment as ml
 from training.ml.registry import MINILM, SMOLLM2, package_dir
 from training.models import Augmentation, AugmentationStatus
+from training.spec import TASK_SPANS
 
 AUGMENT_DIR = "augmentations"
 TRAINING_QUEUE = "training"
@@ -67,6 +68,10 @@ BAD_SEED = "The seed must be a whole number from 0 to 2147483647."
 NO_TRAIN_ROWS = "This snapshot has no train rows to augment."
 AUGMENTATION_ACTIVE = "An augmentation of this snapshot is already queued or running; wait for it to finish."
 MULTI_LABEL = "Augmentation feeds training, and multi-label projects have no training recipe yet."
+SPAN_EDITS = (
+    "Span projects: an edited or reworded text would no longer match its spans' character offsets, so no "
+    "augmentation is offered."
+)
 INSTRUCTION_EDITS = (
     "Instruction data: a swapped, dropped or replaced word can change what the right response is, while the "
     "response would stay the same. Only paraphrase of the prompt is offered."
@@ -98,6 +103,8 @@ def method_choices(*, has_labels: bool, training_task: str | None) -> list[Metho
         reason = ""
         if training_task is None:
             reason = MULTI_LABEL
+        elif training_task == TASK_SPANS:
+            reason = SPAN_EDITS
         elif method == ml.BACK_TRANSLATION:
             reason = ml.NO_TRANSLATION_MODEL
         elif not has_labels and method != ml.PARAPHRASE:

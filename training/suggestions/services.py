@@ -34,6 +34,7 @@ from annotation.annotate.services import item_prelabels_clear, item_prelabels_se
 from annotation.models import Item, ItemSplit, ItemStatus, Label, Project, Split
 from annotation.projects.services import guideline_current, project_show_prelabels_set
 from annotation.review.selectors import latest_decisions
+from annotation.tasktypes import TRAIN_SPANS
 from core.errors import ServiceError
 from core.queues import QueuePlace, job_pending, queue_place
 from training.models import Suggestion, SuggestionMethod, SuggestionRun, SuggestionRunStatus
@@ -83,6 +84,10 @@ RUN_ACTIVE = "A suggestion run is already queued or running for this project; wa
 BAD_METHOD = "Unknown method {method!r}: choose one of {choices}."
 BAD_MAX_ITEMS = "The number of items must be a whole number from 1 to {high} for this method."
 NO_LABELS = "Suggestions choose among the project's labels: add at least two labels first."
+SPANS = (
+    "Suggestions pick one label per item; span projects mark many spans per text, so they are not offered here. "
+    "A span run's spans become pre-annotations from its run page instead."
+)
 MULTI_LABEL = (
     "Suggestions pick one label per item (a constrained choice), so they are offered for single-label projects "
     "only; a multi-label project would need a threshold per label that nothing here can set before training."
@@ -126,6 +131,8 @@ def suggestion_blocker(*, project: Project, method: str) -> str | None:
         return None if method == SuggestionMethod.LLM_RESPONSE else CLASSIFICATION_ONLY
     if method == SuggestionMethod.LLM_RESPONSE:
         return GENERATIVE_ONLY
+    if kind.training_task == TRAIN_SPANS:
+        return SPANS
     if not kind.single_class:
         return MULTI_LABEL
     if Label.objects.filter(project=project).count() < 2:

@@ -217,3 +217,9 @@ def test_the_page_sample_shows_each_row_beside_its_source(owner, django_capture_
 def test_multi_label_projects_are_offered_nothing_and_told_why():
     choices = services.method_choices(has_labels=True, training_task=None)
     assert choices and all(not c.available and c.reason == services.MULTI_LABEL for c in choices)
+
+
+def test_span_projects_are_offered_nothing_and_told_why():
+    """Edited text would no longer match the spans' offsets."""
+    choices = services.method_choices(has_labels=True, training_task="spans")
+    assert choices and all(not c.available and c.reason == services.SPAN_EDITS for c in choices)

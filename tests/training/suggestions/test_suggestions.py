@@ -329,3 +329,12 @@ def test_the_run_page_follows_a_running_job_with_its_eta_then_reloads_once_it_en
     SuggestionRun.objects.filter(pk=run.pk).update(status=SuggestionRunStatus.SUCCEEDED, progress=1.0)
     ended = client.get(url, headers={"HX-Request": "true"})
     assert ended["HX-Refresh"] == "true" and "every 2s" not in ended.content.decode()
+
+
+def test_span_projects_are_refused_with_their_own_reason(owner, db):
+    from tests.fixtures.spans import span_project
+
+    project = span_project(owner)
+    for method in SuggestionMethod.values:
+        expected = suggestions.GENERATIVE_ONLY if method == SuggestionMethod.LLM_RESPONSE else suggestions.SPANS
+        assert suggestions.suggestion_blocker(project=project, method=method) == expected
