@@ -56,7 +56,7 @@ def test_mark_review_and_snapshot_spans(page: Page, people, screenshot_dir):
     log_in(page, "annotator1", f"/projects/{project.pk}/annotate/")
     seen = set()
     while len(seen) < 3:
-        expect(page.locator("#span-text")).to_be_visible()
+        expect(page.locator("#span-text[data-ready]")).to_be_visible()  # its keys are live
         text = text_of(page)
         seen.add(text)
         if text.startswith("Ada"):
@@ -93,7 +93,7 @@ def test_mark_review_and_snapshot_spans(page: Page, people, screenshot_dir):
     page.context.clear_cookies()
     log_in(page, "annotator2", f"/projects/{project.pk}/annotate/")
     for _ in range(3):
-        expect(page.locator("#span-text")).to_be_visible()
+        expect(page.locator("#span-text[data-ready]")).to_be_visible()  # its keys are live
         text = text_of(page)
         if text.startswith("Ada"):
             mark_current(page, {"Ada": [(0, 0, "1"), (6, 0, "2")]})
