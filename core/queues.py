@@ -17,6 +17,7 @@ after Redis lost its data: nothing else would schedule it again until the next r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,18 @@ def job_pending(job_id: str, connection: Any) -> bool:
     except NoSuchJobError:
         return False
     return job.get_status(refresh=False) in PENDING_JOB_STATUSES
+
+
+def requeue_lost(
+    queued_ids: Any, *, queue: str, job_id: Callable[[int], str], enqueue: Callable[[int], None]
+) -> list[int]:
+    """Enqueue again each of `queued_ids` (ids of rows still queued) whose RQ job is gone from Redis (flushed, or
+    down at commit), so a queued row never waits for a job that no longer exists; the ids requeued."""
+    connection = django_rq.get_queue(queue).connection
+    lost = [pk for pk in queued_ids if not job_pending(job_id(pk), connection)]
+    for pk in lost:
+        enqueue(pk)
+    return lost
 
 
 # Where a queued job stands; `state` says which of the texts below applies.

@@ -50,7 +50,7 @@ from annotation.quality import noise
 from annotation.review.selectors import latest_decisions
 from annotation.review.services import review_task_open
 from core.errors import ServiceError
-from core.queues import QueuePlace, job_pending, queue_place
+from core.queues import QueuePlace, queue_place, requeue_lost
 
 DEFAULT_EMBEDDER = "annotation.quality.services.minilm_embed"
 
@@ -165,17 +165,8 @@ def noise_scans_requeue_lost(*, older_than: dt.timedelta | None = None) -> list[
     """Queued scans whose job is gone from Redis (flushed, or down at commit) get their job again: the sweep's part
     for scans, so a queued scan never waits for a job that no longer exists."""
     age = older_than if older_than is not None else dt.timedelta(seconds=settings.LABELLOOP_RUN_STALE_AFTER_S)
-    connection = django_rq.get_queue(QUEUE).connection
-    lost = [
-        scan_id
-        for scan_id in NoiseScan.objects.filter(
-            status=ScanStatus.QUEUED, created_at__lt=timezone.now() - age
-        ).values_list("pk", flat=True)
-        if not job_pending(job_id(scan_id), connection)
-    ]
-    for scan_id in lost:
-        _enqueue(scan_id)
-    return lost
+    queued = NoiseScan.objects.filter(status=ScanStatus.QUEUED, created_at__lt=timezone.now() - age)
+    return requeue_lost(queued.values_list("pk", flat=True), queue=QUEUE, job_id=job_id, enqueue=_enqueue)
 
 
 def _enqueue(scan_id: int) -> None:

@@ -36,7 +36,7 @@ from annotation.projects.services import guideline_current, project_show_prelabe
 from annotation.review.selectors import latest_decisions
 from annotation.tasktypes import TRAIN_SPANS
 from core.errors import ServiceError
-from core.queues import QueuePlace, job_pending, queue_place
+from core.queues import QueuePlace, queue_place, requeue_lost
 from training.models import Suggestion, SuggestionMethod, SuggestionRun, SuggestionRunStatus
 
 QUEUE = "quality"  # short jobs beside noise scans, never behind a training run (docs/OPERATIONS.md)
@@ -206,17 +206,8 @@ def suggestion_runs_requeue_lost(*, older_than: dt.timedelta | None = None) -> l
     """Queued runs whose job is gone from Redis (flushed, or down at commit) get their job again: the sweep's part
     for suggestion runs, so a queued run never waits for a job that no longer exists."""
     age = older_than if older_than is not None else dt.timedelta(seconds=settings.LABELLOOP_RUN_STALE_AFTER_S)
-    connection = django_rq.get_queue(QUEUE).connection
-    lost = [
-        run_id
-        for run_id in SuggestionRun.objects.filter(
-            status=SuggestionRunStatus.QUEUED, created_at__lt=timezone.now() - age
-        ).values_list("pk", flat=True)
-        if not job_pending(job_id(run_id), connection)
-    ]
-    for run_id in lost:
-        _enqueue(run_id)
-    return lost
+    queued = SuggestionRun.objects.filter(status=SuggestionRunStatus.QUEUED, created_at__lt=timezone.now() - age)
+    return requeue_lost(queued.values_list("pk", flat=True), queue=QUEUE, job_id=job_id, enqueue=_enqueue)
 
 
 def suggestion_run_claim(*, run_id: int) -> SuggestionRun | None:
