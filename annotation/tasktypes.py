@@ -387,6 +387,24 @@ def span_sides(text: str, values: Sequence[Any]) -> list[list[tuple[int, int, bo
     return [[(*segment, diff) for segment, diff in zip(segments, differs, strict=True)] for _ in spans_of]
 
 
+def spans_overlap(value: Any) -> bool:
+    """Whether a stored value holds two spans that overlap (the rule `normalise` applies when overlaps are off).
+
+    Identical spans count once, as `normalise` de-duplicates them; a value of another shape has no overlap."""
+    spans = value.get("spans") if isinstance(value, dict) else None
+    if not isinstance(spans, list):
+        return False
+    ranges = sorted(
+        {
+            (s["start"], s["end"], s.get("label"))
+            for s in spans
+            if isinstance(s, dict) and isinstance(s.get("start"), int) and isinstance(s.get("end"), int)
+        },
+        key=lambda s: (s[0], s[1], str(s[2])),
+    )
+    return any(b[0] < a[1] for a, b in itertools.pairwise(ranges))
+
+
 def span_key_parse(key: str) -> list[tuple[int, int, str]]:
     """The spans a `Spans.key` describes (agreement reads keys, not values)."""
     return [(int(start), int(end), str(label)) for start, end, label in json.loads(key or "[]")]
