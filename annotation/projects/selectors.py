@@ -222,7 +222,9 @@ def _span_value_sources(project: Project) -> list[tuple[str, QuerySet[Any]]]:
         ),
         (
             "final label",
-            Decision.objects.filter(item__project=project, **two).filter(~Exists(newer)).values_list("item_id", "value"),
+            Decision.objects.filter(item__project=project, **two)
+            .filter(~Exists(newer))
+            .values_list("item_id", "value"),
         ),
         (
             "pre-annotation",

@@ -64,7 +64,7 @@ from training.models import ModelOutput, Rating, Round, RoundChange, RunStatus, 
 from training.ratings.selectors import ratings_current
 from training.rounds.options import EXAMPLES, NO_SUCH_RUN, PlanOptions
 from training.rounds.ordering import entropy, margin, queue_order
-from training.spec import TASK_CLASSIFICATION
+from training.spec import TASK_CLASSIFICATION, TASK_SPANS
 
 READ_CHUNK = 5000
 
@@ -92,6 +92,27 @@ GENERATION_RANDOM_NOTE = (
 )
 
 
+NO_OUTPUTS_NOTE = (
+    "Run {run} has no outputs on the items waiting for annotation: predict them from the run's page first "
+    "(its prediction batch covers the test split and the items without a final label)."
+)
+
+
+SPAN_SCORE_NOTE = (
+    "Span run {run}: an item's uncertainty is 1 − the probability of its least sure word's tag (every word, "
+    "O-tagged ones too, so possibly missed entities count); it orders the queue for entropy and margin alike."
+)
+
+
+SPAN_SCORE_NAME = "least sure word"
+
+
+QUEUE_TEST_NOTE = (
+    "{count} test-split item(s) waiting for annotators keep their place: the model's uncertainty does not move "
+    "them up and its output does not pre-label them (the test split is sacred)."
+)
+
+
 TEST_SPLIT_NOTE = (
     "{count} test-split item(s) where the model or a rating disagrees with the label are left as they are: "
     "the test split is sacred, so only people reviewing their own disagreements change a test label, and "
@@ -100,6 +121,12 @@ TEST_SPLIT_NOTE = (
 
 
 MULTI_LABEL_NOTE = "Multi-label projects have no model disagreement check: the model predicts single labels."
+
+
+SPAN_LABEL_ERRORS_NOTE = (
+    "Span projects have no model disagreement check yet: a span run predicts the test split and unlabelled items, "
+    "not the approved ones it could contradict. Its outputs order the queue (and pre-annotate, if chosen)."
+)
 
 
 def round_current(*, project: Project) -> Round:
@@ -497,6 +524,19 @@ class QueuePlan:
     scored: int
     notes: list[str]
     outputs: dict[int, Any] = field(default_factory=dict)  # item id → output value, only when pre-labels are asked
+    score_name: str = ""  # what a score is, as the page names it: the order, or SPAN_SCORE_NAME for span runs
+    test_held: int = 0  # test-split candidates left unscored and without a pre-label
+
+
+def _uses_stored_uncertainty(run: TrainingRun) -> bool:
+    """Span runs store one uncertainty per item and no label distribution: margin has nothing else to read."""
+    return run.task == TASK_SPANS
+
+
+def _test_split_candidates(candidates: QuerySet[Item]) -> set[int]:
+    """Queued items that hold a test split (an item a reviewer sent back to annotators keeps its split)."""
+    rows = ItemSplit.objects.filter(item__in=candidates, split=Split.TEST).values_list("item_id", flat=True)
+    return set(rows)
 
 
 def plan_queue(
@@ -518,9 +558,13 @@ def plan_queue(
         order = QueueOrder.RANDOM if order != QueueOrder.RANDOM else order
         notes.append(NO_RUN_NOTE)
     scored = 0
+    test_held: set[int] = set()
+    stored_only = run is not None and _uses_stored_uncertainty(run)
     if run is not None and len(ids):
+        candidates = _queue_candidates(project=project, exclude=exclude)
+        test_ids = _test_split_candidates(candidates)
         rows = (
-            ModelOutput.objects.filter(run=run, item__in=_queue_candidates(project=project, exclude=exclude))
+            ModelOutput.objects.filter(run=run, item__in=candidates)
             .order_by("item_id")
             .values_list("item_id", "uncertainty", "probabilities", "value")
         )
@@ -529,7 +573,10 @@ def plan_queue(
             position = int(np.searchsorted(ids, item_id))
             if position >= len(ids) or ids[position] != item_id:
                 continue
-            if order == QueueOrder.MARGIN:
+            if item_id in test_ids:  # never moved up or pre-labelled by a model: the test split is sacred
+                test_held.add(item_id)
+                continue
+            if order == QueueOrder.MARGIN and not stored_only:
                 score = margin(probabilities)
             else:
                 score = uncertainty if uncertainty is not None else entropy(probabilities)
@@ -539,14 +586,30 @@ def plan_queue(
                 scored += 1
             if prelabels:
                 outputs[item_id] = value
-        if order != QueueOrder.RANDOM and not any_uncertainty and run.task != TASK_CLASSIFICATION:
-            notes.append(GENERATION_RANDOM_NOTE.format(run=run.pk))
-            order = QueueOrder.RANDOM
+        if order != QueueOrder.RANDOM and not any_uncertainty:
+            if run.task not in (TASK_CLASSIFICATION, TASK_SPANS):
+                notes.append(GENERATION_RANDOM_NOTE.format(run=run.pk))
+                order = QueueOrder.RANDOM
+            elif not scored:
+                notes.append(NO_OUTPUTS_NOTE.format(run=run.pk))
+        if stored_only and order != QueueOrder.RANDOM and scored:
+            notes.append(SPAN_SCORE_NOTE.format(run=run.pk))
+    if test_held:
+        notes.append(QUEUE_TEST_NOTE.format(count=len(test_held)))
     if order == QueueOrder.RANDOM:
         ordered, random = queue_order(ids, np.full(len(ids), np.nan), 1.0, seed)
     else:
         ordered, random = queue_order(ids, scores, options.random_share, seed)
-    return QueuePlan(order=order, ids=ordered, random=random, scored=scored, notes=notes, outputs=outputs)
+    return QueuePlan(
+        order=order,
+        ids=ordered,
+        random=random,
+        scored=scored,
+        notes=notes,
+        outputs=outputs,
+        score_name=SPAN_SCORE_NAME if stored_only and order != QueueOrder.RANDOM else order,
+        test_held=len(test_held),
+    )
 
 
 @dataclass
@@ -600,6 +663,8 @@ class RoundPlan:
                 "random": int(self.queue.random.sum()),
                 "scored": self.queue.scored,
                 "unscored": len(self.queue.ids) - self.queue.scored,
+                "score_name": self.queue.score_name,
+                "test_held": self.queue.test_held,
                 "examples": queue_rows,
             },
             "prelabels": {"enabled": self.options.prelabels, "count": self.prelabel_count},
@@ -619,9 +684,12 @@ class RoundPlan:
         if self.run is None:
             return {}
         out: dict[int, float | None] = {}
-        rows = ModelOutput.objects.filter(run=self.run, item_id__in=ids)
+        rows = ModelOutput.objects.filter(run=self.run, item_id__in=ids).exclude(
+            item__split_row__split=Split.TEST  # a test item's place owes nothing to the model: show no score
+        )
+        by_margin = self.queue.order == QueueOrder.MARGIN and not _uses_stored_uncertainty(self.run)
         for item_id, uncertainty, probabilities in rows.values_list("item_id", "uncertainty", "probabilities"):
-            score = margin(probabilities) if self.queue.order == QueueOrder.MARGIN else uncertainty
+            score = margin(probabilities) if by_margin else uncertainty
             out[item_id] = round(score, 4) if score is not None and not math.isnan(score) else None
         return out
 
@@ -648,6 +716,8 @@ def round_plan(*, project: Project, options: PlanOptions, full: bool = False, ro
     notes: list[str] = []
     if project.task_kind.multiple:
         notes.append(MULTI_LABEL_NOTE)
+    elif project.task_kind.needs_text and run is not None:
+        notes.append(SPAN_LABEL_ERRORS_NOTE)
     corrections = plan_corrections(project=project)
     examples = plan_well_rated(project=project, min_rating=options.min_rating, run=run)
     touched = {p.item.pk for p in corrections} | {p.item.pk for p in examples}
@@ -680,9 +750,9 @@ def round_plan(*, project: Project, options: PlanOptions, full: bool = False, ro
         prelabel_count = (
             len(queue.outputs)
             if full
-            else ModelOutput.objects.filter(
-                run=run, item__in=_queue_candidates(project=project, exclude=decided)
-            ).count()
+            else ModelOutput.objects.filter(run=run, item__in=_queue_candidates(project=project, exclude=decided))
+            .exclude(item__split_row__split=Split.TEST)  # as plan_queue: a test item gets no model pre-label
+            .count()
         )
     return RoundPlan(
         round=current,

@@ -51,7 +51,9 @@ def test_the_settings_page_turns_overlaps_on_and_logs_who(client, owner, annotat
     page = client.get(url("project-settings", project.pk)).content.decode()
     assert 'id="span-overlap"' in page and 'name="allow_overlapping_spans"' in page
     with caplog.at_level(logging.INFO, logger="annotation.projects.services"):
-        response = client.post(url("project-settings", project.pk), _settings_post(project, allow_overlapping_spans="on"))
+        response = client.post(
+            url("project-settings", project.pk), _settings_post(project, allow_overlapping_spans="on")
+        )
     assert response.status_code == 302
     project.refresh_from_db()
     assert project.allow_overlapping_spans is True
@@ -65,7 +67,7 @@ def test_the_settings_page_refuses_turning_overlaps_off_and_changes_nothing(clie
     assert response.status_code == 400
     page = response.content.decode()
     ada = item_with(project, "Ada")
-    assert "1 stored span value would then be invalid (1 annotation), on item #%d." % ada.pk in page
+    assert f"1 stored span value would then be invalid (1 annotation), on item #{ada.pk}." in page
     project.refresh_from_db()
     # Nothing in the same post was saved: not the overlap flag, not the other settings.
     assert (project.allow_overlapping_spans, project.overlap, project.lease_seconds) == (True, 2, 900)
@@ -157,7 +159,9 @@ def _prelabel(project, user):
 
 
 def _suggestion(project, user):
-    ReviewTask.objects.create(project=project, item=_only_item(project), reasons=["model"], suggested_value={"spans": NESTED})
+    ReviewTask.objects.create(
+        project=project, item=_only_item(project), reasons=["model"], suggested_value={"spans": NESTED}
+    )
 
 
 def _correction(project, user):
@@ -168,7 +172,12 @@ def _correction(project, user):
 
 @pytest.mark.parametrize(
     ("store", "source"),
-    [(_final, "final label"), (_prelabel, "pre-annotation"), (_suggestion, "review suggestion"), (_correction, "rating correction")],
+    [
+        (_final, "final label"),
+        (_prelabel, "pre-annotation"),
+        (_suggestion, "review suggestion"),
+        (_correction, "rating correction"),
+    ],
 )
 def test_every_place_spans_are_kept_is_checked(owner, store, source):
     project = span_project(owner, allow_overlap=True)
@@ -208,5 +217,5 @@ def test_the_check_streams_with_one_query_per_place_and_names_a_few_items(owner,
     with django_assert_max_num_queries(5):
         report = span_overlaps(project=project)
     assert report.count == 30 and len(report.item_ids) == SPAN_OVERLAP_EXAMPLES
-    with pytest.raises(ServiceError, match="30 stored span values .* and others"):
+    with pytest.raises(ServiceError, match=r"30 stored span values .* and others"):
         project_span_overlap_set(project=project, allow=False, user=owner)

@@ -95,6 +95,7 @@ def test_a_span_run_from_the_api_trains_in_the_worker_and_shows_entity_f1(
         assert set(value) == {"spans"}
         assert all(span["label"] in {"PER", "LOC"} for span in value["spans"])
         assert 0.0 <= outputs[item.pk].confidence <= 1.0
+        assert 0.0 <= outputs[item.pk].uncertainty < 1.0  # 1 - its least sure word's tag probability
 
     client.force_login(owner)
     page = client.get(reverse("run-detail", kwargs={"project_id": project.pk, "run_id": run.pk})).content.decode()
