@@ -123,12 +123,6 @@ TEST_SPLIT_NOTE = (
 MULTI_LABEL_NOTE = "Multi-label projects have no model disagreement check: the model predicts single labels."
 
 
-SPAN_LABEL_ERRORS_NOTE = (
-    "Span projects have no model disagreement check yet: a span run predicts the test split and unlabelled items, "
-    "not the approved ones it could contradict. Its outputs order the queue (and pre-annotate, if chosen)."
-)
-
-
 def round_current(*, project: Project) -> Round:
     """The project's open round; before its first round is written, an unsaved round 1 (`pk` None)."""
     current = Round.objects.filter(project=project, closed_at__isnull=True).first()
@@ -424,8 +418,12 @@ def plan_label_errors(
     """Final labels the chosen run confidently contradicts, and model labels raters called correct against
     the final label: (how many, the proposals — all of them when `limit` is None, else the first `limit`).
 
+    Span projects: final spans a span run contradicts while sure of every word's tag (1 − its stored uncertainty,
+    the least sure word's tag probability, at least `confidence`): its spans are the review's suggestion.
+
     Test-split items are never proposed: their ids go to `test_held` ("rating" / "model") instead."""
-    if not project.task_kind.single_class:
+    spans = project.task_kind.needs_text
+    if not (project.task_kind.single_class or spans):
         return 0, []
     proposals: list[Proposal] = []
     count = 0
@@ -477,38 +475,54 @@ def plan_label_errors(
         )
     if run is None:
         return count, proposals
+    if spans:  # how sure a span run is of a whole text: of its least sure word's tag, 1 − the stored uncertainty
+        sure, most_sure_first = Q(uncertainty__lte=1.0 - confidence), ("uncertainty", "id")
+    else:
+        sure, most_sure_first = Q(confidence__gte=confidence), ("-confidence", "id")
     outputs = (
-        ModelOutput.objects.filter(run=run, confidence__gte=confidence, item__status=ItemStatus.APPROVED)
+        ModelOutput.objects.filter(sure, run=run, item__status=ItemStatus.APPROVED)
         .annotate(final=_final_value_subquery(), split=F("item__split_row__split"))
         .exclude(id__in=RoundChange.objects.filter(kind=RoundChange.Kind.REVIEW, output__run=run).values("output_id"))
         .select_related("item")
-        .order_by("-confidence", "id")
+        .order_by(*most_sure_first)
     )
     for output in outputs.iterator(chunk_size=READ_CHUNK):
-        if output.confidence is None or output.item_id in seen:
+        sureness = 1.0 - output.uncertainty if spans and output.uncertainty is not None else output.confidence
+        proposed = _model_value(output.value)
+        if sureness is None or output.item_id in seen or not output.final or proposed is None:
             continue
-        if not output.final or not output.value.get("label"):
+        if value_key(output.final) == value_key(proposed):
             continue
-        if value_key(output.final) == value_key(output.value):
-            continue
+        how = f"every word's tag at {sureness:.2f} or more" if spans else f"confidence {sureness:.2f}"
         reason = (
-            f"Run {run.pk} predicts “{value_display(output.value)}” with confidence {output.confidence:.2f}; "
-            f"the final label is “{value_display(output.final)}”."
+            f"Run {run.pk} predicts “{value_display(proposed)}” with {how}; "
+            f"the final {'spans are' if spans else 'label is'} “{value_display(output.final)}”."
         )
         keep(
             Proposal(
                 kind=RoundChange.Kind.REVIEW,
                 item=output.item,
-                value={"label": output.value["label"]},
+                value=proposed,
                 reason=reason,
                 action="review",
                 review_reason=ReviewReason.MODEL,
                 output=output,
-                extra={"final": value_display(output.final), "confidence": round(output.confidence, 4)},
+                extra={"final": value_display(output.final), "confidence": round(sureness, 4)},
             ),
             output.split,
         )
     return count, proposals
+
+
+def _model_value(value: Any) -> dict[str, Any] | None:
+    """What a model output proposes as a final value: its label, or (span runs) its spans; None otherwise."""
+    if not isinstance(value, dict):
+        return None
+    if value.get("label"):
+        return {"label": value["label"]}
+    if isinstance(value.get("spans"), list):
+        return {"spans": value["spans"]}
+    return None
 
 
 def _queue_candidates(*, project: Project, exclude: set[int]) -> QuerySet[Item]:
@@ -716,8 +730,6 @@ def round_plan(*, project: Project, options: PlanOptions, full: bool = False, ro
     notes: list[str] = []
     if project.task_kind.multiple:
         notes.append(MULTI_LABEL_NOTE)
-    elif project.task_kind.needs_text and run is not None:
-        notes.append(SPAN_LABEL_ERRORS_NOTE)
     corrections = plan_corrections(project=project)
     examples = plan_well_rated(project=project, min_rating=options.min_rating, run=run)
     touched = {p.item.pk for p in corrections} | {p.item.pk for p in examples}

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 
 from annotation.annotate import services as annotate_services
-from annotation.models import Item, ItemSplit, Split
+from annotation.models import Decision, Item, ItemSplit, ReviewReason, ReviewStatus, ReviewTask, Split
 from tests.fixtures.api import api_as
 from tests.fixtures.pages import url
 from tests.fixtures.people import acknowledge_guidelines, add_items
-from tests.fixtures.rounds import run_row
+from tests.fixtures.rounds import approve, run_row
 from tests.fixtures.spans import span_project
 from training.models import ModelOutput, TrainingRun
 from training.rounds.options import PlanOptions, plan_options_parse
@@ -130,3 +130,45 @@ def test_the_plan_page_and_api_show_the_span_scores(span_round, client, owner):
     body = api_as(owner).get(f"/api/projects/{project.pk}/rounds/plan/", {"random_share": 0}).json()
     assert body["queue"]["examples"][0]["item_id"] == made["Unsure: Grace Hopper in Arlington."].pk
     assert body["queue"]["score_name"] == SPAN_SCORE_NAME and body["queue"]["test_held"] == 1
+
+
+# --- Final spans the span run confidently contradicts -----------------------------------------------------
+
+
+def _approved(project, text: str, spans: list[dict], split: str | None = None) -> Item:
+    item = add_items(project, [text])[0]
+    approve(item, {"spans": spans})
+    if split:
+        ItemSplit.objects.create(item=item, split=split)
+    return item
+
+
+def test_final_spans_a_sure_span_run_contradicts_go_to_review_but_never_a_test_item(owner, annotator):
+    project = span_project(owner, [annotator])
+    run = run_row(project, owner, task="spans")
+    whole = {"start": 0, "end": 12, "label": "PER"}
+    part = {"start": 0, "end": 3, "label": "PER"}
+    contradicted = _approved(project, "Ada Lovelace wrote notes.", [part])
+    agreed = _approved(project, "Ada Lovelace read notes.", [whole])
+    unsure = _approved(project, "Ada Lovelace kept notes.", [part])
+    held = _approved(project, "Ada Lovelace lost notes.", [part], split=Split.TEST)
+    for item, uncertainty in ((contradicted, 0.04), (agreed, 0.01), (unsure, 0.30), (held, 0.02)):
+        ModelOutput.objects.create(
+            run=run, item=item, value={"spans": [whole]}, confidence=0.97, uncertainty=uncertainty
+        )
+
+    plan = round_plan(project=project, options=_options(project, disagreement_confidence=0.9), full=True)
+    assert [p.item.pk for p in plan.label_errors] == [contradicted.pk]
+    proposal = plan.label_errors[0]
+    assert proposal.value == {"spans": [whole]} and proposal.review_reason == ReviewReason.MODEL
+    assert "every word's tag at 0.96 or more" in proposal.reason and "PER 0-3" in proposal.reason
+    summary = plan.summary()
+    assert summary["test_split"]["count"] == 1 and summary["test_split"]["model"] == 1
+    assert str(held.pk) not in str(summary["label_errors"]) and "lost notes" not in str(summary)
+
+    result = round_advance(project=project, user=owner, options=_options(project, disagreement_confidence=0.9))
+    assert result.closed.changes["review_model"] == 1 and result.closed.changes["test_held"] == 1
+    task = ReviewTask.objects.get(item=contradicted, status=ReviewStatus.OPEN)
+    assert task.suggested_value == {"spans": [whole]} and task.reasons == [ReviewReason.MODEL]
+    assert not ReviewTask.objects.filter(item=held).exists()
+    assert Decision.objects.filter(item=held).count() == 1, "the test item's final spans stay as people decided"
