@@ -97,8 +97,8 @@ class ProjectSettingsForm(forms.Form):
         required=False,
         label="Spans may overlap",
         help_text=(
-            "Nested or overlapping spans are allowed. Turning it off is refused while any annotation, final label, "
-            "pre-annotation or correction still holds overlapping spans."
+            "Ticked: nested or overlapping spans are allowed; unticked: an overlapping span is refused. Unticking "
+            "is refused while any annotation, final label, pre-annotation or correction still holds overlapping spans."
         ),
     )
     slice_fields = forms.CharField(

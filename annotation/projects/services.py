@@ -208,7 +208,7 @@ SPAN_OVERLAP_NOT_SPANS = "Only span projects have the overlapping-spans setting.
 
 SPAN_OVERLAP_IN_USE = (
     "Overlapping spans cannot be turned off: {count} stored span value{s} would then be invalid ({where}), on "
-    "{items}{more}. Remove the overlaps there first (fix the spans on the review page), then turn it off."
+    "{items}{more}. Those spans must stop overlapping first; then turn it off."
 )
 
 

@@ -539,7 +539,7 @@ class QueuePlan:
     notes: list[str]
     outputs: dict[int, Any] = field(default_factory=dict)  # item id → output value, only when pre-labels are asked
     score_name: str = ""  # what a score is, as the page names it: the order, or SPAN_SCORE_NAME for span runs
-    test_held: int = 0  # test-split candidates left unscored and without a pre-label
+    test_held: set[int] = field(default_factory=set)  # test-split candidates left unscored, without a pre-label
 
 
 def _uses_stored_uncertainty(run: TrainingRun) -> bool:
@@ -622,7 +622,7 @@ def plan_queue(
         notes=notes,
         outputs=outputs,
         score_name=SPAN_SCORE_NAME if stored_only and order != QueueOrder.RANDOM else order,
-        test_held=len(test_held),
+        test_held=test_held,
     )
 
 
@@ -655,6 +655,7 @@ class RoundPlan:
                     "text": _preview(texts.get(pk, "")),
                     "random": bool(self.queue.random[i]),
                     "score": scores.get(pk),
+                    "test_split": pk in self.queue.test_held,
                 }
                 for i, pk in enumerate(head)
             ]
@@ -676,9 +677,9 @@ class RoundPlan:
                 "order": self.queue.order,
                 "random": int(self.queue.random.sum()),
                 "scored": self.queue.scored,
-                "unscored": len(self.queue.ids) - self.queue.scored,
+                "unscored": len(self.queue.ids) - self.queue.scored - len(self.queue.test_held),
                 "score_name": self.queue.score_name,
-                "test_held": self.queue.test_held,
+                "test_held": len(self.queue.test_held),
                 "examples": queue_rows,
             },
             "prelabels": {"enabled": self.options.prelabels, "count": self.prelabel_count},

@@ -86,7 +86,8 @@ def test_a_test_split_item_is_never_moved_up_nor_pre_labelled(span_round, owner)
     assert int(plan.queue.ids[-1]) == held.pk, "unscored: after every scored item, although the run is least sure"
     assert summary["queue"]["test_held"] == 1 and summary["queue"]["scored"] == 5
     assert QUEUE_TEST_NOTE.format(count=1) in summary["notes"]
-    assert next(row for row in summary["queue"]["examples"] if row["item_id"] == held.pk)["score"] is None
+    row = next(row for row in summary["queue"]["examples"] if row["item_id"] == held.pk)
+    assert row["score"] is None and row["test_split"] is True and summary["queue"]["unscored"] == 0
     assert summary["prelabels"]["count"] == 5  # not the test item's
 
     result = round_advance(project=project, user=owner, options=_options(project, random_share=0, prelabels=1))
