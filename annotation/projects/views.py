@@ -190,6 +190,10 @@ def _settings_response(
     return render(request, "annotation/project_settings.html", context, status=status)
 
 
+# The settings form's hidden marker that it showed the "Spans may overlap" box.
+SPAN_OVERLAP_SHOWN = "span_overlap_shown"
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_settings(request: AuthedRequest, project_id: int) -> HttpResponse:
@@ -203,7 +207,9 @@ def project_settings(request: AuthedRequest, project_id: int) -> HttpResponse:
             # One transaction: a setting refused for what the project holds (span overlaps, slice fields) changes
             # nothing, the other settings of the same post included. Those two go first.
             with transaction.atomic():
-                if project.task_kind.needs_text:
+                # An unticked box posts nothing: only a post from a form that showed it (SPAN_OVERLAP_SHOWN) may
+                # turn overlaps off, so an older client's post never does it silently.
+                if project.task_kind.needs_text and SPAN_OVERLAP_SHOWN in request.POST:
                     project_span_overlap_set(
                         project=project, allow=data["allow_overlapping_spans"], user=request.user
                     )

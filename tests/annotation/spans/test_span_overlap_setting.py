@@ -26,6 +26,7 @@ APART = [span(ADA, "Ada Lovelace", "PER"), span(ADA, "London", "LOC")]
 def _settings_post(project, **extra) -> dict:
     """What the settings form posts: the project's current values, unticked overlap unless given."""
     data = {
+        "span_overlap_shown": "1",
         "overlap": project.overlap,
         "lease_seconds": project.lease_seconds,
         "routing_policy": project.routing_policy,
@@ -83,6 +84,16 @@ def test_the_settings_page_turns_overlaps_off_when_nothing_overlaps(client, owne
     project.refresh_from_db()
     assert project.allow_overlapping_spans is False
     assert "allow_overlapping_spans True -> False by owner" in caplog.text
+
+
+def test_a_post_without_the_box_leaves_overlaps_as_they_are(client, owner, annotator):
+    project = span_project(owner, [annotator], allow_overlap=True)
+    client.force_login(owner)
+    post = _settings_post(project, lease_seconds=120)
+    del post["span_overlap_shown"]  # a client whose form did not show the box: its absence means nothing
+    assert client.post(url("project-settings", project.pk), post).status_code == 302
+    project.refresh_from_db()
+    assert (project.allow_overlapping_spans, project.lease_seconds) == (True, 120)
 
 
 def test_a_label_project_has_no_overlap_setting(client, project, owner):
