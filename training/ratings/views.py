@@ -18,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation.annotate.span_pages import span_editor_context
+from annotation.annotate.span_pages import marked_html, span_editor_context
 from annotation.models import Label, Project
 from annotation.permissions import MANAGE, REVIEW, access_project
 from core.errors import ServiceError
@@ -74,14 +74,12 @@ def _span_context(
     if output is None or not project.task_kind.needs_text:
         return {}
     text = output.item.text
-    model = span_editor_context(text=text, value=output.value, labels=labels)
     start = correction if isinstance(correction.get("spans"), list) else output.value
     colors = {label.name: label.color for label in labels}
     spans = [s for s in (output.value or {}).get("spans") or [] if isinstance(s, dict)]
     return {
         **span_editor_context(text=text, value=start, labels=labels),
-        "model_pieces": model["pieces"],
-        "model_spans_json": model["spans_json"],
+        "model_marked": marked_html(text, spans, colors),
         "model_spans": [
             {**s, "text": text[s["start"] : s["end"]], "color": colors.get(str(s.get("label")), "")}
             for s in spans

@@ -11,7 +11,13 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from annotation.models import Decision, DecisionSource, Item, ItemStatus
-from annotation.tasktypes import SPAN_OUT_OF_TEXT, SPAN_TEXT_MISMATCH, SPAN_UNKNOWN_LABEL, SPANS_OVERLAP
+from annotation.tasktypes import (
+    SPAN_OUT_OF_TEXT,
+    SPAN_TEXT_MISMATCH,
+    SPAN_UNKNOWN_LABEL,
+    SPANS_OVERLAP,
+    value_display,
+)
 from core.errors import ServiceError
 from tests.fixtures.api import api_as
 from tests.fixtures.ratings import RatingWorld, span_world
@@ -251,3 +257,24 @@ def test_span_corrections_feed_the_next_round_and_never_change_a_test_label(worl
     assert not RoundChange.objects.filter(item=test_item).exists()
     # Rated correct is not a change: the item stays where it was.
     assert not Decision.objects.filter(item_id=world.outputs[1].item_id).exists()
+
+
+# --- The span run's page -------------------------------------------------------------------------
+
+
+def test_the_run_page_marks_the_spans_in_the_text_and_charts_f1_per_label(world, client):
+    run = world.run
+    run.metrics = {"test": {"n": 1, "f1": 0.8, "precision": 1.0, "recall": 0.67, "per_label": {
+        "PER": {"precision": 1.0, "recall": 1.0, "f1-score": 1.0, "support": 2},
+        "LOC": {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 1},
+    }}}
+    run.save(update_fields=["metrics"])
+    client.force_login(world.users["reviewer"])
+    page = client.get(reverse("run-detail", args=[world.project.pk, run.pk])).content.decode()
+    assert 'id="span-outputs"' in page and 'id="run-rate"' in page
+    # Manchester, tagged as a person: the word itself, marked in PER's colour with its label after it.
+    assert 'title="PER" data-tag="PER">Manchester</span>' in page
+    assert value_display(world.outputs[2].value) not in page  # "PER 0-11, PER 20-30": no offsets to decode
+    data = json.loads(page.split('id="run-chart-data" type="application/json">')[1].split("</script>")[0])
+    assert data["per_label"] == {"labels": ["LOC", "PER"], "f1": [0.0, 1.0], "support": [1, 2]}
+    assert "Entity F1 per label on the test split" in page
