@@ -246,7 +246,8 @@
   }
 
   function init() {
-    document.querySelectorAll(".span-text:not([data-ready])").forEach(function (root) {
+    // .span-static copies are marked on the server (span_pages.marked_html): nothing to do here.
+    document.querySelectorAll(".span-text:not([data-ready]):not(.span-static)").forEach(function (root) {
       const editor = new Editor(root);
       root.spanEditor = editor;
       if (editor.readonly) return;
