@@ -1,6 +1,7 @@
 """Rating a span run's outputs in a real browser, by keyboard only: the reviewer adds the place the model missed
 (W, then the span editor's keys), marks one output correct (C, Enter), relabels a place the model called a person
-(W, 2, Enter); the stored ratings carry the right spans. Then the run page shows the spans marked in the text."""
+(W, 2, Enter); the stored ratings carry the right spans. Then the run page shows the spans marked in the text.
+Screenshots: docs/screenshots/span-rating.png and span-run-page.png when LABELLOOP_SCREENSHOTS points there."""
 
 from __future__ import annotations
 
@@ -75,7 +76,11 @@ def test_a_reviewer_rates_and_corrects_spans_by_keyboard(page: Page, transaction
     ]
     assert grace.startswith("Grace")
 
-    # The run page: the outputs with their spans marked and labelled, entity F1 per label as the third chart.
+    # The run page: the outputs with their spans marked and labelled, entity F1 per label as the third chart
+    # (until the run is evaluated, a note says where it will appear).
+    page.goto(f"/projects/{world.project.pk}/runs/{world.run.pk}/")
+    expect(page.locator("#chart-eval-empty")).to_be_visible()
+    page.screenshot(path=str(screenshot_dir / "span-run-page-unevaluated.png"), full_page=True)
     world.run.metrics = {"test": {"n": 1, "f1": 0.8, "precision": 1.0, "recall": 0.67, "per_label": {
         "PER": {"precision": 1.0, "recall": 1.0, "f1-score": 1.0, "support": 2},
         "LOC": {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 1},
