@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 
 import pytest
-from django.http import Http404
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -114,11 +113,9 @@ def test_a_span_run_from_the_api_trains_in_the_worker_and_shows_entity_f1(
 
     with pytest.raises(ServiceError, match="Span runs have no explanations"):
         explanation_request(output=outputs[fresh[0].pk], user=owner)
-    # The rating pages (correct/wrong per label, scores per response) do not take spans: they send raters to the
-    # pre-annotations instead of showing a span run they could not rate.
-    assert rateable_runs(project=project, rater=owner) == []
-    with pytest.raises(Http404, match="Span runs are not rated"):
-        rating_run_get(project=project, run_id=run.pk)
+    # The rating pages take span runs: correct / wrong, with the right spans (tests/training/ratings/).
+    assert [r.pk for r in rateable_runs(project=project, rater=owner)] == [run.pk]
+    assert rating_run_get(project=project, run_id=run.pk) == run
 
     response = api.post(reverse("api-run-span-prelabels", kwargs=kwargs), format="json")
     assert response.status_code == 200 and response.data == {"written": len(fresh)}
