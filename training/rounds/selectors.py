@@ -450,20 +450,21 @@ def plan_label_errors(
     )
     done_ratings, _ = _applied(RoundChange.Kind.REVIEW, ratings=rated.values_list("id", flat=True))
     for rating in rated.iterator(chunk_size=READ_CHUNK):
-        model = rating.output.value
-        if rating.pk in done_ratings or rating.item_id in seen or not rating.final:
+        model = _model_value(rating.output.value)
+        if rating.pk in done_ratings or rating.item_id in seen or not rating.final or model is None:
             continue
-        if value_key(rating.final) == value_key(model) or not model.get("label"):
+        if value_key(rating.final) == value_key(model):
             continue
         reason = (
             f"Rating {rating.pk} by {rating.rater.get_username()} marked run {rating.run_id}'s "
-            f"“{value_display(model)}” correct; the final label is “{value_display(rating.final)}”."
+            f"“{value_display(model)}” correct; the final {'spans are' if spans else 'label is'} "
+            f"“{value_display(rating.final)}”."
         )
         keep(
             Proposal(
                 kind=RoundChange.Kind.REVIEW,
                 item=rating.item,
-                value={"label": model["label"]},
+                value=model,
                 reason=reason,
                 action="review",
                 review_reason=ReviewReason.RATING,

@@ -12,7 +12,7 @@ from annotation.models import Decision, Item, ItemSplit, ReviewReason, ReviewSta
 from tests.fixtures.api import api_as
 from tests.fixtures.pages import url
 from tests.fixtures.people import acknowledge_guidelines, add_items
-from tests.fixtures.rounds import approve, run_row
+from tests.fixtures.rounds import approve, rating_row, run_row
 from tests.fixtures.spans import span_project
 from training.models import ModelOutput, TrainingRun
 from training.rounds.options import PlanOptions, plan_options_parse
@@ -173,3 +173,22 @@ def test_final_spans_a_sure_span_run_contradicts_go_to_review_but_never_a_test_i
     assert task.suggested_value == {"spans": [whole]} and task.reasons == [ReviewReason.MODEL]
     assert not ReviewTask.objects.filter(item=held).exists()
     assert Decision.objects.filter(item=held).count() == 1, "the test item's final spans stay as people decided"
+
+
+def test_spans_rated_correct_against_the_final_spans_go_to_review_but_never_a_test_item(owner, reviewer):
+    project = span_project(owner, [], reviewer)
+    run = run_row(project, owner, task="spans")
+    whole = {"start": 0, "end": 12, "label": "PER"}
+    rated = _approved(project, "Ada Lovelace wrote notes.", [{"start": 0, "end": 3, "label": "PER"}])
+    held = _approved(project, "Ada Lovelace lost notes.", [{"start": 0, "end": 3, "label": "PER"}], split=Split.TEST)
+    for item in (rated, held):
+        output = ModelOutput.objects.create(
+            run=run, item=item, value={"spans": [whole]}, confidence=0.5, uncertainty=0.6
+        )
+        rating_row(output, reviewer, verdict="correct")
+    plan = round_plan(project=project, options=_options(project), full=True)
+    assert [(p.item.pk, p.review_reason, p.value) for p in plan.label_errors] == [
+        (rated.pk, ReviewReason.RATING, {"spans": [whole]})
+    ]
+    assert "the final spans are “PER 0-3”" in plan.label_errors[0].reason
+    assert plan.summary()["test_split"]["rating"] == 1
