@@ -240,7 +240,7 @@ class Proposal:
         row = {
             "item_id": self.item.pk,
             "text": _preview(self.item.text),
-            "value": value_display(self.value),
+            "value": value_display(self.value, self.item.text),
             "action": self.action,
             "reason": self.reason,
         }
@@ -253,7 +253,7 @@ def _route(
     """Decide or review: never overwrite a reviewer's later decision or an item waiting in review."""
     final = finals.get(proposal.item.pk)
     if final is not None:
-        proposal.extra["final"] = value_display(final.value)
+        proposal.extra["final"] = value_display(final.value, proposal.item.text)
     if final is not None and value_key(final.value) == value_key(proposal.value):
         return None  # already the final value: nothing to change
     if proposal.item.pk in in_review or (final is not None and final.created_at > since):
@@ -306,7 +306,7 @@ def plan_corrections(*, project: Project) -> list[Proposal]:
         who = rating.rater.get_username()
         reason = (
             f"Rating {rating.pk} by {who} corrected the output of run {rating.run_id} "
-            f"({value_display(rating.output.value)} → {value_display(value)})."
+            f"({value_display(rating.output.value, rating.item.text)} → {value_display(value, rating.item.text)})."
         )
         proposal = Proposal(
             kind=RoundChange.Kind.CORRECTION,
@@ -324,7 +324,7 @@ def plan_corrections(*, project: Project) -> list[Proposal]:
             proposal.action, proposal.review_reason = "review", ReviewReason.RATING
             proposal.skip_if_final = False
             proposal.reason = f"Raters corrected run {rating.run_id}'s output differently: " + ", ".join(
-                f"{r.rater.get_username()}: {value_display(v)}" for r, v in entries
+                f"{r.rater.get_username()}: {value_display(v, r.item.text)}" for r, v in entries
             )
             proposals.append(proposal)
             continue
@@ -457,8 +457,8 @@ def plan_label_errors(
             continue
         reason = (
             f"Rating {rating.pk} by {rating.rater.get_username()} marked run {rating.run_id}'s "
-            f"“{value_display(model)}” correct; the final {'spans are' if spans else 'label is'} "
-            f"“{value_display(rating.final)}”."
+            f"“{value_display(model, rating.item.text)}” correct; the final {'spans are' if spans else 'label is'} "
+            f"“{value_display(rating.final, rating.item.text)}”."
         )
         keep(
             Proposal(
@@ -470,7 +470,7 @@ def plan_label_errors(
                 review_reason=ReviewReason.RATING,
                 rating=rating,
                 output=rating.output,
-                extra={"final": value_display(rating.final)},
+                extra={"final": value_display(rating.final, rating.item.text)},
             ),
             rating.split,
         )
@@ -496,8 +496,8 @@ def plan_label_errors(
             continue
         how = f"every word's tag at {sureness:.2f} or more" if spans else f"confidence {sureness:.2f}"
         reason = (
-            f"Run {run.pk} predicts “{value_display(proposed)}” with {how}; "
-            f"the final {'spans are' if spans else 'label is'} “{value_display(output.final)}”."
+            f"Run {run.pk} predicts “{value_display(proposed, output.item.text)}” with {how}; "
+            f"the final {'spans are' if spans else 'label is'} “{value_display(output.final, output.item.text)}”."
         )
         keep(
             Proposal(
@@ -508,7 +508,7 @@ def plan_label_errors(
                 action="review",
                 review_reason=ReviewReason.MODEL,
                 output=output,
-                extra={"final": value_display(output.final), "confidence": round(sureness, 4)},
+                extra={"final": value_display(output.final, output.item.text), "confidence": round(sureness, 4)},
             ),
             output.split,
         )

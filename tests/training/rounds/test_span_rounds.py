@@ -162,7 +162,7 @@ def test_final_spans_a_sure_span_run_contradicts_go_to_review_but_never_a_test_i
     assert [p.item.pk for p in plan.label_errors] == [contradicted.pk]
     proposal = plan.label_errors[0]
     assert proposal.value == {"spans": [whole]} and proposal.review_reason == ReviewReason.MODEL
-    assert "every word's tag at 0.96 or more" in proposal.reason and "PER 0-3" in proposal.reason
+    assert "every word's tag at 0.96 or more" in proposal.reason and "“Ada (PER)”" in proposal.reason
     summary = plan.summary()
     assert summary["test_split"]["count"] == 1 and summary["test_split"]["model"] == 1
     assert str(held.pk) not in str(summary["label_errors"]) and "lost notes" not in str(summary)
@@ -190,5 +190,5 @@ def test_spans_rated_correct_against_the_final_spans_go_to_review_but_never_a_te
     assert [(p.item.pk, p.review_reason, p.value) for p in plan.label_errors] == [
         (rated.pk, ReviewReason.RATING, {"spans": [whole]})
     ]
-    assert "the final spans are “PER 0-3”" in plan.label_errors[0].reason
+    assert "the final spans are “Ada (PER)”" in plan.label_errors[0].reason
     assert plan.summary()["test_split"]["rating"] == 1
