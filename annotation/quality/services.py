@@ -241,21 +241,26 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     finals = list(
         decided.exclude(item__split_row__split=Split.TEST)
         .order_by("item_id")
-        .values_list("item_id", "item__text", "value", "source", "reviewer__username")
+        .values_list("item_id", "item__text", "value", "source", "reviewer__username", "review_task__reasons")
     )
     _progress(scan, 0.0, f"Embedding {len(finals)} approved items")
     X = _embeddings(scan=scan, items=[(item_id, text) for item_id, text, *_ in finals])
     item_ids = [item_id for item_id, *_ in finals]
     texts = [text for _, text, *_ in finals]
-    given = [value["label"] for _, _, value, _, _ in finals]
+    given = [value["label"] for _, _, value, *_ in finals]
     by_item = annotations_by_item(project=project, item_ids=item_ids)
     votes = [
         _votes(by_item.get(item_id, {}), value["label"], source, reviewer)
-        for item_id, _, value, source, reviewer in finals
+        for item_id, _, value, source, reviewer, _ in finals
+    ]
+    audits = [
+        audit
+        for row, (item_id, _, value, source, _, reasons) in enumerate(finals)
+        if (audit := _audited(row, by_item.get(item_id, {}), value["label"], source, reasons)) is not None
     ]
     _progress(scan, EMBED_SHARE, "Out-of-fold predictions and CROWDLAB")
     started = time.perf_counter()
-    result = noise.scan(X, given, votes, labels, seed=scan.params.get("seed", 0), texts=texts)
+    result = noise.scan(X, given, votes, labels, seed=scan.params.get("seed", 0), texts=texts, audits=audits)
     seconds = time.perf_counter() - started
     test_items = set(
         ItemSplit.objects.filter(item_id__in=[item_ids[f.row] for f in result.flags], split=Split.TEST).values_list(
@@ -318,6 +323,35 @@ def _votes(annotations: dict[str, str], final: str, source: str, reviewer: str |
     return votes
 
 
+def _audited(
+    row: int, annotations: dict[str, str], final: str, source: str, reasons: list[str] | None
+) -> noise.Audited | None:
+    """The item as an audit the scan can calibrate on, or None: its final label is a reviewer's decision on a task
+    that was an audit sample and nothing else, and its annotators all agreed (what the audit confirmed or
+    overturned). A disagreement, an unsure answer or an earlier noise flag is no audit: the agreement was not what
+    the reviewer was asked to check, or the item was chosen for looking wrong."""
+    if source != DecisionSource.REVIEWER or set(reasons or ()) != {ReviewReason.AUDIT}:
+        return None
+    agreed = set(annotations.values())
+    if len(agreed) != 1:
+        return None
+    return noise.Audited(row, agreed.pop(), final, dict(annotations))
+
+
+def _calibration_summary(calibration: noise.Calibration | None) -> dict[str, Any] | None:
+    if calibration is None:
+        return None
+    return {
+        "vote_weight": calibration.vote_weight,
+        "default_vote_weight": noise.VOTE_WEIGHT,
+        "calibrated": calibration.calibrated,
+        "audited": calibration.audited,
+        "overturned": calibration.overturned,
+        "message": calibration.message,
+        "average_precision": {str(w): round(ap, 3) for w, ap in calibration.scores.items()},
+    }
+
+
 def _summary(
     result: noise.ScanResult, *, scanned: int, test_flags: int, seconds: float, labels: list[str]
 ) -> dict[str, Any]:
@@ -334,6 +368,7 @@ def _summary(
         "test_flags_not_sent": test_flags,
         "seconds": round(seconds, 1),
         "annotators": [a._asdict() for a in result.annotators],
+        "calibration": _calibration_summary(result.calibration),
         "crowdlab": {
             "items": sum(n >= 2 for n in result.num_votes),
             "model_weight": result.model_weight,
