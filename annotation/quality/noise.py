@@ -489,6 +489,12 @@ CALIBRATED = (
 )
 
 
+CALIBRATED_DEFAULT = (
+    "Calibrated on {audited} audited items, {overturned} overturned by a reviewer: the default vote weight "
+    "{weight} ranked the overturned agreements first as well as any other (average precision {score:.2f})."
+)
+
+
 AUDIT_VOTER_UNKNOWN = "Audited item {index}: voter {voter!r} cast no vote on any item; pass the annotators' votes."
 
 
@@ -586,7 +592,7 @@ def calibrate(
         scores[weight] = _average_precision(1 - posterior[np.arange(len(rows)), agreed], overturned_rows)
     top = max(scores.values())
     best = min((w for w, v in scores.items() if v >= top - AP_TIE), key=lambda w: (abs(w - VOTE_WEIGHT), w))
-    message = CALIBRATED.format(
+    message = (CALIBRATED_DEFAULT if best == VOTE_WEIGHT else CALIBRATED).format(
         audited=audited,
         overturned=overturned,
         weight=best,

@@ -8,6 +8,9 @@ with its score and suggested label. An approved item goes back to review with it
 Test-split items are left out (the test split is sacred: no model sends a test label to review); the
 summary counts them. The summary keeps the estimate, the flags' expected precision and each
 annotator's accuracy against the consensus with its interval (read by `annotator_quality`).
+The project's audits of agreed items (`audit_labels`: what reviewers said when an agreement was sampled for
+audit) calibrate how much the votes weigh against the model (`noise.calibrate`); the summary's `calibration`
+says which weight ranked the flags and on how many audits, or that there were too few.
 The NoiseScan row, not Redis, is the truth about a scan's status.
 
 The encoder is `settings.LABELLOOP_EMBEDDER` (a dotted path to `fn(texts) -> float array`), the
@@ -47,7 +50,7 @@ from annotation.models import (
     Split,
 )
 from annotation.quality import noise
-from annotation.review.selectors import latest_decisions
+from annotation.review.selectors import audit_labels, latest_decisions
 from annotation.review.services import review_task_open
 from core.errors import ServiceError
 from core.queues import QueuePlace, queue_place, requeue_lost
@@ -241,22 +244,23 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     finals = list(
         decided.exclude(item__split_row__split=Split.TEST)
         .order_by("item_id")
-        .values_list("item_id", "item__text", "value", "source", "reviewer__username", "review_task__reasons")
+        .values_list("item_id", "item__text", "value", "source", "reviewer__username")
     )
     _progress(scan, 0.0, f"Embedding {len(finals)} approved items")
     X = _embeddings(scan=scan, items=[(item_id, text) for item_id, text, *_ in finals])
     item_ids = [item_id for item_id, *_ in finals]
     texts = [text for _, text, *_ in finals]
-    given = [value["label"] for _, _, value, *_ in finals]
+    given = [value["label"] for _, _, value, _, _ in finals]
     by_item = annotations_by_item(project=project, item_ids=item_ids)
     votes = [
         _votes(by_item.get(item_id, {}), value["label"], source, reviewer)
-        for item_id, _, value, source, reviewer, _ in finals
+        for item_id, _, value, source, reviewer in finals
     ]
+    audited = audit_labels(project=project)
     audits = [
         audit
-        for row, (item_id, _, value, source, _, reasons) in enumerate(finals)
-        if (audit := _audited(row, by_item.get(item_id, {}), value["label"], source, reasons)) is not None
+        for row, item_id in enumerate(item_ids)
+        if item_id in audited and (audit := _audited(row, by_item.get(item_id, {}), audited[item_id])) is not None
     ]
     _progress(scan, EMBED_SHARE, "Out-of-fold predictions and CROWDLAB")
     started = time.perf_counter()
@@ -323,19 +327,14 @@ def _votes(annotations: dict[str, str], final: str, source: str, reviewer: str |
     return votes
 
 
-def _audited(
-    row: int, annotations: dict[str, str], final: str, source: str, reasons: list[str] | None
-) -> noise.Audited | None:
-    """The item as an audit the scan can calibrate on, or None: its final label is a reviewer's decision on a task
-    that was an audit sample and nothing else, and its annotators all agreed (what the audit confirmed or
-    overturned). A disagreement, an unsure answer or an earlier noise flag is no audit: the agreement was not what
-    the reviewer was asked to check, or the item was chosen for looking wrong."""
-    if source != DecisionSource.REVIEWER or set(reasons or ()) != {ReviewReason.AUDIT}:
-        return None
+def _audited(row: int, annotations: dict[str, str], decided: str) -> noise.Audited | None:
+    """An audited item (`audit_labels`: a reviewer decided a task that was an audit sample and nothing else) as the
+    scan calibrates on it, or None when its annotators do not all agree now (an audit checks an agreement). The
+    reviewer's label is what the calibration takes for the truth, even where a weighted vote made another final."""
     agreed = set(annotations.values())
     if len(agreed) != 1:
         return None
-    return noise.Audited(row, agreed.pop(), final, dict(annotations))
+    return noise.Audited(row, agreed.pop(), decided, dict(annotations))
 
 
 def _calibration_summary(calibration: noise.Calibration | None) -> dict[str, Any] | None:

@@ -501,10 +501,14 @@ def test_the_project_page_links_quality_and_snapshots(project, reviewer, annotat
     assert f'href="{quality_url}"' in html and f'href="{snapshots_url}"' not in html
 
 
-def audited_corpus(project: Project, annotator, annotator2, reviewer, *, audits: int, overturned: int) -> list[Item]:
+def audited_corpus(
+    project: Project, annotator, annotator2, reviewer, *, audits: int, overturned: int, weighed: bool = False
+) -> list[Item]:
     """Clean imported labels that both annotators agree with; `audits` items were then audited by the reviewer,
     who overturned the first `overturned` (there the annotators had agreed on a wrong label). One more item went
-    to review as an audit *and* an unsure answer, and one as a disagreement: neither is an audit of an agreement."""
+    to review as an audit *and* an unsure answer, and one as a disagreement: neither is an audit of an agreement.
+    `weighed`: as under adaptive routing, a weighted vote of every judgement then put the agreed label back on
+    the overturned items (the final label is the agreement; the reviewer's word is kept in the history)."""
     items = labelled_corpus(project, wrong=0)
     names = list(VOCAB)
     for n, item in enumerate(items):
@@ -530,13 +534,18 @@ def audited_corpus(project: Project, annotator, annotator2, reviewer, *, audits:
         Decision.objects.create(
             item=item, value={"label": truth}, source=DecisionSource.REVIEWER, reviewer=reviewer, review_task=task
         )
+        if weighed and n < overturned:
+            Decision.objects.create(
+                item=item, value={"label": agreed}, source=DecisionSource.WEIGHTED, review_task=task
+            )
     return items
 
 
+@pytest.mark.parametrize("weighed", [False, True], ids=["reviewer-final", "weighted-vote-final"])
 def test_the_scan_calibrates_its_vote_weight_on_the_reviewers_audits_and_says_so(
-    project, annotator, annotator2, reviewer, client
+    project, annotator, annotator2, reviewer, client, weighed
 ):
-    audited_corpus(project, annotator, annotator2, reviewer, audits=40, overturned=8)
+    audited_corpus(project, annotator, annotator2, reviewer, audits=40, overturned=8, weighed=weighed)
     scan = NoiseScan.objects.create(project=project, created_by=reviewer)
     noise_scan_job(scan.pk)
     scan.refresh_from_db()
@@ -548,7 +557,7 @@ def test_the_scan_calibrates_its_vote_weight_on_the_reviewers_audits_and_says_so
     assert calibration["message"].startswith("Calibrated on 40 audited items, 8 overturned by a reviewer")
     client.force_login(reviewer)
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
-    assert 'id="scan-calibration"' in html and "calibrated on 40 audited items, 8 overturned" in html
+    assert 'id="scan-calibration"' in html and "Calibrated on 40 audited items, 8 overturned" in html
     api = client.get(reverse("api-noise-scan-detail", args=[project.pk, scan.pk])).json()
     assert api["summary"]["calibration"] == calibration
 
