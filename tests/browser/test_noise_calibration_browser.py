@@ -31,3 +31,7 @@ def test_a_scan_calibrated_on_audits_says_so_on_the_quality_page(
     expect(calibration).to_contain_text("Calibrated on 40 audited items, 8 overturned")
     expect(calibration).to_contain_text("Average precision per weight")
     page.locator("#noise-scan").screenshot(path=str(screenshot_dir / "noise_scan_calibrated.png"))
+
+    page.goto(f"/projects/{project.pk}/quality/scans/{scan.pk}/flags/")
+    expect(page.locator("#flag-counts")).to_contain_text("calibrated on 40 audited items, 8 overturned")
+    page.screenshot(path=str(screenshot_dir / "noise_flags_calibrated.png"))

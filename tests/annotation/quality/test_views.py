@@ -560,6 +560,9 @@ def test_the_scan_calibrates_its_vote_weight_on_the_reviewers_audits_and_says_so
     assert 'id="scan-calibration"' in html and "Calibrated on 40 audited items, 8 overturned" in html
     api = client.get(reverse("api-noise-scan-detail", args=[project.pk, scan.pk])).json()
     assert api["summary"]["calibration"] == calibration
+    flags_page = client.get(reverse("noise-flag-list", args=[project.pk, scan.pk])).content.decode()
+    weight = calibration["vote_weight"]
+    assert f"vote weight {weight} (calibrated on 40 audited items, 8 overturned)" in flags_page
 
 
 def test_with_too_few_audits_the_scan_keeps_the_default_weight_and_the_page_says_why(
