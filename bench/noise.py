@@ -235,14 +235,16 @@ def bootstrap(flagged: np.ndarray, wrong: np.ndarray, seed: int) -> dict[str, tu
 
 
 def weight_cell(calibration: noise.Calibration | None) -> str:
-    """The vote weight a scan ranked with; for a calibrated one, on how many audits (overturned) and each tried
-    weight's log-likelihood of the reviewers' labels."""
+    """The vote weight a scan ranked with; for a calibrated one, on how many audits (overturned), each tried
+    weight's average precision, and how often the best beat the default in resamples of the audits."""
     if calibration is None:
         return ""
     audits = f"{calibration.audited} audits, {calibration.overturned} overturned"
     if not calibration.calibrated:
         return f"w {calibration.vote_weight} (default; {audits})"
     tried = " ".join(f"{w}:{v:.3f}" for w, v in calibration.scores.items())
+    if calibration.beats_default is not None:
+        tried += f"; {calibration.best} beat the default in {calibration.beats_default:.0%} of resamples"
     return f"w {calibration.vote_weight} ({audits}; AP {tried})"
 
 
