@@ -23,17 +23,24 @@ Noise modes:
 - crowd: no planted flips; the final label is the annotators' agreed label, or on disagreement a
   third pool member's own label (as the product's review does). The error rate is whatever results.
 
+Audit (every mode, `--audit-rate`, default 0.10; 0 gives the data of the tables before 2026-12-06): that share
+of the items whose final label is the annotators' agreement goes to a reviewer (accuracy 0.96 on ordinary items,
+0.66 on hard ones where they err toward the same confusable class: 0.90 overall), whose label becomes final.
+
 Scans compared, each judged against the true labels:
 - old: `noise.find_suspects` on the final labels (cleanlab find_label_issues, filter "both");
 - new: `noise.scan` with the final label and every vote (CROWDLAB + out-of-fold model), flagging
   round(estimated errors) items; `new-1` is the same scan given only the final label (cleanlab's
-  single-label path: what a project of imported labels gets).
+  single-label path: what a project of imported labels gets);
+- cal: `noise.scan` with every vote and the audits: the vote weight calibrated on them (`noise.calibrate`); the
+  last column says which weight it chose, on how many audits, and each weight's average precision.
 
 Printed: errors planted/present, flags, flagged fraction, precision at the flag count, recall, F1
 (95 % bootstrap intervals over items), the scan's estimated errors and expected precision (to check
 its calibration), and seconds per scan (embeddings cached and excluded).
 
-    python bench/noise.py                              # all data sets and modes, seed 0
+    python bench/noise.py                              # all data sets and modes, seed 0, 10 % audit
+    python bench/noise.py --data trec --modes uniform --seeds 0 1 2 --scans old new cal
     python bench/noise.py --data trec3 --modes neighbour --seeds 0 1 2
     python bench/noise.py --data sms --modes uniform --seeds 0 1 2 --count off-diagonal   # the count before
 """
@@ -60,6 +67,9 @@ NEIGHBOUR_SHARE = 0.70
 TREC3 = {"DESC": "DESC", "ABBR": "DESC", "ENTY": "ENTY", "HUM": "FACT", "LOC": "FACT", "NUM": "FACT"}
 TREC3_N = 3000
 BOOTSTRAP = 1000
+REVIEWER = "reviewer"
+REVIEWER_ACCURACY = 0.96  # on ordinary items; 0.66 on hard ones (20 %): 0.90 overall
+AUDIT_STREAM = 7919  # seeds the audit's own random stream beside the data seed
 
 
 def trec3_rows(n: int) -> list[int]:
@@ -104,13 +114,15 @@ class Crowd:
         others[np.arange(len(truth)), truth] = -1
         self.confusable = others.argmax(axis=1)
 
-    def says(self, who: int, i: int) -> int:
-        accuracy = ACCURACY[who] - (HARD_PENALTY if self.hard[i] else 0.0)
-        if self.rng.random() < accuracy:
+    def says(self, who: int, i: int, *, accuracy: float | None = None, rng: np.random.Generator | None = None) -> int:
+        """Annotator `who`'s label for item i (or, with `accuracy` and `rng`, a reviewer's of that accuracy)."""
+        rng = rng or self.rng
+        accuracy = (ACCURACY[who] if accuracy is None else accuracy) - (HARD_PENALTY if self.hard[i] else 0.0)
+        if rng.random() < accuracy:
             return int(self.truth[i])
         if self.hard[i]:
             return int(self.confusable[i])
-        return other_class(self.rng, self.classes, int(self.truth[i]), neighbour=self.rng.random() < NEIGHBOUR_SHARE)
+        return other_class(rng, self.classes, int(self.truth[i]), neighbour=rng.random() < NEIGHBOUR_SHARE)
 
     def pick(self, k: int, exclude: tuple[int, ...] = ()) -> list[int]:
         pool = [a for a in range(len(ACCURACY)) if a not in exclude]
@@ -118,9 +130,16 @@ class Crowd:
 
 
 def simulate(
-    truth: np.ndarray, clean_probs: np.ndarray, classes: list[str], mode: str, seed: int
-) -> tuple[np.ndarray, list[dict[str, str]]]:
-    """(final label codes, votes per item) for one noise mode; see the module docstring."""
+    truth: np.ndarray, clean_probs: np.ndarray, classes: list[str], mode: str, seed: int, audit_rate: float = 0.0
+) -> tuple[np.ndarray, list[dict[str, str]], list[noise.Audited]]:
+    """(final label codes, votes per item, audits) for one noise mode; see the module docstring.
+
+    With `audit_rate`, that share of the items whose final label is the annotators' agreement (no reviewer was
+    needed) goes to an audit by REVIEWER (one more voter, of REVIEWER_ACCURACY on ordinary items, who loses
+    HARD_PENALTY on hard items and errs toward their confusable class like everyone): the reviewer's label
+    becomes final, as the product's review makes it. The audit draws from its own random stream, so the
+    annotators' votes and every unaudited final label are those of the same seed without audits.
+    """
     crowd = Crowd(truth, clean_probs, classes, seed)
     rng = crowd.rng
     n = len(truth)
@@ -155,7 +174,18 @@ def simulate(
             (r,) = crowd.pick(1, exclude=(a, b))
             said[r] = int(truth[i])
         votes.append({f"a{who}": classes[c] for who, c in said.items()})
-    return final, votes
+    audits: list[noise.Audited] = []
+    if audit_rate > 0:
+        audit_rng = np.random.default_rng([seed, AUDIT_STREAM])
+        for i, item in enumerate(votes):
+            agreed = len(item) == 2 and len(set(item.values())) == 1
+            if not agreed or audit_rng.random() >= audit_rate:
+                continue
+            decided = crowd.says(0, i, accuracy=REVIEWER_ACCURACY, rng=audit_rng)
+            audits.append(noise.Audited(i, classes[final[i]], classes[decided], dict(item)))
+            final[i] = decided
+            item[REVIEWER] = classes[decided]
+    return final, votes, audits
 
 
 def cached_probs(key: str, features: object, codes: np.ndarray) -> np.ndarray:
@@ -204,6 +234,20 @@ def bootstrap(flagged: np.ndarray, wrong: np.ndarray, seed: int) -> dict[str, tu
     return {name: (point[k], low[k], high[k]) for k, name in enumerate(["precision", "recall", "f1"])}
 
 
+def weight_cell(calibration: noise.Calibration | None) -> str:
+    """The vote weight a scan ranked with; for a calibrated one, on how many audits (overturned), each tried
+    weight's average precision, and how often the best beat the default in resamples of the audits."""
+    if calibration is None:
+        return ""
+    audits = f"{calibration.audited} audits, {calibration.overturned} overturned"
+    if not calibration.calibrated:
+        return f"w {calibration.vote_weight} (default; {audits})"
+    tried = " ".join(f"{w}:{v:.3f}" for w, v in calibration.scores.items())
+    if calibration.beats_default is not None:
+        tried += f"; {calibration.best} beat the default in {calibration.beats_default:.0%} of resamples"
+    return f"w {calibration.vote_weight} ({audits}; AP {tried})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", choices=sorted(DATA), default=["sms", "trec", "trec3"])
@@ -211,7 +255,15 @@ def main() -> None:
         "--modes", nargs="+", choices=["uniform", "neighbour", "crowd"], default=["uniform", "neighbour", "crowd"]
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--scans", nargs="+", choices=["old", "new-1", "new"], default=["old", "new-1", "new"])
+    parser.add_argument(
+        "--scans", nargs="+", choices=["old", "new-1", "new", "cal"], default=["old", "new-1", "new", "cal"]
+    )
+    parser.add_argument(
+        "--audit-rate",
+        type=float,
+        default=0.10,
+        help="share of agreed items a reviewer audits (their label becomes final); `cal` calibrates on them",
+    )
     parser.add_argument(
         "--count",
         choices=["expected", "off-diagonal", "votes"],
@@ -234,7 +286,7 @@ def main() -> None:
 
     print(f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} on {os.cpu_count()} CPUs")
     head = f"{'data':5} {'n':>5} {'mode':9} {'seed':>4} {'scan':5} {'errors':>6} {'flags':>5} {'flag%':>5}"
-    print(head + f" {'precision':>17} {'recall':>17} {'F1':>17} {'est.err':>7} {'est.P':>5} {'s':>5}")
+    print(head + f" {'precision':>17} {'recall':>17} {'F1':>17} {'est.err':>7} {'est.P':>5} {'s':>5} vote weight")
     for name in args.data:
         texts, labels, X = load(name)
         classes = ORDER.get(name, sorted(set(labels)))
@@ -244,7 +296,7 @@ def main() -> None:
         clean = cached_probs(f"{name}-clean", features, truth)
         for mode in args.modes:
             for seed in args.seeds:
-                final, votes = simulate(truth, clean, classes, mode, seed)
+                final, votes, audits = simulate(truth, clean, classes, mode, seed, args.audit_rate)
                 given = [classes[c] for c in final]
                 wrong = final != truth
                 # new and new-1 share one out-of-fold model (the same final labels); its time is added to each.
@@ -255,10 +307,15 @@ def main() -> None:
                         suspects = noise.find_suspects(X, given, classes, seed=seed, texts=texts, probs=probs)
                         rows = [s.row for s in suspects]
                         est_errors, est_precision = float("nan"), float("nan")
+                        calibration = None
                     else:
-                        item_votes = votes if which == "new" else [{"final": g} for g in given]
-                        result = noise.scan(X, given, item_votes, classes, seed=seed, texts=texts, probs=probs)
-                        if args.count == "votes" and which == "new":
+                        item_votes = [{"final": g} for g in given] if which == "new-1" else votes
+                        result = noise.scan(
+                            X, given, item_votes, classes, seed=seed, texts=texts, probs=probs,
+                            audits=audits if which == "cal" else (),
+                        )
+                        calibration = result.calibration
+                        if args.count == "votes" and which in ("new", "cal"):
                             doubt = 1.0 - np.asarray(result.label_quality)
                             order = np.lexsort((np.arange(len(doubt)), -doubt))[: round(doubt.sum())]
                             result = result._replace(flags=[noise.Flag(int(i), given[i], "", 0.0) for i in order])
@@ -272,7 +329,8 @@ def main() -> None:
                     cells = " ".join(f"{p:.3f} [{lo:.2f},{hi:.2f}]" for p, lo, hi in m.values())
                     print(
                         f"{name:5} {len(truth):5} {mode:9} {seed:4} {which:5} {int(wrong.sum()):6} {len(rows):5} "
-                        f"{len(rows) / len(truth):5.1%} {cells} {est_errors:7.0f} {est_precision:5.2f} {seconds:5.1f}",
+                        f"{len(rows) / len(truth):5.1%} {cells} {est_errors:7.0f} {est_precision:5.2f} {seconds:5.1f}"
+                        f" {weight_cell(calibration)}",
                         flush=True,
                     )
     print(f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")

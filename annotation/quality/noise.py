@@ -287,6 +287,7 @@ class ScanResult(NamedTuple):
     annotators: list[AnnotatorQuality]
     method: str  # "crowdlab" (some item has 2+ votes) or "single-label" (the model alone judges)
     model_weight: float | None
+    calibration: Calibration | None = None  # the vote weight ranked with and its evidence (crowdlab only)
 
 
 def wilson(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
@@ -412,7 +413,9 @@ VOTE_WEIGHT = 0.5
 MODEL_FLOOR = 0.02  # share of the model's probability spread evenly, so no class is ever ruled out by it alone
 
 
-def _calibrated_posterior(matrix: np.ndarray, probs: np.ndarray, start: np.ndarray) -> np.ndarray:
+def _calibrated_posterior(
+    matrix: np.ndarray, probs: np.ndarray, start: np.ndarray, vote_weight: float | None = None
+) -> np.ndarray:
     """P(true class | model, votes): the model as prior, each voter's confusion matrix learnt by EM.
 
     CROWDLAB's posterior is a weighted *average* of the model and the votes: it ranks items well
@@ -422,8 +425,10 @@ def _calibrated_posterior(matrix: np.ndarray, probs: np.ndarray, start: np.ndarr
     from the posterior and smoothed toward everyone's pooled confusion (so a voter with a handful of
     items is judged like the crowd until their own record says otherwise). EM starts from CROWDLAB's
     posterior. Annotators err together on hard items, so each vote's log-likelihood is scaled by
-    VOTE_WEIGHT rather than trusted as independent.
+    `vote_weight` (VOTE_WEIGHT unless the project's audits chose another: `calibrate`) rather than trusted
+    as independent.
     """
+    weight = VOTE_WEIGHT if vote_weight is None else vote_weight
     n_classes = probs.shape[1]
     prior = np.log((1 - MODEL_FLOOR) * probs + MODEL_FLOOR / n_classes)
     columns = [np.flatnonzero(~np.isnan(matrix[:, j])) for j in range(matrix.shape[1])]
@@ -442,11 +447,191 @@ def _calibrated_posterior(matrix: np.ndarray, probs: np.ndarray, start: np.ndarr
         for rows, codes, c in zip(columns, said, counts, strict=True):
             confusion = c + PRIOR_STRENGTH * pooled
             confusion /= confusion.sum(axis=1, keepdims=True)
-            log_post[rows] += VOTE_WEIGHT * np.log(confusion[:, codes]).T
+            log_post[rows] += weight * np.log(confusion[:, codes]).T
         log_post -= log_post.max(axis=1, keepdims=True)
         posterior = np.exp(log_post)
         posterior /= posterior.sum(axis=1, keepdims=True)
     return posterior
+
+
+# --- calibrating the vote weight on the project's own audits ---
+
+# Vote weights tried against the audits, around the shipped VOTE_WEIGHT: 0.3 won TREC with planted agreed errors,
+# 0.5 the 3-class crowd (docs/benchmarks.md, "Vote weight and count, swept"); 0.2 and 0.8 bound the range.
+VOTE_WEIGHTS = (0.2, 0.3, 0.5, 0.8)
+
+
+# Fewer audits than this, or fewer overturned agreements, say too little to choose between vote weights: the
+# default is kept and the scan says so. An average precision over fewer than 5 positives moves by 0.1 or more
+# with one of them, more than the weights differ by (bench/noise.py: 0.02-0.07 at 23-25 overturns).
+MIN_AUDITED = 30
+MIN_OVERTURNED = 5
+
+
+# The best weight replaces the default only when it ranks the overturns better than the default in this share of
+# bootstrap resamples of the audited items (paired: both weights scored on the same resample). A lead of 0.01-0.02
+# in average precision on ~15 overturns is noise: at a 5 % audit of 3,000 items it once chose 0.3 where the crowd
+# needed 0.5 (bench/noise.py, trec3 crowd), and the resamples say so.
+CONFIDENCE = 0.9
+RESAMPLES = 200
+
+
+NO_AUDITS = "No audited items: the default vote weight {weight} is used."
+
+
+TOO_FEW_AUDITS = (
+    "{audited} audited item{s} ({overturned} overturned) are too few to calibrate on (at least {min_audited} "
+    "audits and {min_overturned} overturns are needed): the default vote weight {weight} is used."
+)
+
+
+CALIBRATED = (
+    "Calibrated on {audited} audited items, {overturned} overturned by a reviewer: vote weight {weight} ranked "
+    "the overturned agreements first best (average precision {score:.2f}; the default {default} gave "
+    "{default_score:.2f}; better in {share:.0%} of resamples of the audits)."
+)
+
+
+CALIBRATED_DEFAULT = (
+    "Calibrated on {audited} audited items, {overturned} overturned by a reviewer: the default vote weight "
+    "{weight} ranked the overturned agreements first as well as any other (average precision {score:.2f})."
+)
+
+
+CALIBRATED_NOT_SURE = (
+    "Calibrated on {audited} audited items, {overturned} overturned by a reviewer: vote weight {best} ranked "
+    "the overturned agreements first best (average precision {best_score:.2f} against {score:.2f}), but only in "
+    "{share:.0%} of resamples of the audits, short of {confidence:.0%}: the default vote weight {weight} is kept."
+)
+
+
+AUDIT_VOTER_UNKNOWN = "Audited item {index}: voter {voter!r} cast no vote on any item; pass the annotators' votes."
+
+
+class Audited(NamedTuple):
+    """An agreed item a reviewer checked (an audit sample): the reviewer's label is the calibration's truth."""
+
+    row: int  # row in the scan's input
+    agreed: str  # the label the annotators agreed on, which the audit confirmed or overturned
+    decided: str  # the reviewer's label (now the item's final label)
+    votes: dict[str, str]  # the annotators' votes as they stood before the audit (the reviewer's left out)
+
+
+class Calibration(NamedTuple):
+    """Which vote weight the scan ranked with, and on what evidence."""
+
+    vote_weight: float
+    calibrated: bool  # False: too few audits, the default VOTE_WEIGHT kept
+    audited: int
+    overturned: int
+    message: str
+    scores: dict[float, float]  # per tried weight: average precision of its doubt over the overturned audits
+    best: float | None = None  # the weight with the best score, whether or not it was sure enough to be used
+    beats_default: float | None = None  # share of resamples of the audits in which `best` beat the default
+
+
+def _audit_matrix(matrix: np.ndarray, voters: list[str], audits: Sequence[Audited], code: dict[str, int]) -> np.ndarray:
+    """The vote matrix as it stood before the audits: each audited row holds its annotators' votes only (a voter
+    who only ever audited drops out, as CROWDLAB needs every voter to have voted)."""
+    column = {voter: j for j, voter in enumerate(voters)}
+    before = matrix.copy()
+    for audit in audits:
+        before[audit.row, :] = np.nan
+        for voter, label in audit.votes.items():
+            if voter not in column:
+                raise NoiseScanError(AUDIT_VOTER_UNKNOWN.format(index=audit.row, voter=voter))
+            before[audit.row, column[voter]] = code[label]
+    return before[:, ~np.isnan(before).all(axis=0)]
+
+
+def _average_precision(doubt: np.ndarray, positive: np.ndarray) -> float:
+    """Mean over the positives of the precision among items ranked at or above them (ties: the worse order)."""
+    if not positive.any():
+        return 0.0
+    order = np.lexsort((positive, -doubt))  # among equal doubt, negatives first
+    hits = np.cumsum(positive[order])
+    ranks = np.arange(1, len(order) + 1)
+    return float((hits / ranks)[positive[order]].mean())
+
+
+def _share_better(doubt: np.ndarray, default: np.ndarray, positive: np.ndarray) -> float:
+    """In what share of RESAMPLES bootstrap resamples of the audits (seeded: the same audits, the same answer) the
+    first ranking's average precision beats the second's."""
+    rng = np.random.default_rng(0)
+    wins = 0
+    for _ in range(RESAMPLES):
+        pick = rng.integers(len(positive), size=len(positive))
+        if not positive[pick].any():
+            continue
+        wins += _average_precision(doubt[pick], positive[pick]) > _average_precision(default[pick], positive[pick])
+    return wins / RESAMPLES
+
+
+def calibrate(
+    matrix: np.ndarray,
+    voters: list[str],
+    probs: np.ndarray,
+    audits: Sequence[Audited],
+    code: dict[str, int],
+) -> Calibration:
+    """Choose the vote weight by how well it would have found the agreements that reviewers overturned.
+
+    Each audited item is scored as it stood before its audit: its annotators' votes only, judged on their agreed
+    label (`_audit_matrix`). Each weight in VOTE_WEIGHTS ranks those items by doubt in the agreed label; the weight
+    whose ranking puts the overturned ones first (average precision) wins, if it beats VOTE_WEIGHT in at least
+    CONFIDENCE of bootstrap resamples of the audits; otherwise the default stays. The reviewer's label is taken as
+    the truth although a reviewer errs too (about one in ten, issue 17): a slip is an overturn no weight can rank,
+    so it lowers every weight's score alike rather than favouring one. Ranking, not likelihood: the mean log-
+    likelihood of the reviewers' labels favoured the default on data where a lower weight ranked the errors better
+    (bench/noise.py, trec3 uniform), since it is dominated by how confident the many right agreements are.
+
+    No leakage: the reviewer's vote never enters the posterior that is scored against it, and the model's
+    probability for an item comes from folds that did not train on that item's label. The audited items keep their
+    reviewer's vote in the scan itself (a reviewer can be wrong too). Too few audits or overturns keep VOTE_WEIGHT,
+    and the message says so.
+    """
+    audited, overturned = len(audits), sum(a.agreed != a.decided for a in audits)
+    if audited < MIN_AUDITED or overturned < MIN_OVERTURNED:
+        message = (
+            NO_AUDITS.format(weight=VOTE_WEIGHT)
+            if not audited
+            else TOO_FEW_AUDITS.format(
+                audited=audited,
+                s="" if audited == 1 else "s",
+                overturned=overturned,
+                min_audited=MIN_AUDITED,
+                min_overturned=MIN_OVERTURNED,
+                weight=VOTE_WEIGHT,
+            )
+        )
+        return Calibration(VOTE_WEIGHT, False, audited, overturned, message, {})
+    before = _audit_matrix(matrix, voters, audits, code)
+    start = _crowdlab_posterior(before, probs).posterior
+    rows = np.asarray([a.row for a in audits], dtype=np.int64)
+    agreed = np.asarray([code[a.agreed] for a in audits], dtype=np.int64)
+    overturned_rows = np.asarray([a.agreed != a.decided for a in audits], dtype=bool)
+    doubts = {
+        weight: 1 - _calibrated_posterior(before, probs, start, weight)[rows, agreed]
+        for weight in sorted({*VOTE_WEIGHTS, VOTE_WEIGHT})
+    }
+    scores = {weight: _average_precision(doubt, overturned_rows) for weight, doubt in doubts.items()}
+    best = max(scores, key=lambda w: (scores[w], w == VOTE_WEIGHT))
+    share = _share_better(doubts[best], doubts[VOTE_WEIGHT], overturned_rows) if best != VOTE_WEIGHT else None
+    numbers = {"audited": audited, "overturned": overturned, "default": VOTE_WEIGHT}
+    chosen = best
+    if best == VOTE_WEIGHT:
+        message = CALIBRATED_DEFAULT.format(weight=best, score=scores[best], **numbers)
+    elif share is None or share < CONFIDENCE:
+        message = CALIBRATED_NOT_SURE.format(
+            best=best, best_score=scores[best], score=scores[VOTE_WEIGHT], share=share, confidence=CONFIDENCE,
+            weight=VOTE_WEIGHT, **numbers,
+        )
+        chosen = VOTE_WEIGHT
+    else:
+        message = CALIBRATED.format(
+            weight=best, score=scores[best], default_score=scores[VOTE_WEIGHT], share=share, **numbers
+        )
+    return Calibration(chosen, True, audited, overturned, message, scores, best, share)
 
 
 def _single_label_posterior(codes: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -510,6 +695,7 @@ def scan(
     model: BaseEstimator | None = None,
     texts: Sequence[str] | None = None,
     probs: np.ndarray | None = None,
+    audits: Sequence[Audited] = (),
 ) -> ScanResult:
     """Judge every final label with all its votes and an out-of-fold model; flag as many as the data supports.
 
@@ -559,10 +745,12 @@ def scan(
     rows = np.arange(len(given))
     annotators: list[AnnotatorQuality] = []
     model_weight: float | None = None
+    calibration: Calibration | None = None
     if (n_votes >= 2).any():
         crowd = _crowdlab_posterior(matrix, probs)
         annotators = _annotator_quality(matrix, voters, crowd)
-        posterior = _calibrated_posterior(matrix, probs, crowd.posterior)
+        calibration = calibrate(matrix, voters, probs, audits, code)
+        posterior = _calibrated_posterior(matrix, probs, crowd.posterior, calibration.vote_weight)
         consensus, consensus_quality, model_weight = crowd.consensus, crowd.consensus_quality, crowd.model_weight
         method = "crowdlab"
     else:
@@ -593,4 +781,5 @@ def scan(
         annotators=annotators,
         method=method,
         model_weight=model_weight,
+        calibration=calibration,
     )

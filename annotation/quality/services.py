@@ -8,6 +8,9 @@ with its score and suggested label. An approved item goes back to review with it
 Test-split items are left out (the test split is sacred: no model sends a test label to review); the
 summary counts them. The summary keeps the estimate, the flags' expected precision and each
 annotator's accuracy against the consensus with its interval (read by `annotator_quality`).
+The project's audits of agreed items (`audit_labels`: what reviewers said when an agreement was sampled for
+audit) calibrate how much the votes weigh against the model (`noise.calibrate`); the summary's `calibration`
+says which weight ranked the flags and on how many audits, or that there were too few.
 The NoiseScan row, not Redis, is the truth about a scan's status.
 
 The encoder is `settings.LABELLOOP_EMBEDDER` (a dotted path to `fn(texts) -> float array`), the
@@ -47,7 +50,7 @@ from annotation.models import (
     Split,
 )
 from annotation.quality import noise
-from annotation.review.selectors import latest_decisions
+from annotation.review.selectors import audit_labels, latest_decisions
 from annotation.review.services import review_task_open
 from core.errors import ServiceError
 from core.queues import QueuePlace, queue_place, requeue_lost
@@ -253,9 +256,15 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
         _votes(by_item.get(item_id, {}), value["label"], source, reviewer)
         for item_id, _, value, source, reviewer in finals
     ]
+    audited = audit_labels(project=project)
+    audits = [
+        audit
+        for row, item_id in enumerate(item_ids)
+        if item_id in audited and (audit := _audited(row, by_item.get(item_id, {}), audited[item_id])) is not None
+    ]
     _progress(scan, EMBED_SHARE, "Out-of-fold predictions and CROWDLAB")
     started = time.perf_counter()
-    result = noise.scan(X, given, votes, labels, seed=scan.params.get("seed", 0), texts=texts)
+    result = noise.scan(X, given, votes, labels, seed=scan.params.get("seed", 0), texts=texts, audits=audits)
     seconds = time.perf_counter() - started
     test_items = set(
         ItemSplit.objects.filter(item_id__in=[item_ids[f.row] for f in result.flags], split=Split.TEST).values_list(
@@ -318,6 +327,30 @@ def _votes(annotations: dict[str, str], final: str, source: str, reviewer: str |
     return votes
 
 
+def _audited(row: int, annotations: dict[str, str], decided: str) -> noise.Audited | None:
+    """An audited item (`audit_labels`: a reviewer decided a task that was an audit sample and nothing else) as the
+    scan calibrates on it, or None when its annotators do not all agree now (an audit checks an agreement). The
+    reviewer's label is what the calibration takes for the truth, even where a weighted vote made another final."""
+    agreed = set(annotations.values())
+    if len(agreed) != 1:
+        return None
+    return noise.Audited(row, agreed.pop(), decided, dict(annotations))
+
+
+def _calibration_summary(calibration: noise.Calibration | None) -> dict[str, Any] | None:
+    if calibration is None:
+        return None
+    return {
+        "vote_weight": calibration.vote_weight,
+        "default_vote_weight": noise.VOTE_WEIGHT,
+        "calibrated": calibration.calibrated,
+        "audited": calibration.audited,
+        "overturned": calibration.overturned,
+        "message": calibration.message,
+        "average_precision": {str(w): round(ap, 3) for w, ap in calibration.scores.items()},
+    }
+
+
 def _summary(
     result: noise.ScanResult, *, scanned: int, test_flags: int, seconds: float, labels: list[str]
 ) -> dict[str, Any]:
@@ -334,6 +367,7 @@ def _summary(
         "test_flags_not_sent": test_flags,
         "seconds": round(seconds, 1),
         "annotators": [a._asdict() for a in result.annotators],
+        "calibration": _calibration_summary(result.calibration),
         "crowdlab": {
             "items": sum(n >= 2 for n in result.num_votes),
             "model_weight": result.model_weight,

@@ -19,6 +19,7 @@ from annotation.models import (
     AnnotationStatus,
     Claim,
     Decision,
+    DecisionSource,
     Item,
     ItemStatus,
     Label,
@@ -409,6 +410,27 @@ def latest_decisions(*, project: Project) -> QuerySet[Decision]:
         Q(created_at__gt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), id__gt=OuterRef("id"))
     )
     return Decision.objects.filter(item__project=project, item__status=ItemStatus.APPROVED).filter(~Exists(newer))
+
+
+def audit_labels(*, project: Project) -> dict[int, str]:
+    """{item id: the label a reviewer gave on the item's latest audit}: decided review tasks that were an audit
+    sample and nothing else, with the reviewer's own decision (a weighted vote that followed it under adaptive
+    routing does not hide what the reviewer said). Single-label values only. One query."""
+    rows = (
+        Decision.objects.filter(
+            item__project=project,
+            source=DecisionSource.REVIEWER,
+            review_task__status=ReviewStatus.DONE,
+            review_task__reasons__isnull=False,
+        )
+        .order_by("created_at", "id")
+        .values_list("item_id", "value", "review_task__reasons")
+    )
+    return {
+        item_id: value["label"]
+        for item_id, value, reasons in rows.iterator(chunk_size=5000)
+        if set(reasons or ()) == {ReviewReason.AUDIT} and isinstance(value, dict) and "label" in value
+    }
 
 
 def final_values(*, project: Project) -> dict[int, dict[str, Any]]:

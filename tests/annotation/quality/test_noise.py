@@ -443,3 +443,163 @@ def test_the_error_estimate_does_not_undercount_flips_on_imbalanced_binary_data(
 def test_the_error_estimate_is_small_on_clean_separable_data():
     X, y, _ = imbalanced_binary(rate=0.0)
     assert noise.estimate_errors(y, out_of_fold_probs(X, y)) <= 3
+
+
+# --- calibrating the vote weight on audits of agreed items ---
+
+GOOD, BAD = ("g1", "g2"), ("b1", "b2")
+
+
+def audited_project(*, overturned_where: str, model_says: float = 0.7, seed: int = 0):
+    """(vote matrix, voters, model probabilities, audits, label codes) for 600 items of 3 classes.
+
+    Two careful annotators (g1, g2: right 95 % of the time) and two careless ones (b1, b2: 60 %) label every item
+    in pairs; disagreements are settled by a third careful voter. 120 agreed items were audited: 60 agreed on by
+    each pair. `overturned_where` says which 20 audits the reviewer overturned:
+    - "careless pair": a third of the audits agreed on by b1 + b2, on which the model mildly backs the agreement
+      (0.6), while every g1 + g2 agreement stood although the model put 0.85 on another label: who agreed is what
+      tells the errors, so the votes should weigh more than by default;
+    - "model doubts": a third of the audits agreed on by g1 + g2, on which the model puts `model_says` on another label,
+      while the b1 + b2 audits (model flat) all stood: the model is what finds the errors, so the votes should
+      weigh less.
+    """
+    rng = np.random.default_rng(seed)
+    n, k = 600, 3
+    truth = rng.integers(k, size=n)
+    probs = np.full((n, k), 0.1)
+    probs[np.arange(n), truth] = 0.8
+    voters = ["g1", "g2", "b1", "b2", "g3"]
+    accuracy = {"g1": 0.95, "g2": 0.95, "b1": 0.6, "b2": 0.6, "g3": 0.95}
+    matrix = np.full((n, len(voters)), np.nan)
+    for i in range(480):
+        pair = [GOOD, BAD, ("g1", "b1"), ("g2", "b2")][i % 4]
+        said = [truth[i] if rng.random() < accuracy[v] else (truth[i] + 1 + rng.integers(2)) % 3 for v in pair]
+        for voter, label in zip(pair, said, strict=True):
+            matrix[i, voters.index(voter)] = label
+        if said[0] != said[1]:
+            matrix[i, voters.index("g3")] = truth[i]
+    audits = []
+    for j, i in enumerate(range(480, 600)):
+        pair = GOOD if j < 60 else BAD
+        agreed = int(truth[i])
+        wrong = int((truth[i] + 1) % 3)
+        if overturned_where == "careless pair":
+            overturn = pair == BAD and j % 3 == 0
+            if pair == BAD:
+                agreed = wrong if overturn else agreed  # the pair agreed on a wrong label; the reviewer set it right
+                probs[i] = 0.2
+                probs[i, agreed] = 0.6  # the model learnt the careless pair's habit
+            else:
+                probs[i] = 0.05
+                probs[i, agreed] = 0.1
+                probs[i, wrong] = 0.85  # the model is wrong here: both careful annotators were right
+        else:
+            overturn = pair == GOOD and j % 3 == 0
+            if pair == BAD:
+                probs[i] = 1 / 3
+            elif overturn:
+                agreed = wrong
+                probs[i] = (1 - model_says) / 2
+                probs[i, truth[i]] = model_says  # the model saw what both careful annotators missed
+        for voter in pair:
+            matrix[i, voters.index(voter)] = agreed
+        matrix[i, voters.index("g3")] = truth[i]  # the reviewer's decision is a vote in the scan itself
+        audits.append(
+            noise.Audited(i, LABELS[agreed], LABELS[int(truth[i])], {voter: LABELS[agreed] for voter in pair})
+        )
+    code = {label: c for c, label in enumerate(LABELS)}
+    return matrix, voters, probs, audits, code
+
+
+def test_audits_that_overturn_a_careless_pair_raise_the_vote_weight():
+    matrix, voters, probs, audits, code = audited_project(overturned_where="careless pair")
+    assert sum(a.agreed != a.decided for a in audits) == 20
+    calibration = noise.calibrate(matrix, voters, probs, audits, code)
+    assert calibration.calibrated and (calibration.audited, calibration.overturned) == (120, 20)
+    assert calibration.vote_weight > noise.VOTE_WEIGHT, calibration.scores
+    assert calibration.scores[calibration.vote_weight] > calibration.scores[min(noise.VOTE_WEIGHTS)]
+    assert "Calibrated on 120 audited items, 20 overturned" in calibration.message
+
+
+def test_audits_that_overturn_what_the_model_doubted_lower_the_vote_weight():
+    matrix, voters, probs, audits, code = audited_project(overturned_where="model doubts")
+    calibration = noise.calibrate(matrix, voters, probs, audits, code)
+    assert calibration.calibrated
+    assert calibration.vote_weight < noise.VOTE_WEIGHT, calibration.scores
+    assert calibration.scores[calibration.vote_weight] > calibration.scores[max(noise.VOTE_WEIGHTS)]
+
+
+def test_a_thin_lead_over_the_default_is_not_enough_to_move_the_weight():
+    # The model is so sure on the overturned items that the default already ranks 19 of the 20 first (average
+    # precision 0.96): 0.2 ranks all 20 first, but beats the default in only about two thirds of the resamples.
+    matrix, voters, probs, audits, code = audited_project(overturned_where="model doubts", model_says=0.9)
+    calibration = noise.calibrate(matrix, voters, probs, audits, code)
+    assert calibration.calibrated and calibration.vote_weight == noise.VOTE_WEIGHT
+    assert calibration.best == min(noise.VOTE_WEIGHTS)
+    assert calibration.scores[calibration.best] > calibration.scores[noise.VOTE_WEIGHT]
+    assert calibration.beats_default is not None and calibration.beats_default < noise.CONFIDENCE
+    assert "short of 90%: the default vote weight 0.5 is kept" in calibration.message
+
+
+@pytest.mark.parametrize(
+    ("stood", "overturned", "says"),
+    [
+        (0, 0, "No audited items: the default vote weight 0.5 is used."),
+        (15, 5, "20 audited items (5 overturned) are too few to calibrate on"),  # under MIN_AUDITED
+        (56, 4, "60 audited items (4 overturned) are too few to calibrate on"),  # under MIN_OVERTURNED
+    ],
+)
+def test_too_few_audits_or_overturns_keep_the_default_and_say_so(stood, overturned, says):
+    matrix, voters, probs, audits, code = audited_project(overturned_where="model doubts")
+    chosen = [a for a in audits if a.agreed == a.decided][:stood] + [a for a in audits if a.agreed != a.decided][
+        :overturned
+    ]
+    calibration = noise.calibrate(matrix, voters, probs, chosen, code)
+    assert not calibration.calibrated and calibration.vote_weight == noise.VOTE_WEIGHT
+    assert (calibration.audited, calibration.overturned) == (stood + overturned, overturned)
+    assert calibration.scores == {} and says in calibration.message
+    assert f"default vote weight {noise.VOTE_WEIGHT} is used" in calibration.message
+
+
+def test_the_reviewers_own_vote_never_reaches_the_calibration():
+    """The audited rows are judged on their annotators' votes alone: whatever the scan's matrix holds as the
+    reviewer's vote there (their decision, its opposite, or nothing), the calibration comes out the same."""
+    matrix, voters, probs, audits, code = audited_project(overturned_where="model doubts")
+    rows = [a.row for a in audits]
+    reviewer = voters.index("g3")
+    opposite, missing = matrix.copy(), matrix.copy()
+    opposite[rows, reviewer] = [code[a.agreed] for a in audits]  # as if the reviewer had confirmed every one
+    missing[rows, reviewer] = np.nan
+    first = noise.calibrate(matrix, voters, probs, audits, code)
+    assert noise.calibrate(opposite, voters, probs, audits, code) == first
+    assert noise.calibrate(missing, voters, probs, audits, code) == first
+
+
+def test_the_scan_ranks_with_the_calibrated_weight_and_reports_it():
+    matrix, voters, probs, audits, _ = audited_project(overturned_where="model doubts")
+    votes = [{voters[j]: LABELS[int(c)] for j, c in enumerate(row) if not np.isnan(c)} for row in matrix]
+    given = [
+        audit.decided if (audit := next((a for a in audits if a.row == i), None)) else _final(vote)
+        for i, vote in enumerate(votes)
+    ]
+    X = np.zeros((len(given), 2))
+    plain = noise.scan(X, given, votes, LABELS, probs=probs)
+    tuned = noise.scan(X, given, votes, LABELS, probs=probs, audits=audits)
+    assert plain.calibration is not None and not plain.calibration.calibrated
+    assert tuned.calibration is not None and tuned.calibration.vote_weight < noise.VOTE_WEIGHT
+    expected = noise._calibrated_posterior(
+        matrix, probs, noise._crowdlab_posterior(matrix, probs).posterior, tuned.calibration.vote_weight
+    )
+    assert np.allclose(tuned.posterior, expected)
+    assert not np.allclose(tuned.posterior, plain.posterior)
+
+
+def _final(vote: dict[str, str]) -> str:
+    return vote.get("g3") or next(iter(vote.values()))
+
+
+def test_an_audit_naming_a_voter_who_never_voted_is_refused():
+    matrix, voters, probs, audits, code = audited_project(overturned_where="model doubts")
+    stranger = [audits[0]._replace(votes={"nobody": audits[0].agreed}), *audits[1:]]
+    with pytest.raises(NoiseScanError, match="voter 'nobody' cast no vote"):
+        noise.calibrate(matrix, voters, probs, stranger, code)

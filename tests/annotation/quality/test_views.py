@@ -499,3 +499,82 @@ def test_the_project_page_links_quality_and_snapshots(project, reviewer, annotat
     client.force_login(annotator)
     html = client.get(reverse("project-detail", args=[project.pk])).content.decode()
     assert f'href="{quality_url}"' in html and f'href="{snapshots_url}"' not in html
+
+
+def audited_corpus(
+    project: Project, annotator, annotator2, reviewer, *, audits: int, overturned: int, weighed: bool = False
+) -> list[Item]:
+    """Clean imported labels that both annotators agree with; `audits` items were then audited by the reviewer,
+    who overturned the first `overturned` (there the annotators had agreed on a wrong label). One more item went
+    to review as an audit *and* an unsure answer, and one as a disagreement: neither is an audit of an agreement.
+    `weighed`: as under adaptive routing, a weighted vote of every judgement then put the agreed label back on
+    the overturned items (the final label is the agreement; the reviewer's word is kept in the history)."""
+    items = labelled_corpus(project, wrong=0)
+    names = list(VOCAB)
+    for n, item in enumerate(items):
+        truth = Decision.objects.get(item=item).value["label"]
+        agreed = names[(names.index(truth) + 1) % 3] if n < overturned else truth
+        second = names[(names.index(truth) + 2) % 3] if n == audits + 1 else agreed
+        Annotation.objects.create(item=item, annotator=annotator, value={"label": agreed})
+        Annotation.objects.create(item=item, annotator=annotator2, value={"label": second})
+        reasons = (
+            [ReviewReason.AUDIT]
+            if n < audits
+            else [ReviewReason.AUDIT, ReviewReason.UNSURE]
+            if n == audits
+            else [ReviewReason.DISAGREEMENT]
+            if n == audits + 1
+            else None
+        )
+        if reasons is None:
+            continue
+        task = ReviewTask.objects.create(
+            project=project, item=item, reasons=reasons, status=ReviewStatus.DONE, resolved_by=reviewer
+        )
+        Decision.objects.create(
+            item=item, value={"label": truth}, source=DecisionSource.REVIEWER, reviewer=reviewer, review_task=task
+        )
+        if weighed and n < overturned:
+            Decision.objects.create(
+                item=item, value={"label": agreed}, source=DecisionSource.WEIGHTED, review_task=task
+            )
+    return items
+
+
+@pytest.mark.parametrize("weighed", [False, True], ids=["reviewer-final", "weighted-vote-final"])
+def test_the_scan_calibrates_its_vote_weight_on_the_reviewers_audits_and_says_so(
+    project, annotator, annotator2, reviewer, client, weighed
+):
+    audited_corpus(project, annotator, annotator2, reviewer, audits=40, overturned=8, weighed=weighed)
+    scan = NoiseScan.objects.create(project=project, created_by=reviewer)
+    noise_scan_job(scan.pk)
+    scan.refresh_from_db()
+    assert scan.status == ScanStatus.SUCCEEDED, scan.message
+    calibration = scan.summary["calibration"]
+    assert (calibration["audited"], calibration["overturned"], calibration["calibrated"]) == (40, 8, True)
+    assert calibration["vote_weight"] in noise.VOTE_WEIGHTS and calibration["default_vote_weight"] == noise.VOTE_WEIGHT
+    assert set(calibration["average_precision"]) == {str(w) for w in noise.VOTE_WEIGHTS}
+    assert calibration["message"].startswith("Calibrated on 40 audited items, 8 overturned by a reviewer")
+    client.force_login(reviewer)
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert 'id="scan-calibration"' in html and "Calibrated on 40 audited items, 8 overturned" in html
+    api = client.get(reverse("api-noise-scan-detail", args=[project.pk, scan.pk])).json()
+    assert api["summary"]["calibration"] == calibration
+    flags_page = client.get(reverse("noise-flag-list", args=[project.pk, scan.pk])).content.decode()
+    weight = calibration["vote_weight"]
+    assert f"vote weight {weight} (calibrated on 40 audited items, 8 overturned)" in flags_page
+
+
+def test_with_too_few_audits_the_scan_keeps_the_default_weight_and_the_page_says_why(
+    project, annotator, annotator2, reviewer, client
+):
+    audited_corpus(project, annotator, annotator2, reviewer, audits=12, overturned=2)
+    scan = NoiseScan.objects.create(project=project, created_by=reviewer)
+    noise_scan_job(scan.pk)
+    scan.refresh_from_db()
+    calibration = scan.summary["calibration"]
+    assert (calibration["audited"], calibration["overturned"], calibration["calibrated"]) == (12, 2, False)
+    assert calibration["vote_weight"] == noise.VOTE_WEIGHT
+    client.force_login(reviewer)
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert "12 audited items (2 overturned) are too few to calibrate on" in html and "(the default)" in html
