@@ -51,6 +51,7 @@ from training.ml.checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
+from training.ml.explain import IG_MAX_STEPS, IG_STEPS, explain_spans
 from training.ml.metrics import bootstrap, bootstrap_intervals, percentile_interval
 from training.ml.modeling import trainable_parameters
 from training.ml.token_labels import IGNORE, OUTSIDE, spans_from_token_tags, tag_names, tags_for_offsets, word_starts
@@ -324,6 +325,20 @@ class SpanRecipe:
                 spans = spans_from_token_tags(tags, offsets, text)
                 out.append({"spans": spans, "confidence": sum(kept) / len(kept) if kept else 1.0})
         return out
+
+    def explain(self, text: str, *, steps: int = IG_STEPS, max_steps: int = IG_MAX_STEPS) -> dict[str, Any]:
+        """Why each span of `text` was found: word attributions per predicted span (training/ml/explain.py)."""
+        assert self.tokenizer is not None
+        return explain_spans(
+            self.model,
+            self.tokenizer,
+            text,
+            tag_names=self.tags,
+            max_length=self.config.max_length,
+            device=next(self.model.parameters()).device,
+            steps=steps,
+            max_steps=max_steps,
+        )
 
     # --- evaluate ------------------------------------------------------------------------------
 

@@ -10,9 +10,10 @@ import random
 import pytest
 import torch
 
-from annotation.tasktypes import Spans
+from annotation.tasktypes import Spans, word_tokens
 from training.ml.checkpoints import STATE_FILE, CheckpointError, list_checkpoints
 from training.ml.spans import Gazetteer, SpanRecipe, SpanTrainingConfig, entity_scores
+from training.ml.token_labels import spans_from_token_tags
 
 PEOPLE = ["alice", "bob", "carol", "dave"]
 PLACES = ["paris", "rome", "oslo", "lima"]
@@ -134,3 +135,16 @@ def test_a_span_checkpoint_of_other_settings_is_refused(tiny_bert, tmp_path):
     other = SpanRecipe(resumable_config(tiny_bert, epochs=1, learning_rate=5e-3), checkpoint_dir=tmp_path / "ck")
     with pytest.raises(CheckpointError, match="different spec"):
         other.setup()
+
+
+def test_a_predicted_span_keeps_the_combining_accent_its_tokenizer_left_out():
+    """An accent-stripping tokenizer gives "zoé" (e + U+0301) the offsets of "zoe"; the span is the whole word, as
+    annotators' words are (word_tokens), and a word piece cut mid-word still widens to the word's end."""
+    text = "zoe\u0301 met bobby"
+    tags = ["B-PER", "O", "B-PER", None]
+    offsets = [(0, 3), (5, 8), (9, 12), (12, 13)]
+    assert spans_from_token_tags(tags, offsets, text) == [
+        {"start": 0, "end": 4, "label": "PER"},
+        {"start": 9, "end": 14, "label": "PER"},
+    ]
+    assert word_tokens(text)[0] == (0, 4)
