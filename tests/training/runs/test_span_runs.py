@@ -17,7 +17,6 @@ from annotation.datasets.services import snapshot_create
 from annotation.imports import services as imports
 from annotation.models import Item, LabelsAs, TaskType
 from annotation.projects.services import project_create, token_issue
-from core.errors import ServiceError
 from tests.fixtures.people import add_items
 from tests.fixtures.runs import *  # noqa: F403
 from tests.fixtures.runs import run_worker
@@ -114,8 +113,8 @@ def test_a_span_run_from_the_api_trains_in_the_worker_and_shows_entity_f1(
     assert predicted.status_code == 200, predicted.data
     assert set(predicted.data["predictions"][0]) >= {"spans", "confidence"}
 
-    with pytest.raises(ServiceError, match="Span runs have no explanations"):
-        explanation_request(output=outputs[fresh[0].pk], user=owner)
+    explanation = explanation_request(output=outputs[fresh[0].pk], user=owner)  # "Why?" (tests/training/explanations)
+    assert explanation.method == "span_integrated_gradients" and explanation.status == "queued"
     # The rating pages (correct/wrong per label, scores per response) do not take spans: they send raters to the
     # pre-annotations instead of showing a span run they could not rate.
     assert rateable_runs(project=project, rater=owner) == []
