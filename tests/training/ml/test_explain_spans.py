@@ -83,12 +83,12 @@ def test_the_span_score_is_the_sum_of_its_tags_log_odds(trained):
     offsets = encoded.pop("offset_mapping")[0].tolist()
     position = next(j for j, (a, b) in enumerate(offsets) if a == span["start"])
     with torch.no_grad():
-        probabilities = torch.softmax(trained.model(**encoded).logits.float(), dim=-1)[0, position]
+        logits = trained.model(**encoded).logits.float()
+    probabilities = torch.softmax(logits, dim=-1)[0, position]
     tag = trained.tags.index(span["tags"][0])
     p = float(probabilities[tag])
     assert span["score"] == pytest.approx(torch.log(torch.tensor(p / (1 - p))).item(), abs=1e-3)
     assert span["probability"] == pytest.approx(p, abs=1e-5)
-    logits = trained.model(**encoded).logits.float()
     assert float(tag_log_odds(logits, [position], [tag])[0]) == pytest.approx(span["score"], abs=1e-4)
 
 
