@@ -115,7 +115,8 @@ class TaskKind:
         """A hashable, comparable form of a value: two annotators agree when their keys are equal."""
         raise NotImplementedError
 
-    def display(self, value: dict[str, Any]) -> str:
+    def display(self, value: dict[str, Any], text: str | None = None) -> str:
+        """The value as text for pages and exports; `text` (the item's) lets spans quote what they cover."""
         raise NotImplementedError
 
 
@@ -153,7 +154,7 @@ class SingleLabel(LabelKind):
     def key(self, value: dict[str, Any]) -> str:
         return str(value["label"])
 
-    def display(self, value: dict[str, Any]) -> str:
+    def display(self, value: dict[str, Any], text: str | None = None) -> str:
         return str(value["label"])
 
     def chosen_labels(self, value: Any) -> list[str] | None:
@@ -189,7 +190,7 @@ class MultiLabel(LabelKind):
     def key(self, value: dict[str, Any]) -> str:
         return "|".join(sorted(value["labels"]))
 
-    def display(self, value: dict[str, Any]) -> str:
+    def display(self, value: dict[str, Any], text: str | None = None) -> str:
         return ", ".join(value["labels"]) or "(none)"
 
     def chosen_labels(self, value: Any) -> list[str] | None:
@@ -222,7 +223,7 @@ class Instruction(TaskKind):
     def key(self, value: dict[str, Any]) -> str:
         return " ".join(str(value.get("response", "")).split())
 
-    def display(self, value: dict[str, Any]) -> str:
+    def display(self, value: dict[str, Any], text: str | None = None) -> str:
         return str(value.get("response", ""))
 
 
@@ -355,11 +356,19 @@ class Spans(TaskKind):
         spans = sorted((s["start"], s["end"], s["label"]) for s in value.get("spans", []))
         return json.dumps(spans, ensure_ascii=False, separators=(",", ":"))
 
-    def display(self, value: dict[str, Any]) -> str:
+    def display(self, value: dict[str, Any], text: str | None = None) -> str:
+        """`Ada Lovelace (PER)` when the item's text is given (offsets where they do not fit it), else `PER 0-12`."""
         spans = value.get("spans", [])
         if not spans:
             return "(no spans)"
-        return ", ".join(f"{s['label']} {s['start']}-{s['end']}" for s in spans)
+
+        def one(s: dict[str, Any]) -> str:
+            start, end = s["start"], s["end"]
+            if text is not None and 0 <= start < end <= len(text):
+                return f"{text[start:end]} ({s['label']})"
+            return f"{s['label']} {start}-{end}"
+
+        return ", ".join(one(s) for s in spans)
 
     def stratum(self, value: dict[str, Any]) -> tuple[str, ...]:
         return tuple(sorted({s["label"] for s in value.get("spans", [])}))
@@ -385,6 +394,24 @@ def span_sides(text: str, values: Sequence[Any]) -> list[list[tuple[int, int, bo
         word and len({labels(spans, start, end) for spans in spans_of}) > 1 for start, end, word, _ in segments
     ]
     return [[(*segment, diff) for segment, diff in zip(segments, differs, strict=True)] for _ in spans_of]
+
+
+def spans_overlap(value: Any) -> bool:
+    """Whether a stored value holds two spans that overlap (the rule `normalise` applies when overlaps are off).
+
+    Identical spans count once, as `normalise` de-duplicates them; a value of another shape has no overlap."""
+    spans = value.get("spans") if isinstance(value, dict) else None
+    if not isinstance(spans, list):
+        return False
+    ranges = sorted(
+        {
+            (s["start"], s["end"], s.get("label"))
+            for s in spans
+            if isinstance(s, dict) and isinstance(s.get("start"), int) and isinstance(s.get("end"), int)
+        },
+        key=lambda s: (s[0], s[1], str(s[2])),
+    )
+    return any(b[0] < a[1] for a, b in itertools.pairwise(ranges))
 
 
 def span_key_parse(key: str) -> list[tuple[int, int, str]]:
@@ -414,7 +441,7 @@ def value_key(value: dict[str, Any]) -> str:
     return kind.key(value) if kind else ""
 
 
-def value_display(value: dict[str, Any] | None) -> str:
-    """A value as text for pages and exports; "" for none."""
+def value_display(value: dict[str, Any] | None, text: str | None = None) -> str:
+    """A value as text for pages and exports; "" for none. Given the item's text, spans quote what they cover."""
     kind = kind_of_value(value) if value else None
-    return kind.display(value) if kind and value else ""
+    return kind.display(value, text) if kind and value else ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import authenticate
+from django.db import transaction
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -48,6 +49,7 @@ from annotation.projects.services import (
     project_set_lease,
     project_set_overlap,
     project_set_slice_fields,
+    project_span_overlap_set,
     token_issue,
     token_revoke,
 )
@@ -240,8 +242,8 @@ class ProjectListApi(ApiView):
 
 
 class ProjectDetailApi(ApiView):
-    """One project; the owner changes its overlap, lease, routing and slice fields, or deletes it (archived:
-    nothing is removed)."""
+    """One project; the owner changes its overlap, lease, routing, slice fields and (span projects) whether spans
+    may overlap, or deletes it (archived: nothing is removed)."""
 
     class InputSerializer(serializers.Serializer):
         overlap = serializers.IntegerField(min_value=1, max_value=20, required=False)
@@ -266,6 +268,14 @@ class ProjectDetailApi(ApiView):
             max_length=10,
             help_text="Item metadata keys (or length_band) every evaluation reports its figures per value of.",
         )
+        allow_overlapping_spans = serializers.BooleanField(
+            required=False,
+            help_text=(
+                "Span projects: allow overlapping spans. Turning it off is refused (400, nothing changed) while any "
+                "stored annotation, final label, pre-annotation, open review suggestion or rating correction holds "
+                "overlapping spans; the error names how many and a few items."
+            ),
+        )
 
     @extend_schema(responses={200: ProjectSerializer, **DENIED})
     def get(self, request: Request, project_id: int) -> Response:
@@ -276,15 +286,19 @@ class ProjectDetailApi(ApiView):
     def patch(self, request: Request, project_id: int) -> Response:
         project, role = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
-        if "slice_fields" in data:  # first: a refusal then changes nothing
-            project_set_slice_fields(project=project, fields=data["slice_fields"])
-        if data.get("overlap", project.overlap) != project.overlap:
-            project_set_overlap(project=project, overlap=data["overlap"])
-        if data.get("lease_seconds", project.lease_seconds) != project.lease_seconds:
-            project_set_lease(project=project, lease_seconds=data["lease_seconds"])
-        routing = {k: data[k] for k in ("routing_policy", "routing_budget", "audit_rate") if k in data}
-        if routing:
-            project_routing_set(project=project, **routing)
+        with transaction.atomic():  # a refusal changes nothing, the other fields of the same PATCH included
+            overlaps = data.get("allow_overlapping_spans", project.allow_overlapping_spans)
+            if overlaps != project.allow_overlapping_spans:
+                project_span_overlap_set(project=project, allow=overlaps, user=self.user)
+            if "slice_fields" in data:
+                project_set_slice_fields(project=project, fields=data["slice_fields"])
+            if data.get("overlap", project.overlap) != project.overlap:
+                project_set_overlap(project=project, overlap=data["overlap"])
+            if data.get("lease_seconds", project.lease_seconds) != project.lease_seconds:
+                project_set_lease(project=project, lease_seconds=data["lease_seconds"])
+            routing = {k: data[k] for k in ("routing_policy", "routing_budget", "audit_rate") if k in data}
+            if routing:
+                project_routing_set(project=project, **routing)
         return Response(ProjectSerializer(project_overview(project=project, role=role)).data)
 
     @extend_schema(responses={204: None, **DENIED})

@@ -92,6 +92,15 @@ class ProjectSettingsForm(forms.Form):
         min_value=0.0, max_value=1.0, required=False, label="Audit rate",
         help_text="Share of agreed items still sent to a reviewer (0 to 1).",
     )
+    # Span projects only (the page shows it there); unticked posts nothing, i.e. False.
+    allow_overlapping_spans = forms.BooleanField(
+        required=False,
+        label="Spans may overlap",
+        help_text=(
+            "Ticked: nested or overlapping spans are allowed; unticked: an overlapping span is refused. Unticking "
+            "is refused while any annotation, final label, pre-annotation or correction still holds overlapping spans."
+        ),
+    )
     slice_fields = forms.CharField(
         required=False,
         max_length=1100,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from rest_framework.authtoken.models import Token
 
 from annotation.models import (
     AccountSetup,
+    Annotation,
+    AnnotationStatus,
     Decision,
     GuidelineAcknowledgement,
     GuidelineVersion,
@@ -22,6 +25,7 @@ from annotation.models import (
     ReviewTask,
     Role,
 )
+from annotation.tasktypes import spans_overlap
 
 # Items whose every overlap slot has a submitted annotation (or that were approved without one)
 LABELLED_STATUSES = (ItemStatus.ANNOTATED, ItemStatus.IN_REVIEW, ItemStatus.APPROVED)
@@ -170,3 +174,84 @@ def account_must_change_password(*, user: User) -> bool:
 
 def token_get(*, user: User) -> Token | None:
     return Token.objects.filter(user=user).first()
+
+
+# Rows read per round trip when stored span values are checked: memory stays bounded on big projects.
+SPAN_SCAN_CHUNK = 2000
+
+
+# How many item ids an overlap report keeps to name in a message.
+SPAN_OVERLAP_EXAMPLES = 5
+
+
+@dataclass
+class SpanOverlapReport:
+    """Stored span values of a project that hold overlapping spans: how many, where, and a few item ids."""
+
+    count: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+    item_ids: list[int] = field(default_factory=list)  # the first SPAN_OVERLAP_EXAMPLES items, in id order met
+
+    def add(self, *, source: str, item_id: int) -> None:
+        self.count += 1
+        self.by_source[source] = self.by_source.get(source, 0) + 1
+        if item_id not in self.item_ids and len(self.item_ids) < SPAN_OVERLAP_EXAMPLES:
+            self.item_ids.append(item_id)
+
+
+def _span_value_sources(project: Project) -> list[tuple[str, QuerySet[Any]]]:
+    """(what people call it, a query of (item id, value)) for every place a project keeps spans that a later
+    write or a round reuses. Only values with two spans or more can overlap, so the database leaves out the rest.
+
+    Left out on purpose: retracted annotations and superseded decisions (history, never reused), drafts (saved
+    unvalidated as work in progress; a submit is checked), snapshots (frozen) and model outputs (decoded from BIO
+    tags, which cannot overlap).
+    """
+    from training.models import Rating  # training depends on annotation; read lazily, as routing_inputs does
+
+    newer = Decision.objects.filter(item_id=OuterRef("item_id")).filter(
+        Q(created_at__gt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), id__gt=OuterRef("id"))
+    )
+    two = {"value__spans__1__isnull": False}
+    return [
+        (
+            "annotation",
+            Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED, **two).values_list(
+                "item_id", "value"
+            ),
+        ),
+        (
+            "final label",
+            Decision.objects.filter(item__project=project, **two)
+            .filter(~Exists(newer))
+            .values_list("item_id", "value"),
+        ),
+        (
+            "pre-annotation",
+            Item.objects.filter(project=project, prelabel__spans__1__isnull=False).values_list("pk", "prelabel"),
+        ),
+        (
+            "review suggestion",
+            ReviewTask.objects.filter(
+                project=project, status=ReviewStatus.OPEN, suggested_value__spans__1__isnull=False
+            ).values_list("item_id", "suggested_value"),
+        ),
+        (
+            "rating correction",
+            Rating.objects.filter(project=project, correction__spans__1__isnull=False).values_list(
+                "item_id", "correction"
+            ),
+        ),
+    ]
+
+
+def span_overlaps(*, project: Project) -> SpanOverlapReport:
+    """Every stored span value of the project that holds overlapping spans (what turning overlaps off would make
+    invalid). One streamed query per place spans are kept, read in chunks; the overlap test is
+    `tasktypes.spans_overlap`, the rule `Spans.normalise` applies."""
+    report = SpanOverlapReport()
+    for source, rows in _span_value_sources(project):
+        for item_id, value in rows.order_by().iterator(chunk_size=SPAN_SCAN_CHUNK):
+            if spans_overlap(value):
+                report.add(source=source, item_id=item_id)
+    return report

@@ -6,6 +6,7 @@ so the browser forms and the API refuse the same things with the same messages.
 
 from __future__ import annotations
 
+import logging
 import math
 import secrets
 from collections.abc import Sequence
@@ -32,7 +33,10 @@ from annotation.models import (
     RoutingPolicy,
     TaskType,
 )
+from annotation.projects.selectors import SpanOverlapReport, span_overlaps
 from core.errors import ServiceError, StateConflict
+
+logger = logging.getLogger(__name__)
 
 LABELS_NOT_FOR_INSTRUCTION = "Instruction projects have no labels: annotators write responses."
 
@@ -196,6 +200,61 @@ def project_set_overlap(*, project: Project, overlap: int) -> Project:
         Item.objects.filter(project=project, slots_taken__lt=F("extra_slots") + overlap).update(is_open=True)
         Item.objects.filter(project=project, slots_taken__gte=F("extra_slots") + overlap).update(is_open=False)
     project.overlap = overlap
+    return project
+
+
+SPAN_OVERLAP_NOT_SPANS = "Only span projects have the overlapping-spans setting."
+
+
+SPAN_OVERLAP_IN_USE = (
+    "Overlapping spans cannot be turned off: {count} stored span value{s} would then be invalid ({where}), on "
+    "{items}{more}. Those spans must stop overlapping first; then turn it off."
+)
+
+
+def _overlap_refusal(report: SpanOverlapReport) -> str:
+    where = ", ".join(f"{n} {source}{'' if n == 1 else 's'}" for source, n in report.by_source.items())
+    items = ("item " if len(report.item_ids) == 1 else "items ") + ", ".join(f"#{pk}" for pk in report.item_ids)
+    return SPAN_OVERLAP_IN_USE.format(
+        count=report.count,
+        s="" if report.count == 1 else "s",
+        where=where,
+        items=items,
+        more=" and others" if report.count > len(report.item_ids) else "",
+    )
+
+
+def project_span_overlap_set(*, project: Project, allow: bool, user: User) -> Project:
+    """Let spans overlap, or not. Turning it on is always allowed; turning it off is refused, changing nothing,
+    while any stored span value the project reuses (annotations, final labels, pre-annotations, open review
+    suggestions, rating corrections) holds overlapping spans, naming how many and a few items.
+
+    The flag is written first and checked after, in one transaction that holds the project row, so a write that
+    reads the project after this one commits is checked without overlaps. Every change is logged (who, from, to).
+    """
+    if not project.task_kind.needs_text:
+        raise ServiceError(SPAN_OVERLAP_NOT_SPANS, field="allow_overlapping_spans")
+    allow = bool(allow)
+    with transaction.atomic():
+        locked = Project.objects.select_for_update().get(pk=project.pk)
+        before = locked.allow_overlapping_spans
+        if before == allow:
+            project.allow_overlapping_spans = allow
+            return project
+        Project.objects.filter(pk=project.pk).update(allow_overlapping_spans=allow)
+        if not allow:
+            report = span_overlaps(project=project)
+            if report.count:  # raising out of the block rolls the flag back
+                raise ServiceError(_overlap_refusal(report), field="allow_overlapping_spans")
+    project.allow_overlapping_spans = allow
+    logger.info(
+        "project %s: allow_overlapping_spans %s -> %s by %s (user %s)",
+        project.pk,
+        before,
+        allow,
+        user.get_username(),
+        user.pk,
+    )
     return project
 
 

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
@@ -54,6 +55,7 @@ from annotation.projects.services import (
     project_set_lease,
     project_set_overlap,
     project_set_slice_fields,
+    project_span_overlap_set,
 )
 from annotation.review.selectors import open_review_tasks
 from core.errors import ServiceError
@@ -161,12 +163,14 @@ def _settings_response(
                 "routing_budget": project.routing_budget,
                 "audit_rate": project.audit_rate,
                 "slice_fields": ", ".join(project.slice_fields or []),
+                "allow_overlapping_spans": project.allow_overlapping_spans,
             }
         ),
         "label_rows": label_rows,
         "new_label_form": new_label_form
         or LabelForm(prefix="new", initial={"color": DEFAULT_COLOURS[len(labels) % len(DEFAULT_COLOURS)]}),
         "has_labels": project.task_kind.has_labels,
+        "has_spans": project.task_kind.needs_text,
         "members": membership_list(project=project),
         "member_form": member_form or MemberForm(),
         "roles": Role.choices,
@@ -186,6 +190,10 @@ def _settings_response(
     return render(request, "annotation/project_settings.html", context, status=status)
 
 
+# The settings form's hidden marker that it showed the "Spans may overlap" box.
+SPAN_OVERLAP_SHOWN = "span_overlap_shown"
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_settings(request: AuthedRequest, project_id: int) -> HttpResponse:
@@ -194,21 +202,31 @@ def project_settings(request: AuthedRequest, project_id: int) -> HttpResponse:
         return _settings_response(request, project)
     form = ProjectSettingsForm(request.POST)
     if form.is_valid():
+        data = form.cleaned_data
         try:
-            # First: the only setting refused for what the items hold, so a refusal changes nothing.
-            if form.cleaned_data["slice_fields"] != list(project.slice_fields or []):
-                project_set_slice_fields(project=project, fields=form.cleaned_data["slice_fields"])
-            if form.cleaned_data["overlap"] != project.overlap:
-                project_set_overlap(project=project, overlap=form.cleaned_data["overlap"])
-            if form.cleaned_data["lease_seconds"] != project.lease_seconds:
-                project_set_lease(project=project, lease_seconds=form.cleaned_data["lease_seconds"])
-            project_routing_set(
-                project=project,
-                routing_policy=form.cleaned_data.get("routing_policy") or None,
-                routing_budget=form.cleaned_data.get("routing_budget"),
-                audit_rate=form.cleaned_data.get("audit_rate"),
-            )
+            # One transaction: a setting refused for what the project holds (span overlaps, slice fields) changes
+            # nothing, the other settings of the same post included. Those two go first.
+            with transaction.atomic():
+                # An unticked box posts nothing: only a post from a form that showed it (SPAN_OVERLAP_SHOWN) may
+                # turn overlaps off, so an older client's post never does it silently.
+                if project.task_kind.needs_text and SPAN_OVERLAP_SHOWN in request.POST:
+                    project_span_overlap_set(
+                        project=project, allow=data["allow_overlapping_spans"], user=request.user
+                    )
+                if data["slice_fields"] != list(project.slice_fields or []):
+                    project_set_slice_fields(project=project, fields=data["slice_fields"])
+                if data["overlap"] != project.overlap:
+                    project_set_overlap(project=project, overlap=data["overlap"])
+                if data["lease_seconds"] != project.lease_seconds:
+                    project_set_lease(project=project, lease_seconds=data["lease_seconds"])
+                project_routing_set(
+                    project=project,
+                    routing_policy=data.get("routing_policy") or None,
+                    routing_budget=data.get("routing_budget"),
+                    audit_rate=data.get("audit_rate"),
+                )
         except ServiceError as exc:
+            project.refresh_from_db()  # the rolled-back values must not show as saved
             add_service_error(form, exc)
         else:
             messages.success(request, "Settings saved.")

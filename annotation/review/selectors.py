@@ -243,7 +243,7 @@ def review_queue(
             excerpt=excerpt(row.item.text),
             reasons=_reason_labels(row.task.reasons),
             agreed_value=(agreed := agreed_audit_value(task=row.task, annotations=row.annotations)),
-            agreed_display=value_display(agreed) if agreed is not None else "",
+            agreed_display=value_display(agreed, row.item.text) if agreed is not None else "",
         )
         for row in rows
     ]
@@ -374,8 +374,8 @@ def review_panel(
         annotations=annotations,
         labels=labels,
         current_final=final,
-        current_final_display=value_display(final.value) if final else "",
-        suggested_display=value_display(task.suggested_value),
+        current_final_display=value_display(final.value, item.text) if final else "",
+        suggested_display=value_display(task.suggested_value, item.text),
         next_task_id=next_task_id,
         keys=review_keys(annotations=len(annotations), hotkeys=[label.hotkey for label in labels]),
     )
@@ -435,19 +435,20 @@ def item_history(*, item: Item) -> list[HistoryEvent]:
         if a.note:
             summary += f" — note: {a.note}"
         events.append(HistoryEvent(a.created_at, "annotation", a.annotator.get_username(), summary,
-                                   value_display(a.value), version))
+                                   value_display(a.value, item.text), version))
         if a.status == AnnotationStatus.RETRACTED and a.retracted_at:
             events.append(HistoryEvent(a.retracted_at, "retracted", a.annotator.get_username(),
-                                       "Annotation retracted (undo or sent back)", value_display(a.value), version))
+                                       "Annotation retracted (undo or sent back)",
+                                       value_display(a.value, item.text), version))
     for d in Decision.objects.filter(item=item).select_related("reviewer", "guideline_version"):
         who = d.reviewer.get_username() if d.reviewer else d.get_source_display()
         summary = f"Decision ({d.get_source_display()})" + (f" — {d.reason}" if d.reason else "")
-        events.append(HistoryEvent(d.created_at, "decision", who, summary, value_display(d.value),
+        events.append(HistoryEvent(d.created_at, "decision", who, summary, value_display(d.value, item.text),
                                    d.guideline_version.version if d.guideline_version else None))
     for t in ReviewTask.objects.filter(item=item).select_related("resolved_by"):
         reasons = ", ".join(ReviewReason(r).label for r in t.reasons)
         events.append(HistoryEvent(t.created_at, "review", "", f"Sent to review: {reasons}",
-                                   value_display(t.suggested_value)))
+                                   value_display(t.suggested_value, item.text)))
         if t.resolved_at:
             closed = f"Review closed: {t.get_status_display()}" + (f" — {t.comment}" if t.comment else "")
             who = t.resolved_by.get_username() if t.resolved_by else ""
@@ -455,5 +456,5 @@ def item_history(*, item: Item) -> list[HistoryEvent]:
     for f in NoiseFlag.objects.filter(item=item).select_related("scan"):
         events.append(HistoryEvent(f.created_at, "noise", f"noise scan {f.scan_id}",
                                    f"Flagged by a noise scan (label quality {f.score:.2f}); suggested "
-                                   f"{value_display(f.suggested)}", value_display(f.given)))
+                                   f"{value_display(f.suggested, item.text)}", value_display(f.given, item.text)))
     return sorted(events, key=lambda e: e.at)

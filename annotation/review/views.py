@@ -165,6 +165,6 @@ def item_history(request: AuthedRequest, project_id: int, item_id: int) -> HttpR
         "item": item,
         "events": events,
         "final": final,
-        "final_display": value_display(final.value) if final else "",
+        "final_display": value_display(final.value, item.text) if final else "",
     }
     return render(request, "annotation/review_history.html", context)

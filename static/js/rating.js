@@ -2,6 +2,8 @@
 // that works without this file; here we only map keys onto them.
 //   Classification:  C correct · W wrong · then the right label's hotkey (a label key alone also means wrong)
 //                    Enter submits and loads the next output
+//   Spans:           C correct · W wrong: shows the span editor, filled with the model's spans, and focuses it
+//                    (static/js/spans.js takes its keys from there) · Enter submits
 //   Instruction:     Tab moves between criteria (native) · 1-5 scores the focused (or first unscored) criterion
 //                    and moves on · E edits the corrected response · Ctrl+Enter submits
 //   Both:            N opens the note · Esc leaves a field
@@ -43,6 +45,16 @@
       return check(label);
     }
     return false;
+  }
+
+  function spanKey(ws, key) {
+    const lower = key.toLowerCase();
+    if (lower === "c") return check(verdict(ws, "correct"));
+    if (lower !== "w") return false;
+    check(verdict(ws, "wrong"));
+    const editor = document.getElementById("span-text"); // displayed now that "wrong" is checked
+    if (editor) editor.focus({ preventScroll: true });
+    return true;
   }
 
   function scoreKey(ws, key, target) {
@@ -101,6 +113,8 @@
           handled = true;
         }
       }
+    } else if (ws.dataset.task === "spans") {
+      handled = spanKey(ws, event.key);
     } else {
       handled = classificationKey(ws, event.key);
     }

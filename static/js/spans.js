@@ -7,14 +7,17 @@
 //   Backspace/Del  remove the span at the caret   Ctrl+Z  undo the last span change   Esc  drop the selection
 // The mouse selects too (snapped to whole words). Every change rewrites the form's hidden `spans` field and
 // fires "change", so the draft autosave (hx-trigger="change") saves it; read-only copies (the review page's
-// A and B) are only highlighted.
+// A and B, the model's spans on the rating page) are only highlighted.
 (function () {
   "use strict";
 
   var isTyping = window.Labelloop && window.Labelloop.isTyping;
 
+  // An editor that is not displayed (the rating page's, until the verdict is "wrong") takes no keys.
   function editable() {
-    return document.querySelector(".span-text[data-ready]:not([data-readonly])");
+    return Array.from(document.querySelectorAll(".span-text[data-ready]:not([data-readonly])")).find(function (el) {
+      return el.getClientRects().length > 0;
+    });
   }
 
   function parseJson(raw, fallback) {
@@ -243,7 +246,8 @@
   }
 
   function init() {
-    document.querySelectorAll(".span-text:not([data-ready])").forEach(function (root) {
+    // .span-static copies are marked on the server (span_pages.marked_html): nothing to do here.
+    document.querySelectorAll(".span-text:not([data-ready]):not(.span-static)").forEach(function (root) {
       const editor = new Editor(root);
       root.spanEditor = editor;
       if (editor.readonly) return;

@@ -37,6 +37,22 @@
     });
   }
 
+  // A span run has no validation curve: its third chart is entity F1 per label on the test split, once evaluated.
+  function perLabel(figures) {
+    var canvas = document.getElementById("chart-eval");
+    var empty = document.getElementById("chart-eval-empty");
+    if (empty) empty.hidden = Boolean(figures);
+    if (!figures || !canvas || typeof Chart === "undefined" || charts["chart-eval"]) return;
+    charts["chart-eval"] = new Chart(canvas, {
+      type: "bar",
+      data: {
+        labels: figures.labels.map(function (name, i) { return name + " (" + figures.support[i] + ")"; }),
+        datasets: [{ label: "test entity F1 per label (entities)", data: figures.f1, backgroundColor: "#7e57c2" }],
+      },
+      options: { animation: false, maintainAspectRatio: false, scales: { y: { min: 0, max: 1 } } },
+    });
+  }
+
   function draw() {
     var source = document.getElementById("run-chart-data");
     if (!source) return;
@@ -55,7 +71,8 @@
       .map(function (name) {
         return { label: "validation " + name, data: points(evals.steps, evals.series[name]), borderWidth: 2, pointRadius: 3 };
       });
-    chart("chart-eval", evalSets);
+    if ("per_label" in data) perLabel(data.per_label);
+    else chart("chart-eval", evalSets);
   }
 
   document.addEventListener("htmx:afterSettle", function (event) {

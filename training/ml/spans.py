@@ -300,7 +300,9 @@ class SpanRecipe:
 
     @torch.no_grad()
     def predict(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
-        """Per text: {"spans": [...], "confidence": mean probability of its entity tokens' tags (1.0 without)}."""
+        """Per text: {"spans": [...], "confidence": mean probability of its entity tokens' tags (1.0 without),
+        "uncertainty": 1 - the probability of its least sure word's tag (0.0 without words)}. The uncertainty reads
+        every word, O-tagged ones too, so a text whose entities the model may have missed ranks as unsure."""
         self.model.eval()
         out: list[dict[str, Any]] = []
         for at in range(0, len(texts), batch_size):
@@ -314,16 +316,19 @@ class SpanRecipe:
                 starts = word_starts(encoding.word_ids(i))
                 tags: list[str | None] = []
                 kept: list[float] = []
+                least = 1.0
                 for j, first in enumerate(starts):
                     if not first:
                         tags.append(None)
                         continue
                     tag = self.tags[int(best[i, j])]
                     tags.append(tag)
+                    least = min(least, float(probs[i, j, best[i, j]]))
                     if tag != OUTSIDE:
                         kept.append(float(probs[i, j, best[i, j]]))
                 spans = spans_from_token_tags(tags, offsets, text)
-                out.append({"spans": spans, "confidence": sum(kept) / len(kept) if kept else 1.0})
+                confidence = sum(kept) / len(kept) if kept else 1.0
+                out.append({"spans": spans, "confidence": confidence, "uncertainty": 1.0 - least})
         return out
 
     def explain(self, text: str, *, steps: int = IG_STEPS, max_steps: int = IG_MAX_STEPS) -> dict[str, Any]:

@@ -118,8 +118,10 @@ class RatingNextApi(ApiView):
 
 class RatingListApi(ApiView):
     """GET: the run's ratings, oldest first (`current=true`: only the latest per output and rater).
-    POST: rate one output: classification `verdict` (+ `correction` {"label"} / {"labels"} when wrong); instruction
-    `scores` {criterion: 1-5} for every criterion (+ optional `correction` {"response"}). Appended, never updated."""
+    POST: rate one output: classification `verdict` (+ `correction` {"label"} / {"labels"} when wrong); spans
+    `verdict` (+ `correction` {"spans": [{"start", "end", "label"}, ...]} when wrong: code-point offsets into the
+    item's text, checked as annotations are); instruction `scores` {criterion: 1-5} for every criterion (+ optional
+    `correction` {"response"}). Appended, never updated."""
 
     filters = {"current": boolean, "rater": text, "verdict": choice(Verdict.values)}
 
@@ -300,7 +302,8 @@ class RatingsExportApi(ApiView):
     @extend_schema(
         responses=jsonl_export_responses(
             "One JSON object per line: item_id, external_id, text, run_id, output, verdict, scores, correction, "
-            "note, rater, guideline_version, seconds_spent, created_at."
+            "note, rater, guideline_version, seconds_spent, created_at. Span outputs and corrections carry each "
+            'span\'s "text" beside its offsets.'
         )
     )
     def get(self, request: Request, project_id: int) -> StreamingHttpResponse:

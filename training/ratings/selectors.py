@@ -18,7 +18,6 @@ from annotation.models import Item, ItemStatus, Project, SnapshotItem, Split
 from annotation.permissions import REVIEW, access_project
 from core.errors import ServiceError
 from training.models import Comparison, ModelOutput, Preference, Rating, RunStatus, TrainingRun
-from training.spec import TASK_SPANS
 
 EXPORT_CHUNK = 500
 
@@ -42,25 +41,16 @@ def rateable_runs(*, project: Project, rater: User) -> list[TrainingRun]:
     )
     return list(
         TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED)
-        .exclude(task=TASK_SPANS)
         .annotate(output_count=Count("outputs"), rated_count=Subquery(rated))
         .filter(output_count__gt=0)
         .order_by("-created_at", "-id")
     )
 
 
-SPAN_RUNS_NOT_RATED = (
-    "Span runs are not rated on this page: their spans become pre-annotations (the run page's 'Use these spans as "
-    "pre-annotations'), which annotators correct span by span on the annotate page."
-)
-
-
 def rating_run_get(*, project: Project, run_id: int) -> TrainingRun:
     run = TrainingRun.objects.filter(project=project, pk=run_id, status=RunStatus.SUCCEEDED).first()
     if run is None:
         raise Http404(RUN_NOT_FOUND)
-    if run.task == TASK_SPANS:
-        raise Http404(SPAN_RUNS_NOT_RATED)
     run.project = project
     return run
 
@@ -284,6 +274,22 @@ def comparison_summary(*, comparison: Comparison) -> ComparisonSummary:
     return ComparisonSummary(comparison=comparison, **counts)
 
 
+def quoted(value: Any, text: str) -> Any:
+    """A spans value with each span's text beside its offsets (as span imports read them back); others as they are."""
+    spans = value.get("spans") if isinstance(value, dict) else None
+    if not isinstance(spans, list):
+        return value
+    return {
+        **value,
+        "spans": [
+            {**span, "text": text[span["start"] : span["end"]]}
+            if isinstance(span, dict) and isinstance(span.get("start"), int) and isinstance(span.get("end"), int)
+            else span
+            for span in spans
+        ],
+    }
+
+
 def ratings_export_rows(*, project: Project) -> Iterator[dict[str, Any]]:
     """One dict per current rating, in rating order, read in chunks."""
     rows = (
@@ -298,10 +304,10 @@ def ratings_export_rows(*, project: Project) -> Iterator[dict[str, Any]]:
             "external_id": rating.item.external_id,
             "text": rating.item.text,
             "run_id": rating.run_id,
-            "output": rating.output.value,
+            "output": quoted(rating.output.value, rating.item.text),
             "verdict": rating.verdict or None,
             "scores": rating.scores or None,
-            "correction": rating.correction,
+            "correction": quoted(rating.correction, rating.item.text),
             "note": rating.note,
             "rater": rating.rater.username,
             "guideline_version": rating.guideline_version.version if rating.guideline_version else None,

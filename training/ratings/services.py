@@ -11,7 +11,7 @@ from django.db.models import Q
 
 from annotation.models import Item, Label, Project
 from annotation.projects.services import guideline_current
-from annotation.tasktypes import MAX_RESPONSE_CHARS, LabelKind
+from annotation.tasktypes import MAX_RESPONSE_CHARS, InvalidValue, LabelKind
 from core.errors import ServiceError
 from training.models import Comparison, ModelOutput, Preference, Rating, RunStatus, TrainingRun, Verdict
 from training.ratings.selectors import NOT_IN_COMPARISON, RUN_NOT_FOUND, SECONDS_MAX, _ordered_outputs
@@ -53,13 +53,19 @@ WRONG_NEEDS_LABELS = "A wrong output needs the right label set."
 CORRECT_TAKES_NO_CORRECTION = "A correct output needs no correction."
 
 
+WRONG_NEEDS_SPANS = (
+    'A wrong output needs the right spans: {"spans": [{"start", "end", "label"}, ...]}, an empty list when the '
+    "text has none."
+)
+
+
 UNKNOWN_LABEL = "Unknown label {label!r}; this project has {labels}."
 
 
 SAME_AS_MODEL = "The right value must differ from the model's: otherwise mark it correct."
 
 
-SCORES_NOT_FOR_CLASSIFICATION = "Classification outputs are rated correct / wrong, not with scores."
+SCORES_NOT_FOR_CLASSIFICATION = "Classification and span outputs are rated correct / wrong, not with scores."
 
 
 UNKNOWN_CRITERION = "{name!r} is not one of this project's criteria ({criteria})."
@@ -128,6 +134,29 @@ def _classification_correction(
     return value
 
 
+def _span_correction(
+    project: Project, output: ModelOutput, verdict: str, correction: Mapping[str, Any] | None, labels: list[str]
+) -> dict[str, Any] | None:
+    """The right spans of a wrong span output, validated exactly as an annotation of the item is (offsets in
+    code points against the exact text, quoted text matching, known labels, the project's overlap rule)."""
+    if verdict not in Verdict.values:
+        raise ServiceError(VERDICT_REQUIRED, field="verdict")
+    if verdict == Verdict.CORRECT:
+        if correction:
+            raise ServiceError(CORRECT_TAKES_NO_CORRECTION, field="correction")
+        return None
+    if not correction or "spans" not in correction:
+        raise ServiceError(WRONG_NEEDS_SPANS, field="spans")
+    try:
+        value = project.value_normalise(dict(correction), labels, text=output.item.text)
+    except InvalidValue as exc:
+        raise ServiceError(str(exc), field=exc.field) from None
+    kind = project.task_kind
+    if isinstance(output.value, dict) and kind.key(value) == kind.key(output.value):
+        raise ServiceError(SAME_AS_MODEL, field="spans")
+    return value
+
+
 def _generation_rating(
     project: Project, output: ModelOutput, scores: Mapping[str, Any], correction: Mapping[str, Any] | None
 ) -> tuple[dict[str, int], dict[str, Any] | None]:
@@ -171,9 +200,10 @@ def rating_submit(
     """Validate a rating against the project's task, labels and criteria, then append it.
 
     Classification: `verdict` correct | wrong, and for wrong `correction` {"label"} / {"labels"} naming the
-    right value. Instruction: `scores` {criterion: 1-5} for every project criterion, and optionally
-    `correction` {"response"}. Any invalid field raises ServiceError naming it, and nothing is written.
-    `labels` saves a query when the caller holds the project's label names already.
+    right value; spans likewise, with `correction` {"spans": [...]} validated as an annotation of the item is.
+    Instruction: `scores` {criterion: 1-5} for every project criterion, and optionally `correction` {"response"}.
+    Any invalid field raises ServiceError naming it, and nothing is written. `labels` saves a query when the
+    caller holds the project's label names already.
     """
     note = (note or "").strip()
     if len(note) > NOTE_MAX:
@@ -188,7 +218,8 @@ def rating_submit(
             raise ServiceError(SCORES_NOT_FOR_CLASSIFICATION, field="scores")
         if labels is None:
             labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
-        clean_correction = _classification_correction(project, output, verdict, correction, labels)
+        check = _span_correction if project.task_kind.needs_text else _classification_correction
+        clean_correction = check(project, output, verdict, correction, labels)
         clean_scores, verdict_value = {}, verdict
     return Rating.objects.create(
         project=project,

@@ -18,12 +18,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from annotation.annotate.span_pages import marked_html, span_editor_context
 from annotation.models import Label, Project
 from annotation.permissions import MANAGE, REVIEW, access_project
 from core.errors import ServiceError
 from core.http import AuthedRequest
 from core.streaming import jsonl_response
-from training.models import RunStatus, TrainingRun, Verdict
+from training.models import ModelOutput, RunStatus, TrainingRun, Verdict
 from training.ratings import services as ratings
 from training.ratings.selectors import (
     RatingTask,
@@ -65,6 +66,28 @@ def _posted_rating(project: Project, post: QueryDict) -> dict[str, Any]:
     return {"verdict": verdict, "correction": correction, "note": post.get("note", "")}
 
 
+def _span_context(
+    project: Project, output: ModelOutput | None, labels: list[Label], correction: dict[str, Any]
+) -> dict[str, Any]:
+    """Span outputs: the model's spans highlighted read-only (each quoted with its label), and the fix editor
+    filled with them, or with the reviewer's own spans when a refused correction comes back."""
+    if output is None or not project.task_kind.needs_text:
+        return {}
+    text = output.item.text
+    start = correction if isinstance(correction.get("spans"), list) else output.value
+    colors = {label.name: label.color for label in labels}
+    spans = [s for s in (output.value or {}).get("spans") or [] if isinstance(s, dict)]
+    return {
+        **span_editor_context(text=text, value=start, labels=labels),
+        "model_marked": marked_html(text, spans, colors),
+        "model_spans": [
+            {**s, "text": text[s["start"] : s["end"]], "color": colors.get(str(s.get("label")), "")}
+            for s in spans
+            if isinstance(s.get("start"), int) and isinstance(s.get("end"), int)
+        ],
+    }
+
+
 def _rating_context(
     request: AuthedRequest,
     project: Project,
@@ -104,6 +127,7 @@ def _rating_context(
         "selected": correction.get("labels") or ([correction["label"]] if correction.get("label") else []),
         "response": correction.get("response", ""),
         "note": posted.get("note", ""),
+        **_span_context(project, task.output, labels, correction),
     }
 
 

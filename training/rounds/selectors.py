@@ -64,7 +64,7 @@ from training.models import ModelOutput, Rating, Round, RoundChange, RunStatus, 
 from training.ratings.selectors import ratings_current
 from training.rounds.options import EXAMPLES, NO_SUCH_RUN, PlanOptions
 from training.rounds.ordering import entropy, margin, queue_order
-from training.spec import TASK_CLASSIFICATION
+from training.spec import TASK_CLASSIFICATION, TASK_SPANS
 
 READ_CHUNK = 5000
 
@@ -89,6 +89,27 @@ NO_RUN_NOTE = "No succeeded run yet: the queue keeps its order, and no model out
 
 GENERATION_RANDOM_NOTE = (
     "Run {run} generates responses and recorded no uncertainty: the queue is in random order instead."
+)
+
+
+NO_OUTPUTS_NOTE = (
+    "Run {run} has no outputs on the items waiting for annotation: predict them from the run's page first "
+    "(its prediction batch covers the test split and the items without a final label)."
+)
+
+
+SPAN_SCORE_NOTE = (
+    "Span run {run}: an item's uncertainty is 1 − the probability of its least sure word's tag (every word, "
+    "O-tagged ones too, so possibly missed entities count); it orders the queue for entropy and margin alike."
+)
+
+
+SPAN_SCORE_NAME = "least sure word"
+
+
+QUEUE_TEST_NOTE = (
+    "{count} test-split item(s) waiting for annotators keep their place: the model's uncertainty does not move "
+    "them up and its output does not pre-label them (the test split is sacred)."
 )
 
 
@@ -219,7 +240,7 @@ class Proposal:
         row = {
             "item_id": self.item.pk,
             "text": _preview(self.item.text),
-            "value": value_display(self.value),
+            "value": value_display(self.value, self.item.text),
             "action": self.action,
             "reason": self.reason,
         }
@@ -232,7 +253,7 @@ def _route(
     """Decide or review: never overwrite a reviewer's later decision or an item waiting in review."""
     final = finals.get(proposal.item.pk)
     if final is not None:
-        proposal.extra["final"] = value_display(final.value)
+        proposal.extra["final"] = value_display(final.value, proposal.item.text)
     if final is not None and value_key(final.value) == value_key(proposal.value):
         return None  # already the final value: nothing to change
     if proposal.item.pk in in_review or (final is not None and final.created_at > since):
@@ -285,7 +306,7 @@ def plan_corrections(*, project: Project) -> list[Proposal]:
         who = rating.rater.get_username()
         reason = (
             f"Rating {rating.pk} by {who} corrected the output of run {rating.run_id} "
-            f"({value_display(rating.output.value)} → {value_display(value)})."
+            f"({value_display(rating.output.value, rating.item.text)} → {value_display(value, rating.item.text)})."
         )
         proposal = Proposal(
             kind=RoundChange.Kind.CORRECTION,
@@ -303,7 +324,7 @@ def plan_corrections(*, project: Project) -> list[Proposal]:
             proposal.action, proposal.review_reason = "review", ReviewReason.RATING
             proposal.skip_if_final = False
             proposal.reason = f"Raters corrected run {rating.run_id}'s output differently: " + ", ".join(
-                f"{r.rater.get_username()}: {value_display(v)}" for r, v in entries
+                f"{r.rater.get_username()}: {value_display(v, r.item.text)}" for r, v in entries
             )
             proposals.append(proposal)
             continue
@@ -397,8 +418,12 @@ def plan_label_errors(
     """Final labels the chosen run confidently contradicts, and model labels raters called correct against
     the final label: (how many, the proposals — all of them when `limit` is None, else the first `limit`).
 
+    Span projects: final spans a span run contradicts while sure of every word's tag (1 − its stored uncertainty,
+    the least sure word's tag probability, at least `confidence`): its spans are the review's suggestion.
+
     Test-split items are never proposed: their ids go to `test_held` ("rating" / "model") instead."""
-    if not project.task_kind.single_class:
+    spans = project.task_kind.needs_text
+    if not (project.task_kind.single_class or spans):
         return 0, []
     proposals: list[Proposal] = []
     count = 0
@@ -425,63 +450,80 @@ def plan_label_errors(
     )
     done_ratings, _ = _applied(RoundChange.Kind.REVIEW, ratings=rated.values_list("id", flat=True))
     for rating in rated.iterator(chunk_size=READ_CHUNK):
-        model = rating.output.value
-        if rating.pk in done_ratings or rating.item_id in seen or not rating.final:
+        model = _model_value(rating.output.value)
+        if rating.pk in done_ratings or rating.item_id in seen or not rating.final or model is None:
             continue
-        if value_key(rating.final) == value_key(model) or not model.get("label"):
+        if value_key(rating.final) == value_key(model):
             continue
         reason = (
             f"Rating {rating.pk} by {rating.rater.get_username()} marked run {rating.run_id}'s "
-            f"“{value_display(model)}” correct; the final label is “{value_display(rating.final)}”."
+            f"“{value_display(model, rating.item.text)}” correct; the final {'spans are' if spans else 'label is'} "
+            f"“{value_display(rating.final, rating.item.text)}”."
         )
         keep(
             Proposal(
                 kind=RoundChange.Kind.REVIEW,
                 item=rating.item,
-                value={"label": model["label"]},
+                value=model,
                 reason=reason,
                 action="review",
                 review_reason=ReviewReason.RATING,
                 rating=rating,
                 output=rating.output,
-                extra={"final": value_display(rating.final)},
+                extra={"final": value_display(rating.final, rating.item.text)},
             ),
             rating.split,
         )
     if run is None:
         return count, proposals
+    if spans:  # how sure a span run is of a whole text: of its least sure word's tag, 1 − the stored uncertainty
+        sure, most_sure_first = Q(uncertainty__lte=1.0 - confidence), ("uncertainty", "id")
+    else:
+        sure, most_sure_first = Q(confidence__gte=confidence), ("-confidence", "id")
     outputs = (
-        ModelOutput.objects.filter(run=run, confidence__gte=confidence, item__status=ItemStatus.APPROVED)
+        ModelOutput.objects.filter(sure, run=run, item__status=ItemStatus.APPROVED)
         .annotate(final=_final_value_subquery(), split=F("item__split_row__split"))
         .exclude(id__in=RoundChange.objects.filter(kind=RoundChange.Kind.REVIEW, output__run=run).values("output_id"))
         .select_related("item")
-        .order_by("-confidence", "id")
+        .order_by(*most_sure_first)
     )
     for output in outputs.iterator(chunk_size=READ_CHUNK):
-        if output.confidence is None or output.item_id in seen:
+        sureness = 1.0 - output.uncertainty if spans and output.uncertainty is not None else output.confidence
+        proposed = _model_value(output.value)
+        if sureness is None or output.item_id in seen or not output.final or proposed is None:
             continue
-        if not output.final or not output.value.get("label"):
+        if value_key(output.final) == value_key(proposed):
             continue
-        if value_key(output.final) == value_key(output.value):
-            continue
+        how = f"every word's tag at {sureness:.2f} or more" if spans else f"confidence {sureness:.2f}"
         reason = (
-            f"Run {run.pk} predicts “{value_display(output.value)}” with confidence {output.confidence:.2f}; "
-            f"the final label is “{value_display(output.final)}”."
+            f"Run {run.pk} predicts “{value_display(proposed, output.item.text)}” with {how}; "
+            f"the final {'spans are' if spans else 'label is'} “{value_display(output.final, output.item.text)}”."
         )
         keep(
             Proposal(
                 kind=RoundChange.Kind.REVIEW,
                 item=output.item,
-                value={"label": output.value["label"]},
+                value=proposed,
                 reason=reason,
                 action="review",
                 review_reason=ReviewReason.MODEL,
                 output=output,
-                extra={"final": value_display(output.final), "confidence": round(output.confidence, 4)},
+                extra={"final": value_display(output.final, output.item.text), "confidence": round(sureness, 4)},
             ),
             output.split,
         )
     return count, proposals
+
+
+def _model_value(value: Any) -> dict[str, Any] | None:
+    """What a model output proposes as a final value: its label, or (span runs) its spans; None otherwise."""
+    if not isinstance(value, dict):
+        return None
+    if value.get("label"):
+        return {"label": value["label"]}
+    if isinstance(value.get("spans"), list):
+        return {"spans": value["spans"]}
+    return None
 
 
 def _queue_candidates(*, project: Project, exclude: set[int]) -> QuerySet[Item]:
@@ -497,6 +539,19 @@ class QueuePlan:
     scored: int
     notes: list[str]
     outputs: dict[int, Any] = field(default_factory=dict)  # item id → output value, only when pre-labels are asked
+    score_name: str = ""  # what a score is, as the page names it: the order, or SPAN_SCORE_NAME for span runs
+    test_held: set[int] = field(default_factory=set)  # test-split candidates left unscored, without a pre-label
+
+
+def _uses_stored_uncertainty(run: TrainingRun) -> bool:
+    """Span runs store one uncertainty per item and no label distribution: margin has nothing else to read."""
+    return run.task == TASK_SPANS
+
+
+def _test_split_candidates(candidates: QuerySet[Item]) -> set[int]:
+    """Queued items that hold a test split (an item a reviewer sent back to annotators keeps its split)."""
+    rows = ItemSplit.objects.filter(item__in=candidates, split=Split.TEST).values_list("item_id", flat=True)
+    return set(rows)
 
 
 def plan_queue(
@@ -518,9 +573,13 @@ def plan_queue(
         order = QueueOrder.RANDOM if order != QueueOrder.RANDOM else order
         notes.append(NO_RUN_NOTE)
     scored = 0
+    test_held: set[int] = set()
+    stored_only = run is not None and _uses_stored_uncertainty(run)
     if run is not None and len(ids):
+        candidates = _queue_candidates(project=project, exclude=exclude)
+        test_ids = _test_split_candidates(candidates)
         rows = (
-            ModelOutput.objects.filter(run=run, item__in=_queue_candidates(project=project, exclude=exclude))
+            ModelOutput.objects.filter(run=run, item__in=candidates)
             .order_by("item_id")
             .values_list("item_id", "uncertainty", "probabilities", "value")
         )
@@ -529,7 +588,10 @@ def plan_queue(
             position = int(np.searchsorted(ids, item_id))
             if position >= len(ids) or ids[position] != item_id:
                 continue
-            if order == QueueOrder.MARGIN:
+            if item_id in test_ids:  # never moved up or pre-labelled by a model: the test split is sacred
+                test_held.add(item_id)
+                continue
+            if order == QueueOrder.MARGIN and not stored_only:
                 score = margin(probabilities)
             else:
                 score = uncertainty if uncertainty is not None else entropy(probabilities)
@@ -539,14 +601,30 @@ def plan_queue(
                 scored += 1
             if prelabels:
                 outputs[item_id] = value
-        if order != QueueOrder.RANDOM and not any_uncertainty and run.task != TASK_CLASSIFICATION:
-            notes.append(GENERATION_RANDOM_NOTE.format(run=run.pk))
-            order = QueueOrder.RANDOM
+        if order != QueueOrder.RANDOM and not any_uncertainty:
+            if run.task not in (TASK_CLASSIFICATION, TASK_SPANS):
+                notes.append(GENERATION_RANDOM_NOTE.format(run=run.pk))
+                order = QueueOrder.RANDOM
+            elif not scored:
+                notes.append(NO_OUTPUTS_NOTE.format(run=run.pk))
+        if stored_only and order != QueueOrder.RANDOM and scored:
+            notes.append(SPAN_SCORE_NOTE.format(run=run.pk))
+    if test_held:
+        notes.append(QUEUE_TEST_NOTE.format(count=len(test_held)))
     if order == QueueOrder.RANDOM:
         ordered, random = queue_order(ids, np.full(len(ids), np.nan), 1.0, seed)
     else:
         ordered, random = queue_order(ids, scores, options.random_share, seed)
-    return QueuePlan(order=order, ids=ordered, random=random, scored=scored, notes=notes, outputs=outputs)
+    return QueuePlan(
+        order=order,
+        ids=ordered,
+        random=random,
+        scored=scored,
+        notes=notes,
+        outputs=outputs,
+        score_name=SPAN_SCORE_NAME if stored_only and order != QueueOrder.RANDOM else order,
+        test_held=test_held,
+    )
 
 
 @dataclass
@@ -578,6 +656,7 @@ class RoundPlan:
                     "text": _preview(texts.get(pk, "")),
                     "random": bool(self.queue.random[i]),
                     "score": scores.get(pk),
+                    "test_split": pk in self.queue.test_held,
                 }
                 for i, pk in enumerate(head)
             ]
@@ -599,7 +678,9 @@ class RoundPlan:
                 "order": self.queue.order,
                 "random": int(self.queue.random.sum()),
                 "scored": self.queue.scored,
-                "unscored": len(self.queue.ids) - self.queue.scored,
+                "unscored": len(self.queue.ids) - self.queue.scored - len(self.queue.test_held),
+                "score_name": self.queue.score_name,
+                "test_held": len(self.queue.test_held),
                 "examples": queue_rows,
             },
             "prelabels": {"enabled": self.options.prelabels, "count": self.prelabel_count},
@@ -619,9 +700,12 @@ class RoundPlan:
         if self.run is None:
             return {}
         out: dict[int, float | None] = {}
-        rows = ModelOutput.objects.filter(run=self.run, item_id__in=ids)
+        rows = ModelOutput.objects.filter(run=self.run, item_id__in=ids).exclude(
+            item__split_row__split=Split.TEST  # a test item's place owes nothing to the model: show no score
+        )
+        by_margin = self.queue.order == QueueOrder.MARGIN and not _uses_stored_uncertainty(self.run)
         for item_id, uncertainty, probabilities in rows.values_list("item_id", "uncertainty", "probabilities"):
-            score = margin(probabilities) if self.queue.order == QueueOrder.MARGIN else uncertainty
+            score = margin(probabilities) if by_margin else uncertainty
             out[item_id] = round(score, 4) if score is not None and not math.isnan(score) else None
         return out
 
@@ -680,9 +764,9 @@ def round_plan(*, project: Project, options: PlanOptions, full: bool = False, ro
         prelabel_count = (
             len(queue.outputs)
             if full
-            else ModelOutput.objects.filter(
-                run=run, item__in=_queue_candidates(project=project, exclude=decided)
-            ).count()
+            else ModelOutput.objects.filter(run=run, item__in=_queue_candidates(project=project, exclude=decided))
+            .exclude(item__split_row__split=Split.TEST)  # as plan_queue: a test item gets no model pre-label
+            .count()
         )
     return RoundPlan(
         round=current,

@@ -203,7 +203,7 @@ def run_chart_data(run: TrainingRun) -> dict[str, Any]:
         train = train[::stride] + ([train[-1]] if (len(train) - 1) % stride else [])
     evals = list(run.events.filter(kind=RunEvent.Kind.EVAL).values_list("step", "data"))
     figures = [name for name in EVAL_FIGURES if any(name in data for _, data in evals)]
-    return {
+    charts: dict[str, Any] = {
         "train": {
             "steps": [step for step, _ in train],
             "loss": [data.get("train_loss") for _, data in train],
@@ -213,6 +213,23 @@ def run_chart_data(run: TrainingRun) -> dict[str, Any]:
             "steps": [step for step, _ in evals],
             "series": {name: [data.get(name) for _, data in evals] for name in figures},
         },
+    }
+    if run.task == TASK_SPANS:
+        charts["per_label"] = span_label_figures(run)
+    return charts
+
+
+def span_label_figures(run: TrainingRun) -> dict[str, Any] | None:
+    """A span run's entity F1 per label on the test split (seqeval's), with each label's entity count: the third
+    chart of its page, which has no validation curve to draw. None until the run is evaluated."""
+    per_label = ((run.metrics or {}).get("test") or {}).get("per_label") or {}
+    if not per_label:
+        return None
+    labels = sorted(per_label)
+    return {
+        "labels": labels,
+        "f1": [per_label[name].get("f1-score") for name in labels],
+        "support": [per_label[name].get("support") for name in labels],
     }
 
 
@@ -589,10 +606,11 @@ def run_outputs(
 
 @dataclass(frozen=True)
 class ShownOutput:
-    """An output and its value as people read it."""
+    """An output and its value as people read it (spans: `marked`, the text with them marked and labelled)."""
 
     output: ModelOutput
     display: str
+    marked: str = ""
 
 
 def run_outputs_most_uncertain(*, run: TrainingRun, limit: int = 20) -> list[ShownOutput]:

@@ -94,7 +94,8 @@ def predict_batch(batch: PredictionBatch) -> int:
 def _outputs(run: TrainingRun, predictor: Any, item_ids: list[int], texts: list[str]) -> list[ModelOutput]:
     if run.task == TASK_SPANS:
         # Spans checked like every span value (offsets in the text, known labels), so a rater or a pre-annotation
-        # never receives one the annotate page would refuse. Uncertainty: 1 - the mean probability of the tags.
+        # never receives one the annotate page would refuse. Uncertainty: 1 - the probability of the least sure
+        # word's tag (training/ml/spans.py), what the next round orders the annotation queue by.
         names = list(predictor.config.labels)
         return [
             ModelOutput(
@@ -102,7 +103,7 @@ def _outputs(run: TrainingRun, predictor: Any, item_ids: list[int], texts: list[
                 item_id=item_id,
                 value=run.project.value_normalise({"spans": result["spans"]}, names, text=text),
                 confidence=result["confidence"],
-                uncertainty=1.0 - result["confidence"],
+                uncertainty=result.get("uncertainty", 1.0 - result["confidence"]),
             )
             for item_id, text, result in zip(item_ids, texts, predictor.predict(texts), strict=True)
         ]

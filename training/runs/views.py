@@ -10,6 +10,7 @@ or `manage.py runs_sweep`) marks it failed (abandoned).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from django.contrib import messages
@@ -19,15 +20,17 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from annotation.annotate.span_pages import marked_html
 from annotation.models import Project, Snapshot
 from annotation.permissions import MANAGE, REVIEW, access_project
+from annotation.projects.selectors import label_list
 from core.errors import ServiceError
 from core.http import AuthedRequest
 from training.augment.selectors import augmentation_summary, augmentations_succeeded
 from training.models import TrainingRun
 from training.runs import forms, selectors, services
 from training.runs.responses import artifact_response, model_card_response
-from training.spec import METHOD_LORA, METHODS
+from training.spec import METHOD_LORA, METHODS, TASK_SPANS
 
 SNAPSHOT_NOT_FOUND = "No such snapshot."
 
@@ -126,6 +129,18 @@ def _message(error: ServiceError | None) -> str:
     return error.message if error is not None else ""
 
 
+def _outputs_shown(project: Project, run: TrainingRun) -> list[selectors.ShownOutput]:
+    """Some outputs of the run; a span run's with the item text, its spans marked and labelled (not offsets)."""
+    shown = selectors.run_outputs_most_uncertain(run=run)
+    if run.task != TASK_SPANS or not shown:
+        return shown
+    colors = {label.name: label.color for label in label_list(project=project)}
+    return [
+        dataclasses.replace(s, marked=marked_html(s.output.item.text, (s.output.value or {}).get("spans"), colors))
+        for s in shown
+    ]
+
+
 def _detail_context(project: Project, role: str, run: TrainingRun) -> dict:
     resume_point = selectors.run_resume_point(run) if run.status in ("failed", "cancelled") else None
     batches = selectors.prediction_batches(run=run)
@@ -153,7 +168,7 @@ def _detail_context(project: Project, role: str, run: TrainingRun) -> dict:
         "scopes": scopes,
         "predict_blocker": predict_blocker,
         "output_count": selectors.run_output_count(run=run),
-        "uncertain": selectors.run_outputs_most_uncertain(run=run),
+        "uncertain": _outputs_shown(project, run),
         "distillation": selectors.run_distillation(run),
         "students": selectors.run_students(run),
         "can_distil": role in MANAGE and services.run_distil_blocker(teacher=run) is None,

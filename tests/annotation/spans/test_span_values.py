@@ -90,6 +90,8 @@ def test_the_key_is_canonical_so_exact_agreement_compares_keys():
     assert value_key(a) == value_key(b) and task_kind("spans") is not None
     assert span_key_parse(value_key(a)) == [(0, 3, "PER"), (36, 42, "LOC")]
     assert value_display(a) == "PER 0-3, LOC 36-42"
+    assert value_display(a, text) == "Ada (PER), London (LOC)"  # the item's text: what each span covers
+    assert value_display(a, "short") == "sho (PER), LOC 36-42"  # a span past the text stays offsets
 
 
 def test_words_and_segments_cut_at_code_points():

@@ -126,7 +126,11 @@ def test_why_on_a_span_run_explains_each_span_in_the_worker_the_page_and_the_api
     assert f'href="{url(span_output)}">Why?</a>' in run_page
     page = client.get(url(span_output)).content.decode()
     assert 'id="explain-button"' in page and "Which words made the model find each span?" in page
-    assert 'id="span-count">2</span> spans' in page and "Rate this output" not in page  # span runs are not rated
+    assert 'id="span-count">2</span> spans' in page and "Rate this output" in page
+    rating = client.get(reverse("rating-page", args=[run.project_id, run.pk]), {"output": span_output.pk})
+    assert f'href="{url(span_output)}" target="_blank" rel="noopener" id="explain-link">Why did the model find' in (
+        rating.content.decode()
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         fragment = client.post(url(span_output), headers={"HX-Request": "true"}).content.decode()

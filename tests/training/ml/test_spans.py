@@ -73,6 +73,8 @@ def test_lora_token_classification_learns_and_round_trips(tiny_bert, tmp_path):
     for row, prediction in zip(test, predictions, strict=True):
         kind.normalise({"spans": prediction["spans"]}, ["PER", "LOC"], text=row["text"])  # valid against the text
         assert 0.0 < prediction["confidence"] <= 1.0
+        # The least sure word is at most as sure as the entity words' mean: what the next round orders by.
+        assert 1.0 - prediction["confidence"] - 1e-9 <= prediction["uncertainty"] < 1.0
 
     saved = recipe.save(tmp_path / "adapter", metrics=report)
     again = SpanRecipe.load(saved)

@@ -8,7 +8,6 @@ import datetime as dt
 import io
 
 import pytest
-from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -97,6 +96,7 @@ def test_a_span_run_from_the_api_trains_in_the_worker_and_shows_entity_f1(
         assert set(value) == {"spans"}
         assert all(span["label"] in {"PER", "LOC"} for span in value["spans"])
         assert 0.0 <= outputs[item.pk].confidence <= 1.0
+        assert 0.0 <= outputs[item.pk].uncertainty < 1.0  # 1 - its least sure word's tag probability
 
     client.force_login(owner)
     page = client.get(reverse("run-detail", kwargs={"project_id": project.pk, "run_id": run.pk})).content.decode()
@@ -115,11 +115,9 @@ def test_a_span_run_from_the_api_trains_in_the_worker_and_shows_entity_f1(
 
     explanation = explanation_request(output=outputs[fresh[0].pk], user=owner)  # "Why?" (tests/training/explanations)
     assert explanation.method == "span_integrated_gradients" and explanation.status == "queued"
-    # The rating pages (correct/wrong per label, scores per response) do not take spans: they send raters to the
-    # pre-annotations instead of showing a span run they could not rate.
-    assert rateable_runs(project=project, rater=owner) == []
-    with pytest.raises(Http404, match="Span runs are not rated"):
-        rating_run_get(project=project, run_id=run.pk)
+    # The rating pages take span runs: correct / wrong, with the right spans (tests/training/ratings/).
+    assert [r.pk for r in rateable_runs(project=project, rater=owner)] == [run.pk]
+    assert rating_run_get(project=project, run_id=run.pk) == run
 
     response = api.post(reverse("api-run-span-prelabels", kwargs=kwargs), format="json")
     assert response.status_code == 200 and response.data == {"written": len(fresh)}
