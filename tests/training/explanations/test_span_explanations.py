@@ -32,7 +32,7 @@ from training.models import Explanation, ExplanationStatus, ModelOutput, RunStat
 from training.spec import TrainingSpec
 
 TEXT = "the alice in paris good"
-SPAN_SPEC = {"task": "spans", "base_model": "tiny-bert", "method": "lora", "epochs": 12, "learning_rate": 0.01,
+SPAN_SPEC = {"task": "spans", "base_model": "tiny-bert", "method": "lora", "epochs": 30, "learning_rate": 0.01,
              "max_length": 32}
 
 
@@ -50,7 +50,7 @@ def tiny_span_artifact(one_torch_thread, tiny_bert, tmp_path_factory) -> Path:
     """A real saved span tagger (tiny BERT + LoRA, PER/LOC), trained once for the session."""
     from training.ml.spans import SpanRecipe, SpanTrainingConfig
 
-    config = SpanTrainingConfig(base_model_dir=str(tiny_bert), labels=("PER", "LOC"), epochs=12, learning_rate=1e-2)
+    config = SpanTrainingConfig(base_model_dir=str(tiny_bert), labels=("PER", "LOC"), epochs=30, learning_rate=1e-2)
     recipe = SpanRecipe(config)
     recipe.setup()
     recipe.train(rows(64, seed=1))
@@ -79,7 +79,7 @@ def span_output(tiny_models, tiny_span_artifact, users) -> ModelOutput:
     run = TrainingRun.objects.create(
         project=project, snapshot=snapshot, snapshot_hash=snapshot.content_hash, task="spans",
         base_model="tiny-bert", spec=spec.to_dict(), created_by=owner, status=RunStatus.SUCCEEDED,
-        progress={"step": 48, "total_steps": 48, "phase": "done"},
+        progress={"step": 120, "total_steps": 120, "phase": "done"},
     )
     shutil.copytree(tiny_span_artifact, Path(settings.MEDIA_ROOT) / "runs" / str(run.pk) / "artifact")
     TrainingRun.objects.filter(pk=run.pk).update(artifact_dir=f"runs/{run.pk}/artifact")

@@ -24,7 +24,7 @@ TEXT = "😀 alice in paris zoe\u0301"
 @pytest.fixture(scope="module")
 def trained(tiny_bert) -> SpanRecipe:
     config = SpanTrainingConfig(
-        base_model_dir=str(tiny_bert), labels=("PER", "LOC"), epochs=12, learning_rate=1e-2, seed=0
+        base_model_dir=str(tiny_bert), labels=("PER", "LOC"), epochs=30, learning_rate=1e-2, seed=0
     )
     recipe = SpanRecipe(config)
     recipe.setup()
