@@ -28,6 +28,7 @@ METHODS = (METHOD_LORA, METHOD_IA3, METHOD_FULL)
 # How an output is explained (training/ml/explain.py): word attributions, or a response's token log-probabilities.
 EXPLAIN_INTEGRATED_GRADIENTS = "integrated_gradients"
 EXPLAIN_RESPONSE_LOGPROBS = "token_logprobs"
+EXPLAIN_SPAN_INTEGRATED_GRADIENTS = "span_integrated_gradients"
 
 ADAPTER_METHODS = (METHOD_LORA, METHOD_IA3)
 

@@ -31,8 +31,10 @@ class ExplanationSerializer(serializers.ModelSerializer):
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_result(self, explanation: Explanation) -> dict | None:
         """integrated_gradients: label, probability, probabilities, segments [{text, score}], delta, steps,
-        truncated, explained_chars, tokens_used, tokens_total. token_logprobs: tokens [{text, logprob, p}],
-        mean_logprob, perplexity, truncated. Null until it has succeeded."""
+        truncated, explained_chars, tokens_used, tokens_total. span_integrated_gradients: spans [{start, end, label,
+        text, tags, probability, score, baseline_score, delta, tolerance, converged, segments}], steps, converged,
+        truncated. token_logprobs: tokens [{text, logprob, p}], mean_logprob, perplexity, truncated. Null until it
+        has succeeded."""
         return explanation.result if explanation.status == ExplanationStatus.SUCCEEDED else None
 
 

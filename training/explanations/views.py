@@ -1,5 +1,6 @@
 """The explanation page of one output: the item's text with its words highlighted by how much they moved the
-prediction (classification), or the response with each token coloured by its probability (generation).
+prediction (classification) or each span the model found (spans), or the response with each token coloured by its
+probability (generation).
 
 Owners and reviewers reach it from the run page's outputs and from the rating page; annotators get 403 (blind to
 model outputs) and people outside the project 404. GET shows what there is; POST asks for the explanation (a
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
@@ -22,6 +23,7 @@ from core.http import AuthedRequest
 from core.queues import queue_place
 from training.explanations import selectors, services
 from training.models import ExplanationStatus, ModelOutput, TrainingRun
+from training.ratings.selectors import rating_run_get
 from training.runs.selectors import run_artifact_path, run_get
 
 POLL_EVERY = "every 2s"
@@ -45,9 +47,19 @@ def _context(project: Project, role: str, run: TrainingRun, output: ModelOutput,
         "view": selectors.explanation_view(explanation=explanation, output=output),
         "show_probability": selectors.probability_shown(project=project, role=role),
         "has_model": run_artifact_path(run) is not None,
+        "rateable": _rateable(project, run),
         "poll": POLL_EVERY if explanation is not None and explanation.is_active else "",
         "error": error,
     }
+
+
+def _rateable(project: Project, run: TrainingRun) -> bool:
+    """Whether the rating page takes this run (the page links to it only then)."""
+    try:
+        rating_run_get(project=project, run_id=run.pk)
+    except Http404:
+        return False
+    return True
 
 
 @login_required

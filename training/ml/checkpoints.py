@@ -31,6 +31,7 @@ TRAINABLE_FILE = "trainable.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng.safetensors"
 STATE_FILE = "state.json"
+KEEP_CHECKPOINTS = 2
 
 ERROR_MISMATCH = "checkpoint {path} was trained with a different {what}; it cannot be resumed by this run"
 ERROR_MISSING_TENSORS = "checkpoint {path} lacks tensors for: {names}"
@@ -50,6 +51,11 @@ class TrainState:
     best_metric: float | None = None
     best_step: int | None = None
     evals_without_improvement: int = 0
+
+
+def checkpoint_due(step: int, *, every: int, total_steps: int, last_in_epoch: bool) -> bool:
+    """The recipes' schedule: every `every` steps and at the last step, or at each epoch's end when `every` is 0."""
+    return (step % every == 0 or step == total_steps) if every else last_in_epoch
 
 
 def checkpoint_name(step: int) -> str:

@@ -46,8 +46,10 @@ from transformers import get_scheduler
 from training.ml import artifacts
 from training.ml.checkpoints import (
     BEST_DIR,
+    KEEP_CHECKPOINTS,
     TRAINABLE_FILE,
     TrainState,
+    checkpoint_due,
     latest_checkpoint,
     load_checkpoint,
     load_trainable,
@@ -96,7 +98,6 @@ STATUS_COMPLETED = "completed"
 STATUS_EARLY_STOPPED = "early_stopped"
 STATUS_CANCELLED = "cancelled"
 
-KEEP_CHECKPOINTS = 2
 EVAL_BATCH_FACTOR = 2
 SCHEDULER_NAMES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 NO_DECAY_MARKERS = ("bias", "norm")
@@ -371,8 +372,7 @@ class Recipe:
         return self._finish(STATUS_COMPLETED)
 
     def _due(self, every: int, last_in_epoch: bool) -> bool:
-        step = self.state.step
-        return (step % every == 0 or step == self.total_steps) if every else last_in_epoch
+        return checkpoint_due(self.state.step, every=every, total_steps=self.total_steps, last_in_epoch=last_in_epoch)
 
     def _optimizer_step(self, group: Sequence[Sequence[int]]) -> tuple[float, float, float]:
         """Accumulate gradients over the micro-batches of `group`, then one clipped AdamW step.

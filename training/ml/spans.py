@@ -10,6 +10,12 @@ match) on word tokens (`annotation.tasktypes.word_tokens`, the words annotators 
 depend on the model's sub-word tokenizer and the baseline is scored the same way. The baseline is a gazetteer:
 the entity strings of the train split, matched longest first on word boundaries (what a list of names gets you
 without a model). Predictions come back as spans with the mean probability of their tokens' tags.
+
+Given a `checkpoint_dir`, training writes the classification recipe's checkpoints (training/ml/checkpoints.py:
+trainable tensors, AdamW state, the random state, the position in the data) on its schedule (every `save_steps`,
+else each epoch, and where a cancel stops it), keeping the two newest; `setup()` resumes from the newest one in
+`resume_from`, and the resumed run sees the same batches and random numbers as an uninterrupted one. `explain()`
+attributes each predicted span to the words of the text (training/ml/explain.py).
 """
 
 from __future__ import annotations
@@ -28,11 +34,26 @@ import torch
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from seqeval.metrics.sequence_labeling import get_entities
-from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+    get_constant_schedule,
+)
 
 from annotation.imports.span_formats import tags_for
 from annotation.tasktypes import word_tokens
+from training.ml.checkpoints import (
+    KEEP_CHECKPOINTS,
+    TrainState,
+    checkpoint_due,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from training.ml.explain import IG_MAX_STEPS, IG_STEPS, explain_spans
 from training.ml.metrics import bootstrap, bootstrap_intervals, percentile_interval
+from training.ml.modeling import trainable_parameters
 from training.ml.token_labels import IGNORE, OUTSIDE, spans_from_token_tags, tag_names, tags_for_offsets, word_starts
 
 RUN_FILE = "span_run.json"
@@ -55,10 +76,19 @@ class SpanTrainingConfig:
     max_length: int = 128
     seed: int = 0
     target_modules: tuple[str, ...] | None = None
+    save_steps: int = 0
 
     def __post_init__(self) -> None:
         if not self.labels:
             raise ValueError(NO_LABELS)
+
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint must have been trained with to be resumed (as JSON gives it back). The base model's
+        folder is left out: the same model may sit at another path on the worker that resumes; the checkpoint's
+        set of trainable tensors still has to match."""
+        settings = {key: value for key, value in asdict(self).items() if key != "base_model_dir"}
+        loaded: dict[str, Any] = json.loads(json.dumps(settings))
+        return loaded
 
 
 @dataclass
@@ -82,6 +112,9 @@ class SpanRecipe:
         on_step: Callable[[int, float], None] | None = None,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        checkpoint_dir: Path | None = None,
+        resume_from: Path | None = None,
+        keep_checkpoints: int = KEEP_CHECKPOINTS,
     ) -> None:
         self.config = config
         self.tags = tag_names(config.labels)
@@ -89,8 +122,14 @@ class SpanRecipe:
         self.on_step = on_step
         self.on_progress = on_progress
         self.should_stop = should_stop
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.resume_from = Path(resume_from) if resume_from is not None else self.checkpoint_dir
+        self.keep_checkpoints = keep_checkpoints
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.model: Any = None
+        self.state = TrainState()
+        self.resumed_from: Path | None = None
+        self._saved_step: int | None = None
 
     # --- setup ---------------------------------------------------------------------------------
 
@@ -113,6 +152,26 @@ class SpanRecipe:
             target_modules=list(cfg.target_modules) if cfg.target_modules else None,
         )
         self.model = get_peft_model(base, lora)
+        self.params = trainable_parameters(self.model)
+        self.optimizer = torch.optim.AdamW(list(self.params.values()), lr=cfg.learning_rate)
+        self.scheduler = get_constant_schedule(self.optimizer)
+        self._resume()
+
+    def _resume(self) -> None:
+        """Continue from the newest checkpoint in `resume_from` (default: `checkpoint_dir`, so a job delivered
+        twice continues rather than restarts): weights, optimizer, random state and the position in the data."""
+        self.resumed_from = latest_checkpoint(self.resume_from) if self.resume_from is not None else None
+        if self.resumed_from is None:
+            return
+        self.state = load_checkpoint(
+            self.resumed_from,
+            spec=self.config.identity(),
+            params=self.params,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+        )
+        if self.resume_from == self.checkpoint_dir:
+            self._saved_step = self.state.step
 
     def _encode(self, texts: Sequence[str]) -> Any:
         assert self.tokenizer is not None
@@ -141,57 +200,100 @@ class SpanRecipe:
     def total_steps(self, rows: int) -> int:
         return self.config.epochs * math.ceil(rows / self.config.batch_size)
 
+    def _epoch_order(self, rows: int, epoch: int) -> list[int]:
+        """The row order of `epoch`: the seeded generator shuffled once per epoch from the first, so an epoch's
+        order depends on (seed, epoch) alone and a resumed run replays it without any saved state."""
+        order = list(range(rows))
+        rng = random.Random(self.config.seed)
+        for _ in range(epoch + 1):
+            rng.shuffle(order)
+        return order
+
     def train(self, rows: Sequence[Mapping[str, Any]]) -> SpanOutcome:
-        """Train on `rows`; `should_stop` is asked before every step, and a stop keeps what was learnt so far
-        (`outcome.cancelled`). `on_progress` gets the runner's figures after every step: step, total_steps, epoch,
+        """Train on `rows`, from the checkpoint `setup()` resumed from (if any) to the last epoch; `should_stop` is
+        asked before every step, and a stop keeps what was learnt so far (`outcome.cancelled`). With a
+        `checkpoint_dir`, a checkpoint is written on the Recipe's schedule (every `save_steps`, else each epoch) and
+        where training stops. `on_progress` gets the runner's figures after every step: step, total_steps, epoch,
         train_loss, lr (constant), elapsed_s, eta_s."""
         rows = _rows_text(rows)
         if not rows:
             raise ValueError(NO_TRAIN_ROWS)
-        cfg = self.config
-        model = self.model
+        cfg, state, model = self.config, self.state, self.model
         model.train()
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
-        order = list(range(len(rows)))
-        rng = random.Random(cfg.seed)
         per_epoch = math.ceil(len(rows) / cfg.batch_size)
-        outcome = SpanOutcome(steps=0, total_steps=self.total_steps(len(rows)))
-        started = time.monotonic()
-        for _ in range(cfg.epochs):
-            rng.shuffle(order)
-            for at in range(0, len(order), cfg.batch_size):
+        outcome = SpanOutcome(steps=state.step, total_steps=self.total_steps(len(rows)), epoch=state.step / per_epoch)
+        started, session_steps = time.monotonic(), 0
+        while state.epoch < cfg.epochs:
+            order = self._epoch_order(len(rows), state.epoch)
+            batches = [order[at : at + cfg.batch_size] for at in range(0, len(order), cfg.batch_size)]
+            for index in range(state.step_in_epoch, len(batches)):
                 if self.should_stop is not None and self.should_stop():
                     outcome.cancelled = True
-                    model.eval()
-                    return outcome
-                batch = [rows[i] for i in order[at : at + cfg.batch_size]]
-                encoding = self._encode([r["text"] for r in batch])
-                labels = self._labels(encoding, batch)
-                inputs = {k: v for k, v in encoding.items() if k != "offset_mapping"}
-                loss = model(**inputs, labels=labels).loss
-                loss.backward()
-                optimizer.step()
-                optimizer.zero_grad()
-                outcome.steps += 1
-                outcome.losses.append(float(loss.detach()))
-                outcome.epoch = outcome.steps / per_epoch
-                if self.on_step is not None:
-                    self.on_step(outcome.steps, outcome.losses[-1])
-                if self.on_progress is not None:
-                    elapsed = time.monotonic() - started
-                    left = outcome.total_steps - outcome.steps
-                    self.on_progress(
-                        {
-                            "step": outcome.steps,
-                            "total_steps": outcome.total_steps,
-                            "epoch": round(outcome.epoch, 3),
-                            "train_loss": outcome.losses[-1],
-                            "lr": cfg.learning_rate,
-                            "elapsed_s": elapsed,
-                            "eta_s": elapsed / outcome.steps * left,
-                        }
-                    )
-        model.eval()
+                    return self._finish(outcome)
+                epoch = state.epoch
+                loss = self._step([rows[i] for i in batches[index]])
+                state.step += 1
+                state.step_in_epoch = index + 1
+                last_in_epoch = index + 1 == len(batches)
+                if last_in_epoch:
+                    state.epoch, state.step_in_epoch = epoch + 1, 0
+                session_steps += 1
+                outcome.steps = state.step
+                outcome.losses.append(loss)
+                outcome.epoch = state.step / per_epoch
+                self._report(outcome, epoch + (index + 1) / len(batches), started, session_steps)
+                if self.checkpoint_dir is not None and checkpoint_due(
+                    state.step, every=cfg.save_steps, total_steps=outcome.total_steps, last_in_epoch=last_in_epoch
+                ):
+                    self._checkpoint()
+        return self._finish(outcome)
+
+    def _step(self, batch: Sequence[Mapping[str, Any]]) -> float:
+        encoding = self._encode([r["text"] for r in batch])
+        labels = self._labels(encoding, batch)
+        inputs = {k: v for k, v in encoding.items() if k != "offset_mapping"}
+        loss = self.model(**inputs, labels=labels).loss
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad()
+        return float(loss.detach())
+
+    def _report(self, outcome: SpanOutcome, epoch: float, started: float, session_steps: int) -> None:
+        if self.on_step is not None:
+            self.on_step(outcome.steps, outcome.losses[-1])
+        if self.on_progress is not None:
+            elapsed = time.monotonic() - started
+            self.on_progress(
+                {
+                    "step": outcome.steps,
+                    "total_steps": outcome.total_steps,
+                    "epoch": round(epoch, 3),
+                    "train_loss": outcome.losses[-1],
+                    "lr": self.config.learning_rate,
+                    "elapsed_s": elapsed,
+                    "eta_s": elapsed / session_steps * (outcome.total_steps - outcome.steps),
+                }
+            )
+
+    def _checkpoint(self) -> None:
+        assert self.checkpoint_dir is not None
+        self._saved_step = self.state.step
+        save_checkpoint(
+            self.checkpoint_dir,
+            state=self.state,
+            spec=self.config.identity(),
+            params=self.params,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            keep=self.keep_checkpoints,
+        )
+
+    def _finish(self, outcome: SpanOutcome) -> SpanOutcome:
+        """Checkpoint where training stopped (unless that step is saved already), as the Recipe does."""
+        if self.checkpoint_dir is not None and self.state.step and self._saved_step != self.state.step:
+            self._checkpoint()
+        self.model.eval()
         return outcome
 
     # --- predict -------------------------------------------------------------------------------
@@ -228,6 +330,20 @@ class SpanRecipe:
                 confidence = sum(kept) / len(kept) if kept else 1.0
                 out.append({"spans": spans, "confidence": confidence, "uncertainty": 1.0 - least})
         return out
+
+    def explain(self, text: str, *, steps: int = IG_STEPS, max_steps: int = IG_MAX_STEPS) -> dict[str, Any]:
+        """Why each span of `text` was found: word attributions per predicted span (training/ml/explain.py)."""
+        assert self.tokenizer is not None
+        return explain_spans(
+            self.model,
+            self.tokenizer,
+            text,
+            tag_names=self.tags,
+            max_length=self.config.max_length,
+            device=next(self.model.parameters()).device,
+            steps=steps,
+            max_steps=max_steps,
+        )
 
     # --- evaluate ------------------------------------------------------------------------------
 

@@ -99,7 +99,7 @@ GROUPS = (
 # The settings the span recipe (training/ml/spans.py) reads; the form shows only these for a span run.
 SPAN_FIELDS = frozenset({
     "base_model", "method", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "learning_rate", "epochs",
-    "batch_size", "max_length", "seed",
+    "batch_size", "max_length", "seed", "save_steps",
 })
 
 

@@ -240,12 +240,7 @@ def train(run: TrainingRun) -> RunResult:
     callbacks.phase("loading model")
     recipe.setup()
     if resume is not None and recipe.resumed_from is not None:
-        callbacks.progress["resumed_from_step"] = recipe.state.step
-        services.log_event(
-            run=run,
-            message=f"Resumed from checkpoint step {recipe.state.step} of run {resume.run.pk}",
-            step=recipe.state.step,
-        )
+        log_resumed(run, callbacks, step=recipe.state.step, parent=resume.run)
     callbacks.phase(TRAINING, total_steps=recipe.total_steps)
     outcome = recipe.train()
     metrics: dict[str, Any] = {"outcome": _outcome(outcome), "rows": data.counts()}
@@ -299,6 +294,12 @@ def train(run: TrainingRun) -> RunResult:
         artifact_dir=artifact,
         message=f"{how} at step {outcome.step}: {_summary(run.task, metrics.get('test', {}))}",
     )
+
+
+def log_resumed(run: TrainingRun, callbacks: DatabaseCallbacks, *, step: int, parent: TrainingRun) -> None:
+    """A resumed run says where it continues from: in its progress (the page's "resumed at step") and its log."""
+    callbacks.progress["resumed_from_step"] = step
+    services.log_event(run=run, message=f"Resumed from checkpoint step {step} of run {parent.pk}", step=step)
 
 
 class _Teacher:

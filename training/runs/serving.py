@@ -126,9 +126,9 @@ def _outputs(run: TrainingRun, predictor: Any, item_ids: list[int], texts: list[
 
 
 def explain(run: TrainingRun, text: str, *, response: str | None = None) -> dict[str, Any]:
-    """Word attributions of `text` (classification), or the log-probability of each token of `response` to the
-    prompt `text` (generation): training/ml/explain.py's JSON."""
+    """Word attributions of `text` (classification: towards its label; spans: towards each span found), or the
+    log-probability of each token of `response` to the prompt `text` (generation): training/ml/explain.py's JSON."""
     predictor = predictor_for(run)
-    if predictor.task == TASK_CLASSIFICATION:
+    if run.task == TASK_SPANS or predictor.task == TASK_CLASSIFICATION:
         return predictor.explain(text)
     return predictor.logprobs(text, response or "")

@@ -23,7 +23,7 @@ from core.errors import ServiceError
 from training.ml.registry import ModelRegistry
 from training.ml.spans import SpanRecipe, SpanTrainingConfig
 from training.models import RunStatus, TrainingRun
-from training.runs.selectors import model_registry, run_dir
+from training.runs.selectors import model_registry, run_dir, run_resume_point
 from training.spec import TrainingSpec
 
 NOT_SPANS = "Span models train on span snapshots; this snapshot holds {task_type} values."
@@ -113,14 +113,16 @@ def span_config(*, spec: TrainingSpec, labels: tuple[str, ...], base_model_dir: 
         max_length=spec.max_length,
         seed=spec.seed,
         target_modules=spec.target_modules,
+        save_steps=spec.save_steps,
     )
 
 
 def span_run_train(run: TrainingRun, callbacks: Any) -> Any:
     """A span run in the worker (training/runs/runner.py hands span runs here): train with the run's live
-    progress and cancel flag, evaluate on the test split beside the gazetteer, save the adapter (safetensors,
-    the tokenizer and span_run.json) in the run's artifact folder. Returns the runner's RunResult."""
-    from training.runs.runner import ARTIFACT, TRAINING, RunResult
+    progress and cancel flag, checkpoints in the run's folder (a resumed run continues from its parent's newest
+    one, as the classification runs do), evaluate on the test split beside the gazetteer, save the adapter
+    (safetensors, the tokenizer and span_run.json) in the run's artifact folder. Returns the runner's RunResult."""
+    from training.runs.runner import ARTIFACT, CHECKPOINTS, TRAINING, RunResult, log_resumed
 
     spec = TrainingSpec.from_dict(run.spec)
     callbacks.phase("preparing data")
@@ -131,15 +133,20 @@ def span_run_train(run: TrainingRun, callbacks: Any) -> Any:
         raise ServiceError(NO_TRAIN)
     labels = tuple(run.project.labels.order_by("id").values_list("name", flat=True))
     base = model_registry().resolve(spec.base_model)
+    resume = run_resume_point(run.resumed_from) if run.resumed_from is not None else None
+    directory = run_dir(run)
+    shutil.rmtree(directory, ignore_errors=True)  # foreign (see runner.train): a resume reads its parent's folder
     recipe = SpanRecipe(
         span_config(spec=spec, labels=labels, base_model_dir=base),
         on_progress=callbacks.on_progress,
         should_stop=callbacks.should_stop,
+        checkpoint_dir=directory / CHECKPOINTS,
+        resume_from=resume.directory if resume is not None else None,
     )
-    directory = run_dir(run)
-    shutil.rmtree(directory, ignore_errors=True)
     callbacks.phase("loading model")
     recipe.setup()
+    if resume is not None and recipe.resumed_from is not None:
+        log_resumed(run, callbacks, step=recipe.state.step, parent=resume.run)
     callbacks.phase(TRAINING, total_steps=recipe.total_steps(len(rows[Split.TRAIN])))
     outcome = recipe.train(rows[Split.TRAIN])
     metrics: dict[str, Any] = {
