@@ -73,7 +73,15 @@ class Project(models.Model):
         help_text="Share of agreed items that still go to review as an audit sample.",
     )
     review_all = models.BooleanField(default=False, help_text="Send every annotated item to review.")
-    routing_policy = models.CharField(max_length=16, choices=RoutingPolicy.choices, default=RoutingPolicy.FIXED)
+    routing_policy = models.CharField(
+        max_length=16,
+        choices=RoutingPolicy.choices,
+        default=RoutingPolicy.ADAPTIVE,
+        help_text=(
+            "Adaptive (the default for new projects): weighted vote, a further judgement only where it is in doubt, "
+            "within routing_budget. Fixed: a disagreement goes to a reviewer whose word is final."
+        ),
+    )
     routing_budget = models.FloatField(
         default=2.5,
         validators=[MinValueValidator(1.0), MaxValueValidator(20.0)],
