@@ -52,6 +52,19 @@ class RoutingPolicy(models.TextChoices):
     ADAPTIVE = "adaptive", "Adaptive: weighted vote, budget"
 
 
+# What a new project routes by, and the one-line explanations the create form, the settings page and the API show.
+ROUTING_BUDGET_DEFAULT = 2.5
+ROUTING_POLICY_HELP = (
+    "Adaptive (the default): every judgement is weighed by its annotator's measured accuracy (and the latest "
+    "model's), and a further annotator or a reviewer is asked only where that vote is in doubt, within the budget. "
+    "Fixed: every disagreement or unsure answer goes to a reviewer, whose word is final."
+)
+ROUTING_BUDGET_HELP = (
+    "Adaptive routing: the most human judgements (annotations and reviews) per item on average; "
+    "2.5 with 2 annotators leaves a further judgement for every other item."
+)
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -83,7 +96,7 @@ class Project(models.Model):
         ),
     )
     routing_budget = models.FloatField(
-        default=2.5,
+        default=ROUTING_BUDGET_DEFAULT,
         validators=[MinValueValidator(1.0), MaxValueValidator(20.0)],
         help_text="Adaptive routing: the most human judgements (annotations and reviews) per item on average.",
     )

@@ -190,6 +190,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
     base: dict[str, Any] = {
         "policy": project.routing_policy,
         "budget": project.routing_budget,
+        "confident": routing.CONFIDENT,
         "audit_rate": project.audit_rate,
         "items": 0,
         "done": 0,

@@ -27,7 +27,7 @@ from annotation.projects.services import membership_set
 from annotation.review import routing, routing_inputs
 from annotation.review import services as reviews
 from tests.fixtures.api import api_as, url
-from tests.fixtures.people import acknowledge_guidelines, add_items, make_user
+from tests.fixtures.people import acknowledge_guidelines, add_items, fixed_routing, make_user
 from tests.fixtures.reviews import submit
 
 LABELS = ["positive", "negative", "neutral"]
@@ -266,7 +266,12 @@ def test_adaptive_routing_keeps_the_average_within_the_budget(adaptive, annotato
     assert not Item.objects.filter(project=adaptive).exclude(status=ItemStatus.APPROVED).exists()
 
 
-def test_fixed_routing_is_the_default(project):
+def test_adaptive_routing_is_the_default(project):
+    assert project.routing_policy == RoutingPolicy.ADAPTIVE and project.routing_budget == 2.5
+
+
+@fixed_routing
+def test_the_marker_pins_the_fixture_to_fixed_routing(project):
     assert project.routing_policy == RoutingPolicy.FIXED and project.routing_budget == 2.5
 
 
@@ -288,12 +293,13 @@ def test_routing_settings_round_trip_through_the_api(project, owner):
     "body", [{"routing_policy": "oracle"}, {"routing_budget": 0.5}, {"audit_rate": 1.5}, {"routing_budget": "x"}]
 )
 def test_bad_routing_settings_are_refused_and_change_nothing(project, owner, body):
+    Project.objects.filter(pk=project.pk).update(routing_policy=RoutingPolicy.FIXED, routing_budget=3.0)
     response = api_as(owner).patch(url("api-project-detail", project), body, format="json")
     assert response.status_code == 400
     field = next(iter(body))
     assert field in str(response.data)
     project.refresh_from_db()
-    assert (project.routing_policy, project.routing_budget, project.audit_rate) == ("fixed", 2.5, 0.1)
+    assert (project.routing_policy, project.routing_budget, project.audit_rate) == ("fixed", 3.0, 0.1)
 
 
 def test_an_annotator_cannot_change_routing(project, annotator):
@@ -301,6 +307,7 @@ def test_an_annotator_cannot_change_routing(project, annotator):
     assert response.status_code == 403
 
 
+@fixed_routing  # the plan is what adaptive routing would do before the owner switches to it
 def test_the_plan_shows_what_adaptive_routing_would_do(project, owner, annotator, annotator2):
     Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
     acknowledge_guidelines(project, annotator, annotator2)
