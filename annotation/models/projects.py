@@ -55,9 +55,10 @@ class RoutingPolicy(models.TextChoices):
 # What a new project routes by, and the one-line explanations the create form, the settings page and the API show.
 ROUTING_BUDGET_DEFAULT = 2.5
 ROUTING_POLICY_HELP = (
-    "Adaptive (the default): every judgement is weighed by its annotator's measured accuracy (and the latest "
-    "model's), and a further annotator or a reviewer is asked only where that vote is in doubt, within the budget. "
-    "Fixed: every disagreement or unsure answer goes to a reviewer, whose word is final."
+    "Adaptive (the default; single-label tasks): every judgement is weighed by its annotator's measured accuracy "
+    "(and the latest model's), and a further annotator or a reviewer is asked only where that vote is in doubt, "
+    "within the budget. Fixed (and other task types): every disagreement or unsure answer goes to a reviewer, "
+    "whose word is final."
 )
 ROUTING_BUDGET_HELP = (
     "Adaptive routing: the most human judgements (annotations and reviews) per item on average; "

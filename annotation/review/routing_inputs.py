@@ -224,7 +224,10 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
     if not items:
         return base
     total = Item.objects.filter(project=project).count()
-    row = routing.plan(items, labels, accuracies, per_item=project.routing_budget, total_items=total)
+    annotators = Membership.objects.filter(project=project, role=Role.ANNOTATOR).count()
+    row = routing.plan(
+        items, labels, accuracies, per_item=project.routing_budget, total_items=total, annotators=annotators
+    )
     return {
         **base,
         "items": len(items),

@@ -349,7 +349,7 @@ def send_back_comment(*, item: Item) -> str:
 
 ADAPTIVE_IN_DOUBT = (
     "Adaptive routing sent it here: its annotators did not all agree or one was unsure, and the weighted vote of "
-    "their judgements (each weighed by its annotator's measured accuracy) was under {confident:.0%} sure with no "
+    "their judgements (each weighed by its annotator's measured accuracy) was under {confident} % sure with no "
     "further annotator available within the budget of {budget:g} judgements per item, or the audit sample drew it."
 )
 
@@ -373,7 +373,7 @@ def routing_note(*, project: Project, reasons: Iterable[str]) -> str:
         return ""
     reasons = set(reasons)
     if reasons & {ReviewReason.DISAGREEMENT, ReviewReason.UNSURE}:
-        why = ADAPTIVE_IN_DOUBT.format(confident=routing.CONFIDENT, budget=project.routing_budget)
+        why = ADAPTIVE_IN_DOUBT.format(confident=round(routing.CONFIDENT * 100), budget=project.routing_budget)
     elif ReviewReason.AUDIT in reasons:
         why = ADAPTIVE_AUDIT.format(budget=project.routing_budget)
     else:

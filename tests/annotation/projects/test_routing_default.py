@@ -122,7 +122,7 @@ def test_the_api_schema_explains_the_routing_choice(outsider):
     create = next(v for k, v in schemas.items() if k.startswith("ProjectListInput"))["properties"]
     assert create["routing_policy"]["default"] == "adaptive"
     assert create["routing_budget"]["default"] == 2.5
-    assert "Adaptive (the default)" in create["routing_policy"]["description"]
+    assert "Adaptive (the default; single-label tasks)" in create["routing_policy"]["description"]
 
 
 # --- The migration -----------------------------------------------------------------------------------------

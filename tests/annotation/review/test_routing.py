@@ -60,6 +60,18 @@ def test_a_disagreement_goes_to_a_reviewer_when_the_budget_is_tight():
     assert d.action == routing.REVIEWER
 
 
+def test_the_plan_asks_a_reviewer_where_no_further_annotator_is_left():
+    """As routing does: with two annotators in the project, a 1-1 split can only go to a reviewer."""
+    split = [(votes(("a", "positive"), ("b", "negative")), None)] * 2
+    split.append((votes(("a", "neutral"), ("b", "neutral")), None))
+    enough = routing.plan(split, LABELS, {}, per_item=2.5, total_items=10)
+    two = routing.plan(split, LABELS, {}, per_item=2.5, total_items=10, annotators=2)
+    three = routing.plan(split, LABELS, {}, per_item=2.5, total_items=10, annotators=3)
+    assert (enough.done, enough.annotator, enough.reviewer) == (1, 2, 0)
+    assert (two.done, two.annotator, two.reviewer) == (1, 0, 2)
+    assert (three.done, three.annotator, three.reviewer) == (1, 2, 0)
+
+
 def test_with_the_budget_spent_the_weighted_vote_stands():
     d = routing.decide(votes(("a", "positive"), ("b", "negative")), LABELS, {"a": 0.9, "b": 0.7}, budget=SPENT)
     assert (d.action, d.label) == (routing.DONE, "positive")
