@@ -360,6 +360,9 @@ ADAPTIVE_AUDIT = (
 )
 
 
+ADAPTIVE_REVIEW_ALL = "Every annotated item comes to review (review all is on), even where the weighted vote is sure."
+
+
 ADAPTIVE_WEIGHED = (
     "Your label joins the vote: the final label is the weighted vote of every judgement, so one review outweighs "
     "agreeing annotators only when their measured accuracy says it should (both decisions are kept)."
@@ -375,7 +378,7 @@ def routing_note(*, project: Project, reasons: Iterable[str]) -> str:
     if reasons & {ReviewReason.DISAGREEMENT, ReviewReason.UNSURE}:
         why = ADAPTIVE_IN_DOUBT.format(confident=round(routing.CONFIDENT * 100), budget=project.routing_budget)
     elif ReviewReason.AUDIT in reasons:
-        why = ADAPTIVE_AUDIT.format(budget=project.routing_budget)
+        why = ADAPTIVE_REVIEW_ALL if project.review_all else ADAPTIVE_AUDIT.format(budget=project.routing_budget)
     else:
         return ""
     return f"{why} {ADAPTIVE_WEIGHED}"

@@ -340,3 +340,47 @@ def test_an_audit_waits_for_a_spare_judgement_under_adaptive_routing(adaptive, a
     submit(annotator2, adaptive, "neutral")
     assert Item.objects.get(pk=a.item_id).status == ItemStatus.APPROVED
     assert not ReviewTask.objects.filter(item_id=a.item_id).exists()
+
+
+# --- why an item is in review, as the review panel says it ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("policy", "task_type", "reasons", "says"),
+    [
+        ("adaptive", "single_label", ["disagreement"], "under 90 % sure"),
+        ("adaptive", "single_label", ["unsure"], "under 90 % sure"),
+        ("adaptive", "single_label", ["audit"], "An audit sample: the weighted vote was sure enough"),
+        ("adaptive", "single_label", ["noise"], ""),  # a noise scan, not routing, opened it
+        ("adaptive", "multi_label", ["disagreement"], ""),  # routed as fixed: adaptive is for single labels
+        ("fixed", "single_label", ["disagreement"], ""),
+    ],
+)
+def test_the_review_panel_says_why_adaptive_routing_sent_the_item(policy, task_type, reasons, says):
+    from annotation.review.selectors import ADAPTIVE_WEIGHED, routing_note
+
+    project = Project(routing_policy=policy, task_type=task_type, routing_budget=2.5)
+    note = routing_note(project=project, reasons=reasons)
+    if says:
+        assert says in note and note.endswith(ADAPTIVE_WEIGHED) and "2.5 judgements per item" in note
+    else:
+        assert note == ""
+
+
+def test_under_review_all_an_audit_is_not_said_to_come_from_the_budget():
+    from annotation.review.selectors import ADAPTIVE_REVIEW_ALL, routing_note
+
+    project = Project(routing_policy="adaptive", task_type="single_label", routing_budget=2.5, review_all=True)
+    assert routing_note(project=project, reasons=["audit"]).startswith(ADAPTIVE_REVIEW_ALL)
+
+
+def test_the_review_panel_of_an_adaptive_project_explains_the_route(project, annotator, annotator2, reviewer, client):
+    Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
+    acknowledge_guidelines(project, annotator, annotator2)
+    item = submit(annotator, project, "positive").item_id
+    submit(annotator2, project, "negative")
+    assert ReviewTask.objects.get(item_id=item).reasons == [ReviewReason.DISAGREEMENT]  # no third annotator here
+    client.force_login(reviewer)
+    body = client.get(url("review-queue", project)).content.decode()
+    assert 'id="review-routing-note"' in body and "Your label joins the vote" in body
+    assert "weighted vote so far: <strong>positive</strong>" in body
