@@ -116,15 +116,20 @@ def crowd_create(
     name: str = "Simulated crowd",
     owner_username: str = "sim-owner",
     guidelines: str = GUIDELINES,
+    routing_policy: str | None = None,
 ) -> Crowd:
     """A fresh project with the dataset's items (imported, external id = row number) and its people.
+
+    `routing_policy` None: a new project's default (adaptive).
 
     Users that exist already are reused (a second demo run adds a project, not users).
     """
     users = get_user_model().objects
     owner, _ = users.get_or_create(username=owner_username)
     labels = dataset.label_names
-    project = project_create(owner=owner, name=name, labels=labels, guidelines=guidelines, overlap=overlap)
+    project = project_create(
+        owner=owner, name=name, labels=labels, guidelines=guidelines, overlap=overlap, routing_policy=routing_policy
+    )
     payload = "".join(json.dumps({"id": str(i), "text": text}) + "\n" for i, text in enumerate(dataset.texts))
     job = import_create(
         project=project, user=owner, file_name="crowd.jsonl", fileobj=io.BytesIO(payload.encode()), inline=True

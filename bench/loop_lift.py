@@ -17,7 +17,8 @@ stand-in for a trained run's outputs, better informed than a model trained on no
 
 Policies:
 - 1-annotator: overlap 1, the one label is final;
-- 2+review: overlap 2, fixed routing (today's default) without audit: a disagreement goes to the reviewer;
+- 2+review: overlap 2, fixed routing (the default before migration 0013) without audit: a disagreement goes to
+  the reviewer;
 - majority-5: overlap 5, the plurality of the five labels (ties: a seeded coin), a plain script's answer;
 - adaptive: overlap 2, routing_policy "adaptive" with `--budget` (default 2.5), no audit;
 - adaptive-no-model: the same without the model's vote (`--no-model-variant` skips it).

@@ -9,6 +9,9 @@ from .datasets import ItemSplit, Snapshot, SnapshotItem, Split
 from .imports import ImportJob, ImportStatus, LabelsAs
 from .items import Item, ItemStatus
 from .projects import (
+    ROUTING_BUDGET_DEFAULT,
+    ROUTING_BUDGET_HELP,
+    ROUTING_POLICY_HELP,
     AccountSetup,
     GoalMetric,
     GuidelineAcknowledgement,
@@ -28,6 +31,9 @@ from .review import Decision, DecisionSource, ReviewReason, ReviewStatus, Review
 from .webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
+    "ROUTING_BUDGET_DEFAULT",
+    "ROUTING_BUDGET_HELP",
+    "ROUTING_POLICY_HELP",
     "AccountSetup",
     "Annotation",
     "AnnotationStatus",

@@ -52,6 +52,20 @@ class RoutingPolicy(models.TextChoices):
     ADAPTIVE = "adaptive", "Adaptive: weighted vote, budget"
 
 
+# What a new project routes by, and the one-line explanations the create form, the settings page and the API show.
+ROUTING_BUDGET_DEFAULT = 2.5
+ROUTING_POLICY_HELP = (
+    "Adaptive (the default; single-label tasks): every judgement is weighed by its annotator's measured accuracy "
+    "(and the latest model's), and a further annotator or a reviewer is asked only where that vote is in doubt, "
+    "within the budget. Fixed (and other task types): every disagreement or unsure answer goes to a reviewer, "
+    "whose word is final."
+)
+ROUTING_BUDGET_HELP = (
+    "Adaptive routing: the most human judgements (annotations and reviews) per item on average; "
+    "2.5 with 2 annotators leaves a further judgement for every other item."
+)
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -73,9 +87,17 @@ class Project(models.Model):
         help_text="Share of agreed items that still go to review as an audit sample.",
     )
     review_all = models.BooleanField(default=False, help_text="Send every annotated item to review.")
-    routing_policy = models.CharField(max_length=16, choices=RoutingPolicy.choices, default=RoutingPolicy.FIXED)
+    routing_policy = models.CharField(
+        max_length=16,
+        choices=RoutingPolicy.choices,
+        default=RoutingPolicy.ADAPTIVE,
+        help_text=(
+            "Adaptive (the default for new projects): weighted vote, a further judgement only where it is in doubt, "
+            "within routing_budget. Fixed: a disagreement goes to a reviewer whose word is final."
+        ),
+    )
     routing_budget = models.FloatField(
-        default=2.5,
+        default=ROUTING_BUDGET_DEFAULT,
         validators=[MinValueValidator(1.0), MaxValueValidator(20.0)],
         help_text="Adaptive routing: the most human judgements (annotations and reviews) per item on average.",
     )

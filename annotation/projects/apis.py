@@ -18,7 +18,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotation.annotate.services import guideline_state
-from annotation.models import GoalMetric, Label, Membership, Role, RoutingPolicy, TaskType
+from annotation.models import (
+    ROUTING_BUDGET_DEFAULT,
+    ROUTING_BUDGET_HELP,
+    ROUTING_POLICY_HELP,
+    GoalMetric,
+    Label,
+    Membership,
+    Role,
+    RoutingPolicy,
+    TaskType,
+)
 from annotation.permissions import MANAGE, access_project
 from annotation.projects.guidelines import diff_lines, render_markdown
 from annotation.projects.selectors import (
@@ -225,6 +235,12 @@ class ProjectListApi(ApiView):
         allow_overlapping_spans = serializers.BooleanField(
             required=False, default=False, help_text="Span projects: allow overlapping spans (default: refused)."
         )
+        routing_policy = serializers.ChoiceField(
+            choices=RoutingPolicy.choices, default=RoutingPolicy.ADAPTIVE, help_text=ROUTING_POLICY_HELP
+        )
+        routing_budget = serializers.FloatField(
+            min_value=1.0, max_value=20.0, default=ROUTING_BUDGET_DEFAULT, help_text=ROUTING_BUDGET_HELP
+        )
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(OutputSerializer), 401: ErrorSerializer})
     def get(self, request: Request) -> Response:
@@ -255,12 +271,10 @@ class ProjectDetailApi(ApiView):
             min_value=0.0, max_value=1.0, required=False, help_text="Share of agreed items still sent to review."
         )
         routing_policy = serializers.ChoiceField(
-            choices=RoutingPolicy.choices, required=False,
-            help_text="fixed: a disagreement goes to review; adaptive: weighted vote within routing_budget.",
+            choices=RoutingPolicy.choices, required=False, help_text=ROUTING_POLICY_HELP
         )
         routing_budget = serializers.FloatField(
-            min_value=1.0, max_value=20.0, required=False,
-            help_text="Adaptive routing: human judgements per item on average, at most.",
+            min_value=1.0, max_value=20.0, required=False, help_text=ROUTING_BUDGET_HELP
         )
         slice_fields = serializers.ListField(
             child=serializers.CharField(max_length=100),

@@ -6,7 +6,15 @@ import hashlib
 
 from django import forms
 
-from annotation.models import GoalMetric, Role, RoutingPolicy, TaskType
+from annotation.models import (
+    ROUTING_BUDGET_DEFAULT,
+    ROUTING_BUDGET_HELP,
+    ROUTING_POLICY_HELP,
+    GoalMetric,
+    Role,
+    RoutingPolicy,
+    TaskType,
+)
 from annotation.projects.services import LEASE_MAX_SECONDS, LEASE_MIN_SECONDS
 
 PREVIEW_STALE = "The text changed after the preview: check the new diff, then publish."
@@ -50,6 +58,15 @@ class ProjectCreateForm(forms.Form):
     goal_metric = forms.ChoiceField(
         choices=[("", "Default for the task"), *GoalMetric.choices], required=False, label="Goal metric"
     )
+    # Left out of a post (an older client, a script), the project gets the model's defaults.
+    routing_policy = forms.ChoiceField(
+        choices=RoutingPolicy.choices, initial=RoutingPolicy.ADAPTIVE, required=False, label="Routing",
+        help_text=ROUTING_POLICY_HELP,
+    )
+    routing_budget = forms.FloatField(
+        min_value=1.0, max_value=20.0, initial=ROUTING_BUDGET_DEFAULT, required=False,
+        label="Budget (judgements per item)", help_text=ROUTING_BUDGET_HELP,
+    )
     allow_overlapping_spans = forms.BooleanField(
         required=False,
         label="Spans may overlap",
@@ -78,15 +95,11 @@ class ProjectSettingsForm(forms.Form):
     )
     # Left out of a post (an older client), the routing settings stay as they are.
     routing_policy = forms.ChoiceField(
-        choices=RoutingPolicy.choices, required=False, label="Routing",
-        help_text=(
-            "Fixed: a disagreement or an unsure annotator goes to review, agreement is final. Adaptive: a further "
-            "annotator or a reviewer only where the weighted vote is in doubt."
-        ),
+        choices=RoutingPolicy.choices, required=False, label="Routing", help_text=ROUTING_POLICY_HELP
     )
     routing_budget = forms.FloatField(
         min_value=1.0, max_value=20.0, required=False, label="Budget (judgements per item)",
-        help_text="Adaptive routing: annotations and reviews per item on average, at most.",
+        help_text=ROUTING_BUDGET_HELP,
     )
     audit_rate = forms.FloatField(
         min_value=0.0, max_value=1.0, required=False, label="Audit rate",

@@ -94,8 +94,13 @@ def project_create(
     lease_seconds: int = 900,
     guidelines: str = "",
     allow_overlapping_spans: bool = False,
+    routing_policy: str | None = None,
+    routing_budget: float | None = None,
 ) -> Project:
-    """Create a project with its owner, its labels (hotkeys 1-9 in order) and guidelines v1 if given."""
+    """Create a project with its owner, its labels (hotkeys 1-9 in order) and guidelines v1 if given.
+
+    Routing left out (None) takes the model's defaults: adaptive, ROUTING_BUDGET_DEFAULT judgements per item.
+    """
     project = Project(
         allow_overlapping_spans=bool(allow_overlapping_spans),
         name=name.strip(),
@@ -104,6 +109,7 @@ def project_create(
         overlap=overlap,
         lease_seconds=lease_seconds,
         created_by=owner,
+        **_routing_values(routing_policy=routing_policy, routing_budget=routing_budget),
     )
     if goal_metric:
         project.goal_metric = goal_metric
@@ -498,6 +504,24 @@ BAD_BUDGET = "The routing budget must be a number of judgements per item between
 BAD_AUDIT_RATE = "The audit rate must be a share between 0 and 1."
 
 
+def _routing_values(
+    *, routing_policy: str | None = None, routing_budget: float | None = None, audit_rate: float | None = None
+) -> dict[str, object]:
+    """The routing settings given (None: left as they are), checked: ServiceError names the field that is wrong."""
+    values: dict[str, object] = {}
+    if routing_policy is not None:
+        if routing_policy not in RoutingPolicy.values:
+            raise ServiceError(BAD_POLICY.format(choices=", ".join(RoutingPolicy.values)), field="routing_policy")
+        values["routing_policy"] = routing_policy
+    if routing_budget is not None:
+        values["routing_budget"] = _round_number(
+            routing_budget, field="routing_budget", message=BAD_BUDGET, low=1.0, high=20.0
+        )
+    if audit_rate is not None:
+        values["audit_rate"] = _round_number(audit_rate, field="audit_rate", message=BAD_AUDIT_RATE, low=0.0, high=1.0)
+    return values
+
+
 def project_routing_set(
     *,
     project: Project,
@@ -509,17 +533,7 @@ def project_routing_set(
 
     Items already routed keep their route: the policy applies from the next item whose annotations are in.
     """
-    updates: dict[str, object] = {}
-    if routing_policy is not None:
-        if routing_policy not in RoutingPolicy.values:
-            raise ServiceError(BAD_POLICY.format(choices=", ".join(RoutingPolicy.values)), field="routing_policy")
-        updates["routing_policy"] = routing_policy
-    if routing_budget is not None:
-        updates["routing_budget"] = _round_number(
-            routing_budget, field="routing_budget", message=BAD_BUDGET, low=1.0, high=20.0
-        )
-    if audit_rate is not None:
-        updates["audit_rate"] = _round_number(audit_rate, field="audit_rate", message=BAD_AUDIT_RATE, low=0.0, high=1.0)
+    updates = _routing_values(routing_policy=routing_policy, routing_budget=routing_budget, audit_rate=audit_rate)
     if updates:
         Project.objects.filter(pk=project.pk).update(**updates)
     for name, value in updates.items():

@@ -91,6 +91,8 @@ def project_create_view(request: AuthedRequest) -> HttpResponse:
                 lease_seconds=data["lease_seconds"],
                 guidelines=data["guidelines"],
                 allow_overlapping_spans=data["allow_overlapping_spans"],
+                routing_policy=data["routing_policy"] or None,
+                routing_budget=data["routing_budget"],
             )
         except ServiceError as exc:
             add_service_error(form, exc)

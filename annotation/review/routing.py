@@ -239,10 +239,13 @@ def plan(
     per_item: float,
     total_items: int,
     reviewer_accuracy: float = PRIOR_ACCURACY,
+    annotators: int | None = None,
 ) -> PlanRow:
     """What adaptive routing would do with these items' first votes, and how right it would be.
 
-    The items are replayed in order against a fresh allowance. Expected accuracy: the posterior's best
+    The items are replayed in order against a fresh allowance. `annotators`: how many people may annotate
+    (None: enough); an item's further annotator must be one who has not voted on it, so where none is left
+    the replay asks a reviewer, as routing does. Expected accuracy: the posterior's best
     label's probability for an accepted item, and the expectation after one more vote for an escalated
     one (a further annotator's need for a fourth is not followed: a lower bound). The fixed routing's
     figure: agreement stands (its posterior), a disagreement takes the reviewer's word (their accuracy).
@@ -256,7 +259,8 @@ def plan(
         budget = Budget(
             per_item=per_item, routed=routed, spent=spent, total_items=max(total_items, len(items)), overlap=len(votes)
         )
-        d = decide(votes, labels, accuracies, budget=budget, model=model)
+        left = None if annotators is None else max(0, annotators - len(votes))
+        d = decide(votes, labels, accuracies, budget=budget, model=model, annotators_left=left)
         counts[d.action] += 1
         if d.action == DONE:
             expected.append(d.confidence)

@@ -190,6 +190,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
     base: dict[str, Any] = {
         "policy": project.routing_policy,
         "budget": project.routing_budget,
+        "confident": routing.CONFIDENT,
         "audit_rate": project.audit_rate,
         "items": 0,
         "done": 0,
@@ -223,7 +224,10 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
     if not items:
         return base
     total = Item.objects.filter(project=project).count()
-    row = routing.plan(items, labels, accuracies, per_item=project.routing_budget, total_items=total)
+    annotators = Membership.objects.filter(project=project, role=Role.ANNOTATOR).count()
+    row = routing.plan(
+        items, labels, accuracies, per_item=project.routing_budget, total_items=total, annotators=annotators
+    )
     return {
         **base,
         "items": len(items),

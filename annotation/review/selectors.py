@@ -28,8 +28,10 @@ from annotation.models import (
     ReviewReason,
     ReviewStatus,
     ReviewTask,
+    RoutingPolicy,
 )
 from annotation.permissions import ANNOTATE
+from annotation.review import routing
 from annotation.review.keys import ReviewKeys, annotator_letter, review_keys
 from annotation.tasktypes import value_display, value_key
 
@@ -66,6 +68,7 @@ class ReviewPanel:
     suggested_display: str
     next_task_id: int | None
     keys: ReviewKeys
+    routing_note: str = ""  # adaptive projects: why routing sent the item to a person, and what their word does
 
     @property
     def accept_rows(self) -> list[tuple[AnnotationRow, str, str]]:
@@ -345,6 +348,43 @@ def send_back_comment(*, item: Item) -> str:
     return latest.comment if latest is not None and latest.status == ReviewStatus.SENT_BACK else ""
 
 
+ADAPTIVE_IN_DOUBT = (
+    "Adaptive routing sent it here: its annotators did not all agree or one was unsure, and the weighted vote of "
+    "their judgements (each weighed by its annotator's measured accuracy) was under {confident} % sure with no "
+    "further annotator available within the budget of {budget:g} judgements per item, or the audit sample drew it."
+)
+
+
+ADAPTIVE_AUDIT = (
+    "An audit sample: the weighted vote was sure enough to stand, and the budget of {budget:g} judgements per item "
+    "had one to spare to check it."
+)
+
+
+ADAPTIVE_REVIEW_ALL = "Every annotated item comes to review (review all is on), even where the weighted vote is sure."
+
+
+ADAPTIVE_WEIGHED = (
+    "Your label joins the vote: the final label is the weighted vote of every judgement, so one review outweighs "
+    "agreeing annotators only when their measured accuracy says it should (both decisions are kept)."
+)
+
+
+def routing_note(*, project: Project, reasons: Iterable[str]) -> str:
+    """Why adaptive routing put an item with these review reasons in front of a reviewer; "" under fixed routing,
+    where the reasons say it all, and for reviews routing did not open (noise flags, models, ratings)."""
+    if project.routing_policy != RoutingPolicy.ADAPTIVE or not project.task_kind.single_class:
+        return ""
+    reasons = set(reasons)
+    if reasons & {ReviewReason.DISAGREEMENT, ReviewReason.UNSURE}:
+        why = ADAPTIVE_IN_DOUBT.format(confident=round(routing.CONFIDENT * 100), budget=project.routing_budget)
+    elif ReviewReason.AUDIT in reasons:
+        why = ADAPTIVE_REVIEW_ALL if project.review_all else ADAPTIVE_AUDIT.format(budget=project.routing_budget)
+    else:
+        return ""
+    return f"{why} {ADAPTIVE_WEIGHED}"
+
+
 def review_task_get(*, project: Project, task_id: int) -> ReviewTask | None:
     return ReviewTask.objects.select_related("item").filter(project=project, pk=task_id).first()
 
@@ -379,6 +419,7 @@ def review_panel(
         suggested_display=value_display(task.suggested_value, item.text),
         next_task_id=next_task_id,
         keys=review_keys(annotations=len(annotations), hotkeys=[label.hotkey for label in labels]),
+        routing_note=routing_note(project=project, reasons=task.reasons),
     )
 
 

@@ -9,14 +9,17 @@ from django.core.management import call_command
 
 from annotation.management.commands.load_demo import CROWD_ANNOTATORS, LABELLED_PROJECT
 from annotation.models import (
+    ROUTING_BUDGET_DEFAULT,
     Annotation,
     AnnotationStatus,
     Decision,
     DecisionSource,
+    Item,
     NoiseScan,
     Project,
     ReviewStatus,
     ReviewTask,
+    RoutingPolicy,
     ScanStatus,
     Snapshot,
 )
@@ -41,25 +44,33 @@ def load(command: str, **options) -> str:
 
 
 def test_the_labelled_demo_project_has_annotations_decisions_a_scan_a_snapshot_and_a_queued_run(db):
-    load("load_demo", sms=10, chat=5, labelled=LABELLED)
+    out = load("load_demo", sms=10, chat=5, labelled=LABELLED)
 
     project = Project.objects.get(name=LABELLED_PROJECT)
+    # Made as a new user's project is: adaptive routing at the default budget, and the loader says so.
+    assert (project.routing_policy, project.routing_budget) == (RoutingPolicy.ADAPTIVE, ROUTING_BUDGET_DEFAULT)
+    assert out.count("adaptive routing (2.5 judgements per item)") == 3
     annotations = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
-    assert annotations.count() == 2 * LABELLED  # blind double annotation of every item
+    # Blind double annotation of every item, a further annotator only where the weighted vote was in doubt, and
+    # the routing's judgements (annotations and the reviews it asked for) within the budget.
+    assert not Item.objects.filter(project=project, submitted_count__lt=2).exists()
+    routed_reviews = sum("noise" not in t.reasons for t in ReviewTask.objects.filter(project=project))
+    assert 2 * LABELLED < annotations.count() + routed_reviews <= ROUTING_BUDGET_DEFAULT * LABELLED
     assert set(annotations.values_list("annotator__username", flat=True)) <= {n for n, _ in CROWD_ANNOTATORS}
     sources = set(Decision.objects.filter(item__project=project).values_list("source", flat=True))
-    assert DecisionSource.AGREEMENT in sources
+    assert {DecisionSource.AGREEMENT, DecisionSource.WEIGHTED} <= sources
     open_tasks = ReviewTask.objects.filter(project=project, status=ReviewStatus.OPEN).count()
     decided = Decision.objects.filter(item__project=project, source=DecisionSource.REVIEWER).count()
-    assert open_tasks and decided  # some disagreements decided, some left for the demo's reviewer
+    assert open_tasks and decided  # some reviews decided, some left for the demo's reviewer
     assert NoiseScan.objects.get(project=project).status == ScanStatus.SUCCEEDED
     snapshot = Snapshot.objects.get(project=project)
 
+    everything = Annotation.objects.filter(item__project=project).count()
     assert "queued" in load("load_demo_runs")
     run = TrainingRun.objects.get(snapshot=snapshot)
     assert run.status == "queued" and run.created_by.username == "owner"
 
     again = load("load_demo", sms=10, chat=5, labelled=LABELLED) + load("load_demo_runs")
     assert f"{LABELLED_PROJECT}: already loaded" in again and "exists already" in again
-    assert Annotation.objects.filter(item__project=project).count() == 2 * LABELLED
+    assert Annotation.objects.filter(item__project=project).count() == everything
     assert TrainingRun.objects.count() == 1

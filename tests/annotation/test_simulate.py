@@ -12,7 +12,7 @@ from annotation import simulate
 from annotation.crowd import crowd_create, crowd_work_in_process, dataset_load, personas
 from annotation.models import Annotation, AnnotationStatus, Decision, Item, ReviewStatus, ReviewTask, Role
 from annotation.projects.services import membership_set, project_create
-from tests.fixtures.people import add_items, make_user
+from tests.fixtures.people import FIXED, add_items, make_user
 
 N_ITEMS = 20
 LABELS = ["ham", "spam"]
@@ -75,6 +75,7 @@ def test_a_reviewer_settles_disagreements_and_accuracy_counts_final_labels(live_
         annotators=[simulate.Persona(name="right"), simulate.Persona(name="wrong", error_rate=1.0)],
         reviewers=[simulate.Persona(name="judge", error_rate=0.0)],
         overlap=2,
+        routing_policy=FIXED,  # every disagreement to the reviewer, whose word is final
     )
     crowd.annotators[0] = simulate.Seat(persona=simulate.Persona(name="right", error_rate=0.0),
                                         token=crowd.annotators[0].token)
@@ -91,8 +92,10 @@ def test_a_reviewer_settles_disagreements_and_accuracy_counts_final_labels(live_
 # --- In process: the demo's labelled project ------------------------------------------------------
 
 
-def crowd_project(owner, texts):
-    project = project_create(owner=owner, name="Crowd", labels=LABELS, guidelines="# Crowd\n\nSpam or not.")
+def crowd_project(owner, texts, **routing):
+    project = project_create(
+        owner=owner, name="Crowd", labels=LABELS, guidelines="# Crowd\n\nSpam or not.", **routing
+    )
     add_items(project, texts)
     return project
 
@@ -124,7 +127,7 @@ def test_careful_people_in_process_agree_on_every_item(owner):
 def test_a_careless_annotator_makes_review_work_and_the_reviewer_takes_its_share(owner):
     texts = [f"a long enough message number {i}" for i in range(20)]
     gold = {t: "ham" for t in texts}
-    project = crowd_project(owner, texts)
+    project = crowd_project(owner, texts, routing_policy=FIXED)  # every disagreement to review
     # The second annotator is always wrong: every item disagrees.
     people = [seat(project, "crowd0", 0.0, Role.ANNOTATOR), seat(project, "crowd1", 1.0, Role.ANNOTATOR)]
     reviewer = seat(project, "boss", 0.0, Role.REVIEWER)

@@ -89,6 +89,11 @@ def owner_reaches_every_stage(page: Page, screenshot_dir) -> None:
     visit(page, "Quality", "Quality")
     expect(page.get_by_role("heading", name="Label-noise scan")).to_be_visible()
     expect(page.locator("main")).to_contain_text("Succeeded")  # the demo's scan ran
+    # The demo routes adaptively, as a new project does: the quality page says why items are or are not in
+    # review, and replays the routing on the crowd's items.
+    expect(page.locator("#routing-why")).to_contain_text("Routing in force: adaptive, within 2.5 judgements per item")
+    expect(page.locator("#routing-plan")).to_contain_text("Adaptive routing replayed on the latest 80 items")
+    page.locator("#routing-plan").screenshot(path=str(screenshot_dir / "demo_routing_plan.png"))
     back_to_project(page)
 
     visit(page, "Snapshots", "Snapshots")
@@ -108,6 +113,7 @@ def reviewer_decides_a_task_by_keyboard(page: Page) -> None:
     page.wait_for_load_state()  # the page's keys work once its scripts have run, not when the panel shows
     panel = page.locator("#review-panel")
     expect(panel).to_contain_text("Why it is here")
+    expect(page.locator("#review-routing")).to_contain_text("Adaptive routing (2.5 judgements per item)")
     first = page.locator("#review-panel h2").first.inner_text()
     page.keyboard.press("a")  # accept annotator A's answer
     expect(page.locator("#review-panel h2").first).not_to_have_text(first)

@@ -1,12 +1,14 @@
-"""The owner reads the routing plan on the quality page, then switches adaptive routing on in the settings."""
+"""Routing in the browser: a new project is adaptive unless its owner picks fixed on the create page; the quality
+page and the review queue of an adaptive project say why an item is or is not in review; the owner of a fixed
+project reads the routing plan, then switches adaptive routing on in the settings."""
 
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from annotation.models import Project, RoutingPolicy
-from tests.fixtures.people import acknowledge_guidelines
+from tests.fixtures.people import acknowledge_guidelines, fixed_routing
 from tests.fixtures.reviews import submit
 
 pytestmark = pytest.mark.browser
@@ -20,6 +22,7 @@ def log_in(page: Page, username: str, next_url: str) -> None:
     page.wait_for_url(f"**{next_url}")
 
 
+@fixed_routing  # a project made before adaptive routing was the default
 @pytest.mark.django_db(transaction=True)
 def test_owner_reads_the_plan_and_switches_adaptive_routing_on(page, project, annotator, annotator2, screenshot_dir):
     Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
@@ -42,3 +45,56 @@ def test_owner_reads_the_plan_and_switches_adaptive_routing_on(page, project, an
     page.wait_for_load_state()
     project.refresh_from_db()
     assert (project.routing_policy, project.routing_budget) == (RoutingPolicy.ADAPTIVE, 2.2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_project_is_adaptive_unless_the_owner_picks_fixed(page, owner, screenshot_dir):
+    log_in(page, "owner", "/projects/new/")
+    routing = page.get_by_label("Routing")
+    expect(routing).to_have_value("adaptive")
+    expect(page.get_by_label("Budget (judgements per item)")).to_have_value("2.5")
+    expect(page.locator("#routing")).to_contain_text("Fixed (and other task types): every disagreement or unsure")
+    page.screenshot(path=str(screenshot_dir / "project-create.png"), full_page=True)
+    page.get_by_label("Project name").fill("Toxicity")
+    page.get_by_label("Labels").fill("toxic\nfine")
+    page.get_by_role("button", name="Create project").click()
+    expect(page.get_by_role("heading", name="Toxicity")).to_be_visible()
+    created = Project.objects.get(name="Toxicity")
+    assert (created.routing_policy, created.routing_budget) == (RoutingPolicy.ADAPTIVE, 2.5)
+
+    page.goto("/projects/new/")
+    page.get_by_label("Project name").fill("Toxicity, the old way")
+    page.get_by_label("Labels").fill("toxic, fine")
+    routing.select_option("fixed")
+    page.get_by_role("button", name="Create project").click()
+    expect(page.get_by_role("heading", name="Toxicity, the old way")).to_be_visible()
+    assert Project.objects.get(name="Toxicity, the old way").routing_policy == RoutingPolicy.FIXED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_adaptive_projects_quality_page_and_queue_say_why_items_are_in_review(
+    page, project, annotator, annotator2, reviewer, screenshot_dir
+):
+    assert project.routing_policy == RoutingPolicy.ADAPTIVE  # the fixture is made as a new project is
+    Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
+    acknowledge_guidelines(project, annotator, annotator2)
+    for first, second in [("positive", "positive"), ("positive", "negative"), ("neutral", "neutral")]:
+        submit(annotator, project, first)
+        submit(annotator2, project, second)
+    log_in(page, "owner", f"/projects/{project.pk}/quality/")
+    why = page.locator("#routing-why")
+    why.scroll_into_view_if_needed()
+    expect(why).to_contain_text("Routing in force: adaptive, within 2.5 judgements per item")
+    expect(why).to_contain_text("at least 90 % sure is accepted on it and never reaches review")
+    expect(page.locator("#routing-plan")).to_contain_text("3 items")
+    page.locator("#routing-plan").screenshot(path=str(screenshot_dir / "routing-plan-adaptive.png"))
+    page.screenshot(path=str(screenshot_dir / "quality-adaptive.png"), full_page=True)
+
+    page.context.clear_cookies()
+    log_in(page, "reviewer", f"/projects/{project.pk}/review/")
+    expect(page.locator("#review-routing")).to_contain_text("Adaptive routing (2.5 judgements per item): an item")
+    note = page.locator("#review-routing-note")  # the one task: the 1-1 split, no third annotator to ask
+    expect(note).to_contain_text("the weighted vote of their judgements")
+    expect(note).to_contain_text("Your label joins the vote")
+    expect(page.locator("#review-suggestion")).to_contain_text("weighted vote so far: positive")
+    page.screenshot(path=str(screenshot_dir / "review-adaptive.png"), full_page=True)

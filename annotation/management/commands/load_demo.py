@@ -8,6 +8,8 @@
   (`manage.py load_demo_runs` then queues a training run on that snapshot).
 - "Chit-chat responses" (instruction→response): prompt/response pairs from `chatterbot-corpus`.
 All go through the real import service, as a user's upload would. Running it twice changes nothing.
+The projects are made as a new user's are, so they route adaptively (weighted vote within 2.5 judgements per item):
+the reviewer's queue holds the items whose vote stayed in doubt, audit samples and noise flags.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from django.db import transaction
 from annotation.crowd import SMS, crowd_work_in_process, dataset_load
 from annotation.datasets.services import snapshot_create
 from annotation.imports.services import import_create
-from annotation.models import ImportStatus, Project, Role, TaskType
+from annotation.models import ImportStatus, Project, Role, RoutingPolicy, TaskType
 from annotation.projects.services import membership_set, project_create
 from annotation.quality.jobs import noise_scan_job
 from annotation.quality.services import noise_scan_start
@@ -100,6 +102,13 @@ def chat_jsonl(limit: int) -> bytes:
     return out.encode()
 
 
+def _routing(project: Project) -> str:
+    """How the project routes, as the loader reports it (a new project's default: adaptive)."""
+    if project.routing_policy == RoutingPolicy.ADAPTIVE:
+        return f"adaptive routing ({project.routing_budget:g} judgements per item)"
+    return f"{project.routing_policy} routing"
+
+
 class Command(BaseCommand):
     help = "Create the demo users and projects from real data shipped in PyPI wheels (idempotent)."
 
@@ -146,7 +155,7 @@ class Command(BaseCommand):
             file_format="jsonl",
         )
         self.stdout.write(
-            f"{name}: project {project.pk}, import {job.status}: {job.rows_imported} items, "
+            f"{name}: project {project.pk}, {_routing(project)}, import {job.status}: {job.rows_imported} items, "
             f"{job.duplicates} duplicates skipped"
         )
 
@@ -196,7 +205,8 @@ class Command(BaseCommand):
             project=project, user=owner, name=DEMO_SNAPSHOT, ratios=SNAPSHOT_RATIOS, allow_small_test=True
         )
         self.stdout.write(
-            f"{LABELLED_PROJECT}: project {project.pk}, {job.rows_imported} items, {work.annotations} annotations by "
+            f"{LABELLED_PROJECT}: project {project.pk}, {_routing(project)}, {job.rows_imported} items, "
+            f"{work.annotations} annotations by "
             f"{len(CROWD_ANNOTATORS)} simulated annotators, {work.reviews} reviewed, {work.left_for_review} left "
             f"for review; noise scan {scan.status}; snapshot {snapshot.pk} of {snapshot.item_count} items"
         )

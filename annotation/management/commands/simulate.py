@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation import simulate
 from annotation.crowd import SMS, crowd_create, dataset_load, personas
-from annotation.models import Project
+from annotation.models import Project, RoutingPolicy
 from annotation.projects.services import project_archive
 from core.errors import ServiceError
 
@@ -32,6 +32,10 @@ class Command(BaseCommand):
         parser.add_argument("--annotators", type=int, default=4)
         parser.add_argument("--reviewers", type=int, default=1)
         parser.add_argument("--overlap", type=int, default=2)
+        parser.add_argument(
+            "--routing", choices=RoutingPolicy.values, default=None,
+            help="The project's routing policy (default: a new project's, adaptive).",
+        )
         parser.add_argument("--error-rate", type=float, default=0.1, help="Annotators' mean error rate.")
         parser.add_argument("--reviewer-error-rate", type=float, default=0.03)
         parser.add_argument("--think", type=float, default=0.0, help="Mean seconds of thought per decision.")
@@ -60,10 +64,12 @@ class Command(BaseCommand):
             ),
             overlap=int(o["overlap"]),
             name=str(o["name"]),
+            routing_policy=o["routing"],
         )
+        policy = Project.objects.values_list("routing_policy", flat=True).get(pk=crowd.project_id)
         self.stdout.write(
             f"project {crowd.project_id}: {len(data.texts)} items, {len(crowd.annotators)} annotators, "
-            f"{len(crowd.reviewers)} reviewers, against {crowd.base_url}"
+            f"{len(crowd.reviewers)} reviewers, {policy} routing, against {crowd.base_url}"
         )
         seconds = DEMO_SECONDS if o["demo"] else float(o["seconds"])
         try:

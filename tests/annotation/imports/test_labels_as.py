@@ -25,6 +25,7 @@ from annotation.models import (
 )
 from annotation.projects.services import guideline_acknowledge_current, guideline_current, project_set_overlap
 from core.errors import ServiceError
+from tests.fixtures.people import fixed_routing
 from tests.fixtures.reviews import LABELS
 
 ROWS = [
@@ -93,6 +94,7 @@ def test_items_with_final_labels_are_never_handed_to_annotators(project, owner, 
     assert {i.text for i in handed & imported} == {"no label on this one"}
 
 
+@fixed_routing  # a disagreement with the file goes to review; adaptive routing would ask one more annotator first
 def test_imported_annotations_take_one_overlap_slot_and_people_label_the_rest_blind(
     project, owner, annotator, annotator2
 ):
@@ -126,6 +128,7 @@ def test_imported_annotations_take_one_overlap_slot_and_people_label_the_rest_bl
     assert not {lovely, awful} & set(label_everything(annotator2, project, "neutral"))
 
 
+@fixed_routing
 def test_with_overlap_one_an_imported_annotation_is_routed_at_once(project, owner):
     project_set_overlap(project=project, overlap=1)
     project.refresh_from_db()
@@ -134,6 +137,17 @@ def test_with_overlap_one_an_imported_annotation_is_routed_at_once(project, owne
     lovely = by_text(project)["what a lovely day"]
     assert lovely.status in (ItemStatus.APPROVED, ItemStatus.IN_REVIEW)  # agreement, or an audit sample
     assert not lovely.is_open
+
+
+def test_with_overlap_one_adaptive_routing_asks_a_person_to_confirm_an_imported_annotation(project, owner):
+    """One unmeasured vote (the file's) is not sure enough to stand: one more annotator is asked, blind."""
+    project_set_overlap(project=project, overlap=1)
+    project.refresh_from_db()
+    run_import(project, owner, labels_as=LabelsAs.ANNOTATION)
+
+    lovely = by_text(project)["what a lovely day"]
+    assert (lovely.status, lovely.is_open, lovely.extra_slots) == (ItemStatus.IN_ANNOTATION, True, 1)
+    assert lovely.prelabel is None and not Decision.objects.filter(item=lovely).exists()
 
 
 def test_labels_as_without_a_label_column_fails_and_writes_nothing(project, owner):

@@ -157,6 +157,10 @@ def test_project_forms_have_human_labels():
     form = ProjectCreateForm()
     assert form["overlap"].label == "Annotators per item (overlap)"
     assert form["name"].label == "Project name"
+    # Routing is chosen where the project is made: adaptive first, both policies and the budget explained.
+    assert (form["routing_policy"].label, form["routing_policy"].initial) == ("Routing", "adaptive")
+    assert (form["routing_budget"].label, form["routing_budget"].initial) == ("Budget (judgements per item)", 2.5)
+    assert "Adaptive (the default" in form["routing_policy"].help_text and "Fixed" in form["routing_policy"].help_text
 
 
 def test_rating_criteria_are_offered_only_where_models_write_responses():

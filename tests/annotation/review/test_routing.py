@@ -27,7 +27,7 @@ from annotation.projects.services import membership_set
 from annotation.review import routing, routing_inputs
 from annotation.review import services as reviews
 from tests.fixtures.api import api_as, url
-from tests.fixtures.people import acknowledge_guidelines, add_items, make_user
+from tests.fixtures.people import acknowledge_guidelines, add_items, fixed_routing, make_user
 from tests.fixtures.reviews import submit
 
 LABELS = ["positive", "negative", "neutral"]
@@ -58,6 +58,18 @@ def test_a_disagreement_goes_to_a_reviewer_when_the_budget_is_tight():
     d = routing.decide(votes(("a", "positive"), ("b", "negative")), LABELS, {"a": 0.85, "b": 0.85}, budget=TIGHT)
     assert TIGHT.spare() == 1
     assert d.action == routing.REVIEWER
+
+
+def test_the_plan_asks_a_reviewer_where_no_further_annotator_is_left():
+    """As routing does: with two annotators in the project, a 1-1 split can only go to a reviewer."""
+    split = [(votes(("a", "positive"), ("b", "negative")), None)] * 2
+    split.append((votes(("a", "neutral"), ("b", "neutral")), None))
+    enough = routing.plan(split, LABELS, {}, per_item=2.5, total_items=10)
+    two = routing.plan(split, LABELS, {}, per_item=2.5, total_items=10, annotators=2)
+    three = routing.plan(split, LABELS, {}, per_item=2.5, total_items=10, annotators=3)
+    assert (enough.done, enough.annotator, enough.reviewer) == (1, 2, 0)
+    assert (two.done, two.annotator, two.reviewer) == (1, 0, 2)
+    assert (three.done, three.annotator, three.reviewer) == (1, 2, 0)
 
 
 def test_with_the_budget_spent_the_weighted_vote_stands():
@@ -266,7 +278,12 @@ def test_adaptive_routing_keeps_the_average_within_the_budget(adaptive, annotato
     assert not Item.objects.filter(project=adaptive).exclude(status=ItemStatus.APPROVED).exists()
 
 
-def test_fixed_routing_is_the_default(project):
+def test_adaptive_routing_is_the_default(project):
+    assert project.routing_policy == RoutingPolicy.ADAPTIVE and project.routing_budget == 2.5
+
+
+@fixed_routing
+def test_the_marker_pins_the_fixture_to_fixed_routing(project):
     assert project.routing_policy == RoutingPolicy.FIXED and project.routing_budget == 2.5
 
 
@@ -288,12 +305,13 @@ def test_routing_settings_round_trip_through_the_api(project, owner):
     "body", [{"routing_policy": "oracle"}, {"routing_budget": 0.5}, {"audit_rate": 1.5}, {"routing_budget": "x"}]
 )
 def test_bad_routing_settings_are_refused_and_change_nothing(project, owner, body):
+    Project.objects.filter(pk=project.pk).update(routing_policy=RoutingPolicy.FIXED, routing_budget=3.0)
     response = api_as(owner).patch(url("api-project-detail", project), body, format="json")
     assert response.status_code == 400
     field = next(iter(body))
     assert field in str(response.data)
     project.refresh_from_db()
-    assert (project.routing_policy, project.routing_budget, project.audit_rate) == ("fixed", 2.5, 0.1)
+    assert (project.routing_policy, project.routing_budget, project.audit_rate) == ("fixed", 3.0, 0.1)
 
 
 def test_an_annotator_cannot_change_routing(project, annotator):
@@ -301,6 +319,7 @@ def test_an_annotator_cannot_change_routing(project, annotator):
     assert response.status_code == 403
 
 
+@fixed_routing  # the plan is what adaptive routing would do before the owner switches to it
 def test_the_plan_shows_what_adaptive_routing_would_do(project, owner, annotator, annotator2):
     Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
     acknowledge_guidelines(project, annotator, annotator2)
@@ -321,3 +340,47 @@ def test_an_audit_waits_for_a_spare_judgement_under_adaptive_routing(adaptive, a
     submit(annotator2, adaptive, "neutral")
     assert Item.objects.get(pk=a.item_id).status == ItemStatus.APPROVED
     assert not ReviewTask.objects.filter(item_id=a.item_id).exists()
+
+
+# --- why an item is in review, as the review panel says it ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("policy", "task_type", "reasons", "says"),
+    [
+        ("adaptive", "single_label", ["disagreement"], "under 90 % sure"),
+        ("adaptive", "single_label", ["unsure"], "under 90 % sure"),
+        ("adaptive", "single_label", ["audit"], "An audit sample: the weighted vote was sure enough"),
+        ("adaptive", "single_label", ["noise"], ""),  # a noise scan, not routing, opened it
+        ("adaptive", "multi_label", ["disagreement"], ""),  # routed as fixed: adaptive is for single labels
+        ("fixed", "single_label", ["disagreement"], ""),
+    ],
+)
+def test_the_review_panel_says_why_adaptive_routing_sent_the_item(policy, task_type, reasons, says):
+    from annotation.review.selectors import ADAPTIVE_WEIGHED, routing_note
+
+    project = Project(routing_policy=policy, task_type=task_type, routing_budget=2.5)
+    note = routing_note(project=project, reasons=reasons)
+    if says:
+        assert says in note and note.endswith(ADAPTIVE_WEIGHED) and "2.5 judgements per item" in note
+    else:
+        assert note == ""
+
+
+def test_under_review_all_an_audit_is_not_said_to_come_from_the_budget():
+    from annotation.review.selectors import ADAPTIVE_REVIEW_ALL, routing_note
+
+    project = Project(routing_policy="adaptive", task_type="single_label", routing_budget=2.5, review_all=True)
+    assert routing_note(project=project, reasons=["audit"]).startswith(ADAPTIVE_REVIEW_ALL)
+
+
+def test_the_review_panel_of_an_adaptive_project_explains_the_route(project, annotator, annotator2, reviewer, client):
+    Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
+    acknowledge_guidelines(project, annotator, annotator2)
+    item = submit(annotator, project, "positive").item_id
+    submit(annotator2, project, "negative")
+    assert ReviewTask.objects.get(item_id=item).reasons == [ReviewReason.DISAGREEMENT]  # no third annotator here
+    client.force_login(reviewer)
+    body = client.get(url("review-queue", project)).content.decode()
+    assert 'id="review-routing-note"' in body and "Your label joins the vote" in body
+    assert "weighted vote so far: <strong>positive</strong>" in body

@@ -1,0 +1,160 @@
+"""A new project routes adaptively unless its owner picks fixed: the create page, the API and the service agree,
+the choice is explained where it is made, and migration 0013 changes only the default, never a stored row."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from annotation.models import (
+    ROUTING_BUDGET_DEFAULT,
+    ROUTING_BUDGET_HELP,
+    ROUTING_POLICY_HELP,
+    Project,
+    RoutingPolicy,
+    TaskType,
+)
+from annotation.projects.services import BAD_BUDGET, project_create
+from core.errors import ServiceError
+from tests.fixtures.api import api_as, url
+from tests.fixtures.pages import url as page_url
+
+BEFORE = ("annotation", "0012_span_projects")
+AFTER = ("annotation", "0013_routing_adaptive_default")
+
+
+def test_the_default_budget_is_two_and_a_half_judgements_per_item():
+    assert ROUTING_BUDGET_DEFAULT == 2.5
+    assert Project._meta.get_field("routing_policy").default == RoutingPolicy.ADAPTIVE
+
+
+def test_a_project_made_by_the_service_without_routing_is_adaptive(owner):
+    project = project_create(owner=owner, name="Plain", labels=["a", "b"])
+    project.refresh_from_db()
+    assert (project.routing_policy, project.routing_budget) == (RoutingPolicy.ADAPTIVE, ROUTING_BUDGET_DEFAULT)
+
+
+def test_the_service_keeps_a_chosen_policy_and_names_a_bad_budget(owner):
+    project = project_create(owner=owner, name="Old way", labels=["a", "b"], routing_policy=RoutingPolicy.FIXED)
+    project.refresh_from_db()
+    assert project.routing_policy == RoutingPolicy.FIXED
+    with pytest.raises(ServiceError) as refused:
+        project_create(owner=owner, name="Too much", labels=["a", "b"], routing_budget=40)
+    assert (refused.value.message, refused.value.field) == (BAD_BUDGET, "routing_budget")
+    assert not Project.objects.filter(name="Too much").exists()
+
+
+# --- The create page ---------------------------------------------------------------------------------------
+
+FORM = {
+    "name": "Toxicity",
+    "task_type": TaskType.SINGLE_LABEL,
+    "labels": "toxic, fine",
+    "overlap": 2,
+    "lease_seconds": 600,
+    "goal_metric": "",
+}
+
+
+def test_the_create_page_offers_adaptive_first_and_explains_both_and_the_budget(client, outsider):
+    client.force_login(outsider)
+    body = client.get(page_url("project-create")).content.decode()
+    assert '<option value="adaptive" selected>' in body
+    assert '<option value="fixed">' in body
+    assert 'name="routing_budget" value="2.5"' in body
+    assert ROUTING_POLICY_HELP.replace("'", "&#x27;") in body
+    assert ROUTING_BUDGET_HELP in body
+
+
+def test_a_project_created_on_the_page_without_a_policy_is_adaptive_with_the_default_budget(client, outsider):
+    client.force_login(outsider)
+    response = client.post(page_url("project-create"), FORM)  # an older form: no routing fields at all
+    assert response.status_code == 302
+    project = Project.objects.get(name="Toxicity")
+    assert (project.routing_policy, project.routing_budget) == (RoutingPolicy.ADAPTIVE, ROUTING_BUDGET_DEFAULT)
+
+
+def test_the_page_keeps_the_owners_choice(client, outsider):
+    client.force_login(outsider)
+    response = client.post(page_url("project-create"), {**FORM, "routing_policy": "fixed", "routing_budget": "3"})
+    assert response.status_code == 302
+    project = Project.objects.get(name="Toxicity")
+    assert (project.routing_policy, project.routing_budget) == (RoutingPolicy.FIXED, 3.0)
+
+
+def test_the_page_refuses_a_budget_out_of_range_and_writes_nothing(client, outsider):
+    client.force_login(outsider)
+    response = client.post(page_url("project-create"), {**FORM, "routing_budget": "0.5"})
+    assert response.status_code == 400
+    assert "greater than or equal to 1" in response.content.decode()
+    assert not Project.objects.filter(name="Toxicity").exists()
+
+
+# --- The API -----------------------------------------------------------------------------------------------
+
+
+def test_a_project_created_by_api_without_a_policy_is_adaptive_with_the_default_budget(outsider):
+    response = api_as(outsider).post(url("api-project-list"), {"name": "Topics", "labels": ["a", "b"]}, format="json")
+    assert response.status_code == 201, response.data
+    assert (response.data["routing_policy"], response.data["routing_budget"]) == ("adaptive", 2.5)
+    project = Project.objects.get(pk=response.data["id"])
+    assert (project.routing_policy, project.routing_budget) == (RoutingPolicy.ADAPTIVE, ROUTING_BUDGET_DEFAULT)
+
+
+def test_the_api_creates_a_fixed_project_when_asked_and_refuses_an_unknown_policy(outsider):
+    client = api_as(outsider)
+    body = {"name": "Fixed", "labels": ["a", "b"], "routing_policy": "fixed", "routing_budget": 4}
+    response = client.post(url("api-project-list"), body, format="json")
+    assert response.status_code == 201, response.data
+    assert (response.data["routing_policy"], response.data["routing_budget"]) == ("fixed", 4.0)
+    refused = client.post(url("api-project-list"), {**body, "name": "Odd", "routing_policy": "vote"}, format="json")
+    assert refused.status_code == 400
+    assert "routing_policy" in str(refused.data)
+    assert not Project.objects.filter(name="Odd").exists()
+
+
+def test_the_api_schema_explains_the_routing_choice(outsider):
+    response = api_as(outsider).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    schemas = json.loads(response.content)["components"]["schemas"]
+    create = next(v for k, v in schemas.items() if k.startswith("ProjectListInput"))["properties"]
+    assert create["routing_policy"]["default"] == "adaptive"
+    assert create["routing_budget"]["default"] == 2.5
+    assert "Adaptive (the default; single-label tasks)" in create["routing_policy"]["description"]
+
+
+# --- The migration -----------------------------------------------------------------------------------------
+
+
+def migrate(target: tuple[str, str]):
+    """Migrate to `target`; the apps (historical models) of that state."""
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([target])
+    return executor.loader.project_state(target).apps
+
+
+@pytest.fixture
+def latest_schema_after():
+    yield
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_changes_no_stored_policy(owner, latest_schema_after):
+    chosen = project_create(owner=owner, name="Chose adaptive", labels=["a", "b"], routing_budget=3.5)
+    old_apps = migrate(BEFORE)
+    old_project = old_apps.get_model("annotation", "Project")
+    assert old_project._meta.get_field("routing_policy").default == "fixed"
+    before = old_project.objects.create(name="Made before 0013", created_by_id=owner.pk)  # 0012's default
+    migrate(AFTER)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, routing_policy, routing_budget FROM annotation_project ORDER BY id")
+        rows = {pk: (policy, budget) for pk, policy, budget in cursor.fetchall()}
+    assert rows == {chosen.pk: ("adaptive", 3.5), before.pk: ("fixed", 2.5)}
+    made_after = project_create(owner=owner, name="Made after 0013", labels=["a", "b"])
+    assert Project.objects.get(pk=made_after.pk).routing_policy == RoutingPolicy.ADAPTIVE
