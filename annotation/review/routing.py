@@ -9,7 +9,9 @@ reviewer's single word outweighs two agreeing annotators only when their measure
 
 `decide` asks for a further judgement only while the posterior's best label is under `CONFIDENT` and
 the budget has a judgement to spare: one more annotator when it has two (a third opinion may need a
-fourth), a reviewer (one decisive judgement) when it has one; otherwise the weighted vote stands.
+fourth), a reviewer (one decisive judgement) when it has one; otherwise the weighted vote stands, unless it
+is a tie (two labels equally likely, as when two annotators nobody has measured yet disagree): a tie goes
+to a reviewer even past the budget, since only the label order could settle it.
 `Budget` keeps the owner's average: a running allowance, earned `budget` per item routed, never lets
 the judgements committed exceed `budget` times the items seen (plus a small burst, capped by the
 project's total), so the average over the project stays at or under the budget.
@@ -198,9 +200,18 @@ def decide(
         can_ask = annotators_left is None or annotators_left > 0
         if spare >= 2 and len(votes) + 2 <= MAX_PER_ITEM and can_ask:
             action = ANNOTATOR
-        elif spare >= 1:
-            action = REVIEWER
+        elif spare >= 1 or is_tie(post):
+            action = REVIEWER  # a tie goes to a reviewer past the budget: label order is no way to settle it
     return Decision(action=action, label=label, confidence=confidence, posterior=post)
+
+
+def is_tie(post: Mapping[str, float]) -> bool:
+    """Whether two labels share the posterior's top probability (two unmeasured annotators who disagree)."""
+    top = sorted(post.values(), reverse=True)[:2]
+    return len(top) == 2 and top[0] - top[1] < TIE
+
+
+TIE = 1e-9
 
 
 def expected_confidence_after(

@@ -147,8 +147,18 @@ def test_a_simulated_batch_stays_within_the_budget():
             if d.action == routing.REVIEWER:
                 break
             item.append(routing.Vote(f"x{len(item)}", rng.choice(LABELS[:2])))
-    assert spent / n <= 2.5
+    # Nobody is measured, so every 1-1 item is a tie: ties go to a reviewer even when the allowance is spent, and
+    # the allowance then holds the items after them back; the average ends a hair over (1,257 for 1,250 here).
+    assert spent / n <= 2.5 + 0.02
     assert counts[routing.ANNOTATOR] and counts[routing.REVIEWER]
+
+
+def test_a_tie_goes_to_a_reviewer_even_with_no_judgement_to_spare():
+    spent_out = routing.Budget(per_item=2.0, routed=10, spent=20, total_items=10, overlap=2)
+    tie = routing.decide(votes(("a", LABELS[0]), ("b", LABELS[1])), LABELS, {}, budget=spent_out)
+    assert tie.action == routing.REVIEWER and tie.posterior[LABELS[0]] == pytest.approx(tie.posterior[LABELS[1]])
+    lean = routing.decide(votes(("a", LABELS[0]), ("b", LABELS[1])), LABELS, {"a": 0.9}, budget=spent_out)
+    assert lean.action == routing.DONE and lean.label == LABELS[0]  # a measured lean stands
 
 
 # --- the product path --------------------------------------------------------------------------
@@ -225,8 +235,11 @@ def test_the_model_vote_counts_on_train_items_and_not_on_test_items(adaptive, an
         assert submit(annotator, adaptive, "positive").item_id == item.pk
         submit(annotator2, adaptive, "negative")
     assert Decision.objects.get(item=train).value == {"label": "negative"}  # 1-1, the model breaks the tie
-    # On the test item humans alone decide: a 1-1 tie goes to the label earlier in the project's order.
-    assert Decision.objects.get(item=test).value == {"label": "positive"}
+    # On the test item humans alone decide: a 1-1 tie has no label to stand, so a reviewer settles it even
+    # with no judgement to spare (the label order is no way to decide).
+    assert not Decision.objects.filter(item=test).exists()
+    task = ReviewTask.objects.get(item=test, status=ReviewStatus.OPEN)
+    assert task.reasons == [ReviewReason.DISAGREEMENT]
 
 
 def test_a_reviewer_cannot_override_two_agreeing_annotators_alone(adaptive, annotator, annotator2, reviewer):
