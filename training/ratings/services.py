@@ -110,14 +110,19 @@ def _score(value: Any) -> int | None:
     return None
 
 
+def _wrong(verdict: str, correction: Mapping[str, Any] | None) -> bool:
+    """Whether a label or span verdict is "wrong" (and needs its correction checked); "correct" takes none."""
+    if verdict not in Verdict.values:
+        raise ServiceError(VERDICT_REQUIRED, field="verdict")
+    if verdict == Verdict.CORRECT and correction:
+        raise ServiceError(CORRECT_TAKES_NO_CORRECTION, field="correction")
+    return verdict == Verdict.WRONG
+
+
 def _classification_correction(
     project: Project, output: ModelOutput, verdict: str, correction: Mapping[str, Any] | None, labels: list[str]
 ) -> dict[str, Any] | None:
-    if verdict not in Verdict.values:
-        raise ServiceError(VERDICT_REQUIRED, field="verdict")
-    if verdict == Verdict.CORRECT:
-        if correction:
-            raise ServiceError(CORRECT_TAKES_NO_CORRECTION, field="correction")
+    if not _wrong(verdict, correction):
         return None
     kind = project.task_kind
     assert isinstance(kind, LabelKind)  # rating_submit sends generative kinds to _generation_rating
@@ -139,11 +144,7 @@ def _span_correction(
 ) -> dict[str, Any] | None:
     """The right spans of a wrong span output, validated exactly as an annotation of the item is (offsets in
     code points against the exact text, quoted text matching, known labels, the project's overlap rule)."""
-    if verdict not in Verdict.values:
-        raise ServiceError(VERDICT_REQUIRED, field="verdict")
-    if verdict == Verdict.CORRECT:
-        if correction:
-            raise ServiceError(CORRECT_TAKES_NO_CORRECTION, field="correction")
+    if not _wrong(verdict, correction):
         return None
     if not correction or "spans" not in correction:
         raise ServiceError(WRONG_NEEDS_SPANS, field="spans")
