@@ -18,6 +18,7 @@ TASK_CLASSIFICATION = "classification"
 TASK_CAUSAL_LM = "causal_lm"
 # Token classification of span projects: trained by training/ml/spans.py (LoRA only), not by the Recipe.
 TASK_SPANS = "spans"
+LEAST_WORD = "least_word"  # key of a span output's probabilities: its least sure word's tag probability
 TASKS = (TASK_CLASSIFICATION, TASK_CAUSAL_LM, TASK_SPANS)
 
 METHOD_LORA = "lora"

@@ -23,6 +23,7 @@ class ReviewReason(models.TextChoices):
     DISAGREEMENT = "disagreement", "Annotators disagree"
     UNSURE = "unsure", "An annotator was unsure"
     AUDIT = "audit", "Audit sample"
+    DOUBT = "doubt", "The weighted vote is in doubt"
     NOISE = "noise", "Noise scan suspect"
     MODEL = "model", "The model confidently disagrees"
     RATING = "rating", "A rater marked the model right against the final label"

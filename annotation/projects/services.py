@@ -253,14 +253,10 @@ def project_span_overlap_set(*, project: Project, allow: bool, user: User) -> Pr
             if report.count:  # raising out of the block rolls the flag back
                 raise ServiceError(_overlap_refusal(report), field="allow_overlapping_spans")
     project.allow_overlapping_spans = allow
-    logger.info(
-        "project %s: allow_overlapping_spans %s -> %s by %s (user %s)",
-        project.pk,
-        before,
-        allow,
-        user.get_username(),
-        user.pk,
+    message = (
+        f"project {project.pk}: allow_overlapping_spans {before} -> {allow} by {user.get_username()} (user {user.pk})"
     )
+    transaction.on_commit(lambda: logger.info(message))  # not when a later refusal in the request rolls it back
     return project
 
 

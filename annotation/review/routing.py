@@ -14,7 +14,7 @@ is a tie (two labels equally likely, as when two annotators nobody has measured 
 to a reviewer even past the budget, since only the label order could settle it.
 `Budget` keeps the owner's average: a running allowance, earned `budget` per item routed, never lets
 the judgements committed exceed `budget` times the items seen (plus a small burst, capped by the
-project's total), so the average over the project stays at or under the budget.
+project's total), so the average over the project stays at or under the budget, ties apart (above).
 """
 
 from __future__ import annotations

@@ -185,6 +185,7 @@ REASON_SHORT = {
     ReviewReason.DISAGREEMENT: "disagreement",
     ReviewReason.UNSURE: "unsure",
     ReviewReason.AUDIT: "audit",
+    ReviewReason.DOUBT: "vote in doubt",
     ReviewReason.NOISE: "noise flag",
     ReviewReason.MODEL: "model disagrees",
     ReviewReason.RATING: "rated against label",
@@ -349,9 +350,9 @@ def send_back_comment(*, item: Item) -> str:
 
 
 ADAPTIVE_IN_DOUBT = (
-    "Adaptive routing sent it here: its annotators did not all agree or one was unsure, and the weighted vote of "
-    "their judgements (each weighed by its annotator's measured accuracy) was under {confident} % sure with no "
-    "further annotator available within the budget of {budget:g} judgements per item, or the audit sample drew it."
+    "Adaptive routing sent it here: the weighted vote of its judgements (each weighed by its annotator's measured "
+    "accuracy, and the model's where a trained run has one) was under {confident} % sure, whether or not the "
+    "annotators agreed, with no further annotator available within the budget of {budget:g} judgements per item."
 )
 
 
@@ -376,7 +377,7 @@ def routing_note(*, project: Project, reasons: Iterable[str]) -> str:
     if project.routing_policy != RoutingPolicy.ADAPTIVE or not project.task_kind.single_class:
         return ""
     reasons = set(reasons)
-    if reasons & {ReviewReason.DISAGREEMENT, ReviewReason.UNSURE}:
+    if reasons & {ReviewReason.DISAGREEMENT, ReviewReason.UNSURE, ReviewReason.DOUBT}:
         why = ADAPTIVE_IN_DOUBT.format(confident=round(routing.CONFIDENT * 100), budget=project.routing_budget)
     elif ReviewReason.AUDIT in reasons:
         why = ADAPTIVE_REVIEW_ALL if project.review_all else ADAPTIVE_AUDIT.format(budget=project.routing_budget)

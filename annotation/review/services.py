@@ -63,6 +63,7 @@ SEND_BACK_LEASE = dt.timedelta(days=7)
 
 REASON_PRIORITY = {
     ReviewReason.DISAGREEMENT: 30,
+    ReviewReason.DOUBT: 25,
     ReviewReason.UNSURE: 20,
     ReviewReason.NOISE: 10,
     ReviewReason.MODEL: 10,
@@ -237,7 +238,8 @@ def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotatio
         audit_sampled(item_id=item.pk, rate=project.audit_rate)
         and routing_inputs.budget_state(project=project).spare() >= 1
     )
-    if action == routing.DONE and audited:
+    drawn_for_audit = action == routing.DONE and audited
+    if drawn_for_audit:
         action = routing.REVIEWER
     agreed = len({v.label for v in votes}) == 1
     if action == routing.ANNOTATOR:
@@ -252,7 +254,9 @@ def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotatio
         if any(a.unsure for a in annotations):
             reasons.append(ReviewReason.UNSURE)
         if not reasons:
-            reasons.append(ReviewReason.AUDIT)
+            # Only the audit draw is an audit sample (the noise scan calibrates on those); annotators who agree while
+            # the weighted vote is still in doubt (poorly measured voters, the model against them) are not.
+            reasons.append(ReviewReason.AUDIT if drawn_for_audit else ReviewReason.DOUBT)
         if not Item.objects.filter(pk=item.pk, status=ItemStatus.ANNOTATED).update(status=ItemStatus.IN_REVIEW):
             return None
         return review_task_open(item=item, reasons=reasons, suggested_value={"label": decision.label})

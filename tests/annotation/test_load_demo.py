@@ -49,7 +49,8 @@ def test_the_labelled_demo_project_has_annotations_decisions_a_scan_a_snapshot_a
     project = Project.objects.get(name=LABELLED_PROJECT)
     # Made as a new user's project is: adaptive routing at the default budget, and the loader says so.
     assert (project.routing_policy, project.routing_budget) == (RoutingPolicy.ADAPTIVE, ROUTING_BUDGET_DEFAULT)
-    assert out.count("adaptive routing (2.5 judgements per item)") == 3
+    assert out.count("adaptive routing (2.5 judgements per item)") == 2  # the two SMS projects
+    assert out.count("fixed routing (adaptive routing weighs single labels only)") == 1  # chit-chat
     annotations = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
     # Blind double annotation of every item, a further annotator only where the weighted vote was in doubt, and
     # the routing's judgements (annotations and the reviews it asked for) within the budget.

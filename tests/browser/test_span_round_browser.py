@@ -86,6 +86,6 @@ def test_owner_is_refused_turning_overlaps_off_then_reads_the_span_round_plan(pa
     assert "Grace Hopper" in rows.nth(0).inner_text() and "least sure word 0.620" in rows.nth(0).inner_text()
     last = rows.nth(rows.count() - 1).inner_text()
     assert "Lamarr" in last and "test split: the model is not used" in last  # unscored, last
-    assert "keep their place" in page.locator("#plan-preview").inner_text()
+    assert "get no score from the model" in page.locator("#plan-preview").inner_text()
     assert "Emmy Noether" in page.locator("#plan-preview").inner_text()  # the contradicted final spans
     page.screenshot(path=str(screenshot_dir / "span-round-plan.png"), full_page=True)

@@ -64,7 +64,7 @@ from training.models import ModelOutput, Rating, Round, RoundChange, RunStatus, 
 from training.ratings.selectors import ratings_current
 from training.rounds.options import EXAMPLES, NO_SUCH_RUN, PlanOptions
 from training.rounds.ordering import entropy, margin, queue_order
-from training.spec import TASK_CLASSIFICATION, TASK_SPANS
+from training.spec import LEAST_WORD, TASK_CLASSIFICATION, TASK_SPANS
 
 READ_CHUNK = 5000
 
@@ -107,9 +107,15 @@ SPAN_SCORE_NOTE = (
 SPAN_SCORE_NAME = "least sure word"
 
 
+SPAN_OLDER_NOTE = (
+    "{count} output(s) of span run {run} were predicted before outputs recorded their least sure word: they neither "
+    "order the queue nor suggest label errors. Predict the waiting items again from the run's page to use them."
+)
+
+
 QUEUE_TEST_NOTE = (
-    "{count} test-split item(s) waiting for annotators keep their place: the model's uncertainty does not move "
-    "them up and its output does not pre-label them (the test split is sacred)."
+    "{count} test-split item(s) waiting for annotators get no score from the model: they go after the scored items, "
+    "as items without an output do, and its output does not pre-label them (the test split is sacred)."
 )
 
 
@@ -477,7 +483,8 @@ def plan_label_errors(
     if run is None:
         return count, proposals
     if spans:  # how sure a span run is of a whole text: of its least sure word's tag, 1 − the stored uncertainty
-        sure, most_sure_first = Q(uncertainty__lte=1.0 - confidence), ("uncertainty", "id")
+        sure = Q(uncertainty__lte=1.0 - confidence, probabilities__has_key=LEAST_WORD)  # not an older output's
+        most_sure_first = ("uncertainty", "id")
     else:
         sure, most_sure_first = Q(confidence__gte=confidence), ("-confidence", "id")
     outputs = (
@@ -543,6 +550,11 @@ class QueuePlan:
     test_held: set[int] = field(default_factory=set)  # test-split candidates left unscored, without a pre-label
 
 
+def _least_word(probabilities: Any) -> bool:
+    """Whether a span output stored its least sure word's tag probability (outputs predicted since it did)."""
+    return isinstance(probabilities, dict) and LEAST_WORD in probabilities
+
+
 def _uses_stored_uncertainty(run: TrainingRun) -> bool:
     """Span runs store one uncertainty per item and no label distribution: margin has nothing else to read."""
     return run.task == TASK_SPANS
@@ -583,7 +595,7 @@ def plan_queue(
             .order_by("item_id")
             .values_list("item_id", "uncertainty", "probabilities", "value")
         )
-        any_uncertainty = False
+        any_uncertainty, older = False, 0
         for item_id, uncertainty, probabilities, value in rows.iterator(chunk_size=READ_CHUNK):
             position = int(np.searchsorted(ids, item_id))
             if position >= len(ids) or ids[position] != item_id:
@@ -591,7 +603,10 @@ def plan_queue(
             if item_id in test_ids:  # never moved up or pre-labelled by a model: the test split is sacred
                 test_held.add(item_id)
                 continue
-            if order == QueueOrder.MARGIN and not stored_only:
+            if stored_only and not _least_word(probabilities):
+                older += 1  # a span output stored before the least-sure-word uncertainty: not comparable
+                score = None
+            elif order == QueueOrder.MARGIN and not stored_only:
                 score = margin(probabilities)
             else:
                 score = uncertainty if uncertainty is not None else entropy(probabilities)
@@ -609,6 +624,8 @@ def plan_queue(
                 notes.append(NO_OUTPUTS_NOTE.format(run=run.pk))
         if stored_only and order != QueueOrder.RANDOM and scored:
             notes.append(SPAN_SCORE_NOTE.format(run=run.pk))
+        if older:
+            notes.append(SPAN_OLDER_NOTE.format(run=run.pk, count=older))
     if test_held:
         notes.append(QUEUE_TEST_NOTE.format(count=len(test_held)))
     if order == QueueOrder.RANDOM:
@@ -704,7 +721,11 @@ class RoundPlan:
             item__split_row__split=Split.TEST  # a test item's place owes nothing to the model: show no score
         )
         by_margin = self.queue.order == QueueOrder.MARGIN and not _uses_stored_uncertainty(self.run)
+        stored_only = _uses_stored_uncertainty(self.run)
         for item_id, uncertainty, probabilities in rows.values_list("item_id", "uncertainty", "probabilities"):
+            if stored_only and not _least_word(probabilities):
+                out[item_id] = None
+                continue
             score = margin(probabilities) if by_margin else uncertainty
             out[item_id] = round(score, 4) if score is not None and not math.isnan(score) else None
         return out

@@ -19,7 +19,7 @@ from core.errors import ServiceError
 from training.ml.predict import Predictor
 from training.models import ModelOutput, PredictionBatch, TrainingRun
 from training.runs import selectors, services
-from training.spec import TASK_CLASSIFICATION, TASK_SPANS
+from training.spec import LEAST_WORD, TASK_CLASSIFICATION, TASK_SPANS
 
 CHUNK = 64
 
@@ -104,6 +104,9 @@ def _outputs(run: TrainingRun, predictor: Any, item_ids: list[int], texts: list[
                 value=run.project.value_normalise({"spans": result["spans"]}, names, text=text),
                 confidence=result["confidence"],
                 uncertainty=result.get("uncertainty", 1.0 - result["confidence"]),
+                # Marks the least-sure-word uncertainty: outputs stored before it hold 1 - the mean span confidence
+                # (0.0 with no span), which the next round must not read as "sure of every word".
+                probabilities={LEAST_WORD: 1.0 - result["uncertainty"]} if "uncertainty" in result else None,
             )
             for item_id, text, result in zip(item_ids, texts, predictor.predict(texts), strict=True)
         ]

@@ -8,8 +8,9 @@
   (`manage.py load_demo_runs` then queues a training run on that snapshot).
 - "Chit-chat responses" (instruction→response): prompt/response pairs from `chatterbot-corpus`.
 All go through the real import service, as a user's upload would. Running it twice changes nothing.
-The projects are made as a new user's are, so they route adaptively (weighted vote within 2.5 judgements per item):
-the reviewer's queue holds the items whose vote stayed in doubt, audit samples and noise flags.
+The projects are made as a new user's are, so the single-label ones route adaptively (weighted vote within 2.5
+judgements per item; the reviewer's queue holds the items whose vote stayed in doubt, audit samples and noise
+flags) and the chit-chat one the fixed way (a weighted vote needs one label per item).
 """
 
 from __future__ import annotations
@@ -104,8 +105,10 @@ def chat_jsonl(limit: int) -> bytes:
 
 def _routing(project: Project) -> str:
     """How the project routes, as the loader reports it (a new project's default: adaptive)."""
-    if project.routing_policy == RoutingPolicy.ADAPTIVE:
+    if project.routing_policy == RoutingPolicy.ADAPTIVE and project.task_kind.single_class:
         return f"adaptive routing ({project.routing_budget:g} judgements per item)"
+    if project.routing_policy == RoutingPolicy.ADAPTIVE:  # the weighted vote needs one label per item
+        return "fixed routing (adaptive routing weighs single labels only)"
     return f"{project.routing_policy} routing"
 
 

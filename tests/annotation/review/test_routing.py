@@ -242,6 +242,22 @@ def test_the_model_vote_counts_on_train_items_and_not_on_test_items(adaptive, an
     assert task.reasons == [ReviewReason.DISAGREEMENT]
 
 
+@override_settings(LABELLOOP_ROUTING_MODEL="tests.annotation.review.test_routing.fake_model")
+def test_agreement_the_weighted_vote_doubts_goes_to_review_as_doubt_not_as_an_audit(adaptive, annotator, annotator2):
+    """Only the audit draw is an audit sample (the noise scan calibrates on those, review.selectors.audit_labels)."""
+    Project.objects.filter(pk=adaptive.pk).update(audit_rate=0.0, routing_budget=2.2)  # a reviewer, not a third
+    item = Item.objects.filter(project=adaptive).order_by("pk").first()
+    MODEL_SAYS.clear()
+    MODEL_SAYS[item.pk] = routing.ModelVote("negative", 0.95)  # sure, against two unmeasured annotators
+    assert submit(annotator, adaptive, "positive").item_id == item.pk
+    submit(annotator2, adaptive, "positive")
+    task = ReviewTask.objects.get(item=item, status=ReviewStatus.OPEN)
+    assert task.reasons == [ReviewReason.DOUBT]
+    from annotation.review.selectors import routing_note
+
+    assert "whether or not the annotators agreed" in routing_note(project=adaptive, reasons=task.reasons)
+
+
 def test_a_reviewer_cannot_override_two_agreeing_annotators_alone(adaptive, annotator, annotator2, reviewer):
     Project.objects.filter(pk=adaptive.pk).update(audit_rate=1.0)
     a = submit(annotator, adaptive, "neutral")

@@ -46,12 +46,15 @@ def overlapping(owner, annotator):
     return project
 
 
-def test_the_settings_page_turns_overlaps_on_and_logs_who(client, owner, annotator, caplog):
+def test_the_settings_page_turns_overlaps_on_and_logs_who(
+    client, owner, annotator, caplog, django_capture_on_commit_callbacks
+):
     project = span_project(owner, [annotator])
     client.force_login(owner)
     page = client.get(url("project-settings", project.pk)).content.decode()
     assert 'id="span-overlap"' in page and 'name="allow_overlapping_spans"' in page
-    with caplog.at_level(logging.INFO, logger="annotation.projects.services"):
+    logs = caplog.at_level(logging.INFO, logger="annotation.projects.services")
+    with logs, django_capture_on_commit_callbacks(execute=True):  # logged once the change is committed
         response = client.post(
             url("project-settings", project.pk), _settings_post(project, allow_overlapping_spans="on")
         )
@@ -74,11 +77,14 @@ def test_the_settings_page_refuses_turning_overlaps_off_and_changes_nothing(clie
     assert (project.allow_overlapping_spans, project.overlap, project.lease_seconds) == (True, 2, 900)
 
 
-def test_the_settings_page_turns_overlaps_off_when_nothing_overlaps(client, owner, annotator, caplog):
+def test_the_settings_page_turns_overlaps_off_when_nothing_overlaps(
+    client, owner, annotator, caplog, django_capture_on_commit_callbacks
+):
     project = span_project(owner, [annotator], allow_overlap=True, overlap=1)
     annotate_all(project, annotator, {"Ada": [("Ada Lovelace", "PER"), ("London", "LOC")]})
     client.force_login(owner)
-    with caplog.at_level(logging.INFO, logger="annotation.projects.services"):
+    logs = caplog.at_level(logging.INFO, logger="annotation.projects.services")
+    with logs, django_capture_on_commit_callbacks(execute=True):
         response = client.post(url("project-settings", project.pk), _settings_post(project))
     assert response.status_code == 302
     project.refresh_from_db()

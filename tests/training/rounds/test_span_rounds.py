@@ -20,6 +20,7 @@ from training.rounds.selectors import (
     NO_OUTPUTS_NOTE,
     NO_RUN_NOTE,
     QUEUE_TEST_NOTE,
+    SPAN_OLDER_NOTE,
     SPAN_SCORE_NAME,
     SPAN_SCORE_NOTE,
     round_plan,
@@ -44,7 +45,8 @@ def _options(project, **changes) -> PlanOptions:
 def _output(run: TrainingRun, item: Item, uncertainty: float) -> ModelOutput:
     spans = [{"start": 0, "end": item.text.index(":"), "label": "PER"}]
     return ModelOutput.objects.create(
-        run=run, item=item, value={"spans": spans}, confidence=0.9, uncertainty=uncertainty
+        run=run, item=item, value={"spans": spans}, confidence=0.9, uncertainty=uncertainty,
+        probabilities={"least_word": 1.0 - uncertainty},
     )
 
 
@@ -127,7 +129,7 @@ def test_the_plan_page_and_api_show_the_span_scores(span_round, client, owner):
     client.force_login(owner)
     page = client.get(url("round-plan", project.pk), {"random_share": "0"}).content.decode()
     assert f"{SPAN_SCORE_NAME} 0.910" in page
-    assert "test-split item(s) waiting for annotators keep their place" in page
+    assert "test-split item(s) waiting for annotators get no score from the model" in page
     body = api_as(owner).get(f"/api/projects/{project.pk}/rounds/plan/", {"random_share": 0}).json()
     assert body["queue"]["examples"][0]["item_id"] == made["Unsure: Grace Hopper in Arlington."].pk
     assert body["queue"]["score_name"] == SPAN_SCORE_NAME and body["queue"]["test_held"] == 1
@@ -155,7 +157,8 @@ def test_final_spans_a_sure_span_run_contradicts_go_to_review_but_never_a_test_i
     held = _approved(project, "Ada Lovelace lost notes.", [part], split=Split.TEST)
     for item, uncertainty in ((contradicted, 0.04), (agreed, 0.01), (unsure, 0.30), (held, 0.02)):
         ModelOutput.objects.create(
-            run=run, item=item, value={"spans": [whole]}, confidence=0.97, uncertainty=uncertainty
+            run=run, item=item, value={"spans": [whole]}, confidence=0.97, uncertainty=uncertainty,
+            probabilities={"least_word": 1.0 - uncertainty},
         )
 
     plan = round_plan(project=project, options=_options(project, disagreement_confidence=0.9), full=True)
@@ -183,7 +186,8 @@ def test_spans_rated_correct_against_the_final_spans_go_to_review_but_never_a_te
     held = _approved(project, "Ada Lovelace lost notes.", [{"start": 0, "end": 3, "label": "PER"}], split=Split.TEST)
     for item in (rated, held):
         output = ModelOutput.objects.create(
-            run=run, item=item, value={"spans": [whole]}, confidence=0.5, uncertainty=0.6
+            run=run, item=item, value={"spans": [whole]}, confidence=0.5, uncertainty=0.6,
+            probabilities={"least_word": 0.4},
         )
         rating_row(output, reviewer, verdict="correct")
     plan = round_plan(project=project, options=_options(project), full=True)
@@ -192,3 +196,14 @@ def test_spans_rated_correct_against_the_final_spans_go_to_review_but_never_a_te
     ]
     assert "the final spans are “Ada (PER)”" in plan.label_errors[0].reason
     assert plan.summary()["test_split"]["rating"] == 1
+
+
+def test_span_outputs_stored_before_the_least_sure_word_neither_order_nor_flag(span_round):
+    """Older outputs held 1 - the mean span confidence (0.0 with no span): not the least sure word's."""
+    project, run, made = span_round
+    older = made[next(iter(UNCERTAINTY))]
+    ModelOutput.objects.filter(run=run, item=older).update(probabilities=None, uncertainty=0.0)
+    plan = round_plan(project=project, options=_options(project, random_share=0))
+    summary = plan.summary()
+    assert summary["queue"]["scored"] == 4 and int(plan.queue.ids[0]) != older.pk
+    assert SPAN_OLDER_NOTE.format(run=run.pk, count=1) in summary["notes"]
