@@ -94,7 +94,7 @@ def test_an_adaptive_projects_quality_page_and_queue_say_why_items_are_in_review
     log_in(page, "reviewer", f"/projects/{project.pk}/review/")
     expect(page.locator("#review-routing")).to_contain_text("Adaptive routing (2.5 judgements per item): an item")
     note = page.locator("#review-routing-note")  # the one task: the 1-1 split, no third annotator to ask
-    expect(note).to_contain_text("the weighted vote of their judgements")
+    expect(note).to_contain_text("the weighted vote of its judgements")
     expect(note).to_contain_text("Your label joins the vote")
     expect(page.locator("#review-suggestion")).to_contain_text("weighted vote so far: positive")
     page.screenshot(path=str(screenshot_dir / "review-adaptive.png"), full_page=True)

@@ -52,14 +52,22 @@ def _loop(owner, annotator) -> Project:
         item = add_items(project, [text])[0]
         first = text.split()[0]
         spans = [span(text, first, "PER")] if first[0].isupper() and first != "The" and first != "Rain" else []
-        ModelOutput.objects.create(run=run, item=item, value={"spans": spans}, confidence=0.9, uncertainty=uncertainty)
+        ModelOutput.objects.create(
+            run=run, item=item, value={"spans": spans}, confidence=0.9, uncertainty=uncertainty,
+            probabilities={"least_word": 1.0 - uncertainty},
+        )
     held = add_items(project, ["Hedy Lamarr left Vienna in 1937."])[0]
     ItemSplit.objects.create(item=held, split=Split.TEST)
-    ModelOutput.objects.create(run=run, item=held, value={"spans": []}, confidence=1.0, uncertainty=0.71)
+    ModelOutput.objects.create(
+        run=run, item=held, value={"spans": []}, confidence=1.0, uncertainty=0.71, probabilities={"least_word": 0.29}
+    )
     approved = add_items(project, ["Emmy Noether taught in Erlangen."])[0]
     approve(approved, {"spans": [span(approved.text, "Emmy", "PER")]})
     whole = [span(approved.text, "Emmy Noether", "PER"), span(approved.text, "Erlangen", "LOC")]
-    ModelOutput.objects.create(run=run, item=approved, value={"spans": whole}, confidence=0.96, uncertainty=0.05)
+    ModelOutput.objects.create(
+        run=run, item=approved, value={"spans": whole}, confidence=0.96, uncertainty=0.05,
+        probabilities={"least_word": 0.95},
+    )
     return project
 
 
