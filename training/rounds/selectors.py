@@ -548,6 +548,7 @@ class QueuePlan:
     outputs: dict[int, Any] = field(default_factory=dict)  # item id → output value, only when pre-labels are asked
     score_name: str = ""  # what a score is, as the page names it: the order, or SPAN_SCORE_NAME for span runs
     test_held: set[int] = field(default_factory=set)  # test-split candidates left unscored, without a pre-label
+    older: set[int] = field(default_factory=set)  # span outputs predicted before the least-sure-word mark: unscored
 
 
 def _least_word(probabilities: Any) -> bool:
@@ -586,6 +587,7 @@ def plan_queue(
         notes.append(NO_RUN_NOTE)
     scored = 0
     test_held: set[int] = set()
+    older: set[int] = set()
     stored_only = run is not None and _uses_stored_uncertainty(run)
     if run is not None and len(ids):
         candidates = _queue_candidates(project=project, exclude=exclude)
@@ -595,7 +597,7 @@ def plan_queue(
             .order_by("item_id")
             .values_list("item_id", "uncertainty", "probabilities", "value")
         )
-        any_uncertainty, older = False, 0
+        any_uncertainty = False
         for item_id, uncertainty, probabilities, value in rows.iterator(chunk_size=READ_CHUNK):
             position = int(np.searchsorted(ids, item_id))
             if position >= len(ids) or ids[position] != item_id:
@@ -604,7 +606,7 @@ def plan_queue(
                 test_held.add(item_id)
                 continue
             if stored_only and not _least_word(probabilities):
-                older += 1  # a span output stored before the least-sure-word uncertainty: not comparable
+                older.add(item_id)  # a span output stored before the least-sure-word uncertainty: not comparable
                 score = None
             elif order == QueueOrder.MARGIN and not stored_only:
                 score = margin(probabilities)
@@ -625,7 +627,7 @@ def plan_queue(
         if stored_only and order != QueueOrder.RANDOM and scored:
             notes.append(SPAN_SCORE_NOTE.format(run=run.pk))
         if older:
-            notes.append(SPAN_OLDER_NOTE.format(run=run.pk, count=older))
+            notes.append(SPAN_OLDER_NOTE.format(run=run.pk, count=len(older)))
     if test_held:
         notes.append(QUEUE_TEST_NOTE.format(count=len(test_held)))
     if order == QueueOrder.RANDOM:
@@ -641,6 +643,7 @@ def plan_queue(
         outputs=outputs,
         score_name=SPAN_SCORE_NAME if stored_only and order != QueueOrder.RANDOM else order,
         test_held=test_held,
+        older=older,
     )
 
 
@@ -674,6 +677,7 @@ class RoundPlan:
                     "random": bool(self.queue.random[i]),
                     "score": scores.get(pk),
                     "test_split": pk in self.queue.test_held,
+                    "older_output": pk in self.queue.older,
                 }
                 for i, pk in enumerate(head)
             ]

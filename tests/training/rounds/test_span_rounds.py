@@ -198,7 +198,7 @@ def test_spans_rated_correct_against_the_final_spans_go_to_review_but_never_a_te
     assert plan.summary()["test_split"]["rating"] == 1
 
 
-def test_span_outputs_stored_before_the_least_sure_word_neither_order_nor_flag(span_round):
+def test_span_outputs_stored_before_the_least_sure_word_neither_order_nor_flag(span_round, client, owner):
     """Older outputs held 1 - the mean span confidence (0.0 with no span): not the least sure word's."""
     project, run, made = span_round
     older = made[next(iter(UNCERTAINTY))]
@@ -207,3 +207,8 @@ def test_span_outputs_stored_before_the_least_sure_word_neither_order_nor_flag(s
     summary = plan.summary()
     assert summary["queue"]["scored"] == 4 and int(plan.queue.ids[0]) != older.pk
     assert SPAN_OLDER_NOTE.format(run=run.pk, count=1) in summary["notes"]
+    row = next(r for r in summary["queue"]["examples"] if r["item_id"] == older.pk)
+    assert row["older_output"] and row["score"] is None  # the plan's row says to predict again, not "no output"
+    client.force_login(owner)
+    page = client.get(url("round-plan", project.pk), {"random_share": "0"}).content.decode()
+    assert "output predicted before the least-sure-word mark: predict again" in page
