@@ -98,3 +98,29 @@ def test_an_adaptive_projects_quality_page_and_queue_say_why_items_are_in_review
     expect(note).to_contain_text("Your label joins the vote")
     expect(page.locator("#review-suggestion")).to_contain_text("weighted vote so far: positive")
     page.screenshot(path=str(screenshot_dir / "review-adaptive.png"), full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_agreement_the_weighted_vote_doubts_shows_as_doubt_in_the_queue(
+    page, project, annotator, annotator2, reviewer, screenshot_dir, settings
+):
+    """Two unmeasured annotators agree against a sure model: the item goes to review as "doubt" (not as an audit)."""
+    from annotation.models import Item, ReviewReason, ReviewStatus, ReviewTask
+    from annotation.review import routing
+    from tests.annotation.review import test_routing
+
+    settings.LABELLOOP_ROUTING_MODEL = "tests.annotation.review.test_routing.fake_model"
+    Project.objects.filter(pk=project.pk).update(audit_rate=0.0, routing_budget=2.2)  # a reviewer, not a third
+    acknowledge_guidelines(project, annotator, annotator2)
+    item = Item.objects.filter(project=project).order_by("pk").first()
+    test_routing.MODEL_SAYS.clear()
+    test_routing.MODEL_SAYS[item.pk] = routing.ModelVote("negative", 0.95)
+    submit(annotator, project, "positive")
+    submit(annotator2, project, "positive")
+    assert ReviewTask.objects.get(item=item, status=ReviewStatus.OPEN).reasons == [ReviewReason.DOUBT]
+
+    log_in(page, "reviewer", f"/projects/{project.pk}/review/")
+    expect(page.locator("#review-filters .reason-doubt")).to_contain_text("1")
+    expect(page.locator("span.reason.reason-doubt").first).to_have_text("vote in doubt")
+    expect(page.locator("#review-routing-note")).to_contain_text("whether or not the annotators agreed")
+    page.screenshot(path=str(screenshot_dir / "review-doubt.png"), full_page=True)
