@@ -21,7 +21,15 @@ Policies:
   the reviewer;
 - majority-5: overlap 5, the plurality of the five labels (ties: a seeded coin), a plain script's answer;
 - adaptive: overlap 2, routing_policy "adaptive" with `--budget` (default 2.5), no audit;
-- adaptive-no-model: the same without the model's vote (`--no-model-variant` skips it).
+- adaptive-no-model: the same without the model's vote (`--no-model-variant` skips it);
+- adaptive+audit: adaptive as a new project gets it, the audit included (`audit_rate` at the model field's
+  default, 0.1): an agreed item is sampled for a reviewer's audit while the budget has a judgement to spare.
+
+`--scan` then runs the product's noise scan on each routed project as it stands (the RQ job's own calls:
+`noise_scan_claim` + `noise_scan_execute`: MiniLM embeddings, out-of-fold model, CROWDLAB, the calibration
+on the project's audits) and prints how many audits it calibrated on, the vote weight, the flags' precision,
+recall and F1 against the dataset's labels; the reviewer then decides every flag's review task, and the
+policy's row is printed again as "<policy> +flags" with the accuracy and judgements after those reviews.
 
 Printed per policy: final-label accuracy against the dataset's labels with a 95 % bootstrap interval
 (1,000 resamples of items), human judgements per item (annotations + reviewer decisions), and how the
@@ -30,6 +38,7 @@ items were settled.
     python bench/loop_lift.py                       # trec3 (3-class substitute), 1,200 items, seed 0
     python bench/loop_lift.py --quick               # 300 items
     python bench/loop_lift.py --data sms --items 1500 --seed 1
+    python bench/loop_lift.py --policies 2+review adaptive adaptive+audit --scan
 """
 
 from __future__ import annotations
@@ -131,7 +140,9 @@ class People:
         return self.classes[other_class(self.crowd.rng, self.classes, int(self.crowd.truth[i]), neighbour=neighbour)]
 
 
-def make_project(name: str, texts: list[str], labels: list[str], overlap: int, policy: str, budget: float, tag: str):
+def make_project(
+    name: str, texts: list[str], labels: list[str], overlap: int, policy: str, budget: float, tag: str, audit: float
+):
     from django.contrib.auth import get_user_model
     from noise import ACCURACY
 
@@ -150,7 +161,7 @@ def make_project(name: str, texts: list[str], labels: list[str], overlap: int, p
         name=f"{name} {tag}",
     )
     project = Project.objects.get(pk=crowd.project_id)
-    project_routing_set(project=project, routing_policy=policy, routing_budget=budget, audit_rate=0.0)
+    project_routing_set(project=project, routing_policy=policy, routing_budget=budget, audit_rate=audit)
     reviewer, _ = get_user_model().objects.get_or_create(username="rev")
     membership_set(project=project, user=reviewer, role=Role.REVIEWER)
     users = {u.username: u for u in get_user_model().objects.filter(username__in=[p.name for p in annotators])}
@@ -234,18 +245,19 @@ def bootstrap(right: np.ndarray, seed: int) -> tuple[float, float, float]:
 
 
 def run_policy(tag: str, args, texts, labels, classes, probs, truth) -> tuple:
-    from annotation.models import Item
+    from annotation.models import Item, Project
     from annotation.review import routing
 
     overlap, policy = {"1-annotator": (1, "fixed"), "2+review": (2, "fixed"), "majority-5": (5, "fixed")}.get(
         tag, (2, "adaptive")
     )
+    audit = Project._meta.get_field("audit_rate").default if tag == "adaptive+audit" else 0.0
     start = time.perf_counter()
-    project, users, reviewer = make_project(args.data, texts, labels, overlap, policy, args.budget, tag)
+    project, users, reviewer = make_project(args.data, texts, labels, overlap, policy, args.budget, tag, audit)
     people = People(texts, truth, probs, classes, args.seed)
     rng = random.Random(args.seed)
     MODEL_VOTES.clear()
-    if tag == "adaptive":
+    if tag in ("adaptive", "adaptive+audit"):
         accuracy = float((probs.argmax(axis=1) == truth).mean())
         ids = dict(Item.objects.filter(project=project).values_list("external_id", "pk"))
         for row in range(len(texts)):
@@ -257,7 +269,62 @@ def run_policy(tag: str, args, texts, labels, classes, probs, truth) -> tuple:
     gold = {str(i): label for i, label in enumerate(labels)}
     right = np.asarray([final.get(ext) == label for ext, label in gold.items()], dtype=float)
     RIGHT[tag] = right
+    PROJECTS[tag] = (project, reviewer, people, rng)
     return tag, bootstrap(right, args.seed), judgements / len(gold), len(final), settled, time.perf_counter() - start
+
+
+PROJECTS: dict[str, tuple] = {}  # policy -> (project, reviewer, people, rng), for --scan
+
+
+def scan_and_review(tag: str, labels: list[str], seed: int) -> None:
+    """The product's noise scan on the policy's project, scored against the dataset's labels; then the reviewer
+    works the flags' review tasks and the policy's accuracy and judgements are printed again."""
+    from noise import bootstrap as prf_bootstrap
+
+    from annotation.models import Item, NoiseScan, Project
+    from annotation.quality.services import noise_scan_claim, noise_scan_execute
+    from annotation.review.selectors import latest_decisions
+
+    project, reviewer, people, rng = PROJECTS[tag]
+    gold = {str(i): label for i, label in enumerate(labels)}
+    final, *_ = finals(project, rng, majority=False)  # before the scan: a flagged item leaves the decided ones
+    sources = dict(latest_decisions(project=project).values_list("item__external_id", "source"))
+    start = time.perf_counter()
+    queued = NoiseScan.objects.create(project=project, created_by=reviewer, params={"seed": seed})
+    scan = noise_scan_claim(scan_id=queued.pk)
+    summary = noise_scan_execute(scan=scan)
+    externals = dict(Item.objects.filter(project=project).values_list("pk", "external_id"))
+    flagged_ids = {externals[i] for i in scan.flags.values_list("item_id", flat=True)}
+    order = sorted(gold)
+    wrong = np.asarray([final.get(ext) != gold[ext] for ext in order])
+    flagged = np.asarray([ext in flagged_ids for ext in order])
+    m = prf_bootstrap(flagged, wrong, seed)
+    cells = "  ".join(f"{name} {p:.3f} [{lo:.2f}, {hi:.2f}]" for name, (p, lo, hi) in m.items())
+    calibration = summary.get("calibration") or {}
+    weight = f"{calibration.get('vote_weight')} ({'calibrated' if calibration.get('calibrated') else 'default'})"
+    by_source = Counter()
+    for k, ext in enumerate(order):
+        by_source[(sources.get(ext), "wrong")] += int(wrong[k])
+        by_source[(sources.get(ext), "flagged")] += int(flagged[k])
+        by_source[(sources.get(ext), "hits")] += int(wrong[k] and flagged[k])
+    print(
+        f"  scan of {tag}: {int(wrong.sum())} wrong finals, {int(flagged.sum())} flagged; {cells}; "
+        f"{calibration.get('audited', 0)} audits ({calibration.get('overturned', 0)} overturned), "
+        f"vote weight {weight}; the page's expected precision {summary.get('expected_precision')}; "
+        f"{time.perf_counter() - start:.0f} s",
+        flush=True,
+    )
+    for source in sorted({src for src, _ in by_source}, key=str):
+        wrong_n, flagged_n, hits = (by_source[(source, what)] for what in ("wrong", "flagged", "hits"))
+        print(f"    settled by {source}: {wrong_n} wrong, {flagged_n} flagged, {hits} of the flags wrong", flush=True)
+    review(Project.objects.get(pk=project.pk), reviewer, people)
+    final, judgements, settled = finals(project, rng, majority=False)
+    right = np.asarray([final.get(ext) == label for ext, label in gold.items()], dtype=float)
+    acc, low, high = bootstrap(right, seed)
+    how = ", ".join(f"{k} {v}" for k, v in settled.most_common())
+    print(f"{tag + ' +flags':18} {acc:8.3f} [{low:.3f}, {high:.3f}] {judgements / len(gold):15.2f} {'':>6}  {how}",
+          flush=True)
+    RIGHT[tag + " +flags"] = right
 
 
 RIGHT: dict[str, np.ndarray] = {}  # policy -> per item, 1.0 where its final label is the dataset's
@@ -280,7 +347,14 @@ def main() -> None:
     )
     parser.add_argument("--no-model-variant", action="store_true", help="skip adaptive-no-model")
     parser.add_argument(
-        "--policies", nargs="+", default=["1-annotator", "2+review", "majority-5", "adaptive", "adaptive-no-model"]
+        "--policies",
+        nargs="+",
+        choices=["1-annotator", "2+review", "majority-5", "adaptive", "adaptive-no-model", "adaptive+audit"],
+        default=["1-annotator", "2+review", "majority-5", "adaptive", "adaptive-no-model"],
+    )
+    parser.add_argument("--db", help="keep the projects in this SQLite file (a new one) to look at afterwards")
+    parser.add_argument(
+        "--scan", action="store_true", help="then run the noise scan on each routed project and review its flags"
     )
     args = parser.parse_args()
     sys.modules["loop_lift"] = sys.modules[__name__]  # the settings hooks import this module by name
@@ -291,7 +365,7 @@ def main() -> None:
     n = 300 if args.quick else args.items
     policies = [p for p in args.policies if not (args.no_model_variant and p == "adaptive-no-model")]
     with tempfile.TemporaryDirectory() as tmp:
-        setup_django(str(Path(tmp) / "bench.sqlite3"))
+        setup_django(args.db or str(Path(tmp) / "bench.sqlite3"))
         print(f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs", flush=True)
         texts, labels, classes = load(args.data, n)
         code = {c: k for k, c in enumerate(classes)}
@@ -307,8 +381,10 @@ def main() -> None:
             )
             how = ", ".join(f"{k} {v}" for k, v in settled.most_common())
             print(f"{tag:18} {acc:8.3f} [{low:.3f}, {high:.3f}] {per_item:15.2f} {seconds:6.0f}  {how}", flush=True)
+            if args.scan and tag not in ("1-annotator", "majority-5"):
+                scan_and_review(tag, labels, args.seed)
         if "majority-5" in RIGHT:
-            for tag in ("adaptive", "adaptive-no-model", "2+review"):
+            for tag in [t for t in RIGHT if t != "majority-5"]:
                 if tag in RIGHT:
                     diff, low, high = paired_difference(RIGHT[tag], RIGHT["majority-5"], args.seed)
                     print(f"{tag} - majority-5 (same items): {diff:+.3f} [{low:+.3f}, {high:+.3f}]")
