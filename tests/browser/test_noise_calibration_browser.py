@@ -30,6 +30,7 @@ def test_a_scan_calibrated_on_audits_says_so_on_the_quality_page(
     calibration = page.locator("#scan-calibration")
     expect(calibration).to_contain_text("Calibrated on 40 audited items, 8 overturned")
     expect(calibration).to_contain_text("Average precision per weight")
+    expect(page.locator("#scan-adaptive")).to_contain_text("What to expect here")  # a new project routes adaptively
     page.locator("#noise-scan").screenshot(path=str(screenshot_dir / "noise_scan_calibrated.png"))
 
     page.goto(f"/projects/{project.pk}/quality/scans/{scan.pk}/flags/")

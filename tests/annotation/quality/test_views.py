@@ -27,6 +27,7 @@ from annotation.models import (
     ReviewReason,
     ReviewStatus,
     ReviewTask,
+    RoutingPolicy,
     ScanStatus,
     Split,
     TaskType,
@@ -195,6 +196,12 @@ def test_the_flag_count_follows_the_estimate_and_the_page_says_how_precise_the_f
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
     assert "Expected precision of the flags" in html and 'id="scan-how"' in html
     assert reverse("noise-flag-list", args=[project.pk, scan.pk]) in html
+    # What a scan can find on an adaptive project's finals is said there, and only there (bench/loop_lift.py --scan).
+    assert ('id="scan-adaptive"' in html) == (project.routing_policy == RoutingPolicy.ADAPTIVE)
+    Project.objects.filter(pk=project.pk).update(routing_policy=RoutingPolicy.FIXED)
+    assert 'id="scan-adaptive"' not in client.get(reverse("quality", args=[project.pk])).content.decode()
+    Project.objects.filter(pk=project.pk).update(routing_policy=RoutingPolicy.ADAPTIVE)
+    assert "a scan sees no better" in client.get(reverse("quality", args=[project.pk])).content.decode()
 
 
 def test_the_flags_page_lists_them_most_likely_first_with_paging_and_counts(
