@@ -11,9 +11,10 @@ items; 20 % of items are hard (lowest margin of an out-of-fold TF-IDF model trai
 there everyone loses 0.3 of accuracy and errs toward the item's own confusable class (annotators err
 together); elsewhere an error goes to a neighbouring class 70 % of the time. Each step a random annotator
 with work left takes the next item the product hands them. The reviewer is as noisy as a good annotator
-(accuracy 0.90, the same hard items). The model (adaptive policy only) is an out-of-fold TF-IDF logistic
+(accuracy 0.90, the same hard items). The model (adaptive and adaptive+audit only) is an out-of-fold TF-IDF logistic
 regression trained on the *true* labels of the other folds, voting with its measured accuracy: a
-stand-in for a trained run's outputs, better informed than a model trained on noisy finals would be.
+stand-in for a trained run's outputs, better informed than a model trained on noisy finals would be
+(`--model noisy`: trained on one simulated annotator's label per item instead, as a first run would be).
 
 Policies:
 - 1-annotator: overlap 1, the one label is final;
@@ -112,6 +113,19 @@ def clean_probs(texts: list[str], truth: np.ndarray) -> np.ndarray:
 
     features = noise.with_text_features(np.zeros((len(texts), 1)), texts)
     return noise.out_of_fold_probs(features, truth, seed=99)
+
+
+def noisy_model_probs(texts: list[str], truth: np.ndarray, probs: np.ndarray, classes: list[str], seed: int):
+    """The stand-in model as a first run would know it: out-of-fold, trained on one random annotator's label per
+    item (the same crowd, its own random stream, so the people in the loop answer as with `--model true`)."""
+    from noise import Crowd
+
+    from annotation.quality import noise
+
+    crowd = Crowd(truth, probs, classes, seed + 1000)
+    single = np.asarray([crowd.says(crowd.pick(1)[0], i) for i in range(len(truth))])
+    features = noise.with_text_features(np.zeros((len(texts), 1)), texts)
+    return noise.out_of_fold_probs(features, single, seed=99)
 
 
 class People:
@@ -244,7 +258,7 @@ def bootstrap(right: np.ndarray, seed: int) -> tuple[float, float, float]:
     return float(right.mean()), float(low), float(high)
 
 
-def run_policy(tag: str, args, texts, labels, classes, probs, truth) -> tuple:
+def run_policy(tag: str, args, texts, labels, classes, probs, truth, model_probs) -> tuple:
     from annotation.models import Item, Project
     from annotation.review import routing
 
@@ -258,10 +272,11 @@ def run_policy(tag: str, args, texts, labels, classes, probs, truth) -> tuple:
     rng = random.Random(args.seed)
     MODEL_VOTES.clear()
     if tag in ("adaptive", "adaptive+audit"):
-        accuracy = float((probs.argmax(axis=1) == truth).mean())
+        accuracy = float((model_probs.argmax(axis=1) == truth).mean())
         ids = dict(Item.objects.filter(project=project).values_list("external_id", "pk"))
         for row in range(len(texts)):
-            MODEL_VOTES[ids[str(row)]] = routing.ModelVote(label=classes[int(probs[row].argmax())], accuracy=accuracy)
+            label = classes[int(model_probs[row].argmax())]
+            MODEL_VOTES[ids[str(row)]] = routing.ModelVote(label=label, accuracy=accuracy)
     annotate(project, users, people, rng)
     if tag != "majority-5":  # a plain script takes the plurality: nobody reviews
         review(project, reviewer, people)
@@ -352,11 +367,20 @@ def main() -> None:
         choices=["1-annotator", "2+review", "majority-5", "adaptive", "adaptive-no-model", "adaptive+audit"],
         default=["1-annotator", "2+review", "majority-5", "adaptive", "adaptive-no-model"],
     )
+    parser.add_argument(
+        "--model",
+        choices=["true", "noisy"],
+        default="true",
+        help="what the adaptive policies' stand-in model learnt from: the true labels of the other folds (default), "
+        "or one simulated annotator's label per item, as a first run trained on single labels would",
+    )
     parser.add_argument("--db", help="keep the projects in this SQLite file (a new one) to look at afterwards")
     parser.add_argument(
         "--scan", action="store_true", help="then run the noise scan on each routed project and review its flags"
     )
     args = parser.parse_args()
+    if args.db and Path(args.db).exists():
+        parser.error(f"--db {args.db} exists: name a new file (its projects would mix with this run's)")
     sys.modules["loop_lift"] = sys.modules[__name__]  # the settings hooks import this module by name
     if args.confident is not None:
         from annotation.review import routing
@@ -371,13 +395,14 @@ def main() -> None:
         code = {c: k for k, c in enumerate(classes)}
         truth = np.asarray([code[label] for label in labels])
         probs = clean_probs(texts, truth)
-        model_acc = float((probs.argmax(axis=1) == truth).mean())
+        model_probs = probs if args.model == "true" else noisy_model_probs(texts, truth, probs, classes, args.seed)
+        model_acc = float((model_probs.argmax(axis=1) == truth).mean())
         print(f"{args.data}: {len(texts)} items, classes {classes}, seed {args.seed}, budget {args.budget}, "
-              f"stand-in model accuracy {model_acc:.3f}", flush=True)
+              f"stand-in model ({args.model} labels) accuracy {model_acc:.3f}", flush=True)
         print(f"{'policy':18} {'accuracy [95% CI]':>24} {'judgements/item':>15} {'s':>6}  settled by", flush=True)
         for tag in policies:
             tag, (acc, low, high), per_item, _, settled, seconds = run_policy(
-                tag, args, texts, labels, classes, probs, truth
+                tag, args, texts, labels, classes, probs, truth, model_probs
             )
             how = ", ".join(f"{k} {v}" for k, v in settled.most_common())
             print(f"{tag:18} {acc:8.3f} [{low:.3f}, {high:.3f}] {per_item:15.2f} {seconds:6.0f}  {how}", flush=True)

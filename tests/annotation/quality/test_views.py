@@ -201,7 +201,7 @@ def test_the_flag_count_follows_the_estimate_and_the_page_says_how_precise_the_f
     Project.objects.filter(pk=project.pk).update(routing_policy=RoutingPolicy.FIXED)
     assert 'id="scan-adaptive"' not in client.get(reverse("quality", args=[project.pk])).content.decode()
     Project.objects.filter(pk=project.pk).update(routing_policy=RoutingPolicy.ADAPTIVE)
-    assert "a scan sees no better" in client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert "a scan sees little better" in client.get(reverse("quality", args=[project.pk])).content.decode()
 
 
 def test_the_flags_page_lists_them_most_likely_first_with_paging_and_counts(
