@@ -206,7 +206,8 @@ def noisy_probs(key: str, features: object, final: np.ndarray, seed: int) -> tup
     reruns of the same data, mode and seed reuse it; the seconds are those of the run that computed it.
     """
     digest = hashlib.sha256(final.astype(np.int64).tobytes()).hexdigest()[:16]
-    path = CACHE / f"{key}-noisy-oof-s{seed}-{digest}.npz"
+    c = "" if noise.DEFAULT_C == 1.0 else f"-C{noise.DEFAULT_C:g}"
+    path = CACHE / f"{key}-noisy-oof-s{seed}-{digest}{c}.npz"
     if path.exists():
         cached = np.load(path)
         return cached["probs"], float(cached["seconds"])
@@ -277,8 +278,15 @@ def main() -> None:
         default=noise.VOTE_WEIGHT,
         help=f"how much a vote counts against the model in the new scan's ranking (default {noise.VOTE_WEIGHT})",
     )
+    parser.add_argument(
+        "--C",
+        type=float,
+        default=noise.DEFAULT_C,
+        help=f"inverse regularisation of the out-of-fold logistic regression (default {noise.DEFAULT_C})",
+    )
     args = parser.parse_args()
     noise.VOTE_WEIGHT = args.vote_weight
+    noise.DEFAULT_C = args.C
     if args.count == "off-diagonal":
         from cleanlab.count import num_label_issues
 
