@@ -190,13 +190,37 @@ def simulate(
 
 def cached_probs(key: str, features: object, codes: np.ndarray) -> np.ndarray:
     """Out-of-fold probabilities on the true labels (which items are hard), cached beside the embeddings."""
-    path = CACHE / f"{key}-oof-{len(codes)}.npy"
+    c = "" if noise.DEFAULT_C == 1.0 else f"-C{noise.DEFAULT_C:g}"  # --C sets the clean model's too
+    path = CACHE / f"{key}-oof-{len(codes)}{c}.npy"
     if path.exists():
         return np.load(path)
     probs = noise.out_of_fold_probs(features, codes, seed=99)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(path, probs)
     return probs
+
+
+AUTO_C = (1.0, 3.0)  # --C auto: the candidates
+
+
+def chosen_probs(
+    key: str, features: object, final: np.ndarray, seed: int, choice: str
+) -> tuple[np.ndarray, float, float]:
+    """(out-of-fold probabilities, their seconds, C): at `--C auto` (an experiment, not what the product does) C 1
+    and C 3 are fitted and the one whose probabilities give the final labels the lower log-loss is kept."""
+    from sklearn.metrics import log_loss
+
+    if choice != "auto":
+        return (*noisy_probs(key, features, final, seed), noise.DEFAULT_C)
+    candidates, losses, seconds = {}, {}, 0.0
+    for c in AUTO_C:
+        noise.DEFAULT_C, default = c, noise.DEFAULT_C
+        candidates[c], spent = noisy_probs(key, features, final, seed)
+        noise.DEFAULT_C = default
+        losses[c] = log_loss(final, candidates[c], labels=list(range(candidates[c].shape[1])))
+        seconds += spent
+    c = min(losses, key=lambda c: (losses[c], c))
+    return candidates[c], seconds, c
 
 
 def noisy_probs(key: str, features: object, final: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
@@ -280,13 +304,15 @@ def main() -> None:
     )
     parser.add_argument(
         "--C",
-        type=float,
-        default=noise.DEFAULT_C,
-        help=f"inverse regularisation of the out-of-fold logistic regression (default {noise.DEFAULT_C})",
+        default=str(noise.DEFAULT_C),
+        help=f"inverse regularisation of the out-of-fold logistic regression (default {noise.DEFAULT_C}, the "
+        "product's): a number (it sets the clean model's too), or auto: per run, the one of 1 and 3 whose "
+        "out-of-fold probabilities give the final labels the lower log-loss (an experiment; docs/benchmarks.md)",
     )
     args = parser.parse_args()
     noise.VOTE_WEIGHT = args.vote_weight
-    noise.DEFAULT_C = args.C
+    if args.C != "auto":
+        noise.DEFAULT_C = float(args.C)
     if args.count == "off-diagonal":
         from cleanlab.count import num_label_issues
 
@@ -308,11 +334,13 @@ def main() -> None:
                 given = [classes[c] for c in final]
                 wrong = final != truth
                 # new and new-1 share one out-of-fold model (the same final labels); its time is added to each.
-                probs, model_seconds = noisy_probs(name, features, final, seed)
+                probs, model_seconds, model_c = chosen_probs(name, features, final, seed, args.C)
                 for which in args.scans:
                     start = time.perf_counter()
                     if which == "old":
-                        suspects = noise.find_suspects(X, given, classes, seed=seed, texts=texts, probs=probs)
+                        # the old scan as it shipped: C 1 (at --C auto that candidate is cached already)
+                        shipped = probs if args.C != "auto" else noisy_probs(name, features, final, seed)[0]
+                        suspects = noise.find_suspects(X, given, classes, seed=seed, texts=texts, probs=shipped)
                         rows = [s.row for s in suspects]
                         est_errors, est_precision = float("nan"), float("nan")
                         calibration = None
@@ -338,7 +366,7 @@ def main() -> None:
                     print(
                         f"{name:5} {len(truth):5} {mode:9} {seed:4} {which:5} {int(wrong.sum()):6} {len(rows):5} "
                         f"{len(rows) / len(truth):5.1%} {cells} {est_errors:7.0f} {est_precision:5.2f} {seconds:5.1f}"
-                        f" {weight_cell(calibration)}",
+                        f" {weight_cell(calibration)}{'' if which == 'old' else f'; C {model_c:g}'}",
                         flush=True,
                     )
     print(f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
