@@ -213,10 +213,13 @@ def chosen_probs(
     if choice != "auto":
         return (*noisy_probs(key, features, final, seed), noise.DEFAULT_C)
     candidates, losses, seconds = {}, {}, 0.0
+    default = noise.DEFAULT_C
     for c in AUTO_C:
-        noise.DEFAULT_C, default = c, noise.DEFAULT_C
-        candidates[c], spent = noisy_probs(key, features, final, seed)
-        noise.DEFAULT_C = default
+        noise.DEFAULT_C = c  # noisy_probs fits at, and keys its cache by, noise.DEFAULT_C
+        try:
+            candidates[c], spent = noisy_probs(key, features, final, seed)
+        finally:
+            noise.DEFAULT_C = default
         losses[c] = log_loss(final, candidates[c], labels=list(range(candidates[c].shape[1])))
         seconds += spent
     c = min(losses, key=lambda c: (losses[c], c))
@@ -273,6 +276,18 @@ def weight_cell(calibration: noise.Calibration | None) -> str:
     return f"w {calibration.vote_weight} ({audits}; AP {tried})"
 
 
+def c_argument(text: str) -> str:
+    """--C: "auto" or a positive number (kept as text; main() sets noise.DEFAULT_C from it)."""
+    if text == "auto":
+        return text
+    try:
+        if float(text) > 0:
+            return text
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"--C takes a positive number or auto, not {text!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", choices=sorted(DATA), default=["sms", "trec", "trec3"])
@@ -304,6 +319,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--C",
+        type=c_argument,
         default=str(noise.DEFAULT_C),
         help=f"inverse regularisation of the out-of-fold logistic regression (default {noise.DEFAULT_C}, the "
         "product's): a number (it sets the clean model's too), or auto: per run, the one of 1 and 3 whose "
@@ -338,7 +354,7 @@ def main() -> None:
                 for which in args.scans:
                     start = time.perf_counter()
                     if which == "old":
-                        # the old scan as it shipped: C 1 (at --C auto that candidate is cached already)
+                        # at --C auto the old scan as it shipped (C 1, a candidate cached already); at a number, that C
                         shipped = probs if args.C != "auto" else noisy_probs(name, features, final, seed)[0]
                         suspects = noise.find_suspects(X, given, classes, seed=seed, texts=texts, probs=shipped)
                         rows = [s.row for s in suspects]
