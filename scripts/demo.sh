@@ -41,8 +41,9 @@ cat <<MSG
     annotator1   annotator
     annotator2   annotator
     reviewer     reviewer
-  The demo projects route adaptively, as new projects do: the reviewer gets only the items whose weighted
-  vote stays in doubt, audit samples and noise flags (Quality -> Routing plan says why).
+  The SMS projects route adaptively, as new projects do: the reviewer gets only the items whose weighted
+  vote stays in doubt, audit samples and noise flags (Quality -> Routing plan says why). The chit-chat
+  project routes fixed (a weighted vote needs one label per item).
   Admin:  http://${HOST}:${PORT}/admin/   API docs: http://${HOST}:${PORT}/api/docs/
   Logs: var/web.log, var/worker.log, var/worker-training.log     Stop: Ctrl-C or 'make stop'
 
