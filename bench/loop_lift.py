@@ -282,13 +282,25 @@ def run_policy(tag: str, args, texts, labels, classes, probs, truth, model_probs
         review(project, reviewer, people)
     final, judgements, settled = finals(project, rng, majority=tag == "majority-5")
     gold = {str(i): label for i, label in enumerate(labels)}
-    right = np.asarray([final.get(ext) == label for ext, label in gold.items()], dtype=float)
+    right = right_of(final, gold)
     RIGHT[tag] = right
     PROJECTS[tag] = (project, reviewer, people, rng)
     return tag, bootstrap(right, args.seed), judgements / len(gold), len(final), settled, time.perf_counter() - start
 
 
 PROJECTS: dict[str, tuple] = {}  # policy -> (project, reviewer, people, rng), for --scan
+
+
+def right_of(final: dict[str, str], gold: dict[str, str]) -> np.ndarray:
+    """1.0 per item whose final label is the dataset's (in `gold` order; an item without a final label is wrong)."""
+    return np.asarray([final.get(ext) == label for ext, label in gold.items()], dtype=float)
+
+
+def print_row(tag: str, accuracy: tuple[float, float, float], per_item: float, seconds: float | None, settled) -> None:
+    acc, low, high = accuracy
+    how = ", ".join(f"{k} {v}" for k, v in settled.most_common())
+    took = f"{seconds:6.0f}" if seconds is not None else " " * 6
+    print(f"{tag:18} {acc:8.3f} [{low:.3f}, {high:.3f}] {per_item:15.2f} {took}  {how}", flush=True)
 
 
 def scan_and_review(tag: str, labels: list[str], seed: int) -> None:
@@ -334,11 +346,8 @@ def scan_and_review(tag: str, labels: list[str], seed: int) -> None:
         print(f"    settled by {source}: {wrong_n} wrong, {flagged_n} flagged, {hits} of the flags wrong", flush=True)
     review(Project.objects.get(pk=project.pk), reviewer, people)
     final, judgements, settled = finals(project, rng, majority=False)
-    right = np.asarray([final.get(ext) == label for ext, label in gold.items()], dtype=float)
-    acc, low, high = bootstrap(right, seed)
-    how = ", ".join(f"{k} {v}" for k, v in settled.most_common())
-    print(f"{tag + ' +flags':18} {acc:8.3f} [{low:.3f}, {high:.3f}] {judgements / len(gold):15.2f} {'':>6}  {how}",
-          flush=True)
+    right = right_of(final, gold)
+    print_row(tag + " +flags", bootstrap(right, seed), judgements / len(gold), None, settled)
     RIGHT[tag + " +flags"] = right
 
 
@@ -404,8 +413,7 @@ def main() -> None:
             tag, (acc, low, high), per_item, _, settled, seconds = run_policy(
                 tag, args, texts, labels, classes, probs, truth, model_probs
             )
-            how = ", ".join(f"{k} {v}" for k, v in settled.most_common())
-            print(f"{tag:18} {acc:8.3f} [{low:.3f}, {high:.3f}] {per_item:15.2f} {seconds:6.0f}  {how}", flush=True)
+            print_row(tag, (acc, low, high), per_item, seconds, settled)
             if args.scan and tag not in ("1-annotator", "majority-5"):
                 scan_and_review(tag, labels, args.seed)
         if "majority-5" in RIGHT:

@@ -188,10 +188,14 @@ def simulate(
     return final, votes, audits
 
 
+def c_suffix() -> str:
+    """The cache file names' mark of the model's C: none at the product's C 1, so earlier caches stay valid."""
+    return "" if noise.DEFAULT_C == 1.0 else f"-C{noise.DEFAULT_C:g}"
+
+
 def cached_probs(key: str, features: object, codes: np.ndarray) -> np.ndarray:
     """Out-of-fold probabilities on the true labels (which items are hard), cached beside the embeddings."""
-    c = "" if noise.DEFAULT_C == 1.0 else f"-C{noise.DEFAULT_C:g}"  # --C sets the clean model's too
-    path = CACHE / f"{key}-oof-{len(codes)}{c}.npy"
+    path = CACHE / f"{key}-oof-{len(codes)}{c_suffix()}.npy"  # --C sets the clean model's C too
     if path.exists():
         return np.load(path)
     probs = noise.out_of_fold_probs(features, codes, seed=99)
@@ -233,8 +237,7 @@ def noisy_probs(key: str, features: object, final: np.ndarray, seed: int) -> tup
     reruns of the same data, mode and seed reuse it; the seconds are those of the run that computed it.
     """
     digest = hashlib.sha256(final.astype(np.int64).tobytes()).hexdigest()[:16]
-    c = "" if noise.DEFAULT_C == 1.0 else f"-C{noise.DEFAULT_C:g}"
-    path = CACHE / f"{key}-noisy-oof-s{seed}-{digest}{c}.npz"
+    path = CACHE / f"{key}-noisy-oof-s{seed}-{digest}{c_suffix()}.npz"
     if path.exists():
         cached = np.load(path)
         return cached["probs"], float(cached["seconds"])

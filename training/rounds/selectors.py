@@ -725,9 +725,8 @@ class RoundPlan:
             item__split_row__split=Split.TEST  # a test item's place owes nothing to the model: show no score
         )
         by_margin = self.queue.order == QueueOrder.MARGIN and not _uses_stored_uncertainty(self.run)
-        stored_only = _uses_stored_uncertainty(self.run)
         for item_id, uncertainty, probabilities in rows.values_list("item_id", "uncertainty", "probabilities"):
-            if stored_only and not _least_word(probabilities):
+            if item_id in self.queue.older:  # plan_queue found it predicted before the least-sure-word mark
                 out[item_id] = None
                 continue
             score = margin(probabilities) if by_margin else uncertainty
