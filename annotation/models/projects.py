@@ -161,6 +161,12 @@ class Project(models.Model):
         """The rules of this project's task type: ask it instead of branching on `task_type`."""
         return task_kind(self.task_type)
 
+    @property
+    def routes_adaptively(self) -> bool:
+        """Whether adaptive routing is in force: the policy says so and the task has one label per item (the
+        weighted vote weighs single labels only; other task types route fixed whatever the setting)."""
+        return self.routing_policy == RoutingPolicy.ADAPTIVE and self.task_kind.single_class
+
     def value_normalise(self, value: Any, label_names: Collection[str], *, text: str) -> dict[str, Any]:
         """`value` made canonical under this project's rules for an item with `text` (InvalidValue if wrong)."""
         return self.task_kind.normalise(value, label_names, text=text, allow_overlap=self.allow_overlapping_spans)

@@ -28,7 +28,6 @@ from annotation.models import (
     ReviewReason,
     ReviewStatus,
     ReviewTask,
-    RoutingPolicy,
 )
 from annotation.permissions import ANNOTATE
 from annotation.review import routing
@@ -374,7 +373,7 @@ ADAPTIVE_WEIGHED = (
 def routing_note(*, project: Project, reasons: Iterable[str]) -> str:
     """Why adaptive routing put an item with these review reasons in front of a reviewer; "" under fixed routing,
     where the reasons say it all, and for reviews routing did not open (noise flags, models, ratings)."""
-    if project.routing_policy != RoutingPolicy.ADAPTIVE or not project.task_kind.single_class:
+    if not project.routes_adaptively:
         return ""
     reasons = set(reasons)
     if reasons & {ReviewReason.DISAGREEMENT, ReviewReason.UNSURE, ReviewReason.DOUBT}:

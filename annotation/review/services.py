@@ -45,7 +45,6 @@ from annotation.models import (
     ReviewReason,
     ReviewStatus,
     ReviewTask,
-    RoutingPolicy,
     Split,
 )
 from annotation.projects.services import guideline_current
@@ -175,7 +174,7 @@ def item_route(*, item: Item) -> ReviewTask | Decision | None:
             "guideline_version", "annotator"
         )
     )
-    if project.routing_policy == RoutingPolicy.ADAPTIVE and project.task_kind.single_class:
+    if project.routes_adaptively:
         return _route_adaptive(item=item, project=project, annotations=annotations)
     reasons: list[str] = []
     if len({value_key(a.value) for a in annotations}) > 1:
@@ -283,7 +282,7 @@ def _weighed_reason(decision: routing.Decision, n: int) -> str:
 def _reviewer_weighed(*, reviewer: User, task: ReviewTask, value: dict[str, Any]) -> routing.Decision | None:
     """Adaptive projects: the weighted vote of the item's annotations and this reviewer's value (their vote)."""
     project = task.item.project
-    if project.routing_policy != RoutingPolicy.ADAPTIVE or not project.task_kind.single_class:
+    if not project.routes_adaptively:
         return None
     annotations = list(
         Annotation.objects.filter(item_id=task.item_id, status=AnnotationStatus.SUBMITTED)

@@ -105,7 +105,7 @@ def chat_jsonl(limit: int) -> bytes:
 
 def _routing(project: Project) -> str:
     """How the project routes, as the loader reports it (a new project's default: adaptive)."""
-    if project.routing_policy == RoutingPolicy.ADAPTIVE and project.task_kind.single_class:
+    if project.routes_adaptively:
         return f"adaptive routing ({project.routing_budget:g} judgements per item)"
     if project.routing_policy == RoutingPolicy.ADAPTIVE:  # the weighted vote needs one label per item
         return "fixed routing (adaptive routing weighs single labels only)"

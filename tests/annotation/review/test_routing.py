@@ -396,6 +396,22 @@ def test_the_review_panel_says_why_adaptive_routing_sent_the_item(policy, task_t
         assert note == ""
 
 
+@pytest.mark.parametrize(
+    ("policy", "task_type", "adaptive"),
+    [
+        ("adaptive", "single_label", True),
+        ("adaptive", "multi_label", False),
+        ("adaptive", "spans", False),
+        ("adaptive", "instruction", False),
+        ("fixed", "single_label", False),
+    ],
+)
+def test_adaptive_routing_is_in_force_only_for_single_label_tasks(policy, task_type, adaptive):
+    """One rule for routing, the review panel, the quality page and the demo's report: the weighted vote weighs single
+    labels only, so other task types route fixed whatever the setting says."""
+    assert Project(routing_policy=policy, task_type=task_type).routes_adaptively is adaptive
+
+
 def test_under_review_all_an_audit_is_not_said_to_come_from_the_budget():
     from annotation.review.selectors import ADAPTIVE_REVIEW_ALL, routing_note
 
