@@ -70,6 +70,7 @@ BOOTSTRAP = 1000
 REVIEWER = "reviewer"
 REVIEWER_ACCURACY = 0.96  # on ordinary items; 0.66 on hard ones (20 %): 0.90 overall
 AUDIT_STREAM = 7919  # seeds the audit's own random stream beside the data seed
+SAMPLE_SEED = 4321  # --items: which items, the same for every seed and mode
 
 
 def trec3_rows(n: int) -> list[int]:
@@ -328,6 +329,13 @@ def main() -> None:
         "product's): a number (it sets the clean model's too), or auto: per run, the one of 1 and 3 whose "
         "out-of-fold probabilities give the final labels the lower log-loss (an experiment; docs/benchmarks.md)",
     )
+    parser.add_argument(
+        "--items",
+        type=int,
+        default=None,
+        help="scan a seeded sample of this many items of each data set (the same sample for every seed and mode), "
+        "to see how the scan does on a small project",
+    )
     args = parser.parse_args()
     noise.VOTE_WEIGHT = args.vote_weight
     if args.C != "auto":
@@ -342,23 +350,28 @@ def main() -> None:
     print(head + f" {'precision':>17} {'recall':>17} {'F1':>17} {'est.err':>7} {'est.P':>5} {'s':>5} vote weight")
     for name in args.data:
         texts, labels, X = load(name)
+        key = name
+        if args.items is not None and args.items < len(texts):
+            keep = sorted(np.random.default_rng(SAMPLE_SEED).choice(len(texts), size=args.items, replace=False))
+            texts, labels, X = [texts[i] for i in keep], [labels[i] for i in keep], X[keep]
+            key = f"{name}-n{args.items}"
         classes = ORDER.get(name, sorted(set(labels)))
         code = {c: k for k, c in enumerate(classes)}
         truth = np.asarray([code[label] for label in labels])
         features = noise.with_text_features(X, texts)
-        clean = cached_probs(f"{name}-clean", features, truth)
+        clean = cached_probs(f"{key}-clean", features, truth)
         for mode in args.modes:
             for seed in args.seeds:
                 final, votes, audits = simulate(truth, clean, classes, mode, seed, args.audit_rate)
                 given = [classes[c] for c in final]
                 wrong = final != truth
                 # new and new-1 share one out-of-fold model (the same final labels); its time is added to each.
-                probs, model_seconds, model_c = chosen_probs(name, features, final, seed, args.C)
+                probs, model_seconds, model_c = chosen_probs(key, features, final, seed, args.C)
                 for which in args.scans:
                     start = time.perf_counter()
                     if which == "old":
                         # at --C auto the old scan as it shipped (C 1, a candidate cached already); at a number, that C
-                        shipped = probs if args.C != "auto" else noisy_probs(name, features, final, seed)[0]
+                        shipped = probs if args.C != "auto" else noisy_probs(key, features, final, seed)[0]
                         suspects = noise.find_suspects(X, given, classes, seed=seed, texts=texts, probs=shipped)
                         rows = [s.row for s in suspects]
                         est_errors, est_precision = float("nan"), float("nan")

@@ -200,6 +200,10 @@ def test_the_flag_count_follows_the_estimate_and_the_page_says_how_precise_the_f
     assert ('id="scan-adaptive"' in html) == (project.routing_policy == RoutingPolicy.ADAPTIVE)
     Project.objects.filter(pk=project.pk).update(routing_policy=RoutingPolicy.FIXED)
     assert 'id="scan-adaptive"' not in client.get(reverse("quality", args=[project.pk])).content.decode()
+    # A small project is told how much less its flags were worth on small simulated projects (bench/noise.py --items).
+    assert 'id="scan-small"' in html and f"this scan judged {summary['scanned']} items" in html
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 2000})
+    assert 'id="scan-small"' not in client.get(reverse("quality", args=[project.pk])).content.decode()
     Project.objects.filter(pk=project.pk).update(routing_policy=RoutingPolicy.ADAPTIVE)
     assert "a scan sees little better" in client.get(reverse("quality", args=[project.pk])).content.decode()
 
