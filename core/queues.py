@@ -127,6 +127,8 @@ def queue_place(queue_name: str, job_id: str) -> QueuePlace:
         return QueuePlace(queue_name, UNREACHABLE)
     if status in (JobStatus.SCHEDULED, JobStatus.DEFERRED):
         return QueuePlace(queue_name, SCHEDULED)
-    if status == JobStatus.STARTED:
+    if status in (JobStatus.STARTED, JobStatus.QUEUED):
+        # QUEUED but in no queue: a worker has popped it and not yet marked it started (the job's first second);
+        # `requeue_lost` leaves such a job alone too (`job_pending`), so "lost" would be wrong here.
         return QueuePlace(queue_name, STARTING)
     return QueuePlace(queue_name, MISSING)  # finished or failed in Redis while the row still says queued

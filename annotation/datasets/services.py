@@ -52,7 +52,7 @@ from django.db.models.functions import Cast
 from annotation.datasets import splits
 from annotation.models import Item, ItemSplit, NoiseScan, Project, ScanStatus, Snapshot, SnapshotItem, Split
 from annotation.quality import agreement
-from annotation.quality.selectors import annotation_rows
+from annotation.quality.selectors import agreement_rows
 from annotation.review.selectors import latest_decisions
 from annotation.tasktypes import task_kind, value_key
 from annotation.webhooks import events as webhook_events
@@ -543,7 +543,7 @@ def _write_jsonl(
 
 def _agreement_figures(*, project: Project) -> dict[str, Any]:
     """The headline agreement figures; they need the annotations only, not the final values."""
-    rows = [row[:3] for row in annotation_rows(project=project)]
+    rows = [row[:3] for row in agreement_rows(project=project)]
     if not rows:
         return {}
     return agreement.agreement_summary(rows)["overall"]

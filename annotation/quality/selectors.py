@@ -56,12 +56,19 @@ def _with_interval(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def annotation_rows(*, project: Project, annotator: User | None = None) -> list[tuple[int, str, str, dt.datetime]]:
-    """(item id, annotator, value key, when) for the current annotations of the project (or of one annotator)."""
+    """(item id, annotator, value key, when) for the current annotations of the project (or of one annotator), in
+    submission order."""
     current = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
     if annotator is not None:
         current = current.filter(annotator=annotator)
     rows = current.order_by("created_at", "id").values_list("item_id", "annotator__username", "value", "created_at")
     return [(item_id, who, value_key(value), at) for item_id, who, value, at in rows.iterator(chunk_size=5000)]
+
+
+def agreement_rows(*, project: Project) -> list[tuple[int, str, str, dt.datetime]]:
+    """`annotation_rows` limited to each item's first `overlap` annotations, the blind ones agreement is measured on
+    (`agreement.blind_rows`: a judgement adaptive routing asked for after a disagreement is left out)."""
+    return agreement.blind_rows(annotation_rows(project=project), project.overlap)  # type: ignore[return-value]
 
 
 def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]:
@@ -82,18 +89,24 @@ def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]
         own = [_with_interval(a._asdict()) for a in agreement.annotator_accuracy(mine, final)]
         nobody = {"annotator": user.get_username(), "accuracy": None, "n": 0, "low": None, "high": None}
         return {"view": "own", "annotators": own or [nobody]}
-    timed = annotation_rows(project=project)
+    every = [row[:3] for row in annotation_rows(project=project)]
+    timed = agreement_rows(project=project)
     spans = project.task_kind.needs_text
     classify = project.task_kind.has_labels and not spans  # span keys are not label names: figures below
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True)) if classify else []
-    summary = agreement.agreement_summary([row[:3] for row in timed], final=final, labels=labels)
+    summary = agreement.agreement_summary([row[:3] for row in timed], labels=labels)
+    # Accuracy against the final labels counts every judgement an annotator made, the ones routing asked for too.
+    summary["annotators"] = [a._asdict() for a in agreement.annotator_accuracy(every, final)]
+    summary["confusion"] = agreement.annotator_confusion(every, final, labels)
     trend = agreement.agreement_trend(timed, bucket="day")
     accuracy = [_with_interval(a) for a in summary["annotators"]]
     report: dict[str, Any] = {
         "view": "full",
         "items": summary["n_items_multi"],
         "n_items": summary["n_items"],
-        "n_annotations": summary["n_annotations"],
+        "n_annotations": len(every),
+        "overlap": project.overlap,
+        "extra_annotations": len(every) - len(timed),
         "n_annotators": summary["n_annotators"],
         "overall": summary["overall"],
         "pairs": [

@@ -494,6 +494,26 @@ def test_the_api_returns_the_same_figures(reviewed, reviewer, client):
     assert {c["final"]: c["n"] for c in said_positive["cells"]}["negative"] == 1
 
 
+def test_agreement_is_measured_on_the_blind_annotations_and_accuracy_on_all(reviewed, reviewer, client):
+    """A further annotation routing asked for after a disagreement stays out of agreement (chosen for disagreeing:
+    with it Fleiss' kappa read only the agreed two-rating items) and counts in its annotator's accuracy."""
+    from django.contrib.auth import get_user_model
+
+    client.force_login(reviewer)
+    before = client.get(reverse("api-quality", args=[reviewed.pk])).json()
+    assert before["extra_annotations"] == 0
+    assert 'id="agreement-blind"' not in client.get(reverse("quality", args=[reviewed.pk])).content.decode()
+    disputed = Item.objects.get(project=reviewed, decisions__source=DecisionSource.REVIEWER)
+    third = get_user_model().objects.create_user("annotator3", password="pw")
+    Annotation.objects.create(item=disputed, annotator=third, value={"label": "negative"})
+    data = client.get(reverse("api-quality", args=[reviewed.pk])).json()
+    assert data["overall"] == before["overall"] and data["pairs"] == before["pairs"] and data["items"] == 3
+    assert data["extra_annotations"] == 1 and data["overlap"] == 2 and data["n_annotations"] == 7
+    assert {a["annotator"]: a["n"] for a in data["annotators"]}["annotator3"] == 1
+    html = client.get(reverse("quality", args=[reviewed.pk])).content.decode()
+    assert 'id="agreement-blind"' in html and "first 2 annotations" in html
+
+
 def test_annotator_sees_only_their_own_accuracy(reviewed, annotator, client):
     client.force_login(annotator)
     html = client.get(reverse("quality", args=[reviewed.pk])).content.decode()

@@ -170,6 +170,16 @@ def test_a_started_job_whose_row_still_says_queued_is_starting(sentiment, owner,
     assert core_queues.queue_place("training", "train-starting").state == core_queues.STARTING
 
 
+def test_a_job_a_worker_has_popped_but_not_yet_started_is_starting_not_lost(sentiment, owner, queues):
+    """Between a worker popping a job off its queue and marking it started, RQ still says QUEUED: seen on every
+    noise scan a new user started (the page said "Redis lost it" for its first second)."""
+    queue = django_rq.get_queue("training", commit_mode="auto")
+    job = queue.enqueue("training.runs.jobs.runs_sweep_job", job_id="train-popped")
+    queue.remove(job)
+    assert job.get_status() == JobStatus.QUEUED
+    assert core_queues.queue_place("training", "train-popped").state == core_queues.STARTING
+
+
 def test_a_queued_prediction_batch_and_import_show_their_place(
     world, client, queues, django_capture_on_commit_callbacks
 ):
