@@ -32,10 +32,10 @@ demo: install install-models
 	$(DEMO_SETTINGS) $(PY) manage.py migrate --noinput
 	$(DEMO_SETTINGS) $(PY) manage.py load_demo
 	$(DEMO_SETTINGS) $(PY) manage.py load_demo_runs
-	@HOST=$(HOST) bash scripts/demo.sh $(PORT)
+	@HOST=$(HOST) PY=$(PY) bash scripts/demo.sh $(PORT)
 
 run:
-	@HOST=$(HOST) bash scripts/demo.sh $(PORT)
+	@HOST=$(HOST) PY=$(PY) bash scripts/demo.sh $(PORT)
 
 # install-models too: a few tests check the shipped MiniLM and demo data for real (they skip without them).
 test: install-dev install-models

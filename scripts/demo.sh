@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${1:-8000}"
 HOST="${HOST:-127.0.0.1}"
-PY=.venv/bin/python
+PY=${PY:-.venv/bin/python}  # make passes its own (VENV=...)
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.dev}"
 mkdir -p var
 for name in web worker worker-training; do

@@ -9,6 +9,7 @@ from .datasets import ItemSplit, Snapshot, SnapshotItem, Split
 from .imports import ImportJob, ImportStatus, LabelsAs
 from .items import Item, ItemStatus
 from .projects import (
+    AUDIT_RATE_HELP,
     ROUTING_BUDGET_DEFAULT,
     ROUTING_BUDGET_HELP,
     ROUTING_POLICY_HELP,
@@ -31,6 +32,7 @@ from .review import Decision, DecisionSource, ReviewReason, ReviewStatus, Review
 from .webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
+    "AUDIT_RATE_HELP",
     "ROUTING_BUDGET_DEFAULT",
     "ROUTING_BUDGET_HELP",
     "ROUTING_POLICY_HELP",

@@ -60,6 +60,10 @@ ROUTING_POLICY_HELP = (
     "within the budget. Fixed (and other task types): every disagreement or unsure answer goes to a reviewer, "
     "whose word is final."
 )
+AUDIT_RATE_HELP = (
+    "Share of agreed items still sent to a reviewer as an audit sample (0 to 1); the noise scan calibrates on "
+    "these audits."
+)
 ROUTING_BUDGET_HELP = (
     "Adaptive routing: the most human judgements (annotations and reviews) per item on average; "
     "2.5 with 2 annotators leaves a further judgement for every other item."
@@ -166,6 +170,11 @@ class Project(models.Model):
         """Whether adaptive routing is in force: the policy says so and the task has one label per item (the
         weighted vote weighs single labels only; other task types route fixed whatever the setting)."""
         return self.routing_policy == RoutingPolicy.ADAPTIVE and self.task_kind.single_class
+
+    @property
+    def routing_in_force(self) -> str:
+        """The policy that applies (`routes_adaptively`), as the API and the routing plan report it."""
+        return RoutingPolicy.ADAPTIVE if self.routes_adaptively else RoutingPolicy.FIXED
 
     def value_normalise(self, value: Any, label_names: Collection[str], *, text: str) -> dict[str, Any]:
         """`value` made canonical under this project's rules for an item with `text` (InvalidValue if wrong)."""

@@ -48,6 +48,13 @@ class ReviewTask(models.Model):
     noise_score = models.FloatField(null=True, blank=True, help_text="Label quality from a noise scan: low is suspect.")
     suggested_value = models.JSONField(null=True, blank=True)
     comment = models.TextField(blank=True, help_text="The reviewer's note when sending the item back.")
+    routing = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='The routing in force when the task was opened, {"policy", "budget", "review_all"}: the task is '
+        "explained and decided by it, whatever the project's settings say later (null: opened before this was "
+        "recorded; the project's current routing applies).",
+    )
     resolved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

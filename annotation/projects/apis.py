@@ -19,6 +19,7 @@ from rest_framework.response import Response
 
 from annotation.annotate.services import guideline_state
 from annotation.models import (
+    AUDIT_RATE_HELP,
     ROUTING_BUDGET_DEFAULT,
     ROUTING_BUDGET_HELP,
     ROUTING_POLICY_HELP,
@@ -196,6 +197,12 @@ class ProjectSerializer(serializers.Serializer):
     review_all = serializers.BooleanField(source="project.review_all")
     allow_overlapping_spans = serializers.BooleanField(source="project.allow_overlapping_spans")
     routing_policy = serializers.ChoiceField(choices=RoutingPolicy.choices, source="project.routing_policy")
+    routing_in_force = serializers.ChoiceField(
+        choices=RoutingPolicy.choices,
+        source="project.routing_in_force",
+        help_text="The routing that applies: the routing_policy setting on single-label projects, fixed on other task "
+        "types (adaptive routing weighs single labels only)."
+    )
     routing_budget = serializers.FloatField(source="project.routing_budget")
     slice_fields = serializers.ListField(child=serializers.CharField(), source="project.slice_fields")
     created_at = serializers.DateTimeField(source="project.created_at")
@@ -241,6 +248,9 @@ class ProjectListApi(ApiView):
         routing_budget = serializers.FloatField(
             min_value=1.0, max_value=20.0, default=ROUTING_BUDGET_DEFAULT, help_text=ROUTING_BUDGET_HELP
         )
+        audit_rate = serializers.FloatField(
+            min_value=0.0, max_value=1.0, required=False, help_text=AUDIT_RATE_HELP + " Left out: 0.1."
+        )
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: paginated(OutputSerializer), 401: ErrorSerializer})
     def get(self, request: Request) -> Response:
@@ -267,9 +277,7 @@ class ProjectDetailApi(ApiView):
             min_value=LEASE_MIN_SECONDS, max_value=LEASE_MAX_SECONDS, required=False,
             help_text="Claims already taken keep the lease they were given.",
         )
-        audit_rate = serializers.FloatField(
-            min_value=0.0, max_value=1.0, required=False, help_text="Share of agreed items still sent to review."
-        )
+        audit_rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False, help_text=AUDIT_RATE_HELP)
         routing_policy = serializers.ChoiceField(
             choices=RoutingPolicy.choices, required=False, help_text=ROUTING_POLICY_HELP
         )

@@ -96,10 +96,12 @@ def project_create(
     allow_overlapping_spans: bool = False,
     routing_policy: str | None = None,
     routing_budget: float | None = None,
+    audit_rate: float | None = None,
 ) -> Project:
     """Create a project with its owner, its labels (hotkeys 1-9 in order) and guidelines v1 if given.
 
-    Routing left out (None) takes the model's defaults: adaptive, ROUTING_BUDGET_DEFAULT judgements per item.
+    Routing left out (None) takes the model's defaults: adaptive, ROUTING_BUDGET_DEFAULT judgements per item, the
+    audit rate of the model field.
     """
     project = Project(
         allow_overlapping_spans=bool(allow_overlapping_spans),
@@ -109,7 +111,7 @@ def project_create(
         overlap=overlap,
         lease_seconds=lease_seconds,
         created_by=owner,
-        **_routing_values(routing_policy=routing_policy, routing_budget=routing_budget),
+        **_routing_values(routing_policy=routing_policy, routing_budget=routing_budget, audit_rate=audit_rate),
     )
     if goal_metric:
         project.goal_metric = goal_metric

@@ -88,7 +88,10 @@ class RoutingPlanApi(ApiView):
     """Owners and reviewers: what adaptive routing would do with the latest annotated items, before it runs."""
 
     class OutputSerializer(serializers.Serializer):
-        policy = serializers.CharField(help_text="The routing policy in force now.")
+        policy = serializers.CharField(
+            help_text="The routing policy in force now: fixed on a task type adaptive routing does not weigh (other "
+            "than single-label), whatever the project's routing_policy setting says."
+        )
         budget = serializers.FloatField()
         audit_rate = serializers.FloatField()
         items = serializers.IntegerField(help_text="Items replayed: the latest with their overlap annotations in.")

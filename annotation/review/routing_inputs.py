@@ -188,7 +188,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
     """
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
     base: dict[str, Any] = {
-        "policy": project.routing_policy,
+        "policy": project.routing_in_force,
         "budget": project.routing_budget,
         "confident": routing.CONFIDENT,
         "audit_rate": project.audit_rate,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import reduce
 from typing import Any
@@ -28,6 +28,7 @@ from annotation.models import (
     ReviewReason,
     ReviewStatus,
     ReviewTask,
+    RoutingPolicy,
 )
 from annotation.permissions import ANNOTATE
 from annotation.review import routing
@@ -370,16 +371,35 @@ ADAPTIVE_WEIGHED = (
 )
 
 
-def routing_note(*, project: Project, reasons: Iterable[str]) -> str:
+def routing_in_force(project: Project) -> dict[str, Any]:
+    """The routing a review task records when it is opened (`ReviewTask.routing`)."""
+    return {"policy": project.routing_in_force, "budget": project.routing_budget, "review_all": project.review_all}
+
+
+def task_routing(*, task: ReviewTask, project: Project) -> dict[str, Any]:
+    """The routing a task is explained and decided by: the one it was opened under, or (a task opened before that
+    was recorded) the project's current one."""
+    return task.routing or routing_in_force(project)
+
+
+def task_routes_adaptively(*, task: ReviewTask, project: Project) -> bool:
+    return task_routing(task=task, project=project)["policy"] == RoutingPolicy.ADAPTIVE
+
+
+def routing_note(*, project: Project, reasons: Iterable[str], routed: Mapping[str, Any] | None = None) -> str:
     """Why adaptive routing put an item with these review reasons in front of a reviewer; "" under fixed routing,
-    where the reasons say it all, and for reviews routing did not open (noise flags, models, ratings)."""
-    if not project.routes_adaptively:
+    where the reasons say it all, and for reviews routing did not open (noise flags, models, ratings).
+
+    `routed` is the routing the task was opened under (`task_routing`); left out, the project's current one."""
+    routed = routed or routing_in_force(project)
+    if routed["policy"] != RoutingPolicy.ADAPTIVE:
         return ""
     reasons = set(reasons)
+    budget = routed["budget"]
     if reasons & {ReviewReason.DISAGREEMENT, ReviewReason.UNSURE, ReviewReason.DOUBT}:
-        why = ADAPTIVE_IN_DOUBT.format(confident=round(routing.CONFIDENT * 100), budget=project.routing_budget)
+        why = ADAPTIVE_IN_DOUBT.format(confident=round(routing.CONFIDENT * 100), budget=budget)
     elif ReviewReason.AUDIT in reasons:
-        why = ADAPTIVE_REVIEW_ALL if project.review_all else ADAPTIVE_AUDIT.format(budget=project.routing_budget)
+        why = ADAPTIVE_REVIEW_ALL if routed.get("review_all") else ADAPTIVE_AUDIT.format(budget=budget)
     else:
         return ""
     return f"{why} {ADAPTIVE_WEIGHED}"
@@ -419,7 +439,9 @@ def review_panel(
         suggested_display=value_display(task.suggested_value, item.text),
         next_task_id=next_task_id,
         keys=review_keys(annotations=len(annotations), hotkeys=[label.hotkey for label in labels]),
-        routing_note=routing_note(project=project, reasons=task.reasons),
+        routing_note=routing_note(
+            project=project, reasons=task.reasons, routed=task_routing(task=task, project=project)
+        ),
     )
 
 

@@ -49,7 +49,14 @@ from annotation.models import (
 )
 from annotation.projects.services import guideline_current
 from annotation.review import routing, routing_inputs
-from annotation.review.selectors import agreed_audit_value, agreement_backed, review_task_rows_of, review_tasks
+from annotation.review.selectors import (
+    agreed_audit_value,
+    agreement_backed,
+    review_task_rows_of,
+    review_tasks,
+    routing_in_force,
+    task_routes_adaptively,
+)
 from annotation.tasktypes import InvalidValue, value_display, value_key
 from annotation.webhooks import events as webhook_events
 from core.errors import ServiceError
@@ -146,6 +153,7 @@ def review_task_open(
                 priority=_priority(ordered),
                 noise_score=noise_score,
                 suggested_value=suggested_value,
+                routing=routing_in_force(item.project),
             )
     except IntegrityError:
         pass  # an open task exists (the partial unique constraint): merge into it
@@ -280,9 +288,11 @@ def _weighed_reason(decision: routing.Decision, n: int) -> str:
 
 
 def _reviewer_weighed(*, reviewer: User, task: ReviewTask, value: dict[str, Any]) -> routing.Decision | None:
-    """Adaptive projects: the weighted vote of the item's annotations and this reviewer's value (their vote)."""
+    """Tasks opened under adaptive routing: the weighted vote of the item's annotations and this reviewer's value
+    (their vote). A task keeps the routing it was opened under (`ReviewTask.routing`): switching the project to
+    fixed does not make the reviewer's word final on items adaptive routing already sent."""
     project = task.item.project
-    if not project.routes_adaptively:
+    if not task_routes_adaptively(task=task, project=project):
         return None
     annotations = list(
         Annotation.objects.filter(item_id=task.item_id, status=AnnotationStatus.SUBMITTED)
@@ -585,6 +595,7 @@ def _review_tasks_open(
         return {}
     ids = [p.item_id for p in proposals]
     open_tasks = {t.item_id: t for t in ReviewTask.objects.filter(item_id__in=ids, status=ReviewStatus.OPEN)}
+    routed = routing_in_force(project)
     try:
         with transaction.atomic():
             created = ReviewTask.objects.bulk_create(
@@ -595,6 +606,7 @@ def _review_tasks_open(
                         reasons=[reasons[p.item_id]],
                         priority=_priority([reasons[p.item_id]]),
                         suggested_value=p.value,
+                        routing=routed,
                     )
                     for p in proposals
                     if p.item_id not in open_tasks

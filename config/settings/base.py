@@ -172,6 +172,7 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "ENUM_NAME_OVERRIDES": {
         "ItemStatusEnum": "annotation.models.ItemStatus",
         "ReviewStatusEnum": "annotation.models.ReviewStatus",
+        "RoutingPolicyEnum": "annotation.models.RoutingPolicy",
     },
 }
 

@@ -116,6 +116,57 @@ def test_the_api_creates_a_fixed_project_when_asked_and_refuses_an_unknown_polic
     assert not Project.objects.filter(name="Odd").exists()
 
 
+def test_the_api_takes_the_audit_rate_on_create_and_refuses_what_it_does_not_take(outsider):
+    """Found by a tester: `audit_rate` on create was silently dropped (201, rate still 0.1), and JSON true/false
+    passed as numbers (a budget of `true` became 1.0). Each refusal names the field and writes nothing."""
+    client = api_as(outsider)
+    body = {"name": "Audited", "labels": ["a", "b"], "audit_rate": 0.5}
+    response = client.post(url("api-project-list"), body, format="json")
+    assert response.status_code == 201, response.data
+    assert response.data["audit_rate"] == 0.5 and Project.objects.get(name="Audited").audit_rate == 0.5
+    for name, bad, field in [
+        ("Unknown", {"audit": 0.5}, "audit"),
+        ("Bool budget", {"routing_budget": True}, "routing_budget"),
+        ("Bool rate", {"audit_rate": False}, "audit_rate"),
+        ("Bool overlap", {"overlap": True}, "overlap"),
+        ("Rate too high", {"audit_rate": 1.5}, "audit_rate"),
+    ]:
+        refused = client.post(url("api-project-list"), {"name": name, "labels": ["a", "b"], **bad}, format="json")
+        assert refused.status_code == 400 and refused.data["field"] == field, (name, refused.data)
+        assert not Project.objects.filter(name=name).exists()
+    project = Project.objects.get(name="Audited")
+    for bad, field in [({"routing_budget": True}, "routing_budget"), ({"audit_rate": False}, "audit_rate"),
+                       ({"routing": "fixed"}, "routing")]:  # fmt: skip
+        refused = client.patch(url("api-project-detail", project), bad, format="json")
+        assert refused.status_code == 400 and refused.data["field"] == field, refused.data
+    project.refresh_from_db()
+    assert (project.audit_rate, project.routing_budget, project.routing_policy) == (0.5, 2.5, "adaptive")
+
+
+def test_the_api_says_which_routing_is_in_force(outsider):
+    """An instruction project keeps an "adaptive" setting (a new project's default) but routes fixed: the project
+    and its routing plan say so (the plan said "adaptive" under "the routing policy in force now")."""
+    client = api_as(outsider)
+    made = client.post(url("api-project-list"), {"name": "Chat", "task_type": "instruction"}, format="json")
+    assert made.status_code == 201, made.data
+    assert (made.data["routing_policy"], made.data["routing_in_force"]) == ("adaptive", "fixed")
+    project = Project.objects.get(pk=made.data["id"])
+    assert client.get(url("api-routing-plan", project)).data["policy"] == "fixed"
+    labelled = client.post(url("api-project-list"), {"name": "Topics", "labels": ["a", "b"]}, format="json")
+    assert labelled.data["routing_in_force"] == "adaptive"
+    topics = Project.objects.get(pk=labelled.data["id"])
+    assert client.get(url("api-routing-plan", topics)).data["policy"] == "adaptive"
+
+
+def test_a_list_refuses_a_bad_limit_or_offset_naming_it(outsider):
+    client = api_as(outsider)
+    for query, field in [("limit=abc", "limit"), ("limit=0", "limit"), ("limit=-1", "limit"),
+                         ("offset=-5", "offset"), ("offset=abc", "offset")]:  # fmt: skip
+        refused = client.get(url("api-project-list") + "?" + query)
+        assert refused.status_code == 400 and refused.data["field"] == field, (query, refused.data)
+    assert client.get(url("api-project-list") + "?limit=5000&offset=0").status_code == 200  # capped at 1000
+
+
 def test_the_api_schema_explains_the_routing_choice(outsider):
     response = api_as(outsider).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     schemas = json.loads(response.content)["components"]["schemas"]

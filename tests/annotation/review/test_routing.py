@@ -273,6 +273,39 @@ def test_a_reviewer_cannot_override_two_agreeing_annotators_alone(adaptive, anno
     ]
 
 
+def test_a_task_keeps_the_routing_it_was_opened_under(adaptive, annotator, annotator2, reviewer):
+    """Items already routed keep their route (the settings page says so): a tester changed the budget to 10 and the
+    panel said "no further annotator available within the budget of 10"; switched to fixed, the note vanished and
+    the reviewer's word would have overridden two agreeing annotators on a task adaptive routing had opened."""
+    from annotation.review.selectors import review_panel
+
+    Project.objects.filter(pk=adaptive.pk).update(audit_rate=1.0)
+    a = submit(annotator, adaptive, "neutral")
+    submit(annotator2, adaptive, "neutral")
+    task = ReviewTask.objects.select_related("item__project").get(item_id=a.item_id, status=ReviewStatus.OPEN)
+    assert task.routing == {"policy": "adaptive", "budget": 2.5, "review_all": False}
+    Project.objects.filter(pk=adaptive.pk).update(routing_budget=10.0, routing_policy=RoutingPolicy.FIXED)
+    project = Project.objects.get(pk=adaptive.pk)
+    note = review_panel(task=task, project=project).routing_note
+    assert "2.5 judgements per item" in note and "10" not in note
+    task.item.project = project
+    final = reviews.review_decide(reviewer=reviewer, task=task, value={"label": "negative"})
+    assert final.value == {"label": "neutral"} and final.source == DecisionSource.WEIGHTED  # still weighed
+
+    # And the other way: a task fixed routing opened stays the reviewer's call after a switch to adaptive.
+    Project.objects.filter(pk=adaptive.pk).update(routing_policy=RoutingPolicy.ADAPTIVE)
+    b = submit(annotator, adaptive, "positive")
+    Project.objects.filter(pk=adaptive.pk).update(routing_policy=RoutingPolicy.FIXED)
+    submit(annotator2, adaptive, "negative")
+    fixed_task = ReviewTask.objects.select_related("item__project").get(item_id=b.item_id, status=ReviewStatus.OPEN)
+    assert fixed_task.routing["policy"] == "fixed"
+    Project.objects.filter(pk=adaptive.pk).update(routing_policy=RoutingPolicy.ADAPTIVE)
+    fixed_task.item.project = Project.objects.get(pk=adaptive.pk)
+    assert review_panel(task=fixed_task, project=fixed_task.item.project).routing_note == ""
+    final = reviews.review_decide(reviewer=reviewer, task=fixed_task, value={"label": "negative"})
+    assert final.value == {"label": "negative"} and final.source == DecisionSource.REVIEWER
+
+
 def test_a_reviewer_settles_a_disagreement(adaptive, annotator, annotator2, reviewer):
     Project.objects.filter(pk=adaptive.pk).update(routing_budget=2.2)
     a = submit(annotator, adaptive, "positive")
