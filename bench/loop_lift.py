@@ -21,6 +21,10 @@ Policies:
 - 2+review: overlap 2, fixed routing (the default before migration 0013) without audit: a disagreement goes to
   the reviewer;
 - majority-5: overlap 5, the plurality of the five labels (ties: a seeded coin), a plain script's answer;
+- 2+third: overlap 2, and where the two disagree a plain script asks a further annotator (one who has not labelled
+  the item, at random) until one label leads the others: the "third rater on disagreement" script issue 17
+  measured the fixed routing losing to. No reviewer; the extra labels are asked outside the product, as such a
+  script would (export, send the disagreements out again, take the plurality);
 - adaptive: overlap 2, routing_policy "adaptive" with `--budget` (default 2.5), no audit;
 - adaptive-no-model: the same without the model's vote (`--no-model-variant` skips it);
 - adaptive+audit: adaptive as a new project gets it, the audit included (`audit_rate` at the model field's
@@ -251,6 +255,43 @@ def finals(project, rng: random.Random, *, majority: bool) -> tuple[dict[str, st
     return out, judgements, settled
 
 
+def third_on_disagreement(project, people: People, rng: random.Random) -> tuple[dict[str, str], int, Counter]:
+    """2+third's finals: the product's two labels per item; on disagreement further annotators (not yet on the item,
+    drawn at random) are asked until one label leads the others (all six asked and still tied: a seeded coin)."""
+    from noise import ACCURACY
+
+    from annotation.models import Annotation, AnnotationStatus
+
+    said: dict[str, list[tuple[int, str]]] = {}
+    texts: dict[str, str] = {}
+    rows = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED).order_by("pk")
+    for ext, text, who, value in rows.values_list("item__external_id", "item__text", "annotator__username", "value"):
+        said.setdefault(ext, []).append((int(who[1:]), value["label"]))
+        texts[ext] = text
+    judgements = sum(len(v) for v in said.values())
+    settled: Counter = Counter()
+    out: dict[str, str] = {}
+    for ext in sorted(said, key=int):
+        votes = said[ext]
+        asked = 0
+        while True:
+            counts = Counter(label for _, label in votes).most_common()
+            if len(counts) == 1 or counts[0][1] > counts[1][1]:
+                out[ext] = counts[0][0]
+                break
+            left = sorted(set(range(len(ACCURACY))) - {who for who, _ in votes})
+            if not left:
+                out[ext] = rng.choice(sorted(label for label, c in counts if c == counts[0][1]))
+                settled["tie: coin"] += 1
+                break
+            who = rng.choice(left)
+            votes.append((who, people.says(who, texts[ext])))
+            asked += 1
+        judgements += asked
+        settled["agreement" if not asked else f"{len(votes)} labels"] += 1
+    return out, judgements, settled
+
+
 def bootstrap(right: np.ndarray, seed: int) -> tuple[float, float, float]:
     weights = np.random.default_rng(seed).multinomial(len(right), np.full(len(right), 1 / len(right)), size=BOOTSTRAP)
     samples = weights @ right / len(right)
@@ -262,9 +303,9 @@ def run_policy(tag: str, args, texts, labels, classes, probs, truth, model_probs
     from annotation.models import Item, Project
     from annotation.review import routing
 
-    overlap, policy = {"1-annotator": (1, "fixed"), "2+review": (2, "fixed"), "majority-5": (5, "fixed")}.get(
-        tag, (2, "adaptive")
-    )
+    overlap, policy = {
+        "1-annotator": (1, "fixed"), "2+review": (2, "fixed"), "majority-5": (5, "fixed"), "2+third": (2, "fixed")
+    }.get(tag, (2, "adaptive"))
     audit = Project._meta.get_field("audit_rate").default if tag == "adaptive+audit" else 0.0
     start = time.perf_counter()
     project, users, reviewer = make_project(args.data, texts, labels, overlap, policy, args.budget, tag, audit)
@@ -278,9 +319,12 @@ def run_policy(tag: str, args, texts, labels, classes, probs, truth, model_probs
             label = classes[int(model_probs[row].argmax())]
             MODEL_VOTES[ids[str(row)]] = routing.ModelVote(label=label, accuracy=accuracy)
     annotate(project, users, people, rng)
-    if tag != "majority-5":  # a plain script takes the plurality: nobody reviews
-        review(project, reviewer, people)
-    final, judgements, settled = finals(project, rng, majority=tag == "majority-5")
+    if tag == "2+third":
+        final, judgements, settled = third_on_disagreement(project, people, rng)
+    else:
+        if tag != "majority-5":  # a plain script takes the plurality: nobody reviews
+            review(project, reviewer, people)
+        final, judgements, settled = finals(project, rng, majority=tag == "majority-5")
     gold = {str(i): label for i, label in enumerate(labels)}
     right = right_of(final, gold)
     RIGHT[tag] = right
@@ -373,8 +417,8 @@ def main() -> None:
     parser.add_argument(
         "--policies",
         nargs="+",
-        choices=["1-annotator", "2+review", "majority-5", "adaptive", "adaptive-no-model", "adaptive+audit"],
-        default=["1-annotator", "2+review", "majority-5", "adaptive", "adaptive-no-model"],
+        choices=["1-annotator", "2+review", "majority-5", "2+third", "adaptive", "adaptive-no-model", "adaptive+audit"],
+        default=["1-annotator", "2+review", "majority-5", "2+third", "adaptive", "adaptive-no-model"],
     )
     parser.add_argument(
         "--model",
@@ -414,13 +458,14 @@ def main() -> None:
                 tag, args, texts, labels, classes, probs, truth, model_probs
             )
             print_row(tag, (acc, low, high), per_item, seconds, settled)
-            if args.scan and tag not in ("1-annotator", "majority-5"):
+            if args.scan and tag not in ("1-annotator", "majority-5", "2+third"):
                 scan_and_review(tag, labels, args.seed)
-        if "majority-5" in RIGHT:
-            for tag in [t for t in RIGHT if t != "majority-5"]:
-                if tag in RIGHT:
-                    diff, low, high = paired_difference(RIGHT[tag], RIGHT["majority-5"], args.seed)
-                    print(f"{tag} - majority-5 (same items): {diff:+.3f} [{low:+.3f}, {high:+.3f}]")
+        for baseline in ("majority-5", "2+third"):
+            if baseline not in RIGHT:
+                continue
+            for tag in [t for t in RIGHT if t not in ("majority-5", "2+third", "1-annotator")]:
+                diff, low, high = paired_difference(RIGHT[tag], RIGHT[baseline], args.seed)
+                print(f"{tag} - {baseline} (same items): {diff:+.3f} [{low:+.3f}, {high:+.3f}]")
     print(f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
