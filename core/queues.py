@@ -17,6 +17,7 @@ after Redis lost its data: nothing else would schedule it again until the next r
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -57,13 +58,30 @@ class JsonSimpleWorker(SimpleWorker):
 PENDING_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED)
 
 
+# A worker marks a job started within milliseconds of popping it off its queue; a job still QUEUED but in no queue
+# this long after it was enqueued lost its place (a worker killed in that gap, a queue key lost): it is requeued.
+POPPED_GRACE_SECONDS = 60
+
+
+def _popped_long_ago(job: Job, connection: Any) -> bool:
+    """QUEUED, in no queue, and enqueued over POPPED_GRACE_SECONDS ago."""
+    from rq import Queue
+
+    if job.get_status(refresh=False) != JobStatus.QUEUED or job.enqueued_at is None:
+        return False
+    if Queue(job.origin, connection=connection).get_job_position(job.id) is not None:
+        return False
+    enqueued = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=dt.UTC)
+    return (dt.datetime.now(dt.UTC) - enqueued).total_seconds() > POPPED_GRACE_SECONDS
+
+
 def job_pending(job_id: str, connection: Any) -> bool:
     """True while RQ still holds job `job_id` to run (queued, scheduled, deferred or started)."""
     try:
         job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
     except NoSuchJobError:
         return False
-    return job.get_status(refresh=False) in PENDING_JOB_STATUSES
+    return job.get_status(refresh=False) in PENDING_JOB_STATUSES and not _popped_long_ago(job, connection)
 
 
 def requeue_lost(
@@ -120,15 +138,18 @@ def queue_place(queue_name: str, job_id: str) -> QueuePlace:
         if ahead is not None:
             return QueuePlace(queue_name, WAITING, ahead=int(ahead), workers=Worker.count(queue=queue))
         try:
-            status = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer).get_status()
+            job = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer)
         except NoSuchJobError:
+            return QueuePlace(queue_name, MISSING)
+        status = job.get_status()
+        if _popped_long_ago(job, queue.connection):
             return QueuePlace(queue_name, MISSING)
     except (RedisError, OSError):
         return QueuePlace(queue_name, UNREACHABLE)
     if status in (JobStatus.SCHEDULED, JobStatus.DEFERRED):
         return QueuePlace(queue_name, SCHEDULED)
     if status in (JobStatus.STARTED, JobStatus.QUEUED):
-        # QUEUED but in no queue: a worker has popped it and not yet marked it started (the job's first second);
-        # `requeue_lost` leaves such a job alone too (`job_pending`), so "lost" would be wrong here.
+        # QUEUED but in no queue, lately: a worker has popped it and not yet marked it started (`requeue_lost` leaves
+        # it alone too); past POPPED_GRACE_SECONDS it is missing (above) and requeued.
         return QueuePlace(queue_name, STARTING)
     return QueuePlace(queue_name, MISSING)  # finished or failed in Redis while the row still says queued

@@ -37,6 +37,9 @@ class Item(models.Model):
     submitted_count = models.PositiveSmallIntegerField(default=0)
     # Adaptive routing asked for this many annotators beyond the project's overlap (review/routing.py).
     extra_slots = models.PositiveSmallIntegerField(default=0)
+    # How many annotations the item had when routing first asked for one more: its blind ones, which agreement is
+    # measured on (quality/selectors.py agreement_rows). Null: routing never asked, every annotation is blind.
+    blind_count = models.PositiveSmallIntegerField(null=True, blank=True)
     is_open = models.BooleanField(default=True)
     priority = models.FloatField(default=0.0, help_text="Higher is labelled first (active learning).")
     # The item's split lives in ItemSplit (related name split_row), written once by its first snapshot.

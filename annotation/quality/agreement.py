@@ -69,8 +69,9 @@ def _by_item(rows: Iterable[Sequence[Any]]) -> Ratings:
     return items
 
 
-def blind_rows(rows: Iterable[Sequence[Any]], overlap: int) -> list[Sequence[Any]]:
-    """Each item's first `overlap` rows (rows in submission order): the blind ratings agreement is measured on.
+def blind_rows(rows: Iterable[Sequence[Any]], blind: Mapping[Any, int]) -> list[Sequence[Any]]:
+    """The blind ratings agreement is measured on: of an item in `blind` ({item id: how many}), its first that many
+    rows (rows in submission order); every row of any other item.
 
     Adaptive routing asks a further annotator only where the first ones disagreed, so those extra ratings are a
     sample chosen *for* disagreement: counted in, they pull alpha and raw agreement down, and Fleiss' kappa, which
@@ -80,7 +81,7 @@ def blind_rows(rows: Iterable[Sequence[Any]], overlap: int) -> list[Sequence[Any
     kept = []
     for row in rows:
         seen[row[0]] += 1
-        if seen[row[0]] <= overlap:
+        if row[0] not in blind or seen[row[0]] <= blind[row[0]]:
             kept.append(row)
     return kept
 

@@ -66,9 +66,11 @@ def annotation_rows(*, project: Project, annotator: User | None = None) -> list[
 
 
 def agreement_rows(*, project: Project) -> list[tuple[int, str, str, dt.datetime]]:
-    """`annotation_rows` limited to each item's first `overlap` annotations, the blind ones agreement is measured on
-    (`agreement.blind_rows`: a judgement adaptive routing asked for after a disagreement is left out)."""
-    return agreement.blind_rows(annotation_rows(project=project), project.overlap)  # type: ignore[return-value]
+    """`annotation_rows` without the judgements adaptive routing asked for after a disagreement: of an item routing
+    asked more for, the annotations it had then (`Item.blind_count`), the blind ones agreement is measured on."""
+    recorded = Item.objects.filter(project=project, blind_count__isnull=False).values_list("pk", "blind_count")
+    blind = {pk: int(count or 0) for pk, count in recorded.iterator()}
+    return agreement.blind_rows(annotation_rows(project=project), blind)  # type: ignore[return-value]
 
 
 def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]:
@@ -105,9 +107,8 @@ def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]
         "items": summary["n_items_multi"],
         "n_items": summary["n_items"],
         "n_annotations": len(every),
-        "overlap": project.overlap,
+        "n_annotators": len({who for _, who, _ in every}),
         "extra_annotations": len(every) - len(timed),
-        "n_annotators": summary["n_annotators"],
         "overall": summary["overall"],
         "pairs": [
             {"a": p["annotator_a"], "b": p["annotator_b"], "cohen_kappa": p["kappa"], "n": p["n_items"]}

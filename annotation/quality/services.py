@@ -296,7 +296,7 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
                 status=ItemStatus.IN_REVIEW
             ):
                 review_task_open(
-                    item=Item(pk=item_id, project_id=project.pk),
+                    item=Item(pk=item_id, project=project),  # the project object: its routing, no query
                     reasons=[ReviewReason.NOISE],
                     noise_score=flag.quality,
                     suggested_value={"label": flag.suggested},

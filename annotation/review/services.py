@@ -26,6 +26,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.models import (
@@ -251,7 +252,10 @@ def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotatio
     agreed = len({v.label for v in votes}) == 1
     if action == routing.ANNOTATOR:
         Item.objects.filter(pk=item.pk, status=ItemStatus.ANNOTATED).update(
-            extra_slots=F("extra_slots") + 1, is_open=True, status=ItemStatus.IN_ANNOTATION
+            extra_slots=F("extra_slots") + 1,
+            is_open=True,
+            status=ItemStatus.IN_ANNOTATION,
+            blind_count=Coalesce(F("blind_count"), Value(len(annotations))),
         )
         return None
     if action == routing.REVIEWER:

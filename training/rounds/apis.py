@@ -22,7 +22,7 @@ from core.api import ID_MAX, PAGE_PARAMETERS, REFUSED, ApiView, paginated, text,
 from training.models import Round
 from training.rounds.charts import rounds_worse_by_number
 from training.rounds.forms import rating_criteria_clean
-from training.rounds.options import plan_options_parse
+from training.rounds.options import MAX_EXAMPLES, plan_options_parse
 from training.rounds.selectors import round_list, round_plan, round_worst_slice
 from training.rounds.services import round_advance
 
@@ -124,6 +124,10 @@ class RoundAdvanceApi(ApiView):
         prelabels = serializers.BooleanField(required=False)
         disagreement_confidence = serializers.FloatField(required=False, min_value=0.5, max_value=1.0)
         min_rating = serializers.IntegerField(required=False, min_value=1, max_value=5)
+        examples = serializers.IntegerField(
+            required=False, min_value=0, max_value=MAX_EXAMPLES,
+            help_text="Taken so a plan's options can be sent back as they are; it only sizes the plan's preview.",
+        )
 
     class OutputSerializer(serializers.Serializer):
         applied = serializers.BooleanField(help_text="False when the round was already closed: nothing changed.")

@@ -55,7 +55,7 @@ from annotation.models import (
 )
 from annotation.projects.services import guideline_current
 from annotation.quality import agreement
-from annotation.quality.selectors import annotation_rows
+from annotation.quality.selectors import agreement_rows
 from annotation.review.selectors import agreement_backed, latest_decisions
 from annotation.review.services import ValueProposal
 from annotation.tasktypes import InvalidValue, value_display, value_key
@@ -838,7 +838,7 @@ def round_figures(*, project: Project, runs: Iterable[TrainingRun]) -> dict[str,
         value = ((run.metrics or {}).get("test") or {}).get(goal)
         if isinstance(value, int | float) and (figures["main_metric"] is None or value > figures["main_metric"]):
             figures.update(main_metric=round(float(value), 6), best_run=run.pk)
-    rows = [row[:3] for row in annotation_rows(project=project)]
+    rows = [row[:3] for row in agreement_rows(project=project)]
     overall = agreement.agreement_summary(rows)["overall"] if rows else {}
     figures["agreement"] = overall.get("krippendorff_alpha")
     figures["kappa"] = overall.get("fleiss_kappa")

@@ -13,7 +13,9 @@ from annotation.models import (
     ROUTING_BUDGET_DEFAULT,
     ROUTING_BUDGET_HELP,
     ROUTING_POLICY_HELP,
+    Item,
     Project,
+    ReviewTask,
     RoutingPolicy,
     TaskType,
 )
@@ -185,6 +187,25 @@ def migrate(target: tuple[str, str]):
     executor.loader.build_graph()
     executor.migrate([target])
     return executor.loader.project_state(target).apps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_0014_records_the_routing_of_open_tasks_and_the_blind_count_of_escalated_items(
+    owner, latest_schema_after
+):
+    made = project_create(owner=owner, name="Routed", labels=["a", "b"], routing_budget=3.0)
+    old_apps = migrate(AFTER)
+    project = old_apps.get_model("annotation", "Project").objects.get(pk=made.pk)
+    items = old_apps.get_model("annotation", "Item")
+    escalated = items.objects.create(project=project, text="asked one more", content_hash="h1", extra_slots=1)
+    plain = items.objects.create(project=project, text="agreed", content_hash="h2")
+    tasks = old_apps.get_model("annotation", "ReviewTask")
+    open_task = tasks.objects.create(project=project, item=escalated, reasons=["disagreement"])
+    closed = tasks.objects.create(project=project, item=plain, reasons=["audit"], status="done")
+    migrate(("annotation", "0014_routing_recorded"))
+    assert ReviewTask.objects.get(pk=open_task.pk).routing == {"policy": "adaptive", "budget": 3.0, "review_all": False}
+    assert ReviewTask.objects.get(pk=closed.pk).routing is None  # history: nothing to keep it for
+    assert Item.objects.get(pk=escalated.pk).blind_count == 2 and Item.objects.get(pk=plain.pk).blind_count is None
 
 
 @pytest.fixture

@@ -94,8 +94,9 @@ def test_blind_rows_keep_each_items_first_ratings_in_submission_order():
     # of the disagreement; items 3-5 were agreed and never escalated.
     rows = [(1, "x", "a"), (1, "y", "b"), (2, "x", "b"), (2, "y", "a"), (3, "x", "a"), (3, "y", "a"),
             (4, "x", "b"), (4, "y", "b"), (5, "x", "a"), (5, "y", "a"), (1, "z", "a"), (2, "z", "b")]  # fmt: skip
-    blind = agreement.blind_rows(rows, 2)
-    assert blind == rows[:10] and agreement.blind_rows(rows, 3) == rows
+    blind = agreement.blind_rows(rows, {1: 2, 2: 2})  # Item.blind_count: what each had when routing asked more
+    assert blind == rows[:10] and agreement.blind_rows(rows, {}) == rows
+    assert agreement.blind_rows(rows, {1: 2}) == [*rows[:10], rows[11]]
     # On every row, the modal rating count (2) leaves only the agreed items 3-5: perfect agreement, which it is not.
     assert fleiss_kappa(rows) == approx(1.0)
     # On the blind pairs: P_bar = 3/5, p_a = 6/10, P_e = 0.36 + 0.16 = 0.52 -> kappa = 0.08 / 0.48 = 1/6

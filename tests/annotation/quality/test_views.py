@@ -505,13 +505,17 @@ def test_agreement_is_measured_on_the_blind_annotations_and_accuracy_on_all(revi
     assert 'id="agreement-blind"' not in client.get(reverse("quality", args=[reviewed.pk])).content.decode()
     disputed = Item.objects.get(project=reviewed, decisions__source=DecisionSource.REVIEWER)
     third = get_user_model().objects.create_user("annotator3", password="pw")
+    Item.objects.filter(pk=disputed.pk).update(blind_count=2, extra_slots=1)  # as routing records an escalation
     Annotation.objects.create(item=disputed, annotator=third, value={"label": "negative"})
     data = client.get(reverse("api-quality", args=[reviewed.pk])).json()
     assert data["overall"] == before["overall"] and data["pairs"] == before["pairs"] and data["items"] == 3
-    assert data["extra_annotations"] == 1 and data["overlap"] == 2 and data["n_annotations"] == 7
+    assert data["extra_annotations"] == 1 and data["n_annotations"] == 7 and data["n_annotators"] == 3
     assert {a["annotator"]: a["n"] for a in data["annotators"]}["annotator3"] == 1
     html = client.get(reverse("quality", args=[reviewed.pk])).content.decode()
-    assert 'id="agreement-blind"' in html and "first 2 annotations" in html
+    assert 'id="agreement-blind"' in html and "The 1 annotation asked for after them" in html
+    # Lowering the overlap afterwards changes nothing: the blind count is the item's, recorded when routing asked.
+    Project.objects.filter(pk=reviewed.pk).update(overlap=1)
+    assert client.get(reverse("api-quality", args=[reviewed.pk])).json()["overall"] == before["overall"]
 
 
 def test_annotator_sees_only_their_own_accuracy(reviewed, annotator, client):

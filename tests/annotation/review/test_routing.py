@@ -201,10 +201,12 @@ def test_adaptive_disagreement_asks_a_third_annotator_then_a_reviewer_as_the_bud
     submit(annotator2, adaptive, "negative")
     item = Item.objects.get(pk=a.item_id)
     assert (item.status, item.extra_slots, item.is_open) == (ItemStatus.IN_ANNOTATION, 1, True)
+    assert item.blind_count == 2  # what agreement is measured on (quality.selectors.agreement_rows)
     assert not ReviewTask.objects.filter(item=item).exists()
     third = Project.objects.get(pk=adaptive.pk).memberships.get(user__username="annotator3").user
     assert submit(third, adaptive, "positive").item_id == item.pk
     item.refresh_from_db()
+    assert item.blind_count == 2
     # 2-1 among unmeasured annotators is not yet sure enough, and one judgement is left to spare: a reviewer.
     assert item.status == ItemStatus.IN_REVIEW
     task = ReviewTask.objects.get(item=item, status=ReviewStatus.OPEN)
@@ -292,13 +294,12 @@ def test_a_task_keeps_the_routing_it_was_opened_under(adaptive, annotator, annot
     final = reviews.review_decide(reviewer=reviewer, task=task, value={"label": "negative"})
     assert final.value == {"label": "neutral"} and final.source == DecisionSource.WEIGHTED  # still weighed
 
-    # And the other way: a task fixed routing opened stays the reviewer's call after a switch to adaptive.
-    Project.objects.filter(pk=adaptive.pk).update(routing_policy=RoutingPolicy.ADAPTIVE)
-    b = submit(annotator, adaptive, "positive")
-    Project.objects.filter(pk=adaptive.pk).update(routing_policy=RoutingPolicy.FIXED)
-    submit(annotator2, adaptive, "negative")
+    # And the other way: an audit fixed routing opened stays the reviewer's call after a switch to adaptive, where
+    # a lone reviewer could not have overturned two agreeing annotators.
+    b = submit(annotator, adaptive, "neutral")
+    submit(annotator2, adaptive, "neutral")
     fixed_task = ReviewTask.objects.select_related("item__project").get(item_id=b.item_id, status=ReviewStatus.OPEN)
-    assert fixed_task.routing["policy"] == "fixed"
+    assert fixed_task.routing["policy"] == "fixed" and fixed_task.reasons == [ReviewReason.AUDIT]
     Project.objects.filter(pk=adaptive.pk).update(routing_policy=RoutingPolicy.ADAPTIVE)
     fixed_task.item.project = Project.objects.get(pk=adaptive.pk)
     assert review_panel(task=fixed_task, project=fixed_task.item.project).routing_note == ""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shlex
 from pathlib import Path
@@ -178,6 +179,12 @@ def test_a_job_a_worker_has_popped_but_not_yet_started_is_starting_not_lost(sent
     queue.remove(job)
     assert job.get_status() == JobStatus.QUEUED
     assert core_queues.queue_place("training", "train-popped").state == core_queues.STARTING
+    assert core_queues.job_pending("train-popped", queue.connection)  # not requeued while a worker may start it
+    # Still there a minute later: its worker died in that gap (or the queue key was lost). Missing, and requeued.
+    job.enqueued_at = job.enqueued_at - dt.timedelta(seconds=core_queues.POPPED_GRACE_SECONDS + 1)
+    job.save()
+    assert core_queues.queue_place("training", "train-popped").state == core_queues.MISSING
+    assert not core_queues.job_pending("train-popped", queue.connection)
 
 
 def test_a_queued_prediction_batch_and_import_show_their_place(
