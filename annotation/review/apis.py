@@ -35,6 +35,12 @@ class ReviewTaskSerializer(serializers.Serializer):
     reasons = serializers.ListField(source="task.reasons", child=serializers.ChoiceField(choices=ReviewReason.choices))
     noise_score = serializers.FloatField(source="task.noise_score", allow_null=True)
     suggested_value = serializers.JSONField(source="task.suggested_value", allow_null=True)
+    routing = serializers.JSONField(
+        source="task.routing",
+        allow_null=True,
+        help_text='The routing the task was opened under, {"policy", "budget", "review_all"}: it is explained and '
+        "decided by it whatever the project's settings say now (null: a task closed before this was recorded).",
+    )
     created_at = serializers.DateTimeField(source="task.created_at")
     resolved_at = serializers.DateTimeField(source="task.resolved_at", allow_null=True)
     annotations = AnnotationOutputSerializer(many=True)

@@ -285,6 +285,7 @@ def test_the_api_lists_tasks_with_every_label_and_accepts_one(quiet, annotator, 
     api.force_authenticate(reviewer)
     (task,) = api.get(reverse("api-review-task-list", args=[quiet.pk]), {"status": "open"}).json()["results"]
     assert task["item_id"] == item.pk and task["reasons"] == ["disagreement"]
+    assert task["routing"] == {"policy": quiet.routing_in_force, "budget": quiet.routing_budget, "review_all": False}
     by_who = {a["annotator"]: a for a in task["annotations"]}
     assert by_who["annotator1"]["value"] == {"label": "positive"} and by_who["annotator2"]["guideline_version"] == 1
     url = reverse("api-review-task-decide", args=[quiet.pk, task["id"]])
