@@ -221,8 +221,6 @@ def page_limit(raw: str) -> int:
     return value
 
 
-# How `limit` and `offset` are read on every list (DRF's LimitOffsetPagination quietly took the default for a bad
-# one: a client asking for `limit=abc` or `offset=-5` got the first page and no sign of its mistake).
 def page_offset(raw: str) -> str:
     """Rows to skip: a whole number from 0, of any size (past the count the page is empty, without a query)."""
     if not raw.isdigit():
@@ -230,6 +228,8 @@ def page_offset(raw: str) -> str:
     return raw
 
 
+# How `limit` and `offset` are read on every list (DRF's LimitOffsetPagination quietly took the default for a bad
+# one: a client asking for `limit=abc` or `offset=-5` got the first page and no sign of its mistake).
 PAGING: Mapping[str, Parser] = {"limit": page_limit, "offset": page_offset}
 
 

@@ -63,13 +63,9 @@ PENDING_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED
 POPPED_GRACE_SECONDS = 60
 
 
-def _popped_long_ago(job: Job, connection: Any) -> bool:
-    """QUEUED, in no queue, and enqueued over POPPED_GRACE_SECONDS ago."""
-    from rq import Queue
-
+def _queued_long_ago(job: Job) -> bool:
+    """QUEUED and enqueued over POPPED_GRACE_SECONDS ago (in its queue or not: the caller knows or asks)."""
     if job.get_status(refresh=False) != JobStatus.QUEUED or job.enqueued_at is None:
-        return False
-    if Queue(job.origin, connection=connection).get_job_position(job.id) is not None:
         return False
     enqueued = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=dt.UTC)
     return (dt.datetime.now(dt.UTC) - enqueued).total_seconds() > POPPED_GRACE_SECONDS
@@ -81,7 +77,13 @@ def job_pending(job_id: str, connection: Any) -> bool:
         job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
     except NoSuchJobError:
         return False
-    return job.get_status(refresh=False) in PENDING_JOB_STATUSES and not _popped_long_ago(job, connection)
+    if job.get_status(refresh=False) not in PENDING_JOB_STATUSES:
+        return False
+    if not _queued_long_ago(job):
+        return True
+    from rq import Queue
+
+    return Queue(job.origin, connection=connection).get_job_position(job.id) is not None  # else popped, lost
 
 
 def requeue_lost(
@@ -142,7 +144,7 @@ def queue_place(queue_name: str, job_id: str) -> QueuePlace:
         except NoSuchJobError:
             return QueuePlace(queue_name, MISSING)
         status = job.get_status()
-        if _popped_long_ago(job, queue.connection):
+        if _queued_long_ago(job):  # and in no queue (`ahead` above): popped long ago and lost
             return QueuePlace(queue_name, MISSING)
     except (RedisError, OSError):
         return QueuePlace(queue_name, UNREACHABLE)

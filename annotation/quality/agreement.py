@@ -16,7 +16,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from itertools import combinations
-from typing import Any, Literal, NamedTuple, TypeGuard
+from typing import Any, Literal, NamedTuple, TypeGuard, TypeVar
 
 import numpy as np
 
@@ -69,7 +69,10 @@ def _by_item(rows: Iterable[Sequence[Any]]) -> Ratings:
     return items
 
 
-def blind_rows(rows: Iterable[Sequence[Any]], blind: Mapping[Any, int]) -> list[Sequence[Any]]:
+Row = TypeVar("Row", bound=Sequence[Any])
+
+
+def blind_rows(rows: Iterable[Row], blind: Mapping[Any, int]) -> list[Row]:
     """The blind ratings agreement is measured on: of an item in `blind` ({item id: how many}), its first that many
     rows (rows in submission order); every row of any other item.
 

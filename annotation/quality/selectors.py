@@ -65,12 +65,16 @@ def annotation_rows(*, project: Project, annotator: User | None = None) -> list[
     return [(item_id, who, value_key(value), at) for item_id, who, value, at in rows.iterator(chunk_size=5000)]
 
 
-def agreement_rows(*, project: Project) -> list[tuple[int, str, str, dt.datetime]]:
-    """`annotation_rows` without the judgements adaptive routing asked for after a disagreement: of an item routing
-    asked more for, the annotations it had then (`Item.blind_count`), the blind ones agreement is measured on."""
+AnnotationRows = list[tuple[int, str, str, dt.datetime]]
+
+
+def agreement_rows(*, project: Project, rows: AnnotationRows | None = None) -> AnnotationRows:
+    """`annotation_rows` (or these, read from it already) without the judgements adaptive routing asked for after a
+    disagreement: of an item routing asked more for, the annotations it had then (`Item.blind_count`), the blind
+    ones agreement is measured on."""
     recorded = Item.objects.filter(project=project, blind_count__isnull=False).values_list("pk", "blind_count")
     blind = {pk: int(count or 0) for pk, count in recorded.iterator()}
-    return agreement.blind_rows(annotation_rows(project=project), blind)  # type: ignore[return-value]
+    return agreement.blind_rows(annotation_rows(project=project) if rows is None else rows, blind)
 
 
 def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]:
@@ -91,8 +95,9 @@ def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]
         own = [_with_interval(a._asdict()) for a in agreement.annotator_accuracy(mine, final)]
         nobody = {"annotator": user.get_username(), "accuracy": None, "n": 0, "low": None, "high": None}
         return {"view": "own", "annotators": own or [nobody]}
-    every = [row[:3] for row in annotation_rows(project=project)]
-    timed = agreement_rows(project=project)
+    read = annotation_rows(project=project)
+    every = [row[:3] for row in read]
+    timed = agreement_rows(project=project, rows=read)
     spans = project.task_kind.needs_text
     classify = project.task_kind.has_labels and not spans  # span keys are not label names: figures below
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True)) if classify else []

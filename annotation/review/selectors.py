@@ -371,7 +371,7 @@ ADAPTIVE_WEIGHED = (
 )
 
 
-def routing_in_force(project: Project) -> dict[str, Any]:
+def routing_record(project: Project) -> dict[str, Any]:
     """The routing a review task records when it is opened (`ReviewTask.routing`)."""
     return {"policy": project.routing_in_force, "budget": project.routing_budget, "review_all": project.review_all}
 
@@ -379,7 +379,7 @@ def routing_in_force(project: Project) -> dict[str, Any]:
 def task_routing(*, task: ReviewTask, project: Project) -> dict[str, Any]:
     """The routing a task is explained and decided by: the one it was opened under, or (a task opened before that
     was recorded) the project's current one."""
-    return task.routing or routing_in_force(project)
+    return task.routing or routing_record(project)
 
 
 def task_routes_adaptively(*, task: ReviewTask, project: Project) -> bool:
@@ -391,7 +391,7 @@ def routing_note(*, project: Project, reasons: Iterable[str], routed: Mapping[st
     where the reasons say it all, and for reviews routing did not open (noise flags, models, ratings).
 
     `routed` is the routing the task was opened under (`task_routing`); left out, the project's current one."""
-    routed = routed or routing_in_force(project)
+    routed = routed or routing_record(project)
     if routed["policy"] != RoutingPolicy.ADAPTIVE:
         return ""
     reasons = set(reasons)

@@ -55,7 +55,7 @@ from annotation.review.selectors import (
     agreement_backed,
     review_task_rows_of,
     review_tasks,
-    routing_in_force,
+    routing_record,
     task_routes_adaptively,
 )
 from annotation.tasktypes import InvalidValue, value_display, value_key
@@ -154,7 +154,7 @@ def review_task_open(
                 priority=_priority(ordered),
                 noise_score=noise_score,
                 suggested_value=suggested_value,
-                routing=routing_in_force(item.project),
+                routing=routing_record(item.project),
             )
     except IntegrityError:
         pass  # an open task exists (the partial unique constraint): merge into it
@@ -599,7 +599,7 @@ def _review_tasks_open(
         return {}
     ids = [p.item_id for p in proposals]
     open_tasks = {t.item_id: t for t in ReviewTask.objects.filter(item_id__in=ids, status=ReviewStatus.OPEN)}
-    routed = routing_in_force(project)
+    routed = routing_record(project)
     try:
         with transaction.atomic():
             created = ReviewTask.objects.bulk_create(
