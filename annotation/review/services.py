@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -60,7 +60,7 @@ from annotation.review.selectors import (
 )
 from annotation.tasktypes import InvalidValue, value_display, value_key
 from annotation.webhooks import events as webhook_events
-from core.errors import ServiceError
+from core.errors import ServiceError, StateConflict
 
 SEND_BACK_LEASE = dt.timedelta(days=7)
 
@@ -80,7 +80,11 @@ REASON_PRIORITY = {
 }
 
 
-TASK_CLOSED = "This review was already resolved by someone else; the queue has moved on."
+TASK_CLOSED = "This review task is already closed ({how}); the queue has moved on."
+
+
+class TaskClosed(StateConflict):
+    """The review task was decided, sent back or withdrawn before this request could close it (HTTP 409)."""
 
 
 COMMENT_REQUIRED = "Say what the annotators should look at again."
@@ -165,8 +169,8 @@ def review_task_open(
         if noise_score is not None:
             updates.update(noise_score=noise_score, suggested_value=suggested_value)
         ReviewTask.objects.filter(pk=task.pk).update(**updates)
-    for field, value in updates.items():
-        setattr(task, field, value)
+    for name, value in updates.items():
+        setattr(task, name, value)
     return task
 
 
@@ -221,13 +225,21 @@ def _human_votes(annotations: Sequence[Annotation]) -> list[routing.Vote]:
 
 
 def _weighed(
-    *, project: Project, item_id: int, votes: Sequence[routing.Vote], reviewed: bool = False
+    *,
+    project: Project,
+    item_id: int,
+    votes: Sequence[routing.Vote],
+    reviewed: bool = False,
+    reviewers: Sequence[str] = (),
 ) -> routing.Decision:
-    """The adaptive decision for an item with these votes, from the measured accuracies, model and budget."""
+    """The adaptive decision for an item with these votes, from the measured accuracies, model and budget.
+
+    `reviewers`: the voters among `votes` who reviewed the item; one nobody has measured yet counts as
+    REVIEWER_PRIOR."""
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
     accuracies = routing_inputs.voter_accuracies(project=project)
-    if reviewed:  # the last vote is the reviewer's: unmeasured, they count as REVIEWER_PRIOR
-        accuracies.setdefault(votes[-1].voter, routing_inputs.REVIEWER_PRIOR)
+    for name in reviewers:
+        accuracies.setdefault(name, routing_inputs.REVIEWER_PRIOR)
     model = routing_inputs.model_votes(project=project, item_ids=[item_id]).get(item_id)
     budget = routing_inputs.budget_state(project=project)
     left = None if reviewed else routing_inputs.annotators_left(project=project, item_id=item_id)
@@ -270,7 +282,9 @@ def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotatio
             reasons.append(ReviewReason.AUDIT if drawn_for_audit else ReviewReason.DOUBT)
         if not Item.objects.filter(pk=item.pk, status=ItemStatus.ANNOTATED).update(status=ItemStatus.IN_REVIEW):
             return None
-        return review_task_open(item=item, reasons=reasons, suggested_value={"label": decision.label})
+        # a tie leans nowhere: naming the first label in the project's order would nudge the reviewer toward it
+        suggested = None if routing.is_tie(decision.posterior) else {"label": decision.label}
+        return review_task_open(item=item, reasons=reasons, suggested_value=suggested)
     if not Item.objects.filter(pk=item.pk, status=ItemStatus.ANNOTATED).update(status=ItemStatus.APPROVED):
         return None
     webhook_events.items_approved(project_id=project.pk, item_ids=[item.pk])
@@ -291,10 +305,13 @@ def _weighed_reason(decision: routing.Decision, n: int) -> str:
     )
 
 
-def _reviewer_weighed(*, reviewer: User, task: ReviewTask, value: dict[str, Any]) -> routing.Decision | None:
-    """Tasks opened under adaptive routing: the weighted vote of the item's annotations and this reviewer's value
-    (their vote). A task keeps the routing it was opened under (`ReviewTask.routing`): switching the project to
-    fixed does not make the reviewer's word final on items adaptive routing already sent."""
+def _reviewer_weighed(
+    *, reviewer: User, task: ReviewTask, value: dict[str, Any]
+) -> tuple[routing.Decision, int] | None:
+    """Tasks opened under adaptive routing: the weighted vote of the item's annotations, earlier reviewers' words
+    and this reviewer's value (their vote), with how many judgements it weighed. A task keeps the routing it was
+    opened under (`ReviewTask.routing`): switching the project to fixed does not make the reviewer's word final on
+    items adaptive routing already sent."""
     project = task.item.project
     if not task_routes_adaptively(task=task, project=project):
         return None
@@ -305,17 +322,53 @@ def _reviewer_weighed(*, reviewer: User, task: ReviewTask, value: dict[str, Any]
     )
     if not annotations:
         return None
-    votes = [*_human_votes(annotations), routing.Vote(reviewer.get_username(), value["label"])]
-    return _weighed(project=project, item_id=task.item_id, votes=votes, reviewed=True)
+    earlier = _earlier_reviewer_votes(item_id=task.item_id, reviewer=reviewer)
+    here = routing.Vote(reviewer.get_username(), value["label"])
+    names = [v.voter for v in (*earlier, here)]
+    # one vote per person: a reviewer who also annotated the item counts with their last word, the review
+    votes = [*(v for v in _human_votes(annotations) if v.voter not in names), *earlier, here]
+    weighed = _weighed(project=project, item_id=task.item_id, votes=votes, reviewed=True, reviewers=names)
+    return weighed, len(votes)
+
+
+def _earlier_reviewer_votes(*, item_id: int, reviewer: User) -> list[routing.Vote]:
+    """Other reviewers' words on this item (an audit overturned, an earlier flag's review), each one's last, as
+    routing_inputs.project_votes counts them when measuring accuracy: every judgement is in the weighted vote."""
+    said: dict[str, routing.Vote] = {}
+    rows = (
+        Decision.objects.filter(item_id=item_id, source=DecisionSource.REVIEWER, reviewer__isnull=False)
+        .exclude(reviewer=reviewer)
+        .order_by("created_at", "id")
+        .values_list("reviewer__username", "value")
+    )
+    for who, value in rows:
+        if isinstance(value, dict) and isinstance(value.get("label"), str):
+            said[who] = routing.Vote(who, value["label"])
+    return list(said.values())
+
+
+def _closed_how(*, task_id: int, reviewer: User) -> str:
+    """"decided by you", "sent back by ana", "withdrawn": what closed a task, for TASK_CLOSED."""
+    row = ReviewTask.objects.filter(pk=task_id).values_list("status", "resolved_by_id", "resolved_by__username").first()
+    if row is None:
+        return "removed"
+    status, by_id, by_name = row
+    withdrawn = "withdrawn: an annotator took their label back"
+    closed_how: dict[str, str] = {ReviewStatus.DONE.value: "decided", ReviewStatus.SENT_BACK.value: "sent back"}
+    how = closed_how.get(status, withdrawn)
+    if by_id is None:
+        return how
+    return f"{how} by {'you' if by_id == reviewer.pk else by_name}"
 
 
 def _close_task(*, task: ReviewTask, reviewer: User, status: str, now: dt.datetime, comment: str = "") -> None:
-    """Close an open task; raise TASK_CLOSED if another reviewer (or an undo) closed it first."""
+    """Close an open task; raise TaskClosed if it was closed first (another reviewer, this one in another tab or
+    a repeated request, an undo), saying how and by whom."""
     won = ReviewTask.objects.filter(pk=task.pk, status=ReviewStatus.OPEN).update(
         status=status, resolved_by=reviewer, resolved_at=now, comment=comment
     )
     if not won:
-        raise ServiceError(TASK_CLOSED)
+        raise TaskClosed(TASK_CLOSED.format(how=_closed_how(task_id=task.pk, reviewer=reviewer)))
     task.status, task.resolved_by, task.resolved_at, task.comment = status, reviewer, now, comment
 
 
@@ -351,12 +404,13 @@ def review_decide(
         )
         reviewed = source == DecisionSource.REVIEWER
         weighed = _reviewer_weighed(reviewer=reviewer, task=task, value=value) if reviewed else None
-        if weighed is not None and weighed.label != value["label"]:
+        if weighed is not None and weighed[0].label != value["label"]:
             # The reviewer's word is kept (the decision above); the weighted vote of every judgement is final.
+            vote, n = weighed
             decision = Decision.objects.create(
                 item=item,
-                value={"label": weighed.label},
-                reason=f"The reviewer said {value['label']}. " + _weighed_reason(weighed, _judgements(task)),
+                value={"label": vote.label},
+                reason=f"The reviewer said {value['label']}. " + _weighed_reason(vote, n),
                 source=DecisionSource.WEIGHTED,
                 guideline_version=decision.guideline_version,
                 review_task=task,
@@ -365,10 +419,6 @@ def review_decide(
         webhook_events.items_approved(project_id=project.pk, item_ids=[item.pk])
     item.status = ItemStatus.APPROVED
     return decision
-
-
-def _judgements(task: ReviewTask) -> int:
-    return Annotation.objects.filter(item_id=task.item_id, status=AnnotationStatus.SUBMITTED).count() + 1
 
 
 def _test_label_guard(*, task: ReviewTask, value: dict[str, Any]) -> None:
@@ -642,6 +692,9 @@ BULK_NOT_AGREED_AUDIT = (
 )
 
 
+BULK_ALL_CLOSED = "Every chosen item was decided meanwhile (items {items}): nothing left to accept."
+
+
 BULK_REASON = "Accepted with other audit items: the annotators agreed."
 
 
@@ -656,6 +709,7 @@ class BulkAcceptPlan:
     """What a bulk accept will do: the open tasks it decides, each with the agreed value it makes final."""
 
     tasks: list[tuple[ReviewTask, dict[str, Any]]]
+    already_closed: list[int] = field(default_factory=list)  # item ids of chosen tasks decided since they were ticked
 
     @property
     def by_value(self) -> list[tuple[str, int]]:
@@ -680,10 +734,11 @@ def review_bulk_plan(*, project: Project, user: User, role: str, task_ids: Seque
         raise ServiceError(BULK_NOTHING_CHOSEN, field="tasks")
     if len(ids) > BULK_MAX:
         raise ServiceError(BULK_TOO_MANY, field="tasks")
-    visible = review_tasks(project=project, user=user, role=role, status=ReviewStatus.OPEN).filter(pk__in=ids)
-    rows = review_task_rows_of(list(visible))
-    found = {row.task.pk for row in rows}
-    refused = [str(i) for i in ids if i not in found]  # closed meanwhile, or not this project's: by task id
+    visible = list(review_tasks(project=project, user=user, role=role).filter(pk__in=ids))
+    closed = sorted(task.item_id for task in visible if task.status != ReviewStatus.OPEN)  # decided meanwhile
+    rows = review_task_rows_of([task for task in visible if task.status == ReviewStatus.OPEN])
+    seen = {task.pk for task in visible}
+    refused = [f"task {i} (not in this project's review queue)" for i in ids if i not in seen]
     chosen: list[tuple[ReviewTask, dict[str, Any]]] = []
     for row in rows:
         value = agreed_audit_value(task=row.task, annotations=row.annotations)
@@ -694,7 +749,9 @@ def review_bulk_plan(*, project: Project, user: User, role: str, task_ids: Seque
             chosen.append((row.task, value))
     if refused:
         raise ServiceError(BULK_NOT_AGREED_AUDIT.format(items="; ".join(refused)), field="tasks")
-    return BulkAcceptPlan(tasks=chosen)
+    if not chosen:
+        raise StateConflict(BULK_ALL_CLOSED.format(items=", ".join(map(str, closed))), field="tasks")
+    return BulkAcceptPlan(tasks=chosen, already_closed=closed)
 
 
 def review_bulk_accept(
@@ -704,12 +761,12 @@ def review_bulk_accept(
     same guards as a single accept. A task someone closed since the plan was read is left alone and reported."""
     now = now or timezone.now()
     decisions: list[Decision] = []
-    closed: list[int] = []
+    closed: list[int] = list(plan.already_closed)
     for task, value in plan.tasks:
         try:
             decisions.append(review_decide(reviewer=reviewer, task=task, value=value, reason=BULK_REASON, now=now))
         except ServiceError as exc:
-            if exc.message != TASK_CLOSED:
+            if not isinstance(exc, TaskClosed):
                 raise
             closed.append(task.item_id)
     return BulkAcceptResult(decisions=decisions, already_closed=closed)

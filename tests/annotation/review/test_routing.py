@@ -221,7 +221,12 @@ def test_adaptive_disagreement_goes_to_review_when_the_budget_is_tight(adaptive,
     assert item.status == ItemStatus.IN_REVIEW
     task = ReviewTask.objects.get(item=item, status=ReviewStatus.OPEN)
     assert task.reasons == [ReviewReason.DISAGREEMENT]
-    assert task.suggested_value in ({"label": "positive"}, {"label": "negative"})
+    # two annotators nobody has measured yet: a tie, so no label is suggested (the first in label order would be)
+    assert task.suggested_value is None
+    from annotation.review.selectors import review_panel
+
+    panel = review_panel(task=task, project=adaptive)
+    assert panel.suggestion_kind == "tie"
 
 
 @override_settings(LABELLOOP_ROUTING_MODEL="tests.annotation.review.test_routing.fake_model")
@@ -273,6 +278,30 @@ def test_a_reviewer_cannot_override_two_agreeing_annotators_alone(adaptive, anno
         (DecisionSource.REVIEWER, {"label": "negative"}),  # the reviewer's word is kept
         (DecisionSource.WEIGHTED, {"label": "neutral"}),
     ]
+
+
+def test_every_reviewers_word_is_in_the_weighted_vote(adaptive, annotator, annotator2, reviewer, owner):
+    """A tester's case: a reviewer overturned an audit (outvoted by the two agreeing annotators), a noise flag on
+    the item later went to a second reviewer who said the same, and the vote still counted 3 judgements: the
+    first reviewer's word was left out, so no review of the flag could ever correct the agreed label."""
+    Project.objects.filter(pk=adaptive.pk).update(audit_rate=1.0)
+    a = submit(annotator, adaptive, "neutral")
+    submit(annotator2, adaptive, "neutral")
+    audit = ReviewTask.objects.select_related("item__project").get(item_id=a.item_id, status=ReviewStatus.OPEN)
+    first = reviews.review_decide(reviewer=reviewer, task=audit, value={"label": "negative"})
+    assert first.value == {"label": "neutral"} and "3 judgements" in first.reason
+    item = Item.objects.get(pk=a.item_id)
+    flag = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], suggested_value={"label": "negative"})
+    flag = ReviewTask.objects.select_related("item__project").get(pk=flag.pk)
+    second = reviews.review_decide(reviewer=owner, task=flag, value={"label": "negative"})
+    # two reviewers against two annotators, each unmeasured reviewer at REVIEWER_PRIOR: the reviewers' label wins
+    assert second.source == DecisionSource.REVIEWER and second.value == {"label": "negative"}
+    assert Decision.objects.filter(item=item).latest("id") == second
+    # the same reviewer deciding again replaces their own earlier word rather than adding a second vote
+    again = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], suggested_value={"label": "neutral"})
+    again = ReviewTask.objects.select_related("item__project").get(pk=again.pk)
+    third = reviews.review_decide(reviewer=owner, task=again, value={"label": "neutral"})
+    assert third.value == {"label": "neutral"}  # owner's word is now neutral: three of four say neutral
 
 
 def test_a_task_keeps_the_routing_it_was_opened_under(adaptive, annotator, annotator2, reviewer):
@@ -414,7 +443,7 @@ def test_an_audit_waits_for_a_spare_judgement_under_adaptive_routing(adaptive, a
         ("adaptive", "single_label", ["disagreement"], "under 90 % sure"),
         ("adaptive", "single_label", ["unsure"], "under 90 % sure"),
         ("adaptive", "single_label", ["audit"], "An audit sample: the weighted vote was sure enough"),
-        ("adaptive", "single_label", ["noise"], ""),  # a noise scan, not routing, opened it
+        ("adaptive", "single_label", ["noise"], "weighed"),  # a noise scan opened it: only what the word does
         ("adaptive", "multi_label", ["disagreement"], ""),  # routed as fixed: adaptive is for single labels
         ("fixed", "single_label", ["disagreement"], ""),
     ],
@@ -424,7 +453,10 @@ def test_the_review_panel_says_why_adaptive_routing_sent_the_item(policy, task_t
 
     project = Project(routing_policy=policy, task_type=task_type, routing_budget=2.5)
     note = routing_note(project=project, reasons=reasons)
-    if says:
+    if says == "weighed":
+        assert note == ADAPTIVE_WEIGHED
+        assert routing_note(project=project, reasons=reasons, annotated=False) == ""  # imported label: word is final
+    elif says:
         assert says in note and note.endswith(ADAPTIVE_WEIGHED) and "2.5 judgements per item" in note
     else:
         assert note == ""
@@ -462,4 +494,7 @@ def test_the_review_panel_of_an_adaptive_project_explains_the_route(project, ann
     client.force_login(reviewer)
     body = client.get(url("review-queue", project)).content.decode()
     assert 'id="review-routing-note"' in body and "Your label joins the vote" in body
+    assert "weighted vote so far: <strong>a tie</strong>" in body  # nobody measured yet: no label leads
+    ReviewTask.objects.filter(item_id=item).update(suggested_value={"label": "positive"})  # one measured better
+    body = client.get(url("review-queue", project)).content.decode()
     assert "weighted vote so far: <strong>positive</strong>" in body
