@@ -7,11 +7,12 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotation.models import ReviewReason, ReviewStatus
+from annotation.models import DecisionSource, ReviewReason, ReviewStatus
 from annotation.permissions import REVIEW, access_item, access_project, access_review_task
 from annotation.review.selectors import item_history_for, review_task_rows_of, review_tasks
 from annotation.review.services import BULK_MAX, REVIEW_ACTIONS, review_act, review_bulk_accept, review_bulk_plan
 from core.api import ID_MAX, PAGE_PARAMETERS, REFUSED, ApiView, choice, paginated, validated
+from core.errors import ServiceError
 
 
 class AnnotationOutputSerializer(serializers.Serializer):
@@ -90,25 +91,38 @@ class ReviewDecideApi(ApiView):
         task_id = serializers.IntegerField()
         status = serializers.ChoiceField(choices=ReviewStatus.choices)
         decision_id = serializers.IntegerField(allow_null=True)
-        value = serializers.JSONField(allow_null=True)
+        value = serializers.JSONField(allow_null=True, help_text="The item's final value now.")
+        final_source = serializers.ChoiceField(
+            choices=DecisionSource.choices,
+            allow_null=True,
+            help_text="reviewer: your value is final; weighted: adaptive routing weighed it with every other "
+            "judgement of the item and the vote kept another value (yours is in the item's history).",
+        )
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED})
     def post(self, request: Request, project_id: int, task_id: int) -> Response:
         task, _ = access_review_task(user=self.user, project_id=project_id, task_id=task_id)
         data = validated(self.InputSerializer, request.data)
-        decision = review_act(reviewer=self.user, task=task, **data)
+        try:
+            decision = review_act(reviewer=self.user, task=task, **data)
+        except ServiceError as exc:
+            if exc.field == "annotation":  # the review page's form field; this body calls it annotation_id
+                exc.field = "annotation_id"
+            raise
         out = {
             "task_id": task.pk,
             "status": task.status,
             "decision_id": decision.pk if decision else None,
             "value": decision.value if decision else None,
+            "final_source": decision.source if decision else None,
         }
         return Response(self.OutputSerializer(out).data)
 
 
 class ReviewBulkAcceptApi(ApiView):
     """Accept the agreed value of several audit tasks at once: one ordinary review decision per item. Refused
-    (400, nothing written) when any task is not an open audit sample whose annotators agreed."""
+    (400, nothing written) when any task is not an audit sample of this project whose annotators agreed; a chosen
+    task decided meanwhile is left as it is and its item listed in `already_closed` (409 when all were)."""
 
     class InputSerializer(serializers.Serializer):
         task_ids = serializers.ListField(
@@ -124,7 +138,7 @@ class ReviewBulkAcceptApi(ApiView):
     class OutputSerializer(serializers.Serializer):
         accepted = serializers.ListField(child=serializers.DictField())
         already_closed = serializers.ListField(
-            child=serializers.IntegerField(), help_text="Items someone else resolved first: left as they are."
+            child=serializers.IntegerField(), help_text="Items decided meanwhile (by anyone): left as they are."
         )
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED})

@@ -69,6 +69,9 @@ class ReviewPanel:
     next_task_id: int | None
     keys: ReviewKeys
     routing_note: str = ""  # adaptive projects: why routing sent the item to a person, and what their word does
+    # what the task's suggested value is: "vote" (the weighted vote so far, adaptive routing opened the task),
+    # "tie" (adaptive routing opened it on a tie: no label leads, none is suggested) or "suggested" (anything else)
+    suggestion_kind: str = "suggested"
 
     @property
     def accept_rows(self) -> list[tuple[AnnotationRow, str, str]]:
@@ -349,6 +352,10 @@ def send_back_comment(*, item: Item) -> str:
     return latest.comment if latest is not None and latest.status == ReviewStatus.SENT_BACK else ""
 
 
+# the review reasons routing itself gives (the rest come from noise scans, models and ratings)
+ROUTING_REASONS = {ReviewReason.DISAGREEMENT, ReviewReason.UNSURE, ReviewReason.DOUBT, ReviewReason.AUDIT}
+
+
 ADAPTIVE_IN_DOUBT = (
     "Adaptive routing sent it here: the weighted vote of its judgements (each weighed by its annotator's measured "
     "accuracy, and the model's where a trained run has one) was under {confident} % sure, whether or not the "
@@ -386,22 +393,31 @@ def task_routes_adaptively(*, task: ReviewTask, project: Project) -> bool:
     return task_routing(task=task, project=project)["policy"] == RoutingPolicy.ADAPTIVE
 
 
-def routing_note(*, project: Project, reasons: Iterable[str], routed: Mapping[str, Any] | None = None) -> str:
-    """Why adaptive routing put an item with these review reasons in front of a reviewer; "" under fixed routing,
-    where the reasons say it all, and for reviews routing did not open (noise flags, models, ratings).
+def routing_note(
+    *,
+    project: Project,
+    reasons: Iterable[str],
+    routed: Mapping[str, Any] | None = None,
+    annotated: bool = True,
+) -> str:
+    """Why adaptive routing put an item with these review reasons in front of a reviewer, and what the reviewer's
+    word does; "" under fixed routing, where the reasons say it all and the reviewer's word is final. A review
+    routing did not open (noise flags, models, ratings) is weighed the same way: only what its word does is said.
 
-    `routed` is the routing the task was opened under (`task_routing`); left out, the project's current one."""
+    `routed` is the routing the task was opened under (`task_routing`); left out, the project's current one.
+    `annotated`: whether the item has annotations; without any (labels imported as final) the reviewer's word is
+    final, as review_decide makes it, and there is nothing to say."""
     routed = routed or routing_record(project)
-    if routed["policy"] != RoutingPolicy.ADAPTIVE:
+    if routed["policy"] != RoutingPolicy.ADAPTIVE or not annotated:
         return ""
     reasons = set(reasons)
     budget = routed["budget"]
-    if reasons & {ReviewReason.DISAGREEMENT, ReviewReason.UNSURE, ReviewReason.DOUBT}:
+    if reasons & (ROUTING_REASONS - {ReviewReason.AUDIT}):
         why = ADAPTIVE_IN_DOUBT.format(confident=round(routing.CONFIDENT * 100), budget=budget)
     elif ReviewReason.AUDIT in reasons:
         why = ADAPTIVE_REVIEW_ALL if routed.get("review_all") else ADAPTIVE_AUDIT.format(budget=budget)
     else:
-        return ""
+        return ADAPTIVE_WEIGHED
     return f"{why} {ADAPTIVE_WEIGHED}"
 
 
@@ -428,6 +444,10 @@ def review_panel(
         annotations = _annotation_rows(rows)
     final = current_decision(item=item)
     labels = list(Label.objects.filter(project=project))
+    routed = task_routing(task=task, project=project)
+    suggestion_kind = "suggested"
+    if routed["policy"] == RoutingPolicy.ADAPTIVE and set(task.reasons) & ROUTING_REASONS:
+        suggestion_kind = "vote" if task.suggested_value else "tie"
     return ReviewPanel(
         task=task,
         item=item,
@@ -440,8 +460,12 @@ def review_panel(
         next_task_id=next_task_id,
         keys=review_keys(annotations=len(annotations), hotkeys=[label.hotkey for label in labels]),
         routing_note=routing_note(
-            project=project, reasons=task.reasons, routed=task_routing(task=task, project=project)
+            project=project,
+            reasons=task.reasons,
+            routed=routed,
+            annotated=bool(annotations),
         ),
+        suggestion_kind=suggestion_kind,
     )
 
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from annotation.annotate.span_pages import pieces_html, span_editor_context
-from annotation.models import Project
+from annotation.models import Decision, DecisionSource, Project
 from annotation.permissions import REVIEW, access_item, access_project, access_review_task
 from annotation.projects.selectors import label_list
 from annotation.review import selectors as review_selectors
@@ -27,6 +27,20 @@ from core.http import AuthedRequest
 
 # What the page says after each action.
 DONE = {"accept": "Accepted.", "fix": "Fixed.", "send_back": "Sent back to the annotators."}
+
+# ... unless adaptive routing's weighted vote kept another label than the reviewer's (review_decide).
+OUTVOTED = "Your label ({said}) joined the weighted vote, which keeps {final} as the final label (see the history)."
+
+
+UNKNOWN_REASON = "There is no review reason {reason!r}: every open task is shown."
+
+
+def _done(action: str, decision: Decision | None, text: str) -> str:
+    if decision is not None and decision.source == DecisionSource.WEIGHTED:
+        own = Decision.objects.filter(review_task_id=decision.review_task_id, source=DecisionSource.REVIEWER).last()
+        said = value_display(own.value, text) if own else "?"
+        return OUTVOTED.format(said=said, final=value_display(decision.value, text))
+    return DONE[action]
 
 
 def _int_or_none(raw: str | None) -> int | None:
@@ -75,9 +89,10 @@ def _review_page(
     notice: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    queue = review_selectors.review_queue(
-        project=project, user=request.user, role=role, task_id=task_id, **_queue_state(request)
-    )
+    state = _queue_state(request)
+    queue = review_selectors.review_queue(project=project, user=request.user, role=role, task_id=task_id, **state)
+    if state["reason"] and state["reason"] != queue.reason and not notice:  # an old or mistyped link
+        notice = UNKNOWN_REASON.format(reason=state["reason"])
     context = {
         "project": project,
         "role": role,
@@ -110,7 +125,7 @@ def review_decide(request: AuthedRequest, project_id: int, task_id: int) -> Http
     project = task.item.project
     action = request.POST.get("action", "")
     try:
-        reviews.review_act(
+        decision = reviews.review_act(
             reviewer=request.user,
             task=task,
             action=action,
@@ -121,7 +136,7 @@ def review_decide(request: AuthedRequest, project_id: int, task_id: int) -> Http
         )
     except ServiceError as exc:
         return _review_page(request, project, role, task_id=task.pk, error=exc.message, status=400)
-    done = DONE[action]
+    done = _done(action, decision, task.item.text)
     if request.htmx:
         return _review_page(request, project, role, task_id=None, notice=f"Item {task.item_id}: {done}")
     messages.success(request, f"Item {task.item_id}: {done}")
@@ -146,7 +161,7 @@ def review_bulk_accept(request: AuthedRequest, project_id: int) -> HttpResponse:
     result = reviews.review_bulk_accept(reviewer=request.user, plan=plan)
     notice = f"Accepted {len(result.decisions)} audit item{pluralize(len(result.decisions))}."
     if result.already_closed:
-        notice += f" {len(result.already_closed)} had been resolved by someone else meanwhile: left as they are."
+        notice += f" {len(result.already_closed)} had been decided meanwhile: left as they are."
     if request.htmx:
         return _review_page(request, project, role, task_id=None, notice=notice)
     messages.success(request, notice)

@@ -140,9 +140,12 @@ def test_a_second_reviewer_on_the_same_task_loses(quiet, annotator, annotator2, 
     stale = open_task(item)
     also_stale = open_task(item)
     reviews.review_decide(reviewer=reviewer, task=stale, value={"label": "neutral"})
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(reviews.TaskClosed) as exc:
         reviews.review_decide(reviewer=owner, task=also_stale, value={"label": "positive"})
-    assert exc.value.message == reviews.TASK_CLOSED
+    assert exc.value.message == reviews.TASK_CLOSED.format(how=f"decided by {reviewer.username}")
+    with pytest.raises(reviews.TaskClosed) as exc:
+        reviews.review_decide(reviewer=reviewer, task=also_stale, value={"label": "positive"})
+    assert exc.value.message == reviews.TASK_CLOSED.format(how="decided by you")
     assert list(Decision.objects.filter(item=item).values_list("value", flat=True)) == [{"label": "neutral"}]
 
 
@@ -291,10 +294,13 @@ def test_the_api_lists_tasks_with_every_label_and_accepts_one(quiet, annotator, 
     url = reverse("api-review-task-decide", args=[quiet.pk, task["id"]])
     missing = api.post(url, {"action": "fix"}, format="json")
     assert missing.status_code == 400 and missing.json()["field"] == "value"
+    no_annotation = api.post(url, {"action": "accept"}, format="json")  # the body's field, not the page's form's
+    assert no_annotation.status_code == 400 and no_annotation.json()["field"] == "annotation_id"
     done = api.post(url, {"action": "accept", "annotation_id": by_who["annotator2"]["id"]}, format="json")
     assert done.status_code == 200 and done.json()["value"] == {"label": "negative"}
+    assert done.json()["final_source"] == "reviewer"
     again = api.post(url, {"action": "send_back", "comment": "late"}, format="json")
-    assert again.status_code == 400 and again.json()["detail"] == reviews.TASK_CLOSED
+    assert again.status_code == 409 and again.json()["detail"] == reviews.TASK_CLOSED.format(how="decided by you")
     history = api.get(reverse("api-item-history", args=[quiet.pk, item.pk])).json()["results"]
     assert [e["kind"] for e in history].count("decision") == 1
 

@@ -130,6 +130,8 @@ def test_the_queue_shows_text_reasons_counts_and_filters(audited, annotator, ann
     assert 'data-reason="disagreement" title="Annotators disagree">disagreement <span class="count">1</span>' in page
     assert "You reviewed <strong>0</strong> today · <strong>3</strong> open" in page
 
+    bogus = client.get(queue_url(audited, "reason=bogus")).content.decode()
+    assert "There is no review reason &#x27;bogus&#x27;: every open task is shown." in bogus
     audits = client.get(queue_url(audited, "reason=audit"), **HTMX).content.decode()
     assert audits.count('class="bulk-pick"') == 2 and "Open <span class=\"muted\">(2 of 3)" in audits
     assert "agreed: neutral" in audits and "agreed: negative" in audits
@@ -206,6 +208,53 @@ def test_bulk_accept_leaves_a_task_someone_closed_meanwhile(audited, annotator, 
     assert Decision.objects.filter(item=items[0]).latest("created_at", "id").value == {"label": "positive"}
 
 
+@fixed_routing
+def test_bulk_accept_of_a_task_closed_before_the_confirmation_accepts_the_rest(
+    audited, annotator, annotator2, reviewer, owner, client
+):
+    """A tester ticked three agreed audits, confirmed, and meanwhile the owner decided one through the API: the
+    whole batch was refused as "not agreed audits", naming a task id where the confirmation named items."""
+    items = [annotate_pair(audited, annotator, annotator2, "neutral", "neutral") for _ in range(3)]
+    tasks = [ReviewTask.objects.get(item=i) for i in items]
+    client.force_login(reviewer)
+    url = reverse("review-bulk-accept", args=[audited.pk])
+    assert "Accept 3 audit items?" in client.post(url, {"task": [t.pk for t in tasks]}, **HTMX).content.decode()
+    reviews.review_decide(reviewer=owner, task=tasks[0], value={"label": "positive"})
+    confirm = client.post(url, {"task": [t.pk for t in tasks]}, **HTMX).content.decode()
+    assert "Accept 2 audit items?" in confirm and f"left as they are: item {items[0].pk}." in confirm
+    done = client.post(url, {"task": [t.pk for t in tasks], "confirm": "1"}, **HTMX)
+    assert done.status_code == 200
+    assert "Accepted 2 audit items. 1 had been decided meanwhile: left as they are." in done.content.decode()
+    assert Decision.objects.filter(item=items[0]).latest("created_at", "id").value == {"label": "positive"}
+    assert all(ReviewTask.objects.get(pk=t.pk).status == ReviewStatus.DONE for t in tasks)
+    every = client.post(url, {"task": [tasks[0].pk], "confirm": "1"})
+    assert every.status_code == 400 and "Every chosen item was decided meanwhile" in every.content.decode()
+    stranger = client.post(url, {"task": [999_999], "confirm": "1"})
+    assert "task 999999 (not in this project&#x27;s review queue)" in stranger.content.decode()
+
+
+def test_the_page_says_when_the_weighted_vote_kept_another_label(audited, annotator, annotator2, reviewer, client):
+    """Adaptive routing: one reviewer against two agreeing annotators is outvoted; the page said "Fixed." anyway."""
+    Project.objects.filter(pk=audited.pk).update(routing_policy="adaptive", routing_budget=2.5)
+    item = annotate_pair(audited, annotator, annotator2, "neutral", "neutral")
+    task = ReviewTask.objects.get(item=item)
+    client.force_login(reviewer)
+    decide = reverse("review-decide", args=[audited.pk, task.pk])
+    page = client.post(decide, {"action": "fix", "label": "positive"}, **HTMX).content.decode()
+    assert "Your label (positive) joined the weighted vote, which keeps neutral as the final label" in page
+    assert "Fixed." not in page
+    assert Decision.objects.filter(item=item).latest("created_at", "id").value == {"label": "neutral"}
+    from rest_framework.test import APIClient
+
+    other = annotate_pair(audited, annotator, annotator2, "negative", "negative")
+    api = APIClient()
+    api.force_authenticate(reviewer)
+    task = ReviewTask.objects.get(item=other)
+    body = {"action": "fix", "value": {"label": "positive"}}
+    answer = api.post(reverse("api-review-task-decide", args=[audited.pk, task.pk]), body, format="json").json()
+    assert answer["value"] == {"label": "negative"} and answer["final_source"] == "weighted"
+
+
 def test_the_items_text_is_cut_to_an_excerpt():
     assert review_selectors.excerpt("short  text\n here") == "short text here"
     long = review_selectors.excerpt("word " * 60)
@@ -236,5 +285,7 @@ def test_the_api_bulk_accepts_agreed_audits_and_refuses_the_rest(audited, annota
     [row] = done["accepted"]
     assert (row["task_id"], row["item_id"], row["value"]) == (task.pk, agreed.pk, {"label": "neutral"})
     assert done["already_closed"] == []
+    repeated = api.post(url, {"task_ids": [task.pk]}, format="json")  # nothing left to accept: the state changed
+    assert repeated.status_code == 409 and "decided meanwhile" in repeated.json()["detail"]
     listed = api.get(reverse("api-review-task-list", args=[audited.pk]), {"status": "open"}).json()
     assert listed["count"] == 1 and listed["results"][0]["item_id"] == disputed.pk
