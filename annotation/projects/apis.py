@@ -56,6 +56,7 @@ from annotation.projects.services import (
     membership_set_role,
     project_archive,
     project_create,
+    project_routing_check,
     project_routing_set,
     project_set_lease,
     project_set_overlap,
@@ -321,6 +322,7 @@ class ProjectDetailApi(ApiView):
             routing = {k: data[k] for k in ("routing_policy", "routing_budget", "audit_rate") if k in data}
             if routing:
                 project_routing_set(project=project, **routing)
+            project_routing_check(project=project)
         return Response(ProjectSerializer(project_overview(project=project, role=role)).data)
 
     @extend_schema(responses={204: None, **DENIED})

@@ -20,6 +20,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from annotation.models import (
+    ROUTING_BUDGET_DEFAULT,
     AccountSetup,
     Annotation,
     GuidelineAcknowledgement,
@@ -100,9 +101,12 @@ def project_create(
 ) -> Project:
     """Create a project with its owner, its labels (hotkeys 1-9 in order) and guidelines v1 if given.
 
-    Routing left out (None) takes the model's defaults: adaptive, ROUTING_BUDGET_DEFAULT judgements per item, the
-    audit rate of the model field.
+    Routing left out (None) takes the model's defaults: adaptive, ROUTING_BUDGET_DEFAULT judgements per item (half a
+    judgement over the overlap where that is higher: the budget must cover the overlap), the audit rate of the
+    model field.
     """
+    if routing_budget is None and overlap + 0.5 > ROUTING_BUDGET_DEFAULT:
+        routing_budget = overlap + 0.5
     project = Project(
         allow_overlapping_spans=bool(allow_overlapping_spans),
         name=name.strip(),
@@ -115,6 +119,7 @@ def project_create(
     )
     if goal_metric:
         project.goal_metric = goal_metric
+    project_routing_check(project=project)
     try:
         project.full_clean(exclude=["created_by"])
     except ValidationError as exc:
@@ -518,6 +523,22 @@ def _routing_values(
     if audit_rate is not None:
         values["audit_rate"] = _round_number(audit_rate, field="audit_rate", message=BAD_AUDIT_RATE, low=0.0, high=1.0)
     return values
+
+
+BUDGET_UNDER_OVERLAP = (
+    "Adaptive routing needs a budget of at least the overlap: every item gets {overlap} annotators before routing "
+    "weighs it, so a budget of {budget:g} judgements per item could never be kept. Raise the budget to {overlap} or "
+    "more, lower the overlap, or route fixed."
+)
+
+
+def project_routing_check(*, project: Project) -> None:
+    """Refuse settings adaptive routing cannot keep (a budget under the overlap), naming the budget: called once a
+    change of overlap or routing is applied, inside its transaction, so a refusal changes nothing."""
+    if project.routes_adaptively and project.routing_budget < project.overlap:
+        raise ServiceError(
+            BUDGET_UNDER_OVERLAP.format(overlap=project.overlap, budget=project.routing_budget), field="routing_budget"
+        )
 
 
 def project_routing_set(

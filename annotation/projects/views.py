@@ -51,6 +51,7 @@ from annotation.projects.services import (
     membership_set_role,
     project_create,
     project_round_settings_set,
+    project_routing_check,
     project_routing_set,
     project_set_lease,
     project_set_overlap,
@@ -227,6 +228,7 @@ def project_settings(request: AuthedRequest, project_id: int) -> HttpResponse:
                     routing_budget=data.get("routing_budget"),
                     audit_rate=data.get("audit_rate"),
                 )
+                project_routing_check(project=project)
         except ServiceError as exc:
             project.refresh_from_db()  # the rolled-back values must not show as saved
             add_service_error(form, exc)

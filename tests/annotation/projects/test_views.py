@@ -27,6 +27,7 @@ from annotation.projects.services import (
     USER_NOT_FOUND,
     guideline_publish,
 )
+from tests.fixtures.api import api_as
 from tests.fixtures.pages import held_item, url
 from tests.fixtures.people import acknowledge_guidelines
 
@@ -114,14 +115,46 @@ def test_project_detail_hides_settings_and_annotate_from_a_reviewer(client, proj
 
 def test_settings_change_overlap_and_lease(client, project, owner):
     client.force_login(owner)
-    response = client.post(url("project-settings", project.pk), {"overlap": 3, "lease_seconds": 120})
+    response = client.post(
+        url("project-settings", project.pk), {"overlap": 3, "lease_seconds": 120, "routing_budget": 3.5}
+    )
     assert response.status_code == 302
     project.refresh_from_db()
-    assert (project.overlap, project.lease_seconds) == (3, 120)
+    assert (project.overlap, project.lease_seconds, project.routing_budget) == (3, 120, 3.5)
     bad = client.post(url("project-settings", project.pk), {"overlap": 0, "lease_seconds": 5})
     assert bad.status_code == 400
     project.refresh_from_db()
     assert (project.overlap, project.lease_seconds) == (3, 120)
+
+
+def test_an_overlap_over_the_adaptive_budget_is_refused_and_changes_nothing(client, project, owner):
+    """Every item gets `overlap` annotators before adaptive routing weighs it: a budget under that could never be
+    kept, so the page refuses it (naming the budget) and saves none of the post's settings."""
+    from annotation.projects.services import BUDGET_UNDER_OVERLAP
+
+    assert project.routes_adaptively and (project.overlap, project.routing_budget) == (2, 2.5)
+    client.force_login(owner)
+    refused = client.post(url("project-settings", project.pk), {"overlap": 3, "lease_seconds": 120})
+    assert refused.status_code == 400
+    assert BUDGET_UNDER_OVERLAP.format(overlap=3, budget=2.5).split(":")[0] in refused.content.decode()
+    project.refresh_from_db()
+    assert (project.overlap, project.lease_seconds) == (2, 900)
+    api = api_as(owner)
+    low = api.patch(f"/api/projects/{project.pk}/", {"routing_budget": 1}, format="json")
+    assert low.status_code == 400 and low.json()["field"] == "routing_budget"
+    assert "budget of 1 judgements" in low.json()["detail"]
+    both = api.patch(f"/api/projects/{project.pk}/", {"overlap": 3, "routing_budget": 3}, format="json")
+    assert both.status_code == 200 and (both.json()["overlap"], both.json()["routing_budget"]) == (3, 3.0)
+    fixed = api.patch(f"/api/projects/{project.pk}/", {"routing_policy": "fixed", "routing_budget": 1}, format="json")
+    assert fixed.status_code == 200  # fixed routing has no budget to keep
+
+
+def test_a_new_project_with_a_higher_overlap_gets_a_budget_that_covers_it(owner):
+    from annotation.projects.services import project_create
+
+    created = project_create(owner=owner, name="Five", labels=["a", "b"], overlap=5)
+    assert created.routes_adaptively and created.routing_budget == 5.5
+    assert project_create(owner=owner, name="Two", labels=["a", "b"]).routing_budget == 2.5
 
 
 def test_settings_add_and_edit_labels(client, project, owner):
