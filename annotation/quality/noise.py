@@ -480,8 +480,9 @@ NO_AUDITS = "No audited items: the default vote weight {weight} is used."
 
 
 TOO_FEW_AUDITS = (
-    "{audited} audited item{s} ({overturned} overturned) are too few to calibrate on (at least {min_audited} "
-    "audits and {min_overturned} overturns are needed): the default vote weight {weight} is used."
+    "The default vote weight {weight} is used: calibrating needs at least {min_audited} audited items with at "
+    "least {min_overturned} of them overturned, and there {are} {audited} audited item{s} with {overturned} "
+    "overturned."
 )
 
 
@@ -598,6 +599,7 @@ def calibrate(
             else TOO_FEW_AUDITS.format(
                 audited=audited,
                 s="" if audited == 1 else "s",
+                are="is" if audited == 1 else "are",
                 overturned=overturned,
                 min_audited=MIN_AUDITED,
                 min_overturned=MIN_OVERTURNED,

@@ -545,8 +545,8 @@ def test_a_thin_lead_over_the_default_is_not_enough_to_move_the_weight():
     ("stood", "overturned", "says"),
     [
         (0, 0, "No audited items: the default vote weight 0.5 is used."),
-        (15, 5, "20 audited items (5 overturned) are too few to calibrate on"),  # under MIN_AUDITED
-        (56, 4, "60 audited items (4 overturned) are too few to calibrate on"),  # under MIN_OVERTURNED
+        (15, 5, "there are 20 audited items with 5 overturned"),  # under MIN_AUDITED
+        (56, 4, "there are 60 audited items with 4 overturned"),  # under MIN_OVERTURNED
     ],
 )
 def test_too_few_audits_or_overturns_keep_the_default_and_say_so(stood, overturned, says):

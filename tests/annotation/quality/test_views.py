@@ -612,4 +612,4 @@ def test_with_too_few_audits_the_scan_keeps_the_default_weight_and_the_page_says
     assert calibration["vote_weight"] == noise.VOTE_WEIGHT
     client.force_login(reviewer)
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
-    assert "12 audited items (2 overturned) are too few to calibrate on" in html and "(the default)" in html
+    assert "there are 12 audited items with 2 overturned" in html and "(the default)" in html
