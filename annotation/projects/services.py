@@ -26,6 +26,7 @@ from annotation.models import (
     GuidelineAcknowledgement,
     GuidelineVersion,
     Item,
+    ItemStatus,
     Label,
     Membership,
     Project,
@@ -205,12 +206,15 @@ def label_create(*, project: Project, name: str, color: str = "", hotkey: str | 
 
 
 def project_set_overlap(*, project: Project, overlap: int) -> Project:
-    """Change overlap and re-open or close items to match; items already over the new overlap keep their work."""
+    """Change overlap and re-open or close items still in annotation to match; items already over the new overlap
+    keep their work. Items past annotation (routed, in review, approved: labels imported as final included) stay
+    closed: an annotation on them would change nothing, and imported final labels are never handed out."""
     if overlap < 1:
         raise ServiceError("Overlap must be at least 1.", field="overlap")
+    in_annotation = Item.objects.filter(project=project, status__in=(ItemStatus.NEW, ItemStatus.IN_ANNOTATION))
     with transaction.atomic():
         Project.objects.filter(pk=project.pk).update(overlap=overlap)
-        Item.objects.filter(project=project, slots_taken__lt=F("extra_slots") + overlap).update(is_open=True)
+        in_annotation.filter(slots_taken__lt=F("extra_slots") + overlap).update(is_open=True)
         Item.objects.filter(project=project, slots_taken__gte=F("extra_slots") + overlap).update(is_open=False)
     project.overlap = overlap
     return project

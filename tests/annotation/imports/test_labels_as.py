@@ -150,6 +150,21 @@ def test_with_overlap_one_adaptive_routing_asks_a_person_to_confirm_an_imported_
     assert lovely.prelabel is None and not Decision.objects.filter(item=lovely).exists()
 
 
+@pytest.mark.parametrize("overlap", [1, 3])
+def test_a_change_of_overlap_never_hands_out_items_imported_as_final(project, owner, annotator, overlap):
+    """A tester lowered (or raised) the overlap of a project of imported final labels: every approved item
+    re-opened, annotators were handed them, their labels changed nothing and the export lost its final values."""
+    run_import(project, owner, labels_as=LabelsAs.FINAL)
+    imported = by_text(project)
+    final = [imported["what a lovely day"], imported["this is awful"]]
+    project_set_overlap(project=project, overlap=overlap)
+    project.refresh_from_db()
+    assert not Item.objects.filter(pk__in=[i.pk for i in final], is_open=True).exists()
+    handed = label_everything(annotator, project, "neutral")
+    assert not {i.pk for i in handed} & {i.pk for i in final}
+    assert imported["no label on this one"].pk in {i.pk for i in handed}  # what still needs annotators gets them
+
+
 def test_labels_as_without_a_label_column_fails_and_writes_nothing(project, owner):
     before = Item.objects.filter(project=project).count()
     job = run_import(project, owner, rows=[{"text": "a"}, {"text": "b"}], labels_as=LabelsAs.FINAL)

@@ -14,7 +14,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from annotation.datasets import services as snapshots
-from annotation.models import Decision, ItemStatus, NoiseScan, Project, ReviewTask, ScanStatus
+from annotation.models import Decision, Item, ItemStatus, NoiseScan, Project, ReviewTask, ScanStatus
 from tests.fixtures.reviews import annotate_pair
 
 ROLES = ("owner", "annotator", "reviewer", "outsider", "anonymous")
@@ -210,10 +210,10 @@ def test_owner_never_sees_values_of_an_item_they_can_still_annotate(world, clien
     """The owner may annotate too: an item still open to them stays out of their queue and history."""
     project = world["project"]
     task = world["task"]
-    # Raise overlap: the disputed item re-opens for a third annotator, and the owner has not claimed it.
-    from annotation.projects.services import project_set_overlap
-
-    project_set_overlap(project=project, overlap=3)
+    # The item is open to annotators again (as an item a model's suggestion or a rating sent to review while it is
+    # still in annotation is), and the owner has not claimed it. (Raising the overlap no longer re-opens items
+    # past annotation: their annotations would change nothing.)
+    Item.objects.filter(pk=task.item_id).update(is_open=True, status=ItemStatus.IN_ANNOTATION)
     client.force_login(owner)
     html = client.get(reverse("review-queue", args=[project.pk])).content.decode()
     assert f"Item {task.item_id}" not in html
