@@ -247,7 +247,11 @@ class ProjectListApi(ApiView):
             choices=RoutingPolicy.choices, default=RoutingPolicy.ADAPTIVE, help_text=ROUTING_POLICY_HELP
         )
         routing_budget = serializers.FloatField(
-            min_value=1.0, max_value=20.0, default=ROUTING_BUDGET_DEFAULT, help_text=ROUTING_BUDGET_HELP
+            min_value=1.0,
+            max_value=20.0,
+            required=False,
+            help_text=ROUTING_BUDGET_HELP
+            + f" Left out: {ROUTING_BUDGET_DEFAULT:g}, or the overlap plus half a judgement where that is higher.",
         )
         audit_rate = serializers.FloatField(
             min_value=0.0, max_value=1.0, required=False, help_text=AUDIT_RATE_HELP + " Left out: 0.1."

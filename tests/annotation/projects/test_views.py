@@ -155,6 +155,12 @@ def test_a_new_project_with_a_higher_overlap_gets_a_budget_that_covers_it(owner)
     created = project_create(owner=owner, name="Five", labels=["a", "b"], overlap=5)
     assert created.routes_adaptively and created.routing_budget == 5.5
     assert project_create(owner=owner, name="Two", labels=["a", "b"]).routing_budget == 2.5
+    api = api_as(owner)
+    body = {"name": "Three", "task_type": "single_label", "labels": ["a", "b"], "overlap": 3}
+    made = api.post("/api/projects/", body, format="json")  # the docs' default: a tester got a 400 here
+    assert made.status_code == 201 and made.json()["routing_budget"] == 3.5
+    low = api.post("/api/projects/", {**body, "name": "Low", "routing_budget": 2}, format="json")
+    assert low.status_code == 400 and low.json()["field"] == "routing_budget"
 
 
 def test_settings_add_and_edit_labels(client, project, owner):
