@@ -131,6 +131,8 @@ class ReviewQueue:
     pages: int
     progress: ReviewProgress | None = None
     page_size: int = QUEUE_PAGE
+    # the task asked for (?task=) when it is not open to this user: why, and no panel is armed in its place
+    unavailable: str = ""
 
     @property
     def tasks(self) -> list[ReviewTask]:
@@ -258,9 +260,12 @@ def review_queue(
     tasks = [row.task for row in rows]
     current_row = next((row for row in rows if row.task.pk == task_id), None)
     current = current_row.task if current_row else None
+    unavailable = ""
     if current is None and task_id is not None:
         current = everything.filter(pk=task_id).first()
-    if current is None and rows:
+        if current is None:  # a link to a task decided since: say so rather than arm another item's keys
+            unavailable = task_unavailable(project=project, task_id=task_id, user=user)
+    if current is None and rows and not unavailable:
         current_row = rows[0]
         current = current_row.task
     panel = None
@@ -284,7 +289,40 @@ def review_queue(
         pages=pages,
         progress=review_progress(project=project, user=user, open_count=open_count),
         page_size=limit,
+        unavailable=unavailable,
     )
+
+
+TASK_NOT_OPEN = "Review task {task} is already closed ({how}): pick another from the list."
+
+
+TASK_NOT_YOURS = "Review task {task} is not open to you: you could still annotate its item (reviews stay blind)."
+
+
+TASK_UNKNOWN = "There is no review task {task} in this project."
+
+
+def closed_how(*, task_id: int, user: User) -> str:
+    """"decided by you", "sent back by ana", "withdrawn: …": what closed a task, for the people who find it closed."""
+    row = ReviewTask.objects.filter(pk=task_id).values_list("status", "resolved_by_id", "resolved_by__username").first()
+    if row is None:
+        return "removed"
+    status, by_id, by_name = row
+    closed: dict[str, str] = {ReviewStatus.DONE.value: "decided", ReviewStatus.SENT_BACK.value: "sent back"}
+    how = closed.get(status, "withdrawn: an annotator took their label back")
+    if by_id is None:
+        return how
+    return f"{how} by {'you' if by_id == user.pk else by_name}"
+
+
+def task_unavailable(*, project: Project, task_id: int, user: User) -> str:
+    """Why the task a link asks for cannot be shown: closed (how and by whom), blind to this user, or unknown."""
+    status = ReviewTask.objects.filter(project=project, pk=task_id).values_list("status", flat=True).first()
+    if status is None:
+        return TASK_UNKNOWN.format(task=task_id)
+    if status == ReviewStatus.OPEN:
+        return TASK_NOT_YOURS.format(task=task_id)
+    return TASK_NOT_OPEN.format(task=task_id, how=closed_how(task_id=task_id, user=user))
 
 
 @dataclass(frozen=True)

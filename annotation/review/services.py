@@ -53,6 +53,7 @@ from annotation.review import routing, routing_inputs
 from annotation.review.selectors import (
     agreed_audit_value,
     agreement_backed,
+    closed_how,
     review_task_rows_of,
     review_tasks,
     routing_record,
@@ -347,20 +348,6 @@ def _earlier_reviewer_votes(*, item_id: int, reviewer: User) -> list[routing.Vot
     return list(said.values())
 
 
-def _closed_how(*, task_id: int, reviewer: User) -> str:
-    """"decided by you", "sent back by ana", "withdrawn": what closed a task, for TASK_CLOSED."""
-    row = ReviewTask.objects.filter(pk=task_id).values_list("status", "resolved_by_id", "resolved_by__username").first()
-    if row is None:
-        return "removed"
-    status, by_id, by_name = row
-    withdrawn = "withdrawn: an annotator took their label back"
-    closed_how: dict[str, str] = {ReviewStatus.DONE.value: "decided", ReviewStatus.SENT_BACK.value: "sent back"}
-    how = closed_how.get(status, withdrawn)
-    if by_id is None:
-        return how
-    return f"{how} by {'you' if by_id == reviewer.pk else by_name}"
-
-
 def _close_task(*, task: ReviewTask, reviewer: User, status: str, now: dt.datetime, comment: str = "") -> None:
     """Close an open task; raise TaskClosed if it was closed first (another reviewer, this one in another tab or
     a repeated request, an undo), saying how and by whom."""
@@ -368,7 +355,7 @@ def _close_task(*, task: ReviewTask, reviewer: User, status: str, now: dt.dateti
         status=status, resolved_by=reviewer, resolved_at=now, comment=comment
     )
     if not won:
-        raise TaskClosed(TASK_CLOSED.format(how=_closed_how(task_id=task.pk, reviewer=reviewer)))
+        raise TaskClosed(TASK_CLOSED.format(how=closed_how(task_id=task.pk, user=reviewer)))
     task.status, task.resolved_by, task.resolved_at, task.comment = status, reviewer, now, comment
 
 

@@ -255,6 +255,23 @@ def test_the_page_says_when_the_weighted_vote_kept_another_label(audited, annota
     assert answer["value"] == {"label": "negative"} and answer["final_source"] == "weighted"
 
 
+@fixed_routing
+def test_a_link_to_a_closed_task_says_so_and_arms_no_other_item(audited, annotator, annotator2, reviewer, client):
+    """A tester reopened ?task= of a task they had decided: the page showed the next open item in its place, and
+    the keys they pressed decided that one."""
+    first = annotate_pair(audited, annotator, annotator2, "positive", "negative")
+    annotate_pair(audited, annotator, annotator2, "neutral", "neutral")
+    task = ReviewTask.objects.get(item=first)
+    reviews.review_decide(reviewer=reviewer, task=task, value={"label": "neutral"})
+    client.force_login(reviewer)
+    page = client.get(queue_url(audited, f"task={task.pk}")).content.decode()
+    assert f"Review task {task.pk} is already closed (decided by you)" in page
+    assert 'class="card review-task"' not in page  # no panel: no key decides anything until a task is picked
+    unknown = client.get(queue_url(audited, "task=999999")).content.decode()
+    assert "There is no review task 999999 in this project." in unknown
+    assert 'class="card review-task"' in client.get(queue_url(audited)).content.decode()
+
+
 def test_the_items_text_is_cut_to_an_excerpt():
     assert review_selectors.excerpt("short  text\n here") == "short text here"
     long = review_selectors.excerpt("word " * 60)
