@@ -196,15 +196,20 @@ def test_the_flag_count_follows_the_estimate_and_the_page_says_how_precise_the_f
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
     assert "Expected precision of the flags" in html and 'id="scan-how"' in html
     assert reverse("noise-flag-list", args=[project.pk, scan.pk]) in html
-    # What a scan can find on an adaptive project's finals is said there, and only there (bench/loop_lift.py --scan).
-    assert ('id="scan-adaptive"' in html) == (project.routing_policy == RoutingPolicy.ADAPTIVE)
+    # What a scan can find on an adaptive project's finals is said there, and only there (bench/loop_lift.py --scan):
+    # not for labels imported one per item (a tester's imported-final project was told of routing it never had).
+    assert project.routing_policy == RoutingPolicy.ADAPTIVE and 'id="scan-adaptive"' not in html
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "method": "crowdlab"})
+    assert 'id="scan-adaptive"' in client.get(reverse("quality", args=[project.pk])).content.decode()
     Project.objects.filter(pk=project.pk).update(routing_policy=RoutingPolicy.FIXED)
     assert 'id="scan-adaptive"' not in client.get(reverse("quality", args=[project.pk])).content.decode()
+    NoiseScan.objects.filter(pk=scan.pk).update(summary=summary)
     # A small project is told how much less its flags were worth on small simulated projects (bench/noise.py --items).
     assert 'id="scan-small"' in html and f"this scan judged {summary['scanned']} items" in html
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 2000})
     assert 'id="scan-small"' not in client.get(reverse("quality", args=[project.pk])).content.decode()
     Project.objects.filter(pk=project.pk).update(routing_policy=RoutingPolicy.ADAPTIVE)
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 2000, "method": "crowdlab"})
     assert "a scan sees little better" in client.get(reverse("quality", args=[project.pk])).content.decode()
 
 
