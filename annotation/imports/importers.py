@@ -93,6 +93,10 @@ MAX_KEY_CHARS = 255  # Item.external_id and Item.group_key are CharField(255)
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # one JSONL line, or one CSV physical line; longer ones are an error
 
+# The csv module refuses a field over 128 KiB with its own message; a field is bounded by the line limit instead,
+# as in JSONL (a long article or a chat transcript is a real text).
+csv.field_size_limit(MAX_LINE_BYTES)
+
 
 DIGEST_BYTES = 16
 
@@ -147,6 +151,21 @@ DUPLICATE_EXTERNAL_ID = "the same id is used on line {line}"
 
 
 EXISTING_EXTERNAL_ID = "an item with this id already exists in the project"
+
+
+CONFLICTING_DUPLICATE = (
+    "the same text is on line {line} with another label: one of the two labels is wrong; fix or remove one "
+    "(an exact duplicate is otherwise skipped, and its label would be lost without a word)"
+)
+
+
+ONE_COLUMN_HEADER = (
+    "the header was read as one column ({header!r}): columns must be separated by commas, and this file looks "
+    "separated by {separator}; save it as comma-separated CSV"
+)
+
+
+SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 
 
 INVALID_JSON = "invalid JSON: {reason}"
@@ -590,6 +609,13 @@ class _CsvReader(_Reader):
             yield start, dict(zip(header, cells, strict=True)), []
 
     def _check_header(self, header: list[str], line: int) -> None:
+        if len(header) == 1:
+            separator = next((name for sep, name in SEPARATORS.items() if sep in header[0]), None)
+            if separator is not None:
+                self.header_errors.append(
+                    RowError(line, None, ONE_COLUMN_HEADER.format(header=header[0], separator=separator))
+                )
+                return
         seen: set[str] = set()
         for name in header:
             if not name:
@@ -622,6 +648,7 @@ class Scan:
     bytes_read: int = 0
     content: bytearray = field(default_factory=bytearray)  # DIGEST_BYTES per row
     ids: bytearray = field(default_factory=bytearray)  # DIGEST_BYTES per row, NO_DIGEST when the row has none
+    labels: bytearray = field(default_factory=bytearray)  # DIGEST_BYTES per row of its label, NO_DIGEST for none
     lines: array = field(default_factory=lambda: array("I"))
     errors: list[RowError] = field(default_factory=list)
     error_count: int = 0
@@ -653,6 +680,12 @@ def id_digest(external_id: str) -> bytes:
     return hashlib.blake2b(external_id.encode("utf-8"), digest_size=DIGEST_BYTES).digest()
 
 
+def label_digest(value: dict[str, Any]) -> bytes:
+    """A row's label (its normalised value), compared between exact duplicates."""
+    canonical = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.blake2b(canonical.encode("utf-8"), digest_size=DIGEST_BYTES).digest()
+
+
 def scan(
     stream: BinaryIO,
     *,
@@ -673,7 +706,7 @@ def scan(
     """
     result = Scan(max_errors=MAX_STORED_ERRORS_PARTIAL if partial else MAX_STORED_ERRORS)
     reader = _reader(stream, file_format)
-    content, ids, lines = result.content, result.ids, result.lines
+    content, ids, labels, lines = result.content, result.ids, result.labels, result.lines
     chunk: list[SpilledRow] = []
     for line, record, problems in reader:
         if record is not None and result.schema is None:
@@ -696,9 +729,11 @@ def scan(
         if row is None:
             content += NO_DIGEST
             ids += NO_DIGEST
+            labels += NO_DIGEST
         else:
             content += bytes.fromhex(content_hash(row.text, row.response))
             ids += id_digest(row.external_id) if row.external_id else NO_DIGEST
+            labels += label_digest(row.prelabel) if row.prelabel is not None else NO_DIGEST
             if spill is not None and (partial or not result.error_count):
                 chunk.append(
                     (
@@ -820,9 +855,21 @@ def plan(result: Scan, *, existing_content: np.ndarray, existing_ids: np.ndarray
     valid = content != NO_DIGEST
 
     repeated, first_copies = _repeats(result.content, np.flatnonzero(valid))
+    # A repeat whose label differs from its first copy's is an error, not a duplicate: one of them is wrong.
+    conflicting = np.zeros(0, dtype=np.int64)
+    if len(result.labels) == len(result.content) and repeated.size:
+        row_labels = digests(result.labels)
+        mine, theirs = row_labels[repeated], row_labels[first_copies]
+        clash = (mine != NO_DIGEST) & (theirs != NO_DIGEST) & (mine != theirs)
+        conflicting = repeated[clash]
+        label_field = result.schema.prelabel if result.schema else None
+        for i, first in list(zip(conflicting, first_copies[clash], strict=True))[:cap]:
+            result.add_error(RowError(int(lines[i]), label_field, CONFLICTING_DUPLICATE.format(line=int(lines[first]))))
+        result.error_count += max(conflicting.size - cap, 0)
     in_project = _members(content, existing_content) & valid
     skip = in_project.copy()
     skip[repeated] = True
+    skip[conflicting] = False  # rejected below instead
 
     examples: list[tuple[int, int | None, bytes]] = []
     for i in np.flatnonzero(skip)[:MAX_DUPLICATE_EXAMPLES]:
@@ -845,6 +892,7 @@ def plan(result: Scan, *, existing_content: np.ndarray, existing_ids: np.ndarray
     rejected = ~valid
     rejected[again] = True
     rejected[taken] = True
+    rejected[conflicting] = True
     return Plan(skip=skip, duplicates=duplicates, examples=examples, rejects=rejected, rejected=int(rejected.sum()))
 
 

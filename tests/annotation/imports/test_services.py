@@ -238,6 +238,16 @@ BAD_FILES = {
         b'text\n"fine"\n"bad"quote\n',
         [err(3, None, importers.BAD_CSV.format(reason="',' expected after '\"'"), "data.csv")],
     ),
+    "the same text with another label": (
+        "data.jsonl",
+        jsonl({"text": "same", "label": "positive"}, {"text": "other"}, {"text": "  SAME", "label": "negative"}),
+        [err(3, "label", importers.CONFLICTING_DUPLICATE.format(line=1))],
+    ),
+    "semicolon-separated csv": (
+        "data.csv",
+        b"text;label\nhello;positive\n",
+        [err(1, None, importers.ONE_COLUMN_HEADER.format(header="text;label", separator="semicolons"), "data.csv")],
+    ),
     "csv header only": ("data.csv", b"text,label\n", [f"data.csv: {importers.EMPTY_FILE}"]),
     "empty csv": ("data.csv", b"", [f"data.csv: {importers.EMPTY_FILE}"]),
 }
@@ -252,6 +262,20 @@ def test_a_bad_file_imports_nothing_and_says_where(project, owner, case):
     assert messages(job) == expected
     assert job.rows_imported == 0 and job.finished_at is not None
     assert Item.objects.count() == before
+
+
+def test_a_long_csv_field_imports_like_a_long_jsonl_one(project, owner):
+    """The csv module's own 128 KiB cap refused a 200,000-character text that JSONL took; the line limit rules."""
+    long_text = "word " * 40_000
+    job = run_import(project, owner, f"text,label\n\"{long_text}\",positive\n".encode(), name="long.csv")
+    assert job.status == ImportStatus.SUCCEEDED and job.rows_imported == 1
+    assert len(Item.objects.filter(project=project).latest("pk").text) >= 199_999
+
+
+def test_the_same_text_with_the_same_label_is_still_a_plain_duplicate(project, owner):
+    same = {"text": "same", "label": "positive"}
+    job = run_import(project, owner, jsonl(same, same))
+    assert job.status == ImportStatus.SUCCEEDED and (job.rows_imported, job.duplicates) == (1, 1)
 
 
 def test_one_bad_row_at_the_end_of_a_long_file_imports_nothing(project, owner, settings):

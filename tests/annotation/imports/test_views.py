@@ -105,7 +105,7 @@ def test_an_htmx_post_answers_with_the_finished_progress_fragment(client, projec
     response = client.post(page_url(project), form(data), **HTMX)
     body = response.content.decode()
     assert response.status_code == 200 and "<html" not in body
-    assert "Imported 1 item." in body and "Skipped 2 exact duplicates." in body
+    assert "Imported 1 item." in body and "Skipped 2 exact duplicates: the item already there keeps" in body
     assert "line 2 repeats line 1" in body and "already in the project" in body
     assert "hx-get" not in body  # done: no more polling
 
