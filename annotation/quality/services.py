@@ -50,7 +50,7 @@ from annotation.models import (
     Split,
 )
 from annotation.quality import noise
-from annotation.review.selectors import audit_labels, latest_decisions
+from annotation.review.selectors import audit_labels, imported_labels, latest_decisions
 from annotation.review.services import review_task_open
 from core.errors import ServiceError
 from core.queues import QueuePlace, queue_place, requeue_lost
@@ -241,19 +241,24 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     # The test split is sacred: its labels stay as people decided them, so the scan neither learns from nor
     # flags them (a flag would send a test item to review on a model's word).
     test_held = decided.filter(item__split_row__split=Split.TEST).count()
-    finals = list(
+    rows = list(
         decided.exclude(item__split_row__split=Split.TEST)
         .order_by("item_id")
-        .values_list("item_id", "item__text", "value", "source", "reviewer__username")
+        .values_list("item_id", "item__text", "value", "source", "reviewer__username", "review_task__reasons")
     )
+    # Items whose final label a reviewer gave on a noise flag's review: flagged again, they are shown but not sent
+    # back to review (a tester's confirmed items came straight back with the next scan).
+    reviewed_after_flag = {row[0] for row in rows if row[5] and ReviewReason.NOISE in row[5]}
+    finals = [(item_id, text, value, source, who) for item_id, text, value, source, who, _ in rows]
     _progress(scan, 0.0, f"Embedding {len(finals)} approved items")
     X = _embeddings(scan=scan, items=[(item_id, text) for item_id, text, *_ in finals])
     item_ids = [item_id for item_id, *_ in finals]
     texts = [text for _, text, *_ in finals]
     given = [value["label"] for _, _, value, _, _ in finals]
     by_item = annotations_by_item(project=project, item_ids=item_ids)
+    imported = imported_labels(project=project)
     votes = [
-        _votes(by_item.get(item_id, {}), value["label"], source, reviewer)
+        _votes(by_item.get(item_id, {}), value["label"], source, reviewer, imported=imported.get(item_id))
         for item_id, _, value, source, reviewer in finals
     ]
     audited = audit_labels(project=project)
@@ -273,6 +278,8 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     )
     summary = _summary(result, scanned=len(finals), test_flags=len(test_items), seconds=seconds, labels=labels)
     summary["test_split_skipped"] = test_held
+    already = {item_ids[f.row] for f in result.flags} & reviewed_after_flag - test_items
+    summary["reviewed_flags_not_sent"] = len(already)
     _progress(scan, 0.9, f"Writing {len(result.flags)} flags")
     with transaction.atomic():
         NoiseFlag.objects.bulk_create(
@@ -289,7 +296,7 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
         )
         for flag in result.flags:
             item_id = item_ids[flag.row]
-            if item_id in test_items:
+            if item_id in test_items or item_id in already:
                 continue
             # Only an item still decided goes (back) to review; one re-opened for annotation meanwhile keeps the flag.
             if Item.objects.filter(pk=item_id, status__in=(ItemStatus.APPROVED, ItemStatus.IN_REVIEW)).update(
@@ -311,15 +318,20 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     return summary
 
 
-def _votes(annotations: dict[str, str], final: str, source: str, reviewer: str | None) -> dict[str, str]:
+def _votes(
+    annotations: dict[str, str], final: str, source: str, reviewer: str | None, *, imported: str | None = None
+) -> dict[str, str]:
     """Every judgement of an item: its annotators', and the final label's own source when that is not them.
 
     A reviewer's decision is their vote (it replaces an annotation of theirs on the same item: their
-    last word); an import or a value nobody annotated any more counts as one vote of its own.
+    last word); an import or a value nobody annotated any more counts as one vote of its own. `imported`: the
+    label a file gave the item as final, still a vote when a reviewer decided after it (confirmed or changed).
     """
     votes = dict(annotations)
     if reviewer:
         votes[reviewer] = final
+        if imported is not None:
+            votes.setdefault(IMPORT_VOTER, imported)
     elif source == DecisionSource.IMPORT:
         votes[IMPORT_VOTER] = final
     elif final not in votes.values():

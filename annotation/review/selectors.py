@@ -537,6 +537,16 @@ def latest_decisions(*, project: Project) -> QuerySet[Decision]:
     return Decision.objects.filter(item__project=project, item__status=ItemStatus.APPROVED).filter(~Exists(newer))
 
 
+def imported_labels(*, project: Project) -> dict[int, str]:
+    """{item id: the single label a file gave it as final} (its import decision, whatever came after). One query."""
+    rows = Decision.objects.filter(item__project=project, source=DecisionSource.IMPORT).values_list("item_id", "value")
+    return {
+        item_id: value["label"]
+        for item_id, value in rows.iterator(chunk_size=5000)
+        if isinstance(value, dict) and isinstance(value.get("label"), str)
+    }
+
+
 def audit_labels(*, project: Project) -> dict[int, str]:
     """{item id: the label a reviewer gave on the item's latest audit}: decided review tasks that were an audit
     sample and nothing else, with the reviewer's own decision (a weighted vote that followed it under adaptive

@@ -94,6 +94,15 @@ COMMENT_REQUIRED = "Say what the annotators should look at again."
 NOT_AN_ANNOTATION = "That is not one of this item's current annotations."
 
 
+ACCEPT_WHICH = "Say which annotation to accept: one of this item's current annotations."
+
+
+NOTHING_TO_ACCEPT = (
+    "This item has no annotations to accept: its label came from an import (or nobody annotated it). To keep its "
+    "current label, fix it with that label."
+)
+
+
 NOTHING_TO_SEND_BACK = "Only items in review can be sent back."
 
 
@@ -781,7 +790,8 @@ def review_act(
     """
     if action == "accept":
         if annotation_id is None:
-            raise ServiceError(NOT_AN_ANNOTATION, field="annotation")
+            annotated = Annotation.objects.filter(item_id=task.item_id, status=AnnotationStatus.SUBMITTED).exists()
+            raise ServiceError(ACCEPT_WHICH if annotated else NOTHING_TO_ACCEPT, field="annotation")
         return review_accept(reviewer=reviewer, task=task, annotation_id=annotation_id, reason=reason)
     if action == "fix":
         return review_decide(reviewer=reviewer, task=task, value=value, reason=reason)  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ from annotation.quality import services as quality
 from annotation.quality.jobs import noise_scan_job
 from core.errors import ServiceError
 from core.queues import JsonSimpleWorker
-from tests.fixtures.people import acknowledge_guidelines, add_items
+from tests.fixtures.people import acknowledge_guidelines, add_items, fixed_routing
 from tests.fixtures.reviews import annotate_pair
 
 DIM = 64
@@ -133,6 +133,43 @@ def test_noise_scan_flags_the_mislabelled_items_and_sends_them_to_review(
     assert Decision.objects.filter(item_id__in=caught).count() == len(caught)
     assert scan.summary["crowdlab"] == {"skipped": noise.NO_SHARED_ITEMS}  # imported labels: one per item
     assert scan.summary["method"] == "single-label" and scan.summary["annotators"] == []
+
+
+@fixed_routing
+def test_a_flag_a_reviewer_already_settled_is_not_sent_back_by_the_next_scan(project, reviewer):
+    """A tester confirmed flagged imported labels (kept them); the next scan flagged exactly those items again and
+    re-opened their reviews: the reviewer's vote had replaced the file's, so nothing showed the label confirmed."""
+    from annotation.review.services import review_decide
+
+    labelled_corpus(project)
+    first = NoiseScan.objects.create(project=project, created_by=reviewer)
+    noise_scan_job(first.pk)
+    tasks = list(ReviewTask.objects.filter(project=project, status=ReviewStatus.OPEN).select_related("item__project"))
+    assert tasks
+    for task in tasks:  # the reviewer keeps every flagged label as it was
+        kept = Decision.objects.filter(item_id=task.item_id).latest("created_at", "id").value
+        review_decide(reviewer=reviewer, task=task, value=kept)
+    second = NoiseScan.objects.create(project=project, created_by=reviewer)
+    noise_scan_job(second.pk)
+    second.refresh_from_db()
+    assert second.status == ScanStatus.SUCCEEDED, second.message
+    again = set(NoiseFlag.objects.filter(scan=second).values_list("item_id", flat=True)) & {t.item_id for t in tasks}
+    assert again and second.summary["reviewed_flags_not_sent"] == len(again)  # re-flagged, as the tester saw
+    assert not ReviewTask.objects.filter(project=project, status=ReviewStatus.OPEN, item_id__in=again).exists()
+    # the file's label and the reviewer's confirmation are two votes now: the scan weighs them with CROWDLAB
+    assert second.summary["method"] == "crowdlab"
+
+
+def test_the_import_stays_a_vote_after_a_reviewer_decided():
+    assert quality._votes({}, "spam", DecisionSource.REVIEWER, "rev", imported="spam") == {
+        "rev": "spam",
+        quality.IMPORT_VOTER: "spam",
+    }
+    assert quality._votes({}, "ham", DecisionSource.REVIEWER, "rev", imported="spam") == {
+        "rev": "ham",
+        quality.IMPORT_VOTER: "spam",
+    }
+    assert quality._votes({"a": "ham"}, "ham", DecisionSource.REVIEWER, "rev") == {"a": "ham", "rev": "ham"}
 
 
 def careless_pair(project: Project, annotator, annotator2) -> list[Item]:

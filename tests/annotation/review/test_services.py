@@ -123,6 +123,19 @@ def test_accepting_an_annotation_of_another_item_is_refused(quiet, annotator, an
         reviews.review_accept(reviewer=reviewer, task=open_task(item), annotation_id=stranger.pk)
     assert exc.value.message == reviews.NOT_AN_ANNOTATION
     assert not Decision.objects.filter(item=item).exists()
+    with pytest.raises(ServiceError) as exc:
+        reviews.review_act(reviewer=reviewer, task=open_task(item), action="accept")
+    assert exc.value.message == reviews.ACCEPT_WHICH
+
+
+def test_accept_on_an_item_nobody_annotated_says_to_fix_with_the_label_to_keep(quiet, reviewer):
+    """A noise flag on a label imported as final: 'not one of the current annotations' named a field never sent."""
+    item = Item.objects.filter(project=quiet).first()
+    Decision.objects.create(item=item, value={"label": "neutral"}, source=DecisionSource.IMPORT)
+    task = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], suggested_value={"label": "positive"})
+    with pytest.raises(ServiceError) as exc:
+        reviews.review_act(reviewer=reviewer, task=task, action="accept")
+    assert exc.value.message == reviews.NOTHING_TO_ACCEPT
 
 
 def test_fix_with_an_unknown_label_names_the_field_and_writes_nothing(quiet, annotator, annotator2, reviewer):
