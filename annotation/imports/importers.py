@@ -154,8 +154,8 @@ EXISTING_EXTERNAL_ID = "an item with this id already exists in the project"
 
 
 CONFLICTING_DUPLICATE = (
-    "the same text is on line {line} with another label: one of the two labels is wrong; fix or remove one "
-    "(an exact duplicate is otherwise skipped, and its label would be lost without a word)"
+    "the same text is on line {line} with a different label or none: neither line is imported; keep one of them, "
+    "with the right label (an exact duplicate is otherwise skipped, and its label would be lost without a word)"
 )
 
 
@@ -855,21 +855,25 @@ def plan(result: Scan, *, existing_content: np.ndarray, existing_ids: np.ndarray
     valid = content != NO_DIGEST
 
     repeated, first_copies = _repeats(result.content, np.flatnonzero(valid))
-    # A repeat whose label differs from its first copy's is an error, not a duplicate: one of them is wrong.
-    conflicting = np.zeros(0, dtype=np.int64)
+    in_project = _members(content, existing_content) & valid
+    # A later copy of a new text whose label the first copy lacks or contradicts would lose that label as a
+    # duplicate: an error instead, and since which label is right is for the owner to say, every copy of that text
+    # is rejected. (A later copy without a label loses nothing: a plain duplicate. A text already in the project is
+    # skipped as ever: an import never relabels an item.)
+    conflicting = np.zeros(content.size, dtype=bool)
     if len(result.labels) == len(result.content) and repeated.size:
         row_labels = digests(result.labels)
-        mine, theirs = row_labels[repeated], row_labels[first_copies]
-        clash = (mine != NO_DIGEST) & (theirs != NO_DIGEST) & (mine != theirs)
-        conflicting = repeated[clash]
+        later, first = row_labels[repeated], row_labels[first_copies]
+        clash = (later != NO_DIGEST) & (later != first) & ~in_project[repeated]
         label_field = result.schema.prelabel if result.schema else None
-        for i, first in list(zip(conflicting, first_copies[clash], strict=True))[:cap]:
+        for i, first in list(zip(repeated[clash], first_copies[clash], strict=True))[:cap]:
             result.add_error(RowError(int(lines[i]), label_field, CONFLICTING_DUPLICATE.format(line=int(lines[first]))))
-        result.error_count += max(conflicting.size - cap, 0)
-    in_project = _members(content, existing_content) & valid
+        result.error_count += max(int(clash.sum()) - cap, 0)
+        if clash.any():
+            conflicting = _members(content, content[repeated[clash]]) & valid & ~in_project
     skip = in_project.copy()
     skip[repeated] = True
-    skip[conflicting] = False  # rejected below instead
+    skip &= ~conflicting  # rejected below instead
 
     examples: list[tuple[int, int | None, bytes]] = []
     for i in np.flatnonzero(skip)[:MAX_DUPLICATE_EXAMPLES]:
@@ -877,7 +881,7 @@ def plan(result: Scan, *, existing_content: np.ndarray, existing_ids: np.ndarray
         examples.append((int(lines[i]), first_line, content[i].ljust(DIGEST_BYTES, b"\0")))
 
     ids = digests(result.ids)
-    with_id = np.flatnonzero((ids != NO_DIGEST) & ~skip)
+    with_id = np.flatnonzero((ids != NO_DIGEST) & ~skip & ~conflicting)
     field = result.schema.external_id if result.schema else None
     again, first_uses = _repeats(result.ids, with_id)
     shown = again[:cap], first_uses[:cap]

@@ -62,6 +62,7 @@ from annotation.projects.services import (
     project_set_overlap,
     project_set_slice_fields,
     project_span_overlap_set,
+    routing_settings,
     token_issue,
     token_revoke,
 )
@@ -313,6 +314,7 @@ class ProjectDetailApi(ApiView):
     def patch(self, request: Request, project_id: int) -> Response:
         project, role = access_project(user=self.user, project_id=project_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
+        before = routing_settings(project)
         with transaction.atomic():  # a refusal changes nothing, the other fields of the same PATCH included
             overlaps = data.get("allow_overlapping_spans", project.allow_overlapping_spans)
             if overlaps != project.allow_overlapping_spans:
@@ -326,7 +328,7 @@ class ProjectDetailApi(ApiView):
             routing = {k: data[k] for k in ("routing_policy", "routing_budget", "audit_rate") if k in data}
             if routing:
                 project_routing_set(project=project, **routing)
-            project_routing_check(project=project)
+            project_routing_check(project=project, before=before)
         return Response(ProjectSerializer(project_overview(project=project, role=role)).data)
 
     @extend_schema(responses={204: None, **DENIED})

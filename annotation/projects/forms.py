@@ -63,9 +63,13 @@ class ProjectCreateForm(forms.Form):
         choices=RoutingPolicy.choices, initial=RoutingPolicy.ADAPTIVE, required=False, label="Routing",
         help_text=ROUTING_POLICY_HELP,
     )
+    # Left empty, the service's default: ROUTING_BUDGET_DEFAULT, or the overlap + 0.5 where that is higher.
     routing_budget = forms.FloatField(
-        min_value=1.0, max_value=20.0, initial=ROUTING_BUDGET_DEFAULT, required=False,
+        min_value=1.0, max_value=20.0, required=False,
         label="Budget (judgements per item)", help_text=ROUTING_BUDGET_HELP,
+        widget=forms.NumberInput(
+            attrs={"placeholder": f"{ROUTING_BUDGET_DEFAULT:g}, or the overlap + 0.5", "step": "any"}
+        ),
     )
     allow_overlapping_spans = forms.BooleanField(
         required=False,

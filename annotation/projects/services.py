@@ -107,7 +107,7 @@ def project_create(
     model field.
     """
     if routing_budget is None and overlap + 0.5 > ROUTING_BUDGET_DEFAULT:
-        routing_budget = overlap + 0.5
+        routing_budget = min(overlap + 0.5, ROUTING_BUDGET_MAX)
     project = Project(
         allow_overlapping_spans=bool(allow_overlapping_spans),
         name=name.strip(),
@@ -120,12 +120,12 @@ def project_create(
     )
     if goal_metric:
         project.goal_metric = goal_metric
-    project_routing_check(project=project)
     try:
         project.full_clean(exclude=["created_by"])
     except ValidationError as exc:
         field, messages = next(iter(exc.message_dict.items()))
         raise ServiceError(f"{field}: {' '.join(messages)}", field=field) from exc
+    project_routing_check(project=project)
     kind = project.task_kind
     if not goal_metric and kind.default_goal_metric:
         project.goal_metric = kind.default_goal_metric
@@ -207,16 +207,29 @@ def label_create(*, project: Project, name: str, color: str = "", hotkey: str | 
 
 def project_set_overlap(*, project: Project, overlap: int) -> Project:
     """Change overlap and re-open or close items still in annotation to match; items already over the new overlap
-    keep their work. Items past annotation (routed, in review, approved: labels imported as final included) stay
-    closed: an annotation on them would change nothing, and imported final labels are never handed out."""
+    keep their work, and those whose annotations now fill it are routed. Items past annotation (routed, in review,
+    approved: labels imported as final included) stay closed: an annotation on them would change nothing, and
+    imported final labels are never handed out."""
     if overlap < 1:
         raise ServiceError("Overlap must be at least 1.", field="overlap")
+    from annotation.review.services import item_route  # review imports this module
+
     in_annotation = Item.objects.filter(project=project, status__in=(ItemStatus.NEW, ItemStatus.IN_ANNOTATION))
     with transaction.atomic():
         Project.objects.filter(pk=project.pk).update(overlap=overlap)
         in_annotation.filter(slots_taken__lt=F("extra_slots") + overlap).update(is_open=True)
         Item.objects.filter(project=project, slots_taken__gte=F("extra_slots") + overlap).update(is_open=False)
-    project.overlap = overlap
+        project.overlap = overlap
+        # Lowered: an item whose annotations now fill its slots, with no claim still out, would wait for a
+        # submission that never comes; it is routed now, as its last submission would have routed it.
+        full = in_annotation.filter(
+            submitted_count__gte=F("extra_slots") + overlap, slots_taken=F("submitted_count"), submitted_count__gt=0
+        )
+        ready = list(full.values_list("pk", flat=True))
+        Item.objects.filter(pk__in=ready).update(status=ItemStatus.ANNOTATED)
+        for item in Item.objects.filter(pk__in=ready).order_by("pk"):
+            item.project = project
+            item_route(item=item)
     return project
 
 
@@ -505,6 +518,9 @@ def project_round_settings_set(
 BAD_POLICY = "The routing policy must be one of: {choices}."
 
 
+ROUTING_BUDGET_MAX = 20.0
+
+
 BAD_BUDGET = "The routing budget must be a number of judgements per item between 1 and 20."
 
 
@@ -522,7 +538,7 @@ def _routing_values(
         values["routing_policy"] = routing_policy
     if routing_budget is not None:
         values["routing_budget"] = _round_number(
-            routing_budget, field="routing_budget", message=BAD_BUDGET, low=1.0, high=20.0
+            routing_budget, field="routing_budget", message=BAD_BUDGET, low=1.0, high=ROUTING_BUDGET_MAX
         )
     if audit_rate is not None:
         values["audit_rate"] = _round_number(audit_rate, field="audit_rate", message=BAD_AUDIT_RATE, low=0.0, high=1.0)
@@ -536,9 +552,18 @@ BUDGET_UNDER_OVERLAP = (
 )
 
 
-def project_routing_check(*, project: Project) -> None:
+def routing_settings(project: Project) -> tuple[int, str, float]:
+    """What `project_routing_check` judges: read before a change, so a change of anything else is never refused."""
+    return project.overlap, project.routing_policy, project.routing_budget
+
+
+def project_routing_check(*, project: Project, before: tuple[int, str, float] | None = None) -> None:
     """Refuse settings adaptive routing cannot keep (a budget under the overlap), naming the budget: called once a
-    change of overlap or routing is applied, inside its transaction, so a refusal changes nothing."""
+    change of overlap or routing is applied, inside its transaction, so a refusal changes nothing. With `before`
+    (`routing_settings` ahead of the change), only when overlap or routing changed: a project made before the rule
+    keeps working for its other settings."""
+    if before is not None and routing_settings(project) == before:
+        return
     if project.routes_adaptively and project.routing_budget < project.overlap:
         raise ServiceError(
             BUDGET_UNDER_OVERLAP.format(overlap=project.overlap, budget=project.routing_budget), field="routing_budget"

@@ -57,6 +57,7 @@ from annotation.projects.services import (
     project_set_overlap,
     project_set_slice_fields,
     project_span_overlap_set,
+    routing_settings,
 )
 from annotation.review.selectors import open_review_tasks
 from core.errors import ServiceError
@@ -206,6 +207,7 @@ def project_settings(request: AuthedRequest, project_id: int) -> HttpResponse:
     form = ProjectSettingsForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
+        before = routing_settings(project)
         try:
             # One transaction: a setting refused for what the project holds (span overlaps, slice fields) changes
             # nothing, the other settings of the same post included. Those two go first.
@@ -228,7 +230,7 @@ def project_settings(request: AuthedRequest, project_id: int) -> HttpResponse:
                     routing_budget=data.get("routing_budget"),
                     audit_rate=data.get("audit_rate"),
                 )
-                project_routing_check(project=project)
+                project_routing_check(project=project, before=before)
         except ServiceError as exc:
             project.refresh_from_db()  # the rolled-back values must not show as saved
             add_service_error(form, exc)

@@ -74,6 +74,9 @@ class ReviewTaskDetailApi(ApiView):
         return Response(ReviewTaskSerializer(review_task_rows_of([task])[0]).data)
 
 
+FINAL_SOURCES = (DecisionSource.REVIEWER, DecisionSource.WEIGHTED)  # what a review decision can end as
+
+
 class ReviewDecideApi(ApiView):
     """Accept an annotation, fix the value, or send the item back to its annotators."""
 
@@ -93,7 +96,7 @@ class ReviewDecideApi(ApiView):
         decision_id = serializers.IntegerField(allow_null=True)
         value = serializers.JSONField(allow_null=True, help_text="The item's final value now.")
         final_source = serializers.ChoiceField(
-            choices=DecisionSource.choices,
+            choices=[(c, label) for c, label in DecisionSource.choices if c in FINAL_SOURCES],
             allow_null=True,
             help_text="reviewer: your value is final; weighted: adaptive routing weighed it with every other "
             "judgement of the item and the vote kept another value (yours is in the item's history).",
@@ -122,7 +125,7 @@ class ReviewDecideApi(ApiView):
 class ReviewBulkAcceptApi(ApiView):
     """Accept the agreed value of several audit tasks at once: one ordinary review decision per item. Refused
     (400, nothing written) when any task is not an audit sample of this project whose annotators agreed; a chosen
-    task decided meanwhile is left as it is and its item listed in `already_closed` (409 when all were)."""
+    task closed meanwhile is left as it is and its item listed in `already_closed` (409 when all were)."""
 
     class InputSerializer(serializers.Serializer):
         task_ids = serializers.ListField(
@@ -138,7 +141,8 @@ class ReviewBulkAcceptApi(ApiView):
     class OutputSerializer(serializers.Serializer):
         accepted = serializers.ListField(child=serializers.DictField())
         already_closed = serializers.ListField(
-            child=serializers.IntegerField(), help_text="Items decided meanwhile (by anyone): left as they are."
+            child=serializers.IntegerField(),
+            help_text="Items whose task was closed meanwhile (decided, sent back, withdrawn): left as they are.",
         )
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED})

@@ -485,7 +485,8 @@ def review_panel(
     routed = task_routing(task=task, project=project)
     suggestion_kind = "suggested"
     if routed["policy"] == RoutingPolicy.ADAPTIVE and set(task.reasons) & ROUTING_REASONS:
-        suggestion_kind = "vote" if task.suggested_value else "tie"
+        # a task opened before routing was recorded (task.routing empty) may have had no suggestion for other reasons
+        suggestion_kind = "vote" if task.suggested_value else "tie" if task.routing else "suggested"
     return ReviewPanel(
         task=task,
         item=item,

@@ -341,6 +341,13 @@ def _reviewer_weighed(
     return weighed, len(votes)
 
 
+def _leads(vote: routing.Decision, label: str) -> bool:
+    """Whether `label` is the weighted vote's, or shares its top probability: a tie (two reviewers' words against
+    each other, say) is settled by the reviewer deciding now, never by the order of the project's labels."""
+    top = max(vote.posterior.values(), default=0.0)
+    return vote.label == label or vote.posterior.get(label, 0.0) >= top - routing.TIE
+
+
 def _earlier_reviewer_votes(*, item_id: int, reviewer: User) -> list[routing.Vote]:
     """Other reviewers' words on this item (an audit overturned, an earlier flag's review), each one's last, as
     routing_inputs.project_votes counts them when measuring accuracy: every judgement is in the weighted vote."""
@@ -400,7 +407,7 @@ def review_decide(
         )
         reviewed = source == DecisionSource.REVIEWER
         weighed = _reviewer_weighed(reviewer=reviewer, task=task, value=value) if reviewed else None
-        if weighed is not None and weighed[0].label != value["label"]:
+        if weighed is not None and not _leads(weighed[0], value["label"]):
             # The reviewer's word is kept (the decision above); the weighted vote of every judgement is final.
             vote, n = weighed
             decision = Decision.objects.create(
@@ -688,7 +695,7 @@ BULK_NOT_AGREED_AUDIT = (
 )
 
 
-BULK_ALL_CLOSED = "Every chosen item was decided meanwhile (items {items}): nothing left to accept."
+BULK_ALL_CLOSED = "Every chosen item was closed meanwhile (items {items}): nothing left to accept."
 
 
 BULK_REASON = "Accepted with other audit items: the annotators agreed."
@@ -705,7 +712,7 @@ class BulkAcceptPlan:
     """What a bulk accept will do: the open tasks it decides, each with the agreed value it makes final."""
 
     tasks: list[tuple[ReviewTask, dict[str, Any]]]
-    already_closed: list[int] = field(default_factory=list)  # item ids of chosen tasks decided since they were ticked
+    already_closed: list[int] = field(default_factory=list)  # item ids of chosen tasks closed since they were ticked
 
     @property
     def by_value(self) -> list[tuple[str, int]]:
@@ -731,7 +738,7 @@ def review_bulk_plan(*, project: Project, user: User, role: str, task_ids: Seque
     if len(ids) > BULK_MAX:
         raise ServiceError(BULK_TOO_MANY, field="tasks")
     visible = list(review_tasks(project=project, user=user, role=role).filter(pk__in=ids))
-    closed = sorted(task.item_id for task in visible if task.status != ReviewStatus.OPEN)  # decided meanwhile
+    closed = sorted(task.item_id for task in visible if task.status != ReviewStatus.OPEN)  # closed meanwhile
     rows = review_task_rows_of([task for task in visible if task.status == ReviewStatus.OPEN])
     seen = {task.pk for task in visible}
     refused = [f"task {i} (not in this project's review queue)" for i in ids if i not in seen]

@@ -135,7 +135,9 @@ def review_decide(request: AuthedRequest, project_id: int, task_id: int) -> Http
             comment=request.POST.get("comment", ""),
         )
     except ServiceError as exc:
-        return _review_page(request, project, role, task_id=task.pk, error=exc.message, status=400)
+        # a task closed meanwhile: its error says so; the page shows the queue, not a second note about the link
+        shown = None if isinstance(exc, reviews.TaskClosed) else task.pk
+        return _review_page(request, project, role, task_id=shown, error=exc.message, status=400)
     done = _done(action, decision, task.item.text)
     if request.htmx:
         return _review_page(request, project, role, task_id=None, notice=f"Item {task.item_id}: {done}")
@@ -161,7 +163,8 @@ def review_bulk_accept(request: AuthedRequest, project_id: int) -> HttpResponse:
     result = reviews.review_bulk_accept(reviewer=request.user, plan=plan)
     notice = f"Accepted {len(result.decisions)} audit item{pluralize(len(result.decisions))}."
     if result.already_closed:
-        notice += f" {len(result.already_closed)} had been decided meanwhile: left as they are."
+        closed = len(result.already_closed)
+        notice += f" {closed} had been closed meanwhile (decided, sent back or withdrawn): left as they are."
     if request.htmx:
         return _review_page(request, project, role, task_id=None, notice=notice)
     messages.success(request, notice)

@@ -52,7 +52,9 @@ def test_a_new_project_is_adaptive_unless_the_owner_picks_fixed(page, owner, scr
     log_in(page, "owner", "/projects/new/")
     routing = page.get_by_label("Routing")
     expect(routing).to_have_value("adaptive")
-    expect(page.get_by_label("Budget (judgements per item)")).to_have_value("2.5")
+    expect(page.get_by_label("Budget (judgements per item)")).to_have_attribute(
+        "placeholder", "2.5, or the overlap + 0.5"
+    )
     expect(page.locator("#routing")).to_contain_text("Fixed (and other task types): every disagreement or unsure")
     page.screenshot(path=str(screenshot_dir / "project-create.png"), full_page=True)
     page.get_by_label("Project name").fill("Toxicity")

@@ -165,6 +165,27 @@ def test_a_change_of_overlap_never_hands_out_items_imported_as_final(project, ow
     assert imported["no label on this one"].pk in {i.pk for i in handed}  # what still needs annotators gets them
 
 
+@fixed_routing
+def test_lowering_the_overlap_routes_items_whose_annotations_now_fill_it(project, owner, annotator, annotator2):
+    """A reviewer's read: an item with 2 of 3 annotations stayed in annotation, closed, for ever after the overlap
+    went down to 2: no submission would come to route it."""
+    from tests.fixtures.people import acknowledge_guidelines
+
+    project_set_overlap(project=project, overlap=3)
+    project.refresh_from_db()
+    acknowledge_guidelines(project, annotator, annotator2)
+    first = ann_svc.claim_next(annotator=annotator, project=project).item
+    ann_svc.annotation_submit(annotator=annotator, item=first, value={"label": "positive"}, label_names=LABELS)
+    second = ann_svc.claim_next(annotator=annotator2, project=project).item
+    assert second.pk == first.pk
+    ann_svc.annotation_submit(annotator=annotator2, item=second, value={"label": "negative"}, label_names=LABELS)
+    assert Item.objects.get(pk=first.pk).status == ItemStatus.IN_ANNOTATION
+    project_set_overlap(project=project, overlap=2)
+    routed = Item.objects.get(pk=first.pk)
+    assert (routed.status, routed.is_open) == (ItemStatus.IN_REVIEW, False)
+    assert ReviewTask.objects.get(item=routed).reasons == [ReviewReason.DISAGREEMENT]
+
+
 def test_labels_as_without_a_label_column_fails_and_writes_nothing(project, owner):
     before = Item.objects.filter(project=project).count()
     job = run_import(project, owner, rows=[{"text": "a"}, {"text": "b"}], labels_as=LabelsAs.FINAL)

@@ -272,6 +272,23 @@ def test_a_long_csv_field_imports_like_a_long_jsonl_one(project, owner):
     assert len(Item.objects.filter(project=project).latest("pk").text) >= 199_999
 
 
+def test_copies_of_a_text_with_and_without_a_label_are_a_conflict_and_neither_is_imported(project, owner):
+    rows = [{"text": "fine", "label": "positive"}, {"text": "same"}, {"text": "same", "label": "negative"}]
+    job = run_import(project, owner, jsonl(*rows), partial=True)
+    assert messages(job) == [err(3, "label", importers.CONFLICTING_DUPLICATE.format(line=2))]
+    assert job.rows_imported == 1 and job.rows_rejected == 2  # both copies left out: which label is right is unknown
+    assert not Item.objects.filter(project=project, text="same").exists()
+    again = run_import(project, owner, jsonl({"text": "same", "label": "negative"}))  # fixed: now it imports
+    assert again.status == ImportStatus.SUCCEEDED and again.rows_imported == 1
+
+
+def test_a_conflicting_pair_of_a_text_already_in_the_project_is_skipped_as_ever(project, owner):
+    run_import(project, owner, jsonl({"text": "known"}))
+    rows = [{"text": "known", "label": "positive"}, {"text": "known", "label": "negative"}]
+    job = run_import(project, owner, jsonl(*rows))
+    assert job.status == ImportStatus.SUCCEEDED and (job.rows_imported, job.duplicates) == (0, 2)
+
+
 def test_the_same_text_with_the_same_label_is_still_a_plain_duplicate(project, owner):
     same = {"text": "same", "label": "positive"}
     job = run_import(project, owner, jsonl(same, same))

@@ -159,7 +159,8 @@ def test_project_forms_have_human_labels():
     assert form["name"].label == "Project name"
     # Routing is chosen where the project is made: adaptive first, both policies and the budget explained.
     assert (form["routing_policy"].label, form["routing_policy"].initial) == ("Routing", "adaptive")
-    assert (form["routing_budget"].label, form["routing_budget"].initial) == ("Budget (judgements per item)", 2.5)
+    assert form["routing_budget"].label == "Budget (judgements per item)"
+    assert form.fields["routing_budget"].widget.attrs["placeholder"] == "2.5, or the overlap + 0.5"  # empty: default
     assert "Adaptive (the default" in form["routing_policy"].help_text and "Fixed" in form["routing_policy"].help_text
 
 

@@ -66,7 +66,7 @@ def test_the_create_page_offers_adaptive_first_and_explains_both_and_the_budget(
     body = client.get(page_url("project-create")).content.decode()
     assert '<option value="adaptive" selected>' in body
     assert '<option value="fixed">' in body
-    assert 'name="routing_budget" value="2.5"' in body
+    assert 'name="routing_budget"' in body and 'placeholder="2.5, or the overlap + 0.5"' in body  # empty: default
     assert ROUTING_POLICY_HELP.replace("'", "&#x27;") in body
     assert ROUTING_BUDGET_HELP in body
 
@@ -174,7 +174,7 @@ def test_the_api_schema_explains_the_routing_choice(outsider):
     schemas = json.loads(response.content)["components"]["schemas"]
     create = next(v for k, v in schemas.items() if k.startswith("ProjectListInput"))["properties"]
     assert create["routing_policy"]["default"] == "adaptive"
-    assert create["routing_budget"]["default"] == 2.5
+    assert "Left out: 2.5, or the overlap plus half a judgement" in create["routing_budget"]["description"]
     assert "Adaptive (the default; single-label tasks)" in create["routing_policy"]["description"]
 
 

@@ -56,6 +56,7 @@ def test_create_project_makes_the_user_its_owner(client, outsider):
     assert Membership.objects.get(project=project, user=outsider).role == Role.OWNER
     assert [lb.name for lb in project.labels.all()] == ["toxic", "fine"]
     assert (project.overlap, project.lease_seconds) == (3, 600)
+    assert project.routing_budget == 3.5  # the budget field left empty: the overlap + 0.5
     assert GuidelineVersion.objects.get(project=project).version == 1
 
 
@@ -147,6 +148,13 @@ def test_an_overlap_over_the_adaptive_budget_is_refused_and_changes_nothing(clie
     assert both.status_code == 200 and (both.json()["overlap"], both.json()["routing_budget"]) == (3, 3.0)
     fixed = api.patch(f"/api/projects/{project.pk}/", {"routing_policy": "fixed", "routing_budget": 1}, format="json")
     assert fixed.status_code == 200  # fixed routing has no budget to keep
+    # A project made before the rule (adaptive, overlap over its budget) still changes its other settings.
+    Project.objects.filter(pk=project.pk).update(routing_policy="adaptive", overlap=3, routing_budget=2.5)
+    lease = api.patch(f"/api/projects/{project.pk}/", {"lease_seconds": 600}, format="json")
+    assert lease.status_code == 200 and lease.json()["lease_seconds"] == 600
+    form = client.post(url("project-settings", project.pk), {"overlap": 3, "lease_seconds": 120, "routing_budget": 2.5})
+    assert form.status_code == 302
+    assert api.patch(f"/api/projects/{project.pk}/", {"overlap": 4}, format="json").status_code == 400
 
 
 def test_a_new_project_with_a_higher_overlap_gets_a_budget_that_covers_it(owner):
@@ -159,6 +167,8 @@ def test_a_new_project_with_a_higher_overlap_gets_a_budget_that_covers_it(owner)
     body = {"name": "Three", "task_type": "single_label", "labels": ["a", "b"], "overlap": 3}
     made = api.post("/api/projects/", body, format="json")  # the docs' default: a tester got a 400 here
     assert made.status_code == 201 and made.json()["routing_budget"] == 3.5
+    most = api.post("/api/projects/", {**body, "name": "Twenty", "overlap": 20}, format="json")
+    assert most.status_code == 201 and most.json()["routing_budget"] == 20.0  # capped at the budget's maximum
     low = api.post("/api/projects/", {**body, "name": "Low", "routing_budget": 2}, format="json")
     assert low.status_code == 400 and low.json()["field"] == "routing_budget"
 

@@ -304,6 +304,22 @@ def test_every_reviewers_word_is_in_the_weighted_vote(adaptive, annotator, annot
     assert third.value == {"label": "neutral"}  # owner's word is now neutral: three of four say neutral
 
 
+def test_a_tie_after_two_reviewers_goes_to_the_reviewer_deciding_now(adaptive, annotator, annotator2, reviewer, owner):
+    """A reviewer's read: annotators split 1-1, one reviewer settles it, a later flag goes to a second reviewer
+    who says the other label. The vote is 2-2; label order must not decide it: the reviewer deciding now does."""
+    Project.objects.filter(pk=adaptive.pk).update(routing_budget=2.0)  # no third annotator: straight to review
+    a = submit(annotator, adaptive, "negative")
+    submit(annotator2, adaptive, "neutral")
+    task = ReviewTask.objects.select_related("item__project").get(item_id=a.item_id, status=ReviewStatus.OPEN)
+    reviews.review_decide(reviewer=reviewer, task=task, value={"label": "negative"})
+    item = Item.objects.get(pk=a.item_id)
+    # the second reviewer says neutral, which comes after negative in the project's label order
+    flag = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], suggested_value={"label": "neutral"})
+    flag = ReviewTask.objects.select_related("item__project").get(pk=flag.pk)
+    final = reviews.review_decide(reviewer=owner, task=flag, value={"label": "neutral"})
+    assert final.value == {"label": "neutral"} and final.source == DecisionSource.REVIEWER
+
+
 def test_a_task_keeps_the_routing_it_was_opened_under(adaptive, annotator, annotator2, reviewer):
     """Items already routed keep their route (the settings page says so): a tester changed the budget to 10 and the
     panel said "no further annotator available within the budget of 10"; switched to fixed, the note vanished and

@@ -224,11 +224,12 @@ def test_bulk_accept_of_a_task_closed_before_the_confirmation_accepts_the_rest(
     assert "Accept 2 audit items?" in confirm and f"left as they are: item {items[0].pk}." in confirm
     done = client.post(url, {"task": [t.pk for t in tasks], "confirm": "1"}, **HTMX)
     assert done.status_code == 200
-    assert "Accepted 2 audit items. 1 had been decided meanwhile: left as they are." in done.content.decode()
+    notice = "Accepted 2 audit items. 1 had been closed meanwhile (decided, sent back or withdrawn)"
+    assert notice in done.content.decode()
     assert Decision.objects.filter(item=items[0]).latest("created_at", "id").value == {"label": "positive"}
     assert all(ReviewTask.objects.get(pk=t.pk).status == ReviewStatus.DONE for t in tasks)
     every = client.post(url, {"task": [tasks[0].pk], "confirm": "1"})
-    assert every.status_code == 400 and "Every chosen item was decided meanwhile" in every.content.decode()
+    assert every.status_code == 400 and "Every chosen item was closed meanwhile" in every.content.decode()
     stranger = client.post(url, {"task": [999_999], "confirm": "1"})
     assert "task 999999 (not in this project&#x27;s review queue)" in stranger.content.decode()
 
@@ -269,6 +270,10 @@ def test_a_link_to_a_closed_task_says_so_and_arms_no_other_item(audited, annotat
     assert 'class="card review-task"' not in page  # no panel: no key decides anything until a task is picked
     unknown = client.get(queue_url(audited, "task=999999")).content.decode()
     assert "There is no review task 999999 in this project." in unknown
+    late = client.post(reverse("review-decide", args=[audited.pk, task.pk]), {"action": "fix", "label": "positive"})
+    body = late.content.decode()  # one error, not a second one about the link
+    assert late.status_code == 400 and "This review task is already closed (decided by you)" in body
+    assert "pick another from the list" not in body
     assert 'class="card review-task"' in client.get(queue_url(audited)).content.decode()
 
 
@@ -303,6 +308,6 @@ def test_the_api_bulk_accepts_agreed_audits_and_refuses_the_rest(audited, annota
     assert (row["task_id"], row["item_id"], row["value"]) == (task.pk, agreed.pk, {"label": "neutral"})
     assert done["already_closed"] == []
     repeated = api.post(url, {"task_ids": [task.pk]}, format="json")  # nothing left to accept: the state changed
-    assert repeated.status_code == 409 and "decided meanwhile" in repeated.json()["detail"]
+    assert repeated.status_code == 409 and "closed meanwhile" in repeated.json()["detail"]
     listed = api.get(reverse("api-review-task-list", args=[audited.pk]), {"status": "open"}).json()
     assert listed["count"] == 1 and listed["results"][0]["item_id"] == disputed.pk
