@@ -277,6 +277,7 @@ def review_queue(
             project=project,
             next_task_id=next(iter(later or others), None),
             annotations=current_row.annotations if current_row else None,
+            viewer=user,
         )
     return ReviewQueue(
         total=total,
@@ -469,6 +470,7 @@ def review_panel(
     project: Project,
     next_task_id: int | None = None,
     annotations: list[AnnotationRow] | None = None,
+    viewer: User | None = None,
 ) -> ReviewPanel:
     """Everything the reviewer decides from. Three queries (four without `annotations` already read)."""
     item = task.item
@@ -502,7 +504,8 @@ def review_panel(
             project=project,
             reasons=task.reasons,
             routed=routed,
-            annotated=bool(annotations),
+            # the viewer's own annotation is replaced by their review, so it is no other judgement to weigh against
+            annotated=any(viewer is None or a.annotator != viewer.get_username() for a in annotations),
         ),
         suggestion_kind=suggestion_kind,
     )

@@ -320,6 +320,17 @@ def test_a_tie_after_two_reviewers_goes_to_the_reviewer_deciding_now(adaptive, a
     assert final.value == {"label": "neutral"} and final.source == DecisionSource.REVIEWER
 
 
+def test_the_panel_tells_no_weighing_to_a_reviewer_whose_own_annotation_is_the_only_one(adaptive, annotator, reviewer):
+    """Their review replaces their annotation, so nothing else is weighed and their word is final (review_decide)."""
+    from annotation.review.selectors import ADAPTIVE_WEIGHED, review_panel
+
+    a = submit(annotator, adaptive, "positive")
+    item = Item.objects.get(pk=a.item_id)
+    task = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], suggested_value={"label": "negative"})
+    assert review_panel(task=task, project=adaptive, viewer=annotator).routing_note == ""
+    assert review_panel(task=task, project=adaptive, viewer=reviewer).routing_note == ADAPTIVE_WEIGHED
+
+
 def test_a_task_keeps_the_routing_it_was_opened_under(adaptive, annotator, annotator2, reviewer):
     """Items already routed keep their route (the settings page says so): a tester changed the budget to 10 and the
     panel said "no further annotator available within the budget of 10"; switched to fixed, the note vanished and
