@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Case, Count, F, Q, Sum, When
+from django.db.models import Case, Count, F, Q, QuerySet, Sum, When
 from django.db.models.functions import Greatest
 from django.utils.module_loading import import_string
 
@@ -72,15 +72,25 @@ def project_votes(*, project: Project) -> list[list[routing.Vote]]:
         if isinstance(value, dict) and isinstance(value.get("label"), str):
             weight = routing.UNSURE_WEIGHT if unsure else 1.0
             by_item.setdefault(item_id, {})[who] = routing.Vote(who, value["label"], weight)
-    decisions = Decision.objects.filter(
-        item__project=project, source=DecisionSource.REVIEWER, reviewer__isnull=False
-    ).order_by("created_at", "id")
-    for item_id, who, value in decisions.values_list("item_id", "reviewer__username", "value").iterator(
-        chunk_size=5000
-    ):
-        if item_id in by_item and isinstance(value, dict) and isinstance(value.get("label"), str):
-            by_item[item_id][who] = routing.Vote(who, value["label"])
+    for item_id, said in reviewer_votes(Decision.objects.filter(item__project=project)).items():
+        if item_id in by_item:
+            by_item[item_id].update(said)
     return [list(votes.values()) for votes in by_item.values()]
+
+
+def reviewer_votes(decisions: QuerySet[Decision]) -> dict[int, dict[str, routing.Vote]]:
+    """{item id: {reviewer: their vote}} from these decisions' reviewer decisions: each reviewer's last word on an
+    item (single labels only). The one reading of reviews as votes, for measuring accuracy and for weighing."""
+    rows = (
+        decisions.filter(source=DecisionSource.REVIEWER, reviewer__isnull=False)
+        .order_by("created_at", "id")
+        .values_list("item_id", "reviewer__username", "value")
+    )
+    by_item: dict[int, dict[str, routing.Vote]] = {}
+    for item_id, who, value in rows.iterator(chunk_size=5000):
+        if isinstance(value, dict) and isinstance(value.get("label"), str):
+            by_item.setdefault(item_id, {})[who] = routing.Vote(who, value["label"])
+    return by_item
 
 
 def voter_accuracies(*, project: Project) -> dict[str, float]:

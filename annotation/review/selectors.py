@@ -541,6 +541,15 @@ def latest_decisions(*, project: Project) -> QuerySet[Decision]:
     return Decision.objects.filter(item__project=project, item__status=ItemStatus.APPROVED).filter(~Exists(newer))
 
 
+def outvoted_value(*, decision: Decision) -> dict[str, Any] | None:
+    """What the reviewer said, when their review ended in a weighted decision keeping another value (review_decide
+    keeps both); None for any other decision. One query, only then."""
+    if decision.source != DecisionSource.WEIGHTED or decision.review_task_id is None:
+        return None
+    own = Decision.objects.filter(review_task_id=decision.review_task_id, source=DecisionSource.REVIEWER).last()
+    return own.value if own else None
+
+
 def imported_labels(*, project: Project) -> dict[int, str]:
     """{item id: the single label a file gave it as final} (its import decision, whatever came after). One query."""
     rows = Decision.objects.filter(item__project=project, source=DecisionSource.IMPORT).values_list("item_id", "value")

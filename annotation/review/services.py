@@ -350,18 +350,9 @@ def _leads(vote: routing.Decision, label: str) -> bool:
 
 def _earlier_reviewer_votes(*, item_id: int, reviewer: User) -> list[routing.Vote]:
     """Other reviewers' words on this item (an audit overturned, an earlier flag's review), each one's last, as
-    routing_inputs.project_votes counts them when measuring accuracy: every judgement is in the weighted vote."""
-    said: dict[str, routing.Vote] = {}
-    rows = (
-        Decision.objects.filter(item_id=item_id, source=DecisionSource.REVIEWER, reviewer__isnull=False)
-        .exclude(reviewer=reviewer)
-        .order_by("created_at", "id")
-        .values_list("reviewer__username", "value")
-    )
-    for who, value in rows:
-        if isinstance(value, dict) and isinstance(value.get("label"), str):
-            said[who] = routing.Vote(who, value["label"])
-    return list(said.values())
+    accuracy is measured on them: every judgement is in the weighted vote."""
+    others = Decision.objects.filter(item_id=item_id).exclude(reviewer=reviewer)
+    return list(routing_inputs.reviewer_votes(others).get(item_id, {}).values())
 
 
 def _close_task(*, task: ReviewTask, reviewer: User, status: str, now: dt.datetime, comment: str = "") -> None:

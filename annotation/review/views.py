@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from annotation.annotate.span_pages import pieces_html, span_editor_context
-from annotation.models import Decision, DecisionSource, Project
+from annotation.models import Decision, Project
 from annotation.permissions import REVIEW, access_item, access_project, access_review_task
 from annotation.projects.selectors import label_list
 from annotation.review import selectors as review_selectors
@@ -36,10 +36,9 @@ UNKNOWN_REASON = "There is no review reason {reason!r}: every open task is shown
 
 
 def _done(action: str, decision: Decision | None, text: str) -> str:
-    if decision is not None and decision.source == DecisionSource.WEIGHTED:
-        own = Decision.objects.filter(review_task_id=decision.review_task_id, source=DecisionSource.REVIEWER).last()
-        said = value_display(own.value, text) if own else "?"
-        return OUTVOTED.format(said=said, final=value_display(decision.value, text))
+    said = review_selectors.outvoted_value(decision=decision) if decision is not None else None
+    if decision is not None and said is not None:
+        return OUTVOTED.format(said=value_display(said, text), final=value_display(decision.value, text))
     return DONE[action]
 
 
