@@ -380,6 +380,7 @@ def _summary(
         "seconds": round(seconds, 1),
         "annotators": [a._asdict() for a in result.annotators],
         "calibration": _calibration_summary(result.calibration),
+        "model": None if result.skill is None else {key: value for key, value in result.skill._asdict().items()},
         "crowdlab": {
             "items": sum(n >= 2 for n in result.num_votes),
             "model_weight": result.model_weight,

@@ -305,6 +305,39 @@ def test_with_one_label_per_item_the_expected_precision_comes_from_the_denoised_
     assert result.expected_precision is not None and result.expected_precision > ranked_doubt + 0.1
 
 
+def featureless(n: int = 30, seed: int = 0) -> np.ndarray:
+    """Features that say nothing about any label (a tester's near-identical "sample text number N" items)."""
+    return np.random.default_rng(seed).normal(size=(n, 4))
+
+
+def test_a_model_that_learnt_nothing_counts_and_ranks_nothing():
+    """Agreeing votes on items whose features carry no label: the model is no better than the label frequencies, so
+    no flag rests on it (the scan had flagged 20 of a tester's 26 correct labels, "expected precision 0.95")."""
+    X = featureless()
+    given = [LABELS[i % 3] for i in range(len(X))]
+    votes = [{"ann1": g, "ann2": g} for g in given]
+    votes[4] = {"ann1": LABELS[0], "ann2": LABELS[0], "ann3": LABELS[0], "reviewer": given[4]}  # an outvoted final
+    result = noise.scan(X, given, votes, LABELS, seed=0)
+    assert result.skill is not None and not result.skill.informative
+    assert result.skill.prior_accuracy == pytest.approx(1 / 3)  # a chance gain over the frequencies is not skill
+    assert result.method == "crowdlab" and result.expected_precision is None
+    assert [(f.row, f.given, f.suggested) for f in result.flags] == [(4, given[4], LABELS[0])]
+    assert result.estimated_errors == 1.0 and result.consensus[4] == LABELS[0]
+    assert np.allclose(result.probs, 1 / 3)  # the labels' frequencies stand in for the model
+    single = noise.scan(X, given, [{"(import)": g} for g in given], LABELS, seed=0)
+    assert single.method == "single-label" and single.flags == [] and single.expected_precision is None
+    assert single.skill is not None and not single.skill.informative
+
+
+def test_a_model_that_predicts_the_labels_is_informative_and_its_scan_unchanged():
+    X, y = blobs()
+    skill = noise.model_skill(y, out_of_fold_probs(X, y))
+    assert skill.informative and skill.accuracy == 1.0 and skill.log_loss < 0.1 < skill.prior_log_loss
+    given, votes, _ = crowd_votes(overlapping()[1], planted=0.1)
+    result = noise.scan(overlapping()[0], given, votes, LABELS, seed=0)
+    assert result.skill is not None and result.skill.informative and result.expected_precision is not None
+
+
 def test_precomputed_out_of_fold_probabilities_are_used_as_given():
     X, y = overlapping()
     given, votes, _ = crowd_votes(y, planted=0.1)

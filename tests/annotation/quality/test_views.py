@@ -242,12 +242,33 @@ def test_the_flag_count_follows_the_estimate_and_the_page_says_how_precise_the_f
     assert 'id="scan-adaptive"' not in client.get(reverse("quality", args=[project.pk])).content.decode()
     NoiseScan.objects.filter(pk=scan.pk).update(summary=summary)
     # A small project is told how much less its flags were worth on small simulated projects (bench/noise.py --items).
-    assert 'id="scan-small"' in html and f"this scan judged {summary['scanned']} items" in html
+    assert 'id="scan-small"' in html and f"scan judged {summary['scanned']} items" in html
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 2000})
     assert 'id="scan-small"' not in client.get(reverse("quality", args=[project.pk])).content.decode()
     Project.objects.filter(pk=project.pk).update(routing_policy=RoutingPolicy.ADAPTIVE)
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 2000, "method": "crowdlab"})
     assert "a scan sees little better" in client.get(reverse("quality", args=[project.pk])).content.decode()
+    # Under 500 items: the flags are a sample to check, not a count (a tester's 60 reviews: 24 flags, 2 wrong labels).
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 60})
+    assert "treat the flags as a sample to check" in client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert summary["model"]["informative"] and summary["model"]["accuracy"] > summary["model"]["prior_accuracy"]
+
+
+def test_a_scan_whose_model_learnt_nothing_says_so_and_states_no_estimate(
+    project, reviewer, client, django_capture_on_commit_callbacks
+):
+    """Texts that say nothing: the model is no better than the labels' frequencies, so no flag and no count rests on it
+    (a tester's "sample text number N" items got 20 flags of 26 correct labels with "expected precision 0.95")."""
+    items = labelled_corpus(project)
+    Item.objects.filter(pk__in=[item.pk for item in items]).update(text="sample text about things")
+    client.force_login(reviewer)
+    scan = start_and_run(client, project, django_capture_on_commit_callbacks)
+    assert scan.summary["model"]["informative"] is False and scan.summary["flagged"] == 0
+    assert scan.summary["expected_precision"] is None and not NoiseFlag.objects.filter(scan=scan).exists()
+    assert not ReviewTask.objects.filter(item__project=project).exists()
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert 'id="scan-no-model"' in html and "The model learnt nothing from these texts" in html
+    assert "nothing is flagged" in html and 'id="scan-how"' not in html and 'id="scan-small"' not in html
 
 
 def test_the_flags_page_lists_them_most_likely_first_with_paging_and_counts(
