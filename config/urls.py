@@ -41,3 +41,5 @@ urlpatterns = [
 
 # 503 when the database is unreachable for a moment, the styled 500 otherwise (JSON under /api/).
 handler500 = "core.views.server_error"
+# A path no route matches: the API's JSON error body under /api/ (`/api/projects/abc/`), the styled 404 elsewhere.
+handler404 = "core.views.page_not_found"

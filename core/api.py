@@ -2,7 +2,8 @@
 
 Every API class answers errors in one shape, `{"detail": message, "field": field-or-null}` (plus `errors`,
 every invalid field, when the input had several), whatever raised them: a service's `ServiceError`, a
-serializer, a filter, DRF itself (401, 403, 404, 405, 415, a parse error) or Django's `Http404`.
+serializer, a filter, DRF itself (401, 403, 404, 405, 415, a parse error) or Django's `Http404`. A path under /api/
+that no route matches never reaches an API class: handler404 (core/views.py) answers it in the same body.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from core.streaming import JSONL_MEDIA_TYPE
 UNKNOWN_FILTER = "{name!r} is not a filter of this list; use one of: {allowed}."
 BAD_FILTER_VALUE = "{value!r} is not a valid value: {reason}"
 ID_TOO_LARGE = "{value} is not an id: ids are whole numbers up to {largest}."
+REPEATED_FILTER = "{name!r} was given {count} times: give it once (a filter takes one value)."
 
 # The largest id a table holds (BigAutoField): a larger one in a path or a body is refused with 400, never passed
 # to a query (SQLite and PostgreSQL overflow on it); use `max_value=ID_MAX` on serializer id fields.
@@ -213,12 +215,15 @@ def number(raw: str) -> float:
     return value
 
 
+PAGE_LIMIT_EXPECTED = "use a whole number from 1 (more than {largest} is capped to {largest})"
+
+
 def page_limit(raw: str) -> int:
-    """Rows per page: a whole number from 1 (more than the pagination's maximum is capped to it, as DRF does)."""
-    value = whole_number(raw)
-    if value < 1:
-        raise ValueError("use a whole number from 1")
-    return value
+    """Rows per page: a whole number from 1; more than the pagination's maximum is capped to it, as DRF does (so a
+    limit of any size is taken, and `-1` or `0` is told the lower bound rather than "use a whole number")."""
+    if not (raw.isascii() and raw.isdigit()) or not raw.strip("0"):
+        raise ValueError(PAGE_LIMIT_EXPECTED.format(largest=Pagination.max_limit))
+    return min(int(raw), Pagination.max_limit) if len(raw) <= 18 else Pagination.max_limit
 
 
 def page_offset(raw: str) -> str:
@@ -253,7 +258,8 @@ class ApiView(APIView):
 
     `filters` is the allow-list of query parameters a list accepts, each with its parser; anything else
     (other than limit and offset) is refused with a 400 naming it, so no request data reaches a query
-    unparsed.
+    unparsed. A parameter given twice (`?reason=audit&reason=noise`) is refused too: a filter takes one value,
+    and reading only the last one would drop the others without a word.
     """
 
     schema = ApiSchema()
@@ -284,10 +290,10 @@ class ApiView(APIView):
         values: dict[str, Any] = {}
         self.paging_checked(request)
         for name in request.query_params:
-            raw = request.query_params.get(name, "")  # the last value, as `items()` gives it
             if name not in allowed:
                 names = ", ".join(sorted(self.filters)) or "none"
                 raise ServiceError(UNKNOWN_FILTER.format(name=name, allowed=names), field=name)
+            raw = self.single_value(request, name)
             if name in self.filters:
                 try:
                     values[name] = self.filters[name](raw)
@@ -295,11 +301,19 @@ class ApiView(APIView):
                     raise ServiceError(BAD_FILTER_VALUE.format(value=raw, reason=exc), field=name) from exc
         return values
 
+    @staticmethod
+    def single_value(request: Request, name: str) -> str:
+        """The one value of query parameter `name`, or a 400 naming it when it was given more than once."""
+        given = request.query_params.getlist(name)
+        if len(given) > 1:
+            raise ServiceError(REPEATED_FILTER.format(name=name, count=len(given)), field=name)
+        return given[0] if given else ""
+
     def paging_checked(self, request: Request) -> None:
         """A 400 naming `limit` or `offset` when either is not a whole number in range (PAGING)."""
         for name, parse in PAGING.items():
             if name in request.query_params:
-                raw = request.query_params.get(name, "")
+                raw = self.single_value(request, name)
                 try:
                     parse(raw)
                 except ValueError as exc:

@@ -1,5 +1,6 @@
-"""Pages every deployment needs whatever the area: the health check a load balancer polls, and the error page
-that tells "the database is unreachable, try again" (503) apart from a bug (500)."""
+"""Pages every deployment needs whatever the area: the health check a load balancer polls, the error page
+that tells "the database is unreachable, try again" (503) apart from a bug (500), and the 404 of a path no route
+matches (in the API's error body under /api/)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.db import connection
 from django.db.utils import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.template import loader
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import requires_csrf_token
 from django.views.decorators.http import require_GET
@@ -22,6 +24,10 @@ DATABASE_UNAVAILABLE = "The database is unavailable for a moment; nothing was sa
 RETRY_AFTER_S = 5
 
 API_PREFIX = "/api/"
+
+NO_SUCH_ROUTE = (
+    "No API route matches {path}: ids in paths are whole numbers, and every route is listed at /api/docs/."
+)
 
 
 @never_cache
@@ -55,3 +61,11 @@ def server_error(request: HttpRequest) -> HttpResponse:
         return HttpResponseServerError(loader.get_template("500.html").render())
     response["Retry-After"] = str(RETRY_AFTER_S)
     return response
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: a path under /api/ that no route matches (`/api/projects/abc/`) answers the API's error body, as
+    every API 404 does; pages keep the styled 404. A 404 raised inside an API class never gets here (core/api.py)."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse({"detail": NO_SUCH_ROUTE.format(path=request.path), "field": None}, status=404)
+    return defaults.page_not_found(request, exception)

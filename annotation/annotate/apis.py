@@ -33,6 +33,7 @@ from annotation.annotate.services import (
 from annotation.models import Annotation, Claim, Project
 from annotation.permissions import ANNOTATE, REVIEW, access_item, access_project
 from annotation.projects.selectors import label_list
+from annotation.review.selectors import send_back_of
 from core.api import (
     CONFLICT,
     DENIED,
@@ -57,6 +58,12 @@ class DraftSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+class SentBackSerializer(serializers.Serializer):
+    comment = serializers.CharField(help_text="What the reviewer asks to look at again.")
+    reviewer = serializers.CharField(help_text="The reviewer's username.")
+    at = serializers.DateTimeField(help_text="When the item was sent back.")
+
+
 class ClaimedItemSerializer(serializers.Serializer):
     """The item the caller holds, with their own draft: never anyone else's work (blind)."""
 
@@ -70,15 +77,22 @@ class ClaimedItemSerializer(serializers.Serializer):
     claimed_at = serializers.DateTimeField(source="claim.claimed_at")
     lease_expires_at = serializers.DateTimeField(source="claim.lease_expires_at")
     draft = DraftSerializer(allow_null=True)
+    sent_back = SentBackSerializer(
+        allow_null=True,
+        help_text="When a reviewer sent the item back to its annotators (the caller's earlier label is their draft): "
+        "the reviewer's comment, who and when; null otherwise.",
+    )
     prelabel = serializers.JSONField(
         required=False, help_text="A suggested value (imported or the model's); only when the owner shows pre-labels."
     )
 
 
 def _claimed(user: User, claim: Claim, *, project: Project, fresh: bool = False) -> dict[str, Any]:
-    """A claim with the caller's draft; a fresh claim cannot have one, so it costs no query."""
+    """A claim with the caller's draft and the reviewer's send-back note; a fresh claim can have neither (a sent-back
+    item comes back through its old claim), so it costs no query."""
     draft = None if fresh else draft_get(user=user, item=claim.item)
-    claimed: dict[str, Any] = {"claim": claim, "draft": draft}
+    sent_back = None if fresh else send_back_of(item=claim.item)
+    claimed: dict[str, Any] = {"claim": claim, "draft": draft, "sent_back": sent_back}
     if project.show_prelabels and claim.item.prelabel is not None:
         claimed["prelabel"] = claim.item.prelabel  # pre-labels bias blind labelling: absent unless shown
     return claimed

@@ -196,7 +196,11 @@ class ProjectSerializer(serializers.Serializer):
     overlap = serializers.IntegerField(source="project.overlap")
     lease_seconds = serializers.IntegerField(source="project.lease_seconds")
     audit_rate = serializers.FloatField(source="project.audit_rate")
-    review_all = serializers.BooleanField(source="project.review_all")
+    review_all = serializers.BooleanField(
+        source="project.review_all",
+        help_text="Every annotated item goes to review, agreed ones as audits (default false). Read-only here: "
+        "a site administrator sets it in Django's admin (/admin/, Projects); PATCH does not take it.",
+    )
     allow_overlapping_spans = serializers.BooleanField(source="project.allow_overlapping_spans")
     routing_policy = serializers.ChoiceField(choices=RoutingPolicy.choices, source="project.routing_policy")
     routing_in_force = serializers.ChoiceField(

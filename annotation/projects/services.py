@@ -547,7 +547,7 @@ def _routing_values(
 
 BUDGET_UNDER_OVERLAP = (
     "Adaptive routing needs a budget of at least the overlap: every item gets {overlap} annotators before routing "
-    "weighs it, so a budget of {budget:g} judgements per item could never be kept. Raise the budget to {overlap} or "
+    "weighs it, so a budget of {budget:g} (judgements per item) could never be kept. Raise the budget to {overlap} or "
     "more, lower the overlap, or route fixed."
 )
 

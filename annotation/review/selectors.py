@@ -385,10 +385,35 @@ def _annotation_rows(annotations: Iterable[Annotation]) -> list[AnnotationRow]:
     ]
 
 
+@dataclass(frozen=True)
+class SendBack:
+    """Why an item came back to its annotators: the reviewer's note, who sent it back and when."""
+
+    comment: str
+    reviewer: str
+    at: dt.datetime
+
+
+def send_back_of(*, item: Item) -> SendBack | None:
+    """The item's latest review when it sent the item back (None otherwise), for the annotators redoing it.
+    One query."""
+    latest = (
+        ReviewTask.objects.filter(item=item)
+        .select_related("resolved_by")
+        .order_by("-created_at", "-id")
+        .only("status", "comment", "resolved_at", "resolved_by__username")
+        .first()
+    )
+    if latest is None or latest.status != ReviewStatus.SENT_BACK or latest.resolved_at is None:
+        return None
+    reviewer = latest.resolved_by.get_username() if latest.resolved_by is not None else ""
+    return SendBack(comment=latest.comment, reviewer=reviewer, at=latest.resolved_at)
+
+
 def send_back_comment(*, item: Item) -> str:
-    """The reviewer's note when the item's latest review sent it back, for the annotators redoing it. One query."""
-    latest = ReviewTask.objects.filter(item=item).order_by("-created_at", "-id").only("status", "comment").first()
-    return latest.comment if latest is not None and latest.status == ReviewStatus.SENT_BACK else ""
+    """The reviewer's note when the item's latest review sent it back (the annotate page's). One query."""
+    sent_back = send_back_of(item=item)
+    return sent_back.comment if sent_back is not None else ""
 
 
 # the review reasons routing itself gives (the rest come from noise scans, models and ratings)

@@ -17,9 +17,11 @@ from annotation.models import (
     Claim,
     Item,
     Project,
+    ReviewStatus,
+    ReviewTask,
 )
 from tests.fixtures.api import api_as, next_item, submit, url
-from tests.fixtures.people import add_items
+from tests.fixtures.people import add_items, fixed_routing
 
 # --- The annotate loop ---------------------------------------------------------------------------------
 
@@ -251,3 +253,37 @@ def test_export_refusal_is_readable_when_asking_for_jsonl(ready, annotator):
     assert json.loads(response.content)["detail"]
 
 
+
+
+# --- Sent back by a reviewer -------------------------------------------------------------------------
+
+
+@fixed_routing
+def test_the_claim_carries_the_reviewers_send_back_comment(ready, annotator, annotator2, reviewer):
+    """What the annotate page shows as "Sent back by the reviewer: ..." comes with the claim too, then goes."""
+    client = api_as(annotator)
+    first = next_item(client, ready)
+    assert first["sent_back"] is None
+    assert submit(client, ready, first["item_id"], {"label": "positive"}).status_code == 201
+    other = api_as(annotator2)
+    assert next_item(other, ready)["item_id"] == first["item_id"]
+    assert submit(other, ready, first["item_id"], {"label": "negative"}).status_code == 201
+    task = ReviewTask.objects.get(item_id=first["item_id"], status=ReviewStatus.OPEN)
+
+    decided = api_as(reviewer).post(
+        url("api-review-task-decide", ready, task_id=task.pk),
+        {"action": "send_back", "comment": "look again"},
+        format="json",
+    )
+    assert decided.status_code == 200
+    task.refresh_from_db()
+
+    again = next_item(client, ready)
+    assert again["item_id"] == first["item_id"] and again["draft"]["value"] == {"label": "positive"}
+    assert again["sent_back"] == {
+        "comment": "look again",
+        "reviewer": "reviewer",
+        "at": task.resolved_at.isoformat().replace("+00:00", "Z"),
+    }
+    assert submit(client, ready, first["item_id"], {"label": "negative"}).status_code == 201
+    assert next_item(client, ready)["sent_back"] is None

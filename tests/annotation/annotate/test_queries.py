@@ -33,8 +33,9 @@ SUBMIT_AND_NEXT_QUERIES = {"postgresql": 14, "sqlite": 19}
 API_SUBMIT_QUERIES = 10
 # API claims/next: token + user (1), membership (1), guideline state (1), then the claim as above.
 API_CLAIM_QUERIES = {"postgresql": 6, "sqlite": 11}
-# claims/next while holding an item: the same, the held claim found instead (SQLite: one query), plus its draft.
-API_HELD_QUERIES = {"postgresql": 7, "sqlite": 5}
+# claims/next while holding an item: the same, the held claim found instead (SQLite: one query), plus its draft and
+# whether a reviewer sent the item back (the answer's `sent_back`).
+API_HELD_QUERIES = {"postgresql": 8, "sqlite": 6}
 
 
 @pytest.fixture(autouse=True)

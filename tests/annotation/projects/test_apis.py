@@ -19,6 +19,7 @@ from annotation.models import (
 )
 from annotation.projects.apis import NO_SUCH_VERSION
 from annotation.projects.services import (
+    BUDGET_UNDER_OVERLAP,
     GUIDELINE_NOT_CURRENT,
     GUIDELINE_UNCHANGED,
     HOTKEY_RESERVED,
@@ -264,3 +265,22 @@ def test_guidelines_absent(owner):
     assert (response.status_code, response.data["detail"]) == (404, NO_SUCH_VERSION)
 
 
+
+
+# --- Routing settings: what a refusal says, what PATCH does not take ---------------------------------------
+
+
+def test_a_budget_of_1_under_the_overlap_is_refused_in_plain_words(project, owner):
+    response = api_as(owner).patch(url("api-project-detail", project), {"routing_budget": 1}, format="json")
+    assert (response.status_code, response.data["field"]) == (400, "routing_budget")
+    assert response.data["detail"] == BUDGET_UNDER_OVERLAP.format(overlap=2, budget=1.0)
+    assert "1 judgements" not in response.data["detail"]
+    assert "a budget of 1 (judgements per item)" in response.data["detail"]
+
+
+def test_review_all_is_read_only_in_the_api(project, owner):
+    response = api_as(owner).patch(url("api-project-detail", project), {"review_all": True}, format="json")
+    assert (response.status_code, response.data["field"]) == (400, "review_all")
+    project.refresh_from_db()
+    assert project.review_all is False
+    assert api_as(owner).get(url("api-project-detail", project)).data["review_all"] is False

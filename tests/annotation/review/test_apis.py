@@ -1,0 +1,62 @@
+"""The review API's input checks: a filter given twice and an annotation_id beside fix or send_back are refused
+(400 naming the field, nothing decided) rather than taken silently."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotation.models import Project, ReviewStatus, ReviewTask
+from annotation.review.apis import ACTION_TAKES, ANNOTATION_ID_ONLY_WITH_ACCEPT
+from core.api import REPEATED_FILTER
+from tests.fixtures.api import api_as, url
+from tests.fixtures.people import fixed_routing
+from tests.fixtures.reviews import annotate_pair
+
+
+@pytest.fixture
+def disputed(ready, annotator, annotator2) -> ReviewTask:
+    """An open review task: the two annotators disagreed (fixed routing, no audits)."""
+    Project.objects.filter(pk=ready.pk).update(audit_rate=0.0)
+    ready.refresh_from_db()
+    item = annotate_pair(ready, annotator, annotator2, "positive", "negative")
+    return ReviewTask.objects.get(item=item, status=ReviewStatus.OPEN)
+
+
+@fixed_routing
+def test_one_reason_filters_and_two_are_a_400_naming_reason(disputed, reviewer):
+    client = api_as(reviewer)
+    listed = client.get(url("api-review-task-list", disputed.project), {"reason": "disagreement"})
+    assert [t["id"] for t in listed.json()["results"]] == [disputed.pk]
+    assert client.get(url("api-review-task-list", disputed.project), {"reason": "audit"}).json()["count"] == 0
+
+    response = client.get(url("api-review-task-list", disputed.project) + "?reason=audit&reason=disagreement")
+    assert (response.status_code, response.json()["field"]) == (400, "reason")
+    assert response.json()["detail"] == REPEATED_FILTER.format(name="reason", count=2)
+
+
+@fixed_routing
+@pytest.mark.parametrize(
+    ("action", "extra"), [("fix", {"value": {"label": "neutral"}}), ("send_back", {"comment": "look again"})]
+)
+def test_annotation_id_beside_fix_or_send_back_is_a_400_and_decides_nothing(disputed, reviewer, action, extra):
+    annotation = disputed.item.annotations.first()
+    body = {"action": action, "annotation_id": annotation.pk, **extra}
+    response = api_as(reviewer).post(
+        url("api-review-task-decide", disputed.project, task_id=disputed.pk), body, format="json"
+    )
+    assert (response.status_code, response.json()["field"]) == (400, "annotation_id")
+    expected = ANNOTATION_ID_ONLY_WITH_ACCEPT.format(action=action, takes=ACTION_TAKES[action])
+    assert response.json()["detail"] == expected
+    disputed.refresh_from_db()
+    assert disputed.status == ReviewStatus.OPEN and not disputed.item.decisions.exists()
+
+
+@fixed_routing
+def test_accept_with_its_annotation_id_still_decides(disputed, reviewer):
+    annotation = disputed.item.annotations.get(annotator__username="annotator2")
+    response = api_as(reviewer).post(
+        url("api-review-task-decide", disputed.project, task_id=disputed.pk),
+        {"action": "accept", "annotation_id": annotation.pk},
+        format="json",
+    )
+    assert response.status_code == 200 and response.json()["value"] == {"label": "negative"}
