@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotation.models import DecisionSource, ReviewReason, ReviewStatus
+from annotation.models import DecisionSource, ReviewReason, ReviewStatus, Role
 from annotation.permissions import REVIEW, access_item, access_project, access_review_task
 from annotation.review.selectors import item_history_for, review_task_rows_of, review_tasks
-from annotation.review.services import BULK_MAX, REVIEW_ACTIONS, review_act, review_bulk_accept, review_bulk_plan
+from annotation.review.services import (
+    BULK_MAX,
+    REVIEW_ACTIONS,
+    item_overrule,
+    review_act,
+    review_bulk_accept,
+    review_bulk_plan,
+)
 from core.api import ID_MAX, PAGE_PARAMETERS, REFUSED, ApiView, choice, paginated, validated
 from core.errors import ServiceError
 
@@ -48,8 +57,9 @@ class ReviewTaskSerializer(serializers.Serializer):
 
 
 class ReviewTaskListApi(ApiView):
-    """Review tasks, most urgent first (`?status=open` for the queue); an owner does not see the tasks of
-    items they could still annotate themselves (blind)."""
+    """Review tasks, most urgent first: by the task's most urgent reason (disagreement, doubt, unsure, then noise,
+    model, rating and correction, audit last), then oldest first (`?status=open` for the queue); an owner does not
+    see the tasks of items they could still annotate themselves (blind). `reason` takes one value."""
 
     filters = {"status": choice(ReviewStatus.values), "reason": choice(ReviewReason.values)}
 
@@ -57,7 +67,12 @@ class ReviewTaskListApi(ApiView):
         parameters=[
             *PAGE_PARAMETERS,
             OpenApiParameter("status", str, enum=ReviewStatus.values),
-            OpenApiParameter("reason", str, enum=ReviewReason.values, description="Tasks with this reason."),
+            OpenApiParameter(
+                "reason",
+                str,
+                enum=ReviewReason.values,
+                description="Tasks with this reason among theirs; one value (given twice: 400 naming `reason`).",
+            ),
         ],
         responses={200: paginated(ReviewTaskSerializer), **REFUSED},
     )
@@ -76,6 +91,13 @@ class ReviewTaskDetailApi(ApiView):
 
 FINAL_SOURCES = (DecisionSource.REVIEWER, DecisionSource.WEIGHTED)  # what a review decision can end as
 
+# What each action decides from, beside the optional `reason` (accept, fix) or the `comment` (send_back).
+ACTION_TAKES = {"accept": "annotation_id", "fix": "value", "send_back": "comment"}
+ANNOTATION_ID_ONLY_WITH_ACCEPT = (
+    "annotation_id goes only with action accept (the annotation made final); {action} takes {takes}, so the "
+    "annotation would be ignored."
+)
+
 
 class ReviewDecideApi(ApiView):
     """Accept an annotation, fix the value, or send the item back to its annotators."""
@@ -89,6 +111,14 @@ class ReviewDecideApi(ApiView):
         comment = serializers.CharField(
             required=False, allow_blank=True, default="", help_text="send_back: what to look at again."
         )
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            """An annotation_id sent with fix or send_back is refused rather than dropped: the caller meant it."""
+            action = attrs["action"]
+            if "annotation_id" in attrs and action != "accept":
+                message = ANNOTATION_ID_ONLY_WITH_ACCEPT.format(action=action, takes=ACTION_TAKES[action])
+                raise serializers.ValidationError({"annotation_id": [message]})
+            return attrs
 
     class OutputSerializer(serializers.Serializer):
         task_id = serializers.IntegerField()
@@ -171,3 +201,23 @@ class ItemHistoryApi(ApiView):
         item, role = access_item(user=self.user, project_id=project_id, item_id=item_id, roles=REVIEW)
         self.filter_values(request)
         return self.page(request, item_history_for(user=self.user, role=role, item=item), self.OutputSerializer)
+
+
+class ItemOverruleApi(ApiView):
+    """The owner makes their label an approved item's final one outright, with a reason (weighted vote or not)."""
+
+    class InputSerializer(serializers.Serializer):
+        value = serializers.JSONField(help_text="The final value, in the task type's shape.")
+        reason = serializers.CharField(allow_blank=True, help_text="Why: the item's history keeps it.")
+
+    class OutputSerializer(serializers.Serializer):
+        decision_id = serializers.IntegerField()
+        value = serializers.JSONField(help_text="The item's final value now.")
+        reason = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED})
+    def post(self, request: Request, project_id: int, item_id: int) -> Response:
+        item, _ = access_item(user=self.user, project_id=project_id, item_id=item_id, roles=(Role.OWNER,))
+        data = validated(self.InputSerializer, request.data)
+        decision = item_overrule(owner=self.user, item=item, value=data["value"], reason=data["reason"])
+        return Response({"decision_id": decision.pk, "value": decision.value, "reason": decision.reason})

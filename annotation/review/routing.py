@@ -19,6 +19,7 @@ project's total), so the average over the project stays at or under the budget, 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -237,9 +238,10 @@ def expected_confidence_after(
 class PlanRow:
     done: int
     annotator: int
-    reviewer: int
+    reviewer: int  # in doubt, or a further annotator could not be asked; audits not included
     expected_accuracy: float | None  # adaptive: expected share of final labels right
     fixed_expected_accuracy: float | None  # today's routing on the same items
+    audit: int = 0  # accepted on the vote, then drawn for audit while the budget had a judgement to spare
 
 
 def plan(
@@ -251,17 +253,21 @@ def plan(
     total_items: int,
     reviewer_accuracy: float = PRIOR_ACCURACY,
     annotators: int | None = None,
+    audit: Sequence[bool] = (),
 ) -> PlanRow:
     """What adaptive routing would do with these items' first votes, and how right it would be.
 
     The items are replayed in order against a fresh allowance. `annotators`: how many people may annotate
     (None: enough); an item's further annotator must be one who has not voted on it, so where none is left
-    the replay asks a reviewer, as routing does. Expected accuracy: the posterior's best
+    the replay asks a reviewer, as routing does. `audit[i]`: whether item i is drawn for audit (`audit_drawn`, or
+    every item under review_all); an accepted item drawn goes to a reviewer while the budget has a judgement to
+    spare, as routing does, and is counted apart. Expected accuracy: the posterior's best
     label's probability for an accepted item, and the expectation after one more vote for an escalated
     one (a further annotator's need for a fourth is not followed: a lower bound). The fixed routing's
     figure: agreement stands (its posterior), a disagreement takes the reviewer's word (their accuracy).
     """
     counts = {DONE: 0, ANNOTATOR: 0, REVIEWER: 0}
+    audited = 0
     spent = 0
     expected: list[float] = []
     fixed: list[float] = []
@@ -272,10 +278,15 @@ def plan(
         )
         left = None if annotators is None else max(0, annotators - len(votes))
         d = decide(votes, labels, accuracies, budget=budget, model=model, annotators_left=left)
-        counts[d.action] += 1
-        if d.action == DONE:
+        if d.action == DONE and routed <= len(audit) and audit[routed - 1] and budget.spare() >= 1:
+            audited += 1
+            spent += 1
+            expected.append(expected_confidence_after(d.posterior, labels, reviewer_accuracy))
+        elif d.action == DONE:
+            counts[DONE] += 1
             expected.append(d.confidence)
         else:
+            counts[d.action] += 1
             spent += 1
             accuracy = reviewer_accuracy if d.action == REVIEWER else PRIOR_ACCURACY
             expected.append(expected_confidence_after(d.posterior, labels, accuracy))
@@ -288,4 +299,13 @@ def plan(
         reviewer=counts[REVIEWER],
         expected_accuracy=sum(expected) / len(expected) if expected else None,
         fixed_expected_accuracy=sum(fixed) / len(fixed) if fixed else None,
+        audit=audited,
     )
+
+
+def audit_drawn(item_id: int, rate: float) -> bool:
+    """Whether an agreed item goes to audit: a pure function of its id, so routing (and its plan) is reproducible."""
+    if rate <= 0:
+        return False
+    digest = hashlib.sha256(f"labelloop-audit:{item_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate

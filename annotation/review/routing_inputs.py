@@ -206,6 +206,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         "done": 0,
         "annotator": 0,
         "reviewer": 0,
+        "audit": 0,
         "expected_accuracy": None,
         "fixed_expected_accuracy": None,
         "measured_annotators": 0,
@@ -230,13 +231,21 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
             votes.append(routing.Vote(who, value["label"], routing.UNSURE_WEIGHT if unsure else 1.0))
     accuracies = voter_accuracies(project=project)
     models = model_votes(project=project, item_ids=item_ids)
-    items = [(first[i], models.get(i)) for i in item_ids if len(first.get(i, [])) == project.overlap]
+    kept = [i for i in item_ids if len(first.get(i, [])) == project.overlap]
+    items = [(first[i], models.get(i)) for i in kept]
+    audit = [project.review_all or routing.audit_drawn(i, project.audit_rate) for i in kept]
     if not items:
         return base
     total = Item.objects.filter(project=project).count()
     annotators = Membership.objects.filter(project=project, role=Role.ANNOTATOR).count()
     row = routing.plan(
-        items, labels, accuracies, per_item=project.routing_budget, total_items=total, annotators=annotators
+        items,
+        labels,
+        accuracies,
+        per_item=project.routing_budget,
+        total_items=total,
+        annotators=annotators,
+        audit=audit,
     )
     return {
         **base,
@@ -244,6 +253,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         "done": row.done,
         "annotator": row.annotator,
         "reviewer": row.reviewer,
+        "audit": row.audit,
         "expected_accuracy": row.expected_accuracy,
         "fixed_expected_accuracy": row.fixed_expected_accuracy,
         "measured_annotators": len(accuracies),

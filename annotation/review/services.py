@@ -18,7 +18,6 @@ back within the lease, the ordinary lease expiry returns their slot to the pool 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +53,7 @@ from annotation.review.selectors import (
     agreed_audit_value,
     agreement_backed,
     closed_how,
+    current_decision,
     review_task_rows_of,
     review_tasks,
     routing_record,
@@ -140,10 +140,7 @@ PROPOSAL_BATCH = 1000
 
 def audit_sampled(*, item_id: int, rate: float) -> bool:
     """Whether an agreed item goes to audit: a pure function of its id, so routing is reproducible."""
-    if rate <= 0:
-        return False
-    digest = hashlib.sha256(f"labelloop-audit:{item_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < rate
+    return routing.audit_drawn(item_id, rate)
 
 
 def _priority(reasons: list[str]) -> int:
@@ -270,6 +267,10 @@ def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotatio
     )
     drawn_for_audit = action == routing.DONE and audited
     if drawn_for_audit:
+        action = routing.REVIEWER
+    # An unsure annotator who wrote a note asked the reviewer something (the form says the reviewer sees it): a
+    # reviewer answers, whatever the vote or the budget says. Unsure without a note only counts half (UNSURE_WEIGHT).
+    if action == routing.DONE and any(a.unsure and a.note.strip() for a in annotations):
         action = routing.REVIEWER
     agreed = len({v.label for v in votes}) == 1
     if action == routing.ANNOTATOR:
@@ -817,3 +818,51 @@ def decisions_import(*, project: Project, rows: Sequence[tuple[int, dict[str, An
     )
     webhook_events.items_approved(project_id=project.pk, item_ids=[item_id for item_id, _ in rows])
     return len(rows)
+
+
+# --- the owner's overrule: the escape hatch from a weighted vote that keeps a label the owner knows is wrong ---
+
+OVERRULE_NOT_DECIDED = "Item {item} has no final label yet (it is {status}): decide it in the review queue."
+
+
+OVERRULE_NEEDS_REASON = "Say why you overrule the final label: the item's history keeps your reason."
+
+
+OVERRULE_SAME = "{value} is already the final label of item {item}."
+
+
+OVERRULE_REASON = "Overruled by the project's owner: {reason}"
+
+
+def item_overrule(*, owner: User, item: Item, value: dict[str, Any], reason: str) -> Decision:
+    """The project owner sets an approved item's final label outright, with a reason the history keeps.
+
+    Adaptive routing weighs a reviewer's label with every other judgement, so a reviewer who knows better can be
+    outvoted by two agreeing annotators, again on every later review (a tester's cold, soggy pizza stayed
+    "positive"). The owner's word is final here. It is recorded as the owner's reviewer decision, so a later review
+    of the item (a noise flag, say) weighs it like any reviewer's last word. The caller checks the owner role.
+    """
+    project = item.project
+    if item.status != ItemStatus.APPROVED:
+        raise ServiceError(OVERRULE_NOT_DECIDED.format(item=item.pk, status=ItemStatus(item.status).label.lower()))
+    if not reason.strip():
+        raise ServiceError(OVERRULE_NEEDS_REASON, field="reason")
+    label_names = list(Label.objects.filter(project=project).values_list("name", flat=True))
+    try:
+        value = project.value_normalise(value, label_names, text=item.text)
+    except InvalidValue as exc:
+        raise ServiceError(str(exc), field=exc.field) from exc
+    with transaction.atomic():
+        final = current_decision(item=Item.objects.select_for_update().get(pk=item.pk))
+        if final is not None and value_key(final.value) == value_key(value):
+            raise ServiceError(OVERRULE_SAME.format(value=value_display(value, item.text), item=item.pk))
+        decision = Decision.objects.create(
+            item=item,
+            reviewer=owner,
+            value=value,
+            reason=OVERRULE_REASON.format(reason=reason.strip()),
+            source=DecisionSource.REVIEWER,
+            guideline_version=guideline_current(project=project),
+        )
+        webhook_events.items_approved(project_id=project.pk, item_ids=[item.pk])
+    return decision

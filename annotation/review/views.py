@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from annotation.annotate.span_pages import pieces_html, span_editor_context
-from annotation.models import Decision, Project
+from annotation.models import Decision, Item, ItemStatus, Project, Role
 from annotation.permissions import REVIEW, access_item, access_project, access_review_task
 from annotation.projects.selectors import label_list
 from annotation.review import selectors as review_selectors
@@ -29,17 +29,22 @@ from core.http import AuthedRequest
 DONE = {"accept": "Accepted.", "fix": "Fixed.", "send_back": "Sent back to the annotators."}
 
 # ... unless adaptive routing's weighted vote kept another label than the reviewer's (review_decide).
-OUTVOTED = "Your label ({said}) joined the weighted vote, which keeps {final} as the final label (see the history)."
+OUTVOTED = (
+    "Your label ({said}) joined the weighted vote, which keeps {final} as the final label (see the history, where "
+    "the project's owner can overrule it)."
+)
 
 
 UNKNOWN_REASON = "There is no review reason {reason!r}: every open task is shown."
 
 
-def _done(action: str, decision: Decision | None, text: str) -> str:
+def _done(action: str, decision: Decision | None, text: str) -> tuple[str, bool]:
+    """What the page says after the action, and whether the weighted vote kept another label (said as a warning,
+    not a success: the reviewer's label is not what the item got)."""
     said = review_selectors.outvoted_value(decision=decision) if decision is not None else None
     if decision is not None and said is not None:
-        return OUTVOTED.format(said=value_display(said, text), final=value_display(decision.value, text))
-    return DONE[action]
+        return OUTVOTED.format(said=value_display(said, text), final=value_display(decision.value, text)), True
+    return DONE[action], False
 
 
 def _int_or_none(raw: str | None) -> int | None:
@@ -86,6 +91,7 @@ def _review_page(
     task_id: int | None,
     error: str = "",
     notice: str = "",
+    notice_warns: bool = False,
     status: int = 200,
 ) -> HttpResponse:
     state = _queue_state(request)
@@ -100,6 +106,7 @@ def _review_page(
         "kind": project.task_kind,
         "error": error,
         "notice": notice,
+        "notice_warns": notice_warns,
         "filter_query": _filter_query(queue.reason, queue.page),
     }
     if project.task_kind.needs_text and queue.panel is not None:
@@ -137,10 +144,11 @@ def review_decide(request: AuthedRequest, project_id: int, task_id: int) -> Http
         # a task closed meanwhile: its error says so; the page shows the queue, not a second note about the link
         shown = None if isinstance(exc, reviews.TaskClosed) else task.pk
         return _review_page(request, project, role, task_id=shown, error=exc.message, status=400)
-    done = _done(action, decision, task.item.text)
+    done, outvoted = _done(action, decision, task.item.text)
     if request.htmx:
-        return _review_page(request, project, role, task_id=None, notice=f"Item {task.item_id}: {done}")
-    messages.success(request, f"Item {task.item_id}: {done}")
+        notice = f"Item {task.item_id}: {done}"
+        return _review_page(request, project, role, task_id=None, notice=notice, notice_warns=outvoted)
+    (messages.warning if outvoted else messages.success)(request, f"Item {task.item_id}: {done}")
     return redirect(reverse("review-queue", args=[project.pk]) + "?" + urlencode(_queue_state(request)))
 
 
@@ -171,9 +179,26 @@ def review_bulk_accept(request: AuthedRequest, project_id: int) -> HttpResponse:
 
 
 @login_required
-def item_history(request: AuthedRequest, project_id: int, item_id: int) -> HttpResponse:
-    """Everything that happened to one item: annotations, decisions, reviews and noise flags."""
-    item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=REVIEW)
+@require_POST
+def item_overrule(request: AuthedRequest, project_id: int, item_id: int) -> HttpResponse:
+    """The owner sets an approved item's final label outright, with a reason (reviews.item_overrule)."""
+    item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=(Role.OWNER,))
+    try:
+        decision = reviews.item_overrule(
+            owner=request.user,
+            item=item,
+            value=item.project.task_kind.value_from_form(request.POST),
+            reason=request.POST.get("reason", ""),
+        )
+    except ServiceError as exc:
+        return _history_page(request, item, role, error=exc.message, status=400)
+    messages.success(request, f"Item {item.pk}: {value_display(decision.value, item.text)} is now its final label.")
+    return redirect(reverse("item-history", args=[item.project_id, item.pk]))
+
+
+def _history_page(
+    request: AuthedRequest, item: Item, role: str, *, error: str | None = None, status: int = 200
+) -> HttpResponse:
     events = review_selectors.item_history_for(user=request.user, role=role, item=item)
     final = current_decision(item=item)
     context = {
@@ -183,5 +208,16 @@ def item_history(request: AuthedRequest, project_id: int, item_id: int) -> HttpR
         "events": events,
         "final": final,
         "final_display": value_display(final.value, item.text) if final else "",
+        "kind": item.project.task_kind,
+        "can_overrule": role == Role.OWNER and item.status == ItemStatus.APPROVED,
+        "labels": label_list(project=item.project),
+        "error": error,
     }
-    return render(request, "annotation/review_history.html", context)
+    return render(request, "annotation/review_history.html", context, status=status)
+
+
+@login_required
+def item_history(request: AuthedRequest, project_id: int, item_id: int) -> HttpResponse:
+    """Everything that happened to one item: annotations, decisions, reviews and noise flags."""
+    item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=REVIEW)
+    return _history_page(request, item, role)

@@ -72,6 +72,19 @@ def test_the_plan_asks_a_reviewer_where_no_further_annotator_is_left():
     assert (three.done, three.annotator, three.reviewer) == (1, 2, 0)
 
 
+def test_the_plan_counts_the_audits_routing_would_draw_while_the_budget_has_room():
+    """A tester set audit_rate 0 then 1 and the plan said "reviewer 0" both times, while audits were opened."""
+    agreed = [(votes(("a", "neutral"), ("b", "neutral")), None)] * 4
+    accurate = {"a": 0.95, "b": 0.95}
+    none = routing.plan(agreed, LABELS, accurate, per_item=2.5, total_items=4)
+    every = routing.plan(agreed, LABELS, accurate, per_item=2.5, total_items=4, audit=[True] * 4)
+    tight = routing.plan(agreed, LABELS, accurate, per_item=2.0, total_items=4, audit=[True] * 4)
+    assert (none.done, none.audit) == (4, 0)
+    assert every.audit + every.done == 4 and 1 <= every.audit < 4  # half a judgement per item to spare: 2 of 4
+    assert (tight.done, tight.audit) == (4, 0)  # no judgement to spare: no audit, as routing does
+    assert routing.audit_drawn(7, 0.0) is False and routing.audit_drawn(7, 1.0) is True
+
+
 def test_with_the_budget_spent_the_weighted_vote_stands():
     d = routing.decide(votes(("a", "positive"), ("b", "negative")), LABELS, {"a": 0.9, "b": 0.7}, budget=SPENT)
     assert (d.action, d.label) == (routing.DONE, "positive")

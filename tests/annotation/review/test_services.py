@@ -72,6 +72,17 @@ def test_unsure_goes_to_review_even_when_the_labels_agree(quiet, annotator, anno
     assert open_task(item).reasons == [ReviewReason.UNSURE]
 
 
+def test_an_unsure_note_reaches_a_reviewer_under_adaptive_routing_too(quiet, annotator, annotator2):
+    """The form says the reviewer sees the note; adaptive routing approved a tester's agreed item at once ("97 %
+    likely right") and the note reached nobody. Unsure without a note still only counts half."""
+    Project.objects.filter(pk=quiet.pk).update(routing_policy="adaptive", routing_budget=2.5, audit_rate=0)
+    quiet.refresh_from_db()
+    item = annotate_pair(quiet, annotator, annotator2, "neutral", "neutral", unsure=True, note="sarcasm?")
+    assert item.status == ItemStatus.IN_REVIEW and open_task(item).reasons == [ReviewReason.UNSURE]
+    quiet_item = annotate_pair(quiet, annotator, annotator2, "neutral", "neutral", unsure=True)
+    assert quiet_item.status != ItemStatus.IN_REVIEW  # no note: the vote is weighed, half for the unsure one
+
+
 def test_disagreement_and_unsure_are_both_reasons_disagreement_first(quiet, annotator, annotator2):
     item = annotate_pair(quiet, annotator, annotator2, "neutral", "negative", unsure=True)
     assert open_task(item).reasons == [ReviewReason.DISAGREEMENT, ReviewReason.UNSURE]

@@ -10,6 +10,7 @@ from annotation.models import (
     Decision,
     DecisionSource,
     Item,
+    ItemStatus,
     Label,
     Project,
     ReviewReason,
@@ -243,7 +244,7 @@ def test_the_page_says_when_the_weighted_vote_kept_another_label(audited, annota
     decide = reverse("review-decide", args=[audited.pk, task.pk])
     page = client.post(decide, {"action": "fix", "label": "positive"}, **HTMX).content.decode()
     assert "Your label (positive) joined the weighted vote, which keeps neutral as the final label" in page
-    assert "Fixed." not in page
+    assert "Fixed." not in page and 'class="msg warning"' in page and "the project&#x27;s owner can overrule" in page
     assert Decision.objects.filter(item=item).latest("created_at", "id").value == {"label": "neutral"}
     from rest_framework.test import APIClient
 
@@ -311,3 +312,54 @@ def test_the_api_bulk_accepts_agreed_audits_and_refuses_the_rest(audited, annota
     assert repeated.status_code == 409 and "closed meanwhile" in repeated.json()["detail"]
     listed = api.get(reverse("api-review-task-list", args=[audited.pk]), {"status": "open"}).json()
     assert listed["count"] == 1 and listed["results"][0]["item_id"] == disputed.pk
+
+
+def test_the_owner_overrules_a_final_label_the_weighted_vote_keeps(
+    audited, annotator, annotator2, reviewer, owner, client
+):
+    """A tester's cold, soggy pizza: two annotators said positive, the reviewer negative, twice (on a noise flag too),
+    and the weighted vote kept positive every time. The owner's word is final, with a reason the history keeps."""
+    Project.objects.filter(pk=audited.pk).update(routing_policy="adaptive", routing_budget=2.5)
+    item = annotate_pair(audited, annotator, annotator2, "positive", "positive")
+    reviews.review_decide(reviewer=reviewer, task=ReviewTask.objects.get(item=item), value={"label": "negative"})
+    assert Decision.objects.filter(item=item).latest("created_at", "id").value == {"label": "positive"}
+    history = reverse("item-history", args=[audited.pk, item.pk])
+    overrule = reverse("item-overrule", args=[audited.pk, item.pk])
+    client.force_login(reviewer)
+    assert 'id="overrule"' not in client.get(history).content.decode()  # the owner's, not a reviewer's
+    assert client.post(overrule, {"label": "negative", "reason": "cold pizza"}).status_code == 403
+    client.force_login(owner)
+    assert 'id="overrule"' in client.get(history).content.decode()
+    refused = client.post(overrule, {"label": "negative", "reason": "  "})
+    assert refused.status_code == 400 and "Say why you overrule the final label" in refused.content.decode()
+    assert client.post(overrule, {"label": "positive", "reason": "x"}).status_code == 400  # already final
+    assert client.post(overrule, {"label": "bogus", "reason": "x"}).status_code == 400
+    assert Decision.objects.filter(item=item).count() == 2  # the reviewer's and the weighted vote; the refusals none
+    done = client.post(overrule, {"label": "negative", "reason": "cold and soggy is negative"}, follow=True)
+    final = Decision.objects.filter(item=item).latest("created_at", "id")
+    assert final.value == {"label": "negative"} and final.reviewer == owner and final.source == "reviewer"
+    assert final.reason == "Overruled by the project's owner: cold and soggy is negative"
+    page = done.content.decode()
+    assert "negative is now its final label" in page and "cold and soggy is negative" in page
+    pending = annotate_pair(audited, annotator, annotator2, "positive", "negative")  # in review, not decided
+    answer = client.post(reverse("item-overrule", args=[audited.pk, pending.pk]), {"label": "negative", "reason": "x"})
+    assert answer.status_code == 400 and "has no final label yet" in answer.content.decode()
+
+
+def test_the_overrule_api_is_the_owners_and_needs_a_reason(audited, annotator, annotator2, reviewer, owner):
+    from rest_framework.test import APIClient
+
+    item = annotate_pair(audited, annotator, annotator2, "positive", "positive")
+    reviews.review_decide(reviewer=reviewer, task=ReviewTask.objects.get(item=item), value={"label": "positive"})
+    assert Item.objects.get(pk=item.pk).status == ItemStatus.APPROVED
+    url = reverse("api-item-overrule", args=[audited.pk, item.pk])
+    api = APIClient()
+    api.force_authenticate(reviewer)
+    assert api.post(url, {"value": {"label": "negative"}, "reason": "x"}, format="json").status_code == 403
+    api.force_authenticate(owner)
+    refused = api.post(url, {"value": {"label": "negative"}, "reason": ""}, format="json")
+    assert refused.status_code == 400 and refused.json()["field"] == "reason"
+    done = api.post(url, {"value": {"label": "negative"}, "reason": "sarcasm"}, format="json")
+    assert done.status_code == 200 and done.json()["value"] == {"label": "negative"}
+    assert done.json()["reason"] == "Overruled by the project's owner: sarcasm"
+    assert Decision.objects.filter(item=item).latest("created_at", "id").value == {"label": "negative"}
