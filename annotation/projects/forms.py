@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from django import forms
 
@@ -89,6 +90,13 @@ class ProjectCreateForm(forms.Form):
     def clean_labels(self) -> list[str]:
         return parse_label_names(self.cleaned_data["labels"])
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # The page shows the box for span labelling only; ticked before switching task type, it means nothing.
+        if cleaned.get("task_type") != TaskType.SPANS:
+            cleaned["allow_overlapping_spans"] = False
+        return cleaned
+
 
 class ProjectSettingsForm(forms.Form):
     overlap = forms.IntegerField(
@@ -148,8 +156,19 @@ class LabelForm(forms.Form):
 
 
 class MemberForm(forms.Form):
+    """Add a member or change a role (the table's rows post username and role only, so `create` stays False)."""
+
     username = forms.CharField(max_length=150, label="Username")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR, label="Role")
+    create = forms.BooleanField(
+        required=False,
+        label="Create this account",
+        help_text=(
+            "For someone without an account yet: they get a one-time password, shown once after you add them, "
+            "and choose their own at first sign-in."
+        ),
+    )
+    email = forms.EmailField(required=False, label="Email (optional)", help_text="Stored with the new account.")
 
 
 class GuidelinePublishForm(forms.Form):

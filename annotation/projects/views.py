@@ -12,6 +12,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
+from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -19,7 +20,7 @@ from annotation.annotate.selectors import annotator_progress, project_progress
 from annotation.annotate.services import (
     guideline_state,
 )
-from annotation.models import GuidelineVersion, Label, Project, Role
+from annotation.models import GuidelineVersion, Label, Membership, Project, Role
 from annotation.permissions import ANNOTATE, MANAGE, REVIEW, access_project
 from annotation.projects.forms import (
     PREVIEW_STALE,
@@ -43,11 +44,14 @@ from annotation.projects.selectors import (
 )
 from annotation.projects.services import (
     DEFAULT_COLOURS,
+    USER_NOT_FOUND,
+    USERNAME_TAKEN,
     account_password_changed,
     guideline_acknowledge,
     guideline_publish,
     label_create,
     label_update,
+    member_add,
     membership_set_role,
     project_create,
     project_round_settings_set,
@@ -132,6 +136,18 @@ def project_detail(request: AuthedRequest, project_id: int) -> HttpResponse:
     return render(request, "annotation/project_detail.html", context)
 
 
+# The tag of a member change's confirmation, which the settings page shows in its Members section.
+MEMBERS_MESSAGE_TAG = "members"
+MEMBER_ROLE_SET = "User “{username}” is now {role} of this project."
+MEMBER_CREATED = "Account “{username}” created and added as {role} of this project."
+# The services' refusals, reworded for the page: they name the box to tick, where the API's name its field.
+MEMBER_UNKNOWN = (
+    "No account is called “{username}”. Check the spelling, or tick “Create this account” to create it "
+    "with a one-time password."
+)
+MEMBER_TAKEN = "An account called “{username}” already exists: untick “Create this account” to add it."
+
+
 def _settings_response(
     request: AuthedRequest,
     project: Project,
@@ -141,9 +157,16 @@ def _settings_response(
     new_label_form: LabelForm | None = None,
     member_form: MemberForm | None = None,
     round_form: NextRoundSettingsForm | None = None,
+    member_notices: list[str] | None = None,
+    new_account: dict[str, str] | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    """The settings page, with any bound form that failed shown in place of its blank one."""
+    """The settings page, with any bound form that failed shown in place of its blank one.
+
+    A member change's confirmation is shown in the Members section, where the page lands, not at the top.
+    """
+    flashes = list(messages.get_messages(request))
+    in_members = [m for m in flashes if MEMBERS_MESSAGE_TAG in (m.extra_tags or "").split()]
     labels = label_list(project=project)
     label_forms = label_forms or {}
     label_rows = [
@@ -177,6 +200,9 @@ def _settings_response(
         "has_spans": project.task_kind.needs_text,
         "members": membership_list(project=project),
         "member_form": member_form or MemberForm(),
+        "member_notices": [str(m) for m in in_members] + (member_notices or []),
+        "page_messages": [m for m in flashes if m not in in_members],
+        "new_account": new_account,
         "roles": Role.choices,
         "round_form": round_form
         or NextRoundSettingsForm(
@@ -275,21 +301,61 @@ def label_update_view(request: AuthedRequest, project_id: int, label_id: int) ->
     return _settings_response(request, project, label_forms={label.pk: form}, status=400)
 
 
+def _role_phrase(membership: Membership) -> str:
+    """The role with its article: "an annotator", "a reviewer", "an owner"."""
+    name = membership.get_role_display().lower()
+    return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
+
+
+def _member_error(exc: ServiceError, *, username: str) -> ServiceError:
+    if exc.message == USER_NOT_FOUND:
+        return ServiceError(MEMBER_UNKNOWN.format(username=username), field="username")
+    if exc.message == USERNAME_TAKEN.format(username=username):
+        return ServiceError(MEMBER_TAKEN.format(username=username), field="username")
+    return exc
+
+
 @login_required
 @require_POST
 def member_set_view(request: AuthedRequest, project_id: int) -> HttpResponse:
+    """Add a member (an existing account, or one created here) or change a member's role.
+
+    A created account's one-time password is shown on this answer only: never stored in a message or the session.
+    """
     project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
     form = MemberForm(request.POST)
     if form.is_valid():
+        data = form.cleaned_data
+        username = data["username"].strip()
         try:
-            membership = membership_set_role(
-                project=project, username=form.cleaned_data["username"], role=form.cleaned_data["role"]
-            )
+            if data["create"]:
+                membership, password = member_add(
+                    project=project,
+                    username=username,
+                    role=data["role"],
+                    added_by=request.user,
+                    create=True,
+                    email=data["email"],
+                )
+            else:
+                membership = membership_set_role(project=project, username=username, role=data["role"])
+                password = None
         except ServiceError as exc:
-            add_service_error(form, exc)
+            add_service_error(form, _member_error(exc, username=username))
         else:
-            messages.success(request, f"{membership.user.username} is now {membership.get_role_display().lower()}.")
-            return redirect("project-settings", project.pk)
+            if password is not None:
+                notice = MEMBER_CREATED.format(username=membership.user.get_username(), role=_role_phrase(membership))
+                response = _settings_response(
+                    request,
+                    project,
+                    member_notices=[notice],
+                    new_account={"username": membership.user.get_username(), "password": password},
+                )
+                add_never_cache_headers(response)  # the password is not kept in the browser's cache
+                return response
+            notice = MEMBER_ROLE_SET.format(username=membership.user.get_username(), role=_role_phrase(membership))
+            messages.success(request, notice, extra_tags=MEMBERS_MESSAGE_TAG)
+            return redirect(reverse("project-settings", args=[project.pk]) + "#members")
     return _settings_response(request, project, member_form=form, status=400)
 
 

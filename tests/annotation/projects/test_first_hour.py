@@ -57,7 +57,8 @@ def list_page(client, user) -> str:
 def test_the_list_shows_counts_progress_and_the_owners_next_step(client, staged, owner):
     project_create(owner=owner, name="Empty", labels=["a", "b"])
     body = list_page(client, owner)
-    assert '<td class="num">5</td><td class="num">3</td><td class="num">1</td><td class="num">1</td>' in body
+    counts = zip(("Items", "Labelled", "Reviewed", "Final"), (5, 3, 1, 1), strict=True)
+    assert "".join(f'<td class="num" data-label="{name}">{n}</td>' for name, n in counts) in body
     assert 'aria-valuenow="60"' in body and "60% labelled · 20% final" in body
     assert f'href="{reverse("review-queue", args=[staged.pk])}">Review 1 item</a>' in body
     empty = staged.__class__.objects.get(name="Empty")

@@ -24,9 +24,9 @@ from annotation.projects.services import (
     LABEL_LISTED_TWICE,
     LABEL_RENAME_IN_USE,
     LAST_OWNER,
-    USER_NOT_FOUND,
     guideline_publish,
 )
+from annotation.projects.views import MEMBER_UNKNOWN
 from tests.fixtures.api import api_as
 from tests.fixtures.pages import held_item, url
 from tests.fixtures.people import acknowledge_guidelines
@@ -143,7 +143,7 @@ def test_an_overlap_over_the_adaptive_budget_is_refused_and_changes_nothing(clie
     api = api_as(owner)
     low = api.patch(f"/api/projects/{project.pk}/", {"routing_budget": 1}, format="json")
     assert low.status_code == 400 and low.json()["field"] == "routing_budget"
-    assert "budget of 1 judgements" in low.json()["detail"]
+    assert "budget of 1 (judgements per item)" in low.json()["detail"]
     both = api.patch(f"/api/projects/{project.pk}/", {"overlap": 3, "routing_budget": 3}, format="json")
     assert both.status_code == 200 and (both.json()["overlap"], both.json()["routing_budget"]) == (3, 3.0)
     fixed = api.patch(f"/api/projects/{project.pk}/", {"routing_policy": "fixed", "routing_budget": 1}, format="json")
@@ -221,7 +221,7 @@ def test_settings_add_member_and_keep_an_owner(client, project, owner, outsider)
     assert client.post(url("member-set", project.pk), {"username": "outsider", "role": "annotator"}).status_code == 302
     assert Membership.objects.get(project=project, user=outsider).role == Role.ANNOTATOR
     unknown = client.post(url("member-set", project.pk), {"username": "nobody", "role": "annotator"})
-    assert unknown.status_code == 400 and USER_NOT_FOUND in unknown.content.decode()
+    assert unknown.status_code == 400 and MEMBER_UNKNOWN.format(username="nobody") in unknown.content.decode()
     demote = client.post(url("member-set", project.pk), {"username": "owner", "role": "annotator"})
     assert demote.status_code == 400 and LAST_OWNER in demote.content.decode()
     assert Membership.objects.get(project=project, user=owner).role == Role.OWNER
