@@ -221,9 +221,10 @@ PAGE_LIMIT_EXPECTED = "use a whole number from 1 (more than {largest} is capped 
 def page_limit(raw: str) -> int:
     """Rows per page: a whole number from 1; more than the pagination's maximum is capped to it, as DRF does (so a
     limit of any size is taken, and `-1` or `0` is told the lower bound rather than "use a whole number")."""
-    if not (raw.isascii() and raw.isdigit()) or not raw.strip("0"):
+    digits = raw.lstrip("0")  # leading zeros count for nothing ("0005" is 5), however many there are
+    if not (raw.isascii() and raw.isdigit()) or not digits:
         raise ValueError(PAGE_LIMIT_EXPECTED.format(largest=Pagination.max_limit))
-    return min(int(raw), Pagination.max_limit) if len(raw) <= 18 else Pagination.max_limit
+    return min(int(digits), Pagination.max_limit) if len(digits) <= 18 else Pagination.max_limit
 
 
 def page_offset(raw: str) -> str:

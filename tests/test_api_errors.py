@@ -68,6 +68,12 @@ def test_a_limit_of_any_size_is_capped(project, owner):
     assert response.status_code == 200 and len(response.json()["results"]) == 4
 
 
+def test_leading_zeros_in_a_limit_count_for_nothing(project, owner):
+    response = api_as(owner).get(url("api-member-list", project), {"limit": "0" * 20 + "2"})
+    assert response.status_code == 200 and len(response.json()["results"]) == 2
+    assert api_as(owner).get(url("api-member-list", project), {"limit": "0" * 30}).status_code == 400
+
+
 @pytest.mark.parametrize(
     ("name", "query"),
     [("role", "?role=owner&role=annotator"), ("limit", "?limit=1&limit=2"), ("offset", "?offset=0&offset=1")],

@@ -60,7 +60,6 @@ class DraftSerializer(serializers.Serializer):
 
 class SentBackSerializer(serializers.Serializer):
     comment = serializers.CharField(help_text="What the reviewer asks to look at again.")
-    reviewer = serializers.CharField(help_text="The reviewer's username.")
     at = serializers.DateTimeField(help_text="When the item was sent back.")
 
 
@@ -80,7 +79,7 @@ class ClaimedItemSerializer(serializers.Serializer):
     sent_back = SentBackSerializer(
         allow_null=True,
         help_text="When a reviewer sent the item back to its annotators (the caller's earlier label is their draft): "
-        "the reviewer's comment, who and when; null otherwise.",
+        "the reviewer's comment and when (who is not said: the annotate page does not say either); null otherwise.",
     )
     prelabel = serializers.JSONField(
         required=False, help_text="A suggested value (imported or the model's); only when the owner shows pre-labels."

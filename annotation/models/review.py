@@ -17,6 +17,7 @@ class DecisionSource(models.TextChoices):
     MODEL_CORRECTED = "model_corrected", "Model output corrected by a reviewer"
     MODEL_RATED = "model_rated", "Model output rated well by a reviewer"
     WEIGHTED = "weighted", "Weighted vote of every judgement"
+    OWNER = "owner", "Overruled by the project's owner"
 
 
 class ReviewReason(models.TextChoices):

@@ -170,6 +170,17 @@ class MemberForm(forms.Form):
     )
     email = forms.EmailField(required=False, label="Email (optional)", help_text="Stored with the new account.")
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("email") and not cleaned.get("create"):  # an email for an existing account would be dropped
+            self.add_error("email", EMAIL_WITHOUT_CREATE)
+        return cleaned
+
+
+EMAIL_WITHOUT_CREATE = (
+    "An email is stored only with an account created here: tick “Create this account”, or leave the email empty."
+)
+
 
 class GuidelinePublishForm(forms.Form):
     body = forms.CharField(widget=forms.Textarea(attrs={"rows": 18, "class": "mono"}), strip=False, label="Guidelines")

@@ -624,9 +624,12 @@ def user_create_with_one_time_password(
         field, messages = next(iter(exc.message_dict.items()))
         raise ServiceError(f"{field}: {' '.join(messages)}", field=field) from exc
     user.set_password(password)
-    with transaction.atomic():
-        user.save()
-        AccountSetup.objects.create(user=user, created_by=created_by)
+    try:
+        with transaction.atomic():
+            user.save()
+            AccountSetup.objects.create(user=user, created_by=created_by)
+    except IntegrityError as exc:  # the same name created meanwhile (a double click on the members form)
+        raise ServiceError(USERNAME_TAKEN.format(username=username), field="username") from exc
     return user, password
 
 

@@ -85,7 +85,8 @@ class AnnotatorQualityApi(ApiView):
 
 
 class RoutingPlanApi(ApiView):
-    """Owners and reviewers: what adaptive routing would do with the latest annotated items, before it runs."""
+    """Owners and reviewers: what adaptive routing would do with the latest annotated items, whatever the policy in
+    force (`policy` says which is): the preview before switching to it, and what it does now once switched."""
 
     class OutputSerializer(serializers.Serializer):
         policy = serializers.CharField(
@@ -97,7 +98,14 @@ class RoutingPlanApi(ApiView):
         items = serializers.IntegerField(help_text="Items replayed: the latest with their overlap annotations in.")
         done = serializers.IntegerField(help_text="Would be accepted on the weighted vote.")
         annotator = serializers.IntegerField(help_text="Would get one more annotator.")
-        reviewer = serializers.IntegerField(help_text="Would go to a reviewer.")
+        reviewer = serializers.IntegerField(
+            help_text="Would go to a reviewer: the vote in doubt and no further annotator to ask, or an unsure "
+            "annotator's note to answer (audits apart)."
+        )
+        audit = serializers.IntegerField(
+            help_text="Would be accepted on the vote, then drawn for audit (audit_rate while the budget has a "
+            "judgement to spare; every one under review_all)."
+        )
         expected_accuracy = serializers.FloatField(allow_null=True)
         fixed_expected_accuracy = serializers.FloatField(allow_null=True)
         measured_annotators = serializers.IntegerField()

@@ -249,6 +249,8 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     # Items whose final label a reviewer gave on a noise flag's review: flagged again, they are shown but not sent
     # back to review (a tester's confirmed items came straight back with the next scan).
     reviewed_after_flag = {row[0] for row in rows if row[5] and ReviewReason.NOISE in row[5]}
+    # Items the owner overruled: their word is final (review.services.item_overrule), so a flag is shown, not sent.
+    overruled = {row[0] for row in rows if row[3] == DecisionSource.OWNER}
     finals = [(item_id, text, value, source, who) for item_id, text, value, source, who, _ in rows]
     _progress(scan, 0.0, f"Embedding {len(finals)} approved items")
     X = _embeddings(scan=scan, items=[(item_id, text) for item_id, text, *_ in finals])
@@ -278,8 +280,10 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     )
     summary = _summary(result, scanned=len(finals), test_flags=len(test_items), seconds=seconds, labels=labels)
     summary["test_split_skipped"] = test_held
-    already = {item_ids[f.row] for f in result.flags} & reviewed_after_flag - test_items
-    summary["reviewed_flags_not_sent"] = len(already)
+    flagged = {item_ids[f.row] for f in result.flags}
+    summary["overruled_flags_not_sent"] = len(flagged & overruled - test_items)
+    summary["reviewed_flags_not_sent"] = len(flagged & reviewed_after_flag - test_items - overruled)
+    already = flagged & (reviewed_after_flag | overruled) - test_items
     _progress(scan, 0.9, f"Writing {len(result.flags)} flags")
     with transaction.atomic():
         NoiseFlag.objects.bulk_create(
@@ -374,13 +378,14 @@ def _summary(
         "labels": labels,
         "method": result.method,
         "estimated_errors": round(result.estimated_errors, 1),
+        "votes_estimate": None if result.votes_estimate is None else round(result.votes_estimate, 1),
         "estimated_noise_rate": round(result.estimated_errors / scanned, 4) if scanned else 0.0,
         "expected_precision": None if result.expected_precision is None else round(result.expected_precision, 3),
         "test_flags_not_sent": test_flags,
         "seconds": round(seconds, 1),
         "annotators": [a._asdict() for a in result.annotators],
         "calibration": _calibration_summary(result.calibration),
-        "model": None if result.skill is None else {key: value for key, value in result.skill._asdict().items()},
+        "model": None if result.skill is None else result.skill._asdict(),
         "crowdlab": {
             "items": sum(n >= 2 for n in result.num_votes),
             "model_weight": result.model_weight,

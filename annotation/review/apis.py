@@ -9,8 +9,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotation.models import DecisionSource, ReviewReason, ReviewStatus, Role
-from annotation.permissions import REVIEW, access_item, access_project, access_review_task
+from annotation.models import DecisionSource, ReviewReason, ReviewStatus
+from annotation.permissions import MANAGE, REVIEW, access_item, access_project, access_review_task
 from annotation.review.selectors import item_history_for, review_task_rows_of, review_tasks
 from annotation.review.services import (
     BULK_MAX,
@@ -93,10 +93,15 @@ FINAL_SOURCES = (DecisionSource.REVIEWER, DecisionSource.WEIGHTED)  # what a rev
 
 # What each action decides from, beside the optional `reason` (accept, fix) or the `comment` (send_back).
 ACTION_TAKES = {"accept": "annotation_id", "fix": "value", "send_back": "comment"}
-ANNOTATION_ID_ONLY_WITH_ACCEPT = (
-    "annotation_id goes only with action accept (the annotation made final); {action} takes {takes}, so the "
-    "annotation would be ignored."
+FIELD_ONLY_WITH = (
+    "{field} goes only with action {owner} ({what}); {action} takes {takes}, so the {field} would be ignored."
 )
+FIELD_OWNER = {"annotation_id": "accept", "value": "fix", "comment": "send_back"}
+FIELD_WHAT = {
+    "annotation_id": "the annotation made final",
+    "value": "the final value",
+    "comment": "what to look at again",
+}
 
 
 class ReviewDecideApi(ApiView):
@@ -113,11 +118,17 @@ class ReviewDecideApi(ApiView):
         )
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            """An annotation_id sent with fix or send_back is refused rather than dropped: the caller meant it."""
+            """A field another action takes (annotation_id with fix, a value with accept, a comment with accept...) is
+            refused rather than dropped: the caller meant it. An empty comment is no comment."""
             action = attrs["action"]
-            if "annotation_id" in attrs and action != "accept":
-                message = ANNOTATION_ID_ONLY_WITH_ACCEPT.format(action=action, takes=ACTION_TAKES[action])
-                raise serializers.ValidationError({"annotation_id": [message]})
+            sent = self.initial_data if isinstance(self.initial_data, dict) else {}
+            for field, owner in FIELD_OWNER.items():
+                given = sent.get(field)
+                if field in sent and given not in (None, "") and action != owner:
+                    message = FIELD_ONLY_WITH.format(
+                        field=field, owner=owner, what=FIELD_WHAT[field], action=action, takes=ACTION_TAKES[action]
+                    )
+                    raise serializers.ValidationError({field: [message]})
             return attrs
 
     class OutputSerializer(serializers.Serializer):
@@ -208,7 +219,10 @@ class ItemOverruleApi(ApiView):
 
     class InputSerializer(serializers.Serializer):
         value = serializers.JSONField(help_text="The final value, in the task type's shape.")
-        reason = serializers.CharField(allow_blank=True, help_text="Why: the item's history keeps it.")
+        reason = serializers.CharField(allow_blank=True, help_text="Why: the item's history keeps it (at most 1000).")
+        confirm_test_split = serializers.BooleanField(
+            default=False, help_text="Required (true) for a test-split item: the test split judges the model."
+        )
 
     class OutputSerializer(serializers.Serializer):
         decision_id = serializers.IntegerField()
@@ -217,7 +231,7 @@ class ItemOverruleApi(ApiView):
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED})
     def post(self, request: Request, project_id: int, item_id: int) -> Response:
-        item, _ = access_item(user=self.user, project_id=project_id, item_id=item_id, roles=(Role.OWNER,))
+        item, _ = access_item(user=self.user, project_id=project_id, item_id=item_id, roles=MANAGE)
         data = validated(self.InputSerializer, request.data)
-        decision = item_overrule(owner=self.user, item=item, value=data["value"], reason=data["reason"])
+        decision = item_overrule(owner=self.user, item=item, **data)
         return Response({"decision_id": decision.pk, "value": decision.value, "reason": decision.reason})

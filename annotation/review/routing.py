@@ -254,14 +254,18 @@ def plan(
     reviewer_accuracy: float = PRIOR_ACCURACY,
     annotators: int | None = None,
     audit: Sequence[bool] = (),
+    review_all: bool = False,
+    noted: Sequence[bool] = (),
 ) -> PlanRow:
     """What adaptive routing would do with these items' first votes, and how right it would be.
 
     The items are replayed in order against a fresh allowance. `annotators`: how many people may annotate
     (None: enough); an item's further annotator must be one who has not voted on it, so where none is left
-    the replay asks a reviewer, as routing does. `audit[i]`: whether item i is drawn for audit (`audit_drawn`, or
-    every item under review_all); an accepted item drawn goes to a reviewer while the budget has a judgement to
-    spare, as routing does, and is counted apart. Expected accuracy: the posterior's best
+    the replay asks a reviewer, as routing does. `audit[i]`: whether item i is drawn for audit (`audit_drawn`); an
+    accepted item drawn goes to a reviewer while the budget has a judgement to spare, as routing does, and is
+    counted apart; under `review_all` every accepted item is audited, budget or not. `noted[i]`: an unsure annotator
+    of item i wrote a note, which a reviewer answers whatever the vote says (counted as a reviewer).
+    Expected accuracy: the posterior's best
     label's probability for an accepted item, and the expectation after one more vote for an escalated
     one (a further annotator's need for a fourth is not followed: a lower bound). The fixed routing's
     figure: agreement stands (its posterior), a disagreement takes the reviewer's word (their accuracy).
@@ -278,7 +282,12 @@ def plan(
         )
         left = None if annotators is None else max(0, annotators - len(votes))
         d = decide(votes, labels, accuracies, budget=budget, model=model, annotators_left=left)
-        if d.action == DONE and routed <= len(audit) and audit[routed - 1] and budget.spare() >= 1:
+        drawn = routed <= len(audit) and audit[routed - 1] and budget.spare() >= 1
+        if d.action == DONE and routed <= len(noted) and noted[routed - 1]:
+            counts[REVIEWER] += 1
+            spent += 1
+            expected.append(expected_confidence_after(d.posterior, labels, reviewer_accuracy))
+        elif d.action == DONE and (review_all or drawn):
             audited += 1
             spent += 1
             expected.append(expected_confidence_after(d.posterior, labels, reviewer_accuracy))

@@ -78,11 +78,15 @@ def project_votes(*, project: Project) -> list[list[routing.Vote]]:
     return [list(votes.values()) for votes in by_item.values()]
 
 
+REVIEWER_SOURCES = (DecisionSource.REVIEWER, DecisionSource.OWNER)  # a person's word on an item, read as their vote
+
+
 def reviewer_votes(decisions: QuerySet[Decision]) -> dict[int, dict[str, routing.Vote]]:
-    """{item id: {reviewer: their vote}} from these decisions' reviewer decisions: each reviewer's last word on an
-    item (single labels only). The one reading of reviews as votes, for measuring accuracy and for weighing."""
+    """{item id: {reviewer: their vote}} from these decisions' reviewer decisions (an owner's overrule included): each
+    reviewer's last word on an item (single labels only). The one reading of reviews as votes, for measuring accuracy
+    and for weighing."""
     rows = (
-        decisions.filter(source=DecisionSource.REVIEWER, reviewer__isnull=False)
+        decisions.filter(source__in=REVIEWER_SOURCES, reviewer__isnull=False)
         .order_by("created_at", "id")
         .values_list("item_id", "reviewer__username", "value")
     )
@@ -223,17 +227,20 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
     rows = (
         Annotation.objects.filter(item_id__in=item_ids, status=AnnotationStatus.SUBMITTED)
         .order_by("created_at", "id")
-        .values_list("item_id", "annotator__username", "value", "unsure")
+        .values_list("item_id", "annotator__username", "value", "unsure", "note")
     )
-    for item_id, who, value, unsure in rows:
+    noted_ids: set[int] = set()
+    for item_id, who, value, unsure, note in rows:
         votes = first.setdefault(item_id, [])
         if len(votes) < project.overlap and isinstance(value, dict) and isinstance(value.get("label"), str):
             votes.append(routing.Vote(who, value["label"], routing.UNSURE_WEIGHT if unsure else 1.0))
+            if unsure and note.strip():
+                noted_ids.add(item_id)
     accuracies = voter_accuracies(project=project)
     models = model_votes(project=project, item_ids=item_ids)
     kept = [i for i in item_ids if len(first.get(i, [])) == project.overlap]
     items = [(first[i], models.get(i)) for i in kept]
-    audit = [project.review_all or routing.audit_drawn(i, project.audit_rate) for i in kept]
+    audit = [routing.audit_drawn(i, project.audit_rate) for i in kept]
     if not items:
         return base
     total = Item.objects.filter(project=project).count()
@@ -246,6 +253,8 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         total_items=total,
         annotators=annotators,
         audit=audit,
+        review_all=project.review_all,
+        noted=[i in noted_ids for i in kept],
     )
     return {
         **base,

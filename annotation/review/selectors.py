@@ -423,13 +423,14 @@ ROUTING_REASONS = {ReviewReason.DISAGREEMENT, ReviewReason.UNSURE, ReviewReason.
 ADAPTIVE_IN_DOUBT = (
     "Adaptive routing sent it here: the weighted vote of its judgements (each weighed by its annotator's measured "
     "accuracy, and the model's where a trained run has one) was under {confident} % sure, whether or not the "
-    "annotators agreed, with no further annotator available within the budget of {budget:g} judgements per item."
+    "annotators agreed, with no further annotator available within the budget ({budget:g} judgements per item on "
+    "average)."
 )
 
 
 ADAPTIVE_AUDIT = (
-    "An audit sample: the weighted vote was sure enough to stand, and the budget of {budget:g} judgements per item "
-    "had one to spare to check it."
+    "An audit sample: the weighted vote was sure enough to stand, and the budget ({budget:g} judgements per item on "
+    "average) had one to spare to check it."
 )
 
 

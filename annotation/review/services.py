@@ -138,11 +138,6 @@ TEST_LABEL_MODEL_REVIEW = (
 PROPOSAL_BATCH = 1000
 
 
-def audit_sampled(*, item_id: int, rate: float) -> bool:
-    """Whether an agreed item goes to audit: a pure function of its id, so routing is reproducible."""
-    return routing.audit_drawn(item_id, rate)
-
-
 def _priority(reasons: list[str]) -> int:
     return max((REASON_PRIORITY.get(ReviewReason(r), 0) for r in reasons), default=0)
 
@@ -201,7 +196,7 @@ def item_route(*, item: Item) -> ReviewTask | Decision | None:
         reasons.append(ReviewReason.DISAGREEMENT)
     if any(a.unsure for a in annotations):
         reasons.append(ReviewReason.UNSURE)
-    if not reasons and (project.review_all or audit_sampled(item_id=item.pk, rate=project.audit_rate)):
+    if not reasons and (project.review_all or routing.audit_drawn(item.pk, project.audit_rate)):
         reasons.append(ReviewReason.AUDIT)
     if reasons:
         if not Item.objects.filter(pk=item.pk, status=ItemStatus.ANNOTATED).update(status=ItemStatus.IN_REVIEW):
@@ -262,7 +257,7 @@ def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotatio
     action = decision.action
     # An audit is a judgement too: under review_all always, else only while the budget has one to spare.
     audited = project.review_all or (
-        audit_sampled(item_id=item.pk, rate=project.audit_rate)
+        routing.audit_drawn(item.pk, project.audit_rate)
         and routing_inputs.budget_state(project=project).spare() >= 1
     )
     drawn_for_audit = action == routing.DONE and audited
@@ -322,9 +317,12 @@ def _reviewer_weighed(
     """Tasks opened under adaptive routing: the weighted vote of the item's annotations, earlier reviewers' words
     and this reviewer's value (their vote), with how many judgements it weighed. A task keeps the routing it was
     opened under (`ReviewTask.routing`): switching the project to fixed does not make the reviewer's word final on
-    items adaptive routing already sent."""
+    items adaptive routing already sent. An item the owner overruled is out of the vote: the reviewer's word is final
+    there (else two agreeing annotators would undo the overrule on the next review)."""
     project = task.item.project
     if not task_routes_adaptively(task=task, project=project):
+        return None
+    if Decision.objects.filter(item_id=task.item_id, source=DecisionSource.OWNER).exists():
         return None
     annotations = list(
         Annotation.objects.filter(item_id=task.item_id, status=AnnotationStatus.SUBMITTED)
@@ -834,26 +832,49 @@ OVERRULE_SAME = "{value} is already the final label of item {item}."
 OVERRULE_REASON = "Overruled by the project's owner: {reason}"
 
 
-def item_overrule(*, owner: User, item: Item, value: dict[str, Any], reason: str) -> Decision:
+OVERRULE_REASON_MAX = 1000
+
+
+OVERRULE_REASON_LONG = "The reason is {n} characters; at most {most}."
+
+
+OVERRULE_TEST_SPLIT = (
+    "Item {item} is in the test split, which judges the model: confirm that you mean to change its label "
+    "(confirm_test_split)."
+)
+
+
+def item_overrule(
+    *, owner: User, item: Item, value: dict[str, Any], reason: str, confirm_test_split: bool = False
+) -> Decision:
     """The project owner sets an approved item's final label outright, with a reason the history keeps.
 
     Adaptive routing weighs a reviewer's label with every other judgement, so a reviewer who knows better can be
     outvoted by two agreeing annotators, again on every later review (a tester's cold, soggy pizza stayed
-    "positive"). The owner's word is final here. It is recorded as the owner's reviewer decision, so a later review
-    of the item (a noise flag, say) weighs it like any reviewer's last word. The caller checks the owner role.
+    "positive"). The owner's word is final here: recorded as an `owner` decision, it is a vote of theirs wherever
+    accuracy is measured, a later noise scan shows the item's flag without sending it back, and a later review of
+    the item is not weighed (the reviewer's word is final there). A test-split item needs `confirm_test_split`: the
+    test split judges the model, so its labels change only on purpose. The caller checks the owner role.
     """
     project = item.project
-    if item.status != ItemStatus.APPROVED:
-        raise ServiceError(OVERRULE_NOT_DECIDED.format(item=item.pk, status=ItemStatus(item.status).label.lower()))
     if not reason.strip():
         raise ServiceError(OVERRULE_NEEDS_REASON, field="reason")
+    if len(reason) > OVERRULE_REASON_MAX:
+        raise ServiceError(OVERRULE_REASON_LONG.format(n=len(reason), most=OVERRULE_REASON_MAX), field="reason")
     label_names = list(Label.objects.filter(project=project).values_list("name", flat=True))
     try:
         value = project.value_normalise(value, label_names, text=item.text)
     except InvalidValue as exc:
         raise ServiceError(str(exc), field=exc.field) from exc
     with transaction.atomic():
-        final = current_decision(item=Item.objects.select_for_update().get(pk=item.pk))
+        # under the lock: a noise scan or a round may have sent the item to review since the page was loaded
+        locked = Item.objects.select_for_update().get(pk=item.pk)
+        if locked.status != ItemStatus.APPROVED:
+            status = ItemStatus(locked.status).label.lower()
+            raise ServiceError(OVERRULE_NOT_DECIDED.format(item=item.pk, status=status))
+        if not confirm_test_split and ItemSplit.objects.filter(item_id=item.pk, split=Split.TEST).exists():
+            raise ServiceError(OVERRULE_TEST_SPLIT.format(item=item.pk), field="confirm_test_split")
+        final = current_decision(item=locked)
         if final is not None and value_key(final.value) == value_key(value):
             raise ServiceError(OVERRULE_SAME.format(value=value_display(value, item.text), item=item.pk))
         decision = Decision.objects.create(
@@ -861,7 +882,7 @@ def item_overrule(*, owner: User, item: Item, value: dict[str, Any], reason: str
             reviewer=owner,
             value=value,
             reason=OVERRULE_REASON.format(reason=reason.strip()),
-            source=DecisionSource.REVIEWER,
+            source=DecisionSource.OWNER,
             guideline_version=guideline_current(project=project),
         )
         webhook_events.items_approved(project_id=project.pk, item_ids=[item.pk])

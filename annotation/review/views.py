@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
@@ -16,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from annotation.annotate.span_pages import pieces_html, span_editor_context
 from annotation.models import Decision, Item, ItemStatus, Project, Role
-from annotation.permissions import REVIEW, access_item, access_project, access_review_task
+from annotation.permissions import MANAGE, REVIEW, access_item, access_project, access_review_task
 from annotation.projects.selectors import label_list
 from annotation.review import selectors as review_selectors
 from annotation.review import services as reviews
@@ -182,25 +183,42 @@ def review_bulk_accept(request: AuthedRequest, project_id: int) -> HttpResponse:
 @require_POST
 def item_overrule(request: AuthedRequest, project_id: int, item_id: int) -> HttpResponse:
     """The owner sets an approved item's final label outright, with a reason (reviews.item_overrule)."""
-    item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=(Role.OWNER,))
+    item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=MANAGE)
+    value = item.project.task_kind.value_from_form(request.POST)
+    reason = request.POST.get("reason", "")
     try:
         decision = reviews.item_overrule(
             owner=request.user,
             item=item,
-            value=item.project.task_kind.value_from_form(request.POST),
-            reason=request.POST.get("reason", ""),
+            value=value,
+            reason=reason,
+            confirm_test_split=request.POST.get("confirm_test_split") == "1",
         )
     except ServiceError as exc:
-        return _history_page(request, item, role, error=exc.message, status=400)
+        typed = {"value": value, "reason": reason}  # the form keeps what was typed
+        try:
+            return _history_page(request, item, role, error=exc.message, typed=typed, status=400)
+        except PermissionDenied:  # an item the owner may still annotate: its history stays hidden, not the refusal
+            return HttpResponse(exc.message, status=400, content_type="text/plain; charset=utf-8")
     messages.success(request, f"Item {item.pk}: {value_display(decision.value, item.text)} is now its final label.")
     return redirect(reverse("item-history", args=[item.project_id, item.pk]))
 
 
 def _history_page(
-    request: AuthedRequest, item: Item, role: str, *, error: str | None = None, status: int = 200
+    request: AuthedRequest,
+    item: Item,
+    role: str,
+    *,
+    error: str | None = None,
+    typed: dict[str, Any] | None = None,
+    status: int = 200,
 ) -> HttpResponse:
     events = review_selectors.item_history_for(user=request.user, role=role, item=item)
     final = current_decision(item=item)
+    kind = item.project.task_kind
+    can_overrule = role == Role.OWNER and item.status == ItemStatus.APPROVED and kind.single_class
+    typed = typed or {}
+    chosen = typed.get("value", {}).get(kind.value_field) if can_overrule else None
     context = {
         "project": item.project,
         "role": role,
@@ -208,9 +226,11 @@ def _history_page(
         "events": events,
         "final": final,
         "final_display": value_display(final.value, item.text) if final else "",
-        "kind": item.project.task_kind,
-        "can_overrule": role == Role.OWNER and item.status == ItemStatus.APPROVED,
-        "labels": label_list(project=item.project),
+        "kind": kind,
+        "can_overrule": can_overrule,
+        "labels": label_list(project=item.project) if can_overrule else [],
+        "chosen": chosen if isinstance(chosen, list) else [chosen],
+        "typed_reason": typed.get("reason", ""),
         "error": error,
     }
     return render(request, "annotation/review_history.html", context, status=status)

@@ -45,6 +45,7 @@ An allowed request is a valid one, so its status is the operation's success code
     POST   projects/{id}/review-tasks/{task_id}/decide/           200      403      200      404      401
     POST   projects/{id}/review-tasks/bulk-accept/                200      403      200      404      401
     GET    projects/{id}/items/{item_id}/history/                 200      403      200      404      401
+    POST   projects/{id}/items/{item_id}/overrule/                200      403      403      404      401
     GET    projects/{id}/quality/                                 200      200      200      404      401
     GET    projects/{id}/annotator-quality/                       200      403      200      404      401
     GET    projects/{id}/routing-plan/                            200      403      200      404      401
@@ -186,6 +187,14 @@ def _reviewed_item_kwargs(world: World, role: str) -> tuple[dict[str, int], dict
     return {"item_id": world.reviewed_item_id}, {}
 
 
+def _overrule_kwargs(world: World, role: str) -> tuple[dict[str, int], dict[str, Any]]:
+    """The disputed item, decided first (an overrule needs a final label), with another label and a reason."""
+    task = ReviewTask.objects.get(pk=world.task_id)
+    labels = [label.name for label in label_list(project=task.item.project)]
+    review_decide(reviewer=get_user_model().objects.get(username="reviewer"), task=task, value={"label": labels[0]})
+    return {"item_id": task.item_id}, {"value": {"label": labels[1]}, "reason": "the permission matrix"}
+
+
 def _scan_kwargs(world: World, role: str) -> tuple[dict[str, int], dict[str, Any]]:
     return {"scan_id": world.scan_id}, {}
 
@@ -284,6 +293,7 @@ MATRIX = [
         lambda w, r: (_task_kwargs(w, r)[0], {"action": "fix", "value": {"label": "negative"}})),
     Row("post",   "api-review-task-bulk-accept",    (200, 403, 200, 404, 401), _audit_tasks),
     Row("get",    "api-item-history",               (200, 403, 200, 404, 401), _reviewed_item_kwargs),
+    Row("post",   "api-item-overrule",              (200, 403, 403, 404, 401), _overrule_kwargs),
     Row("get",    "api-quality",                    (200, 200, 200, 404, 401)),
     Row("get",    "api-annotator-quality",          (200, 403, 200, 404, 401)),
     Row("get",    "api-routing-plan",               (200, 403, 200, 404, 401)),

@@ -57,6 +57,7 @@ PAGES = [
     Page("annotate-submit", "post", ANNOTATORS, 400, ("project_id", "item_id")),
     Page("annotate-skip", "post", ANNOTATORS, 400, ("project_id", "item_id")),
     Page("annotate-draft", "post", ANNOTATORS, 409, ("project_id", "item_id")),
+    Page("item-overrule", "post", OWNER, 400, ("project_id", "item_id")),
 ]
 ROLES = ("owner", "annotator", "reviewer", "outsider", "anonymous")
 

@@ -3,6 +3,7 @@ password shown on that answer only), refusals that say what to do, and a page th
 
 from __future__ import annotations
 
+import pytest
 from django.contrib.auth import get_user_model
 
 from annotation.models import AccountSetup, Membership, Project, Role, TaskType
@@ -96,3 +97,27 @@ def test_spans_may_overlap_is_a_span_projects_setting_only(client, owner):
         client.post(url("project-create"), {"name": name, "task_type": task_type, "labels": "A, B", **common})
     assert Project.objects.get(name="Sentiment").allow_overlapping_spans is False
     assert Project.objects.get(name="Entities").allow_overlapping_spans is True
+
+
+def test_an_account_created_twice_at_once_is_a_clear_error_not_a_500(owner, monkeypatch):
+    """A double click on "Add member" with "Create this account" ticked: the second request passed the name check
+    before the first saved, and hit the database's unique constraint."""
+    from django.db.models import QuerySet
+
+    from annotation.projects.services import user_create_with_one_time_password
+    from core.errors import ServiceError
+
+    user_create_with_one_time_password(username="twin", created_by=owner)
+    monkeypatch.setattr(QuerySet, "exists", lambda self: False)  # the second request's check ran before the save
+    with pytest.raises(ServiceError) as refused:
+        user_create_with_one_time_password(username="twin", created_by=owner)
+    assert refused.value.field == "username" and "twin" in refused.value.message
+
+
+def test_an_email_without_create_is_refused_not_dropped():
+    from annotation.projects.forms import EMAIL_WITHOUT_CREATE, MemberForm
+
+    form = MemberForm({"username": "ann", "role": Role.ANNOTATOR, "email": "ann@example.org"})
+    assert not form.is_valid() and form.errors["email"] == [EMAIL_WITHOUT_CREATE]
+    created = {"username": "ann", "role": Role.ANNOTATOR, "email": "ann@example.org", "create": "on"}
+    assert MemberForm(created).is_valid()

@@ -338,6 +338,27 @@ def test_a_model_that_predicts_the_labels_is_informative_and_its_scan_unchanged(
     assert result.skill is not None and result.skill.informative and result.expected_precision is not None
 
 
+def test_the_votes_own_count_sees_outvoted_finals_and_not_the_model():
+    """The second opinion a small project's card states: Dawid-Skene over the votes alone, no model."""
+    agreed = [{"a": LABELS[i % 3], "b": LABELS[i % 3], "c": LABELS[i % 3]} for i in range(60)]
+    codes = np.array([i % 3 for i in range(60)])
+    code = {name: k for k, name in enumerate(LABELS)}
+    matrix, _ = noise._vote_matrix(agreed, code)
+    assert noise.votes_estimate(matrix, codes, 3) < 0.5
+    outvoted = [dict(v) for v in agreed]
+    for i in (3, 4):  # three voters say another label than the final one
+        outvoted[i] = {"a": LABELS[(i + 1) % 3], "b": LABELS[(i + 1) % 3], "c": LABELS[(i + 1) % 3], "r": LABELS[i % 3]}
+    matrix, _ = noise._vote_matrix(outvoted, code)
+    assert 1.5 <= noise.votes_estimate(matrix, codes, 3) <= 2.5
+    X, y = overlapping(per_class=40)
+    given, votes, _ = crowd_votes(y, planted=0.1)
+    small = noise.scan(X, given, votes, LABELS, seed=0)
+    assert small.votes_estimate is not None and small.votes_estimate < small.estimated_errors  # shown, not the count
+    assert len(small.flags) == round(small.estimated_errors)
+    single = noise.scan(X, given, [{"f": g} for g in given], LABELS, seed=0)
+    assert single.votes_estimate is None
+
+
 def test_precomputed_out_of_fold_probabilities_are_used_as_given():
     X, y = overlapping()
     given, votes, _ = crowd_votes(y, planted=0.1)

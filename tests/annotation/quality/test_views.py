@@ -160,6 +160,33 @@ def test_a_flag_a_reviewer_already_settled_is_not_sent_back_by_the_next_scan(pro
     assert second.summary["method"] == "crowdlab"
 
 
+@fixed_routing
+def test_a_flag_on_an_item_the_owner_overruled_is_shown_not_sent(project, reviewer, owner):
+    """The owner's overrule is final: a later scan that flags the item lists it without re-opening its review."""
+    from annotation.review.services import item_overrule
+
+    items = labelled_corpus(project)
+    first = NoiseScan.objects.create(project=project, created_by=reviewer)
+    noise_scan_job(first.pk)
+    flagged = list(NoiseFlag.objects.filter(scan=first).values_list("item_id", flat=True))
+    assert flagged
+    ReviewTask.objects.filter(project=project).delete()
+    Item.objects.filter(pk__in=flagged).update(status=ItemStatus.APPROVED)
+    for item in Item.objects.filter(pk__in=flagged).select_related("project"):  # the owner keeps the file's label
+        current = Decision.objects.filter(item=item).latest("created_at", "id").value["label"]
+        other = next(label for label in VOCAB if label != current)
+        item_overrule(owner=owner, item=item, value={"label": other}, reason="the owner says so")
+        item_overrule(owner=owner, item=item, value={"label": current}, reason="no, as it was")
+    second = NoiseScan.objects.create(project=project, created_by=reviewer)
+    noise_scan_job(second.pk)
+    second.refresh_from_db()
+    again = set(NoiseFlag.objects.filter(scan=second).values_list("item_id", flat=True)) & set(flagged)
+    assert again and second.summary["overruled_flags_not_sent"] == len(again)
+    assert second.summary["reviewed_flags_not_sent"] == 0
+    assert not ReviewTask.objects.filter(project=project, status=ReviewStatus.OPEN, item_id__in=again).exists()
+    assert len(items) == second.summary["scanned"]
+
+
 def test_the_import_stays_a_vote_after_a_reviewer_decided():
     assert quality._votes({}, "spam", DecisionSource.REVIEWER, "rev", imported="spam") == {
         "rev": "spam",
@@ -249,8 +276,11 @@ def test_the_flag_count_follows_the_estimate_and_the_page_says_how_precise_the_f
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 2000, "method": "crowdlab"})
     assert "a scan sees little better" in client.get(reverse("quality", args=[project.pk])).content.decode()
     # Under 500 items: the flags are a sample to check, not a count (a tester's 60 reviews: 24 flags, 2 wrong labels).
-    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 60})
-    assert "treat the flags as a sample to check" in client.get(reverse("quality", args=[project.pk])).content.decode()
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 60, "votes_estimate": 3.2})
+    small = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert "treat the flags as a sample to check" in small and 'id="scan-votes-count"' in small
+    assert "support about <strong>3</strong> wrong labels" in small and "Start with the first 3 flags" in small
+    assert summary["votes_estimate"] is None  # one label per item: no votes to count with
     assert summary["model"]["informative"] and summary["model"]["accuracy"] > summary["model"]["prior_accuracy"]
 
 

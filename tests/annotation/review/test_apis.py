@@ -1,12 +1,13 @@
-"""The review API's input checks: a filter given twice and an annotation_id beside fix or send_back are refused
-(400 naming the field, nothing decided) rather than taken silently."""
+"""The review API's input checks: a filter given twice, and a field another action takes (an annotation_id beside
+fix or send_back, a value beside accept, a comment beside fix) are refused (400 naming the field, nothing decided)
+rather than taken silently."""
 
 from __future__ import annotations
 
 import pytest
 
 from annotation.models import Project, ReviewStatus, ReviewTask
-from annotation.review.apis import ACTION_TAKES, ANNOTATION_ID_ONLY_WITH_ACCEPT
+from annotation.review.apis import ACTION_TAKES, FIELD_ONLY_WITH, FIELD_WHAT
 from core.api import REPEATED_FILTER
 from tests.fixtures.api import api_as, url
 from tests.fixtures.people import fixed_routing
@@ -45,7 +46,8 @@ def test_annotation_id_beside_fix_or_send_back_is_a_400_and_decides_nothing(disp
         url("api-review-task-decide", disputed.project, task_id=disputed.pk), body, format="json"
     )
     assert (response.status_code, response.json()["field"]) == (400, "annotation_id")
-    expected = ANNOTATION_ID_ONLY_WITH_ACCEPT.format(action=action, takes=ACTION_TAKES[action])
+    what, takes = FIELD_WHAT["annotation_id"], ACTION_TAKES[action]
+    expected = FIELD_ONLY_WITH.format(field="annotation_id", owner="accept", what=what, action=action, takes=takes)
     assert response.json()["detail"] == expected
     disputed.refresh_from_db()
     assert disputed.status == ReviewStatus.OPEN and not disputed.item.decisions.exists()
@@ -60,3 +62,33 @@ def test_accept_with_its_annotation_id_still_decides(disputed, reviewer):
         format="json",
     )
     assert response.status_code == 200 and response.json()["value"] == {"label": "negative"}
+
+
+@fixed_routing
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"action": "accept", "annotation_id": 0, "value": {"label": "neutral"}}, "value"),
+        ({"action": "send_back", "comment": "x", "value": {"label": "neutral"}}, "value"),
+        ({"action": "fix", "value": {"label": "neutral"}, "comment": "why"}, "comment"),
+    ],
+)
+def test_a_field_another_action_takes_is_a_400_naming_it(disputed, reviewer, body, field):
+    """A tester's accept with a value, and a fix with a comment, were taken with the extra field dropped."""
+    if body["action"] == "accept":
+        body["annotation_id"] = disputed.item.annotations.first().pk
+    response = api_as(reviewer).post(
+        url("api-review-task-decide", disputed.project, task_id=disputed.pk), body, format="json"
+    )
+    assert (response.status_code, response.json()["field"]) == (400, field)
+    disputed.refresh_from_db()
+    assert disputed.status == ReviewStatus.OPEN and not disputed.item.decisions.exists()
+
+
+@fixed_routing
+def test_an_empty_comment_beside_fix_is_no_comment(disputed, reviewer):
+    body = {"action": "fix", "value": {"label": "neutral"}, "comment": ""}
+    response = api_as(reviewer).post(
+        url("api-review-task-decide", disputed.project, task_id=disputed.pk), body, format="json"
+    )
+    assert response.status_code == 200

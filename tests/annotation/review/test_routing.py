@@ -80,8 +80,12 @@ def test_the_plan_counts_the_audits_routing_would_draw_while_the_budget_has_room
     every = routing.plan(agreed, LABELS, accurate, per_item=2.5, total_items=4, audit=[True] * 4)
     tight = routing.plan(agreed, LABELS, accurate, per_item=2.0, total_items=4, audit=[True] * 4)
     assert (none.done, none.audit) == (4, 0)
-    assert every.audit + every.done == 4 and 1 <= every.audit < 4  # half a judgement per item to spare: 2 of 4
+    assert (every.done, every.audit) == (2, 2)  # half a judgement per item to spare: 2 of 4
     assert (tight.done, tight.audit) == (4, 0)  # no judgement to spare: no audit, as routing does
+    forced = routing.plan(agreed, LABELS, accurate, per_item=2.0, total_items=4, review_all=True)
+    assert (forced.done, forced.audit) == (0, 4)  # review all: every accepted item, budget or not
+    noted = routing.plan(agreed, LABELS, accurate, per_item=2.0, total_items=4, noted=[True, False, False, False])
+    assert (noted.done, noted.reviewer, noted.audit) == (3, 1, 0)  # an unsure note is answered by a reviewer
     assert routing.audit_drawn(7, 0.0) is False and routing.audit_drawn(7, 1.0) is True
 
 

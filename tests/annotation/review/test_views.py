@@ -335,9 +335,11 @@ def test_the_owner_overrules_a_final_label_the_weighted_vote_keeps(
     assert client.post(overrule, {"label": "positive", "reason": "x"}).status_code == 400  # already final
     assert client.post(overrule, {"label": "bogus", "reason": "x"}).status_code == 400
     assert Decision.objects.filter(item=item).count() == 2  # the reviewer's and the weighted vote; the refusals none
+    kept = client.post(overrule, {"label": "negative", "reason": ""}).content.decode()
+    assert 'value="negative" checked' in kept  # the form keeps what was chosen
     done = client.post(overrule, {"label": "negative", "reason": "cold and soggy is negative"}, follow=True)
     final = Decision.objects.filter(item=item).latest("created_at", "id")
-    assert final.value == {"label": "negative"} and final.reviewer == owner and final.source == "reviewer"
+    assert final.value == {"label": "negative"} and final.reviewer == owner and final.source == DecisionSource.OWNER
     assert final.reason == "Overruled by the project's owner: cold and soggy is negative"
     page = done.content.decode()
     assert "negative is now its final label" in page and "cold and soggy is negative" in page
@@ -363,3 +365,38 @@ def test_the_overrule_api_is_the_owners_and_needs_a_reason(audited, annotator, a
     assert done.status_code == 200 and done.json()["value"] == {"label": "negative"}
     assert done.json()["reason"] == "Overruled by the project's owner: sarcasm"
     assert Decision.objects.filter(item=item).latest("created_at", "id").value == {"label": "negative"}
+
+
+def test_an_overruled_item_stays_overruled_on_a_later_review(audited, annotator, annotator2, reviewer, owner):
+    """A later review of an item the owner overruled is the reviewer's word, not a vote two annotators can win."""
+    Project.objects.filter(pk=audited.pk).update(routing_policy="adaptive", routing_budget=2.5)
+    item = annotate_pair(audited, annotator, annotator2, "positive", "positive")
+    reviews.review_decide(reviewer=reviewer, task=ReviewTask.objects.get(item=item), value={"label": "positive"})
+    reviews.item_overrule(owner=owner, item=Item.objects.get(pk=item.pk), value={"label": "negative"}, reason="x")
+    Item.objects.filter(pk=item.pk).update(status=ItemStatus.IN_REVIEW)
+    task = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], suggested_value={"label": "positive"})
+    decision = reviews.review_decide(reviewer=reviewer, task=task, value={"label": "negative"})
+    assert decision.source == DecisionSource.REVIEWER and decision.value == {"label": "negative"}
+
+
+def test_an_overrule_refuses_an_item_sent_to_review_meanwhile_and_asks_before_a_test_label(
+    audited, annotator, annotator2, reviewer, owner
+):
+    from annotation.models import ItemSplit, Split
+
+    item = annotate_pair(audited, annotator, annotator2, "positive", "negative")
+    reviews.review_decide(reviewer=reviewer, task=ReviewTask.objects.get(item=item), value={"label": "positive"})
+    stale = Item.objects.get(pk=item.pk)  # the page loaded it approved; a noise flag then sends it to review
+    Item.objects.filter(pk=item.pk).update(status=ItemStatus.IN_REVIEW)
+    with pytest.raises(ServiceError, match="has no final label yet"):
+        reviews.item_overrule(owner=owner, item=stale, value={"label": "negative"}, reason="x")
+    Item.objects.filter(pk=item.pk).update(status=ItemStatus.APPROVED)
+    ItemSplit.objects.create(item=item, split=Split.TEST)
+    with pytest.raises(ServiceError, match="test split") as refused:
+        reviews.item_overrule(owner=owner, item=stale, value={"label": "negative"}, reason="x")
+    assert refused.value.field == "confirm_test_split"
+    assert Decision.objects.filter(item=item).latest("created_at", "id").value == {"label": "positive"}
+    done = reviews.item_overrule(
+        owner=owner, item=stale, value={"label": "negative"}, reason="x", confirm_test_split=True
+    )
+    assert done.value == {"label": "negative"}
