@@ -27,7 +27,7 @@ from core.errors import ServiceError
 from core.http import AuthedRequest
 
 # What the page says after each action.
-DONE = {"accept": "Accepted.", "fix": "Fixed.", "send_back": "Sent back to the annotators."}
+DONE = {"accept": "Accepted.", "fix": "Saved: {value} is the final label.", "send_back": "Sent back to the annotators."}
 
 # ... unless adaptive routing's weighted vote kept another label than the reviewer's (review_decide).
 OUTVOTED = (
@@ -45,7 +45,8 @@ def _done(action: str, decision: Decision | None, text: str) -> tuple[str, bool]
     said = review_selectors.outvoted_value(decision=decision) if decision is not None else None
     if decision is not None and said is not None:
         return OUTVOTED.format(said=value_display(said, text), final=value_display(decision.value, text)), True
-    return DONE[action], False
+    value = value_display(decision.value, text) if decision is not None else ""
+    return DONE[action].format(value=value), False
 
 
 def _int_or_none(raw: str | None) -> int | None:

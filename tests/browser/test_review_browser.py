@@ -84,7 +84,7 @@ def test_reviewer_works_the_queue_with_the_keyboard_only(page: Page, world, scre
     page.keyboard.press("2")
     expect(page.locator("input[name=label][value=negative]")).to_be_checked()
     page.keyboard.press("Enter")
-    expect(panel).to_contain_text("Fixed.")
+    expect(panel).to_contain_text("Saved: negative is the final label.")
     decision = final(TEXTS[0][0])
     assert decision.value == {"label": "negative"} and decision.source == DecisionSource.REVIEWER
     assert decision.reviewer == reviewer

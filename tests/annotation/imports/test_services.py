@@ -469,7 +469,8 @@ def test_a_failed_import_is_not_a_full_bar(project, owner):
     """A failure keeps the bar where checking stopped, in the failed state: only success fills it."""
     job = ImportJob(project=project, created_by=owner, status=ImportStatus.FAILED, total_bytes=1000)
     job.processed_bytes = 1000
-    assert svc.import_progress(job) == svc.ImportProgress(50, "Failed", True, "failed")
+    phase = "Failed: every row checked, nothing written"  # half a bar is the checking half, not half the rows
+    assert svc.import_progress(job) == svc.ImportProgress(50, phase, True, "failed")
     job.processed_bytes = 0  # failed before reading (the upload went missing, the queue was down)
     assert svc.import_progress(job).state == "failed" and svc.import_progress(job).percent < 50
 

@@ -97,6 +97,8 @@ def test_project_detail_shows_progress_labels_and_owner_links(client, project, o
     assert all(name in page for name in LABELS)
     assert "<strong>5</strong>" in page  # items
     assert "<strong>1</strong>" in page  # in annotation (one of two annotations done)
+    routing = "fixed routing" if not project.routes_adaptively else f"adaptive routing, {project.routing_budget:g}"
+    assert f'<span id="routing-summary">{routing}' in page  # the header says how items are routed
 
 
 def test_project_detail_links_the_import_page_for_the_owner_only(client, project, owner, annotator):

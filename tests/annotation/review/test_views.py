@@ -94,7 +94,7 @@ def test_fixing_with_a_label_records_a_reviewer_decision(audited, annotator, ann
         {"action": "fix", "label": "neutral"},
         **HTMX,
     )
-    assert response.status_code == 200 and "Fixed." in response.content.decode()
+    assert response.status_code == 200 and "Saved: neutral is the final label." in response.content.decode()
     decision = Decision.objects.get(item=item, source=DecisionSource.REVIEWER)
     assert decision.value == {"label": "neutral"} and decision.reviewer == reviewer
 
@@ -244,7 +244,7 @@ def test_the_page_says_when_the_weighted_vote_kept_another_label(audited, annota
     decide = reverse("review-decide", args=[audited.pk, task.pk])
     page = client.post(decide, {"action": "fix", "label": "positive"}, **HTMX).content.decode()
     assert "Your label (positive) joined the weighted vote, which keeps neutral as the final label" in page
-    assert "Fixed." not in page and 'class="msg warning"' in page and "the project&#x27;s owner can overrule" in page
+    assert "Saved:" not in page and 'class="msg warning"' in page and "the project&#x27;s owner can overrule" in page
     assert Decision.objects.filter(item=item).latest("created_at", "id").value == {"label": "neutral"}
     from rest_framework.test import APIClient
 
