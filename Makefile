@@ -61,8 +61,8 @@ bench: install install-models
 # Stops only what `make run` / `make demo` started (their pid files under var/), never other processes.
 stop:
 	-@for name in web worker worker-training redis; do \
-	  f=var/$$name.pid; [ -f $$f ] || continue; \
-	  kill $$(cat $$f) 2>/dev/null && echo "stopped $$name (pid $$(cat $$f))"; rm -f $$f; \
+	  f=var/$$name.pid; pid=$$(cat $$f 2>/dev/null) || continue; \
+	  kill $$pid 2>/dev/null && echo "stopped $$name (pid $$pid)"; rm -f $$f; \
 	done; true
 
 clean: stop

@@ -489,6 +489,12 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     template_name = "registration/password_change_form.html"
     success_url = reverse_lazy("project-list")
 
+    def get_form(self, form_class: Any = None) -> PasswordChangeForm:
+        form = super().get_form(form_class)
+        if self.request.session.get(MUST_CHANGE_PASSWORD_SESSION_KEY):  # "old" reads oddly for a password just given
+            form.fields["old_password"].label = "One-time password"
+        return form
+
     def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
         response = super().form_valid(form)
         account_password_changed(user=form.user)

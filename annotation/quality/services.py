@@ -379,6 +379,7 @@ def _summary(
         "method": result.method,
         "estimated_errors": round(result.estimated_errors, 1),
         "votes_estimate": None if result.votes_estimate is None else round(result.votes_estimate, 1),
+        "votes_count": None if result.votes_estimate is None else int(np.floor(result.votes_estimate + 0.5)),
         "estimated_noise_rate": round(result.estimated_errors / scanned, 4) if scanned else 0.0,
         "expected_precision": None if result.expected_precision is None else round(result.expected_precision, 3),
         "test_flags_not_sent": test_flags,

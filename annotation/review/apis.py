@@ -96,6 +96,9 @@ ACTION_TAKES = {"accept": "annotation_id", "fix": "value", "send_back": "comment
 FIELD_ONLY_WITH = (
     "{field} goes only with action {owner} ({what}); {action} takes {takes}, so the {field} would be ignored."
 )
+FIX_NEEDS_VALUE = (
+    "fix takes value: the final value, in the task type's shape ({\"label\": ...} on a single-label project)."
+)
 FIELD_OWNER = {"annotation_id": "accept", "value": "fix", "comment": "send_back"}
 FIELD_WHAT = {
     "annotation_id": "the annotation made final",
@@ -121,6 +124,8 @@ class ReviewDecideApi(ApiView):
             """A field another action takes (annotation_id with fix, a value with accept, a comment with accept...) is
             refused rather than dropped: the caller meant it. An empty comment is no comment."""
             action = attrs["action"]
+            if action == "fix" and attrs.get("value") is None:
+                raise serializers.ValidationError({"value": [FIX_NEEDS_VALUE]})
             sent = self.initial_data if isinstance(self.initial_data, dict) else {}
             for field, owner in FIELD_OWNER.items():
                 given = sent.get(field)

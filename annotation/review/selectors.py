@@ -434,6 +434,12 @@ ADAPTIVE_AUDIT = (
 )
 
 
+ADAPTIVE_NOTE = (
+    "An unsure annotator wrote a note (below, under their answer): a note is answered by a reviewer, whatever the "
+    "weighted vote says."
+)
+
+
 ADAPTIVE_REVIEW_ALL = "Every annotated item comes to review (review all is on), even where the weighted vote is sure."
 
 
@@ -464,6 +470,7 @@ def routing_note(
     reasons: Iterable[str],
     routed: Mapping[str, Any] | None = None,
     annotated: bool = True,
+    noted: bool = False,
 ) -> str:
     """Why adaptive routing put an item with these review reasons in front of a reviewer, and what the reviewer's
     word does; "" under fixed routing, where the reasons say it all and the reviewer's word is final. A review
@@ -471,13 +478,16 @@ def routing_note(
 
     `routed` is the routing the task was opened under (`task_routing`); left out, the project's current one.
     `annotated`: whether the item has annotations; without any (labels imported as final) the reviewer's word is
-    final, as review_decide makes it, and there is nothing to say."""
+    final, as review_decide makes it, and there is nothing to say. `noted`: an unsure annotator wrote a note, which
+    sends an agreed item to a reviewer whatever the vote (review.services._route_adaptive)."""
     routed = routed or routing_record(project)
     if routed["policy"] != RoutingPolicy.ADAPTIVE or not annotated:
         return ""
     reasons = set(reasons)
     budget = routed["budget"]
-    if reasons & (ROUTING_REASONS - {ReviewReason.AUDIT}):
+    if reasons == {ReviewReason.UNSURE} and noted:
+        why = ADAPTIVE_NOTE
+    elif reasons & (ROUTING_REASONS - {ReviewReason.AUDIT}):
         why = ADAPTIVE_IN_DOUBT.format(confident=round(routing.CONFIDENT * 100), budget=budget)
     elif ReviewReason.AUDIT in reasons:
         why = ADAPTIVE_REVIEW_ALL if routed.get("review_all") else ADAPTIVE_AUDIT.format(budget=budget)
@@ -532,6 +542,7 @@ def review_panel(
             routed=routed,
             # the viewer's own annotation is replaced by their review, so it is no other judgement to weigh against
             annotated=any(viewer is None or a.annotator != viewer.get_username() for a in annotations),
+            noted=any(a.unsure and a.note.strip() for a in annotations),
         ),
         suggestion_kind=suggestion_kind,
     )

@@ -829,9 +829,6 @@ OVERRULE_NEEDS_REASON = "Say why you overrule the final label: the item's histor
 OVERRULE_SAME = "{value} is already the final label of item {item}."
 
 
-OVERRULE_REASON = "Overruled by the project's owner: {reason}"
-
-
 OVERRULE_REASON_MAX = 1000
 
 
@@ -839,8 +836,7 @@ OVERRULE_REASON_LONG = "The reason is {n} characters; at most {most}."
 
 
 OVERRULE_TEST_SPLIT = (
-    "Item {item} is in the test split, which judges the model: confirm that you mean to change its label "
-    "(confirm_test_split)."
+    "Item {item} is in the test split, which judges the model: confirm that you mean to change its label."
 )
 
 
@@ -881,7 +877,7 @@ def item_overrule(
             item=item,
             reviewer=owner,
             value=value,
-            reason=OVERRULE_REASON.format(reason=reason.strip()),
+            reason=reason.strip(),  # the source (owner) says it is an overrule: the history row says so once
             source=DecisionSource.OWNER,
             guideline_version=guideline_current(project=project),
         )

@@ -26,6 +26,7 @@ def test_a_created_user_gets_a_one_time_password_and_must_change_it(project, own
 
     client.post(url("login"), {"username": "newbie", "password": password})
     assert client.get("/").url == url("password_change")
+    assert "One-time password" in client.get(url("password_change")).content.decode()  # not "Old password"
     changed = client.post(
         url("password_change"),
         {"old_password": password, "new_password1": "A-much-better-one-42", "new_password2": "A-much-better-one-42"},

@@ -276,10 +276,15 @@ def test_the_flag_count_follows_the_estimate_and_the_page_says_how_precise_the_f
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 2000, "method": "crowdlab"})
     assert "a scan sees little better" in client.get(reverse("quality", args=[project.pk])).content.decode()
     # Under 500 items: the flags are a sample to check, not a count (a tester's 60 reviews: 24 flags, 2 wrong labels).
-    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 60, "votes_estimate": 3.2})
+    votes = {"scanned": 60, "votes_estimate": 3.2, "votes_count": 3, "flagged": 5}
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, **votes})
     small = client.get(reverse("quality", args=[project.pk])).content.decode()
     assert "treat the flags as a sample to check" in small and 'id="scan-votes-count"' in small
-    assert "support about <strong>3</strong> wrong labels" in small and "Start with the first 3 flags" in small
+    assert "support about <strong>3</strong> wrong labels" in small and "the first 3 are where" in small
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, **votes, "flagged": 2})  # fewer flags: no "first 3"
+    assert "the first 3 are where" not in client.get(reverse("quality", args=[project.pk])).content.decode()
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, **votes, "votes_estimate": 0.3, "votes_count": 0})
+    assert "see no wrong label here" in client.get(reverse("quality", args=[project.pk])).content.decode()
     assert summary["votes_estimate"] is None  # one label per item: no votes to count with
     assert summary["model"]["informative"] and summary["model"]["accuracy"] > summary["model"]["prior_accuracy"]
 

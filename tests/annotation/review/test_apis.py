@@ -92,3 +92,14 @@ def test_an_empty_comment_beside_fix_is_no_comment(disputed, reviewer):
         url("api-review-task-decide", disputed.project, task_id=disputed.pk), body, format="json"
     )
     assert response.status_code == 200
+
+
+@fixed_routing
+def test_fix_without_a_value_says_fix_takes_one(disputed, reviewer):
+    from annotation.review.apis import FIX_NEEDS_VALUE
+
+    response = api_as(reviewer).post(
+        url("api-review-task-decide", disputed.project, task_id=disputed.pk), {"action": "fix"}, format="json"
+    )
+    assert (response.status_code, response.json()["field"]) == (400, "value")
+    assert response.json()["detail"] == FIX_NEEDS_VALUE

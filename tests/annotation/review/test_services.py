@@ -80,6 +80,10 @@ def test_an_unsure_note_reaches_a_reviewer_under_adaptive_routing_too(quiet, ann
     quiet.refresh_from_db()
     item = annotate_pair(quiet, annotator, annotator2, "neutral", "neutral", unsure=True, note="sarcasm?")
     assert item.status == ItemStatus.IN_REVIEW and open_task(item).reasons == [ReviewReason.UNSURE]
+    from annotation.review.selectors import ADAPTIVE_NOTE, review_panel
+
+    panel = review_panel(task=open_task(item), project=quiet)
+    assert panel.routing_note.startswith(ADAPTIVE_NOTE)  # the note is why, not a vote in doubt (a tester was told so)
     quiet_item = annotate_pair(quiet, annotator, annotator2, "neutral", "neutral", unsure=True)
     assert quiet_item.status == ItemStatus.APPROVED  # no note: the vote is weighed, half for the unsure one
 
