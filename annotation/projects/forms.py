@@ -16,7 +16,7 @@ from annotation.models import (
     RoutingPolicy,
     TaskType,
 )
-from annotation.projects.services import LEASE_MAX_SECONDS, LEASE_MIN_SECONDS
+from annotation.projects.services import EMAIL_WITHOUT_CREATE, LEASE_MAX_SECONDS, LEASE_MIN_SECONDS
 
 PREVIEW_STALE = "The text changed after the preview: check the new diff, then publish."
 
@@ -176,10 +176,6 @@ class MemberForm(forms.Form):
             self.add_error("email", EMAIL_WITHOUT_CREATE)
         return cleaned
 
-
-EMAIL_WITHOUT_CREATE = (
-    "An email is stored only with an account created here: tick “Create this account”, or leave the email empty."
-)
 
 
 class GuidelinePublishForm(forms.Form):

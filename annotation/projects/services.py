@@ -633,6 +633,12 @@ def user_create_with_one_time_password(
     return user, password
 
 
+EMAIL_WITHOUT_CREATE = (
+    "An email is stored only with an account created here: tick “Create this account” (API: create), or leave the "
+    "email empty."
+)
+
+
 def member_add(
     *,
     project: Project,
@@ -648,6 +654,8 @@ def member_add(
     """
     if role not in Role.values:
         raise ServiceError(f"Unknown role {role!r}; use one of {Role.values}.", field="role")
+    if email.strip() and not create:  # an existing account's email is not changed here: it would be dropped
+        raise ServiceError(EMAIL_WITHOUT_CREATE, field="email")
     with transaction.atomic():
         if create:
             user, password = user_create_with_one_time_password(username=username, email=email, created_by=added_by)

@@ -36,6 +36,7 @@ from django.utils.module_loading import import_string
 from annotation.models import (
     Annotation,
     AnnotationStatus,
+    Decision,
     DecisionSource,
     Item,
     ItemEmbedding,
@@ -237,6 +238,7 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     """
     project = scan.project
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
+    read_at = timezone.now()  # a label decided after this was not what the scan judged
     decided = latest_decisions(project=project)
     # The test split is sacred: its labels stay as people decided them, so the scan neither learns from nor
     # flags them (a flag would send a test item to review on a model's word).
@@ -283,7 +285,12 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     flagged = {item_ids[f.row] for f in result.flags}
     summary["overruled_flags_not_sent"] = len(flagged & overruled - test_items)
     summary["reviewed_flags_not_sent"] = len(flagged & reviewed_after_flag - test_items - overruled)
-    already = flagged & (reviewed_after_flag | overruled) - test_items
+    # Decided while the scan ran (an owner's overrule, a review): the flag judged the label before; shown, not sent.
+    meanwhile = set(
+        Decision.objects.filter(item_id__in=flagged, created_at__gt=read_at).values_list("item_id", flat=True)
+    )
+    summary["decided_meanwhile_not_sent"] = len(meanwhile - test_items - reviewed_after_flag - overruled)
+    already = flagged & (reviewed_after_flag | overruled | meanwhile) - test_items
     _progress(scan, 0.9, f"Writing {len(result.flags)} flags")
     with transaction.atomic():
         NoiseFlag.objects.bulk_create(

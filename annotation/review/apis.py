@@ -99,6 +99,9 @@ FIELD_ONLY_WITH = (
 FIX_NEEDS_VALUE = (
     "fix takes value: the final value, in the task type's shape ({\"label\": ...} on a single-label project)."
 )
+REASON_NOT_WITH_SEND_BACK = (
+    "reason goes with accept or fix (why this final value); send_back takes comment, so the reason would be ignored."
+)
 FIELD_OWNER = {"annotation_id": "accept", "value": "fix", "comment": "send_back"}
 FIELD_WHAT = {
     "annotation_id": "the annotation made final",
@@ -127,6 +130,8 @@ class ReviewDecideApi(ApiView):
             if action == "fix" and attrs.get("value") is None:
                 raise serializers.ValidationError({"value": [FIX_NEEDS_VALUE]})
             sent = self.initial_data if isinstance(self.initial_data, dict) else {}
+            if action == "send_back" and str(sent.get("reason") or "").strip():
+                raise serializers.ValidationError({"reason": [REASON_NOT_WITH_SEND_BACK]})
             for field, owner in FIELD_OWNER.items():
                 given = sent.get(field)
                 if field in sent and given not in (None, "") and action != owner:

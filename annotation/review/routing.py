@@ -238,7 +238,7 @@ def expected_confidence_after(
 class PlanRow:
     done: int
     annotator: int
-    reviewer: int  # in doubt, or a further annotator could not be asked; audits not included
+    reviewer: int  # in doubt with no further annotator to ask, or an unsure annotator's note; audits not included
     expected_accuracy: float | None  # adaptive: expected share of final labels right
     fixed_expected_accuracy: float | None  # today's routing on the same items
     audit: int = 0  # accepted on the vote, then drawn for audit while the budget had a judgement to spare

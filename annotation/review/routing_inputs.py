@@ -78,15 +78,12 @@ def project_votes(*, project: Project) -> list[list[routing.Vote]]:
     return [list(votes.values()) for votes in by_item.values()]
 
 
-REVIEWER_SOURCES = (DecisionSource.REVIEWER, DecisionSource.OWNER)  # a person's word on an item, read as their vote
-
-
 def reviewer_votes(decisions: QuerySet[Decision]) -> dict[int, dict[str, routing.Vote]]:
-    """{item id: {reviewer: their vote}} from these decisions' reviewer decisions (an owner's overrule included): each
-    reviewer's last word on an item (single labels only). The one reading of reviews as votes, for measuring accuracy
-    and for weighing."""
+    """{item id: {reviewer: their vote}} from these decisions' reviewer decisions: each reviewer's last word on an item
+    (single labels only). The one reading of reviews as votes, for measuring accuracy and for weighing. An owner's
+    overrule is no vote: the item has left the weighted vote (review.selectors.item_overruled)."""
     rows = (
-        decisions.filter(source__in=REVIEWER_SOURCES, reviewer__isnull=False)
+        decisions.filter(source=DecisionSource.REVIEWER, reviewer__isnull=False)
         .order_by("created_at", "id")
         .values_list("item_id", "reviewer__username", "value")
     )

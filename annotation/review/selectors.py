@@ -440,6 +440,12 @@ ADAPTIVE_NOTE = (
 )
 
 
+ADAPTIVE_OVERRULED = (
+    "The project's owner overruled this item's label once (see its history), so it has left the weighted vote: your "
+    "label is final here."
+)
+
+
 ADAPTIVE_REVIEW_ALL = "Every annotated item comes to review (review all is on), even where the weighted vote is sure."
 
 
@@ -447,6 +453,12 @@ ADAPTIVE_WEIGHED = (
     "Your label joins the vote: the final label is the weighted vote of every judgement, so one review outweighs "
     "agreeing annotators only when their measured accuracy says it should (both decisions are kept)."
 )
+
+
+def item_overruled(*, item_id: int) -> bool:
+    """Whether the project's owner ever overruled the item's final label: it then leaves the weighted vote for good
+    (a later review is the reviewer's word; review.services.item_overrule). One query."""
+    return Decision.objects.filter(item_id=item_id, source=DecisionSource.OWNER).exists()
 
 
 def routing_record(project: Project) -> dict[str, Any]:
@@ -470,7 +482,7 @@ def routing_note(
     reasons: Iterable[str],
     routed: Mapping[str, Any] | None = None,
     annotated: bool = True,
-    noted: bool = False,
+    overruled: bool = False,
 ) -> str:
     """Why adaptive routing put an item with these review reasons in front of a reviewer, and what the reviewer's
     word does; "" under fixed routing, where the reasons say it all and the reviewer's word is final. A review
@@ -478,14 +490,17 @@ def routing_note(
 
     `routed` is the routing the task was opened under (`task_routing`); left out, the project's current one.
     `annotated`: whether the item has annotations; without any (labels imported as final) the reviewer's word is
-    final, as review_decide makes it, and there is nothing to say. `noted`: an unsure annotator wrote a note, which
-    sends an agreed item to a reviewer whatever the vote (review.services._route_adaptive)."""
+    final, as review_decide makes it, and there is nothing to say. `overruled`: the owner overruled the item's label
+    once, so the reviewer's word is final there (`item_overruled`). An unsure annotator's note that sent an item the
+    vote would have accepted is recorded in `routed["why"]`."""
     routed = routed or routing_record(project)
     if routed["policy"] != RoutingPolicy.ADAPTIVE or not annotated:
         return ""
+    if overruled:
+        return ADAPTIVE_OVERRULED
     reasons = set(reasons)
     budget = routed["budget"]
-    if reasons == {ReviewReason.UNSURE} and noted:
+    if routed.get("why") == "note":
         why = ADAPTIVE_NOTE
     elif reasons & (ROUTING_REASONS - {ReviewReason.AUDIT}):
         why = ADAPTIVE_IN_DOUBT.format(confident=round(routing.CONFIDENT * 100), budget=budget)
@@ -542,7 +557,7 @@ def review_panel(
             routed=routed,
             # the viewer's own annotation is replaced by their review, so it is no other judgement to weigh against
             annotated=any(viewer is None or a.annotator != viewer.get_username() for a in annotations),
-            noted=any(a.unsure and a.note.strip() for a in annotations),
+            overruled=item_overruled(item_id=task.item_id),
         ),
         suggestion_kind=suggestion_kind,
     )

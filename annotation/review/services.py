@@ -54,6 +54,7 @@ from annotation.review.selectors import (
     agreement_backed,
     closed_how,
     current_decision,
+    item_overruled,
     review_task_rows_of,
     review_tasks,
     routing_record,
@@ -148,8 +149,11 @@ def review_task_open(
     reasons: list[str],
     noise_score: float | None = None,
     suggested_value: dict[str, Any] | None = None,
+    why: str = "",
 ) -> ReviewTask:
-    """Open a review task for the item, or add the reasons to the one already open (one per item)."""
+    """Open a review task for the item, or add the reasons to the one already open (one per item). `why`: what
+    made adaptive routing open it, when the reasons alone do not say ("note": an unsure annotator's note), recorded
+    with the routing so the panel explains it."""
     ordered = sorted(set(reasons), key=lambda r: -REASON_PRIORITY[ReviewReason(r)])
     try:
         with transaction.atomic():
@@ -160,7 +164,7 @@ def review_task_open(
                 priority=_priority(ordered),
                 noise_score=noise_score,
                 suggested_value=suggested_value,
-                routing=routing_record(item.project),
+                routing={**routing_record(item.project), **({"why": why} if why else {})},
             )
     except IntegrityError:
         pass  # an open task exists (the partial unique constraint): merge into it
@@ -265,7 +269,8 @@ def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotatio
         action = routing.REVIEWER
     # An unsure annotator who wrote a note asked the reviewer something (the form says the reviewer sees it): a
     # reviewer answers, whatever the vote or the budget says. Unsure without a note only counts half (UNSURE_WEIGHT).
-    if action == routing.DONE and any(a.unsure and a.note.strip() for a in annotations):
+    noted = action == routing.DONE and any(a.unsure and a.note.strip() for a in annotations)
+    if noted:
         action = routing.REVIEWER
     agreed = len({v.label for v in votes}) == 1
     if action == routing.ANNOTATOR:
@@ -290,7 +295,7 @@ def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotatio
             return None
         # a tie leans nowhere: naming the first label in the project's order would nudge the reviewer toward it
         suggested = None if routing.is_tie(decision.posterior) else {"label": decision.label}
-        return review_task_open(item=item, reasons=reasons, suggested_value=suggested)
+        return review_task_open(item=item, reasons=reasons, suggested_value=suggested, why="note" if noted else "")
     if not Item.objects.filter(pk=item.pk, status=ItemStatus.ANNOTATED).update(status=ItemStatus.APPROVED):
         return None
     webhook_events.items_approved(project_id=project.pk, item_ids=[item.pk])
@@ -322,7 +327,7 @@ def _reviewer_weighed(
     project = task.item.project
     if not task_routes_adaptively(task=task, project=project):
         return None
-    if Decision.objects.filter(item_id=task.item_id, source=DecisionSource.OWNER).exists():
+    if item_overruled(item_id=task.item_id):
         return None
     annotations = list(
         Annotation.objects.filter(item_id=task.item_id, status=AnnotationStatus.SUBMITTED)
@@ -587,7 +592,9 @@ def _proposals_apply_batch(
         overwrites = proposal.item_id in in_review or (
             final is not None and proposal.since is not None and final.created_at > proposal.since
         )
-        contradicts = proposal.decide and proposal.item_id in agreed
+        # one rater against two agreeing annotators, or against the owner's overrule: a reviewer weighs them
+        owner_said = final is not None and final.source == DecisionSource.OWNER
+        contradicts = proposal.decide and (proposal.item_id in agreed or owner_said)
         if proposal.decide and not overwrites and not contradicts:
             decide.append(proposal)
             plan[proposal.item_id] = ("decide", "")
@@ -853,7 +860,8 @@ def item_overrule(
     test split judges the model, so its labels change only on purpose. The caller checks the owner role.
     """
     project = item.project
-    if not reason.strip():
+    reason = reason.strip()
+    if not reason:
         raise ServiceError(OVERRULE_NEEDS_REASON, field="reason")
     if len(reason) > OVERRULE_REASON_MAX:
         raise ServiceError(OVERRULE_REASON_LONG.format(n=len(reason), most=OVERRULE_REASON_MAX), field="reason")
@@ -877,7 +885,7 @@ def item_overrule(
             item=item,
             reviewer=owner,
             value=value,
-            reason=reason.strip(),  # the source (owner) says it is an overrule: the history row says so once
+            reason=reason,  # the source (owner) says it is an overrule: the history row says so once
             source=DecisionSource.OWNER,
             guideline_version=guideline_current(project=project),
         )

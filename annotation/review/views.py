@@ -187,16 +187,13 @@ def item_overrule(request: AuthedRequest, project_id: int, item_id: int) -> Http
     item, role = access_item(user=request.user, project_id=project_id, item_id=item_id, roles=MANAGE)
     value = item.project.task_kind.value_from_form(request.POST)
     reason = request.POST.get("reason", "")
+    confirm = request.POST.get("confirm_test_split") == "1"
     try:
         decision = reviews.item_overrule(
-            owner=request.user,
-            item=item,
-            value=value,
-            reason=reason,
-            confirm_test_split=request.POST.get("confirm_test_split") == "1",
+            owner=request.user, item=item, value=value, reason=reason, confirm_test_split=confirm
         )
     except ServiceError as exc:
-        typed = {"value": value, "reason": reason}  # the form keeps what was typed
+        typed = {"value": value, "reason": reason, "confirm": confirm}  # the form keeps what was typed
         try:
             return _history_page(request, item, role, error=exc.message, typed=typed, status=400)
         except PermissionDenied:  # an item the owner may still annotate: its history stays hidden, not the refusal
@@ -232,6 +229,7 @@ def _history_page(
         "labels": label_list(project=item.project) if can_overrule else [],
         "chosen": chosen if isinstance(chosen, list) else [chosen],
         "typed_reason": typed.get("reason", ""),
+        "typed_confirm": typed.get("confirm", False),
         "error": error,
     }
     return render(request, "annotation/review_history.html", context, status=status)

@@ -335,9 +335,12 @@ def plan_corrections(*, project: Project) -> list[Proposal]:
             proposals.append(proposal)
             continue
         routed = _route(proposal, since=rating.created_at, finals=finals, in_review=in_review)
-        if routed is not None and routed.action == "decide" and routed.item.pk in agreed:
+        final = finals.get(routed.item.pk) if routed is not None else None
+        overruled = final is not None and final.source == DecisionSource.OWNER
+        if routed is not None and routed.action == "decide" and (routed.item.pk in agreed or overruled):
             routed.action, routed.review_reason = "review", ReviewReason.CORRECTION
-            routed.reason += f" The annotators agreed on {routed.extra['final']}: a reviewer decides."
+            who = "The project's owner set" if overruled else "The annotators agreed on"
+            routed.reason += f" {who} {routed.extra['final']}: a reviewer decides."
         if routed is not None:
             proposals.append(routed)
     return proposals
@@ -434,6 +437,8 @@ def plan_label_errors(
     proposals: list[Proposal] = []
     count = 0
     seen: set[int] = set(skip_items)
+    # The owner's overrule is final against models and ratings too (review.services.item_overrule): never proposed.
+    seen |= set(latest_decisions(project=project).filter(source=DecisionSource.OWNER).values_list("item_id", flat=True))
     held = test_held if test_held is not None else {}
 
     def keep(proposal: Proposal, split: str | None) -> None:

@@ -115,9 +115,23 @@ def test_an_account_created_twice_at_once_is_a_clear_error_not_a_500(owner, monk
 
 
 def test_an_email_without_create_is_refused_not_dropped():
-    from annotation.projects.forms import EMAIL_WITHOUT_CREATE, MemberForm
+    from annotation.projects.forms import MemberForm
+    from annotation.projects.services import EMAIL_WITHOUT_CREATE
 
     form = MemberForm({"username": "ann", "role": Role.ANNOTATOR, "email": "ann@example.org"})
     assert not form.is_valid() and form.errors["email"] == [EMAIL_WITHOUT_CREATE]
     created = {"username": "ann", "role": Role.ANNOTATOR, "email": "ann@example.org", "create": "on"}
     assert MemberForm(created).is_valid()
+
+
+def test_the_members_api_refuses_an_email_without_create_too(project, owner):
+    from rest_framework.test import APIClient
+
+    from annotation.projects.services import EMAIL_WITHOUT_CREATE
+
+    api = APIClient()
+    api.force_authenticate(owner)
+    body = {"username": "annotator", "role": "annotator", "email": "a@example.org"}
+    response = api.post(f"/api/projects/{project.pk}/members/", body, format="json")
+    assert response.status_code == 400 and response.json()["field"] == "email"
+    assert response.json()["detail"] == EMAIL_WITHOUT_CREATE

@@ -187,6 +187,31 @@ def test_a_flag_on_an_item_the_owner_overruled_is_shown_not_sent(project, review
     assert len(items) == second.summary["scanned"]
 
 
+@fixed_routing
+def test_a_label_decided_while_the_scan_ran_is_not_sent_back(project, reviewer, owner, monkeypatch):
+    """The flag judged the label as it was when the scan read it: an overrule (or a review) made meanwhile stands."""
+    from annotation.review.selectors import latest_decisions
+    from annotation.review.services import item_overrule
+
+    labelled_corpus(project)
+    real_scan = noise.scan
+
+    def scan_then_overrule(*args, **kwargs):
+        result = real_scan(*args, **kwargs)
+        for flag in result.flags:  # the owner overrules every flagged item while the model trains
+            item = Item.objects.select_related("project").get(pk=ids[flag.row])
+            item_overrule(owner=owner, item=item, value={"label": flag.suggested}, reason="seen it myself")
+        return result
+
+    ids = list(latest_decisions(project=project).order_by("item_id").values_list("item_id", flat=True))
+    monkeypatch.setattr(noise, "scan", scan_then_overrule)
+    scan = NoiseScan.objects.create(project=project, created_by=reviewer)
+    noise_scan_job(scan.pk)
+    scan.refresh_from_db()
+    assert scan.summary["flagged"] and scan.summary["decided_meanwhile_not_sent"] == scan.summary["flagged"]
+    assert not ReviewTask.objects.filter(project=project, status=ReviewStatus.OPEN).exists()
+
+
 def test_the_import_stays_a_vote_after_a_reviewer_decided():
     assert quality._votes({}, "spam", DecisionSource.REVIEWER, "rev", imported="spam") == {
         "rev": "spam",
@@ -280,9 +305,11 @@ def test_the_flag_count_follows_the_estimate_and_the_page_says_how_precise_the_f
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, **votes})
     small = client.get(reverse("quality", args=[project.pk])).content.decode()
     assert "treat the flags as a sample to check" in small and 'id="scan-votes-count"' in small
-    assert "support about <strong>3</strong> wrong labels" in small and "the first 3 are where" in small
+    assert "support about <strong>3</strong> wrong labels" in small and "Start with the first 3 flags" in small
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, **votes, "flagged": 2})  # fewer flags: no "first 3"
-    assert "the first 3 are where" not in client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert "Start with the first 3" not in client.get(reverse("quality", args=[project.pk])).content.decode()
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, **votes, "scanned": 1500})  # said up to 2,000 too
+    assert 'id="scan-votes-count"' in client.get(reverse("quality", args=[project.pk])).content.decode()
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, **votes, "votes_estimate": 0.3, "votes_count": 0})
     assert "see no wrong label here" in client.get(reverse("quality", args=[project.pk])).content.decode()
     assert summary["votes_estimate"] is None  # one label per item: no votes to count with

@@ -103,3 +103,15 @@ def test_fix_without_a_value_says_fix_takes_one(disputed, reviewer):
     )
     assert (response.status_code, response.json()["field"]) == (400, "value")
     assert response.json()["detail"] == FIX_NEEDS_VALUE
+
+
+@fixed_routing
+def test_a_reason_with_send_back_is_a_400_naming_it(disputed, reviewer):
+    from annotation.review.apis import REASON_NOT_WITH_SEND_BACK
+
+    body = {"action": "send_back", "comment": "look", "reason": "why not"}
+    response = api_as(reviewer).post(
+        url("api-review-task-decide", disputed.project, task_id=disputed.pk), body, format="json"
+    )
+    assert (response.status_code, response.json()["field"]) == (400, "reason")
+    assert response.json()["detail"] == REASON_NOT_WITH_SEND_BACK

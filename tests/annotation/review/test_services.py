@@ -82,6 +82,7 @@ def test_an_unsure_note_reaches_a_reviewer_under_adaptive_routing_too(quiet, ann
     assert item.status == ItemStatus.IN_REVIEW and open_task(item).reasons == [ReviewReason.UNSURE]
     from annotation.review.selectors import ADAPTIVE_NOTE, review_panel
 
+    assert open_task(item).routing["why"] == "note"  # recorded, so the panel explains it whatever the reasons
     panel = review_panel(task=open_task(item), project=quiet)
     assert panel.routing_note.startswith(ADAPTIVE_NOTE)  # the note is why, not a vote in doubt (a tester was told so)
     quiet_item = annotate_pair(quiet, annotator, annotator2, "neutral", "neutral", unsure=True)

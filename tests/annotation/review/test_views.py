@@ -375,6 +375,8 @@ def test_an_overruled_item_stays_overruled_on_a_later_review(audited, annotator,
     reviews.item_overrule(owner=owner, item=Item.objects.get(pk=item.pk), value={"label": "negative"}, reason="x")
     Item.objects.filter(pk=item.pk).update(status=ItemStatus.IN_REVIEW)
     task = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], suggested_value={"label": "positive"})
+    panel = review_selectors.review_panel(task=task, project=Project.objects.get(pk=audited.pk))
+    assert panel.routing_note == review_selectors.ADAPTIVE_OVERRULED  # not "your label joins the vote"
     decision = reviews.review_decide(reviewer=reviewer, task=task, value={"label": "negative"})
     assert decision.source == DecisionSource.REVIEWER and decision.value == {"label": "negative"}
 

@@ -106,3 +106,19 @@ def test_the_review_page_shows_the_reason_and_the_raters_suggestion(project, agr
     assert ReviewReason.CORRECTION.label.replace("'", "&#x27;") in page
     assert 'id="review-suggestion"' in page and "negative" in page
     assert "correction vs agreement" in page  # the queue's chip and filter
+
+
+def test_a_correction_against_the_owners_overrule_opens_a_review_too(project, annotator, annotator2, reviewer, owner):
+    """The owner's overrule stays final against a single rater's correction: a reviewer weighs them, and the model's
+    own disagreement never proposes the item at all (the reviewer helper's finding on this stop's overrule)."""
+    from annotation.review.services import item_overrule, review_decide
+
+    Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
+    project.refresh_from_db()
+    acknowledge_guidelines(project, annotator, annotator2)
+    item = annotate_pair(project, annotator, annotator2, "positive", "negative")
+    review_decide(reviewer=reviewer, task=ReviewTask.objects.get(item=item), value={"label": "positive"})
+    item_overrule(owner=owner, item=Item.objects.get(pk=item.pk), value={"label": "neutral"}, reason="sarcasm")
+    [outcome] = proposals_apply(project=project, proposals=[correction(item, reviewer)])
+    assert (outcome.action, outcome.review_reason) == ("review", ReviewReason.CORRECTION)
+    assert final(item) == {"label": "neutral"}
