@@ -14,6 +14,11 @@ urlpatterns = [
     path("projects/<id:project_id>/settings/labels/", views.label_create_view, name="label-create"),
     path("projects/<id:project_id>/settings/labels/<id:label_id>/", views.label_update_view, name="label-update"),
     path("projects/<id:project_id>/settings/members/", views.member_set_view, name="member-set"),
+    path(
+        "projects/<id:project_id>/settings/members/<id:user_id>/remove/",
+        views.member_remove_view,
+        name="member-remove",
+    ),
     # The settings page's "Next round" form: the project's round settings (its fields are annotation's).
     path("projects/<id:project_id>/rounds/settings/", views.round_settings_view, name="round-settings"),
     path("projects/<id:project_id>/guidelines/", views.guideline_detail, name="guideline-detail"),

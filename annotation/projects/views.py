@@ -52,6 +52,7 @@ from annotation.projects.services import (
     label_create,
     label_update,
     member_add,
+    membership_remove,
     membership_set_role,
     project_create,
     project_round_settings_set,
@@ -357,6 +358,26 @@ def member_set_view(request: AuthedRequest, project_id: int) -> HttpResponse:
             messages.success(request, notice, extra_tags=MEMBERS_MESSAGE_TAG)
             return redirect(reverse("project-settings", args=[project.pk]) + "#members")
     return _settings_response(request, project, member_form=form, status=400)
+
+
+@login_required
+@require_POST
+def member_remove_view(request: AuthedRequest, project_id: int, user_id: int) -> HttpResponse:
+    """Take a member out of the project (their past work stays; the last owner cannot leave), as the API's DELETE."""
+    project, _ = access_project(user=request.user, project_id=project_id, roles=MANAGE)
+    membership = get_object_or_404(Membership.objects.select_related("user"), project=project, user_id=user_id)
+    try:
+        membership_remove(membership=membership)
+    except ServiceError as exc:
+        messages.error(request, exc.message, extra_tags=MEMBERS_MESSAGE_TAG)
+    else:
+        messages.success(
+            request, MEMBER_REMOVED.format(username=membership.user.get_username()), extra_tags=MEMBERS_MESSAGE_TAG
+        )
+    return redirect(reverse("project-settings", args=[project.pk]) + "#members")
+
+
+MEMBER_REMOVED = "User “{username}” is no longer a member of this project; their past work stays."
 
 
 @login_required

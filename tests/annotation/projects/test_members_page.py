@@ -135,3 +135,19 @@ def test_the_members_api_refuses_an_email_without_create_too(project, owner):
     response = api.post(f"/api/projects/{project.pk}/members/", body, format="json")
     assert response.status_code == 400 and response.json()["field"] == "email"
     assert response.json()["detail"] == EMAIL_WITHOUT_CREATE
+
+
+def test_an_owner_removes_a_member_from_the_page_but_never_the_last_owner(client, project, owner, annotator):
+    """A tester found no way to take someone out of a project in the browser (the API has DELETE)."""
+    client.force_login(owner)
+    page = client.get(url("project-settings", project.pk)).content.decode()
+    remove = f"/projects/{project.pk}/settings/members/{annotator.pk}/remove/"
+    assert remove in page
+    done = client.post(remove, follow=True)
+    assert "is no longer a member of this project" in done.content.decode()
+    assert not Membership.objects.filter(project=project, user=annotator).exists()
+    last = client.post(f"/projects/{project.pk}/settings/members/{owner.pk}/remove/", follow=True)
+    assert Membership.objects.filter(project=project, user=owner, role=Role.OWNER).exists()
+    assert "A project needs at least one owner" in last.content.decode()
+    client.force_login(annotator)
+    assert client.post(f"/projects/{project.pk}/settings/members/{owner.pk}/remove/").status_code == 404
