@@ -53,12 +53,24 @@ def sentiment(transactional_db):
 
 
 def wait_until(find: Callable, timeout: float = 10.0):
-    """Poll the database for what the page saved in the background (the autosave has no visible end)."""
+    """Poll the database for what the page saved in the background (the autosave has no visible end).
+
+    On SQLite the test database is shared in memory with the live server's thread, whose writes lock a table for
+    this reader ("database table is locked", not a busy wait): such a read is tried again, like an empty one."""
+    from django.db import OperationalError
+
     deadline = time.monotonic() + timeout
-    while (found := find()) is None:
+    while True:
+        try:
+            found = find()
+        except OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            found = None
+        if found is not None:
+            return found
         assert time.monotonic() < deadline, "the page never saved it"
         time.sleep(0.1)
-    return found
 
 
 def log_in(page: Page, username: str, next_url: str) -> None:
