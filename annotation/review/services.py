@@ -854,9 +854,10 @@ def item_overrule(
 
     Adaptive routing weighs a reviewer's label with every other judgement, so a reviewer who knows better can be
     outvoted by two agreeing annotators, again on every later review (a tester's cold, soggy pizza stayed
-    "positive"). The owner's word is final here: recorded as an `owner` decision, it is a vote of theirs wherever
-    accuracy is measured, a later noise scan shows the item's flag without sending it back, and a later review of
-    the item is not weighed (the reviewer's word is final there). A test-split item needs `confirm_test_split`: the
+    "positive"). The owner's word is final here: recorded as an `owner` decision, the item leaves the weighted vote
+    for good (`item_overruled`: a later review of it is the reviewer's word, not a vote), a later noise scan shows its
+    flag without sending it back, a round never proposes it for a model's disagreement and sends a rater's correction
+    to a reviewer; the overrule is no vote in measured accuracy. A test-split item needs `confirm_test_split`: the
     test split judges the model, so its labels change only on purpose. The caller checks the owner role.
     """
     project = item.project
