@@ -216,7 +216,7 @@ def _history_page(
     kind = item.project.task_kind
     can_overrule = role == Role.OWNER and item.status == ItemStatus.APPROVED and kind.single_class
     typed = typed or {}
-    chosen = typed.get("value", {}).get(kind.value_field) if can_overrule else None
+    chosen = typed.get("value", {}).get(kind.value_field) if can_overrule else None  # one label: single-label only
     context = {
         "project": item.project,
         "role": role,
@@ -227,7 +227,7 @@ def _history_page(
         "kind": kind,
         "can_overrule": can_overrule,
         "labels": label_list(project=item.project) if can_overrule else [],
-        "chosen": chosen if isinstance(chosen, list) else [chosen],
+        "chosen": chosen,
         "typed_reason": typed.get("reason", ""),
         "typed_confirm": typed.get("confirm", False),
         "error": error,
