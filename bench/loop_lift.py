@@ -86,15 +86,23 @@ def setup_django(db_path: str) -> None:
     call_command("migrate", verbosity=0, interactive=False)
 
 
+REAL_CROWD: dict[str, list[str]] = {}  # --data vader: text -> its five spare human judgements
+VADER_SPARE = 5
+
+
 def load(name: str, n: int) -> tuple[list[str], list[str], list[str]]:
-    """(texts, labels, classes in neighbour order): bench/noise.py's data sets, first n of a seeded shuffle."""
-    from _data import DATASETS, load_trec
+    """(texts, labels, classes in neighbour order): bench/noise.py's data sets, first n of a seeded shuffle.
+    vader's labels are its five-rater reference; its spare judgements go to REAL_CROWD."""
+    from _data import DATASETS, load_trec, load_vader
     from noise import ORDER, TREC3, trec3_rows
 
     if name == "trec3":
         texts, labels = load_trec()
         keep = trec3_rows(len(texts))
         texts, labels = [texts[i] for i in keep], [TREC3[labels[i]] for i in keep]
+    elif name == "vader":
+        texts, labels, spare = load_vader()
+        REAL_CROWD.update(zip(texts, spare, strict=True))
     else:
         texts, labels = DATASETS[name]()
     from annotation.text import content_hash
@@ -111,29 +119,51 @@ def load(name: str, n: int) -> tuple[list[str], list[str], list[str]]:
     return [texts[i] for i in keep], [labels[i] for i in keep], classes
 
 
-def clean_probs(texts: list[str], truth: np.ndarray) -> np.ndarray:
-    """Out-of-fold TF-IDF logistic regression on the true labels: which items are hard, and the model's vote."""
+def stand_in_features(name: str, texts: list[str]) -> object:
+    """The stand-in model's features: TF-IDF words (bench/noise.py's), with MiniLM embeddings for vader, whose
+    items are single tokens that no other item's words say anything about."""
+    from _data import embedded
+
     from annotation.quality import noise
 
-    features = noise.with_text_features(np.zeros((len(texts), 1)), texts)
-    return noise.out_of_fold_probs(features, truth, seed=99)
+    X = embedded(name, texts) if name == "vader" else np.zeros((len(texts), 1))
+    return noise.with_text_features(X, texts)
 
 
-def noisy_model_probs(texts: list[str], truth: np.ndarray, probs: np.ndarray, classes: list[str], seed: int):
+def clean_probs(name: str, texts: list[str], truth: np.ndarray) -> np.ndarray:
+    """Out-of-fold logistic regression on the true labels: which items are hard, and the model's vote."""
+    from annotation.quality import noise
+
+    return noise.out_of_fold_probs(stand_in_features(name, texts), truth, seed=99)
+
+
+def noisy_model_probs(
+    name: str, texts: list[str], truth: np.ndarray, probs: np.ndarray, classes: list[str], seed: int
+) -> np.ndarray:
     """The stand-in model as a first run would know it: out-of-fold, trained on one random annotator's label per
-    item (the same crowd, its own random stream, so the people in the loop answer as with `--model true`)."""
+    item (the same crowd, its own random stream, so the people in the loop answer as with `--model true`; for
+    vader one of the item's spare human judgements at random)."""
     from noise import Crowd
 
     from annotation.quality import noise
 
-    crowd = Crowd(truth, probs, classes, seed + 1000)
-    single = np.asarray([crowd.says(crowd.pick(1)[0], i) for i in range(len(truth))])
-    features = noise.with_text_features(np.zeros((len(texts), 1)), texts)
-    return noise.out_of_fold_probs(features, single, seed=99)
+    if name == "vader":
+        rng = np.random.default_rng(seed + 1000)
+        code = {c: k for k, c in enumerate(classes)}
+        single = np.asarray([code[REAL_CROWD[t][int(rng.integers(len(REAL_CROWD[t])))]] for t in texts])
+    else:
+        crowd = Crowd(truth, probs, classes, seed + 1000)
+        single = np.asarray([crowd.says(crowd.pick(1)[0], i) for i in range(len(truth))])
+    return noise.out_of_fold_probs(stand_in_features(name, texts), single, seed=99)
 
 
 class People:
-    """bench/noise.py's crowd plus a reviewer, answering through the item's text."""
+    """bench/noise.py's crowd plus a reviewer, answering through the item's text.
+
+    With a real crowd (REAL_CROWD, --data vader) every judgement, annotator's or reviewer's, is the item's next
+    unused spare human judgement, in an order shuffled per seed: who asks does not matter, since the raters are not
+    identified across items. An item asked more often than it has spare judgements gets one of them again at
+    random (`reused` counts those)."""
 
     def __init__(self, texts: list[str], truth: np.ndarray, probs: np.ndarray, classes: list[str], seed: int):
         from noise import Crowd
@@ -141,11 +171,29 @@ class People:
         self.crowd = Crowd(truth, probs, classes, seed)
         self.row = {t: i for i, t in enumerate(texts)}
         self.classes = classes
+        self.real = bool(REAL_CROWD)
+        self.rng = np.random.default_rng([seed, 31])
+        self.queue = {t: [REAL_CROWD[t][k] for k in self.rng.permutation(len(REAL_CROWD[t]))] for t in texts} \
+            if self.real else {}
+        self.asked: Counter = Counter()
+        self.reused = 0
+
+    def real_says(self, text: str) -> str:
+        said, k = self.queue[text], self.asked[text]
+        self.asked[text] += 1
+        if k < len(said):
+            return said[k]
+        self.reused += 1
+        return said[int(self.rng.integers(len(said)))]
 
     def says(self, who: int, text: str) -> str:
+        if self.real:
+            return self.real_says(text)
         return self.classes[self.crowd.says(who, self.row[text])]
 
     def reviewer_says(self, text: str) -> str:
+        if self.real:
+            return self.real_says(text)
         i = self.row[text]
         accuracy = REVIEWER_ACCURACY - (0.30 if self.crowd.hard[i] else 0.0)
         if self.crowd.rng.random() < accuracy:
@@ -405,7 +453,12 @@ def paired_difference(a: np.ndarray, b: np.ndarray, seed: int) -> tuple[float, f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", choices=["trec3", "trec", "sms"], default="trec3")
+    parser.add_argument(
+        "--data",
+        choices=["trec3", "trec", "sms", "vader"],
+        default="trec3",
+        help="vader: a real crowd (ten human sentiment ratings per token; bench/_data.py), no simulated annotator",
+    )
     parser.add_argument("--items", type=int, default=1200)
     parser.add_argument("--quick", action="store_true", help="300 items")
     parser.add_argument("--seed", type=int, default=0)
@@ -447,8 +500,10 @@ def main() -> None:
         texts, labels, classes = load(args.data, n)
         code = {c: k for k, c in enumerate(classes)}
         truth = np.asarray([code[label] for label in labels])
-        probs = clean_probs(texts, truth)
-        model_probs = probs if args.model == "true" else noisy_model_probs(texts, truth, probs, classes, args.seed)
+        probs = clean_probs(args.data, texts, truth)
+        model_probs = (
+            probs if args.model == "true" else noisy_model_probs(args.data, texts, truth, probs, classes, args.seed)
+        )
         model_acc = float((model_probs.argmax(axis=1) == truth).mean())
         print(f"{args.data}: {len(texts)} items, classes {classes}, seed {args.seed}, budget {args.budget}, "
               f"stand-in model ({args.model} labels) accuracy {model_acc:.3f}", flush=True)
@@ -458,6 +513,9 @@ def main() -> None:
                 tag, args, texts, labels, classes, probs, truth, model_probs
             )
             print_row(tag, (acc, low, high), per_item, seconds, settled)
+            if PROJECTS[tag][2].reused:
+                print(f"  ({PROJECTS[tag][2].reused} judgements reused a spare human judgement: items asked more "
+                      f"than {VADER_SPARE} times)", flush=True)
             if args.scan and tag not in ("1-annotator", "majority-5", "2+third"):
                 scan_and_review(tag, labels, args.seed)
         for baseline in ("majority-5", "2+third"):

