@@ -83,8 +83,9 @@ def reference_label(ratings: list[int]) -> str:
 
 
 def load_vader_ratings() -> tuple[list[str], list[list[int]]]:
-    """A real crowd: VADER's lexicon (vaderSentiment wheel, MIT), 7,520 tokens, each with the raw ratings
-    (-4 ... +4) of ten independent human raters. The raters are not identified across tokens."""
+    """A real crowd: VADER's lexicon (vaderSentiment wheel, MIT), 7,520 rows, each a token with the raw ratings
+    (-4 ... +4) of ten independent human raters. The raters are not identified across tokens. 14 texts come twice,
+    each time with its own ten ratings ("d:" once negative, once positive): each row is its own item here."""
     spec = importlib.util.find_spec("vaderSentiment")
     if spec is None or not spec.submodule_search_locations:
         sys.exit("The vaderSentiment wheel is not installed: pip install --no-deps -r requirements-models.txt")
@@ -107,8 +108,8 @@ def load_vader() -> tuple[list[str], list[str], list[list[str]]]:
     seed) are held out and make its reference label (`reference_label`); the other five, in a fixed shuffled
     order, are the judgements a benchmark's simulated annotators give, so no judgement a benchmark routes is part
     of the label it is scored against. Every "annotator" of a benchmark is then the crowd's average rater.
-    Two disjoint five-rater pluralities of a token disagree on 8.8 % of tokens, so a five-rater reference is
-    itself wrong on roughly 4-5 % of them: accuracies against it are capped near 0.95.
+    Two disjoint five-rater references of a token disagree on 10.2 % of tokens, so a five-rater reference is
+    itself wrong on roughly 5 % of them: accuracies against it are capped near 0.95.
     """
     texts, ratings = load_vader_ratings()
     rng = np.random.default_rng(VADER_SPLIT_SEED)

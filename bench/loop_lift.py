@@ -16,6 +16,12 @@ regression trained on the *true* labels of the other folds, voting with its meas
 stand-in for a trained run's outputs, better informed than a model trained on noisy finals would be
 (`--model noisy`: trained on one simulated annotator's label per item instead, as a first run would be).
 
+`--data vader` replaces the simulated crowd with a real one (bench/_data.py): 1,200 sentiment-lexicon tokens, each
+rated by ten humans; five ratings make the token's reference label and every judgement a policy asks for, an
+annotator's or the reviewer's, is the token's next unused rating of the other five (so the reviewer is as noisy as
+an annotator, and nobody is better than the crowd's average rater). The stand-in model adds MiniLM embeddings to
+its TF-IDF features there (single tokens share no words).
+
 Policies:
 - 1-annotator: overlap 1, the one label is final;
 - 2+review: overlap 2, fixed routing (the default before migration 0013) without audit: a disagreement goes to
@@ -43,6 +49,7 @@ items were settled.
     python bench/loop_lift.py                       # trec3 (3-class substitute), 1,200 items, seed 0
     python bench/loop_lift.py --quick               # 300 items
     python bench/loop_lift.py --data sms --items 1500 --seed 1
+    python bench/loop_lift.py --data vader --seed 0     # a real crowd: ten human ratings per token
     python bench/loop_lift.py --policies 2+review adaptive adaptive+audit --scan
 """
 
@@ -96,13 +103,13 @@ def load(name: str, n: int) -> tuple[list[str], list[str], list[str]]:
     from _data import DATASETS, load_trec, load_vader
     from noise import ORDER, TREC3, trec3_rows
 
+    spare: list[list[str]] = []
     if name == "trec3":
         texts, labels = load_trec()
         keep = trec3_rows(len(texts))
         texts, labels = [texts[i] for i in keep], [TREC3[labels[i]] for i in keep]
     elif name == "vader":
         texts, labels, spare = load_vader()
-        REAL_CROWD.update(zip(texts, spare, strict=True))
     else:
         texts, labels = DATASETS[name]()
     from annotation.text import content_hash
@@ -115,6 +122,8 @@ def load(name: str, n: int) -> tuple[list[str], list[str], list[str]]:
             seen.add(digest)
             keep.append(i)
     keep = keep[:n]
+    if spare:  # the kept row's own judgements (a text the lexicon has twice keeps its first row's, as the import does)
+        REAL_CROWD.update((texts[i], spare[i]) for i in keep)
     classes = ORDER.get(name, sorted(set(labels)))
     return [texts[i] for i in keep], [labels[i] for i in keep], classes
 
@@ -383,6 +392,14 @@ def run_policy(tag: str, args, texts, labels, classes, probs, truth, model_probs
 PROJECTS: dict[str, tuple] = {}  # policy -> (project, reviewer, people, rng), for --scan
 
 
+def print_reused(tag: str) -> None:
+    """With a real crowd: how many judgements so far repeated one of an item's spare human judgements."""
+    people = PROJECTS[tag.removesuffix(" +flags")][2]
+    if people.reused:
+        print(f"  {tag}: {people.reused} judgements reused a spare human judgement (items asked more than "
+              f"{VADER_SPARE} times)", flush=True)
+
+
 def right_of(final: dict[str, str], gold: dict[str, str]) -> np.ndarray:
     """1.0 per item whose final label is the dataset's (in `gold` order; an item without a final label is wrong)."""
     return np.asarray([final.get(ext) == label for ext, label in gold.items()], dtype=float)
@@ -513,11 +530,10 @@ def main() -> None:
                 tag, args, texts, labels, classes, probs, truth, model_probs
             )
             print_row(tag, (acc, low, high), per_item, seconds, settled)
-            if PROJECTS[tag][2].reused:
-                print(f"  ({PROJECTS[tag][2].reused} judgements reused a spare human judgement: items asked more "
-                      f"than {VADER_SPARE} times)", flush=True)
+            print_reused(tag)
             if args.scan and tag not in ("1-annotator", "majority-5", "2+third"):
                 scan_and_review(tag, labels, args.seed)
+                print_reused(tag + " +flags")
         for baseline in ("majority-5", "2+third"):
             if baseline not in RIGHT:
                 continue

@@ -27,8 +27,9 @@ Noise modes:
 - crowd: no planted flips; the final label is the annotators' agreed label, or on disagreement a
   third pool member's own label (as the product's review does). The error rate is whatever results.
 - real (vader only): no simulation at all. Per seed each token's ten ratings are shuffled; the first two are the
-  blind annotators' judgements, a third settles a disagreement (as in crowd), a fourth is an audit's; the reference
-  label the flags are scored against is the plurality of the seven or eight ratings not used. The raters are not
+  blind annotators' judgements, a third settles a disagreement (as in crowd) or, on an agreement drawn for audit, is
+  the auditing reviewer's; the reference label the flags are scored against is the plurality of the seven or eight
+  ratings not used. The raters are not
   identified across tokens, so every pool name is the crowd's average rater (annotator quality cannot differ).
   The reference is itself a crowd's plurality and sometimes wrong, so a row `ten` shows what its noise allows:
   flags on exactly the finals that differ from the plurality of all ten ratings, scored the same way.
@@ -226,7 +227,7 @@ def simulate_real(
     name is the crowd's average rater); on a disagreement the third is a third pool member's, as in the crowd
     mode, and is final; otherwise the agreed label is. An audit takes the next rating as the reviewer's, and it
     becomes final. The reference label the scan is scored against is the plurality of the ratings *not* used
-    (six to eight of them), so no routed judgement is part of it. Returns (final label codes, votes per item,
+    (seven or eight of them), so no routed judgement is part of it. Returns (final label codes, votes per item,
     audits, reference label codes).
     """
     rng = np.random.default_rng(seed)

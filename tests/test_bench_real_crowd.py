@@ -80,6 +80,8 @@ def test_an_audit_takes_the_next_judgement_and_leaves_it_out_of_the_reference():
         shuffled = [said[k] for k in rng.permutation(10)]
         rng.choice(6, size=3, replace=False)
         if i in audited:
+            (audit,) = [a for a in audits if a.row == i]
+            assert audit.decided == _data.sentiment_of(shuffled[2])  # the rating after the two annotators'
             assert _data.SENTIMENT[reference[i]] == _data.reference_label(shuffled[3:])
 
 
