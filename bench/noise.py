@@ -481,7 +481,8 @@ def main() -> None:
                             doubt = 1.0 - np.asarray(result.label_quality)
                             order = np.lexsort((np.arange(len(doubt)), -doubt))[: round(doubt.sum())]
                             result = result._replace(flags=[noise.Flag(int(i), given[i], "", 0.0) for i in order])
-                        if args.count == "mean" and result.method == "crowdlab":
+                        informative = result.skill is None or result.skill.informative
+                        if args.count == "mean" and result.method == "crowdlab" and informative:
                             code_of = {c: k for k, c in enumerate(result.classes)}
                             matrix, _ = noise._vote_matrix(item_votes, code_of)
                             given_codes = np.asarray([code_of[g] for g in given])
@@ -492,6 +493,7 @@ def main() -> None:
                             result = result._replace(
                                 flags=[noise.Flag(int(i), given[i], "", 0.0) for i in order],
                                 estimated_errors=(result.estimated_errors + from_votes) / 2,
+                                expected_precision=float(doubt[order].mean()) if count else None,
                             )
                         rows = [f.row for f in result.flags]
                         est_errors = result.estimated_errors
