@@ -29,8 +29,8 @@ Noise modes:
 - real (vader only): no simulation at all. Per seed each token's ten ratings are shuffled; the first two are the
   blind annotators' judgements, a third settles a disagreement (as in crowd) or, on an agreement drawn for audit, is
   the auditing reviewer's; the reference label the flags are scored against is the plurality of the seven or eight
-  ratings not used. The raters are not
-  identified across tokens, so every pool name is the crowd's average rater (annotator quality cannot differ).
+  ratings not used. The raters are not identified across tokens, so every pool name is the crowd's average rater
+  (annotator quality cannot differ).
   The reference is itself a crowd's plurality and sometimes wrong, so a row `ten` shows what its noise allows:
   flags on exactly the finals that differ from the plurality of all ten ratings, scored the same way.
 
