@@ -112,13 +112,18 @@ def load_vader() -> tuple[list[str], list[str], list[list[str]]]:
     itself wrong on roughly 5 % of them: accuracies against it are capped near 0.95.
     """
     texts, ratings = load_vader_ratings()
+    return texts, *vader_split(ratings)
+
+
+def vader_split(ratings: list[list[int]]) -> tuple[list[str], list[str]]:
+    """(reference labels, spare judgements) of these rows' ratings, split as `load_vader` says."""
     rng = np.random.default_rng(VADER_SPLIT_SEED)
     labels, spare = [], []
     for said in ratings:
         order = rng.permutation(len(said))
         labels.append(reference_label([said[k] for k in order[:VADER_TRUTH_RATERS]]))
         spare.append([sentiment_of(said[k]) for k in order[VADER_TRUTH_RATERS:]])
-    return texts, labels, spare
+    return labels, spare
 
 
 def embedded(name: str, texts: list[str]) -> np.ndarray:

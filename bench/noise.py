@@ -73,10 +73,10 @@ from _data import (
     SENTIMENT,
     embedded,
     load_trec,
-    load_vader,
     load_vader_ratings,
     reference_label,
     sentiment_of,
+    vader_split,
 )
 
 from annotation.quality import noise
@@ -104,8 +104,9 @@ def load(name: str) -> tuple[list[str], list[str], np.ndarray, list[list[int]] |
     trec3 reuses the cached TREC embeddings of its rows. vader's labels are its fixed five-rater reference
     (bench/_data.py), which the simulated modes use; mode `real` scores against the raters it did not use."""
     if name == "vader":
-        texts, labels, _spare = load_vader()
-        return texts, labels, embedded(name, texts), load_vader_ratings()[1]
+        texts, ratings = load_vader_ratings()
+        labels, _spare = vader_split(ratings)
+        return texts, labels, embedded(name, texts), ratings
     if name != "trec3":
         texts, labels = DATASETS[name]()
         return texts, labels, embedded(name, texts), None
@@ -257,6 +258,13 @@ def simulate_real(
         votes.append(item)
         reference[i] = code[reference_label(shuffled[used:])]
     return final, votes, audits, reference
+
+
+def flags_at(result: noise.ScanResult, given: list[str], count: int) -> list[noise.Flag]:
+    """The scan's own ranking cut at another count (`--count`): the `count` final labels least likely right."""
+    doubt = 1.0 - np.asarray(result.label_quality)
+    order = np.lexsort((np.arange(len(doubt)), -doubt))[:count]
+    return [noise.Flag(int(i), given[i], "", 0.0) for i in order]
 
 
 def c_suffix() -> str:
@@ -478,22 +486,23 @@ def main() -> None:
                         )
                         calibration = result.calibration
                         if args.count == "votes" and which in ("new", "cal"):
-                            doubt = 1.0 - np.asarray(result.label_quality)
-                            order = np.lexsort((np.arange(len(doubt)), -doubt))[: round(doubt.sum())]
-                            result = result._replace(flags=[noise.Flag(int(i), given[i], "", 0.0) for i in order])
+                            doubt_sum = float((1.0 - np.asarray(result.label_quality)).sum())
+                            result = result._replace(flags=flags_at(result, given, round(doubt_sum)))
                         informative = result.skill is None or result.skill.informative
                         if args.count == "mean" and result.method == "crowdlab" and informative:
-                            code_of = {c: k for k, c in enumerate(result.classes)}
-                            matrix, _ = noise._vote_matrix(item_votes, code_of)
-                            given_codes = np.asarray([code_of[g] for g in given])
-                            from_votes = noise.votes_estimate(matrix, given_codes, len(result.classes))
-                            doubt = 1.0 - np.asarray(result.label_quality)
-                            count = round((result.estimated_errors + from_votes) / 2)
-                            order = np.lexsort((np.arange(len(doubt)), -doubt))[:count]
+                            from_votes = result.votes_estimate
+                            if from_votes is None:  # the scan states it under noise.SMALL_PROJECT items only
+                                code_of = {c: k for k, c in enumerate(result.classes)}
+                                matrix, _ = noise._vote_matrix(item_votes, code_of)
+                                given_codes = np.asarray([code_of[g] for g in given])
+                                from_votes = noise.votes_estimate(matrix, given_codes, len(result.classes))
+                            mean = (result.estimated_errors + from_votes) / 2
+                            flags = flags_at(result, given, round(mean))
+                            doubts = [1.0 - result.label_quality[f.row] for f in flags]
                             result = result._replace(
-                                flags=[noise.Flag(int(i), given[i], "", 0.0) for i in order],
-                                estimated_errors=(result.estimated_errors + from_votes) / 2,
-                                expected_precision=float(doubt[order].mean()) if count else None,
+                                flags=flags,
+                                estimated_errors=mean,
+                                expected_precision=float(np.mean(doubts)) if doubts else None,
                             )
                         rows = [f.row for f in result.flags]
                         est_errors = result.estimated_errors
