@@ -412,6 +412,16 @@ def print_row(tag: str, accuracy: tuple[float, float, float], per_item: float, s
     print(f"{tag:18} {acc:8.3f} [{low:.3f}, {high:.3f}] {per_item:15.2f} {took}  {how}", flush=True)
 
 
+def ambiguity_note(ambiguity: dict | None) -> str:
+    """How the scan's count weighed the ambiguity reading (the summary's `ambiguity`), for the scan's line."""
+    if not ambiguity:
+        return ""
+    return (
+        f"ambiguity weight {ambiguity['weight']} (model {ambiguity['model_count']:.0f}, ambiguity "
+        f"{ambiguity['ambiguity_count']:.0f}); "
+    )
+
+
 def scan_and_review(tag: str, labels: list[str], seed: int) -> None:
     """The product's noise scan on the policy's project, scored against the dataset's labels; then the reviewer
     works the flags' review tasks and the policy's accuracy and judgements are printed again."""
@@ -446,7 +456,8 @@ def scan_and_review(tag: str, labels: list[str], seed: int) -> None:
     print(
         f"  scan of {tag}: {int(wrong.sum())} wrong finals, {int(flagged.sum())} flagged; {cells}; "
         f"{calibration.get('audited', 0)} audits ({calibration.get('overturned', 0)} overturned), "
-        f"vote weight {weight}; the page's expected precision {summary.get('expected_precision')}; "
+        f"vote weight {weight}; {ambiguity_note(summary.get('ambiguity'))}"
+        f"the page's expected precision {summary.get('expected_precision')}; "
         f"{time.perf_counter() - start:.0f} s",
         flush=True,
     )
@@ -497,6 +508,14 @@ def main() -> None:
         help="what the adaptive policies' stand-in model learnt from: the true labels of the other folds (default), "
         "or one simulated annotator's label per item, as a first run trained on single labels would",
     )
+    parser.add_argument(
+        "--count",
+        choices=["audits", "model", "ambiguity"],
+        default="audits",
+        help="how --scan counts where items have several votes (noise.COUNT): audits, what ships (the project's "
+        "audits weigh the model's count against the ambiguity count); model, the model's count alone (before "
+        "2026-12-06); ambiguity, the ambiguity count alone (noise.ambiguity_doubt)",
+    )
     parser.add_argument("--db", help="keep the projects in this SQLite file (a new one) to look at afterwards")
     parser.add_argument(
         "--scan", action="store_true", help="then run the noise scan on each routed project and review its flags"
@@ -509,6 +528,10 @@ def main() -> None:
         from annotation.review import routing
 
         routing.CONFIDENT = args.confident
+    if args.count != "audits":
+        from annotation.quality import noise as noise_scan
+
+        noise_scan.COUNT = args.count
     n = 300 if args.quick else args.items
     policies = [p for p in args.policies if not (args.no_model_variant and p == "adaptive-no-model")]
     with tempfile.TemporaryDirectory() as tmp:

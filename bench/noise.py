@@ -358,6 +358,15 @@ def weight_cell(calibration: noise.Calibration | None) -> str:
     return f"w {calibration.vote_weight} ({audits}; AP {tried})"
 
 
+def ambiguity_cell(result: noise.ScanResult | None) -> str:
+    """How the count weighed the ambiguity reading (noise.weigh_ambiguity): its weight and both counts."""
+    a = None if result is None else result.ambiguity
+    if a is None:
+        return ""
+    told = "" if a.as_rater is None else f", overturns as rater {a.as_rater:.1f} / judge {a.as_judge:.1f}"
+    return f"; ambiguity weight {a.weight:.2f} (model {a.model_count:.0f}, ambiguity {a.ambiguity_count:.0f}{told})"
+
+
 def c_argument(text: str) -> str:
     """--C: "auto" or a positive number (kept as text; main() sets noise.DEFAULT_C from it)."""
     if text == "auto":
@@ -392,11 +401,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--count",
-        choices=["expected", "off-diagonal", "votes", "mean"],
+        choices=["expected", "model", "ambiguity", "off-diagonal", "votes", "mean"],
         default="expected",
-        help="how the new scan counts errors: its own estimate, cleanlab's num_label_issues (the count before "
-        "2026-12-05, to reproduce the before/after table), the summed doubt of the posterior with every vote, or "
-        "the mean of the model's estimate and the votes' own (noise.votes_estimate) where items have several votes",
+        help="how the new scan counts errors. expected: as the product does (noise.COUNT, the audits weighing the "
+        "model's count against the ambiguity count; `new` and `new-1` have no audits); model: the model's estimate "
+        "alone (the count before 2026-12-06); ambiguity: the ambiguity count alone (noise.ambiguity_doubt: votes "
+        "as draws from each item's own distribution); off-diagonal: cleanlab's num_label_issues (the count before "
+        "2026-12-05); votes: the summed doubt of the posterior with every vote; mean: the mean of the model's "
+        "estimate and the votes' own (noise.votes_estimate)",
     )
     parser.add_argument(
         "--vote-weight",
@@ -423,6 +435,8 @@ def main() -> None:
     noise.VOTE_WEIGHT = args.vote_weight
     if args.C != "auto":
         noise.DEFAULT_C = float(args.C)
+    if args.count in ("model", "ambiguity"):
+        noise.COUNT = args.count
     if args.count == "off-diagonal":
         from cleanlab.count import num_label_issues
 
@@ -478,6 +492,7 @@ def main() -> None:
                         rows = [s.row for s in suspects]
                         est_errors, est_precision = float("nan"), float("nan")
                         calibration = None
+                        result = None
                     else:
                         item_votes = [{"final": g} for g in given] if which == "new-1" else votes
                         result = noise.scan(
@@ -515,7 +530,8 @@ def main() -> None:
                     print(
                         f"{name:5} {len(truth):5} {mode:9} {seed:4} {which:5} {int(wrong.sum()):6} {len(rows):5} "
                         f"{len(rows) / len(truth):5.1%} {cells} {est_errors:7.0f} {est_precision:5.2f} {seconds:5.1f}"
-                        f" {weight_cell(calibration)}{'' if which == 'old' else f'; C {model_c:g}'}",
+                        f" {weight_cell(calibration)}{'' if which == 'old' else f'; C {model_c:g}'}"
+                        f"{ambiguity_cell(result)}",
                         flush=True,
                     )
     print(f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")

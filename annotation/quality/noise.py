@@ -4,11 +4,13 @@ cleanlab only ever sees probabilities from models that did not train on the item
 (k-fold cross-validation), so a memorised wrong label cannot vouch for itself. `scan` is what the
 product runs: CROWDLAB (cleanlab.multiannotator) over every annotator's and reviewer's vote plus the
 model gives consensus and annotator quality; a calibrated posterior says how likely each final label
-is right, and its doubt summed is the expected number of errors, which sets how many items are
-flagged. `find_suspects` is the earlier final-label-only scan, kept as the baseline bench/noise.py
-compares against. Data that cannot be scanned (too few items, one label, a label rarer than the
-number of folds) raises NoiseScanError with a message meant for the person who started the scan,
-before sklearn gets a chance to fail obscurely.
+is right and ranks the flags. How many are flagged is the expected number of wrong labels: the model's
+(cleanlab's noise matrix inverted out of its probabilities), weighed against an ambiguity reading of the
+votes as far as reviewers' audits say disagreement is ambiguity rather than slips. `find_suspects` is
+the earlier final-label-only scan, kept as the baseline bench/noise.py compares against. Data that
+cannot be scanned (too few items, one label, a label rarer than the number of folds) raises
+NoiseScanError with a message meant for the person who started the scan, before sklearn gets a
+chance to fail obscurely.
 """
 
 from __future__ import annotations
@@ -300,6 +302,7 @@ class ScanResult(NamedTuple):
     calibration: Calibration | None = None  # the vote weight ranked with and its evidence (crowdlab only)
     skill: Skill | None = None  # whether the out-of-fold model predicts the final labels better than their frequencies
     votes_estimate: float | None = None  # small projects with votes: the votes' own count, shown beside the model's
+    ambiguity: Ambiguity | None = None  # with votes: how the count weighs the ambiguity reading (weigh_ambiguity)
 
 
 def wilson(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
@@ -704,6 +707,147 @@ def estimate_errors(codes: np.ndarray, probs: np.ndarray) -> float:
     return float((1.0 - posterior[np.arange(len(codes)), codes]).sum())
 
 
+# --- how many, where items have several votes: the model's count, the ambiguity count, the audits between them ---
+
+# "model": `estimate_errors` alone (what shipped until 2026-12-06); "ambiguity": `ambiguity_doubt` alone; "audits":
+# the project's audits weigh the two (`weigh_ambiguity`), the model's count alone without enough audits.
+COUNT = "audits"
+COUNTS = ("model", "ambiguity", "audits")
+
+AMBIGUITY_SAMPLES = 400  # Monte Carlo draws per item for P(a class is the item's majority judgement)
+AMBIGUITY_CHUNK = 2000  # items per batch of draws (memory: chunk x samples x classes floats)
+ALPHA_BOUNDS = (0.05, 1000.0)  # the concentration searched, in pseudo-votes
+MIN_SPREAD = 1.0  # the two readings must expect at least this many more overturns apart for the audits to tell them
+
+
+def _dirichlet_multinomial_loglik(alpha: float, prior: np.ndarray, counts: np.ndarray) -> float:
+    from scipy.special import gammaln
+
+    a = alpha * prior
+    total = counts.sum(axis=1)
+    return float((gammaln(alpha) - gammaln(alpha + total) + (gammaln(a + counts) - gammaln(a)).sum(axis=1)).sum())
+
+
+def _ambiguity_fit(matrix: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, float]:
+    """(each item's posterior Dirichlet concentration, the fitted alpha): see `ambiguity_doubt`."""
+    from scipy.optimize import minimize_scalar
+
+    n, n_classes = probs.shape
+    counts = np.zeros((n, n_classes))
+    voted = ~np.isnan(matrix)
+    for j in range(matrix.shape[1]):
+        rows = np.flatnonzero(voted[:, j])
+        np.add.at(counts, (rows, matrix[rows, j].astype(np.int64)), 1.0)
+    prior = (1 - MODEL_FLOOR) * probs + MODEL_FLOOR / n_classes
+    fit = minimize_scalar(
+        lambda log_alpha: -_dirichlet_multinomial_loglik(float(np.exp(log_alpha)), prior, counts),
+        bounds=(np.log(ALPHA_BOUNDS[0]), np.log(ALPHA_BOUNDS[1])),
+        method="bounded",
+    )
+    alpha = float(np.exp(fit.x))
+    return alpha * prior + counts, alpha
+
+
+def _majority_share(concentration: np.ndarray, codes: np.ndarray, seed: int) -> np.ndarray:
+    """P(class codes[i] is the largest of item i's Dirichlet(concentration[i]) distribution), by seeded Monte Carlo."""
+    rng = np.random.default_rng(seed)
+    share = np.empty(len(codes))
+    for start in range(0, len(codes), AMBIGUITY_CHUNK):
+        block = concentration[start : start + AMBIGUITY_CHUNK]
+        draws = rng.gamma(np.broadcast_to(block, (AMBIGUITY_SAMPLES, *block.shape)))
+        winner = draws.argmax(axis=2)  # a Dirichlet draw's largest class is its gammas' largest
+        share[start : start + len(block)] = (winner == codes[start : start + len(block)]).mean(axis=0)
+    return share
+
+
+def ambiguity_doubt(
+    matrix: np.ndarray, probs: np.ndarray, given_codes: np.ndarray, seed: int = 0
+) -> tuple[np.ndarray, float]:
+    """Each final label's chance of not being the label most judgements of its item would give, and the fitted alpha.
+
+    The votes are read as draws from the item's own distribution of judgements (an ambiguous item has no single
+    label everyone would give): that distribution's prior is Dirichlet(alpha * model), the model's out-of-fold
+    probabilities as its mean and alpha, in pseudo-votes, fitted to every item's votes at once (the
+    Dirichlet-multinomial's maximum likelihood), so how far votes stray from the model is learnt from the project.
+    An item's true label is its distribution's largest class; its posterior, Dirichlet(alpha * model + votes),
+    gives each class's chance of being it (Monte Carlo, seeded). Unlike the one-coin and Dawid-Skene models, two
+    votes that disagree on an item are evidence that the item is ambiguous, not that someone slipped.
+    """
+    concentration, alpha = _ambiguity_fit(matrix, probs)
+    return 1.0 - _majority_share(concentration, given_codes, seed), alpha
+
+
+class Ambiguity(NamedTuple):
+    """How the count weighs the two readings of disagreement, and the audits' evidence for it."""
+
+    weight: float  # 0: the model's count alone ... 1: the ambiguity count alone
+    model_count: float  # `estimate_errors`
+    ambiguity_count: float  # summed `ambiguity_doubt`
+    audited: int
+    overturned: int
+    as_rater: float | None  # overturns expected had reviewers judged like one more annotator (a draw of the item)
+    as_judge: float | None  # overturns expected had they overturned exactly the agreements that are wrong
+    message: str
+
+
+AMBIGUITY_TOO_FEW = (
+    "The count is the model's: weighing it against the ambiguity count ({ambiguity:.0f} wrong labels if every "
+    "disagreement is read as an ambiguous item) needs at least {min_audited} audited agreements, and there "
+    "{are} {audited}."
+)
+
+
+AMBIGUITY_UNTOLD = (
+    "The count is the model's: on these {audited} audited agreements, one more annotator and a reviewer who "
+    "overturns only wrong labels would overturn about as many ({as_rater:.1f} against {as_judge:.1f}), so the "
+    "audits cannot tell which reviewers were."
+)
+
+
+AMBIGUITY_WEIGHED = (
+    "Reviewers overturned {overturned} of {audited} audited agreements, where one more annotator would have "
+    "overturned about {as_rater:.0f} and a reviewer who overturns only wrong labels about {as_judge:.0f}: the count "
+    "weighs the ambiguity reading ({ambiguity:.0f} wrong labels) {weight:.0%} and the model's ({model:.0f}) "
+    "{rest:.0%}."
+)
+
+
+def weigh_ambiguity(
+    matrix: np.ndarray,
+    voters: list[str],
+    probs: np.ndarray,
+    audits: Sequence[Audited],
+    code: dict[str, int],
+    seed: int = 0,
+) -> tuple[float | None, float | None, float | None]:
+    """(weight of the ambiguity count, overturns expected of a rater, of a judge), from the project's audits.
+
+    Two readings of the votes give two counts. The model's (`estimate_errors`) reads disagreement as slips a
+    careful person would not make; on a real crowd's judgements of ambiguous words it flagged 1.3-1.9 times the
+    wrong labels. The ambiguity reading (`ambiguity_doubt`) reads it as items people can see two ways; it counted
+    a real crowd's wrong labels within 10 %, and 1.2-1.7 times over where a disagreement's deciding judgement was
+    always right (planted errors; bench/noise.py). Which reading fits is what the audits show: each audited agreement, as it stood before its
+    audit (`_audit_matrix`), would be overturned by one more annotator with probability 1 - E[its share of the
+    agreed label] and by a judge who overturns only wrong labels with the agreed label's `ambiguity_doubt`. The
+    weight is where the overturns observed fall between the two sums, clipped to [0, 1]. None where the audits
+    are too few (MIN_AUDITED) or the two sums lie within MIN_SPREAD of each other.
+    """
+    if len(audits) < MIN_AUDITED:
+        return None, None, None
+    before = _audit_matrix(matrix, voters, audits, code)
+    rows = np.asarray([a.row for a in audits], dtype=np.int64)
+    agreed = np.asarray([code[a.agreed] for a in audits], dtype=np.int64)
+    concentration, _ = _ambiguity_fit(before, probs)
+    mine = concentration[rows]
+    as_rater = float((1.0 - mine[np.arange(len(rows)), agreed] / mine.sum(axis=1)).sum())
+    as_judge = float((1.0 - _majority_share(mine, agreed, seed)).sum())
+    if as_rater - as_judge < MIN_SPREAD:
+        return None, as_rater, as_judge
+    overturned = sum(a.agreed != a.decided for a in audits)
+    weight = float(np.clip((overturned - as_judge) / (as_rater - as_judge), 0.0, 1.0))
+    return weight, as_rater, as_judge
+
+
 SKILL_Z = 1.6448536269514722  # one-sided 95 % normal quantile
 
 
@@ -751,8 +895,11 @@ def scan(
     on the final labels.
 
     How many: `estimate_errors`, the expected number of wrong final labels once the noise the model learnt
-    from them is inverted out of its out-of-fold probabilities (cleanlab's noise matrix); rounded. Under
-    SMALL_PROJECT items with votes the votes' own count (`votes_estimate`) is reported beside it.
+    from them is inverted out of its out-of-fold probabilities (cleanlab's noise matrix); rounded. With votes,
+    `audits` also weigh it against the ambiguity count (`weigh_ambiguity`, `ambiguity_doubt`: read as ambiguous
+    items, how many final labels most people would not give), the flags' stated precision weighed alike; the
+    result's `ambiguity` says how (COUNT: what the benches switch). Under SMALL_PROJECT items with votes the
+    votes' own count (`votes_estimate`) is reported beside it.
 
     Which: when some item has two or more votes, CROWDLAB (cleanlab.multiannotator) gives the
     consensus label, its quality and each annotator's quality, and the model and every vote combined
@@ -820,6 +967,10 @@ def scan(
     others[rows, given_codes] = -1.0
     suggested = np.where(likeliest != given_codes, likeliest, others.argmax(axis=1))
     estimated = estimate_errors(codes, probs[:, trained_columns])
+    ambiguity = None
+    if method == "crowdlab" and COUNT != "model":
+        estimated, stated, ambiguity = _weigh_counts(matrix, voters, probs, given_codes, audits, code, seed,
+                                                     estimated, stated)
     from_votes = None
     if method == "crowdlab" and len(given) < SMALL_PROJECT:
         from_votes = votes_estimate(matrix, given_codes, len(classes))  # a second opinion, shown beside the count
@@ -842,7 +993,51 @@ def scan(
         calibration=calibration,
         skill=skill,
         votes_estimate=from_votes,
+        ambiguity=ambiguity,
     )
+
+
+def _weigh_counts(
+    matrix: np.ndarray,
+    voters: list[str],
+    probs: np.ndarray,
+    given_codes: np.ndarray,
+    audits: Sequence[Audited],
+    code: dict[str, int],
+    seed: int,
+    model_count: float,
+    stated: np.ndarray,
+) -> tuple[float, np.ndarray, Ambiguity]:
+    """(count, each final label's stated probability of being right, the Ambiguity record): the model's count and
+    the ambiguity count weighed as COUNT says (`weigh_ambiguity` under "audits"); the stated probabilities, whose
+    mean over the flags is their expected precision, weighed alike."""
+    doubt, _alpha = ambiguity_doubt(matrix, probs, given_codes, seed)
+    ambiguity_count = float(doubt.sum())
+    audited, overturned = len(audits), sum(a.agreed != a.decided for a in audits)
+    as_rater = as_judge = None
+    if COUNT == "ambiguity":
+        weight, message = 1.0, "The count is the ambiguity count alone (an experiment: noise.COUNT)."
+    else:
+        found, as_rater, as_judge = weigh_ambiguity(matrix, voters, probs, audits, code, seed)
+        numbers = {"audited": audited, "ambiguity": ambiguity_count, "model": model_count}
+        if found is None and as_rater is None:
+            weight = 0.0
+            message = AMBIGUITY_TOO_FEW.format(
+                min_audited=MIN_AUDITED, are="is" if audited == 1 else "are", **numbers
+            )
+        elif found is None:
+            weight = 0.0
+            message = AMBIGUITY_UNTOLD.format(as_rater=as_rater, as_judge=as_judge, **numbers)
+        else:
+            weight = found
+            message = AMBIGUITY_WEIGHED.format(
+                overturned=overturned, as_rater=as_rater, as_judge=as_judge, weight=weight, rest=1 - weight,
+                **numbers,
+            )
+    count = weight * ambiguity_count + (1 - weight) * model_count
+    blended = weight * (1.0 - doubt) + (1 - weight) * stated
+    record = Ambiguity(weight, model_count, ambiguity_count, audited, overturned, as_rater, as_judge, message)
+    return count, blended, record
 
 
 # Under this many scanned items the out-of-fold model learns from few and can take its own mistakes for label noise

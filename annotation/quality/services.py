@@ -11,7 +11,9 @@ annotator's accuracy against the consensus with its interval (read by `annotator
 The project's audits of agreed items (`audit_labels`: what reviewers said when an agreement was sampled for
 audit) calibrate how much the votes weigh against the model (`noise.calibrate`); the summary's `calibration`
 says which weight ranked the flags and on how many audits, or that there were too few.
-The NoiseScan row, not Redis, is the truth about a scan's status.
+The same audits weigh the model's count of wrong labels against the ambiguity count (`noise.weigh_ambiguity`: do
+reviewers overturn agreements like one more annotator, or only where the agreement is wrong?); the summary's
+`ambiguity` says how. The NoiseScan row, not Redis, is the truth about a scan's status.
 
 The encoder is `settings.LABELLOOP_EMBEDDER` (a dotted path to `fn(texts) -> float array`), the
 shipped MiniLM by default; tests point it at a tiny deterministic embedder.
@@ -360,6 +362,21 @@ def _audited(row: int, annotations: dict[str, str], decided: str) -> noise.Audit
     return noise.Audited(row, agreed.pop(), decided, dict(annotations))
 
 
+def _ambiguity_summary(ambiguity: noise.Ambiguity | None) -> dict[str, Any] | None:
+    if ambiguity is None:
+        return None
+    return {
+        "weight": round(ambiguity.weight, 3),
+        "model_count": round(ambiguity.model_count, 1),
+        "ambiguity_count": round(ambiguity.ambiguity_count, 1),
+        "audited": ambiguity.audited,
+        "overturned": ambiguity.overturned,
+        "as_rater": None if ambiguity.as_rater is None else round(ambiguity.as_rater, 1),
+        "as_judge": None if ambiguity.as_judge is None else round(ambiguity.as_judge, 1),
+        "message": ambiguity.message,
+    }
+
+
 def _calibration_summary(calibration: noise.Calibration | None) -> dict[str, Any] | None:
     if calibration is None:
         return None
@@ -393,6 +410,7 @@ def _summary(
         "seconds": round(seconds, 1),
         "annotators": [a._asdict() for a in result.annotators],
         "calibration": _calibration_summary(result.calibration),
+        "ambiguity": _ambiguity_summary(result.ambiguity),
         "model": None if result.skill is None else result.skill._asdict(),
         "crowdlab": {
             "items": sum(n >= 2 for n in result.num_votes),

@@ -667,3 +667,146 @@ def test_an_audit_naming_a_voter_who_never_voted_is_refused():
     stranger = [audits[0]._replace(votes={"nobody": audits[0].agreed}), *audits[1:]]
     with pytest.raises(NoiseScanError, match="voter 'nobody' cast no vote"):
         noise.calibrate(matrix, voters, probs, stranger, code)
+
+
+# --- the ambiguity count (noise.ambiguity_doubt; an experiment the benches switch on with noise.COUNT) ---
+
+
+def ambiguous_items(n: int, alpha: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Items whose judgements are draws from their own distribution, Dirichlet(alpha * model) around a known model.
+
+    Returns (model probabilities, vote matrix of two raters and a third on disagreement, final label codes as the
+    third's word or the agreement, each item's true label: its distribution's largest class)."""
+    rng = np.random.default_rng(seed)
+    model = rng.dirichlet(np.ones(3) * 0.7, size=n)
+    model = 0.9 * model + 0.1 / 3
+    spread = np.array([rng.dirichlet(alpha * m) for m in model])
+    first = np.array([rng.choice(3, size=3, p=p) for p in spread])
+    matrix = np.full((n, 3), np.nan)
+    matrix[:, :2] = first[:, :2]
+    disagree = first[:, 0] != first[:, 1]
+    matrix[disagree, 2] = first[disagree, 2]
+    final = np.where(disagree, first[:, 2], first[:, 0])
+    return model, matrix, final, spread.argmax(axis=1)
+
+
+def test_the_ambiguity_count_learns_how_far_votes_stray_from_the_model_and_counts_the_items_left_wrong():
+    model, matrix, final, truth = ambiguous_items(3000, alpha=4.0, seed=3)
+    doubt, alpha = noise.ambiguity_doubt(matrix, model, final, seed=0)
+    assert 2.0 <= alpha <= 8.0  # fitted from the votes alone: the spread they were drawn with is 4
+    wrong = int((final != truth).sum())
+    assert abs(doubt.sum() - wrong) <= 0.15 * wrong
+    assert doubt[final != truth].mean() > 2 * doubt[final == truth].mean()  # the wrong ones are the doubted ones
+
+
+def test_disagreeing_votes_mark_an_item_ambiguous_and_the_doubt_is_seeded():
+    model = np.tile([0.5, 0.3, 0.2], (4, 1))
+    matrix = np.array([[0, 0, np.nan], [0, 1, 0], [0, 1, 1], [1, 1, np.nan]], dtype=float)
+    final = np.array([0, 0, 1, 1])
+    doubt, _ = noise.ambiguity_doubt(matrix, model, final, seed=7)
+    assert doubt[0] < doubt[1]  # the same final label, once agreed, once 2-1
+    assert doubt[1] < doubt[2]  # a 2-1 majority for the model's favourite against one for the other class
+    assert doubt[3] < doubt[2]
+    again, _ = noise.ambiguity_doubt(matrix, model, final, seed=7)
+    assert np.array_equal(doubt, again)
+    assert ((doubt >= 0) & (doubt <= 1)).all()
+
+
+def audited_ambiguous_items(reviewer: str, seed: int) -> tuple[np.ndarray, np.ndarray, list[str], list]:
+    """`ambiguous_items` (3,000, alpha 4) as votes, with 400 agreements audited by a reviewer who is one more draw of
+    the item ("rater") or says its true label ("judge"). Returns (model, matrix with the reviewers' votes, voters,
+    audits)."""
+    model, matrix, final, truth = ambiguous_items(3000, alpha=4.0, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    spread_rng = np.random.default_rng(seed + 200)
+    voters = ["a", "b", "c", "reviewer"]
+    full = np.column_stack([matrix, np.full(len(final), np.nan)])
+    agreed = np.flatnonzero(np.isnan(matrix[:, 2]))
+    audits = []
+    for row in rng.choice(agreed, size=400, replace=False).tolist():
+        if reviewer == "judge":
+            decided = int(truth[row])
+        else:  # a rater: one more draw from the item's own posterior distribution given the model and its votes
+            counts = np.bincount(matrix[row, :2].astype(int), minlength=3)
+            decided = int(spread_rng.choice(3, p=spread_rng.dirichlet(4.0 * model[row] + counts)))
+        full[row, 3] = decided
+        before = {"a": LABELS[int(matrix[row, 0])], "b": LABELS[int(matrix[row, 1])]}
+        audits.append(noise.Audited(row, LABELS[int(matrix[row, 0])], LABELS[decided], before))
+    return model, full, voters, audits
+
+
+@pytest.mark.parametrize("reviewer", ["rater", "judge"])
+def test_audits_weigh_the_ambiguity_count_by_how_reviewers_overturn_agreements(reviewer):
+    """A reviewer who is one more annotator overturns agreements the way an ambiguous item's next judgement would;
+    one who knows the true label overturns only the wrong ones. The weight says which the audits look like."""
+    code = {name: k for k, name in enumerate(LABELS)}
+    weights = []
+    for seed in (0, 1):
+        model, matrix, voters, audits = audited_ambiguous_items(reviewer, seed)
+        weight, as_rater, as_judge = noise.weigh_ambiguity(matrix, voters, model, audits, code, seed=0)
+        assert as_rater > as_judge + noise.MIN_SPREAD
+        weights.append(weight)
+    if reviewer == "rater":
+        assert min(weights) >= 0.6
+    else:
+        assert max(weights) <= 0.4
+
+
+def test_too_few_audits_leave_the_count_to_the_model():
+    code = {name: k for k, name in enumerate(LABELS)}
+    model, matrix, voters, audits = audited_ambiguous_items("rater", 0)
+    few = audits[: noise.MIN_AUDITED - 1]
+    assert noise.weigh_ambiguity(matrix, voters, model, few, code) == (None, None, None)
+
+
+def test_the_scan_counts_with_the_model_until_audits_weigh_in(monkeypatch):
+    X, y = overlapping()
+    given, votes, _ = crowd_votes(y, planted=0.1)
+    shipped = noise.scan(X, given, votes, LABELS, seed=0)
+    assert noise.COUNT == "audits"
+    code = {name: k for k, name in enumerate(shipped.classes)}
+    given_codes = np.array([code[g] for g in given])
+    model_count = noise.estimate_errors(given_codes, shipped.probs)
+    assert shipped.estimated_errors == pytest.approx(model_count)  # no audits: the model's count
+    assert shipped.ambiguity is not None and shipped.ambiguity.weight == 0.0
+    assert "there are 0" in shipped.ambiguity.message
+    matrix, _ = noise._vote_matrix(votes, code)
+    doubt, _ = noise.ambiguity_doubt(matrix, shipped.probs, given_codes, seed=0)
+    assert shipped.ambiguity.ambiguity_count == pytest.approx(doubt.sum())
+    monkeypatch.setattr(noise, "COUNT", "ambiguity")
+    switched = noise.scan(X, given, votes, LABELS, seed=0, probs=shipped.probs)
+    assert switched.estimated_errors == pytest.approx(doubt.sum())
+    assert len(switched.flags) == round(doubt.sum())
+    # the ranking is the shipped one: the count changes how many are flagged, not which come first
+    rows = [f.row for f in shipped.flags]
+    assert [f.row for f in switched.flags][: len(rows)] == rows[: len(switched.flags)]
+    flagged = [f.row for f in switched.flags]
+    assert switched.expected_precision == pytest.approx(float(np.mean(doubt[flagged])))
+    monkeypatch.setattr(noise, "COUNT", "model")
+    assert noise.scan(X, given, votes, LABELS, seed=0, probs=shipped.probs).ambiguity is None
+
+
+def test_a_weighed_count_blends_both_counts_and_the_stated_precision_alike():
+    model, matrix, voters, audits = audited_ambiguous_items("rater", 0)
+    votes = [{voters[j]: LABELS[int(v)] for j, v in enumerate(row) if not np.isnan(v)} for row in matrix]
+    audited = {a.row: a for a in audits}
+    given = []
+    for i, item in enumerate(votes):
+        if i in audited:
+            given.append(audited[i].decided)
+        elif len(item) == 3:
+            given.append(item["c"])
+        else:
+            given.append(item["a"])
+    X = np.zeros((len(given), 2))
+    result = noise.scan(X, given, votes, LABELS, seed=0, probs=model, audits=audits)
+    a = result.ambiguity
+    assert a is not None and 0.0 < a.weight <= 1.0 and a.audited == 400
+    assert result.estimated_errors == pytest.approx(a.weight * a.ambiguity_count + (1 - a.weight) * a.model_count)
+    assert len(result.flags) == round(result.estimated_errors)
+    assert "Reviewers overturned" in a.message and f"{a.overturned} of 400" in a.message
+    code = {name: k for k, name in enumerate(result.classes)}
+    doubt, _ = noise.ambiguity_doubt(noise._vote_matrix(votes, code)[0], model, np.array([code[g] for g in given]))
+    flagged = [f.row for f in result.flags]
+    blended = a.weight * doubt[flagged] + (1 - a.weight) * (1 - np.asarray(result.label_quality)[flagged])
+    assert result.expected_precision == pytest.approx(float(blended.mean()))

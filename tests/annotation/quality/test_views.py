@@ -7,6 +7,7 @@ runs in well under a second and needs no model files.
 from __future__ import annotations
 
 import hashlib
+from html import unescape
 
 import django_rq
 import numpy as np
@@ -723,6 +724,14 @@ def test_the_scan_calibrates_its_vote_weight_on_the_reviewers_audits_and_says_so
     flags_page = client.get(reverse("noise-flag-list", args=[project.pk, scan.pk])).content.decode()
     weight = calibration["vote_weight"]
     assert f"vote weight {weight} (calibrated on 40 audited items, 8 overturned)" in flags_page
+    # the same audits weigh the model's count against the ambiguity count, and the card says how
+    ambiguity = scan.summary["ambiguity"]
+    assert (ambiguity["audited"], ambiguity["overturned"]) == (40, 8)
+    assert 0.0 <= ambiguity["weight"] <= 1.0 and ambiguity["as_rater"] is not None
+    blended = ambiguity["weight"] * ambiguity["ambiguity_count"] + (1 - ambiguity["weight"]) * ambiguity["model_count"]
+    assert scan.summary["estimated_errors"] == pytest.approx(blended, abs=0.1)
+    assert 'id="scan-ambiguity"' in html and ambiguity["message"] in unescape(html)
+    assert api["summary"]["ambiguity"] == ambiguity
 
 
 def test_with_too_few_audits_the_scan_keeps_the_default_weight_and_the_page_says_why(
@@ -738,3 +747,6 @@ def test_with_too_few_audits_the_scan_keeps_the_default_weight_and_the_page_says
     client.force_login(reviewer)
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
     assert "there are 12 audited items with 2 overturned" in html and "(the default)" in html
+    ambiguity = scan.summary["ambiguity"]
+    assert ambiguity["weight"] == 0.0 and scan.summary["estimated_errors"] == ambiguity["model_count"]
+    assert "The count is the model&#x27;s" in html and "audited agreements, and there are 12." in html
