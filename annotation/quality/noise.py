@@ -715,9 +715,10 @@ COUNT = "audits"
 COUNTS = ("model", "ambiguity", "audits")
 
 AMBIGUITY_SAMPLES = 400  # Monte Carlo draws per item for P(a class is the item's majority judgement)
-AMBIGUITY_CHUNK = 2000  # items per batch of draws (memory: chunk x samples x classes floats)
+AMBIGUITY_BATCH = 4_000_000  # draws (samples x items x classes, float32) held at once: about 16 MB
 ALPHA_BOUNDS = (0.05, 1000.0)  # the concentration searched, in pseudo-votes
-MIN_SPREAD = 1.0  # the two readings must expect at least this many more overturns apart for the audits to tell them
+MIN_SPREAD = 1.0  # the two readings must expect at least this many overturns apart for the audits to tell them
+EXCESS_Z = 2.0  # overturns this many standard deviations above a rater's: agreements are wrong, not ambiguous
 
 
 def _dirichlet_multinomial_loglik(alpha: float, prior: np.ndarray, counts: np.ndarray) -> float:
@@ -749,14 +750,17 @@ def _ambiguity_fit(matrix: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, f
 
 
 def _majority_share(concentration: np.ndarray, codes: np.ndarray, seed: int) -> np.ndarray:
-    """P(class codes[i] is the largest of item i's Dirichlet(concentration[i]) distribution), by seeded Monte Carlo."""
+    """P(class codes[i] is the largest of item i's Dirichlet(concentration[i]) distribution), by seeded Monte Carlo.
+
+    Batched so that memory stays near AMBIGUITY_BATCH draws whatever the number of items and classes."""
     rng = np.random.default_rng(seed)
     share = np.empty(len(codes))
-    for start in range(0, len(codes), AMBIGUITY_CHUNK):
-        block = concentration[start : start + AMBIGUITY_CHUNK]
-        draws = rng.gamma(np.broadcast_to(block, (AMBIGUITY_SAMPLES, *block.shape)))
-        winner = draws.argmax(axis=2)  # a Dirichlet draw's largest class is its gammas' largest
-        share[start : start + len(block)] = (winner == codes[start : start + len(block)]).mean(axis=0)
+    rows_per_batch = max(1, AMBIGUITY_BATCH // (AMBIGUITY_SAMPLES * concentration.shape[1]))
+    for start in range(0, len(codes), rows_per_batch):
+        block = concentration[start : start + rows_per_batch]
+        shape = np.broadcast_to(block, (AMBIGUITY_SAMPLES, *block.shape))
+        draws = rng.standard_gamma(shape, dtype=np.float32)  # a Dirichlet draw's largest class is its gammas' largest
+        share[start : start + len(block)] = (draws.argmax(axis=2) == codes[start : start + len(block)]).mean(axis=0)
     return share
 
 
@@ -782,7 +786,8 @@ class Ambiguity(NamedTuple):
 
     weight: float  # 0: the model's count alone ... 1: the ambiguity count alone
     model_count: float  # `estimate_errors`
-    ambiguity_count: float  # summed `ambiguity_doubt`
+    ambiguity_count: float | None  # summed `ambiguity_doubt`; None where too few audits left it uncomputed
+    alpha: float | None  # the ambiguity model's fitted concentration, in pseudo-votes
     audited: int
     overturned: int
     as_rater: float | None  # overturns expected had reviewers judged like one more annotator (a draw of the item)
@@ -790,10 +795,18 @@ class Ambiguity(NamedTuple):
     message: str
 
 
+class AuditReading(NamedTuple):
+    """What the audits say about the two readings (`weigh_ambiguity`)."""
+
+    weight: float | None  # of the ambiguity count; None: the audits cannot weigh it (see `verdict`)
+    as_rater: float | None
+    as_judge: float | None
+    verdict: str  # "too few", "untold", "agreed wrong" or "weighed"
+
+
 AMBIGUITY_TOO_FEW = (
-    "The count is the model's: weighing it against the ambiguity count ({ambiguity:.0f} wrong labels if every "
-    "disagreement is read as an ambiguous item) needs at least {min_audited} audited agreements, and there "
-    "{are} {audited}."
+    "The count is the model's: weighing it against the ambiguity count (disagreement read as ambiguous items) "
+    "needs at least {min_audited} audited agreements, and there {are} {audited}."
 )
 
 
@@ -804,11 +817,18 @@ AMBIGUITY_UNTOLD = (
 )
 
 
+AMBIGUITY_AGREED_WRONG = (
+    "The count is the model's: reviewers overturned {overturned} of {audited} audited agreements, more than even "
+    "one more annotator would have (about {as_rater:.0f}), so annotators agree on wrong labels, which the ambiguity "
+    "reading ({ambiguity:.0f} wrong labels) does not count."
+)
+
+
 AMBIGUITY_WEIGHED = (
     "Reviewers overturned {overturned} of {audited} audited agreements, where one more annotator would have "
     "overturned about {as_rater:.0f} and a reviewer who overturns only wrong labels about {as_judge:.0f}: the count "
-    "weighs the ambiguity reading ({ambiguity:.0f} wrong labels) {weight:.0%} and the model's ({model:.0f}) "
-    "{rest:.0%}."
+    "leans {weight:.0%} on the ambiguity reading ({ambiguity:.0f} wrong labels) and {rest:.0%} on the model's "
+    "({model:.0f})."
 )
 
 
@@ -819,33 +839,46 @@ def weigh_ambiguity(
     audits: Sequence[Audited],
     code: dict[str, int],
     seed: int = 0,
-) -> tuple[float | None, float | None, float | None]:
-    """(weight of the ambiguity count, overturns expected of a rater, of a judge), from the project's audits.
+) -> AuditReading:
+    """How far the project's audits say the count should lean on the ambiguity reading.
 
     Two readings of the votes give two counts. The model's (`estimate_errors`) reads disagreement as slips a
     careful person would not make; on a real crowd's judgements of ambiguous words it flagged 1.3-1.9 times the
     wrong labels. The ambiguity reading (`ambiguity_doubt`) reads it as items people can see two ways; it counted
-    a real crowd's wrong labels within 10 %, and 1.2-1.7 times over where a disagreement's deciding judgement was
-    always right (planted errors; bench/noise.py). Which reading fits is what the audits show: each audited agreement, as it stood before its
-    audit (`_audit_matrix`), would be overturned by one more annotator with probability 1 - E[its share of the
-    agreed label] and by a judge who overturns only wrong labels with the agreed label's `ambiguity_doubt`. The
-    weight is where the overturns observed fall between the two sums, clipped to [0, 1]. None where the audits
-    are too few (MIN_AUDITED) or the two sums lie within MIN_SPREAD of each other.
+    every crowd's wrong labels, real or simulated, within 10 %, and 1.1-1.9 times over where a disagreement's
+    deciding judgement was always right (planted errors; bench/noise.py). Which fits is what the audits show: each
+    audited agreement, as it stood before its audit (`_audit_matrix`, which refuses audits naming a voter or label
+    the votes lack), would be overturned by one more annotator with probability 1 - E[its share of the agreed
+    label] and by a judge who overturns only wrong labels with the agreed label's `ambiguity_doubt`. The weight is
+    where the overturns observed fall between the two sums, clipped to [0, 1]. Overturns well above even a
+    rater's (EXCESS_Z standard deviations) say annotators agree on wrong labels, which the ambiguity reading
+    cannot count: weight 0. Too few audits (MIN_AUDITED) or sums within MIN_SPREAD of each other: no weight. Short
+    of that excess, a judge auditing annotators who often agree on wrong labels overturns about as often as a rater
+    would and is read as one (constructed: 15 % of the audited agreements wrong gave weight 0.84, 30 % weight 0;
+    tests/annotation/quality/test_noise.py); on the simulated crowd, whose annotators err together on hard items,
+    the weights were 0.15-0.29 (docs/benchmarks.md).
+
+    The audits watch reviewers judge *agreed* items, while the ambiguity count's over-count comes from how
+    reliable a disagreement's deciding judgement is: the weight carries over where the same reviewers (or
+    annotators of the same reliability) settle disagreements, as under either routing.
     """
     if len(audits) < MIN_AUDITED:
-        return None, None, None
+        return AuditReading(None, None, None, "too few")
     before = _audit_matrix(matrix, voters, audits, code)
     rows = np.asarray([a.row for a in audits], dtype=np.int64)
     agreed = np.asarray([code[a.agreed] for a in audits], dtype=np.int64)
     concentration, _ = _ambiguity_fit(before, probs)
     mine = concentration[rows]
-    as_rater = float((1.0 - mine[np.arange(len(rows)), agreed] / mine.sum(axis=1)).sum())
+    p_rater = 1.0 - mine[np.arange(len(rows)), agreed] / mine.sum(axis=1)
+    as_rater = float(p_rater.sum())
     as_judge = float((1.0 - _majority_share(mine, agreed, seed)).sum())
-    if as_rater - as_judge < MIN_SPREAD:
-        return None, as_rater, as_judge
     overturned = sum(a.agreed != a.decided for a in audits)
+    if overturned > as_rater + EXCESS_Z * float(np.sqrt((p_rater * (1 - p_rater)).sum())):
+        return AuditReading(0.0, as_rater, as_judge, "agreed wrong")
+    if abs(as_rater - as_judge) < MIN_SPREAD:
+        return AuditReading(None, as_rater, as_judge, "untold")
     weight = float(np.clip((overturned - as_judge) / (as_rater - as_judge), 0.0, 1.0))
-    return weight, as_rater, as_judge
+    return AuditReading(weight, as_rater, as_judge, "weighed")
 
 
 SKILL_Z = 1.6448536269514722  # one-sided 95 % normal quantile
@@ -969,8 +1002,9 @@ def scan(
     estimated = estimate_errors(codes, probs[:, trained_columns])
     ambiguity = None
     if method == "crowdlab" and COUNT != "model":
-        estimated, stated, ambiguity = _weigh_counts(matrix, voters, probs, given_codes, audits, code, seed,
-                                                     estimated, stated)
+        estimated, stated, ambiguity = _weigh_counts(
+            matrix, voters, probs, given_codes, audits, code, seed, estimated, stated
+        )
     from_votes = None
     if method == "crowdlab" and len(given) < SMALL_PROJECT:
         from_votes = votes_estimate(matrix, given_codes, len(classes))  # a second opinion, shown beside the count
@@ -1010,33 +1044,37 @@ def _weigh_counts(
 ) -> tuple[float, np.ndarray, Ambiguity]:
     """(count, each final label's stated probability of being right, the Ambiguity record): the model's count and
     the ambiguity count weighed as COUNT says (`weigh_ambiguity` under "audits"); the stated probabilities, whose
-    mean over the flags is their expected precision, weighed alike."""
-    doubt, _alpha = ambiguity_doubt(matrix, probs, given_codes, seed)
-    ambiguity_count = float(doubt.sum())
+    mean over the flags is their expected precision, weighed alike. Too few audits: the ambiguity count is not
+    computed (its draws cost about a second per thousand items at 50 classes)."""
     audited, overturned = len(audits), sum(a.agreed != a.decided for a in audits)
-    as_rater = as_judge = None
-    if COUNT == "ambiguity":
-        weight, message = 1.0, "The count is the ambiguity count alone (an experiment: noise.COUNT)."
+    reading = AuditReading(1.0, None, None, "forced")
+    if COUNT != "ambiguity":
+        reading = weigh_ambiguity(matrix, voters, probs, audits, code, seed)
+    if reading.verdict == "too few":
+        message = AMBIGUITY_TOO_FEW.format(
+            min_audited=MIN_AUDITED, are="is" if audited == 1 else "are", audited=audited
+        )
+        return model_count, stated, Ambiguity(0.0, model_count, None, None, audited, overturned, None, None, message)
+    doubt, alpha = ambiguity_doubt(matrix, probs, given_codes, seed)
+    ambiguity_count = float(doubt.sum())
+    numbers = {
+        "audited": audited, "overturned": overturned, "ambiguity": ambiguity_count, "model": model_count,
+        "as_rater": reading.as_rater, "as_judge": reading.as_judge,
+    }
+    weight = reading.weight or 0.0
+    if reading.verdict == "forced":
+        message = "The count is the ambiguity count alone (an experiment: noise.COUNT)."
+    elif reading.verdict == "untold":
+        message = AMBIGUITY_UNTOLD.format(**numbers)
+    elif reading.verdict == "agreed wrong":
+        message = AMBIGUITY_AGREED_WRONG.format(**numbers)
     else:
-        found, as_rater, as_judge = weigh_ambiguity(matrix, voters, probs, audits, code, seed)
-        numbers = {"audited": audited, "ambiguity": ambiguity_count, "model": model_count}
-        if found is None and as_rater is None:
-            weight = 0.0
-            message = AMBIGUITY_TOO_FEW.format(
-                min_audited=MIN_AUDITED, are="is" if audited == 1 else "are", **numbers
-            )
-        elif found is None:
-            weight = 0.0
-            message = AMBIGUITY_UNTOLD.format(as_rater=as_rater, as_judge=as_judge, **numbers)
-        else:
-            weight = found
-            message = AMBIGUITY_WEIGHED.format(
-                overturned=overturned, as_rater=as_rater, as_judge=as_judge, weight=weight, rest=1 - weight,
-                **numbers,
-            )
+        message = AMBIGUITY_WEIGHED.format(weight=weight, rest=1 - weight, **numbers)
     count = weight * ambiguity_count + (1 - weight) * model_count
     blended = weight * (1.0 - doubt) + (1 - weight) * stated
-    record = Ambiguity(weight, model_count, ambiguity_count, audited, overturned, as_rater, as_judge, message)
+    record = Ambiguity(
+        weight, model_count, ambiguity_count, alpha, audited, overturned, reading.as_rater, reading.as_judge, message
+    )
     return count, blended, record
 
 

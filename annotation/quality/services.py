@@ -368,7 +368,8 @@ def _ambiguity_summary(ambiguity: noise.Ambiguity | None) -> dict[str, Any] | No
     return {
         "weight": round(ambiguity.weight, 3),
         "model_count": round(ambiguity.model_count, 1),
-        "ambiguity_count": round(ambiguity.ambiguity_count, 1),
+        "ambiguity_count": None if ambiguity.ambiguity_count is None else round(ambiguity.ambiguity_count, 1),
+        "alpha": None if ambiguity.alpha is None else round(ambiguity.alpha, 2),
         "audited": ambiguity.audited,
         "overturned": ambiguity.overturned,
         "as_rater": None if ambiguity.as_rater is None else round(ambiguity.as_rater, 1),

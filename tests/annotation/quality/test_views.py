@@ -313,6 +313,15 @@ def test_the_flag_count_follows_the_estimate_and_the_page_says_how_precise_the_f
     assert 'id="scan-votes-count"' in client.get(reverse("quality", args=[project.pk])).content.decode()
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, **votes, "votes_estimate": 0.3, "votes_count": 0})
     assert "see no wrong label here" in client.get(reverse("quality", args=[project.pk])).content.decode()
+    # Where audits weighed in the ambiguity count, the card says how far the count leans on it, and why.
+    weighed = {"weight": 0.7, "message": "Reviewers overturned 72 of 628 audited agreements, where ..."}
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "method": "crowdlab", "ambiguity": weighed})
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert 'id="scan-ambiguity"' in html and "The count leans 70 % on the ambiguity reading." in html
+    assert "Reviewers overturned 72 of 628" in html and "weighed against the ambiguity count as the audits say" in html
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "ambiguity": {**weighed, "weight": 0.0}})
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert "The count is the model's." in html and "weighed against the ambiguity count" not in html
     assert summary["votes_estimate"] is None  # one label per item: no votes to count with
     assert summary["model"]["informative"] and summary["model"]["accuracy"] > summary["model"]["prior_accuracy"]
 
@@ -725,9 +734,12 @@ def test_the_scan_calibrates_its_vote_weight_on_the_reviewers_audits_and_says_so
     weight = calibration["vote_weight"]
     assert f"vote weight {weight} (calibrated on 40 audited items, 8 overturned)" in flags_page
     # the same audits weigh the model's count against the ambiguity count, and the card says how
+    # (here the annotators agreed on the 8 wrong labels: more overturns than one more annotator would make, so the
+    # ambiguity reading, which trusts agreements, gets no weight)
     ambiguity = scan.summary["ambiguity"]
     assert (ambiguity["audited"], ambiguity["overturned"]) == (40, 8)
-    assert 0.0 <= ambiguity["weight"] <= 1.0 and ambiguity["as_rater"] is not None
+    assert ambiguity["weight"] == 0.0 and ambiguity["as_rater"] < 8 and ambiguity["ambiguity_count"] is not None
+    assert "more than even one more annotator would have" in ambiguity["message"]
     blended = ambiguity["weight"] * ambiguity["ambiguity_count"] + (1 - ambiguity["weight"]) * ambiguity["model_count"]
     assert scan.summary["estimated_errors"] == pytest.approx(blended, abs=0.1)
     assert 'id="scan-ambiguity"' in html and ambiguity["message"] in unescape(html)
