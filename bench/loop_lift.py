@@ -416,9 +416,10 @@ def ambiguity_note(ambiguity: dict | None) -> str:
     """How the scan's count weighed the ambiguity reading (the summary's `ambiguity`), for the scan's line."""
     if not ambiguity:
         return ""
+    counted = ambiguity["ambiguity_count"]
     return (
         f"ambiguity weight {ambiguity['weight']} (model {ambiguity['model_count']:.0f}, ambiguity "
-        f"{ambiguity['ambiguity_count']:.0f}); "
+        f"{'not drawn' if counted is None else f'{counted:.0f}'}); "
     )
 
 

@@ -364,7 +364,8 @@ def ambiguity_cell(result: noise.ScanResult | None) -> str:
     if a is None:
         return ""
     told = "" if a.as_rater is None else f", overturns as rater {a.as_rater:.1f} / judge {a.as_judge:.1f}"
-    return f"; ambiguity weight {a.weight:.2f} (model {a.model_count:.0f}, ambiguity {a.ambiguity_count:.0f}{told})"
+    counted = "not drawn" if a.ambiguity_count is None else f"{a.ambiguity_count:.0f}"
+    return f"; ambiguity weight {a.weight:.2f} (model {a.model_count:.0f}, ambiguity {counted}{told})"
 
 
 def c_argument(text: str) -> str:

@@ -109,3 +109,24 @@ def test_loop_lift_people_give_each_spare_judgement_once_then_reuse_and_count():
     said = [people.says(k % 6, "meh") for k in range(4)] + [people.reviewer_says("meh")]
     assert Counter(said) == Counter(spare) and people.reused == 0
     assert people.says(0, "meh") in spare and people.reused == 1
+
+
+def test_the_benches_print_how_the_count_weighed_the_ambiguity_reading_drawn_or_not():
+    """A scan without enough audits never draws the ambiguity count (None); both benches' lines must still print."""
+    from annotation.quality import noise
+
+    spec = importlib.util.spec_from_file_location("bench_loop_lift_cells", BENCH / "loop_lift.py")
+    loop_lift = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loop_lift)
+    undrawn = noise.Ambiguity(0.0, 12.0, None, None, 3, 1, None, None, "too few")
+    weighed = noise.Ambiguity(0.7, 12.0, 9.4, 1.8, 60, 8, 9.1, 4.2, "weighed")
+    fake = [bench_noise.noise.ScanResult(*([None] * 15))._replace(ambiguity=a) for a in (undrawn, weighed)]
+    assert bench_noise.ambiguity_cell(fake[0]) == "; ambiguity weight 0.00 (model 12, ambiguity not drawn)"
+    cell = bench_noise.ambiguity_cell(fake[1])
+    assert cell == "; ambiguity weight 0.70 (model 12, ambiguity 9, overturns as rater 9.1 / judge 4.2)"
+    assert bench_noise.ambiguity_cell(None) == ""
+    assert loop_lift.ambiguity_note({**undrawn._asdict(), "weight": 0.0}) == (
+        "ambiguity weight 0.0 (model 12, ambiguity not drawn); "
+    )
+    assert loop_lift.ambiguity_note(weighed._asdict()) == "ambiguity weight 0.7 (model 12, ambiguity 9); "
+    assert loop_lift.ambiguity_note(None) == ""
