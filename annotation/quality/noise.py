@@ -715,7 +715,7 @@ COUNT = "audits"
 COUNTS = ("model", "ambiguity", "audits")
 
 AMBIGUITY_SAMPLES = 400  # Monte Carlo draws per item for P(a class is the item's majority judgement)
-AMBIGUITY_BATCH = 4_000_000  # draws (samples x items x classes, float32) held at once: about 16 MB
+AMBIGUITY_BATCH = 4_000_000  # draws (samples x items x classes) at once: about 40 MB with the float32 shapes, argmax
 ALPHA_BOUNDS = (0.05, 1000.0)  # the concentration searched, in pseudo-votes
 MIN_SPREAD = 1.0  # the two readings must expect at least this many overturns apart for the audits to tell them
 EXCESS_Z = 2.0  # overturns this many standard deviations above a rater's: agreements are wrong, not ambiguous
@@ -827,7 +827,7 @@ AMBIGUITY_AGREED_WRONG = (
 AMBIGUITY_WEIGHED = (
     "Reviewers overturned {overturned} of {audited} audited agreements, where one more annotator would have "
     "overturned about {as_rater:.0f} and a reviewer who overturns only wrong labels about {as_judge:.0f}: the count "
-    "leans {weight:.0%} on the ambiguity reading ({ambiguity:.0f} wrong labels) and {rest:.0%} on the model's "
+    "leans {weight:.0f} % on the ambiguity reading ({ambiguity:.0f} wrong labels) and {rest:.0f} % on the model's "
     "({model:.0f})."
 )
 
@@ -852,11 +852,13 @@ def weigh_ambiguity(
     label] and by a judge who overturns only wrong labels with the agreed label's `ambiguity_doubt`. The weight is
     where the overturns observed fall between the two sums, clipped to [0, 1]. Overturns well above even a
     rater's (EXCESS_Z standard deviations) say annotators agree on wrong labels, which the ambiguity reading
-    cannot count: weight 0. Too few audits (MIN_AUDITED) or sums within MIN_SPREAD of each other: no weight. Short
-    of that excess, a judge auditing annotators who often agree on wrong labels overturns about as often as a rater
-    would and is read as one (constructed: 15 % of the audited agreements wrong gave weight 0.84, 30 % weight 0;
-    tests/annotation/quality/test_noise.py); on the simulated crowd, whose annotators err together on hard items,
-    the weights were 0.15-0.29 (docs/benchmarks.md).
+    cannot count: weight 0; between a rater's expectation and that excess the weight tapers linearly to 0 (a clip
+    to 1 there, then a drop to 0, swung the count by hundreds on one overturn). Too few audits (MIN_AUDITED) or sums
+    within MIN_SPREAD of each other: no weight. Short of the excess, a judge auditing annotators who often agree on
+    wrong labels overturns about as often as a rater would and is read as one (constructed in
+    tests/annotation/quality/test_noise.py: 15 % of the audited agreements wrong, weight 0.84; 22.5 %, tapered to
+    about a third; 30 %, 0); on the simulated crowds, whose annotators err together on hard items, the weights
+    were 0.09-0.54 (docs/benchmarks.md).
 
     The audits watch reviewers judge *agreed* items, while the ambiguity count's over-count comes from how
     reliable a disagreement's deciding judgement is: the weight carries over where the same reviewers (or
@@ -873,11 +875,15 @@ def weigh_ambiguity(
     as_rater = float(p_rater.sum())
     as_judge = float((1.0 - _majority_share(mine, agreed, seed)).sum())
     overturned = sum(a.agreed != a.decided for a in audits)
-    if overturned > as_rater + EXCESS_Z * float(np.sqrt((p_rater * (1 - p_rater)).sum())):
+    most = max(as_rater, as_judge)
+    excess = EXCESS_Z * float(np.sqrt((p_rater * (1 - p_rater)).sum()))
+    if overturned >= most + excess:
         return AuditReading(0.0, as_rater, as_judge, "agreed wrong")
     if abs(as_rater - as_judge) < MIN_SPREAD:
         return AuditReading(None, as_rater, as_judge, "untold")
     weight = float(np.clip((overturned - as_judge) / (as_rater - as_judge), 0.0, 1.0))
+    if overturned > most:  # past a rater's expectation: tapered to 0 at the excess, no jump from 1 to 0
+        weight *= 1.0 - (overturned - most) / excess
     return AuditReading(weight, as_rater, as_judge, "weighed")
 
 
@@ -1044,17 +1050,22 @@ def _weigh_counts(
 ) -> tuple[float, np.ndarray, Ambiguity]:
     """(count, each final label's stated probability of being right, the Ambiguity record): the model's count and
     the ambiguity count weighed as COUNT says (`weigh_ambiguity` under "audits"); the stated probabilities, whose
-    mean over the flags is their expected precision, weighed alike. Too few audits: the ambiguity count is not
-    computed (its draws cost about a second per thousand items at 50 classes)."""
+    mean over the flags is their expected precision, weighed alike. Where the audits cannot weigh it (too few, or
+    untold) the ambiguity count is not computed (its draws cost about a second per thousand items at 50 classes)."""
     audited, overturned = len(audits), sum(a.agreed != a.decided for a in audits)
     reading = AuditReading(1.0, None, None, "forced")
     if COUNT != "ambiguity":
         reading = weigh_ambiguity(matrix, voters, probs, audits, code, seed)
-    if reading.verdict == "too few":
-        message = AMBIGUITY_TOO_FEW.format(
-            min_audited=MIN_AUDITED, are="is" if audited == 1 else "are", audited=audited
+    if reading.verdict in ("too few", "untold"):  # the model's count: the ambiguity count is not drawn
+        message = (
+            AMBIGUITY_TOO_FEW.format(min_audited=MIN_AUDITED, are="is" if audited == 1 else "are", audited=audited)
+            if reading.verdict == "too few"
+            else AMBIGUITY_UNTOLD.format(audited=audited, as_rater=reading.as_rater, as_judge=reading.as_judge)
         )
-        return model_count, stated, Ambiguity(0.0, model_count, None, None, audited, overturned, None, None, message)
+        record = Ambiguity(
+            0.0, model_count, None, None, audited, overturned, reading.as_rater, reading.as_judge, message
+        )
+        return model_count, stated, record
     doubt, alpha = ambiguity_doubt(matrix, probs, given_codes, seed)
     ambiguity_count = float(doubt.sum())
     numbers = {
@@ -1064,12 +1075,10 @@ def _weigh_counts(
     weight = reading.weight or 0.0
     if reading.verdict == "forced":
         message = "The count is the ambiguity count alone (an experiment: noise.COUNT)."
-    elif reading.verdict == "untold":
-        message = AMBIGUITY_UNTOLD.format(**numbers)
     elif reading.verdict == "agreed wrong":
         message = AMBIGUITY_AGREED_WRONG.format(**numbers)
     else:
-        message = AMBIGUITY_WEIGHED.format(weight=weight, rest=1 - weight, **numbers)
+        message = AMBIGUITY_WEIGHED.format(weight=100 * weight, rest=100 * (1 - weight), **numbers)
     count = weight * ambiguity_count + (1 - weight) * model_count
     blended = weight * (1.0 - doubt) + (1 - weight) * stated
     record = Ambiguity(

@@ -811,20 +811,30 @@ def test_a_weighed_count_blends_both_counts_and_the_stated_precision_alike():
     assert result.expected_precision == pytest.approx(float(blended.mean()))
 
 
-def test_more_overturns_than_a_rater_would_make_leave_the_count_to_the_model():
-    """Annotators who agree on wrong labels: a reviewer who knows the answer overturns more agreements than even one
-    more annotator would, and the ambiguity reading, which trusts agreements, would count far too few."""
+def agreed_wrong(flips: int) -> tuple[noise.AuditReading, int]:
+    """`audited_ambiguous_items("judge", 0)` with the first `flips` audited agreements made wrong: both annotators
+    had said a label the reviewer (who knows the answer) overturned. (the reading, the overturns)"""
     code = {name: k for k, name in enumerate(LABELS)}
     model, matrix, voters, audits = audited_ambiguous_items("judge", 0)
     flipped = []
-    for audit in audits[:120]:  # the annotators had agreed on a label the reviewer overturned (30 % of the audits)
+    for audit in audits[:flips]:
         wrong = LABELS[(code[audit.decided] + 1) % 3]
         matrix[audit.row, :2] = code[wrong]
         flipped.append(audit._replace(agreed=wrong, votes={"a": wrong, "b": wrong}))
-    reading = noise.weigh_ambiguity(matrix, voters, model, flipped + audits[120:], code)
-    assert reading.verdict == "agreed wrong" and reading.weight == 0.0
-    overturned = sum(a.agreed != a.decided for a in flipped + audits[120:])
-    assert overturned > reading.as_rater
+    audits = flipped + audits[flips:]
+    return noise.weigh_ambiguity(matrix, voters, model, audits, code), sum(a.agreed != a.decided for a in audits)
+
+
+def test_more_overturns_than_a_rater_would_make_taper_the_ambiguity_count_away():
+    """Annotators who agree on wrong labels: a reviewer who knows the answer overturns more agreements than even one
+    more annotator would, and the ambiguity reading, which trusts agreements, would count far too few. Past a rater's
+    expectation the weight tapers to 0 (two standard deviations above it) rather than jumping from 1 to 0."""
+    some, overturned = agreed_wrong(60)  # 15 % of the audits: still under a rater's expectation, read as one
+    assert some.verdict == "weighed" and overturned < some.as_rater and 0.6 <= some.weight < 1.0
+    more, overturned = agreed_wrong(90)  # 22.5 %: past a rater's expectation, the weight tapers
+    assert more.verdict == "weighed" and overturned > more.as_rater and 0.0 < more.weight < some.weight
+    most, overturned = agreed_wrong(120)  # 30 %: past the excess
+    assert most.verdict == "agreed wrong" and most.weight == 0.0 and overturned > most.as_rater
 
 
 def test_audits_that_cannot_tell_a_rater_from_a_judge_leave_the_count_to_the_model():

@@ -319,6 +319,9 @@ def test_the_flag_count_follows_the_estimate_and_the_page_says_how_precise_the_f
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
     assert 'id="scan-ambiguity"' in html and "The count leans 70 % on the ambiguity reading." in html
     assert "Reviewers overturned 72 of 628" in html and "weighed against the ambiguity count as the audits say" in html
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "ambiguity": {**weighed, "weight": 0.003}})
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()  # a weight that rounds to 0 %
+    assert "The count is the model's." in html and "leans 0 %" not in html
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "ambiguity": {**weighed, "weight": 0.0}})
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
     assert "The count is the model's." in html and "weighed against the ambiguity count" not in html
