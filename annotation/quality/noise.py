@@ -786,7 +786,7 @@ class Ambiguity(NamedTuple):
 
     weight: float  # 0: the model's count alone ... 1: the ambiguity count alone
     model_count: float  # `estimate_errors`
-    ambiguity_count: float | None  # summed `ambiguity_doubt`; None where too few audits left it uncomputed
+    ambiguity_count: float | None  # summed `ambiguity_doubt`; None where the audits could not weigh it (not drawn)
     alpha: float | None  # the ambiguity model's fitted concentration, in pseudo-votes
     audited: int
     overturned: int
