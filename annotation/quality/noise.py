@@ -717,7 +717,10 @@ COUNTS = ("model", "ambiguity", "audits")
 AMBIGUITY_SAMPLES = 400  # Monte Carlo draws per item for P(a class is the item's majority judgement)
 AMBIGUITY_BATCH = 4_000_000  # draws (samples x items x classes) at once: about 40 MB with the float32 shapes, argmax
 ALPHA_BOUNDS = (0.05, 1000.0)  # the concentration searched, in pseudo-votes
-MIN_SPREAD = 1.0  # the two readings must expect at least this many overturns apart for the audits to tell them
+# The audits tell a rater from a judge only where the two expect overturns this many standard deviations (of the
+# overturn count's chance variation) apart: a demo project's 40 audits expected 5 against 3, about one standard
+# deviation, and 4 overturns then leaned the count 67 % on the ambiguity reading (3 wrong labels became 15).
+SEPARATION_Z = 2.0
 EXCESS_Z = 2.0  # overturns this many standard deviations above a rater's: agreements are wrong, not ambiguous
 
 
@@ -802,6 +805,7 @@ class AuditReading(NamedTuple):
     as_rater: float | None
     as_judge: float | None
     verdict: str  # "too few", "untold", "agreed wrong" or "weighed"
+    sd: float | None = None  # the overturn count's standard deviation, were reviewers raters
 
 
 AMBIGUITY_TOO_FEW = (
@@ -811,9 +815,9 @@ AMBIGUITY_TOO_FEW = (
 
 
 AMBIGUITY_UNTOLD = (
-    "The count is the model's: on these {audited} audited agreements, one more annotator and a reviewer who "
-    "overturns only wrong labels would overturn about as many ({as_rater:.1f} against {as_judge:.1f}), so the "
-    "audits cannot tell which reviewers were."
+    "The count is the model's: on these {audited} audited agreements, one more annotator would overturn about "
+    "{as_rater:.1f} and a reviewer who overturns only wrong labels about {as_judge:.1f}, closer than the overturns' "
+    "own chance variation (±{spread:.1f}) lets the audits tell apart; more audits would."
 )
 
 
@@ -853,12 +857,12 @@ def weigh_ambiguity(
     where the overturns observed fall between the two sums, clipped to [0, 1]. Overturns well above even a
     rater's (EXCESS_Z standard deviations) say annotators agree on wrong labels, which the ambiguity reading
     cannot count: weight 0; between a rater's expectation and that excess the weight tapers linearly to 0 (a clip
-    to 1 there, then a drop to 0, swung the count by hundreds on one overturn). Too few audits (MIN_AUDITED) or sums
-    within MIN_SPREAD of each other: no weight. Short of the excess, a judge auditing annotators who often agree on
-    wrong labels overturns about as often as a rater would and is read as one (constructed in
-    tests/annotation/quality/test_noise.py: 15 % of the audited agreements wrong, weight 0.84; 22.5 %, tapered to
-    about a third; 30 %, 0); on the simulated crowds, whose annotators err together on hard items, the weights
-    were 0.09-0.54 (docs/benchmarks.md).
+    to 1 there, then a drop to 0, swung the count by hundreds on one overturn). Too few audits (MIN_AUDITED), or
+    sums closer than SEPARATION_Z standard deviations of the overturn count: no weight. Short of the excess, a
+    judge auditing annotators who often agree on wrong labels overturns about as often as a rater would and is
+    read as one (constructed in tests/annotation/quality/test_noise.py: 15 % of the audited agreements wrong,
+    weight 0.84; 22.5 %, tapered to about a third; 30 %, 0); on the simulated crowds, whose annotators err
+    together on hard items, the weights were 0.09-0.54 (docs/benchmarks.md).
 
     The audits watch reviewers judge *agreed* items, while the ambiguity count's over-count comes from how
     reliable a disagreement's deciding judgement is: the weight carries over where the same reviewers (or
@@ -876,15 +880,16 @@ def weigh_ambiguity(
     as_judge = float((1.0 - _majority_share(mine, agreed, seed)).sum())
     overturned = sum(a.agreed != a.decided for a in audits)
     most = max(as_rater, as_judge)
-    excess = EXCESS_Z * float(np.sqrt((p_rater * (1 - p_rater)).sum()))
+    sd = float(np.sqrt((p_rater * (1 - p_rater)).sum()))  # the overturn count's chance variation, were they raters
+    excess = EXCESS_Z * sd
     if overturned >= most + excess:
-        return AuditReading(0.0, as_rater, as_judge, "agreed wrong")
-    if abs(as_rater - as_judge) < MIN_SPREAD:
-        return AuditReading(None, as_rater, as_judge, "untold")
+        return AuditReading(0.0, as_rater, as_judge, "agreed wrong", sd)
+    if abs(as_rater - as_judge) < SEPARATION_Z * sd:
+        return AuditReading(None, as_rater, as_judge, "untold", sd)
     weight = float(np.clip((overturned - as_judge) / (as_rater - as_judge), 0.0, 1.0))
     if overturned > most:  # past a rater's expectation: tapered to 0 at the excess, no jump from 1 to 0
         weight *= 1.0 - (overturned - most) / excess
-    return AuditReading(weight, as_rater, as_judge, "weighed")
+    return AuditReading(weight, as_rater, as_judge, "weighed", sd)
 
 
 SKILL_Z = 1.6448536269514722  # one-sided 95 % normal quantile
@@ -1060,7 +1065,12 @@ def _weigh_counts(
         message = (
             AMBIGUITY_TOO_FEW.format(min_audited=MIN_AUDITED, are="is" if audited == 1 else "are", audited=audited)
             if reading.verdict == "too few"
-            else AMBIGUITY_UNTOLD.format(audited=audited, as_rater=reading.as_rater, as_judge=reading.as_judge)
+            else AMBIGUITY_UNTOLD.format(
+                audited=audited,
+                as_rater=reading.as_rater,
+                as_judge=reading.as_judge,
+                spread=SEPARATION_Z * (reading.sd or 0.0),
+            )
         )
         record = Ambiguity(
             0.0, model_count, None, None, audited, overturned, reading.as_rater, reading.as_judge, message

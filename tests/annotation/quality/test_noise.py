@@ -744,7 +744,8 @@ def test_audits_weigh_the_ambiguity_count_by_how_reviewers_overturn_agreements(r
     for seed in (0, 1):
         model, matrix, voters, audits = audited_ambiguous_items(reviewer, seed)
         reading = noise.weigh_ambiguity(matrix, voters, model, audits, code, seed=0)
-        assert reading.verdict == "weighed" and reading.as_rater > reading.as_judge + noise.MIN_SPREAD
+        assert reading.verdict == "weighed"
+        assert reading.as_rater > reading.as_judge + noise.SEPARATION_Z * reading.sd
         weights.append(reading.weight)
     if reviewer == "rater":
         assert min(weights) >= 0.6
@@ -756,7 +757,7 @@ def test_too_few_audits_leave_the_count_to_the_model():
     code = {name: k for k, name in enumerate(LABELS)}
     model, matrix, voters, audits = audited_ambiguous_items("rater", 0)
     few = audits[: noise.MIN_AUDITED - 1]
-    assert noise.weigh_ambiguity(matrix, voters, model, few, code) == (None, None, None, "too few")
+    assert noise.weigh_ambiguity(matrix, voters, model, few, code) == (None, None, None, "too few", None)
 
 
 def test_the_scan_counts_with_the_model_until_audits_weigh_in(monkeypatch):
@@ -850,7 +851,7 @@ def test_audits_that_cannot_tell_a_rater_from_a_judge_leave_the_count_to_the_mod
     matrix[:40, 2] = codes[:40]
     reading = noise.weigh_ambiguity(matrix, ["a", "b", "r"], model, audits, {"ham": 0, "spam": 1})
     assert reading.verdict == "untold" and reading.weight is None
-    assert abs(reading.as_rater - reading.as_judge) < noise.MIN_SPREAD
+    assert abs(reading.as_rater - reading.as_judge) < noise.SEPARATION_Z * reading.sd
 
 
 def test_the_ambiguity_count_works_with_two_classes_and_many():
@@ -861,3 +862,16 @@ def test_the_ambiguity_count_works_with_two_classes_and_many():
         doubt, alpha = noise.ambiguity_doubt(matrix, model, model.argmax(axis=1), seed=1)
         assert doubt.shape == (500,) and ((doubt >= 0) & (doubt <= 1)).all()
         assert noise.ALPHA_BOUNDS[0] <= alpha <= noise.ALPHA_BOUNDS[1]
+
+
+def test_thirty_audits_of_these_items_are_too_few_to_tell_a_rater_from_a_judge_forty_are_enough():
+    """The two readings' expected overturns must lie two standard deviations of chance apart: 30 audits here expect
+    about 10 against 6 (2.5 apart), so whatever was overturned the count stays the model's."""
+    code = {name: k for k, name in enumerate(LABELS)}
+    for reviewer in ("rater", "judge"):
+        model, matrix, voters, audits = audited_ambiguous_items(reviewer, 0)
+        few = noise.weigh_ambiguity(matrix, voters, model, audits[:30], code)
+        assert few.verdict == "untold" and few.weight is None
+        assert abs(few.as_rater - few.as_judge) < noise.SEPARATION_Z * few.sd
+        enough = noise.weigh_ambiguity(matrix, voters, model, audits[:40], code)
+        assert enough.verdict == "weighed" and (enough.weight > 0.5 if reviewer == "rater" else enough.weight < 0.2)
