@@ -712,7 +712,6 @@ def estimate_errors(codes: np.ndarray, probs: np.ndarray) -> float:
 # "model": `estimate_errors` alone (what shipped until 2026-12-06); "ambiguity": `ambiguity_doubt` alone; "audits":
 # the project's audits weigh the two (`weigh_ambiguity`), the model's count alone without enough audits.
 COUNT = "audits"
-COUNTS = ("model", "ambiguity", "audits")
 
 AMBIGUITY_SAMPLES = 400  # Monte Carlo draws per item for P(a class is the item's majority judgement)
 AMBIGUITY_BATCH = 4_000_000  # draws (samples x items x classes) at once: about 40 MB with the float32 shapes, argmax
