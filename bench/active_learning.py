@@ -163,7 +163,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> None:
     y = np.unique(names, return_inverse=True)[1]
     X = embedded(name, texts)
     if args.features == "embeddings+words":
-        X = with_text_features(X, texts)  # vocabulary and IDF from all texts: no label is used
+        X = with_text_features(X, texts, chars=False)  # vocabulary and IDF from all texts: no label is used
     pool, test = split_test(y, args.test_fraction, args.split_seed)
     budget = args.budget or DEFAULT_BUDGETS[name]
     counts = ", ".join(f"{label} {n}" for label, n in zip(*np.unique(names, return_counts=True), strict=True))

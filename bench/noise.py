@@ -418,6 +418,14 @@ def main() -> None:
         help=f"how much a vote counts against the model in the new scan's ranking (default {noise.VOTE_WEIGHT})",
     )
     parser.add_argument(
+        "--features",
+        choices=["chars", "words"],
+        default="chars",
+        help="the new scans' model features: chars (the product's: MiniLM embeddings, TF-IDF word 1-2-grams and "
+        "character 2-5-grams) or words (the same without character n-grams, as the product had them until "
+        "2026-12-06); the old scan always has the word n-grams it shipped with",
+    )
+    parser.add_argument(
         "--C",
         type=c_argument,
         default=str(noise.DEFAULT_C),
@@ -457,8 +465,12 @@ def main() -> None:
         classes = ORDER.get(name, sorted(set(labels)))
         code = {c: k for k, c in enumerate(classes)}
         truth = np.asarray([code[label] for label in labels])
-        features = noise.with_text_features(X, texts)
-        clean = cached_probs(f"{key}-clean", features, truth)
+        # the simulation's clean model (which items are hard) and the old scan keep the word n-grams they were built
+        # on; the new scans get the product's features (--features words: those without character n-grams)
+        words = noise.with_text_features(X, texts, chars=False)
+        features = words if args.features == "words" else noise.with_text_features(X, texts)
+        model_key = key if args.features == "words" else f"{key}-chars"  # the cache of the new scans' models
+        clean = cached_probs(f"{key}-clean", words, truth)
         for mode in args.modes:
             if mode == "real" and ratings is None:
                 print(f"{name}: no real crowd judgements (mode real is for vader); skipped")
@@ -483,12 +495,14 @@ def main() -> None:
                         flush=True,
                     )
                 # new and new-1 share one out-of-fold model (the same final labels); its time is added to each.
-                probs, model_seconds, model_c = chosen_probs(key, features, final, seed, args.C)
+                probs, model_seconds, model_c = chosen_probs(model_key, features, final, seed, args.C)
                 for which in args.scans:
                     start = time.perf_counter()
                     if which == "old":
-                        # at --C auto the old scan as it shipped (C 1, a candidate cached already); at a number, that C
-                        shipped = probs if args.C != "auto" else noisy_probs(key, features, final, seed)[0]
+                        # the old scan as it shipped: word n-grams; C 1 at --C auto (which leaves noise.DEFAULT_C
+                        # alone), at a number that C
+                        same = args.features == "words" and args.C != "auto"
+                        shipped = probs if same else noisy_probs(key, words, final, seed)[0]
                         suspects = noise.find_suspects(X, given, classes, seed=seed, texts=texts, probs=shipped)
                         rows = [s.row for s in suspects]
                         est_errors, est_precision = float("nan"), float("nan")

@@ -125,12 +125,40 @@ def test_texts_add_word_features_that_find_what_the_embeddings_miss():
 def test_with_text_features_shapes_and_fallbacks():
     X = np.ones((4, 2))
     assert noise.with_text_features(X, None) is X
-    stacked = noise.with_text_features(X, ["my cat", "my dog", "my cat", "the dog"])
-    assert stacked.shape == (4, 2 + 4)  # "my", "cat", "dog", "my cat" occur in two texts or more
-    assert np.array_equal(noise.with_text_features(X, ["one", "two", "three", "four"]), X)  # nothing repeats
+    texts = ["my cat", "my dog", "my cat", "the dog"]
+    words = noise.with_text_features(X, texts, chars=False)
+    assert words.shape == (4, 2 + 4)  # "my", "cat", "dog", "my cat" occur in two texts or more
+    with_chars = noise.with_text_features(X, texts)
+    assert with_chars.shape[1] > words.shape[1]  # " c", "ca", "cat", ... too
+    assert (with_chars[:, : words.shape[1]] != words).nnz == 0  # the character block comes last
+    assert np.array_equal(noise.with_text_features(X, ["one", "two", "three", "four"], chars=False), X)
+    assert np.array_equal(noise.with_text_features(X, ["a", "b", "c", "d"]), X)  # no word, no character repeats
     with pytest.raises(NoiseScanError) as caught:
         noise.with_text_features(X, ["only", "three", "texts"])
     assert str(caught.value) == noise.ROWS_MISMATCH.format(n_x=4, n_y=3)
+
+
+def test_character_ngrams_relate_a_words_forms_and_read_only_a_long_texts_beginning():
+    """Single words, each a stem in one of five forms: no word occurs twice, so word n-grams say nothing of one item
+    about another, and the embedding here is noise. The stems' shared characters carry the label."""
+    rng = np.random.default_rng(0)
+    letters = np.array(list("bcdfghjklmnpqrstvwxz"))
+    stems = ["".join(rng.choice(letters, size=6)) for _ in range(60)]
+    forms = ["", "s", "ed", "ing", "ment"]
+    texts = [stem + form for stem in stems for form in forms]
+    y = np.repeat(np.arange(60) % 2, len(forms))
+    X = rng.normal(size=(len(texts), 8))
+
+    def accuracy(features):
+        return float((noise.out_of_fold_probs(features, y, seed=0).argmax(axis=1) == y).mean())
+
+    assert accuracy(noise.with_text_features(X, texts, chars=False)) < 0.65
+    assert accuracy(noise.with_text_features(X, texts)) > 0.9
+    # a long text's characters past CHAR_PREFIX add nothing to the character block
+    tail = "x" * noise.CHAR_PREFIX
+    long = noise.with_text_features(np.ones((3, 1)), [tail + " apple", tail + " pear", tail + " apple"])
+    short = noise.with_text_features(np.ones((3, 1)), [tail, tail, tail])
+    assert long.shape[1] == short.shape[1] + 2  # word n-grams "apple" and "xx...x apple"; no character n-gram of them
 
 
 def test_out_of_fold_probs_are_reproducible_with_a_seed():
