@@ -267,6 +267,15 @@ def flags_at(result: noise.ScanResult, given: list[str], count: int) -> list[noi
     return [noise.Flag(int(i), given[i], "", 0.0) for i in order]
 
 
+def features_key(key: str, features: str) -> str:
+    """The cache key of the new scans' models: the data's key, marked with the character block's settings (a change
+    of them must not reuse a model fitted on other features); word features keep the key of the runs before."""
+    if features == "words":
+        return key
+    low, high = noise.CHAR_NGRAMS
+    return f"{key}-chars{low}{high}p{noise.CHAR_PREFIX}"
+
+
 def c_suffix() -> str:
     """The cache file names' mark of the model's C: none at the product's C 1, so earlier caches stay valid."""
     return "" if noise.DEFAULT_C == 1.0 else f"-C{noise.DEFAULT_C:g}"
@@ -469,7 +478,7 @@ def main() -> None:
         # on; the new scans get the product's features (--features words: those without character n-grams)
         words = noise.with_text_features(X, texts, chars=False)
         features = words if args.features == "words" else noise.with_text_features(X, texts)
-        model_key = key if args.features == "words" else f"{key}-chars"  # the cache of the new scans' models
+        model_key = features_key(key, args.features)
         clean = cached_probs(f"{key}-clean", words, truth)
         for mode in args.modes:
             if mode == "real" and ratings is None:
@@ -500,9 +509,10 @@ def main() -> None:
                     start = time.perf_counter()
                     if which == "old":
                         # the old scan as it shipped: word n-grams; C 1 at --C auto (which leaves noise.DEFAULT_C
-                        # alone), at a number that C
+                        # alone), at a number that C; its own model's seconds, not the new scans'
                         same = args.features == "words" and args.C != "auto"
-                        shipped = probs if same else noisy_probs(key, words, final, seed)[0]
+                        shipped, old_seconds = (probs, model_seconds) if same else noisy_probs(key, words, final, seed)
+                        start = time.perf_counter()
                         suspects = noise.find_suspects(X, given, classes, seed=seed, texts=texts, probs=shipped)
                         rows = [s.row for s in suspects]
                         est_errors, est_precision = float("nan"), float("nan")
@@ -537,7 +547,7 @@ def main() -> None:
                         rows = [f.row for f in result.flags]
                         est_errors = result.estimated_errors
                         est_precision = result.expected_precision if result.expected_precision is not None else 0.0
-                    seconds = time.perf_counter() - start + model_seconds
+                    seconds = time.perf_counter() - start + (old_seconds if which == "old" else model_seconds)
                     flagged = np.zeros(len(truth), dtype=bool)
                     flagged[rows] = True
                     m = bootstrap(flagged, wrong, seed)

@@ -130,3 +130,11 @@ def test_the_benches_print_how_the_count_weighed_the_ambiguity_reading_drawn_or_
     )
     assert loop_lift.ambiguity_note(weighed._asdict()) == "ambiguity weight 0.7 (model 12, ambiguity 9); "
     assert loop_lift.ambiguity_note(None) == ""
+
+
+def test_the_new_scans_models_are_cached_by_their_features(monkeypatch):
+    assert bench_noise.features_key("vader-n1000", "words") == "vader-n1000"  # the word runs' caches stay valid
+    chars = bench_noise.features_key("vader-n1000", "chars")
+    assert chars.startswith("vader-n1000-chars") and chars != "vader-n1000"
+    monkeypatch.setattr(bench_noise.noise, "CHAR_PREFIX", bench_noise.noise.CHAR_PREFIX + 1)
+    assert bench_noise.features_key("vader-n1000", "chars") != chars  # another character block, another model

@@ -111,13 +111,13 @@ def _check_X(X: Any, n: int) -> np.ndarray | sp.csr_matrix:
 # misspellings ("abandon", "abandoned", "abandonment"), which word n-grams keep apart. On VADER's real crowd of
 # single-token sentiment ratings the out-of-fold accuracy against the five-rater reference went 0.813 -> 0.850 and
 # the scan's precision at its count 0.54-0.58 -> 0.61-0.63 (F1 0.58-0.60 -> 0.61-0.62); on sentences (SMS, TREC,
-# trec3) the log-loss improved a little and the scan stayed level (docs/benchmarks.md, "Character n-grams").
+# trec3) the log-loss improved a little and the scan's F1 moved −0.03 to +0.06 per run, except where the vote-weight
+# calibration's choice flipped with it (TREC uniform, one seed: −0.07; docs/benchmarks.md, "Character n-grams").
 CHAR_NGRAMS = (2, 5)
 # The character block reads each text's first CHAR_PREFIX characters (words, questions and most messages whole), so
-# a long text adds about 250 features beside the embedding's 384 and its word n-grams; the embedding and the word
-# n-grams read it all. 50,000 texts of about 420 characters, 6 classes: the out-of-fold model took 146 s and 2.1 GB at
-# its peak, against 46 s and 1.6 GB without characters and 233 s and 2.7 GB reading 300 (one of 2 cores; 50,000 of
-# about 70 characters: 140 s against 68 s).
+# a long text gets about 250 non-zero character features beside the embedding and its word n-grams, which read it all
+# (MiniLM up to its 256 tokens). Reading 300 made the out-of-fold model of 50,000 texts of about 420 characters about
+# 1.6 times as slow and 0.6 GB larger for no measured gain (bench/scan_cost.py; docs/benchmarks.md).
 CHAR_PREFIX = 100
 
 
@@ -873,11 +873,11 @@ def weigh_ambiguity(
 
     Two readings of the votes give two counts. The model's (`estimate_errors`) reads disagreement as slips a
     careful person would not make; on a real crowd's judgements of ambiguous words it flagged 1.3-1.9 times the
-    wrong labels (0.93-1.5 times once the model had character n-grams). The ambiguity reading (`ambiguity_doubt`)
+    wrong labels (0.94-1.5 times once the model had character n-grams). The ambiguity reading (`ambiguity_doubt`)
     reads it as items people can see two ways; it counted every crowd's wrong labels, real or simulated, within
-    10 %, and 1.1-1.9 times over where a disagreement's deciding judgement was always right (planted errors;
-    bench/noise.py). Which fits is what the audits show: each
-    audited agreement, as it stood before its audit (`_audit_matrix`, which refuses audits naming a voter or label
+    10 % (with the word-only model), and 1.1-1.9 times over where a disagreement's deciding judgement was always
+    right (planted errors; bench/noise.py). Which fits is what the audits show: each audited agreement, as it stood
+    before its audit (`_audit_matrix`, which refuses audits naming a voter or label
     the votes lack), would be overturned by one more annotator with probability 1 - E[its share of the agreed
     label] and by a judge who overturns only wrong labels with the agreed label's `ambiguity_doubt`. The weight is
     where the overturns observed fall between the two sums, clipped to [0, 1]. Overturns well above even a

@@ -138,6 +138,23 @@ def test_with_text_features_shapes_and_fallbacks():
     assert str(caught.value) == noise.ROWS_MISMATCH.format(n_x=4, n_y=3)
 
 
+def test_the_scan_reads_character_ngrams_and_the_old_scan_keeps_the_word_features(monkeypatch):
+    asked = []
+    real = noise.with_text_features
+
+    def spy(X, texts, *, chars=True):
+        asked.append(chars)
+        return real(X, texts, chars=chars)
+
+    monkeypatch.setattr(noise, "with_text_features", spy)
+    X, y = blobs()
+    texts = [f"item {i}" for i in range(len(y))]
+    given = [LABELS[c] for c in y]
+    noise.scan(X, given, [{"a": g} for g in given], LABELS, texts=texts)
+    find_suspects(X, given, LABELS, texts=texts)
+    assert asked == [True, False]
+
+
 def test_character_ngrams_relate_a_words_forms_and_read_only_a_long_texts_beginning():
     """Single words, each a stem in one of five forms: no word occurs twice, so word n-grams say nothing of one item
     about another, and the embedding here is noise. The stems' shared characters carry the label."""
