@@ -116,8 +116,8 @@ def _check_X(X: Any, n: int) -> np.ndarray | sp.csr_matrix:
 CHAR_NGRAMS = (2, 5)
 # The character block reads each text's first CHAR_PREFIX characters (words, questions and most messages whole), so
 # a long text gets about 250 non-zero character features beside the embedding and its word n-grams, which read it all
-# (MiniLM up to its 256 tokens). Reading 300 made the out-of-fold model of 50,000 texts of about 420 characters about
-# 1.6 times as slow and 0.6 GB larger for no measured gain (bench/scan_cost.py; docs/benchmarks.md).
+# (MiniLM up to its 256 tokens). Reading 300 made the out-of-fold model of 50,000 texts of about 420 characters 1.4
+# times as slow and 0.6 GB larger for no measured gain (bench/scan_cost.py; docs/benchmarks.md).
 CHAR_PREFIX = 100
 
 
