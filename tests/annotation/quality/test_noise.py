@@ -638,16 +638,30 @@ def test_audits_that_overturn_what_the_model_doubted_lower_the_vote_weight():
     assert calibration.scores[calibration.vote_weight] > calibration.scores[max(noise.VOTE_WEIGHTS)]
 
 
-def test_a_thin_lead_over_the_default_is_not_enough_to_move_the_weight():
+def test_a_thin_lead_over_the_default_moves_the_weight_only_part_of_the_way():
     # The model is so sure on the overturned items that the default already ranks 19 of the 20 first (average
     # precision 0.96): 0.2 ranks all 20 first, but beats the default in only about two thirds of the resamples.
     matrix, voters, probs, audits, code = audited_project(overturned_where="model doubts", model_says=0.9)
     calibration = noise.calibrate(matrix, voters, probs, audits, code)
-    assert calibration.calibrated and calibration.vote_weight == noise.VOTE_WEIGHT
-    assert calibration.best == min(noise.VOTE_WEIGHTS)
+    assert calibration.calibrated and calibration.best == min(noise.VOTE_WEIGHTS)
     assert calibration.scores[calibration.best] > calibration.scores[noise.VOTE_WEIGHT]
-    assert calibration.beats_default is not None and calibration.beats_default < noise.CONFIDENCE
-    assert "short of 90%: the default vote weight 0.5 is kept" in calibration.message
+    share = calibration.beats_default
+    assert share is not None and 0.5 < share < noise.CONFIDENCE
+    part = (share - 0.5) / (noise.CONFIDENCE - 0.5)
+    assert calibration.vote_weight == round(noise.VOTE_WEIGHT + (calibration.best - noise.VOTE_WEIGHT) * part, 2)
+    assert calibration.best < calibration.vote_weight < noise.VOTE_WEIGHT
+    assert f"short of 90%: the weight moves {part:.0%} of the way toward it, to {calibration.vote_weight}." in (
+        calibration.message
+    )
+
+
+def test_a_lead_no_surer_than_chance_keeps_the_default(monkeypatch):
+    matrix, voters, probs, audits, code = audited_project(overturned_where="model doubts", model_says=0.9)
+    monkeypatch.setattr(noise, "_share_better", lambda *args: 0.5)
+    calibration = noise.calibrate(matrix, voters, probs, audits, code)
+    assert calibration.calibrated and calibration.vote_weight == noise.VOTE_WEIGHT
+    assert calibration.best == min(noise.VOTE_WEIGHTS) and calibration.beats_default == 0.5
+    assert "no more than chance: the default vote weight 0.5 is kept" in calibration.message
 
 
 @pytest.mark.parametrize(
