@@ -112,7 +112,8 @@ def _check_X(X: Any, n: int) -> np.ndarray | sp.csr_matrix:
 # single-token sentiment ratings the out-of-fold accuracy against the five-rater reference went 0.813 -> 0.850 and
 # the scan's precision at its count 0.54-0.58 -> 0.61-0.63 (F1 0.58-0.60 -> 0.61-0.62); on sentences (SMS, TREC,
 # trec3) the log-loss improved a little and the scan's F1 moved −0.03 to +0.06 per run, except where the vote-weight
-# calibration's choice flipped with it (TREC uniform, one seed: −0.07; docs/benchmarks.md, "Character n-grams").
+# calibration's all-or-nothing choice flipped with it (TREC uniform, one seed: −0.07, which the partway rule above
+# `calibrate` undid; docs/benchmarks.md, "Character n-grams").
 CHAR_NGRAMS = (2, 5)
 # The character block reads each text's first CHAR_PREFIX characters (words, questions and most messages whole), so
 # a long text gets about 250 non-zero character features beside the embedding and its word n-grams, which read it all
@@ -510,8 +511,9 @@ MIN_OVERTURNED = 5
 
 
 # The best weight replaces the default fully when it ranks the overturns better than the default in this share of
-# bootstrap resamples of the audited items (paired: both weights scored on the same resample); from half the resamples
-# up to this share the weight moves that far of the way toward it (linearly), and at half or less it stays the default.
+# bootstrap resamples of the audited items (paired: both weights scored on the same resample). Between half the
+# resamples and this share the weight moves (share - 0.5) / (CONFIDENCE - 0.5) of the way from the default toward it
+# (the weight rounded to 0.01); at half or fewer it stays the default.
 # A lead of 0.01-0.02 in average precision on ~15 overturns is noise: at a 5 % audit of 3,000 items it once chose 0.3
 # where the crowd needed 0.5 (bench/noise.py, trec3 crowd), and the resamples say so. A cut at this share alone made
 # the choice flip between runs that differ little (TREC, one seed: 0.2 sure in 94 % of resamples, F1 0.856; in 72 %,
@@ -533,7 +535,7 @@ TOO_FEW_AUDITS = (
 CALIBRATED = (
     "Calibrated on {audited} audited items, {overturned} overturned by a reviewer: vote weight {weight} ranked "
     "the overturned agreements first best (average precision {score:.2f}; the default {default} gave "
-    "{default_score:.2f}; better in {share:.0%} of resamples of the audits)."
+    "{default_score:.2f}; better in {wins} of {resamples} resamples of the audits)."
 )
 
 
@@ -545,16 +547,17 @@ CALIBRATED_DEFAULT = (
 
 CALIBRATED_NOT_SURE = (
     "Calibrated on {audited} audited items, {overturned} overturned by a reviewer: vote weight {best} ranked "
-    "the overturned agreements first best (average precision {best_score:.2f} against {score:.2f}), but only in "
-    "{share:.0%} of resamples of the audits, no more than chance: the default vote weight {weight} is kept."
+    "the overturned agreements first best (average precision {best_score:.2f} against {score:.2f} for the default), "
+    "but beat the default in only {wins} of {resamples} resamples of the audits, too few to move from it: the "
+    "default vote weight {weight} is kept."
 )
 
 
 CALIBRATED_PARTWAY = (
     "Calibrated on {audited} audited items, {overturned} overturned by a reviewer: vote weight {best} ranked "
     "the overturned agreements first best (average precision {best_score:.2f} against {score:.2f} for the default "
-    "{default}) in {share:.0%} of resamples of the audits, short of {confidence:.0%}: the weight moves {part:.0%} of "
-    "the way toward it, to {weight}."
+    "{default}) and beat the default in {wins} of {resamples} resamples of the audits, short of the {full} that "
+    "would move the weight all the way: it moves to {weight}, {part:.0%} of the way from {default} toward {best}."
 )
 
 
@@ -579,7 +582,7 @@ class Calibration(NamedTuple):
     overturned: int
     message: str
     scores: dict[float, float]  # per tried weight: average precision of its doubt over the overturned audits
-    best: float | None = None  # the weight with the best score, whether or not it was sure enough to be used
+    best: float | None = None  # the weight with the best score, whether the vote weight moved to it fully or partway
     beats_default: float | None = None  # share of resamples of the audits in which `best` beat the default
 
 
@@ -632,8 +635,9 @@ def calibrate(
     Each audited item is scored as it stood before its audit: its annotators' votes only, judged on their agreed
     label (`_audit_matrix`). Each weight in VOTE_WEIGHTS ranks those items by doubt in the agreed label; the weight
     whose ranking puts the overturned ones first (average precision) wins if it beats VOTE_WEIGHT in at least
-    CONFIDENCE of bootstrap resamples of the audits; in fewer (but more than half) the weight moves that far of the
-    way from the default toward it (rounded to 0.01); otherwise the default stays. The reviewer's label is taken as
+    CONFIDENCE of bootstrap resamples of the audits; in fewer, but more than half, the weight moves
+    (share - 0.5) / (CONFIDENCE - 0.5) of the way from the default toward it (rounded to 0.01); otherwise the default
+    stays. The reviewer's label is taken as
     the truth although a reviewer errs too (about one in ten, issue 17): a slip is an overturn no weight can rank,
     so it lowers every weight's score alike rather than favouring one. Ranking, not likelihood: the mean log-
     likelihood of the reviewers' labels favoured the default on data where a lower weight ranked the errors better
@@ -673,25 +677,26 @@ def calibrate(
     best = max(scores, key=lambda w: (scores[w], w == VOTE_WEIGHT))
     share = _share_better(doubts[best], doubts[VOTE_WEIGHT], overturned_rows) if best != VOTE_WEIGHT else None
     numbers = {"audited": audited, "overturned": overturned, "default": VOTE_WEIGHT}
-    chosen = best
+    chosen, part = best, 1.0
+    if share is not None:  # best is not the default: move toward it as far as the resamples say
+        part = min(max((share - 0.5) / (CONFIDENCE - 0.5), 0.0), 1.0)
+        chosen = round(VOTE_WEIGHT + (best - VOTE_WEIGHT) * part, 2)
+    lead = {
+        "best": best, "best_score": scores[best], "score": scores[VOTE_WEIGHT], "wins": round((share or 0) * RESAMPLES),
+        "resamples": RESAMPLES,
+    }
     if best == VOTE_WEIGHT:
         message = CALIBRATED_DEFAULT.format(weight=best, score=scores[best], **numbers)
-    elif share is None or share <= 0.5:
-        message = CALIBRATED_NOT_SURE.format(
-            best=best, best_score=scores[best], score=scores[VOTE_WEIGHT], share=share or 0.0, weight=VOTE_WEIGHT,
-            **numbers,
-        )
-        chosen = VOTE_WEIGHT
-    elif share < CONFIDENCE:
-        part = (share - 0.5) / (CONFIDENCE - 0.5)
-        chosen = round(VOTE_WEIGHT + (best - VOTE_WEIGHT) * part, 2)
+    elif chosen == VOTE_WEIGHT:  # no more than half the resamples (or a move that rounds to nothing)
+        message = CALIBRATED_NOT_SURE.format(weight=VOTE_WEIGHT, **lead, **numbers)
+    elif chosen != best:
         message = CALIBRATED_PARTWAY.format(
-            best=best, best_score=scores[best], score=scores[VOTE_WEIGHT], share=share, confidence=CONFIDENCE,
-            part=part, weight=chosen, **numbers,
+            weight=chosen, part=part, full=round(CONFIDENCE * RESAMPLES), **lead, **numbers
         )
     else:
         message = CALIBRATED.format(
-            weight=best, score=scores[best], default_score=scores[VOTE_WEIGHT], share=share, **numbers
+            weight=best, score=scores[best], default_score=scores[VOTE_WEIGHT], wins=lead["wins"],
+            resamples=RESAMPLES, **numbers,
         )
     return Calibration(chosen, True, audited, overturned, message, scores, best, share)
 

@@ -626,7 +626,8 @@ def test_audits_that_overturn_a_careless_pair_raise_the_vote_weight():
     calibration = noise.calibrate(matrix, voters, probs, audits, code)
     assert calibration.calibrated and (calibration.audited, calibration.overturned) == (120, 20)
     assert calibration.vote_weight > noise.VOTE_WEIGHT, calibration.scores
-    assert calibration.scores[calibration.vote_weight] > calibration.scores[min(noise.VOTE_WEIGHTS)]
+    assert calibration.best is not None and calibration.best > noise.VOTE_WEIGHT
+    assert calibration.scores[calibration.best] > calibration.scores[min(noise.VOTE_WEIGHTS)]
     assert "Calibrated on 120 audited items, 20 overturned" in calibration.message
 
 
@@ -635,7 +636,8 @@ def test_audits_that_overturn_what_the_model_doubted_lower_the_vote_weight():
     calibration = noise.calibrate(matrix, voters, probs, audits, code)
     assert calibration.calibrated
     assert calibration.vote_weight < noise.VOTE_WEIGHT, calibration.scores
-    assert calibration.scores[calibration.vote_weight] > calibration.scores[max(noise.VOTE_WEIGHTS)]
+    assert calibration.best is not None and calibration.best < noise.VOTE_WEIGHT
+    assert calibration.scores[calibration.best] > calibration.scores[max(noise.VOTE_WEIGHTS)]
 
 
 def test_a_thin_lead_over_the_default_moves_the_weight_only_part_of_the_way():
@@ -650,9 +652,27 @@ def test_a_thin_lead_over_the_default_moves_the_weight_only_part_of_the_way():
     part = (share - 0.5) / (noise.CONFIDENCE - 0.5)
     assert calibration.vote_weight == round(noise.VOTE_WEIGHT + (calibration.best - noise.VOTE_WEIGHT) * part, 2)
     assert calibration.best < calibration.vote_weight < noise.VOTE_WEIGHT
-    assert f"short of 90%: the weight moves {part:.0%} of the way toward it, to {calibration.vote_weight}." in (
-        calibration.message
-    )
+    wins = round(share * noise.RESAMPLES)
+    assert (
+        f"and beat the default in {wins} of 200 resamples of the audits, short of the 180 that would move the weight "
+        f"all the way: it moves to {calibration.vote_weight}, {part:.0%} of the way from 0.5 toward 0.2."
+    ) in calibration.message
+
+
+@pytest.mark.parametrize(
+    ("share", "weight", "says"),
+    [
+        (0.7, 0.35, "it moves to 0.35, 50% of the way from 0.5 toward 0.2."),
+        (0.9, 0.2, "better in 180 of 200 resamples of the audits"),  # all the way
+        (0.505, 0.5, "beat the default in only 101 of 200 resamples"),  # a move that rounds to nothing says so
+        (0.895, 0.2, "better in 179 of 200 resamples of the audits"),  # rounds to the best weight: all the way
+    ],
+)
+def test_the_weight_moves_toward_the_best_one_in_proportion_to_its_lead(monkeypatch, share, weight, says):
+    matrix, voters, probs, audits, code = audited_project(overturned_where="model doubts", model_says=0.9)
+    monkeypatch.setattr(noise, "_share_better", lambda *args: share)
+    calibration = noise.calibrate(matrix, voters, probs, audits, code)
+    assert calibration.best == 0.2 and calibration.vote_weight == weight and says in calibration.message
 
 
 def test_a_lead_no_surer_than_chance_keeps_the_default(monkeypatch):
@@ -661,7 +681,9 @@ def test_a_lead_no_surer_than_chance_keeps_the_default(monkeypatch):
     calibration = noise.calibrate(matrix, voters, probs, audits, code)
     assert calibration.calibrated and calibration.vote_weight == noise.VOTE_WEIGHT
     assert calibration.best == min(noise.VOTE_WEIGHTS) and calibration.beats_default == 0.5
-    assert "no more than chance: the default vote weight 0.5 is kept" in calibration.message
+    assert "only 100 of 200 resamples of the audits, too few to move from it: the default vote weight 0.5 is kept" in (
+        calibration.message
+    )
 
 
 @pytest.mark.parametrize(

@@ -725,7 +725,8 @@ def test_the_scan_calibrates_its_vote_weight_on_the_reviewers_audits_and_says_so
     assert scan.status == ScanStatus.SUCCEEDED, scan.message
     calibration = scan.summary["calibration"]
     assert (calibration["audited"], calibration["overturned"], calibration["calibrated"]) == (40, 8, True)
-    assert calibration["vote_weight"] in noise.VOTE_WEIGHTS and calibration["default_vote_weight"] == noise.VOTE_WEIGHT
+    assert min(noise.VOTE_WEIGHTS) <= calibration["vote_weight"] <= max(noise.VOTE_WEIGHTS)  # a tried one, or between
+    assert calibration["default_vote_weight"] == noise.VOTE_WEIGHT
     assert set(calibration["average_precision"]) == {str(w) for w in noise.VOTE_WEIGHTS}
     assert calibration["message"].startswith("Calibrated on 40 audited items, 8 overturned by a reviewer")
     client.force_login(reviewer)
