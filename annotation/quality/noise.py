@@ -533,9 +533,9 @@ TOO_FEW_AUDITS = (
 
 
 CALIBRATED = (
-    "Calibrated on {audited} audited items, {overturned} overturned by a reviewer: vote weight {weight} ranked "
-    "the overturned agreements first best (average precision {score:.2f}; the default {default} gave "
-    "{default_score:.2f}; better in {wins} of {resamples} resamples of the audits)."
+    "Calibrated on {audited} audited items, {overturned} overturned by a reviewer: vote weight {best} ranked "
+    "the overturned agreements first best (average precision {best_score:.2f}; the default {default} gave "
+    "{score:.2f}; better in {wins} of {resamples} resamples of the audits)."
 )
 
 
@@ -694,10 +694,7 @@ def calibrate(
             weight=chosen, part=part, full=round(CONFIDENCE * RESAMPLES), **lead, **numbers
         )
     else:
-        message = CALIBRATED.format(
-            weight=best, score=scores[best], default_score=scores[VOTE_WEIGHT], wins=lead["wins"],
-            resamples=RESAMPLES, **numbers,
-        )
+        message = CALIBRATED.format(**lead, **numbers)
     return Calibration(chosen, True, audited, overturned, message, scores, best, share)
 
 
