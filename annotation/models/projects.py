@@ -49,7 +49,7 @@ class RoutingPolicy(models.TextChoices):
     """Who sees an annotated item next (annotation/review/routing.py)."""
 
     FIXED = "fixed", "Fixed: disagreements to review"
-    ADAPTIVE = "adaptive", "Adaptive: weighted vote, budget"
+    ADAPTIVE = "adaptive", "Adaptive: weighted vote within a budget"
 
 
 # What a new project routes by, and the one-line explanations the create form, the settings page and the API show.

@@ -55,6 +55,11 @@ class NoiseFlag(models.Model):
     score = models.FloatField(help_text="Label quality, 0 to 1: low means the given label is likely wrong.")
     given = models.JSONField()
     suggested = models.JSONField()
+    model_value = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The scan's out-of-fold model's likeliest label for the item: its vote when the flag is reviewed.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

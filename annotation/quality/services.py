@@ -303,6 +303,7 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
                     score=flag.quality,
                     given={"label": flag.given},
                     suggested={"label": flag.suggested},
+                    model_value=model_value(result, flag.row),
                 )
                 for flag in result.flags
             ]
@@ -329,6 +330,14 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
             finished_at=timezone.now(),
         )
     return summary
+
+
+def model_value(result: noise.ScanResult, row: int) -> dict[str, str] | None:
+    """The out-of-fold model's likeliest label for a scanned row (routing's vote on the flag's review), or None where
+    the model learnt nothing from the texts (`noise.model_skill`: the scan stood on the votes alone)."""
+    if result.skill is None or not result.skill.informative:
+        return None
+    return {"label": result.classes[int(np.argmax(result.probs[row]))]}
 
 
 def _votes(

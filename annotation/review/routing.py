@@ -73,11 +73,21 @@ class Decision:
     label: str  # the weighted vote's label now
     confidence: float  # its posterior probability
     posterior: dict[str, float]
+    model: ModelVote | None = None  # the model's vote, where it had one
 
 
 def shrunk_accuracy(agreed: float, n: float) -> float:
     """A voter's accuracy pulled toward PRIOR_ACCURACY by PRIOR_ITEMS pseudo-items."""
     return (agreed + PRIOR_ACCURACY * PRIOR_ITEMS) / (n + PRIOR_ITEMS)
+
+
+def model_accuracy(accuracy: float, n: float | None) -> float:
+    """A model's accuracy measured on n held-out items, pulled toward PRIOR_ACCURACY like a voter's: a run right on
+    all 96 of its test items is no oracle either (unshrunk, clipped to MAX_ACCURACY, its one vote outweighed two
+    agreeing annotators). Without n (a run that did not record it) the accuracy is taken as measured."""
+    if n is None:
+        return accuracy
+    return shrunk_accuracy(accuracy * n, n)
 
 
 def accuracies_from_quality(rows: Iterable[Mapping[str, object]]) -> dict[str, float]:
@@ -135,25 +145,36 @@ def weighted_label(post: Mapping[str, float], labels: Sequence[str]) -> tuple[st
 EM_ROUNDS = 20
 
 
-def measured_accuracies(items: Sequence[Sequence[Vote]], labels: Sequence[str]) -> dict[str, tuple[float, float]]:
+def measured_accuracies(
+    items: Sequence[Sequence[Vote]],
+    labels: Sequence[str],
+    models: Sequence[ModelVote | None] = (),
+) -> dict[str, tuple[float, float]]:
     """{voter: (shrunk accuracy, items)} by one-coin Dawid-Skene EM over every item with two or more votes.
 
     Judged against the posterior of all the votes, not against one partner: with two annotators per item,
     "agreement with the other one" counts the partner's errors as theirs and puts everyone far below
     their real accuracy (a 0.95 annotator measures 0.77 against partners of 0.6-0.9). Each voter's
     accuracy is the expected share of their votes that are right, pulled toward PRIOR_ACCURACY.
+
+    `models[i]`: the model's vote on item i, where it has one, counted in that item's posterior at its own
+    measured accuracy (never re-measured here), as it is in the weighted vote. Without it a reviewer sent to
+    items *because* a model doubts their annotators' agreement (a noise flag, routing's doubt) was scored
+    against those annotators alone: each right correction counted as a miss, and their word weighed less on the
+    next flag (a tester's reviewer fell from 0.85 to 0.70 in two corrections the model agreed with).
     """
-    shared = [votes for votes in items if len(votes) >= 2]
-    voters = sorted({v.voter for votes in shared for v in votes})
+    paired = list(zip(items, [*models, *[None] * (len(items) - len(models))], strict=False))
+    shared = [(votes, model) for votes, model in paired if len(votes) >= 2]
+    voters = sorted({v.voter for votes, _ in shared for v in votes})
     accuracy = dict.fromkeys(voters, PRIOR_ACCURACY)
     n = dict.fromkeys(voters, 0.0)
-    for votes in shared:
+    for votes, _ in shared:
         for v in votes:
             n[v.voter] += 1
     for _ in range(EM_ROUNDS):
         right = dict.fromkeys(voters, 0.0)
-        for votes in shared:
-            post = posterior(votes, labels, accuracy)
+        for votes, model in shared:
+            post = posterior(votes, labels, accuracy, model=model)
             for v in votes:
                 right[v.voter] += post.get(v.label, 0.0)
         accuracy = {who: shrunk_accuracy(right[who], n[who]) for who in voters}
@@ -203,7 +224,7 @@ def decide(
             action = ANNOTATOR
         elif spare >= 1 or is_tie(post):
             action = REVIEWER  # a tie goes to a reviewer past the budget: label order is no way to settle it
-    return Decision(action=action, label=label, confidence=confidence, posterior=post)
+    return Decision(action=action, label=label, confidence=confidence, posterior=post, model=model)
 
 
 def is_tie(post: Mapping[str, float]) -> bool:

@@ -7,7 +7,10 @@ far below the real accuracy. An unmeasured annotator counts as routing.PRIOR_ACC
 reviewer as REVIEWER_PRIOR. The model's vote is `settings.LABELLOOP_ROUTING_MODEL` (a dotted path to
 `fn(project, item_ids) -> {item id: ModelVote}`), by default the newest output of the project's latest
 succeeded training run for the item, weighted by that run's test accuracy: items reach routing before
-they have a final label, so a run's output for them is out of sample. Test-split items get no model vote.
+they have a final label, so a run's output for them is out of sample. Where it has none, an item the latest
+noise scan flagged gets that scan's out-of-fold model's vote (`scan_votes`). Every model accuracy is shrunk by
+the number of items that measured it (routing.model_accuracy). Test-split items get no model vote, and their
+votes are weighed by accuracies measured without any (`voter_accuracies(humans_only=True)`).
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ from annotation.models import (
     ItemStatus,
     Label,
     Membership,
+    NoiseFlag,
+    NoiseScan,
     Project,
     ReviewStatus,
     ReviewTask,
     Role,
+    ScanStatus,
     Split,
 )
 from annotation.review import routing
@@ -57,13 +63,13 @@ REMEASURE_GROWTH = 0.1
 REMEASURE_SECONDS = 300.0
 
 
-# (project id, created) -> (when, judgements, accuracies); `created` tells a reused id apart
-_measured: dict[tuple[int, Any], tuple[float, int, dict[str, float]]] = {}
+# (project id, created, humans only) -> (when, judgements, accuracies); `created` tells a reused id apart
+_measured: dict[tuple[int, Any, bool], tuple[float, int, dict[str, float]]] = {}
 _measured_lock = threading.Lock()
 
 
-def project_votes(*, project: Project) -> list[list[routing.Vote]]:
-    """Every item's human judgements: its current annotations and the reviewers' decisions (their last word)."""
+def project_votes(*, project: Project) -> dict[int, list[routing.Vote]]:
+    """{item id: its human judgements}: its current annotations and the reviewers' decisions (their last word)."""
     by_item: dict[int, dict[str, routing.Vote]] = {}
     annotations = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED).values_list(
         "item_id", "annotator__username", "value", "unsure"
@@ -75,7 +81,7 @@ def project_votes(*, project: Project) -> list[list[routing.Vote]]:
     for item_id, said in reviewer_votes(Decision.objects.filter(item__project=project)).items():
         if item_id in by_item:
             by_item[item_id].update(said)
-    return [list(votes.values()) for votes in by_item.values()]
+    return {item_id: list(votes.values()) for item_id, votes in by_item.items()}
 
 
 def reviewer_votes(decisions: QuerySet[Decision]) -> dict[int, dict[str, routing.Vote]]:
@@ -94,26 +100,41 @@ def reviewer_votes(decisions: QuerySet[Decision]) -> dict[int, dict[str, routing
     return by_item
 
 
-def voter_accuracies(*, project: Project) -> dict[str, float]:
-    """{username: accuracy} measured over every judgement in the project (routing.measured_accuracies).
+def voter_accuracies(*, project: Project, humans_only: bool = False) -> dict[str, float]:
+    """{username: accuracy} measured over every judgement in the project (routing.measured_accuracies), each item's
+    posterior with the model's vote where it has one (`model_votes`).
+
+    `humans_only`: measured on the human judgements alone, for weighing a test-split item's votes: a test label is
+    people's word, and accuracies the model helped measure would lean it toward the annotators who agree with the
+    model (the figures the test split exists for would flatter it).
 
     Cached per process: measured again once the judgements grew by REMEASURE_GROWTH or REMEASURE_SECONDS
     passed, so routing an item costs one count query, not a pass over the project.
     """
     count = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED).count()
     now = time.monotonic()
+    key = (project.pk, project.created_at, humans_only)
     with _measured_lock:
-        cached = _measured.get((project.pk, project.created_at))
+        cached = _measured.get(key)
     if cached is not None:
         when, seen, accuracies = cached
         if count <= seen * (1 + REMEASURE_GROWTH) + 20 and now - when < REMEASURE_SECONDS and count >= seen:
             return dict(accuracies)
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
-    measured = routing.measured_accuracies(project_votes(project=project), labels)
+    votes = project_votes(project=project)
+    shared = [item_id for item_id, said in votes.items() if len(said) >= 2]
+    models = {} if humans_only else model_votes(project=project, item_ids=shared)
+    measured = routing.measured_accuracies(
+        [votes[item_id] for item_id in shared], labels, [models.get(item_id) for item_id in shared]
+    )
     accuracies = {who: accuracy for who, (accuracy, _n) in measured.items()}
     with _measured_lock:
-        _measured[(project.pk, project.created_at)] = (now, count, accuracies)
+        _measured[key] = (now, count, accuracies)
     return dict(accuracies)
+
+
+def in_test_split(*, item_id: int) -> bool:
+    return ItemSplit.objects.filter(item_id=item_id, split=Split.TEST).exists()
 
 
 def model_source() -> Callable[[Project, Sequence[int]], dict[int, routing.ModelVote]]:
@@ -121,7 +142,8 @@ def model_source() -> Callable[[Project, Sequence[int]], dict[int, routing.Model
 
 
 def latest_run_votes(project: Project, item_ids: Sequence[int]) -> dict[int, routing.ModelVote]:
-    """The latest succeeded classification run's output for these items, weighted by its test accuracy."""
+    """The latest succeeded classification run's output for these items, weighted by its test accuracy (shrunk by
+    the number of test items, routing.model_accuracy)."""
     from training.models import ModelOutput, RunStatus, TrainingRun  # training depends on annotation
 
     run = (
@@ -130,25 +152,78 @@ def latest_run_votes(project: Project, item_ids: Sequence[int]) -> dict[int, rou
         .only("pk", "metrics")
         .first()
     )
-    accuracy = ((run.metrics or {}).get("test") or {}).get("accuracy") if run is not None else None
+    test = ((run.metrics or {}).get("test") or {}) if run is not None else {}
+    accuracy, n = test.get("accuracy"), test.get("n")
     if run is None or not isinstance(accuracy, int | float):
         return {}
+    weight = routing.model_accuracy(float(accuracy), float(n) if isinstance(n, int | float) else None)
     outputs = ModelOutput.objects.filter(run=run, item_id__in=list(item_ids)).values_list("item_id", "value")
     return {
-        item_id: routing.ModelVote(label=value["label"], accuracy=float(accuracy))
+        item_id: routing.ModelVote(label=value["label"], accuracy=weight)
         for item_id, value in outputs
         if isinstance(value, dict) and isinstance(value.get("label"), str)
     }
 
 
-def model_votes(*, project: Project, item_ids: Sequence[int]) -> dict[int, routing.ModelVote]:
-    """The model's vote on each item that may have one: never on a test-split item (humans only there)."""
-    test = set(ItemSplit.objects.filter(item_id__in=list(item_ids), split=Split.TEST).values_list("item_id", flat=True))
-    allowed = [item_id for item_id in item_ids if item_id not in test]
+def scan_votes(project: Project, item_ids: Sequence[int]) -> dict[int, routing.ModelVote]:
+    """The latest succeeded noise scan's out-of-fold model on the items it flagged among these: its likeliest label
+    (NoiseFlag.model_value), weighted by its out-of-fold accuracy on the final labels it scanned (shrunk by their
+    number). A flag's review is where a model doubts the annotators' agreement: without this vote a reviewer who
+    confirmed the flag was outweighed by the two annotators the flag doubted (a tester's item stayed "spam" at 69 %
+    after two reviewers and the scan said "ham"). Flags written before the field existed have no vote."""
+    scan = (
+        NoiseScan.objects.filter(project=project, status=ScanStatus.SUCCEEDED)
+        .order_by("-finished_at", "-id")
+        .only("pk", "summary")
+        .first()
+    )
+    if scan is None:
+        return {}
+    accuracy, scanned = ((scan.summary or {}).get("model") or {}).get("accuracy"), (scan.summary or {}).get("scanned")
+    if not isinstance(accuracy, int | float):
+        return {}
+    weight = routing.model_accuracy(float(accuracy), float(scanned) if isinstance(scanned, int | float) else None)
+    flags = NoiseFlag.objects.filter(scan=scan, model_value__isnull=False)
+    if len(item_ids) <= SCAN_VOTE_IN_LIST:
+        flags = flags.filter(item_id__in=list(item_ids))
+    wanted = set(item_ids)
+    return {
+        item_id: routing.ModelVote(label=value["label"], accuracy=weight)
+        for item_id, value in flags.values_list("item_id", "model_value")
+        if item_id in wanted and isinstance(value, dict) and isinstance(value.get("label"), str)
+    }
+
+
+SCAN_VOTE_IN_LIST = 1000  # more items than this: the scan's flags are read whole (a scan flags a few hundred)
+MODEL_SOURCE_CHUNK = 2000  # item ids per call of the model source (an IN list SQLite and PostgreSQL both take)
+
+
+def model_votes(
+    *, project: Project, item_ids: Sequence[int], test: set[int] | None = None
+) -> dict[int, routing.ModelVote]:
+    """The model's vote on each item that may have one: never on a test-split item (humans only there).
+
+    The trained model's (`settings.LABELLOOP_ROUTING_MODEL`) where it has one, else the latest noise scan's
+    out-of-fold model on an item it flagged (`scan_votes`). `test`: the test-split items among `item_ids`, where
+    the caller knows them (else one query finds them)."""
+    ids = list(item_ids)
+    if test is None:
+        split = ItemSplit.objects.filter(split=Split.TEST)
+        by_ids = split.filter(item__project=project) if len(ids) > MODEL_SOURCE_CHUNK else split.filter(item_id__in=ids)
+        test = set(by_ids.values_list("item_id", flat=True))
+    allowed = [item_id for item_id in ids if item_id not in test]
     if not allowed:
         return {}
-    votes = model_source()(project, allowed)
-    return {item_id: vote for item_id, vote in votes.items() if item_id in allowed}
+    source = model_source()
+    votes: dict[int, routing.ModelVote] = {}
+    for start in range(0, len(allowed), MODEL_SOURCE_CHUNK):
+        chunk = allowed[start : start + MODEL_SOURCE_CHUNK]
+        asked = set(chunk)
+        votes.update({i: vote for i, vote in source(project, chunk).items() if i in asked})
+    rest = [item_id for item_id in allowed if item_id not in votes]
+    if rest:
+        votes.update(scan_votes(project, rest))
+    return votes
 
 
 def annotators_left(*, project: Project, item_id: int) -> int:

@@ -602,6 +602,43 @@ def outvoted_value(*, decision: Decision) -> dict[str, Any] | None:
     return own.value if own else None
 
 
+OUTVOTED_SHOWN = 20
+
+
+def outvoted_reviews(*, project: Project, limit: int = OUTVOTED_SHOWN) -> tuple[int, list[dict[str, Any]]]:
+    """(how many, the latest `limit`) approved items whose final label is a weighted vote that kept another label
+    than their reviewer's (review_decide keeps both): where the owner may want to overrule (item_overrule). Each
+    row: item id, text, the final value and its reason, the reviewer and what they said. Three queries."""
+    finals = latest_decisions(project=project).filter(source=DecisionSource.WEIGHTED, review_task__isnull=False)
+    count = finals.count()
+    if not count:
+        return 0, []
+    rows = list(
+        finals.order_by("-created_at", "-id").values("item_id", "item__text", "value", "reason", "review_task_id")[
+            :limit
+        ]
+    )
+    said = {
+        task_id: (who, value)
+        for task_id, who, value in Decision.objects.filter(
+            review_task_id__in=[row["review_task_id"] for row in rows], source=DecisionSource.REVIEWER
+        )
+        .order_by("created_at", "id")
+        .values_list("review_task_id", "reviewer__username", "value")
+    }
+    return count, [
+        {
+            "item_id": row["item_id"],
+            "text": row["item__text"],
+            "final": value_display(row["value"]),
+            "reason": row["reason"],
+            "reviewer": said.get(row["review_task_id"], ("", None))[0],
+            "said": value_display(said[row["review_task_id"]][1]) if row["review_task_id"] in said else "",
+        }
+        for row in rows
+    ]
+
+
 def imported_labels(*, project: Project) -> dict[int, str]:
     """{item id: the single label a file gave it as final} (its import decision, whatever came after). One query."""
     rows = Decision.objects.filter(item__project=project, source=DecisionSource.IMPORT).values_list("item_id", "value")

@@ -243,10 +243,11 @@ def _weighed(
     `reviewers`: the voters among `votes` who reviewed the item; one nobody has measured yet counts as
     REVIEWER_PRIOR."""
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
-    accuracies = routing_inputs.voter_accuracies(project=project)
+    test = routing_inputs.in_test_split(item_id=item_id)  # humans alone weigh a test label, measured alone
+    accuracies = routing_inputs.voter_accuracies(project=project, humans_only=test)
     for name in reviewers:
         accuracies.setdefault(name, routing_inputs.REVIEWER_PRIOR)
-    model = routing_inputs.model_votes(project=project, item_ids=[item_id]).get(item_id)
+    model = None if test else routing_inputs.model_votes(project=project, item_ids=[item_id], test=set()).get(item_id)
     budget = routing_inputs.budget_state(project=project)
     left = None if reviewed else routing_inputs.annotators_left(project=project, item_id=item_id)
     return routing.decide(
@@ -310,8 +311,10 @@ def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotatio
 
 
 def _weighed_reason(decision: routing.Decision, n: int) -> str:
+    model = decision.model
+    with_model = "" if model is None else f" and the model's ({model.label}, {model.accuracy:.0%} accurate)"
     return (
-        f"Weighted vote of {n} judgements by each one's measured accuracy: "
+        f"Weighted vote of {n} judgements{with_model} by each one's measured accuracy: "
         f"{decision.label} ({decision.confidence:.0%} likely right)."
     )
 

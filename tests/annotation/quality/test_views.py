@@ -126,6 +126,7 @@ def test_noise_scan_flags_the_mislabelled_items_and_sends_them_to_review(
     for item_id in caught:
         flag = flagged[item_id]
         assert flag.suggested == {"label": truth[item_id]} and flag.given != flag.suggested
+        assert flag.model_value == {"label": truth[item_id]}  # the out-of-fold model's own: routing's vote on review
         task = ReviewTask.objects.get(item_id=item_id, status=ReviewStatus.OPEN)
         assert task.reasons == [ReviewReason.NOISE]
         assert task.noise_score == pytest.approx(flag.score) and task.suggested_value == flag.suggested
@@ -766,3 +767,20 @@ def test_with_too_few_audits_the_scan_keeps_the_default_weight_and_the_page_says
     ambiguity = scan.summary["ambiguity"]
     assert ambiguity["weight"] == 0.0 and scan.summary["estimated_errors"] == ambiguity["model_count"]
     assert "The count is the model&#x27;s" in html and "audited agreements, and there are 12." in html
+
+
+def test_a_flag_carries_the_models_vote_only_where_the_model_learnt_something():
+    """Routing weighs a flag's review with the scan's model (review.routing_inputs.scan_votes): never one that knew
+    nothing of the texts, whose "likeliest label" is only the commonest."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from annotation.quality.services import model_value
+
+    probs = np.array([[0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
+    informative = noise.Skill(True, 0.5, 1.0, 0.8, 0.4)
+    result = SimpleNamespace(skill=informative, classes=["a", "b", "c"], probs=probs)
+    assert [model_value(result, row) for row in (0, 1)] == [{"label": "b"}, {"label": "a"}]
+    assert model_value(SimpleNamespace(**{**vars(result), "skill": informative._replace(informative=False)}), 0) is None
+    assert model_value(SimpleNamespace(**{**vars(result), "skill": None}), 0) is None

@@ -6,6 +6,7 @@ import random
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
 from annotation.models import (
     Annotation,
@@ -15,12 +16,15 @@ from annotation.models import (
     Item,
     ItemSplit,
     ItemStatus,
+    NoiseFlag,
+    NoiseScan,
     Project,
     ReviewReason,
     ReviewStatus,
     ReviewTask,
     Role,
     RoutingPolicy,
+    ScanStatus,
     Split,
 )
 from annotation.projects.services import membership_set
@@ -145,6 +149,35 @@ def test_measured_accuracies_tell_good_from_poor_annotators():
     measured = routing.measured_accuracies(items, LABELS)
     assert measured["good"][0] > measured["fair"][0] > measured["poor"][0]
     assert abs(measured["good"][0] - 0.95) < 0.06 and abs(measured["poor"][0] - 0.55) < 0.1
+
+
+def test_a_reviewer_who_corrects_what_the_model_doubted_is_not_measured_down_for_it():
+    """A tester's reviewer fell from 0.85 to 0.70 in two right corrections: flag reviews go against two agreeing
+    annotators by construction, and measured against the humans alone each correction counted as a miss."""
+    items = [votes(("a", "positive"), ("b", "positive"), ("rev", "positive")) for _ in range(10)]
+    models: list[routing.ModelVote | None] = [None] * 10
+    items += [votes(("a", "negative"), ("b", "negative")) for _ in range(20)]
+    models += [routing.ModelVote("negative", 0.95)] * 20
+    # five agreed labels a scan's model (as accurate as the annotators) doubted; the reviewer sided with it on each
+    items += [votes(("a", "positive"), ("b", "positive"), ("rev", "neutral")) for _ in range(5)]
+    models += [routing.ModelVote("neutral", 0.95)] * 5
+    humans = routing.measured_accuracies(items, LABELS)
+    with_model = routing.measured_accuracies(items, LABELS, models)
+    assert humans["rev"][0] < 0.75  # scored against the annotators alone: each correction a miss
+    assert with_model["rev"][0] > routing.PRIOR_ACCURACY
+    assert with_model["a"][0] < humans["a"][0]  # the agreed errors count against the annotators now
+    assert routing.measured_accuracies(items, LABELS, [None] * len(items)) == humans
+
+
+def test_a_models_measured_accuracy_is_shrunk_by_how_many_items_measured_it():
+    assert routing.model_accuracy(1.0, 96) == pytest.approx((96 + routing.PRIOR_ACCURACY * routing.PRIOR_ITEMS) / 106)
+    assert routing.model_accuracy(0.9, 100_000) == pytest.approx(0.9, abs=1e-3)
+    assert routing.model_accuracy(0.93, None) == 0.93  # a run that recorded no n: as measured
+    # no longer worth two agreeing annotators of 0.9 on its own
+    two = votes(("a", "positive"), ("b", "positive"))
+    model = routing.ModelVote("negative", routing.model_accuracy(1.0, 96))
+    post = routing.posterior(two, LABELS, {"a": 0.9, "b": 0.9}, model=model)
+    assert routing.weighted_label(post, LABELS)[0] == "positive"
 
 
 def test_a_simulated_batch_stays_within_the_budget():
@@ -319,6 +352,73 @@ def test_every_reviewers_word_is_in_the_weighted_vote(adaptive, annotator, annot
     again = ReviewTask.objects.select_related("item__project").get(pk=again.pk)
     third = reviews.review_decide(reviewer=owner, task=again, value={"label": "neutral"})
     assert third.value == {"label": "neutral"}  # owner's word is now neutral: three of four say neutral
+
+
+def flagged_by_a_scan(item: Item, owner, *, model_says: str, accuracy: float, scanned: int = 400) -> ReviewTask:
+    """What noise_scan_execute leaves for a flag: a succeeded scan (its model's out-of-fold accuracy in the summary),
+    the flag with the model's label, and the flag's review task."""
+    scan = NoiseScan.objects.create(
+        project=item.project, created_by=owner, status=ScanStatus.SUCCEEDED, finished_at=timezone.now(),
+        summary={"scanned": scanned, "model": {"accuracy": accuracy}},
+    )
+    final = Decision.objects.filter(item=item).latest("id").value
+    NoiseFlag.objects.create(
+        scan=scan, item=item, score=0.2, given=final, suggested={"label": model_says},
+        model_value={"label": model_says},
+    )
+    task = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], suggested_value={"label": model_says})
+    return ReviewTask.objects.select_related("item__project").get(pk=task.pk)
+
+
+def test_a_reviewer_who_confirms_a_flag_corrects_an_agreed_label_with_the_scans_model(
+    adaptive, annotator, annotator2, reviewer, owner, client
+):
+    """A tester's flagged item (two annotators said spam; the flag's reviewer and the scan's model said ham) stayed
+    spam: the weighted vote heard the annotators and the reviewer, not the model whose doubt opened the review. The
+    scan's out-of-fold model now votes on its flags, at its measured accuracy."""
+    items = []
+    for _ in range(2):
+        a = submit(annotator, adaptive, "neutral")
+        submit(annotator2, adaptive, "neutral")
+        items.append(Item.objects.get(pk=a.item_id))
+    heard, unheard = items
+    flag = flagged_by_a_scan(heard, owner, model_says="negative", accuracy=0.97)
+    assert routing_inputs.model_votes(project=adaptive, item_ids=[heard.pk]) == {
+        heard.pk: routing.ModelVote("negative", routing.model_accuracy(0.97, 400))
+    }
+    final = reviews.review_decide(reviewer=reviewer, task=flag, value={"label": "negative"})
+    assert final.source == DecisionSource.REVIEWER and final.value == {"label": "negative"}
+    # the same review without the model's vote (a flag written before it was stored): two agreeing annotators
+    # outweigh one reviewer, as they should where nothing else speaks against them
+    flag = flagged_by_a_scan(unheard, owner, model_says="negative", accuracy=0.97)
+    NoiseFlag.objects.filter(item=unheard).update(model_value=None)
+    kept = reviews.review_decide(reviewer=reviewer, task=flag, value={"label": "negative"})
+    assert kept.source == DecisionSource.WEIGHTED and kept.value == {"label": "neutral"}
+    # the owner sees where a reviewer was outvoted, with a way to the item's history (where they may overrule it)
+    from django.urls import reverse
+
+    client.force_login(owner)
+    html = client.get(reverse("quality", args=[adaptive.pk])).content.decode()
+    card = html[html.index('id="outvoted-reviews"') :]
+    assert "Reviews the weighted vote outvoted (1)" in card
+    assert reverse("item-history", args=[adaptive.pk, unheard.pk]) in card and "overrule the label there" in card
+    assert reverse("item-history", args=[adaptive.pk, heard.pk]) not in card  # the reviewer's word stood there
+    # a reviewer who keeps the agreed label against a flag keeps it
+    again = flagged_by_a_scan(heard, owner, model_says="positive", accuracy=0.97)
+    assert reviews.review_decide(reviewer=owner, task=again, value={"label": "negative"}).value == {"label": "negative"}
+
+
+def test_a_scans_model_has_no_vote_on_test_items_nor_where_it_learnt_nothing(adaptive, annotator, annotator2, owner):
+    a = submit(annotator, adaptive, "neutral")
+    submit(annotator2, adaptive, "neutral")
+    item = Item.objects.get(pk=a.item_id)
+    flagged_by_a_scan(item, owner, model_says="negative", accuracy=0.9)
+    assert item.pk in routing_inputs.model_votes(project=adaptive, item_ids=[item.pk])
+    ItemSplit.objects.create(item=item, split=Split.TEST)
+    assert routing_inputs.model_votes(project=adaptive, item_ids=[item.pk]) == {}
+    ItemSplit.objects.filter(item=item).delete()
+    NoiseFlag.objects.update(model_value=None)  # a flag of a scan whose model knew nothing (or written before)
+    assert routing_inputs.model_votes(project=adaptive, item_ids=[item.pk]) == {}
 
 
 def test_a_tie_after_two_reviewers_goes_to_the_reviewer_deciding_now(adaptive, annotator, annotator2, reviewer, owner):
