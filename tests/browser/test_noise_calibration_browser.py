@@ -29,7 +29,11 @@ def test_a_scan_calibrated_on_audits_says_so_on_the_quality_page(
     page.wait_for_url(f"**/projects/{project.pk}/quality/")
     calibration = page.locator("#scan-calibration")
     expect(calibration).to_contain_text("Calibrated on 40 audited items, 8 overturned")
-    expect(calibration).to_contain_text("Average precision per weight")
+    # the explanations are folded away until asked for
+    how = calibration.get_by_text("Average precision per weight")
+    expect(how).to_be_hidden()
+    calibration.get_by_text("How the vote weight is learnt").click()
+    expect(how).to_be_visible()
     expect(page.locator("#scan-adaptive")).to_contain_text("What to expect here")  # a new project routes adaptively
     page.locator("#noise-scan").screenshot(path=str(screenshot_dir / "noise_scan_calibrated.png"))
 
