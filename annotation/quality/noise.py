@@ -51,7 +51,7 @@ ONE_LABEL = "A noise scan compares labels with each other, but every item has th
 
 TOO_FEW_FOR_LABEL = (
     "Label {label!r} has only {n} labelled items; a noise scan needs at least {folds} per label "
-    "(one in each cross-validation fold). Label more of them, or scan with fewer folds."
+    "(one in each cross-validation fold). Label more of them, then scan again."
 )
 
 

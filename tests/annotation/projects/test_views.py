@@ -130,6 +130,29 @@ def test_settings_change_overlap_and_lease(client, project, owner):
     assert (project.overlap, project.lease_seconds) == (3, 120)
 
 
+def test_an_emptied_routing_box_is_named_and_changes_nothing(client, project, owner):
+    """A tester emptied Budget and Audit rate and got "Settings saved." with both kept: it read as a reset."""
+    from html import unescape
+
+    from annotation.projects.forms import ProjectSettingsForm
+
+    client.force_login(owner)
+    before = (project.overlap, project.routing_budget, project.audit_rate)
+    post = {"overlap": 2, "lease_seconds": 120, "routing_policy": "adaptive", "routing_budget": " ", "audit_rate": ""}
+    refused = client.post(url("project-settings", project.pk), post)
+    assert refused.status_code == 400
+    assert Project.objects.get(pk=project.pk).lease_seconds != 120
+    page = unescape(refused.content.decode())
+    assert all(message in page for message in ProjectSettingsForm.EMPTIED.values())
+    project.refresh_from_db()
+    assert (project.overlap, project.routing_budget, project.audit_rate) == before
+    # left out of the post altogether (an older client), they stay as they are
+    kept = client.post(url("project-settings", project.pk), {"overlap": 2, "lease_seconds": 120})
+    assert kept.status_code == 302
+    project.refresh_from_db()
+    assert (project.lease_seconds, project.overlap, project.routing_budget, project.audit_rate) == (120, *before)
+
+
 def test_an_overlap_over_the_adaptive_budget_is_refused_and_changes_nothing(client, project, owner):
     """Every item gets `overlap` annotators before adaptive routing weighs it: a budget under that could never be
     kept, so the page refuses it (naming the budget) and saves none of the post's settings."""
