@@ -56,7 +56,8 @@ class RoutingPolicy(models.TextChoices):
 ROUTING_BUDGET_DEFAULT = 2.5
 ROUTING_POLICY_HELP = (
     "Adaptive (the default; single-label tasks): every judgement is weighed by its annotator's measured accuracy "
-    "(and the latest model's), and a further annotator or a reviewer is asked only where that vote is in doubt, "
+    "(and a model's: the latest run's, or on a noise flag's review the scan's), and a further annotator or a reviewer "
+    "is asked only where that vote is in doubt, "
     "within the budget. Fixed (and other task types): every disagreement or unsure answer goes to a reviewer, "
     "whose word is final."
 )

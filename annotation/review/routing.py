@@ -82,12 +82,14 @@ def shrunk_accuracy(agreed: float, n: float) -> float:
 
 
 def model_accuracy(accuracy: float, n: float | None) -> float:
-    """A model's accuracy measured on n held-out items, pulled toward PRIOR_ACCURACY like a voter's: a run right on
-    all 96 of its test items is no oracle either (unshrunk, clipped to MAX_ACCURACY, its one vote outweighed two
-    agreeing annotators). Without n (a run that did not record it) the accuracy is taken as measured."""
+    """A model's accuracy measured on n held-out items, pulled down toward PRIOR_ACCURACY like a voter's: a run right
+    on all 96 of its test items is no oracle either (unshrunk, clipped to MAX_ACCURACY, its one vote outweighed two
+    agreeing annotators). Never pulled up: a weak model measured on few items keeps its low figure (pulled toward
+    0.8, a run at 0.5 on 10 items would weigh 0.65). Without n (a run that did not record it) it is taken as
+    measured."""
     if n is None:
         return accuracy
-    return shrunk_accuracy(accuracy * n, n)
+    return min(accuracy, shrunk_accuracy(accuracy * n, n))
 
 
 def accuracies_from_quality(rows: Iterable[Mapping[str, object]]) -> dict[str, float]:

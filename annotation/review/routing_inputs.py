@@ -8,9 +8,10 @@ reviewer as REVIEWER_PRIOR. The model's vote is `settings.LABELLOOP_ROUTING_MODE
 `fn(project, item_ids) -> {item id: ModelVote}`), by default the newest output of the project's latest
 succeeded training run for the item, weighted by that run's test accuracy: items reach routing before
 they have a final label, so a run's output for them is out of sample. Where it has none, an item the latest
-noise scan flagged gets that scan's out-of-fold model's vote (`scan_votes`). Every model accuracy is shrunk by
-the number of items that measured it (routing.model_accuracy). Test-split items get no model vote, and their
-votes are weighed by accuracies measured without any (`voter_accuracies(humans_only=True)`).
+noise scan flagged gets that scan's out-of-fold model's vote on its review (`scan_votes`). The default source's
+and the scans' accuracies are pulled down by how few items measured them (routing.model_accuracy); a custom
+source's are its own. Test-split items get no model vote, and their votes are weighed by accuracies measured
+without any (`voter_accuracies(humans_only=True)`).
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def voter_accuracies(*, project: Project, humans_only: bool = False) -> dict[str
     model (the figures the test split exists for would flatter it).
 
     Cached per process: measured again once the judgements grew by REMEASURE_GROWTH or REMEASURE_SECONDS
-    passed, so routing an item costs one count query, not a pass over the project.
+    passed, so routing an item costs one count query, not a pass over the project (a new run's or scan's votes
+    are in the accuracies within REMEASURE_SECONDS).
     """
     count = Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED).count()
     now = time.monotonic()
@@ -141,10 +143,10 @@ def model_source() -> Callable[[Project, Sequence[int]], dict[int, routing.Model
     return import_string(getattr(settings, "LABELLOOP_ROUTING_MODEL", DEFAULT_MODEL_SOURCE))
 
 
-def latest_run_votes(project: Project, item_ids: Sequence[int]) -> dict[int, routing.ModelVote]:
-    """The latest succeeded classification run's output for these items, weighted by its test accuracy (shrunk by
-    the number of test items, routing.model_accuracy)."""
-    from training.models import ModelOutput, RunStatus, TrainingRun  # training depends on annotation
+def _latest_run(project: Project) -> tuple[Any, float] | None:
+    """(the latest succeeded run, its vote's weight: test accuracy shrunk by the test items, routing.model_accuracy),
+    or None where no run has a test accuracy."""
+    from training.models import RunStatus, TrainingRun  # training depends on annotation
 
     run = (
         TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED)
@@ -155,42 +157,74 @@ def latest_run_votes(project: Project, item_ids: Sequence[int]) -> dict[int, rou
     test = ((run.metrics or {}).get("test") or {}) if run is not None else {}
     accuracy, n = test.get("accuracy"), test.get("n")
     if run is None or not isinstance(accuracy, int | float):
-        return {}
-    weight = routing.model_accuracy(float(accuracy), float(n) if isinstance(n, int | float) else None)
-    outputs = ModelOutput.objects.filter(run=run, item_id__in=list(item_ids)).values_list("item_id", "value")
+        return None
+    return run, routing.model_accuracy(float(accuracy), float(n) if isinstance(n, int | float) else None)
+
+
+def _run_votes(run: Any, weight: float, item_ids: Sequence[int] | None) -> dict[int, routing.ModelVote]:
+    from training.models import ModelOutput
+
+    outputs = ModelOutput.objects.filter(run=run)
+    if item_ids is not None:
+        outputs = outputs.filter(item_id__in=list(item_ids))
     return {
         item_id: routing.ModelVote(label=value["label"], accuracy=weight)
-        for item_id, value in outputs
+        for item_id, value in outputs.values_list("item_id", "value").iterator(chunk_size=5000)
         if isinstance(value, dict) and isinstance(value.get("label"), str)
     }
 
 
+def latest_run_votes(project: Project, item_ids: Sequence[int]) -> dict[int, routing.ModelVote]:
+    """The latest succeeded classification run's output for these items, weighted by its test accuracy (shrunk by
+    the number of test items, routing.model_accuracy)."""
+    latest = _latest_run(project)
+    return {} if latest is None else _run_votes(*latest, item_ids)
+
+
+def _every_run_vote(project: Project) -> Callable[[Project, Sequence[int]], dict[int, routing.ModelVote]]:
+    """latest_run_votes for a whole project at once (measuring accuracies): the run looked up and read once."""
+    latest = _latest_run(project)
+    every = {} if latest is None else _run_votes(*latest, None)
+    return lambda _project, item_ids: {i: every[i] for i in item_ids if i in every}
+
+
 def scan_votes(project: Project, item_ids: Sequence[int]) -> dict[int, routing.ModelVote]:
-    """The latest succeeded noise scan's out-of-fold model on the items it flagged among these: its likeliest label
-    (NoiseFlag.model_value), weighted by its out-of-fold accuracy on the final labels it scanned (shrunk by their
-    number). A flag's review is where a model doubts the annotators' agreement: without this vote a reviewer who
-    confirmed the flag was outweighed by the two annotators the flag doubted (a tester's item stayed "spam" at 69 %
-    after two reviewers and the scan said "ham"). Flags written before the field existed have no vote."""
-    scan = (
-        NoiseScan.objects.filter(project=project, status=ScanStatus.SUCCEEDED)
-        .order_by("-finished_at", "-id")
-        .only("pk", "summary")
-        .first()
+    """A noise scan's out-of-fold model on the items it flagged among these: for each item the newest flag of a
+    succeeded scan that has one, its likeliest label (NoiseFlag.model_value) weighted by that scan's out-of-fold
+    accuracy on the final labels it scanned (shrunk by their number). A flag's review is where a model doubts the
+    annotators' agreement: without this vote a reviewer who confirmed the flag was outweighed by the two annotators
+    the flag doubted (a tester's item stayed "spam" at 69 % after two reviewers and the scan said "ham"). Not only the
+    newest scan's: a scan reads approved items only, so one that ran while a flag waited in review, or after the
+    reviewer corrected the label (its model then agrees and flags nothing), would drop the vote. Flags written before
+    the field existed, or by a scan whose model learnt nothing, have none. Two queries."""
+    flags = NoiseFlag.objects.filter(
+        scan__project=project, scan__status=ScanStatus.SUCCEEDED, model_value__isnull=False
     )
-    if scan is None:
-        return {}
-    accuracy, scanned = ((scan.summary or {}).get("model") or {}).get("accuracy"), (scan.summary or {}).get("scanned")
-    if not isinstance(accuracy, int | float):
-        return {}
-    weight = routing.model_accuracy(float(accuracy), float(scanned) if isinstance(scanned, int | float) else None)
-    flags = NoiseFlag.objects.filter(scan=scan, model_value__isnull=False)
     if len(item_ids) <= SCAN_VOTE_IN_LIST:
         flags = flags.filter(item_id__in=list(item_ids))
     wanted = set(item_ids)
+    newest: dict[int, tuple[int, dict[str, Any]]] = {}
+    rows = flags.order_by("scan__finished_at", "scan_id").values_list("item_id", "scan_id", "model_value")
+    for item_id, scan_id, value in rows.iterator(chunk_size=5000):
+        if item_id in wanted and isinstance(value, dict) and isinstance(value.get("label"), str):
+            newest[item_id] = (scan_id, value)  # later rows are newer scans
+    if not newest:
+        return {}
+    summaries = dict(
+        NoiseScan.objects.filter(pk__in={scan_id for scan_id, _ in newest.values()}).values_list("pk", "summary")
+    )
+    weights: dict[int, float | None] = {}
+    for scan_id, summary in summaries.items():
+        accuracy, scanned = ((summary or {}).get("model") or {}).get("accuracy"), (summary or {}).get("scanned")
+        weights[scan_id] = (
+            routing.model_accuracy(float(accuracy), float(scanned) if isinstance(scanned, int | float) else None)
+            if isinstance(accuracy, int | float)
+            else None
+        )
     return {
         item_id: routing.ModelVote(label=value["label"], accuracy=weight)
-        for item_id, value in flags.values_list("item_id", "model_value")
-        if item_id in wanted and isinstance(value, dict) and isinstance(value.get("label"), str)
+        for item_id, (scan_id, value) in newest.items()
+        if (weight := weights.get(scan_id)) is not None
     }
 
 
@@ -199,13 +233,14 @@ MODEL_SOURCE_CHUNK = 2000  # item ids per call of the model source (an IN list S
 
 
 def model_votes(
-    *, project: Project, item_ids: Sequence[int], test: set[int] | None = None
+    *, project: Project, item_ids: Sequence[int], test: set[int] | None = None, scans: bool = True
 ) -> dict[int, routing.ModelVote]:
     """The model's vote on each item that may have one: never on a test-split item (humans only there).
 
-    The trained model's (`settings.LABELLOOP_ROUTING_MODEL`) where it has one, else the latest noise scan's
-    out-of-fold model on an item it flagged (`scan_votes`). `test`: the test-split items among `item_ids`, where
-    the caller knows them (else one query finds them)."""
+    The trained model's (`settings.LABELLOOP_ROUTING_MODEL`) where it has one, else, with `scans`, a noise scan's
+    out-of-fold model on an item it flagged (`scan_votes`; routing an item's first annotations skips it: a scan
+    flags approved items only). `test`: the test-split items among `item_ids`, where the caller knows them (else
+    one query finds them)."""
     ids = list(item_ids)
     if test is None:
         split = ItemSplit.objects.filter(split=Split.TEST)
@@ -216,12 +251,14 @@ def model_votes(
         return {}
     source = model_source()
     votes: dict[int, routing.ModelVote] = {}
+    if source is latest_run_votes and len(allowed) > MODEL_SOURCE_CHUNK:
+        source = _every_run_vote(project)  # the run looked up once, its outputs read whole: no IN lists
     for start in range(0, len(allowed), MODEL_SOURCE_CHUNK):
         chunk = allowed[start : start + MODEL_SOURCE_CHUNK]
         asked = set(chunk)
         votes.update({i: vote for i, vote in source(project, chunk).items() if i in asked})
     rest = [item_id for item_id in allowed if item_id not in votes]
-    if rest:
+    if rest and scans:
         votes.update(scan_votes(project, rest))
     return votes
 

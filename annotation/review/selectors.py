@@ -453,6 +453,10 @@ ADAPTIVE_WEIGHED = (
     "Your label joins the vote: the final label is the weighted vote of every judgement, so one review outweighs "
     "agreeing annotators only when their measured accuracy says it should (both decisions are kept)."
 )
+ADAPTIVE_WEIGHED_NOISE = (
+    " The scan's model votes too, at its measured accuracy: it doubted this label, so a review that agrees with it "
+    "can outweigh agreeing annotators."
+)
 
 
 def item_overruled(*, item_id: int) -> bool:
@@ -507,8 +511,8 @@ def routing_note(
     elif ReviewReason.AUDIT in reasons:
         why = ADAPTIVE_REVIEW_ALL if routed.get("review_all") else ADAPTIVE_AUDIT.format(budget=budget)
     else:
-        return ADAPTIVE_WEIGHED
-    return f"{why} {ADAPTIVE_WEIGHED}"
+        return ADAPTIVE_WEIGHED + (ADAPTIVE_WEIGHED_NOISE if ReviewReason.NOISE in reasons else "")
+    return f"{why} {ADAPTIVE_WEIGHED}" + (ADAPTIVE_WEIGHED_NOISE if ReviewReason.NOISE in reasons else "")
 
 
 def review_task_get(*, project: Project, task_id: int) -> ReviewTask | None:

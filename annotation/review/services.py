@@ -247,7 +247,12 @@ def _weighed(
     accuracies = routing_inputs.voter_accuracies(project=project, humans_only=test)
     for name in reviewers:
         accuracies.setdefault(name, routing_inputs.REVIEWER_PRIOR)
-    model = None if test else routing_inputs.model_votes(project=project, item_ids=[item_id], test=set()).get(item_id)
+    # a scan flags approved items only: its vote is looked for on a review, not on an item's first annotations
+    model = (
+        None
+        if test
+        else routing_inputs.model_votes(project=project, item_ids=[item_id], test=set(), scans=reviewed).get(item_id)
+    )
     budget = routing_inputs.budget_state(project=project)
     left = None if reviewed else routing_inputs.annotators_left(project=project, item_id=item_id)
     return routing.decide(

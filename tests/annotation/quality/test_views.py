@@ -784,3 +784,20 @@ def test_a_flag_carries_the_models_vote_only_where_the_model_learnt_something():
     assert [model_value(result, row) for row in (0, 1)] == [{"label": "b"}, {"label": "a"}]
     assert model_value(SimpleNamespace(**{**vars(result), "skill": informative._replace(informative=False)}), 0) is None
     assert model_value(SimpleNamespace(**{**vars(result), "skill": None}), 0) is None
+
+
+def test_the_scan_card_states_a_small_noise_rate_to_one_decimal_and_pluralises_its_flags(project, reviewer, client):
+    """A tester's scan read "0.6 estimated wrong / 0 % of 383" beside "Flagged 1" and "See the 1 flags"."""
+    from django.utils import timezone
+
+    model = {"informative": True, "accuracy": 0.9, "prior_accuracy": 0.5, "log_loss": 0.3, "prior_log_loss": 0.7}
+    summary = {
+        "method": "single-label", "scanned": 383, "flagged": 1, "estimated_errors": 0.6,
+        "estimated_noise_rate": round(0.6 / 383, 4), "expected_precision": 0.7, "model": model,
+    }
+    NoiseScan.objects.create(
+        project=project, created_by=reviewer, status=ScanStatus.SUCCEEDED, summary=summary, finished_at=timezone.now()
+    )
+    client.force_login(reviewer)
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert "0.2 % of 383" in html and "See the 1 flag<" in html

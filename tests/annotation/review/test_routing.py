@@ -171,6 +171,7 @@ def test_a_reviewer_who_corrects_what_the_model_doubted_is_not_measured_down_for
 
 def test_a_models_measured_accuracy_is_shrunk_by_how_many_items_measured_it():
     assert routing.model_accuracy(1.0, 96) == pytest.approx((96 + routing.PRIOR_ACCURACY * routing.PRIOR_ITEMS) / 106)
+    assert routing.model_accuracy(0.5, 10) == 0.5  # never pulled up toward the prior: a weak model earns no say
     assert routing.model_accuracy(0.9, 100_000) == pytest.approx(0.9, abs=1e-3)
     assert routing.model_accuracy(0.93, None) == 0.93  # a run that recorded no n: as measured
     # no longer worth two agreeing annotators of 0.9 on its own
@@ -408,6 +409,84 @@ def test_a_reviewer_who_confirms_a_flag_corrects_an_agreed_label_with_the_scans_
     assert reviews.review_decide(reviewer=owner, task=again, value={"label": "negative"}).value == {"label": "negative"}
 
 
+def test_the_scans_vote_outlives_a_newer_scan_that_did_not_flag_the_item(
+    adaptive, annotator, annotator2, reviewer, owner
+):
+    """A scan reads approved items only: one that ran while the flag waited in review (or after the correction, its
+    model then agreeing) flags nothing there, and must not take the first scan's vote away."""
+    a = submit(annotator, adaptive, "neutral")
+    submit(annotator2, adaptive, "neutral")
+    item = Item.objects.get(pk=a.item_id)
+    flag = flagged_by_a_scan(item, owner, model_says="negative", accuracy=0.97)
+    NoiseScan.objects.create(
+        project=adaptive, created_by=owner, status=ScanStatus.SUCCEEDED, finished_at=timezone.now(),
+        summary={"scanned": 400, "model": {"accuracy": 0.5}},
+    )
+    assert routing_inputs.model_votes(project=adaptive, item_ids=[item.pk]) == {
+        item.pk: routing.ModelVote("negative", routing.model_accuracy(0.97, 400))  # its own scan's accuracy
+    }
+    final = reviews.review_decide(reviewer=reviewer, task=flag, value={"label": "negative"})
+    assert final.value == {"label": "negative"} and final.source == DecisionSource.REVIEWER
+    # and the newest flag of an item wins where several scans flagged it
+    newer = flagged_by_a_scan(item, owner, model_says="positive", accuracy=0.9)
+    assert routing_inputs.model_votes(project=adaptive, item_ids=[item.pk])[item.pk].label == "positive"
+    assert newer.reasons == [ReviewReason.NOISE]
+
+
+def test_model_votes_are_the_same_read_in_chunks_or_whole(adaptive, annotator, annotator2, owner, monkeypatch):
+    """Measuring accuracies asks for every item's vote: past MODEL_SOURCE_CHUNK ids the test split is read by
+    project, the default run source whole, and past SCAN_VOTE_IN_LIST the flags whole."""
+    items = []
+    for label in ("neutral", "positive", "negative"):
+        a = submit(annotator, adaptive, label)
+        submit(annotator2, adaptive, label)
+        items.append(Item.objects.get(pk=a.item_id))
+    flagged_by_a_scan(items[0], owner, model_says="negative", accuracy=0.9)
+    flagged_by_a_scan(items[1], owner, model_says="neutral", accuracy=0.8)
+    ItemSplit.objects.create(item=items[1], split=Split.TEST)
+    ids = [item.pk for item in items]
+    whole = routing_inputs.model_votes(project=adaptive, item_ids=ids)
+    assert set(whole) == {items[0].pk}  # the test item has none, the unflagged one neither
+    monkeypatch.setattr(routing_inputs, "MODEL_SOURCE_CHUNK", 1)
+    monkeypatch.setattr(routing_inputs, "SCAN_VOTE_IN_LIST", 0)
+    assert routing_inputs.model_votes(project=adaptive, item_ids=ids) == whole
+
+
+def test_routing_an_items_first_annotations_never_reads_the_scans(adaptive, annotator, annotator2):
+    """A scan flags approved items only, so the item routed on its first annotations cannot have a flag: the path
+    every annotation goes through does not pay for looking."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    a = submit(annotator, adaptive, "neutral")
+    item = Item.objects.get(pk=a.item_id)
+    votes = [routing.Vote("annotator1", "neutral"), routing.Vote("annotator2", "positive")]
+    reviews._weighed(project=adaptive, item_id=item.pk, votes=votes)  # warms the measured accuracies
+    with CaptureQueriesContext(connection) as first:
+        reviews._weighed(project=adaptive, item_id=item.pk, votes=votes)
+    assert not any("noiseflag" in q["sql"].lower() for q in first.captured_queries)
+    with CaptureQueriesContext(connection) as review:
+        reviews._weighed(project=adaptive, item_id=item.pk, votes=votes, reviewed=True)
+    assert any("noiseflag" in q["sql"].lower() for q in review.captured_queries)
+
+
+def test_the_outvoted_card_is_for_owners_and_reviewers_only(adaptive, annotator, annotator2, reviewer, owner, client):
+    from django.urls import reverse
+
+    a = submit(annotator, adaptive, "neutral")
+    submit(annotator2, adaptive, "neutral")
+    item = Item.objects.get(pk=a.item_id)
+    task = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], suggested_value={"label": "negative"})
+    task = ReviewTask.objects.select_related("item__project").get(pk=task.pk)
+    assert reviews.review_decide(reviewer=reviewer, task=task, value={"label": "negative"}).source == "weighted"
+    client.force_login(reviewer)
+    html = client.get(reverse("quality", args=[adaptive.pk])).content.decode()
+    assert 'id="outvoted-reviews"' in html and "owner can overrule such a label" in html
+    client.force_login(annotator)
+    html = client.get(reverse("quality", args=[adaptive.pk])).content.decode()
+    assert 'id="outvoted-reviews"' not in html and 'id="own-accuracy"' in html  # their own accuracy only
+
+
 def test_a_scans_model_has_no_vote_on_test_items_nor_where_it_learnt_nothing(adaptive, annotator, annotator2, owner):
     a = submit(annotator, adaptive, "neutral")
     submit(annotator2, adaptive, "neutral")
@@ -445,7 +524,7 @@ def test_the_panel_tells_no_weighing_to_a_reviewer_whose_own_annotation_is_the_o
     item = Item.objects.get(pk=a.item_id)
     task = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], suggested_value={"label": "negative"})
     assert review_panel(task=task, project=adaptive, viewer=annotator).routing_note == ""
-    assert review_panel(task=task, project=adaptive, viewer=reviewer).routing_note == ADAPTIVE_WEIGHED
+    assert review_panel(task=task, project=adaptive, viewer=reviewer).routing_note.startswith(ADAPTIVE_WEIGHED)
 
 
 def test_a_task_keeps_the_routing_it_was_opened_under(adaptive, annotator, annotator2, reviewer):
@@ -593,12 +672,12 @@ def test_an_audit_waits_for_a_spare_judgement_under_adaptive_routing(adaptive, a
     ],
 )
 def test_the_review_panel_says_why_adaptive_routing_sent_the_item(policy, task_type, reasons, says):
-    from annotation.review.selectors import ADAPTIVE_WEIGHED, routing_note
+    from annotation.review.selectors import ADAPTIVE_WEIGHED, ADAPTIVE_WEIGHED_NOISE, routing_note
 
     project = Project(routing_policy=policy, task_type=task_type, routing_budget=2.5)
     note = routing_note(project=project, reasons=reasons)
     if says == "weighed":
-        assert note == ADAPTIVE_WEIGHED
+        assert note == ADAPTIVE_WEIGHED + ADAPTIVE_WEIGHED_NOISE  # the scan's model votes on its flag's review
         assert routing_note(project=project, reasons=reasons, annotated=False) == ""  # imported label: word is final
     elif says:
         assert says in note and note.endswith(ADAPTIVE_WEIGHED) and "2.5 judgements per item" in note
