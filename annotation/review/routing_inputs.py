@@ -7,8 +7,8 @@ far below the real accuracy. An unmeasured annotator counts as routing.PRIOR_ACC
 reviewer as REVIEWER_PRIOR. The model's vote is `settings.LABELLOOP_ROUTING_MODEL` (a dotted path to
 `fn(project, item_ids) -> {item id: ModelVote}`), by default the newest output of the project's latest
 succeeded training run for the item, weighted by that run's test accuracy: items reach routing before
-they have a final label, so a run's output for them is out of sample. Where it has none, an item the latest
-noise scan flagged gets that scan's out-of-fold model's vote on its review (`scan_votes`). The default source's
+they have a final label, so a run's output for them is out of sample. Where it has none, an item a noise scan
+flagged gets, on its review, the out-of-fold model's vote of its newest flag that has one (`scan_votes`). The default source's
 and the scans' accuracies are pulled down by how few items measured them (routing.model_accuracy); a custom
 source's are its own. Test-split items get no model vote, and their votes are weighed by accuracies measured
 without any (`voter_accuracies(humans_only=True)`).
@@ -346,7 +346,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
             if unsure and note.strip():
                 noted_ids.add(item_id)
     accuracies = voter_accuracies(project=project)
-    models = model_votes(project=project, item_ids=item_ids)
+    models = model_votes(project=project, item_ids=item_ids, scans=False)  # as routing weighs annotations
     kept = [i for i in item_ids if len(first.get(i, [])) == project.overlap]
     items = [(first[i], models.get(i)) for i in kept]
     audit = [routing.audit_drawn(i, project.audit_rate) for i in kept]

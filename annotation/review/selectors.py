@@ -454,8 +454,8 @@ ADAPTIVE_WEIGHED = (
     "agreeing annotators only when their measured accuracy says it should (both decisions are kept)."
 )
 ADAPTIVE_WEIGHED_NOISE = (
-    " The scan's model votes too, at its measured accuracy: it doubted this label, so a review that agrees with it "
-    "can outweigh agreeing annotators."
+    " A model votes too where it learnt something from the texts (a trained run's, else the scan's, which doubted this "
+    "label), at its measured accuracy: a review that agrees with it can outweigh agreeing annotators."
 )
 
 

@@ -247,7 +247,8 @@ def _weighed(
     accuracies = routing_inputs.voter_accuracies(project=project, humans_only=test)
     for name in reviewers:
         accuracies.setdefault(name, routing_inputs.REVIEWER_PRIOR)
-    # a scan flags approved items only: its vote is looked for on a review, not on an item's first annotations
+    # a scan's vote is for the review of the label it doubted: routing annotations (an item's first ones, or new ones
+    # after a send-back started it over) never looks for it, so the path every annotation takes pays nothing for it
     model = (
         None
         if test
