@@ -8,10 +8,10 @@ reviewer as REVIEWER_PRIOR. The model's vote is `settings.LABELLOOP_ROUTING_MODE
 `fn(project, item_ids) -> {item id: ModelVote}`), by default the newest output of the project's latest
 succeeded training run for the item, weighted by that run's test accuracy: items reach routing before
 they have a final label, so a run's output for them is out of sample. Where it has none, an item a noise scan
-flagged gets, on its review, the out-of-fold model's vote of its newest flag that has one (`scan_votes`). The default source's
-and the scans' accuracies are pulled down by how few items measured them (routing.model_accuracy); a custom
-source's are its own. Test-split items get no model vote, and their votes are weighed by accuracies measured
-without any (`voter_accuracies(humans_only=True)`).
+flagged gets, on its review, the out-of-fold model's vote of its newest flag that has one (`scan_votes`). The
+default source's and the scans' accuracies are pulled down by how few items measured them
+(routing.model_accuracy); a custom source's are its own. Test-split items get no model vote, and their votes are
+weighed by accuracies measured without any (`voter_accuracies(humans_only=True)`).
 """
 
 from __future__ import annotations
