@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation.models import NoiseScan, Project, Role
+from annotation.models import NoiseScan, Project
 from annotation.permissions import REVIEW, access_project
 from annotation.quality import services as quality_svc
 from annotation.quality.selectors import noise_flag_list, noise_scan_get, noise_scan_latest, quality_report
@@ -36,7 +36,6 @@ def quality(request: AuthedRequest, project_id: int) -> HttpResponse:
         **(_scan_context(project, noise_scan_latest(project=project)) if role in REVIEW else {"scan": None}),
         "plan": routing_plan(project=project) if role in REVIEW else None,
         "outvoted": outvoted_reviews(project=project) if role in REVIEW else (0, []),
-        "is_owner": role == Role.OWNER,
     }
     return render(request, "annotation/quality_report.html", context)
 

@@ -165,8 +165,8 @@ def measured_accuracies(
     against those annotators alone: each right correction counted as a miss, and their word weighed less on the
     next flag (a tester's reviewer fell from 0.85 to 0.70 in two corrections the model agreed with).
     """
-    paired = list(zip(items, [*models, *[None] * (len(items) - len(models))], strict=False))
-    shared = [(votes, model) for votes, model in paired if len(votes) >= 2]
+    votes_and_models = zip(items, models or [None] * len(items), strict=True)
+    shared = [(votes, model) for votes, model in votes_and_models if len(votes) >= 2]
     voters = sorted({v.voter for votes, _ in shared for v in votes})
     accuracy = dict.fromkeys(voters, PRIOR_ACCURACY)
     n = dict.fromkeys(voters, 0.0)

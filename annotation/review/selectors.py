@@ -511,8 +511,9 @@ def routing_note(
     elif ReviewReason.AUDIT in reasons:
         why = ADAPTIVE_REVIEW_ALL if routed.get("review_all") else ADAPTIVE_AUDIT.format(budget=budget)
     else:
-        return ADAPTIVE_WEIGHED + (ADAPTIVE_WEIGHED_NOISE if ReviewReason.NOISE in reasons else "")
-    return f"{why} {ADAPTIVE_WEIGHED}" + (ADAPTIVE_WEIGHED_NOISE if ReviewReason.NOISE in reasons else "")
+        why = ""
+    weighed = ADAPTIVE_WEIGHED + (ADAPTIVE_WEIGHED_NOISE if ReviewReason.NOISE in reasons else "")
+    return f"{why} {weighed}" if why else weighed
 
 
 def review_task_get(*, project: Project, task_id: int) -> ReviewTask | None:
@@ -630,17 +631,20 @@ def outvoted_reviews(*, project: Project, limit: int = OUTVOTED_SHOWN) -> tuple[
         .order_by("created_at", "id")
         .values_list("review_task_id", "reviewer__username", "value")
     }
-    return count, [
-        {
-            "item_id": row["item_id"],
-            "text": row["item__text"],
-            "final": value_display(row["value"]),
-            "reason": row["reason"],
-            "reviewer": said.get(row["review_task_id"], ("", None))[0],
-            "said": value_display(said[row["review_task_id"]][1]) if row["review_task_id"] in said else "",
-        }
-        for row in rows
-    ]
+    out = []
+    for row in rows:
+        reviewer, value = said.get(row["review_task_id"], ("", None))
+        out.append(
+            {
+                "item_id": row["item_id"],
+                "text": row["item__text"],
+                "final": value_display(row["value"]),
+                "reason": row["reason"],
+                "reviewer": reviewer,
+                "said": "" if value is None else value_display(value),
+            }
+        )
+    return count, out
 
 
 def imported_labels(*, project: Project) -> dict[int, str]:
