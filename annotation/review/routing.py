@@ -248,13 +248,12 @@ def expected_confidence_after(
     """
     k = max(2, len(labels))
     hit, miss = (math.exp(x) for x in _log_likelihood(accuracy, k))
-    expected = 0.0
-    for said in post:
-        joint = {c: p * (hit if c == said else miss) for c, p in post.items()}
-        p_said = sum(joint.values())
-        if p_said > 0:
-            expected += max(joint.values())
-    return expected
+    # After the answer `said` the best label is `said` itself or the likeliest of the others: O(K), not O(K^2) (the
+    # quality page's plan replays up to 2,000 items: 0.9 s on 50 labels the quadratic way)
+    ranked = sorted(post, key=post.__getitem__, reverse=True)
+    first = post[ranked[0]] if ranked else 0.0
+    second = post[ranked[1]] if len(ranked) > 1 else 0.0
+    return sum(max(p * hit, (second if said == ranked[0] else first) * miss) for said, p in post.items())
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -202,6 +203,22 @@ def test_a_simulated_batch_stays_within_the_budget():
     # the allowance then holds the items after them back; the average ends a hair over (1,257 for 1,250 here).
     assert spent / n <= 2.5 + 0.02
     assert counts[routing.ANNOTATOR] and counts[routing.REVIEWER]
+
+
+def test_the_expected_confidence_after_one_more_vote_is_the_expectation_over_its_answers():
+    """The linear-time sum equals the definition: for each answer, the joint's best label, summed."""
+    rng = random.Random(3)
+    for _ in range(300):
+        labels = [f"l{i}" for i in range(rng.randint(2, 9))]
+        weights = [rng.random() ** 3 for _ in labels]
+        post = {label: w / sum(weights) for label, w in zip(labels, weights, strict=True)}
+        if rng.random() < 0.2:
+            post = dict.fromkeys(labels, 1 / len(labels))  # every label tied
+        accuracy = rng.uniform(0.2, 0.99)
+        hit, miss = (math.exp(x) for x in routing._log_likelihood(accuracy, len(labels)))
+        by_definition = sum(max(p * (hit if c == said else miss) for c, p in post.items()) for said in post)
+        assert routing.expected_confidence_after(post, labels, accuracy) == pytest.approx(by_definition, abs=1e-12)
+    assert routing.expected_confidence_after({"a": 0.5, "b": 0.5}, ["a", "b"], 0.9) == pytest.approx(0.9)
 
 
 def test_a_tie_goes_to_a_reviewer_even_with_no_judgement_to_spare():
