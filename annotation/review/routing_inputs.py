@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -133,6 +133,14 @@ def voter_accuracies(*, project: Project, humans_only: bool = False) -> dict[str
     with _measured_lock:
         _measured[key] = (now, count, accuracies)
     return dict(accuracies)
+
+
+def reviewer_accuracy(*, project: Project, accuracies: Mapping[str, float]) -> float:
+    """The project's reviewers' mean accuracy, each as measured (REVIEWER_PRIOR for one nobody has measured yet, or
+    for a project with no reviewer): what the routing plan expects of a review."""
+    reviewers = Membership.objects.filter(project=project, role=Role.REVIEWER).values_list("user__username", flat=True)
+    each = [accuracies.get(name, REVIEWER_PRIOR) for name in reviewers]
+    return sum(each) / len(each) if each else REVIEWER_PRIOR
 
 
 def in_test_split(*, item_id: int) -> bool:
@@ -364,6 +372,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         audit=audit,
         review_all=project.review_all,
         noted=[i in noted_ids for i in kept],
+        reviewer_accuracy=reviewer_accuracy(project=project, accuracies=accuracies),
     )
     return {
         **base,

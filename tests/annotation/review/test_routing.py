@@ -664,6 +664,20 @@ def test_the_plan_shows_what_adaptive_routing_would_do(project, owner, annotator
     assert plan["annotator"] + plan["reviewer"] >= 1  # the disagreement
     assert 0 < plan["expected_accuracy"] <= 1 and 0 < plan["fixed_expected_accuracy"] <= 1
     assert api_as(annotator).get(url("api-routing-plan", project)).status_code == 403
+    # the fixed routing's disagreement is worth its reviewers' accuracy (unmeasured here: REVIEWER_PRIOR), not an
+    # unmeasured annotator's
+    accuracies = routing_inputs.voter_accuracies(project=project)
+    assert routing_inputs.reviewer_accuracy(project=project, accuracies=accuracies) == routing_inputs.REVIEWER_PRIOR
+    assert routing_inputs.reviewer_accuracy(project=project, accuracies={"reviewer": 0.95}) == 0.95
+    pairs = [("positive", "positive"), ("positive", "negative"), ("neutral", "neutral")]
+    first = [(votes(("annotator", a), ("annotator2", b)), None) for a, b in pairs]
+    fixed = [
+        routing.plan(first, LABELS, accuracies, per_item=2.5, total_items=3, reviewer_accuracy=r)
+        for r in (routing_inputs.REVIEWER_PRIOR, routing.PRIOR_ACCURACY)
+    ]
+    # (which annotator's label went to which item follows the claim order: agreed items' figures differ by 1e-4)
+    assert plan["fixed_expected_accuracy"] == pytest.approx(fixed[0].fixed_expected_accuracy, abs=1e-3)
+    assert fixed[0].fixed_expected_accuracy - fixed[1].fixed_expected_accuracy == pytest.approx(0.05 / 3)
 
 
 def test_an_audit_waits_for_a_spare_judgement_under_adaptive_routing(adaptive, annotator, annotator2):
