@@ -109,6 +109,11 @@ class RoutingPlanApi(ApiView):
         expected_accuracy = serializers.FloatField(allow_null=True)
         fixed_expected_accuracy = serializers.FloatField(allow_null=True)
         measured_annotators = serializers.IntegerField()
+        reviewer_accuracy = serializers.FloatField(
+            allow_null=True,
+            help_text="What the plan expects of a review (and a fixed-routing disagreement is worth): the measured "
+            "accuracy of those who review, weighed by their reviews (0.85 for one not yet measured).",
+        )
 
     @extend_schema(responses={200: OutputSerializer, **DENIED})
     def get(self, request: Request, project_id: int) -> Response:

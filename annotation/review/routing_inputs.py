@@ -136,11 +136,21 @@ def voter_accuracies(*, project: Project, humans_only: bool = False) -> dict[str
 
 
 def reviewer_accuracy(*, project: Project, accuracies: Mapping[str, float]) -> float:
-    """The project's reviewers' mean accuracy, each as measured (REVIEWER_PRIOR for one nobody has measured yet, or
-    for a project with no reviewer): what the routing plan expects of a review."""
-    reviewers = Membership.objects.filter(project=project, role=Role.REVIEWER).values_list("user__username", flat=True)
-    each = [accuracies.get(name, REVIEWER_PRIOR) for name in reviewers]
-    return sum(each) / len(each) if each else REVIEWER_PRIOR
+    """What the routing plan expects of a review: the measured accuracy of whoever reviews (owners included), weighed
+    by how many reviews each gave; before any review, the reviewer members' mean; REVIEWER_PRIOR for one nobody has
+    measured yet, and for a project without reviewers."""
+    given = (
+        Decision.objects.filter(item__project=project, source=DecisionSource.REVIEWER, reviewer__isnull=False)
+        .values_list("reviewer__username")
+        .annotate(n=Count("id"))
+    )
+    weights = {name: float(n) for name, n in given}
+    if not weights:
+        members = Membership.objects.filter(project=project, role=Role.REVIEWER)
+        weights = dict.fromkeys(members.values_list("user__username", flat=True), 1.0)
+    if not weights:
+        return REVIEWER_PRIOR
+    return sum(accuracies.get(name, REVIEWER_PRIOR) * w for name, w in weights.items()) / sum(weights.values())
 
 
 def in_test_split(*, item_id: int) -> bool:
@@ -331,6 +341,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         "expected_accuracy": None,
         "fixed_expected_accuracy": None,
         "measured_annotators": 0,
+        "reviewer_accuracy": None,
     }
     if not project.task_kind.single_class:
         return base
@@ -362,6 +373,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         return base
     total = Item.objects.filter(project=project).count()
     annotators = Membership.objects.filter(project=project, role=Role.ANNOTATOR).count()
+    reviewing = reviewer_accuracy(project=project, accuracies=accuracies)
     row = routing.plan(
         items,
         labels,
@@ -372,7 +384,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         audit=audit,
         review_all=project.review_all,
         noted=[i in noted_ids for i in kept],
-        reviewer_accuracy=reviewer_accuracy(project=project, accuracies=accuracies),
+        reviewer_accuracy=reviewing,
     )
     return {
         **base,
@@ -384,4 +396,5 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         "expected_accuracy": row.expected_accuracy,
         "fixed_expected_accuracy": row.fixed_expected_accuracy,
         "measured_annotators": len(accuracies),
+        "reviewer_accuracy": reviewing,
     }

@@ -17,6 +17,7 @@ from annotation.models import (
     Item,
     ItemSplit,
     ItemStatus,
+    Membership,
     NoiseFlag,
     NoiseScan,
     Project,
@@ -214,6 +215,8 @@ def test_the_expected_confidence_after_one_more_vote_is_the_expectation_over_its
         post = {label: w / sum(weights) for label, w in zip(labels, weights, strict=True)}
         if rng.random() < 0.2:
             post = dict.fromkeys(labels, 1 / len(labels))  # every label tied
+        if rng.random() < 0.2:
+            post = {**post, "voted-but-not-a-label": 0.0}  # a vote for a label the project no longer has
         accuracy = rng.uniform(0.2, 0.99)
         hit, miss = (math.exp(x) for x in routing._log_likelihood(accuracy, len(labels)))
         by_definition = sum(max(p * (hit if c == said else miss) for c, p in post.items()) for said in post)
@@ -666,9 +669,8 @@ def test_the_plan_shows_what_adaptive_routing_would_do(project, owner, annotator
     assert api_as(annotator).get(url("api-routing-plan", project)).status_code == 403
     # the fixed routing's disagreement is worth its reviewers' accuracy (unmeasured here: REVIEWER_PRIOR), not an
     # unmeasured annotator's
+    assert plan["reviewer_accuracy"] == pytest.approx(routing_inputs.REVIEWER_PRIOR) == pytest.approx(0.85)
     accuracies = routing_inputs.voter_accuracies(project=project)
-    assert routing_inputs.reviewer_accuracy(project=project, accuracies=accuracies) == routing_inputs.REVIEWER_PRIOR
-    assert routing_inputs.reviewer_accuracy(project=project, accuracies={"reviewer": 0.95}) == 0.95
     pairs = [("positive", "positive"), ("positive", "negative"), ("neutral", "neutral")]
     first = [(votes(("annotator", a), ("annotator2", b)), None) for a, b in pairs]
     fixed = [
@@ -678,6 +680,27 @@ def test_the_plan_shows_what_adaptive_routing_would_do(project, owner, annotator
     # (which annotator's label went to which item follows the claim order: agreed items' figures differ by 1e-4)
     assert plan["fixed_expected_accuracy"] == pytest.approx(fixed[0].fixed_expected_accuracy, abs=1e-3)
     assert fixed[0].fixed_expected_accuracy - fixed[1].fixed_expected_accuracy == pytest.approx(0.05 / 3)
+
+
+def test_a_review_is_expected_as_right_as_those_who_review_weighed_by_their_reviews(project, owner, reviewer):
+    """The owner reviews too (permissions.REVIEW): their reviews count; a reviewer member who never reviewed does
+    not, once anyone has."""
+    expect = routing_inputs.reviewer_accuracy
+    assert expect(project=project, accuracies={"reviewer": 0.95}) == pytest.approx(0.95)  # before any review: members
+    assert expect(project=project, accuracies={}) == pytest.approx(routing_inputs.REVIEWER_PRIOR)
+    second = make_user("reviewer2")
+    membership_set(project=project, user=second, role=Role.REVIEWER)
+    both = pytest.approx((0.95 + routing_inputs.REVIEWER_PRIOR) / 2)
+    assert expect(project=project, accuracies={"reviewer": 0.95}) == both
+    items = list(Item.objects.filter(project=project)[:4])
+    for item, who in zip(items, [owner, owner, owner, reviewer], strict=True):
+        Decision.objects.create(item=item, value={"label": "positive"}, source=DecisionSource.REVIEWER, reviewer=who)
+    measured = {"owner": 0.7, "reviewer": 0.95, "reviewer2": 0.5}
+    assert expect(project=project, accuracies=measured) == pytest.approx((3 * 0.7 + 0.95) / 4)
+    assert expect(project=project, accuracies={}) == pytest.approx(routing_inputs.REVIEWER_PRIOR)  # nobody measured
+    Membership.objects.filter(project=project, role=Role.REVIEWER).delete()
+    Decision.objects.filter(item__project=project).delete()
+    assert expect(project=project, accuracies=measured) == pytest.approx(routing_inputs.REVIEWER_PRIOR)  # no reviewers
 
 
 def test_an_audit_waits_for_a_spare_judgement_under_adaptive_routing(adaptive, annotator, annotator2):
