@@ -114,6 +114,11 @@ class RoutingPlanApi(ApiView):
             help_text="What the plan expects of a review (and a fixed-routing disagreement is worth): the measured "
             "accuracy of those who review, weighed by their reviews (0.85 for one not yet measured).",
         )
+        annotator_accuracy = serializers.FloatField(
+            allow_null=True,
+            help_text="What the plan expects of one more annotator: the measured accuracy of those who annotate, "
+            "weighed by their annotations (0.8 for one not yet measured).",
+        )
 
     @extend_schema(responses={200: OutputSerializer, **DENIED})
     def get(self, request: Request, project_id: int) -> Response:

@@ -75,6 +75,7 @@ class Decision:
     confidence: float  # its posterior probability
     posterior: dict[str, float]
     model: ModelVote | None = None  # the model's vote, where it had one
+    unmeasured: int = 0  # votes whose voter nobody has measured yet (counted at the prior)
 
 
 def shrunk_accuracy(agreed: float, n: float) -> float:
@@ -275,6 +276,7 @@ def plan(
     per_item: float,
     total_items: int,
     reviewer_accuracy: float = PRIOR_ACCURACY,
+    annotator_accuracy: float = PRIOR_ACCURACY,
     annotators: int | None = None,
     audit: Sequence[bool] = (),
     review_all: bool = False,
@@ -320,7 +322,7 @@ def plan(
         else:
             counts[d.action] += 1
             spent += 1
-            accuracy = reviewer_accuracy if d.action == REVIEWER else PRIOR_ACCURACY
+            accuracy = reviewer_accuracy if d.action == REVIEWER else annotator_accuracy
             expected.append(expected_confidence_after(d.posterior, labels, accuracy))
         agreed = len({v.label for v in votes}) == 1
         human = posterior(votes, labels, accuracies)

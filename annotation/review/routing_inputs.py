@@ -135,6 +135,17 @@ def voter_accuracies(*, project: Project, humans_only: bool = False) -> dict[str
     return dict(accuracies)
 
 
+def _by_share(
+    counts: Mapping[str, float], members: Sequence[str], accuracies: Mapping[str, float], prior: float
+) -> float:
+    """Accuracy expected of the next judgement of a kind: each person's measured accuracy (`prior` for one nobody has
+    measured yet) weighed by how many such judgements they gave; before any, the members' mean; else `prior`."""
+    weights = dict(counts) or dict.fromkeys(members, 1.0)
+    if not weights:
+        return prior
+    return sum(accuracies.get(name, prior) * w for name, w in weights.items()) / sum(weights.values())
+
+
 def reviewer_accuracy(*, project: Project, accuracies: Mapping[str, float]) -> float:
     """What the routing plan expects of a review: the measured accuracy of whoever reviews (owners included), weighed
     by how many reviews each gave; before any review, the reviewer members' mean; REVIEWER_PRIOR for one nobody has
@@ -144,13 +155,20 @@ def reviewer_accuracy(*, project: Project, accuracies: Mapping[str, float]) -> f
         .values_list("reviewer__username")
         .annotate(n=Count("id"))
     )
-    weights = {name: float(n) for name, n in given}
-    if not weights:
-        members = Membership.objects.filter(project=project, role=Role.REVIEWER)
-        weights = dict.fromkeys(members.values_list("user__username", flat=True), 1.0)
-    if not weights:
-        return REVIEWER_PRIOR
-    return sum(accuracies.get(name, REVIEWER_PRIOR) * w for name, w in weights.items()) / sum(weights.values())
+    members = Membership.objects.filter(project=project, role=Role.REVIEWER).values_list("user__username", flat=True)
+    return _by_share({name: float(n) for name, n in given}, list(members), accuracies, REVIEWER_PRIOR)
+
+
+def annotator_accuracy(*, project: Project, accuracies: Mapping[str, float]) -> float:
+    """What the routing plan expects of one more annotator: the measured accuracy of those who annotate, weighed by
+    their annotations in the project (PRIOR_ACCURACY for one nobody has measured yet)."""
+    given = (
+        Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
+        .values_list("annotator__username")
+        .annotate(n=Count("id"))
+    )
+    members = Membership.objects.filter(project=project, role=Role.ANNOTATOR).values_list("user__username", flat=True)
+    return _by_share({name: float(n) for name, n in given}, list(members), accuracies, routing.PRIOR_ACCURACY)
 
 
 def in_test_split(*, item_id: int) -> bool:
@@ -342,6 +360,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         "fixed_expected_accuracy": None,
         "measured_annotators": 0,
         "reviewer_accuracy": None,
+        "annotator_accuracy": None,
     }
     if not project.task_kind.single_class:
         return base
@@ -374,6 +393,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
     total = Item.objects.filter(project=project).count()
     annotators = Membership.objects.filter(project=project, role=Role.ANNOTATOR).count()
     reviewing = reviewer_accuracy(project=project, accuracies=accuracies)
+    annotating = annotator_accuracy(project=project, accuracies=accuracies)
     row = routing.plan(
         items,
         labels,
@@ -385,6 +405,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         review_all=project.review_all,
         noted=[i in noted_ids for i in kept],
         reviewer_accuracy=reviewing,
+        annotator_accuracy=annotating,
     )
     return {
         **base,
@@ -397,4 +418,5 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         "fixed_expected_accuracy": row.fixed_expected_accuracy,
         "measured_annotators": len(accuracies),
         "reviewer_accuracy": reviewing,
+        "annotator_accuracy": annotating,
     }

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -245,6 +245,7 @@ def _weighed(
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
     test = routing_inputs.in_test_split(item_id=item_id)  # humans alone weigh a test label, measured alone
     accuracies = routing_inputs.voter_accuracies(project=project, humans_only=test)
+    unmeasured = sum(1 for v in votes if v.voter not in accuracies)
     for name in reviewers:
         accuracies.setdefault(name, routing_inputs.REVIEWER_PRIOR)
     # a scan's vote is for the review of the label it doubted: routing annotations (an item's first ones, or new ones
@@ -256,9 +257,10 @@ def _weighed(
     )
     budget = routing_inputs.budget_state(project=project)
     left = None if reviewed else routing_inputs.annotators_left(project=project, item_id=item_id)
-    return routing.decide(
+    decision = routing.decide(
         votes, labels, accuracies, budget=budget, model=model, reviewed=reviewed, annotators_left=left
     )
+    return replace(decision, unmeasured=unmeasured)
 
 
 def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotation]) -> ReviewTask | Decision | None:
@@ -319,10 +321,17 @@ def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotatio
 def _weighed_reason(decision: routing.Decision, n: int) -> str:
     model = decision.model
     with_model = "" if model is None else f" and the model's ({model.label}, {model.accuracy:.0%} accurate)"
-    return (
-        f"Weighted vote of {n} judgements{with_model} by each one's measured accuracy: "
-        f"{decision.label} ({decision.confidence:.0%} likely right)."
-    )
+    if decision.unmeasured >= n:
+        weighed = (
+            f"by each one's accuracy (nobody measured yet: an annotator counts as {routing.PRIOR_ACCURACY:.2f}, "
+            f"a reviewer {routing_inputs.REVIEWER_PRIOR:.2f})"
+        )
+    elif decision.unmeasured:
+        weighed = f"by each one's measured accuracy ({decision.unmeasured} not measured yet, counted at the prior)"
+    else:
+        weighed = "by each one's measured accuracy"
+    said = f"{decision.label} ({decision.confidence:.0%} likely right)"
+    return f"Weighted vote of {n} judgements{with_model} {weighed}: {said}."
 
 
 def _reviewer_weighed(

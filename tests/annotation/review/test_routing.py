@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import pytest
 from django.test import override_settings
@@ -222,6 +223,18 @@ def test_the_expected_confidence_after_one_more_vote_is_the_expectation_over_its
         by_definition = sum(max(p * (hit if c == said else miss) for c, p in post.items()) for said in post)
         assert routing.expected_confidence_after(post, labels, accuracy) == pytest.approx(by_definition, abs=1e-12)
     assert routing.expected_confidence_after({"a": 0.5, "b": 0.5}, ["a", "b"], 0.9) == pytest.approx(0.9)
+
+
+def test_the_decision_says_when_a_voter_was_counted_at_the_prior_not_measured():
+    """A tester read "by each one's measured accuracy" on a project whose plan said 0 people measured."""
+    from annotation.review.services import _weighed_reason
+
+    d = routing.decide(votes(("a", "positive"), ("b", "positive")), LABELS, {}, budget=ROOMY)
+    assert "nobody measured yet: an annotator counts as 0.80, a reviewer 0.85" in _weighed_reason(
+        replace(d, unmeasured=2), 2
+    )
+    assert "(1 not measured yet, counted at the prior)" in _weighed_reason(replace(d, unmeasured=1), 2)
+    assert "by each one's measured accuracy: positive" in _weighed_reason(d, 2)
 
 
 def test_a_tie_goes_to_a_reviewer_even_with_no_judgement_to_spare():
@@ -671,15 +684,32 @@ def test_the_plan_shows_what_adaptive_routing_would_do(project, owner, annotator
     # unmeasured annotator's
     assert plan["reviewer_accuracy"] == pytest.approx(routing_inputs.REVIEWER_PRIOR) == pytest.approx(0.85)
     accuracies = routing_inputs.voter_accuracies(project=project)
+    # one more annotator is worth what those who annotate were measured at (three annotations each here)
+    assert plan["annotator_accuracy"] == pytest.approx((accuracies["annotator1"] + accuracies["annotator2"]) / 2)
+    annotating = plan["annotator_accuracy"]
     pairs = [("positive", "positive"), ("positive", "negative"), ("neutral", "neutral")]
-    first = [(votes(("annotator", a), ("annotator2", b)), None) for a, b in pairs]
+    first = [(votes(("annotator1", a), ("annotator2", b)), None) for a, b in pairs]
     fixed = [
-        routing.plan(first, LABELS, accuracies, per_item=2.5, total_items=3, reviewer_accuracy=r)
+        routing.plan(
+            first, LABELS, accuracies, per_item=2.5, total_items=3, reviewer_accuracy=r, annotator_accuracy=annotating
+        )
         for r in (routing_inputs.REVIEWER_PRIOR, routing.PRIOR_ACCURACY)
     ]
-    # (which annotator's label went to which item follows the claim order: agreed items' figures differ by 1e-4)
-    assert plan["fixed_expected_accuracy"] == pytest.approx(fixed[0].fixed_expected_accuracy, abs=1e-3)
+    assert plan["fixed_expected_accuracy"] == pytest.approx(fixed[0].fixed_expected_accuracy)
+    assert plan["expected_accuracy"] == pytest.approx(fixed[0].expected_accuracy)
     assert fixed[0].fixed_expected_accuracy - fixed[1].fixed_expected_accuracy == pytest.approx(0.05 / 3)
+
+
+def test_the_plan_values_one_more_annotator_at_what_annotators_were_measured():
+    """A tester's plan said adaptive routing would be less right than fixed where every annotator measured 0.87-0.97:
+    the further annotator an escalated item gets was valued at the unmeasured 0.8."""
+    split = [(votes(("a", "positive"), ("b", "negative")), None)] * 3
+    good = {"a": 0.95, "b": 0.94}
+    flat, measured = (
+        routing.plan(split, LABELS, good, per_item=4.0, total_items=3, annotator_accuracy=acc) for acc in (0.8, 0.95)
+    )
+    assert (flat.annotator, measured.annotator) == (3, 3)
+    assert measured.expected_accuracy > flat.expected_accuracy
 
 
 def test_a_review_is_expected_as_right_as_those_who_review_weighed_by_their_reviews(project, owner, reviewer):
