@@ -314,6 +314,16 @@ def test_the_flag_count_follows_the_estimate_and_the_page_says_how_precise_the_f
     assert 'id="scan-votes-count"' in client.get(reverse("quality", args=[project.pk])).content.decode()
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, **votes, "votes_estimate": 0.3, "votes_count": 0})
     assert "see no wrong label here" in client.get(reverse("quality", args=[project.pk])).content.decode()
+    # No flag while the votes alone count some: not read as a clean bill (a tester's "Estimated wrong 0", no next step)
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, **votes, "flagged": 0, "estimated_errors": 0})
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert "Nothing flagged, but not a clean bill" in html and "support about <strong>3</strong> wrong labels" in html
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, **votes, "flagged": 0, "votes_count": 0})
+    assert "Nothing flagged" not in client.get(reverse("quality", args=[project.pk])).content.decode()
+    # the next step opens the queue on the flags, not on every open task
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, **votes})
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert reverse("review-queue", args=[project.pk]) + "?reason=noise" in html
     # Where audits weighed in the ambiguity count, the card says how far the count leans on it, and why.
     weighed = {"weight": 0.7, "message": "Reviewers overturned 72 of 628 audited agreements, where ..."}
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "method": "crowdlab", "ambiguity": weighed})
@@ -801,3 +811,17 @@ def test_the_scan_card_states_a_small_noise_rate_to_one_decimal_and_pluralises_i
     client.force_login(reviewer)
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
     assert "0.2 % of 383" in html and "See the 1 flag<" in html
+
+
+def test_settings_are_shown_as_set_not_rounded_into_other_figures(project, owner, client):
+    """A tester's budget of 2.25 read "2.3 judgements per item" on three pages, an audit rate of 0.004 "0 %"."""
+    from annotation.templatetags.figures import figure, percent
+
+    assert [figure(x) for x in (2.25, 2.5, 3.0, 0.004, -0.001, None)] == ["2.25", "2.5", "3", "0", "0", ""]
+    assert [percent(x) for x in (0.1, 0.004, 0.125, "x")] == ["10", "0.4", "12.5", ""]
+    Project.objects.filter(pk=project.pk).update(routing_budget=2.25, audit_rate=0.004)
+    client.force_login(owner)
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert "within 2.25 judgements per item" in html and "(0.4 % of them)" in html
+    detail = client.get(reverse("project-detail", args=[project.pk])).content.decode()
+    assert "adaptive routing, 2.25 judgements per item" in detail
