@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -12,11 +13,14 @@ from django.db.models import F, QuerySet
 from annotation.models import (
     Annotation,
     AnnotationStatus,
+    Decision,
     Item,
     Label,
     NoiseFlag,
     NoiseScan,
     Project,
+    ReviewStatus,
+    ReviewTask,
     ScanStatus,
 )
 from annotation.permissions import REVIEW
@@ -177,6 +181,24 @@ def noise_scan_list(*, project: Project, status: str | None = None) -> QuerySet[
     if status is not None:
         scans = scans.filter(status=status)
     return scans.order_by("-created_at", "-id")
+
+
+def flag_outcomes(flags: Iterable[NoiseFlag]) -> dict[int, dict[str, Any]]:
+    """{item id: {"label", "in_review", "changed"}} for these flags' items now: the final label (its latest decision),
+    whether a review of it is open, and whether that label differs from the one the scan doubted (`given`). Two
+    queries, however many flags (a page of them)."""
+    given = {flag.item_id: (flag.given or {}).get("label") for flag in flags}
+    now: dict[int, Any] = {}
+    decisions = Decision.objects.filter(item_id__in=given).order_by("item_id", "created_at", "id")
+    for item_id, value in decisions.values_list("item_id", "value"):
+        now[item_id] = value.get("label") if isinstance(value, dict) else None  # the latest wins
+    open_ids = set(
+        ReviewTask.objects.filter(item_id__in=given, status=ReviewStatus.OPEN).values_list("item_id", flat=True)
+    )
+    return {
+        item_id: {"label": now.get(item_id), "in_review": item_id in open_ids, "changed": now.get(item_id) != label}
+        for item_id, label in given.items()
+    }
 
 
 def noise_flag_list(*, scan: NoiseScan, max_score: float | None = None) -> QuerySet[NoiseFlag]:

@@ -15,7 +15,13 @@ from django.views.decorators.http import require_POST
 from annotation.models import NoiseScan, Project
 from annotation.permissions import REVIEW, access_project
 from annotation.quality import services as quality_svc
-from annotation.quality.selectors import noise_flag_list, noise_scan_get, noise_scan_latest, quality_report
+from annotation.quality.selectors import (
+    flag_outcomes,
+    noise_flag_list,
+    noise_scan_get,
+    noise_scan_latest,
+    quality_report,
+)
 from annotation.review.routing_inputs import routing_plan
 from annotation.review.selectors import outvoted_reviews
 from core.errors import ServiceError
@@ -98,5 +104,7 @@ def noise_flag_list_page(request: AuthedRequest, project_id: int, scan_id: int) 
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     scan = _scan_or_404(project=project, scan_id=scan_id)
     page = Paginator(noise_flag_list(scan=scan), FLAGS_PER_PAGE).get_page(request.GET.get("page"))
-    context = {"project": project, "scan": scan, "page": page}
+    now = flag_outcomes(page.object_list)
+    rows = [(flag, now[flag.item_id]) for flag in page.object_list]
+    context = {"project": project, "scan": scan, "page": page, "rows": rows}
     return render(request, "annotation/quality_flags.html", context)

@@ -375,6 +375,16 @@ def test_the_flags_page_lists_them_most_likely_first_with_paging_and_counts(
     assert flags[4].item.text not in first and 'rel="next"' in first
     second = client.get(url, {"page": 2}).content.decode()
     assert flags[4].item.text in second and 'rel="prev"' in second
+    # what became of each flag, not only the label the scan doubted (a tester read a corrected item's old label)
+    assert "Final label at the scan" in first and first.count("in review") >= 4
+    from annotation.review.services import review_decide
+
+    task = ReviewTask.objects.select_related("item__project").get(item=flags[0].item, status=ReviewStatus.OPEN)
+    decided = review_decide(reviewer=reviewer, task=task, value=flags[0].suggested)
+    row = client.get(url).content.decode().split(flags[0].item.text)[1].split("</tr>")[0]
+    kept = decided.value["label"] == flags[0].given["label"]
+    assert "in review" not in row and ("(kept)" if kept else "(changed since the scan)") in row
+    assert f"<strong>{decided.value['label']}</strong>" in row or kept
     api = client.get(reverse("api-noise-flag-list", args=[project.pk, scan.pk]), {"limit": 2}).json()
     assert api["count"] == len(flags) and [r["item_id"] for r in api["results"]] == [f.item_id for f in flags[:2]]
     client.force_login(annotator)
