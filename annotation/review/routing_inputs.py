@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -94,8 +94,14 @@ def reviewer_votes(decisions: QuerySet[Decision]) -> dict[int, dict[str, routing
         .order_by("created_at", "id")
         .values_list("item_id", "reviewer__username", "value")
     )
+    return reviewer_votes_of(rows.iterator(chunk_size=5000))
+
+
+def reviewer_votes_of(rows: Iterable[tuple[int, str, Any]]) -> dict[int, dict[str, routing.Vote]]:
+    """`reviewer_votes` from (item id, reviewer, value) rows of reviewer decisions, oldest first (decisions already
+    read: the review panel's)."""
     by_item: dict[int, dict[str, routing.Vote]] = {}
-    for item_id, who, value in rows.iterator(chunk_size=5000):
+    for item_id, who, value in rows:
         if isinstance(value, dict) and isinstance(value.get("label"), str):
             by_item.setdefault(item_id, {})[who] = routing.Vote(who, value["label"])
     return by_item

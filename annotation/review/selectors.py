@@ -31,7 +31,7 @@ from annotation.models import (
     RoutingPolicy,
 )
 from annotation.permissions import ANNOTATE
-from annotation.review import routing
+from annotation.review import routing, routing_inputs
 from annotation.review.keys import ReviewKeys, annotator_letter, review_keys
 from annotation.tasktypes import value_display, value_key
 
@@ -72,6 +72,10 @@ class ReviewPanel:
     # what the task's suggested value is: "vote" (the weighted vote so far, adaptive routing opened the task),
     # "tie" (adaptive routing opened it on a tie: no label leads, none is suggested) or "suggested" (anything else)
     suggestion_kind: str = "suggested"
+    # adaptive tasks: the reviewers whose word on the item is already in the weighted vote, (username, label), each's
+    # last word (an audit overturned, an earlier flag's review): a tester saw only annotators A and B on a flag's
+    # review while an earlier reviewer's label counted too
+    earlier_reviews: tuple[tuple[str, str], ...] = ()
 
     @property
     def accept_rows(self) -> list[tuple[AnnotationRow, str, str]]:
@@ -528,7 +532,7 @@ def review_panel(
     annotations: list[AnnotationRow] | None = None,
     viewer: User | None = None,
 ) -> ReviewPanel:
-    """Everything the reviewer decides from. Three queries (four without `annotations` already read)."""
+    """Everything the reviewer decides from. Two queries (three without `annotations` already read)."""
     item = task.item
     item.project = project
     if annotations is None:
@@ -538,9 +542,20 @@ def review_panel(
             .order_by("created_at", "id")
         )
         annotations = _annotation_rows(rows)
-    final = current_decision(item=item)
+    decisions = list(Decision.objects.filter(item=item).select_related("reviewer").order_by("created_at", "id"))
+    final = decisions[-1] if decisions else None  # current_decision's, from the one read
     labels = list(Label.objects.filter(project=project))
     routed = task_routing(task=task, project=project)
+    overruled = any(d.source == DecisionSource.OWNER for d in decisions)  # item_overruled's, from the one read
+    earlier: tuple[tuple[str, str], ...] = ()
+    if routed["policy"] == RoutingPolicy.ADAPTIVE and not overruled:
+        reviewed = [
+            (d.item_id, d.reviewer.get_username(), d.value)
+            for d in decisions
+            if d.source == DecisionSource.REVIEWER and d.reviewer is not None
+        ]
+        said = routing_inputs.reviewer_votes_of(reviewed).get(item.pk, {})
+        earlier = tuple((who, vote.label) for who, vote in said.items())
     suggestion_kind = "suggested"
     if routed["policy"] == RoutingPolicy.ADAPTIVE and set(task.reasons) & ROUTING_REASONS:
         # a task opened before routing was recorded (task.routing empty) may have had no suggestion for other reasons
@@ -562,9 +577,10 @@ def review_panel(
             routed=routed,
             # the viewer's own annotation is replaced by their review, so it is no other judgement to weigh against
             annotated=any(viewer is None or a.annotator != viewer.get_username() for a in annotations),
-            overruled=item_overruled(item_id=task.item_id),
+            overruled=overruled,
         ),
         suggestion_kind=suggestion_kind,
+        earlier_reviews=earlier,
     )
 
 

@@ -377,6 +377,15 @@ def test_every_reviewers_word_is_in_the_weighted_vote(adaptive, annotator, annot
     item = Item.objects.get(pk=a.item_id)
     flag = reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], suggested_value={"label": "negative"})
     flag = ReviewTask.objects.select_related("item__project").get(pk=flag.pk)
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from annotation.review.selectors import review_panel
+
+    with CaptureQueriesContext(connection) as queries:
+        panel = review_panel(task=flag, project=adaptive, annotations=[])
+    assert panel.earlier_reviews == (("reviewer", "negative"),)  # the flag's reviewer sees who else is in the vote
+    assert len(queries) == 2  # the earlier reviewers come from the decisions the panel reads anyway
     second = reviews.review_decide(reviewer=owner, task=flag, value={"label": "negative"})
     # two reviewers against two annotators, each unmeasured reviewer at REVIEWER_PRIOR: the reviewers' label wins
     assert second.source == DecisionSource.REVIEWER and second.value == {"label": "negative"}
