@@ -23,6 +23,7 @@ from annotation.quality.selectors import (
 from annotation.quality.services import noise_scan_queue_place, noise_scan_start
 from annotation.review.routing_inputs import routing_plan
 from core.api import (
+    CONFLICT,
     DENIED,
     PAGE_PARAMETERS,
     REFUSED,
@@ -173,7 +174,7 @@ class NoiseScanListApi(ApiView):
         project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)
         return self.page(request, noise_scan_list(project=project, **self.filter_values(request)), NoiseScanSerializer)
 
-    @extend_schema(request=InputSerializer, responses={202: NoiseScanSerializer, **REFUSED})
+    @extend_schema(request=InputSerializer, responses={202: NoiseScanSerializer, **REFUSED, **CONFLICT})
     def post(self, request: Request, project_id: int) -> Response:
         project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)
         data = validated(self.InputSerializer, request.data)

@@ -55,7 +55,7 @@ from annotation.models import (
 from annotation.quality import noise
 from annotation.review.selectors import audit_labels, imported_labels, latest_decisions
 from annotation.review.services import review_task_open
-from core.errors import ServiceError
+from core.errors import ServiceError, StateConflict
 from core.queues import QueuePlace, queue_place, requeue_lost
 
 DEFAULT_EMBEDDER = "annotation.quality.services.minilm_embed"
@@ -156,7 +156,7 @@ def noise_scan_start(*, project: Project, user: User, params: dict[str, Any] | N
             scan = NoiseScan.objects.create(project=project, created_by=user, params=params or {})
             transaction.on_commit(lambda: _enqueue(scan.pk))
     except IntegrityError:
-        raise ServiceError(SCAN_ACTIVE) from None
+        raise StateConflict(SCAN_ACTIVE) from None
     return scan
 
 

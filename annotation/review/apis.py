@@ -91,6 +91,9 @@ class ReviewTaskDetailApi(ApiView):
 
 FINAL_SOURCES = (DecisionSource.REVIEWER, DecisionSource.WEIGHTED)  # what a review decision can end as
 
+# As long as the review form's reason box takes (templates/annotation/_review_panel.html).
+REASON_MAX = 1000
+
 # What each action decides from, beside the optional `reason` (accept, fix) or the `comment` (send_back).
 ACTION_TAKES = {"accept": "annotation_id", "fix": "value", "send_back": "comment"}
 FIELD_ONLY_WITH = (
@@ -118,7 +121,7 @@ class ReviewDecideApi(ApiView):
         annotation_id = serializers.IntegerField(
             required=False, min_value=1, max_value=ID_MAX, help_text="accept: the annotation made final.")
         value = serializers.JSONField(required=False, help_text="fix: the final value, in the task type's shape.")
-        reason = serializers.CharField(required=False, allow_blank=True, default="")
+        reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=REASON_MAX)
         comment = serializers.CharField(
             required=False, allow_blank=True, default="", help_text="send_back: what to look at again."
         )

@@ -27,7 +27,11 @@ from core.errors import ServiceError
 from core.http import AuthedRequest
 
 # What the page says after each action.
-DONE = {"accept": "Accepted.", "fix": "Saved: {value} is the final label.", "send_back": "Sent back to the annotators."}
+DONE = {
+    "accept": "Accepted: {value} is the final label.",
+    "fix": "Saved: {value} is the final label.",
+    "send_back": "Sent back to the annotators.",
+}
 
 # ... unless adaptive routing's weighted vote kept another label than the reviewer's (review_decide).
 OUTVOTED = (

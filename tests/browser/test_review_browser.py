@@ -92,7 +92,7 @@ def test_reviewer_works_the_queue_with_the_keyboard_only(page: Page, world, scre
     # 2. B accepts the second annotator's answer on the next disagreement.
     expect(panel).to_contain_text(TEXTS[1][0])
     page.keyboard.press("b")  # at once: the keys work the moment the next task shows
-    expect(panel).to_contain_text("Accepted.")
+    expect(panel).to_contain_text("Accepted: neutral is the final label.")
     assert final(TEXTS[1][0]).value == {"label": "neutral"}
     expect(page.locator("#review-progress")).to_contain_text("You reviewed 2 today · 3 open")
 

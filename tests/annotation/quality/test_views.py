@@ -566,14 +566,18 @@ def test_one_scan_at_a_time_per_project(project, reviewer, django_capture_on_com
         with pytest.raises(ServiceError) as exc:
             quality.noise_scan_start(project=project, user=reviewer)
     assert exc.value.message == quality.SCAN_ACTIVE
+    assert exc.value.status_code == 409  # a conflict with the scan under way, not bad input
     assert NoiseScan.objects.count() == 1
 
 
-def test_instruction_projects_cannot_be_scanned(owner):
+def test_instruction_projects_cannot_be_scanned(owner, client):
     project = project_create(owner=owner, name="Replies", task_type=TaskType.INSTRUCTION)
     with pytest.raises(ServiceError) as exc:
         quality.noise_scan_start(project=project, user=owner)
     assert exc.value.message == quality.NOT_CLASSIFICATION
+    client.force_login(owner)  # the page says why, rather than "Start one below" above a disabled button
+    html = unescape(client.get(reverse("quality", args=[project.pk])).content.decode())
+    assert "Start one below" not in html and html.count(quality.NOT_CLASSIFICATION) >= 2
 
 
 def test_the_api_starts_a_scan_and_reports_it(project, reviewer, django_capture_on_commit_callbacks):

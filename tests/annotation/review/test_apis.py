@@ -115,3 +115,17 @@ def test_a_reason_with_send_back_is_a_400_naming_it(disputed, reviewer):
     )
     assert (response.status_code, response.json()["field"]) == (400, "reason")
     assert response.json()["detail"] == REASON_NOT_WITH_SEND_BACK
+
+
+@fixed_routing
+def test_a_reason_longer_than_the_form_takes_is_a_400_naming_it_and_decides_nothing(disputed, reviewer):
+    """A tester's 1,200-character reason was taken by the API; the page's box stops at 1,000."""
+    from annotation.review.apis import REASON_MAX
+
+    body = {"action": "fix", "value": {"label": "positive"}, "reason": "x" * (REASON_MAX + 1)}
+    response = api_as(reviewer).post(
+        url("api-review-task-decide", disputed.project, task_id=disputed.pk), body, format="json"
+    )
+    assert (response.status_code, response.json()["field"]) == (400, "reason")
+    disputed.refresh_from_db()
+    assert disputed.status == ReviewStatus.OPEN
