@@ -440,7 +440,7 @@ ADAPTIVE_AUDIT = (
 
 ADAPTIVE_NOTE = (
     "An unsure annotator wrote a note (below, under their answer): a note is answered by a reviewer, whatever the "
-    "weighted vote says."
+    "weighted vote says, and your answer takes the asker's place in the vote (theirs was a question)."
 )
 
 

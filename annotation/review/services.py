@@ -347,11 +347,15 @@ def _reviewer_weighed(
         return None
     if item_overruled(item_id=task.item_id):
         return None
-    annotations = list(
-        Annotation.objects.filter(item_id=task.item_id, status=AnnotationStatus.SUBMITTED)
+    annotations = [
+        a
+        for a in Annotation.objects.filter(item_id=task.item_id, status=AnnotationStatus.SUBMITTED)
         .exclude(annotator=reviewer)
         .select_related("annotator")
-    )
+        # An unsure annotator who wrote a note asked the reviewer: the answer takes the question's place in the vote
+        # (a tester's reviewer answered "is this promo?" with spam and was outvoted by the asker's own half vote).
+        if not (a.unsure and a.note.strip())
+    ]
     if not annotations:
         return None
     earlier = _earlier_reviewer_votes(item_id=task.item_id, reviewer=reviewer)

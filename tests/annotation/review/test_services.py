@@ -89,6 +89,19 @@ def test_an_unsure_note_reaches_a_reviewer_under_adaptive_routing_too(quiet, ann
     assert quiet_item.status == ItemStatus.APPROVED  # no note: the vote is weighed, half for the unsure one
 
 
+def test_the_reviewers_answer_to_a_note_takes_the_askers_place_in_the_vote(quiet, annotator, annotator2, reviewer):
+    """A tester's reviewer answered an unsure annotator's "is this promo?" with spam; the asker's own half vote and the
+    other annotator's kept ham at 59 %. The one who asked defers: their answer leaves the vote once a reviewer's is in,
+    and the reviewer then stands against the other annotator alone."""
+    Project.objects.filter(pk=quiet.pk).update(routing_policy="adaptive", routing_budget=2.5, audit_rate=0)
+    quiet.refresh_from_db()
+    item = annotate_pair(quiet, annotator, annotator2, "neutral", "neutral", unsure=True, note="is this sarcasm?")
+    decision = reviews.review_decide(reviewer=reviewer, task=open_task(item), value={"label": "negative"})
+    assert decision.value == {"label": "negative"} and decision.source == DecisionSource.REVIEWER
+    # the reviewer (0.85 unmeasured) against the other annotator (0.8) alone: no weighted decision overrode them
+    assert list(item.decisions.values_list("source", flat=True)) == [DecisionSource.REVIEWER]
+
+
 def test_disagreement_and_unsure_are_both_reasons_disagreement_first(quiet, annotator, annotator2):
     item = annotate_pair(quiet, annotator, annotator2, "neutral", "negative", unsure=True)
     assert open_task(item).reasons == [ReviewReason.DISAGREEMENT, ReviewReason.UNSURE]
