@@ -15,6 +15,7 @@ from annotation.models import (
     AnnotationStatus,
     Decision,
     Item,
+    ItemStatus,
     Label,
     NoiseFlag,
     NoiseScan,
@@ -184,10 +185,14 @@ def noise_scan_list(*, project: Project, status: str | None = None) -> QuerySet[
 
 
 def flag_outcomes(flags: Iterable[NoiseFlag]) -> dict[int, dict[str, Any]]:
-    """{item id: {"label", "in_review", "changed"}} for these flags' items now: the final label (its latest decision),
-    whether a review of it is open, and whether that label differs from the one the scan doubted (`given`). Two
-    queries, however many flags (a page of them)."""
+    """{item id: {"label", "in_review", "sent_back", "changed"}} for these flags' items now: the final label (its
+    latest decision), whether a review of it is open, whether a reviewer sent it back to the annotators (no final
+    label in force until it is decided again), and whether the label differs from the one the scan doubted (`given`).
+    Two queries, however many flags (a page of them, their items already read)."""
+    flags = list(flags)
     given = {flag.item_id: (flag.given or {}).get("label") for flag in flags}
+    unsettled = (ItemStatus.NEW, ItemStatus.IN_ANNOTATION, ItemStatus.ANNOTATED)
+    sent_back = {flag.item_id for flag in flags if flag.item.status in unsettled}
     now: dict[int, Any] = {}
     decisions = Decision.objects.filter(item_id__in=given).order_by("item_id", "created_at", "id")
     for item_id, value in decisions.values_list("item_id", "value"):
@@ -196,7 +201,12 @@ def flag_outcomes(flags: Iterable[NoiseFlag]) -> dict[int, dict[str, Any]]:
         ReviewTask.objects.filter(item_id__in=given, status=ReviewStatus.OPEN).values_list("item_id", flat=True)
     )
     return {
-        item_id: {"label": now.get(item_id), "in_review": item_id in open_ids, "changed": now.get(item_id) != label}
+        item_id: {
+            "label": now.get(item_id),
+            "in_review": item_id in open_ids,
+            "sent_back": item_id in sent_back and item_id not in open_ids,
+            "changed": now.get(item_id) != label,
+        }
         for item_id, label in given.items()
     }
 

@@ -14,6 +14,7 @@ from annotation.permissions import MANAGE, REVIEW, access_item, access_project, 
 from annotation.review.selectors import item_history_for, review_task_rows_of, review_tasks
 from annotation.review.services import (
     BULK_MAX,
+    REASON_MAX,
     REVIEW_ACTIONS,
     item_overrule,
     review_act,
@@ -91,9 +92,6 @@ class ReviewTaskDetailApi(ApiView):
 
 FINAL_SOURCES = (DecisionSource.REVIEWER, DecisionSource.WEIGHTED)  # what a review decision can end as
 
-# As long as the review form's reason box takes (templates/annotation/_review_panel.html).
-REASON_MAX = 1000
-
 # What each action decides from, beside the optional `reason` (accept, fix) or the `comment` (send_back).
 ACTION_TAKES = {"accept": "annotation_id", "fix": "value", "send_back": "comment"}
 FIELD_ONLY_WITH = (
@@ -121,7 +119,9 @@ class ReviewDecideApi(ApiView):
         annotation_id = serializers.IntegerField(
             required=False, min_value=1, max_value=ID_MAX, help_text="accept: the annotation made final.")
         value = serializers.JSONField(required=False, help_text="fix: the final value, in the task type's shape.")
-        reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=REASON_MAX)
+        reason = serializers.CharField(
+            required=False, allow_blank=True, default="", max_length=REASON_MAX, help_text="accept, fix: why."
+        )
         comment = serializers.CharField(
             required=False, allow_blank=True, default="", help_text="send_back: what to look at again."
         )

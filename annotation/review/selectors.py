@@ -440,8 +440,12 @@ ADAPTIVE_AUDIT = (
 
 ADAPTIVE_NOTE = (
     "An unsure annotator wrote a note (below, under their answer): a note is answered by a reviewer, whatever the "
-    "weighted vote says, and your answer takes the asker's place in the vote (theirs was a question)."
+    "weighted vote says."
 )
+
+
+# Said wherever an unsure annotator's note is on the item (review_decide leaves the asker's label out of the vote).
+NOTE_IN_VOTE = " Your answer to the note takes the asker's place in the vote: their label was a question."
 
 
 ADAPTIVE_OVERRULED = (
@@ -491,6 +495,7 @@ def routing_note(
     routed: Mapping[str, Any] | None = None,
     annotated: bool = True,
     overruled: bool = False,
+    noted: bool = False,
 ) -> str:
     """Why adaptive routing put an item with these review reasons in front of a reviewer, and what the reviewer's
     word does; "" under fixed routing, where the reasons say it all and the reviewer's word is final. A review
@@ -500,7 +505,8 @@ def routing_note(
     `annotated`: whether the item has annotations; without any (labels imported as final) the reviewer's word is
     final, as review_decide makes it, and there is nothing to say. `overruled`: the owner overruled the item's label
     once, so the reviewer's word is final there (`item_overruled`). An unsure annotator's note that sent an item the
-    vote would have accepted is recorded in `routed["why"]`."""
+    vote would have accepted is recorded in `routed["why"]`; `noted`: such a note is on the item, whatever sent it
+    (the reviewer's answer then takes the asker's place in the vote)."""
     routed = routed or routing_record(project)
     if routed["policy"] != RoutingPolicy.ADAPTIVE or not annotated:
         return ""
@@ -517,6 +523,7 @@ def routing_note(
     else:
         why = ""
     weighed = ADAPTIVE_WEIGHED + (ADAPTIVE_WEIGHED_NOISE if ReviewReason.NOISE in reasons else "")
+    weighed += NOTE_IN_VOTE if noted else ""
     return f"{why} {weighed}" if why else weighed
 
 
@@ -556,6 +563,13 @@ def review_panel(
         ]
         said = routing_inputs.reviewer_votes_of(reviewed).get(item.pk, {})
         earlier = tuple((who, vote.label) for who, vote in said.items())
+    mine = () if viewer is None else (viewer.get_username(),)
+
+    def asked(a: AnnotationRow) -> bool:
+        return a.unsure and bool(a.note.strip())
+
+    others = [a for a in annotations if a.annotator not in mine]
+
     suggestion_kind = "suggested"
     if routed["policy"] == RoutingPolicy.ADAPTIVE and set(task.reasons) & ROUTING_REASONS:
         # a task opened before routing was recorded (task.routing empty) may have had no suggestion for other reasons
@@ -575,9 +589,12 @@ def review_panel(
             project=project,
             reasons=task.reasons,
             routed=routed,
-            # the viewer's own annotation is replaced by their review, so it is no other judgement to weigh against
-            annotated=any(viewer is None or a.annotator != viewer.get_username() for a in annotations),
+            # the viewer's own annotation is replaced by their review, and a noted unsure one by the answer, so neither
+            # is another judgement to weigh against; earlier reviewers' words are (review_decide weighs them)
+            annotated=bool(others)
+            and (any(not asked(a) for a in others) or any(who not in mine for who, _ in earlier)),
             overruled=overruled,
+            noted=any(asked(a) for a in others),
         ),
         suggestion_kind=suggestion_kind,
         earlier_reviews=earlier,

@@ -347,18 +347,19 @@ def _reviewer_weighed(
         return None
     if item_overruled(item_id=task.item_id):
         return None
-    annotations = [
-        a
-        for a in Annotation.objects.filter(item_id=task.item_id, status=AnnotationStatus.SUBMITTED)
+    submitted = list(
+        Annotation.objects.filter(item_id=task.item_id, status=AnnotationStatus.SUBMITTED)
         .exclude(annotator=reviewer)
         .select_related("annotator")
-        # An unsure annotator who wrote a note asked the reviewer: the answer takes the question's place in the vote
-        # (a tester's reviewer answered "is this promo?" with spam and was outvoted by the asker's own half vote).
-        if not (a.unsure and a.note.strip())
-    ]
-    if not annotations:
-        return None
+    )
+    if not submitted:
+        return None  # labels imported as final: the reviewer's word is final
+    # An unsure annotator who wrote a note asked the reviewer: the answer takes the question's place in the vote (a
+    # tester's reviewer answered "is this promo?" with spam and was outvoted by the asker's own half vote).
+    annotations = [a for a in submitted if not (a.unsure and a.note.strip())]
     earlier = _earlier_reviewer_votes(item_id=task.item_id, reviewer=reviewer)
+    if not annotations and not earlier:
+        return None  # only questions asked of the reviewer, nobody else's word: theirs is final
     here = routing.Vote(reviewer.get_username(), value["label"])
     names = [v.voter for v in (*earlier, here)]
     # one vote per person: a reviewer who also annotated the item counts with their last word, the review
@@ -392,6 +393,11 @@ def _close_task(*, task: ReviewTask, reviewer: User, status: str, now: dt.dateti
     task.status, task.resolved_by, task.resolved_at, task.comment = status, reviewer, now, comment
 
 
+# As long as the review form's reason box takes (templates/annotation/_review_panel.html); the API says so too.
+REASON_MAX = 1000
+REASON_TOO_LONG = "The reason is {n} characters long; it can be at most {limit}."
+
+
 def review_decide(
     *,
     reviewer: User,
@@ -402,6 +408,8 @@ def review_decide(
     now: dt.datetime | None = None,
 ) -> Decision:
     """Record the reviewer's final value for the task's item as a new decision; the item is approved."""
+    if len(reason.strip()) > REASON_MAX:
+        raise ServiceError(REASON_TOO_LONG.format(n=len(reason.strip()), limit=REASON_MAX), field="reason")
     item = task.item
     project = item.project
     label_names = list(Label.objects.filter(project=project).values_list("name", flat=True))

@@ -9,16 +9,16 @@ register = template.Library()
 
 @register.filter
 def figure(value: object) -> str:
-    """Up to two decimals, trailing zeros dropped: 2.25 -> "2.25", 2.5 -> "2.5", 3.0 -> "3"."""
+    """Up to four decimals, trailing zeros dropped: 2.25 -> "2.25", 2.125 -> "2.125", 2.5 -> "2.5", 3.0 -> "3"."""
     if not isinstance(value, int | float):
         return "" if value is None else str(value)
-    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    text = f"{value:.4f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
 
 
 @register.filter
 def percent(value: object) -> str:
-    """A rate in [0, 1] as a percentage figure: 0.1 -> "10", 0.004 -> "0.4", 0.125 -> "12.5"."""
+    """A rate in [0, 1] as a percentage figure: 0.1 -> "10", 0.004 -> "0.4", 0.125 -> "12.5", 0.00004 -> "0.004"."""
     if not isinstance(value, int | float):
         return ""
     return figure(100 * value)

@@ -385,6 +385,12 @@ def test_the_flags_page_lists_them_most_likely_first_with_paging_and_counts(
     kept = decided.value["label"] == flags[0].given["label"]
     assert "in review" not in row and ("(kept)" if kept else "(changed since the scan)") in row
     assert f"<strong>{decided.value['label']}</strong>" in row or kept
+    from annotation.review.services import review_send_back
+
+    task = ReviewTask.objects.select_related("item__project").get(item=flags[1].item, status=ReviewStatus.OPEN)
+    review_send_back(reviewer=reviewer, task=task, comment="read it again")
+    row = client.get(url).content.decode().split(flags[1].item.text)[1].split("</tr>")[0]
+    assert "sent back to the annotators" in row and "in review" not in row
     api = client.get(reverse("api-noise-flag-list", args=[project.pk, scan.pk]), {"limit": 2}).json()
     assert api["count"] == len(flags) and [r["item_id"] for r in api["results"]] == [f.item_id for f in flags[:2]]
     client.force_login(annotator)
@@ -831,8 +837,10 @@ def test_settings_are_shown_as_set_not_rounded_into_other_figures(project, owner
     """A tester's budget of 2.25 read "2.3 judgements per item" on three pages, an audit rate of 0.004 "0 %"."""
     from annotation.templatetags.figures import figure, percent
 
-    assert [figure(x) for x in (2.25, 2.5, 3.0, 0.004, -0.001, None)] == ["2.25", "2.5", "3", "0", "0", ""]
-    assert [percent(x) for x in (0.1, 0.004, 0.125, "x")] == ["10", "0.4", "12.5", ""]
+    assert [figure(x) for x in (2.25, 2.125, 2.5, 3.0, 0.004, -0.00001, None)] == [
+        "2.25", "2.125", "2.5", "3", "0.004", "0", ""
+    ]
+    assert [percent(x) for x in (0.1, 0.004, 0.125, 0.00004, "x")] == ["10", "0.4", "12.5", "0.004", ""]
     Project.objects.filter(pk=project.pk).update(routing_budget=2.25, audit_rate=0.004)
     client.force_login(owner)
     html = client.get(reverse("quality", args=[project.pk])).content.decode()

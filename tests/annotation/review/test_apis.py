@@ -120,7 +120,7 @@ def test_a_reason_with_send_back_is_a_400_naming_it(disputed, reviewer):
 @fixed_routing
 def test_a_reason_longer_than_the_form_takes_is_a_400_naming_it_and_decides_nothing(disputed, reviewer):
     """A tester's 1,200-character reason was taken by the API; the page's box stops at 1,000."""
-    from annotation.review.apis import REASON_MAX
+    from annotation.review.services import REASON_MAX
 
     body = {"action": "fix", "value": {"label": "positive"}, "reason": "x" * (REASON_MAX + 1)}
     response = api_as(reviewer).post(

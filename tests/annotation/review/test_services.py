@@ -30,7 +30,7 @@ from annotation.review import routing
 from annotation.review import services as reviews
 from core.errors import ServiceError
 from tests.fixtures.people import FIXED, acknowledge_guidelines, fixed_routing, make_user
-from tests.fixtures.reviews import annotate_pair
+from tests.fixtures.reviews import annotate_pair, submit
 
 LABELS = ["positive", "negative", "neutral"]
 
@@ -100,6 +100,30 @@ def test_the_reviewers_answer_to_a_note_takes_the_askers_place_in_the_vote(quiet
     assert decision.value == {"label": "negative"} and decision.source == DecisionSource.REVIEWER
     # the reviewer (0.85 unmeasured) against the other annotator (0.8) alone: no weighted decision overrode them
     assert list(item.decisions.values_list("source", flat=True)) == [DecisionSource.REVIEWER]
+    from annotation.review.selectors import NOTE_IN_VOTE, review_panel
+
+    disputed = annotate_pair(quiet, annotator, annotator2, "neutral", "negative", unsure=True, note="which one?")
+    panel = review_panel(task=open_task(disputed), project=quiet, viewer=reviewer)  # opened as a disagreement
+    assert panel.routing_note.endswith(NOTE_IN_VOTE)  # the reviewer is told the asker's label leaves the vote
+
+
+def test_questions_alone_leave_earlier_reviewers_in_the_vote(quiet, annotator, annotator2, reviewer, owner):
+    """A review's second reviewer found: with every annotation a noted question, the reviewer deciding last had the
+    final word over two earlier reviewers who said otherwise (the panel listed them as in the vote)."""
+    Project.objects.filter(pk=quiet.pk).update(routing_policy="adaptive", routing_budget=2.5, audit_rate=0)
+    quiet.refresh_from_db()
+    a = submit(annotator, quiet, "neutral", unsure=True, note="sarcasm?")
+    submit(annotator2, quiet, "neutral", unsure=True, note="or not?")
+    item = Item.objects.get(pk=a.item_id)
+    reviews.review_decide(reviewer=reviewer, task=open_task(item), value={"label": "negative"})  # the only word: final
+    assert item.decisions.latest("id").value == {"label": "negative"}
+    second = make_user("reviewer2")
+    membership_set(project=quiet, user=second, role="reviewer")
+    reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], suggested_value={"label": "negative"})
+    reviews.review_decide(reviewer=second, task=open_task(item), value={"label": "negative"})
+    reviews.review_task_open(item=item, reasons=[ReviewReason.NOISE], suggested_value={"label": "positive"})
+    last = reviews.review_decide(reviewer=owner, task=open_task(item), value={"label": "positive"})
+    assert last.source == DecisionSource.WEIGHTED and last.value == {"label": "negative"}  # two reviewers to one
 
 
 def test_disagreement_and_unsure_are_both_reasons_disagreement_first(quiet, annotator, annotator2):
@@ -523,3 +547,14 @@ def test_one_proposal_per_item_and_call(project):
     proposal = _proposal(item, {"label": "negative"}, decide=False)
     with pytest.raises(ValueError, match="once"):
         reviews.proposals_apply(project=project, proposals=[proposal, proposal])
+
+
+def test_a_reason_longer_than_the_form_takes_is_refused_by_name(quiet, annotator, annotator2, reviewer):
+    """The form's box stops at 1,000 characters; a page post or a script through the service is held to it too."""
+    item = annotate_pair(quiet, annotator, annotator2, "positive", "negative")
+    with pytest.raises(ServiceError) as exc:
+        reviews.review_decide(
+            reviewer=reviewer, task=open_task(item), value={"label": "positive"}, reason="x" * (reviews.REASON_MAX + 1)
+        )
+    assert exc.value.field == "reason" and "1001 characters" in exc.value.message
+    assert open_task(item).status == ReviewStatus.OPEN and not item.decisions.exists()
