@@ -142,10 +142,11 @@ def voter_accuracies(*, project: Project, humans_only: bool = False) -> dict[str
 
 
 def _by_share(
-    counts: Mapping[str, float], members: Sequence[str], accuracies: Mapping[str, float], prior: float
+    counts: Mapping[str, float], members: Iterable[str], accuracies: Mapping[str, float], prior: float
 ) -> float:
     """Accuracy expected of the next judgement of a kind: each person's measured accuracy (`prior` for one nobody has
-    measured yet) weighed by how many such judgements they gave; before any, the members' mean; else `prior`."""
+    measured yet) weighed by how many such judgements they gave; before any, the members' mean (`members` is read
+    only then); else `prior`."""
     weights = dict(counts) or dict.fromkeys(members, 1.0)
     if not weights:
         return prior
@@ -162,7 +163,7 @@ def reviewer_accuracy(*, project: Project, accuracies: Mapping[str, float]) -> f
         .annotate(n=Count("id"))
     )
     members = Membership.objects.filter(project=project, role=Role.REVIEWER).values_list("user__username", flat=True)
-    return _by_share({name: float(n) for name, n in given}, list(members), accuracies, REVIEWER_PRIOR)
+    return _by_share({name: float(n) for name, n in given}, members, accuracies, REVIEWER_PRIOR)
 
 
 def annotator_accuracy(*, project: Project, accuracies: Mapping[str, float]) -> float:
@@ -174,7 +175,7 @@ def annotator_accuracy(*, project: Project, accuracies: Mapping[str, float]) -> 
         .annotate(n=Count("id"))
     )
     members = Membership.objects.filter(project=project, role=Role.ANNOTATOR).values_list("user__username", flat=True)
-    return _by_share({name: float(n) for name, n in given}, list(members), accuracies, routing.PRIOR_ACCURACY)
+    return _by_share({name: float(n) for name, n in given}, members, accuracies, routing.PRIOR_ACCURACY)
 
 
 def in_test_split(*, item_id: int) -> bool:

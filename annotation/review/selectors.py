@@ -531,6 +531,12 @@ def review_task_get(*, project: Project, task_id: int) -> ReviewTask | None:
     return ReviewTask.objects.select_related("item").filter(project=project, pk=task_id).first()
 
 
+def asks_the_reviewer(annotation: Annotation | AnnotationRow) -> bool:
+    """An unsure annotation with a note: a question for the reviewer, who answers it whatever the vote says, and whose
+    answer takes the asker's place in the weighted vote (review_decide)."""
+    return annotation.unsure and bool(annotation.note.strip())
+
+
 def review_panel(
     *,
     task: ReviewTask,
@@ -564,10 +570,6 @@ def review_panel(
         said = routing_inputs.reviewer_votes_of(reviewed).get(item.pk, {})
         earlier = tuple((who, vote.label) for who, vote in said.items())
     mine = () if viewer is None else (viewer.get_username(),)
-
-    def asked(a: AnnotationRow) -> bool:
-        return a.unsure and bool(a.note.strip())
-
     others = [a for a in annotations if a.annotator not in mine]
 
     suggestion_kind = "suggested"
@@ -592,9 +594,9 @@ def review_panel(
             # the viewer's own annotation is replaced by their review, and a noted unsure one by the answer, so neither
             # is another judgement to weigh against; earlier reviewers' words are (review_decide weighs them)
             annotated=bool(others)
-            and (any(not asked(a) for a in others) or any(who not in mine for who, _ in earlier)),
+            and (any(not asks_the_reviewer(a) for a in others) or any(who not in mine for who, _ in earlier)),
             overruled=overruled,
-            noted=any(asked(a) for a in others),
+            noted=any(asks_the_reviewer(a) for a in others),
         ),
         suggestion_kind=suggestion_kind,
         earlier_reviews=earlier,

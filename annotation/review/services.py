@@ -52,6 +52,7 @@ from annotation.review import routing, routing_inputs
 from annotation.review.selectors import (
     agreed_audit_value,
     agreement_backed,
+    asks_the_reviewer,
     closed_how,
     current_decision,
     item_overruled,
@@ -278,7 +279,7 @@ def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotatio
         action = routing.REVIEWER
     # An unsure annotator who wrote a note asked the reviewer something (the form says the reviewer sees it): a
     # reviewer answers, whatever the vote or the budget says. Unsure without a note only counts half (UNSURE_WEIGHT).
-    noted = action == routing.DONE and any(a.unsure and a.note.strip() for a in annotations)
+    noted = action == routing.DONE and any(asks_the_reviewer(a) for a in annotations)
     if noted:
         action = routing.REVIEWER
     agreed = len({v.label for v in votes}) == 1
@@ -356,7 +357,7 @@ def _reviewer_weighed(
         return None  # labels imported as final: the reviewer's word is final
     # An unsure annotator who wrote a note asked the reviewer: the answer takes the question's place in the vote (a
     # tester's reviewer answered "is this promo?" with spam and was outvoted by the asker's own half vote).
-    annotations = [a for a in submitted if not (a.unsure and a.note.strip())]
+    annotations = [a for a in submitted if not asks_the_reviewer(a)]
     earlier = _earlier_reviewer_votes(item_id=task.item_id, reviewer=reviewer)
     if not annotations and not earlier:
         return None  # only questions asked of the reviewer, nobody else's word: theirs is final
@@ -408,8 +409,9 @@ def review_decide(
     now: dt.datetime | None = None,
 ) -> Decision:
     """Record the reviewer's final value for the task's item as a new decision; the item is approved."""
-    if len(reason.strip()) > REASON_MAX:
-        raise ServiceError(REASON_TOO_LONG.format(n=len(reason.strip()), limit=REASON_MAX), field="reason")
+    reason = reason.strip()
+    if len(reason) > REASON_MAX:
+        raise ServiceError(REASON_TOO_LONG.format(n=len(reason), limit=REASON_MAX), field="reason")
     item = task.item
     project = item.project
     label_names = list(Label.objects.filter(project=project).values_list("name", flat=True))
@@ -425,7 +427,7 @@ def review_decide(
             item=item,
             reviewer=reviewer,
             value=value,
-            reason=reason.strip(),
+            reason=reason,
             source=source,
             guideline_version=guideline_current(project=project),
             review_task=task,
