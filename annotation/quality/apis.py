@@ -120,6 +120,13 @@ class RoutingPlanApi(ApiView):
             help_text="What the plan expects of one more annotator: the measured accuracy of those who annotate, "
             "weighed by their annotations (0.8 for one not yet measured).",
         )
+        bar = serializers.FloatField(
+            help_text="The least doubt (1 - the weighted vote's probability) an item needs for a further judgement, "
+            "where the budget cannot pay for one on every item in doubt: the most doubtful decisions first, over the "
+            "latest items' decisions (at their overlap votes and at each further annotator's); a tie passes it. 0 "
+            "while the budget pays for every item in doubt, under 50 items, under review_all, and for a project that "
+            "is not single-label."
+        )
 
     @extend_schema(responses={200: OutputSerializer, **DENIED})
     def get(self, request: Request, project_id: int) -> Response:

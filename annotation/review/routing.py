@@ -11,7 +11,10 @@ reviewer's single word outweighs two agreeing annotators only when their measure
 the budget has a judgement to spare: one more annotator when it has two (a third opinion may need a
 fourth), a reviewer (one decisive judgement) when it has one; otherwise the weighted vote stands, unless it
 is a tie (two labels equally likely, as when two annotators nobody has measured yet disagree): a tie goes
-to a reviewer even past the budget, since only the label order could settle it.
+to a reviewer even past the budget, since only the label order could settle it. Where the budget cannot pay
+for every item in doubt, `doubt_bar` keeps it for the most doubtful: an item less in doubt than the bar is
+accepted on its vote (ties apart), so a two-to-one majority does not take the judgement a split will need,
+unless the allowance has BAR_LIFTS judgements to spare (spending a BURST behind the average).
 `Budget` keeps the owner's average: a running allowance, earned `budget` per item routed, never lets
 the judgements committed exceed `budget` times the items seen (plus a small burst, capped by the
 project's total), so the average over the project stays at or under the budget, ties apart (above).
@@ -52,6 +55,14 @@ MAX_PER_ITEM = 5
 # Judgements the running allowance may lend ahead of the average (early items are not starved).
 BURST = 4.0
 
+# The doubt bar (`doubt_bar`) is set once this many items have their overlap in; before, the allowance alone rules.
+BAR_MIN_ITEMS = 50
+
+# The bar lifts while the allowance has this many judgements to spare (spending a BURST behind the average, where
+# fewer items came above the bar than it expected): they go to the items under it, so the bar leaves at most a few
+# judgements of the budget unspent.
+BAR_LIFTS = 2 * BURST
+
 
 @dataclass(frozen=True)
 class Vote:
@@ -76,6 +87,7 @@ class Decision:
     posterior: dict[str, float]
     model: ModelVote | None = None  # the model's vote, where it had one
     unmeasured: int = 0  # votes whose voter nobody has measured yet (counted at the prior)
+    bar: float = 0.0  # accepted though in doubt: the budget keeps its judgements for items at least this much in doubt
 
 
 def shrunk_accuracy(agreed: float, n: float) -> float:
@@ -194,6 +206,7 @@ class Budget:
     spent: int  # judgements given or committed so far (annotations, extra slots, reviews), this item's included
     total_items: int  # items in the project: the average is kept over them all
     overlap: int = 2  # what each item not routed yet will cost at least
+    bar: float = 0.0  # the doubt (1 - confidence) an item needs for a further judgement: `doubt_bar`
 
     def spare(self) -> float:
         """Judgements that may still be committed now without breaking the average over the whole project."""
@@ -221,14 +234,19 @@ def decide(
     post = posterior(votes, labels, accuracies, model=model)
     label, confidence = weighted_label(post, labels)
     action = DONE
+    barred = 0.0
     if not reviewed and confidence < CONFIDENT and len(votes) < MAX_PER_ITEM:
         spare = budget.spare()
         can_ask = annotators_left is None or annotators_left > 0
-        if spare >= 2 and len(votes) + 2 <= MAX_PER_ITEM and can_ask:
+        if is_tie(post):  # label order is no way to settle it: past the bar, and to a reviewer past the budget
+            action = ANNOTATOR if spare >= 2 and len(votes) + 2 <= MAX_PER_ITEM and can_ask else REVIEWER
+        elif 1 - confidence < budget.bar - TIE and 1 <= spare < BAR_LIFTS:
+            barred = budget.bar  # the budget is kept for the items more in doubt
+        elif spare >= 2 and len(votes) + 2 <= MAX_PER_ITEM and can_ask:
             action = ANNOTATOR
-        elif spare >= 1 or is_tie(post):
-            action = REVIEWER  # a tie goes to a reviewer past the budget: label order is no way to settle it
-    return Decision(action=action, label=label, confidence=confidence, posterior=post, model=model)
+        elif spare >= 1:
+            action = REVIEWER
+    return Decision(action=action, label=label, confidence=confidence, posterior=post, model=model, bar=barred)
 
 
 def is_tie(post: Mapping[str, float]) -> bool:
@@ -238,6 +256,34 @@ def is_tie(post: Mapping[str, float]) -> bool:
 
 
 TIE = 1e-9
+
+
+def doubt_bar(
+    items: Sequence[Sequence[float]], *, per_item: float, overlap: int, audit_rate: float = 0.0
+) -> float:
+    """The least doubt an item must have for the budget to be spent on it, where it cannot be spent on every item in
+    doubt.
+
+    `items[i]`: item i's doubt (1 - confidence) at each decision routing made or will make on it that could ask for
+    more: with its overlap votes, then with each further annotator's vote it got. Each decision that asks costs one
+    judgement; the budget beyond the overlap, less what audits of the items accepted on their vote take (held back by
+    the bar included: worked out twice), pays for that many decisions per item. The bar is the doubt of the last
+    decision it can pay for, the most doubtful first (as doubtful as it pass too): a two-to-one majority does not take
+    the judgement a one-to-one split will need, as under the running allowance alone, which serves whichever item
+    comes first. 0 while every decision in doubt can be paid for, and under BAR_MIN_ITEMS items. The decisions after
+    a further annotator are those routing asked for under the bar before: a lower bar makes more of them, which
+    raises the next one (damped: the bar is measured again only as the project grows by a tenth).
+    """
+    if len(items) < BAR_MIN_ITEMS:
+        return 0.0
+    in_doubt = sorted((d for doubts in items for d in doubts if d > 1 - CONFIDENT), reverse=True)
+    bar = 0.0
+    for _ in range(2):
+        accepted = sum(1 for doubts in items if not doubts or doubts[-1] <= 1 - CONFIDENT or doubts[-1] < bar - TIE)
+        spare = max(0.0, per_item - overlap - audit_rate * accepted / len(items))
+        affordable = int(spare * len(items) + 1e-9)
+        bar = 0.0 if affordable >= len(in_doubt) else in_doubt[max(affordable, 1) - 1]
+    return bar
 
 
 def expected_confidence_after(
@@ -281,6 +327,7 @@ def plan(
     audit: Sequence[bool] = (),
     review_all: bool = False,
     noted: Sequence[bool] = (),
+    bar: float = 0.0,
 ) -> PlanRow:
     """What adaptive routing would do with these items' first votes, and how right it would be.
 
@@ -303,7 +350,12 @@ def plan(
     for routed, (votes, model) in enumerate(items, start=1):
         spent += len(votes)
         budget = Budget(
-            per_item=per_item, routed=routed, spent=spent, total_items=max(total_items, len(items)), overlap=len(votes)
+            per_item=per_item,
+            routed=routed,
+            spent=spent,
+            total_items=max(total_items, len(items)),
+            overlap=len(votes),
+            bar=bar,
         )
         left = None if annotators is None else max(0, annotators - len(votes))
         d = decide(votes, labels, accuracies, budget=budget, model=model, annotators_left=left)

@@ -316,12 +316,13 @@ def annotators_left(*, project: Project, item_id: int) -> int:
     return Membership.objects.filter(project=project, role=Role.ANNOTATOR).exclude(user_id__in=held).count()
 
 
-def budget_state(*, project: Project) -> routing.Budget:
-    """The running allowance: items routed so far, judgements given or committed on them, items in all.
+def budget_state(*, project: Project, bar: bool = True) -> routing.Budget:
+    """The running allowance: items routed so far, judgements given or committed on them, items in all, and the
+    doubt bar (`doubt_bar`; `bar=False` leaves it 0, for a caller who asks only what is spare).
 
     Judgements: each routed item's taken slots (its overlap and any extra annotator asked for, claimed or
     not), plus every review task that was not withdrawn (audits and noise reviews are human work too).
-    Two queries.
+    Two queries (the bar's are none while routing's accuracies are cached: `doubt_bar`).
     """
     routed = Q(status__in=ROUTED_STATUSES) | Q(extra_slots__gt=0)
     slots = Case(
@@ -338,10 +339,92 @@ def budget_state(*, project: Project) -> routing.Budget:
         spent=(totals["slots"] or 0) + reviews,
         total_items=totals["items"] or 0,
         overlap=project.overlap,
+        bar=doubt_bar(project=project) if bar else 0.0,
     )
 
 
 PLAN_ITEMS = 2000  # the latest items with their overlap in: enough for the figures, bounded work
+
+
+def ordered_votes(*, project: Project) -> tuple[list[int], dict[int, list[routing.Vote]], set[int]]:
+    """The latest PLAN_ITEMS items with their overlap in, oldest first: (their ids, {id: its annotators' votes in the
+    order given}, ids whose unsure annotator among the first `overlap` wrote a note)."""
+    item_ids = list(
+        Item.objects.filter(project=project, submitted_count__gte=project.overlap)
+        .order_by("-id")
+        .values_list("pk", flat=True)[:PLAN_ITEMS]
+    )
+    item_ids.reverse()
+    given: dict[int, list[routing.Vote]] = {}
+    rows = (
+        Annotation.objects.filter(item_id__in=item_ids, status=AnnotationStatus.SUBMITTED)
+        .order_by("created_at", "id")
+        .values_list("item_id", "annotator__username", "value", "unsure", "note")
+    )
+    noted_ids: set[int] = set()
+    for item_id, who, value, unsure, note in rows.iterator(chunk_size=5000):
+        votes = given.setdefault(item_id, [])
+        if isinstance(value, dict) and isinstance(value.get("label"), str):
+            if len(votes) < project.overlap and unsure and note.strip():
+                noted_ids.add(item_id)
+            votes.append(routing.Vote(who, value["label"], routing.UNSURE_WEIGHT if unsure else 1.0))
+    kept = [i for i in item_ids if len(given.get(i, [])) >= project.overlap]
+    return kept, given, noted_ids
+
+
+# (project id, created, budget, audit rate, overlap) -> (when the voters' accuracies it used were measured, bar)
+_bars: dict[tuple[int, Any, float, float, int], tuple[float, float]] = {}
+
+
+def _bar(
+    *,
+    project: Project,
+    labels: Sequence[str],
+    accuracies: Mapping[str, float],
+    kept: Sequence[int],
+    given: Mapping[int, Sequence[routing.Vote]],
+    models: Mapping[int, routing.ModelVote],
+) -> float:
+    """routing.doubt_bar over these items' decisions: each at its overlap votes and at every further annotator's."""
+    points = []
+    for i in kept:
+        votes, model = given[i], models.get(i)
+        asking = range(project.overlap, min(len(votes), routing.MAX_PER_ITEM - 1) + 1)  # at MAX_PER_ITEM none asks
+        points.append(
+            [
+                1 - routing.weighted_label(routing.posterior(votes[:n], labels, accuracies, model=model), labels)[1]
+                for n in asking
+            ]
+        )
+    return routing.doubt_bar(
+        points, per_item=project.routing_budget, overlap=project.overlap, audit_rate=project.audit_rate
+    )
+
+
+def doubt_bar(*, project: Project) -> float:
+    """routing.doubt_bar over the latest items' decisions (their overlap votes, then each further annotator's, with
+    the model's vote, weighed by today's measured accuracies), for this project's budget and audit rate. Cached per
+    process beside the voters' accuracies and measured again with them (REMEASURE_GROWTH, REMEASURE_SECONDS), so
+    routing an item reads it with no query of its own (it measured the accuracies just before). 0 for a project
+    that is not single-label, and under `review_all` (every accepted item is reviewed: no budget to keep)."""
+    if not project.task_kind.single_class or project.review_all:
+        return 0.0
+    key = (project.pk, project.created_at, project.routing_budget, project.audit_rate, project.overlap)
+    measured_key = (project.pk, project.created_at, False)
+    with _measured_lock:
+        measured, cached = _measured.get(measured_key), _bars.get(key)
+    if measured is not None and cached is not None and cached[0] == measured[0]:
+        return cached[1]  # routing measured the accuracies a moment ago (`_weighed`): no second count
+    accuracies = voter_accuracies(project=project)
+    with _measured_lock:
+        when = _measured[measured_key][0]
+    labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
+    kept, given, _noted = ordered_votes(project=project)
+    models = model_votes(project=project, item_ids=kept, scans=False)
+    bar = _bar(project=project, labels=labels, accuracies=accuracies, kept=kept, given=given, models=models)
+    with _measured_lock:
+        _bars[key] = (when, bar)
+    return bar
 
 
 def routing_plan(*, project: Project) -> dict[str, Any]:
@@ -368,31 +451,14 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         "measured_annotators": 0,
         "reviewer_accuracy": None,
         "annotator_accuracy": None,
+        "bar": 0.0,
     }
     if not project.task_kind.single_class:
         return base
-    item_ids = list(
-        Item.objects.filter(project=project, submitted_count__gte=project.overlap)
-        .order_by("-id")
-        .values_list("pk", flat=True)[:PLAN_ITEMS]
-    )
-    item_ids.reverse()
-    first: dict[int, list[routing.Vote]] = {}
-    rows = (
-        Annotation.objects.filter(item_id__in=item_ids, status=AnnotationStatus.SUBMITTED)
-        .order_by("created_at", "id")
-        .values_list("item_id", "annotator__username", "value", "unsure", "note")
-    )
-    noted_ids: set[int] = set()
-    for item_id, who, value, unsure, note in rows:
-        votes = first.setdefault(item_id, [])
-        if len(votes) < project.overlap and isinstance(value, dict) and isinstance(value.get("label"), str):
-            votes.append(routing.Vote(who, value["label"], routing.UNSURE_WEIGHT if unsure else 1.0))
-            if unsure and note.strip():
-                noted_ids.add(item_id)
+    kept, given, noted_ids = ordered_votes(project=project)
+    first = {i: given[i][: project.overlap] for i in kept}
     accuracies = voter_accuracies(project=project)
-    models = model_votes(project=project, item_ids=item_ids, scans=False)  # as routing weighs annotations
-    kept = [i for i in item_ids if len(first.get(i, [])) == project.overlap]
+    models = model_votes(project=project, item_ids=kept, scans=False)  # as routing weighs annotations
     items = [(first[i], models.get(i)) for i in kept]
     audit = [routing.audit_drawn(i, project.audit_rate) for i in kept]
     if not items:
@@ -401,6 +467,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
     annotators = Membership.objects.filter(project=project, role=Role.ANNOTATOR).count()
     reviewing = reviewer_accuracy(project=project, accuracies=accuracies)
     annotating = annotator_accuracy(project=project, accuracies=accuracies)
+    bar = _bar(project=project, labels=labels, accuracies=accuracies, kept=kept, given=given, models=models)
     row = routing.plan(
         items,
         labels,
@@ -413,6 +480,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         noted=[i in noted_ids for i in kept],
         reviewer_accuracy=reviewing,
         annotator_accuracy=annotating,
+        bar=bar,
     )
     return {
         **base,
@@ -426,4 +494,5 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         "measured_annotators": len(accuracies),
         "reviewer_accuracy": reviewing,
         "annotator_accuracy": annotating,
+        "bar": bar,
     }

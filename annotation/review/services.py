@@ -256,7 +256,8 @@ def _weighed(
         if test
         else routing_inputs.model_votes(project=project, item_ids=[item_id], test=set(), scans=reviewed).get(item_id)
     )
-    budget = routing_inputs.budget_state(project=project)
+    # the doubt bar is for the items routing may still ask about, and a test label is people's word: no bar there
+    budget = routing_inputs.budget_state(project=project, bar=not reviewed and not test)
     left = None if reviewed else routing_inputs.annotators_left(project=project, item_id=item_id)
     decision = routing.decide(
         votes, labels, accuracies, budget=budget, model=model, reviewed=reviewed, annotators_left=left
@@ -272,7 +273,7 @@ def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotatio
     # An audit is a judgement too: under review_all always, else only while the budget has one to spare.
     audited = project.review_all or (
         routing.audit_drawn(item.pk, project.audit_rate)
-        and routing_inputs.budget_state(project=project).spare() >= 1
+        and routing_inputs.budget_state(project=project, bar=False).spare() >= 1
     )
     drawn_for_audit = action == routing.DONE and audited
     if drawn_for_audit:
@@ -332,7 +333,13 @@ def _weighed_reason(decision: routing.Decision, n: int) -> str:
     else:
         weighed = "by each one's measured accuracy"
     said = f"{decision.label} ({decision.confidence:.0%} likely right)"
-    return f"Weighted vote of {n} judgements{with_model} {weighed}: {said}."
+    kept = (
+        f" Under {routing.CONFIDENT:.0%} sure, but the budget keeps its further judgements for items at least "
+        f"{decision.bar:.0%} in doubt."
+        if decision.bar
+        else ""
+    )
+    return f"Weighted vote of {n} judgements{with_model} {weighed}: {said}.{kept}"
 
 
 def _reviewer_weighed(

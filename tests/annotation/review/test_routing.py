@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 from django.test import override_settings
+from django.urls import reverse
 from django.utils import timezone
 
 from annotation.models import (
@@ -205,6 +206,93 @@ def test_a_simulated_batch_stays_within_the_budget():
     # the allowance then holds the items after them back; the average ends a hair over (1,257 for 1,250 here).
     assert spent / n <= 2.5 + 0.02
     assert counts[routing.ANNOTATOR] and counts[routing.REVIEWER]
+
+
+def test_the_doubt_bar_is_zero_while_the_budget_pays_for_every_decision_in_doubt():
+    # each item's doubt at its first decision, and after a further annotator where it had one
+    items = [[0.5, 0.2]] * 20 + [[0.2]] * 20 + [[0.01]] * 160
+    # 60 decisions in doubt; 0.5 spare per item pays for 100
+    assert routing.doubt_bar(items, per_item=2.5, overlap=2) == 0.0
+    assert routing.doubt_bar(items[:40], per_item=2.0, overlap=2) == 0.0  # under BAR_MIN_ITEMS: the allowance rules
+
+
+def test_under_a_tight_budget_the_bar_keeps_the_judgements_for_the_most_doubtful_decisions():
+    # splits, whose third opinion left a two-to-one majority still in doubt; weak agreements; sure agreements
+    items = [[0.5, 0.2]] * 40 + [[0.15]] * 40 + [[0.01]] * 120
+    # 0.2 spare per item pays for 40 decisions: the splits' first, not their majorities' nor the weak agreements'
+    assert routing.doubt_bar(items, per_item=2.2, overlap=2) == pytest.approx(0.5)
+    assert routing.doubt_bar(items, per_item=2.3, overlap=2) == pytest.approx(0.2)  # 60: the majorities' too
+    # audits of the items accepted on their vote come out of the same budget: 20 % of the 120 sure ones leaves 36
+    # decisions, the splits' first again, and of those the bar then holds back too (all 200) leaves 20
+    assert routing.doubt_bar(items, per_item=2.3, overlap=2, audit_rate=0.2) == pytest.approx(0.5)
+    assert routing.doubt_bar(items, per_item=2.3, overlap=2, audit_rate=0.3) == pytest.approx(0.5)  # none: worst first
+    assert routing.doubt_bar(items, per_item=2.0, overlap=2) == pytest.approx(0.5)  # nothing spare: the worst first
+
+
+def test_an_item_under_the_bar_is_done_though_the_allowance_has_room():
+    accuracies = {"a": 0.8, "b": 0.8, "c": 0.85}
+    majority = votes(("a", "positive"), ("b", "positive"), ("c", "negative"))
+    split = votes(("a", "positive"), ("c", "negative"))
+    on_track = routing.Budget(per_item=2.5, routed=100, spent=250, total_items=200, overlap=2)  # spending the average
+    assert on_track.spare() == routing.BURST
+    barred = replace(on_track, bar=0.3)
+    assert routing.decide(majority, LABELS, accuracies, budget=on_track).action != routing.DONE  # 0.86: in doubt
+    d = routing.decide(majority, LABELS, accuracies, budget=barred)
+    assert (d.action, d.label, d.bar) == (routing.DONE, "positive", 0.3)
+    assert routing.decide(split, LABELS, accuracies, budget=barred).action == routing.ANNOTATOR
+    assert routing.decide(split, LABELS, accuracies, budget=replace(on_track, bar=0.6)).bar == 0.6  # 0.53 sure
+    exactly = 1 - routing.weighted_label(routing.posterior(split, LABELS, accuracies), LABELS)[1]
+    assert routing.decide(split, LABELS, accuracies, budget=replace(on_track, bar=exactly)).action == routing.ANNOTATOR
+    tie = votes(("a", "positive"), ("b", "negative"))  # a tie passes any bar: label order cannot settle it
+    assert routing.decide(tie, LABELS, accuracies, budget=replace(on_track, bar=0.9)).action == routing.ANNOTATOR
+    # spending far behind the average (fewer items above the bar came than it expected): the bar lifts
+    spent = replace(on_track, spent=254, bar=0.3)  # with nothing to spare the vote stands as it would without a bar
+    assert routing.decide(majority, LABELS, accuracies, budget=spent).bar == 0.0
+    lagging = replace(on_track, spent=240, bar=0.3)
+    assert lagging.spare() >= routing.BAR_LIFTS
+    assert routing.decide(majority, LABELS, accuracies, budget=lagging).action == routing.ANNOTATOR
+
+
+BAR_VOTERS = {"a": 0.85, "b": 0.8, "c": 0.6, "d": 0.6}  # a and b unequal: no tie (a tie goes past the budget)
+WEAK_AGREEMENT = votes(("c", "positive"), ("d", "positive"))  # 82 % sure
+SPLIT = votes(("a", "positive"), ("b", "negative"))  # nearly a coin
+
+
+def routed_batch(first: list[list[routing.Vote]], *, per_item: float, bar: float) -> tuple[int, int]:
+    """(splits given a further judgement, judgements spent) routing these items' first decisions in order."""
+    spent, asked = 0, 0
+    n = len(first)
+    for routed, item in enumerate(first, start=1):
+        spent += len(item)
+        budget = routing.Budget(per_item=per_item, routed=routed, spent=spent, total_items=n, overlap=2, bar=bar)
+        if routing.decide(item, LABELS, BAR_VOTERS, budget=budget).action != routing.DONE:
+            spent += 1
+            asked += item is SPLIT
+    return asked, spent
+
+
+def test_with_a_bar_the_splits_get_the_judgements_the_weak_agreements_took():
+    """The running allowance alone gives the budget to whichever item in doubt comes first."""
+    first = [WEAK_AGREEMENT] * 100 + [SPLIT] * 100
+    random.Random(0).shuffle(first)
+    post = [routing.posterior(v, LABELS, BAR_VOTERS) for v in first]
+    bar = routing.doubt_bar([[1 - routing.weighted_label(p, LABELS)[1]] for p in post], per_item=2.3, overlap=2)
+    assert 1 - routing.weighted_label(routing.posterior(WEAK_AGREEMENT, LABELS, BAR_VOTERS), LABELS)[1] < bar
+    without, _ = routed_batch(first, per_item=2.3, bar=0.0)
+    with_bar, spent = routed_batch(first, per_item=2.3, bar=bar)
+    assert without < 40 and with_bar >= 55  # of 60 judgements to spare
+    assert spent <= 2.3 * 200
+
+
+def test_a_bar_set_too_high_leaves_no_budget_unspent():
+    """Fewer items above the bar than it expected: spending lags the average, the bar lifts, the budget is spent."""
+    first = [WEAK_AGREEMENT] * 180 + [SPLIT] * 20
+    random.Random(0).shuffle(first)
+    _, spent_without = routed_batch(first, per_item=2.3, bar=0.0)
+    split_doubt = 1 - routing.weighted_label(routing.posterior(SPLIT, LABELS, BAR_VOTERS), LABELS)[1]
+    asked, spent = routed_batch(first, per_item=2.3, bar=split_doubt)  # as if half the items were splits
+    assert asked == 20
+    assert spent >= spent_without - routing.BAR_LIFTS
 
 
 def test_the_expected_confidence_after_one_more_vote_is_the_expectation_over_its_answers():
@@ -438,8 +526,6 @@ def test_a_reviewer_who_confirms_a_flag_corrects_an_agreed_label_with_the_scans_
     kept = reviews.review_decide(reviewer=reviewer, task=flag, value={"label": "negative"})
     assert kept.source == DecisionSource.WEIGHTED and kept.value == {"label": "neutral"}
     # the owner sees where a reviewer was outvoted, with a way to the item's history (where they may overrule it)
-    from django.urls import reverse
-
     client.force_login(owner)
     html = client.get(reverse("quality", args=[adaptive.pk])).content.decode()
     card = html[html.index('id="outvoted-reviews"') :]
@@ -513,8 +599,6 @@ def test_routing_an_items_first_annotations_never_reads_the_scans(adaptive, anno
 
 
 def test_the_outvoted_card_is_for_owners_and_reviewers_only(adaptive, annotator, annotator2, reviewer, owner, client):
-    from django.urls import reverse
-
     a = submit(annotator, adaptive, "neutral")
     submit(annotator2, adaptive, "neutral")
     item = Item.objects.get(pk=a.item_id)
@@ -707,6 +791,55 @@ def test_the_plan_shows_what_adaptive_routing_would_do(project, owner, annotator
     assert plan["fixed_expected_accuracy"] == pytest.approx(fixed[0].fixed_expected_accuracy)
     assert plan["expected_accuracy"] == pytest.approx(fixed[0].expected_accuracy)
     assert fixed[0].fixed_expected_accuracy - fixed[1].fixed_expected_accuracy == pytest.approx(0.05 / 3)
+
+
+@fixed_routing
+def test_the_bar_is_measured_on_the_projects_decisions_and_shown_in_the_plan(
+    project, owner, annotator, annotator2, monkeypatch, client
+):
+    monkeypatch.setattr(routing, "BAR_MIN_ITEMS", 3)
+    Project.objects.filter(pk=project.pk).update(audit_rate=0.0, routing_budget=2.2)
+    project.refresh_from_db()
+    acknowledge_guidelines(project, annotator, annotator2)
+    pairs = [("positive", "positive"), ("positive", "negative"), ("neutral", "neutral"), ("negative", "neutral")]
+    for first, second in [*pairs, ("positive", "positive")]:
+        submit(annotator, project, first)
+        submit(annotator2, project, second)
+    # five items, 0.2 judgements spare on each: one decision of the two splits' can be paid for (each split a tie
+    # between two like annotators, the third label keeping a little: 53 % in doubt)
+    bar = routing_inputs.doubt_bar(project=project)
+    assert 0.5 < bar < 0.6
+    assert routing_inputs.budget_state(project=project).bar == pytest.approx(bar)
+    assert routing_inputs.budget_state(project=project, bar=False).bar == 0.0
+    assert api_as(owner).get(url("api-routing-plan", project)).data["bar"] == pytest.approx(bar)
+    client.force_login(owner)
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert f"under {round(bar * 100)} % in doubt is accepted on it" in html
+    Project.objects.filter(pk=project.pk).update(routing_budget=2.5)
+    project.refresh_from_db()
+    assert routing_inputs.doubt_bar(project=project) == 0.0  # both splits paid for
+    Project.objects.filter(pk=project.pk).update(routing_budget=2.0, review_all=True)
+    project.refresh_from_db()
+    assert routing_inputs.doubt_bar(project=project) == 0.0  # every accepted item is reviewed: no budget to keep
+
+
+def test_a_majority_under_the_bar_is_accepted_and_its_decision_says_why(adaptive, annotator, annotator2, monkeypatch):
+    monkeypatch.setattr(routing_inputs, "doubt_bar", lambda **_: 0.3)
+    a = submit(annotator, adaptive, "positive")
+    submit(annotator2, adaptive, "negative")  # a tie between two unmeasured annotators passes any bar
+    third = Project.objects.get(pk=adaptive.pk).memberships.get(user__username="annotator3").user
+    assert submit(third, adaptive, "positive").item_id == a.item_id
+    item = Item.objects.get(pk=a.item_id)
+    assert item.status == ItemStatus.APPROVED  # 2-1 among unmeasured annotators: 88 % sure, 12 % in doubt
+    decision = Decision.objects.get(item=item)
+    assert decision.source == DecisionSource.WEIGHTED and decision.value == {"label": "positive"}
+    assert "budget keeps its further judgements for items at least 30% in doubt" in decision.reason
+    # a test-split item's label is people's word, and a review is never held back: no bar on either
+    majority = votes(("x", "positive"), ("y", "positive"), ("z", "negative"))  # nobody measured: 88 % sure
+    train, test = Item.objects.filter(project=adaptive, status=ItemStatus.NEW).order_by("pk")[:2]
+    ItemSplit.objects.create(item=test, split=Split.TEST)
+    assert reviews._weighed(project=adaptive, item_id=train.pk, votes=majority).bar == 0.3
+    assert reviews._weighed(project=adaptive, item_id=test.pk, votes=majority).bar == 0.0
 
 
 def test_the_plan_values_one_more_annotator_at_what_annotators_were_measured():
