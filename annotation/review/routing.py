@@ -258,32 +258,27 @@ def is_tie(post: Mapping[str, float]) -> bool:
 TIE = 1e-9
 
 
-def doubt_bar(
-    items: Sequence[Sequence[float]], *, per_item: float, overlap: int, audit_rate: float = 0.0
-) -> float:
+def doubt_bar(items: Sequence[Sequence[float]], *, per_item: float, overlap: int) -> float:
     """The least doubt an item must have for the budget to be spent on it, where it cannot be spent on every item in
     doubt.
 
     `items[i]`: item i's doubt (1 - confidence) at each decision routing made or will make on it that could ask for
     more: with its overlap votes, then with each further annotator's vote it got. Each decision that asks costs one
-    judgement; the budget beyond the overlap, less what audits of the items accepted on their vote take (held back by
-    the bar included: worked out twice), pays for that many decisions per item. The bar is the doubt of the last
+    judgement; the budget beyond the overlap pays for that many decisions per item. The bar is the doubt of the last
     decision it can pay for, the most doubtful first (as doubtful as it pass too): a two-to-one majority does not take
     the judgement a one-to-one split will need, as under the running allowance alone, which serves whichever item
-    comes first. 0 while every decision in doubt can be paid for, and under BAR_MIN_ITEMS items. The decisions after
-    a further annotator are those routing asked for under the bar before: a lower bar makes more of them, which
-    raises the next one (damped: the bar is measured again only as the project grows by a tenth).
+    comes first. 0 while every decision in doubt can be paid for (only then are agreed items drawn for audit), and
+    under BAR_MIN_ITEMS items. The decisions after a further annotator are those routing asked for under the bar
+    before: a lower bar makes more of them, which raises the next one (damped: the bar is measured again only as the
+    project grows by a tenth).
     """
     if len(items) < BAR_MIN_ITEMS:
         return 0.0
     in_doubt = sorted((d for doubts in items for d in doubts if d > 1 - CONFIDENT), reverse=True)
-    bar = 0.0
-    for _ in range(2):
-        accepted = sum(1 for doubts in items if not doubts or doubts[-1] <= 1 - CONFIDENT or doubts[-1] < bar - TIE)
-        spare = max(0.0, per_item - overlap - audit_rate * accepted / len(items))
-        affordable = int(spare * len(items) + 1e-9)
-        bar = 0.0 if affordable >= len(in_doubt) else in_doubt[max(affordable, 1) - 1]
-    return bar
+    affordable = int(max(0.0, per_item - overlap) * len(items) + 1e-9)
+    if affordable >= len(in_doubt):
+        return 0.0
+    return in_doubt[max(affordable, 1) - 1]
 
 
 def expected_confidence_after(
@@ -311,7 +306,7 @@ class PlanRow:
     reviewer: int  # in doubt with no further annotator to ask, or an unsure annotator's note; audits not included
     expected_accuracy: float | None  # adaptive: expected share of final labels right
     fixed_expected_accuracy: float | None  # today's routing on the same items
-    audit: int = 0  # accepted on the vote, then drawn for audit while the budget had a judgement to spare
+    audit: int = 0  # accepted on the vote, then drawn for audit while the budget had a judgement to spare (no bar)
 
 
 def plan(
@@ -334,7 +329,7 @@ def plan(
     The items are replayed in order against a fresh allowance. `annotators`: how many people may annotate
     (None: enough); an item's further annotator must be one who has not voted on it, so where none is left
     the replay asks a reviewer, as routing does. `audit[i]`: whether item i is drawn for audit (`audit_drawn`); an
-    accepted item drawn goes to a reviewer while the budget has a judgement to spare, as routing does, and is
+    accepted item drawn goes to a reviewer while the budget allows (`audit_affordable`), as routing does, and is
     counted apart; under `review_all` every accepted item is audited, budget or not. `noted[i]`: an unsure annotator
     of item i wrote a note, which a reviewer answers whatever the vote says (counted as a reviewer).
     Expected accuracy: the posterior's best
@@ -359,7 +354,7 @@ def plan(
         )
         left = None if annotators is None else max(0, annotators - len(votes))
         d = decide(votes, labels, accuracies, budget=budget, model=model, annotators_left=left)
-        drawn = routed <= len(audit) and audit[routed - 1] and budget.spare() >= 1
+        drawn = routed <= len(audit) and audit[routed - 1] and audit_affordable(budget)
         if d.action == DONE and routed <= len(noted) and noted[routed - 1]:
             counts[REVIEWER] += 1
             spent += 1
@@ -387,6 +382,13 @@ def plan(
         fixed_expected_accuracy=sum(fixed) / len(fixed) if fixed else None,
         audit=audited,
     )
+
+
+def audit_affordable(budget: Budget) -> bool:
+    """Whether an item drawn for audit gets its reviewer: while the budget has a judgement to spare and pays for every
+    item in doubt (no doubt bar). Where it cannot, the items in doubt come first: a review there is worth more than a
+    check of an agreement."""
+    return budget.bar == 0 and budget.spare() >= 1
 
 
 def audit_drawn(item_id: int, rate: float) -> bool:

@@ -372,8 +372,8 @@ def ordered_votes(*, project: Project) -> tuple[list[int], dict[int, list[routin
     return kept, given, noted_ids
 
 
-# (project id, created, budget, audit rate, overlap) -> (when the voters' accuracies it used were measured, bar)
-_bars: dict[tuple[int, Any, float, float, int], tuple[float, float]] = {}
+# (project id, created, budget, overlap) -> (when the voters' accuracies it used were measured, bar)
+_bars: dict[tuple[int, Any, float, int], tuple[float, float]] = {}
 
 
 def _bar(
@@ -397,19 +397,18 @@ def _bar(
             ]
         )
     return routing.doubt_bar(
-        points, per_item=project.routing_budget, overlap=project.overlap, audit_rate=project.audit_rate
-    )
+points, per_item=project.routing_budget, overlap=project.overlap)
 
 
 def doubt_bar(*, project: Project) -> float:
     """routing.doubt_bar over the latest items' decisions (their overlap votes, then each further annotator's, with
-    the model's vote, weighed by today's measured accuracies), for this project's budget and audit rate. Cached per
+    the model's vote, weighed by today's measured accuracies), for this project's budget. Cached per
     process beside the voters' accuracies and measured again with them (REMEASURE_GROWTH, REMEASURE_SECONDS), so
     routing an item reads it with no query of its own (it measured the accuracies just before). 0 for a project
     that is not single-label, and under `review_all` (every accepted item is reviewed: no budget to keep)."""
     if not project.task_kind.single_class or project.review_all:
         return 0.0
-    key = (project.pk, project.created_at, project.routing_budget, project.audit_rate, project.overlap)
+    key = (project.pk, project.created_at, project.routing_budget, project.overlap)
     measured_key = (project.pk, project.created_at, False)
     with _measured_lock:
         measured, cached = _measured.get(measured_key), _bars.get(key)

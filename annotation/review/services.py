@@ -270,10 +270,11 @@ def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotatio
     votes = _human_votes(annotations)
     decision = _weighed(project=project, item_id=item.pk, votes=votes)
     action = decision.action
-    # An audit is a judgement too: under review_all always, else only while the budget has one to spare.
+    # An audit is a judgement too: under review_all always, else only while the budget has one to spare and pays for
+    # every item in doubt (routing.audit_affordable)
     audited = project.review_all or (
         routing.audit_drawn(item.pk, project.audit_rate)
-        and routing_inputs.budget_state(project=project, bar=False).spare() >= 1
+        and routing.audit_affordable(routing_inputs.budget_state(project=project))
     )
     drawn_for_audit = action == routing.DONE and audited
     if drawn_for_audit:

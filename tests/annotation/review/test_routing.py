@@ -222,10 +222,6 @@ def test_under_a_tight_budget_the_bar_keeps_the_judgements_for_the_most_doubtful
     # 0.2 spare per item pays for 40 decisions: the splits' first, not their majorities' nor the weak agreements'
     assert routing.doubt_bar(items, per_item=2.2, overlap=2) == pytest.approx(0.5)
     assert routing.doubt_bar(items, per_item=2.3, overlap=2) == pytest.approx(0.2)  # 60: the majorities' too
-    # audits of the items accepted on their vote come out of the same budget: 20 % of the 120 sure ones leaves 36
-    # decisions, the splits' first again, and of those the bar then holds back too (all 200) leaves 20
-    assert routing.doubt_bar(items, per_item=2.3, overlap=2, audit_rate=0.2) == pytest.approx(0.5)
-    assert routing.doubt_bar(items, per_item=2.3, overlap=2, audit_rate=0.3) == pytest.approx(0.5)  # none: worst first
     assert routing.doubt_bar(items, per_item=2.0, overlap=2) == pytest.approx(0.5)  # nothing spare: the worst first
 
 
@@ -881,6 +877,28 @@ def test_an_audit_waits_for_a_spare_judgement_under_adaptive_routing(adaptive, a
     submit(annotator2, adaptive, "neutral")
     assert Item.objects.get(pk=a.item_id).status == ItemStatus.APPROVED
     assert not ReviewTask.objects.filter(item_id=a.item_id).exists()
+
+
+def test_an_audit_waits_while_items_in_doubt_need_the_budget(adaptive, annotator, annotator2, monkeypatch):
+    Project.objects.filter(pk=adaptive.pk).update(audit_rate=1.0)  # 2.5: a judgement to spare
+    monkeypatch.setattr(routing_inputs, "doubt_bar", lambda **_: 0.4)  # the budget cannot pay for every item in doubt
+    a = submit(annotator, adaptive, "neutral")
+    submit(annotator2, adaptive, "neutral")
+    assert Item.objects.get(pk=a.item_id).status == ItemStatus.APPROVED
+    assert not ReviewTask.objects.filter(item_id=a.item_id).exists()
+    monkeypatch.setattr(routing_inputs, "doubt_bar", lambda **_: 0.0)  # it can: the next agreement is audited
+    b = submit(annotator, adaptive, "neutral")
+    submit(annotator2, adaptive, "neutral")
+    assert ReviewTask.objects.get(item_id=b.item_id).reasons == [ReviewReason.AUDIT]
+
+
+def test_the_plan_draws_no_audit_while_the_bar_holds():
+    sure = [(votes(("a", "positive"), ("b", "positive")), None)] * 10
+    accuracies = {"a": 0.9, "b": 0.9}
+    drawn = [True] * 10
+    free = routing.plan(sure, LABELS, accuracies, per_item=2.5, total_items=10, audit=drawn)
+    held = routing.plan(sure, LABELS, accuracies, per_item=2.5, total_items=10, audit=drawn, bar=0.4)
+    assert free.audit > 0 and held.audit == 0 and held.done == 10
 
 
 # --- why an item is in review, as the review panel says it ----------------------------------------------
