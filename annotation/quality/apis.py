@@ -105,7 +105,8 @@ class RoutingPlanApi(ApiView):
         )
         audit = serializers.IntegerField(
             help_text="Would be accepted on the vote, then drawn for audit (audit_rate while the budget has a "
-            "judgement to spare and no bar; every one under review_all)."
+            "judgement to spare and pays for every item in doubt and the audits beside them; every one under "
+            "review_all)."
         )
         expected_accuracy = serializers.FloatField(allow_null=True)
         fixed_expected_accuracy = serializers.FloatField(allow_null=True)

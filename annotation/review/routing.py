@@ -207,6 +207,7 @@ class Budget:
     total_items: int  # items in the project: the average is kept over them all
     overlap: int = 2  # what each item not routed yet will cost at least
     bar: float = 0.0  # the doubt (1 - confidence) an item needs for a further judgement: `doubt_bar`
+    audits: bool = True  # the budget pays for the audits beside every item in doubt: `audits_fit`
 
     def spare(self) -> float:
         """Judgements that may still be committed now without breaking the average over the whole project."""
@@ -267,10 +268,10 @@ def doubt_bar(items: Sequence[Sequence[float]], *, per_item: float, overlap: int
     judgement; the budget beyond the overlap pays for that many decisions per item. The bar is the doubt of the last
     decision it can pay for, the most doubtful first (as doubtful as it pass too): a two-to-one majority does not take
     the judgement a one-to-one split will need, as under the running allowance alone, which serves whichever item
-    comes first. 0 while every decision in doubt can be paid for (only then are agreed items drawn for audit), and
-    under BAR_MIN_ITEMS items. The decisions after a further annotator are those routing asked for under the bar
-    before: a lower bar makes more of them, which raises the next one (damped: the bar is measured again only as the
-    project grows by a tenth).
+    comes first. 0 while every decision in doubt can be paid for (agreed items are then drawn for audit only where
+    their audits fit beside them: `audits_fit`), and under BAR_MIN_ITEMS items. The decisions after a further
+    annotator are those routing asked for under the bar before: a lower bar makes more of them, which raises the next
+    one (damped: the bar is measured again only as the project grows by a tenth).
     """
     if len(items) < BAR_MIN_ITEMS:
         return 0.0
@@ -279,6 +280,17 @@ def doubt_bar(items: Sequence[Sequence[float]], *, per_item: float, overlap: int
     if affordable >= len(in_doubt):
         return 0.0
     return in_doubt[max(affordable, 1) - 1]
+
+
+def audits_fit(items: Sequence[Sequence[float]], *, per_item: float, overlap: int, audit_rate: float) -> bool:
+    """Whether the budget beyond the overlap pays for every decision in doubt (`doubt_bar`'s `items`) and, beside
+    them, the audits of the items accepted on their vote. Where it does not, agreed items wait for their audit: a
+    judgement on an item in doubt is worth more than a check of an agreement (under BAR_MIN_ITEMS items they fit)."""
+    if len(items) < BAR_MIN_ITEMS or audit_rate <= 0:
+        return True
+    in_doubt = sum(1 for doubts in items for d in doubts if d > 1 - CONFIDENT)
+    accepted = sum(1 for doubts in items if not doubts or doubts[-1] <= 1 - CONFIDENT)
+    return in_doubt + audit_rate * accepted <= max(0.0, per_item - overlap) * len(items) + 1e-9
 
 
 def expected_confidence_after(
@@ -323,6 +335,7 @@ def plan(
     review_all: bool = False,
     noted: Sequence[bool] = (),
     bar: float = 0.0,
+    audits: bool = True,
 ) -> PlanRow:
     """What adaptive routing would do with these items' first votes, and how right it would be.
 
@@ -351,6 +364,7 @@ def plan(
             total_items=max(total_items, len(items)),
             overlap=len(votes),
             bar=bar,
+            audits=audits,
         )
         left = None if annotators is None else max(0, annotators - len(votes))
         d = decide(votes, labels, accuracies, budget=budget, model=model, annotators_left=left)
@@ -386,9 +400,11 @@ def plan(
 
 def audit_affordable(budget: Budget) -> bool:
     """Whether an item drawn for audit gets its reviewer: while the budget has a judgement to spare and pays for every
-    item in doubt (no doubt bar). Where it cannot, the items in doubt come first: a review there is worth more than a
-    check of an agreement."""
-    return budget.bar == 0 and budget.spare() >= 1
+    item in doubt and the audits beside them (no doubt bar, `audits_fit`). Where it cannot, the items in doubt come
+    first: a review there is worth more than a check of an agreement. As the bar lifts where spending lags the average
+    (BAR_LIFTS), so do the audits: the spare judgements go to them rather than unspent."""
+    spare = budget.spare()
+    return spare >= 1 and ((budget.bar == 0 and budget.audits) or spare >= BAR_LIFTS)
 
 
 def audit_drawn(item_id: int, rate: float) -> bool:

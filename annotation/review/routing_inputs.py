@@ -317,12 +317,12 @@ def annotators_left(*, project: Project, item_id: int) -> int:
 
 
 def budget_state(*, project: Project, bar: bool = True) -> routing.Budget:
-    """The running allowance: items routed so far, judgements given or committed on them, items in all, and the
-    doubt bar (`doubt_bar`; `bar=False` leaves it 0, for a caller who asks only what is spare).
+    """The running allowance: items routed so far, judgements given or committed on them, items in all, the doubt
+    bar and whether audits fit (`budget_rules`; `bar=False` leaves them 0 and True, for a test-split item's decision).
 
     Judgements: each routed item's taken slots (its overlap and any extra annotator asked for, claimed or
     not), plus every review task that was not withdrawn (audits and noise reviews are human work too).
-    Two queries (the bar's are none while routing's accuracies are cached: `doubt_bar`).
+    Two queries (the bar's are none while routing's accuracies are cached: `budget_rules`).
     """
     routed = Q(status__in=ROUTED_STATUSES) | Q(extra_slots__gt=0)
     slots = Case(
@@ -333,13 +333,15 @@ def budget_state(*, project: Project, bar: bool = True) -> routing.Budget:
         items=Count("pk"), routed=Count("pk", filter=routed), slots=Sum(slots, filter=routed)
     )
     reviews = ReviewTask.objects.filter(project=project).exclude(status=ReviewStatus.WITHDRAWN).count()
+    doubt, audits = budget_rules(project=project) if bar else (0.0, True)
     return routing.Budget(
         per_item=project.routing_budget,
         routed=totals["routed"] or 0,
         spent=(totals["slots"] or 0) + reviews,
         total_items=totals["items"] or 0,
         overlap=project.overlap,
-        bar=doubt_bar(project=project) if bar else 0.0,
+        bar=doubt,
+        audits=audits,
     )
 
 
@@ -372,11 +374,12 @@ def ordered_votes(*, project: Project) -> tuple[list[int], dict[int, list[routin
     return kept, given, noted_ids
 
 
-# (project id, created, budget, overlap) -> (when the voters' accuracies it used were measured, bar)
-_bars: dict[tuple[int, Any, float, int], tuple[float, float]] = {}
+# (project id, created, budget, audit rate, overlap) -> (when the voters' accuracies it used were measured, bar,
+# whether the audits fit)
+_bars: dict[tuple[int, Any, float, float, int], tuple[float, float, bool]] = {}
 
 
-def _bar(
+def _rules(
     *,
     project: Project,
     labels: Sequence[str],
@@ -384,8 +387,11 @@ def _bar(
     kept: Sequence[int],
     given: Mapping[int, Sequence[routing.Vote]],
     models: Mapping[int, routing.ModelVote],
-) -> float:
-    """routing.doubt_bar over these items' decisions: each at its overlap votes and at every further annotator's."""
+) -> tuple[float, bool]:
+    """(routing.doubt_bar, routing.audits_fit) over these items' decisions: each at its overlap votes and at every
+    further annotator's. (0, True) under `review_all`: every accepted item is reviewed, budget or not."""
+    if project.review_all:
+        return 0.0, True
     points = []
     for i in kept:
         votes, model = given[i], models.get(i)
@@ -396,34 +402,45 @@ def _bar(
                 for n in asking
             ]
         )
-    return routing.doubt_bar(
-points, per_item=project.routing_budget, overlap=project.overlap)
+    per_item, overlap = project.routing_budget, project.overlap
+    return (
+        routing.doubt_bar(points, per_item=per_item, overlap=overlap),
+        routing.audits_fit(points, per_item=per_item, overlap=overlap, audit_rate=project.audit_rate),
+    )
 
 
-def doubt_bar(*, project: Project) -> float:
-    """routing.doubt_bar over the latest items' decisions (their overlap votes, then each further annotator's, with
-    the model's vote, weighed by today's measured accuracies), for this project's budget. Cached per
-    process beside the voters' accuracies and measured again with them (REMEASURE_GROWTH, REMEASURE_SECONDS), so
-    routing an item reads it with no query of its own (it measured the accuracies just before). 0 for a project
-    that is not single-label, and under `review_all` (every accepted item is reviewed: no budget to keep)."""
+def budget_rules(*, project: Project) -> tuple[float, bool]:
+    """(the doubt bar, whether the audits fit beside the items in doubt) over the latest items' decisions (their
+    overlap votes, then each further annotator's, with the model's vote, weighed by today's measured accuracies), for
+    this project's budget and audit rate: routing.doubt_bar, routing.audits_fit. Cached per process beside the voters'
+    accuracies and measured again with them (REMEASURE_GROWTH, REMEASURE_SECONDS), so routing an item reads it with no
+    query of its own (it measured the accuracies just before); one entry per project. (0, True) for a project that is
+    not single-label and under `review_all`."""
     if not project.task_kind.single_class or project.review_all:
-        return 0.0
-    key = (project.pk, project.created_at, project.routing_budget, project.overlap)
+        return 0.0, True
+    key = (project.pk, project.created_at, project.routing_budget, project.audit_rate, project.overlap)
     measured_key = (project.pk, project.created_at, False)
     with _measured_lock:
         measured, cached = _measured.get(measured_key), _bars.get(key)
     if measured is not None and cached is not None and cached[0] == measured[0]:
-        return cached[1]  # routing measured the accuracies a moment ago (`_weighed`): no second count
+        return cached[1], cached[2]  # routing measured the accuracies a moment ago (`_weighed`): no second count
     accuracies = voter_accuracies(project=project)
     with _measured_lock:
         when = _measured[measured_key][0]
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
     kept, given, _noted = ordered_votes(project=project)
     models = model_votes(project=project, item_ids=kept, scans=False)
-    bar = _bar(project=project, labels=labels, accuracies=accuracies, kept=kept, given=given, models=models)
+    bar, audits = _rules(project=project, labels=labels, accuracies=accuracies, kept=kept, given=given, models=models)
     with _measured_lock:
-        _bars[key] = (when, bar)
-    return bar
+        for old in [k for k in _bars if k[0] == project.pk]:  # a budget tried before is gone with it
+            del _bars[old]
+        _bars[key] = (when, bar, audits)
+    return bar, audits
+
+
+def doubt_bar(*, project: Project) -> float:
+    """The doubt bar alone (`budget_rules`)."""
+    return budget_rules(project=project)[0]
 
 
 def routing_plan(*, project: Project) -> dict[str, Any]:
@@ -466,7 +483,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
     annotators = Membership.objects.filter(project=project, role=Role.ANNOTATOR).count()
     reviewing = reviewer_accuracy(project=project, accuracies=accuracies)
     annotating = annotator_accuracy(project=project, accuracies=accuracies)
-    bar = _bar(project=project, labels=labels, accuracies=accuracies, kept=kept, given=given, models=models)
+    bar, audits = _rules(project=project, labels=labels, accuracies=accuracies, kept=kept, given=given, models=models)
     row = routing.plan(
         items,
         labels,
@@ -480,6 +497,7 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         reviewer_accuracy=reviewing,
         annotator_accuracy=annotating,
         bar=bar,
+        audits=audits,
     )
     return {
         **base,

@@ -335,8 +335,8 @@ def _weighed_reason(decision: routing.Decision, n: int) -> str:
         weighed = "by each one's measured accuracy"
     said = f"{decision.label} ({decision.confidence:.0%} likely right)"
     kept = (
-        f" Under {routing.CONFIDENT:.0%} sure, but the budget keeps its further judgements for items at least "
-        f"{decision.bar:.0%} in doubt."
+        f" Under {routing.CONFIDENT:.0%} sure ({1 - decision.confidence:.1%} in doubt), but the budget keeps its "
+        f"further judgements for items at least {decision.bar:.1%} in doubt."
         if decision.bar
         else ""
     )

@@ -22,3 +22,12 @@ def percent(value: object) -> str:
     if not isinstance(value, int | float):
         return ""
     return figure(100 * value)
+
+
+@register.filter
+def percent1(value: object) -> str:
+    """A share in [0, 1] as a percentage with one decimal, where rounding to a whole one would blur a threshold:
+    0.3054 -> "30.5"."""
+    if not isinstance(value, int | float):
+        return ""
+    return f"{100 * value:.1f}"

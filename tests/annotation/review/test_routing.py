@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import replace
 
 import pytest
@@ -810,17 +811,21 @@ def test_the_bar_is_measured_on_the_projects_decisions_and_shown_in_the_plan(
     assert api_as(owner).get(url("api-routing-plan", project)).data["bar"] == pytest.approx(bar)
     client.force_login(owner)
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
-    assert f"under {round(bar * 100)} % in doubt is accepted on it" in html
+    assert "Under adaptive routing: The budget cannot" in html  # the project routes fixed: what it would do
+    assert f"under {100 * bar:.1f} % in doubt is accepted on it" in html
     Project.objects.filter(pk=project.pk).update(routing_budget=2.5)
     project.refresh_from_db()
     assert routing_inputs.doubt_bar(project=project) == 0.0  # both splits paid for
     Project.objects.filter(pk=project.pk).update(routing_budget=2.0, review_all=True)
     project.refresh_from_db()
     assert routing_inputs.doubt_bar(project=project) == 0.0  # every accepted item is reviewed: no budget to keep
+    plan = api_as(owner).get(url("api-routing-plan", project)).data
+    assert plan["bar"] == 0.0 and plan["audit"] == 3  # the three agreements, audited under review_all
+    assert 'id="routing-bar"' not in client.get(reverse("quality", args=[project.pk])).content.decode()
 
 
 def test_a_majority_under_the_bar_is_accepted_and_its_decision_says_why(adaptive, annotator, annotator2, monkeypatch):
-    monkeypatch.setattr(routing_inputs, "doubt_bar", lambda **_: 0.3)
+    monkeypatch.setattr(routing_inputs, "budget_rules", lambda **_: (0.3, True))
     a = submit(annotator, adaptive, "positive")
     submit(annotator2, adaptive, "negative")  # a tie between two unmeasured annotators passes any bar
     third = Project.objects.get(pk=adaptive.pk).memberships.get(user__username="annotator3").user
@@ -829,7 +834,8 @@ def test_a_majority_under_the_bar_is_accepted_and_its_decision_says_why(adaptive
     assert item.status == ItemStatus.APPROVED  # 2-1 among unmeasured annotators: 88 % sure, 12 % in doubt
     decision = Decision.objects.get(item=item)
     assert decision.source == DecisionSource.WEIGHTED and decision.value == {"label": "positive"}
-    assert "budget keeps its further judgements for items at least 30% in doubt" in decision.reason
+    assert re.search(r"Under 90% sure \(1\d\.\d% in doubt\), but the budget keeps its further judgements for items at "
+                     r"least 30\.0% in doubt\.$", decision.reason)
     # a test-split item's label is people's word, and a review is never held back: no bar on either
     majority = votes(("x", "positive"), ("y", "positive"), ("z", "negative"))  # nobody measured: 88 % sure
     train, test = Item.objects.filter(project=adaptive, status=ItemStatus.NEW).order_by("pk")[:2]
@@ -881,15 +887,31 @@ def test_an_audit_waits_for_a_spare_judgement_under_adaptive_routing(adaptive, a
 
 def test_an_audit_waits_while_items_in_doubt_need_the_budget(adaptive, annotator, annotator2, monkeypatch):
     Project.objects.filter(pk=adaptive.pk).update(audit_rate=1.0)  # 2.5: a judgement to spare
-    monkeypatch.setattr(routing_inputs, "doubt_bar", lambda **_: 0.4)  # the budget cannot pay for every item in doubt
+    rules = {"now": (0.4, False)}  # the budget cannot pay for every item in doubt
+    monkeypatch.setattr(routing_inputs, "budget_rules", lambda **_: rules["now"])
     a = submit(annotator, adaptive, "neutral")
     submit(annotator2, adaptive, "neutral")
     assert Item.objects.get(pk=a.item_id).status == ItemStatus.APPROVED
     assert not ReviewTask.objects.filter(item_id=a.item_id).exists()
-    monkeypatch.setattr(routing_inputs, "doubt_bar", lambda **_: 0.0)  # it can: the next agreement is audited
+    rules["now"] = (0.0, False)  # it can, but not the audits beside them: the audit still waits
     b = submit(annotator, adaptive, "neutral")
     submit(annotator2, adaptive, "neutral")
-    assert ReviewTask.objects.get(item_id=b.item_id).reasons == [ReviewReason.AUDIT]
+    assert not ReviewTask.objects.filter(item_id=b.item_id).exists()
+    rules["now"] = (0.0, True)  # both: the next agreement is audited
+    c = submit(annotator, adaptive, "neutral")
+    submit(annotator2, adaptive, "neutral")
+    assert ReviewTask.objects.get(item_id=c.item_id).reasons == [ReviewReason.AUDIT]
+
+
+def test_audits_fit_only_where_the_budget_pays_for_the_items_in_doubt_and_them():
+    items = [[0.5]] * 20 + [[0.01]] * 80  # 20 decisions in doubt, 80 items accepted
+    assert routing.audits_fit(items, per_item=2.3, overlap=2, audit_rate=0.1)  # 30 pays for 20 + 8
+    assert not routing.audits_fit(items, per_item=2.25, overlap=2, audit_rate=0.1)  # 25 does not
+    assert routing.doubt_bar(items, per_item=2.25, overlap=2) == 0.0  # though it pays for the items in doubt
+    assert routing.audits_fit(items, per_item=2.0, overlap=2, audit_rate=0.0)  # no audits: nothing to fit
+    lagging = routing.Budget(per_item=2.5, routed=100, spent=240, total_items=200, overlap=2, bar=0.3, audits=False)
+    assert routing.audit_affordable(lagging)  # spending lags the average: the spare judgements go to audits
+    assert not routing.audit_affordable(replace(lagging, spent=250))
 
 
 def test_the_plan_draws_no_audit_while_the_bar_holds():
