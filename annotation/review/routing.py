@@ -318,7 +318,7 @@ class PlanRow:
     reviewer: int  # in doubt with no further annotator to ask, or an unsure annotator's note; audits not included
     expected_accuracy: float | None  # adaptive: expected share of final labels right
     fixed_expected_accuracy: float | None  # today's routing on the same items
-    audit: int = 0  # accepted on the vote, then drawn for audit while the budget had a judgement to spare (no bar)
+    audit: int = 0  # accepted on the vote, then drawn for audit while the budget allowed (`audit_affordable`)
 
 
 def plan(
