@@ -275,11 +275,16 @@ def doubt_bar(items: Sequence[Sequence[float]], *, per_item: float, overlap: int
     """
     if len(items) < BAR_MIN_ITEMS:
         return 0.0
-    in_doubt = sorted((d for doubts in items for d in doubts if d > 1 - CONFIDENT), reverse=True)
+    in_doubt = sorted(_in_doubt(items), reverse=True)
     affordable = int(max(0.0, per_item - overlap) * len(items) + 1e-9)
     if affordable >= len(in_doubt):
         return 0.0
     return in_doubt[max(affordable, 1) - 1]
+
+
+def _in_doubt(items: Sequence[Sequence[float]]) -> list[float]:
+    """The doubts of the decisions that are in doubt (under CONFIDENT sure), every item's."""
+    return [d for doubts in items for d in doubts if d > 1 - CONFIDENT]
 
 
 def audits_fit(items: Sequence[Sequence[float]], *, per_item: float, overlap: int, audit_rate: float) -> bool:
@@ -288,7 +293,7 @@ def audits_fit(items: Sequence[Sequence[float]], *, per_item: float, overlap: in
     judgement on an item in doubt is worth more than a check of an agreement (under BAR_MIN_ITEMS items they fit)."""
     if len(items) < BAR_MIN_ITEMS or audit_rate <= 0:
         return True
-    in_doubt = sum(1 for doubts in items for d in doubts if d > 1 - CONFIDENT)
+    in_doubt = len(_in_doubt(items))
     accepted = sum(1 for doubts in items if not doubts or doubts[-1] <= 1 - CONFIDENT)
     return in_doubt + audit_rate * accepted <= max(0.0, per_item - overlap) * len(items) + 1e-9
 

@@ -438,11 +438,6 @@ def budget_rules(*, project: Project) -> tuple[float, bool]:
     return bar, audits
 
 
-def doubt_bar(*, project: Project) -> float:
-    """The doubt bar alone (`budget_rules`)."""
-    return budget_rules(project=project)[0]
-
-
 def routing_plan(*, project: Project) -> dict[str, Any]:
     """What adaptive routing would do with the latest items whose annotations are in, before it is switched on.
 

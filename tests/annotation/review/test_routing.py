@@ -804,7 +804,7 @@ def test_the_bar_is_measured_on_the_projects_decisions_and_shown_in_the_plan(
         submit(annotator2, project, second)
     # five items, 0.2 judgements spare on each: one decision of the two splits' can be paid for (each split a tie
     # between two like annotators, the third label keeping a little: 53 % in doubt)
-    bar = routing_inputs.doubt_bar(project=project)
+    bar = routing_inputs.budget_rules(project=project)[0]
     assert 0.5 < bar < 0.6
     assert routing_inputs.budget_state(project=project).bar == pytest.approx(bar)
     assert routing_inputs.budget_state(project=project, bar=False).bar == 0.0
@@ -815,10 +815,10 @@ def test_the_bar_is_measured_on_the_projects_decisions_and_shown_in_the_plan(
     assert f"under {100 * bar:.1f} % in doubt is accepted on it" in html
     Project.objects.filter(pk=project.pk).update(routing_budget=2.5)
     project.refresh_from_db()
-    assert routing_inputs.doubt_bar(project=project) == 0.0  # both splits paid for
+    assert routing_inputs.budget_rules(project=project)[0] == 0.0  # both splits paid for
     Project.objects.filter(pk=project.pk).update(routing_budget=2.0, review_all=True)
     project.refresh_from_db()
-    assert routing_inputs.doubt_bar(project=project) == 0.0  # every accepted item is reviewed: no budget to keep
+    assert routing_inputs.budget_rules(project=project)[0] == 0.0  # every accepted item is reviewed: no budget to keep
     plan = api_as(owner).get(url("api-routing-plan", project)).data
     assert plan["bar"] == 0.0 and plan["audit"] == 3  # the three agreements, audited under review_all
     assert 'id="routing-bar"' not in client.get(reverse("quality", args=[project.pk])).content.decode()
