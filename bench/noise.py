@@ -337,6 +337,28 @@ def noisy_probs(key: str, features: object, final: np.ndarray, seed: int) -> tup
     return probs, seconds
 
 
+def encoder_probs(key: str, texts: list[str], final: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+    """`--model encoder`: the product's second model (annotation/quality/finetune.py, the shipped MiniLM fine-tuned
+    on each fold's complement) and its seconds, cached like `noisy_probs` (minutes per thousand texts on a CPU)."""
+    from annotation.quality import embeddings, finetune
+
+    digest = hashlib.sha256(final.astype(np.int64).tobytes()).hexdigest()[:16]
+    recipe = f"e{finetune.EPOCHS}-lr{finetune.LEARNING_RATE:g}-b{finetune.BATCH}-t{finetune.MAX_TOKENS}"
+    path = CACHE / f"{key}-encoder-{recipe}-s{seed}-{digest}.npz"
+    if path.exists():
+        cached = np.load(path)
+        return cached["probs"], float(cached["seconds"])
+    folder = embeddings.encoder_dir()
+    if folder is None:
+        raise SystemExit(embeddings.ENCODER_MISSING)
+    start = time.perf_counter()
+    probs = finetune.out_of_fold_probs(texts, final, folder=folder, seed=seed)
+    seconds = time.perf_counter() - start
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(path, probs=probs, seconds=seconds)
+    return probs, seconds
+
+
 def bootstrap(flagged: np.ndarray, wrong: np.ndarray, seed: int) -> dict[str, tuple[float, float, float]]:
     """Precision, recall, F1 and their 95 % percentile intervals over items resampled with replacement."""
 
@@ -443,6 +465,14 @@ def main() -> None:
         "out-of-fold probabilities give the final labels the lower log-loss (an experiment; docs/benchmarks.md)",
     )
     parser.add_argument(
+        "--model",
+        choices=["linear", "encoder"],
+        default="linear",
+        help="the new scans' out-of-fold model: linear (the product's default: logistic regression on the features) "
+        "or encoder (a scan's model 'encoder': that averaged with the shipped MiniLM fine-tuned on each fold, "
+        "annotation/quality/finetune.py; minutes per thousand texts on a CPU, cached)",
+    )
+    parser.add_argument(
         "--items",
         type=int,
         default=None,
@@ -505,12 +535,15 @@ def main() -> None:
                     )
                 # new and new-1 share one out-of-fold model (the same final labels); its time is added to each.
                 probs, model_seconds, model_c = chosen_probs(model_key, features, final, seed, args.C)
+                if args.model == "encoder":  # what a scan started with model "encoder" does: both, averaged
+                    tuned, tuned_seconds = encoder_probs(model_key, texts, final, seed)
+                    probs, model_seconds = (probs + tuned) / 2, model_seconds + tuned_seconds
                 for which in args.scans:
                     start = time.perf_counter()
                     if which == "old":
                         # the old scan as it shipped: word n-grams; C 1 at --C auto (which leaves noise.DEFAULT_C
                         # alone), at a number that C; its own model's seconds, not the new scans'
-                        same = args.features == "words" and args.C != "auto"
+                        same = args.features == "words" and args.C != "auto" and args.model == "linear"
                         shipped, old_seconds = (probs, model_seconds) if same else noisy_probs(key, words, final, seed)
                         start = time.perf_counter()
                         suspects = noise.find_suspects(X, given, classes, seed=seed, texts=texts, probs=shipped)

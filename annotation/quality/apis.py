@@ -20,7 +20,7 @@ from annotation.quality.selectors import (
     noise_scan_list,
     quality_report,
 )
-from annotation.quality.services import noise_scan_queue_place, noise_scan_start
+from annotation.quality.services import LINEAR, SCAN_MODELS, noise_scan_queue_place, noise_scan_start
 from annotation.review.routing_inputs import routing_plan
 from core.api import (
     CONFLICT,
@@ -138,7 +138,8 @@ class RoutingPlanApi(ApiView):
 class NoiseScanSerializer(serializers.ModelSerializer):
     queue = serializers.SerializerMethodField()
     queue_position = serializers.SerializerMethodField(
-        help_text="while queued: how many jobs are ahead of it in the quality queue; else null"
+        help_text="while queued: how many jobs are ahead of it in its queue (quality; training for model encoder); "
+        "else null"
     )
 
     class Meta:
@@ -173,6 +174,14 @@ class NoiseScanListApi(ApiView):
 
     class InputSerializer(serializers.Serializer):
         seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=SEED_MAX)
+        model = serializers.ChoiceField(
+            choices=SCAN_MODELS,
+            required=False,
+            default=LINEAR,
+            help_text="linear: logistic regression on frozen embeddings and n-grams (seconds). encoder: that model "
+            "averaged with the encoder fine-tuned on each fold (minutes per thousand items on a CPU; sharper on "
+            "sentences, docs/review.md).",
+        )
 
     @extend_schema(
         parameters=[*PAGE_PARAMETERS, OpenApiParameter("status", str, enum=ScanStatus.values)],

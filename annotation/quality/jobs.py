@@ -1,4 +1,5 @@
-"""RQ job of the "quality" queue: a noise scan is load → claim → call → finish or fail.
+"""RQ job of the "quality" queue (the "training" queue for a scan that fine-tunes the encoder): a noise scan is
+load → claim → call → finish or fail.
 
 No ML here (that is annotation/noise.py behind services/quality.py). Safe to deliver twice: only the
 delivery that moves the scan from queued to running does the work.

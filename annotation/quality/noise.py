@@ -16,7 +16,7 @@ chance to fail obscurely.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -978,6 +978,7 @@ def scan(
     texts: Sequence[str] | None = None,
     probs: np.ndarray | None = None,
     audits: Sequence[Audited] = (),
+    second_model: Callable[[np.ndarray, int, int], np.ndarray] | None = None,
 ) -> ScanResult:
     """Judge every final label with all its votes and an out-of-fold model; flag as many as the data supports.
 
@@ -1003,6 +1004,9 @@ def scan(
 
     `probs` skips the model: out-of-fold probabilities for these final labels, one column per label in
     use among them (in `labels` order), as `out_of_fold_probs` returns them; X is then only checked.
+    `second_model(codes, n_folds, seed)`: a second model's out-of-fold probabilities for these label codes on the
+    same folds (the encoder fine-tuned per fold, `finetune.out_of_fold_probs`), called once the labels are checked
+    and averaged with the first's.
     """
     given = list(given)
     if len(votes) != len(given):
@@ -1023,6 +1027,11 @@ def scan(
         probs = out_of_fold_probs(with_text_features(X, texts), codes, n_folds, seed, model=model)
     elif np.shape(probs) != (len(given), len(names)):
         raise NoiseScanError(PROBS_SHAPE.format(shape=np.shape(probs), n=len(given), k=len(names)))
+    if second_model is not None:
+        second = second_model(codes, n_folds, seed)
+        if np.shape(second) != (len(given), len(names)):
+            raise NoiseScanError(PROBS_SHAPE.format(shape=np.shape(second), n=len(given), k=len(names)))
+        probs = (np.asarray(probs) + second) / 2
     trained_columns = [code[name] for name in names]
     model_probs = np.zeros((len(given), len(classes)))
     model_probs[:, trained_columns] = probs  # a class only some vote used: probability 0

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import django_rq
@@ -61,7 +62,8 @@ from core.queues import QueuePlace, queue_place, requeue_lost
 DEFAULT_EMBEDDER = "annotation.quality.services.minilm_embed"
 
 
-QUEUE = "quality"  # noise scans: short jobs, never behind a training run (docs/OPERATIONS.md)
+QUEUE = "quality"  # noise scans with the linear model: short jobs, never behind a training run (docs/OPERATIONS.md)
+FINETUNE_QUEUE = "training"  # a scan that fine-tunes the encoder is a training job: `scan_queue`
 
 
 EMBED_BATCH = 64
@@ -92,6 +94,9 @@ NOT_FOR_SPANS = (
 SCAN_ABANDONED = "The worker running this scan stopped answering; start a new scan."
 
 
+UNKNOWN_MODEL = "Unknown scan model {model!r}: choose one of {models}."
+
+
 # Voters standing for a final label's source when no annotator gave it (brackets: no username has them).
 IMPORT_VOTER = "(import)"
 FINAL_VOTER = "(final label)"
@@ -113,6 +118,54 @@ def embedder() -> tuple[Callable[[Sequence[str]], np.ndarray], str]:
     path = getattr(settings, "LABELLOOP_EMBEDDER", DEFAULT_EMBEDDER)
     fn = import_string(path)
     return fn, getattr(fn, "model_name", path)
+
+
+# What a scan's out-of-fold model is (NoiseScan.params["model"]): the logistic regression on frozen embeddings and
+# n-grams alone (seconds), or averaged with the encoder fine-tuned per fold (annotation/quality/finetune.py: minutes
+# per thousand items on a CPU, sharper on sentences; docs/review.md).
+LINEAR = "linear"
+ENCODER = "encoder"
+SCAN_MODELS = (LINEAR, ENCODER)
+
+ENCODER_EMBED_SHARE = 0.05  # of the progress bar: embedding, where the encoder is then fine-tuned
+FINETUNE_SHARE = 0.8  # the folds of the fine-tuned encoder, after it
+
+
+def encoder_folder() -> Path:
+    """The encoder a scan fine-tunes: `settings.LABELLOOP_SCAN_ENCODER` (a folder), else the shipped MiniLM."""
+    from annotation.quality import embeddings
+
+    folder = getattr(settings, "LABELLOOP_SCAN_ENCODER", None) or embeddings.encoder_dir()
+    if folder is None:
+        raise embeddings.EncoderMissing(embeddings.ENCODER_MISSING)
+    if not (Path(folder) / "config.json").is_file():
+        raise embeddings.EncoderMissing(f"No encoder in {folder}: the folder has no config.json.")
+    return Path(folder)
+
+
+def _embed_share(model: str) -> float:
+    """The progress bar's share for embedding: most of a quick scan, a sliver of one that fine-tunes the encoder."""
+    return ENCODER_EMBED_SHARE if model == ENCODER else EMBED_SHARE
+
+
+def _encoder_model(scan: NoiseScan, texts: Sequence[str]) -> Callable[[np.ndarray, int, int], np.ndarray]:
+    """The scan's second model: the encoder fine-tuned on each fold's complement, its folds on the progress bar."""
+    from annotation.quality import finetune
+
+    folder = encoder_folder()
+
+    def fold_started(fold: int, folds: int) -> None:
+        share = ENCODER_EMBED_SHARE + FINETUNE_SHARE * fold / folds
+        _progress(scan, share, f"Fine-tuning the encoder: fold {fold + 1} of {folds}")
+
+    def fit(codes: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+        probs = finetune.out_of_fold_probs(
+            texts, codes, folder=folder, n_folds=n_folds, seed=seed, progress=fold_started
+        )
+        _progress(scan, ENCODER_EMBED_SHARE + FINETUNE_SHARE, "CROWDLAB and the count")
+        return probs
+
+    return fit
 
 
 def job_id(scan_id: int) -> str:
@@ -144,6 +197,9 @@ def noise_scan_blocker(*, project: Project) -> str | None:
 def noise_scan_start(*, project: Project, user: User, params: dict[str, Any] | None = None) -> NoiseScan:
     """Check the scan can run (`noise_scan_blocker`: nothing is queued otherwise), create its row and enqueue its
     job once the row is committed."""
+    model = (params or {}).get("model", LINEAR)
+    if model not in SCAN_MODELS:
+        raise ServiceError(UNKNOWN_MODEL.format(model=str(model)[:40], models=", ".join(SCAN_MODELS)), field="model")
     blocker = noise_scan_blocker(project=project)
     if blocker is not None:
         raise ServiceError(blocker)
@@ -154,17 +210,17 @@ def noise_scan_start(*, project: Project, user: User, params: dict[str, Any] | N
     try:
         with transaction.atomic():
             scan = NoiseScan.objects.create(project=project, created_by=user, params=params or {})
-            transaction.on_commit(lambda: _enqueue(scan.pk))
+            transaction.on_commit(lambda: _enqueue(scan.pk, scan_queue(scan.params)))
     except IntegrityError:
         raise StateConflict(SCAN_ACTIVE) from None
     return scan
 
 
 def noise_scan_queue_place(scan: NoiseScan) -> QueuePlace | None:
-    """Where a queued scan stands in the quality queue; None once a worker took it."""
+    """Where a queued scan stands in its queue (`scan_queue`); None once a worker took it."""
     if scan.status != ScanStatus.QUEUED:
         return None
-    return queue_place(QUEUE, job_id(scan.pk))
+    return queue_place(scan_queue(scan.params), job_id(scan.pk))
 
 
 def noise_scans_requeue_lost(*, older_than: dt.timedelta | None = None) -> list[int]:
@@ -172,13 +228,29 @@ def noise_scans_requeue_lost(*, older_than: dt.timedelta | None = None) -> list[
     for scans, so a queued scan never waits for a job that no longer exists."""
     age = older_than if older_than is not None else dt.timedelta(seconds=settings.LABELLOOP_RUN_STALE_AFTER_S)
     queued = NoiseScan.objects.filter(status=ScanStatus.QUEUED, created_at__lt=timezone.now() - age)
-    return requeue_lost(queued.values_list("pk", flat=True), queue=QUEUE, job_id=job_id, enqueue=_enqueue)
+    tuned = queued.filter(params__model=ENCODER)
+    linear = queued.exclude(pk__in=tuned.values("pk")).values_list("pk", flat=True)
+    return requeue_lost(linear, queue=QUEUE, job_id=job_id, enqueue=_enqueue) + requeue_lost(
+        tuned.values_list("pk", flat=True), queue=FINETUNE_QUEUE, job_id=job_id, enqueue=_enqueue_finetune
+    )
 
 
-def _enqueue(scan_id: int) -> None:
+def scan_queue(params: dict[str, Any]) -> str:
+    """The quality queue, or the training queue for a scan that fine-tunes the encoder (minutes to tens of minutes on
+    a CPU: it must not hold up the imports and scans behind it, and a GPU worker serves that queue)."""
+    return FINETUNE_QUEUE if params.get("model") == ENCODER else QUEUE
+
+
+def _enqueue(scan_id: int, queue: str = QUEUE) -> None:
     from annotation.quality.jobs import noise_scan_job
 
-    django_rq.get_queue(QUEUE).enqueue(noise_scan_job, scan_id, job_id=job_id(scan_id))
+    # RQ stops the job at the age a new scan may declare it abandoned, so an abandoned scan never writes flags later
+    timeout = int(ABANDONED_AFTER.total_seconds())
+    django_rq.get_queue(queue).enqueue(noise_scan_job, scan_id, job_id=job_id(scan_id), job_timeout=timeout)
+
+
+def _enqueue_finetune(scan_id: int) -> None:
+    _enqueue(scan_id, FINETUNE_QUEUE)
 
 
 def noise_scan_claim(*, scan_id: int) -> NoiseScan | None:
@@ -227,7 +299,8 @@ def _embeddings(*, scan: NoiseScan, items: list[tuple[int, str]]) -> np.ndarray:
         for (item_id, _), vector in zip(batch, vectors, strict=True):
             cached[item_id] = vector
         done = start + len(batch)
-        _progress(scan, EMBED_SHARE * done / len(missing), f"Embedded {done} of {len(missing)} new texts")
+        share = _embed_share(scan.params.get("model", LINEAR))
+        _progress(scan, share * done / len(missing), f"Embedded {done} of {len(missing)} new texts")
     return np.stack([cached[item_id] for item_id in ids]) if ids else np.zeros((0, 0), dtype=np.float32)
 
 
@@ -273,9 +346,12 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
         for row, item_id in enumerate(item_ids)
         if item_id in audited and (audit := _audited(row, by_item.get(item_id, {}), audited[item_id])) is not None
     ]
-    _progress(scan, EMBED_SHARE, "Out-of-fold predictions and CROWDLAB")
+    model = scan.params.get("model", LINEAR)
+    _progress(scan, _embed_share(model), "Out-of-fold predictions and CROWDLAB")
     started = time.perf_counter()
-    result = noise.scan(X, given, votes, labels, seed=scan.params.get("seed", 0), texts=texts, audits=audits)
+    seed = scan.params.get("seed", 0)
+    second = _encoder_model(scan, texts) if model == ENCODER else None
+    result = noise.scan(X, given, votes, labels, seed=seed, texts=texts, audits=audits, second_model=second)
     seconds = time.perf_counter() - started
     test_items = set(
         ItemSplit.objects.filter(item_id__in=[item_ids[f.row] for f in result.flags], split=Split.TEST).values_list(
@@ -284,6 +360,7 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     )
     summary = _summary(result, scanned=len(finals), test_flags=len(test_items), seconds=seconds, labels=labels)
     summary["test_split_skipped"] = test_held
+    summary["fine_tuned"] = model == ENCODER  # the encoder fine-tuned per fold stood beside the linear model
     flagged = {item_ids[f.row] for f in result.flags}
     summary["overruled_flags_not_sent"] = len(flagged & overruled - test_items)
     summary["reviewed_flags_not_sent"] = len(flagged & reviewed_after_flag - test_items - overruled)
@@ -295,6 +372,9 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     already = flagged & (reviewed_after_flag | overruled | meanwhile) - test_items
     _progress(scan, 0.9, f"Writing {len(result.flags)} flags")
     with transaction.atomic():
+        # declared abandoned meanwhile (a new scan may have started): its flags must not open review tasks now
+        if not NoiseScan.objects.select_for_update().filter(pk=scan.pk, status=ScanStatus.RUNNING).exists():
+            return summary
         NoiseFlag.objects.bulk_create(
             [
                 NoiseFlag(

@@ -47,8 +47,9 @@ def quality(request: AuthedRequest, project_id: int) -> HttpResponse:
 
 
 def _scan_context(project: Project, scan: NoiseScan | None, *, oob: bool = False) -> dict[str, Any]:
-    """The scan, its place in the quality queue while queued, and why a new scan cannot start (asked only while no
-    scan is active: the polling fragment must stay cheap). `oob`: the fragment also refreshes the start button."""
+    """The scan, its place in its queue while queued (quality, or training for one that fine-tunes the encoder), and
+    why a new scan cannot start (asked only while no scan is active: the polling fragment must stay cheap). `oob`: the
+    fragment also refreshes the start button."""
     active = scan is not None and scan.is_active
     rate = (scan.summary or {}).get("estimated_noise_rate") if scan is not None else None
     return {
@@ -67,8 +68,9 @@ def noise_scan_start(request: AuthedRequest, project_id: int) -> HttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     error = ""
     scan: NoiseScan | None
+    model = request.POST.get("model") or quality_svc.LINEAR
     try:
-        scan = quality_svc.noise_scan_start(project=project, user=request.user)
+        scan = quality_svc.noise_scan_start(project=project, user=request.user, params={"seed": 0, "model": model})
     except ServiceError as exc:
         error = exc.message
         scan = noise_scan_latest(project=project)

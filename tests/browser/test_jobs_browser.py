@@ -46,6 +46,8 @@ def test_the_noise_scan_button_explains_what_is_missing_then_the_scan_shows_its_
     queue.enqueue("annotation.quality.jobs.noise_scan_job", 999_999, job_id="another-projects-scan")
     page.reload()
     expect(button).to_be_enabled()
+    expect(page.locator("#scan-model")).to_have_value("linear")  # the quick model unless the reviewer picks the other
+    page.locator("#noise-scan").screenshot(path=str(screenshot_dir / "noise_scan_ready.png"))
     button.click()
     expect(page.locator("#scan-queue")).to_contain_text("Queued — 1 job ahead of it in the quality queue")
     expect(button).to_be_disabled()  # one scan at a time, said on the page (after the next load)

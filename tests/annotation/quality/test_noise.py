@@ -956,3 +956,28 @@ def test_thirty_audits_of_these_items_are_too_few_to_tell_a_rater_from_a_judge_f
         assert abs(few.as_rater - few.as_judge) < noise.SEPARATION_Z * few.sd
         enough = noise.weigh_ambiguity(matrix, voters, model, audits[:40], code)
         assert enough.verdict == "weighed" and (enough.weight > 0.5 if reviewer == "rater" else enough.weight < 0.2)
+
+
+def test_a_second_model_is_asked_on_the_same_folds_and_averaged_with_the_first():
+    X, y = blobs()
+    given = [LABELS[c] for c in flip(y, FLIPPED)]
+    votes = [{"final": label} for label in given]
+    first = noise.out_of_fold_probs(noise.with_text_features(X, None), flip(y, FLIPPED), seed=4)
+    asked: list[tuple[int, int]] = []
+    unsure = np.full((len(given), 3), 1 / 3)
+
+    def second(codes, n_folds, seed):
+        asked.append((n_folds, seed))
+        assert list(codes) == list(flip(y, FLIPPED))  # codes over the labels in use, in the project's order
+        return unsure
+
+    alone = noise.scan(X, given, votes, LABELS, seed=4)
+    both = noise.scan(X, given, votes, LABELS, seed=4, second_model=second)
+    assert asked == [(noise.DEFAULT_FOLDS, 4)]
+    with_probs = noise.scan(X, given, votes, LABELS, seed=4, probs=(first + unsure) / 2)
+    assert both.label_quality == pytest.approx(with_probs.label_quality)
+    assert both.label_quality != pytest.approx(alone.label_quality)  # a know-nothing second model dilutes the first
+    noise.scan(X, given, votes, LABELS, seed=7, n_folds=4, second_model=second)
+    assert asked[-1] == (4, 7)
+    with pytest.raises(noise.NoiseScanError, match="probabilities"):
+        noise.scan(X, given, votes, LABELS, seed=4, second_model=lambda codes, n, s: unsure[:, :2])

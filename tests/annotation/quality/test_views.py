@@ -1,13 +1,16 @@
 """Quality page and API, and the noise scan end to end through a real RQ SimpleWorker on the embedded Redis.
 
 The encoder is swapped (settings.LABELLOOP_EMBEDDER) for a hashing bag-of-words embedder, so a scan
-runs in well under a second and needs no model files.
+runs in well under a second and needs no model files; a scan that fine-tunes the encoder gets the tiny BERT built
+on the fly (settings.LABELLOOP_SCAN_ENCODER).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from html import unescape
+from unittest import mock
 
 import django_rq
 import numpy as np
@@ -116,6 +119,7 @@ def test_noise_scan_flags_the_mislabelled_items_and_sends_them_to_review(
     scan = start_and_run(client, project, django_capture_on_commit_callbacks)
     assert scan.status == ScanStatus.SUCCEEDED, scan.message
     assert scan.progress == 1.0 and scan.finished_at is not None
+    assert scan.params == {"seed": 0, "model": "linear"} and scan.summary["fine_tuned"] is False  # the form's default
     assert scan.summary["scanned"] == len(items)
     truth = {items[k * 30 + i].pk: label for k, label in enumerate(VOCAB) for i in range(3)}
     flagged = {f.item_id: f for f in NoiseFlag.objects.filter(scan=scan)}
@@ -597,9 +601,77 @@ def test_the_api_starts_a_scan_and_reports_it(project, reviewer, django_capture_
     assert started.status_code == 202 and started.json()["status"] == "queued"
     run_worker()
     body = api.get(reverse("api-noise-scan-detail", args=[project.pk, started.json()["id"]])).json()
-    assert body["status"] == "succeeded" and body["progress"] == 1.0 and body["params"] == {"seed": 3}
+    assert body["status"] == "succeeded" and body["progress"] == 1.0
+    assert body["params"] == {"seed": 3, "model": "linear"} and body["summary"]["fine_tuned"] is False
     again = api.post(reverse("api-noise-scan-list", args=[project.pk]), {}, format="json")
     assert again.status_code == 202  # the first finished, so a new one may start
+
+
+@pytest.mark.slow
+@fixed_routing
+def test_a_scan_may_fine_tune_the_encoder_beside_the_linear_model(
+    project, reviewer, client, settings, tiny_bert, django_capture_on_commit_callbacks
+):
+    from rest_framework.test import APIClient
+
+    settings.LABELLOOP_SCAN_ENCODER = str(tiny_bert)
+    items = labelled_corpus(project)
+    api = APIClient()
+    api.force_authenticate(reviewer)
+    refused = api.post(reverse("api-noise-scan-list", args=[project.pk]), {"model": "bert"}, format="json")
+    assert refused.status_code == 400 and "model" in str(refused.json())
+    assert not NoiseScan.objects.filter(project=project).exists()
+    messages: list[str] = []
+    progress = quality._progress
+
+    def noted(scan, share, message):
+        messages.append(message)
+        progress(scan, share, message)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        started = api.post(reverse("api-noise-scan-list", args=[project.pk]), {"model": "encoder"}, format="json")
+    assert started.status_code == 202
+    scan = NoiseScan.objects.get(pk=started.json()["id"])
+    # a training job: on the training queue, where a GPU worker serves, not ahead of the quality queue's short jobs
+    assert quality.scan_queue(scan.params) == quality.FINETUNE_QUEUE == "training"
+    assert django_rq.get_queue(quality.QUEUE).fetch_job(quality.job_id(scan.pk)) is None
+    assert quality.noise_scan_queue_place(scan).queue == "training"
+    django_rq.get_queue("training").empty()  # its job lost (Redis flushed): the sweep enqueues it again, there
+    with django_capture_on_commit_callbacks(execute=True):
+        assert quality.noise_scans_requeue_lost(older_than=dt.timedelta(0)) == [scan.pk]
+    assert django_rq.get_queue("training").fetch_job(quality.job_id(scan.pk)) is not None
+    with mock.patch.object(quality, "_progress", noted):
+        django_rq.get_worker("training", worker_class=JsonSimpleWorker).work(burst=True)
+    scan.refresh_from_db()
+    assert scan.status == ScanStatus.SUCCEEDED, scan.message
+    assert scan.params == {"seed": 0, "model": "encoder"} and scan.summary["fine_tuned"] is True
+    assert [m for m in messages if m.startswith("Fine-tuning")] == [
+        f"Fine-tuning the encoder: fold {k} of {noise.DEFAULT_FOLDS}" for k in range(1, noise.DEFAULT_FOLDS + 1)
+    ]
+    truth = {items[k * 30 + i].pk for k in range(len(VOCAB)) for i in range(3)}
+    assert len(truth & set(NoiseFlag.objects.filter(scan=scan).values_list("item_id", flat=True))) >= 6
+    client.force_login(reviewer)
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert "Model: the encoder fine-tuned on each fold" in html
+    # the page's form sends the model; a made-up one is refused with its name and nothing is queued
+    start = reverse("noise-scan-start", args=[project.pk])
+    response = client.post(start, {"model": "bert"}, headers={"HX-Request": "true"})
+    assert "Unknown scan model &#x27;bert&#x27;: choose one of linear, encoder." in response.content.decode()
+    assert NoiseScan.objects.filter(project=project).count() == 1
+
+
+def test_an_encoder_scan_without_its_encoder_fails_saying_what_is_missing(project, reviewer, settings, tmp_path):
+    settings.LABELLOOP_SCAN_ENCODER = str(tmp_path)  # an empty folder
+    labelled_corpus(project)
+    scan = quality.noise_scan_start(project=project, user=reviewer, params={"model": "encoder"})
+    noise_scan_job(scan.pk)
+    scan.refresh_from_db()
+    assert scan.status == ScanStatus.FAILED
+    assert scan.message == f"No encoder in {tmp_path}: the folder has no config.json."
+    assert not NoiseFlag.objects.exists() and not ReviewTask.objects.exists()
+    with pytest.raises(ServiceError, match="Unknown scan model 'bert'") as refused:
+        quality.noise_scan_start(project=project, user=reviewer, params={"model": "bert"})
+    assert refused.value.field == "model"
 
 
 def test_the_default_embedder_is_the_shipped_minilm(settings):
