@@ -180,7 +180,7 @@ class NoiseScanListApi(ApiView):
             default=LINEAR,
             help_text="linear: logistic regression on frozen embeddings and n-grams (seconds). encoder: that model "
             "averaged with the encoder fine-tuned on each fold (minutes per thousand items on a CPU; sharper on "
-            "sentences, docs/review.md).",
+            "sentences, docs/benchmarks.md).",
         )
 
     @extend_schema(

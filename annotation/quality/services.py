@@ -122,7 +122,7 @@ def embedder() -> tuple[Callable[[Sequence[str]], np.ndarray], str]:
 
 # What a scan's out-of-fold model is (NoiseScan.params["model"]): the logistic regression on frozen embeddings and
 # n-grams alone (seconds), or averaged with the encoder fine-tuned per fold (annotation/quality/finetune.py: minutes
-# per thousand items on a CPU, sharper on sentences; docs/review.md).
+# per thousand items on a CPU, sharper on sentences; docs/benchmarks.md).
 LINEAR = "linear"
 ENCODER = "encoder"
 SCAN_MODELS = (LINEAR, ENCODER)
