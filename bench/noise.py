@@ -63,6 +63,8 @@ import argparse
 import hashlib
 import os
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -324,13 +326,22 @@ def noisy_probs(key: str, features: object, final: np.ndarray, seed: int) -> tup
     The model is the slow part of every scan and does not change with how the scan counts or ranks, so
     reruns of the same data, mode and seed reuse it; the seconds are those of the run that computed it.
     """
-    digest = hashlib.sha256(final.astype(np.int64).tobytes()).hexdigest()[:16]
-    path = CACHE / f"{key}-noisy-oof-s{seed}-{digest}{c_suffix()}.npz"
+    path = CACHE / f"{key}-noisy-oof-s{seed}-{labels_digest(final)}{c_suffix()}.npz"
+    return cached_timed(path, lambda: noise.out_of_fold_probs(features, final, seed=seed))
+
+
+def labels_digest(final: np.ndarray) -> str:
+    """What a cached model's file name says of the labels it learnt from."""
+    return hashlib.sha256(final.astype(np.int64).tobytes()).hexdigest()[:16]
+
+
+def cached_timed(path: Path, compute: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
+    """(probabilities, seconds) from the cache file, else computed, timed and saved there."""
     if path.exists():
         cached = np.load(path)
         return cached["probs"], float(cached["seconds"])
     start = time.perf_counter()
-    probs = noise.out_of_fold_probs(features, final, seed=seed)
+    probs = compute()
     seconds = time.perf_counter() - start
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez(path, probs=probs, seconds=seconds)
@@ -342,21 +353,16 @@ def encoder_probs(key: str, texts: list[str], final: np.ndarray, seed: int) -> t
     on each fold's complement) and its seconds, cached like `noisy_probs` (minutes per thousand texts on a CPU)."""
     from annotation.quality import embeddings, finetune
 
-    digest = hashlib.sha256(final.astype(np.int64).tobytes()).hexdigest()[:16]
     recipe = f"e{finetune.EPOCHS}-lr{finetune.LEARNING_RATE:g}-b{finetune.BATCH}-t{finetune.MAX_TOKENS}"
-    path = CACHE / f"{key}-encoder-{recipe}-s{seed}-{digest}.npz"
-    if path.exists():
-        cached = np.load(path)
-        return cached["probs"], float(cached["seconds"])
-    folder = embeddings.encoder_dir()
-    if folder is None:
-        raise SystemExit(embeddings.ENCODER_MISSING)
-    start = time.perf_counter()
-    probs = finetune.out_of_fold_probs(texts, final, folder=folder, seed=seed)
-    seconds = time.perf_counter() - start
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.savez(path, probs=probs, seconds=seconds)
-    return probs, seconds
+    path = CACHE / f"{key}-encoder-{recipe}-s{seed}-{labels_digest(final)}.npz"
+
+    def fine_tune() -> np.ndarray:
+        folder = embeddings.encoder_dir()
+        if folder is None:
+            raise SystemExit(embeddings.ENCODER_MISSING)
+        return finetune.out_of_fold_probs(texts, final, folder=folder, seed=seed)
+
+    return cached_timed(path, fine_tune)
 
 
 def bootstrap(flagged: np.ndarray, wrong: np.ndarray, seed: int) -> dict[str, tuple[float, float, float]]:
