@@ -20,7 +20,13 @@ from annotation.quality.selectors import (
     noise_scan_list,
     quality_report,
 )
-from annotation.quality.services import LINEAR, SCAN_MODELS, noise_scan_queue_place, noise_scan_start
+from annotation.quality.services import (
+    LINEAR,
+    SCAN_MODELS,
+    noise_scan_cancel,
+    noise_scan_queue_place,
+    noise_scan_start,
+)
 from annotation.review.routing_inputs import routing_plan
 from core.api import (
     CONFLICT,
@@ -203,6 +209,16 @@ class NoiseScanDetailApi(ApiView):
     @extend_schema(responses={200: NoiseScanSerializer, **DENIED})
     def get(self, request: Request, project_id: int, scan_id: int) -> Response:
         return Response(NoiseScanSerializer(_scan(request, project_id, scan_id)).data)
+
+
+class NoiseScanCancelApi(ApiView):
+    """Cancel a queued or running scan: at once in its row (so another scan may start); the worker stops at its next
+    step and writes no flag. 409 once the scan has ended."""
+
+    @extend_schema(request=None, responses={200: NoiseScanSerializer, **REFUSED, **CONFLICT})
+    def post(self, request: Request, project_id: int, scan_id: int) -> Response:
+        scan = noise_scan_cancel(scan=_scan(request, project_id, scan_id), user=self.user)
+        return Response(NoiseScanSerializer(scan).data)
 
 
 class NoiseFlagListApi(ApiView):

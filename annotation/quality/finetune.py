@@ -30,6 +30,10 @@ MAX_TOKENS = 64
 PREDICT_BATCH = 256
 
 
+class Stopped(Exception):
+    """`should_stop` said stop (the scan was cancelled): nothing is returned."""
+
+
 def out_of_fold_probs(
     texts: Sequence[str],
     codes: Sequence[int] | np.ndarray,
@@ -38,13 +42,15 @@ def out_of_fold_probs(
     n_folds: int = DEFAULT_FOLDS,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
     epochs: int = EPOCHS,
     learning_rate: float = LEARNING_RATE,
 ) -> np.ndarray:
     """Class probabilities for every text, each from the encoder in `folder` fine-tuned on the other folds only.
 
     `codes` hold 0..K-1, every code present (as `noise.out_of_fold_probs` takes them, with its label checks already
-    passed); column j is code j. `progress(fold, n_folds)` is called as each fold starts. `epochs` and
+    passed); column j is code j. `progress(fold, n_folds)` is called as each fold starts; `should_stop()` before every
+    training step, and True raises Stopped (a cancelled scan stops within a step, not a fold). `epochs` and
     `learning_rate` are the tests' (a tiny model learns in a few steps only at a high rate).
     """
     import torch
@@ -83,6 +89,8 @@ def out_of_fold_probs(
         for _ in range(epochs):
             shuffled = train[order.permutation(len(train))]
             for start in range(0, len(shuffled), BATCH):
+                if should_stop is not None and should_stop():
+                    raise Stopped
                 rows = shuffled[start : start + BATCH].tolist()
                 tokens, mask = batch(rows)
                 loss = torch.nn.functional.cross_entropy(

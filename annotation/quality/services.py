@@ -79,7 +79,7 @@ EMBED_SHARE = 0.7  # of the progress bar
 LOW_CONSENSUS = 0.5  # crowdlab consensus quality under this is counted as doubtful in the summary
 
 
-SCAN_ACTIVE = "A noise scan is already queued or running for this project; wait for it to finish."
+SCAN_ACTIVE = "A noise scan is already queued or running for this project; wait for it to finish, or cancel it."
 
 
 NOT_CLASSIFICATION = "Noise scans look for wrong class labels: they need a single-label classification project."
@@ -92,6 +92,13 @@ NOT_FOR_SPANS = (
 
 
 SCAN_ABANDONED = "The worker running this scan stopped answering; start a new scan."
+
+
+NOT_CANCELLABLE = "Only a queued or running scan can be cancelled; this one has ended ({status})."
+
+
+class ScanStopped(Exception):
+    """The scan stopped being "running" under its worker (cancelled, or declared abandoned): stop, write nothing."""
 
 
 UNKNOWN_MODEL = "Unknown scan model {model!r}: choose one of {models}."
@@ -159,9 +166,18 @@ def _encoder_model(scan: NoiseScan, texts: Sequence[str]) -> Callable[[np.ndarra
         _progress(scan, share, f"Fine-tuning the encoder: fold {fold + 1} of {folds}")
 
     def fit(codes: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-        probs = finetune.out_of_fold_probs(
-            texts, codes, folder=folder, n_folds=n_folds, seed=seed, progress=fold_started
-        )
+        try:
+            probs = finetune.out_of_fold_probs(
+                texts,
+                codes,
+                folder=folder,
+                n_folds=n_folds,
+                seed=seed,
+                progress=fold_started,
+                should_stop=_stop_check(scan),
+            )
+        except finetune.Stopped:
+            raise ScanStopped from None
         _progress(scan, ENCODER_EMBED_SHARE + FINETUNE_SHARE, "CROWDLAB and the count")
         return probs
 
@@ -269,10 +285,44 @@ def noise_scan_fail(*, scan: NoiseScan, message: str) -> None:
     )
 
 
+def noise_scan_cancel(*, scan: NoiseScan, user: User) -> NoiseScan:
+    """A queued or running scan is cancelled at once: its row says so, the project may start another scan, and the
+    worker stops at its next progress step (a fold's next training step when it fine-tunes the encoder), writing no
+    flag and opening no review task. A queued scan's job stays in Redis and does nothing when a worker takes it."""
+    now = timezone.now()
+    who = getattr(user, "username", "") or "someone"
+    if not NoiseScan.objects.filter(pk=scan.pk, status__in=(ScanStatus.QUEUED, ScanStatus.RUNNING)).update(
+        status=ScanStatus.CANCELLED, message=f"Cancelled by {who}", finished_at=now
+    ):
+        scan.refresh_from_db()
+        raise StateConflict(NOT_CANCELLABLE.format(status=scan.get_status_display().lower()))
+    scan.refresh_from_db()
+    return scan
+
+
 def _progress(scan: NoiseScan, fraction: float, message: str) -> None:
-    NoiseScan.objects.filter(pk=scan.pk, status=ScanStatus.RUNNING).update(
+    """Record progress; raise ScanStopped when the scan is no longer running (cancelled, or declared abandoned)."""
+    if not NoiseScan.objects.filter(pk=scan.pk, status=ScanStatus.RUNNING).update(
         progress=round(min(max(fraction, 0.0), 1.0), 4), message=message
-    )
+    ):
+        raise ScanStopped
+
+
+STOP_CHECK_EVERY_S = 5.0  # how often a fine-tuning scan asks whether it was cancelled (one indexed read)
+
+
+def _stop_check(scan: NoiseScan) -> Callable[[], bool]:
+    """`should_stop` for the encoder's training steps: reads the row at most every STOP_CHECK_EVERY_S seconds."""
+    last = time.monotonic()
+
+    def should_stop() -> bool:
+        nonlocal last
+        if time.monotonic() - last < STOP_CHECK_EVERY_S:
+            return False
+        last = time.monotonic()
+        return not NoiseScan.objects.filter(pk=scan.pk, status=ScanStatus.RUNNING).exists()
+
+    return should_stop
 
 
 def _embeddings(*, scan: NoiseScan, items: list[tuple[int, str]]) -> np.ndarray:

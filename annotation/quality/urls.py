@@ -9,6 +9,9 @@ urlpatterns = [
     path("projects/<id:project_id>/quality/scans/", views.noise_scan_start, name="noise-scan-start"),
     path("projects/<id:project_id>/quality/scans/<id:scan_id>/", views.noise_scan_detail, name="noise-scan-detail"),
     path(
+        "projects/<id:project_id>/quality/scans/<id:scan_id>/cancel/", views.noise_scan_cancel, name="noise-scan-cancel"
+    ),
+    path(
         "projects/<id:project_id>/quality/scans/<id:scan_id>/flags/", views.noise_flag_list_page, name="noise-flag-list"
     ),
 ]
@@ -21,5 +24,6 @@ api_urlpatterns = [
     path(f"{P}/routing-plan/", apis.RoutingPlanApi.as_view(), name="api-routing-plan"),
     path(f"{P}/noise-scans/", apis.NoiseScanListApi.as_view(), name="api-noise-scan-list"),
     path(f"{P}/noise-scans/<int:scan_id>/", apis.NoiseScanDetailApi.as_view(), name="api-noise-scan-detail"),
+    path(f"{P}/noise-scans/<int:scan_id>/cancel/", apis.NoiseScanCancelApi.as_view(), name="api-noise-scan-cancel"),
     path(f"{P}/noise-scans/<int:scan_id>/flags/", apis.NoiseFlagListApi.as_view(), name="api-noise-flag-list"),
 ]

@@ -83,6 +83,25 @@ def noise_scan_start(request: AuthedRequest, project_id: int) -> HttpResponse:
     return redirect(reverse("quality", args=[project.pk]))
 
 
+@login_required
+@require_POST
+def noise_scan_cancel(request: AuthedRequest, project_id: int, scan_id: int) -> HttpResponse:
+    """Cancel the scan (owners and reviewers, as start it); htmx gets the scan's fragment back with the start button."""
+    project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    scan = _scan_or_404(project=project, scan_id=scan_id)
+    error = ""
+    try:
+        scan = quality_svc.noise_scan_cancel(scan=scan, user=request.user)
+    except ServiceError as exc:
+        error = exc.message
+    if request.htmx:
+        context = {"project": project, "error": error, **_scan_context(project, scan, oob=True)}
+        return render(request, "annotation/_quality_scan.html", context)
+    if error:
+        messages.error(request, error)
+    return redirect(reverse("quality", args=[project.pk]))
+
+
 def _scan_or_404(*, project, scan_id: int):
     scan = noise_scan_get(project=project, scan_id=scan_id)
     if scan is None:

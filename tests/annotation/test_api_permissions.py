@@ -52,6 +52,7 @@ An allowed request is a valid one, so its status is the operation's success code
     GET    projects/{id}/noise-scans/                             200      403      200      404      401
     POST   projects/{id}/noise-scans/                             400      403      400      404      401
     GET    projects/{id}/noise-scans/{scan_id}/                   200      403      200      404      401
+    POST   projects/{id}/noise-scans/{scan_id}/cancel/            200      403      200      404      401
     GET    projects/{id}/noise-scans/{scan_id}/flags/             200      403      200      404      401
     GET    projects/{id}/snapshots/                               200      403      200      404      401
     POST   projects/{id}/snapshots/                               201      403      403      404      401
@@ -199,6 +200,12 @@ def _scan_kwargs(world: World, role: str) -> tuple[dict[str, int], dict[str, Any
     return {"scan_id": world.scan_id}, {}
 
 
+def _queued_scan_kwargs(world: World, role: str) -> tuple[dict[str, int], dict[str, Any]]:
+    """A scan still queued (no worker here): what a cancel takes."""
+    scan = NoiseScan.objects.create(project=world.project, created_by=world.users["owner"])
+    return {"scan_id": scan.pk}, {}
+
+
 def _snapshot_kwargs(world: World, role: str) -> tuple[dict[str, int], dict[str, Any]]:
     return {"snapshot_id": world.snapshot_ids[0]}, {}
 
@@ -301,6 +308,7 @@ MATRIX = [
     # too few labelled items for a scan, refused before anything is queued: the matrix checks who may ask at all
     Row("post",   "api-noise-scan-list",            (400, 403, 400, 404, 401)),
     Row("get",    "api-noise-scan-detail",          (200, 403, 200, 404, 401), _scan_kwargs),
+    Row("post",   "api-noise-scan-cancel",          (200, 403, 200, 404, 401), _queued_scan_kwargs),
     Row("get",    "api-noise-flag-list",            (200, 403, 200, 404, 401), _scan_kwargs),
     Row("get",    "api-snapshot-list",              (200, 403, 200, 404, 401)),
     Row("post",   "api-snapshot-list",              (201, 403, 403, 404, 401),

@@ -1,5 +1,6 @@
 """Jobs a person cannot start yet say why on the page, before anything is queued: the noise scan's button is
-disabled with what is missing, and becomes a queued scan that shows its place once the data is there."""
+disabled with what is missing, and becomes a queued scan that shows its place once the data is there (and that can be
+cancelled from its card)."""
 
 from __future__ import annotations
 
@@ -52,4 +53,17 @@ def test_the_noise_scan_button_explains_what_is_missing_then_the_scan_shows_its_
     expect(page.locator("#scan-queue")).to_contain_text("Queued — 1 job ahead of it in the quality queue")
     expect(button).to_be_disabled()  # one scan at a time, said on the page (after the next load)
     assert NoiseScan.objects.get().status == "queued"
+    page.locator("#noise-scan").screenshot(path=str(screenshot_dir / "noise_scan_queued.png"))
+
+    # waiting behind another job: cancelled from its card (after a confirm), and the button is free again
+    dialogs: list[str] = []
+    page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
+    page.locator("#cancel-scan").click()
+    expect(page.locator(".scan-state")).to_have_text("Cancelled")
+    expect(page.locator(".scan-message")).to_have_text("Cancelled by owner")
+    assert dialogs and dialogs[0].startswith("Cancel scan")
+    expect(page.locator("#cancel-scan")).to_have_count(0)
+    expect(button).to_be_enabled()
+    page.locator("#noise-scan").screenshot(path=str(screenshot_dir / "noise_scan_cancelled.png"))
+    assert NoiseScan.objects.get().status == "cancelled"
     queue.empty()

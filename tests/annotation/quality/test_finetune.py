@@ -37,6 +37,25 @@ def test_every_item_is_predicted_by_a_model_that_never_saw_it_and_the_folds_repo
     assert np.allclose(probs, again)  # seeded: a scan is reproducible
 
 
+def test_should_stop_is_asked_before_every_training_step_and_stops_the_fit(tiny_bert):
+    rows = sentiment_rows(40, seed=1)
+    asked: list[int] = []
+
+    def stop_at_the_third_step() -> bool:
+        asked.append(1)
+        return len(asked) == 3
+
+    with pytest.raises(finetune.Stopped):
+        finetune.out_of_fold_probs(
+            [row["text"] for row in rows],
+            np.asarray([row["label"] == "pos" for row in rows], dtype=np.int64),
+            folder=tiny_bert,
+            n_folds=2,
+            should_stop=stop_at_the_third_step,
+        )
+    assert len(asked) == 3  # two steps trained, the third never started
+
+
 def test_the_learning_rate_warms_up_then_decays_to_zero():
     factor = finetune._warmup_then_decay(100)
     assert factor(0) < factor(5) < factor(9) == 1.0 * (1 - 9 / 100)

@@ -674,6 +674,114 @@ def test_an_encoder_scan_without_its_encoder_fails_saying_what_is_missing(projec
     assert refused.value.field == "model"
 
 
+def test_a_queued_scan_cancelled_does_nothing_when_its_job_comes_and_another_may_start(
+    project, reviewer, owner, django_capture_on_commit_callbacks
+):
+    from rest_framework.test import APIClient
+
+    items = labelled_corpus(project)
+    api = APIClient()
+    api.force_authenticate(reviewer)
+    with django_capture_on_commit_callbacks(execute=True):
+        started = api.post(reverse("api-noise-scan-list", args=[project.pk]), {}, format="json")
+    scan_id = started.json()["id"]
+    cancel = reverse("api-noise-scan-cancel", args=[project.pk, scan_id])
+    body = api.post(cancel).json()
+    assert body["status"] == "cancelled" and body["message"] == "Cancelled by reviewer"
+    assert body["finished_at"] is not None and body["queue"] is None
+    run_worker()  # its job still comes: it finds the scan cancelled and does nothing
+    scan = NoiseScan.objects.get(pk=scan_id)
+    assert scan.status == ScanStatus.CANCELLED and scan.started_at is None
+    assert not NoiseFlag.objects.exists() and not ReviewTask.objects.exists()
+    assert set(Item.objects.filter(pk__in=[i.pk for i in items]).values_list("status", flat=True)) == {"approved"}
+    again = api.post(cancel)
+    assert again.status_code == 409
+    assert again.json()["detail"] == "Only a queued or running scan can be cancelled; this one has ended (cancelled)."
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.post(reverse("api-noise-scan-list", args=[project.pk]), {}, format="json").status_code == 202
+    run_worker()
+    assert NoiseScan.objects.filter(project=project, status=ScanStatus.SUCCEEDED).count() == 1
+    listed = api.get(reverse("api-noise-scan-list", args=[project.pk]), {"status": "cancelled"}).json()
+    assert [row["id"] for row in listed["results"]] == [scan_id]
+
+
+def test_a_running_scan_cancelled_stops_at_its_next_step_and_writes_no_flag(project, reviewer, monkeypatch):
+    labelled_corpus(project)
+    scan = quality.noise_scan_start(project=project, user=reviewer)
+    real_scan = noise.scan
+    reached: list[str] = []
+
+    def cancelled_meanwhile(*args, **kwargs):
+        result = real_scan(*args, **kwargs)  # the scan's work is done: the cancel comes before its flags are written
+        quality.noise_scan_cancel(scan=NoiseScan.objects.get(pk=scan.pk), user=reviewer)
+        reached.append("scanned")
+        return result
+
+    monkeypatch.setattr(noise, "scan", cancelled_meanwhile)
+    noise_scan_job(scan.pk)
+    scan.refresh_from_db()
+    assert reached == ["scanned"]
+    assert scan.status == ScanStatus.CANCELLED and scan.message == "Cancelled by reviewer"
+    assert not NoiseFlag.objects.exists() and not ReviewTask.objects.exists()
+    assert not Item.objects.filter(project=project, status=ItemStatus.IN_REVIEW).exists()
+
+
+@pytest.mark.slow
+def test_a_cancelled_encoder_scan_stops_within_a_training_step(project, reviewer, settings, tiny_bert, monkeypatch):
+    from annotation.quality import finetune
+
+    settings.LABELLOOP_SCAN_ENCODER = str(tiny_bert)
+    monkeypatch.setattr(quality, "STOP_CHECK_EVERY_S", 0.0)
+    labelled_corpus(project)
+    scan = quality.noise_scan_start(project=project, user=reviewer, params={"model": "encoder"})
+    messages: list[str] = []
+    progress = quality._progress
+    steps: list[int] = []
+    real_fit = finetune.out_of_fold_probs
+
+    def noted(scan_row, share, message):
+        messages.append(message)
+        progress(scan_row, share, message)
+        if message.startswith("Fine-tuning the encoder: fold 1"):
+            quality.noise_scan_cancel(scan=NoiseScan.objects.get(pk=scan.pk), user=reviewer)
+
+    def counted(*args, should_stop, **kwargs):
+        def asked() -> bool:
+            steps.append(1)
+            return should_stop()
+
+        return real_fit(*args, should_stop=asked, **kwargs)
+
+    monkeypatch.setattr(quality, "_progress", noted)
+    monkeypatch.setattr(finetune, "out_of_fold_probs", counted)
+    noise_scan_job(scan.pk)
+    scan.refresh_from_db()
+    assert scan.status == ScanStatus.CANCELLED
+    assert [m for m in messages if m.startswith("Fine-tuning")] == ["Fine-tuning the encoder: fold 1 of 5"]
+    assert len(steps) == 1  # asked before its first training step, and stopped there
+    assert not NoiseFlag.objects.exists() and not ReviewTask.objects.exists()
+
+
+def test_the_scan_card_cancels_a_scan_and_offers_a_new_one(
+    project, reviewer, client, django_capture_on_commit_callbacks
+):
+    labelled_corpus(project)
+    client.force_login(reviewer)
+    with django_capture_on_commit_callbacks(execute=True):
+        html = client.post(reverse("noise-scan-start", args=[project.pk]), headers={"HX-Request": "true"})
+    scan = NoiseScan.objects.get(project=project)
+    url = reverse("noise-scan-cancel", args=[project.pk, scan.pk])
+    assert f'hx-post="{url}"' in html.content.decode() and 'id="cancel-scan"' in html.content.decode()
+    html = client.post(url, headers={"HX-Request": "true"}).content.decode()
+    assert "Cancelled by reviewer" in html and 'data-status="cancelled"' in html
+    assert 'id="cancel-scan"' not in html and "hx-trigger" not in html  # no more polling
+    assert '<button class="primary" id="start-scan">' in html  # the start button, enabled again (out of band)
+    response = client.post(url, follow=True)  # no htmx: back to the quality page, with the refusal
+    assert "this one has ended (cancelled)" in response.content.decode()
+    page = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert 'id="cancel-scan"' not in page and "Cancelled by reviewer" in page
+
+
 def test_the_default_embedder_is_the_shipped_minilm(settings):
     from annotation.quality import embeddings
 

@@ -106,6 +106,10 @@ PAGES = [
         {}, REVIEWERS, 400,
     ),
     ("noise-scan-start", "post", lambda w: reverse("noise-scan-start", args=[w["project"].pk]), {}, REVIEWERS, 302),
+    (  # the world's scan has ended: refused with a message on the quality page, after the role check
+        "noise-scan-cancel", "post",
+        lambda w: reverse("noise-scan-cancel", args=[w["project"].pk, w["scan"].pk]), {}, REVIEWERS, 302,
+    ),
     (
         "snapshot-create", "post", lambda w: reverse("snapshot-list", args=[w["project"].pk]),
         {"name": "v2", "seed": 0, "train": 80, "validation": 10, "test": 10, "confirm": "1"}, ("owner",), 302,
@@ -162,6 +166,10 @@ API = [
     (  # too few labelled items for a scan, refused before anything is queued: the matrix checks who may ask
         "api-noise-scan-list", "post",
         lambda w: reverse("api-noise-scan-list", args=[w["project"].pk]), {}, REVIEWERS, 400,
+    ),
+    (  # the world's scan has ended: a conflict, after the role check
+        "api-noise-scan-cancel", "post",
+        lambda w: reverse("api-noise-scan-cancel", args=[w["project"].pk, w["scan"].pk]), {}, REVIEWERS, 409,
     ),
     (
         "api-snapshot-list", "post",
