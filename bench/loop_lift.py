@@ -41,6 +41,7 @@ Policies:
 on the project's audits) and prints how many audits it calibrated on, the vote weight, the flags' precision,
 recall and F1 against the dataset's labels; the reviewer then decides every flag's review task, and the
 policy's row is printed again as "<policy> +flags" with the accuracy and judgements after those reviews.
+`--scan-model encoder` makes it the scan that also fine-tunes the encoder on each fold (the card's *Sharper* choice).
 
 Printed per policy: final-label accuracy against the dataset's labels with a 95 % bootstrap interval
 (1,000 resamples of items), human judgements per item (annotations + reviewer decisions), and how the
@@ -423,7 +424,7 @@ def ambiguity_note(ambiguity: dict | None) -> str:
     )
 
 
-def scan_and_review(tag: str, labels: list[str], seed: int) -> None:
+def scan_and_review(tag: str, labels: list[str], seed: int, model: str = "linear") -> None:
     """The product's noise scan on the policy's project, scored against the dataset's labels; then the reviewer
     works the flags' review tasks and the policy's accuracy and judgements are printed again."""
     from noise import bootstrap as prf_bootstrap
@@ -437,7 +438,7 @@ def scan_and_review(tag: str, labels: list[str], seed: int) -> None:
     final, *_ = finals(project, rng, majority=False)  # before the scan: a flagged item leaves the decided ones
     sources = dict(latest_decisions(project=project).values_list("item__external_id", "source"))
     start = time.perf_counter()
-    queued = NoiseScan.objects.create(project=project, created_by=reviewer, params={"seed": seed})
+    queued = NoiseScan.objects.create(project=project, created_by=reviewer, params={"seed": seed, "model": model})
     scan = noise_scan_claim(scan_id=queued.pk)
     summary = noise_scan_execute(scan=scan)
     externals = dict(Item.objects.filter(project=project).values_list("pk", "external_id"))
@@ -458,7 +459,7 @@ def scan_and_review(tag: str, labels: list[str], seed: int) -> None:
         f"  scan of {tag}: {int(wrong.sum())} wrong finals, {int(flagged.sum())} flagged; {cells}; "
         f"{calibration.get('audited', 0)} audits ({calibration.get('overturned', 0)} overturned), "
         f"vote weight {weight}; {ambiguity_note(summary.get('ambiguity'))}"
-        f"the page's expected precision {summary.get('expected_precision')}; "
+        f"the page's expected precision {summary.get('expected_precision')}; model {model}; "
         f"{time.perf_counter() - start:.0f} s",
         flush=True,
     )
@@ -517,6 +518,13 @@ def main() -> None:
         "audits weigh the model's count against the ambiguity count); model, the model's count alone (before "
         "2026-12-06); ambiguity, the ambiguity count alone (noise.ambiguity_doubt)",
     )
+    parser.add_argument(
+        "--scan-model",
+        choices=["linear", "encoder"],
+        default="linear",
+        help="the --scan's model (NoiseScan.params['model']): linear, the default, or encoder (the shipped MiniLM "
+        "fine-tuned on each fold beside it: minutes per thousand items on a CPU)",
+    )
     parser.add_argument("--db", help="keep the projects in this SQLite file (a new one) to look at afterwards")
     parser.add_argument(
         "--scan", action="store_true", help="then run the noise scan on each routed project and review its flags"
@@ -556,7 +564,7 @@ def main() -> None:
             print_row(tag, (acc, low, high), per_item, seconds, settled)
             print_reused(tag)
             if args.scan and tag not in ("1-annotator", "majority-5", "2+third"):
-                scan_and_review(tag, labels, args.seed)
+                scan_and_review(tag, labels, args.seed, args.scan_model)
                 print_reused(tag + " +flags")
         for baseline in ("majority-5", "2+third"):
             if baseline not in RIGHT:

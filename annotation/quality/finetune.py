@@ -50,8 +50,8 @@ def out_of_fold_probs(
 
     `codes` hold 0..K-1, every code present (as `noise.out_of_fold_probs` takes them, with its label checks already
     passed); column j is code j. `progress(fold, n_folds)` is called as each fold starts; `should_stop()` before every
-    training step, and True raises Stopped (a cancelled scan stops within a step, not a fold). `epochs` and
-    `learning_rate` are the tests' (a tiny model learns in a few steps only at a high rate).
+    training step, and True raises Stopped (a cancelled scan stops before its next step, not at the next fold).
+    `epochs` and `learning_rate` are the tests' (a tiny model learns in a few steps only at a high rate).
     """
     import torch
     from sklearn.model_selection import StratifiedKFold

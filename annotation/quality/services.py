@@ -21,6 +21,7 @@ shipped MiniLM by default; tests point it at a tiny deterministic embedder.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from redis.exceptions import RedisError
 
 from annotation.models import (
     Annotation,
@@ -79,7 +81,9 @@ EMBED_SHARE = 0.7  # of the progress bar
 LOW_CONSENSUS = 0.5  # crowdlab consensus quality under this is counted as doubtful in the summary
 
 
-SCAN_ACTIVE = "A noise scan is already queued or running for this project; wait for it to finish, or cancel it."
+SCAN_ACTIVE = (
+    "A noise scan (scan {scan}) is already queued or running for this project; wait for it to finish, or cancel it."
+)
 
 
 NOT_CLASSIFICATION = "Noise scans look for wrong class labels: they need a single-label classification project."
@@ -228,7 +232,8 @@ def noise_scan_start(*, project: Project, user: User, params: dict[str, Any] | N
             scan = NoiseScan.objects.create(project=project, created_by=user, params=params or {})
             transaction.on_commit(lambda: _enqueue(scan.pk, scan_queue(scan.params)))
     except IntegrityError:
-        raise StateConflict(SCAN_ACTIVE) from None
+        active = NoiseScan.objects.filter(project=project, status__in=(ScanStatus.QUEUED, ScanStatus.RUNNING)).first()
+        raise StateConflict(SCAN_ACTIVE.format(scan=active.pk if active else "?")) from None
     return scan
 
 
@@ -286,18 +291,29 @@ def noise_scan_fail(*, scan: NoiseScan, message: str) -> None:
 
 
 def noise_scan_cancel(*, scan: NoiseScan, user: User) -> NoiseScan:
-    """A queued or running scan is cancelled at once: its row says so, the project may start another scan, and the
-    worker stops at its next progress step (a fold's next training step when it fine-tunes the encoder), writing no
-    flag and opening no review task. A queued scan's job stays in Redis and does nothing when a worker takes it."""
-    now = timezone.now()
-    who = getattr(user, "username", "") or "someone"
-    if not NoiseScan.objects.filter(pk=scan.pk, status__in=(ScanStatus.QUEUED, ScanStatus.RUNNING)).update(
-        status=ScanStatus.CANCELLED, message=f"Cancelled by {who}", finished_at=now
-    ):
-        scan.refresh_from_db()
-        raise StateConflict(NOT_CANCELLABLE.format(status=scan.get_status_display().lower()))
+    """A queued or running scan is cancelled at once: its row says so and the project may start another scan.
+
+    A queued scan's job leaves its queue (best effort, after the commit: should it stay, or a worker have popped it,
+    it finds the row cancelled and does nothing). A running one's worker stops at its next progress step, or while
+    it fine-tunes the encoder within STOP_CHECK_EVERY_S and a training step; it writes no flag and opens no review
+    task (the final write checks the row under a lock). The linear model's own fit and CROWDLAB have no stop point:
+    they run to their end (seconds to a few minutes), then stop."""
+    values = {"status": ScanStatus.CANCELLED, "message": f"Cancelled by {user.username}", "finished_at": timezone.now()}
+    with transaction.atomic():
+        if NoiseScan.objects.filter(pk=scan.pk, status=ScanStatus.QUEUED).update(**values):
+            transaction.on_commit(lambda: _dequeue(scan.pk, scan_queue(scan.params)))
+        elif not NoiseScan.objects.filter(pk=scan.pk, status=ScanStatus.RUNNING).update(**values):
+            scan.refresh_from_db()
+            raise StateConflict(NOT_CANCELLABLE.format(status=scan.get_status_display().lower()))
     scan.refresh_from_db()
     return scan
+
+
+def _dequeue(scan_id: int, queue: str) -> None:
+    """Take a cancelled scan's job out of its queue, so the jobs behind it stop counting it; Redis down is no error
+    (the job then does nothing when it comes)."""
+    with contextlib.suppress(RedisError, OSError):
+        django_rq.get_queue(queue).remove(job_id(scan_id))
 
 
 def _progress(scan: NoiseScan, fraction: float, message: str) -> None:
@@ -422,7 +438,7 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
     already = flagged & (reviewed_after_flag | overruled | meanwhile) - test_items
     _progress(scan, 0.9, f"Writing {len(result.flags)} flags")
     with transaction.atomic():
-        # declared abandoned meanwhile (a new scan may have started): its flags must not open review tasks now
+        # cancelled or declared abandoned meanwhile (a new scan may have started): its flags must open nothing now
         if not NoiseScan.objects.select_for_update().filter(pk=scan.pk, status=ScanStatus.RUNNING).exists():
             return summary
         NoiseFlag.objects.bulk_create(

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation.models import NoiseScan, Project
+from annotation.models import NoiseScan, Project, ScanStatus
 from annotation.permissions import REVIEW, access_project
 from annotation.quality import services as quality_svc
 from annotation.quality.selectors import (
@@ -20,6 +20,7 @@ from annotation.quality.selectors import (
     noise_flag_list,
     noise_scan_get,
     noise_scan_latest,
+    noise_scan_list,
     quality_report,
 )
 from annotation.review.routing_inputs import routing_plan
@@ -52,8 +53,11 @@ def _scan_context(project: Project, scan: NoiseScan | None, *, oob: bool = False
     fragment also refreshes the start button."""
     active = scan is not None and scan.is_active
     rate = (scan.summary or {}).get("estimated_noise_rate") if scan is not None else None
+    ended_badly = scan is not None and scan.status in (ScanStatus.FAILED, ScanStatus.CANCELLED)
     return {
         "scan": scan,
+        # after a cancelled or failed scan, the one whose flags are in force is still a click away
+        "previous": noise_scan_list(project=project, status=ScanStatus.SUCCEEDED).first() if ended_badly else None,
         # one decimal: 0.6 wrong labels of 383 read "0 %" through widthratio beside "Flagged 1"
         "noise_percent": 100 * rate if isinstance(rate, int | float) else None,
         "queue_place": quality_svc.noise_scan_queue_place(scan) if scan is not None else None,

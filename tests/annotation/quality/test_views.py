@@ -575,7 +575,8 @@ def test_one_scan_at_a_time_per_project(project, reviewer, django_capture_on_com
         quality.noise_scan_start(project=project, user=reviewer)
         with pytest.raises(ServiceError) as exc:
             quality.noise_scan_start(project=project, user=reviewer)
-    assert exc.value.message == quality.SCAN_ACTIVE
+    first = NoiseScan.objects.get()
+    assert exc.value.message == quality.SCAN_ACTIVE.format(scan=first.pk)  # which one to wait for, or cancel
     assert exc.value.status_code == 409  # a conflict with the scan under way, not bad input
     assert NoiseScan.objects.count() == 1
 
@@ -686,10 +687,14 @@ def test_a_queued_scan_cancelled_does_nothing_when_its_job_comes_and_another_may
         started = api.post(reverse("api-noise-scan-list", args=[project.pk]), {}, format="json")
     scan_id = started.json()["id"]
     cancel = reverse("api-noise-scan-cancel", args=[project.pk, scan_id])
-    body = api.post(cancel).json()
+    queue = django_rq.get_queue(quality.QUEUE)
+    assert quality.job_id(scan_id) in queue.job_ids
+    with django_capture_on_commit_callbacks(execute=True):
+        body = api.post(cancel).json()
     assert body["status"] == "cancelled" and body["message"] == "Cancelled by reviewer"
     assert body["finished_at"] is not None and body["queue"] is None
-    run_worker()  # its job still comes: it finds the scan cancelled and does nothing
+    assert quality.job_id(scan_id) not in queue.job_ids  # jobs queued behind it no longer count it
+    noise_scan_job(scan_id)  # had a worker popped it already: it finds the scan cancelled and does nothing
     scan = NoiseScan.objects.get(pk=scan_id)
     assert scan.status == ScanStatus.CANCELLED and scan.started_at is None
     assert not NoiseFlag.objects.exists() and not ReviewTask.objects.exists()
@@ -724,6 +729,59 @@ def test_a_running_scan_cancelled_stops_at_its_next_step_and_writes_no_flag(proj
     assert scan.status == ScanStatus.CANCELLED and scan.message == "Cancelled by reviewer"
     assert not NoiseFlag.objects.exists() and not ReviewTask.objects.exists()
     assert not Item.objects.filter(project=project, status=ItemStatus.IN_REVIEW).exists()
+
+
+def test_a_cancel_just_before_the_flags_are_written_writes_none(project, reviewer, monkeypatch):
+    labelled_corpus(project)
+    scan = quality.noise_scan_start(project=project, user=reviewer)
+    progress = quality._progress
+
+    def cancelled_after_writing_began(scan_row, share, message):
+        progress(scan_row, share, message)  # "Writing N flags" is recorded: the scan was still running
+        if message.startswith("Writing"):
+            quality.noise_scan_cancel(scan=NoiseScan.objects.get(pk=scan.pk), user=reviewer)
+
+    monkeypatch.setattr(quality, "_progress", cancelled_after_writing_began)
+    noise_scan_job(scan.pk)
+    scan.refresh_from_db()
+    assert scan.status == ScanStatus.CANCELLED and scan.summary == {}  # the final write's guard saw the cancel
+    assert not NoiseFlag.objects.exists() and not ReviewTask.objects.exists()
+    assert not Item.objects.filter(project=project, status=ItemStatus.IN_REVIEW).exists()
+
+
+def test_a_scan_cancelled_while_embedding_embeds_no_further_batch(project, reviewer, monkeypatch):
+    labelled_corpus(project)  # 90 items: 9 batches of 10
+    monkeypatch.setattr(quality, "EMBED_BATCH", 10)
+    scan = quality.noise_scan_start(project=project, user=reviewer)
+
+    def embed_then_cancel(texts):
+        if not EMBED_CALLS:
+            quality.noise_scan_cancel(scan=NoiseScan.objects.get(pk=scan.pk), user=reviewer)
+        return hashing_embed(texts)
+
+    embed_then_cancel.model_name = hashing_embed.model_name
+    monkeypatch.setattr(quality, "embedder", lambda: (embed_then_cancel, hashing_embed.model_name))
+    noise_scan_job(scan.pk)
+    scan.refresh_from_db()
+    assert scan.status == ScanStatus.CANCELLED and EMBED_CALLS == [10]
+    assert ItemEmbedding.objects.count() == 10  # what it embedded is kept for the next scan
+    assert not NoiseFlag.objects.exists()
+
+
+def test_a_scan_that_ended_cannot_be_cancelled(project, reviewer):
+    from rest_framework.test import APIClient
+
+    labelled_corpus(project)
+    scan = quality.noise_scan_start(project=project, user=reviewer)
+    noise_scan_job(scan.pk)
+    api = APIClient()
+    api.force_authenticate(reviewer)
+    response = api.post(reverse("api-noise-scan-cancel", args=[project.pk, scan.pk]))
+    assert response.status_code == 409
+    ended = "Only a queued or running scan can be cancelled; this one has ended (succeeded)."
+    assert response.json()["detail"] == ended
+    scan.refresh_from_db()
+    assert scan.status == ScanStatus.SUCCEEDED and NoiseFlag.objects.filter(scan=scan).exists()
 
 
 @pytest.mark.slow
@@ -766,10 +824,14 @@ def test_the_scan_card_cancels_a_scan_and_offers_a_new_one(
     project, reviewer, client, django_capture_on_commit_callbacks
 ):
     labelled_corpus(project)
+    done = quality.noise_scan_start(project=project, user=reviewer)
+    noise_scan_job(done.pk)
+    flagged = NoiseFlag.objects.filter(scan=done).count()
     client.force_login(reviewer)
     with django_capture_on_commit_callbacks(execute=True):
         html = client.post(reverse("noise-scan-start", args=[project.pk]), headers={"HX-Request": "true"})
-    scan = NoiseScan.objects.get(project=project)
+    scan = NoiseScan.objects.get(project=project, status=ScanStatus.QUEUED)
+    assert 'id="scan-previous"' not in html.content.decode()
     url = reverse("noise-scan-cancel", args=[project.pk, scan.pk])
     assert f'hx-post="{url}"' in html.content.decode() and 'id="cancel-scan"' in html.content.decode()
     html = client.post(url, headers={"HX-Request": "true"}).content.decode()
@@ -780,6 +842,9 @@ def test_the_scan_card_cancels_a_scan_and_offers_a_new_one(
     assert "this one has ended (cancelled)" in response.content.decode()
     page = client.get(reverse("quality", args=[project.pk])).content.decode()
     assert 'id="cancel-scan"' not in page and "Cancelled by reviewer" in page
+    # the scan whose flags are in force is still a click away
+    assert f"The latest finished scan: <a href=\"{reverse('noise-scan-detail', args=[project.pk, done.pk])}\">" in page
+    assert f"{flagged} of 90 items flagged" in page and reverse("noise-flag-list", args=[project.pk, done.pk]) in page
 
 
 def test_the_default_embedder_is_the_shipped_minilm(settings):
