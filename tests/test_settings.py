@@ -37,3 +37,10 @@ def test_production_starts_with_a_real_secret_and_debug_off_by_default():
     result = load_settings(SECRET_KEY=STRONG)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_an_unknown_scan_model_stops_the_start_naming_the_variable():
+    result = load_settings(SECRET_KEY=STRONG, LABELLOOP_SCAN_MODEL="bert")
+    assert result.returncode != 0
+    assert "LABELLOOP_SCAN_MODEL='bert': choose linear or encoder." in result.stderr
+    assert load_settings(SECRET_KEY=STRONG, LABELLOOP_SCAN_MODEL="encoder").returncode == 0

@@ -21,7 +21,6 @@ from annotation.quality.selectors import (
     quality_report,
 )
 from annotation.quality.services import (
-    LINEAR,
     SCAN_MODELS,
     noise_scan_cancel,
     noise_scan_queue_place,
@@ -183,10 +182,9 @@ class NoiseScanListApi(ApiView):
         model = serializers.ChoiceField(
             choices=SCAN_MODELS,
             required=False,
-            default=LINEAR,
             help_text="linear: logistic regression on frozen embeddings and n-grams (seconds). encoder: that model "
             "averaged with the encoder fine-tuned on each fold (minutes per thousand items on a CPU; sharper on "
-            "sentences, docs/benchmarks.md).",
+            "sentences, docs/benchmarks.md). Left out: the server's LABELLOOP_SCAN_MODEL, linear unless set.",
         )
 
     @extend_schema(

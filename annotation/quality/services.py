@@ -154,6 +154,11 @@ def encoder_folder() -> Path:
     return Path(folder)
 
 
+def default_scan_model() -> str:
+    """The model of a scan whose starter does not choose one: `settings.LABELLOOP_SCAN_MODEL` (checked at startup)."""
+    return getattr(settings, "LABELLOOP_SCAN_MODEL", LINEAR)
+
+
 def _embed_share(model: str) -> float:
     """The progress bar's share for embedding: most of a quick scan, a sliver of one that fine-tunes the encoder."""
     return ENCODER_EMBED_SHARE if model == ENCODER else EMBED_SHARE
@@ -217,9 +222,10 @@ def noise_scan_blocker(*, project: Project) -> str | None:
 def noise_scan_start(*, project: Project, user: User, params: dict[str, Any] | None = None) -> NoiseScan:
     """Check the scan can run (`noise_scan_blocker`: nothing is queued otherwise), create its row and enqueue its
     job once the row is committed."""
-    model = (params or {}).get("model", LINEAR)
+    model = (params or {}).get("model") or default_scan_model()
     if model not in SCAN_MODELS:
         raise ServiceError(UNKNOWN_MODEL.format(model=str(model)[:40], models=", ".join(SCAN_MODELS)), field="model")
+    params = {**(params or {}), "model": model}
     blocker = noise_scan_blocker(project=project)
     if blocker is not None:
         raise ServiceError(blocker)
@@ -229,7 +235,7 @@ def noise_scan_start(*, project: Project, user: User, params: dict[str, Any] | N
     )
     try:
         with transaction.atomic():
-            scan = NoiseScan.objects.create(project=project, created_by=user, params=params or {})
+            scan = NoiseScan.objects.create(project=project, created_by=user, params=params)
             transaction.on_commit(lambda: _enqueue(scan.pk, scan_queue(scan.params)))
     except IntegrityError:
         active = NoiseScan.objects.filter(project=project, status__in=(ScanStatus.QUEUED, ScanStatus.RUNNING)).first()

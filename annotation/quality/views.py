@@ -63,6 +63,7 @@ def _scan_context(project: Project, scan: NoiseScan | None, *, oob: bool = False
         "queue_place": quality_svc.noise_scan_queue_place(scan) if scan is not None else None,
         "scan_blocker": None if active else quality_svc.noise_scan_blocker(project=project),
         "oob": oob,
+        "default_model": quality_svc.default_scan_model(),
     }
 
 
@@ -72,7 +73,7 @@ def noise_scan_start(request: AuthedRequest, project_id: int) -> HttpResponse:
     project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     error = ""
     scan: NoiseScan | None
-    model = request.POST.get("model") or quality_svc.LINEAR
+    model = request.POST.get("model") or quality_svc.default_scan_model()
     try:
         scan = quality_svc.noise_scan_start(project=project, user=request.user, params={"seed": 0, "model": model})
     except ServiceError as exc:

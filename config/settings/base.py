@@ -194,6 +194,14 @@ LABELLOOP_LOGIN_WINDOW_S = int(os.environ.get("LABELLOOP_LOGIN_WINDOW_S", "300")
 # refused unless the owner allows a small test split for it; the manifest and the run pages then warn. 0: no check.
 LABELLOOP_MIN_TEST_PER_LABEL = int(os.environ.get("LABELLOOP_MIN_TEST_PER_LABEL", "5"))
 
+# The noise scan's model where whoever starts a scan does not choose (the API's `model`, the quality page's preselected
+# choice): "linear" (seconds) or "encoder" (fine-tuned per fold, a training-queue job: worth it with a GPU worker).
+LABELLOOP_SCAN_MODEL = os.environ.get("LABELLOOP_SCAN_MODEL", "linear")
+if LABELLOOP_SCAN_MODEL not in ("linear", "encoder"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"LABELLOOP_SCAN_MODEL={LABELLOOP_SCAN_MODEL!r}: choose linear or encoder.")
+
 # --- Webhooks (annotation/webhooks/, docs/webhooks.md) ----------------------------------------------
 # Deliveries to loopback, private, link-local, multicast, reserved or unspecified addresses are refused (when an
 # owner registers the URL and again before each connection) unless this is true: only for a trusted network.

@@ -31,7 +31,7 @@ from annotation.imports.services import import_create
 from annotation.models import ImportStatus, Project, Role, RoutingPolicy, TaskType
 from annotation.projects.services import membership_set, project_create
 from annotation.quality.jobs import noise_scan_job
-from annotation.quality.services import noise_scan_start
+from annotation.quality.services import LINEAR, noise_scan_start
 from annotation.simulate import Persona
 
 DEMO_USERS = {"owner": None, "annotator1": Role.ANNOTATOR, "annotator2": Role.ANNOTATOR, "reviewer": Role.REVIEWER}
@@ -200,7 +200,8 @@ class Command(BaseCommand):
                 review_share=REVIEW_SHARE,
                 seed=project.pk,
             )
-        scan = noise_scan_start(project=project, user=owner)
+        # the quick model whatever LABELLOOP_SCAN_MODEL says: this scan runs here, not on a (GPU) worker
+        scan = noise_scan_start(project=project, user=owner, params={"model": LINEAR})
         noise_scan_job(scan.pk)  # here rather than on the worker: the page shows its flags on first login
         scan.refresh_from_db()
         # A smaller demo (--labelled) still gets its snapshot; its pages then say the test split is too small.

@@ -661,6 +661,29 @@ def test_a_scan_may_fine_tune_the_encoder_beside_the_linear_model(
     assert NoiseScan.objects.filter(project=project).count() == 1
 
 
+def test_an_operator_with_a_gpu_worker_makes_the_encoder_the_default(
+    project, reviewer, client, settings, django_capture_on_commit_callbacks
+):
+    from rest_framework.test import APIClient
+
+    settings.LABELLOOP_SCAN_MODEL = "encoder"
+    labelled_corpus(project)
+    client.force_login(reviewer)
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert '<option value="encoder" selected>' in html and '<option value="linear">' in html
+    api = APIClient()
+    api.force_authenticate(reviewer)
+    with django_capture_on_commit_callbacks(execute=True):
+        started = api.post(reverse("api-noise-scan-list", args=[project.pk]), {}, format="json").json()
+    assert started["params"] == {"seed": 0, "model": "encoder"}
+    assert django_rq.get_queue("training").fetch_job(quality.job_id(started["id"])) is not None
+    api.post(reverse("api-noise-scan-cancel", args=[project.pk, started["id"]]))
+    with django_capture_on_commit_callbacks(execute=True):  # whoever starts a scan may still pick the quick one
+        chosen = api.post(reverse("api-noise-scan-list", args=[project.pk]), {"model": "linear"}, format="json")
+    assert chosen.json()["params"] == {"seed": 0, "model": "linear"}
+    django_rq.get_queue("training").empty()
+
+
 def test_an_encoder_scan_without_its_encoder_fails_saying_what_is_missing(project, reviewer, settings, tmp_path):
     settings.LABELLOOP_SCAN_ENCODER = str(tmp_path)  # an empty folder
     labelled_corpus(project)
