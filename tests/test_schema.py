@@ -22,3 +22,17 @@ def test_views_without_serializers_are_described(name, tmp_path):
     operation = name.removesuffix("Api")
     snake = "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")
     assert snake in [op["operationId"] for path in schema["paths"].values() for op in path.values()]
+
+
+def test_no_endpoint_is_described_by_the_base_class_docstring(tmp_path):
+    """A view without its own docstring inherits ApiView's, an internal note, as its description in /api/docs/."""
+    out = tmp_path / "schema.yml"
+    call_command("spectacular", "--file", str(out))
+    schema = yaml.safe_load(out.read_text())
+    leaked = [
+        f"{method.upper()} {path}"
+        for path, operations in schema["paths"].items()
+        for method, op in operations.items()
+        if "Base of every API" in op.get("description", "")
+    ]
+    assert leaked == []

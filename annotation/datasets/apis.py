@@ -88,6 +88,8 @@ class SnapshotListApi(ApiView):
 
 
 class SnapshotDetailApi(ApiView):
+    """Owners and reviewers: one snapshot, its content hash, split counts and manifest."""
+
     @extend_schema(responses={200: SnapshotSerializer, **DENIED})
     def get(self, request: Request, project_id: int, snapshot_id: int) -> Response:
         return Response(SnapshotSerializer(_snapshot(project_id, snapshot_id, request)).data)
@@ -181,6 +183,8 @@ class ItemListApi(ApiView):
 
 
 class ItemDetailApi(ApiView):
+    """Owners and reviewers: one item, its text, status, final label and split."""
+
     @extend_schema(responses={200: ItemSerializer, **DENIED})
     def get(self, request: Request, project_id: int, item_id: int) -> Response:
         project, role = access_project(user=self.user, project_id=project_id, roles=REVIEW)

@@ -1,6 +1,7 @@
 """This package's routes: browser pages (`urlpatterns`) and REST API (`api_urlpatterns`, mounted under /api/)."""
 
 from django.urls import path
+from django.views.generic import RedirectView
 
 from . import apis, views
 
@@ -8,6 +9,8 @@ urlpatterns = [
     path("accounts/login/", views.SignInView.as_view(), name="login"),
     path("accounts/password_change/", views.PasswordChangeView.as_view(), name="password_change"),
     path("", views.project_list, name="project-list"),
+    # the list lives at /; /projects/ is where people look for it (every project page is under it)
+    path("projects/", RedirectView.as_view(pattern_name="project-list", permanent=False)),
     path("projects/new/", views.project_create_view, name="project-create"),
     path("projects/<id:project_id>/", views.project_detail, name="project-detail"),
     path("projects/<id:project_id>/settings/", views.project_settings, name="project-settings"),

@@ -41,6 +41,7 @@ from core.api import (
 )
 
 NO_SUCH_SCAN = "No such scan."
+MODEL_CHOICES = ", ".join(SCAN_MODELS)
 
 
 def _score(raw: str) -> float:
@@ -182,6 +183,7 @@ class NoiseScanListApi(ApiView):
         model = serializers.ChoiceField(
             choices=SCAN_MODELS,
             required=False,
+            error_messages={"invalid_choice": f'"{{input}}" is not a scan model: choose one of {MODEL_CHOICES}.'},
             help_text="linear: logistic regression on frozen embeddings and n-grams (seconds). encoder: that model "
             "averaged with the encoder fine-tuned on each fold (minutes per thousand items on a CPU; sharper on "
             "sentences, docs/benchmarks.md). Left out: the server's LABELLOOP_SCAN_MODEL, linear unless set.",
@@ -204,6 +206,8 @@ class NoiseScanListApi(ApiView):
 
 
 class NoiseScanDetailApi(ApiView):
+    """Owners and reviewers: one scan, its progress while it runs (poll it), its summary once it has finished."""
+
     @extend_schema(responses={200: NoiseScanSerializer, **DENIED})
     def get(self, request: Request, project_id: int, scan_id: int) -> Response:
         return Response(NoiseScanSerializer(_scan(request, project_id, scan_id)).data)

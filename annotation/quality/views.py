@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation.models import NoiseScan, Project, ScanStatus
+from annotation.models import NoiseScan, Project, ReviewReason, ReviewStatus, ScanStatus
 from annotation.permissions import REVIEW, access_project
 from annotation.quality import services as quality_svc
 from annotation.quality.selectors import (
@@ -24,7 +24,7 @@ from annotation.quality.selectors import (
     quality_report,
 )
 from annotation.review.routing_inputs import routing_plan
-from annotation.review.selectors import outvoted_reviews
+from annotation.review.selectors import outvoted_reviews, review_tasks
 from core.errors import ServiceError
 from core.http import AuthedRequest
 
@@ -40,21 +40,35 @@ def quality(request: AuthedRequest, project_id: int) -> HttpResponse:
         "role": role,
         "can_review": role in REVIEW,
         "report": quality_report(project=project, user=request.user, role=role),
-        **(_scan_context(project, noise_scan_latest(project=project)) if role in REVIEW else {"scan": None}),
+        **(
+            _scan_context(project, noise_scan_latest(project=project), viewer=(request.user, role))
+            if role in REVIEW
+            else {"scan": None}
+        ),
         "plan": routing_plan(project=project) if role in REVIEW else None,
         "outvoted": outvoted_reviews(project=project) if role in REVIEW else (0, []),
     }
     return render(request, "annotation/quality_report.html", context)
 
 
-def _scan_context(project: Project, scan: NoiseScan | None, *, oob: bool = False) -> dict[str, Any]:
+def _scan_context(
+    project: Project, scan: NoiseScan | None, *, viewer: tuple[Any, str], oob: bool = False
+) -> dict[str, Any]:
     """The scan, its place in its queue while queued (quality, or training for one that fine-tunes the encoder), and
     why a new scan cannot start (asked only while no scan is active: the polling fragment must stay cheap). `oob`: the
     fragment also refreshes the start button."""
     active = scan is not None and scan.is_active
     rate = (scan.summary or {}).get("estimated_noise_rate") if scan is not None else None
     ended_badly = scan is not None and scan.status in (ScanStatus.FAILED, ScanStatus.CANCELLED)
+    user, role = viewer
     return {
+        # the noise flags waiting in the viewer's review queue now (of this scan or earlier ones), counted once a scan
+        # is no longer active: the polling fragment stays cheap
+        "open_noise": None
+        if active
+        else review_tasks(project=project, user=user, role=role, status=ReviewStatus.OPEN, reason=ReviewReason.NOISE)
+        .order_by()
+        .count(),
         "scan": scan,
         # after a cancelled or failed scan, the one whose flags are in force is still a click away
         "previous": noise_scan_list(project=project, status=ScanStatus.SUCCEEDED).first() if ended_badly else None,
@@ -70,7 +84,7 @@ def _scan_context(project: Project, scan: NoiseScan | None, *, oob: bool = False
 @login_required
 @require_POST
 def noise_scan_start(request: AuthedRequest, project_id: int) -> HttpResponse:
-    project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     error = ""
     scan: NoiseScan | None
     model = request.POST.get("model") or quality_svc.default_scan_model()
@@ -80,7 +94,8 @@ def noise_scan_start(request: AuthedRequest, project_id: int) -> HttpResponse:
         error = exc.message
         scan = noise_scan_latest(project=project)
     if request.htmx:
-        context = {"project": project, "error": error, **_scan_context(project, scan, oob=True)}
+        scan_context = _scan_context(project, scan, viewer=(request.user, role), oob=True)
+        context = {"project": project, "error": error, **scan_context}
         # 200 with the error in the fragment: htmx swaps no 4xx answer, and the message must show where the scan would
         return render(request, "annotation/_quality_scan.html", context)
     if error:
@@ -92,7 +107,7 @@ def noise_scan_start(request: AuthedRequest, project_id: int) -> HttpResponse:
 @require_POST
 def noise_scan_cancel(request: AuthedRequest, project_id: int, scan_id: int) -> HttpResponse:
     """Cancel the scan (owners and reviewers, as start it); htmx gets the scan's fragment back with the start button."""
-    project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     scan = _scan_or_404(project=project, scan_id=scan_id)
     error = ""
     try:
@@ -100,7 +115,8 @@ def noise_scan_cancel(request: AuthedRequest, project_id: int, scan_id: int) -> 
     except ServiceError as exc:
         error = exc.message
     if request.htmx:
-        context = {"project": project, "error": error, **_scan_context(project, scan, oob=True)}
+        scan_context = _scan_context(project, scan, viewer=(request.user, role), oob=True)
+        context = {"project": project, "error": error, **scan_context}
         return render(request, "annotation/_quality_scan.html", context)
     if error:
         messages.error(request, error)
@@ -117,9 +133,10 @@ def _scan_or_404(*, project, scan_id: int):
 @login_required
 def noise_scan_detail(request: AuthedRequest, project_id: int, scan_id: int) -> HttpResponse:
     """The scan's progress; the fragment keeps polling itself only while the scan is queued or running."""
-    project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     scan = _scan_or_404(project=project, scan_id=scan_id)
-    context = {"project": project, "error": "", **_scan_context(project, scan, oob=bool(request.htmx))}
+    scan_context = _scan_context(project, scan, viewer=(request.user, role), oob=bool(request.htmx))
+    context = {"project": project, "error": "", **scan_context}
     template = "annotation/_quality_scan.html" if request.htmx else "annotation/quality_scan.html"
     return render(request, template, context)
 

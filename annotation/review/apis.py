@@ -84,6 +84,8 @@ class ReviewTaskListApi(ApiView):
 
 
 class ReviewTaskDetailApi(ApiView):
+    """Owners and reviewers: one review task, with the votes and suggestions its reviewer sees."""
+
     @extend_schema(responses={200: ReviewTaskSerializer, **REFUSED})
     def get(self, request: Request, project_id: int, task_id: int) -> Response:
         task, _ = access_review_task(user=self.user, project_id=project_id, task_id=task_id)

@@ -71,6 +71,8 @@ class AugmentationListApi(ApiView):
 
 
 class AugmentationDetailApi(ApiView):
+    """Owners and reviewers: one augmentation of a snapshot, its progress and what it made."""
+
     @extend_schema(responses={200: AugmentationSerializer, **DENIED})
     def get(self, request: Request, project_id: int, augmentation_id: int) -> Response:
         project, _ = access_project(user=self.user, project_id=project_id, roles=REVIEW)

@@ -387,3 +387,10 @@ def test_acknowledge_ignores_a_redirect_to_another_site(client, project, annotat
     assert response["Location"] == url("annotate", project.pk)
 
 
+
+
+def test_slash_projects_leads_to_the_project_list(client, project, owner):
+    client.force_login(owner)
+    response = client.get("/projects/")
+    assert response.status_code == 302 and response["Location"] == reverse("project-list")
+    assert project.name in client.get("/projects/", follow=True).content.decode()

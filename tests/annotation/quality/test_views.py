@@ -620,7 +620,8 @@ def test_a_scan_may_fine_tune_the_encoder_beside_the_linear_model(
     api = APIClient()
     api.force_authenticate(reviewer)
     refused = api.post(reverse("api-noise-scan-list", args=[project.pk]), {"model": "bert"}, format="json")
-    assert refused.status_code == 400 and "model" in str(refused.json())
+    assert refused.status_code == 400 and refused.json()["field"] == "model"
+    assert refused.json()["detail"] == '"bert" is not a scan model: choose one of linear, encoder.'
     assert not NoiseScan.objects.filter(project=project).exists()
     messages: list[str] = []
     progress = quality._progress
@@ -866,8 +867,15 @@ def test_the_scan_card_cancels_a_scan_and_offers_a_new_one(
     page = client.get(reverse("quality", args=[project.pk])).content.decode()
     assert 'id="cancel-scan"' not in page and "Cancelled by reviewer" in page
     # the scan whose flags are in force is still a click away
-    assert f"The latest finished scan: <a href=\"{reverse('noise-scan-detail', args=[project.pk, done.pk])}\">" in page
+    detail = reverse("noise-scan-detail", args=[project.pk, done.pk])
+    assert f'The latest scan that succeeded: <a href="{detail}">' in page
     assert f"{flagged} of 90 items flagged" in page and reverse("noise-flag-list", args=[project.pk, done.pk]) in page
+    waiting = ReviewTask.objects.filter(project=project, status=ReviewStatus.OPEN).count()  # the first scan's flags
+    assert waiting and f"Work the {waiting} open noise flag{'s' if waiting > 1 else ''} in the review queue" in page
+    assert "Model: logistic regression on the embeddings and n-grams (the quick one)." in page
+    assert reverse("project-settings", args=[project.pk]) not in page  # a reviewer cannot change routing: no link
+    flags = client.get(reverse("noise-flag-list", args=[project.pk, scan.pk])).content.decode()
+    assert f"Scan {scan.pk} was cancelled (Cancelled by reviewer): it has no flags." in flags
 
 
 def test_the_default_embedder_is_the_shipped_minilm(settings):
