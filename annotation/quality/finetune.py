@@ -30,9 +30,6 @@ MAX_TOKENS = 64
 PREDICT_BATCH = 256
 
 
-class Stopped(Exception):
-    """`should_stop` said stop (the scan was cancelled): nothing is returned."""
-
 
 def out_of_fold_probs(
     texts: Sequence[str],
@@ -41,17 +38,17 @@ def out_of_fold_probs(
     folder: Path | str,
     n_folds: int = DEFAULT_FOLDS,
     seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[int, int, int, int], None] | None = None,
     epochs: int = EPOCHS,
     learning_rate: float = LEARNING_RATE,
 ) -> np.ndarray:
     """Class probabilities for every text, each from the encoder in `folder` fine-tuned on the other folds only.
 
     `codes` hold 0..K-1, every code present (as `noise.out_of_fold_probs` takes them, with its label checks already
-    passed); column j is code j. `progress(fold, n_folds)` is called as each fold starts; `should_stop()` before every
-    training step, and True raises Stopped (a cancelled scan stops before its next step, not at the next fold).
-    `epochs` and `learning_rate` are the tests' (a tiny model learns in a few steps only at a high rate).
+    passed); column j is code j. `progress(fold, n_folds, step, steps)` is called before every training step (`step`
+    from 0 to the fold's `steps` - 1); an exception it raises stops the fit there (a cancelled scan stops before its
+    next step, not at the next fold). `epochs` and `learning_rate` are the tests' (a tiny model learns in a few steps
+    only at a high rate).
     """
     import torch
     from sklearn.model_selection import StratifiedKFold
@@ -77,20 +74,21 @@ def out_of_fold_probs(
     labels = torch.from_numpy(y).to(device)
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     for fold, (train, held) in enumerate(folds.split(np.zeros(len(y)), y)):
-        if progress is not None:
-            progress(fold, n_folds)
+        steps = epochs * -(-len(train) // BATCH)
         torch.manual_seed(seed * 1000 + fold)
         model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=k, local_files_only=True)
         model.to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=WEIGHT_DECAY)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then_decay(epochs * -(-len(train) // BATCH)))
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then_decay(steps))
         order = np.random.default_rng([seed, fold])
         model.train()
+        step = 0
         for _ in range(epochs):
             shuffled = train[order.permutation(len(train))]
             for start in range(0, len(shuffled), BATCH):
-                if should_stop is not None and should_stop():
-                    raise Stopped
+                if progress is not None:
+                    progress(fold, n_folds, step, steps)
+                step += 1
                 rows = shuffled[start : start + BATCH].tolist()
                 tokens, mask = batch(rows)
                 loss = torch.nn.functional.cross_entropy(

@@ -170,23 +170,28 @@ def _encoder_model(scan: NoiseScan, texts: Sequence[str]) -> Callable[[np.ndarra
 
     folder = encoder_folder()
 
-    def fold_started(fold: int, folds: int) -> None:
-        share = ENCODER_EMBED_SHARE + FINETUNE_SHARE * fold / folds
-        _progress(scan, share, f"Fine-tuning the encoder: fold {fold + 1} of {folds}")
+    started: float | None = None
+    written = 0.0
+
+    def step_taken(fold: int, folds: int, step: int, steps: int) -> None:
+        """Each fold's start, then at most every PROGRESS_EVERY_S: the bar, the step and the time left. Raises
+        ScanStopped (through the training loop) once the scan was cancelled."""
+        nonlocal started, written
+        now = time.monotonic()
+        started = now if started is None else started
+        if step and now - written < PROGRESS_EVERY_S:
+            return
+        written = now
+        done = (fold + step / steps) / folds
+        message = f"Fine-tuning the encoder: fold {fold + 1} of {folds}, step {step + 1} of {steps}"
+        if done > 0.02:  # a first estimate from the first steps only would swing
+            message += f" (about {_duration((now - started) * (1 - done) / done)} left)"
+        _progress(scan, ENCODER_EMBED_SHARE + FINETUNE_SHARE * done, message)
 
     def fit(codes: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-        try:
-            probs = finetune.out_of_fold_probs(
-                texts,
-                codes,
-                folder=folder,
-                n_folds=n_folds,
-                seed=seed,
-                progress=fold_started,
-                should_stop=_stop_check(scan),
-            )
-        except finetune.Stopped:
-            raise ScanStopped from None
+        probs = finetune.out_of_fold_probs(
+            texts, codes, folder=folder, n_folds=n_folds, seed=seed, progress=step_taken
+        )
         _progress(scan, ENCODER_EMBED_SHARE + FINETUNE_SHARE, "CROWDLAB and the count")
         return probs
 
@@ -301,7 +306,7 @@ def noise_scan_cancel(*, scan: NoiseScan, user: User) -> NoiseScan:
 
     A queued scan's job leaves its queue (best effort, after the commit: should it stay, or a worker have popped it,
     it finds the row cancelled and does nothing). A running one's worker stops at its next progress step, or while
-    it fine-tunes the encoder within STOP_CHECK_EVERY_S and a training step; it writes no flag and opens no review
+    it fine-tunes the encoder within PROGRESS_EVERY_S and a training step; it writes no flag and opens no review
     task (the final write checks the row under a lock). The linear model's own fit and CROWDLAB have no stop point:
     they run to their end (seconds to a few minutes), then stop."""
     values = {"status": ScanStatus.CANCELLED, "message": f"Cancelled by {user.username}", "finished_at": timezone.now()}
@@ -330,21 +335,15 @@ def _progress(scan: NoiseScan, fraction: float, message: str) -> None:
         raise ScanStopped
 
 
-STOP_CHECK_EVERY_S = 5.0  # how often a fine-tuning scan asks whether it was cancelled (one indexed read)
+PROGRESS_EVERY_S = 5.0  # how often a fine-tuning scan writes its step (one UPDATE, which also sees a cancel)
 
 
-def _stop_check(scan: NoiseScan) -> Callable[[], bool]:
-    """`should_stop` for the encoder's training steps: reads the row at most every STOP_CHECK_EVERY_S seconds."""
-    last = time.monotonic()
-
-    def should_stop() -> bool:
-        nonlocal last
-        if time.monotonic() - last < STOP_CHECK_EVERY_S:
-            return False
-        last = time.monotonic()
-        return not NoiseScan.objects.filter(pk=scan.pk, status=ScanStatus.RUNNING).exists()
-
-    return should_stop
+def _duration(seconds: float) -> str:
+    """'40 s', '12 min', '1 h 5 min': how long is left, as a person reads it."""
+    if seconds < 90:
+        return f"{max(round(seconds / 10) * 10, 10):.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
 def _embeddings(*, scan: NoiseScan, items: list[tuple[int, str]]) -> np.ndarray:
@@ -419,7 +418,8 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
         if item_id in audited and (audit := _audited(row, by_item.get(item_id, {}), audited[item_id])) is not None
     ]
     model = scan.params.get("model", LINEAR)
-    _progress(scan, _embed_share(model), "Out-of-fold predictions and CROWDLAB")
+    first = "Out-of-fold predictions of the logistic regression" if model == ENCODER else "Out-of-fold predictions"
+    _progress(scan, _embed_share(model), f"{first} and CROWDLAB")
     started = time.perf_counter()
     seed = scan.params.get("seed", 0)
     second = _encoder_model(scan, texts) if model == ENCODER else None

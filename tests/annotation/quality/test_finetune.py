@@ -16,13 +16,18 @@ def test_every_item_is_predicted_by_a_model_that_never_saw_it_and_the_folds_repo
     given = truth.copy()
     given[:6] = 1 - given[:6]  # six wrong labels to learn around
     started: list[tuple[int, int]] = []
+
+    def fold_starts(fold: int, folds: int, step: int, steps: int) -> None:
+        if step == 0:
+            started.append((fold, folds))
+
     probs = finetune.out_of_fold_probs(
         [row["text"] for row in rows],
         given,
         folder=tiny_bert,
         n_folds=3,
         seed=0,
-        progress=lambda fold, folds: started.append((fold, folds)),
+        progress=fold_starts,
         epochs=4,
         learning_rate=1e-2,
     )
@@ -37,26 +42,39 @@ def test_every_item_is_predicted_by_a_model_that_never_saw_it_and_the_folds_repo
     assert np.allclose(probs, again)  # seeded: a scan is reproducible
 
 
-def test_should_stop_is_asked_before_every_training_step_and_stops_the_fit(tiny_bert):
+class Cancelled(Exception):
+    pass
+
+
+def test_progress_hears_every_training_step_and_an_exception_there_stops_the_fit(tiny_bert):
     rows = sentiment_rows(40, seed=1)
-    asked: list[int] = []
+    heard: list[tuple[int, int, int, int]] = []
 
-    def stop_at_the_third_step() -> bool:
-        asked.append(1)
-        return len(asked) == 3
+    def stop_at_the_third_step(fold: int, folds: int, step: int, steps: int) -> None:
+        heard.append((fold, folds, step, steps))
+        if len(heard) == 3:
+            raise Cancelled
 
-    with pytest.raises(finetune.Stopped):
+    with pytest.raises(Cancelled):
         finetune.out_of_fold_probs(
             [row["text"] for row in rows],
             np.asarray([row["label"] == "pos" for row in rows], dtype=np.int64),
             folder=tiny_bert,
             n_folds=2,
-            should_stop=stop_at_the_third_step,
+            progress=stop_at_the_third_step,
         )
-    assert len(asked) == 3  # two steps trained, the third never started
+    # 20 training rows a fold: one batch an epoch, 4 epochs; two steps trained, the third never started
+    assert heard == [(0, 2, 0, 4), (0, 2, 1, 4), (0, 2, 2, 4)]
 
 
 def test_the_learning_rate_warms_up_then_decays_to_zero():
     factor = finetune._warmup_then_decay(100)
     assert factor(0) < factor(5) < factor(9) == 1.0 * (1 - 9 / 100)
     assert factor(50) == 0.5 and factor(100) == 0.0
+
+
+def test_the_time_left_reads_as_a_person_would_say_it():
+    from annotation.quality.services import _duration
+
+    said = [_duration(s) for s in (3, 44, 89, 91, 750, 3900)]
+    assert said == ["10 s", "40 s", "90 s", "2 min", "12 min", "1 h 5 min"]

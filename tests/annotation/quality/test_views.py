@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from html import unescape
 from unittest import mock
 
@@ -647,7 +648,9 @@ def test_a_scan_may_fine_tune_the_encoder_beside_the_linear_model(
     scan.refresh_from_db()
     assert scan.status == ScanStatus.SUCCEEDED, scan.message
     assert scan.params == {"seed": 0, "model": "encoder"} and scan.summary["fine_tuned"] is True
-    assert [m for m in messages if m.startswith("Fine-tuning")] == [
+    fold_start = re.compile(r"Fine-tuning the encoder: fold \d of \d, step 1 of \d+( \(about .+ left\))?")
+    fold_starts = [m for m in messages if fold_start.fullmatch(m)]
+    assert [m.split(", step")[0] for m in fold_starts] == [
         f"Fine-tuning the encoder: fold {k} of {noise.DEFAULT_FOLDS}" for k in range(1, noise.DEFAULT_FOLDS + 1)
     ]
     truth = {items[k * 30 + i].pk for k in range(len(VOCAB)) for i in range(3)}
@@ -813,7 +816,7 @@ def test_a_cancelled_encoder_scan_stops_within_a_training_step(project, reviewer
     from annotation.quality import finetune
 
     settings.LABELLOOP_SCAN_ENCODER = str(tiny_bert)
-    monkeypatch.setattr(quality, "STOP_CHECK_EVERY_S", 0.0)
+    monkeypatch.setattr(quality, "PROGRESS_EVERY_S", 0.0)  # every step writes its progress, and hears a cancel
     labelled_corpus(project)
     scan = quality.noise_scan_start(project=project, user=reviewer, params={"model": "encoder"})
     messages: list[str] = []
@@ -824,23 +827,25 @@ def test_a_cancelled_encoder_scan_stops_within_a_training_step(project, reviewer
     def noted(scan_row, share, message):
         messages.append(message)
         progress(scan_row, share, message)
-        if message.startswith("Fine-tuning the encoder: fold 1"):
+        if message.startswith("Fine-tuning the encoder: fold 1 of 5, step 2 "):
             quality.noise_scan_cancel(scan=NoiseScan.objects.get(pk=scan.pk), user=reviewer)
 
-    def counted(*args, should_stop, **kwargs):
-        def asked() -> bool:
-            steps.append(1)
-            return should_stop()
+    def counted(*args, progress, **kwargs):
+        def heard(*step):
+            steps.append(step[2])
+            progress(*step)
 
-        return real_fit(*args, should_stop=asked, **kwargs)
+        return real_fit(*args, progress=heard, **kwargs)
 
     monkeypatch.setattr(quality, "_progress", noted)
     monkeypatch.setattr(finetune, "out_of_fold_probs", counted)
     noise_scan_job(scan.pk)
     scan.refresh_from_db()
     assert scan.status == ScanStatus.CANCELLED
-    assert [m for m in messages if m.startswith("Fine-tuning")] == ["Fine-tuning the encoder: fold 1 of 5"]
-    assert len(steps) == 1  # asked before its first training step, and stopped there
+    tuned = [m for m in messages if m.startswith("Fine-tuning")]
+    expected = [f"Fine-tuning the encoder: fold 1 of 5, step {k} of 12" for k in (1, 2, 3)]
+    assert [m.split(" (")[0] for m in tuned] == expected
+    assert steps == [0, 1, 2]  # the third step's progress write found the scan cancelled: it never trained
     assert not NoiseFlag.objects.exists() and not ReviewTask.objects.exists()
 
 
