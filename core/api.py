@@ -72,8 +72,13 @@ class QueuePlaceSerializer(serializers.Serializer):
     )
     position = serializers.IntegerField(allow_null=True, help_text="jobs ahead of it in the queue (0: next)")
     workers = serializers.IntegerField(allow_null=True, help_text="workers serving the queue now")
+    busy = serializers.IntegerField(
+        allow_null=True, help_text="while it is next (position 0): how many of those workers are busy with a job"
+    )
     message = serializers.CharField(
-        help_text='what the page shows, e.g. "Queued — 2 jobs ahead of it in the training queue"'
+        help_text='what the page shows, e.g. "Queued — 2 jobs ahead of it in the training queue", or while it is '
+        'next "Queued — next in the training queue; its worker is busy with another job, and it starts when one is '
+        'free"'
     )
 
 

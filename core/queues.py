@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
-from rq.worker import SimpleWorker, Worker
+from rq.worker import SimpleWorker, Worker, WorkerStatus
 
 JSON_SERIALIZER = "rq.serializers.JSONSerializer"
 
@@ -104,18 +104,25 @@ WAITING, STARTING, SCHEDULED, MISSING, UNREACHABLE = "waiting", "starting", "sch
 
 @dataclass(frozen=True)
 class QueuePlace:
-    """A queued job's place: jobs ahead of it in its queue (None unless waiting) and the workers serving the queue."""
+    """A queued job's place: jobs ahead of it in its queue (None unless waiting), the workers serving the queue, and
+    how many of them are busy with a job (counted only when it is next: then that is what it waits for)."""
 
     queue: str
     state: str
     ahead: int | None = None
     workers: int | None = None
+    busy: int | None = None
 
     @property
     def text(self) -> str:
         if self.state == WAITING:
             jobs = "job" if self.ahead == 1 else "jobs"
             text = f"Queued — {self.ahead} {jobs} ahead of it in the {self.queue} queue"
+            if self.ahead == 0:
+                text = f"Queued — next in the {self.queue} queue"
+                if self.workers and self.busy is not None and self.busy >= self.workers:
+                    who = "its worker is" if self.workers == 1 else f"all {self.workers} of its workers are"
+                    text += f"; {who} busy with another job, and it starts when one is free"
             if self.workers == 0:
                 text += f"; no worker serves the {self.queue} queue now (start one: docs/OPERATIONS.md)"
             return text
@@ -129,7 +136,7 @@ class QueuePlace:
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.queue, "state": self.state, "position": self.ahead, "workers": self.workers,
-                "message": self.text}
+                "busy": self.busy, "message": self.text}
 
 
 def queue_place(queue_name: str, job_id: str) -> QueuePlace:
@@ -138,7 +145,11 @@ def queue_place(queue_name: str, job_id: str) -> QueuePlace:
         queue = django_rq.get_queue(queue_name)
         ahead = queue.get_job_position(job_id)
         if ahead is not None:
-            return QueuePlace(queue_name, WAITING, ahead=int(ahead), workers=Worker.count(queue=queue))
+            workers = Worker.count(queue=queue)
+            busy = None
+            if ahead == 0 and workers:  # next: whether it waits for a worker to finish another job
+                busy = sum(worker.get_state() == WorkerStatus.BUSY for worker in Worker.all(queue=queue))
+            return QueuePlace(queue_name, WAITING, ahead=int(ahead), workers=workers, busy=busy)
         try:
             job = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer)
         except NoSuchJobError:

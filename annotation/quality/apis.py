@@ -185,8 +185,9 @@ class NoiseScanListApi(ApiView):
             required=False,
             error_messages={"invalid_choice": f'"{{input}}" is not a scan model: choose one of {MODEL_CHOICES}.'},
             help_text="linear: logistic regression on frozen embeddings and n-grams (seconds). encoder: that model "
-            "averaged with the encoder fine-tuned on each fold (on two CPU cores 4-12 minutes per thousand words or questions, several times that for longer texts; sharper on "
-            "sentences, docs/benchmarks.md). Left out: the server's LABELLOOP_SCAN_MODEL, linear unless set.",
+            "averaged with the encoder fine-tuned on each fold (on two CPU cores 4-12 minutes per thousand words or "
+            "questions, several times that for longer texts; sharper on sentences, docs/benchmarks.md). Left out: the "
+            "server's LABELLOOP_SCAN_MODEL, linear unless set.",
         )
 
     @extend_schema(

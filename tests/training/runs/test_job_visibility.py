@@ -125,7 +125,7 @@ def test_a_queued_run_shows_how_many_jobs_are_ahead_of_it_on_its_page_and_in_the
     body = api.get(reverse("api-run-detail", args=[sentiment.project_id, run.pk])).json()
     assert body["queue_position"] == 2
     assert body["queue"] == {
-        "name": "training", "state": "waiting", "position": 2, "workers": 0,
+        "name": "training", "state": "waiting", "position": 2, "workers": 0, "busy": None,
         "message": core_queues.QueuePlace("training", "waiting", 2, 0).text,
     }
     queues["training"].remove("someone-elses-run")
@@ -393,3 +393,34 @@ def test_the_sweep_gives_queued_batches_and_scans_whose_job_redis_lost_their_job
         runs_sweep_job()  # a second sweep finds their jobs pending and adds none
     assert len(queues["training"]) == 1 and len(quality) == 1
     quality.empty()
+
+
+def test_a_job_next_in_line_says_when_it_waits_for_a_busy_worker(queues, monkeypatch):
+    """A tester saw "0 jobs ahead of it" on a scan that did not start: the training worker was busy with a run."""
+    from rq.worker import Worker, WorkerStatus
+
+    queue = queues["training"]
+    queue.enqueue("training.runs.jobs.runs_sweep_job", job_id="next-in-line")
+    worker = Worker([queue], connection=queue.connection, name="busy-test-worker")
+    worker.register_birth()
+    # only this worker: a shared Redis may still list a worker a fault test killed (registered until its TTL)
+    monkeypatch.setattr(core_queues.Worker, "count", classmethod(lambda cls, **kwargs: 1))
+    monkeypatch.setattr(
+        core_queues.Worker, "all", classmethod(lambda cls, **kwargs: [Worker.find_by_key(worker.key, queue.connection)])
+    )
+    try:
+        worker.set_state(WorkerStatus.BUSY)
+        place = core_queues.queue_place("training", "next-in-line")
+        assert (place.ahead, place.workers, place.busy) == (0, 1, 1)
+        assert place.text == (
+            "Queued — next in the training queue; its worker is busy with another job, and it starts when one is free"
+        )
+        worker.set_state(WorkerStatus.IDLE)
+        assert core_queues.queue_place("training", "next-in-line").text == "Queued — next in the training queue"
+    finally:
+        worker.register_death()
+    three = core_queues.QueuePlace("training", "waiting", ahead=0, workers=3, busy=3).text
+    assert three.endswith("; all 3 of its workers are busy with another job, and it starts when one is free")
+    assert core_queues.QueuePlace("training", "waiting", ahead=2, workers=3).text == (
+        "Queued — 2 jobs ahead of it in the training queue"
+    )
