@@ -138,6 +138,12 @@ LINEAR = "linear"
 ENCODER = "encoder"
 SCAN_MODELS = (LINEAR, ENCODER)
 
+# the step after embedding: an encoder scan fits the logistic regression, then the encoder's folds, then CROWDLAB
+MODEL_STEP = {
+    LINEAR: "Out-of-fold predictions and CROWDLAB",
+    ENCODER: "Out-of-fold predictions of the logistic regression",
+}
+
 ENCODER_EMBED_SHARE = 0.05  # of the progress bar: embedding, where the encoder is then fine-tuned
 FINETUNE_SHARE = 0.8  # the folds of the fine-tuned encoder, after it
 
@@ -418,8 +424,7 @@ def noise_scan_execute(*, scan: NoiseScan) -> dict[str, Any]:
         if item_id in audited and (audit := _audited(row, by_item.get(item_id, {}), audited[item_id])) is not None
     ]
     model = scan.params.get("model", LINEAR)
-    first = "Out-of-fold predictions of the logistic regression" if model == ENCODER else "Out-of-fold predictions"
-    _progress(scan, _embed_share(model), f"{first} and CROWDLAB")
+    _progress(scan, _embed_share(model), MODEL_STEP[model])
     started = time.perf_counter()
     seed = scan.params.get("seed", 0)
     second = _encoder_model(scan, texts) if model == ENCODER else None
