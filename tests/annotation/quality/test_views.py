@@ -590,6 +590,10 @@ def test_instruction_projects_cannot_be_scanned(owner, client):
     client.force_login(owner)  # the page says why, rather than "Start one below" above a disabled button
     html = unescape(client.get(reverse("quality", args=[project.pk])).content.decode())
     assert "Start one below" not in html and html.count(quality.NOT_CLASSIFICATION) >= 2
+    # empty tables and charts say why rather than showing bare headers
+    assert "No item has two or more labels yet: the chart fills in as they come." in html
+    assert "Nobody has labelled an item yet." in html
+    assert "Responses have no class labels to agree on: their reviews and ratings are the check." in html
 
 
 def test_the_api_starts_a_scan_and_reports_it(project, reviewer, django_capture_on_commit_callbacks):
