@@ -523,7 +523,7 @@ def main() -> None:
         choices=["linear", "encoder"],
         default="linear",
         help="the --scan's model (NoiseScan.params['model']): linear, the default, or encoder (the shipped MiniLM "
-        "fine-tuned on each fold beside it: minutes per thousand items on a CPU)",
+        "fine-tuned on each fold beside it: 4-12 minutes per thousand words or questions on two cores)",
     )
     parser.add_argument("--db", help="keep the projects in this SQLite file (a new one) to look at afterwards")
     parser.add_argument(

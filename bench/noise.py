@@ -350,7 +350,8 @@ def cached_timed(path: Path, compute: Callable[[], np.ndarray]) -> tuple[np.ndar
 
 def encoder_probs(key: str, texts: list[str], final: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
     """`--model encoder`: the product's second model (annotation/quality/finetune.py, the shipped MiniLM fine-tuned
-    on each fold's complement) and its seconds, cached like `noisy_probs` (minutes per thousand texts on a CPU)."""
+    on each fold's complement) and its seconds, cached like `noisy_probs` (4-12 minutes per thousand short texts on
+    two cores)."""
     from annotation.quality import embeddings, finetune
 
     recipe = f"e{finetune.EPOCHS}-lr{finetune.LEARNING_RATE:g}-b{finetune.BATCH}-t{finetune.MAX_TOKENS}"
@@ -476,7 +477,7 @@ def main() -> None:
         default="linear",
         help="the new scans' out-of-fold model: linear (the product's default: logistic regression on the features) "
         "or encoder (a scan's model 'encoder': that averaged with the shipped MiniLM fine-tuned on each fold, "
-        "annotation/quality/finetune.py; minutes per thousand texts on a CPU, cached)",
+        "annotation/quality/finetune.py; 4-12 minutes per thousand short texts on two cores, cached)",
     )
     parser.add_argument(
         "--items",

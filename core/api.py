@@ -77,8 +77,8 @@ class QueuePlaceSerializer(serializers.Serializer):
     )
     message = serializers.CharField(
         help_text='what the page shows, e.g. "Queued — 2 jobs ahead of it in the training queue", or while it is '
-        'next "Queued — next in the training queue; its worker is busy with another job, and it starts when one is '
-        'free"'
+        'next "Queued — next in the training queue; its worker is busy with another job, and it starts when that '
+        'ends"'
     )
 
 

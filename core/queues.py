@@ -7,7 +7,8 @@ classes here read with it whatever `rqworker --serializer` says (settings.RQ["WO
 function is named by its dotted path; jobs return nothing, their outcome lives in the database.
 
 `queue_place` says where a queued job stands, from RQ's own queue (`Queue.get_job_position`, an LPOS on the queue's
-list): how many jobs are ahead of it, and how many workers serve that queue. The pages and the API show it for
+list): how many jobs are ahead of it, how many workers serve that queue and, once it is next, how many of them are
+busy with another job (what it then waits for). The pages and the API show it for
 every queued run, prediction batch, import and noise scan; the database row stays the truth about the job itself.
 
 The forking worker also runs settings.LABELLOOP_WORKER_MAINTENANCE (dotted paths) with RQ's own maintenance: at
@@ -121,8 +122,11 @@ class QueuePlace:
             if self.ahead == 0:
                 text = f"Queued — next in the {self.queue} queue"
                 if self.workers and self.busy is not None and self.busy >= self.workers:
-                    who = "its worker is" if self.workers == 1 else f"all {self.workers} of its workers are"
-                    text += f"; {who} busy with another job, and it starts when one is free"
+                    if self.workers == 1:
+                        text += "; its worker is busy with another job, and it starts when that ends"
+                    else:
+                        who = "both" if self.workers == 2 else f"all {self.workers}"
+                        text += f"; {who} of its workers are busy with other jobs, and it starts when one is free"
             if self.workers == 0:
                 text += f"; no worker serves the {self.queue} queue now (start one: docs/OPERATIONS.md)"
             return text
@@ -148,7 +152,8 @@ def queue_place(queue_name: str, job_id: str) -> QueuePlace:
             workers = Worker.count(queue=queue)
             busy = None
             if ahead == 0 and workers:  # next: whether it waits for a worker to finish another job
-                busy = sum(worker.get_state() == WorkerStatus.BUSY for worker in Worker.all(queue=queue))
+                live = Worker.all(queue=queue)  # leaves out workers whose record expired (killed), which count() keeps
+                workers, busy = len(live), sum(worker.get_state() == WorkerStatus.BUSY for worker in live)
             return QueuePlace(queue_name, WAITING, ahead=int(ahead), workers=workers, busy=busy)
         try:
             job = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer)

@@ -132,8 +132,9 @@ def embedder() -> tuple[Callable[[Sequence[str]], np.ndarray], str]:
 
 
 # What a scan's out-of-fold model is (NoiseScan.params["model"]): the logistic regression on frozen embeddings and
-# n-grams alone (seconds), or averaged with the encoder fine-tuned per fold (annotation/quality/finetune.py: minutes
-# per thousand items on a CPU, sharper on sentences; docs/benchmarks.md).
+# n-grams alone (seconds), or averaged with the encoder fine-tuned per fold (annotation/quality/finetune.py: 4-12
+# minutes per thousand words or questions on two CPU cores, more for longer texts; sharper on sentences;
+# docs/benchmarks.md).
 LINEAR = "linear"
 ENCODER = "encoder"
 SCAN_MODELS = (LINEAR, ENCODER)
@@ -327,10 +328,12 @@ def noise_scan_cancel(*, scan: NoiseScan, user: User) -> NoiseScan:
 
 
 def _dequeue(scan_id: int, queue: str) -> None:
-    """Take a cancelled scan's job out of its queue, so the jobs behind it stop counting it; Redis down is no error
-    (the job then does nothing when it comes)."""
+    """Delete a cancelled scan's job (out of its queue and out of Redis), so the jobs behind it stop counting it;
+    Redis down is no error (the job then does nothing when it comes)."""
     with contextlib.suppress(RedisError, OSError):
-        django_rq.get_queue(queue).remove(job_id(scan_id))
+        job = django_rq.get_queue(queue).fetch_job(job_id(scan_id))
+        if job is not None:
+            job.delete()
 
 
 def _progress(scan: NoiseScan, fraction: float, message: str) -> None:
@@ -345,11 +348,13 @@ PROGRESS_EVERY_S = 5.0  # how often a fine-tuning scan writes its step (one UPDA
 
 
 def _duration(seconds: float) -> str:
-    """'40 s', '12 min', '1 h 5 min': how long is left, as a person reads it."""
+    """'40 s', '12 min', '1 h 5 min': how long is left, as a person reads it (halves rounded up)."""
     if seconds < 90:
-        return f"{max(round(seconds / 10) * 10, 10):.0f} s"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+        return f"{max(int(seconds / 10 + 0.5) * 10, 10)} s"
+    minutes = int(seconds / 60 + 0.5)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes // 60} h {minutes % 60} min"
 
 
 def _embeddings(*, scan: NoiseScan, items: list[tuple[int, str]]) -> np.ndarray:

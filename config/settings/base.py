@@ -196,8 +196,8 @@ LABELLOOP_MIN_TEST_PER_LABEL = int(os.environ.get("LABELLOOP_MIN_TEST_PER_LABEL"
 
 # The noise scan's model where whoever starts a scan does not choose (the API's `model`, the quality page's preselected
 # choice): "linear" (seconds) or "encoder" (fine-tuned per fold, a training-queue job: worth it with a GPU worker).
-LABELLOOP_SCAN_MODEL = os.environ.get("LABELLOOP_SCAN_MODEL", "linear")
-if LABELLOOP_SCAN_MODEL not in ("linear", "encoder"):
+LABELLOOP_SCAN_MODEL = (os.environ.get("LABELLOOP_SCAN_MODEL") or "linear").strip().lower()
+if LABELLOOP_SCAN_MODEL not in ("linear", "encoder"):  # annotation.quality.services.SCAN_MODELS
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured(f"LABELLOOP_SCAN_MODEL={LABELLOOP_SCAN_MODEL!r}: choose linear or encoder.")

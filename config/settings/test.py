@@ -20,6 +20,7 @@ STORAGES = {
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Most tests snapshot a handful of items; the small-test refusal has its own tests, which set the minimum.
 LABELLOOP_MIN_TEST_PER_LABEL = 0
+LABELLOOP_SCAN_MODEL = "linear"  # whatever the machine's environment says: tests that want the encoder set it
 # Tests deliver webhooks to a local http.server; the address rule has its own tests, which switch it back on.
 LABELLOOP_WEBHOOKS_ALLOW_PRIVATE = True
 if not os.environ.get("REDIS_URL"):

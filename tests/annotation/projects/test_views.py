@@ -387,8 +387,6 @@ def test_acknowledge_ignores_a_redirect_to_another_site(client, project, annotat
     assert response["Location"] == url("annotate", project.pk)
 
 
-
-
 def test_slash_projects_leads_to_the_project_list(client, project, owner):
     client.force_login(owner)
     response = client.get("/projects/")

@@ -76,5 +76,5 @@ def test_the_learning_rate_warms_up_then_decays_to_zero():
 def test_the_time_left_reads_as_a_person_would_say_it():
     from annotation.quality.services import _duration
 
-    said = [_duration(s) for s in (3, 44, 89, 91, 750, 3900)]
-    assert said == ["10 s", "40 s", "90 s", "2 min", "12 min", "1 h 5 min"]
+    said = [_duration(s) for s in (3, 44, 85, 91, 750, 3570, 3900)]
+    assert said == ["10 s", "40 s", "90 s", "2 min", "13 min", "1 h", "1 h 5 min"]

@@ -725,6 +725,7 @@ def test_a_queued_scan_cancelled_does_nothing_when_its_job_comes_and_another_may
     assert body["status"] == "cancelled" and body["message"] == "Cancelled by reviewer"
     assert body["finished_at"] is not None and body["queue"] is None
     assert quality.job_id(scan_id) not in queue.job_ids  # jobs queued behind it no longer count it
+    assert queue.fetch_job(quality.job_id(scan_id)) is None  # nor is it left in Redis, looking as if a worker had it
     noise_scan_job(scan_id)  # had a worker popped it already: it finds the scan cancelled and does nothing
     scan = NoiseScan.objects.get(pk=scan_id)
     assert scan.status == ScanStatus.CANCELLED and scan.started_at is None
@@ -884,7 +885,7 @@ def test_the_scan_card_cancels_a_scan_and_offers_a_new_one(
     assert "Model: logistic regression on the embeddings and n-grams (the quick one)." in page
     assert reverse("project-settings", args=[project.pk]) not in page  # a reviewer cannot change routing: no link
     flags = client.get(reverse("noise-flag-list", args=[project.pk, scan.pk])).content.decode()
-    assert f"Scan {scan.pk} was cancelled (Cancelled by reviewer): it has no flags." in flags
+    assert f"Scan {scan.pk} was cancelled by reviewer: it has no flags." in flags
 
 
 def test_the_default_embedder_is_the_shipped_minilm(settings):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shlex
+import uuid
 from pathlib import Path
 
 import django_rq
@@ -401,10 +402,11 @@ def test_a_job_next_in_line_says_when_it_waits_for_a_busy_worker(queues, monkeyp
 
     queue = queues["training"]
     queue.enqueue("training.runs.jobs.runs_sweep_job", job_id="next-in-line")
-    worker = Worker([queue], connection=queue.connection, name="busy-test-worker")
+    worker = Worker([queue], connection=queue.connection, name=f"busy-test-worker-{uuid.uuid4().hex[:8]}")
     worker.register_birth()
-    # only this worker: a shared Redis may still list a worker a fault test killed (registered until its TTL)
-    monkeypatch.setattr(core_queues.Worker, "count", classmethod(lambda cls, **kwargs: 1))
+    # RQ's registry still counts a killed worker (its record expired), which Worker.all leaves out: only the live one
+    # is asked; and only this one, whatever else a shared Redis lists
+    monkeypatch.setattr(core_queues.Worker, "count", classmethod(lambda cls, **kwargs: 2))
     monkeypatch.setattr(
         core_queues.Worker, "all", classmethod(lambda cls, **kwargs: [Worker.find_by_key(worker.key, queue.connection)])
     )
@@ -413,14 +415,19 @@ def test_a_job_next_in_line_says_when_it_waits_for_a_busy_worker(queues, monkeyp
         place = core_queues.queue_place("training", "next-in-line")
         assert (place.ahead, place.workers, place.busy) == (0, 1, 1)
         assert place.text == (
-            "Queued — next in the training queue; its worker is busy with another job, and it starts when one is free"
+            "Queued — next in the training queue; its worker is busy with another job, and it starts when that ends"
         )
         worker.set_state(WorkerStatus.IDLE)
         assert core_queues.queue_place("training", "next-in-line").text == "Queued — next in the training queue"
     finally:
         worker.register_death()
     three = core_queues.QueuePlace("training", "waiting", ahead=0, workers=3, busy=3).text
-    assert three.endswith("; all 3 of its workers are busy with another job, and it starts when one is free")
+    assert three.endswith("; all 3 of its workers are busy with other jobs, and it starts when one is free")
+    two = core_queues.QueuePlace("training", "waiting", ahead=0, workers=2, busy=2).text
+    assert two.endswith("; both of its workers are busy with other jobs, and it starts when one is free")
+    assert core_queues.QueuePlace("training", "waiting", ahead=0, workers=2, busy=1).text == (
+        "Queued — next in the training queue"
+    )
     assert core_queues.QueuePlace("training", "waiting", ahead=2, workers=3).text == (
         "Queued — 2 jobs ahead of it in the training queue"
     )
