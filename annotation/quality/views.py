@@ -93,14 +93,7 @@ def noise_scan_start(request: AuthedRequest, project_id: int) -> HttpResponse:
     except ServiceError as exc:
         error = exc.message
         scan = noise_scan_latest(project=project)
-    if request.htmx:
-        scan_context = _scan_context(project, scan, viewer=(request.user, role), oob=True)
-        context = {"project": project, "error": error, **scan_context}
-        # 200 with the error in the fragment: htmx swaps no 4xx answer, and the message must show where the scan would
-        return render(request, "annotation/_quality_scan.html", context)
-    if error:
-        messages.error(request, error)
-    return redirect(reverse("quality", args=[project.pk]))
+    return _scan_answer(request, project, role, scan, error)
 
 
 @login_required
@@ -114,9 +107,18 @@ def noise_scan_cancel(request: AuthedRequest, project_id: int, scan_id: int) -> 
         scan = quality_svc.noise_scan_cancel(scan=scan, user=request.user)
     except ServiceError as exc:
         error = exc.message
+    return _scan_answer(request, project, role, scan, error)
+
+
+def _scan_answer(
+    request: AuthedRequest, project: Project, role: str, scan: NoiseScan | None, error: str
+) -> HttpResponse:
+    """After a start or a cancel: htmx gets the scan's fragment (and the start button); a plain form, the quality page
+    with the error as a message."""
     if request.htmx:
         scan_context = _scan_context(project, scan, viewer=(request.user, role), oob=True)
         context = {"project": project, "error": error, **scan_context}
+        # 200 with the error in the fragment: htmx swaps no 4xx answer, and the message must show where the scan would
         return render(request, "annotation/_quality_scan.html", context)
     if error:
         messages.error(request, error)
