@@ -885,7 +885,7 @@ def test_the_scan_card_cancels_a_scan_and_offers_a_new_one(
     assert "Model: logistic regression on the embeddings and n-grams (the quick one)." in page
     assert reverse("project-settings", args=[project.pk]) not in page  # a reviewer cannot change routing: no link
     flags = client.get(reverse("noise-flag-list", args=[project.pk, scan.pk])).content.decode()
-    assert f"Scan {scan.pk} was cancelled by reviewer: it has no flags." in flags
+    assert f"Scan {scan.pk} was cancelled (by reviewer): it has no flags." in flags  # the username as written
 
 
 def test_the_default_embedder_is_the_shipped_minilm(settings):
