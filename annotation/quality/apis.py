@@ -22,6 +22,7 @@ from annotation.quality.selectors import (
 )
 from annotation.quality.services import (
     SCAN_MODELS,
+    UNKNOWN_MODEL,
     noise_scan_cancel,
     noise_scan_queue_place,
     noise_scan_start,
@@ -41,7 +42,6 @@ from core.api import (
 )
 
 NO_SUCH_SCAN = "No such scan."
-MODEL_CHOICES = ", ".join(SCAN_MODELS)
 
 
 def _score(raw: str) -> float:
@@ -183,7 +183,8 @@ class NoiseScanListApi(ApiView):
         model = serializers.ChoiceField(
             choices=SCAN_MODELS,
             required=False,
-            error_messages={"invalid_choice": f'"{{input}}" is not a scan model: choose one of {MODEL_CHOICES}.'},
+            # the service's own words (the page's), DRF filling in the value given
+            error_messages={"invalid_choice": UNKNOWN_MODEL.format(model="{input}", models=", ".join(SCAN_MODELS))},
             help_text="linear: logistic regression on frozen embeddings and n-grams (seconds). encoder: that model "
             "averaged with the encoder fine-tuned on each fold (on two CPU cores 4-12 minutes per thousand words or "
             "questions, several times that for longer texts; sharper on sentences, docs/benchmarks.md). Left out: the "

@@ -626,7 +626,7 @@ def test_a_scan_may_fine_tune_the_encoder_beside_the_linear_model(
     api.force_authenticate(reviewer)
     refused = api.post(reverse("api-noise-scan-list", args=[project.pk]), {"model": "bert"}, format="json")
     assert refused.status_code == 400 and refused.json()["field"] == "model"
-    assert refused.json()["detail"] == '"bert" is not a scan model: choose one of linear, encoder.'
+    assert refused.json()["detail"] == "Unknown scan model 'bert': choose one of linear, encoder."
     assert not NoiseScan.objects.filter(project=project).exists()
     messages: list[str] = []
     progress = quality._progress
