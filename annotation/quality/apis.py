@@ -186,8 +186,9 @@ class NoiseScanListApi(ApiView):
             # the service's own words (the page's), DRF filling in the value given
             error_messages={"invalid_choice": UNKNOWN_MODEL.format(model="{input}", models=", ".join(SCAN_MODELS))},
             help_text="linear: logistic regression on frozen embeddings and n-grams (seconds). encoder: that model "
-            "averaged with the encoder fine-tuned on each fold (on two CPU cores 4-12 minutes per thousand words or "
-            "questions, several times that for longer texts; sharper on sentences, docs/benchmarks.md). Left out: the "
+            "averaged with the encoder fine-tuned on each fold (on two free CPU cores 4-12 minutes per thousand texts, "
+            "text messages at the top of that, more on a busy machine; sharper on sentences, docs/benchmarks.md). "
+            "Left out: the "
             "server's LABELLOOP_SCAN_MODEL, linear unless set.",
         )
 

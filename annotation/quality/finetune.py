@@ -5,8 +5,8 @@ n-grams: seconds per thousand items. This one fine-tunes every weight of the enc
 on its first token, once per fold, on that fold's complement, and predicts the fold, on the same stratified, seeded
 folds. A scan started with model "encoder" averages the two models' probabilities (`noise.scan(second_model=...)`):
 on a 3-class question set its flags were right far more often, on single words about as often (docs/benchmarks.md,
-*A fine-tuned encoder beside the linear model*), for 4-12 minutes per thousand words or questions on two CPU cores
-(several times that for longer texts).
+*A fine-tuned encoder beside the linear model*), for 4-12 minutes per thousand texts on two free CPU cores (text
+messages at the top of that).
 
 The recipe is fixed and was not tuned per data set: AdamW at 1e-4 (weight decay 0.01), 4 epochs of batches of 32,
 a 10 % linear warm-up then linear decay, texts cut at 64 tokens, each batch padded to its longest text. It runs on
