@@ -20,6 +20,7 @@ from annotation.models import (
     NoiseFlag,
     NoiseScan,
     Project,
+    ReviewReason,
     ReviewStatus,
     ReviewTask,
     ScanStatus,
@@ -27,12 +28,18 @@ from annotation.models import (
 from annotation.permissions import REVIEW
 from annotation.quality import agreement
 from annotation.quality.noise import wilson
-from annotation.review.selectors import latest_decisions
+from annotation.review.selectors import latest_decisions, review_tasks
 from annotation.tasktypes import span_key_parse, value_key
 
 
 def noise_scan_latest(*, project: Project) -> NoiseScan | None:
     return NoiseScan.objects.filter(project=project).order_by("-created_at", "-id").first()
+
+
+def open_noise_flags(*, project: Project, user: User, role: str) -> int:
+    """How many noise flags (of any scan) wait in `user`'s review queue now: the queue's own rows, blind rules kept."""
+    tasks = review_tasks(project=project, user=user, role=role, status=ReviewStatus.OPEN, reason=ReviewReason.NOISE)
+    return tasks.count()
 
 
 def noise_scan_get(*, project: Project, scan_id: int) -> NoiseScan | None:

@@ -6,13 +6,14 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from annotation.models import NoiseScan, Project, ReviewReason, ReviewStatus, ScanStatus
+from annotation.models import NoiseScan, Project, ScanStatus
 from annotation.permissions import REVIEW, access_project
 from annotation.quality import services as quality_svc
 from annotation.quality.selectors import (
@@ -21,10 +22,11 @@ from annotation.quality.selectors import (
     noise_scan_get,
     noise_scan_latest,
     noise_scan_list,
+    open_noise_flags,
     quality_report,
 )
 from annotation.review.routing_inputs import routing_plan
-from annotation.review.selectors import outvoted_reviews, review_tasks
+from annotation.review.selectors import outvoted_reviews
 from core.errors import ServiceError
 from core.http import AuthedRequest
 
@@ -41,7 +43,7 @@ def quality(request: AuthedRequest, project_id: int) -> HttpResponse:
         "can_review": role in REVIEW,
         "report": quality_report(project=project, user=request.user, role=role),
         **(
-            _scan_context(project, noise_scan_latest(project=project), viewer=(request.user, role))
+            _scan_context(project, noise_scan_latest(project=project), user=request.user, role=role)
             if role in REVIEW
             else {"scan": None}
         ),
@@ -52,7 +54,7 @@ def quality(request: AuthedRequest, project_id: int) -> HttpResponse:
 
 
 def _scan_context(
-    project: Project, scan: NoiseScan | None, *, viewer: tuple[Any, str], oob: bool = False
+    project: Project, scan: NoiseScan | None, *, user: User, role: str, oob: bool = False
 ) -> dict[str, Any]:
     """The scan, its place in its queue while queued (quality, or training for one that fine-tunes the encoder), and
     why a new scan cannot start (asked only while no scan is active: the polling fragment must stay cheap). `oob`: the
@@ -60,15 +62,10 @@ def _scan_context(
     active = scan is not None and scan.is_active
     rate = (scan.summary or {}).get("estimated_noise_rate") if scan is not None else None
     ended_badly = scan is not None and scan.status in (ScanStatus.FAILED, ScanStatus.CANCELLED)
-    user, role = viewer
     return {
-        # the noise flags waiting in the viewer's review queue now (of this scan or earlier ones), counted once a scan
-        # is no longer active: the polling fragment stays cheap
-        "open_noise": None
-        if active
-        else review_tasks(project=project, user=user, role=role, status=ReviewStatus.OPEN, reason=ReviewReason.NOISE)
-        .order_by()
-        .count(),
+        # the noise flags waiting in the viewer's review queue (of this scan or earlier ones), counted once there is a
+        # scan and it has ended: the polling fragment stays cheap
+        "open_noise": open_noise_flags(project=project, user=user, role=role) if scan and not active else None,
         "scan": scan,
         # after a cancelled or failed scan, the one whose flags are in force is still a click away
         "previous": noise_scan_list(project=project, status=ScanStatus.SUCCEEDED).first() if ended_badly else None,
@@ -116,7 +113,7 @@ def _scan_answer(
     """After a start or a cancel: htmx gets the scan's fragment (and the start button); a plain form, the quality page
     with the error as a message."""
     if request.htmx:
-        scan_context = _scan_context(project, scan, viewer=(request.user, role), oob=True)
+        scan_context = _scan_context(project, scan, user=request.user, role=role, oob=True)
         context = {"project": project, "error": error, **scan_context}
         # 200 with the error in the fragment: htmx swaps no 4xx answer, and the message must show where the scan would
         return render(request, "annotation/_quality_scan.html", context)
@@ -137,7 +134,7 @@ def noise_scan_detail(request: AuthedRequest, project_id: int, scan_id: int) -> 
     """The scan's progress; the fragment keeps polling itself only while the scan is queued or running."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     scan = _scan_or_404(project=project, scan_id=scan_id)
-    scan_context = _scan_context(project, scan, viewer=(request.user, role), oob=bool(request.htmx))
+    scan_context = _scan_context(project, scan, user=request.user, role=role, oob=bool(request.htmx))
     context = {"project": project, "error": "", **scan_context}
     template = "annotation/_quality_scan.html" if request.htmx else "annotation/quality_scan.html"
     return render(request, template, context)
