@@ -58,6 +58,7 @@ from annotation.models import (
 from annotation.quality import noise
 from annotation.review.selectors import audit_labels, imported_labels, latest_decisions
 from annotation.review.services import review_task_open
+from core import durations
 from core.errors import ServiceError, StateConflict
 from core.queues import QueuePlace, queue_place, requeue_lost
 
@@ -192,7 +193,7 @@ def _encoder_model(scan: NoiseScan, texts: Sequence[str]) -> Callable[[np.ndarra
         done = (fold + step / steps) / folds
         message = f"Fine-tuning the encoder: fold {fold + 1} of {folds}, step {step + 1} of {steps}"
         if done > 0.02:  # a first estimate from the first steps only would swing
-            message += f" (about {_duration((now - started) * (1 - done) / done)} left)"
+            message += f" ({durations.left((now - started) * (1 - done) / done)})"
         _progress(scan, ENCODER_EMBED_SHARE + FINETUNE_SHARE * done, message)
 
     def fit(codes: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
@@ -345,16 +346,6 @@ def _progress(scan: NoiseScan, fraction: float, message: str) -> None:
 
 
 PROGRESS_EVERY_S = 5.0  # how often a fine-tuning scan writes its step (one UPDATE, which also sees a cancel)
-
-
-def _duration(seconds: float) -> str:
-    """'40 s', '12 min', '1 h 5 min': how long is left, as a person reads it (halves rounded up)."""
-    if seconds < 90:
-        return f"{max(int(seconds / 10 + 0.5) * 10, 10)} s"
-    minutes = int(seconds / 60 + 0.5)
-    if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes // 60} h {minutes % 60} min"
 
 
 def _embeddings(*, scan: NoiseScan, items: list[tuple[int, str]]) -> np.ndarray:

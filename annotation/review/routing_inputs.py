@@ -318,7 +318,7 @@ def annotators_left(*, project: Project, item_id: int) -> int:
 
 def budget_state(*, project: Project, bar: bool = True) -> routing.Budget:
     """The running allowance: items routed so far, judgements given or committed on them, items in all, the doubt
-    bar and whether audits fit (`budget_rules`; `bar=False` leaves them 0 and True, for a test-split item's decision).
+    bar and whether audits fit (`budget_rules`; `bar=False` leaves them 0 and True, for the weighing of a review).
 
     Judgements: each routed item's taken slots (its overlap and any extra annotator asked for, claimed or
     not), plus every review task that was not withdrawn (audits and noise reviews are human work too).

@@ -238,8 +238,9 @@ def _weighed(
     votes: Sequence[routing.Vote],
     reviewed: bool = False,
     reviewers: Sequence[str] = (),
-) -> routing.Decision:
-    """The adaptive decision for an item with these votes, from the measured accuracies, model and budget.
+) -> tuple[routing.Decision, routing.Budget]:
+    """The adaptive decision for an item with these votes, from the measured accuracies, model and budget; and the
+    budget as its rules stand (the doubt bar and whether audits fit, for the audit draw after it).
 
     `reviewers`: the voters among `votes` who reviewed the item; one nobody has measured yet counts as
     REVIEWER_PRIOR."""
@@ -256,25 +257,31 @@ def _weighed(
         if test
         else routing_inputs.model_votes(project=project, item_ids=[item_id], test=set(), scans=reviewed).get(item_id)
     )
-    # the doubt bar is for the items routing may still ask about, and a test label is people's word: no bar there
-    budget = routing_inputs.budget_state(project=project, bar=not reviewed and not test)
+    # the doubt bar is for the items routing may still ask about, and a test label is people's word: no bar there (a
+    # test item drawn for audit still waits where audits do not fit: the budget read with its rules is returned)
+    budget = routing_inputs.budget_state(project=project, bar=not reviewed)
     left = None if reviewed else routing_inputs.annotators_left(project=project, item_id=item_id)
     decision = routing.decide(
-        votes, labels, accuracies, budget=budget, model=model, reviewed=reviewed, annotators_left=left
+        votes,
+        labels,
+        accuracies,
+        budget=replace(budget, bar=0.0) if test else budget,
+        model=model,
+        reviewed=reviewed,
+        annotators_left=left,
     )
-    return replace(decision, unmeasured=unmeasured)
+    return replace(decision, unmeasured=unmeasured), budget
 
 
 def _route_adaptive(*, item: Item, project: Project, annotations: list[Annotation]) -> ReviewTask | Decision | None:
     """Adaptive routing (review/routing.py): accept the weighted vote, ask one more annotator, or a reviewer."""
     votes = _human_votes(annotations)
-    decision = _weighed(project=project, item_id=item.pk, votes=votes)
+    decision, budget = _weighed(project=project, item_id=item.pk, votes=votes)
     action = decision.action
     # An audit is a judgement too: under review_all always, else only while the budget has one to spare and pays for
     # every item in doubt (routing.audit_affordable)
     audited = project.review_all or (
-        routing.audit_drawn(item.pk, project.audit_rate)
-        and routing.audit_affordable(routing_inputs.budget_state(project=project))
+        routing.audit_drawn(item.pk, project.audit_rate) and routing.audit_affordable(budget)
     )
     drawn_for_audit = action == routing.DONE and audited
     if drawn_for_audit:
@@ -373,7 +380,7 @@ def _reviewer_weighed(
     names = [v.voter for v in (*earlier, here)]
     # one vote per person: a reviewer who also annotated the item counts with their last word, the review
     votes = [*(v for v in _human_votes(annotations) if v.voter not in names), *earlier, here]
-    weighed = _weighed(project=project, item_id=task.item_id, votes=votes, reviewed=True, reviewers=names)
+    weighed, _budget = _weighed(project=project, item_id=task.item_id, votes=votes, reviewed=True, reviewers=names)
     return weighed, len(votes)
 
 

@@ -37,6 +37,7 @@ from annotation.models import (
 )
 from annotation.permissions import ANY_ROLE, access_project
 from annotation.tasktypes import value_display, value_key
+from core import durations
 from core.queues import QueuePlace, queue_place
 from training.ml.registry import ModelRegistry
 from training.models import (
@@ -537,7 +538,7 @@ def prediction_batch_progress(batch: PredictionBatch, *, now: dt.datetime | None
     if batch.written and elapsed > 0:
         rate = batch.written / elapsed
         eta = max(total - done, 0) / rate
-        figures.update(items_per_s=round(rate, 3), eta_s=round(eta, 1), eta=duration_text(eta))
+        figures.update(items_per_s=round(rate, 3), eta_s=round(eta, 1), eta=durations.exact(eta))
     return figures
 
 
@@ -949,25 +950,13 @@ def zip_chunks(directory: Path) -> Iterator[bytes]:
     yield from sink.drain()
 
 
-def duration_text(seconds: float | None) -> str:
-    """"1 h 05 min", "3 min 20 s", "12 s"; empty when unknown."""
-    if not isinstance(seconds, int | float) or seconds < 0:
-        return ""
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-
-
 def _eta_text(run: TrainingRun, progress: dict[str, Any]) -> str:
     """The training loop's ETA while it trains; after it, the current phase's own (empty until it has a rate)."""
     if not run.is_active:
         return ""
     if progress.get("phase") == "training":
-        return duration_text(progress.get("eta_s"))
-    return duration_text(progress.get("phase_eta_s"))
+        return durations.exact(progress.get("eta_s"))
+    return durations.exact(progress.get("phase_eta_s"))
 
 
 def run_progress_view(run: TrainingRun) -> dict[str, Any]:
@@ -989,7 +978,7 @@ def run_progress_view(run: TrainingRun) -> dict[str, Any]:
         "phase_percent": round(100 * (progress.get("phase_done") or 0) / progress["phase_total"])
         if progress.get("phase_total")
         else 0,
-        "elapsed": duration_text(progress.get("elapsed_s")),
+        "elapsed": durations.exact(progress.get("elapsed_s")),
         "lr": progress.get("lr"),
         "train_loss": progress.get("train_loss"),
         "samples_per_s": progress.get("samples_per_s"),

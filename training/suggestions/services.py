@@ -16,7 +16,6 @@ ML is imported inside `suggestion_run_execute` (the worker): the web process nev
 from __future__ import annotations
 
 import datetime as dt
-import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -606,9 +605,4 @@ def suggestion_runs_abandoned_fail(*, project: Project) -> int:
     ).update(status=SuggestionRunStatus.FAILED, message=RUN_ABANDONED, finished_at=now)
 
 
-def eta_text(seconds: int | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 90:
-        return f"about {max(seconds, 1)} s left"
-    return f"about {math.ceil(seconds / 60)} min left"
+

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from annotation.models import Project
 from annotation.permissions import MANAGE, REVIEW, access_project
+from core import durations
 from core.errors import ServiceError
 from core.http import AuthedRequest
 from training.models import SuggestionMethod, SuggestionRun
@@ -85,7 +86,7 @@ def _detail_context(project: Project, role: str, run: SuggestionRun) -> dict[str
         "run": run,
         "provenance": selectors.provenance(run),
         "queue_place": suggestions.suggestion_run_queue_place(run),
-        "eta": suggestions.eta_text(run.eta_seconds) if run.is_active else "",
+        "eta": durations.left(run.eta_seconds) if run.is_active else "",
         "rows": selectors.comparison_rows(run),
         "evaluation": run.summary.get("evaluation") or {},
     }

@@ -74,7 +74,9 @@ def test_the_learning_rate_warms_up_then_decays_to_zero():
 
 
 def test_the_time_left_reads_as_a_person_would_say_it():
-    from annotation.quality.services import _duration
+    from core import durations
 
-    said = [_duration(s) for s in (3, 44, 85, 91, 750, 3570, 3900)]
+    said = [durations.rough(s) for s in (3, 44, 85, 91, 750, 3570, 3900)]
     assert said == ["10 s", "40 s", "90 s", "2 min", "13 min", "1 h", "1 h 5 min"]
+    assert durations.left(600) == "about 10 min left" and durations.left(None) == ""
+    assert [durations.exact(s) for s in (12, 200, 3900, None, -1)] == ["12 s", "3 min 20 s", "1 h 05 min", "", ""]

@@ -840,8 +840,21 @@ def test_a_majority_under_the_bar_is_accepted_and_its_decision_says_why(adaptive
     majority = votes(("x", "positive"), ("y", "positive"), ("z", "negative"))  # nobody measured: 88 % sure
     train, test = Item.objects.filter(project=adaptive, status=ItemStatus.NEW).order_by("pk")[:2]
     ItemSplit.objects.create(item=test, split=Split.TEST)
-    assert reviews._weighed(project=adaptive, item_id=train.pk, votes=majority).bar == 0.3
-    assert reviews._weighed(project=adaptive, item_id=test.pk, votes=majority).bar == 0.0
+    assert reviews._weighed(project=adaptive, item_id=train.pk, votes=majority)[0].bar == 0.3
+    decision, budget = reviews._weighed(project=adaptive, item_id=test.pk, votes=majority)
+    assert decision.bar == 0.0 and budget.bar == 0.3  # the budget as its rules stand, for the audit draw after it
+
+
+def test_routing_an_agreement_drawn_for_audit_reads_the_budget_once(adaptive, annotator, annotator2, monkeypatch):
+    """The audit draw asks the budget the decision just read: one count of the project's items and reviews, not two."""
+    Project.objects.filter(pk=adaptive.pk).update(audit_rate=1.0)
+    read = []
+    budget_state = routing_inputs.budget_state
+    monkeypatch.setattr(routing_inputs, "budget_state", lambda **kw: read.append(kw) or budget_state(**kw))
+    a = submit(annotator, adaptive, "positive")
+    submit(annotator2, adaptive, "positive")
+    assert ReviewTask.objects.get(item_id=a.item_id).reasons == [ReviewReason.AUDIT]
+    assert len(read) == 1
 
 
 def test_the_plan_values_one_more_annotator_at_what_annotators_were_measured():

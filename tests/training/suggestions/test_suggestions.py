@@ -28,6 +28,7 @@ from annotation.models import (
 )
 from annotation.projects.services import membership_set, project_create
 from annotation.review.selectors import latest_decisions
+from core import durations
 from core.queues import JsonSimpleWorker
 from tests.annotation.quality.test_views import VOCAB, hashing_embed
 from tests.fixtures.api import next_item
@@ -173,7 +174,7 @@ def test_llm_zero_shot_scores_every_label_and_reports_an_eta(corpus, owner, clie
     assert run.model_name == "tiny-llama" and run.shot_item_ids == []
     assert "constrained choice" in run.summary["method"]
     assert run.eta_seconds is None and run.progress == 1.0
-    assert suggestions.eta_text(42) == "about 42 s left" and suggestions.eta_text(600) == "about 10 min left"
+    assert durations.left(42) == "about 40 s left" and durations.left(600) == "about 10 min left"
 
 
 def test_pre_labels_reach_annotators_only_when_the_owner_shows_them(
@@ -324,7 +325,7 @@ def test_the_run_page_follows_a_running_job_with_its_eta_then_reloads_once_it_en
     url = reverse("suggestion-run-detail", args=[project.pk, run.pk])
     fragment = client.get(url, headers={"HX-Request": "true"})
     html = fragment.content.decode()
-    assert "Scored 50 of 200 items" in html and "about 3 min left" in html and 'hx-trigger="every 2s"' in html
+    assert "Scored 50 of 200 items" in html and "about 2 min left" in html and 'hx-trigger="every 2s"' in html
     assert "HX-Refresh" not in fragment
     SuggestionRun.objects.filter(pk=run.pk).update(status=SuggestionRunStatus.SUCCEEDED, progress=1.0)
     ended = client.get(url, headers={"HX-Request": "true"})
