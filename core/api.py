@@ -31,7 +31,8 @@ from core.errors import ServiceError
 from core.pagination import Pagination
 from core.streaming import JSONL_MEDIA_TYPE
 
-UNKNOWN_FILTER = "{name!r} is not a filter of this list; use one of: {allowed}."
+UNKNOWN_FILTER = "{name!r} is not a query parameter here; use one of: {allowed}."
+NO_QUERY = "{name!r} is not a query parameter here: this takes none."
 BAD_FILTER_VALUE = "{value!r} is not a valid value: {reason}"
 ID_TOO_LARGE = "{value} is not an id: ids are whole numbers up to {largest}."
 REPEATED_FILTER = "{name!r} was given {count} times: give it once (a filter takes one value)."
@@ -123,6 +124,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 UNKNOWN_FIELD = "Unknown field: this request takes {fields}."
+READ_ONLY_FIELD = "{name} cannot be changed here: {why}."
 
 
 NOT_A_NUMBER = "A number is required, not {value}."
@@ -133,12 +135,18 @@ def validated(serializer_class: type[serializers.Serializer], data: Any, **kwarg
 
     Stricter than DRF in two ways a client's mistake would otherwise pass unnoticed: a field the request does not
     take is refused (it was silently dropped: `audit_rate` sent on create kept the default), and JSON true/false is
-    not a number (DRF's FloatField reads true as 1.0: a routing budget of `true` became 1).
+    not a number (DRF's FloatField reads true as 1.0: a routing budget of `true` became 1). A field the answer shows
+    but this request cannot change is refused saying why, from the serializer's `READ_ONLY` {name: why}, where it
+    has one (`review_all` read back from a project and sent again was called unknown).
     """
     serializer = serializer_class(data=data, **kwargs)
     if isinstance(data, Mapping):
         fields = {name: field for name, field in serializer.fields.items() if not field.read_only}
         unknown = sorted(str(name) for name in data if name not in fields)
+        fixed: Mapping[str, str] = getattr(serializer_class, "READ_ONLY", {})
+        for name in unknown:
+            if name in fixed:
+                raise serializers.ValidationError({name: [READ_ONLY_FIELD.format(name=name, why=fixed[name])]})
         if unknown:
             raise serializers.ValidationError({unknown[0]: [UNKNOWN_FIELD.format(fields=", ".join(fields))]})
         numbers = (serializers.FloatField, serializers.IntegerField, serializers.DecimalField)
@@ -262,10 +270,10 @@ def moment(raw: str) -> dt.datetime:
 class ApiView(APIView):
     """Base of every API: one error body (see the handler above), distinct schema names, pagination.
 
-    `filters` is the allow-list of query parameters a list accepts, each with its parser; anything else
-    (other than limit and offset) is refused with a 400 naming it, so no request data reaches a query
-    unparsed. A parameter given twice (`?reason=audit&reason=noise`) is refused too: a filter takes one value,
-    and reading only the last one would drop the others without a word.
+    `filters` is the allow-list of query parameters a read accepts (a list's filters), each with its parser;
+    anything else (other than limit, offset and format) is refused with a 400 naming it, on every GET (`initial`),
+    so no request data reaches a query unparsed. A parameter given twice (`?reason=audit&reason=noise`) is refused
+    too: a filter takes one value, and reading only the last one would drop the others without a word.
     """
 
     schema = ApiSchema()
@@ -290,6 +298,10 @@ class ApiView(APIView):
         for name, value in kwargs.items():
             if isinstance(value, int) and value > ID_MAX:
                 raise ServiceError(ID_TOO_LARGE.format(value=value, largest=ID_MAX), field=name)
+        if request.method in ("GET", "HEAD"):
+            # every read checks its query, not only the lists: `?view=all` on a report is a 400 naming it, rather
+            # than an answer the caller takes for the filtered one
+            self.filter_values(request)
 
     def filter_values(self, request: Request) -> dict[str, Any]:
         allowed = {**self.filters, **PAGING, "format": str}
@@ -297,7 +309,9 @@ class ApiView(APIView):
         self.paging_checked(request)
         for name in request.query_params:
             if name not in allowed:
-                names = ", ".join(sorted(self.filters)) or "none"
+                if not self.filters:
+                    raise ServiceError(NO_QUERY.format(name=name), field=name)
+                names = ", ".join(sorted(self.filters))
                 raise ServiceError(UNKNOWN_FILTER.format(name=name, allowed=names), field=name)
             raw = self.single_value(request, name)
             if name in self.filters:

@@ -50,4 +50,10 @@ cat <<MSG
 MSG
 $PY manage.py runserver --noreload "${HOST}:${PORT}" > var/web.log 2>&1 &
 echo $! > var/web.pid
-wait "$(cat var/web.pid)"
+status=0
+wait "$(cat var/web.pid)" || status=$?
+# `make stop` ends the server with SIGTERM (exit 143): that is a stop, not a failure for make to report
+if [ "$status" -ne 0 ] && [ "$status" -ne 143 ]; then
+  echo "The web server stopped with exit status $status: see var/web.log." >&2
+  exit "$status"
+fi

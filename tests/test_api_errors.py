@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from core.api import BAD_FILTER_VALUE, ID_MAX, PAGE_LIMIT_EXPECTED, REPEATED_FILTER
+from core.api import BAD_FILTER_VALUE, ID_MAX, NO_QUERY, PAGE_LIMIT_EXPECTED, REPEATED_FILTER, UNKNOWN_FILTER
 from core.pagination import Pagination
 from core.views import NO_SUCH_ROUTE
 from tests.fixtures.api import api_as, url
@@ -82,3 +82,27 @@ def test_a_parameter_given_twice_is_a_400_naming_it(project, owner, name, query)
     response = api_as(owner).get(url("api-member-list", project) + query)
     assert (response.status_code, response.json()["field"]) == (400, name)
     assert response.json()["detail"] == REPEATED_FILTER.format(name=name, count=2)
+
+
+@pytest.mark.parametrize("route", ["api-quality", "api-annotator-quality", "api-routing-plan", "api-project-detail"])
+def test_a_read_that_takes_no_query_refuses_one_naming_it(project, owner, route):
+    """A tester's `?view=all` on the quality report was answered as if it were the report it asked for."""
+    response = api_as(owner).get(url(route, project) + "?view=all")
+    assert (response.status_code, response.json()["field"]) == (400, "view")
+    assert response.json()["detail"] == NO_QUERY.format(name="view")
+    assert api_as(owner).get(url(route, project) + "?format=json").status_code == 200
+
+
+def test_an_unknown_filter_of_a_list_names_the_ones_it_takes(project, owner):
+    response = api_as(owner).get(url("api-member-list", project) + "?who=ann")
+    assert (response.status_code, response.json()["field"]) == (400, "who")
+    assert response.json()["detail"] == UNKNOWN_FILTER.format(name="who", allowed="role")
+
+
+def test_a_field_the_project_shows_but_the_api_cannot_change_says_why(project, owner):
+    """A tester's `{"review_all": true}` was called an unknown field, though the project's own answer holds it."""
+    response = api_as(owner).patch(url("api-project-detail", project), {"review_all": True}, format="json")
+    assert (response.status_code, response.json()["field"]) == (400, "review_all")
+    assert response.json()["detail"].startswith("review_all cannot be changed here: a site administrator sets it")
+    project.refresh_from_db()
+    assert project.review_all is False

@@ -36,3 +36,12 @@ def test_no_endpoint_is_described_by_the_base_class_docstring(tmp_path):
         if "Base of every API" in op.get("description", "")
     ]
     assert leaked == []
+
+
+def test_deciding_a_closed_review_task_is_documented_as_a_409(tmp_path):
+    """The decide endpoint answers 409 once another reviewer closed the task; a tester found the schema silent."""
+    out = tmp_path / "schema.yml"
+    call_command("spectacular", "--file", str(out))
+    schema = yaml.safe_load(out.read_text())
+    decide = schema["paths"]["/api/projects/{project_id}/review-tasks/{task_id}/decide/"]["post"]
+    assert "409" in decide["responses"]

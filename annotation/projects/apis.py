@@ -282,6 +282,12 @@ class ProjectDetailApi(ApiView):
     may overlap, or deletes it (archived: nothing is removed)."""
 
     class InputSerializer(serializers.Serializer):
+        READ_ONLY = {
+            "review_all": "a site administrator sets it in Django's admin (every accepted item then goes to a "
+            "reviewer, budget or not)",
+            "task_type": "a project keeps the task type it was made with; make a new project for another",
+            "labels": "labels are added and renamed on the project's settings page",
+        }
         overlap = serializers.IntegerField(min_value=1, max_value=20, required=False)
         lease_seconds = serializers.IntegerField(
             min_value=LEASE_MIN_SECONDS, max_value=LEASE_MAX_SECONDS, required=False,

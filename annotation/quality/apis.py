@@ -134,6 +134,10 @@ class RoutingPlanApi(ApiView):
             "while the budget pays for every item in doubt, under 50 items, under review_all, and for a project that "
             "is not single-label."
         )
+        blocked = serializers.CharField(
+            help_text="Why there is no plan (a budget under the overlap, which fixed routing allows and adaptive "
+            "routing refuses: the figures are then empty), else empty."
+        )
 
     @extend_schema(responses={200: OutputSerializer, **DENIED})
     def get(self, request: Request, project_id: int) -> Response:
@@ -244,7 +248,10 @@ class NoiseFlagListApi(ApiView):
     @extend_schema(
         parameters=[
             *PAGE_PARAMETERS,
-            OpenApiParameter("max_score", float, description="Only flags with label quality at most this (0-1)."),
+            OpenApiParameter(
+                "max_score", float, description="Only flags whose score (the chance the final label is right, 0-1) "
+                "is at most this."
+            ),
         ],
         responses={200: paginated(OutputSerializer), **REFUSED},
     )

@@ -57,7 +57,12 @@ def annotator_quality(*, project: Project, scan: NoiseScan | None = None) -> dic
         scan = noise_scan_list(project=project, status=ScanStatus.SUCCEEDED).first()
     if scan is None or not scan.summary.get("annotators"):
         return None
-    return {"scan": scan.pk, "finished_at": scan.finished_at, "annotators": scan.summary["annotators"]}
+    return {
+        "scan": scan.pk,
+        "finished_at": scan.finished_at,
+        "annotators": scan.summary["annotators"],
+        "test_split_skipped": scan.summary.get("test_split_skipped", 0),  # why its item counts are the lower ones
+    }
 
 
 def _with_interval(row: dict[str, Any]) -> dict[str, Any]:

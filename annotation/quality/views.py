@@ -74,7 +74,10 @@ def _scan_context(
         "queue_place": quality_svc.noise_scan_queue_place(scan) if scan is not None else None,
         "scan_blocker": None if active else quality_svc.noise_scan_blocker(project=project),
         "oob": oob,
-        "default_model": quality_svc.default_scan_model(),
+        # the model the (disabled) choice shows while a scan runs is that scan's, else the one a new scan would take
+        "shown_model": (
+            (scan.params or {}).get("model") if scan is not None and active else quality_svc.default_scan_model()
+        ),
     }
 
 

@@ -21,7 +21,7 @@ from annotation.review.services import (
     review_bulk_accept,
     review_bulk_plan,
 )
-from core.api import ID_MAX, PAGE_PARAMETERS, REFUSED, ApiView, choice, paginated, validated
+from core.api import CONFLICT, ID_MAX, PAGE_PARAMETERS, REFUSED, ApiView, choice, paginated, validated
 from core.errors import ServiceError
 
 
@@ -44,7 +44,12 @@ class ReviewTaskSerializer(serializers.Serializer):
     text = serializers.CharField(source="item.text")
     status = serializers.ChoiceField(choices=ReviewStatus.choices, source="task.status")
     reasons = serializers.ListField(source="task.reasons", child=serializers.ChoiceField(choices=ReviewReason.choices))
-    noise_score = serializers.FloatField(source="task.noise_score", allow_null=True)
+    noise_score = serializers.FloatField(
+        source="task.noise_score",
+        allow_null=True,
+        help_text="A noise flag's task: the scan's probability (0-1) that the final label is right (its flag's score; "
+        "the page shows it as a percentage). Null on other tasks.",
+    )
     suggested_value = serializers.JSONField(source="task.suggested_value", allow_null=True)
     routing = serializers.JSONField(
         source="task.routing",
@@ -158,7 +163,7 @@ class ReviewDecideApi(ApiView):
             "judgement of the item and the vote kept another value (yours is in the item's history).",
         )
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED})
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **REFUSED, **CONFLICT})
     def post(self, request: Request, project_id: int, task_id: int) -> Response:
         task, _ = access_review_task(user=self.user, project_id=project_id, task_id=task_id)
         data = validated(self.InputSerializer, request.data)

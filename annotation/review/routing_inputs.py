@@ -438,6 +438,12 @@ def budget_rules(*, project: Project) -> tuple[float, bool]:
     return bar, audits
 
 
+PLAN_UNDER_OVERLAP = (
+    "No plan: the budget ({budget:g} judgements per item) is under the overlap ({overlap}), which adaptive routing "
+    "cannot keep. Raise the budget to {overlap} or more to see what it would do."
+)
+
+
 def routing_plan(*, project: Project) -> dict[str, Any]:
     """What adaptive routing would do with the latest items whose annotations are in, before it is switched on.
 
@@ -463,9 +469,12 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         "reviewer_accuracy": None,
         "annotator_accuracy": None,
         "bar": 0.0,
+        "blocked": "",
     }
     if not project.task_kind.single_class:
         return base
+    if project.routing_budget < project.overlap:  # allowed under fixed routing; adaptive routing refuses it
+        return {**base, "blocked": PLAN_UNDER_OVERLAP.format(overlap=project.overlap, budget=project.routing_budget)}
     kept, given, noted_ids = ordered_votes(project=project)
     first = {i: given[i][: project.overlap] for i in kept}
     accuracies = voter_accuracies(project=project)

@@ -154,6 +154,11 @@ class ReviewQueue:
     def bulk_count(self) -> int:
         return sum(e.bulk_acceptable for e in self.entries)
 
+    @property
+    def reason_short(self) -> str:
+        """The filter's name as its chip says it ("noise flag"); empty when unfiltered."""
+        return REASON_SHORT.get(ReviewReason(self.reason), self.reason) if self.reason else ""
+
 
 def still_annotatable(*, user: User) -> Q:
     """Items the user could still claim: open, and never claimed by them (used to keep reviews blind)."""
@@ -288,7 +293,12 @@ def review_queue(
         entries=entries,
         panel=panel,
         reason=reason,
-        reason_counts=[ReasonCount(r.value, r.label, per_reason[r.value]) for r in ReviewReason if per_reason.get(r)],
+        # the filter in use keeps its chip at 0, so the page still says which filter emptied the list
+        reason_counts=[
+            ReasonCount(r.value, r.label, per_reason.get(r.value, 0))
+            for r in ReviewReason
+            if per_reason.get(r) or r.value == reason
+        ],
         open_count=open_count,
         page=page,
         pages=pages,
@@ -749,14 +759,16 @@ def item_history(*, item: Item) -> list[HistoryEvent]:
                                    d.guideline_version.version if d.guideline_version else None))
     for t in ReviewTask.objects.filter(item=item).select_related("resolved_by"):
         reasons = ", ".join(ReviewReason(r).label for r in t.reasons)
-        events.append(HistoryEvent(t.created_at, "review", "", f"Sent to review: {reasons}",
-                                   value_display(t.suggested_value, item.text)))
+        # what a scan or model suggested is said as such: in the value column it read as the label it had then
+        suggested = f"; suggested {value_display(t.suggested_value, item.text)}" if t.suggested_value else ""
+        events.append(HistoryEvent(t.created_at, "review", "", f"Sent to review: {reasons}{suggested}"))
         if t.resolved_at:
             closed = f"Review closed: {t.get_status_display()}" + (f" — {t.comment}" if t.comment else "")
             who = t.resolved_by.get_username() if t.resolved_by else ""
             events.append(HistoryEvent(t.resolved_at, "review_closed", who, closed))
     for f in NoiseFlag.objects.filter(item=item).select_related("scan"):
         events.append(HistoryEvent(f.created_at, "noise", f"noise scan {f.scan_id}",
-                                   f"Flagged by a noise scan (label quality {f.score:.2f}); suggested "
-                                   f"{value_display(f.suggested, item.text)}", value_display(f.given, item.text)))
+                                   f"Flagged by a noise scan ({100 * f.score:.1f} % chance its label is right); "
+                                   f"suggested {value_display(f.suggested, item.text)}",
+                                   value_display(f.given, item.text)))
     return sorted(events, key=lambda e: e.at)

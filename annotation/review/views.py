@@ -113,12 +113,17 @@ def _review_page(
         "error": error,
         "notice": notice,
         "notice_warns": notice_warns,
-        "filter_query": _filter_query(queue.reason, queue.page),
+        "filter_query": (filter_query := _filter_query(queue.reason, queue.page)),
     }
     if project.task_kind.needs_text and queue.panel is not None:
         context.update(_span_review_context(project, queue.panel))
     template = "annotation/_review_workspace.html" if request.htmx else "annotation/review_queue.html"
-    return render(request, template, context, status=200 if request.htmx else status)
+    response = render(request, template, context, status=200 if request.htmx else status)
+    if request.htmx and request.method == "POST":
+        # the address bar follows the task now shown: a reload after a decision reopens it, not the decided one
+        shown = f"&task={queue.panel.task.pk}" if queue.panel is not None else ""
+        response["HX-Replace-Url"] = reverse("review-queue", args=[project.pk]) + "?" + filter_query + shown
+    return response
 
 
 @login_required

@@ -191,3 +191,17 @@ def test_the_note_box_keys_do_what_the_hints_say(page: Page, queue: Project, scr
     expect(page.locator('input[data-hotkey="1"]')).to_be_checked()
     expect(note).to_have_value("Sarcasm?\nHard to tell.")
     page.locator(".annotate-main").screenshot(path=str(screenshot_dir / "annotate-note-keys.png"))
+
+
+def test_the_routing_choice_shows_its_whole_name_on_a_wide_screen(page: Page, queue: Project, screenshot_dir):
+    """A tester's settings page at 1280 px read "Adaptive: weighted vote within a budg": the choice sat in a third of
+    the card."""
+    log_in(page, "owner", f"/projects/{queue.pk}/settings/")
+    choice = page.locator("select[name=routing_policy]")
+    choice.select_option(RoutingPolicy.ADAPTIVE)
+    fits = choice.evaluate(
+        "s => { const c = document.createElement('canvas').getContext('2d'); c.font = getComputedStyle(s).font;"
+        " return c.measureText(s.options[s.selectedIndex].text).width + 40 <= s.clientWidth; }"
+    )
+    assert fits
+    choice.locator("xpath=ancestor::form").screenshot(path=str(screenshot_dir / "settings-routing.png"))

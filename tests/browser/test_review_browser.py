@@ -89,12 +89,39 @@ def test_reviewer_works_the_queue_with_the_keyboard_only(page: Page, world, scre
     assert decision.value == {"label": "negative"} and decision.source == DecisionSource.REVIEWER
     assert decision.reviewer == reviewer
 
-    # 2. B accepts the second annotator's answer on the next disagreement.
+    # The address follows the task shown: a reload opens it, not the decided one (a tester was shown "already
+    # closed" and no task, with no key to go on)
+    expect(panel).to_contain_text(TEXTS[1][0])
+    decided = ReviewTask.objects.get(item__text=TEXTS[0][0])
+    assert f"task={decided.pk}" not in page.url
+    page.reload()
+    expect(panel).to_contain_text(TEXTS[1][0])
+    expect(page.locator("#review-unavailable")).to_have_count(0)
+    # a link to the decided task says so and offers the next one under N
+    page.goto(reverse("review-queue", args=[project.pk]) + f"?task={decided.pk}")
+    expect(page.locator("#review-unavailable")).to_contain_text("already closed (decided by you)")
+    page.keyboard.press("n")
+    expect(panel).to_contain_text(TEXTS[1][0])
+
+    # 2. Filtered to the disagreements, B accepts the second annotator's answer on the last one.
+    page.locator('#review-filters a[data-reason="disagreement"]').focus()
+    page.keyboard.press("Enter")
+    expect(page.locator('#review-filters a[data-reason="disagreement"]')).to_have_attribute("aria-current", "true")
     expect(panel).to_contain_text(TEXTS[1][0])
     page.keyboard.press("b")  # at once: the keys work the moment the next task shows
     expect(panel).to_contain_text("Accepted: neutral is the final label.")
     assert final(TEXTS[1][0]).value == {"label": "neutral"}
     expect(page.locator("#review-progress")).to_contain_text("You reviewed 2 today · 3 open")
+    # the filter ran empty while other tasks wait: the page says so (not "Nothing waits"), keeps the filter's chip,
+    # and N shows them all
+    expect(page.locator("#review-empty")).to_contain_text(
+        "No open task with the reason “disagreement” is left; 3 other tasks wait in the queue."
+    )
+    expect(page.locator('#review-filters a[data-reason="disagreement"]')).to_contain_text("disagreement 0")
+    page.screenshot(path=str(screenshot_dir / "review_filter_empty.png"), full_page=True)
+    page.keyboard.press("n")
+    expect(panel).to_contain_text(TEXTS[2][0])
+    assert "reason=" not in page.url
 
     # 3. Filter the queue to the audit samples, tick them all and accept them after the confirmation.
     page.locator('#review-filters a[data-reason="audit"]').focus()

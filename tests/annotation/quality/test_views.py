@@ -377,6 +377,7 @@ def test_the_flags_page_lists_them_most_likely_first_with_paging_and_counts(
     first = client.get(url).content.decode()
     assert f"{len(flags)} flagged of {scan.summary['scanned']} items" in first
     assert first.index(flags[0].item.text) < first.index(flags[1].item.text)
+    assert "Chance it is right</th>" in first and f"<td>{100 * flags[0].score:.1f} %</td>" in first
     assert flags[4].item.text not in first and 'rel="next"' in first
     second = client.get(url, {"page": 2}).content.decode()
     assert flags[4].item.text in second and 'rel="prev"' in second
@@ -449,8 +450,13 @@ def test_the_suspect_shows_in_the_review_queue_with_its_suggestion(
     start_and_run(client, project, django_capture_on_commit_callbacks)
     task = ReviewTask.objects.filter(item__in=items, status=ReviewStatus.OPEN).first()
     html = client.get(reverse("review-queue", args=[project.pk]), {"task": task.pk}).content.decode()
-    assert "Noise scan suspect" in html and "the scan suggests" in html
+    assert "Noise scan suspect" in html
+    # the same number the flags page shows, in the same words (a tester found "label quality" here)
+    assert f"the scan puts the chance that this label is right at {100 * task.noise_score:.1f} % and suggests" in html
     assert f"<strong>{task.suggested_value['label']}</strong>" in html
+    history = client.get(reverse("item-history", args=[project.pk, task.item_id])).content.decode()
+    assert f"Sent to review: Noise scan suspect; suggested {task.suggested_value['label']}" in history
+    assert "% chance its label is right); suggested" in history
 
 
 def test_embeddings_are_cached_per_item_and_encoder(project, reviewer, client, django_capture_on_commit_callbacks):
@@ -689,6 +695,17 @@ def test_an_operator_with_a_gpu_worker_makes_the_encoder_the_default(
     with django_capture_on_commit_callbacks(execute=True):  # whoever starts a scan may still pick the quick one
         chosen = api.post(reverse("api-noise-scan-list", args=[project.pk]), {"model": "linear"}, format="json")
     assert chosen.json()["params"] == {"seed": 0, "model": "linear"}
+    django_rq.get_queue("training").empty()
+
+
+def test_while_a_scan_runs_the_disabled_choice_shows_its_model(project, reviewer, client):
+    """A tester's card said the encoder scan was running while the greyed choice under it read "Quick"."""
+    labelled_corpus(project)
+    client.force_login(reviewer)
+    quality.noise_scan_start(project=project, user=reviewer, params={"seed": 0, "model": "encoder"})
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert '<option value="encoder" selected>' in html and '<option value="linear">' in html
+    assert re.search(r'<select name="model" id="scan-model"[^>]* disabled>', html)
     django_rq.get_queue("training").empty()
 
 

@@ -813,6 +813,21 @@ def test_the_bar_is_measured_on_the_projects_decisions_and_shown_in_the_plan(
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
     assert "Under adaptive routing: The budget cannot" in html  # the project routes fixed: what it would do
     assert f"under {100 * bar:.1f} % in doubt is accepted on it" in html
+    assert "wait for their audit" not in html and "none: the audit rate is 0" in html  # no audit to wait for
+    # a budget at the overlap pays for nothing further: the page says so rather than quote a bar (a tester read
+    # "under 46.5 % in doubt is accepted" where no judgement could be paid for)
+    Project.objects.filter(pk=project.pk).update(routing_budget=2.0)
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert "The budget is the overlap (2 judgements per item), so it pays for no further judgement" in html
+    assert "% in doubt is accepted on it" not in html
+    # under it (fixed routing allows that) there is no plan, and the page and the API say why
+    Project.objects.filter(pk=project.pk).update(routing_budget=1.5)
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert 'id="routing-plan-table"' not in html and "No plan: the budget (1.5 judgements per item)" in html
+    plan = api_as(owner).get(url("api-routing-plan", project)).data
+    assert plan["blocked"].startswith("No plan: the budget (1.5") and plan["items"] == 0
+    assert plan["expected_accuracy"] is None
+    Project.objects.filter(pk=project.pk).update(routing_budget=2.2)
     Project.objects.filter(pk=project.pk).update(routing_budget=2.5)
     project.refresh_from_db()
     assert routing_inputs.budget_rules(project=project)[0] == 0.0  # both splits paid for
