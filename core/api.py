@@ -32,7 +32,7 @@ from core.pagination import Pagination
 from core.streaming import JSONL_MEDIA_TYPE
 
 UNKNOWN_FILTER = "{name!r} is not a query parameter here; use one of: {allowed}."
-NO_QUERY = "{name!r} is not a query parameter here: this takes none."
+NO_QUERY = "{name!r} is not a query parameter here: this takes none (but format)."
 BAD_FILTER_VALUE = "{value!r} is not a valid value: {reason}"
 ID_TOO_LARGE = "{value} is not an id: ids are whole numbers up to {largest}."
 REPEATED_FILTER = "{name!r} was given {count} times: give it once (a filter takes one value)."
@@ -270,15 +270,17 @@ def moment(raw: str) -> dt.datetime:
 class ApiView(APIView):
     """Base of every API: one error body (see the handler above), distinct schema names, pagination.
 
-    `filters` is the allow-list of query parameters a read accepts (a list's filters), each with its parser;
-    anything else (other than limit, offset and format) is refused with a 400 naming it, on every GET (`initial`),
-    so no request data reaches a query unparsed. A parameter given twice (`?reason=audit&reason=noise`) is refused
-    too: a filter takes one value, and reading only the last one would drop the others without a word.
+    `filters` is the allow-list of query parameters a list accepts, each with its parser; anything else (other than
+    limit, offset and format) is refused with a 400 naming it, so no request data reaches a query unparsed. A read
+    that takes no query refuses any but format (`finalize_response`). A parameter given twice
+    (`?reason=audit&reason=noise`) is refused too: a filter takes one value, and reading only the last one would drop
+    the others without a word.
     """
 
     schema = ApiSchema()
     pagination_class = Pagination
     filters: Mapping[str, Parser] = {}
+    query_checked = True  # False from `initial` until filter_values ran (a request refused before it is not checked)
 
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         return exception_handler
@@ -298,20 +300,27 @@ class ApiView(APIView):
         for name, value in kwargs.items():
             if isinstance(value, int) and value > ID_MAX:
                 raise ServiceError(ID_TOO_LARGE.format(value=value, largest=ID_MAX), field=name)
-        if request.method in ("GET", "HEAD"):
-            # every read checks its query, not only the lists: `?view=all` on a report is a 400 naming it, rather
-            # than an answer the caller takes for the filtered one
-            self.filter_values(request)
+        self.query_checked = False  # set by filter_values; a read that never called it is checked after its handler
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        """A read whose handler took no query (a report, a detail) refuses one it was given, naming it: `?view=all`
+        on the quality report was answered as if it had filtered. Checked after the handler, so the caller learns of
+        a missing project or role (404, 403) first, as from a list, whose handler checks its filters itself."""
+        if request.method in ("GET", "HEAD") and response.status_code < 400 and not self.query_checked:
+            extra = [name for name in request.query_params if name != "format"]
+            if extra:
+                response = self.handle_exception(ServiceError(NO_QUERY.format(name=extra[0]), field=extra[0]))
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def filter_values(self, request: Request) -> dict[str, Any]:
+        """The list's filters parsed ({name: value}), after a 400 naming any parameter it does not take."""
+        self.query_checked = True
         allowed = {**self.filters, **PAGING, "format": str}
         values: dict[str, Any] = {}
         self.paging_checked(request)
         for name in request.query_params:
             if name not in allowed:
-                if not self.filters:
-                    raise ServiceError(NO_QUERY.format(name=name), field=name)
-                names = ", ".join(sorted(self.filters))
+                names = ", ".join([*sorted(self.filters), *PAGING])
                 raise ServiceError(UNKNOWN_FILTER.format(name=name, allowed=names), field=name)
             raw = self.single_value(request, name)
             if name in self.filters:
@@ -353,7 +362,7 @@ class ApiView(APIView):
         `complete` turns the page's rows into what the serializer reads (e.g. fetches their children in one
         query), so that work is done for one page only, never for the whole list.
         """
-        self.paging_checked(request)
+        self.filter_values(request)  # a list that read no filter still refuses one it does not take
         paginator = self.pagination_class()
         try:
             # DRF slices any sequence; the stub only admits a QuerySet.

@@ -1,7 +1,7 @@
-"""Durations as a person reads them: `rough` for time left (an estimate), `exact` for time measured.
+"""Durations as a person reads them: `rough` for an estimate of time left, `exact` for time measured.
 
-Every job's card says how long is left the same way ("about 12 min left": a noise scan's fine-tuning, a suggestion
-run), and a training run's live panel how long it has run and will run ("3 min 20 s").
+A noise scan's fine-tuning and a suggestion run say how long is left as `left` does ("about 12 min left"); a training
+run's live panel says how long it has run, and its loop's estimate of the rest, as `exact` does ("3 min 20 s").
 """
 
 from __future__ import annotations

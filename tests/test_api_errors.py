@@ -90,13 +90,20 @@ def test_a_read_that_takes_no_query_refuses_one_naming_it(project, owner, route)
     response = api_as(owner).get(url(route, project) + "?view=all")
     assert (response.status_code, response.json()["field"]) == (400, "view")
     assert response.json()["detail"] == NO_QUERY.format(name="view")
+    assert api_as(owner).get(url(route, project) + "?limit=5").json()["field"] == "limit"  # not a list: no paging
     assert api_as(owner).get(url(route, project) + "?format=json").status_code == 200
+
+
+def test_a_bad_query_from_an_outsider_still_gets_the_404_first(project, outsider):
+    """The query is checked after the handler found the project: an outsider learns nothing new from it."""
+    assert api_as(outsider).get(url("api-quality", project) + "?view=all").status_code == 404
+    assert api_as(outsider).get(url("api-member-list", project) + "?who=x").status_code == 404
 
 
 def test_an_unknown_filter_of_a_list_names_the_ones_it_takes(project, owner):
     response = api_as(owner).get(url("api-member-list", project) + "?who=ann")
     assert (response.status_code, response.json()["field"]) == (400, "who")
-    assert response.json()["detail"] == UNKNOWN_FILTER.format(name="who", allowed="role")
+    assert response.json()["detail"] == UNKNOWN_FILTER.format(name="who", allowed="role, limit, offset")
 
 
 def test_a_field_the_project_shows_but_the_api_cannot_change_says_why(project, owner):

@@ -286,7 +286,7 @@ class ProjectDetailApi(ApiView):
             "review_all": "a site administrator sets it in Django's admin (every accepted item then goes to a "
             "reviewer, budget or not)",
             "task_type": "a project keeps the task type it was made with; make a new project for another",
-            "labels": "labels are added and renamed on the project's settings page",
+            "labels": "labels have their own endpoints: POST labels/ adds one, PATCH labels/{label_id}/ changes one",
         }
         overlap = serializers.IntegerField(min_value=1, max_value=20, required=False)
         lease_seconds = serializers.IntegerField(

@@ -231,7 +231,7 @@ class NoiseScanCancelApi(ApiView):
 
 
 class NoiseFlagListApi(ApiView):
-    """The items a scan flagged as likely mislabelled, lowest label quality first."""
+    """The items a scan flagged as likely mislabelled, least likely right first (`score`)."""
 
     filters = {"max_score": _score}
 
@@ -244,6 +244,12 @@ class NoiseFlagListApi(ApiView):
         class Meta:
             model = NoiseFlag
             fields = ["id", "item_id", "text", "score", "given", "suggested", "split", "created_at"]
+            extra_kwargs = {
+                "score": {
+                    "help_text": "The scan's probability (0-1) that the final label is right: the flags page's "
+                    "'chance it is right', a noise review task's noise_score."
+                }
+            }
 
     @extend_schema(
         parameters=[

@@ -50,7 +50,9 @@ def annotator_quality(*, project: Project, scan: NoiseScan | None = None) -> dic
     """Each annotator's accuracy against the consensus of the other votes and the model, with 95 % intervals.
 
     From the latest succeeded noise scan (or `scan`): {"scan", "finished_at", "annotators": [{annotator,
-    n, agreed, accuracy, low, high, crowdlab_quality}]}, best first; None before any scan rated anyone.
+    n, agreed, accuracy, low, high, crowdlab_quality}], "test_split_skipped"}, best first; None before any scan
+    rated anyone. `test_split_skipped`: the test-split items the scan left out, why `n` is below the items a person
+    labelled.
     For owners, reviewers and routing only: never hand it to an annotator (blind promise).
     """
     if scan is None:

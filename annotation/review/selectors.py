@@ -759,8 +759,13 @@ def item_history(*, item: Item) -> list[HistoryEvent]:
                                    d.guideline_version.version if d.guideline_version else None))
     for t in ReviewTask.objects.filter(item=item).select_related("resolved_by"):
         reasons = ", ".join(ReviewReason(r).label for r in t.reasons)
-        # what a scan or model suggested is said as such: in the value column it read as the label it had then
-        suggested = f"; suggested {value_display(t.suggested_value, item.text)}" if t.suggested_value else ""
+        # the task's suggestion is said in words, as its panel says it: in the value column it read as the label the
+        # item had then
+        suggested = ""
+        if t.suggested_value:
+            vote = (t.routing or {}).get("policy") == RoutingPolicy.ADAPTIVE and set(t.reasons) & ROUTING_REASONS
+            said = "weighted vote so far" if vote else "suggested"
+            suggested = f"; {said}: {value_display(t.suggested_value, item.text)}"
         events.append(HistoryEvent(t.created_at, "review", "", f"Sent to review: {reasons}{suggested}"))
         if t.resolved_at:
             closed = f"Review closed: {t.get_status_display()}" + (f" — {t.comment}" if t.comment else "")

@@ -240,7 +240,8 @@ def _weighed(
     reviewers: Sequence[str] = (),
 ) -> tuple[routing.Decision, routing.Budget]:
     """The adaptive decision for an item with these votes, from the measured accuracies, model and budget; and the
-    budget as its rules stand (the doubt bar and whether audits fit, for the audit draw after it).
+    budget it read: routing an item, as its rules stand (the doubt bar and whether audits fit, for the audit draw
+    after it); weighing a review, without them (bar 0, audits fit: a review is never held back).
 
     `reviewers`: the voters among `votes` who reviewed the item; one nobody has measured yet counts as
     REVIEWER_PRIOR."""

@@ -21,6 +21,7 @@ from annotation.permissions import MANAGE, REVIEW, access_item, access_project, 
 from annotation.projects.selectors import label_list
 from annotation.review import selectors as review_selectors
 from annotation.review import services as reviews
+from annotation.review.keys import review_keys
 from annotation.review.selectors import current_decision
 from annotation.tasktypes import span_sides, value_display
 from core.errors import ServiceError
@@ -85,6 +86,10 @@ def _span_review_context(project: Project, panel: Any) -> dict[str, Any]:
     return {"span_sides": sides, "span_labels": labels, **editor}
 
 
+def _hotkeys(project: Project) -> list[str]:
+    return [label.hotkey for label in label_list(project=project)]
+
+
 def _filter_query(reason: str, page: int) -> str:
     return urlencode({"reason": reason, "page": page} if reason else {"page": page})
 
@@ -114,6 +119,8 @@ def _review_page(
         "notice": notice,
         "notice_warns": notice_warns,
         "filter_query": (filter_query := _filter_query(queue.reason, queue.page)),
+        # with no task in the panel, the key that opens one (the panel's own Next key where a task is shown)
+        "next_key": "" if queue.panel is not None else review_keys(annotations=0, hotkeys=_hotkeys(project)).next,
     }
     if project.task_kind.needs_text and queue.panel is not None:
         context.update(_span_review_context(project, queue.panel))
@@ -123,6 +130,9 @@ def _review_page(
         # the address bar follows the task now shown: a reload after a decision reopens it, not the decided one
         shown = f"&task={queue.panel.task.pk}" if queue.panel is not None else ""
         response["HX-Replace-Url"] = reverse("review-queue", args=[project.pk]) + "?" + filter_query + shown
+        # the whole workspace, wherever the form aimed (a bulk accept's first post aims at the panel, for its confirm)
+        response["HX-Retarget"] = "#review-workspace"
+        response["HX-Reswap"] = "innerHTML show:#review-panel:top"
     return response
 
 

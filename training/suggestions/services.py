@@ -603,6 +603,3 @@ def suggestion_runs_abandoned_fail(*, project: Project) -> int:
     return SuggestionRun.objects.filter(
         project=project, status=SuggestionRunStatus.RUNNING, started_at__lt=now - ABANDONED_AFTER
     ).update(status=SuggestionRunStatus.FAILED, message=RUN_ABANDONED, finished_at=now)
-
-
-

@@ -455,7 +455,7 @@ def test_the_suspect_shows_in_the_review_queue_with_its_suggestion(
     assert f"the scan puts the chance that this label is right at {100 * task.noise_score:.1f} % and suggests" in html
     assert f"<strong>{task.suggested_value['label']}</strong>" in html
     history = client.get(reverse("item-history", args=[project.pk, task.item_id])).content.decode()
-    assert f"Sent to review: Noise scan suspect; suggested {task.suggested_value['label']}" in history
+    assert f"Sent to review: Noise scan suspect; suggested: {task.suggested_value['label']}" in history
     assert "% chance its label is right); suggested" in history
 
 

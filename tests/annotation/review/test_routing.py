@@ -827,7 +827,6 @@ def test_the_bar_is_measured_on_the_projects_decisions_and_shown_in_the_plan(
     plan = api_as(owner).get(url("api-routing-plan", project)).data
     assert plan["blocked"].startswith("No plan: the budget (1.5") and plan["items"] == 0
     assert plan["expected_accuracy"] is None
-    Project.objects.filter(pk=project.pk).update(routing_budget=2.2)
     Project.objects.filter(pk=project.pk).update(routing_budget=2.5)
     project.refresh_from_db()
     assert routing_inputs.budget_rules(project=project)[0] == 0.0  # both splits paid for
@@ -858,6 +857,20 @@ def test_a_majority_under_the_bar_is_accepted_and_its_decision_says_why(adaptive
     assert reviews._weighed(project=adaptive, item_id=train.pk, votes=majority)[0].bar == 0.3
     decision, budget = reviews._weighed(project=adaptive, item_id=test.pk, votes=majority)
     assert decision.bar == 0.0 and budget.bar == 0.3  # the budget as its rules stand, for the audit draw after it
+
+
+@pytest.mark.parametrize(("rules", "audited"), [((0.3, True), False), ((0.0, False), False), ((0.0, True), True)])
+def test_a_test_split_agreement_drawn_for_audit_follows_the_audit_rule(
+    adaptive, annotator, annotator2, monkeypatch, rules, audited
+):
+    """A test item's decision ignores the doubt bar, but its audit waits where audits do not fit, as any item's."""
+    Project.objects.filter(pk=adaptive.pk).update(audit_rate=1.0)
+    monkeypatch.setattr(routing_inputs, "budget_rules", lambda **_: rules)
+    for item in Item.objects.filter(project=adaptive, status=ItemStatus.NEW):
+        ItemSplit.objects.create(item=item, split=Split.TEST)
+    a = submit(annotator, adaptive, "positive")
+    submit(annotator2, adaptive, "positive")
+    assert ReviewTask.objects.filter(item_id=a.item_id).exists() == audited
 
 
 def test_routing_an_agreement_drawn_for_audit_reads_the_budget_once(adaptive, annotator, annotator2, monkeypatch):
@@ -1015,3 +1028,6 @@ def test_the_review_panel_of_an_adaptive_project_explains_the_route(project, ann
     ReviewTask.objects.filter(item_id=item).update(suggested_value={"label": "positive"})  # one measured better
     body = client.get(url("review-queue", project)).content.decode()
     assert "weighted vote so far: <strong>positive</strong>" in body
+    # the history says it the same way, not as the label the item had then
+    history = client.get(reverse("item-history", args=[project.pk, item])).content.decode()
+    assert "Sent to review: Annotators disagree; weighted vote so far: positive" in history

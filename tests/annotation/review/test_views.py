@@ -184,6 +184,10 @@ def test_bulk_accept_refuses_a_disagreement_and_changes_nothing(audited, annotat
     assert f"item {disputed.pk} (annotators disagree)" in response.content.decode()
     assert not Decision.objects.filter(source=DecisionSource.REVIEWER).exists()
     assert set(ReviewTask.objects.values_list("status", flat=True)) == {ReviewStatus.OPEN}
+    # through htmx the form aims at the panel (for its confirm): the refusal's workspace goes where it belongs
+    bulk = reverse("review-bulk-accept", args=[audited.pk])
+    htmx = client.post(bulk, {"task": tasks}, headers={"HX-Request": "true"})
+    assert htmx["HX-Retarget"] == "#review-workspace" and 'class="review-layout"' in htmx.content.decode()
 
 
 def test_bulk_accept_refuses_an_audit_a_model_also_flagged(audited, annotator, annotator2, reviewer):
@@ -276,6 +280,9 @@ def test_a_link_to_a_closed_task_says_so_and_arms_no_other_item(audited, annotat
     assert late.status_code == 400 and "This review task is already closed (decided by you)" in body
     assert "pick another from the list" not in body
     assert 'class="card review-task"' in client.get(queue_url(audited)).content.decode()
+    # under a filter that has run empty while other tasks wait, the way on is the whole queue
+    emptied = client.get(queue_url(audited, f"reason=disagreement&task={task.pk}")).content.decode()
+    assert "Show all open tasks" in emptied and 'data-key="n"' in emptied
 
 
 def test_the_items_text_is_cut_to_an_excerpt():
