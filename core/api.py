@@ -362,7 +362,8 @@ class ApiView(APIView):
         `complete` turns the page's rows into what the serializer reads (e.g. fetches their children in one
         query), so that work is done for one page only, never for the whole list.
         """
-        self.filter_values(request)  # a list that read no filter still refuses one it does not take
+        if not self.query_checked:  # a list that read no filter still refuses one it does not take
+            self.filter_values(request)
         paginator = self.pagination_class()
         try:
             # DRF slices any sequence; the stub only admits a QuerySet.

@@ -498,6 +498,12 @@ def task_routes_adaptively(*, task: ReviewTask, project: Project) -> bool:
     return task_routing(task=task, project=project)["policy"] == RoutingPolicy.ADAPTIVE
 
 
+def suggests_the_vote(*, task: ReviewTask, project: Project) -> bool:
+    """Whether the task's suggested value is the weighted vote so far (adaptive routing opened it), not a suggestion
+    of a scan or a model: the panel and the history say it so."""
+    return task_routes_adaptively(task=task, project=project) and bool(set(task.reasons) & ROUTING_REASONS)
+
+
 def routing_note(
     *,
     project: Project,
@@ -583,7 +589,7 @@ def review_panel(
     others = [a for a in annotations if a.annotator not in mine]
 
     suggestion_kind = "suggested"
-    if routed["policy"] == RoutingPolicy.ADAPTIVE and set(task.reasons) & ROUTING_REASONS:
+    if suggests_the_vote(task=task, project=project):
         # a task opened before routing was recorded (task.routing empty) may have had no suggestion for other reasons
         suggestion_kind = "vote" if task.suggested_value else "tie" if task.routing else "suggested"
     return ReviewPanel(
@@ -763,8 +769,7 @@ def item_history(*, item: Item) -> list[HistoryEvent]:
         # item had then
         suggested = ""
         if t.suggested_value:
-            vote = (t.routing or {}).get("policy") == RoutingPolicy.ADAPTIVE and set(t.reasons) & ROUTING_REASONS
-            said = "weighted vote so far" if vote else "suggested"
+            said = "weighted vote so far" if suggests_the_vote(task=t, project=item.project) else "suggested"
             suggested = f"; {said}: {value_display(t.suggested_value, item.text)}"
         events.append(HistoryEvent(t.created_at, "review", "", f"Sent to review: {reasons}{suggested}"))
         if t.resolved_at:
