@@ -13,6 +13,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from annotation.annotate.span_pages import pieces_html, span_editor_context
@@ -126,6 +127,7 @@ def _review_page(
         context.update(_span_review_context(project, queue.panel))
     template = "annotation/_review_workspace.html" if request.htmx else "annotation/review_queue.html"
     response = render(request, template, context, status=200 if request.htmx else status)
+    add_never_cache_headers(response)  # Back to the queue asks again (a kept copy showed decided tasks as open)
     if request.htmx and request.method == "POST":
         # the address bar follows the task now shown: a reload after a decision reopens it, not the decided one
         shown = f"&task={queue.panel.task.pk}" if queue.panel is not None else ""

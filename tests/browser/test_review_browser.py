@@ -7,6 +7,8 @@ there, filters by reason, and accepts agreed audit items together after a confir
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 from playwright.sync_api import Page, expect
@@ -159,3 +161,21 @@ def test_reviewer_works_the_queue_with_the_keyboard_only(page: Page, world, scre
     assert page.inner_text("#final-value") == "negative"
     assert page.locator("tr.event-annotation").count() == 2
     assert page.locator("tr.event-decision").count() == 1
+
+
+def test_back_after_a_decision_shows_the_queue_as_it_is_now(page: Page, world, screenshot_dir):
+    # A tester pressed N, decided, pressed Back, and was shown htmx's snapshot of the queue from before: the decided
+    # task still open and the old counts (clicking it said "already closed"). Back now asks the server again.
+    project, _reviewer = world
+    queue_url = reverse("review-queue", args=[project.pk])
+    log_in(page, "reviewer", queue_url)
+    expect(page.locator("#review-progress")).to_contain_text("You reviewed 0 today · 5 open")
+    page.keyboard.press("n")
+    expect(page).to_have_url(re.compile(r"task=\d+"))
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    expect(page.locator("#review-panel")).to_contain_text("Saved: negative is the final label.")
+    expect(page.locator("#review-progress")).to_contain_text("You reviewed 1 today · 4 open")
+    page.go_back()
+    expect(page.locator("#review-progress")).to_contain_text("You reviewed 1 today · 4 open")
+    page.screenshot(path=str(screenshot_dir / "review_after_back.png"), full_page=True)
