@@ -14,6 +14,7 @@ from annotation.models import (
     Annotation,
     AnnotationStatus,
     Decision,
+    DecisionSource,
     Item,
     ItemStatus,
     Label,
@@ -199,30 +200,44 @@ def noise_scan_list(*, project: Project, status: str | None = None) -> QuerySet[
 
 
 def flag_outcomes(flags: Iterable[NoiseFlag]) -> dict[int, dict[str, Any]]:
-    """{item id: {"label", "in_review", "sent_back", "changed"}} for these flags' items now: the final label (its
-    latest decision), whether a review of it is open, whether a reviewer sent it back to the annotators (no final
-    label in force until it is decided again), and whether the label differs from the one the scan doubted (`given`).
-    Two queries, however many flags (a page of them, their items already read)."""
+    """{item id: {"label", "in_review", "sent_back", "changed", "outvoted"}} for these flags' items now: the final
+    label (its latest decision), whether a review of it is open, whether a reviewer sent it back to the annotators
+    (no final label in force until it is decided again), whether the label differs from the one the scan doubted
+    (`given`), and, where the latest decision is a weighted vote that kept another label than its reviewer's, what
+    the reviewer said (else None): a tester read "(kept)" there as the reviewer's confirmation. Two queries, however
+    many flags (a page of them, their items already read), and a third only where a weighted vote decided."""
     flags = list(flags)
     given = {flag.item_id: (flag.given or {}).get("label") for flag in flags}
     unsettled = (ItemStatus.NEW, ItemStatus.IN_ANNOTATION, ItemStatus.ANNOTATED)
     sent_back = {flag.item_id for flag in flags if flag.item.status in unsettled}
     now: dict[int, Any] = {}
+    weighed: dict[int, int] = {}  # item id: the review task whose weighted vote is its latest decision
     decisions = Decision.objects.filter(item_id__in=given).order_by("item_id", "created_at", "id")
-    for item_id, value in decisions.values_list("item_id", "value"):
+    for item_id, value, source, task_id in decisions.values_list("item_id", "value", "source", "review_task_id"):
         now[item_id] = value.get("label") if isinstance(value, dict) else None  # the latest wins
+        if source == DecisionSource.WEIGHTED and task_id is not None:
+            weighed[item_id] = task_id
+        else:
+            weighed.pop(item_id, None)
+    said: dict[int, Any] = {}  # review task: the label its reviewer gave
+    if weighed:
+        own = Decision.objects.filter(review_task_id__in=weighed.values(), source=DecisionSource.REVIEWER)
+        for task_id, value in own.order_by("created_at", "id").values_list("review_task_id", "value"):
+            said[task_id] = value.get("label") if isinstance(value, dict) else None
     open_ids = set(
         ReviewTask.objects.filter(item_id__in=given, status=ReviewStatus.OPEN).values_list("item_id", flat=True)
     )
-    return {
-        item_id: {
+    outcomes = {}
+    for item_id, label in given.items():
+        reviewer_said = said.get(weighed.get(item_id, -1))
+        outcomes[item_id] = {
             "label": now.get(item_id),
             "in_review": item_id in open_ids,
             "sent_back": item_id in sent_back and item_id not in open_ids,
             "changed": now.get(item_id) != label,
+            "outvoted": reviewer_said if reviewer_said is not None and reviewer_said != now.get(item_id) else None,
         }
-        for item_id, label in given.items()
-    }
+    return outcomes
 
 
 def noise_flag_list(*, scan: NoiseScan, max_score: float | None = None) -> QuerySet[NoiseFlag]:

@@ -377,7 +377,7 @@ def test_the_flags_page_lists_them_most_likely_first_with_paging_and_counts(
     first = client.get(url).content.decode()
     assert f"{len(flags)} flagged of {scan.summary['scanned']} items" in first
     assert first.index(flags[0].item.text) < first.index(flags[1].item.text)
-    assert "Chance it is right</th>" in first and f"<td>{100 * flags[0].score:.1f} %</td>" in first
+    assert "Chance the final label is right</th>" in first and f"<td>{100 * flags[0].score:.1f} %</td>" in first
     assert flags[4].item.text not in first and 'rel="next"' in first
     second = client.get(url, {"page": 2}).content.decode()
     assert flags[4].item.text in second and 'rel="prev"' in second
@@ -389,7 +389,7 @@ def test_the_flags_page_lists_them_most_likely_first_with_paging_and_counts(
     decided = review_decide(reviewer=reviewer, task=task, value=flags[0].suggested)
     row = client.get(url).content.decode().split(flags[0].item.text)[1].split("</tr>")[0]
     kept = decided.value["label"] == flags[0].given["label"]
-    assert "in review" not in row and ("(kept)" if kept else "(changed since the scan)") in row
+    assert "in review" not in row and ("(unchanged)" if kept else "(changed since the scan)") in row
     assert f"<strong>{decided.value['label']}</strong>" in row or kept
     from annotation.review.services import review_send_back
 

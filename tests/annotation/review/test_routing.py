@@ -529,6 +529,12 @@ def test_a_reviewer_who_confirms_a_flag_corrects_an_agreed_label_with_the_scans_
     assert "Reviews the weighted vote outvoted (1)" in card
     assert reverse("item-history", args=[adaptive.pk, unheard.pk]) in card and "overrule the label there" in card
     assert reverse("item-history", args=[adaptive.pk, heard.pk]) not in card  # the reviewer's word stood there
+    # the scan's flags page says so too (it said "(kept)", which a tester read as the reviewer's confirmation)
+    scans = {item.pk: NoiseFlag.objects.filter(item=item).latest("id").scan_id for item in items}
+    row = client.get(reverse("noise-flag-list", args=[adaptive.pk, scans[unheard.pk]])).content.decode()
+    assert "neutral <span class=\"muted\">(kept by the weighted vote; the reviewer said negative" in row
+    row = client.get(reverse("noise-flag-list", args=[adaptive.pk, scans[heard.pk]])).content.decode()
+    assert "<strong>negative</strong> <span class=\"muted\">(changed since the scan)" in row
     # a reviewer who keeps the agreed label against a flag keeps it
     again = flagged_by_a_scan(heard, owner, model_says="positive", accuracy=0.97)
     assert reviews.review_decide(reviewer=owner, task=again, value={"label": "negative"}).value == {"label": "negative"}
