@@ -31,3 +31,11 @@ def percent1(value: object) -> str:
     if not isinstance(value, int | float):
         return ""
     return f"{100 * value:.1f}"
+
+
+@register.filter
+def thousands(value: object) -> str:
+    """A count with thousands separated, as the rest of the page writes them: 1200 -> "1,200"."""
+    if not isinstance(value, int | float):
+        return "" if value is None else str(value)
+    return f"{value:,.0f}"

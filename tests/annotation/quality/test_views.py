@@ -302,6 +302,9 @@ def test_the_flag_count_follows_the_estimate_and_the_page_says_how_precise_the_f
     NoiseScan.objects.filter(pk=scan.pk).update(summary=summary)
     # A small project is told how much less its flags were worth on small simulated projects (bench/noise.py --items).
     assert 'id="scan-small"' in html and f"scan judged {summary['scanned']} items" in html
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 1200})  # the card writes 2,000 too
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert "check a flag before trusting it.</strong> This scan judged 1,200 items" in html
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 2000})
     assert 'id="scan-small"' not in client.get(reverse("quality", args=[project.pk])).content.decode()
     Project.objects.filter(pk=project.pk).update(routing_policy=RoutingPolicy.ADAPTIVE)
@@ -452,7 +455,7 @@ def test_the_suspect_shows_in_the_review_queue_with_its_suggestion(
     html = client.get(reverse("review-queue", args=[project.pk]), {"task": task.pk}).content.decode()
     assert "Noise scan suspect" in html
     # the same number the flags page shows, in the same words (a tester found "label quality" here)
-    assert f"the scan puts the chance that this label is right at {100 * task.noise_score:.1f} % and suggests" in html
+    assert f"the scan, which weighs its model's reading of the text beside the votes, puts the chance that this label is right at {100 * task.noise_score:.1f} % and suggests" in html
     assert f"<strong>{task.suggested_value['label']}</strong>" in html
     history = client.get(reverse("item-history", args=[project.pk, task.item_id])).content.decode()
     assert f"Sent to review: Noise scan suspect; suggested: {task.suggested_value['label']}" in history
