@@ -113,3 +113,10 @@ def test_a_field_the_project_shows_but_the_api_cannot_change_says_why(project, o
     assert response.json()["detail"].startswith("review_all cannot be changed here: a site administrator sets it")
     project.refresh_from_db()
     assert project.review_all is False
+
+
+def test_a_bulk_accept_of_no_task_says_so_in_words(project, owner):
+    """DRF's own words were "Ensure this field has at least 1 elements."."""
+    response = api_as(owner).post(url("api-review-task-bulk-accept", project), {"task_ids": []}, format="json")
+    assert (response.status_code, response.json()["field"]) == (400, "task_ids")
+    assert response.json()["detail"] == "Name at least one review task to accept."

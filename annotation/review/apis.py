@@ -190,7 +190,13 @@ class ReviewBulkAcceptApi(ApiView):
 
     class InputSerializer(serializers.Serializer):
         task_ids = serializers.ListField(
-            child=serializers.IntegerField(min_value=1, max_value=ID_MAX), min_length=1, max_length=BULK_MAX
+            child=serializers.IntegerField(min_value=1, max_value=ID_MAX),
+            min_length=1,
+            max_length=BULK_MAX,
+            error_messages={
+                "min_length": "Name at least one review task to accept.",
+                "max_length": f"At most {BULK_MAX} review tasks at once; send the rest in another request.",
+            },
         )
 
     class DecisionSerializer(serializers.Serializer):

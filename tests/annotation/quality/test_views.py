@@ -455,7 +455,8 @@ def test_the_suspect_shows_in_the_review_queue_with_its_suggestion(
     html = client.get(reverse("review-queue", args=[project.pk]), {"task": task.pk}).content.decode()
     assert "Noise scan suspect" in html
     # the same number the flags page shows, in the same words (a tester found "label quality" here)
-    assert f"the scan, which weighs its model's reading of the text beside the votes, puts the chance that this label is right at {100 * task.noise_score:.1f} % and suggests" in html
+    scan_says = "the scan, which weighs its model's reading of the text beside the votes, puts the chance that"
+    assert f"{scan_says} this label is right at {100 * task.noise_score:.1f} % and suggests" in html
     assert f"<strong>{task.suggested_value['label']}</strong>" in html
     history = client.get(reverse("item-history", args=[project.pk, task.item_id])).content.decode()
     assert f"Sent to review: Noise scan suspect; suggested: {task.suggested_value['label']}" in history

@@ -833,6 +833,10 @@ def test_the_bar_is_measured_on_the_projects_decisions_and_shown_in_the_plan(
     plan = api_as(owner).get(url("api-routing-plan", project)).data
     assert plan["blocked"].startswith("No plan: the budget (1.5") and plan["items"] == 0
     assert plan["expected_accuracy"] is None
+    Project.objects.filter(pk=project.pk).update(routing_budget=1.0, routing_policy=RoutingPolicy.FIXED)
+    plan = api_as(owner).get(url("api-routing-plan", project)).data  # one judgement, and what is in force
+    assert plan["blocked"].startswith("No plan: the budget (1 judgement per item) is under the overlap (2)")
+    assert "; the project uses fixed routing." in plan["blocked"]
     Project.objects.filter(pk=project.pk).update(routing_budget=2.5)
     project.refresh_from_db()
     assert routing_inputs.budget_rules(project=project)[0] == 0.0  # both splits paid for
