@@ -41,6 +41,7 @@ from annotation.projects.services import project_create
 from annotation.quality import noise
 from annotation.quality import services as quality
 from annotation.quality.jobs import noise_scan_job
+from core import durations
 from core.errors import ServiceError
 from core.queues import JsonSimpleWorker
 from tests.fixtures.people import acknowledge_guidelines, add_items, fixed_routing
@@ -672,6 +673,8 @@ def test_a_scan_may_fine_tune_the_encoder_beside_the_linear_model(
     client.force_login(reviewer)
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
     assert "Model: the encoder fine-tuned on each fold" in html
+    took = durations.exact((scan.finished_at - scan.started_at).total_seconds())  # the model's seconds are not all
+    assert f"; the whole scan took {took}, embedding new texts included." in html
     # the page's form sends the model; a made-up one is refused with its name and nothing is queued
     start = reverse("noise-scan-start", args=[project.pk])
     response = client.post(start, {"model": "bert"}, headers={"HX-Request": "true"})
