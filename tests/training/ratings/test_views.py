@@ -226,7 +226,7 @@ def assert_blind(html: str, world: RatingWorld) -> None:
     leaked = [secret for secret in secrets if secret in html]
     assert not leaked, f"the page names a run or an output: {leaked}"
     assert "/runs/" not in html
-    assert set(re.findall(r'name="([^"]+)"', html)) <= {"csrfmiddlewaretoken", "choice", "viewport"}
+    assert set(re.findall(r'name="([^"]+)"', html)) <= {"csrfmiddlewaretoken", "choice", "viewport", "htmx-config"}
 
 
 def test_the_comparison_page_never_reveals_a_run_and_the_order_varies(users_by_role, client):
