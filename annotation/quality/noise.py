@@ -876,8 +876,8 @@ AMBIGUITY_AGREED_WRONG = (
 
 AMBIGUITY_WEIGHED = (
     "Reviewers overturned {overturned} of {audited} audited agreements, where one more annotator would have "
-    "overturned about {as_rater:.0f} and a reviewer who overturns only wrong labels about {as_judge:.0f}. The count "
-    "is {weight:.0f} % the ambiguity reading's ({ambiguity:.0f} wrong labels) and {rest:.0f} % the model's "
+    "overturned about {as_rater:.0f} and a reviewer who overturns only wrong labels about {as_judge:.0f}: the count "
+    "leans {weight:.0f} % on the ambiguity reading ({ambiguity:.0f} wrong labels) and {rest:.0f} % on the model's "
     "({model:.0f})."
 )
 

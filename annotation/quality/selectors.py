@@ -229,13 +229,14 @@ def flag_outcomes(flags: Iterable[NoiseFlag]) -> dict[int, dict[str, Any]]:
     )
     outcomes = {}
     for item_id, label in given.items():
-        reviewer_said = said.get(weighed.get(item_id, -1))
+        vote_task = weighed.get(item_id)
         outcomes[item_id] = {
             "label": now.get(item_id),
             "in_review": item_id in open_ids,
             "sent_back": item_id in sent_back and item_id not in open_ids,
             "changed": now.get(item_id) != label,
-            "outvoted": reviewer_said if reviewer_said is not None and reviewer_said != now.get(item_id) else None,
+            # a weighted decision on a review is written only where the vote led away from the reviewer's label
+            "outvoted": said.get(vote_task) if vote_task is not None else None,
         }
     return outcomes
 

@@ -154,10 +154,10 @@ def noise_scan_detail(request: AuthedRequest, project_id: int, scan_id: int) -> 
 @login_required
 def noise_flag_list_page(request: AuthedRequest, project_id: int, scan_id: int) -> HttpResponse:
     """A scan's flags, most likely errors first, paged: seen without working the review queue."""
-    project, _ = access_project(user=request.user, project_id=project_id, roles=REVIEW)
+    project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     scan = _scan_or_404(project=project, scan_id=scan_id)
     page = Paginator(noise_flag_list(scan=scan), FLAGS_PER_PAGE).get_page(request.GET.get("page"))
     now = flag_outcomes(page.object_list)
     rows = [(flag, now[flag.item_id]) for flag in page.object_list]
-    context = {"project": project, "scan": scan, "page": page, "rows": rows}
+    context = {"project": project, "role": role, "scan": scan, "page": page, "rows": rows}
     return render(request, "annotation/quality_flags.html", context)

@@ -441,8 +441,7 @@ def budget_rules(*, project: Project) -> tuple[float, bool]:
 
 PLAN_UNDER_OVERLAP = (
     "No plan: the budget ({budget:g} {judgements} per item) is under the overlap ({overlap}), which adaptive routing "
-    "cannot keep{policy}. Raise the budget to {overlap} or more to see what adaptive routing "
-    "would do."
+    "cannot keep{policy}. Raise the budget to {overlap} or more to see what adaptive routing would do."
 )
 
 
@@ -476,12 +475,13 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
     if not project.task_kind.single_class:
         return base
     if project.routing_budget < project.overlap:  # allowed under fixed routing; adaptive routing refuses it
-        return {**base, "blocked": PLAN_UNDER_OVERLAP.format(
+        blocked = PLAN_UNDER_OVERLAP.format(
             overlap=project.overlap,
             budget=project.routing_budget,
             judgements="judgement" if project.routing_budget == 1 else "judgements",
-            policy="; the project uses fixed routing" if project.routing_policy == RoutingPolicy.FIXED else "",
-        )}
+            policy="; the project uses fixed routing" if project.routing_in_force == RoutingPolicy.FIXED else "",
+        )
+        return {**base, "blocked": blocked}
     kept, given, noted_ids = ordered_votes(project=project)
     first = {i: given[i][: project.overlap] for i in kept}
     accuracies = voter_accuracies(project=project)

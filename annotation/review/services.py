@@ -341,7 +341,8 @@ def _weighed_reason(decision: routing.Decision, n: int) -> str:
         weighed = f"by each one's measured accuracy ({decision.unmeasured} not measured yet, counted at the prior)"
     else:
         weighed = "by each one's measured accuracy"
-    # "by these votes": a noise scan's figure for the same label weighs its model too, and may differ a lot
+    # "by these votes": the figure is this vote's; a noise scan estimates the same label's chance its own way (a
+    # reviewer saw 93 % here beside the scan's 12 %)
     said = f"{decision.label} ({decision.confidence:.0%} likely right by these votes)"
     kept = (
         f" Under {routing.CONFIDENT:.0%} sure ({1 - decision.confidence:.1%} in doubt), but the budget keeps its "

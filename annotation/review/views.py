@@ -127,7 +127,9 @@ def _review_page(
         context.update(_span_review_context(project, queue.panel))
     template = "annotation/_review_workspace.html" if request.htmx else "annotation/review_queue.html"
     response = render(request, template, context, status=200 if request.htmx else status)
-    add_never_cache_headers(response)  # Back to the queue asks again (a kept copy showed decided tasks as open)
+    # Back to the queue from another page (a task's History link) asks the server again: a kept copy would show
+    # decided tasks as open (htmx's own snapshots are off: base.html); a half-typed note is lost then, as on a reload
+    add_never_cache_headers(response)
     if request.htmx and request.method == "POST":
         # the address bar follows the task now shown: a reload after a decision reopens it, not the decided one
         shown = f"&task={queue.panel.task.pk}" if queue.panel is not None else ""

@@ -84,6 +84,16 @@
     if (handled) event.preventDefault();
   });
 
+  // Where the list scrolls in its own box (narrow screens), a swap starts it at the top: bring the entry of the
+  // task shown back into the box's view, without moving the page (the panel's own scroll does that).
+  document.addEventListener("htmx:afterSettle", function () {
+    var list = document.querySelector(".review-entries");
+    var current = list && list.querySelector("li.current");
+    if (!current || list.scrollHeight <= list.clientHeight) return;
+    var below = current.getBoundingClientRect().top - list.getBoundingClientRect().top;
+    list.scrollTop += below - list.clientHeight / 3;
+  });
+
   // "all agreed audit items here" ticks or clears every box of the bulk accept.
   document.addEventListener("change", function (event) {
     if (event.target.id !== "bulk-all") return;

@@ -303,7 +303,7 @@ def test_the_flag_count_follows_the_estimate_and_the_page_says_how_precise_the_f
     NoiseScan.objects.filter(pk=scan.pk).update(summary=summary)
     # A small project is told how much less its flags were worth on small simulated projects (bench/noise.py --items).
     assert 'id="scan-small"' in html and f"scan judged {summary['scanned']} items" in html
-    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 1200})  # the card writes 2,000 too
+    NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 1200})  # "1,200", as "2,000" beside it
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
     assert "check a flag before trusting it.</strong> This scan judged 1,200 items" in html
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "scanned": 2000})
@@ -334,17 +334,21 @@ def test_the_flag_count_follows_the_estimate_and_the_page_says_how_precise_the_f
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
     assert reverse("review-queue", args=[project.pk]) + "?reason=noise" in html
     # Where audits weighed in the ambiguity count, the card says how far the count leans on it, and why.
-    weighed = {"weight": 0.7, "message": "Reviewers overturned 72 of 628 audited agreements, where ..."}
+    message = noise.AMBIGUITY_WEIGHED.format(
+        overturned=72, audited=628, as_rater=90, as_judge=40, weight=70, ambiguity=300, rest=30, model=500
+    )
+    weighed = {"weight": 0.7, "message": message}
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "method": "crowdlab", "ambiguity": weighed})
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
-    assert 'id="scan-ambiguity"' in html and "The count leans 70 % on the ambiguity reading." in html
+    assert 'id="scan-ambiguity"' in html and "The audits moved the count toward the ambiguity reading." in html
+    assert html.count("leans 70 % on the ambiguity reading") == 1  # the figure once (a tester read it twice)
     assert "Reviewers overturned 72 of 628" in html and "weighed against the ambiguity count as the audits say" in html
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "ambiguity": {**weighed, "weight": 0.003}})
     html = client.get(reverse("quality", args=[project.pk])).content.decode()  # a weight that rounds to 0 %
-    assert "The count leans" not in html and "Reviewers overturned 72 of 628" in html  # the message alone
+    assert "The audits moved" not in html and "Reviewers overturned 72 of 628" in html  # the message alone
     NoiseScan.objects.filter(pk=scan.pk).update(summary={**summary, "ambiguity": {**weighed, "weight": 0.0}})
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
-    assert "The count leans" not in html and "weighed against the ambiguity count" not in html
+    assert "The audits moved" not in html and "weighed against the ambiguity count" not in html
     assert summary["votes_estimate"] is None  # one label per item: no votes to count with
     assert summary["model"]["informative"] and summary["model"]["accuracy"] > summary["model"]["prior_accuracy"]
 
@@ -381,7 +385,7 @@ def test_the_flags_page_lists_them_most_likely_first_with_paging_and_counts(
     first = client.get(url).content.decode()
     assert f"{len(flags)} flagged of {scan.summary['scanned']} items" in first
     assert first.index(flags[0].item.text) < first.index(flags[1].item.text)
-    assert "Chance the final label is right</th>" in first and f"<td>{100 * flags[0].score:.1f} %</td>" in first
+    assert "Chance that label is right</th>" in first and f"<td>{100 * flags[0].score:.1f} %</td>" in first
     assert flags[4].item.text not in first and 'rel="next"' in first
     second = client.get(url, {"page": 2}).content.decode()
     assert flags[4].item.text in second and 'rel="prev"' in second
@@ -456,8 +460,8 @@ def test_the_suspect_shows_in_the_review_queue_with_its_suggestion(
     html = client.get(reverse("review-queue", args=[project.pk]), {"task": task.pk}).content.decode()
     assert "Noise scan suspect" in html
     # the same number the flags page shows, in the same words (a tester found "label quality" here)
-    scan_says = "the scan, which weighs its model's reading of the text beside the votes, puts the chance that"
-    assert f"{scan_says} this label is right at {100 * task.noise_score:.1f} % and suggests" in html
+    scan_says = f"the noise scan puts the chance that this label is right at {100 * task.noise_score:.1f} %"
+    assert f"{scan_says} (its own estimate, not the weighted vote's) and suggests" in html
     assert f"<strong>{task.suggested_value['label']}</strong>" in html
     history = client.get(reverse("item-history", args=[project.pk, task.item_id])).content.decode()
     assert f"Sent to review: Noise scan suspect; suggested: {task.suggested_value['label']}" in history

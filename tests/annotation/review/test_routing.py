@@ -522,6 +522,7 @@ def test_a_reviewer_who_confirms_a_flag_corrects_an_agreed_label_with_the_scans_
     NoiseFlag.objects.filter(item=unheard).update(model_value=None)
     kept = reviews.review_decide(reviewer=reviewer, task=flag, value={"label": "negative"})
     assert kept.source == DecisionSource.WEIGHTED and kept.value == {"label": "neutral"}
+    assert re.search(r": neutral \(\d+% likely right by these votes\)\.", kept.reason), kept.reason  # not the scan's
     # the owner sees where a reviewer was outvoted, with a way to the item's history (where they may overrule it)
     client.force_login(owner)
     html = client.get(reverse("quality", args=[adaptive.pk])).content.decode()
@@ -532,7 +533,14 @@ def test_a_reviewer_who_confirms_a_flag_corrects_an_agreed_label_with_the_scans_
     # the scan's flags page says so too (it said "(kept)", which a tester read as the reviewer's confirmation)
     scans = {item.pk: NoiseFlag.objects.filter(item=item).latest("id").scan_id for item in items}
     row = client.get(reverse("noise-flag-list", args=[adaptive.pk, scans[unheard.pk]])).content.decode()
-    assert "neutral <span class=\"muted\">(kept by the weighted vote; the reviewer said negative" in row
+    assert "neutral <span class=\"muted\">(kept by the weighted vote; the reviewer said negative: you can" in row
+    client.force_login(reviewer)  # who cannot overrule is told who can
+    row = client.get(reverse("noise-flag-list", args=[adaptive.pk, scans[unheard.pk]])).content.decode()
+    assert "the reviewer said negative: the owner can overrule it on the item's history page)" in row
+    client.force_login(owner)
+    reviews.item_overrule(owner=owner, item=unheard, value={"label": "negative"}, reason="The reviewer was right.")
+    row = client.get(reverse("noise-flag-list", args=[adaptive.pk, scans[unheard.pk]])).content.decode()
+    assert "weighted vote" not in row and "<strong>negative</strong> <span class=\"muted\">(changed since the" in row
     row = client.get(reverse("noise-flag-list", args=[adaptive.pk, scans[heard.pk]])).content.decode()
     assert "<strong>negative</strong> <span class=\"muted\">(changed since the scan)" in row
     # a reviewer who keeps the agreed label against a flag keeps it

@@ -74,6 +74,9 @@ def test_the_review_page_maps_label_hotkeys_to_the_final_label_and_a_b_to_the_an
     assert "<kbd>A</kbd> accept A" in page and "<kbd>B</kbd> accept B" in page
     assert "<kbd>1</kbd> positive" in page and "<kbd>Enter</kbd> save it as final" in page
     assert 'id="review-send-back" data-key="s"' in page
+    assert "send back (<kbd>Ctrl</kbd>+<kbd>Enter</kbd> sends the note)" in page  # a tester found it by chance
+    # Back to the queue from another page asks the server again: no kept copy shows decided tasks as open
+    assert "no-store" in client.get(queue_url(audited))["Cache-Control"]
 
 
 def test_a_label_hotkey_that_shadows_a_review_key_keeps_its_meaning(audited, annotator, annotator2, reviewer, client):
