@@ -546,6 +546,16 @@ def test_a_reviewer_who_confirms_a_flag_corrects_an_agreed_label_with_the_scans_
     # a reviewer who keeps the agreed label against a flag keeps it
     again = flagged_by_a_scan(heard, owner, model_says="positive", accuracy=0.97)
     assert reviews.review_decide(reviewer=owner, task=again, value={"label": "negative"}).value == {"label": "negative"}
+    # a vote that moved the label away from the scan's and from the reviewer's word says both
+    task = reviews.review_task_open(item=heard, reasons=[ReviewReason.NOISE], suggested_value={"label": "positive"})
+    Decision.objects.create(
+        item=heard, value={"label": "positive"}, source=DecisionSource.REVIEWER, reviewer=reviewer, review_task=task
+    )
+    Decision.objects.create(item=heard, value={"label": "negative"}, source=DecisionSource.WEIGHTED, review_task=task)
+    ReviewTask.objects.filter(pk=task.pk).update(status=ReviewStatus.DONE)
+    row = client.get(reverse("noise-flag-list", args=[adaptive.pk, scans[heard.pk]])).content.decode()
+    said = '<strong>negative</strong> <span class="muted">(changed by the weighted vote; the reviewer said positive'
+    assert said in row
 
 
 def test_the_scans_vote_outlives_a_newer_scan_that_did_not_flag_the_item(
