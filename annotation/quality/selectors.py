@@ -29,7 +29,7 @@ from annotation.models import (
 from annotation.permissions import REVIEW
 from annotation.quality import agreement
 from annotation.quality.noise import wilson
-from annotation.review.selectors import latest_decisions, review_tasks
+from annotation.review.selectors import latest_decisions, review_tasks, reviewers_words
 from annotation.tasktypes import span_key_parse, value_key
 
 
@@ -199,6 +199,11 @@ def noise_scan_list(*, project: Project, status: str | None = None) -> QuerySet[
     return scans.order_by("-created_at", "-id")
 
 
+def _label_of(value: Any) -> str | None:
+    """A single-label value's label; None for any other value."""
+    return value.get("label") if isinstance(value, dict) else None
+
+
 def flag_outcomes(flags: Iterable[NoiseFlag]) -> dict[int, dict[str, Any]]:
     """{item id: {"label", "in_review", "sent_back", "changed", "outvoted"}} for these flags' items now: the final
     label (its latest decision), whether a review of it is open, whether a reviewer sent it back to the annotators
@@ -214,16 +219,12 @@ def flag_outcomes(flags: Iterable[NoiseFlag]) -> dict[int, dict[str, Any]]:
     weighed: dict[int, int] = {}  # item id: the review task whose weighted vote is its latest decision
     decisions = Decision.objects.filter(item_id__in=given).order_by("item_id", "created_at", "id")
     for item_id, value, source, task_id in decisions.values_list("item_id", "value", "source", "review_task_id"):
-        now[item_id] = value.get("label") if isinstance(value, dict) else None  # the latest wins
+        now[item_id] = _label_of(value)  # the latest wins
         if source == DecisionSource.WEIGHTED and task_id is not None:
             weighed[item_id] = task_id
         else:
             weighed.pop(item_id, None)
-    said: dict[int, Any] = {}  # review task: the label its reviewer gave
-    if weighed:
-        own = Decision.objects.filter(review_task_id__in=weighed.values(), source=DecisionSource.REVIEWER)
-        for task_id, value in own.order_by("created_at", "id").values_list("review_task_id", "value"):
-            said[task_id] = value.get("label") if isinstance(value, dict) else None
+    said = reviewers_words(task_ids=weighed.values()) if weighed else {}
     open_ids = set(
         ReviewTask.objects.filter(item_id__in=given, status=ReviewStatus.OPEN).values_list("item_id", flat=True)
     )
@@ -236,7 +237,7 @@ def flag_outcomes(flags: Iterable[NoiseFlag]) -> dict[int, dict[str, Any]]:
             "sent_back": item_id in sent_back and item_id not in open_ids,
             "changed": now.get(item_id) != label,
             # a weighted decision on a review is written only where the vote led away from the reviewer's label
-            "outvoted": said.get(vote_task) if vote_task is not None else None,
+            "outvoted": _label_of(said[vote_task][1]) if vote_task in said else None,
         }
     return outcomes
 

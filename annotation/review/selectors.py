@@ -649,13 +649,26 @@ def latest_decisions(*, project: Project) -> QuerySet[Decision]:
     return Decision.objects.filter(item__project=project, item__status=ItemStatus.APPROVED).filter(~Exists(newer))
 
 
+def reviewers_words(*, task_ids: Iterable[int]) -> dict[int, tuple[str, Any]]:
+    """{review task id: (its reviewer's username, the value they gave)}: the reviewer's own decision on each task,
+    which review_decide keeps beside a weighted vote that outvoted it (their last word where they decided twice).
+    Tasks without one are left out. One query."""
+    said: dict[int, tuple[str, Any]] = {}
+    own = Decision.objects.filter(review_task_id__in=list(task_ids), source=DecisionSource.REVIEWER)
+    for task_id, who, value in own.order_by("created_at", "id").values_list(
+        "review_task_id", "reviewer__username", "value"
+    ):
+        said[task_id] = (who, value)
+    return said
+
+
 def outvoted_value(*, decision: Decision) -> dict[str, Any] | None:
     """What the reviewer said, when their review ended in a weighted decision keeping another value (review_decide
     keeps both); None for any other decision. One query, only then."""
     if decision.source != DecisionSource.WEIGHTED or decision.review_task_id is None:
         return None
-    own = Decision.objects.filter(review_task_id=decision.review_task_id, source=DecisionSource.REVIEWER).last()
-    return own.value if own else None
+    said = reviewers_words(task_ids=[decision.review_task_id]).get(decision.review_task_id)
+    return said[1] if said else None
 
 
 OUTVOTED_SHOWN = 20
@@ -674,14 +687,7 @@ def outvoted_reviews(*, project: Project, limit: int = OUTVOTED_SHOWN) -> tuple[
             :limit
         ]
     )
-    said = {
-        task_id: (who, value)
-        for task_id, who, value in Decision.objects.filter(
-            review_task_id__in=[row["review_task_id"] for row in rows], source=DecisionSource.REVIEWER
-        )
-        .order_by("created_at", "id")
-        .values_list("review_task_id", "reviewer__username", "value")
-    }
+    said = reviewers_words(task_ids=[row["review_task_id"] for row in rows])
     out = []
     for row in rows:
         reviewer, value = said.get(row["review_task_id"], ("", None))
