@@ -1,6 +1,6 @@
 """Pages every deployment needs whatever the area: the health check a load balancer polls, the error page
 that tells "the database is unreachable, try again" (503) apart from a bug (500), and the 404 of a path no route
-matches (in the API's error body under /api/)."""
+matches (in the API's error body under /api/) or a list's page that is not there."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import sys
 
 from django.db import connection
 from django.db.utils import DatabaseError, InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, HttpResponseServerError, JsonResponse
 from django.template import loader
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import requires_csrf_token
 from django.views.decorators.http import require_GET
+
+from core.paging import NoSuchPage
 
 log = logging.getLogger(__name__)
 
@@ -68,4 +70,6 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     every API 404 does; pages keep the styled 404. A 404 raised inside an API class never gets here (core/api.py)."""
     if request.path.startswith(API_PREFIX):
         return JsonResponse({"detail": NO_SUCH_ROUTE.format(path=request.path), "field": None}, status=404)
+    if isinstance(exception, NoSuchPage):  # a page of a list that is not there: say which, and how many there are
+        return HttpResponseNotFound(loader.render_to_string("404.html", {"problem": str(exception)}, request))
     return defaults.page_not_found(request, exception)

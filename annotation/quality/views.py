@@ -7,7 +7,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -30,6 +29,7 @@ from annotation.review.selectors import outvoted_reviews
 from core import durations
 from core.errors import ServiceError
 from core.http import AuthedRequest
+from core.paging import page_or_404
 
 FLAGS_PER_PAGE = 50
 
@@ -156,7 +156,7 @@ def noise_flag_list_page(request: AuthedRequest, project_id: int, scan_id: int) 
     """A scan's flags, most likely errors first, paged: seen without working the review queue."""
     project, role = access_project(user=request.user, project_id=project_id, roles=REVIEW)
     scan = _scan_or_404(project=project, scan_id=scan_id)
-    page = Paginator(noise_flag_list(scan=scan), FLAGS_PER_PAGE).get_page(request.GET.get("page"))
+    page = page_or_404(noise_flag_list(scan=scan), FLAGS_PER_PAGE, request.GET.get("page"))
     now = flag_outcomes(page.object_list)
     rows = [(flag, now[flag.item_id]) for flag in page.object_list]
     context = {"project": project, "role": role, "scan": scan, "page": page, "rows": rows}

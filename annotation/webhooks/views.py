@@ -10,7 +10,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -23,6 +22,7 @@ from annotation.webhooks.forms import WebhookForm
 from core.errors import ServiceError
 from core.forms import add_service_error
 from core.http import AuthedRequest
+from core.paging import page_or_404
 
 DELIVERIES_PER_PAGE = 20
 
@@ -53,7 +53,7 @@ def webhook_list(request: AuthedRequest, project_id: int) -> HttpResponse:
 
 
 def _deliveries_context(request: AuthedRequest, endpoint: WebhookEndpoint) -> dict[str, Any]:
-    page = Paginator(selectors.delivery_list(endpoint=endpoint), DELIVERIES_PER_PAGE).get_page(request.GET.get("page"))
+    page = page_or_404(selectors.delivery_list(endpoint=endpoint), DELIVERIES_PER_PAGE, request.GET.get("page"))
     # The log polls only while a delivery on it is still on its way, and stops once all are settled.
     busy = any(d.status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING) for d in page)
     return {"project": endpoint.project, "endpoint": endpoint, "deliveries": page, "busy": busy}

@@ -78,6 +78,8 @@ def test_paging_the_deliveries_log(client, project, owner):
     assert "Page 1 of 2" in first and first.count('id="delivery-') == 20
     second = client.get(reverse("webhook-deliveries", args=[project.pk, endpoint.pk]) + "?page=2").content.decode()
     assert second.count('id="delivery-') == 5
+    third = client.get(reverse("webhook-deliveries", args=[project.pk, endpoint.pk]) + "?page=3")
+    assert third.status_code == 404 and "its pages are numbered 1 to 2." in third.content.decode()
 
 
 def test_remove_asks_first_then_goes_back_to_the_list(client, project, owner):

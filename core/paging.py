@@ -1,0 +1,28 @@
+"""The pages' own paging: `?page=N`, where a page that is not there is a 404 saying so rather than another page shown
+in its place. (The API's lists page by `?limit=&offset=`: core.pagination.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.paginator import InvalidPage, Page, Paginator
+from django.http import Http404
+
+NOT_A_PAGE = "There is no page {page} of this list: its pages are numbered 1 to {pages}."
+
+
+class NoSuchPage(Http404):
+    """A `?page=` that is not a page of the list; the 404 page shows its message (core.views.page_not_found)."""
+
+
+def page_or_404(object_list: Any, per_page: int, number: str | None) -> Page:
+    """Page `number` of `object_list` (the first when absent or empty); NoSuchPage for one that is not a whole number
+    from 1 to the last page. Django's `get_page` showed the last page for `?page=99` and the first for `?page=abc`
+    with no word that the page asked for is not there (a tester took a mistyped link's page for the one it named)."""
+    paginator = Paginator(object_list, per_page)
+    if not number:
+        return paginator.page(1)
+    try:
+        return paginator.page(int(number) if number.isdigit() else 0)  # 0: EmptyPage, as for any page under 1
+    except InvalidPage as exc:
+        raise NoSuchPage(NOT_A_PAGE.format(page=number[:20], pages=paginator.num_pages)) from exc
