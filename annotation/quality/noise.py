@@ -50,7 +50,7 @@ ONE_LABEL = "A noise scan compares labels with each other, but every item has th
 
 
 TOO_FEW_FOR_LABEL = (
-    "Label {label!r} has only {n} labelled items; a noise scan needs at least {folds} per label "
+    "Label {label!r} has only {n} labelled {items}; a noise scan needs at least {folds} per label "
     "(one in each cross-validation fold). Label more of them, then scan again."
 )
 
@@ -167,7 +167,8 @@ def _check_counts(codes: np.ndarray, names: Sequence[str], n_folds: int) -> None
         raise NoiseScanError(ONE_LABEL.format(label=names[int(codes[0])]))
     for code, n in sorted(counts.items()):
         if n < n_folds:
-            raise NoiseScanError(TOO_FEW_FOR_LABEL.format(label=names[code], n=n, folds=n_folds))
+            items = "item" if n == 1 else "items"
+            raise NoiseScanError(TOO_FEW_FOR_LABEL.format(label=names[code], n=n, items=items, folds=n_folds))
 
 
 def label_counts_problem(counts: Mapping[str, int], n_folds: int = DEFAULT_FOLDS) -> str | None:

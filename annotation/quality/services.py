@@ -88,6 +88,15 @@ SCAN_ACTIVE = (
 
 
 NOT_CLASSIFICATION = "Noise scans look for wrong class labels: they need a single-label classification project."
+
+# The fewest approved items outside the test split a scan starts on. Its out-of-fold model learns from the other folds
+# only: on a dozen items it learns from ten, and nearly every flag is its own mistake (a tester's 12-item scan). 60 is
+# the smallest project docs/benchmarks.md measured (flags right 0.21-0.56 of the time there, said on the scan's card).
+MIN_SCAN_ITEMS = 50
+TOO_SMALL = (
+    "A noise scan needs at least {minimum} approved items outside the test split; there are {n}. On fewer, its model "
+    "learns from a handful of items and most flags would be its own mistakes. Label and review more items first."
+)
 NOT_FOR_SPANS = (
     "Noise scans are not offered for span projects: the scan (CROWDLAB) scores one class label per item from "
     "out-of-fold predictions, and the tokens of one text are not independent examples, so its estimates would "
@@ -211,8 +220,8 @@ def job_id(scan_id: int) -> str:
 
 
 def noise_scan_blocker(*, project: Project) -> str | None:
-    """Why a noise scan cannot start on this project now, or None: the conditions the scan itself would fail on
-    (a single-label project; enough labelled items outside the test split, at least two labels, each in every
+    """Why a noise scan cannot start on this project now, or None: a single-label project with MIN_SCAN_ITEMS approved
+    items outside the test split, and the conditions the scan itself would fail on (at least two labels, each in every
     cross-validation fold), checked before anything is queued and by the quality page to disable its button."""
     if project.task_kind.needs_text:
         return NOT_FOR_SPANS
@@ -226,7 +235,10 @@ def noise_scan_blocker(*, project: Project) -> str | None:
         .annotate(n=Count("id"))
         .values_list("value__label", "n")
     )
-    problem = noise.label_counts_problem({str(label): n for label, n in counts.items() if label is not None})
+    counts = {str(label): n for label, n in counts.items() if label is not None}
+    if sum(counts.values()) < MIN_SCAN_ITEMS:
+        return TOO_SMALL.format(minimum=MIN_SCAN_ITEMS, n=sum(counts.values()))
+    problem = noise.label_counts_problem(counts)
     if problem is None:
         return None
     return f"{problem} Only approved items outside the test split count; label and review more items first."

@@ -37,13 +37,13 @@ def test_the_noise_scan_button_explains_what_is_missing_then_the_scan_shows_its_
     page.wait_for_url(f"**/projects/{project.pk}/quality/")
     button = page.locator("#start-scan")
     expect(button).to_be_disabled()
-    expect(page.locator("#scan-blocker")).to_contain_text("at least 10 labelled items")
+    expect(page.locator("#scan-blocker")).to_contain_text("at least 50 approved items outside the test split")
     expect(page.locator("#scan-blocker")).to_contain_text("there are 4")
     page.locator("#noise-scan").screenshot(path=str(screenshot_dir / "noise_scan_blocked.png"))
     assert not NoiseScan.objects.exists() and queue.count == 0
 
-    approve(add_items(project, [f"good thing {i}" for i in range(6)]), ["good"] * 6)
-    approve(add_items(project, [f"awful thing {i}" for i in range(5)]), ["bad"] * 5)
+    approve(add_items(project, [f"good thing {i}" for i in range(26)]), ["good"] * 26)
+    approve(add_items(project, [f"awful thing {i}" for i in range(20)]), ["bad"] * 20)
     queue.enqueue("annotation.quality.jobs.noise_scan_job", 999_999, job_id="another-projects-scan")
     page.reload()
     expect(button).to_be_enabled()

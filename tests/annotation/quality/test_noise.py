@@ -193,7 +193,7 @@ def test_out_of_fold_probs_are_reproducible_with_a_seed():
         (np.zeros((12, 2)), ["ham"] * 12, LABELS, {}, noise.ONE_LABEL.format(label="ham")),
         (
             np.zeros((12, 2)), ["ham"] * 9 + ["spam"] * 3, LABELS, {},
-            noise.TOO_FEW_FOR_LABEL.format(label="spam", n=3, folds=5),
+            noise.TOO_FEW_FOR_LABEL.format(label="spam", n=3, items="items", folds=5),
         ),
         (
             np.zeros((12, 2)), ["ham"] * 6 + ["eggs"] * 6, LABELS, {},

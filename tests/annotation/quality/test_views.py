@@ -389,6 +389,12 @@ def test_the_flags_page_lists_them_most_likely_first_with_paging_and_counts(
     assert flags[4].item.text not in first and 'rel="next"' in first
     second = client.get(url, {"page": 2}).content.decode()
     assert flags[4].item.text in second and 'rel="prev"' in second
+    # a page that is not there says so, rather than showing another in its place (Django's get_page clamps)
+    pages = -(-len(flags) // 4)
+    for bad in (pages + 1, 0, "abc"):
+        missing = client.get(url, {"page": bad})
+        said = f"There is no page {bad} of this list: its pages are numbered 1 to {pages}."
+        assert missing.status_code == 404 and said in unescape(missing.content.decode())
     # what became of each flag, not only the label the scan doubted (a tester read a corrected item's old label)
     assert "Final label at the scan" in first and first.count("in review") >= 4
     from annotation.review.services import review_decide
@@ -494,7 +500,7 @@ def test_too_little_data_is_refused_before_anything_is_queued_and_the_page_says_
     Item.objects.filter(project=project).update(status=ItemStatus.APPROVED)
     client.force_login(reviewer)
     blocker = quality.noise_scan_blocker(project=project)
-    assert blocker is not None and "at least 10 labelled items" in blocker and f"there are {len(items)}" in blocker
+    assert blocker == quality.TOO_SMALL.format(minimum=quality.MIN_SCAN_ITEMS, n=len(items))
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("noise-scan-start", args=[project.pk]), headers={"HX-Request": "true"})
     assert response.status_code == 200 and blocker in response.content.decode()
@@ -508,8 +514,8 @@ def test_too_little_data_is_refused_before_anything_is_queued_and_the_page_says_
 
 
 def test_the_scan_needs_two_labels_each_in_every_fold_and_test_items_do_not_count(project, reviewer):
-    items = add_items(project, [f"text {i}" for i in range(24)])
-    labels = ["positive"] * 20 + ["negative"] * 4
+    items = add_items(project, [f"text {i}" for i in range(54)])
+    labels = ["positive"] * 50 + ["negative"] * 4
     for item, label in zip(items, labels, strict=True):
         Decision.objects.create(item=item, value={"label": label}, source=DecisionSource.IMPORT)
     Item.objects.filter(pk__in=[i.pk for i in items]).update(status=ItemStatus.APPROVED)
@@ -526,13 +532,32 @@ def test_the_scan_needs_two_labels_each_in_every_fold_and_test_items_do_not_coun
     assert "'negative' has only 4" in (quality.noise_scan_blocker(project=project) or "")
 
 
+def test_a_scan_needs_enough_items_to_learn_from_whatever_the_labels(project, reviewer):
+    """A tester started a scan on 12 items, two labels six each, which the folds allowed: nearly every flag was the
+    out-of-fold model's own mistake. The project needs MIN_SCAN_ITEMS approved items outside the test split."""
+    minimum = quality.MIN_SCAN_ITEMS
+    items = add_items(project, [f"text {i}" for i in range(minimum)])
+    for n, item in enumerate(items[:-1]):
+        label = ["positive", "negative"][n % 2]
+        Decision.objects.create(item=item, value={"label": label}, source=DecisionSource.IMPORT)
+    Item.objects.filter(pk__in=[i.pk for i in items[:-1]]).update(status=ItemStatus.APPROVED)
+    assert quality.noise_scan_blocker(project=project) == quality.TOO_SMALL.format(minimum=minimum, n=minimum - 1)
+    with pytest.raises(ServiceError):
+        quality.noise_scan_start(project=project, user=reviewer)
+    Decision.objects.create(item=items[-1], value={"label": "neutral"}, source=DecisionSource.IMPORT)
+    Item.objects.filter(pk=items[-1].pk).update(status=ItemStatus.APPROVED)
+    # the folds' own conditions come next: the one neutral item cannot sit in five folds
+    assert "'neutral' has only 1 labelled item;" in (quality.noise_scan_blocker(project=project) or "")
+
+
 def test_the_api_refuses_a_scan_without_enough_labels_with_400_and_queues_nothing(project, reviewer):
     from rest_framework.test import APIClient
 
     api = APIClient()
     api.force_authenticate(reviewer)
     response = api.post(reverse("api-noise-scan-list", args=[project.pk]), {}, format="json")
-    assert response.status_code == 400 and "at least 10 labelled items" in response.json()["detail"]
+    said = response.json()["detail"]
+    assert response.status_code == 400 and "at least 50 approved items outside the test split" in said
     assert not NoiseScan.objects.exists() and django_rq.get_queue(quality.QUEUE).count == 0
 
 
