@@ -96,6 +96,21 @@ class RoutingPlanApi(ApiView):
     force (`policy` says which is): the preview before switching to it, and what it does now once switched."""
 
     class OutputSerializer(serializers.Serializer):
+        class Voter(serializers.Serializer):
+            who = serializers.CharField()
+            role = serializers.CharField(help_text="Their role in the project; empty for someone no longer a member.")
+            accuracy = serializers.FloatField(
+                help_text="What the weighted vote counts their word at: their accuracy against the posterior of every "
+                "vote on their items with two or more (one-coin Dawid-Skene, the model's vote included where it has "
+                "one), pulled toward 0.8 by 10 pseudo-items; for someone not measured yet, the prior they count at "
+                "(0.8 an annotator, 0.85 whoever reviews)."
+            )
+            low = serializers.FloatField(allow_null=True, help_text="95 % interval, lower end; null if not measured.")
+            high = serializers.FloatField(allow_null=True)
+            measured_on = serializers.IntegerField(help_text="Their judgements on items with two or more votes.")
+            annotations = serializers.IntegerField()
+            reviews = serializers.IntegerField(help_text="Review decisions they made (their votes too).")
+
         policy = serializers.CharField(
             help_text="The routing policy in force now: fixed on a task type adaptive routing does not weigh (other "
             "than single-label), whatever the project's routing_policy setting says."
@@ -133,6 +148,11 @@ class RoutingPlanApi(ApiView):
             "latest items' decisions (at their overlap votes and at each further annotator's); a tie passes it. 0 "
             "while the budget pays for every item in doubt, under 50 items, under review_all, and for a project that "
             "is not single-label."
+        )
+        voters = Voter(
+            many=True,
+            help_text="Each person's weight in the weighted vote as routing reads it now: annotators, then reviewers "
+            "and owners, then former members; empty for a project that is not single-label.",
         )
         blocked = serializers.CharField(
             help_text="Why there is no plan (a budget under the overlap, which fixed routing allows and adaptive "

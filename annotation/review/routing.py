@@ -95,6 +95,19 @@ def shrunk_accuracy(agreed: float, n: float) -> float:
     return (agreed + PRIOR_ACCURACY * PRIOR_ITEMS) / (n + PRIOR_ITEMS)
 
 
+def accuracy_interval(accuracy: float, n: float, level: float = 0.95) -> tuple[float, float]:
+    """The central `level` interval of a voter's accuracy as `measured_accuracies` gives it: a Beta whose mean is the
+    shrunk accuracy, over the `n` items measured and the PRIOR_ITEMS pseudo-items that shrink it. Wide for a voter
+    measured on few items, and never wider than the prior alone allows."""
+    from scipy.stats import beta
+
+    strength = n + PRIOR_ITEMS
+    mean = min(max(accuracy, 1e-6), 1 - 1e-6)
+    tail = (1 - level) / 2
+    shape = (mean * strength, (1 - mean) * strength)
+    return float(beta.ppf(tail, *shape)), float(beta.ppf(1 - tail, *shape))
+
+
 def model_accuracy(accuracy: float, n: float | None) -> float:
     """A model's accuracy measured on n held-out items, pulled down toward PRIOR_ACCURACY like a voter's: a run right
     on all 96 of its test items is no oracle either (unshrunk, clipped to MAX_ACCURACY, its one vote outweighed two

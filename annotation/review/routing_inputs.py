@@ -65,8 +65,9 @@ REMEASURE_GROWTH = 0.1
 REMEASURE_SECONDS = 300.0
 
 
-# (project id, created, humans only) -> (when, judgements, accuracies); `created` tells a reused id apart
-_measured: dict[tuple[int, Any, bool], tuple[float, int, dict[str, float]]] = {}
+# (project id, created, humans only) -> (when, judgements, {voter: (accuracy, items)}); `created` tells a reused
+# id apart
+_measured: dict[tuple[int, Any, bool], tuple[float, int, dict[str, tuple[float, float]]]] = {}
 _measured_lock = threading.Lock()
 
 
@@ -109,8 +110,13 @@ def reviewer_votes_of(rows: Iterable[tuple[int, str, Any]]) -> dict[int, dict[st
 
 
 def voter_accuracies(*, project: Project, humans_only: bool = False) -> dict[str, float]:
-    """{username: accuracy} measured over every judgement in the project (routing.measured_accuracies), each item's
-    posterior with the model's vote where it has one (`model_votes`).
+    """{username: accuracy} measured over every judgement in the project: `voter_measures` without the item counts."""
+    return {who: accuracy for who, (accuracy, _n) in voter_measures(project=project, humans_only=humans_only).items()}
+
+
+def voter_measures(*, project: Project, humans_only: bool = False) -> dict[str, tuple[float, float]]:
+    """{username: (accuracy, items it was measured on)} over every judgement in the project
+    (routing.measured_accuracies), each item's posterior with the model's vote where it has one (`model_votes`).
 
     `humans_only`: measured on the human judgements alone, for weighing a test-split item's votes: a test label is
     people's word, and accuracies the model helped measure would lean it toward the annotators who agree with the
@@ -126,9 +132,9 @@ def voter_accuracies(*, project: Project, humans_only: bool = False) -> dict[str
     with _measured_lock:
         cached = _measured.get(key)
     if cached is not None:
-        when, seen, accuracies = cached
+        when, seen, measured = cached
         if count <= seen * (1 + REMEASURE_GROWTH) + 20 and now - when < REMEASURE_SECONDS and count >= seen:
-            return dict(accuracies)
+            return dict(measured)
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
     votes = project_votes(project=project)
     shared = [item_id for item_id, said in votes.items() if len(said) >= 2]
@@ -136,10 +142,54 @@ def voter_accuracies(*, project: Project, humans_only: bool = False) -> dict[str
     measured = routing.measured_accuracies(
         [votes[item_id] for item_id in shared], labels, [models.get(item_id) for item_id in shared]
     )
-    accuracies = {who: accuracy for who, (accuracy, _n) in measured.items()}
     with _measured_lock:
-        _measured[key] = (now, count, accuracies)
-    return dict(accuracies)
+        _measured[key] = (now, count, measured)
+    return dict(measured)
+
+
+def vote_weights(*, project: Project) -> list[dict[str, Any]]:
+    """Each person's word in the weighted vote as routing weighs it now: their measured accuracy (`voter_measures`)
+    with its 95 % interval (routing.accuracy_interval) and the items it was measured on, beside the annotations and
+    reviews they gave. A member nobody has measured yet is listed at the prior they count at (an annotator
+    PRIOR_ACCURACY, whoever reviews REVIEWER_PRIOR), with no interval. Annotators first, then reviewers and owners,
+    then people no longer members (their judgements still vote); by name within each. Owners and reviewers only: it
+    names everyone's accuracy."""
+    measured = voter_measures(project=project)
+    annotations = dict(
+        Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
+        .values_list("annotator__username")
+        .annotate(n=Count("id"))
+    )
+    reviews = dict(
+        Decision.objects.filter(item__project=project, source=DecisionSource.REVIEWER, reviewer__isnull=False)
+        .values_list("reviewer__username")
+        .annotate(n=Count("id"))
+    )
+    roles = dict(Membership.objects.filter(project=project).values_list("user__username", "role"))
+    labelling = {name for name, role in roles.items() if role in (Role.ANNOTATOR, Role.REVIEWER)}
+    order = {Role.ANNOTATOR: 0, Role.REVIEWER: 1, Role.OWNER: 2}
+    rows = []
+    for name in set(measured) | set(annotations) | set(reviews) | labelling:
+        role = roles.get(name, "")
+        low = high = None
+        if name in measured:
+            accuracy, n = measured[name]
+            low, high = routing.accuracy_interval(accuracy, n)
+        else:
+            accuracy, n = (routing.PRIOR_ACCURACY if role == Role.ANNOTATOR else REVIEWER_PRIOR), 0.0
+        rows.append(
+            {
+                "who": name,
+                "role": role,
+                "accuracy": accuracy,
+                "low": low,
+                "high": high,
+                "measured_on": int(n),
+                "annotations": annotations.get(name, 0),
+                "reviews": reviews.get(name, 0),
+            }
+        )
+    return sorted(rows, key=lambda row: (order.get(row["role"], 3), row["who"]))
 
 
 def _by_share(
@@ -451,7 +501,8 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
     Each item's first `overlap` annotations are replayed through routing.plan against the project's
     budget, with today's measured accuracies and the model's votes (none on test-split items): how many
     would be accepted, get a further annotator or a reviewer, and the expected share of right final
-    labels, beside the same figure for the fixed routing. Owners and reviewers only (it names no one).
+    labels, beside the same figure for the fixed routing; and each person's weight in the vote (`vote_weights`).
+    Owners and reviewers only.
     """
     labels = list(Label.objects.filter(project=project).values_list("name", flat=True))
     base: dict[str, Any] = {
@@ -471,9 +522,11 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         "annotator_accuracy": None,
         "bar": 0.0,
         "blocked": "",
+        "voters": [],
     }
     if not project.task_kind.single_class:
         return base
+    base["voters"] = vote_weights(project=project)
     if project.routing_budget < project.overlap:  # allowed under fixed routing; adaptive routing refuses it
         blocked = PLAN_UNDER_OVERLAP.format(
             overlap=project.overlap,

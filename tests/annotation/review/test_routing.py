@@ -815,6 +815,56 @@ def test_the_plan_shows_what_adaptive_routing_would_do(project, owner, annotator
 
 
 @fixed_routing
+def test_each_persons_weight_in_the_vote_is_listed_with_its_interval(
+    project, owner, annotator, annotator2, reviewer, client
+):
+    """A tester read "a review is worth 0.90" in the plan and found no reviewer's figure anywhere: the weights the
+    vote uses are listed per person, owners' and reviewers' eyes only."""
+    Project.objects.filter(pk=project.pk).update(audit_rate=0.0)
+    acknowledge_guidelines(project, annotator, annotator2)
+    idle = make_user("idle")
+    membership_set(project=project, user=idle, role=Role.ANNOTATOR)
+    pairs = [("positive", "positive"), ("positive", "negative"), ("neutral", "neutral"), ("negative", "negative")]
+    for first, second in pairs:
+        submit(annotator, project, first)
+        submit(annotator2, project, second)
+    split = Annotation.objects.filter(item__project=project, value={"label": "negative"}, annotator=annotator2).first()
+    Decision.objects.create(
+        item_id=split.item_id, value={"label": "positive"}, source=DecisionSource.REVIEWER, reviewer=reviewer
+    )
+    plan = api_as(owner).get(url("api-routing-plan", project)).data
+    rows = {row["who"]: row for row in plan["voters"]}
+    assert [row["who"] for row in plan["voters"]] == ["annotator1", "annotator2", "idle", "reviewer"]
+    measured = routing_inputs.voter_measures(project=project)
+    for who in ("annotator1", "annotator2", "reviewer"):
+        accuracy, n = measured[who]
+        assert rows[who]["accuracy"] == pytest.approx(accuracy) and rows[who]["measured_on"] == n
+        assert rows[who]["low"] < accuracy < rows[who]["high"]
+    assert (rows["annotator1"]["measured_on"], rows["annotator1"]["annotations"]) == (4, 4)
+    assert (rows["reviewer"]["measured_on"], rows["reviewer"]["reviews"]) == (1, 1)
+    assert rows["reviewer"]["role"] == "reviewer"
+    # the one who sided with the reviewer measures above the one the reviewer overrode
+    assert rows["annotator1"]["accuracy"] > rows["annotator2"]["accuracy"]
+    # the plan's review figure is the reviewers' weights, weighed by their reviews: here the one reviewer's
+    assert plan["reviewer_accuracy"] == pytest.approx(rows["reviewer"]["accuracy"])
+    # nobody measured an idle annotator: listed at the prior they count at, with no interval
+    assert rows["idle"]["accuracy"] == routing.PRIOR_ACCURACY and rows["idle"]["low"] is None
+    assert rows["idle"]["measured_on"] == 0
+    # few judgements: a wide interval, within what the prior's ten pseudo-items allow
+    assert rows["reviewer"]["high"] - rows["reviewer"]["low"] > 0.3
+    assert api_as(annotator).get(url("api-routing-plan", project)).status_code == 403
+    client.force_login(owner)
+    html = client.get(reverse("quality", args=[project.pk])).content.decode()
+    assert 'id="vote-weights-table"' in html and "(not measured yet: the prior)" in html
+    low, high = rows["reviewer"]["low"], rows["reviewer"]["high"]
+    weight = rows["reviewer"]["accuracy"]
+    assert f"<td>reviewer</td><td>reviewer</td><td>{weight:.3f}</td><td>{low:.2f}–{high:.2f}" in html
+    assert "these weights only feed the plan above" in html  # fixed routing: the reviewer's word is final
+    client.force_login(annotator)
+    assert 'id="vote-weights-table"' not in client.get(reverse("quality", args=[project.pk])).content.decode()
+
+
+@fixed_routing
 def test_the_bar_is_measured_on_the_projects_decisions_and_shown_in_the_plan(
     project, owner, annotator, annotator2, monkeypatch, client
 ):
