@@ -490,3 +490,69 @@ def span_agreement(
             for name in names
         ],
     }
+
+
+# Responses compared on the quality page: the latest items only, since ROUGE-L's longest common subsequence is
+# quadratic in the words and pure Python (a few seconds per thousand pairs of long answers).
+RESPONSE_ITEMS = 1000
+
+
+def _mean_interval(scores: Sequence[float]) -> dict[str, Any]:
+    """Mean of 0..1 scores with a normal 95 % interval clipped to 0..1 (None under two scores)."""
+    n = len(scores)
+    if not n:
+        return {"mean": None, "low": None, "high": None, "n": 0}
+    mean = float(np.mean(scores))
+    if n < 2:
+        return {"mean": mean, "low": None, "high": None, "n": n}
+    half = 1.96 * float(np.std(scores, ddof=1)) / math.sqrt(n)
+    return {"mean": mean, "low": max(0.0, mean - half), "high": min(1.0, mean + half), "n": n}
+
+
+def response_agreement(rows: Iterable[Sequence[Any]], final: Mapping[Any, str]) -> dict[str, Any]:
+    """How alike written responses are, where class agreement (kappa, alpha) means nothing: two people rarely write
+    the same words. `rows`: (item id, annotator, response, ...) in submission order; `final`: {item id: final response}.
+
+    - `overall`: ROUGE-L F between two annotators' responses to the same item, averaged over every pair of every item
+      with two or more (the latest RESPONSE_ITEMS of them), with a 95 % interval over items;
+    - `pairs`: the same per pair of annotators;
+    - `annotators`: per annotator, ROUGE-L F of their responses against the item's final response (what review kept,
+      edited or wrote), and the share kept word for word, over their items with one.
+    """
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    by_item = _by_item(rows)
+    every_shared = [item_id for item_id, said in by_item.items() if len(said) >= 2]
+    shared = every_shared[-RESPONSE_ITEMS:]
+    per_item: list[float] = []
+    per_pair: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
+    for item_id in shared:
+        scores = []
+        for (a, x), (b, y) in combinations(sorted(by_item[item_id].items()), 2):
+            score = scorer.score(x, y)["rougeL"].fmeasure
+            per_pair[(a, b)].append(score)
+            scores.append(score)
+        per_item.append(float(np.mean(scores)))
+    finals = [item_id for item_id in by_item if item_id in final][-RESPONSE_ITEMS:]
+    against: defaultdict[str, list[float]] = defaultdict(list)
+    kept: Counter[str] = Counter()
+    for item_id in finals:
+        for who, response in by_item[item_id].items():
+            against[who].append(scorer.score(final[item_id], response)["rougeL"].fmeasure)
+            kept[who] += response == final[item_id]
+    everyone = sorted({who for said in by_item.values() for who in said})
+    return {
+        "items": len(every_shared),
+        "compared": len(shared),
+        "overall": _mean_interval(per_item),
+        "pairs": [{"a": a, "b": b, **_mean_interval(scores)} for (a, b), scores in sorted(per_pair.items())],
+        "annotators": [
+            {
+                "annotator": who,
+                **_mean_interval(against[who]),
+                "kept": kept[who] / len(against[who]) if against[who] else None,
+            }
+            for who in everyone
+        ],
+    }

@@ -102,7 +102,9 @@ def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]
 
     Owners and reviewers get agreement (Cohen per pair, Fleiss, Krippendorff, per label), every
     annotator's accuracy against the final labels, annotator x final-label confusion and the trend.
-    Anyone else gets only their own accuracy, computed from their own rows alone (blind promise).
+    Anyone else gets only their own accuracy, computed from their own rows alone (blind promise). An
+    instruction project's written responses add `responses` (agreement.response_agreement): how alike two
+    annotators' responses are and how close each one's came to the final response.
     """
     final = {
         item_id: value_key(value)
@@ -110,11 +112,15 @@ def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]
         .values_list("item_id", "value")
         .iterator(chunk_size=5000)
     }
+    responses = project.task_kind.generative  # written responses: how alike, not kappa over strings
     if role not in REVIEW:
         mine = [row[:3] for row in annotation_rows(project=project, annotator=user)]
         own = [_with_interval(a._asdict()) for a in agreement.annotator_accuracy(mine, final)]
         nobody = {"annotator": user.get_username(), "accuracy": None, "n": 0, "low": None, "high": None}
-        return {"view": "own", "annotators": own or [nobody]}
+        view: dict[str, Any] = {"view": "own", "annotators": own or [nobody]}
+        if responses:
+            view["responses"] = agreement.response_agreement(mine, final)
+        return view
     read = annotation_rows(project=project)
     every = [row[:3] for row in read]
     timed = agreement_rows(project=project, rows=read)
@@ -174,10 +180,18 @@ def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]
     }
     if spans:
         report["spans"] = span_report(project=project, rows=[row[:3] for row in timed])
+    if responses:
+        report["responses"] = agreement.response_agreement(every, final)
     report["annotator_quality"] = annotator_quality(project=project)
     report["charts"] = {
         "trend": report["trend"],
-        "accuracy": {"labels": [a["annotator"] for a in accuracy], "values": [a["accuracy"] for a in accuracy]},
+        "accuracy": {
+            "labels": [a["annotator"] for a in accuracy],
+            "values": [a["accuracy"] for a in accuracy],
+            "low": [a["low"] for a in accuracy],
+            "high": [a["high"] for a in accuracy],
+            "n": [a["n"] for a in accuracy],
+        },
     }
     return report
 

@@ -6,7 +6,6 @@
     var source = document.getElementById("quality-data");
     if (!source || typeof Chart === "undefined") return;
     var data = JSON.parse(source.textContent);
-    var percent = { min: 0, max: 1, ticks: { callback: function (v) { return Math.round(v * 100) + "%"; } } };
 
     var trend = document.getElementById("chart-trend");
     if (trend && data.trend) {
@@ -22,12 +21,43 @@
       });
     }
 
+    // Accuracy per annotator as the table beside it gives it: a decimal with its 95 % interval (a bar from the
+    // interval's low end to its high end, the figure a dot on it), so a figure measured on few items reads as unsure.
     var accuracy = document.getElementById("chart-accuracy");
     if (accuracy && data.accuracy) {
+      var a = data.accuracy;
+      var spans = a.values.map(function (_, i) { return a.low && a.low[i] !== null ? [a.low[i], a.high[i]] : null; });
       new Chart(accuracy, {
-        type: "bar",
-        data: { labels: data.accuracy.labels, datasets: [{ label: "Accuracy vs final label", data: data.accuracy.values }] },
-        options: { maintainAspectRatio: false, scales: { y: percent }, plugins: { legend: { display: false } } },
+        data: {
+          labels: a.labels,
+          datasets: [
+            {
+              type: "line", showLine: false, label: "Accuracy against the final labels", data: a.values, order: 0,
+              pointRadius: 6, pointBackgroundColor: "#1d4ed8", pointBorderColor: "#1d4ed8", borderColor: "#1d4ed8",
+              backgroundColor: "#1d4ed8",
+            },
+            {
+              type: "bar", label: "95 % interval", data: spans, order: 1, maxBarThickness: 48,
+              backgroundColor: "rgba(29, 78, 216, 0.18)", borderColor: "rgba(29, 78, 216, 0.5)", borderWidth: 1,
+            },
+          ],
+        },
+        options: {
+          maintainAspectRatio: false,
+          scales: { y: { min: 0, max: 1 } },
+          plugins: {
+            tooltip: {
+              callbacks: {
+                label: function (ctx) {
+                  var i = ctx.dataIndex;
+                  if (a.values[i] === null) return "no final label yet";
+                  var text = a.values[i].toFixed(3) + " over " + a.n[i] + " item" + (a.n[i] === 1 ? "" : "s");
+                  return spans[i] ? text + " (95 % interval " + spans[i][0].toFixed(2) + "–" + spans[i][1].toFixed(2) + ")" : text;
+                },
+              },
+            },
+          },
+        },
       });
     }
   }

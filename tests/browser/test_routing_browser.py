@@ -91,6 +91,13 @@ def test_an_adaptive_projects_quality_page_and_queue_say_why_items_are_in_review
     expect(page.locator("#routing-plan")).to_contain_text("3 items")
     page.locator("#routing-plan").screenshot(path=str(screenshot_dir / "routing-plan-adaptive.png"))
     page.screenshot(path=str(screenshot_dir / "quality-adaptive.png"), full_page=True)
+    # each person's weight in the vote, and the accuracy chart with the table's intervals, not bare percentages
+    expect(page.locator("#vote-weights-table")).to_contain_text("annotator1")
+    page.wait_for_function("() => window.Chart && Chart.getChart('chart-accuracy')")
+    drawn = page.evaluate("() => Chart.getChart('chart-accuracy').data.datasets.map(d => d.label)")
+    assert drawn == ["Accuracy against the final labels", "95 % interval"]
+    page.locator("#chart-accuracy").scroll_into_view_if_needed()
+    page.locator("#chart-accuracy").screenshot(path=str(screenshot_dir / "accuracy-chart.png"))
 
     page.context.clear_cookies()
     log_in(page, "reviewer", f"/projects/{project.pk}/review/")

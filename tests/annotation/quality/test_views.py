@@ -629,11 +629,54 @@ def test_instruction_projects_cannot_be_scanned(owner, client):
     assert exc.value.message == quality.NOT_CLASSIFICATION
     client.force_login(owner)  # the page says why, rather than "Start one below" above a disabled button
     html = unescape(client.get(reverse("quality", args=[project.pk])).content.decode())
-    assert "Start one below" not in html and html.count(quality.NOT_CLASSIFICATION) >= 2
-    # empty tables and charts say why rather than showing bare headers
-    assert "No item has two or more labels yet: the chart fills in as they come." in html
-    assert "Nobody has labelled an item yet." in html
-    assert "Responses have no class labels to agree on: their reviews and ratings are the check." in html
+    assert "Start one below" not in html and quality.NOT_CLASSIFICATION in html
+    # no class figures over written responses (a tester read Fleiss' kappa and a confusion matrix there)
+    assert "Fleiss" not in html and "Cohen" not in html and 'id="noise-scan"' not in html
+    assert "No two annotators have answered the same item yet." in html
+    assert "Nobody has written a response yet." in html
+
+
+def test_an_instruction_projects_quality_page_compares_responses_not_classes(owner, annotator, annotator2, client):
+    from annotation.models import Role
+    from annotation.projects.services import membership_set
+
+    project = project_create(owner=owner, name="Replies", task_type=TaskType.INSTRUCTION)
+    for person in (annotator, annotator2):
+        membership_set(project=project, user=person, role=Role.ANNOTATOR)
+    items = add_items(project, ["Say hello.", "Name a colour.", "Count to three."])
+    said = [
+        ("Hello there, friend.", "Hello there!", "Hello there, friend."),
+        ("Blue is a colour.", "Red.", "Red is a colour."),
+        ("One, two, three.", "One two three.", None),  # no final response yet
+    ]
+    for item, (first, second, final) in zip(items, said, strict=True):
+        Annotation.objects.create(item=item, annotator=annotator, value={"response": first})
+        Annotation.objects.create(item=item, annotator=annotator2, value={"response": second})
+        if final:
+            Decision.objects.create(item=item, value={"response": final}, source=DecisionSource.REVIEWER)
+            Item.objects.filter(pk=item.pk).update(status=ItemStatus.APPROVED)
+    client.force_login(owner)
+    report = client.get(reverse("api-quality", args=[project.pk])).json()["responses"]
+    assert report["items"] == report["compared"] == 3
+    pairs = report["pairs"]
+    assert [(p["a"], p["b"], p["n"]) for p in pairs] == [("annotator1", "annotator2", 3)]
+    assert 0 < pairs[0]["mean"] < 1 and pairs[0]["mean"] == pytest.approx(report["overall"]["mean"])
+    assert pairs[0]["low"] <= pairs[0]["mean"] <= pairs[0]["high"]
+    first, second = report["annotators"]
+    assert (first["annotator"], first["n"], first["kept"]) == ("annotator1", 2, 0.5)  # the hello kept word for word
+    assert (second["annotator"], second["n"], second["kept"]) == ("annotator2", 2, 0.0)
+    assert 0.5 < first["mean"] < 1 and second["mean"] < first["mean"]
+    html = unescape(client.get(reverse("quality", args=[project.pk])).content.decode())
+    assert 'id="response-pairs-table"' in html and f"<td>{pairs[0]['mean']:.3f}</td>" in html
+    assert "Fleiss" not in html and "Annotator × final label" not in html
+    assert "50 %" in html  # annotator1's share kept word for word
+    # an annotator sees their own figure only
+    client.force_login(annotator2)
+    own = client.get(reverse("api-quality", args=[project.pk])).json()
+    assert [a["annotator"] for a in own["responses"]["annotators"]] == ["annotator2"]
+    assert own["responses"]["pairs"] == []
+    mine = unescape(client.get(reverse("quality", args=[project.pk])).content.decode())
+    assert 'id="own-responses"' in mine and f"{second['mean']:.3f}" in mine and "annotator1" not in mine
 
 
 def test_the_api_starts_a_scan_and_reports_it(project, reviewer, django_capture_on_commit_callbacks):
