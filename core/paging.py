@@ -23,6 +23,8 @@ def page_or_404(object_list: Any, per_page: int, number: str | None) -> Page:
     if not number:
         return paginator.page(1)
     try:
-        return paginator.page(int(number) if number.isdigit() else 0)  # 0: EmptyPage, as for any page under 1
+        # 0 (EmptyPage, as any page under 1) for what is not a short run of ASCII digits: "²" is a digit to isdigit
+        # but not to int(), and Python refuses to read a number of over 4,300 digits
+        return paginator.page(int(number) if number.isascii() and number.isdigit() and len(number) < 10 else 0)
     except InvalidPage as exc:
         raise NoSuchPage(NOT_A_PAGE.format(page=number[:20], pages=paginator.num_pages)) from exc

@@ -55,7 +55,9 @@ def _score(raw: str) -> float:
 
 
 class QualityApi(ApiView):
-    """Agreement, accuracy, confusion and trend; an annotator gets only their own accuracy."""
+    """Agreement, accuracy, confusion and trend; an annotator gets only their own accuracy. An instruction project
+    gets `responses` instead: ROUGE-L F1 between annotators' responses (per pair) and each annotator's against the
+    judged final responses, with the share kept word for word (an annotator gets only their own row)."""
 
     @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The quality report."), **DENIED})
     def get(self, request: Request, project_id: int) -> Response:
@@ -102,8 +104,9 @@ class RoutingPlanApi(ApiView):
             accuracy = serializers.FloatField(
                 help_text="What the weighted vote counts their word at: their accuracy against the posterior of every "
                 "vote on their items with two or more (one-coin Dawid-Skene, the model's vote included where it has "
-                "one), pulled toward 0.8 by 10 pseudo-items; for someone not measured yet, the prior they count at "
-                "(0.8 an annotator, 0.85 whoever reviews)."
+                "one), pulled toward 0.8 by 10 pseudo-items and clipped as the vote clips it (0.99 at most); for "
+                "someone not measured yet, the prior they count at (0.85 for a reviewer member or anyone who reviewed, "
+                "else 0.8)."
             )
             low = serializers.FloatField(allow_null=True, help_text="95 % interval, lower end; null if not measured.")
             high = serializers.FloatField(allow_null=True)

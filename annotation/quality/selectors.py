@@ -103,24 +103,21 @@ def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]
     Owners and reviewers get agreement (Cohen per pair, Fleiss, Krippendorff, per label), every
     annotator's accuracy against the final labels, annotator x final-label confusion and the trend.
     Anyone else gets only their own accuracy, computed from their own rows alone (blind promise). An
-    instruction project's written responses add `responses` (agreement.response_agreement): how alike two
-    annotators' responses are and how close each one's came to the final response.
+    instruction project's written responses get `responses_report` instead.
     """
+    if project.task_kind.generative:
+        return responses_report(project=project, user=user, role=role)
     final = {
         item_id: value_key(value)
         for item_id, value in latest_decisions(project=project)
         .values_list("item_id", "value")
         .iterator(chunk_size=5000)
     }
-    responses = project.task_kind.generative  # written responses: how alike, not kappa over strings
     if role not in REVIEW:
         mine = [row[:3] for row in annotation_rows(project=project, annotator=user)]
         own = [_with_interval(a._asdict()) for a in agreement.annotator_accuracy(mine, final)]
         nobody = {"annotator": user.get_username(), "accuracy": None, "n": 0, "low": None, "high": None}
-        view: dict[str, Any] = {"view": "own", "annotators": own or [nobody]}
-        if responses:
-            view["responses"] = agreement.response_agreement(mine, final)
-        return view
+        return {"view": "own", "annotators": own or [nobody]}
     read = annotation_rows(project=project)
     every = [row[:3] for row in read]
     timed = agreement_rows(project=project, rows=read)
@@ -180,8 +177,6 @@ def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]
     }
     if spans:
         report["spans"] = span_report(project=project, rows=[row[:3] for row in timed])
-    if responses:
-        report["responses"] = agreement.response_agreement(every, final)
     report["annotator_quality"] = annotator_quality(project=project)
     report["charts"] = {
         "trend": report["trend"],
@@ -194,6 +189,43 @@ def quality_report(*, project: Project, user: User, role: str) -> dict[str, Any]
         },
     }
     return report
+
+
+# Final responses someone judged: a reviewer's or the owner's, a rater's of the model's output. Not an agreement (at
+# overlap 1, or two identical answers, the final is the annotator's own response) nor an import: against those an
+# annotator scored 1.0 on every item.
+JUDGED_FINALS = (
+    DecisionSource.REVIEWER,
+    DecisionSource.OWNER,
+    DecisionSource.MODEL_CORRECTED,
+    DecisionSource.MODEL_RATED,
+)
+
+
+def responses_report(*, project: Project, user: User, role: str) -> dict[str, Any]:
+    """An instruction project's quality figures: its written responses compared (agreement.response_agreement: how
+    alike two annotators' responses are, and how close each one's came to the judged final response). None of the
+    class figures: over free text kappa and alpha mean nothing, and cost much (Krippendorff's alpha, with one value
+    per distinct response, asked for 100 GiB at 1,500 items). Owners and reviewers get everyone's; anyone else their
+    own, from their own rows alone."""
+    judged = {
+        item_id: value_key(value)
+        for item_id, value in latest_decisions(project=project)
+        .filter(source__in=JUDGED_FINALS)
+        .values_list("item_id", "value")
+        .iterator(chunk_size=5000)
+    }
+    if role not in REVIEW:
+        mine = [row[:3] for row in annotation_rows(project=project, annotator=user)]
+        return {"view": "own", "responses": agreement.response_agreement(mine, judged)}
+    every = [row[:3] for row in annotation_rows(project=project)]
+    return {
+        "view": "full",
+        "n_items": len({item_id for item_id, _, _ in every}),
+        "n_annotations": len(every),
+        "n_annotators": len({who for _, who, _ in every}),
+        "responses": agreement.response_agreement(every, judged),
+    }
 
 
 def span_report(*, project: Project, rows: list[tuple[int, str, str]]) -> dict[str, Any]:

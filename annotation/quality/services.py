@@ -90,8 +90,9 @@ SCAN_ACTIVE = (
 NOT_CLASSIFICATION = "Noise scans look for wrong class labels: they need a single-label classification project."
 
 # The fewest approved items outside the test split a scan starts on. Its out-of-fold model learns from the other folds
-# only: on a dozen items it learns from ten, and nearly every flag is its own mistake (a tester's 12-item scan). 60 is
-# the smallest project docs/benchmarks.md measured (flags right 0.21-0.56 of the time there, said on the scan's card).
+# only: on a dozen items it learns from ten, and nearly every flag is its own mistake (a tester's 12-item scan). A
+# little under the smallest project docs/benchmarks.md measured (60 items, flags right 0.21-0.56 of the time there),
+# so that such a project can still scan, with the card's small-project note saying to treat the flags as a sample.
 MIN_SCAN_ITEMS = 50
 TOO_SMALL = (
     "A noise scan needs at least {minimum} approved items outside the test split; there are {n}. On fewer, its model "

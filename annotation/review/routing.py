@@ -98,14 +98,20 @@ def shrunk_accuracy(agreed: float, n: float) -> float:
 def accuracy_interval(accuracy: float, n: float, level: float = 0.95) -> tuple[float, float]:
     """The central `level` interval of a voter's accuracy as `measured_accuracies` gives it: a Beta whose mean is the
     shrunk accuracy, over the `n` items measured and the PRIOR_ITEMS pseudo-items that shrink it. Wide for a voter
-    measured on few items, and never wider than the prior alone allows."""
-    from scipy.stats import beta
+    measured on few items."""
+    from scipy.special import betaincinv
 
     strength = n + PRIOR_ITEMS
     mean = min(max(accuracy, 1e-6), 1 - 1e-6)
     tail = (1 - level) / 2
-    shape = (mean * strength, (1 - mean) * strength)
-    return float(beta.ppf(tail, *shape)), float(beta.ppf(1 - tail, *shape))
+    a, b = mean * strength, (1 - mean) * strength
+    return float(betaincinv(a, b, tail)), float(betaincinv(a, b, 1 - tail))
+
+
+def counted_accuracy(accuracy: float, k: int) -> float:
+    """The accuracy `posterior` counts a voter of this measured accuracy at among k labels: clipped to just above
+    chance and to MAX_ACCURACY."""
+    return min(MAX_ACCURACY, max(1.0 / max(2, k) + 1e-3, accuracy))
 
 
 def model_accuracy(accuracy: float, n: float | None) -> float:
@@ -131,8 +137,7 @@ def accuracies_from_quality(rows: Iterable[Mapping[str, object]]) -> dict[str, f
 
 def _log_likelihood(accuracy: float, k: int) -> tuple[float, float]:
     """(log P(says c | true c), log P(says c | true other)) for a voter of this accuracy among k labels."""
-    floor = 1.0 / k
-    a = min(MAX_ACCURACY, max(floor + 1e-3, accuracy))
+    a = counted_accuracy(accuracy, k)
     return math.log(a), math.log((1 - a) / (k - 1))
 
 

@@ -147,26 +147,37 @@ def voter_measures(*, project: Project, humans_only: bool = False) -> dict[str, 
     return dict(measured)
 
 
-def vote_weights(*, project: Project) -> list[dict[str, Any]]:
-    """Each person's word in the weighted vote as routing weighs it now: their measured accuracy (`voter_measures`)
-    with its 95 % interval (routing.accuracy_interval) and the items it was measured on, beside the annotations and
-    reviews they gave. A member nobody has measured yet is listed at the prior they count at (an annotator
-    PRIOR_ACCURACY, whoever reviews REVIEWER_PRIOR), with no interval. Annotators first, then reviewers and owners,
-    then people no longer members (their judgements still vote); by name within each. Owners and reviewers only: it
-    names everyone's accuracy."""
-    measured = voter_measures(project=project)
-    annotations = dict(
+def judgements_given(*, project: Project) -> tuple[dict[str, int], dict[str, int]]:
+    """({username: submitted annotations}, {username: review decisions}) in the project: what the plan weighs its
+    annotator and reviewer figures by, and what `vote_weights` lists."""
+    annotations = (
         Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
         .values_list("annotator__username")
         .annotate(n=Count("id"))
     )
-    reviews = dict(
+    reviews = (
         Decision.objects.filter(item__project=project, source=DecisionSource.REVIEWER, reviewer__isnull=False)
         .values_list("reviewer__username")
         .annotate(n=Count("id"))
     )
+    return dict(annotations), dict(reviews)
+
+
+def vote_weights(
+    *, project: Project, given: tuple[dict[str, int], dict[str, int]] | None = None
+) -> list[dict[str, Any]]:
+    """Each person's word in the weighted vote as routing weighs it now: their measured accuracy (`voter_measures`),
+    as the vote counts it (clipped as routing.posterior clips it), with its 95 % interval (routing.accuracy_interval)
+    and the judgements it was measured on, beside the annotations and reviews they gave (`given`:
+    `judgements_given`, read here unless passed). One nobody has measured yet is listed at the prior they count at:
+    REVIEWER_PRIOR for a reviewer member or anyone who reviewed (a review counts at it), else PRIOR_ACCURACY, with no
+    interval. Annotators first, then reviewers and owners, then people no longer members (their judgements still
+    vote); by name within each. Owners and reviewers only: it names everyone's accuracy."""
+    measured = voter_measures(project=project)
+    annotations, reviews = given if given is not None else judgements_given(project=project)
     roles = dict(Membership.objects.filter(project=project).values_list("user__username", "role"))
     labelling = {name for name, role in roles.items() if role in (Role.ANNOTATOR, Role.REVIEWER)}
+    k = Label.objects.filter(project=project).count()
     order = {Role.ANNOTATOR: 0, Role.REVIEWER: 1, Role.OWNER: 2}
     rows = []
     for name in set(measured) | set(annotations) | set(reviews) | labelling:
@@ -175,8 +186,10 @@ def vote_weights(*, project: Project) -> list[dict[str, Any]]:
         if name in measured:
             accuracy, n = measured[name]
             low, high = routing.accuracy_interval(accuracy, n)
+            accuracy = routing.counted_accuracy(accuracy, k)
         else:
-            accuracy, n = (routing.PRIOR_ACCURACY if role == Role.ANNOTATOR else REVIEWER_PRIOR), 0.0
+            reviewing = role == Role.REVIEWER or reviews.get(name, 0) > 0
+            accuracy, n = (REVIEWER_PRIOR if reviewing else routing.PRIOR_ACCURACY), 0.0
         rows.append(
             {
                 "who": name,
@@ -204,29 +217,27 @@ def _by_share(
     return sum(accuracies.get(name, prior) * w for name, w in weights.items()) / sum(weights.values())
 
 
-def reviewer_accuracy(*, project: Project, accuracies: Mapping[str, float]) -> float:
+def reviewer_accuracy(
+    *, project: Project, accuracies: Mapping[str, float], reviews: Mapping[str, int] | None = None
+) -> float:
     """What the routing plan expects of a review: the measured accuracy of whoever reviews (owners included), weighed
     by how many reviews each gave; before any review, the reviewer members' mean; REVIEWER_PRIOR for one nobody has
-    measured yet, and for a project without reviewers."""
-    given = (
-        Decision.objects.filter(item__project=project, source=DecisionSource.REVIEWER, reviewer__isnull=False)
-        .values_list("reviewer__username")
-        .annotate(n=Count("id"))
-    )
+    measured yet, and for a project without reviewers. `reviews`: {username: review decisions}
+    (`judgements_given`), read here unless passed."""
+    given = reviews if reviews is not None else judgements_given(project=project)[1]
     members = Membership.objects.filter(project=project, role=Role.REVIEWER).values_list("user__username", flat=True)
-    return _by_share({name: float(n) for name, n in given}, members, accuracies, REVIEWER_PRIOR)
+    return _by_share({name: float(n) for name, n in given.items()}, members, accuracies, REVIEWER_PRIOR)
 
 
-def annotator_accuracy(*, project: Project, accuracies: Mapping[str, float]) -> float:
+def annotator_accuracy(
+    *, project: Project, accuracies: Mapping[str, float], annotations: Mapping[str, int] | None = None
+) -> float:
     """What the routing plan expects of one more annotator: the measured accuracy of those who annotate, weighed by
-    their annotations in the project (PRIOR_ACCURACY for one nobody has measured yet)."""
-    given = (
-        Annotation.objects.filter(item__project=project, status=AnnotationStatus.SUBMITTED)
-        .values_list("annotator__username")
-        .annotate(n=Count("id"))
-    )
+    their annotations in the project (PRIOR_ACCURACY for one nobody has measured yet). `annotations`: {username:
+    submitted annotations} (`judgements_given`), read here unless passed."""
+    given = annotations if annotations is not None else judgements_given(project=project)[0]
     members = Membership.objects.filter(project=project, role=Role.ANNOTATOR).values_list("user__username", flat=True)
-    return _by_share({name: float(n) for name, n in given}, members, accuracies, routing.PRIOR_ACCURACY)
+    return _by_share({name: float(n) for name, n in given.items()}, members, accuracies, routing.PRIOR_ACCURACY)
 
 
 def in_test_split(*, item_id: int) -> bool:
@@ -526,7 +537,8 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
     }
     if not project.task_kind.single_class:
         return base
-    base["voters"] = vote_weights(project=project)
+    counts = judgements_given(project=project)
+    base["voters"] = vote_weights(project=project, given=counts)
     if project.routing_budget < project.overlap:  # allowed under fixed routing; adaptive routing refuses it
         blocked = PLAN_UNDER_OVERLAP.format(
             overlap=project.overlap,
@@ -545,8 +557,8 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         return base
     total = Item.objects.filter(project=project).count()
     annotators = Membership.objects.filter(project=project, role=Role.ANNOTATOR).count()
-    reviewing = reviewer_accuracy(project=project, accuracies=accuracies)
-    annotating = annotator_accuracy(project=project, accuracies=accuracies)
+    reviewing = reviewer_accuracy(project=project, accuracies=accuracies, reviews=counts[1])
+    annotating = annotator_accuracy(project=project, accuracies=accuracies, annotations=counts[0])
     bar, audits = _rules(project=project, labels=labels, accuracies=accuracies, kept=kept, given=given, models=models)
     row = routing.plan(
         items,

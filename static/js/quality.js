@@ -45,8 +45,10 @@
         options: {
           maintainAspectRatio: false,
           scales: { y: { min: 0, max: 1 } },
+          interaction: { mode: "index", intersect: false },
           plugins: {
             tooltip: {
+              filter: function (item) { return item.datasetIndex === 0; },  // one line per person, not one per dataset
               callbacks: {
                 label: function (ctx) {
                   var i = ctx.dataIndex;

@@ -75,3 +75,13 @@ def test_the_labelled_demo_project_has_annotations_decisions_a_scan_a_snapshot_a
     assert f"{LABELLED_PROJECT}: already loaded" in again and "exists already" in again
     assert Annotation.objects.filter(item__project=project).count() == everything
     assert TrainingRun.objects.count() == 1
+
+
+def test_a_small_labelled_demo_says_why_it_has_no_noise_scan(db):
+    """`--labelled 20` has too few approved items for a scan (quality.MIN_SCAN_ITEMS): the loader says so and goes on
+    to the snapshot, rather than ending in a traceback."""
+    out = load("load_demo", sms=10, chat=5, labelled=20)
+    assert "no noise scan (A noise scan needs at least 50 approved items outside the test split)" in out
+    project = Project.objects.get(name=LABELLED_PROJECT)
+    assert not NoiseScan.objects.filter(project=project).exists()
+    assert Snapshot.objects.filter(project=project).exists()

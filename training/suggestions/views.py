@@ -10,7 +10,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,6 +20,7 @@ from annotation.permissions import MANAGE, REVIEW, access_project
 from core import durations
 from core.errors import ServiceError
 from core.http import AuthedRequest
+from core.paging import page_or_404
 from training.models import SuggestionMethod, SuggestionRun
 from training.suggestions import selectors
 from training.suggestions import services as suggestions
@@ -104,9 +104,7 @@ def suggestion_run_detail(request: AuthedRequest, project_id: int, run_id: int) 
         if not run.is_active:
             response["HX-Refresh"] = "true"  # it just ended: load the whole page, figures and suggestions included
         return response
-    context["page"] = Paginator(selectors.suggestion_list(run=run), SUGGESTIONS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    context["page"] = page_or_404(selectors.suggestion_list(run=run), SUGGESTIONS_PER_PAGE, request.GET.get("page"))
     return render(request, "training/suggestion_detail.html", context)
 
 

@@ -31,7 +31,7 @@ from annotation.imports.services import import_create
 from annotation.models import ImportStatus, Project, Role, RoutingPolicy, TaskType
 from annotation.projects.services import membership_set, project_create
 from annotation.quality.jobs import noise_scan_job
-from annotation.quality.services import LINEAR, noise_scan_start
+from annotation.quality.services import LINEAR, noise_scan_blocker, noise_scan_start
 from annotation.simulate import Persona
 
 DEMO_USERS = {"owner": None, "annotator1": Role.ANNOTATOR, "annotator2": Role.ANNOTATOR, "reviewer": Role.REVIEWER}
@@ -200,10 +200,16 @@ class Command(BaseCommand):
                 review_share=REVIEW_SHARE,
                 seed=project.pk,
             )
-        # the quick model whatever LABELLOOP_SCAN_MODEL says: this scan runs here, not on a (GPU) worker
-        scan = noise_scan_start(project=project, user=owner, params={"model": LINEAR})
-        noise_scan_job(scan.pk)  # here rather than on the worker: the page shows its flags on first login
-        scan.refresh_from_db()
+        # the quick model whatever LABELLOOP_SCAN_MODEL says: this scan runs here, not on a (GPU) worker; a small
+        # demo (--labelled) may have too few approved items for one, and its quality page says why
+        blocker = noise_scan_blocker(project=project)
+        if blocker is None:
+            scan = noise_scan_start(project=project, user=owner, params={"model": LINEAR})
+            noise_scan_job(scan.pk)  # here rather than on the worker: the page shows its flags on first login
+            scan.refresh_from_db()
+            scanned = f"noise scan {scan.status}"
+        else:
+            scanned = f"no noise scan ({blocker.split(';')[0]})"
         # A smaller demo (--labelled) still gets its snapshot; its pages then say the test split is too small.
         snapshot = snapshot_create(
             project=project, user=owner, name=DEMO_SNAPSHOT, ratios=SNAPSHOT_RATIOS, allow_small_test=True
@@ -212,5 +218,5 @@ class Command(BaseCommand):
             f"{LABELLED_PROJECT}: project {project.pk}, {_routing(project)}, {job.rows_imported} items, "
             f"{work.annotations} annotations by "
             f"{len(CROWD_ANNOTATORS)} simulated annotators, {work.reviews} reviewed, {work.left_for_review} left "
-            f"for review; noise scan {scan.status}; snapshot {snapshot.pk} of {snapshot.item_count} items"
+            f"for review; {scanned}; snapshot {snapshot.pk} of {snapshot.item_count} items"
         )

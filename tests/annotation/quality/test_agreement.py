@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 
 import numpy as np
 import pytest
@@ -272,3 +273,39 @@ def test_numpy_kappa_and_confusion_match_scikit_learn(seed):
     assert agreement._cohen_kappa(y1, y2) == pytest.approx(cohen_kappa_score(y1, y2))
     axis = sorted(set(y1) | set(y2))
     assert agreement._confusion(y1, y2, axis).tolist() == confusion_matrix(y1, y2, labels=axis).tolist()
+
+
+def test_rouge_l_matches_the_reference_implementation_and_reads_any_script():
+    from rouge_score import rouge_scorer
+
+    from annotation.quality.agreement import response_tokens, rouge_l
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    rng = random.Random(0)
+    words = ["the", "a", "cat", "dog", "sat", "on", "mat", "and", "ran", "far", "away"]
+    for _ in range(200):
+        a = [rng.choice(words) for _ in range(rng.randint(1, 30))]
+        b = [rng.choice(words) for _ in range(rng.randint(1, 30))]
+        expected = scorer.score(" ".join(b), " ".join(a))["rougeL"].fmeasure
+        assert rouge_l(a, b) == pytest.approx(expected)
+    # rouge_score keeps only a-z and 0-9: two identical Russian answers scored 0 there
+    assert rouge_l(response_tokens("Привет, мир!"), response_tokens("привет мир")) == 1.0
+    assert response_tokens("你好 world") == ["你", "好", "world"]
+    assert rouge_l([], []) == 1.0 and rouge_l(["a"], []) == 0.0
+
+
+def test_response_agreement_gives_an_interval_from_ten_items_and_counts_judged_finals_only():
+    from annotation.quality.agreement import INTERVAL_MIN_ITEMS, response_agreement
+
+    rows = []
+    for i in range(INTERVAL_MIN_ITEMS):
+        rows += [(i, "ann", f"the answer is {i}"), (i, "bob", f"an answer is {i} or so")]
+    judged = {i: f"the answer is {i}" for i in range(3)}
+    result = response_agreement(rows, judged)
+    pair = result["pairs"][0]
+    assert pair["n"] == INTERVAL_MIN_ITEMS and pair["low"] is not None
+    assert pair["low"] <= pair["mean"] <= pair["high"]
+    ann, bob = result["annotators"]
+    assert (ann["n"], ann["kept"], ann["mean"], ann["low"]) == (3, 1.0, 1.0, None)  # three: no interval
+    assert bob["kept"] == 0.0 and bob["mean"] < 1
+    assert response_agreement(rows[:-2], judged)["pairs"][0]["low"] is None  # nine items

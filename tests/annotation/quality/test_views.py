@@ -391,9 +391,9 @@ def test_the_flags_page_lists_them_most_likely_first_with_paging_and_counts(
     assert flags[4].item.text in second and 'rel="prev"' in second
     # a page that is not there says so, rather than showing another in its place (Django's get_page clamps)
     pages = -(-len(flags) // 4)
-    for bad in (pages + 1, 0, "abc"):
+    for bad in (pages + 1, 0, "abc", "²", "9" * 5000):  # "²" is a digit to str.isdigit, not to int()
         missing = client.get(url, {"page": bad})
-        said = f"There is no page {bad} of this list: its pages are numbered 1 to {pages}."
+        said = f"There is no page {str(bad)[:20]} of this list: its pages are numbered 1 to {pages}."
         assert missing.status_code == 404 and said in unescape(missing.content.decode())
     # what became of each flag, not only the label the scan doubted (a tester read a corrected item's old label)
     assert "Final label at the scan" in first and first.count("in review") >= 4
@@ -643,25 +643,27 @@ def test_an_instruction_projects_quality_page_compares_responses_not_classes(own
     project = project_create(owner=owner, name="Replies", task_type=TaskType.INSTRUCTION)
     for person in (annotator, annotator2):
         membership_set(project=project, user=person, role=Role.ANNOTATOR)
-    items = add_items(project, ["Say hello.", "Name a colour.", "Count to three."])
+    items = add_items(project, ["Say hello.", "Name a colour.", "Count to three.", "Say yes."])
     said = [
-        ("Hello there, friend.", "Hello there!", "Hello there, friend."),
-        ("Blue is a colour.", "Red.", "Red is a colour."),
-        ("One, two, three.", "One two three.", None),  # no final response yet
+        ("Hello there, friend.", "Hello there!", "Hello there, friend.", DecisionSource.REVIEWER),
+        ("Blue is a colour.", "Red.", "Red is a colour.", DecisionSource.REVIEWER),
+        ("One, two, three.", "One two three.", None, None),  # no final response yet
+        # alike up to spacing: agreed, the final is their own response, which nobody judged: not counted against
+        ("Yes.", "Yes. ", "Yes.", DecisionSource.AGREEMENT),
     ]
-    for item, (first, second, final) in zip(items, said, strict=True):
+    for item, (first, second, final, source) in zip(items, said, strict=True):
         Annotation.objects.create(item=item, annotator=annotator, value={"response": first})
         Annotation.objects.create(item=item, annotator=annotator2, value={"response": second})
         if final:
-            Decision.objects.create(item=item, value={"response": final}, source=DecisionSource.REVIEWER)
+            Decision.objects.create(item=item, value={"response": final}, source=source)
             Item.objects.filter(pk=item.pk).update(status=ItemStatus.APPROVED)
     client.force_login(owner)
     report = client.get(reverse("api-quality", args=[project.pk])).json()["responses"]
-    assert report["items"] == report["compared"] == 3
+    assert report["items"] == report["compared"] == 4 and report["judged"] == 2
     pairs = report["pairs"]
-    assert [(p["a"], p["b"], p["n"]) for p in pairs] == [("annotator1", "annotator2", 3)]
+    assert [(p["a"], p["b"], p["n"]) for p in pairs] == [("annotator1", "annotator2", 4)]
     assert 0 < pairs[0]["mean"] < 1 and pairs[0]["mean"] == pytest.approx(report["overall"]["mean"])
-    assert pairs[0]["low"] <= pairs[0]["mean"] <= pairs[0]["high"]
+    assert pairs[0]["low"] is None  # no interval over four items
     first, second = report["annotators"]
     assert (first["annotator"], first["n"], first["kept"]) == ("annotator1", 2, 0.5)  # the hello kept word for word
     assert (second["annotator"], second["n"], second["kept"]) == ("annotator2", 2, 0.0)
