@@ -860,6 +860,16 @@ def test_each_persons_weight_in_the_vote_is_listed_with_its_interval(
     weight = rows["reviewer"]["accuracy"]
     assert f"<td>reviewer</td><td>reviewer</td><td>{weight:.3f}</td><td>{low:.2f}–{high:.2f}" in html
     assert "these weights only feed the plan above" in html  # fixed routing: the reviewer's word is final
+    # an owner who reviewed an item nobody annotated is unmeasured, at a reviewer's prior; one who left is still
+    # listed while their judgements vote
+    lone = add_items(project, ["imported alone"])[0]
+    Decision.objects.create(item=lone, value={"label": "neutral"}, source=DecisionSource.REVIEWER, reviewer=owner)
+    Membership.objects.filter(project=project, user=annotator2).delete()
+    voters = api_as(owner).get(url("api-routing-plan", project)).data["voters"]
+    rows = {row["who"]: row for row in voters}
+    assert (rows["owner"]["role"], rows["owner"]["accuracy"]) == ("owner", routing_inputs.REVIEWER_PRIOR)
+    assert rows["annotator2"]["role"] == "" and rows["annotator2"]["measured_on"] == 4
+    assert voters[-1]["who"] == "annotator2"  # former members last
     client.force_login(annotator)
     assert 'id="vote-weights-table"' not in client.get(reverse("quality", args=[project.pk])).content.decode()
 
