@@ -9,6 +9,7 @@ from django.core.paginator import InvalidPage, Page, Paginator
 from django.http import Http404
 
 NOT_A_PAGE = "There is no page {page} of this list: its pages are numbered 1 to {pages}."
+ONE_PAGE = "There is no page {page} of this list: it has one page."
 
 
 class NoSuchPage(Http404):
@@ -27,4 +28,5 @@ def page_or_404(object_list: Any, per_page: int, number: str | None) -> Page:
         # but not to int(), and Python refuses to read a number of over 4,300 digits
         return paginator.page(int(number) if number.isascii() and number.isdigit() and len(number) < 10 else 0)
     except InvalidPage as exc:
-        raise NoSuchPage(NOT_A_PAGE.format(page=number[:20], pages=paginator.num_pages)) from exc
+        said = ONE_PAGE if paginator.num_pages == 1 else NOT_A_PAGE
+        raise NoSuchPage(said.format(page=number[:20], pages=paginator.num_pages)) from exc

@@ -104,9 +104,9 @@ class RoutingPlanApi(ApiView):
             accuracy = serializers.FloatField(
                 help_text="What the weighted vote counts their word at: their accuracy against the posterior of every "
                 "vote on their items with two or more (one-coin Dawid-Skene, the model's vote included where it has "
-                "one), pulled toward 0.8 by 10 pseudo-items and clipped as the vote clips it (0.99 at most); for "
-                "someone not measured yet, the prior they count at (0.85 for a reviewer member or anyone who reviewed, "
-                "else 0.8)."
+                "one), pulled by 10 pseudo-items toward the prior they count at unmeasured (0.85 for a reviewer member "
+                "or anyone who reviewed, else 0.8), and clipped as the vote clips it (0.99 at most); for someone not "
+                "measured yet, that prior."
             )
             low = serializers.FloatField(allow_null=True, help_text="95 % interval, lower end; null if not measured.")
             high = serializers.FloatField(allow_null=True)
@@ -151,6 +151,12 @@ class RoutingPlanApi(ApiView):
             "latest items' decisions (at their overlap votes and at each further annotator's); a tie passes it. 0 "
             "while the budget pays for every item in doubt, under 50 items, under review_all, and for a project that "
             "is not single-label."
+        )
+        measured_ago = serializers.FloatField(
+            allow_null=True,
+            help_text="Seconds since the server process that answered last measured the voters' accuracies (they are "
+            "measured again once a tenth more annotations, and at least 20, are in, or on the first read five "
+            "minutes after); null for a project that is not single-label.",
         )
         voters = Voter(
             many=True,

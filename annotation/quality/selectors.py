@@ -217,7 +217,8 @@ def responses_report(*, project: Project, user: User, role: str) -> dict[str, An
     }
     if role not in REVIEW:
         mine = [row[:3] for row in annotation_rows(project=project, annotator=user)]
-        return {"view": "own", "responses": agreement.response_agreement(mine, judged)}
+        own = agreement.response_agreement(mine, judged)  # one person's rows: no pairs to compare
+        return {"view": "own", "responses": {key: own[key] for key in ("judged", "judged_compared", "annotators")}}
     every = [row[:3] for row in annotation_rows(project=project)]
     return {
         "view": "full",

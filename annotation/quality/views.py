@@ -38,6 +38,8 @@ FLAGS_PER_PAGE = 50
 def quality(request: AuthedRequest, project_id: int) -> HttpResponse:
     """Agreement, accuracy, confusion and trend for owners and reviewers; annotators see their own accuracy."""
     project, role = access_project(user=request.user, project_id=project_id)
+    plan = routing_plan(project=project) if role in REVIEW else None
+    ago = plan["measured_ago"] if plan else None
     context = {
         "project": project,
         "role": role,
@@ -48,7 +50,9 @@ def quality(request: AuthedRequest, project_id: int) -> HttpResponse:
             if role in REVIEW
             else {"scan": None}
         ),
-        "plan": routing_plan(project=project) if role in REVIEW else None,
+        "plan": plan,
+        "measured_ago": durations.rough(ago) if ago is not None else "",
+        "prior_listed": plan is not None and any(voter["low"] is None for voter in plan["voters"]),
         "outvoted": outvoted_reviews(project=project) if role in REVIEW else (0, []),
     }
     return render(request, "annotation/quality_report.html", context)

@@ -90,9 +90,9 @@ class Decision:
     bar: float = 0.0  # accepted though in doubt: the budget keeps its judgements for items at least this much in doubt
 
 
-def shrunk_accuracy(agreed: float, n: float) -> float:
-    """A voter's accuracy pulled toward PRIOR_ACCURACY by PRIOR_ITEMS pseudo-items."""
-    return (agreed + PRIOR_ACCURACY * PRIOR_ITEMS) / (n + PRIOR_ITEMS)
+def shrunk_accuracy(agreed: float, n: float, prior: float = PRIOR_ACCURACY) -> float:
+    """A voter's accuracy pulled toward `prior` (what they count at unmeasured) by PRIOR_ITEMS pseudo-items."""
+    return (agreed + prior * PRIOR_ITEMS) / (n + PRIOR_ITEMS)
 
 
 def accuracy_interval(accuracy: float, n: float, level: float = 0.95) -> tuple[float, float]:
@@ -183,6 +183,7 @@ def measured_accuracies(
     items: Sequence[Sequence[Vote]],
     labels: Sequence[str],
     models: Sequence[ModelVote | None] = (),
+    priors: Mapping[str, float] | None = None,
 ) -> dict[str, tuple[float, float]]:
     """{voter: (shrunk accuracy, items)} by one-coin Dawid-Skene EM over every item with two or more votes.
 
@@ -196,11 +197,17 @@ def measured_accuracies(
     items *because* a model doubts their annotators' agreement (a noise flag, routing's doubt) was scored
     against those annotators alone: each right correction counted as a miss, and their word weighed less on the
     next flag (a tester's reviewer fell from 0.85 to 0.70 in two corrections the model agreed with).
+
+    `priors`: {voter: the accuracy they count at unmeasured}, which their measure starts from and is pulled toward
+    (PRIOR_ACCURACY for anyone not named). A reviewer counts at routing_inputs.REVIEWER_PRIOR unmeasured: pulled
+    toward PRIOR_ACCURACY instead, their weight fell on their first reviews even where every one was right (a tester
+    saw 0.85 become 0.73 after one).
     """
     votes_and_models = zip(items, models or [None] * len(items), strict=True)
     shared = [(votes, model) for votes, model in votes_and_models if len(votes) >= 2]
     voters = sorted({v.voter for votes, _ in shared for v in votes})
-    accuracy = dict.fromkeys(voters, PRIOR_ACCURACY)
+    prior = {who: (priors or {}).get(who, PRIOR_ACCURACY) for who in voters}
+    accuracy = dict(prior)
     n = dict.fromkeys(voters, 0.0)
     for votes, _ in shared:
         for v in votes:
@@ -211,7 +218,7 @@ def measured_accuracies(
             post = posterior(votes, labels, accuracy, model=model)
             for v in votes:
                 right[v.voter] += post.get(v.label, 0.0)
-        accuracy = {who: shrunk_accuracy(right[who], n[who]) for who in voters}
+        accuracy = {who: shrunk_accuracy(right[who], n[who], prior[who]) for who in voters}
     return {who: (accuracy[who], n[who]) for who in voters}
 
 

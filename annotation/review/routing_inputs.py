@@ -4,7 +4,8 @@ Accuracy is measured over every judgement in the project (routing.measured_accur
 Dawid-Skene), not taken from the noise scan's leave-one-out figure: that one judges an annotator against
 the consensus of the *other* votes, which with two annotators per item is one noisy partner, and reads
 far below the real accuracy. An unmeasured annotator counts as routing.PRIOR_ACCURACY, an unmeasured
-reviewer as REVIEWER_PRIOR. The model's vote is `settings.LABELLOOP_ROUTING_MODEL` (a dotted path to
+reviewer as REVIEWER_PRIOR, and each one's measure is pulled toward the figure they count at unmeasured. The model's
+vote is `settings.LABELLOOP_ROUTING_MODEL` (a dotted path to
 `fn(project, item_ids) -> {item id: ModelVote}`), by default the newest output of the project's latest
 succeeded training run for the item, weighted by that run's test accuracy: items reach routing before
 they have a final label, so a run's output for them is out of sample. Where it has none, an item a noise scan
@@ -54,7 +55,7 @@ DEFAULT_MODEL_SOURCE = "annotation.review.routing_inputs.latest_run_votes"
 
 # A reviewer nobody has measured yet counts as a little better than an unmeasured annotator: on a
 # 1-1-1 split their word decides; two agreeing annotators still outweigh it until measured otherwise.
-REVIEWER_PRIOR = routing.PRIOR_ACCURACY + 0.05
+REVIEWER_PRIOR = round(routing.PRIOR_ACCURACY + 0.05, 6)
 
 
 ROUTED_STATUSES = (ItemStatus.ANNOTATED, ItemStatus.IN_REVIEW, ItemStatus.APPROVED)
@@ -140,11 +141,33 @@ def voter_measures(*, project: Project, humans_only: bool = False) -> dict[str, 
     shared = [item_id for item_id, said in votes.items() if len(said) >= 2]
     models = {} if humans_only else model_votes(project=project, item_ids=shared)
     measured = routing.measured_accuracies(
-        [votes[item_id] for item_id in shared], labels, [models.get(item_id) for item_id in shared]
+        [votes[item_id] for item_id in shared],
+        labels,
+        [models.get(item_id) for item_id in shared],
+        priors=dict.fromkeys(reviewers(project=project), REVIEWER_PRIOR),
     )
     with _measured_lock:
         _measured[key] = (now, count, measured)
     return dict(measured)
+
+
+def reviewers(*, project: Project) -> set[str]:
+    """Who counts as a reviewer unmeasured (REVIEWER_PRIOR): the project's reviewer members and anyone who made a
+    review decision in it (owners included)."""
+    members = Membership.objects.filter(project=project, role=Role.REVIEWER).values_list("user__username", flat=True)
+    decided = (
+        Decision.objects.filter(item__project=project, source=DecisionSource.REVIEWER, reviewer__isnull=False)
+        .values_list("reviewer__username", flat=True)
+        .distinct()
+    )
+    return set(members) | set(decided)
+
+
+def measured_ago(*, project: Project) -> float | None:
+    """Seconds since this process last measured the project's voters (`voter_measures`), or None if it has not."""
+    with _measured_lock:
+        cached = _measured.get((project.pk, project.created_at, False))
+    return None if cached is None else time.monotonic() - cached[0]
 
 
 def judgements_given(*, project: Project) -> tuple[dict[str, int], dict[str, int]]:
@@ -534,11 +557,13 @@ def routing_plan(*, project: Project) -> dict[str, Any]:
         "bar": 0.0,
         "blocked": "",
         "voters": [],
+        "measured_ago": None,
     }
     if not project.task_kind.single_class:
         return base
     counts = judgements_given(project=project)
     base["voters"] = vote_weights(project=project, given=counts)
+    base["measured_ago"] = measured_ago(project=project)
     if project.routing_budget < project.overlap:  # allowed under fixed routing; adaptive routing refuses it
         blocked = PLAN_UNDER_OVERLAP.format(
             overlap=project.overlap,

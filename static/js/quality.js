@@ -27,6 +27,8 @@
     if (accuracy && data.accuracy) {
       var a = data.accuracy;
       var spans = a.values.map(function (_, i) { return a.low && a.low[i] !== null ? [a.low[i], a.high[i]] : null; });
+      var lows = spans.concat(a.values.map(function (v) { return v === null ? null : [v]; }))
+        .filter(function (s) { return s !== null; }).map(function (s) { return s[0]; }).concat([1]);
       new Chart(accuracy, {
         data: {
           labels: a.labels,
@@ -44,9 +46,11 @@
         },
         options: {
           maintainAspectRatio: false,
-          scales: { y: { min: 0, max: 1 } },
+          // from a tenth under the lowest interval: figures of 0.84-0.99 on a 0-1 axis left the bars a few pixels tall
+          scales: { y: { min: Math.max(0, Math.floor(10 * Math.min.apply(null, lows) - 1) / 10), max: 1 } },
           interaction: { mode: "index", intersect: false },
           plugins: {
+            legend: { labels: { usePointStyle: true } },
             tooltip: {
               filter: function (item) { return item.datasetIndex === 0; },  // one line per person, not one per dataset
               callbacks: {

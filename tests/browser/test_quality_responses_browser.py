@@ -33,7 +33,7 @@ def test_the_owner_reads_how_alike_responses_are(page: Page, screenshot_dir):
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"**/projects/{project.pk}/quality/")
     expect(page.locator("#response-pairs-table")).to_contain_text("annotator1")
-    expect(page.locator("#response-final-table")).to_contain_text("50 %")
+    expect(page.locator("#response-final-table")).to_contain_text("50.0 %")
     expect(page.locator("#response-checks")).to_contain_text("Noise scans look for wrong class labels")
     expect(page.get_by_text("Fleiss")).to_have_count(0)
     page.screenshot(path=str(screenshot_dir / "quality-responses.png"), full_page=True)

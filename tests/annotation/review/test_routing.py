@@ -156,6 +156,17 @@ def test_measured_accuracies_tell_good_from_poor_annotators():
     assert abs(measured["good"][0] - 0.95) < 0.06 and abs(measured["poor"][0] - 0.55) < 0.1
 
 
+def test_a_reviewers_measure_starts_from_the_figure_they_count_at_unmeasured():
+    """A tester's reviewer went from 0.85 (unmeasured) to 0.73 after one review: the measure was pulled toward an
+    annotator's 0.8. Pulled toward the reviewer's own prior, a reviewer who sides with the likelier label gains."""
+    split = votes(("a", "positive"), ("b", "negative"), ("rev", "positive"))
+    items = [split, votes(("a", "neutral"), ("b", "neutral"))]
+    plain = routing.measured_accuracies(items, LABELS)
+    primed = routing.measured_accuracies(items, LABELS, priors={"rev": 0.85})
+    assert plain["rev"][0] < 0.85 <= primed["rev"][0] and primed["rev"][1] == 1
+    assert primed["a"][0] > primed["b"][0]  # the reviewer's word still tells the annotators apart
+
+
 def test_a_reviewer_who_corrects_what_the_model_doubted_is_not_measured_down_for_it():
     """A tester's reviewer fell from 0.85 to 0.70 in two right corrections: flag reviews go against two agreeing
     annotators by construction, and measured against the humans alone each correction counted as a miss."""
@@ -855,7 +866,7 @@ def test_each_persons_weight_in_the_vote_is_listed_with_its_interval(
     assert api_as(annotator).get(url("api-routing-plan", project)).status_code == 403
     client.force_login(owner)
     html = client.get(reverse("quality", args=[project.pk])).content.decode()
-    assert 'id="vote-weights-table"' in html and "(not measured yet: the prior)" in html
+    assert 'id="vote-weights-table"' in html and 'id="vote-weights-prior"' in html  # the idle annotator's prior
     low, high = rows["reviewer"]["low"], rows["reviewer"]["high"]
     weight = rows["reviewer"]["accuracy"]
     assert f"<td>reviewer</td><td>reviewer</td><td>{weight:.3f}</td><td>{low:.2f}–{high:.2f}" in html

@@ -35,7 +35,7 @@ def test_the_quality_page_shows_the_table_and_says_noise_scans_are_not_offered(c
     client.force_login(owner)
     page = client.get(url("quality", annotated.pk)).content.decode()
     assert 'id="span-agreement-table"' in page and "Token-level F1" in page
-    assert "Noise scans are not offered for span projects" in page and "Not yet:" not in page
+    assert "Noise scans are not offered for span projects" in page and "Not yet." not in page
 
 
 def test_the_noise_scan_api_refuses_span_projects(annotated, owner):
