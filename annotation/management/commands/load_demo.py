@@ -31,8 +31,9 @@ from annotation.imports.services import import_create
 from annotation.models import ImportStatus, Project, Role, RoutingPolicy, TaskType
 from annotation.projects.services import membership_set, project_create
 from annotation.quality.jobs import noise_scan_job
-from annotation.quality.services import LINEAR, noise_scan_blocker, noise_scan_start
+from annotation.quality.services import LINEAR, noise_scan_start
 from annotation.simulate import Persona
+from core.errors import ServiceError
 
 DEMO_USERS = {"owner": None, "annotator1": Role.ANNOTATOR, "annotator2": Role.ANNOTATOR, "reviewer": Role.REVIEWER}
 PASSWORD_SUFFIX = "-pass"  # noqa: S105 - demo logins, printed by `make demo` on purpose
@@ -202,14 +203,14 @@ class Command(BaseCommand):
             )
         # the quick model whatever LABELLOOP_SCAN_MODEL says: this scan runs here, not on a (GPU) worker; a small
         # demo (--labelled) may have too few approved items for one, and its quality page says why
-        blocker = noise_scan_blocker(project=project)
-        if blocker is None:
+        try:
             scan = noise_scan_start(project=project, user=owner, params={"model": LINEAR})
+        except ServiceError as exc:  # noise_scan_blocker's reason
+            scanned = f"no noise scan ({exc.message.split(';')[0]})"
+        else:
             noise_scan_job(scan.pk)  # here rather than on the worker: the page shows its flags on first login
             scan.refresh_from_db()
             scanned = f"noise scan {scan.status}"
-        else:
-            scanned = f"no noise scan ({blocker.split(';')[0]})"
         # A smaller demo (--labelled) still gets its snapshot; its pages then say the test split is too small.
         snapshot = snapshot_create(
             project=project, user=owner, name=DEMO_SNAPSHOT, ratios=SNAPSHOT_RATIOS, allow_small_test=True
